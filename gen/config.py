@@ -180,6 +180,13 @@ class Config:
         else:
             self._check(self.lanes <= 64, "lanes", "dense tile size must be at most 64")
         self._check(self.seed >= 0, "seed", "must be 0 or more")
+        if self.cell == "qrnn" and self.qrnn_window == 2:
+            self._check(self.input_size % self.tile == 0, "input_size",
+                        f"must be a multiple of the tile ({self.tile}) for a window-2 QRNN: "
+                        f"the hardware keeps [x_t, x_t-1] in whole segments")
+            if self.num_layers > 1:
+                self._check(self.hidden_size % self.tile == 0, "hidden_size",
+                            f"must be a multiple of the tile ({self.tile}) for a multi-layer window-2 QRNN")
         self._check(self.q_act.int_bits >= 0, "q_act", "needs at least 0 integer bits to hold values in [-1, 1)")
         self._check(self.q_state.int_bits >= 0, "q_state", "needs at least 0 integer bits")
         self._check(self.q_cell.int_bits >= 0, "q_cell", "needs at least 0 integer bits")
@@ -247,7 +254,10 @@ class Config:
         g = len(self.layer_gates(layer))
         hp = self.padded(self.hidden_size)
         out = [("W", g * hp, self.padded(self.layer_cols(layer)))]
-        if self.has_recurrent_matrix:
+        if self.cell == "gru" and not self.gru_reset_after:
+            # reset-before: U_n multiplies r*h, which needs r first
+            out += [("Urz", 2 * hp, hp), ("Un", hp, hp)]
+        elif self.has_recurrent_matrix:
             out.append(("U", g * hp, hp))
         return out
 

@@ -127,8 +127,8 @@ def load_model(directory: str | Path) -> tuple[Config, Weights]:
     try:
         with np.load(w_path, allow_pickle=False) as data:
             weights = {k: np.asarray(data[k]) for k in data.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise ModelError(f"{w_path} is not a readable .npz file: {exc}") from None
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError):
+        raise ModelError(f"{w_path} is not a readable .npz archive of arrays") from None
     try:
         check_weights(cfg, weights)
     except ModelError as exc:

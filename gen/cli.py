@@ -1,0 +1,256 @@
+"""The ``rnnaccel`` command line.
+
+Every user error (missing or malformed file, wrong shape, NaN, unknown preset,
+missing simulator) ends in a one-line ``rnnaccel: error: ...`` on stderr and
+exit status 2; a traceback means a bug in rnnaccel.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .config import PRESETS, Config, ConfigError, preset
+from .fixedpoint import to_float
+
+__all__ = ["main", "CLIError"]
+
+
+class CLIError(Exception):
+    """A user-facing error: printed as one line, exit status 2."""
+
+
+def _load_inputs(path: str) -> np.ndarray:
+    p = Path(path)
+    if not p.is_file():
+        raise CLIError(f"input file {path!r} does not exist")
+    try:
+        x = np.load(p, allow_pickle=False)
+    except (ValueError, OSError, EOFError):
+        raise CLIError(f"{path}: not a readable .npy array") from None
+    if not isinstance(x, np.ndarray):
+        raise CLIError(f"{path}: holds several arrays (an .npz); give one .npy array of shape (T, input) or (N, T, input)")
+    if x.dtype.kind not in "fiu":
+        raise CLIError(f"{path}: inputs must be numbers, not dtype {x.dtype}")
+    return x
+
+
+def _parse_set(items: list[str]) -> dict:
+    import tomllib
+
+    out = {}
+    for item in items or []:
+        if "=" not in item:
+            raise CLIError(f"--set takes FIELD=VALUE, not {item!r}")
+        key, value = item.split("=", 1)
+        try:
+            out[key.strip()] = tomllib.loads(f"v = {value}")["v"]
+        except tomllib.TOMLDecodeError:
+            out[key.strip()] = value  # a bare string such as lstm or Q3.12
+    return out
+
+
+def _config_from_args(args) -> Config:
+    try:
+        cfg = preset(args.preset)
+    except KeyError as exc:
+        raise CLIError(exc.args[0]) from None
+    changes = _parse_set(getattr(args, "set", None))
+    if getattr(args, "seed", None) is not None:
+        changes["seed"] = args.seed
+    if changes:
+        data = cfg.to_dict()
+        unknown = sorted(set(changes) - set(data))
+        if unknown:
+            raise CLIError(f"--set {unknown[0]}: not a config field (fields: {', '.join(sorted(data))})")
+        data.update(changes)
+        cfg = Config.from_dict(data)
+    return cfg
+
+
+# ----------------------------------------------------------------------------
+# commands
+# ----------------------------------------------------------------------------
+
+def cmd_new(args) -> int:
+    from .model import CONFIG_FILE, random_weights, save_model
+
+    cfg = _config_from_args(args)
+    out = Path(args.output)
+    if (out / CONFIG_FILE).exists() and not args.force:
+        raise CLIError(f"{out} already holds a model; pass --force to overwrite it")
+    if out.exists() and not out.is_dir():
+        raise CLIError(f"{out} exists and is not a directory")
+    save_model(out, cfg, random_weights(cfg, scale=args.scale))
+    print(f"wrote {out}/ ({cfg.name}: {cfg.num_layers}-layer {cfg.cell}, input {cfg.input_size}, "
+          f"hidden {cfg.hidden_size}, k={cfg.block_size}, seed {cfg.seed})")
+    return 0
+
+
+def _model_for_backend(cfg, weights, backend: str):
+    from .golden import FloatModel, IntegerModel
+
+    if backend == "golden":
+        return IntegerModel(cfg, weights)
+    if backend == "float":
+        return FloatModel(cfg, weights)
+    raise CLIError(f"unknown backend {backend!r}")
+
+
+def cmd_run(args) -> int:
+    from .golden import InputError
+    from .model import load_model
+
+    cfg, weights = load_model(args.model)
+    x = _load_inputs(args.inputs)
+    if x.ndim not in (2, 3) or x.shape[-1] != cfg.input_size:
+        raise CLIError(f"{args.inputs}: shape {x.shape}; the model needs (T, {cfg.input_size}) or (N, T, {cfg.input_size})")
+    if x.dtype.kind == "f" and not np.all(np.isfinite(x)):
+        bad = np.argwhere(~np.isfinite(x))[0]
+        raise CLIError(f"{args.inputs}: NaN or infinite value at index {tuple(int(i) for i in bad)}")
+    x = x.astype(np.float64)
+    if args.backend in ("golden", "float"):
+        model = _model_for_backend(cfg, weights, args.backend)
+        try:
+            y = model.run(x)
+        except InputError as exc:
+            raise CLIError(str(exc)) from None
+        report = None
+    else:
+        from .backends import run_backend
+
+        y, report = run_backend(cfg, weights, x, args.backend, waves=args.waves, cache_dir=args.cache)
+    if args.backend != "float":
+        y = y.astype(np.int64) if args.raw else to_float(y, cfg.q_state).astype(np.float32)
+    elif args.raw:
+        raise CLIError("--raw needs an integer backend (golden or a simulator), not float")
+    else:
+        y = y.astype(np.float32)
+    np.save(args.output, y)
+    print(f"wrote {args.output} {y.shape} {'raw q_state integers ' + str(cfg.q_state) if args.raw else 'float32'}"
+          f" ({args.backend} backend)")
+    if report is not None:
+        import json
+
+        if args.report:
+            Path(args.report).write_text(json.dumps(report, indent=2) + "\n")
+        print(f"cycles: {report['total_cycles']} total, {report['cycles_per_step']:.1f} per step "
+              f"(ideal {report['ideal_cycles_per_step']}, utilization {100 * report['utilization']:.1f}%)")
+    elif args.report:
+        raise CLIError("--report needs a simulator backend (amaranth, icarus, verilator)")
+    return 0
+
+
+def _info_text(cfg: Config) -> str:
+    from . import lut
+
+    lines = [f"model: {cfg.name}  ({cfg.num_layers}-layer {cfg.cell}"
+             + (f", reset_{'after' if cfg.gru_reset_after else 'before'}" if cfg.cell == "gru" else "")
+             + (f", window {cfg.qrnn_window}" if cfg.cell == "qrnn" else "")
+             + f", input {cfg.input_size}, hidden {cfg.hidden_size})",
+             f"config hash: {cfg.hash}",
+             f"weights: {'circulant k=' + str(cfg.block_size) if cfg.block_size > 1 else 'dense'}; "
+             f"PE grid {cfg.pe_rows}x{cfg.pe_cols}, {cfg.lanes} lanes/PE, {cfg.multipliers} multipliers; tile {cfg.tile}",
+             f"formats: weight {cfg.q_weight}, state {cfg.q_state}, cell {cfg.q_cell}, pre {cfg.q_pre}, "
+             f"act {cfg.q_act}, accumulator {cfg.acc_width} bits (frac {cfg.acc_frac})",
+             "matrices (padded rows x cols, cycles per sweep):"]
+    for layer in range(cfg.num_layers):
+        gates = ",".join(cfg.layer_gates(layer))
+        for name, r, c in cfg.matrices(layer):
+            lines.append(f"  layer {layer} {name} [{gates}]: {r} x {c}, {cfg.mvu_cycles(r, c)} cycles")
+    saved = 100.0 * (1 - cfg.weight_words() / cfg.dense_weight_words())
+    lines.append(f"weight memory: {cfg.weight_words()} words = {cfg.weight_bytes} bytes "
+                 f"(dense: {cfg.dense_weight_words()} words = {cfg.dense_weight_bytes} bytes; {saved:.1f}% saved)")
+    lines.append(f"ideal cycles per step: {cfg.ideal_cycles_per_step}")
+    for fn in lut.FUNCTIONS:
+        err = lut.table_error(cfg, fn)
+        rng = cfg.sigmoid_range if fn == "sigmoid" else cfg.tanh_range
+        lines.append(f"{fn} table: {err['stored_words']} words over [-{rng:g}, {rng:g}), "
+                     f"{'interpolated' if cfg.interpolate else 'nearest'}; max abs error {err['max_abs']:.2e}, "
+                     f"mean {err['mean_abs']:.2e}")
+    return "\n".join(lines)
+
+
+def cmd_info(args) -> int:
+    from .model import load_model
+
+    if args.model is None and args.preset is None:
+        raise CLIError("give a model directory or --preset NAME")
+    if args.model is not None:
+        cfg, _ = load_model(args.model)
+    else:
+        cfg = _config_from_args(args)
+    print(_info_text(cfg))
+    if args.toml:
+        print()
+        print(cfg.to_toml(), end="")
+    return 0
+
+
+def cmd_presets(args) -> int:
+    for name, cfg in PRESETS.items():
+        print(f"{name:15s} {cfg.num_layers}-layer {cfg.cell}, input {cfg.input_size}, hidden {cfg.hidden_size}, "
+              f"k={cfg.block_size}, PEs {cfg.pe_rows}x{cfg.pe_cols}, {cfg.weight_bytes} weight bytes")
+    return 0
+
+
+# ----------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="rnnaccel", description="RNN inference accelerator generator")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("new", help="write a model directory with seeded random weights")
+    s.add_argument("--preset", default="tiny", help=f"one of {', '.join(PRESETS)} (default tiny)")
+    s.add_argument("-o", "--output", required=True, help="model directory to write")
+    s.add_argument("--seed", type=int, help="seed for the weights (default: the preset's)")
+    s.add_argument("--set", action="append", metavar="FIELD=VALUE", help="override a config field (repeatable)")
+    s.add_argument("--scale", type=float, default=1.0, help="scale of the random weights (default 1)")
+    s.add_argument("--force", action="store_true", help="overwrite an existing model directory")
+    s.set_defaults(func=cmd_new)
+
+    s = sub.add_parser("run", help="run input sequences through a backend")
+    s.add_argument("model", help="model directory")
+    s.add_argument("--inputs", required=True, help=".npy of shape (T, input) or (N, T, input)")
+    s.add_argument("--backend", default="golden", choices=["golden", "float", "amaranth", "icarus", "verilator"])
+    s.add_argument("-o", "--output", required=True, help=".npy to write hidden states to")
+    s.add_argument("--raw", action="store_true", help="write raw q_state integers instead of floats")
+    s.add_argument("--report", help="JSON report of cycle counts (simulator backends)")
+    s.add_argument("--waves", help="waveform file to write (simulator backends)")
+    s.add_argument("--cache", help="build cache folder (default ~/.cache/rnnaccel)")
+    s.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("info", help="print a model's config, sizes and weight memory")
+    s.add_argument("model", nargs="?", help="model directory")
+    s.add_argument("--preset", help="describe a preset instead of a model directory")
+    s.add_argument("--set", action="append", metavar="FIELD=VALUE")
+    s.add_argument("--toml", action="store_true", help="also print the config as TOML")
+    s.set_defaults(func=cmd_info)
+
+    s = sub.add_parser("presets", help="list the named presets")
+    s.set_defaults(func=cmd_presets)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .golden import InputError
+    from .model import ModelError
+    from .toolchain import ToolMissing
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (CLIError, ModelError, ConfigError, InputError, ToolMissing) as exc:
+        print(f"rnnaccel: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("rnnaccel: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

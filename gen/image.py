@@ -1,0 +1,188 @@
+"""The hardware's memory layout: matrix plans, vector slots and weight images.
+
+This is where the chessboard division lives, shared by the weight-image
+writer, the hardware address generators and the tests:
+
+* A **matrix plan** is one matrix-vector product the MVU runs: the gate-stacked
+  matrix (rows = gates x padded hidden size) cut into T x T tiles (T = k for
+  circulant weights, the lane count for dense ones), a grid of ``br x bc``
+  tiles swept over the ``pe_rows x pe_cols`` PE grid. Tile (i, j) goes to PE
+  (i mod P_r, j mod P_c); the sweep visits row rounds ``I`` (tile rows
+  ``I*P_r + p``) and, inside a round, column rounds ``J`` (tile columns
+  ``J*P_c + q``), T cycles per tile.
+* **Weight banks**: PE (p, q) reads only its own bank, one word per cycle in
+  sweep order, so a bank is the concatenation, over plans, rounds I, rounds J
+  and cycles t, of the word PE (p, q) needs: the defining-vector word w[t]
+  (circulant) or column t of the dense tile (T words). Tiles outside the
+  matrix (grid not divisible by the PE grid) are zero. The read address is a
+  plain counter.
+* **Vector slots**: vectors the MVU reads (layer inputs, hidden states) are
+  stored as T-word segments in P_c banks; segment j lives in bank ``j mod P_c``
+  at row ``base + j // P_c``, so in column round J every PE column q reads
+  row ``base + J`` of its own bank.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .config import Config, ceil_div
+from .model import Weights, quantize_weights
+
+__all__ = ["MatrixPlan", "plans", "VectorSlot", "vector_slots", "weight_banks", "bias_image", "tile_of"]
+
+
+@dataclass(frozen=True)
+class MatrixPlan:
+    """One matrix-vector product of the sequencer's schedule."""
+
+    index: int          #: position in the schedule (all layers)
+    layer: int
+    name: str           #: W, U, Urz or Un
+    gate0: int          #: first gate of the stacked rows
+    gates: int          #: number of gates stacked
+    rows: int           #: padded rows (gates * padded hidden)
+    cols: int           #: padded columns
+    br: int             #: tile rows
+    bc: int             #: tile columns
+    rounds_r: int       #: ceil(br / pe_rows)
+    rounds_c: int       #: ceil(bc / pe_cols)
+    weight_base: int    #: first word of this plan in every weight bank
+    bias_base: int      #: first segment of this plan in the bias memory
+    src: str            #: vector slot the MVU reads
+    dst: str            #: "xp" (input projections) or "hp" (recurrent projections)
+
+    @property
+    def words_per_bank(self) -> int:
+        return self.rounds_r * self.rounds_c * self.tile_cycles
+
+    tile_cycles: int = 1   #: T
+
+    @property
+    def sweep_cycles(self) -> int:
+        """Issue cycles of the sweep (T per tile round)."""
+        return self.rounds_r * self.rounds_c * self.tile_cycles
+
+
+def plans(cfg: Config) -> list[MatrixPlan]:
+    """Every matrix-vector product of one time step, in schedule order."""
+    out = []
+    T = cfg.tile
+    wbase = bbase = 0
+    for layer in range(cfg.num_layers):
+        for name, rows, cols in cfg.matrices(layer):
+            br, bc = rows // T, cols // T
+            rr, rc = ceil_div(br, cfg.pe_rows), ceil_div(bc, cfg.pe_cols)
+            if name == "W":
+                src, dst, gate0 = ("x0" if layer == 0 else f"h{layer - 1}"), "xp", 0
+            elif name == "Un":
+                src, dst, gate0 = "rh", "hp", 2
+            else:
+                src, dst, gate0 = f"h{layer}", "hp", 0
+            gates = rows // cfg.padded(cfg.hidden_size)
+            p = MatrixPlan(index=len(out), layer=layer, name=name, gate0=gate0, gates=gates, rows=rows, cols=cols,
+                           br=br, bc=bc, rounds_r=rr, rounds_c=rc, weight_base=wbase, bias_base=bbase,
+                           src=src, dst=dst, tile_cycles=T)
+            out.append(p)
+            wbase += p.words_per_bank
+            bbase += br
+    return out
+
+
+@dataclass(frozen=True)
+class VectorSlot:
+    name: str
+    words: int          #: padded length
+    segments: int
+    base: int           #: first row in every vector bank
+
+
+def vector_slots(cfg: Config) -> dict[str, VectorSlot]:
+    """Slots of the vector banks: layer-0 input, each layer's hidden state, GRU's r*h."""
+    T = cfg.tile
+    win = cfg.qrnn_window if cfg.cell == "qrnn" else 1
+    sizes = {"x0": cfg.padded(cfg.layer_cols(0))}
+    for layer in range(cfg.num_layers):
+        # a window-2 QRNN layer's h slot also holds h_{t-1} for the next layer
+        sizes[f"h{layer}"] = cfg.padded(cfg.hidden_size) * win
+    if cfg.cell == "gru" and not cfg.gru_reset_after:
+        sizes["rh"] = cfg.padded(cfg.hidden_size)
+    out, base = {}, 0
+    for name, words in sizes.items():
+        segs = words // T
+        out[name] = VectorSlot(name, words, segs, base)
+        base += ceil_div(segs, cfg.pe_cols)
+    return out
+
+
+def vector_depth(cfg: Config) -> int:
+    """Rows of each vector bank."""
+    slots = vector_slots(cfg)
+    return max(s.base + ceil_div(s.segments, cfg.pe_cols) for s in slots.values())
+
+
+def _dense_padded(cfg: Config, vectors: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    from .circulant import expand
+
+    out = np.zeros((cfg.padded(rows), cfg.padded(cols)), dtype=np.int64)
+    out[:rows, :cols] = expand(vectors)[:rows, :cols]
+    return out
+
+
+def tile_of(cfg: Config, qweights: Weights, plan: MatrixPlan, i: int, j: int) -> np.ndarray:
+    """Words of tile (i, j) of a plan, one row per cycle t: shape (T,) circulant or (T, T) dense [t, lane]."""
+    T = cfg.tile
+    hp_tiles = cfg.padded(cfg.hidden_size) // T
+    g = plan.gate0 + i // hp_tiles
+    li = i % hp_tiles
+    key = f"layer{plan.layer}.{'W' if plan.name == 'W' else 'U'}"
+    vec = qweights[key][g]
+    if cfg.block_size > 1:
+        return np.asarray(vec[li, j, :], dtype=np.int64)
+    cols = cfg.layer_cols(plan.layer) if plan.name == "W" else cfg.hidden_size
+    dense = _dense_padded(cfg, vec, cfg.hidden_size, cols)
+    block = dense[li * T:(li + 1) * T, j * T:(j + 1) * T]  # [lane r, t]
+    return block.T.copy()
+
+
+def weight_banks(cfg: Config, weights: Weights, quantized: bool = False) -> list[list[np.ndarray]]:
+    """Contents of the ``pe_rows x pe_cols`` weight banks, raw q_weight integers.
+
+    Each bank is (depth,) for circulant weights or (depth, T) for dense ones,
+    ``depth = sum(plan.words_per_bank)``.
+    """
+    qw = weights if quantized else quantize_weights(cfg, weights)
+    T = cfg.tile
+    ps = plans(cfg)
+    depth = sum(p.words_per_bank for p in ps)
+    shape = (depth,) if cfg.block_size > 1 else (depth, T)
+    banks = [[np.zeros(shape, dtype=np.int64) for _ in range(cfg.pe_cols)] for _ in range(cfg.pe_rows)]
+    for plan in ps:
+        addr = plan.weight_base
+        for I in range(plan.rounds_r):
+            for J in range(plan.rounds_c):
+                for p in range(cfg.pe_rows):
+                    for q in range(cfg.pe_cols):
+                        i, j = I * cfg.pe_rows + p, J * cfg.pe_cols + q
+                        if i < plan.br and j < plan.bc:
+                            banks[p][q][addr:addr + T] = tile_of(cfg, qw, plan, i, j)
+                addr += T
+    return banks
+
+
+def bias_image(cfg: Config, weights: Weights, quantized: bool = False) -> np.ndarray:
+    """Bias memory: one row of T raw q_pre words per output segment of every plan, shape (rows, T)."""
+    qw = weights if quantized else quantize_weights(cfg, weights)
+    T, H = cfg.tile, cfg.hidden_size
+    hp = cfg.padded(H)
+    ps = plans(cfg)
+    out = np.zeros((sum(p.br for p in ps), T), dtype=np.int64)
+    for plan in ps:
+        b = qw[f"layer{plan.layer}.{'b' if plan.name == 'W' else 'c'}"]
+        stacked = np.zeros(plan.gates * hp, dtype=np.int64)
+        for gi in range(plan.gates):
+            stacked[gi * hp: gi * hp + H] = b[plan.gate0 + gi]
+        out[plan.bias_base: plan.bias_base + plan.br] = stacked.reshape(plan.br, T)
+    return out

@@ -1,0 +1,363 @@
+"""The chessboard-divided circulant matrix-vector unit (MVU).
+
+Structure (Gemmini-style hierarchy, built by loops):
+
+* ``MacLanes``: one PE, T multiplier lanes with T accumulators;
+* the ``pe_rows x pe_cols`` grid of PEs, each with its own weight bank;
+* one rotating input register per PE column, shared down the column;
+* a pipelined adder tree per PE row reducing the PE columns' partial sums;
+* a serializer emitting the row round's output segments one per cycle;
+* the bias add and the narrowing to ``q_pre`` (:func:`rnnaccel.golden.projection`).
+
+Schedule (:mod:`rnnaccel.image`): for each row round I, for each column round
+J, T cycles t; PE (p, q) works on tile (I*P_r + p, J*P_c + q). At t = 0 the
+column's rotating register loads segment ``J*P_c + q`` of the source vector;
+circulant lanes multiply the bank's one word w[t] by the register
+(lane r holds x[(r - t) mod T], :func:`rnnaccel.circulant.circulant_index`),
+dense lanes multiply column t of the tile (T words) by x[t].
+
+Timing: the controller issues one tile cycle per clock with no stalls inside
+a plan; the only wait is a gap after a row round shorter than ``pe_rows``
+cycles so the serializer can drain. Cycles of one plan, start to done:
+``sweep_cycles + gaps + latency`` (:attr:`CirculantMVU.latency`).
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Array, Cat, Const, Elaboratable, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, memory, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..config import Config
+from ..fixedpoint import hw_narrow
+from ..image import MatrixPlan, bias_image, plans, vector_depth, weight_banks
+
+__all__ = ["CirculantMVU", "pack_words"]
+
+
+def pack_words(values, width: int) -> int:
+    """Pack signed integers (lane 0 in the low bits) into one unsigned int."""
+    mask = (1 << width) - 1
+    out = 0
+    for i, v in enumerate(values):
+        out |= (int(v) & mask) << (width * i)
+    return out
+
+
+def _clog2(n: int) -> int:
+    return max(1, (n - 1).bit_length())
+
+
+class CirculantMVU(wiring.Component):
+    """Matrix-vector unit for every plan of a config (:func:`rnnaccel.image.plans`).
+
+    Parameters
+    ----------
+    cfg : Config
+        The configuration.
+    weights : dict or None
+        Float weights (model directory layout). Baked into the weight and
+        bias ROMs when ``cfg.weights_in_rom``; otherwise the banks start at
+        zero and are written through ``wr_*`` at run time.
+
+    Members
+    -------
+    start : In(1)
+        Pulse to start plan ``plan`` (ignored while busy).
+    plan : In(range(len(plans)))
+    busy, done : Out(1)
+        ``done`` pulses in the cycle the last output segment is valid.
+    vec_addr : Out(array of pe_cols rows), vec_en : Out(1), vec_data : In(pe_cols x T words)
+        Read ports into the vector banks (synchronous, one cycle latency).
+    o_valid, o_seg, o_data : Out
+        Output segment ``o_seg`` (tile row of the plan): T words in ``q_pre``,
+        bias added and narrowed.
+    wr_en, wr_bank, wr_addr, wr_data : In
+        Run-time write of weight bank ``wr_bank`` (p * pe_cols + q) or, with
+        ``wr_bank == pe_rows * pe_cols``, of the bias memory.
+    """
+
+    def __init__(self, cfg: Config, weights=None):
+        if not isinstance(cfg, Config):
+            raise TypeError(f"cfg must be a Config, not {cfg!r}")
+        if cfg.weights_in_rom and weights is None:
+            raise ValueError("weights are needed when cfg.weights_in_rom is true")
+        self._cfg = cfg
+        self._weights = weights
+        self._plans = plans(cfg)
+        T = cfg.tile
+        self._T = T
+        self._vdepth = vector_depth(cfg)
+        self._wdepth = sum(p.words_per_bank for p in self._plans)
+        self._bdepth = sum(p.br for p in self._plans)
+        wword = cfg.q_weight.width * (1 if cfg.block_size > 1 else T)
+        self._wword = wword
+        max_br = max(p.br for p in self._plans)
+        self._wr_words = max(self._wdepth, self._bdepth)
+        super().__init__({
+            "start": In(1),
+            "plan": In(range(len(self._plans))),
+            "busy": Out(1),
+            "done": Out(1),
+            "vec_addr": Out(data.ArrayLayout(range(self._vdepth), cfg.pe_cols)),
+            "vec_en": Out(1),
+            "vec_data": In(data.ArrayLayout(data.ArrayLayout(signed(cfg.q_state.width), T), cfg.pe_cols)),
+            "o_valid": Out(1),
+            "o_seg": Out(range(max_br)),
+            "o_data": Out(data.ArrayLayout(signed(cfg.q_pre.width), T)),
+            "wr_en": In(1),
+            "wr_bank": In(range(cfg.pe_rows * cfg.pe_cols + 1)),
+            "wr_addr": In(range(self._wr_words)),
+            "wr_data": In(max(wword, cfg.q_pre.width * T)),
+        })
+
+    @property
+    def cfg(self) -> Config:
+        return self._cfg
+
+    @property
+    def plan_list(self) -> list[MatrixPlan]:
+        return list(self._plans)
+
+    @property
+    def tree_levels(self) -> int:
+        return (self._cfg.pe_cols - 1).bit_length()
+
+    @property
+    def latency(self) -> int:
+        """Cycles from the last issue cycle to ``done``.
+
+        memory read (1) + product (1) + accumulate (1) + adder tree levels +
+        result capture (1) + serializer (up to pe_rows) + bias read (1) + narrow (1).
+        """
+        return 1 + 1 + 1 + self.tree_levels + 1 + self._cfg.pe_rows + 2
+
+    def plan_gaps(self, plan: MatrixPlan) -> int:
+        """Idle cycles inserted after each row round so the serializer keeps up."""
+        return max(0, self._cfg.pe_rows - plan.rounds_c * self._T)
+
+    def plan_cycles(self, plan: MatrixPlan) -> int:
+        """Cycles from ``start`` to ``done`` for one plan (upper bound from the schedule)."""
+        return 1 + plan.sweep_cycles + plan.rounds_r * self.plan_gaps(plan) + self.latency
+
+    def elaborate(self, platform):
+        cfg, T = self._cfg, self._T
+        Pr, Pc = cfg.pe_rows, cfg.pe_cols
+        circ = cfg.block_size > 1
+        ws, xs = cfg.q_weight.width, cfg.q_state.width
+        acc_w = cfg.acc_width
+        m = Module()
+
+        # ---------------------------------------------------------- memories
+        if cfg.weights_in_rom:
+            banks_img = weight_banks(cfg, self._weights)
+            bias_img = bias_image(cfg, self._weights)
+        else:
+            banks_img = bias_img = None
+        wmems = [[None] * Pc for _ in range(Pr)]
+        wdata = [[None] * Pc for _ in range(Pr)]
+        for p in range(Pr):
+            for q in range(Pc):
+                if banks_img is not None:
+                    img = banks_img[p][q]
+                    init = [int(v) & ((1 << ws) - 1) for v in img] if circ else [pack_words(row, ws) for row in img]
+                else:
+                    init = []
+                mem = memory.Memory(shape=unsigned(self._wword), depth=self._wdepth, init=init)
+                m.submodules[f"pe_{p}_{q}_weights"] = mem
+                wmems[p][q] = mem
+        bmem = memory.Memory(shape=unsigned(cfg.q_pre.width * T), depth=self._bdepth,
+                             init=[pack_words(row, cfg.q_pre.width) for row in bias_img] if bias_img is not None else [])
+        m.submodules.bias = bmem
+
+        if not cfg.weights_in_rom:
+            for p in range(Pr):
+                for q in range(Pc):
+                    wp = wmems[p][q].write_port()
+                    m.d.comb += [wp.addr.eq(self.wr_addr), wp.data.eq(self.wr_data[:self._wword]),
+                                 wp.en.eq(self.wr_en & (self.wr_bank == p * Pc + q))]
+            bwp = bmem.write_port()
+            m.d.comb += [bwp.addr.eq(self.wr_addr), bwp.data.eq(self.wr_data[:cfg.q_pre.width * T]),
+                         bwp.en.eq(self.wr_en & (self.wr_bank == Pr * Pc))]
+
+        # -------------------------------------------------------- plan table
+        nplans = len(self._plans)
+        slots_base = {}
+        from ..image import vector_slots
+        for name, slot in vector_slots(cfg).items():
+            slots_base[name] = slot.base
+
+        def table(values, shape):
+            return Array(Const(v, shape) for v in values)
+
+        wbase_t = table([p.weight_base for p in self._plans], range(self._wdepth + 1))
+        rr_t = table([p.rounds_r for p in self._plans], range(max(p.rounds_r for p in self._plans) + 1))
+        rc_t = table([p.rounds_c for p in self._plans], range(max(p.rounds_c for p in self._plans) + 1))
+        br_t = table([p.br for p in self._plans], range(max(p.br for p in self._plans) + 1))
+        bbase_t = table([p.bias_base for p in self._plans], range(self._bdepth + 1))
+        vbase_t = table([slots_base[p.src] for p in self._plans], range(self._vdepth + 1))
+        gap_t = table([self.plan_gaps(p) for p in self._plans], range(Pr + 1))
+
+        # -------------------------------------------------------- controller
+        cur = Signal(range(nplans))
+        I = Signal(range(max(p.rounds_r for p in self._plans) + 1))
+        J = Signal(range(max(p.rounds_c for p in self._plans) + 1))
+        t = Signal(range(T))
+        wa = Signal(range(self._wdepth + 1))
+        gap = Signal(range(Pr + 1))
+        issuing = Signal()
+        waiting = Signal()
+        draining = Signal()
+
+        rr, rc = rr_t[cur], rc_t[cur]
+        issue = Signal()
+        m.d.comb += issue.eq(issuing & ~waiting)
+        m.d.comb += self.busy.eq(issuing | draining)
+
+        with m.If(self.start & ~self.busy):
+            m.d.sync += [cur.eq(self.plan), I.eq(0), J.eq(0), t.eq(0), wa.eq(wbase_t[self.plan]),
+                         issuing.eq(1), waiting.eq(0), draining.eq(1)]
+        with m.Elif(issue):
+            m.d.sync += [wa.eq(wa + 1), t.eq(t + 1)]
+            with m.If(t == T - 1):
+                m.d.sync += [t.eq(0), J.eq(J + 1)]
+                with m.If(J == rc - 1):
+                    m.d.sync += [J.eq(0), I.eq(I + 1)]
+                    with m.If(gap_t[cur] != 0):
+                        m.d.sync += [waiting.eq(1), gap.eq(gap_t[cur] - 1)]
+                    with m.If(I == rr - 1):
+                        m.d.sync += [issuing.eq(0), waiting.eq(0)]
+        with m.Elif(waiting):
+            m.d.sync += gap.eq(gap - 1)
+            with m.If(gap == 0):
+                m.d.sync += waiting.eq(0)
+
+        # stage 0 control
+        first0 = Signal()
+        last0 = Signal()
+        m.d.comb += [first0.eq((J == 0) & (t == 0)), last0.eq((J == rc - 1) & (t == T - 1))]
+        for q in range(Pc):
+            m.d.comb += self.vec_addr[q].eq(vbase_t[cur] + J)
+        m.d.comb += self.vec_en.eq(issue & (t == 0))
+        wrd = [[None] * Pc for _ in range(Pr)]
+        for p in range(Pr):
+            for q in range(Pc):
+                rp = wmems[p][q].read_port()
+                m.d.comb += [rp.addr.eq(wa), rp.en.eq(issue)]
+                wrd[p][q] = rp.data
+
+        # ------------------------------------------------------ stage 1: operands
+        v1, t0_1, first1, last1 = Signal(), Signal(), Signal(), Signal()
+        I1 = Signal.like(I)
+        m.d.sync += [v1.eq(issue), t0_1.eq(t == 0), first1.eq(first0), last1.eq(last0), I1.eq(I)]
+        xop = [[Signal(signed(xs), name=f"col_{q}_x{r}") for r in range(T)] for q in range(Pc)]
+        rot = [[Signal(signed(xs), name=f"col_{q}_rot{r}") for r in range(T)] for q in range(Pc)]
+        for q in range(Pc):
+            seg = [self.vec_data[q][r] for r in range(T)]
+            if circ:
+                # lane r at cycle t holds x[(r - t) mod T]
+                for r in range(T):
+                    m.d.comb += xop[q][r].eq(Mux(t0_1, seg[r], rot[q][r]))
+                with m.If(v1):
+                    for r in range(T):
+                        m.d.sync += rot[q][r].eq(xop[q][(r - 1) % T])
+            else:
+                # dense: every lane multiplies x[t]; the register shifts x[t+1] into lane 0
+                cur_x = Signal(signed(xs), name=f"col_{q}_xt")
+                m.d.comb += cur_x.eq(Mux(t0_1, seg[0], rot[q][0]))
+                for r in range(T):
+                    m.d.comb += xop[q][r].eq(cur_x)
+                with m.If(v1):
+                    for r in range(T):
+                        nxt = Mux(t0_1, seg[(r + 1) % T], rot[q][(r + 1) % T])
+                        m.d.sync += rot[q][r].eq(nxt)
+
+        # ------------------------------------------------------ stage 2: products
+        v2, first2, last2 = Signal(), Signal(), Signal()
+        I2 = Signal.like(I)
+        m.d.sync += [v2.eq(v1), first2.eq(first1), last2.eq(last1), I2.eq(I1)]
+        prod = [[[Signal(signed(ws + xs), name=f"pe_{p}_{q}_prod{r}") for r in range(T)] for q in range(Pc)]
+                for p in range(Pr)]
+        for p in range(Pr):
+            for q in range(Pc):
+                for r in range(T):
+                    if circ:
+                        w = wrd[p][q].as_signed() if ws == self._wword else wrd[p][q][:ws].as_signed()
+                    else:
+                        w = wrd[p][q][r * ws:(r + 1) * ws].as_signed()
+                    m.d.sync += prod[p][q][r].eq(w * xop[q][r])
+
+        # ------------------------------------------------------ stage 3: accumulate
+        last3 = Signal()
+        I3 = Signal.like(I)
+        m.d.sync += [last3.eq(v2 & last2), I3.eq(I2)]
+        acc = [[[Signal(signed(acc_w), name=f"pe_{p}_{q}_acc{r}") for r in range(T)] for q in range(Pc)]
+               for p in range(Pr)]
+        with m.If(v2):
+            for p in range(Pr):
+                for q in range(Pc):
+                    for r in range(T):
+                        m.d.sync += acc[p][q][r].eq(Mux(first2, prod[p][q][r], acc[p][q][r] + prod[p][q][r]))
+
+        # ------------------------------------------------------ adder tree per PE row
+        level = [[[acc[p][q][r] for r in range(T)] for q in range(Pc)] for p in range(Pr)]
+        tv, tI = last3, I3
+        for lv in range(self.tree_levels):
+            nxt_v, nxt_I = Signal(name=f"tree{lv}_valid"), Signal.like(I, name=f"tree{lv}_I")
+            m.d.sync += [nxt_v.eq(tv), nxt_I.eq(tI)]
+            new_level = []
+            for p in range(Pr):
+                row = level[p]
+                sums = []
+                for a in range(0, len(row), 2):
+                    if a + 1 < len(row):
+                        s = [Signal(signed(acc_w), name=f"row_{p}_tree{lv}_{a // 2}_{r}") for r in range(T)]
+                        m.d.sync += [s[r].eq(row[a][r] + row[a + 1][r]) for r in range(T)]
+                    else:
+                        s = [Signal(signed(acc_w), name=f"row_{p}_tree{lv}_{a // 2}_{r}") for r in range(T)]
+                        m.d.sync += [s[r].eq(row[a][r]) for r in range(T)]
+                    sums.append(s)
+                new_level.append(sums)
+            level, tv, tI = new_level, nxt_v, nxt_I
+
+        # ------------------------------------------------------ capture + serializer
+        outbuf = [[Signal(signed(acc_w), name=f"row_{p}_sum{r}") for r in range(T)] for p in range(Pr)]
+        ser_cnt = Signal(range(Pr + 1))
+        ser_base = Signal(range(max(p.br for p in self._plans) + Pr + 1))
+        with m.If(tv):
+            for p in range(Pr):
+                m.d.sync += [outbuf[p][r].eq(level[p][0][r]) for r in range(T)]
+            m.d.sync += [ser_cnt.eq(Pr), ser_base.eq(tI * Pr)]
+        with m.Elif(ser_cnt != 0):
+            for p in range(Pr - 1):
+                m.d.sync += [outbuf[p][r].eq(outbuf[p + 1][r]) for r in range(T)]
+            m.d.sync += [ser_cnt.eq(ser_cnt - 1), ser_base.eq(ser_base + 1)]
+        emit = Signal()
+        m.d.comb += emit.eq((ser_cnt != 0) & (ser_base < br_t[cur]))
+
+        # ------------------------------------------------------ bias + narrow
+        brp = bmem.read_port()
+        m.d.comb += [brp.addr.eq(bbase_t[cur] + ser_base), brp.en.eq(emit)]
+        e1 = Signal()
+        seg1 = Signal(range(max(p.br for p in self._plans) + Pr + 1))
+        sum1 = [Signal(signed(acc_w), name=f"out_sum{r}") for r in range(T)]
+        m.d.sync += [e1.eq(emit), seg1.eq(ser_base)]
+        with m.If(emit):
+            m.d.sync += [sum1[r].eq(outbuf[0][r]) for r in range(T)]
+        shift = cfg.acc_frac - cfg.q_pre.frac
+        pw = cfg.q_pre.width
+        o_valid = Signal()
+        m.d.sync += [o_valid.eq(e1), self.o_seg.eq(seg1)]
+        for r in range(T):
+            b = brp.data[r * pw:(r + 1) * pw].as_signed()
+            total = sum1[r] + (b << shift)
+            with m.If(e1):
+                m.d.sync += self.o_data[r].eq(hw_narrow(total, cfg.acc_frac, cfg.q_pre))
+        m.d.comb += self.o_valid.eq(o_valid)
+
+        last_seg = Signal()
+        m.d.comb += last_seg.eq(o_valid & (self.o_seg == br_t[cur] - 1))
+        m.d.comb += self.done.eq(last_seg)
+        with m.If(last_seg & ~issuing):
+            m.d.sync += draining.eq(0)
+        return m
