@@ -67,7 +67,8 @@ class ConfigError(ValueError):
 
     def __init__(self, field: str, value: Any, rule: str):
         self.field, self.value, self.rule = field, value, rule
-        super().__init__(f"config field {field!r} = {value!r}: {rule}")
+        shown = repr(str(value)) if isinstance(value, QFormat) else repr(value)
+        super().__init__(f"config field {field!r} = {shown}: {rule}")
 
 
 _Q_FIELDS = ("q_weight", "q_state", "q_cell", "q_pre", "q_act")
