@@ -31,7 +31,16 @@ import numpy as np
 from .config import Config, ceil_div
 from .model import Weights, quantize_weights
 
-__all__ = ["MatrixPlan", "plans", "VectorSlot", "vector_slots", "weight_banks", "bias_image", "tile_of"]
+__all__ = ["pack_words", "MatrixPlan", "plans", "VectorSlot", "vector_slots", "weight_banks", "bias_image", "tile_of"]
+
+
+def pack_words(values, width: int) -> int:
+    """Pack signed integers (lane 0 in the low bits) into one unsigned memory word."""
+    mask = (1 << width) - 1
+    out = 0
+    for i, v in enumerate(values):
+        out |= (int(v) & mask) << (width * i)
+    return out
 
 
 @dataclass(frozen=True)

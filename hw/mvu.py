@@ -30,18 +30,9 @@ from amaranth.lib.wiring import In, Out
 
 from ..config import Config
 from ..fixedpoint import hw_narrow
-from ..image import MatrixPlan, bias_image, plans, vector_depth, weight_banks
+from ..image import MatrixPlan, bias_image, pack_words, plans, vector_depth, weight_banks
 
 __all__ = ["CirculantMVU", "pack_words"]
-
-
-def pack_words(values, width: int) -> int:
-    """Pack signed integers (lane 0 in the low bits) into one unsigned int."""
-    mask = (1 << width) - 1
-    out = 0
-    for i, v in enumerate(values):
-        out |= (int(v) & mask) << (width * i)
-    return out
 
 
 def _clog2(n: int) -> int:

@@ -1,0 +1,101 @@
+"""Host-side view of the accelerator: sessions of operations and their commands.
+
+A *session* is what a user does to a stateful accelerator: a list of
+operations executed in order,
+
+* ``("reset",)``: zero the state;
+* ``("state", h, c)``: set an initial state (raw integers, shape (layers, H),
+  c may be None);
+* ``("run", x)``: stream raw q_state inputs of shape (T, input) through it
+  and collect (T, H) hidden states.
+
+Every backend (golden, Amaranth simulator, Icarus, Verilator, and later the
+board's UART link) executes the same sessions, so their results can be
+compared bit for bit. This module turns operations into command words
+(:class:`rnnaccel.hw.top.Op`) and runs sessions on the golden model.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .config import Config
+from .golden import IntegerModel
+from .image import bias_image, pack_words, vector_slots, weight_banks
+
+__all__ = ["OP", "state_commands", "weight_commands", "golden_session", "sessions_for_batch"]
+
+#: Opcodes, mirrored from rnnaccel.hw.top.Op (kept here so host code needs no Amaranth).
+OP = {"NOP": 0, "RESET_STATE": 1, "WRITE_VEC": 2, "WRITE_C": 3, "WRITE_WEIGHT": 4, "CLEAR_COUNTERS": 5}
+
+
+def _mask(v: int, width: int) -> int:
+    return int(v) & ((1 << width) - 1)
+
+
+def state_commands(cfg: Config, h: np.ndarray | None, c: np.ndarray | None) -> list[tuple[int, int, int, int]]:
+    """(op, sel, addr, data) commands writing an initial state (raw integers, (layers, H))."""
+    T, Pc = cfg.tile, cfg.pe_cols
+    slots = vector_slots(cfg)
+    Hp = cfg.padded(cfg.hidden_size)
+    cmds = []
+    if h is not None:
+        h = np.asarray(h, dtype=np.int64).reshape(cfg.num_layers, cfg.hidden_size)
+        for layer in range(cfg.num_layers):
+            s = slots[f"h{layer}"]
+            for e, v in enumerate(h[layer]):
+                seg = e // T
+                bank, row, lane = seg % Pc, s.base + seg // Pc, e % T
+                cmds.append((OP["WRITE_VEC"], bank * T + lane, row, _mask(v, cfg.q_state.width)))
+    if c is not None:
+        c = np.asarray(c, dtype=np.int64).reshape(cfg.num_layers, cfg.hidden_size)
+        for layer in range(cfg.num_layers):
+            for e, v in enumerate(c[layer]):
+                cmds.append((OP["WRITE_C"], 0, layer * Hp + e, _mask(v, cfg.q_cell.width)))
+    return cmds
+
+
+def weight_commands(cfg: Config, weights) -> list[tuple[int, int, int, int]]:
+    """Commands loading every weight bank and the bias memory (for ``weights_in_rom = False``)."""
+    cmds = []
+    banks = weight_banks(cfg, weights)
+    ws = cfg.q_weight.width
+    for p in range(cfg.pe_rows):
+        for q in range(cfg.pe_cols):
+            for addr, word in enumerate(banks[p][q]):
+                packed = _mask(word, ws) if np.ndim(word) == 0 else pack_words(word, ws)
+                cmds.append((OP["WRITE_WEIGHT"], p * cfg.pe_cols + q, addr, packed))
+    for addr, row in enumerate(bias_image(cfg, weights)):
+        cmds.append((OP["WRITE_WEIGHT"], cfg.pe_rows * cfg.pe_cols, addr, pack_words(row, cfg.q_pre.width)))
+    return cmds
+
+
+def golden_session(cfg: Config, weights, ops: list[tuple]) -> list[np.ndarray]:
+    """Run a session on the integer golden model; one (T, H) raw array per ``run``."""
+    model = IntegerModel(cfg, weights)
+    outs = []
+    for op in ops:
+        if op[0] == "reset":
+            model.reset()
+        elif op[0] == "state":
+            _, h, c = op
+            st = model._zero_state(1)
+            for layer in range(cfg.num_layers):
+                if h is not None:
+                    st[layer]["h"] = np.asarray(h, dtype=np.int64)[layer][None]
+                if c is not None and "c" in st[layer]:
+                    st[layer]["c"] = np.asarray(c, dtype=np.int64)[layer][None]
+            model.state = st
+        elif op[0] == "run":
+            outs.append(model.run_raw(np.asarray(op[1], dtype=np.int64)))
+        else:
+            raise ValueError(f"unknown session operation {op[0]!r}")
+    return outs
+
+
+def sessions_for_batch(x_raw: np.ndarray) -> list[tuple]:
+    """A batch (N, T, input) as one session: reset before every sequence."""
+    ops: list[tuple] = []
+    for seq in x_raw:
+        ops += [("reset",), ("run", seq)]
+    return ops
