@@ -90,20 +90,23 @@ def cmd_new(args) -> int:
     return 0
 
 
+BACKEND_NAMES = ("golden", "float", "amaranth", "icarus", "verilator")
+
+
 def _model_for_backend(cfg, weights, backend: str):
     from .golden import FloatModel, IntegerModel
 
     if backend == "golden":
         return IntegerModel(cfg, weights)
-    if backend == "float":
-        return FloatModel(cfg, weights)
-    raise CLIError(f"unknown backend {backend!r}")
+    return FloatModel(cfg, weights)
 
 
 def cmd_run(args) -> int:
     from .golden import InputError
     from .model import load_model
 
+    if args.backend not in BACKEND_NAMES:
+        raise CLIError(f"unknown backend {args.backend!r} (known: {', '.join(BACKEND_NAMES)})")
     cfg, weights = load_model(args.model)
     x = _load_inputs(args.inputs)
     if x.ndim not in (2, 3) or x.shape[-1] != cfg.input_size:
@@ -121,8 +124,12 @@ def cmd_run(args) -> int:
         report = None
     else:
         from .backends import run_backend
+        from .rtl import CocotbFailure
 
-        y, report = run_backend(cfg, weights, x, args.backend, waves=args.waves, cache_dir=args.cache)
+        try:
+            y, report = run_backend(cfg, weights, x, args.backend, waves=args.waves, cache_dir=args.cache)
+        except CocotbFailure as exc:
+            raise CLIError(f"{args.backend} simulation failed: {str(exc).splitlines()[0]}") from None
     if args.backend != "float":
         y = y.astype(np.int64) if args.raw else to_float(y, cfg.q_state).astype(np.float32)
     elif args.raw:
@@ -174,6 +181,20 @@ def _info_text(cfg: Config) -> str:
     return "\n".join(lines)
 
 
+def cmd_generate(args) -> int:
+    from .model import load_model
+    from .rtl import generate
+
+    cfg, weights = load_model(args.model)
+    out = Path(args.output)
+    if out.exists() and not out.is_dir():
+        raise CLIError(f"{out} exists and is not a directory")
+    manifest = generate(cfg, weights, out, progress=lambda msg: print(f"[generate] {msg}"))
+    print(f"design hash {manifest['design_hash']}; ideal {manifest['ideal_cycles_per_step']} cycles per step; "
+          f"weights {manifest['weight_bytes']} bytes ({'ROM' if cfg.weights_in_rom else 'loaded at run time'})")
+    return 0
+
+
 def cmd_info(args) -> int:
     from .model import load_model
 
@@ -215,13 +236,19 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("run", help="run input sequences through a backend")
     s.add_argument("model", help="model directory")
     s.add_argument("--inputs", required=True, help=".npy of shape (T, input) or (N, T, input)")
-    s.add_argument("--backend", default="golden", choices=["golden", "float", "amaranth", "icarus", "verilator"])
+    s.add_argument("--backend", default="golden",
+                   help="golden (bit-exact NumPy), float (float64 reference), amaranth, icarus or verilator")
     s.add_argument("-o", "--output", required=True, help=".npy to write hidden states to")
     s.add_argument("--raw", action="store_true", help="write raw q_state integers instead of floats")
     s.add_argument("--report", help="JSON report of cycle counts (simulator backends)")
     s.add_argument("--waves", help="waveform file to write (simulator backends)")
     s.add_argument("--cache", help="build cache folder (default ~/.cache/rnnaccel)")
     s.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("generate", help="write the Verilog, memory images, manifest and C header of a model")
+    s.add_argument("model", help="model directory")
+    s.add_argument("-o", "--output", required=True, help="folder for the generated files")
+    s.set_defaults(func=cmd_generate)
 
     s = sub.add_parser("info", help="print a model's config, sizes and weight memory")
     s.add_argument("model", nargs="?", help="model directory")

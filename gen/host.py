@@ -99,3 +99,42 @@ def sessions_for_batch(x_raw: np.ndarray) -> list[tuple]:
     for seq in x_raw:
         ops += [("reset",), ("run", seq)]
     return ops
+
+
+def save_session(path, ops: list[tuple]) -> None:
+    """Write a session to an .npz file (for a simulator process to replay)."""
+    import json
+
+    arrays, desc = {}, []
+    for i, op in enumerate(ops):
+        if op[0] == "reset":
+            desc.append(["reset"])
+        elif op[0] == "state":
+            entry = ["state", None, None]
+            for j, arr in ((1, op[1]), (2, op[2])):
+                if arr is not None:
+                    arrays[f"op{i}_{j}"] = np.asarray(arr, dtype=np.int64)
+                    entry[j] = f"op{i}_{j}"
+            desc.append(entry)
+        elif op[0] == "run":
+            arrays[f"op{i}_1"] = np.asarray(op[1], dtype=np.int64)
+            desc.append(["run", f"op{i}_1"])
+        else:
+            raise ValueError(f"unknown session operation {op[0]!r}")
+    np.savez(path, __ops__=np.array(json.dumps(desc)), **arrays)
+
+
+def load_session(path) -> list[tuple]:
+    import json
+
+    with np.load(path, allow_pickle=False) as data:
+        desc = json.loads(str(data["__ops__"]))
+        ops = []
+        for entry in desc:
+            if entry[0] == "reset":
+                ops.append(("reset",))
+            elif entry[0] == "state":
+                ops.append(("state", *(data[k] if k is not None else None for k in entry[1:])))
+            else:
+                ops.append(("run", data[entry[1]]))
+    return ops

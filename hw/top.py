@@ -263,7 +263,8 @@ class Accelerator(wiring.Component):
         waiting = Signal()
         error = Signal()
         m.d.comb += self.status.eq(busy | (~busy << 1) | (error << 2))
-        with m.If(busy & ~waiting):
+        clearing = Signal()
+        with m.If(busy & ~waiting & ~clearing):
             m.d.sync += self.cycles.eq(self.cycles + 1)
         with m.If(busy & waiting):
             m.d.sync += self.wait_cycles.eq(self.wait_cycles + 1)
@@ -366,7 +367,7 @@ class Accelerator(wiring.Component):
                     m.d.sync += enter(0)
 
             with m.State("CLEAR"):
-                m.d.comb += busy.eq(1)
+                m.d.comb += [busy.eq(1), clearing.eq(1)]
                 # zero every vector row of every bank, and the cell state
                 m.d.comb += [wr_en.eq(1), wr_bank.eq(e_bank), wr_row.eq(e_row), wr_mask.eq((1 << T) - 1),
                              wr_full.eq(1), wr_seg.eq(0)]

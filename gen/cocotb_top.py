@@ -1,0 +1,146 @@
+"""cocotb test module driving the generated accelerator Verilog (``rnnaccel_top``).
+
+Run by :func:`rnnaccel.backends.run_backend` (and the end-to-end tests) through
+:func:`rnnaccel.rtl.run_cocotb`. It replays a session file
+(:func:`rnnaccel.host.save_session`) named by ``RNNACCEL_SESSION``, with
+idle cycles on the input stream and back-pressure on the output stream
+(probabilities ``RNNACCEL_IDLE`` and ``RNNACCEL_BACKPRESSURE``, seeded by
+``RNNACCEL_STALL_SEED``), and writes the hidden states and counters to
+``RNNACCEL_RESULT``; finished steps are counted in ``RNNACCEL_PROGRESS``.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+
+import cocotb
+from cocotb.clock import Clock
+from cocotb.triggers import ClockCycles, RisingEdge
+
+from rnnaccel.config import Config
+from rnnaccel.host import OP, load_session, state_commands, weight_commands
+
+
+class TB:
+    """Clock, reset, and the command / input / output stream models."""
+
+    def __init__(self, dut, cfg: Config, idle: float, backpressure: float, seed: int):
+        self.dut, self.cfg = dut, cfg
+        self.idle, self.backpressure = idle, backpressure
+        self.rng = random.Random(seed)
+        self.layout = {"op": (0, 4), "sel": (4, 16), "addr": (20, 24)}
+        cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
+        dut.i_x__valid.value = 0
+        dut.i_cmd__valid.value = 0
+        dut.o_h__ready.value = 0
+        self.progress_path = os.environ.get("RNNACCEL_PROGRESS")
+        self.steps_done = 0
+
+    async def reset(self):
+        self.dut.rst.value = 1
+        await ClockCycles(self.dut.clk, 3)
+        self.dut.rst.value = 0
+        await RisingEdge(self.dut.clk)
+
+    def idle_now(self) -> bool:
+        return bool((int(self.dut.status.value) >> 1) & 1)
+
+    async def wait_idle(self):
+        await RisingEdge(self.dut.clk)
+        while not self.idle_now():
+            await RisingEdge(self.dut.clk)
+
+    async def command(self, op: int, sel: int = 0, addr: int = 0, data: int = 0):
+        while not self.idle_now():
+            await RisingEdge(self.dut.clk)
+        word = op | (sel << 4) | (addr << 20) | (data << 44)
+        self.dut.i_cmd__payload.value = word
+        self.dut.i_cmd__valid.value = 1
+        await RisingEdge(self.dut.clk)
+        while not int(self.dut.i_cmd__ready.value):
+            await RisingEdge(self.dut.clk)
+        self.dut.i_cmd__valid.value = 0
+        await RisingEdge(self.dut.clk)
+
+    async def _drive(self, words: list[int]):
+        dut = self.dut
+        width = self.cfg.q_state.width
+        for w in words:
+            while self.idle and self.rng.random() < self.idle:
+                dut.i_x__valid.value = 0
+                await RisingEdge(dut.clk)
+            dut.i_x__payload.value = w & ((1 << width) - 1)
+            dut.i_x__valid.value = 1
+            await RisingEdge(dut.clk)
+            while not int(dut.i_x__ready.value):
+                await RisingEdge(dut.clk)
+        dut.i_x__valid.value = 0
+
+    async def _collect(self, n: int) -> list[int]:
+        dut = self.dut
+        got: list[int] = []
+        H = self.cfg.hidden_size
+        while len(got) < n:
+            ready = 0 if (self.backpressure and self.rng.random() < self.backpressure) else 1
+            dut.o_h__ready.value = ready
+            await RisingEdge(dut.clk)
+            if ready and int(dut.o_h__valid.value):
+                got.append(dut.o_h__payload.value.to_signed())
+                if len(got) % H == 0:
+                    self.steps_done += 1
+                    if self.progress_path and (self.steps_done % 4 == 0 or len(got) == n):
+                        Path(self.progress_path).write_text(str(self.steps_done))
+        dut.o_h__ready.value = 0
+        return got
+
+    async def run(self, x: np.ndarray) -> np.ndarray:
+        words = [int(v) for v in np.asarray(x).reshape(-1)]
+        driver = cocotb.start_soon(self._drive(words))
+        got = await self._collect(x.shape[0] * self.cfg.hidden_size)
+        await driver
+        await self.wait_idle()
+        return np.array(got, dtype=np.int64).reshape(x.shape[0], self.cfg.hidden_size)
+
+    def counters(self) -> dict:
+        return {k: int(getattr(self.dut, k).value) for k in ("cycles", "wait_cycles", "steps")}
+
+
+@cocotb.test()
+async def replay_session(dut):
+    """Replay the session file and record hidden states and counters."""
+    cfg = Config.load(os.environ["RNNACCEL_CONFIG"])
+    ops = load_session(os.environ["RNNACCEL_SESSION"])
+    tb = TB(dut, cfg, float(os.environ.get("RNNACCEL_IDLE", "0")), float(os.environ.get("RNNACCEL_BACKPRESSURE", "0")),
+            int(os.environ.get("RNNACCEL_STALL_SEED", "0")))
+    await tb.reset()
+    if not cfg.weights_in_rom:
+        weights_file = os.environ["RNNACCEL_WEIGHTS"]
+        with np.load(weights_file) as data:
+            weights = {k: data[k] for k in data.files}
+        for cmd in weight_commands(cfg, weights):
+            await tb.command(*cmd)
+    await tb.command(OP["RESET_STATE"])
+    await tb.wait_idle()
+    await tb.command(OP["CLEAR_COUNTERS"])
+    outs, counters = [], []
+    for op in ops:
+        if op[0] == "reset":
+            await tb.command(OP["RESET_STATE"])
+            await tb.wait_idle()
+        elif op[0] == "state":
+            await tb.command(OP["RESET_STATE"])
+            await tb.wait_idle()
+            for cmd in state_commands(cfg, op[1], op[2]):
+                await tb.command(*cmd)
+        else:
+            outs.append(await tb.run(op[1]))
+            counters.append(tb.counters())
+    assert int(dut.status.value) >> 2 & 1 == 0, "the accelerator flagged a command error"
+    result = {f"out{i}": o for i, o in enumerate(outs)}
+    for key in ("cycles", "wait_cycles", "steps"):
+        result[key] = np.array([c[key] for c in counters], dtype=np.int64)
+    np.savez(os.environ["RNNACCEL_RESULT"], **result)

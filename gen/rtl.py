@@ -1,0 +1,349 @@
+"""Verilog generation, artefacts, and running cocotb on the generated Verilog.
+
+* :func:`write_verilog` converts a component deterministically
+  (``emit_src=False``): the same design gives the same bytes.
+* :func:`generate` writes everything ``rnnaccel generate`` promises: the
+  Verilog top, memory images, ``manifest.json`` and a C header.
+* :func:`run_cocotb` builds and runs a cocotb test module with
+  :mod:`cocotb_tools.runner` on Icarus or Verilator. A missing simulator is
+  :class:`rnnaccel.toolchain.ToolMissing`; a failing cocotb test raises
+  :class:`CocotbFailure`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import sys
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
+from typing import Iterable, Mapping, Sequence
+
+import numpy as np
+
+from .config import Config
+from .fixedpoint import ROUNDING_RULE
+
+__all__ = ["TOP_NAME", "SIMULATORS", "CocotbFailure", "write_verilog", "accelerator_verilog", "design_hash",
+           "generate", "run_cocotb", "verilog_ports"]
+
+TOP_NAME = "rnnaccel_top"
+
+#: Verilator build flags: Amaranth output has width warnings (not fatal); the
+#: time-0 fix's delay is ignored (Verilator evaluates all logic at start).
+VERILATOR_ARGS = ["-Wno-fatal", "--no-timing"]
+
+#: The PyPI wheel's verilated.mk leaves the precompiled-header include flag
+#: empty, so gcc reads ``Vtop__pch.h.fast`` as a linker input and the C++ build
+#: fails; cocotb runs ``make`` itself, so the fix goes in through MAKEFLAGS.
+VERILATOR_MAKEFLAGS = "CFG_CXXFLAGS_PCH_I=-include"
+
+
+@contextmanager
+def _verilator_make_env():
+    saved = os.environ.get("MAKEFLAGS")
+    os.environ["MAKEFLAGS"] = f"{saved} {VERILATOR_MAKEFLAGS}" if saved else VERILATOR_MAKEFLAGS
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("MAKEFLAGS", None)
+        else:
+            os.environ["MAKEFLAGS"] = saved
+SIMULATORS = ("icarus", "verilator")
+_TOOL = {"icarus": "iverilog", "verilator": "verilator"}
+
+
+class CocotbFailure(AssertionError):
+    """A cocotb run that failed, errored or produced no results."""
+
+
+def write_verilog(component, path: str | os.PathLike, name: str) -> Path:
+    """Write ``component`` as Verilog module ``name`` to ``path`` (deterministic)."""
+    from amaranth.back import verilog
+
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ValueError(f"module name must be a Verilog identifier, not {name!r}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(fix_time_zero(verilog.convert(component, name=name, emit_src=False)))
+    return path
+
+
+_DUMP_RE = re.compile(r"^(\s*)reg (\\\$auto\$verilog_backend\.cc:\d+:dump_module\$\d+ ) = 0;$", re.M)
+
+
+def fix_time_zero(text: str) -> str:
+    """Make every ``always @*`` block evaluate once at the start of simulation.
+
+    Yosys' Verilog backend adds a dummy register to each combinational block's
+    sensitivity so it runs at time 0, but its declaration-time initializer is
+    no event in Icarus, so blocks whose inputs never change stay X
+    (amaranth-lang/amaranth#1629). Toggling that register at 1 ns makes every
+    such block evaluate; synthesis ignores the delayed initial statement.
+    """
+    return _DUMP_RE.sub(lambda m: f"{m.group(1)}reg {m.group(2)} = 0;\n{m.group(1)}initial #1 {m.group(2)} = 1'b1;",
+                        text)
+
+
+def weights_hash(weights) -> str:
+    h = hashlib.sha256()
+    for key in sorted(weights):
+        arr = np.ascontiguousarray(np.asarray(weights[key], dtype=np.float32))
+        h.update(key.encode())
+        h.update(str(arr.shape).encode())
+        h.update(arr.tobytes())
+    return h.hexdigest()[:16]
+
+
+def design_hash(cfg: Config, weights) -> str:
+    """Hash naming a generated design: the config, plus the weights when they are baked into ROM."""
+    text = cfg.hash + (weights_hash(weights) if cfg.weights_in_rom else "")
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def accelerator_verilog(cfg: Config, weights) -> str:
+    """Verilog text of the accelerator top (:data:`TOP_NAME`)."""
+    from amaranth.back import verilog
+
+    from .hw.top import Accelerator
+
+    top = Accelerator(cfg, weights if cfg.weights_in_rom else None)
+    return fix_time_zero(verilog.convert(top, name=TOP_NAME, emit_src=False))
+
+
+def cached_verilog(cfg: Config, weights, cache_dir: Path) -> Path:
+    """Path of the accelerator's Verilog in ``cache_dir/<design hash>/``, generated once."""
+    folder = Path(cache_dir) / design_hash(cfg, weights)
+    path = folder / f"{TOP_NAME}.v"
+    if not path.is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".v.tmp")
+        tmp.write_text(accelerator_verilog(cfg, weights))
+        tmp.replace(path)
+    return path
+
+
+_PORT_RE = re.compile(r"^\s*(input|output)\s+(?:wire\s+|reg\s+)?(?:signed\s+)?(\[(\d+):(\d+)\]\s+)?(\\?[\w.$]+)\s*;",
+                      re.M)
+
+
+def verilog_ports(text: str, module: str = TOP_NAME) -> list[dict]:
+    """Ports (name, direction, width) of ``module`` in Verilog ``text``."""
+    start = text.find(f"module {module}(")
+    if start < 0:
+        raise ValueError(f"module {module} not found")
+    end = text.find("endmodule", start)
+    ports = []
+    for m in _PORT_RE.finditer(text[start:end]):
+        width = int(m.group(3)) - int(m.group(4)) + 1 if m.group(2) else 1
+        ports.append({"name": m.group(5).lstrip("\\"), "direction": m.group(1), "width": width})
+    return ports
+
+
+def _c_header(cfg: Config, manifest: dict) -> str:
+    g = "RNNACCEL"
+    lines = [
+        "/* Generated by rnnaccel: sizes, fixed-point formats and the rounding rule of this accelerator. */",
+        f"/* config hash {cfg.hash}, design hash {manifest['design_hash']} */",
+        f"#ifndef {g}_H", f"#define {g}_H", "", "#include <stdint.h>", "",
+        f'#define {g}_CELL "{cfg.cell}"',
+        f"#define {g}_INPUT_SIZE {cfg.input_size}",
+        f"#define {g}_HIDDEN_SIZE {cfg.hidden_size}",
+        f"#define {g}_NUM_LAYERS {cfg.num_layers}",
+        f"#define {g}_BLOCK_SIZE {cfg.block_size}",
+        f"#define {g}_TILE {cfg.tile}",
+        f"#define {g}_PE_ROWS {cfg.pe_rows}",
+        f"#define {g}_PE_COLS {cfg.pe_cols}",
+        f"#define {g}_IDEAL_CYCLES_PER_STEP {cfg.ideal_cycles_per_step}",
+        f"#define {g}_WEIGHTS_IN_ROM {int(cfg.weights_in_rom)}",
+        "",
+    ]
+    for name in ("q_weight", "q_state", "q_cell", "q_pre", "q_act"):
+        q = getattr(cfg, name)
+        up = name.upper()
+        lines += [f"/* {name}: {q} */",
+                  f"#define {g}_{up}_WIDTH {q.width}",
+                  f"#define {g}_{up}_FRAC {q.frac}",
+                  f"#define {g}_{up}_MIN ({q.min_raw})",
+                  f"#define {g}_{up}_MAX ({q.max_raw})"]
+    lines += [
+        f"#define {g}_ACC_WIDTH {cfg.acc_width}",
+        f"#define {g}_ACC_FRAC {cfg.acc_frac}",
+        "",
+        f"/* Rounding rule shared with the RTL and the golden model: {ROUNDING_RULE} */",
+        f"#define {g}_ROUND_SHIFT(x, s) ((s) > 0 ? (((int64_t)(x) + ((int64_t)1 << ((s) - 1))) >> (s)) "
+        f": ((int64_t)(x) << -(s)))",
+        f"#define {g}_SATURATE(x, lo, hi) ((x) < (lo) ? (lo) : ((x) > (hi) ? (hi) : (x)))",
+        f"#define {g}_NARROW(x, from_frac, to_frac, lo, hi) "
+        f"{g}_SATURATE({g}_ROUND_SHIFT((x), (from_frac) - (to_frac)), (lo), (hi))",
+        f"/* Float to q_state input word: */",
+        f"#define {g}_QUANTIZE_STATE(f) ((int32_t){g}_SATURATE((int64_t)floor((f) * (double)(1 << {cfg.q_state.frac}) "
+        f"+ 0.5), {g}_Q_STATE_MIN, {g}_Q_STATE_MAX))",
+        "",
+        "/* Command opcodes (i_cmd.op) */",
+    ]
+    for op, code in manifest["commands"].items():
+        lines.append(f"#define {g}_OP_{op} {code}")
+    lines += ["", f"#endif /* {g}_H */", ""]
+    return "\n".join(lines)
+
+
+def _hex_lines(values, width: int) -> str:
+    digits = (width + 3) // 4
+    mask = (1 << width) - 1
+    return "".join(f"{int(v) & mask:0{digits}x}\n" for v in values)
+
+
+def generate(cfg: Config, weights, out_dir: str | os.PathLike, progress=print) -> dict:
+    """Write the accelerator's artefacts into ``out_dir``; returns the manifest.
+
+    Files: ``rnnaccel_top.v``, ``manifest.json``, ``rnnaccel.h``,
+    ``rnnaccel.toml`` (the config), ``mem/weights_p{p}_q{q}.hex``,
+    ``mem/bias.hex``, ``mem/sigmoid.hex`` and ``mem/tanh.hex`` (one word per
+    line, hexadecimal two's complement; dense banks pack lane 0 in the low bits).
+    """
+    from . import lut
+    from .host import OP
+    from .hw.mvu import CirculantMVU
+    from .hw.top import command_layout, program
+    from .image import bias_image, pack_words, plans, weight_banks
+
+    out = Path(out_dir)
+    (out / "mem").mkdir(parents=True, exist_ok=True)
+    progress(f"elaborating and converting to Verilog ({cfg.name}, hash {cfg.hash})")
+    text = accelerator_verilog(cfg, weights)
+    (out / f"{TOP_NAME}.v").write_text(text)
+    cfg.save(out / "rnnaccel.toml")
+
+    progress("writing memory images")
+    ws = cfg.q_weight.width
+    banks = weight_banks(cfg, weights)
+    for p in range(cfg.pe_rows):
+        for q in range(cfg.pe_cols):
+            bank = banks[p][q]
+            words = bank if bank.ndim == 1 else [pack_words(row, ws) for row in bank]
+            width = ws if bank.ndim == 1 else ws * cfg.tile
+            (out / "mem" / f"weights_p{p}_q{q}.hex").write_text(_hex_lines(words, width))
+    (out / "mem" / "bias.hex").write_text(
+        _hex_lines([pack_words(r, cfg.q_pre.width) for r in bias_image(cfg, weights)], cfg.q_pre.width * cfg.tile))
+    for fn in lut.FUNCTIONS:
+        (out / "mem" / f"{fn}.hex").write_text(_hex_lines(lut.table(cfg, fn), cfg.q_act.width))
+
+    mvu = CirculantMVU(cfg, weights if cfg.weights_in_rom else None)
+    layout = command_layout(cfg)
+    manifest = {
+        "generator": "rnnaccel",
+        "top": TOP_NAME,
+        "config": cfg.to_dict(),
+        "config_hash": cfg.hash,
+        "design_hash": design_hash(cfg, weights),
+        "verilog_sha256": hashlib.sha256(text.encode()).hexdigest(),
+        "clock": {"name": "clk", "reset": "rst", "reset_active": "high, synchronous"},
+        "ports": verilog_ports(text),
+        "streams": {
+            "i_x": {"payload": f"signed {cfg.q_state.width}-bit {cfg.q_state}", "words_per_step": cfg.input_size},
+            "o_h": {"payload": f"signed {cfg.q_state.width}-bit {cfg.q_state}", "words_per_step": cfg.hidden_size},
+        },
+        "command_fields": {name: {"offset": fld.offset, "width": fld.width} for name, fld in layout},
+        "commands": dict(OP),
+        "status_bits": {"busy": 0, "idle": 1, "error": 2},
+        "program": [list(p) for p in program(cfg)],
+        "plans": [{"layer": p.layer, "matrix": p.name, "rows": p.rows, "cols": p.cols, "tiles": [p.br, p.bc],
+                   "sweep_cycles": p.sweep_cycles, "cycles_bound": mvu.plan_cycles(p)} for p in plans(cfg)],
+        "mvu_latency": mvu.latency,
+        "ideal_cycles_per_step": cfg.ideal_cycles_per_step,
+        "weight_words": cfg.weight_words(),
+        "weight_bytes": cfg.weight_bytes,
+        "dense_weight_bytes": cfg.dense_weight_bytes,
+        "rounding": ROUNDING_RULE,
+    }
+    manifest["streams"]["i_cmd"] = {"payload": "see command_fields", "width": layout.size}
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    (out / "rnnaccel.h").write_text(_c_header(cfg, manifest))
+    progress(f"wrote {out}/ ({len(text.splitlines())} lines of Verilog)")
+    return manifest
+
+
+# ----------------------------------------------------------------------------
+# cocotb
+# ----------------------------------------------------------------------------
+
+@contextmanager
+def _on_sys_path(paths: Iterable[Path]):
+    # cocotb_tools.runner hands the simulator this process's sys.path as PYTHONPATH
+    added = [str(Path(p).resolve()) for p in paths]
+    saved = list(sys.path)
+    sys.path[:0] = [p for p in added if p not in sys.path]
+    try:
+        yield
+    finally:
+        sys.path[:] = saved
+
+
+def _tail(path: Path, lines: int = 60) -> str:
+    try:
+        text = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return f"(no log at {path})"
+    return "\n".join(text[-lines:])
+
+
+def run_cocotb(sources: Sequence[str | os.PathLike], toplevel: str, test_module: str, simulator: str,
+               build_dir: str | os.PathLike, *, extra_env: Mapping[str, str] | None = None,
+               python_paths: Sequence[str | os.PathLike] = (), testcase: str | None = None, seed: int = 0,
+               waves: bool = False, rebuild: bool = True) -> tuple[int, Path]:
+    """Build ``sources`` with ``simulator`` and run the cocotb tests of ``test_module``.
+
+    Logs go to ``build_dir/build.log`` and ``build_dir/test.log``. With
+    ``rebuild=False`` an existing build in ``build_dir`` is reused. Returns
+    (number of tests run, results file); raises :class:`CocotbFailure` when
+    the build fails, a test fails, or no test ran, and
+    :class:`~rnnaccel.toolchain.ToolMissing` when the simulator is missing.
+    """
+    from cocotb_tools.check_results import get_results
+    from cocotb_tools.runner import get_runner
+
+    from . import toolchain
+
+    if simulator not in SIMULATORS:
+        raise ValueError(f"simulator must be one of {', '.join(map(repr, SIMULATORS))}, not {simulator!r}")
+    toolchain.activate()
+    toolchain.require("cocotb")
+    toolchain.require(_TOOL[simulator])
+
+    build_dir = Path(build_dir).resolve()
+    build_dir.mkdir(parents=True, exist_ok=True)
+    results = build_dir / "results.xml"
+    build_log, test_log = build_dir / "build.log", build_dir / "test.log"
+    timescale = ("1ns", "1ps")
+    runner = get_runner(simulator)
+    try:
+        with _verilator_make_env() if simulator == "verilator" else nullcontext():
+            runner.build(sources=[Path(s).resolve() for s in sources], hdl_toplevel=toplevel, build_dir=build_dir,
+                         build_args=VERILATOR_ARGS if simulator == "verilator" else [], timescale=timescale,
+                         waves=waves, always=rebuild, log_file=build_log)
+    except (RuntimeError, SystemExit) as exc:
+        raise CocotbFailure(f"{simulator} build of {toplevel} failed ({exc}); see {build_log}; log tail:\n{_tail(build_log)}") from None
+    results.unlink(missing_ok=True)
+    with _on_sys_path(python_paths):
+        try:
+            runner.test(test_module=test_module, hdl_toplevel=toplevel, build_dir=build_dir, test_dir=build_dir,
+                        extra_env=dict(extra_env or {}), testcase=testcase, seed=seed, waves=waves,
+                        timescale=timescale, results_xml=str(results), log_file=test_log)
+        except (RuntimeError, SystemExit) as exc:
+            if not results.is_file():
+                raise CocotbFailure(f"{simulator} run of {test_module} failed ({exc!r}) without results; "
+                                    f"log tail:\n{_tail(test_log)}") from None
+    try:
+        num_tests, num_failed = get_results(results)
+    except RuntimeError as exc:
+        raise CocotbFailure(f"{exc}; log tail:\n{_tail(test_log)}") from None
+    if num_tests == 0:
+        raise CocotbFailure(f"no cocotb test ran from {test_module}; log tail:\n{_tail(test_log)}")
+    if num_failed:
+        raise CocotbFailure(f"{num_failed} of {num_tests} cocotb tests failed in {simulator}; "
+                            f"see {test_log}; log tail:\n{_tail(test_log)}")
+    return num_tests, results
