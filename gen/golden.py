@@ -291,7 +291,14 @@ class GoldenModel:
                                  f"({self.cfg.num_layers}, {self.cfg.hidden_size}) or (layers, N, hidden)")
             for layer in range(self.cfg.num_layers):
                 st[layer][key] = self._encode(arr[layer], self.cfg.q_state if key == "h" else self.cfg.q_cell)
+        self._link_window(st)
         self.state = st
+
+    def _link_window(self, st: list[dict]) -> None:
+        """Window-2 QRNN: a layer's previous input is the previous hidden state of the layer below."""
+        if self.cfg.cell == "qrnn" and self.cfg.qrnn_window == 2:
+            for layer in range(1, self.cfg.num_layers):
+                st[layer]["xprev"] = st[layer - 1]["h"].copy()
 
     def _check_input(self, x) -> tuple[np.ndarray, bool]:
         x = np.asarray(x)
@@ -349,6 +356,17 @@ class IntegerModel(GoldenModel):
 
     def _step(self, layer, v, st):
         return _int_step(self.cfg, self.mats[layer], v, st)
+
+    def set_state_raw(self, h=None, c=None) -> None:
+        """Initial state as raw integers of shape (layers, H) (one sequence)."""
+        st = self._zero_state(1)
+        for layer in range(self.cfg.num_layers):
+            if h is not None:
+                st[layer]["h"] = np.asarray(h, dtype=np.int64)[layer][None].copy()
+            if c is not None and "c" in st[layer]:
+                st[layer]["c"] = np.asarray(c, dtype=np.int64)[layer][None].copy()
+        self._link_window(st)
+        self.state = st
 
     def run_raw(self, x_raw) -> np.ndarray:
         """Run with inputs already raw q_state integers."""

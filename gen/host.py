@@ -78,14 +78,7 @@ def golden_session(cfg: Config, weights, ops: list[tuple]) -> list[np.ndarray]:
         if op[0] == "reset":
             model.reset()
         elif op[0] == "state":
-            _, h, c = op
-            st = model._zero_state(1)
-            for layer in range(cfg.num_layers):
-                if h is not None:
-                    st[layer]["h"] = np.asarray(h, dtype=np.int64)[layer][None]
-                if c is not None and "c" in st[layer]:
-                    st[layer]["c"] = np.asarray(c, dtype=np.int64)[layer][None]
-            model.state = st
+            model.set_state_raw(op[1], op[2])
         elif op[0] == "run":
             outs.append(model.run_raw(np.asarray(op[1], dtype=np.int64)))
         else:

@@ -116,7 +116,13 @@ def ref_numpy(cfg, w, x, h0=None, c0=None):
                 h = r * np.tanh(c) + (1 - r) * highway
             elif cfg.cell == "qrnn":
                 if cfg.qrnn_window == 2:
-                    prev = seq[:, s - 1] if s > 0 else np.zeros_like(xs)
+                    # before the first step, a layer's previous input is the initial h of the layer below
+                    if s > 0:
+                        prev = seq[:, s - 1]
+                    elif layer > 0 and h0 is not None:
+                        prev = np.broadcast_to(h0[layer - 1], xs.shape)
+                    else:
+                        prev = np.zeros_like(xs)
                     xw = np.concatenate([xs, prev], axis=1)
                 else:
                     xw = xs
@@ -161,8 +167,8 @@ def test_float_vs_numpy_reference(cell, extra, inp, hid, k, layers, init):
         h0 = rng.uniform(-0.9, 0.9, size=(layers, 2, hid))
         c0 = rng.uniform(-2, 2, size=(layers, 2, hid)) if cell != "gru" else None
         model.set_state(h=h0, c=c0)
-        if cell in ("sru", "qrnn"):
-            h0 = None  # h is not an input of the step for SRU/QRNN
+        if cell == "sru" or (cell == "qrnn" and extra.get("qrnn_window") != 2):
+            h0 = None  # h is not an input of the step for SRU and window-1 QRNN
     got = model.run(x)
     want = ref_numpy(cfg, w, x, h0, c0)
     diff = float(np.max(np.abs(got - want)))
