@@ -195,6 +195,53 @@ def cmd_generate(args) -> int:
     return 0
 
 
+def cmd_demo(args) -> int:
+    """The main job on a built-in default: new model, generate, simulate, compare, report."""
+    import time
+
+    from .backends import run_session
+    from .fixedpoint import quantize
+    from .host import golden_session
+    from .model import load_model, random_weights, save_model
+    from .rtl import CocotbFailure, generate
+
+    t0 = time.time()
+    cfg = _config_from_args(args)
+    out = Path(args.output)
+    model_dir, gen_dir = out / "model", out / "rtl"
+    print(f"[1/4] model: {cfg.name}, {cfg.num_layers}-layer {cfg.cell}, input {cfg.input_size}, hidden {cfg.hidden_size}, "
+          f"k={cfg.block_size}, PE grid {cfg.pe_rows}x{cfg.pe_cols} ({cfg.multipliers} multipliers), seed {cfg.seed} "
+          f"-> {model_dir}/")
+    save_model(model_dir, cfg, random_weights(cfg))
+    cfg, weights = load_model(model_dir)
+    print(f"[2/4] generating Verilog -> {gen_dir}/")
+    manifest = generate(cfg, weights, gen_dir, progress=lambda msg: print(f"      {msg}"))
+    rng = np.random.default_rng(cfg.seed)
+    x = quantize(rng.uniform(-1, 1, size=(args.steps, cfg.input_size)), cfg.q_state)
+    half = args.steps // 2
+    ops = [("reset",), ("run", x[:half]), ("run", x[half:])]
+    print(f"[3/4] simulating {args.steps} steps in {args.simulator} (cocotb; the sequence is fed in two calls, "
+          f"state carried over)")
+    try:
+        outs, counters = run_session(cfg, weights, ops, args.simulator, cache_dir=args.cache, progress=True)
+    except CocotbFailure as exc:
+        raise CLIError(f"{args.simulator} simulation failed: {str(exc).splitlines()[0]}") from None
+    want = golden_session(cfg, weights, ops)
+    got_all, want_all = np.concatenate(outs), np.concatenate(want)
+    mismatches = int(np.sum(got_all != want_all))
+    cycles, steps = counters[-1]["cycles"], counters[-1]["steps"]
+    per_step = cycles / max(1, steps)
+    print(f"[4/4] comparing {got_all.size} hidden-state words with the golden model")
+    verdict = "BIT-EXACT" if mismatches == 0 else f"MISMATCH in {mismatches} of {got_all.size} words"
+    print()
+    print(f"verdict: {verdict} ({args.simulator} vs golden, {steps} steps, {cfg.hidden_size} words per step)")
+    print(f"cycles: {cycles} total, {per_step:.1f} per step; ideal {cfg.ideal_cycles_per_step} per step "
+          f"(utilization {100 * cfg.ideal_cycles_per_step / per_step:.1f}%)")
+    print(f"weights: {manifest['weight_bytes']} bytes circulant vs {manifest['dense_weight_bytes']} dense; "
+          f"Verilog {gen_dir / 'rnnaccel_top.v'}; {time.time() - t0:.1f} s")
+    return 0 if mismatches == 0 else 1
+
+
 def cmd_info(args) -> int:
     from .model import load_model
 
@@ -249,6 +296,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("model", help="model directory")
     s.add_argument("-o", "--output", required=True, help="folder for the generated files")
     s.set_defaults(func=cmd_generate)
+
+    s = sub.add_parser("demo", help="main job on a default: new model, generate Verilog, simulate, compare with golden")
+    s.add_argument("--preset", default="lstm-small", help="preset to use (default lstm-small)")
+    s.add_argument("--set", action="append", metavar="FIELD=VALUE", help="override a config field")
+    s.add_argument("--seed", type=int, help="seed for weights and inputs")
+    s.add_argument("--simulator", default="icarus", choices=["icarus", "verilator"])
+    s.add_argument("--steps", type=int, default=8, help="time steps to simulate (default 8)")
+    s.add_argument("-o", "--output", default="out/demo", help="working folder (default out/demo)")
+    s.add_argument("--cache", help="build cache folder (default ~/.cache/rnnaccel)")
+    s.set_defaults(func=cmd_demo)
 
     s = sub.add_parser("info", help="print a model's config, sizes and weight memory")
     s.add_argument("model", nargs="?", help="model directory")

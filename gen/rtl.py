@@ -207,7 +207,7 @@ def generate(cfg: Config, weights, out_dir: str | os.PathLike, progress=print) -
     """
     from . import lut
     from .host import OP
-    from .hw.mvu import CirculantMVU
+    from .hw.mvu import mvu_latency, plan_cycles
     from .hw.top import command_layout, program
     from .image import bias_image, pack_words, plans, weight_banks
 
@@ -232,7 +232,6 @@ def generate(cfg: Config, weights, out_dir: str | os.PathLike, progress=print) -
     for fn in lut.FUNCTIONS:
         (out / "mem" / f"{fn}.hex").write_text(_hex_lines(lut.table(cfg, fn), cfg.q_act.width))
 
-    mvu = CirculantMVU(cfg, weights if cfg.weights_in_rom else None)
     layout = command_layout(cfg)
     manifest = {
         "generator": "rnnaccel",
@@ -252,8 +251,8 @@ def generate(cfg: Config, weights, out_dir: str | os.PathLike, progress=print) -
         "status_bits": {"busy": 0, "idle": 1, "error": 2},
         "program": [list(p) for p in program(cfg)],
         "plans": [{"layer": p.layer, "matrix": p.name, "rows": p.rows, "cols": p.cols, "tiles": [p.br, p.bc],
-                   "sweep_cycles": p.sweep_cycles, "cycles_bound": mvu.plan_cycles(p)} for p in plans(cfg)],
-        "mvu_latency": mvu.latency,
+                   "sweep_cycles": p.sweep_cycles, "cycles_bound": plan_cycles(cfg, p)} for p in plans(cfg)],
+        "mvu_latency": mvu_latency(cfg),
         "ideal_cycles_per_step": cfg.ideal_cycles_per_step,
         "weight_words": cfg.weight_words(),
         "weight_bytes": cfg.weight_bytes,

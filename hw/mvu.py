@@ -32,11 +32,31 @@ from ..config import Config
 from ..fixedpoint import hw_narrow
 from ..image import MatrixPlan, bias_image, pack_words, plans, vector_depth, weight_banks
 
-__all__ = ["CirculantMVU", "pack_words"]
+__all__ = ["CirculantMVU", "mvu_latency", "plan_cycles", "plan_gaps"]
 
 
 def _clog2(n: int) -> int:
     return max(1, (n - 1).bit_length())
+
+
+def mvu_latency(cfg: Config) -> int:
+    """Cycles from the MVU's last issue cycle to ``done``.
+
+    memory read (1) + product (1) + accumulate (1) + adder-tree levels
+    (ceil(log2(pe_cols))) + result capture (1) + serializer (up to pe_rows) +
+    bias read (1) + narrow (1).
+    """
+    return 1 + 1 + 1 + (cfg.pe_cols - 1).bit_length() + 1 + cfg.pe_rows + 2
+
+
+def plan_gaps(cfg: Config, plan: MatrixPlan) -> int:
+    """Idle cycles inserted after each row round so the serializer keeps up."""
+    return max(0, cfg.pe_rows - plan.rounds_c * cfg.tile)
+
+
+def plan_cycles(cfg: Config, plan: MatrixPlan) -> int:
+    """Cycles from ``start`` to ``done`` for one plan (upper bound from the schedule)."""
+    return 1 + plan.sweep_cycles + plan.rounds_r * plan_gaps(cfg, plan) + mvu_latency(cfg)
 
 
 class CirculantMVU(wiring.Component):
@@ -116,20 +136,14 @@ class CirculantMVU(wiring.Component):
 
     @property
     def latency(self) -> int:
-        """Cycles from the last issue cycle to ``done``.
-
-        memory read (1) + product (1) + accumulate (1) + adder tree levels +
-        result capture (1) + serializer (up to pe_rows) + bias read (1) + narrow (1).
-        """
-        return 1 + 1 + 1 + self.tree_levels + 1 + self._cfg.pe_rows + 2
+        """Cycles from the last issue cycle to ``done`` (:func:`mvu_latency`)."""
+        return mvu_latency(self._cfg)
 
     def plan_gaps(self, plan: MatrixPlan) -> int:
-        """Idle cycles inserted after each row round so the serializer keeps up."""
-        return max(0, self._cfg.pe_rows - plan.rounds_c * self._T)
+        return plan_gaps(self._cfg, plan)
 
     def plan_cycles(self, plan: MatrixPlan) -> int:
-        """Cycles from ``start`` to ``done`` for one plan (upper bound from the schedule)."""
-        return 1 + plan.sweep_cycles + plan.rounds_r * self.plan_gaps(plan) + self.latency
+        return plan_cycles(self._cfg, plan)
 
     def elaborate(self, platform):
         cfg, T = self._cfg, self._T

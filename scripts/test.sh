@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Set up (idempotent) and run the whole test suite, as CI does.
+#   bash scripts/test.sh            # the CI suite (excludes tests marked slow)
+#   bash scripts/test.sh -m ""      # everything, including the full simulator matrix
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+bash "$here/scripts/setup.sh"
+cd "$here"
+if [ $# -eq 0 ]; then
+    set -- -m "not slow"
+fi
+exec "$here/.venv/bin/python" -m pytest -n 2 --durations=15 "$@"
