@@ -188,9 +188,8 @@ def hw_round_shift(value, shift: int):
 
     value = Value.cast(value)
     if shift > 0:
-        # one extra bit so adding the half LSB can never wrap
-        widened = value.as_signed() if value.shape().signed else value
-        return (widened + (1 << (shift - 1))) >> shift
+        # Amaranth's + widens by one bit, so adding the half LSB never wraps
+        return (value + (1 << (shift - 1))) >> shift
     if shift < 0:
         return value << (-shift)
     return value

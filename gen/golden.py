@@ -33,7 +33,8 @@ from .config import Config
 from .fixedpoint import align, narrow, quantize, saturate, to_float
 from .model import LayerMatrices, Weights, dense_matrices, quantize_weights
 
-__all__ = ["IntegerModel", "FloatModel", "GoldenModel", "projection", "lstm_update", "gru_update",
+__all__ = ["IntegerModel", "FloatModel", "GoldenModel", "projection", "lstm_update", "gru_gates", "gru_candidate_pre",
+           "gru_reset_hidden", "gru_update",
            "sru_update", "qrnn_update", "rnn_update", "InputError"]
 
 

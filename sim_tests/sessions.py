@@ -55,3 +55,17 @@ def saturating_session(cfg: Config, seed: int = 0) -> list[tuple]:
     rng = np.random.default_rng(seed)
     x = rng.choice([cfg.q_state.min_raw, cfg.q_state.max_raw, 0], size=(4, cfg.input_size))
     return [("reset",), ("run", x)]
+
+
+def input_projection_saturates(cfg: Config, weights, x_raw: np.ndarray) -> bool:
+    """True when layer 0's input projection of ``x_raw`` overflows q_pre (so narrowing saturates)."""
+    from rnnaccel.fixedpoint import align, round_shift
+    from rnnaccel.model import dense_matrices, quantize_weights
+
+    m = dense_matrices(cfg, quantize_weights(cfg, weights))[0]
+    x = np.asarray(x_raw, dtype=np.int64)
+    if cfg.cell == "qrnn" and cfg.qrnn_window == 2:
+        x = np.concatenate([x, np.zeros_like(x)], axis=1)
+    acc = np.einsum("ghc,nc->ngh", m.W, x) + align(m.b, cfg.q_pre.frac, cfg.acc_frac)[None]
+    wide = round_shift(acc, cfg.acc_frac - cfg.q_pre.frac)
+    return bool(((wide > cfg.q_pre.max_raw) | (wide < cfg.q_pre.min_raw)).any())
