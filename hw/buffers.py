@@ -62,7 +62,7 @@ class VectorStore(wiring.Component):
         T, xs = cfg.tile, cfg.q_state.width
         m = Module()
         for q in range(cfg.pe_cols):
-            mem = memory.Memory(shape=unsigned(T * xs), depth=self._depth, init=[])
+            mem = memory.Memory(shape=unsigned(T * xs), depth=self._depth, init=[], attrs={"ram_style": "block"})
             m.submodules[f"bank{q}"] = mem
             rp = mem.read_port()
             wp = mem.write_port(granularity=xs)

@@ -168,11 +168,13 @@ class CirculantMVU(wiring.Component):
                     init = [int(v) & ((1 << ws) - 1) for v in img] if circ else [pack_words(row, ws) for row in img]
                 else:
                     init = []
-                mem = memory.Memory(shape=unsigned(self._wword), depth=self._wdepth, init=init)
+                mem = memory.Memory(shape=unsigned(self._wword), depth=self._wdepth, init=init,
+                                    attrs={"ram_style": "block"})
                 m.submodules[f"pe_{p}_{q}_weights"] = mem
                 wmems[p][q] = mem
         bmem = memory.Memory(shape=unsigned(cfg.q_pre.width * T), depth=self._bdepth,
-                             init=[pack_words(row, cfg.q_pre.width) for row in bias_img] if bias_img is not None else [])
+                             init=[pack_words(row, cfg.q_pre.width) for row in bias_img] if bias_img is not None else [],
+                             attrs={"ram_style": "block"})
         m.submodules.bias = bmem
 
         if not cfg.weights_in_rom:

@@ -157,12 +157,13 @@ class Accelerator(wiring.Component):
                      out_fifo.r_en.eq(self.o_h.ready)]
 
         # projection memories: one per gate, T words per row
-        xp_mem = [memory.Memory(shape=unsigned(T * pw), depth=segs_h, init=[]) for _ in range(gmax)]
-        hp_mem = [memory.Memory(shape=unsigned(T * pw), depth=segs_h, init=[]) for _ in range(gmax)]
+        bram = {"ram_style": "block"}
+        xp_mem = [memory.Memory(shape=unsigned(T * pw), depth=segs_h, init=[], attrs=bram) for _ in range(gmax)]
+        hp_mem = [memory.Memory(shape=unsigned(T * pw), depth=segs_h, init=[], attrs=bram) for _ in range(gmax)]
         for g in range(gmax):
             m.submodules[f"xp{g}"] = xp_mem[g]
             m.submodules[f"hp{g}"] = hp_mem[g]
-        c_mem = memory.Memory(shape=signed(cs), depth=L * Hp, init=[])
+        c_mem = memory.Memory(shape=signed(cs), depth=L * Hp, init=[], attrs=bram)
         m.submodules.cell_state = c_mem
 
         # gate units: one per distinct (gate count, phase)
