@@ -34,7 +34,7 @@ from .buffers import VectorStore
 from .gates import GateUnit
 from .mvu import CirculantMVU
 
-__all__ = ["Accelerator", "Op", "program", "command_layout", "STATUS_BITS"]
+__all__ = ["Accelerator", "Op", "program", "command_layout", "STATUS_BITS", "PHASE_CLEAR", "PHASE_STEP_DONE"]
 
 
 class Op(enum.IntEnum):
@@ -47,6 +47,9 @@ class Op(enum.IntEnum):
     WRITE_WEIGHT = 4     #: sel = weight bank (p * pe_cols + q; pe_rows*pe_cols = bias), addr = word, data = packed word
     CLEAR_COUNTERS = 5   #: zero the cycle, wait and step counters and the error flag
 
+
+PHASE_CLEAR = 254
+PHASE_STEP_DONE = 255
 
 #: Bits of ``status``.
 STATUS_BITS = {"busy": 0, "idle": 1, "error": 2}
@@ -104,6 +107,10 @@ class Accelerator(wiring.Component):
     cycles, wait_cycles, steps : Out(32)
         Compute cycles (excluding waits on the host), cycles spent waiting for
         input words or output space, and completed time steps.
+    phase : Out(8)
+        The sequencer's phase: 0 idle, ``i + 1`` while running phase ``i`` of
+        :attr:`program`, :data:`PHASE_CLEAR` while clearing the state,
+        :data:`PHASE_STEP_DONE` at the end of a step (for profiling and debugging).
     """
 
     def __init__(self, cfg: Config, weights=None):
@@ -123,6 +130,7 @@ class Accelerator(wiring.Component):
             "cycles": Out(32),
             "wait_cycles": Out(32),
             "steps": Out(32),
+            "phase": Out(8),
         })
 
     @property
@@ -368,7 +376,7 @@ class Accelerator(wiring.Component):
                     m.d.sync += enter(0)
 
             with m.State("CLEAR"):
-                m.d.comb += [busy.eq(1), clearing.eq(1)]
+                m.d.comb += [busy.eq(1), clearing.eq(1), self.phase.eq(PHASE_CLEAR)]
                 # zero every vector row of every bank, and the cell state
                 m.d.comb += [wr_en.eq(1), wr_bank.eq(e_bank), wr_row.eq(e_row), wr_mask.eq((1 << T) - 1),
                              wr_full.eq(1), wr_seg.eq(0)]
@@ -387,7 +395,7 @@ class Accelerator(wiring.Component):
                 nxt = state_name(i + 1) if i + 1 < len(prog) else "STEP_DONE"
                 enter_next = (lambda i=i: enter(i + 1))
                 with m.State(state_name(i)):
-                    m.d.comb += busy.eq(1)
+                    m.d.comb += [busy.eq(1), self.phase.eq(i + 1)]
                     kind = phase[0]
                     if kind == "load":
                         s = slots["x0"]
@@ -486,7 +494,7 @@ class Accelerator(wiring.Component):
                                 m.d.sync += enter_next()
 
             with m.State("STEP_DONE"):
-                m.d.comb += busy.eq(1)
+                m.d.comb += [busy.eq(1), self.phase.eq(PHASE_STEP_DONE)]
                 m.d.sync += self.steps.eq(self.steps + 1)
                 m.next = "IDLE"
         return m
