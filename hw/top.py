@@ -220,21 +220,24 @@ class Accelerator(wiring.Component):
         o_bank = Signal(range(Pc))
         o_row = Signal(range(vdepth + 1))
 
+        def next_segment(bank, row):
+            """Advance (bank, row) to the next segment: segment j lives in bank j % Pc, row base + j // Pc."""
+            if Pc == 1:
+                m.d.sync += row.eq(row + 1)
+            else:
+                m.d.sync += bank.eq(bank + 1)
+                with m.If(bank == Pc - 1):
+                    m.d.sync += [bank.eq(0), row.eq(row + 1)]
+
         def walk(lane, bank, row, seg=None):
             """Advance (lane, bank, row[, seg]) by one element."""
-            stmts = [lane.eq(lane + 1)]
             with m.If(lane == T - 1):
                 m.d.sync += lane.eq(0)
                 if seg is not None:
                     m.d.sync += seg.eq(seg + 1)
-                if Pc == 1:
-                    m.d.sync += row.eq(row + 1)
-                else:
-                    m.d.sync += bank.eq(bank + 1)
-                    with m.If(bank == Pc - 1):
-                        m.d.sync += [bank.eq(0), row.eq(row + 1)]
+                next_segment(bank, row)
             with m.Else():
-                m.d.sync += stmts
+                m.d.sync += lane.eq(lane + 1)
 
         # defaults
         vec_rd_addr = [Signal(range(vdepth), name=f"vec_rd_addr{q}") for q in range(Pc)]
@@ -247,13 +250,11 @@ class Accelerator(wiring.Component):
         # per-cycle registered lane/bank of the element read (data arrives next cycle)
         rd_lane = Signal(range(T))
         rd_bank = Signal(range(Pc))
-        rd_valid = Signal()
         m.d.sync += [rd_lane.eq(e_lane), rd_bank.eq(e_bank)]
         rd_word = Signal(signed(xs))
         m.d.comb += rd_word.eq(Array(Array(store.rd_data[q][r] for r in range(T)) for q in range(Pc))[rd_bank][rd_lane])
 
         # gate unit inputs (shared by all units; only the active one gets i_valid)
-        cur_layer = Signal(range(L))
         def lane_sel(rdata, width):
             words = data.View(data.ArrayLayout(signed(width), T), rdata)
             return words[rd_lane]
@@ -298,8 +299,6 @@ class Accelerator(wiring.Component):
 
         # ------------------------------------------------------------ FSM
         prog = self._program
-        n_issue = Signal.like(e_cnt)     # elements to issue in this phase
-        inflight = Signal()
 
         launched = Signal()
 
@@ -330,7 +329,7 @@ class Accelerator(wiring.Component):
                     src, dst = ("x0" if layer == 0 else f"h{layer - 1}"), f"h{layer}"
                 else:
                     src, dst = f"h{layer}", f"h{layer}"
-                return start_walk(src, dst) + [c_base.eq(layer * Hp), cur_layer.eq(layer)]
+                return start_walk(src, dst) + [c_base.eq(layer * Hp)]
             return []
 
         def state_name(i):
@@ -348,9 +347,8 @@ class Accelerator(wiring.Component):
                             m.d.sync += [e_cnt.eq(0), e_bank.eq(0), e_row.eq(0)]
                             m.next = "CLEAR"
                         with m.Case(Op.WRITE_VEC):
-                            m.d.comb += [wr_en.eq(1), wr_bank.eq(cmd.sel // T if T & (T - 1) == 0 else 0),
-                                         wr_row.eq(cmd.addr), wr_word.eq(cmd.data[:xs])]
-                            # sel = bank * T + lane; general T uses a small table
+                            m.d.comb += [wr_en.eq(1), wr_row.eq(cmd.addr), wr_word.eq(cmd.data[:xs])]
+                            # sel = bank * T + lane, decoded by a small table (T need not be a power of two)
                             sel_bank = Array(Const(i // T, range(Pc)) for i in range(Pc * T))
                             sel_lane = Array(Const(1 << (i % T), T) for i in range(Pc * T))
                             m.d.comb += [wr_bank.eq(sel_bank[cmd.sel]), wr_mask.eq(sel_lane[cmd.sel])]
@@ -382,12 +380,7 @@ class Accelerator(wiring.Component):
                              wr_full.eq(1), wr_seg.eq(0)]
                 m.d.comb += [c_w.addr.eq(e_cnt), c_w.data.eq(0), c_w.en.eq(e_cnt < L * Hp)]
                 m.d.sync += e_cnt.eq(e_cnt + 1)
-                if Pc == 1:
-                    m.d.sync += e_row.eq(e_row + 1)
-                else:
-                    m.d.sync += e_bank.eq(e_bank + 1)
-                    with m.If(e_bank == Pc - 1):
-                        m.d.sync += [e_bank.eq(0), e_row.eq(e_row + 1)]
+                next_segment(e_bank, e_row)
                 with m.If(e_cnt >= max(vdepth * Pc, L * Hp) - 1):
                     m.next = "IDLE"
 
@@ -398,7 +391,6 @@ class Accelerator(wiring.Component):
                     m.d.comb += [busy.eq(1), self.phase.eq(i + 1)]
                     kind = phase[0]
                     if kind == "load":
-                        s = slots["x0"]
                         m.d.comb += [in_fifo.r_en.eq(1), waiting.eq(~in_fifo.r_rdy)]
                         m.d.comb += [wr_en.eq(in_fifo.r_rdy), wr_bank.eq(e_bank), wr_row.eq(e_row),
                                      wr_mask.eq(Const(1, T) << e_lane), wr_word.eq(in_fifo.r_data.as_signed())]
@@ -412,12 +404,8 @@ class Accelerator(wiring.Component):
                         # segments 0..S-1 of the slot -> S..2S-1 (x_t becomes x_{t-1})
                         s = slots[phase[1]]
                         half = s.segments // 2
-                        cp_i = Signal(range(half + 2), name=f"copy{i}_i")
                         cp_v = Signal(name=f"copy{i}_v")
-                        src_bank = Signal(range(Pc), name=f"copy{i}_sb")
-                        src_row = Signal(range(vdepth + 1), name=f"copy{i}_sr")
-                        dst_bank = Signal(range(Pc), name=f"copy{i}_db")
-                        dst_row = Signal(range(vdepth + 1), name=f"copy{i}_dr")
+                        src_bank = Signal(range(Pc), name=f"copy{i}_src_bank")
                         issue = Signal(name=f"copy{i}_issue")
                         m.d.comb += issue.eq(e_cnt < half)
                         m.d.comb += vec_rd_en.eq(issue)
@@ -426,23 +414,13 @@ class Accelerator(wiring.Component):
                         m.d.sync += [cp_v.eq(issue), src_bank.eq(e_bank)]
                         with m.If(issue):
                             m.d.sync += e_cnt.eq(e_cnt + 1)
-                            if Pc == 1:
-                                m.d.sync += e_row.eq(e_row + 1)
-                            else:
-                                m.d.sync += e_bank.eq(e_bank + 1)
-                                with m.If(e_bank == Pc - 1):
-                                    m.d.sync += [e_bank.eq(0), e_row.eq(e_row + 1)]
+                            next_segment(e_bank, e_row)
                         rd_seg = Array(store.rd_data[q].as_value() for q in range(Pc))[src_bank]
                         m.d.comb += [wr_en.eq(cp_v), wr_bank.eq(o_bank), wr_row.eq(o_row),
                                      wr_mask.eq((1 << T) - 1), wr_full.eq(1), wr_seg.eq(rd_seg)]
                         with m.If(cp_v):
                             m.d.sync += o_cnt.eq(o_cnt + 1)
-                            if Pc == 1:
-                                m.d.sync += o_row.eq(o_row + 1)
-                            else:
-                                m.d.sync += o_bank.eq(o_bank + 1)
-                                with m.If(o_bank == Pc - 1):
-                                    m.d.sync += [o_bank.eq(0), o_row.eq(o_row + 1)]
+                            next_segment(o_bank, o_row)
                             with m.If(o_cnt == half - 1):
                                 m.next = nxt
                                 m.d.sync += enter_next()
