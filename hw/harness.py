@@ -71,7 +71,8 @@ class MVUHarness(wiring.Component):
 
         # ---- output FIFO (whole result) and word serializer
         pw = cfg.q_pre.width
-        m.submodules.ofifo = ofifo = fifo.SyncFIFOBuffered(width=T * pw, depth=plan.br)
+        # +1: SyncFIFOBuffered of depth 2 cannot take two writes on consecutive cycles
+        m.submodules.ofifo = ofifo = fifo.SyncFIFOBuffered(width=T * pw, depth=plan.br + 1)
         m.d.comb += [ofifo.w_data.eq(mvu.o_data.as_value()), ofifo.w_en.eq(mvu.o_valid)]
 
         start = Signal()

@@ -1,11 +1,16 @@
 """The chessboard-divided circulant matrix-vector unit (MVU).
 
-Structure (Gemmini-style hierarchy, built by loops):
+Structure (Gemmini-style hierarchy, built by loops; blocks in :mod:`rnnaccel.hw.pe`):
 
-* ``MacLanes``: one PE, T multiplier lanes with T accumulators;
-* the ``pe_rows x pe_cols`` grid of PEs, each with its own weight bank;
-* one rotating input register per PE column, shared down the column;
-* a pipelined adder tree per PE row reducing the PE columns' partial sums;
+* :class:`~rnnaccel.hw.pe.ProcessingElement` ``pe_{p}_{q}``: one PE, T
+  multiplier lanes with T accumulators (latency 2: product, accumulate),
+  reading its own weight bank ``pe_{p}_{q}_weights``;
+* the ``pe_rows x pe_cols`` grid of PEs;
+* :class:`~rnnaccel.hw.pe.ColumnOperand` ``col_{q}``: one input register per
+  PE column, shared down the column (latency 0);
+* :class:`~rnnaccel.hw.pe.RowReducer` ``row_{p}_tree``: a pipelined adder tree
+  per PE row reducing the PE columns' partial sums into the output segment
+  (latency ``ceil(log2(pe_cols))``);
 * a serializer emitting the row round's output segments one per cycle;
 * the bias add and the narrowing to ``q_pre`` (:func:`rnnaccel.golden.projection`).
 
@@ -16,6 +21,20 @@ circulant lanes multiply the bank's one word w[t] by the register
 (lane r holds x[(r - t) mod T], :func:`rnnaccel.circulant.circulant_index`),
 dense lanes multiply column t of the tile (T words) by x[t].
 
+Pipeline, cycles after an issue cycle (stage 0: weight and vector addresses):
+
+====================  =====  ==============================================
+stage                 cycle  block
+====================  =====  ==============================================
+memory read           1      weight banks, vector banks; ``ColumnOperand``
+product               2      ``ProcessingElement`` (first of its 2 cycles)
+accumulate            3      ``ProcessingElement``
+adder tree            +L     ``RowReducer``, L = ceil(log2(pe_cols))
+result capture        +1     serializer buffer (all PE rows at once)
+serializer            +P_r   one output segment per cycle
+bias read, narrow     +2     bias memory, :func:`rnnaccel.fixedpoint.hw_narrow`
+====================  =====  ==============================================
+
 Timing: the controller issues one tile cycle per clock with no stalls inside
 a plan; the only wait is a gap after a row round shorter than ``pe_rows``
 cycles so the serializer can drain. Cycles of one plan, start to done:
@@ -24,29 +43,27 @@ cycles so the serializer can drain. Cycles of one plan, start to done:
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Cat, Const, Elaboratable, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Array, Const, Module, Signal, signed, unsigned
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..config import Config
 from ..fixedpoint import hw_narrow
-from ..image import MatrixPlan, bias_image, pack_words, plans, vector_depth, weight_banks
+from ..image import MatrixPlan, bias_image, pack_words, plans, vector_depth, vector_slots, weight_banks
+from .pe import ColumnOperand, ProcessingElement, RowReducer, tree_latency
 
 __all__ = ["CirculantMVU", "mvu_latency", "plan_cycles", "plan_gaps"]
-
-
-def _clog2(n: int) -> int:
-    return max(1, (n - 1).bit_length())
 
 
 def mvu_latency(cfg: Config) -> int:
     """Cycles from the MVU's last issue cycle to ``done``.
 
-    memory read (1) + product (1) + accumulate (1) + adder-tree levels
-    (ceil(log2(pe_cols))) + result capture (1) + serializer (up to pe_rows) +
-    bias read (1) + narrow (1).
+    memory read (1) + PE (:attr:`ProcessingElement.LATENCY`: product and
+    accumulate, 2) + adder tree (:func:`~rnnaccel.hw.pe.tree_latency` of
+    ``pe_cols``: ceil(log2(pe_cols))) + result capture (1) + serializer (up to
+    pe_rows) + bias read (1) + narrow (1).
     """
-    return 1 + 1 + 1 + (cfg.pe_cols - 1).bit_length() + 1 + cfg.pe_rows + 2
+    return 1 + ProcessingElement.LATENCY + tree_latency(cfg.pe_cols) + 1 + cfg.pe_rows + 2
 
 
 def plan_gaps(cfg: Config, plan: MatrixPlan) -> int:
@@ -132,7 +149,8 @@ class CirculantMVU(wiring.Component):
 
     @property
     def tree_levels(self) -> int:
-        return (self._cfg.pe_cols - 1).bit_length()
+        """Register levels of each PE row's adder tree (:attr:`RowReducer.latency`)."""
+        return tree_latency(self._cfg.pe_cols)
 
     @property
     def latency(self) -> int:
@@ -149,7 +167,7 @@ class CirculantMVU(wiring.Component):
         cfg, T = self._cfg, self._T
         Pr, Pc = cfg.pe_rows, cfg.pe_cols
         circ = cfg.block_size > 1
-        ws, xs = cfg.q_weight.width, cfg.q_state.width
+        ws = cfg.q_weight.width
         acc_w = cfg.acc_width
         m = Module()
 
@@ -160,7 +178,6 @@ class CirculantMVU(wiring.Component):
         else:
             banks_img = bias_img = None
         wmems = [[None] * Pc for _ in range(Pr)]
-        wdata = [[None] * Pc for _ in range(Pr)]
         for p in range(Pr):
             for q in range(Pc):
                 if banks_img is not None:
@@ -190,7 +207,6 @@ class CirculantMVU(wiring.Component):
         # -------------------------------------------------------- plan table
         nplans = len(self._plans)
         slots_base = {}
-        from ..image import vector_slots
         for name, slot in vector_slots(cfg).items():
             slots_base[name] = slot.base
 
@@ -257,75 +273,39 @@ class CirculantMVU(wiring.Component):
         v1, t0_1, first1, last1 = Signal(), Signal(), Signal(), Signal()
         I1 = Signal.like(I)
         m.d.sync += [v1.eq(issue), t0_1.eq(t == 0), first1.eq(first0), last1.eq(last0), I1.eq(I)]
-        xop = [[Signal(signed(xs), name=f"col_{q}_x{r}") for r in range(T)] for q in range(Pc)]
-        rot = [[Signal(signed(xs), name=f"col_{q}_rot{r}") for r in range(T)] for q in range(Pc)]
+        cols = []
         for q in range(Pc):
-            seg = [self.vec_data[q][r] for r in range(T)]
-            if circ:
-                # lane r at cycle t holds x[(r - t) mod T]
-                for r in range(T):
-                    m.d.comb += xop[q][r].eq(Mux(t0_1, seg[r], rot[q][r]))
-                with m.If(v1):
-                    for r in range(T):
-                        m.d.sync += rot[q][r].eq(xop[q][(r - 1) % T])
-            else:
-                # dense: every lane multiplies x[t]; the register shifts x[t+1] into lane 0
-                cur_x = Signal(signed(xs), name=f"col_{q}_xt")
-                m.d.comb += cur_x.eq(Mux(t0_1, seg[0], rot[q][0]))
-                for r in range(T):
-                    m.d.comb += xop[q][r].eq(cur_x)
-                with m.If(v1):
-                    for r in range(T):
-                        nxt = Mux(t0_1, seg[(r + 1) % T], rot[q][(r + 1) % T])
-                        m.d.sync += rot[q][r].eq(nxt)
+            col = ColumnOperand(cfg)
+            m.submodules[f"col_{q}"] = col
+            m.d.comb += [col.i_valid.eq(v1), col.i_load.eq(t0_1), col.i_seg.eq(self.vec_data[q])]
+            cols.append(col)
 
-        # ------------------------------------------------------ stage 2: products
-        v2, first2, last2 = Signal(), Signal(), Signal()
-        I2 = Signal.like(I)
-        m.d.sync += [v2.eq(v1), first2.eq(first1), last2.eq(last1), I2.eq(I1)]
-        prod = [[[Signal(signed(ws + xs), name=f"pe_{p}_{q}_prod{r}") for r in range(T)] for q in range(Pc)]
-                for p in range(Pr)]
+        # ------------------------------------------------------ stages 2-3: the PE grid
+        pes = [[None] * Pc for _ in range(Pr)]
         for p in range(Pr):
             for q in range(Pc):
-                for r in range(T):
-                    if circ:
-                        w = wrd[p][q].as_signed() if ws == self._wword else wrd[p][q][:ws].as_signed()
-                    else:
-                        w = wrd[p][q][r * ws:(r + 1) * ws].as_signed()
-                    m.d.sync += prod[p][q][r].eq(w * xop[q][r])
-
-        # ------------------------------------------------------ stage 3: accumulate
-        last3 = Signal()
-        I3 = Signal.like(I)
-        m.d.sync += [last3.eq(v2 & last2), I3.eq(I2)]
-        acc = [[[Signal(signed(acc_w), name=f"pe_{p}_{q}_acc{r}") for r in range(T)] for q in range(Pc)]
-               for p in range(Pr)]
-        with m.If(v2):
-            for p in range(Pr):
-                for q in range(Pc):
-                    for r in range(T):
-                        m.d.sync += acc[p][q][r].eq(Mux(first2, prod[p][q][r], acc[p][q][r] + prod[p][q][r]))
+                pe = ProcessingElement(cfg)
+                m.submodules[f"pe_{p}_{q}"] = pe
+                m.d.comb += [pe.en.eq(1), pe.i_valid.eq(v1), pe.i_first.eq(first1), pe.i_last.eq(last1),
+                             pe.i_w.eq(wrd[p][q]), pe.i_x.eq(cols[q].o_x)]
+                pes[p][q] = pe
 
         # ------------------------------------------------------ adder tree per PE row
-        level = [[[acc[p][q][r] for r in range(T)] for q in range(Pc)] for p in range(Pr)]
-        tv, tI = last3, I3
-        for lv in range(self.tree_levels):
-            nxt_v, nxt_I = Signal(name=f"tree{lv}_valid"), Signal.like(I, name=f"tree{lv}_I")
-            m.d.sync += [nxt_v.eq(tv), nxt_I.eq(tI)]
-            new_level = []
-            for p in range(Pr):
-                row = level[p]
-                sums = []
-                for a in range(0, len(row), 2):
-                    if a + 1 < len(row):
-                        s = [Signal(signed(acc_w), name=f"row_{p}_tree{lv}_{a // 2}_{r}") for r in range(T)]
-                        m.d.sync += [s[r].eq(row[a][r] + row[a + 1][r]) for r in range(T)]
-                    else:
-                        s = [Signal(signed(acc_w), name=f"row_{p}_tree{lv}_{a // 2}_{r}") for r in range(T)]
-                        m.d.sync += [s[r].eq(row[a][r]) for r in range(T)]
-                    sums.append(s)
-                new_level.append(sums)
-            level, tv, tI = new_level, nxt_v, nxt_I
+        rows = []
+        for p in range(Pr):
+            tree = RowReducer(cfg, Pc)
+            m.submodules[f"row_{p}_tree"] = tree
+            m.d.comb += tree.i_valid.eq(pes[p][0].o_last)
+            for q in range(Pc):
+                m.d.comb += tree.i_acc[q].eq(pes[p][q].o_acc)
+            rows.append(tree)
+        # the tile row round I travels beside the products and the tree
+        tI = I1
+        for i in range(ProcessingElement.LATENCY + self.tree_levels):
+            nxt_I = Signal.like(I, name=f"round_I{i + 2}")
+            m.d.sync += nxt_I.eq(tI)
+            tI = nxt_I
+        tv = rows[0].o_valid
 
         # ------------------------------------------------------ capture + serializer
         outbuf = [[Signal(signed(acc_w), name=f"row_{p}_sum{r}") for r in range(T)] for p in range(Pr)]
@@ -333,7 +313,7 @@ class CirculantMVU(wiring.Component):
         ser_base = Signal(range(max(p.br for p in self._plans) + Pr + 1))
         with m.If(tv):
             for p in range(Pr):
-                m.d.sync += [outbuf[p][r].eq(level[p][0][r]) for r in range(T)]
+                m.d.sync += [outbuf[p][r].eq(rows[p].o_sum[r]) for r in range(T)]
             m.d.sync += [ser_cnt.eq(Pr), ser_base.eq(tI * Pr)]
         with m.Elif(ser_cnt != 0):
             for p in range(Pr - 1):

@@ -158,7 +158,9 @@ class Accelerator(wiring.Component):
         m.submodules.store = store = VectorStore(cfg)
         m.submodules.mvu = mvu = CirculantMVU(cfg, self._weights)
         m.submodules.in_fifo = in_fifo = fifo.SyncFIFOBuffered(width=xs, depth=max(2, cfg.input_size))
-        m.submodules.out_fifo = out_fifo = fifo.SyncFIFOBuffered(width=xs, depth=max(2, H))
+        # the gate unit pushes H words back to back without looking at w_rdy (WAIT_OUT made room);
+        # a SyncFIFOBuffered of depth 2 cannot take two writes in a row, hence the margin
+        m.submodules.out_fifo = out_fifo = fifo.SyncFIFOBuffered(width=xs, depth=max(3, H + 1))
         m.d.comb += [in_fifo.w_data.eq(self.i_x.payload), in_fifo.w_en.eq(self.i_x.valid),
                      self.i_x.ready.eq(in_fifo.w_rdy),
                      self.o_h.valid.eq(out_fifo.r_rdy), self.o_h.payload.eq(out_fifo.r_data.as_signed()),

@@ -1,0 +1,338 @@
+"""The building blocks of the MVU's PE array (Gemmini-style: lanes -> PE -> grid).
+
+* :class:`ProcessingElement`: one PE, ``T = cfg.tile`` multiplier lanes, each
+  with its own accumulator. A registered product, then an accumulate: latency 2.
+* :class:`ColumnOperand`: the input register one PE column shares. Circulant
+  weights: a rotating register, lane ``r`` at cycle ``t`` of a tile holds
+  ``x[(r - t) mod T]`` (:func:`rnnaccel.circulant.circulant_index`); dense
+  weights: every lane gets ``x[t]``. Latency 0 (the operand of the current
+  cycle is a multiplexer output, the register holds the next ones).
+* :class:`RowReducer`: the pipelined adder tree summing the accumulators of the
+  PEs of one PE row lane-wise into an output segment. One register level per
+  halving: latency ``ceil(log2(n_inputs))`` (0 for one input, a pass-through).
+
+The grid itself (``pe_rows x pe_cols`` of these, with weight banks, the
+controller, the serializer and the bias add) is built by
+:class:`rnnaccel.hw.mvu.CirculantMVU`. Each block's ``latency`` is what the
+MVU's :func:`rnnaccel.hw.mvu.mvu_latency` adds up and what tests model delays
+from.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..config import Config
+
+__all__ = ["ProcessingElement", "ColumnOperand", "RowReducer", "tree_latency"]
+
+
+def tree_latency(n_inputs: int) -> int:
+    """Register levels of an adder tree over ``n_inputs`` operands: ``ceil(log2(n_inputs))``."""
+    if not isinstance(n_inputs, int) or isinstance(n_inputs, bool):
+        raise TypeError(f"n_inputs must be an int, not {n_inputs!r}")
+    if n_inputs < 1:
+        raise ValueError(f"n_inputs must be 1 or more, not {n_inputs!r}")
+    return (n_inputs - 1).bit_length()
+
+
+def _check_cfg(cfg) -> Config:
+    if not isinstance(cfg, Config):
+        raise TypeError(f"cfg must be a Config, not {cfg!r}")
+    return cfg
+
+
+class ProcessingElement(wiring.Component):
+    """One PE: ``T = cfg.tile`` multiplier lanes and ``T`` accumulators.
+
+    Every cycle with ``en`` high, lane ``r`` registers the product
+    ``w_r * i_x[r]`` (``w_r`` is ``i_w`` for circulant weights, broadcast to
+    every lane, or ``i_w[r]`` for dense weights); one cycle later, if the
+    operands were valid, the product is accumulated: ``acc[r] = product``
+    when ``i_first`` was set with them, ``acc[r] + product`` otherwise.
+    Invalid operands (``i_valid`` low) are bubbles: nothing is accumulated.
+
+    The products are plain ``*`` of two signals registered into a signal, so
+    Yosys maps each lane to one DSP block (``q_weight x q_state``).
+    Accumulators are ``cfg.acc_width`` bits, wide enough never to overflow
+    (:attr:`rnnaccel.config.Config.acc_width`).
+
+    Parameters
+    ----------
+    cfg : Config
+        The configuration: ``cfg.tile`` lanes; circulant weights
+        (``cfg.block_size > 1``) or dense ones.
+
+    Members
+    -------
+    en : In(1, init=1)
+        Clock enable: while low the PE holds all its state (products, control
+        pipeline, accumulators and outputs), as if the clock had not ticked.
+        A consumer of ``o_*`` stalled with the same enable sees each result once.
+    i_valid : In(1)
+        ``i_w`` / ``i_x`` (and ``i_first`` / ``i_last``) are an operand pair.
+    i_first : In(1)
+        This product starts a new accumulation (``acc = product``).
+    i_last : In(1)
+        This product ends the accumulation: ``o_last`` marks the result.
+    i_w : In(signed(q_weight.width)) or In(ArrayLayout(signed(q_weight.width), T))
+        Circulant: the one defining-vector word of this cycle, shared by every
+        lane. Dense: one weight per lane (column ``t`` of the tile).
+    i_x : In(ArrayLayout(signed(q_state.width), T))
+        The operand of each lane (from a :class:`ColumnOperand`).
+    o_acc : Out(ArrayLayout(signed(acc_width), T))
+        The accumulators (registers).
+    o_valid : Out(1)
+        ``o_acc`` took a new product in the last enabled cycle.
+    o_last : Out(1)
+        ``o_acc`` holds a finished accumulation (its last product went in
+        ``latency`` enabled cycles after ``i_last``).
+
+    Raises
+    ------
+    TypeError
+        If ``cfg`` is not a :class:`~rnnaccel.config.Config`.
+    """
+
+    #: Enabled cycles from an operand pair to ``o_acc`` including its product.
+    LATENCY = 2
+
+    def __init__(self, cfg: Config):
+        self._cfg = _check_cfg(cfg)
+        T = cfg.tile
+        ws, xs = cfg.q_weight.width, cfg.q_state.width
+        w_shape = signed(ws) if self.circulant else data.ArrayLayout(signed(ws), T)
+        super().__init__({
+            "en": In(1, init=1),
+            "i_valid": In(1),
+            "i_first": In(1),
+            "i_last": In(1),
+            "i_w": In(w_shape),
+            "i_x": In(data.ArrayLayout(signed(xs), T)),
+            "o_acc": Out(data.ArrayLayout(signed(cfg.acc_width), T)),
+            "o_valid": Out(1),
+            "o_last": Out(1),
+        })
+
+    @property
+    def cfg(self) -> Config:
+        return self._cfg
+
+    @property
+    def lanes(self) -> int:
+        """Multiplier lanes (``cfg.tile``)."""
+        return self._cfg.tile
+
+    @property
+    def circulant(self) -> bool:
+        """One weight word broadcast to every lane (``True``) or one per lane (dense)."""
+        return self._cfg.block_size > 1
+
+    @property
+    def latency(self) -> int:
+        """Enabled cycles from ``i_valid`` to ``o_acc`` / ``o_valid``: product (1) + accumulate (1)."""
+        return self.LATENCY
+
+    def elaborate(self, platform):
+        cfg = self._cfg
+        T = cfg.tile
+        ws, xs, acc_w = cfg.q_weight.width, cfg.q_state.width, cfg.acc_width
+        m = Module()
+
+        prod = [Signal(signed(ws + xs), name=f"prod{r}") for r in range(T)]
+        acc = [Signal(signed(acc_w), name=f"acc{r}") for r in range(T)]
+        p_valid = Signal(name="prod_valid")
+        p_first = Signal(name="prod_first")
+        p_last = Signal(name="prod_last")
+
+        with m.If(self.en):
+            # stage 1: products (one DSP per lane) and the control that travels with them
+            m.d.sync += [p_valid.eq(self.i_valid), p_first.eq(self.i_first), p_last.eq(self.i_last)]
+            for r in range(T):
+                w = self.i_w if self.circulant else self.i_w[r]
+                m.d.sync += prod[r].eq(w * self.i_x[r])
+            # stage 2: accumulate
+            m.d.sync += [self.o_valid.eq(p_valid), self.o_last.eq(p_valid & p_last)]
+            with m.If(p_valid):
+                for r in range(T):
+                    m.d.sync += acc[r].eq(Mux(p_first, prod[r], acc[r] + prod[r]))
+        for r in range(T):
+            m.d.comb += self.o_acc[r].eq(acc[r])
+        return m
+
+
+class ColumnOperand(wiring.Component):
+    """The input register shared by the PEs of one PE column.
+
+    A tile takes ``T`` cycles ``t = 0 .. T-1``. At ``t = 0`` (``i_load``) the
+    column's input segment ``x`` (``T`` words) arrives on ``i_seg`` and is the
+    operand at once; in each later cycle the register supplies it:
+
+    * circulant weights: lane ``r`` gets ``x[(r - t) mod T]``
+      (:func:`rnnaccel.circulant.circulant_index`), a register rotating by
+      one lane per cycle;
+    * dense weights: every lane gets ``x[t]``, the register shifting the next
+      word into lane 0.
+
+    The register advances in cycles with ``i_valid`` high, so a tile's cycles
+    need not be consecutive.
+
+    Parameters
+    ----------
+    cfg : Config
+        The configuration: ``cfg.tile`` lanes, circulant or dense.
+
+    Members
+    -------
+    i_valid : In(1)
+        The operand ``o_x`` is used this cycle: advance the register.
+    i_load : In(1)
+        Cycle ``t = 0``: take the segment from ``i_seg``.
+    i_seg : In(ArrayLayout(signed(q_state.width), T))
+        The input segment (read when ``i_load``).
+    o_x : Out(ArrayLayout(signed(q_state.width), T))
+        Each lane's operand this cycle (combinational from ``i_seg`` / the register).
+
+    Raises
+    ------
+    TypeError
+        If ``cfg`` is not a :class:`~rnnaccel.config.Config`.
+    """
+
+    #: Cycles from ``i_seg`` (with ``i_load``) to ``o_x``: combinational.
+    LATENCY = 0
+
+    def __init__(self, cfg: Config):
+        self._cfg = _check_cfg(cfg)
+        word = data.ArrayLayout(signed(cfg.q_state.width), cfg.tile)
+        super().__init__({
+            "i_valid": In(1),
+            "i_load": In(1),
+            "i_seg": In(word),
+            "o_x": Out(word),
+        })
+
+    @property
+    def cfg(self) -> Config:
+        return self._cfg
+
+    @property
+    def lanes(self) -> int:
+        return self._cfg.tile
+
+    @property
+    def circulant(self) -> bool:
+        """Rotating (``True``) or broadcasting (dense) register."""
+        return self._cfg.block_size > 1
+
+    @property
+    def latency(self) -> int:
+        """0: the operand of cycle ``t = 0`` is ``i_seg`` itself."""
+        return self.LATENCY
+
+    def elaborate(self, platform):
+        T, xs = self._cfg.tile, self._cfg.q_state.width
+        m = Module()
+        seg = [self.i_seg[r] for r in range(T)]
+        rot = [Signal(signed(xs), name=f"rot{r}") for r in range(T)]
+        if self.circulant:
+            # lane r at cycle t holds x[(r - t) mod T]: rotate up by one lane per cycle
+            for r in range(T):
+                m.d.comb += self.o_x[r].eq(Mux(self.i_load, seg[r], rot[r]))
+            with m.If(self.i_valid):
+                for r in range(T):
+                    m.d.sync += rot[r].eq(self.o_x[(r - 1) % T])
+        else:
+            # dense: every lane multiplies x[t]; the register shifts x[t+1] into lane 0
+            cur = Signal(signed(xs), name="xt")
+            m.d.comb += cur.eq(Mux(self.i_load, seg[0], rot[0]))
+            for r in range(T):
+                m.d.comb += self.o_x[r].eq(cur)
+            with m.If(self.i_valid):
+                for r in range(T):
+                    m.d.sync += rot[r].eq(Mux(self.i_load, seg[(r + 1) % T], rot[(r + 1) % T]))
+        return m
+
+
+class RowReducer(wiring.Component):
+    """Pipelined adder tree: the lane-wise sum of ``n_inputs`` accumulator vectors.
+
+    Level ``l`` adds neighbouring pairs of level ``l - 1`` (an odd one out is
+    registered unchanged), one register per level, so the sum of the inputs
+    of cycle ``c`` is on ``o_sum`` in cycle ``c + latency``; ``i_valid`` travels
+    with it. Sums wrap at ``cfg.acc_width`` bits (the accumulator width is
+    chosen so the whole matrix row never overflows).
+
+    Parameters
+    ----------
+    cfg : Config
+        The configuration (``cfg.tile`` lanes of ``cfg.acc_width`` bits).
+    n_inputs : int
+        Accumulator vectors summed (the PEs of one row, ``cfg.pe_cols``), 1 or more.
+
+    Members
+    -------
+    i_valid : In(1)
+        Marks the inputs of this cycle; delayed to ``o_valid``.
+    i_acc : In(ArrayLayout(ArrayLayout(signed(acc_width), T), n_inputs))
+        The accumulator vectors.
+    o_valid : Out(1)
+    o_sum : Out(ArrayLayout(signed(acc_width), T))
+        ``sum(i_acc[j][r] for j)`` of ``latency`` cycles earlier.
+
+    Raises
+    ------
+    TypeError
+        If ``cfg`` is not a :class:`~rnnaccel.config.Config` or ``n_inputs`` not an int.
+    ValueError
+        If ``n_inputs`` is less than 1.
+    """
+
+    def __init__(self, cfg: Config, n_inputs: int):
+        self._cfg = _check_cfg(cfg)
+        self._latency = tree_latency(n_inputs)
+        self._n = n_inputs
+        vec = data.ArrayLayout(signed(cfg.acc_width), cfg.tile)
+        super().__init__({
+            "i_valid": In(1),
+            "i_acc": In(data.ArrayLayout(vec, n_inputs)),
+            "o_valid": Out(1),
+            "o_sum": Out(vec),
+        })
+
+    @property
+    def cfg(self) -> Config:
+        return self._cfg
+
+    @property
+    def n_inputs(self) -> int:
+        return self._n
+
+    @property
+    def latency(self) -> int:
+        """Register levels, ``ceil(log2(n_inputs))``: cycles from ``i_acc`` to ``o_sum``."""
+        return self._latency
+
+    def elaborate(self, platform):
+        T, acc_w = self._cfg.tile, self._cfg.acc_width
+        m = Module()
+        level = [[self.i_acc[j][r] for r in range(T)] for j in range(self._n)]
+        valid = self.i_valid
+        for lv in range(self._latency):
+            nxt_valid = Signal(name=f"level{lv}_valid")
+            m.d.sync += nxt_valid.eq(valid)
+            nxt = []
+            for a in range(0, len(level), 2):
+                s = [Signal(signed(acc_w), name=f"level{lv}_{a // 2}_{r}") for r in range(T)]
+                if a + 1 < len(level):
+                    m.d.sync += [s[r].eq(level[a][r] + level[a + 1][r]) for r in range(T)]
+                else:
+                    m.d.sync += [s[r].eq(level[a][r]) for r in range(T)]
+                nxt.append(s)
+            level, valid = nxt, nxt_valid
+        m.d.comb += self.o_valid.eq(valid)
+        for r in range(T):
+            m.d.comb += self.o_sum[r].eq(level[0][r])
+        return m
