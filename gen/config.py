@@ -109,6 +109,10 @@ class Config:
         Linear interpolation between table entries.
     weights_in_rom : bool
         Bake weights into the bitstream (ROM) rather than loading them at run time.
+    weight_ram : str
+        Memory kind of the weight banks: ``block`` (block RAM / EBR) or
+        ``huge`` (iCE40 UltraPlus SPRAM: 16-bit words, no initial contents, so
+        weights are loaded at run time; weights are packed 16 bits per word).
     seed : int
         Seed for every random choice (weights of ``new``, test data).
     """
@@ -133,6 +137,7 @@ class Config:
     tanh_range: float = 4.0
     interpolate: bool = True
     weights_in_rom: bool = True
+    weight_ram: str = "block"
     seed: int = 0
     name: str = "custom"
 
@@ -181,6 +186,13 @@ class Config:
         else:
             self._check(self.lanes <= 64, "lanes", "dense tile size must be at most 64")
         self._check(self.seed >= 0, "seed", "must be 0 or more")
+        self._check(self.weight_ram in ("block", "huge"), "weight_ram", "must be 'block' or 'huge' (iCE40 SPRAM)")
+        if self.weight_ram == "huge":
+            self._check(not self.weights_in_rom, "weight_ram",
+                        "'huge' (SPRAM) cannot hold initial contents: set weights_in_rom = false")
+            self._check(self.block_size > 1 and 16 % self.q_weight.width == 0, "weight_ram",
+                        f"'huge' packs circulant weight words into 16-bit SPRAM words: needs block_size > 1 and a "
+                        f"q_weight width dividing 16 (block_size {self.block_size}, q_weight {self.q_weight})")
         if self.cell == "qrnn" and self.qrnn_window == 2:
             self._check(self.input_size % self.tile == 0, "input_size",
                         f"must be a multiple of the tile ({self.tile}) for a window-2 QRNN: "
@@ -391,7 +403,8 @@ PRESETS: dict[str, Config] = {
     "gru-small": _DEFAULT.replace(name="gru-small", cell="gru", input_size=32, hidden_size=32, block_size=4, lanes=4,
                                   pe_rows=2, pe_cols=2),
     "lstm512-ice40": _DEFAULT.replace(name="lstm512-ice40", input_size=512, hidden_size=512, block_size=16, lanes=16,
-                                      pe_rows=1, pe_cols=1, q_weight=QFormat(8, 7)),
+                                      pe_rows=1, pe_cols=1, q_weight=QFormat(8, 7), weights_in_rom=False,
+                                      weight_ram="huge"),
 }
 
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from .config import Config
 from .golden import IntegerModel
-from .image import bias_image, pack_words, vector_slots, weight_banks
+from .image import bank_words, bias_image, pack_words, vector_slots, weight_banks
 
 __all__ = ["OP", "state_commands", "weight_commands", "golden_session", "sessions_for_batch"]
 
@@ -59,12 +59,10 @@ def weight_commands(cfg: Config, weights) -> list[tuple[int, int, int, int]]:
     """Commands loading every weight bank and the bias memory (for ``weights_in_rom = False``)."""
     cmds = []
     banks = weight_banks(cfg, weights)
-    ws = cfg.q_weight.width
     for p in range(cfg.pe_rows):
         for q in range(cfg.pe_cols):
-            for addr, word in enumerate(banks[p][q]):
-                packed = _mask(word, ws) if np.ndim(word) == 0 else pack_words(word, ws)
-                cmds.append((OP["WRITE_WEIGHT"], p * cfg.pe_cols + q, addr, packed))
+            for addr, word in enumerate(bank_words(cfg, banks[p][q])):
+                cmds.append((OP["WRITE_WEIGHT"], p * cfg.pe_cols + q, addr, word))
     for addr, row in enumerate(bias_image(cfg, weights)):
         cmds.append((OP["WRITE_WEIGHT"], cfg.pe_rows * cfg.pe_cols, addr, pack_words(row, cfg.q_pre.width)))
     return cmds

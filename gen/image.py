@@ -31,7 +31,7 @@ import numpy as np
 from .config import Config, ceil_div
 from .model import Weights, quantize_weights
 
-__all__ = ["pack_words", "MatrixPlan", "plans", "VectorSlot", "vector_slots", "weight_banks", "bias_image", "tile_of"]
+__all__ = ["pack_words", "bank_packing", "bank_words", "MatrixPlan", "plans", "VectorSlot", "vector_slots", "weight_banks", "bias_image", "tile_of"]
 
 
 def pack_words(values, width: int) -> int:
@@ -179,6 +179,28 @@ def weight_banks(cfg: Config, weights: Weights, quantized: bool = False) -> list
                             banks[p][q][addr:addr + T] = tile_of(cfg, qw, plan, i, j)
                 addr += T
     return banks
+
+
+def bank_packing(cfg: Config) -> int:
+    """Weight words per memory word: 16 / q_weight.width for SPRAM banks (``weight_ram = huge``), else 1."""
+    return 16 // cfg.q_weight.width if cfg.weight_ram == "huge" else 1
+
+
+def bank_words(cfg: Config, bank: np.ndarray) -> list[int]:
+    """A weight bank (from :func:`weight_banks`) as unsigned memory words, as the hardware stores them.
+
+    Dense banks pack a cycle's T words (lane 0 in the low bits); SPRAM banks pack
+    :func:`bank_packing` consecutive cycles' words (the first in the low bits).
+    """
+    ws = cfg.q_weight.width
+    if bank.ndim == 2:
+        return [pack_words(row, ws) for row in bank]
+    per = bank_packing(cfg)
+    if per == 1:
+        return [int(v) & ((1 << ws) - 1) for v in bank]
+    padded = np.zeros(-(-len(bank) // per) * per, dtype=np.int64)
+    padded[:len(bank)] = bank
+    return [pack_words(group, ws) for group in padded.reshape(-1, per)]
 
 
 def bias_image(cfg: Config, weights: Weights, quantized: bool = False) -> np.ndarray:

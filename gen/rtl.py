@@ -209,7 +209,7 @@ def generate(cfg: Config, weights, out_dir: str | os.PathLike, progress=print) -
     from .host import OP
     from .hw.mvu import mvu_latency, plan_cycles
     from .hw.top import command_layout, program
-    from .image import bias_image, pack_words, plans, weight_banks
+    from .image import bank_packing, bank_words, bias_image, pack_words, plans, weight_banks
 
     out = Path(out_dir)
     (out / "mem").mkdir(parents=True, exist_ok=True)
@@ -224,9 +224,8 @@ def generate(cfg: Config, weights, out_dir: str | os.PathLike, progress=print) -
     for p in range(cfg.pe_rows):
         for q in range(cfg.pe_cols):
             bank = banks[p][q]
-            words = bank if bank.ndim == 1 else [pack_words(row, ws) for row in bank]
-            width = ws if bank.ndim == 1 else ws * cfg.tile
-            (out / "mem" / f"weights_p{p}_q{q}.hex").write_text(_hex_lines(words, width))
+            width = ws * (bank_packing(cfg) if bank.ndim == 1 else cfg.tile)
+            (out / "mem" / f"weights_p{p}_q{q}.hex").write_text(_hex_lines(bank_words(cfg, bank), width))
     (out / "mem" / "bias.hex").write_text(
         _hex_lines([pack_words(r, cfg.q_pre.width) for r in bias_image(cfg, weights)], cfg.q_pre.width * cfg.tile))
     for fn in lut.FUNCTIONS:

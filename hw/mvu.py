@@ -43,13 +43,13 @@ cycles so the serializer can drain. Cycles of one plan, start to done:
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Const, Module, Signal, signed, unsigned
+from amaranth.hdl import Array, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..config import Config
 from ..fixedpoint import hw_narrow
-from ..image import MatrixPlan, bias_image, pack_words, plans, vector_depth, vector_slots, weight_banks
+from ..image import MatrixPlan, bank_packing, bank_words, bias_image, pack_words, plans, vector_depth, vector_slots, weight_banks
 from .pe import ColumnOperand, ProcessingElement, RowReducer, tree_latency
 
 __all__ = ["CirculantMVU", "mvu_latency", "plan_cycles", "plan_gaps"]
@@ -120,6 +120,9 @@ class CirculantMVU(wiring.Component):
         self._bdepth = sum(p.br for p in self._plans)
         wword = cfg.q_weight.width * (1 if cfg.block_size > 1 else T)
         self._wword = wword
+        self._pack = bank_packing(cfg)       # weight words per memory word (SPRAM banks pack 16 bits)
+        self._mem_word = wword * self._pack
+        self._mem_depth = -(-self._wdepth // self._pack)
         max_br = max(p.br for p in self._plans)
         self._wr_words = max(self._wdepth, self._bdepth)
         super().__init__({
@@ -136,7 +139,7 @@ class CirculantMVU(wiring.Component):
             "wr_en": In(1),
             "wr_bank": In(range(cfg.pe_rows * cfg.pe_cols + 1)),
             "wr_addr": In(range(self._wr_words)),
-            "wr_data": In(max(wword, cfg.q_pre.width * T)),
+            "wr_data": In(max(self._mem_word, cfg.q_pre.width * T)),
         })
 
     @property
@@ -178,15 +181,12 @@ class CirculantMVU(wiring.Component):
         else:
             banks_img = bias_img = None
         wmems = [[None] * Pc for _ in range(Pr)]
+        ram_style = "huge" if cfg.weight_ram == "huge" else "block"
         for p in range(Pr):
             for q in range(Pc):
-                if banks_img is not None:
-                    img = banks_img[p][q]
-                    init = [int(v) & ((1 << ws) - 1) for v in img] if circ else [pack_words(row, ws) for row in img]
-                else:
-                    init = []
-                mem = memory.Memory(shape=unsigned(self._wword), depth=self._wdepth, init=init,
-                                    attrs={"ram_style": "block"})
+                init = bank_words(cfg, banks_img[p][q]) if banks_img is not None else []
+                mem = memory.Memory(shape=unsigned(self._mem_word), depth=self._mem_depth, init=init,
+                                    attrs={"ram_style": ram_style})
                 m.submodules[f"pe_{p}_{q}_weights"] = mem
                 wmems[p][q] = mem
         bmem = memory.Memory(shape=unsigned(cfg.q_pre.width * T), depth=self._bdepth,
@@ -194,12 +194,14 @@ class CirculantMVU(wiring.Component):
                              attrs={"ram_style": "block"})
         m.submodules.bias = bmem
 
+        wsel = [[Signal(name=f"pe_{p}_{q}_wsel") for q in range(Pc)] for p in range(Pr)]
         if not cfg.weights_in_rom:
             for p in range(Pr):
                 for q in range(Pc):
                     wp = wmems[p][q].write_port()
-                    m.d.comb += [wp.addr.eq(self.wr_addr), wp.data.eq(self.wr_data[:self._wword]),
-                                 wp.en.eq(self.wr_en & (self.wr_bank == p * Pc + q))]
+                    m.d.comb += [wsel[p][q].eq(self.wr_en & (self.wr_bank == p * Pc + q)),
+                                 wp.data.eq(self.wr_data[:self._mem_word]), wp.en.eq(wsel[p][q])]
+                    wmems[p][q] = (wmems[p][q], wp)
             bwp = bmem.write_port()
             m.d.comb += [bwp.addr.eq(self.wr_addr), bwp.data.eq(self.wr_data[:cfg.q_pre.width * T]),
                          bwp.en.eq(self.wr_en & (self.wr_bank == Pr * Pc))]
@@ -263,11 +265,28 @@ class CirculantMVU(wiring.Component):
             m.d.comb += self.vec_addr[q].eq(vbase_t[cur] + J)
         m.d.comb += self.vec_en.eq(issue & (t == 0))
         wrd = [[None] * Pc for _ in range(Pr)]
+        shift = (self._pack - 1).bit_length()
+        sub = Signal(range(self._pack), name="weight_sub")     # which packed word, one cycle after the read
+        if self._pack > 1:
+            m.d.sync += sub.eq(wa[:shift])
         for p in range(Pr):
             for q in range(Pc):
-                rp = wmems[p][q].read_port()
-                m.d.comb += [rp.addr.eq(wa), rp.en.eq(issue)]
-                wrd[p][q] = rp.data
+                if isinstance(wmems[p][q], tuple):
+                    mem, wp = wmems[p][q]
+                    rp = mem.read_port()
+                    # one address for both ports, so a single-port RAM (SPRAM) can hold the bank;
+                    # writes happen only between steps, reads only during sweeps
+                    addr = Signal(range(self._mem_depth), name=f"pe_{p}_{q}_addr")
+                    m.d.comb += [addr.eq(Mux(wsel[p][q], self.wr_addr, wa >> shift)), rp.addr.eq(addr),
+                                 wp.addr.eq(addr), rp.en.eq(issue)]
+                else:
+                    rp = wmems[p][q].read_port()
+                    m.d.comb += [rp.addr.eq(wa >> shift), rp.en.eq(issue)]
+                if self._pack > 1:
+                    words = Array(rp.data[i * self._wword:(i + 1) * self._wword] for i in range(self._pack))
+                    wrd[p][q] = words[sub]
+                else:
+                    wrd[p][q] = rp.data
 
         # ------------------------------------------------------ stage 1: operands
         v1, t0_1, first1, last1 = Signal(), Signal(), Signal(), Signal()

@@ -56,7 +56,10 @@ STATUS_BITS = {"busy": 0, "idle": 1, "error": 2}
 
 
 def command_layout(cfg: Config) -> data.StructLayout:
-    mvu_word = max(cfg.q_weight.width * (1 if cfg.block_size > 1 else cfg.tile), cfg.q_pre.width * cfg.tile)
+    from ..image import bank_packing
+
+    weight_word = cfg.q_weight.width * (bank_packing(cfg) if cfg.block_size > 1 else cfg.tile)
+    mvu_word = max(weight_word, cfg.q_pre.width * cfg.tile)
     return data.StructLayout({
         "op": unsigned(4),
         "sel": unsigned(16),

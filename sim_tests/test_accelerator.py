@@ -41,8 +41,9 @@ def test_saturation_matches_golden(cell, extra):
     assert input_projection_saturates(cfg, weights, ops[1][1]), "the case must overflow q_pre"
 
 
-def test_runtime_weight_loading():
-    cfg = case_config("tiny", {"weights_in_rom": False, "pe_rows": 2})
+@pytest.mark.parametrize("ram", ["block", "huge"])
+def test_runtime_weight_loading(ram):
+    cfg = case_config("tiny", {"weights_in_rom": False, "pe_rows": 2, "weight_ram": ram})
     weights = random_weights(cfg, seed=8)
     ops = full_session(cfg, seed=3)
     got, _ = run_session_amaranth(cfg, weights, ops, idle=0.1, backpressure=0.1)

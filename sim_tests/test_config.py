@@ -55,7 +55,7 @@ def test_type_fields_cover_the_dataclass():
     assert {n for n, t in types.items() if t in ("int", int)} == set(INT_FIELDS)
     assert {n for n, t in types.items() if t in ("bool", bool)} == set(BOOL_FIELDS)
     assert {n for n, t in types.items() if t in ("float", float)} == {"sigmoid_range", "tanh_range"}
-    assert {n for n, t in types.items() if t in ("str", str)} == {"cell", "name"}
+    assert {n for n, t in types.items() if t in ("str", str)} == {"cell", "name", "weight_ram"}
 
 
 def test_hidden_size_string_is_refused():
@@ -336,7 +336,7 @@ CHANGES = {"cell": "gru", "input_size": 32, "hidden_size": 32, "num_layers": 2, 
            "qrnn_window": 1, "block_size": 8, "pe_rows": 2, "pe_cols": 1, "lanes": 8, "q_weight": QFormat(8, 7),
            "q_state": QFormat(16, 13), "q_cell": QFormat(16, 10), "q_pre": QFormat(16, 10),
            "q_act": QFormat(16, 15), "table_entries": 512, "sigmoid_range": 16.0, "tanh_range": 8.0,
-           "interpolate": False, "weights_in_rom": False, "seed": 1, "name": "other"}
+           "interpolate": False, "weights_in_rom": False, "weight_ram": "huge", "seed": 1, "name": "other"}
 
 
 def test_changes_cover_every_field():
@@ -349,6 +349,8 @@ def test_hash_changes_with_every_field(field):
     changes = {field: CHANGES[field]}
     if field in ("block_size", "lanes"):
         changes = {"block_size": 8, "lanes": 8}
+    if field == "weight_ram":
+        changes = {"weight_ram": "huge", "weights_in_rom": False}
     changed = base.replace(**changes)
     assert changed != base
     assert changed.hash != base.hash
@@ -411,3 +413,19 @@ def test_unknown_preset():
     assert "'nope'" in msg
     for name in PRESETS:
         assert name in msg
+
+
+def test_weight_ram_rules():
+    with pytest.raises(ConfigError) as exc:
+        Config(weight_ram="flash")
+    assert "weight_ram" in str(exc.value) and "flash" in str(exc.value)
+    with pytest.raises(ConfigError) as exc:
+        Config(weight_ram="huge", weights_in_rom=True)
+    assert "weights_in_rom" in str(exc.value)
+    with pytest.raises(ConfigError) as exc:
+        Config(weight_ram="huge", weights_in_rom=False, block_size=1, lanes=4)
+    assert "block_size" in str(exc.value)
+    with pytest.raises(ConfigError) as exc:
+        Config(weight_ram="huge", weights_in_rom=False, q_weight="Q2.9")
+    assert "16" in str(exc.value)
+    assert Config(weight_ram="huge", weights_in_rom=False).weight_ram == "huge"
