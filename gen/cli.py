@@ -242,6 +242,58 @@ def cmd_demo(args) -> int:
     return 0 if mismatches == 0 else 1
 
 
+def _class_args(items, kind: str) -> dict:
+    out = {}
+    for item in items or []:
+        if "=" not in item:
+            raise CLIError(f"--{kind} takes CLASS=VALUE, not {item!r}")
+        key, value = (x.strip() for x in item.split("=", 1))
+        name = key if key.startswith("q_") else f"q_{key}"
+        if name not in ("q_weight", "q_state", "q_cell", "q_pre", "q_act"):
+            raise CLIError(f"--{kind} {key}: the classes are weight, state, cell, pre, act")
+        if kind == "width":
+            try:
+                out[name] = int(value)
+            except ValueError:
+                raise CLIError(f"--width {item}: the width must be an integer") from None
+        else:
+            out[name] = value
+    return out
+
+
+def cmd_quantize(args) -> int:
+    import json
+
+    from .model import CONFIG_FILE, load_model, save_model
+    from .quantize import choose_formats, format_report
+
+    cfg, weights = load_model(args.model)
+    out = Path(args.output)
+    if (out / CONFIG_FILE).exists() and not args.overwrite:
+        raise CLIError(f"{out} already holds a model; pass --overwrite to replace it")
+    calib = None
+    if args.calibrate:
+        calib = _load_inputs(args.calibrate)
+        if calib.ndim not in (2, 3) or calib.shape[-1] != cfg.input_size:
+            raise CLIError(f"{args.calibrate}: shape {calib.shape}; the model needs (T, {cfg.input_size}) or "
+                           f"(N, T, {cfg.input_size})")
+        if not np.all(np.isfinite(calib)):
+            raise CLIError(f"{args.calibrate}: NaN or infinite values")
+        calib = calib.astype(np.float64)
+        if calib.ndim == 2:
+            calib = calib[None]
+    widths = _class_args(args.width, "width")
+    forced = _class_args(args.force, "force")
+    new_cfg, report = choose_formats(cfg, weights, calib_x=calib, widths=widths or None, force=forced or None,
+                                     headroom=args.headroom)
+    save_model(out, new_cfg, weights)
+    print(format_report(report))
+    if args.report:
+        Path(args.report).write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {out}/")
+    return 0
+
+
 def cmd_info(args) -> int:
     from .model import load_model
 
@@ -316,6 +368,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("presets", help="list the named presets")
     s.set_defaults(func=cmd_presets)
+
+    from .cli_import import add_parser as add_import_parser
+
+    add_import_parser(sub)
+    s = sub.add_parser("quantize", help="choose Q formats from the weights and calibration inputs")
+    s.add_argument("model", help="model directory")
+    s.add_argument("-o", "--output", required=True, help="model directory to write with the chosen formats")
+    s.add_argument("--calibrate", metavar="X.npy", help="calibration inputs (T, input) or (N, T, input)")
+    s.add_argument("--width", action="append", metavar="CLASS=N",
+                   help="width of a tensor class (weight, state, cell, pre, act), e.g. weight=8")
+    s.add_argument("--force", action="append", metavar="CLASS=Qm.n", help="force a format, e.g. state=Q2.13")
+    s.add_argument("--headroom", type=float, default=1.0, help="multiply observed ranges by this (default 1)")
+    s.add_argument("--report", help="JSON report of formats and saturation counts")
+    s.add_argument("--overwrite", action="store_true", help="overwrite an existing model directory")
+    s.set_defaults(func=cmd_quantize)
     return p
 
 

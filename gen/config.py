@@ -216,8 +216,11 @@ class Config:
         for fname in ("sigmoid_range", "tanh_range"):
             value = getattr(self, fname)
             self._check(value > 0 and _is_pow2_float(value), fname, "must be a power of two (0.5, 1, 2, 4, 8, ...)")
-            for qname in ("q_pre", "q_cell"):
-                step_shift = self.table_shift(fname.split("_")[0], getattr(self, qname).frac)
+            fn = fname.split("_")[0]
+            # tables index q_pre; tanh also indexes the cell state of cells that have one
+            inputs = ("q_pre", "q_cell") if fn == "tanh" and self.cell in ("lstm", "sru", "qrnn") else ("q_pre",)
+            for qname in inputs:
+                step_shift = self.table_shift(fn, getattr(self, qname).frac)
                 self._check(step_shift >= 0, fname,
                             f"table step 2*R/table_entries is finer than the resolution of {qname} "
                             f"({getattr(self, qname)}): use fewer entries or a wider range")

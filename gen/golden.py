@@ -203,7 +203,8 @@ def _int_step(cfg: Config, m: LayerMatrices, x: np.ndarray, st: dict) -> tuple[n
         hp = projection(cfg, m.U, st["h"], m.c)
         h, new["c"] = lstm_update(cfg, saturate(xp + hp, cfg.q_pre), st["c"])
     elif cell == "gru":
-        hp = projection(cfg, m.U, st["h"], m.c)
+        # reset-before: only r and z multiply h directly; U_n multiplies r*h below
+        hp = projection(cfg, m.U if cfg.gru_reset_after else m.U[:2], st["h"], m.c if cfg.gru_reset_after else m.c[:2])
         r, z = gru_gates(cfg, xp, hp)
         if cfg.gru_reset_after:
             n_pre = gru_candidate_pre(cfg, xp[:, 2], hp[:, 2], r)
@@ -267,6 +268,10 @@ class GoldenModel:
                 st["xprev"] = np.zeros((n, self.cfg.layer_input_size(layer)), dt)
             out.append(st)
         return out
+
+    def zero_state(self, n: int = 1) -> list[dict]:
+        """A zero state for ``n`` sequences (per layer: h, and c / xprev where the cell has them)."""
+        return self._zero_state(n)
 
     def reset(self) -> None:
         """Forget the state; the next call starts from zeros (or what :meth:`set_state` gives)."""

@@ -101,10 +101,21 @@ def save_model(directory: str | Path, cfg: Config, weights: Weights) -> Path:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     cfg.save(directory / CONFIG_FILE)
-    # fixed order and no timestamps inside the zip would need more care; npz
-    # content is what matters and keys are written sorted.
-    np.savez(directory / WEIGHTS_FILE, **{k: np.asarray(weights[k], dtype=np.float32) for k in sorted(weights)})
+    _write_npz(directory / WEIGHTS_FILE, {k: np.asarray(weights[k], dtype=np.float32) for k in sorted(weights)})
     return directory
+
+
+def _write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Like np.savez, but byte-reproducible: sorted keys and a fixed timestamp in the zip."""
+    import io
+
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as zf:
+        for key in sorted(arrays):
+            buf = io.BytesIO()
+            np.lib.format.write_array(buf, np.ascontiguousarray(arrays[key]), allow_pickle=False)
+            info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.external_attr = 0o644 << 16
+            zf.writestr(info, buf.getvalue())
 
 
 def load_model(directory: str | Path) -> tuple[Config, Weights]:

@@ -251,8 +251,10 @@ def test_table_step_finer_than_q_pre():
 
 def test_table_step_finer_than_q_cell():
     q_cell = QFormat(16, 4)
-    err = assert_config_error("sigmoid_range", 8.0, q_cell=q_cell, table_entries=4096)
+    err = assert_config_error("tanh_range", 4.0, q_cell=q_cell, table_entries=4096, sigmoid_range=16.0)
     assert "q_cell" in err.rule and "Q11.4" in err.rule
+    # q_cell only feeds tanh, and only in cells that have a cell state
+    Config(cell="gru", q_cell=q_cell, table_entries=4096, sigmoid_range=16.0)
 
 
 # ------------------------------------------------------------------ Q strings

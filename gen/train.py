@@ -1,0 +1,409 @@
+"""Training block-circulant recurrent models in PyTorch, with the hardware's arithmetic.
+
+:class:`CirculantRNN` is a ``torch.nn.Module`` for every cell of rnnaccel
+(LSTM, GRU reset-after and reset-before, SRU with the optional highway
+projection, QRNN window 1 and 2, RNN), multi-layer, batch-first. Its
+parameters are exactly the arrays of ``weights.npz`` (:mod:`rnnaccel.model`):
+per layer the circulant defining vectors ``W`` (G, ceil(H/k), ceil(C/k), k),
+the bias ``b`` (G, H), and for LSTM/GRU/RNN ``U`` and ``c``. The forward pass
+expands the defining vectors with the one circulant index ``(r - c) mod k``
+(:func:`rnnaccel.circulant.circulant_index`) by tensor indexing, so gradients
+reach the defining vectors, and runs the cell equations of
+:mod:`rnnaccel.golden`.
+
+Two switches bring training closer to the accelerator:
+
+* ``fake_quant=True``: weights are quantized to ``q_weight``, biases to
+  ``q_pre``, inputs and hidden states to ``q_state``, cell states to
+  ``q_cell``, projections and pre-activations to ``q_pre`` and activation
+  outputs to ``q_act``, each with the one rule (``floor(x * 2**f + 0.5)``,
+  then clip, :func:`rnnaccel.fixedpoint.quantize`) at exactly the points where
+  the integer model narrows, with a straight-through estimator (gradient 1
+  inside the format's range, 0 where it saturates);
+* ``table_activations=True``: sigmoid and tanh are the accelerator's tables
+  (:func:`lookup`, a torch port of :func:`rnnaccel.lut.lookup` on the input
+  quantized to ``q_pre``, or ``q_cell`` for LSTM/SRU's ``tanh(c)``), with the
+  true function's derivative backward.
+
+With both on, the forward pass in float64 is the integer model's arithmetic:
+every value is a multiple of its format's LSB, products and sums are exact in
+float64 (while the accumulator stays below 2**53 LSBs, i.e. always for
+``acc_width <= 53``), and ``floor(v * 2**f + 0.5)`` on an exact value is the
+round-half-up shift of :func:`rnnaccel.fixedpoint.round_shift`. So the output
+equals :meth:`rnnaccel.golden.IntegerModel.run_float` bit for bit
+(``sim_tests/test_train.py``). Parameters are rounded to float32 before
+quantizing (as ``weights.npz`` stores them), so the exported model quantizes to
+the same integers that training saw.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import lut
+from .circulant import circulant_index, project
+from .config import Config
+from .fixedpoint import QFormat
+from .model import Weights, check_weights, save_model, weight_shapes
+
+__all__ = ["CirculantRNN", "fake_quantize", "lookup", "table_activation", "init_from_dense", "dense_to_weights",
+           "expand"]
+
+
+# ----------------------------------------------------------------------------
+# Building blocks
+# ----------------------------------------------------------------------------
+
+def fake_quantize(x: torch.Tensor, q: QFormat) -> torch.Tensor:
+    """``quantize`` then dequantize with the one rule, straight-through backward.
+
+    Forward: ``clip(floor(x * 2**f + 0.5), min_raw, max_raw) / 2**f``.
+    Backward: gradient 1 where the value is inside the format, 0 where it saturates.
+    """
+    scale = 2.0 ** q.frac
+    raw = torch.floor(x * scale + 0.5)
+    inside = (raw >= q.min_raw) & (raw <= q.max_raw)
+    y = raw.clamp(q.min_raw, q.max_raw) / scale
+    return y.detach() + (x - x.detach()) * inside
+
+
+def _round_shift(x: torch.Tensor, shift: int) -> torch.Tensor:
+    if shift > 0:
+        return (x + (1 << (shift - 1))) >> shift
+    if shift < 0:
+        return x << (-shift)
+    return x
+
+
+def lookup(cfg: Config, fn: str, raw: torch.Tensor, in_frac: int, words: torch.Tensor | None = None) -> torch.Tensor:
+    """Torch port of :func:`rnnaccel.lut.lookup`: raw int64 inputs -> raw ``q_act`` (int64), bit for bit."""
+    if words is None:
+        words = torch.from_numpy(lut.table(cfg, fn)).to(raw.device)
+    raw = raw.to(torch.int64)
+    shift = cfg.table_shift(fn, in_frac)
+    n = lut.half_entries(cfg)
+    neg = raw < 0
+    mag = torch.where(neg, -raw, raw)
+    idx = mag >> shift
+    if cfg.interpolate:
+        inside = idx < n
+        i0 = torch.clamp(idx, max=n)
+        i1 = torch.clamp(idx + 1, max=n)
+        rem = mag & ((1 << shift) - 1)
+        w0, w1 = words[i0], words[i1]
+        interp = w0 + _round_shift((w1 - w0) * rem, shift)
+        pos = torch.where(inside, interp, words[n])
+    else:
+        pos = words[torch.clamp(idx, max=n - 1)]
+    one = 1 << cfg.q_act.frac
+    out = torch.where(neg, -pos, pos) if fn == "tanh" else torch.where(neg, one - pos, pos)
+    return out.clamp(cfg.q_act.min_raw, cfg.q_act.max_raw)
+
+
+def _true_fn(fn: str, x: torch.Tensor) -> torch.Tensor:
+    return torch.sigmoid(x) if fn == "sigmoid" else torch.tanh(x)
+
+
+def table_activation(cfg: Config, fn: str, x: torch.Tensor, q_in: QFormat,
+                     words: torch.Tensor | None = None) -> torch.Tensor:
+    """Table sigmoid/tanh of float ``x`` read at ``q_in`` (quantized with the one rule, saturated).
+
+    Forward: the accelerator's table output as a float (a multiple of
+    ``q_act``'s LSB). Backward: the derivative of the true function at ``x``.
+    """
+    scale = 2.0 ** q_in.frac
+    raw = torch.floor(x.detach() * scale + 0.5).clamp(q_in.min_raw, q_in.max_raw).to(torch.int64)
+    y = lookup(cfg, fn, raw, q_in.frac, words).to(x.dtype) * (2.0 ** -cfg.q_act.frac)
+    t = _true_fn(fn, x)
+    return y + (t - t.detach())
+
+
+def expand(vectors: torch.Tensor, rows: int, cols: int, index: torch.Tensor | None = None) -> torch.Tensor:
+    """Defining vectors (..., rb, cb, k) -> dense (..., rows, cols), cropped; differentiable.
+
+    ``B[r][c] = w[(r - c) mod k]``, as :func:`rnnaccel.circulant.expand`.
+    """
+    k = vectors.shape[-1]
+    if index is None:
+        index = _circ_index(k, vectors.device)
+    rb, cb = vectors.shape[-3], vectors.shape[-2]
+    blocks = vectors[..., index]  # (..., rb, cb, k, k): [r, c] within a block
+    dense = blocks.transpose(-3, -2).reshape(*vectors.shape[:-3], rb * k, cb * k)
+    return dense[..., :rows, :cols]
+
+
+def _circ_index(k: int, device=None) -> torch.Tensor:
+    r = np.arange(k)[:, None]
+    c = np.arange(k)[None, :]
+    return torch.as_tensor(circulant_index(r, c, k), dtype=torch.long, device=device)
+
+
+# ----------------------------------------------------------------------------
+# The module
+# ----------------------------------------------------------------------------
+
+class _Layer(nn.Module):
+    def __init__(self, shapes: dict[str, tuple[int, ...]], layer: int, dtype):
+        super().__init__()
+        for kind in ("W", "b", "U", "c"):
+            key = f"layer{layer}.{kind}"
+            if key in shapes:
+                setattr(self, kind, nn.Parameter(torch.zeros(shapes[key], dtype=dtype)))
+            else:
+                setattr(self, kind, None)
+
+
+State = list[dict[str, torch.Tensor]]
+
+
+class CirculantRNN(nn.Module):
+    """A block-circulant recurrent network of any rnnaccel cell, parameterized by defining vectors.
+
+    Parameters
+    ----------
+    cfg : Config
+        The model (cell, sizes, layers, block size, Q formats, tables).
+    fake_quant : bool
+        Quantize at every point the integer model does (see the module docs).
+    table_activations : bool
+        Use the accelerator's sigmoid/tanh tables in the forward pass.
+    dtype : torch.dtype
+        Parameter and compute dtype; float64 (the default) makes
+        ``fake_quant=True, table_activations=True`` bit-exact with the
+        integer model.
+
+    Parameters are ``layers[l].W``, ``.b``, ``.U``, ``.c`` with the shapes of
+    ``weights.npz``; initialised to zero (use :meth:`from_weights`,
+    :func:`init_from_dense` or :meth:`reset_parameters`).
+    """
+
+    def __init__(self, cfg: Config, fake_quant: bool = False, table_activations: bool = False,
+                 dtype: torch.dtype = torch.float64):
+        super().__init__()
+        self.cfg = cfg
+        self.fake_quant = fake_quant
+        self.table_activations = table_activations
+        self.dtype = dtype
+        shapes = weight_shapes(cfg)
+        self.layers = nn.ModuleList(_Layer(shapes, layer, dtype) for layer in range(cfg.num_layers))
+        self.register_buffer("circ_index", _circ_index(cfg.block_size), persistent=False)
+        for fn in lut.FUNCTIONS:
+            self.register_buffer(f"table_{fn}", torch.from_numpy(lut.table(cfg, fn)), persistent=False)
+
+    # ------------------------------------------------------------ weights
+    def reset_parameters(self, seed: int | None = None, scale: float = 1.0) -> "CirculantRNN":
+        """Seeded uniform initialisation as :func:`rnnaccel.model.random_weights` (PyTorch's range)."""
+        from .model import random_weights
+
+        return self.load_weights(random_weights(self.cfg, seed=seed, scale=scale))
+
+    def load_weights(self, weights: Weights) -> "CirculantRNN":
+        """Copy a ``weights.npz`` dict into the parameters (checked against the config)."""
+        check_weights(self.cfg, weights)
+        with torch.no_grad():
+            for layer, mod in enumerate(self.layers):
+                for kind in ("W", "b", "U", "c"):
+                    p = getattr(mod, kind)
+                    if p is not None:
+                        p.copy_(torch.as_tensor(np.asarray(weights[f"layer{layer}.{kind}"]), dtype=self.dtype))
+        return self
+
+    @classmethod
+    def from_weights(cls, cfg: Config, weights: Weights, **kwargs) -> "CirculantRNN":
+        """A module holding ``weights`` (a ``weights.npz`` dict); kwargs go to the constructor."""
+        return cls(cfg, **kwargs).load_weights(weights)
+
+    def to_weights(self) -> Weights:
+        """The parameters as a ``weights.npz`` dict (float32 numpy arrays)."""
+        out: Weights = {}
+        for layer, mod in enumerate(self.layers):
+            for kind in ("W", "b", "U", "c"):
+                p = getattr(mod, kind)
+                if p is not None:
+                    out[f"layer{layer}.{kind}"] = p.detach().cpu().numpy().astype(np.float32)
+        return out
+
+    def export(self, directory: str | Path) -> Path:
+        """Write a model directory (``rnnaccel.toml`` + ``weights.npz``) with :func:`rnnaccel.model.save_model`."""
+        return save_model(directory, self.cfg, self.to_weights())
+
+    # ------------------------------------------------------------ arithmetic
+    def _q(self, x: torch.Tensor, q: QFormat) -> torch.Tensor:
+        return fake_quantize(x, q) if self.fake_quant else x
+
+    def _param(self, p: torch.Tensor, q: QFormat) -> torch.Tensor:
+        if not self.fake_quant:
+            return p
+        # weights.npz stores float32: quantize what the exported model will hold
+        return fake_quantize(p.to(torch.float32).to(self.dtype), q)
+
+    def _act(self, fn: str, x: torch.Tensor, q_in: QFormat | None = None) -> torch.Tensor:
+        cfg = self.cfg
+        if self.table_activations:
+            return table_activation(cfg, fn, x, q_in or cfg.q_pre, getattr(self, f"table_{fn}"))
+        return self._q(_true_fn(fn, x), cfg.q_act)
+
+    def _matrices(self, layer: int) -> dict[str, torch.Tensor]:
+        cfg, mod = self.cfg, self.layers[layer]
+        h, cols = cfg.hidden_size, cfg.layer_cols(layer)
+        out = {"W": expand(self._param(mod.W, cfg.q_weight), h, cols, self.circ_index),
+               "b": self._param(mod.b, cfg.q_pre)}
+        if mod.U is not None:
+            out["U"] = expand(self._param(mod.U, cfg.q_weight), h, h, self.circ_index)
+            out["c"] = self._param(mod.c, cfg.q_pre)
+        return out
+
+    def _proj(self, mat: torch.Tensor, vec: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        """(G, H, C) x (N, C) + (G, H) -> (N, G, H), narrowed to q_pre."""
+        return self._q(torch.einsum("ghc,nc->ngh", mat, vec) + bias, self.cfg.q_pre)
+
+    def zero_state(self, batch: int, device=None) -> State:
+        """The zero state: per layer ``h`` (N, H), ``c`` (LSTM/SRU/QRNN), ``xprev`` (window-2 QRNN)."""
+        cfg = self.cfg
+        kw = {"dtype": self.dtype, "device": device}
+        out = []
+        for layer in range(cfg.num_layers):
+            st = {"h": torch.zeros(batch, cfg.hidden_size, **kw)}
+            if cfg.cell in ("lstm", "sru", "qrnn"):
+                st["c"] = torch.zeros(batch, cfg.hidden_size, **kw)
+            if cfg.cell == "qrnn" and cfg.qrnn_window == 2:
+                st["xprev"] = torch.zeros(batch, cfg.layer_input_size(layer), **kw)
+            out.append(st)
+        return out
+
+    def _step(self, m: dict, x: torch.Tensor, st: dict) -> tuple[torch.Tensor, dict]:
+        cfg = self.cfg
+        q, act = self._q, self._act
+        cell = cfg.cell
+        xin = torch.cat([x, st["xprev"]], dim=1) if cell == "qrnn" and cfg.qrnn_window == 2 else x
+        xp = self._proj(m["W"], xin, m["b"])
+        new = dict(st)
+        if cell == "lstm":
+            hp = self._proj(m["U"], st["h"], m["c"])
+            pre = q(xp + hp, cfg.q_pre)
+            i, f = act("sigmoid", pre[:, 0]), act("sigmoid", pre[:, 1])
+            g, o = act("tanh", pre[:, 2]), act("sigmoid", pre[:, 3])
+            c = q(f * st["c"] + i * g, cfg.q_cell)
+            h = q(o * act("tanh", c, cfg.q_cell), cfg.q_state)
+            new["c"] = c
+        elif cell == "gru":
+            hp = self._proj(m["U"], st["h"], m["c"])
+            r = act("sigmoid", q(xp[:, 0] + hp[:, 0], cfg.q_pre))
+            z = act("sigmoid", q(xp[:, 1] + hp[:, 1], cfg.q_pre))
+            if cfg.gru_reset_after:
+                n_pre = q(xp[:, 2] + r * hp[:, 2], cfg.q_pre)
+            else:
+                rh = q(r * st["h"], cfg.q_state)
+                hn = self._proj(m["U"][2:3], rh, m["c"][2:3])[:, 0]
+                n_pre = q(xp[:, 2] + hn, cfg.q_pre)
+            n = act("tanh", n_pre)
+            h = q((1 - z) * n + z * st["h"], cfg.q_state)
+        elif cell == "sru":
+            f, r = act("sigmoid", xp[:, 1]), act("sigmoid", xp[:, 2])
+            c = q(f * st["c"] + (1 - f) * xp[:, 0], cfg.q_cell)
+            hw = xp[:, 3] if xp.shape[1] == 4 else x
+            h = q(r * act("tanh", c, cfg.q_cell) + (1 - r) * hw, cfg.q_state)
+            new["c"] = c
+        elif cell == "qrnn":
+            z, f, o = act("tanh", xp[:, 0]), act("sigmoid", xp[:, 1]), act("sigmoid", xp[:, 2])
+            c = q(f * st["c"] + (1 - f) * z, cfg.q_cell)
+            h = q(o * c, cfg.q_state)
+            new["c"] = c
+            new["xprev"] = x
+        else:
+            hp = self._proj(m["U"], st["h"], m["c"])
+            h = q(act("tanh", q(xp[:, 0] + hp[:, 0], cfg.q_pre)), cfg.q_state)
+        new["h"] = h
+        return h, new
+
+    def forward(self, x, state: State | None = None) -> tuple[torch.Tensor, State]:
+        """Run sequences ``x`` (N, T, input) (or (T, input)) from ``state`` (default zeros).
+
+        Returns ``(y, state)``: ``y`` (N, T, H) the last layer's hidden state
+        at every step, ``state`` the final state, a list per layer of dicts
+        ``h`` (N, H), ``c`` (LSTM/SRU/QRNN) and ``xprev`` (window-2 QRNN), which
+        a next call can continue from.
+        """
+        cfg = self.cfg
+        x = torch.as_tensor(x, dtype=self.dtype, device=self.circ_index.device)
+        single = x.dim() == 2
+        if single:
+            x = x[None]
+        if x.dim() != 3 or x.shape[-1] != cfg.input_size:
+            raise ValueError(f"inputs must have shape (N, T, {cfg.input_size}) or (T, {cfg.input_size}), "
+                             f"not {tuple(x.shape)}")
+        n, t, _ = x.shape
+        if state is None:
+            state = self.zero_state(n, x.device)
+        else:
+            state = [{k: self._q(v.to(self.dtype), cfg.q_cell if k == "c" else cfg.q_state)
+                      for k, v in st.items()} for st in state]
+        mats = [self._matrices(layer) for layer in range(cfg.num_layers)]
+        xq = self._q(x, cfg.q_state)
+        outs = []
+        for step in range(t):
+            v = xq[:, step]
+            for layer in range(cfg.num_layers):
+                v, state[layer] = self._step(mats[layer], v, state[layer])
+            outs.append(v)
+        y = torch.stack(outs, dim=1)
+        return (y[0] if single else y), state
+
+
+# ----------------------------------------------------------------------------
+# From dense weights
+# ----------------------------------------------------------------------------
+
+def _dense_layer(entry: Any) -> dict[str, np.ndarray | None]:
+    if isinstance(entry, dict):
+        return {k: (None if entry.get(k) is None else np.asarray(entry[k], dtype=np.float64))
+                for k in ("W", "b", "U", "c")}
+    entry = list(entry) + [None] * (4 - len(entry))
+    return {k: (None if v is None else np.asarray(v, dtype=np.float64)) for k, v in zip(("W", "b", "U", "c"), entry)}
+
+
+def dense_to_weights(cfg: Config, layers: Sequence[Any]) -> Weights:
+    """Project per-layer dense matrices onto ``cfg``'s block-circulant layout (a ``weights.npz`` dict).
+
+    ``layers[l]`` is a dict (or tuple in this order) ``W`` (G*H, C) gate-stacked
+    input matrix, ``b`` (G*H,) bias, and for LSTM/GRU/RNN ``U`` (G*H, H) and
+    ``c`` (G*H,) (PyTorch's ``weight_ih_l{l}``, ``bias_ih_l{l}``,
+    ``weight_hh_l{l}``, ``bias_hh_l{l}``). A missing bias is zero. Each gate's
+    (H, C) matrix is projected with :func:`rnnaccel.circulant.project`
+    (least squares per k x k block).
+    """
+    if len(layers) != cfg.num_layers:
+        raise ValueError(f"{len(layers)} layers of dense weights for a {cfg.num_layers}-layer model")
+    h, k = cfg.hidden_size, cfg.block_size
+    shapes = weight_shapes(cfg)
+    out: Weights = {}
+    for layer, entry in enumerate(layers):
+        d = _dense_layer(entry)
+        g = len(cfg.layer_gates(layer))
+        for mkey, bkey, cols in (("W", "b", cfg.layer_cols(layer)), ("U", "c", h)):
+            if f"layer{layer}.{mkey}" not in shapes:
+                if d[mkey] is not None:
+                    raise ValueError(f"layer {layer}: a {cfg.cell} has no recurrent matrix U")
+                continue
+            mat = d[mkey]
+            if mat is None or mat.shape != (g * h, cols):
+                raise ValueError(f"layer {layer}: {mkey} must have shape ({g * h}, {cols}) (gates x hidden, cols), "
+                                 f"not {None if mat is None else mat.shape}")
+            out[f"layer{layer}.{mkey}"] = np.stack(
+                [project(mat[gi * h:(gi + 1) * h], k) for gi in range(g)]).astype(np.float32)
+            bias = d[bkey] if d[bkey] is not None else np.zeros(g * h)
+            if bias.size != g * h:
+                raise ValueError(f"layer {layer}: {bkey} must have {g * h} entries, not {bias.size}")
+            out[f"layer{layer}.{bkey}"] = bias.reshape(g, h).astype(np.float32)
+    check_weights(cfg, out)
+    return out
+
+
+def init_from_dense(cfg: Config, layers: Sequence[Any], **kwargs) -> CirculantRNN:
+    """A :class:`CirculantRNN` initialised by projecting dense matrices (see :func:`dense_to_weights`)."""
+    return CirculantRNN.from_weights(cfg, dense_to_weights(cfg, layers), **kwargs)
