@@ -22,7 +22,7 @@ import time
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
+import torch  # the models extra is part of the test set-up: missing it is a failure
 
 from rnnaccel import lut  # noqa: E402
 from rnnaccel.config import Config, preset  # noqa: E402
