@@ -294,6 +294,42 @@ def cmd_quantize(args) -> int:
     return 0
 
 
+def cmd_build(args) -> int:
+    import json
+
+    from .boards.build import build_board, format_report
+    from .boards.platforms import BoardError
+    from .model import load_model
+
+    cfg, weights = load_model(args.model)
+    out = Path(args.output) if args.output else Path("out") / "build" / f"{cfg.name}-{args.board.replace(':', '_')}"
+    try:
+        report = build_board(cfg, weights, args.board, out, freq_mhz=args.freq, baud=args.baud,
+                             program=args.program, progress=lambda msg: print(f"[build] {msg}", flush=True))
+    except BoardError as exc:
+        raise CLIError(str(exc).splitlines()[0]) from None
+    print(format_report(report))
+    print(f"report: {out / 'report.json'}; bitstream: {report['bitstream']}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+    return 0 if report["timing_met"] else 1
+
+
+def cmd_infer(args) -> int:
+    from .boards.driver import LinkError, infer
+
+    x = _load_inputs(args.inputs)
+    if x.dtype.kind == "f" and not np.all(np.isfinite(x)):
+        raise CLIError(f"{args.inputs}: NaN or infinite values")
+    try:
+        y = infer(args.model, args.port, x.astype(np.float64), baud=args.baud, raw=args.raw)
+    except (LinkError, ValueError) as exc:
+        raise CLIError(str(exc).splitlines()[0]) from None
+    np.save(args.output, y)
+    print(f"wrote {args.output} {y.shape} ({'raw' if args.raw else 'float32'}, board on {args.port})")
+    return 0
+
+
 def cmd_info(args) -> int:
     from .model import load_model
 
@@ -365,6 +401,25 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--set", action="append", metavar="FIELD=VALUE")
     s.add_argument("--toml", action="store_true", help="also print the config as TOML")
     s.set_defaults(func=cmd_info)
+
+    s = sub.add_parser("build", help="build a bitstream for a board with the open toolchain (YoWASP)")
+    s.add_argument("model", help="model directory")
+    s.add_argument("--board", required=True, help="icebreaker, ulx3s (85F), ulx3s-45f, ... or module:Class")
+    s.add_argument("--freq", type=float, help="target clock in MHz (a PLL makes it; default: the board's oscillator)")
+    s.add_argument("--baud", type=int, default=115200, help="UART baud rate of the host link (default 115200)")
+    s.add_argument("-o", "--output", help="build folder (default out/build/<preset>-<board>)")
+    s.add_argument("--json", help="also write the report here")
+    s.add_argument("--program", action="store_true", help="flash the board after building (iceprog / openFPGALoader)")
+    s.set_defaults(func=cmd_build)
+
+    s = sub.add_parser("infer", help="run inputs on a flashed board over its UART host link")
+    s.add_argument("model", help="model directory (the one the bitstream was built from)")
+    s.add_argument("--port", required=True, help="serial port, e.g. /dev/ttyUSB0")
+    s.add_argument("--inputs", required=True, help=".npy of shape (T, input) or (N, T, input)")
+    s.add_argument("-o", "--output", required=True)
+    s.add_argument("--baud", type=int, default=115200)
+    s.add_argument("--raw", action="store_true", help="write raw q_state integers")
+    s.set_defaults(func=cmd_infer)
 
     s = sub.add_parser("presets", help="list the named presets")
     s.set_defaults(func=cmd_presets)

@@ -15,7 +15,16 @@ from amaranth.lib.wiring import In, Out
 from ..config import Config
 from ..image import vector_depth, vector_slots
 
-__all__ = ["VectorStore", "element_location"]
+__all__ = ["VectorStore", "element_location", "state_ram_attrs"]
+
+#: Below this many bits a state memory is left to the synthesizer (flip-flops or LUT RAM):
+#: a shallow, wide memory would otherwise take one block RAM per 16 (iCE40) or 36 (ECP5) bits of width.
+SMALL_MEMORY_BITS = 4096
+
+
+def state_ram_attrs(width: int, depth: int) -> dict:
+    """Memory attributes for vector/projection/state memories: block RAM unless the memory is small."""
+    return {"ram_style": "block"} if width * depth >= SMALL_MEMORY_BITS else {}
 
 
 def element_location(cfg: Config, slot: str, element: int) -> tuple[int, int, int]:
@@ -62,7 +71,8 @@ class VectorStore(wiring.Component):
         T, xs = cfg.tile, cfg.q_state.width
         m = Module()
         for q in range(cfg.pe_cols):
-            mem = memory.Memory(shape=unsigned(T * xs), depth=self._depth, init=[], attrs={"ram_style": "block"})
+            mem = memory.Memory(shape=unsigned(T * xs), depth=self._depth, init=[],
+                                attrs=state_ram_attrs(T * xs, self._depth))
             m.submodules[f"bank{q}"] = mem
             rp = mem.read_port()
             wp = mem.write_port(granularity=xs)

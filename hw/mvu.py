@@ -43,7 +43,7 @@ cycles so the serializer can drain. Cycles of one plan, start to done:
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Array, ClockSignal, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -166,6 +166,29 @@ class CirculantMVU(wiring.Component):
     def plan_cycles(self, plan: MatrixPlan) -> int:
         return plan_cycles(self._cfg, plan)
 
+    def _spram_bank(self, m, name, addr, wdata, wen):
+        """A weight bank of SB_SPRAM256KA primitives (16K x 16 each), cascaded by depth.
+
+        Read data arrive one cycle after the address, like a synchronous read port.
+        """
+        from amaranth.hdl import Instance
+
+        blocks = -(-self._mem_depth // 16384)
+        sel_bits = max(1, (blocks - 1).bit_length())
+        sel = Signal(sel_bits, name=f"{name}_sel")
+        m.d.sync += sel.eq(addr >> 14) if blocks > 1 else sel.eq(0)
+        outs = []
+        for b in range(blocks):
+            dout = Signal(16, name=f"{name}_{b}_dout")
+            cs = (addr >> 14) == b if blocks > 1 else Const(1, 1)
+            m.submodules[f"{name}_{b}"] = Instance(
+                "SB_SPRAM256KA",
+                i_ADDRESS=addr[:14], i_DATAIN=wdata, i_MASKWREN=Const(0b1111, 4), i_WREN=wen, i_CHIPSELECT=cs,
+                i_CLOCK=ClockSignal("sync"), i_STANDBY=Const(0, 1), i_SLEEP=Const(0, 1), i_POWEROFF=Const(1, 1),
+                o_DATAOUT=dout)
+            outs.append(dout)
+        return Array(outs)[sel] if blocks > 1 else outs[0]
+
     def elaborate(self, platform):
         cfg, T = self._cfg, self._T
         Pr, Pc = cfg.pe_rows, cfg.pe_cols
@@ -182,8 +205,15 @@ class CirculantMVU(wiring.Component):
             banks_img = bias_img = None
         wmems = [[None] * Pc for _ in range(Pr)]
         ram_style = "huge" if cfg.weight_ram == "huge" else "block"
+        # On an iCE40 platform, SPRAM banks are SB_SPRAM256KA primitives (yosys cannot infer SPRAM
+        # from a memory with initial contents, and Amaranth memories always have them); elsewhere
+        # (simulation, generic Verilog) they are ordinary memories with the same behaviour.
+        spram_prims = cfg.weight_ram == "huge" and str(getattr(platform, "family", "")).lower() == "ice40"
         for p in range(Pr):
             for q in range(Pc):
+                if spram_prims:
+                    wmems[p][q] = "spram"
+                    continue
                 init = bank_words(cfg, banks_img[p][q]) if banks_img is not None else []
                 mem = memory.Memory(shape=unsigned(self._mem_word), depth=self._mem_depth, init=init,
                                     attrs={"ram_style": ram_style})
@@ -198,9 +228,11 @@ class CirculantMVU(wiring.Component):
         if not cfg.weights_in_rom:
             for p in range(Pr):
                 for q in range(Pc):
+                    m.d.comb += wsel[p][q].eq(self.wr_en & (self.wr_bank == p * Pc + q))
+                    if wmems[p][q] == "spram":
+                        continue
                     wp = wmems[p][q].write_port()
-                    m.d.comb += [wsel[p][q].eq(self.wr_en & (self.wr_bank == p * Pc + q)),
-                                 wp.data.eq(self.wr_data[:self._mem_word]), wp.en.eq(wsel[p][q])]
+                    m.d.comb += [wp.data.eq(self.wr_data[:self._mem_word]), wp.en.eq(wsel[p][q])]
                     wmems[p][q] = (wmems[p][q], wp)
             bwp = bmem.write_port()
             m.d.comb += [bwp.addr.eq(self.wr_addr), bwp.data.eq(self.wr_data[:cfg.q_pre.width * T]),
@@ -271,6 +303,16 @@ class CirculantMVU(wiring.Component):
             m.d.sync += sub.eq(wa[:shift])
         for p in range(Pr):
             for q in range(Pc):
+                if wmems[p][q] == "spram":
+                    addr = Signal(range(self._mem_depth), name=f"pe_{p}_{q}_addr")
+                    m.d.comb += addr.eq(Mux(wsel[p][q], self.wr_addr, wa >> shift))
+                    data_out = self._spram_bank(m, f"pe_{p}_{q}_weights", addr, self.wr_data[:16], wsel[p][q])
+                    if self._pack > 1:
+                        words = Array(data_out[i * self._wword:(i + 1) * self._wword] for i in range(self._pack))
+                        wrd[p][q] = words[sub]
+                    else:
+                        wrd[p][q] = data_out
+                    continue
                 if isinstance(wmems[p][q], tuple):
                     mem, wp = wmems[p][q]
                     rp = mem.read_port()

@@ -30,7 +30,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..config import Config, ceil_div
 from ..image import plans, vector_depth, vector_slots
-from .buffers import VectorStore
+from .buffers import VectorStore, state_ram_attrs
 from .gates import GateUnit
 from .mvu import CirculantMVU
 
@@ -170,13 +170,13 @@ class Accelerator(wiring.Component):
                      out_fifo.r_en.eq(self.o_h.ready)]
 
         # projection memories: one per gate, T words per row
-        bram = {"ram_style": "block"}
-        xp_mem = [memory.Memory(shape=unsigned(T * pw), depth=segs_h, init=[], attrs=bram) for _ in range(gmax)]
-        hp_mem = [memory.Memory(shape=unsigned(T * pw), depth=segs_h, init=[], attrs=bram) for _ in range(gmax)]
+        proj = state_ram_attrs(T * pw, segs_h)
+        xp_mem = [memory.Memory(shape=unsigned(T * pw), depth=segs_h, init=[], attrs=proj) for _ in range(gmax)]
+        hp_mem = [memory.Memory(shape=unsigned(T * pw), depth=segs_h, init=[], attrs=proj) for _ in range(gmax)]
         for g in range(gmax):
             m.submodules[f"xp{g}"] = xp_mem[g]
             m.submodules[f"hp{g}"] = hp_mem[g]
-        c_mem = memory.Memory(shape=signed(cs), depth=L * Hp, init=[], attrs=bram)
+        c_mem = memory.Memory(shape=signed(cs), depth=L * Hp, init=[], attrs=state_ram_attrs(cs, L * Hp))
         m.submodules.cell_state = c_mem
 
         # gate units: one per distinct (gate count, phase)

