@@ -46,6 +46,10 @@ def _check_params(cfg, fn, in_width, in_frac):
                          f"its step is finer than one input LSB (table shift {shift})")
 
 
+#: Interpolation remainders of at most this many bits are multiplied by shift-and-add (no DSP).
+SHIFT_ADD_MAX_BITS = 6
+
+
 class ActivationUnit(wiring.Component):
     """Pipelined table lookup of sigmoid or tanh, bit-exact with :func:`rnnaccel.lut.lookup`.
 
@@ -181,8 +185,15 @@ class ActivationUnit(wiring.Component):
             delta3 = p.reg(port.data[1] - port.data[0], name="delta3")
             neg3, rem3, valid3 = (p.reg(neg2, name="neg3"), p.reg(rem2, name="rem3"),
                                   p.reg(valid2, name="valid3"))
-            # stage 4: the interpolation product, registered (maps to a DSP)
-            prod4 = p.reg(delta3 * rem3, name="prod4")
+            # stage 4: the interpolation product, registered. The remainder has only `shift` bits:
+            # up to SHIFT_ADD_MAX_BITS of them, a shift-and-add keeps the product out of the DSPs
+            # (the scarce resource on small FPGAs: 8 on an iCE40UP5K); wider, a multiplier (a DSP).
+            if shift <= SHIFT_ADD_MAX_BITS:
+                terms = [Mux(rem3[i], delta3 << i, 0) for i in range(shift)]
+                product = sum(terms[1:], terms[0]) if terms else Const(0, 1)
+            else:
+                product = delta3 * rem3
+            prod4 = p.reg(product, name="prod4")
             word4 = p.reg(word3, name="word4")
             neg_out, valid_out = p.reg(neg3, name="neg4"), p.reg(valid3, name="valid4")
             pos = word4 + hw_round_shift(prod4, shift)

@@ -131,9 +131,10 @@ def sanitize_verilog(text: str) -> str:
     return _ESCAPED_BRACKET.sub(repl, text)
 
 
-def to_verilog(component, top_name: str) -> str:
+def to_verilog(component, top_name: str, family: str | None = None) -> str:
+    """Verilog of ``component``, elaborated for ``family`` (so vendor primitives are chosen as on a board)."""
     from amaranth.back import verilog
-    return verilog.convert(component, name=top_name, emit_src=False)
+    return verilog.convert(component, name=top_name, platform=_Family(family) if family else None, emit_src=False)
 
 
 # --------------------------------------------------------------------- stats
@@ -245,6 +246,13 @@ class _Ticker:
 
 
 # ----------------------------------------------------------------- main API
+class _Family:
+    """A stand-in platform for elaboration: components that pick vendor primitives look at ``family``."""
+
+    def __init__(self, family: str):
+        self.family = {"ice40": "iCE40", "ecp5": "ECP5"}.get(family, family)
+
+
 def synth_report(design, family: str, top_name: str = "top", *, options=(), workdir=None,
                  progress=None, tick: float = 5.0) -> dict:
     """Synthesize ``design`` for ``family`` and count the cells.
@@ -295,7 +303,7 @@ def synth_report(design, family: str, top_name: str = "top", *, options=(), work
         verilog_text = design
     else:
         say(f"[synth] converting {type(design).__name__} to Verilog ...")
-        verilog_text = to_verilog(design, top_name)
+        verilog_text = to_verilog(design, top_name, family)
     verilog_text = sanitize_verilog(verilog_text)
     convert_s = time.monotonic() - t0
     if not isinstance(design, str):
@@ -311,8 +319,10 @@ def synth_report(design, family: str, top_name: str = "top", *, options=(), work
     try:
         (wd / "design.v").write_text(verilog_text)
         synth = _SYNTH[family].format(top=top_name, opts="".join(" " + o for o in options))
+        cells = {"ice40": "+/ice40/cells_sim.v", "ecp5": "+/ecp5/cells_sim.v"}[family]
         script = "\n".join([
             "read_verilog design.v",
+            f"read_verilog -lib {cells}",   # vendor primitives instantiated by the design (e.g. SB_SPRAM256KA)
             f"hierarchy -check -top {top_name}",
             f"{synth} -run :map_ram",
             "tee -q -o coarse_stat.json stat -json",

@@ -210,8 +210,14 @@ def test_verilog_deterministic_with_registered_products():
     cfg = Config()
     texts = [verilog.convert(GateUnit(cfg), name="gates", emit_src=False) for _ in range(2)]
     assert texts[0] == texts[1]
-    # three gate products and one interpolation product in each of the five activation units,
-    # each a plain multiply (of two registers, into a register: DSP-mappable)
+    # three gate products, and an interpolation product in each activation unit whose remainder is
+    # wider than SHIFT_ADD_MAX_BITS (narrower ones are shift-and-add); each a plain multiply of two
+    # registers into a register (DSP-mappable)
+    from rnnaccel.hw.activation import SHIFT_ADD_MAX_BITS
+
+    units = [("sigmoid", cfg.q_pre.frac)] * 3 + [("tanh", cfg.q_pre.frac), ("tanh", cfg.q_cell.frac)]
+    interp_muls = sum(cfg.table_shift(fn, frac) > SHIFT_ADD_MAX_BITS for fn, frac in units)
+    assert interp_muls == 3  # sigmoid over [-8, 8): 7-bit remainder; tanh over [-4, 4): 6 bits
     products = re.findall(r"^\s*assign .+ = \$signed\(.+\) \* \$signed\(.+\);$", texts[0], re.M)
-    assert len(products) == 3 + 5
+    assert len(products) == 3 + interp_muls
     assert len(re.findall(r"reg \[31:0\] rom \[128:0\];", texts[0])) == 5
