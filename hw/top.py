@@ -357,7 +357,7 @@ class Accelerator(wiring.Component):
                             sel_bank = Array(Const(i // T, range(Pc)) for i in range(Pc * T))
                             sel_lane = Array(Const(1 << (i % T), T) for i in range(Pc * T))
                             m.d.comb += [wr_bank.eq(sel_bank[cmd.sel]), wr_mask.eq(sel_lane[cmd.sel])]
-                            with m.If(cmd.sel >= Pc * T):
+                            with m.If((cmd.sel >= Pc * T) | (cmd.addr >= vdepth)):
                                 m.d.comb += wr_en.eq(0)
                                 m.d.sync += error.eq(1)
                         with m.Case(Op.WRITE_C):
@@ -368,8 +368,13 @@ class Accelerator(wiring.Component):
                             if cfg.weights_in_rom:
                                 m.d.sync += error.eq(1)
                             else:
-                                m.d.comb += [mvu.wr_en.eq(1), mvu.wr_bank.eq(cmd.sel), mvu.wr_addr.eq(cmd.addr),
-                                             mvu.wr_data.eq(cmd.data)]
+                                n_banks = cfg.pe_rows * Pc
+                                in_range = (((cmd.sel < n_banks) & (cmd.addr < mvu.weight_depth)) |
+                                            ((cmd.sel == n_banks) & (cmd.addr < mvu.bias_depth)))
+                                m.d.comb += [mvu.wr_en.eq(in_range), mvu.wr_bank.eq(cmd.sel),
+                                             mvu.wr_addr.eq(cmd.addr), mvu.wr_data.eq(cmd.data)]
+                                with m.If(~in_range):
+                                    m.d.sync += error.eq(1)
                         with m.Case(Op.CLEAR_COUNTERS):
                             m.d.sync += [self.cycles.eq(0), self.wait_cycles.eq(0), self.steps.eq(0), error.eq(0)]
                         with m.Default():

@@ -67,3 +67,40 @@ def test_program_keeps_input_projection_separate():
         prog = program(cfg)
         mvu_phases = [p for p in prog if p[0] == "mvu"]
         assert len(mvu_phases) == sum(len(cfg.matrices(layer)) for layer in range(cfg.num_layers)), case_id
+
+
+def test_out_of_range_commands_set_error_and_change_nothing():
+    """WRITE_VEC / WRITE_C / WRITE_WEIGHT outside their memories, and unknown opcodes, flag an error."""
+    from amaranth.sim import Simulator
+
+    from rnnaccel.hw.top import Accelerator, Op
+    from rnnaccel.image import vector_depth
+
+    cfg = case_config("tiny", {"weights_in_rom": False})
+    weights = random_weights(cfg, seed=3)
+    dut = Accelerator(cfg)
+    bad = [(Op.WRITE_VEC, 0, vector_depth(cfg), 1), (Op.WRITE_VEC, cfg.pe_cols * cfg.tile, 0, 1),
+           (Op.WRITE_C, 0, cfg.num_layers * cfg.padded(cfg.hidden_size), 1),
+           (Op.WRITE_WEIGHT, 0, 10 ** 6, 1), (Op.WRITE_WEIGHT, cfg.pe_rows * cfg.pe_cols + 1, 0, 1), (9, 0, 0, 0)]
+    flags = []
+
+    async def bench(ctx):
+        for op, sel, addr, data in bad:
+            ctx.set(dut.i_cmd.payload, {"op": int(op), "sel": sel, "addr": addr, "data": data})
+            ctx.set(dut.i_cmd.valid, 1)
+            await ctx.tick()
+            ctx.set(dut.i_cmd.valid, 0)
+            await ctx.tick()
+            flags.append((ctx.get(dut.status) >> 2) & 1)
+            ctx.set(dut.i_cmd.payload, {"op": int(Op.CLEAR_COUNTERS), "sel": 0, "addr": 0, "data": 0})
+            ctx.set(dut.i_cmd.valid, 1)
+            await ctx.tick()
+            ctx.set(dut.i_cmd.valid, 0)
+            await ctx.tick()
+            assert (ctx.get(dut.status) >> 2) & 1 == 0
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    assert flags == [1] * len(bad)

@@ -55,3 +55,19 @@ def test_saturation_and_runtime_weights(simulator, tmp_path):
     got, _ = run_session(cfg, weights, ops, simulator, cache_dir=tmp_path)
     np.testing.assert_array_equal(got[0], golden_session(cfg, weights, ops)[0])
     assert input_projection_saturates(cfg, weights, ops[1][1]), "the case must overflow q_pre"
+
+
+@pytest.mark.cocotb
+@pytest.mark.parametrize("simulator", ["icarus", "verilator"])
+def test_spram_weight_banks_as_on_ice40(simulator, tmp_path):
+    """Weight banks in SB_SPRAM256KA primitives (the Verilog elaborated for iCE40, simulated with Yosys'
+    model of the primitive): weights loaded at run time through the command port, results bit-exact."""
+    cfg = case_config("tiny", {"weights_in_rom": False, "weight_ram": "huge", "pe_rows": 2})
+    weights = random_weights(cfg, seed=6)
+    ops = full_session(cfg, seed=2)
+    got, _ = run_session(cfg, weights, ops, simulator, cache_dir=tmp_path, family="ice40", idle=0.1,
+                         backpressure=0.1)
+    for g, w in zip(got, golden_session(cfg, weights, ops)):
+        np.testing.assert_array_equal(g, w)
+    text = next(tmp_path.rglob("rnnaccel_top.v")).read_text()
+    assert text.count("SB_SPRAM256KA") >= cfg.pe_rows * cfg.pe_cols

@@ -1,0 +1,592 @@
+"""Host driver for an accelerator behind the UART host link.
+
+:class:`Accelerator` speaks the framed protocol (:mod:`rnnaccel.boards.protocol`,
+``docs/hostlink.md``) over a pluggable byte transport:
+
+* a serial port by name (``Accelerator("/dev/ttyUSB1", cfg)``), through
+  pyserial (:class:`SerialTransport`); a missing or unreadable port is a
+  :class:`PortError`, one line;
+* :class:`AmaranthTransport`, the gateware in the Amaranth simulator, at the
+  bit level through a :class:`~rnnaccel.hw.hostlink.HostLink`'s UART pins or
+  byte by byte into a :class:`~rnnaccel.hw.hostlink.FrameEngine`;
+* anything else with the same four methods (the cocotb tests use one).
+
+A transport has ``write(data)``, ``read(n, timeout) -> bytes`` (fewer bytes
+when ``timeout`` seconds pass), ``reset_input_buffer()`` and
+``pause(seconds)`` (keep the line quiet). Simulated transports measure
+seconds in simulated time and may set ``baud``, ``default_timeout`` and
+``resync_time`` attributes, which the driver then uses as its defaults.
+
+``run`` returns exactly what the golden backend returns for the same raw
+inputs (:func:`rnnaccel.host.golden_session`); :func:`infer` is the one call
+``rnnaccel infer`` needs.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import deque
+
+import numpy as np
+
+from ..config import Config
+from ..fixedpoint import QFormat, quantize, to_float
+from . import protocol
+from .protocol import (ACK_FLAG, ERROR_TEXT, NAK, SYNC, Cmd, Error, Frame, Info, LinkLayout,
+                       crc16, decode_counters, decode_info, decode_run, encode_frame, encode_run,
+                       encode_state_records, weight_bursts)
+
+__all__ = ["DEFAULT_BAUD", "LinkError", "PortError", "LinkTimeout", "DeviceError", "MismatchError",
+           "SerialTransport", "AmaranthTransport", "Accelerator", "infer"]
+
+DEFAULT_BAUD = 115200
+
+
+class LinkError(RuntimeError):
+    """Any failure of the host link; the message is one line."""
+
+
+class PortError(LinkError):
+    """The serial port is missing, busy or unreadable (or pyserial is not installed)."""
+
+
+class LinkTimeout(LinkError):
+    """The device did not answer in time."""
+
+
+class DeviceError(LinkError):
+    """The device answered with a NAK.
+
+    Attributes
+    ----------
+    code : Error or int
+        The error code.
+    command : int
+        The rejected request's command byte.
+    """
+
+    def __init__(self, code, command):
+        self.code, self.command = code, command
+        name = Cmd(command).name if command in Cmd._value2member_map_ else f"0x{command:02x}"
+        text = ERROR_TEXT.get(code, f"error code {int(code)}")
+        super().__init__(f"device rejected {name}: {text}")
+
+
+class MismatchError(LinkError):
+    """The device holds another design (config or weights) than the host expects."""
+
+
+# ----------------------------------------------------------------------------- transports
+
+class SerialTransport:
+    """A serial port through pyserial (8N1)."""
+
+    def __init__(self, port: str, baud: int = DEFAULT_BAUD):
+        try:
+            import serial
+        except ImportError:
+            raise PortError("pyserial is not installed: pip install 'rnnaccel[boards]'") from None
+        self._serial_mod = serial
+        self.port, self.baud = str(port), baud
+        try:
+            self._ser = serial.Serial(self.port, baudrate=baud, bytesize=8, parity="N", stopbits=1, timeout=1.0,
+                                      write_timeout=None)
+        except (serial.SerialException, OSError, ValueError) as exc:
+            raise PortError(f"cannot open serial port {self.port!r}: {_one_line(exc)}") from None
+
+    def _guard(self, fn, *args):
+        try:
+            return fn(*args)
+        except (self._serial_mod.SerialException, OSError) as exc:
+            raise PortError(f"serial port {self.port!r}: {_one_line(exc)}") from None
+
+    def write(self, data: bytes) -> None:
+        self._guard(self._ser.write, bytes(data))
+        self._guard(self._ser.flush)
+
+    def read(self, n: int, timeout: float) -> bytes:
+        if self._ser.timeout != timeout:
+            self._ser.timeout = timeout
+        return bytes(self._guard(self._ser.read, n))
+
+    def reset_input_buffer(self) -> None:
+        self._guard(self._ser.reset_input_buffer)
+
+    def pause(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+    def close(self) -> None:
+        self._ser.close()
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]
+
+
+class AmaranthTransport:
+    """The host link gateware in the Amaranth simulator, as a byte transport.
+
+    Parameters
+    ----------
+    dut : HostLink or FrameEngine
+        A :class:`~rnnaccel.hw.hostlink.HostLink` is driven through its UART
+        pins, bit by bit (the real receiver and transmitter); a
+        :class:`~rnnaccel.hw.hostlink.FrameEngine` byte by byte through its
+        streams (fast: one byte per cycle).
+    vcd : str, optional
+        Write a waveform file (call :meth:`close` to finish it).
+
+    Time is simulated: ``read(n, timeout)`` advances the simulation until
+    ``n`` bytes arrived or ``timeout`` simulated seconds passed.
+    """
+
+    def __init__(self, dut, *, vcd: str | None = None):
+        from amaranth.sim import Simulator
+
+        from ..hw.hostlink import FrameEngine, HostLink
+
+        if isinstance(dut, HostLink):
+            self._pins = True
+            self.divisor = dut.divisor
+        elif isinstance(dut, FrameEngine):
+            self._pins = False
+            self.divisor = 1
+        else:
+            raise TypeError(f"dut must be a HostLink or a FrameEngine, not {dut!r}")
+        info = dut.info
+        self.dut = dut
+        self.clk_freq = info.clk_freq or 1_000_000
+        self.period = 1.0 / self.clk_freq
+        # a byte on the line: 10 bits (+1 cycle of the transmitter) with pins, one cycle without
+        self.byte_cycles = 10 * self.divisor + 1 if self._pins else 1
+        self.baud = self.clk_freq * 10 / self.byte_cycles
+        # the device answers within a few passes over its buffer (plus the bytes' time on the line,
+        # which the driver adds from ``baud``)
+        self.default_timeout = (4 * info.buffer_bytes + 2000) * self.period
+        self.resync_time = 2 * info.timeout_cycles * self.period
+        self._tx: deque[int] = deque()
+        self._rx = bytearray()
+        self._now = 0.0
+        self._sim = Simulator(dut)
+        self._sim.add_clock(self.period)
+        if self._pins:
+            self._sim.add_testbench(self._drive_pin, background=True)
+            self._sim.add_testbench(self._watch_pin, background=True)
+        else:
+            self._sim.add_testbench(self._streams, background=True)
+        self._vcd = None
+        if vcd:
+            self._vcd = self._sim.write_vcd(vcd)
+            self._vcd.__enter__()
+
+    # ---------------------------------------------------------------- simulated line
+    @staticmethod
+    async def _ticks(ctx, n):
+        for _ in range(n):
+            await ctx.tick()
+
+    async def _drive_pin(self, ctx):
+        rx, d = self.dut.rx, self.divisor
+        ctx.set(rx, 1)
+        while True:
+            if not self._tx:
+                await self._ticks(ctx, d)
+                continue
+            byte = self._tx.popleft()
+            for bit in [0] + [(byte >> i) & 1 for i in range(8)] + [1]:
+                ctx.set(rx, bit)
+                await self._ticks(ctx, d)
+
+    async def _watch_pin(self, ctx):
+        tx, d = self.dut.tx, self.divisor
+        while True:
+            await ctx.negedge(tx)
+            await self._ticks(ctx, max(1, d // 2))   # middle of the start bit
+            if ctx.get(tx):
+                continue
+            byte = 0
+            for i in range(8):
+                await self._ticks(ctx, d)
+                byte |= ctx.get(tx) << i
+            await self._ticks(ctx, d)
+            if ctx.get(tx):                          # stop bit
+                self._rx.append(byte)
+
+    async def _streams(self, ctx):
+        i_rx, o_tx = self.dut.i_rx, self.dut.o_tx
+        ctx.set(o_tx.ready, 1)
+        while True:
+            offered = bool(self._tx)    # bytes written while the simulation is paused wait for the next cycle
+            ctx.set(i_rx.valid, offered)
+            if offered:
+                ctx.set(i_rx.payload, self._tx[0])
+            _, _, in_ready, out_valid, out_byte = await ctx.tick().sample(i_rx.ready, o_tx.valid, o_tx.payload)
+            if offered and in_ready:
+                self._tx.popleft()
+            if out_valid:
+                self._rx.append(out_byte)
+
+    def _advance(self, seconds: float) -> None:
+        self._now += seconds
+        self._sim.run_until(self._now)
+
+    # ---------------------------------------------------------------- transport interface
+    @property
+    def cycles(self) -> int:
+        """Simulated clock cycles so far."""
+        return int(round(self._now / self.period))
+
+    def write(self, data: bytes) -> None:
+        self._tx.extend(bytes(data))
+
+    def read(self, n: int, timeout: float) -> bytes:
+        deadline = self._now + timeout
+        chunk = max(8, self.byte_cycles) * self.period
+        while len(self._rx) < n and self._now < deadline:
+            self._advance(min(chunk, max(deadline - self._now, self.period)))
+        out = bytes(self._rx[:n])
+        del self._rx[:n]
+        return out
+
+    def reset_input_buffer(self) -> None:
+        self._rx.clear()
+
+    def pause(self, seconds: float) -> None:
+        """Let the simulation run ``seconds`` with nothing more sent (bytes already queued still go out)."""
+        self._advance(seconds)
+
+    def run_cycles(self, cycles: int) -> None:
+        self._advance(cycles * self.period)
+
+    def close(self) -> None:
+        if self._vcd is not None:
+            self._vcd.__exit__(None, None, None)
+            self._vcd = None
+
+
+# ----------------------------------------------------------------------------- the driver
+
+class _NoResponse(Exception):
+    def __init__(self, partial: bool):
+        self.partial = partial
+
+
+class _Corrupt(Exception):
+    pass
+
+
+class Accelerator:
+    """An accelerator behind the host link.
+
+    Parameters
+    ----------
+    port_or_transport : str, os.PathLike or transport
+        A serial port name, or a transport object (see the module docstring).
+    cfg : Config, optional
+        The model's config. When given, the device's config hash must match
+        (:class:`MismatchError`); :meth:`set_state` and :meth:`load_weights`
+        need it.
+    baud : int
+        Serial bit rate (ignored by transports that know their own).
+    timeout : float, optional
+        Seconds to wait for a response beyond the time its bytes take on the
+        line (default 1 s, or the transport's ``default_timeout``).
+    retries : int
+        Resends after a timeout or a NAK for a bad CRC or a truncated frame
+        (never after part of a RUN response arrived).
+
+    Raises
+    ------
+    PortError, LinkTimeout, MismatchError
+        On opening: no port, no answer, another design.
+    """
+
+    def __init__(self, port_or_transport, cfg: Config | None = None, baud: int = DEFAULT_BAUD, *,
+                 timeout: float | None = None, retries: int = 2):
+        if cfg is not None and not isinstance(cfg, Config):
+            raise TypeError(f"cfg must be a Config or None, not {cfg!r}")
+        if isinstance(port_or_transport, (str, os.PathLike)):
+            self._transport = SerialTransport(os.fspath(port_or_transport), baud)
+            self._owns = True
+        else:
+            for method in ("write", "read", "reset_input_buffer", "pause"):
+                if not callable(getattr(port_or_transport, method, None)):
+                    raise TypeError(f"transport {port_or_transport!r} has no {method}() method")
+            self._transport = port_or_transport
+            self._owns = False
+        self.cfg = cfg
+        self._layout = LinkLayout(cfg) if cfg is not None else None
+        self._baud = float(getattr(self._transport, "baud", baud))
+        self._timeout = float(timeout if timeout is not None else getattr(self._transport, "default_timeout", 1.0))
+        self._resync = float(getattr(self._transport, "resync_time", 0.1))
+        self._retries = retries
+        self._info: Info | None = None
+        try:
+            info = self.info()
+            if cfg is not None and info.config_hash != cfg.hash:
+                raise MismatchError(f"the device runs config {info.config_hash}, the model's config is {cfg.hash} "
+                                    f"(input {info.input_size}, hidden {info.hidden_size} on the device)")
+        except BaseException:
+            self.close()
+            raise
+
+    # ---------------------------------------------------------------- plumbing
+    def close(self) -> None:
+        if self._owns:
+            self._transport.close()
+            self._owns = False
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    @property
+    def transport(self):
+        return self._transport
+
+    def _line_time(self, nbytes: int) -> float:
+        return nbytes * 10.0 / self._baud * 1.5
+
+    def resync(self) -> None:
+        """Keep the line quiet longer than the device's inter-byte timeout, then drop stale input."""
+        self._transport.pause(self._resync)
+        self._transport.reset_input_buffer()
+
+    def _read_exact(self, n: int, extra: float = 0.0) -> bytes:
+        out = bytearray()
+        while len(out) < n:
+            want = n - len(out)
+            got = self._transport.read(want, self._timeout + extra + self._line_time(want))
+            if not got:
+                raise _NoResponse(partial=True)
+            out += got
+            extra = 0.0
+        return bytes(out)
+
+    def _receive(self, cmd: int, first_wait: float) -> Frame:
+        """The response to ``cmd``: skips bytes before SYNC and NAKs of other requests."""
+        wait = first_wait
+        while True:
+            b = self._transport.read(1, self._timeout + wait)
+            if not b:
+                raise _NoResponse(partial=False)
+            wait = 0.0
+            if b[0] != SYNC:
+                continue
+            head = self._read_exact(3)
+            rcmd, n = head[0], head[1] | head[2] << 8
+            if rcmd not in (cmd | ACK_FLAG, NAK):
+                continue
+            body = self._read_exact(n + 2)
+            if crc16(head + body) != 0:
+                raise _Corrupt()
+            frame = Frame(rcmd, body[:n])
+            if frame.is_nak and frame.request != cmd:
+                continue   # the answer to earlier junk on the line
+            return frame
+
+    def _exchange(self, cmd: int, payload: bytes = b"", *, idempotent: bool = True) -> bytes:
+        frame = encode_frame(cmd, payload)
+        name = Cmd(cmd).name if cmd in Cmd._value2member_map_ else f"0x{cmd:02x}"
+        for attempt in range(self._retries + 1):
+            last = attempt == self._retries
+            self._transport.reset_input_buffer()
+            self._transport.write(frame)
+            try:
+                resp = self._receive(cmd, self._line_time(len(frame)))
+            except _NoResponse as exc:
+                if last or (exc.partial and not idempotent):
+                    raise LinkTimeout(f"no {'complete ' if exc.partial else ''}answer to {name} from the device"
+                                      f"{' (is the board programmed, the port and baud right?)' if not exc.partial else ''}") from None
+                self.resync()
+                continue
+            except _Corrupt:
+                if last or not idempotent:
+                    raise LinkError(f"corrupted response to {name} (bad CRC)") from None
+                self.resync()
+                continue
+            if resp.is_nak:
+                if resp.error in (Error.CRC, Error.TIMEOUT) and not last:
+                    self.resync()
+                    continue
+                raise DeviceError(resp.error, cmd)
+            return resp.payload
+        raise AssertionError("unreachable")
+
+    def _need_cfg(self, what: str) -> LinkLayout:
+        if self._layout is None:
+            raise LinkError(f"{what} needs the model's config: Accelerator(port, cfg=...)")
+        return self._layout
+
+    # ---------------------------------------------------------------- commands
+    def ping(self, data: bytes = b"") -> bytes:
+        """Echo ``data`` through the device (a link check); returns the echo."""
+        echo = self._exchange(Cmd.PING, bytes(data))
+        if echo != bytes(data):
+            raise LinkError(f"PING echo differs ({len(echo)} bytes back for {len(data)})")
+        return echo
+
+    def info(self) -> Info:
+        """The device's identity and sizes (:class:`~rnnaccel.boards.protocol.Info`)."""
+        info = decode_info(self._exchange(Cmd.INFO))
+        if info.version != protocol.VERSION:
+            raise MismatchError(f"device speaks host-link protocol version {info.version}, "
+                                f"this driver {protocol.VERSION}")
+        self._info = info
+        if info.timeout_seconds:
+            self._resync = max(self._resync, 2 * info.timeout_seconds)
+        return info
+
+    @property
+    def device(self) -> Info:
+        """The INFO read when the link was opened."""
+        assert self._info is not None
+        return self._info
+
+    def check_weights(self, weights) -> None:
+        """For a design with weights in ROM: :class:`MismatchError` unless they are ``weights``."""
+        from ..rtl import design_hash
+
+        cfg = self.cfg
+        if cfg is None:
+            raise LinkError("check_weights needs the model's config: Accelerator(port, cfg=...)")
+        want = design_hash(cfg, weights)
+        if self.device.design_hash != want:
+            raise MismatchError(f"the device holds other weights (design {self.device.design_hash}, "
+                                f"the model's is {want})")
+
+    def reset(self) -> None:
+        """Zero the recurrent state."""
+        self._exchange(Cmd.RESET_STATE)
+
+    def clear_counters(self) -> None:
+        """Zero the cycle, wait and step counters and the accelerator's error flag."""
+        self._exchange(Cmd.CLEAR_COUNTERS)
+
+    def counters(self) -> dict:
+        """Cycles, wait cycles, steps, status bits and the count of rejected frames."""
+        return decode_counters(self._exchange(Cmd.READ_COUNTERS)).as_dict()
+
+    def write_commands(self, cmds) -> None:
+        """Forward (op, sel, addr, data) WRITE_VEC / WRITE_C commands (WRITE_STATE frames)."""
+        lay = self._need_cfg("write_commands")
+        per = self.device.buffer_bytes // lay.state_record_bytes
+        cmds = list(cmds)
+        for i in range(0, len(cmds), per):
+            self._exchange(Cmd.WRITE_STATE, encode_state_records(lay, cmds[i:i + per]))
+
+    def set_state(self, h=None, c=None) -> None:
+        """Reset, then write an initial state: raw integers of shape (layers, hidden); c may be None."""
+        from ..host import state_commands
+
+        lay = self._need_cfg("set_state")
+        self.reset()
+        self.write_commands(state_commands(lay.cfg, h, c))
+
+    def load_weights(self, weights) -> None:
+        """Load every weight bank and the bias memory (designs without weights in ROM)."""
+        from ..host import weight_commands
+        from ..model import check_weights
+
+        lay = self._need_cfg("load_weights")
+        check_weights(lay.cfg, weights)
+        for payload in weight_bursts(lay, weight_commands(lay.cfg, weights), self.device.buffer_bytes):
+            self._exchange(Cmd.WRITE_WEIGHTS, payload)
+
+    def _q_state(self) -> QFormat:
+        if self.cfg is not None:
+            return self.cfg.q_state
+        return QFormat(self.device.state_width, self.device.state_frac)
+
+    def run(self, x) -> np.ndarray:
+        """Stream raw q_state inputs (T, input) through the accelerator; returns raw (T, hidden).
+
+        State carries over from the previous call (as in the golden model);
+        long sequences go out in several RUN frames.
+        """
+        dev = self.device
+        x = np.asarray(x)
+        if x.dtype.kind not in "iu":
+            raise TypeError(f"run takes raw q_state integers, not {x.dtype} (use run_float for float inputs)")
+        if x.ndim != 2 or x.shape[1] != dev.input_size:
+            raise ValueError(f"inputs must have shape (T, {dev.input_size}), not {x.shape}")
+        q = self._q_state()
+        if x.size and (x.min() < q.min_raw or x.max() > q.max_raw):
+            raise ValueError(f"raw inputs must lie in [{q.min_raw}, {q.max_raw}] ({q})")
+        outs = []
+        step = max(1, dev.max_steps)
+        for i in range(0, x.shape[0], step):
+            chunk = x[i:i + step]
+            resp = self._exchange(Cmd.RUN, encode_run(chunk, dev.word_bytes), idempotent=False)
+            outs.append(decode_run(resp, chunk.shape[0], dev.hidden_size, dev.word_bytes))
+        return np.concatenate(outs) if outs else np.zeros((0, dev.hidden_size), dtype=np.int64)
+
+    def run_float(self, x) -> np.ndarray:
+        """:meth:`run` for float inputs: quantized to q_state, results dequantized (float64)."""
+        q = self._q_state()
+        x = np.asarray(x, dtype=np.float64)
+        if not np.all(np.isfinite(x)):
+            raise ValueError("inputs contain NaN or infinite values")
+        return to_float(self.run(quantize(x, q)), q)
+
+    def session(self, ops) -> list[np.ndarray]:
+        """Execute a host session (:mod:`rnnaccel.host`); one raw (T, H) array per ``run``, like golden_session."""
+        outs = []
+        for op in ops:
+            if op[0] == "reset":
+                self.reset()
+            elif op[0] == "state":
+                self.set_state(op[1], op[2])
+            elif op[0] == "run":
+                outs.append(self.run(np.asarray(op[1], dtype=np.int64)))
+            else:
+                raise ValueError(f"unknown session operation {op[0]!r}")
+        return outs
+
+
+def infer(model_dir, port, x, *, baud: int = DEFAULT_BAUD, raw: bool = False) -> np.ndarray:
+    """Run float inputs through the board: what ``rnnaccel infer DIR --port P --inputs X.npy`` does.
+
+    ``x`` is (T, input) or (N, T, input) float; every sequence starts from
+    the zero state. Checks that the board runs the model's config (and, with
+    weights in ROM, its weights), loads the weights when they are not in ROM,
+    and returns the last layer's hidden states, dequantized float32 (raw
+    q_state integers with ``raw=True``), like ``rnnaccel run``. ``port`` may
+    also be a transport object.
+
+    Raises
+    ------
+    PortError
+        The port is missing or unreadable (one line).
+    LinkError
+        Any other link failure (no answer, other design, NAK).
+    rnnaccel.model.ModelError, ValueError
+        A bad model directory or inputs.
+    """
+    from ..model import load_model
+
+    cfg, weights = load_model(model_dir)
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim not in (2, 3) or x.shape[-1] != cfg.input_size:
+        raise ValueError(f"inputs of shape {x.shape}; the model needs (T, {cfg.input_size}) or "
+                         f"(N, T, {cfg.input_size})")
+    if not np.all(np.isfinite(x)):
+        raise ValueError("inputs contain NaN or infinite values")
+    single = x.ndim == 2
+    xq = quantize(x[None] if single else x, cfg.q_state)
+    with Accelerator(port, cfg, baud) as dev:
+        if cfg.weights_in_rom:
+            dev.check_weights(weights)
+        else:
+            dev.load_weights(weights)
+        ys = []
+        for seq in xq:
+            dev.reset()
+            ys.append(dev.run(seq))
+    y = np.stack(ys)
+    y = y[0] if single else y
+    return y.astype(np.int64) if raw else to_float(y, cfg.q_state).astype(np.float32)
