@@ -1,0 +1,94 @@
+"""Board integration: every board top elaborates for its platform without a toolchain (do_build=False),
+reports are parsed, user errors are one line; and one real bitstream is built with the YoWASP tools."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from rnnaccel import cli
+from rnnaccel.boards import build as board_build
+from rnnaccel.boards.platforms import BOARDS, BoardError, get_platform
+from rnnaccel.boards.top import BoardTop
+from rnnaccel.config import preset
+from rnnaccel.model import random_weights
+
+
+@pytest.mark.parametrize("board,freq", [("icebreaker", None), ("icebreaker", 24.0), ("ulx3s", None),
+                                        ("ulx3s", 50.0), ("ulx3s-45f", None)])
+def test_board_top_elaborates_without_toolchain(board, freq, tmp_path):
+    cfg = preset("tiny")
+    platform = get_platform(board)
+    top = BoardTop(cfg, random_weights(cfg), freq_mhz=freq, pll_dir=tmp_path / "pll")
+    plan = platform.build(top, name="rnnaccel", do_build=False)
+    assert "rnnaccel.il" in plan.files
+    constraints = plan.files.get("rnnaccel.pcf") or plan.files.get("rnnaccel.lpf")
+    assert "uart" in constraints
+    if freq:
+        assert "rnnaccel_pll" in plan.files["rnnaccel.il"]
+        assert abs(top.achieved_mhz - freq) < 0.5
+    else:
+        assert top.achieved_mhz == platform.default_clk_frequency / 1e6
+
+
+def test_runtime_weights_board_top(tmp_path):
+    cfg = preset("tiny").replace(weights_in_rom=False)
+    plan = get_platform("icebreaker").build(BoardTop(cfg, None), name="rnnaccel", do_build=False)
+    assert "rnnaccel.il" in plan.files
+
+
+def test_platform_lookup_errors():
+    assert set(BOARDS) >= {"icebreaker", "ulx3s"}
+    with pytest.raises(BoardError, match="unknown board 'ice'"):
+        get_platform("ice")
+    with pytest.raises(BoardError, match="cannot import"):
+        get_platform("no_such_module:Board")
+    with pytest.raises(BoardError, match="has no platform class"):
+        get_platform("amaranth_boards.icebreaker:Nope")
+    p = get_platform("amaranth_boards.icebreaker:ICEBreakerPlatform")
+    assert p.device == "iCE40UP5K"
+
+
+def test_parse_nextpnr_report():
+    raw = {"utilization": {"ICESTORM_LC": {"used": 4000, "available": 5280}, "ICESTORM_DSP": {"used": 7, "available": 8},
+                           "ICESTORM_RAM": {"used": 20, "available": 30}, "SB_IO": {"used": 5, "available": 96}},
+           "fmax": {"clk": {"achieved": 31.5, "constraint": 12.0}}}
+    rep = board_build.parse_nextpnr_report(raw, {"logic": 5280, "dsp": 8, "bram": 30, "spram": 4}, 12.0)
+    assert rep["utilization"]["logic"] == {"used": 4000, "available": 5280}
+    assert rep["utilization"]["spram"] == {"used": 0, "available": 4}
+    assert rep["fmax_mhz"] == 31.5 and rep["timing_met"]
+    assert not board_build.parse_nextpnr_report(raw, {}, 40.0)["timing_met"]
+
+
+def test_missing_programmer(monkeypatch):
+    monkeypatch.setattr(board_build, "which", lambda name: None)
+    with pytest.raises(BoardError, match="iceprog not found"):
+        board_build.program_board(get_platform("icebreaker"), None, "icebreaker")
+    with pytest.raises(BoardError, match="openFPGALoader not found"):
+        board_build.program_board(get_platform("ulx3s"), None, "ulx3s")
+
+
+def test_cli_build_and_infer_errors(tmp_path, capsys):
+    assert cli.main(["new", "--preset", "tiny", "-o", str(tmp_path / "m")]) == 0
+    capsys.readouterr()
+    assert cli.main(["build", str(tmp_path / "m"), "--board", "nosuchboard"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "unknown board" in err[0]
+    np.save(tmp_path / "x.npy", np.zeros((2, 8), np.float32))
+    assert cli.main(["infer", str(tmp_path / "m"), "--port", str(tmp_path / "ttyNONE"), "--inputs",
+                     str(tmp_path / "x.npy"), "-o", str(tmp_path / "y.npy")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("rnnaccel: error:") and "ttyNONE" in err[0]
+
+
+def test_real_bitstream_ulx3s_meets_timing(tmp_path):
+    """A real bitstream with the YoWASP tools: the tiny preset on the ULX3S-85F at its 25 MHz clock."""
+    cfg = preset("tiny")
+    report = board_build.build_board(cfg, random_weights(cfg), "ulx3s", tmp_path, progress=lambda m: None)
+    assert report["timing_met"], report
+    assert (tmp_path / "build" / "rnnaccel.bit").stat().st_size > 100_000
+    assert report["utilization"]["dsp"]["used"] >= cfg.multipliers
+    saved = json.loads((tmp_path / "report.json").read_text())
+    assert saved["fmax_mhz"] == report["fmax_mhz"]
