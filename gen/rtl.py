@@ -98,9 +98,28 @@ def weights_hash(weights) -> str:
     return h.hexdigest()[:16]
 
 
+_CODE_FINGERPRINT: str | None = None
+
+
+def code_fingerprint() -> str:
+    """Hash of the generator's own source (rnnaccel and rnnaccel.hw), so build caches follow code changes."""
+    global _CODE_FINGERPRINT
+    if _CODE_FINGERPRINT is None:
+        from . import hw
+
+        h = hashlib.sha256()
+        for folder in (Path(__file__).parent, Path(hw.__file__).parent):
+            for path in sorted(folder.glob("*.py")):
+                h.update(path.name.encode())
+                h.update(path.read_bytes())
+        _CODE_FINGERPRINT = h.hexdigest()[:16]
+    return _CODE_FINGERPRINT
+
+
 def design_hash(cfg: Config, weights, family: str | None = None) -> str:
-    """Hash naming a generated design: the config, the weights when baked into ROM, the target family."""
-    text = cfg.hash + (weights_hash(weights) if cfg.weights_in_rom else "") + (family or "")
+    """Hash naming a generated design: the config, the weights when baked into ROM, the target family
+    and the generator's code."""
+    text = cfg.hash + (weights_hash(weights) if cfg.weights_in_rom else "") + (family or "") + code_fingerprint()
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
