@@ -23,10 +23,11 @@ class CLIError(Exception):
     """A user-facing error: printed as one line, exit status 2."""
 
 
-def _load_inputs(path: str) -> np.ndarray:
+def _load_inputs(path: str, what: str = "input") -> np.ndarray:
+    """One numeric .npy array, or a one-line :class:`CLIError` naming the problem."""
     p = Path(path)
     if not p.is_file():
-        raise CLIError(f"input file {path!r} does not exist")
+        raise CLIError(f"{what} file {path!r} does not exist")
     try:
         x = np.load(p, allow_pickle=False)
     except (ValueError, OSError, EOFError):
@@ -34,7 +35,7 @@ def _load_inputs(path: str) -> np.ndarray:
     if not isinstance(x, np.ndarray):
         raise CLIError(f"{path}: holds several arrays (an .npz); give one .npy array of shape (T, input) or (N, T, input)")
     if x.dtype.kind not in "fiu":
-        raise CLIError(f"{path}: inputs must be numbers, not dtype {x.dtype}")
+        raise CLIError(f"{path}: {what}s must be numbers, not dtype {x.dtype}")
     return x
 
 
@@ -424,9 +425,11 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("presets", help="list the named presets")
     s.set_defaults(func=cmd_presets)
 
+    from .cli_evaluate import add_parser as add_evaluate_parser
     from .cli_import import add_parser as add_import_parser
 
     add_import_parser(sub)
+    add_evaluate_parser(sub)
     s = sub.add_parser("quantize", help="choose Q formats from the weights and calibration inputs")
     s.add_argument("model", help="model directory")
     s.add_argument("-o", "--output", required=True, help="model directory to write with the chosen formats")
