@@ -15,19 +15,8 @@ from rnnaccel.golden import IntegerModel
 from rnnaccel.model import load_model
 
 
-def run(argv, capsys):
-    code = cli.main([str(a) for a in argv])
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
-def one_line_error(err: str, *needles: str):
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1, err
-    assert lines[0].startswith("rnnaccel: error: "), err
-    for n in needles:
-        assert n in lines[0], (n, lines[0])
-    assert "Traceback" not in err
+from cli_helpers import one_line_error
+from cli_helpers import run_cli as run
 
 
 @pytest.fixture

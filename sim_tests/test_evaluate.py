@@ -18,7 +18,6 @@ F. scripts/example_vowels.py --quick end to end (under 60 s).
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import sys
@@ -31,8 +30,8 @@ import pytest
 import sktime  # noqa: F401  (the examples extra is part of the test set-up; missing it is a failure)
 import torch
 
+from cli_helpers import one_line_error, run_cli
 from rnnaccel import cli, datasets
-from rnnaccel.cli_evaluate import add_parser
 from rnnaccel.config import preset
 from rnnaccel.evaluate import (HEAD_FILE, Head, evaluate, format_table, last_states, load_head, load_reference,
                                plot_report, save_head, write_json)
@@ -79,33 +78,6 @@ def model_dir(tmp_path):
     return d
 
 
-def run_cli(argv, capsys):
-    """``rnnaccel.cli.main`` with ``evaluate`` registered (as the owner wires it), output captured."""
-    orig = cli.build_parser
-
-    def build():
-        p = orig()
-        sub = next(a for a in p._actions if isinstance(a, argparse._SubParsersAction))
-        if "evaluate" not in sub.choices:
-            add_parser(sub)
-        return p
-
-    cli.build_parser = build
-    try:
-        code = cli.main([str(a) for a in argv])
-    finally:
-        cli.build_parser = orig
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
-def one_line_error(err: str, *needles: str):
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1, err
-    assert lines[0].startswith("rnnaccel: error: "), err
-    for n in needles:
-        assert n in lines[0], (n, lines[0])
-    assert "Traceback" not in err
 
 
 # ----------------------------------------------------------------------------

@@ -18,7 +18,6 @@ Lines starting with ``REPORT`` (visible with ``-s``) give the measured numbers.
 
 from __future__ import annotations
 
-import argparse
 import copy
 import re
 import sys
@@ -26,10 +25,11 @@ import sys
 import numpy as np
 import pytest
 
+from cli_helpers import one_line_error as _one_line_error
+from cli_helpers import run_cli
 from rnnaccel import cli
 from rnnaccel.bounds import float_step_bound
 from rnnaccel.circulant import expand, project
-from rnnaccel.cli_import import add_parser
 from rnnaccel.config import ConfigError
 from rnnaccel.fixedpoint import quantize, to_float
 from rnnaccel.golden import FloatModel, InputError, IntegerModel
@@ -49,31 +49,13 @@ def report(*args):
 # running the subcommand exactly as rnnaccel's main does
 # ----------------------------------------------------------------------------
 
-def _parser():
-    p = argparse.ArgumentParser(prog="rnnaccel")
-    add_parser(p.add_subparsers(dest="command", required=True))
-    return p
-
-
 def run_import(argv, capsys):
-    """``rnnaccel import ...`` through add_parser, with cli.main's error handling. Returns (code, out, err)."""
-    args = _parser().parse_args(["import"] + [str(a) for a in argv])
-    try:
-        code = args.func(args)
-    except (cli.CLIError, ModelError, ConfigError, InputError) as exc:
-        print(f"rnnaccel: error: {exc}", file=sys.stderr)
-        code = 2
-    out = capsys.readouterr()
-    return code, out.out, out.err
+    """``rnnaccel import ...`` through rnnaccel's main. Returns (code, out, err)."""
+    return run_cli(["import", *argv], capsys)
 
 
 def one_line_error(err: str, *needles: str):
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1, err
-    assert lines[0].startswith("rnnaccel: error: "), err
-    for n in needles:
-        assert n.lower() in lines[0].lower(), (n, lines[0])
-    assert "Traceback" not in err
+    _one_line_error(err, *needles, case_sensitive=False)
 
 
 CLASSES = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}
