@@ -48,6 +48,7 @@ from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..config import Config
+from . import check_cfg_and_weights
 from ..fixedpoint import hw_narrow
 from ..image import MatrixPlan, bank_packing, bank_words, bias_image, pack_words, plans, vector_depth, vector_slots, weight_banks
 from .pe import ColumnOperand, ProcessingElement, RowReducer, tree_latency
@@ -106,10 +107,7 @@ class CirculantMVU(wiring.Component):
     """
 
     def __init__(self, cfg: Config, weights=None):
-        if not isinstance(cfg, Config):
-            raise TypeError(f"cfg must be a Config, not {cfg!r}")
-        if cfg.weights_in_rom and weights is None:
-            raise ValueError("weights are needed when cfg.weights_in_rom is true")
+        check_cfg_and_weights(cfg, weights)
         self._cfg = cfg
         self._weights = weights
         self._plans = plans(cfg)

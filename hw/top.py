@@ -29,6 +29,7 @@ from amaranth.lib import data, fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..config import Config, ceil_div
+from . import check_cfg_and_weights
 from ..image import plans, vector_depth, vector_slots
 from .buffers import VectorStore, state_ram_attrs
 from .gates import GateUnit
@@ -117,10 +118,7 @@ class Accelerator(wiring.Component):
     """
 
     def __init__(self, cfg: Config, weights=None):
-        if not isinstance(cfg, Config):
-            raise TypeError(f"cfg must be a Config, not {cfg!r}")
-        if cfg.weights_in_rom and weights is None:
-            raise ValueError("weights are needed when cfg.weights_in_rom is true")
+        check_cfg_and_weights(cfg, weights)
         self._cfg = cfg
         self._weights = weights
         self._program = program(cfg)
