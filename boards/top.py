@@ -15,6 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from amaranth.hdl import ClockDomain, ClockSignal, Elaboratable, Instance, Module, ResetSignal, Signal
+from amaranth.lib import io
 
 from .platforms import BoardError
 
@@ -31,7 +32,7 @@ def _leds(platform):
         if len(out) == 4:
             break
         if _has(platform, name, number):
-            out.append(platform.request(name, number))
+            out.append(platform.request(name, number, dir="-"))
     return out
 
 
@@ -69,20 +70,25 @@ class BoardTop(Elaboratable):
             self.achieved_mhz = achieved
             platform.add_file("rnnaccel_pll.v", text)
             clk_in = platform.request(platform.default_clk, dir="-")
+            m.submodules.clk_in = clk_buf = io.Buffer("i", clk_in)
             m.domains.sync = ClockDomain("sync")
             locked = Signal()
             pll_clk = Signal()
-            m.submodules.pll = Instance("rnnaccel_pll", i_clock_in=clk_in.io, o_clock_out=pll_clk, o_locked=locked)
+            m.submodules.pll = Instance("rnnaccel_pll", i_clock_in=clk_buf.i, o_clock_out=pll_clk, o_locked=locked)
             m.d.comb += [ClockSignal("sync").eq(pll_clk), ResetSignal("sync").eq(~locked)]
             platform.add_clock_constraint(pll_clk, achieved * 1e6)
             clk_hz = achieved * 1e6
         else:
             clk_hz = default_hz
             self.achieved_mhz = default_hz / 1e6
-        uart = platform.request("uart", 0)
+        uart = platform.request("uart", 0, dir={"rx": "-", "tx": "-"})
         link = HostLink(self.cfg, clk_hz, self.baud, weights=self.weights if self.cfg.weights_in_rom else None)
         m.submodules.link = link
-        m.d.comb += [link.rx.eq(uart.rx.i), uart.tx.o.eq(link.tx)]
-        for led, sig in zip(_leds(platform), [link.led_busy, link.led_error, link.led_rx, link.led_tx]):
-            m.d.comb += led.o.eq(sig)
+        m.submodules.uart_rx = rx = io.Buffer("i", uart.rx)
+        m.submodules.uart_tx = tx = io.Buffer("o", uart.tx)
+        m.d.comb += [link.rx.eq(rx.i), tx.o.eq(link.tx)]
+        for i, (led, sig) in enumerate(zip(_leds(platform), [link.led_busy, link.led_error, link.led_rx, link.led_tx])):
+            buf = io.Buffer("o", led)
+            m.submodules[f"led{i}"] = buf
+            m.d.comb += buf.o.eq(sig)
         return m

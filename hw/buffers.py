@@ -23,8 +23,15 @@ SMALL_MEMORY_BITS = 4096
 
 
 def state_ram_attrs(width: int, depth: int) -> dict:
-    """Memory attributes for vector/projection/state memories: block RAM unless the memory is small."""
-    return {"ram_style": "block"} if width * depth >= SMALL_MEMORY_BITS else {}
+    """Memory attributes for vector/projection/state memories.
+
+    Block RAM when the memory is big, or when it is narrow enough to cost few block RAMs (at most
+    64 bits wide, four iCE40 EBRs) and deep enough (4 rows or more) to be worth one; very shallow
+    wide memories are left to the synthesizer (flip-flops or LUT RAM), where they are cheaper.
+    """
+    if width * depth >= SMALL_MEMORY_BITS or (width <= 64 and depth >= 4):
+        return {"ram_style": "block"}
+    return {}
 
 
 def element_location(cfg: Config, slot: str, element: int) -> tuple[int, int, int]:
