@@ -113,6 +113,15 @@ class Config:
         Memory kind of the weight banks: ``block`` (block RAM / EBR) or
         ``huge`` (iCE40 UltraPlus SPRAM: 16-bit words, no initial contents, so
         weights are loaded at run time; weights are packed 16 bits per word).
+    stacked_projections : bool
+        Layout of the gate-projection memories. ``False``: one memory per
+        gate for each of the input and recurrent projections, so the gate
+        phase reads all gates of an element in one cycle (one element per
+        cycle). ``True``: all gates stacked in one memory per side (two
+        memories in all, deep instead of many shallow ones, so they map to
+        block RAM rather than flip-flops); the gate phase reads the G gates
+        of an element over G cycles. Same results, fewer resources, a longer
+        gate phase: the setting for small FPGAs such as the iCE40UP5K.
     seed : int
         Seed for every random choice (weights of ``new``, test data).
     """
@@ -138,6 +147,7 @@ class Config:
     interpolate: bool = True
     weights_in_rom: bool = True
     weight_ram: str = "block"
+    stacked_projections: bool = False
     seed: int = 0
     name: str = "custom"
 
@@ -405,6 +415,11 @@ PRESETS: dict[str, Config] = {
                                    pe_rows=2, pe_cols=2),
     "gru-small": _DEFAULT.replace(name="gru-small", cell="gru", input_size=32, hidden_size=32, block_size=4, lanes=4,
                                   pe_rows=2, pe_cols=2),
+    # the lstm-small model shape on the iCE40UP5K (iCEBreaker): one PE (4 + 3 gate multipliers of the
+    # 8 DSPs), projection memories in block RAM, 512-entry tables without interpolation
+    "lstm-small-ice40": _DEFAULT.replace(name="lstm-small-ice40", input_size=32, hidden_size=32, block_size=4,
+                                         lanes=4, pe_rows=1, pe_cols=1, stacked_projections=True,
+                                         table_entries=512, interpolate=False),
     "lstm512-ice40": _DEFAULT.replace(name="lstm512-ice40", input_size=512, hidden_size=512, block_size=16, lanes=16,
                                       pe_rows=1, pe_cols=1, q_weight=QFormat(8, 7), weights_in_rom=False,
                                       weight_ram="huge"),

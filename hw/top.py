@@ -167,11 +167,15 @@ class Accelerator(wiring.Component):
                      self.o_h.valid.eq(out_fifo.r_rdy), self.o_h.payload.eq(out_fifo.r_data.as_signed()),
                      out_fifo.r_en.eq(self.o_h.ready)]
 
-        # projection memories: one per gate, T words per row
-        proj = state_ram_attrs(T * pw, segs_h)
-        xp_mem = [memory.Memory(shape=unsigned(T * pw), depth=segs_h, init=[], attrs=proj) for _ in range(gmax)]
-        hp_mem = [memory.Memory(shape=unsigned(T * pw), depth=segs_h, init=[], attrs=proj) for _ in range(gmax)]
-        for g in range(gmax):
+        # projection memories, T words per row: one per gate (all gates of an element read in one
+        # cycle) or, with cfg.stacked_projections, one per side holding gate g at rows g*segs_h...
+        # (read over G cycles per element)
+        stacked = cfg.stacked_projections
+        n_proj, proj_depth = (1, gmax * segs_h) if stacked else (gmax, segs_h)
+        proj = state_ram_attrs(T * pw, proj_depth)
+        xp_mem = [memory.Memory(shape=unsigned(T * pw), depth=proj_depth, init=[], attrs=proj) for _ in range(n_proj)]
+        hp_mem = [memory.Memory(shape=unsigned(T * pw), depth=proj_depth, init=[], attrs=proj) for _ in range(n_proj)]
+        for g in range(n_proj):
             m.submodules[f"xp{g}"] = xp_mem[g]
             m.submodules[f"hp{g}"] = hp_mem[g]
         c_mem = memory.Memory(shape=signed(cs), depth=L * Hp, init=[], attrs=state_ram_attrs(cs, L * Hp))
@@ -195,11 +199,19 @@ class Accelerator(wiring.Component):
         w_dst_hp = Signal()
         xp_w = [mem.write_port() for mem in xp_mem]
         hp_w = [mem.write_port() for mem in hp_mem]
-        for g in range(gmax):
-            m.d.comb += [xp_w[g].addr.eq(w_row), xp_w[g].data.eq(mvu.o_data.as_value()),
-                         xp_w[g].en.eq(mvu.o_valid & ~w_dst_hp & (w_gate == g)),
-                         hp_w[g].addr.eq(w_row), hp_w[g].data.eq(mvu.o_data.as_value()),
-                         hp_w[g].en.eq(mvu.o_valid & w_dst_hp & (w_gate == g))]
+        if stacked:
+            w_addr = Signal(range(max(2, proj_depth)))
+            m.d.comb += w_addr.eq(w_gate * segs_h + w_row)
+            m.d.comb += [xp_w[0].addr.eq(w_addr), xp_w[0].data.eq(mvu.o_data.as_value()),
+                         xp_w[0].en.eq(mvu.o_valid & ~w_dst_hp),
+                         hp_w[0].addr.eq(w_addr), hp_w[0].data.eq(mvu.o_data.as_value()),
+                         hp_w[0].en.eq(mvu.o_valid & w_dst_hp)]
+        else:
+            for g in range(gmax):
+                m.d.comb += [xp_w[g].addr.eq(w_row), xp_w[g].data.eq(mvu.o_data.as_value()),
+                             xp_w[g].en.eq(mvu.o_valid & ~w_dst_hp & (w_gate == g)),
+                             hp_w[g].addr.eq(w_row), hp_w[g].data.eq(mvu.o_data.as_value()),
+                             hp_w[g].en.eq(mvu.o_valid & w_dst_hp & (w_gate == g))]
         with m.If(mvu.o_valid):
             m.d.sync += w_row.eq(w_row + 1)
             with m.If(w_row == segs_h - 1):
@@ -261,13 +273,40 @@ class Accelerator(wiring.Component):
         def lane_sel(rdata, width):
             words = data.View(data.ArrayLayout(signed(width), T), rdata)
             return words[rd_lane]
-        for key, gu in gate_units.items():
-            g_n = key[0]
-            for g in range(g_n):
-                m.d.comb += [gu.i_xp[g].eq(lane_sel(xp_r[g].data, pw)), gu.i_hp[g].eq(lane_sel(hp_r[g].data, pw))]
+        # stacked projections: e_sub walks the gates of the element being issued; the words of
+        # gates 0..G-2 wait in col_xp/col_hp and the last gate's word goes straight to the unit
+        e_sub = Signal(range(max(2, gmax)))
+        rd_sub = Signal.like(e_sub)
+        rd_proj = Signal()
+        m.d.sync += rd_sub.eq(e_sub)
+        if stacked:
+            col_xp = [Signal(signed(pw), name=f"col_xp{g}") for g in range(gmax - 1)]
+            col_hp = [Signal(signed(pw), name=f"col_hp{g}") for g in range(gmax - 1)]
+            with m.If(rd_proj):
+                for g in range(gmax - 1):
+                    with m.If(rd_sub == g):
+                        m.d.sync += [col_xp[g].eq(lane_sel(xp_r[0].data, pw)), col_hp[g].eq(lane_sel(hp_r[0].data, pw))]
+            for key, gu in gate_units.items():
+                g_n = key[0]
+                for g in range(g_n):
+                    last_x, last_h = lane_sel(xp_r[0].data, pw), lane_sel(hp_r[0].data, pw)
+                    if g == gmax - 1:
+                        x_g, h_g = last_x, last_h
+                    else:
+                        x_g = Mux(rd_sub == g, last_x, col_xp[g])
+                        h_g = Mux(rd_sub == g, last_h, col_hp[g])
+                    m.d.comb += [gu.i_xp[g].eq(x_g), gu.i_hp[g].eq(h_g)]
+            proj_addr = Signal(range(max(2, proj_depth)))
+            m.d.comb += [proj_addr.eq(e_sub * segs_h + e_seg), xp_r[0].addr.eq(proj_addr), hp_r[0].addr.eq(proj_addr)]
+        else:
+            for key, gu in gate_units.items():
+                g_n = key[0]
+                for g in range(g_n):
+                    m.d.comb += [gu.i_xp[g].eq(lane_sel(xp_r[g].data, pw)), gu.i_hp[g].eq(lane_sel(hp_r[g].data, pw))]
+            for g in range(gmax):
+                m.d.comb += [xp_r[g].addr.eq(e_seg), hp_r[g].addr.eq(e_seg)]
+        for gu in gate_units.values():
             m.d.comb += [gu.i_c.eq(c_r.data), gu.i_h.eq(rd_word), gu.i_x.eq(rd_word), gu.en.eq(1)]
-        for g in range(gmax):
-            m.d.comb += [xp_r[g].addr.eq(e_seg), hp_r[g].addr.eq(e_seg)]
         c_base = Signal(range(L * Hp + 1))
         m.d.comb += c_r.addr.eq(c_base + e_cnt)
 
@@ -308,7 +347,7 @@ class Accelerator(wiring.Component):
         def start_walk(src, dst, dst_seg0=0):
             """Issue walker at element 0 of slot ``src``; result walker at segment ``dst_seg0`` of ``dst``."""
             s, d = slots[src], slots[dst]
-            return [e_cnt.eq(0), e_lane.eq(0), e_seg.eq(0), e_bank.eq(0), e_row.eq(s.base),
+            return [e_cnt.eq(0), e_sub.eq(0), e_lane.eq(0), e_seg.eq(0), e_bank.eq(0), e_row.eq(s.base),
                     o_cnt.eq(0), o_lane.eq(0), o_bank.eq(dst_seg0 % Pc), o_row.eq(d.base + dst_seg0 // Pc)]
 
         def enter(i):
@@ -452,18 +491,31 @@ class Accelerator(wiring.Component):
                         gu = gate_units[(len(cfg.layer_gates(layer)), ph)]
                         issue = Signal(name=f"gate{i}_issue")
                         m.d.comb += issue.eq(e_cnt < H)
-                        m.d.comb += vec_rd_en.eq(issue)
                         for q in range(Pc):
                             m.d.comb += vec_rd_addr[q].eq(e_row)
-                        for g in range(gmax):
-                            m.d.comb += [xp_r[g].en.eq(issue), hp_r[g].en.eq(issue)]
-                        m.d.comb += c_r.en.eq(issue)
                         v1 = Signal(name=f"gate{i}_v1")
-                        m.d.sync += v1.eq(issue)
                         m.d.comb += gu.i_valid.eq(v1)
-                        with m.If(issue):
-                            m.d.sync += e_cnt.eq(e_cnt + 1)
-                            walk(e_lane, e_bank, e_row, e_seg)
+                        if stacked:
+                            # read the gates the phase uses (the reset phase needs only r, gate 0)
+                            g_last = 0 if ph == "reset" else len(cfg.layer_gates(layer)) - 1
+                            last = Signal(name=f"gate{i}_last")
+                            m.d.comb += [last.eq(issue & (e_sub == g_last)), vec_rd_en.eq(last), c_r.en.eq(last),
+                                         xp_r[0].en.eq(issue), hp_r[0].en.eq(issue), rd_proj.eq(1)]
+                            m.d.sync += v1.eq(last)
+                            with m.If(issue):
+                                m.d.sync += e_sub.eq(e_sub + 1)
+                            with m.If(last):
+                                m.d.sync += [e_sub.eq(0), e_cnt.eq(e_cnt + 1)]
+                                walk(e_lane, e_bank, e_row, e_seg)
+                        else:
+                            m.d.comb += vec_rd_en.eq(issue)
+                            for g in range(gmax):
+                                m.d.comb += [xp_r[g].en.eq(issue), hp_r[g].en.eq(issue)]
+                            m.d.comb += c_r.en.eq(issue)
+                            m.d.sync += v1.eq(issue)
+                            with m.If(issue):
+                                m.d.sync += e_cnt.eq(e_cnt + 1)
+                                walk(e_lane, e_bank, e_row, e_seg)
                         # results
                         is_last = layer == L - 1 and ph == "update"
                         m.d.comb += [wr_en.eq(gu.o_valid), wr_bank.eq(o_bank), wr_row.eq(o_row),

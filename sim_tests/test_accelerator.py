@@ -29,6 +29,26 @@ def test_session_bit_exact_with_stalls(case_id, name, changes):
     assert counters[-1]["steps"] == 9
 
 
+@pytest.mark.parametrize("case_id,name,changes", E2E_CASES, ids=[c[0] for c in E2E_CASES])
+def test_stacked_projections_bit_exact(case_id, name, changes):
+    """One stacked memory per projection side (G reads per element): same results, longer gate phase."""
+    cfg = case_config(name, {**changes, "stacked_projections": True})
+    weights = random_weights(cfg, seed=11)
+    ops = full_session(cfg, seed=5)
+    got, counters = run_session_amaranth(cfg, weights, ops, idle=0.25, backpressure=0.35, seed=2)
+    want = golden_session(cfg, weights, ops)
+    assert len(got) == len(want) == 4
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g, w)
+    assert counters[-1]["steps"] == 9
+    # the gate phases of a step take (G - 1) more cycles per element, nothing else changes
+    _, flat = run_session_amaranth(cfg.replace(stacked_projections=False), weights, ops[:2])
+    _, stacked = run_session_amaranth(cfg, weights, ops[:2])
+    extra = sum(len(cfg.layer_gates(layer)) - 1 for layer in range(cfg.num_layers)) * cfg.hidden_size
+    assert stacked[0]["steps"] == flat[0]["steps"] == 3
+    assert stacked[0]["cycles"] - flat[0]["cycles"] == 3 * extra
+
+
 @pytest.mark.parametrize("cell,extra", [("lstm", {}), ("gru", {"gru_reset_after": False}), ("sru", {}),
                                         ("qrnn", {}), ("rnn", {})])
 def test_saturation_matches_golden(cell, extra):

@@ -16,10 +16,12 @@ from rnnaccel.config import preset
 from rnnaccel.model import random_weights
 
 
-@pytest.mark.parametrize("board,freq", [("icebreaker", None), ("icebreaker", 24.0), ("ulx3s", None),
-                                        ("ulx3s", 50.0), ("ulx3s-45f", None)])
-def test_board_top_elaborates_without_toolchain(board, freq, tmp_path):
-    cfg = preset("tiny")
+@pytest.mark.parametrize("board,freq,name", [("icebreaker", None, "tiny"), ("icebreaker", 24.0, "tiny"),
+                                             ("icebreaker", None, "lstm-small-ice40"), ("ulx3s", None, "tiny"),
+                                             ("ulx3s", 50.0, "tiny"), ("ulx3s", None, "lstm-small"),
+                                             ("ulx3s-45f", None, "tiny")])
+def test_board_top_elaborates_without_toolchain(board, freq, name, tmp_path):
+    cfg = preset(name)
     platform = get_platform(board)
     top = BoardTop(cfg, random_weights(cfg), freq_mhz=freq, pll_dir=tmp_path / "pll")
     plan = platform.build(top, name="rnnaccel", do_build=False)
@@ -92,3 +94,18 @@ def test_real_bitstream_ulx3s_meets_timing(tmp_path):
     assert report["utilization"]["dsp"]["used"] >= cfg.multipliers
     saved = json.loads((tmp_path / "report.json").read_text())
     assert saved["fmax_mhz"] == report["fmax_mhz"]
+
+
+def test_real_bitstream_icebreaker_meets_timing(tmp_path):
+    """A real bitstream with the YoWASP tools: the lstm-small model shape (lstm-small-ice40) on the
+    iCEBreaker's iCE40UP5K at its 12 MHz clock, multipliers in DSPs, projections in block RAM."""
+    cfg = preset("lstm-small-ice40")
+    report = board_build.build_board(cfg, random_weights(cfg), "icebreaker", tmp_path, progress=lambda m: None)
+    assert report["timing_met"], report
+    assert report["target_mhz"] == 12.0
+    assert (tmp_path / "build" / "rnnaccel.bin").stat().st_size > 100_000
+    util = report["utilization"]
+    for kind in ("logic", "dsp", "bram"):
+        assert util[kind]["used"] <= util[kind]["available"]
+    assert util["dsp"]["used"] >= cfg.multipliers
+    assert report["cycles_per_step"] > cfg.ideal_cycles_per_step
