@@ -20,7 +20,8 @@ from pathlib import Path
 
 from .platforms import BoardError, device_totals, get_platform, toolchain_env, which
 
-__all__ = ["build_board", "parse_nextpnr_report", "program_board", "pll_verilog", "format_report"]
+__all__ = ["build_board", "parse_nextpnr_report", "program_board", "pll_verilog", "format_report",
+           "overflowing_resources"]
 
 _BEL_KINDS = {
     # nextpnr bel type -> report class
@@ -59,7 +60,10 @@ def pll_verilog(family: str, in_mhz: float, out_mhz: float, workdir: Path) -> tu
     workdir.mkdir(parents=True, exist_ok=True)
     family = family.lower()
     if family == "ice40":
-        cmd = ["yowasp-icepll", "-i", f"{in_mhz:g}", "-o", f"{out_mhz:g}", "-m", "-n", "rnnaccel_pll", "-f", "pll.v"]
+        # SB_PLL40_PAD: the board oscillator is on the PLL's own pad (pin 35 of the iCEBreaker's UP5K),
+        # which then feeds only the PLL (an SB_IO on that pad blocks the PLL site)
+        cmd = ["yowasp-icepll", "-i", f"{in_mhz:g}", "-o", f"{out_mhz:g}", "-p", "-m", "-n", "rnnaccel_pll",
+               "-f", "pll.v"]
     elif family == "ecp5":
         cmd = ["yowasp-ecppll", "-i", f"{in_mhz:g}", "-o", f"{out_mhz:g}", "-n", "rnnaccel_pll",
                "--clkin_name", "clock_in", "--clkout0_name", "clock_out", "-f", "pll.v"]
@@ -132,7 +136,12 @@ def build_board(cfg, weights, board: str, out_dir: str | os.PathLike, *, freq_mh
                                                              nextpnr_opts=nextpnr_opts),
                                       "synthesis and place-and-route", progress)
     except Exception as exc:
-        log = _tail(out / "build" / "rnnaccel.tim") or _tail(out / "build" / "rnnaccel.rpt")
+        log_path = out / "build" / "rnnaccel.tim"
+        over = overflowing_resources(log_path)
+        if over:
+            raise BoardError(f"the design does not fit the {board} ({getattr(platform, 'device', '')}): "
+                             f"{'; '.join(over)}. {_fit_hint(family)}Logs in {out / 'build'}") from None
+        log = _tail(log_path) or _tail(out / "build" / "rnnaccel.rpt")
         raise BoardError(f"the {board} build failed ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "
                          f"logs in {out / 'build'}\n{log}") from None
     elapsed = time.time() - t0
@@ -150,6 +159,25 @@ def build_board(cfg, weights, board: str, out_dir: str | os.PathLike, *, freq_mh
     if program:
         program_board(platform, products, board)
     return report
+
+
+_UTIL_LINE = re.compile(r"^Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+\d+%", re.M)
+
+
+def overflowing_resources(log_path: Path) -> list[str]:
+    """Resources nextpnr's utilisation table (in its log) shows over the device's totals."""
+    try:
+        text = log_path.read_text(errors="replace")
+    except OSError:
+        return []
+    return [f"{used} {bel} of {avail}" for bel, used, avail in _UTIL_LINE.findall(text) if int(used) > int(avail)]
+
+
+def _fit_hint(family: str) -> str:
+    if family == "ice40":
+        return ("For the iCE40UP5K use one PE (pe_rows = pe_cols = 1), stacked_projections = true and "
+                "interpolate = false, as the lstm-small-ice40 preset does. ")
+    return "Use fewer PEs or smaller tables. "
 
 
 def measured_cycles_per_step(cfg, weights, steps: int = 3, limit: int = 20000):

@@ -5,7 +5,10 @@ platform that has a ``uart`` resource and a default clock. Without
 ``freq_mhz`` the design runs from the board's oscillator (12 MHz on the
 iCEBreaker, 25 MHz on the ULX3S); with it, a PLL whose parameters come from
 the toolchain's own calculators (``icepll`` / ``ecppll``) makes the clock, and
-the design is held in reset until the PLL locks. LEDs: ``led`` 0 (or
+the design is held in reset until the PLL locks. On iCE40 the PLL is an
+``SB_PLL40_PAD`` fed straight from the oscillator's pad (on the iCEBreaker
+the 12 MHz clock is on the PLL's own pin), so the board's clock pin must be
+a PLL pad. LEDs: ``led`` 0 (or
 ``led_g`` 0) = busy, 1 (or ``led_r`` 0) = error, 2 = UART receive, 3 = UART
 transmit, where the board has them.
 """
@@ -14,7 +17,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from amaranth.hdl import ClockDomain, ClockSignal, Elaboratable, Instance, Module, ResetSignal, Signal
+from amaranth.hdl import ClockDomain, Elaboratable, Instance, Module, ResetSignal, Signal
 from amaranth.lib import io
 
 from .platforms import BoardError
@@ -62,7 +65,7 @@ class BoardTop(Elaboratable):
             raise BoardError("BoardTop needs a board platform (see rnnaccel.boards.platforms)")
         m = Module()
         default_hz = platform.default_clk_frequency
-        family = getattr(platform, "family", "")
+        family = getattr(platform, "family", "").lower()
         if self.freq_mhz and abs(self.freq_mhz * 1e6 - default_hz) > 1:
             if self.pll_dir is None:
                 raise BoardError("a PLL needs a work folder (pll_dir)")
@@ -70,13 +73,18 @@ class BoardTop(Elaboratable):
             self.achieved_mhz = achieved
             platform.add_file("rnnaccel_pll.v", text)
             clk_in = platform.request(platform.default_clk, dir="-")
-            m.submodules.clk_in = clk_buf = io.Buffer("i", clk_in)
-            m.domains.sync = ClockDomain("sync")
+            if family == "ice40":
+                clk_src = clk_in.io       # SB_PLL40_PAD: the pad goes straight to the PLL
+            else:
+                m.submodules.clk_in = clk_buf = io.Buffer("i", clk_in)
+                clk_src = clk_buf.i
+            m.domains.sync = cd_sync = ClockDomain("sync")
             locked = Signal()
-            pll_clk = Signal()
-            m.submodules.pll = Instance("rnnaccel_pll", i_clock_in=clk_buf.i, o_clock_out=pll_clk, o_locked=locked)
-            m.d.comb += [ClockSignal("sync").eq(pll_clk), ResetSignal("sync").eq(~locked)]
-            platform.add_clock_constraint(pll_clk, achieved * 1e6)
+            # no explicit constraint on the PLL output: nextpnr derives it from the PLL's parameters
+            # (the input pad's constraint comes from the board resource); a constraint on an Amaranth
+            # signal names a net that flattening may rename, and nextpnr would ignore it
+            m.submodules.pll = Instance("rnnaccel_pll", i_clock_in=clk_src, o_clock_out=cd_sync.clk, o_locked=locked)
+            m.d.comb += ResetSignal("sync").eq(~locked)
             clk_hz = achieved * 1e6
         else:
             clk_hz = default_hz

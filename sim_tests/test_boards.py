@@ -30,6 +30,9 @@ def test_board_top_elaborates_without_toolchain(board, freq, name, tmp_path):
     assert "uart" in constraints
     if freq:
         assert "rnnaccel_pll" in plan.files["rnnaccel.il"]
+        # iCE40: the oscillator pad feeds the PLL directly (an SB_IO on it would block the PLL site)
+        pll = plan.files["rnnaccel_pll.v"]
+        assert ("SB_PLL40_PAD" in pll) == (board == "icebreaker")
         assert abs(top.achieved_mhz - freq) < 0.5
     else:
         assert top.achieved_mhz == platform.default_clk_frequency / 1e6
@@ -109,3 +112,14 @@ def test_real_bitstream_icebreaker_meets_timing(tmp_path):
         assert util[kind]["used"] <= util[kind]["available"]
     assert util["dsp"]["used"] >= cfg.multipliers
     assert report["cycles_per_step"] > cfg.ideal_cycles_per_step
+
+
+def test_overflow_is_reported_as_a_fit_error(tmp_path):
+    log = tmp_path / "rnnaccel.tim"
+    log.write_text("Info: Device utilisation:\n"
+                   "Info: \t         ICESTORM_LC:    7823/   5280   148%\n"
+                   "Info: \t        ICESTORM_RAM:      29/     30    96%\n"
+                   "Info: \t        ICESTORM_DSP:      22/      8   275%\n"
+                   "ERROR: Unable to place cell 'x', no BELs remaining to implement cell type 'ICESTORM_DSP'\n")
+    assert board_build.overflowing_resources(log) == ["7823 ICESTORM_LC of 5280", "22 ICESTORM_DSP of 8"]
+    assert board_build.overflowing_resources(tmp_path / "missing.tim") == []

@@ -47,7 +47,7 @@ def test_presets_are_valid_and_named(name):
 # ------------------------------------------------------------------ types
 INT_FIELDS = ["input_size", "hidden_size", "num_layers", "qrnn_window", "block_size", "pe_rows", "pe_cols",
               "lanes", "table_entries", "seed"]
-BOOL_FIELDS = ["gru_reset_after", "interpolate", "weights_in_rom"]
+BOOL_FIELDS = ["gru_reset_after", "interpolate", "weights_in_rom", "stacked_projections"]
 
 
 def test_type_fields_cover_the_dataclass():
@@ -338,7 +338,8 @@ CHANGES = {"cell": "gru", "input_size": 32, "hidden_size": 32, "num_layers": 2, 
            "qrnn_window": 1, "block_size": 8, "pe_rows": 2, "pe_cols": 1, "lanes": 8, "q_weight": QFormat(8, 7),
            "q_state": QFormat(16, 13), "q_cell": QFormat(16, 10), "q_pre": QFormat(16, 10),
            "q_act": QFormat(16, 15), "table_entries": 512, "sigmoid_range": 16.0, "tanh_range": 8.0,
-           "interpolate": False, "weights_in_rom": False, "weight_ram": "huge", "seed": 1, "name": "other"}
+           "interpolate": False, "weights_in_rom": False, "weight_ram": "huge", "stacked_projections": True,
+           "seed": 1, "name": "other"}
 
 
 def test_changes_cover_every_field():
