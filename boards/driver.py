@@ -38,7 +38,7 @@ from .protocol import (ACK_FLAG, ERROR_TEXT, NAK, SYNC, Cmd, Error, Frame, Info,
                        encode_state_records, weight_bursts)
 
 __all__ = ["DEFAULT_BAUD", "LinkError", "PortError", "LinkTimeout", "DeviceError", "MismatchError",
-           "SerialTransport", "AmaranthTransport", "Accelerator", "infer"]
+           "SerialTransport", "SimulatedTransport", "AmaranthTransport", "Accelerator", "infer"]
 
 DEFAULT_BAUD = 115200
 
@@ -125,7 +125,45 @@ def _one_line(exc: BaseException) -> str:
     return text.splitlines()[0]
 
 
-class AmaranthTransport:
+class SimulatedTransport:
+    """Byte queues and link timing shared by transports into a simulated device.
+
+    ``byte_cycles`` is a byte's time on the line in clock cycles; the device
+    answers within a few passes over its ``buffer_bytes`` buffer (plus the
+    bytes' time on the line, which the driver adds from :attr:`baud`), and
+    forgets a truncated frame after ``timeout_cycles``. Subclasses move
+    ``_tx`` into the device, append what it sends to ``_rx`` and implement
+    :meth:`_wait_for`.
+    """
+
+    def __init__(self, clk_freq: float, byte_cycles: int, buffer_bytes: int, timeout_cycles: int):
+        self.clk_freq = clk_freq
+        self.period = 1.0 / clk_freq
+        self.byte_cycles = byte_cycles
+        self.baud = clk_freq * 10 / byte_cycles
+        self.default_timeout = (4 * buffer_bytes + 2000) * self.period
+        self.resync_time = 2 * timeout_cycles * self.period
+        self._tx: deque[int] = deque()
+        self._rx = bytearray()
+
+    def _wait_for(self, n: int, timeout: float) -> None:
+        """Let simulated time pass until ``n`` bytes arrived or ``timeout`` seconds passed."""
+        raise NotImplementedError
+
+    def write(self, data: bytes) -> None:
+        self._tx.extend(bytes(data))
+
+    def read(self, n: int, timeout: float) -> bytes:
+        self._wait_for(n, timeout)
+        out = bytes(self._rx[:n])
+        del self._rx[:n]
+        return out
+
+    def reset_input_buffer(self) -> None:
+        self._rx.clear()
+
+
+class AmaranthTransport(SimulatedTransport):
     """The host link gateware in the Amaranth simulator, as a byte transport.
 
     Parameters
@@ -157,17 +195,9 @@ class AmaranthTransport:
             raise TypeError(f"dut must be a HostLink or a FrameEngine, not {dut!r}")
         info = dut.info
         self.dut = dut
-        self.clk_freq = info.clk_freq or 1_000_000
-        self.period = 1.0 / self.clk_freq
         # a byte on the line: 10 bits (+1 cycle of the transmitter) with pins, one cycle without
-        self.byte_cycles = 10 * self.divisor + 1 if self._pins else 1
-        self.baud = self.clk_freq * 10 / self.byte_cycles
-        # the device answers within a few passes over its buffer (plus the bytes' time on the line,
-        # which the driver adds from ``baud``)
-        self.default_timeout = (4 * info.buffer_bytes + 2000) * self.period
-        self.resync_time = 2 * info.timeout_cycles * self.period
-        self._tx: deque[int] = deque()
-        self._rx = bytearray()
+        super().__init__(info.clk_freq or 1_000_000, 10 * self.divisor + 1 if self._pins else 1,
+                         info.buffer_bytes, info.timeout_cycles)
         self._now = 0.0
         self._sim = Simulator(dut)
         self._sim.add_clock(self.period)
@@ -238,20 +268,11 @@ class AmaranthTransport:
         """Simulated clock cycles so far."""
         return int(round(self._now / self.period))
 
-    def write(self, data: bytes) -> None:
-        self._tx.extend(bytes(data))
-
-    def read(self, n: int, timeout: float) -> bytes:
+    def _wait_for(self, n: int, timeout: float) -> None:
         deadline = self._now + timeout
         chunk = max(8, self.byte_cycles) * self.period
         while len(self._rx) < n and self._now < deadline:
             self._advance(min(chunk, max(deadline - self._now, self.period)))
-        out = bytes(self._rx[:n])
-        del self._rx[:n]
-        return out
-
-    def reset_input_buffer(self) -> None:
-        self._rx.clear()
 
     def pause(self, seconds: float) -> None:
         """Let the simulation run ``seconds`` with nothing more sent (bytes already queued still go out)."""

@@ -29,6 +29,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from ..config import Config
+from ..image import weight_word_bits
 
 __all__ = ["SYNC", "NAK", "ACK_FLAG", "VERSION", "Cmd", "Error", "ERROR_TEXT", "CRC_POLY", "CRC_INIT",
            "crc16_update", "crc16", "crc16_matrix", "encode_frame", "Frame", "FrameError", "parse_frame",
@@ -233,7 +234,7 @@ class LinkLayout:
         cfg = self.cfg
         if sel == self.weight_banks:
             return cfg.q_pre.width * cfg.tile
-        return cfg.q_weight.width * (1 if cfg.block_size > 1 else cfg.tile)
+        return weight_word_bits(cfg)
 
     def weight_bytes(self, sel: int) -> int:
         return _nbytes(self.weight_bits(sel))

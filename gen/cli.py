@@ -160,7 +160,7 @@ def _info_text(cfg: Config) -> str:
              + (f", window {cfg.qrnn_window}" if cfg.cell == "qrnn" else "")
              + f", input {cfg.input_size}, hidden {cfg.hidden_size})",
              f"config hash: {cfg.hash}",
-             f"weights: {'circulant k=' + str(cfg.block_size) if cfg.block_size > 1 else 'dense'}; "
+             f"weights: {'circulant k=' + str(cfg.block_size) if cfg.circulant else 'dense'}; "
              f"PE grid {cfg.pe_rows}x{cfg.pe_cols}, {cfg.lanes} lanes/PE, {cfg.multipliers} multipliers; tile {cfg.tile}",
              f"formats: weight {cfg.q_weight}, state {cfg.q_state}, cell {cfg.q_cell}, pre {cfg.q_pre}, "
              f"act {cfg.q_act}, accumulator {cfg.acc_width} bits (frac {cfg.acc_frac})",

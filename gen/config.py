@@ -259,9 +259,14 @@ class Config:
         return self.cell in ("lstm", "gru", "rnn")
 
     @property
+    def circulant(self) -> bool:
+        """Block-circulant weights (``block_size > 1``); dense weights otherwise."""
+        return self.block_size > 1
+
+    @property
     def tile(self) -> int:
         """Side of the square tile one PE computes: k (circulant) or the lane count (dense)."""
-        return self.block_size if self.block_size > 1 else self.lanes
+        return self.block_size if self.circulant else self.lanes
 
     def padded(self, n: int) -> int:
         """``n`` rounded up to a whole number of tiles (zero padding)."""

@@ -456,7 +456,7 @@ def evaluate(cfg: Config, weights: Weights, X, lengths=None, labels=None, head: 
 
 
 def _float_name(cfg: Config) -> str:
-    return f"float (circulant k={cfg.block_size})" if cfg.block_size > 1 else "float (dense k=1)"
+    return f"float (circulant k={cfg.block_size})" if cfg.circulant else "float (dense k=1)"
 
 
 def _model_info(cfg: Config) -> dict:

@@ -148,7 +148,7 @@ def tile_of(cfg: Config, qweights: Weights, plan: MatrixPlan, i: int, j: int) ->
     li = i % hp_tiles
     key = f"layer{plan.layer}.{'W' if plan.name == 'W' else 'U'}"
     vec = qweights[key][g]
-    if cfg.block_size > 1:
+    if cfg.circulant:
         return np.asarray(vec[li, j, :], dtype=np.int64)
     cols = cfg.layer_cols(plan.layer) if plan.name == "W" else cfg.hidden_size
     dense = _dense_padded(cfg, vec, cfg.hidden_size, cols)
@@ -166,7 +166,7 @@ def weight_banks(cfg: Config, weights: Weights, quantized: bool = False) -> list
     T = cfg.tile
     ps = plans(cfg)
     depth = sum(p.words_per_bank for p in ps)
-    shape = (depth,) if cfg.block_size > 1 else (depth, T)
+    shape = (depth,) if cfg.circulant else (depth, T)
     banks = [[np.zeros(shape, dtype=np.int64) for _ in range(cfg.pe_cols)] for _ in range(cfg.pe_rows)]
     for plan in ps:
         addr = plan.weight_base
@@ -184,6 +184,16 @@ def weight_banks(cfg: Config, weights: Weights, quantized: bool = False) -> list
 def bank_packing(cfg: Config) -> int:
     """Weight words per memory word: 16 / q_weight.width for SPRAM banks (``weight_ram = huge``), else 1."""
     return 16 // cfg.q_weight.width if cfg.weight_ram == "huge" else 1
+
+
+def weight_word_bits(cfg: Config) -> int:
+    """Bits of the weights a PE reads per cycle: one q_weight word (circulant) or T of them (dense)."""
+    return cfg.q_weight.width * (1 if cfg.circulant else cfg.tile)
+
+
+def bank_word_bits(cfg: Config) -> int:
+    """Bits of one weight-bank memory word (:func:`weight_word_bits` x :func:`bank_packing`)."""
+    return weight_word_bits(cfg) * bank_packing(cfg)
 
 
 def bank_words(cfg: Config, bank: np.ndarray) -> list[int]:

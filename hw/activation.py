@@ -50,7 +50,35 @@ def _check_params(cfg, fn, in_width, in_frac):
 SHIFT_ADD_MAX_BITS = 6
 
 
-class ActivationUnit(wiring.Component):
+class _Activation(wiring.Component):
+    """The parameters both activation components take, checked once: table, input width and fraction."""
+
+    def __init__(self, cfg: Config, fn: str, in_width: int, in_frac: int):
+        _check_params(cfg, fn, in_width, in_frac)
+        self._cfg, self._fn, self._in_width, self._in_frac = cfg, fn, in_width, in_frac
+        super().__init__(self._members())
+
+    def _members(self) -> dict:
+        raise NotImplementedError
+
+    @property
+    def cfg(self) -> Config:
+        return self._cfg
+
+    @property
+    def fn(self) -> str:
+        return self._fn
+
+    @property
+    def in_width(self) -> int:
+        return self._in_width
+
+    @property
+    def in_frac(self) -> int:
+        return self._in_frac
+
+
+class ActivationUnit(_Activation):
     """Pipelined table lookup of sigmoid or tanh, bit-exact with :func:`rnnaccel.lut.lookup`.
 
     One result per enabled cycle. The stages: register the folded input and
@@ -104,35 +132,14 @@ class ActivationUnit(wiring.Component):
         table step is finer than the input's resolution.
     """
 
-    def __init__(self, cfg: Config, fn: str, in_width: int, in_frac: int):
-        _check_params(cfg, fn, in_width, in_frac)
-        self._cfg = cfg
-        self._fn = fn
-        self._in_width = in_width
-        self._in_frac = in_frac
-        super().__init__({
+    def _members(self) -> dict:
+        return {
             "en": In(1, init=1),
             "i_valid": In(1),
-            "i_data": In(signed(in_width)),
+            "i_data": In(signed(self._in_width)),
             "o_valid": Out(1),
-            "o_data": Out(signed(cfg.q_act.width)),
-        })
-
-    @property
-    def cfg(self) -> Config:
-        return self._cfg
-
-    @property
-    def fn(self) -> str:
-        return self._fn
-
-    @property
-    def in_width(self) -> int:
-        return self._in_width
-
-    @property
-    def in_frac(self) -> int:
-        return self._in_frac
+            "o_data": Out(signed(self._cfg.q_act.width)),
+        }
 
     @property
     def shift(self) -> int:
@@ -222,7 +229,7 @@ def _latency(cfg: Config) -> int:
     return 5 if cfg.interpolate else 3
 
 
-class ActivationStream(wiring.Component):
+class ActivationStream(_Activation):
     """:class:`ActivationUnit` between two :mod:`amaranth.lib.stream` interfaces.
 
     Back-pressure stalls the whole pipeline: its clock enable is
@@ -254,29 +261,11 @@ class ActivationStream(wiring.Component):
         As for :class:`ActivationUnit`.
     """
 
-    def __init__(self, cfg: Config, fn: str, in_width: int, in_frac: int):
-        _check_params(cfg, fn, in_width, in_frac)
-        self._cfg, self._fn, self._in_width, self._in_frac = cfg, fn, in_width, in_frac
-        super().__init__({
-            "i": In(stream.Signature(signed(in_width))),
-            "o": Out(stream.Signature(signed(cfg.q_act.width))),
-        })
-
-    @property
-    def cfg(self) -> Config:
-        return self._cfg
-
-    @property
-    def fn(self) -> str:
-        return self._fn
-
-    @property
-    def in_width(self) -> int:
-        return self._in_width
-
-    @property
-    def in_frac(self) -> int:
-        return self._in_frac
+    def _members(self) -> dict:
+        return {
+            "i": In(stream.Signature(signed(self._in_width))),
+            "o": Out(stream.Signature(signed(self._cfg.q_act.width))),
+        }
 
     @property
     def latency(self) -> int:

@@ -50,7 +50,8 @@ from amaranth.lib.wiring import In, Out
 from ..config import Config
 from . import check_cfg_and_weights
 from ..fixedpoint import hw_narrow
-from ..image import MatrixPlan, bank_packing, bank_words, bias_image, pack_words, plans, vector_depth, vector_slots, weight_banks
+from ..image import (MatrixPlan, bank_packing, bank_word_bits, bank_words, bias_image, pack_words, plans, vector_depth,
+                     vector_slots, weight_banks, weight_word_bits)
 from .pe import ColumnOperand, ProcessingElement, RowReducer, tree_latency
 
 __all__ = ["CirculantMVU", "mvu_latency", "plan_cycles", "plan_gaps"]
@@ -116,10 +117,9 @@ class CirculantMVU(wiring.Component):
         self._vdepth = vector_depth(cfg)
         self._wdepth = sum(p.words_per_bank for p in self._plans)
         self._bdepth = sum(p.br for p in self._plans)
-        wword = cfg.q_weight.width * (1 if cfg.block_size > 1 else T)
-        self._wword = wword
+        self._wword = weight_word_bits(cfg)
         self._pack = bank_packing(cfg)       # weight words per memory word (SPRAM banks pack 16 bits)
-        self._mem_word = wword * self._pack
+        self._mem_word = bank_word_bits(cfg)
         self._mem_depth = -(-self._wdepth // self._pack)
         max_br = max(p.br for p in self._plans)
         self._wr_words = max(self._wdepth, self._bdepth)
@@ -200,7 +200,7 @@ class CirculantMVU(wiring.Component):
     def elaborate(self, platform):
         cfg, T = self._cfg, self._T
         Pr, Pc = cfg.pe_rows, cfg.pe_cols
-        circ = cfg.block_size > 1
+        circ = cfg.circulant
         ws = cfg.q_weight.width
         acc_w = cfg.acc_width
         m = Module()

@@ -44,7 +44,33 @@ def _check_cfg(cfg) -> Config:
     return cfg
 
 
-class ProcessingElement(wiring.Component):
+class _TileComponent(wiring.Component):
+    """What a PE and its column operand share: the config, its T lanes, circulant or dense, a fixed latency."""
+
+    #: Enabled cycles from the inputs to the outputs (set by each subclass).
+    LATENCY = 0
+
+    @property
+    def cfg(self) -> Config:
+        return self._cfg
+
+    @property
+    def lanes(self) -> int:
+        """Lanes (``cfg.tile``)."""
+        return self._cfg.tile
+
+    @property
+    def circulant(self) -> bool:
+        """Circulant weights (one word broadcast to the lanes, a rotating operand) or dense ones."""
+        return self._cfg.circulant
+
+    @property
+    def latency(self) -> int:
+        """:attr:`LATENCY`."""
+        return self.LATENCY
+
+
+class ProcessingElement(_TileComponent):
     """One PE: ``T = cfg.tile`` multiplier lanes and ``T`` accumulators.
 
     Every cycle with ``en`` high, lane ``r`` registers the product
@@ -63,7 +89,7 @@ class ProcessingElement(wiring.Component):
     ----------
     cfg : Config
         The configuration: ``cfg.tile`` lanes; circulant weights
-        (``cfg.block_size > 1``) or dense ones.
+        (``cfg.circulant``) or dense ones.
 
     Members
     -------
@@ -116,25 +142,6 @@ class ProcessingElement(wiring.Component):
             "o_last": Out(1),
         })
 
-    @property
-    def cfg(self) -> Config:
-        return self._cfg
-
-    @property
-    def lanes(self) -> int:
-        """Multiplier lanes (``cfg.tile``)."""
-        return self._cfg.tile
-
-    @property
-    def circulant(self) -> bool:
-        """One weight word broadcast to every lane (``True``) or one per lane (dense)."""
-        return self._cfg.block_size > 1
-
-    @property
-    def latency(self) -> int:
-        """Enabled cycles from ``i_valid`` to ``o_acc`` / ``o_valid``: product (1) + accumulate (1)."""
-        return self.LATENCY
-
     def elaborate(self, platform):
         cfg = self._cfg
         T = cfg.tile
@@ -163,7 +170,7 @@ class ProcessingElement(wiring.Component):
         return m
 
 
-class ColumnOperand(wiring.Component):
+class ColumnOperand(_TileComponent):
     """The input register shared by the PEs of one PE column.
 
     A tile takes ``T`` cycles ``t = 0 .. T-1``. At ``t = 0`` (``i_load``) the
@@ -213,24 +220,6 @@ class ColumnOperand(wiring.Component):
             "i_seg": In(word),
             "o_x": Out(word),
         })
-
-    @property
-    def cfg(self) -> Config:
-        return self._cfg
-
-    @property
-    def lanes(self) -> int:
-        return self._cfg.tile
-
-    @property
-    def circulant(self) -> bool:
-        """Rotating (``True``) or broadcasting (dense) register."""
-        return self._cfg.block_size > 1
-
-    @property
-    def latency(self) -> int:
-        """0: the operand of cycle ``t = 0`` is ``i_seg`` itself."""
-        return self.LATENCY
 
     def elaborate(self, platform):
         T, xs = self._cfg.tile, self._cfg.q_state.width

@@ -57,10 +57,9 @@ STATUS_BITS = {"busy": 0, "idle": 1, "error": 2}
 
 
 def command_layout(cfg: Config) -> data.StructLayout:
-    from ..image import bank_packing
+    from ..image import bank_word_bits
 
-    weight_word = cfg.q_weight.width * (bank_packing(cfg) if cfg.block_size > 1 else cfg.tile)
-    mvu_word = max(weight_word, cfg.q_pre.width * cfg.tile)
+    mvu_word = max(bank_word_bits(cfg), cfg.q_pre.width * cfg.tile)
     return data.StructLayout({
         "op": unsigned(4),
         "sel": unsigned(16),
@@ -277,15 +276,14 @@ class Accelerator(wiring.Component):
         # gates 0..G-2 wait in col_xp/col_hp and the last gate's word goes straight to the unit
         e_sub = Signal(range(max(2, gmax)))
         rd_sub = Signal.like(e_sub)
-        rd_proj = Signal()
         m.d.sync += rd_sub.eq(e_sub)
         if stacked:
+            # a word is kept whenever one arrives; only those read in a gate phase are ever used
             col_xp = [Signal(signed(pw), name=f"col_xp{g}") for g in range(gmax - 1)]
             col_hp = [Signal(signed(pw), name=f"col_hp{g}") for g in range(gmax - 1)]
-            with m.If(rd_proj):
-                for g in range(gmax - 1):
-                    with m.If(rd_sub == g):
-                        m.d.sync += [col_xp[g].eq(lane_sel(xp_r[0].data, pw)), col_hp[g].eq(lane_sel(hp_r[0].data, pw))]
+            for g in range(gmax - 1):
+                with m.If(rd_sub == g):
+                    m.d.sync += [col_xp[g].eq(lane_sel(xp_r[0].data, pw)), col_hp[g].eq(lane_sel(hp_r[0].data, pw))]
             for key, gu in gate_units.items():
                 g_n = key[0]
                 for g in range(g_n):
@@ -500,7 +498,7 @@ class Accelerator(wiring.Component):
                             g_last = 0 if ph == "reset" else len(cfg.layer_gates(layer)) - 1
                             last = Signal(name=f"gate{i}_last")
                             m.d.comb += [last.eq(issue & (e_sub == g_last)), vec_rd_en.eq(last), c_r.en.eq(last),
-                                         xp_r[0].en.eq(issue), hp_r[0].en.eq(issue), rd_proj.eq(1)]
+                                         xp_r[0].en.eq(issue), hp_r[0].en.eq(issue)]
                             m.d.sync += v1.eq(last)
                             with m.If(issue):
                                 m.d.sync += e_sub.eq(e_sub + 1)

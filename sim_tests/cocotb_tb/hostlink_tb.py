@@ -11,8 +11,6 @@ model.
 
 from __future__ import annotations
 
-from collections import deque
-
 import numpy as np
 
 import cocotb
@@ -21,7 +19,7 @@ from cocotb.task import bridge, resume
 from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge
 
 from cocotb_support import read_case
-from rnnaccel.boards.driver import Accelerator
+from rnnaccel.boards.driver import Accelerator, SimulatedTransport
 from rnnaccel.config import Config
 from rnnaccel.host import load_session
 
@@ -29,7 +27,7 @@ CASE = read_case()
 PERIOD_NS = 10
 
 
-class CocotbUARTTransport:
+class CocotbUARTTransport(SimulatedTransport):
     """A byte transport on the ``rx`` / ``tx`` pins of the DUT (8N1, ``divisor`` clocks per bit).
 
     ``read`` / ``pause`` are called from the driver's thread and wait in
@@ -37,14 +35,8 @@ class CocotbUARTTransport:
     """
 
     def __init__(self, dut, divisor: int, clk_freq: float, buffer_bytes: int, timeout_cycles: int):
+        super().__init__(clk_freq, 10 * divisor + 1, buffer_bytes, timeout_cycles)
         self.dut, self.divisor = dut, divisor
-        self.period = 1.0 / clk_freq
-        self.byte_cycles = 10 * divisor + 1
-        self.baud = clk_freq * 10 / self.byte_cycles
-        self.default_timeout = (4 * buffer_bytes + 2000) * self.period
-        self.resync_time = 2 * timeout_cycles * self.period
-        self._tx: deque[int] = deque()
-        self._rx = bytearray()
         self.framing_errors = 0
         cocotb.start_soon(self._drive())
         cocotb.start_soon(self._watch())
@@ -86,17 +78,8 @@ class CocotbUARTTransport:
             waited += chunk
 
     # blocking interface for the driver (runs in the bridge thread while the simulator waits)
-    def write(self, data: bytes) -> None:
-        self._tx.extend(bytes(data))
-
-    def read(self, n: int, timeout: float) -> bytes:
+    def _wait_for(self, n: int, timeout: float) -> None:
         resume(self._wait_bytes)(n, max(1, int(timeout / self.period)))
-        out = bytes(self._rx[:n])
-        del self._rx[:n]
-        return out
-
-    def reset_input_buffer(self) -> None:
-        self._rx.clear()
 
     def pause(self, seconds: float) -> None:
         resume(self._pause)(seconds)
