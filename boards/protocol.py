@@ -29,7 +29,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from ..config import Config
-from ..image import weight_word_bits
+from ..image import bank_packing, bank_word_bits, bias_rows, bias_word_bits, weight_bank_words
 
 __all__ = ["SYNC", "NAK", "ACK_FLAG", "VERSION", "Cmd", "Error", "ERROR_TEXT", "CRC_POLY", "CRC_INIT",
            "crc16_update", "crc16", "crc16_matrix", "encode_frame", "Frame", "FrameError", "parse_frame",
@@ -231,22 +231,18 @@ class LinkLayout:
 
     def weight_bits(self, sel: int) -> int:
         """Width of one word of weight bank ``sel`` (or of the bias memory)."""
-        cfg = self.cfg
         if sel == self.weight_banks:
-            return cfg.q_pre.width * cfg.tile
-        return weight_word_bits(cfg)
+            return bias_word_bits(self.cfg)
+        return bank_word_bits(self.cfg)     # a memory word: SPRAM banks pack 16 bits of weights
 
     def weight_bytes(self, sel: int) -> int:
         return _nbytes(self.weight_bits(sel))
 
     def weight_depth(self, sel: int) -> int:
         """Words of weight bank ``sel`` (or rows of the bias memory)."""
-        from ..image import plans
-
-        ps = plans(self.cfg)
         if sel == self.weight_banks:
-            return sum(p.br for p in ps)
-        return sum(p.words_per_bank for p in ps)
+            return bias_rows(self.cfg)
+        return -(-weight_bank_words(self.cfg) // bank_packing(self.cfg))
 
     @property
     def step_bytes(self) -> int:

@@ -12,7 +12,8 @@ Error sources (``lsb(q) = 2**-q.frac``):
 * narrowing a value with more fraction bits than ``q``: ``lsb(q)/2``
   (round half up; none when no bits are dropped). A projection ``W x + b``
   is exact in the accumulator, so ``xp`` and ``hp`` are each off by at most
-  ``e_p = lsb(q_pre)/2`` and their saturating sum by ``2 e_p = lsb(q_pre)``;
+  ``e_p = lsb(q_pre)/2`` and their saturating sum by ``2 e_p = lsb(q_pre)``
+  (fused projections, ``datapath = 'serial'``: one narrowing, ``e_p``);
 * a table lookup ``LUT_f(p_int)`` with ``|p_int - p| <= d``:
   ``|LUT_f(p_int) - f(p)| <= E_f(q_in) + d * sup|f'|`` where ``E_f`` is the
   measured table error over every representable input of ``q_in``
@@ -155,19 +156,24 @@ def step_error_bound(cfg: Config, mats: LayerMatrices, x: np.ndarray, state: dic
     xp, hp = inter["xp"], inter["hp"]
     out = StepBound(h=None)
     chk = out.checks
-    chk.append(("xp", xp, np.full_like(xp, ep), qp))
-    if hp is not None:
-        chk.append(("hp", hp, np.full_like(hp, ep), qp))
+    # fused projections narrow W x + U h + b + c once: the pre-activation is off by e_p, not 2 e_p,
+    # and xp, hp never exist on their own (nothing to saturate)
+    fused = cfg.fused_projections
+    epre = ep if fused else 2 * ep
+    if not fused:
+        chk.append(("xp", xp, np.full_like(xp, ep), qp))
+        if hp is not None:
+            chk.append(("hp", hp, np.full_like(hp, ep), qp))
     cell = cfg.cell
     T = out.terms
 
     if cell == "lstm":
         pre = xp + hp
-        chk.append(("pre", pre, np.full_like(pre, 2 * ep), qp))
-        i, ei = act("sigmoid", pre[:, 0], 2 * ep)
-        f, ef = act("sigmoid", pre[:, 1], 2 * ep)
-        g, eg = act("tanh", pre[:, 2], 2 * ep)
-        o, eo = act("sigmoid", pre[:, 3], 2 * ep)
+        chk.append(("pre", pre, np.full_like(pre, epre), qp))
+        i, ei = act("sigmoid", pre[:, 0], epre)
+        f, ef = act("sigmoid", pre[:, 1], epre)
+        g, eg = act("tanh", pre[:, 2], epre)
+        o, eo = act("sigmoid", pre[:, 3], epre)
         c = state["c"]
         c_new = f * c + i * g
         ec = ef * np.abs(c) + _mul(i, ei, g, eg) + narrow_error(max(fa + fc, 2 * fa), qc)
@@ -225,8 +231,8 @@ def step_error_bound(cfg: Config, mats: LayerMatrices, x: np.ndarray, state: dic
         T.update(z=ez, f=ef, o=eo)
     elif cell == "rnn":
         pre = xp[:, 0] + hp[:, 0]
-        chk.append(("pre", pre, np.full_like(pre, 2 * ep), qp))
-        h_new, et = act("tanh", pre, 2 * ep)
+        chk.append(("pre", pre, np.full_like(pre, epre), qp))
+        h_new, et = act("tanh", pre, epre)
         eh = et + narrow_error(fa, qs)
         c_new, ec = None, None
     else:  # pragma: no cover - Config rejects other cells

@@ -21,10 +21,13 @@ import tomli_w
 
 from .fixedpoint import QFormat
 
-__all__ = ["Config", "ConfigError", "CELLS", "GATES", "PRESETS", "preset", "ceil_div"]
+__all__ = ["Config", "ConfigError", "CELLS", "DATAPATHS", "GATES", "PRESETS", "preset", "ceil_div"]
 
 #: Cell types and the gates (rows of the stacked projection matrices), in order.
 CELLS = ("lstm", "gru", "sru", "qrnn", "rnn")
+
+#: Datapaths (see :class:`Config`, ``datapath``).
+DATAPATHS = ("array", "serial")
 
 
 def ceil_div(a: int, b: int) -> int:
@@ -122,6 +125,17 @@ class Config:
         block RAM rather than flip-flops); the gate phase reads the G gates
         of an element over G cycles. Same results, fewer resources, a longer
         gate phase: the setting for small FPGAs such as the iCE40UP5K.
+    datapath : str
+        ``array`` (default): the chessboard PE grid; each PE has k lanes and
+        computes a whole k x k circulant block in k cycles, and the input and
+        recurrent projections are separate matrix-vector products.
+        ``serial``: one row of ``lanes`` multipliers (``lanes`` dividing
+        ``block_size``), every memory one word wide, and the input and
+        recurrent products of a gate accumulated in one pass over [x; h]
+        (*fused projections*: one narrowing of ``W x + U h + b + c``, so the
+        golden model rounds once where the array rounds twice). LSTM and RNN
+        only. The setting for models whose weights fill a small FPGA's
+        memory, such as ``lstm512-ice40`` (see docs/architecture.md).
     seed : int
         Seed for every random choice (weights of ``new``, test data).
     """
@@ -148,6 +162,7 @@ class Config:
     weights_in_rom: bool = True
     weight_ram: str = "block"
     stacked_projections: bool = False
+    datapath: str = "array"
     seed: int = 0
     name: str = "custom"
 
@@ -165,6 +180,21 @@ class Config:
             if isinstance(value, int) and not isinstance(value, bool):
                 object.__setattr__(self, fname, float(value))
         self._validate()
+
+    def _validate_serial(self):
+        """Rules of ``datapath = 'serial'`` (see the class docstring)."""
+        self._check(self.cell in ("lstm", "rnn"), "cell",
+                    "datapath 'serial' fuses the input and recurrent projections: only lstm and rnn have that form")
+        self._check(self.block_size >= 4 and _is_pow2(self.block_size), "block_size",
+                    "datapath 'serial' needs circulant blocks of a power of two, 4 or more")
+        self._check(_is_pow2(self.lanes) and self.block_size % self.lanes == 0, "lanes",
+                    f"datapath 'serial' needs a power-of-two lane count dividing block_size ({self.block_size})")
+        self._check(self.pe_rows == 1, "pe_rows", "datapath 'serial' has one row of lanes: set pe_rows = 1")
+        self._check(self.pe_cols == 1, "pe_cols", "datapath 'serial' has one row of lanes: set pe_cols = 1")
+        if self.weight_ram == "huge":
+            per = 16 // self.q_weight.width if 16 % self.q_weight.width == 0 else 1
+            self._check(self.lanes % per == 0, "lanes",
+                        f"datapath 'serial' with SPRAM weights reads {per} weights per word: lanes must be a multiple")
 
     def _check(self, ok: bool, fname: str, rule: str):
         if not ok:
@@ -190,9 +220,13 @@ class Config:
         self._check(self.num_layers <= 16, "num_layers", "must be at most 16")
         self._check(self.qrnn_window in (1, 2), "qrnn_window", "must be 1 or 2")
         self._check(self.block_size <= 256, "block_size", "must be at most 256")
-        if self.block_size > 1:
+        self._check(self.datapath in DATAPATHS, "datapath", f"must be one of {', '.join(DATAPATHS)}")
+        if self.datapath == "serial":
+            self._validate_serial()
+        elif self.block_size > 1:
             self._check(self.lanes == self.block_size, "lanes",
-                        f"must equal block_size ({self.block_size}) for circulant weights: a PE computes one k x k block with k lanes")
+                        f"must equal block_size ({self.block_size}) for circulant weights: a PE computes one k x k block "
+                        f"with k lanes (datapath = 'serial' runs fewer lanes)")
         else:
             self._check(self.lanes <= 64, "lanes", "dense tile size must be at most 64")
         self._check(self.seed >= 0, "seed", "must be 0 or more")
@@ -259,6 +293,11 @@ class Config:
         return self.cell in ("lstm", "gru", "rnn")
 
     @property
+    def fused_projections(self) -> bool:
+        """One accumulation of ``W x + U h`` per gate (``datapath = 'serial'``), narrowed once."""
+        return self.datapath == "serial"
+
+    @property
     def circulant(self) -> bool:
         """Block-circulant weights (``block_size > 1``); dense weights otherwise."""
         return self.block_size > 1
@@ -299,15 +338,22 @@ class Config:
 
     @property
     def max_terms(self) -> int:
-        """Most products summed into one accumulator (the widest padded matrix)."""
+        """Most products summed into one accumulator (the widest padded matrix; both with fused projections)."""
+        if self.fused_projections:
+            return max(sum(c for _, _, c in self.matrices(layer)) for layer in range(self.num_layers))
         return max(c for layer in range(self.num_layers) for _, _, c in self.matrices(layer))
+
+    @property
+    def bias_width(self) -> int:
+        """Bits of one stored bias: q_pre, or one more for the fused ``b + c``."""
+        return self.q_pre.width + (1 if self.fused_projections else 0)
 
     @property
     def acc_width(self) -> int:
         """Accumulator width that can never overflow: products, their sum, plus the aligned bias."""
         product = self.q_weight.width + self.q_state.width
         sums = product + max(1, math.ceil(math.log2(self.max_terms)))
-        bias = self.q_pre.width + max(0, self.acc_frac - self.q_pre.frac)
+        bias = self.bias_width + max(0, self.acc_frac - self.q_pre.frac)
         return max(sums, bias) + 1
 
     def table_shift(self, fn: str, in_frac: int) -> int:
@@ -425,9 +471,11 @@ PRESETS: dict[str, Config] = {
     "lstm-small-ice40": _DEFAULT.replace(name="lstm-small-ice40", input_size=32, hidden_size=32, block_size=4,
                                          lanes=4, pe_rows=1, pe_cols=1, stacked_projections=True,
                                          table_entries=512, interpolate=False),
-    "lstm512-ice40": _DEFAULT.replace(name="lstm512-ice40", input_size=512, hidden_size=512, block_size=16, lanes=16,
+    # 512x512 LSTM, k = 16: its 128 KiB of weights fill the UP5K's four SPRAMs; the serial datapath
+    # (4 lanes, one-word memories, fused projections) fits the rest in 30 EBR and 8 DSPs
+    "lstm512-ice40": _DEFAULT.replace(name="lstm512-ice40", input_size=512, hidden_size=512, block_size=16, lanes=4,
                                       pe_rows=1, pe_cols=1, q_weight=QFormat(8, 7), weights_in_rom=False,
-                                      weight_ram="huge"),
+                                      weight_ram="huge", datapath="serial", table_entries=512, interpolate=False),
 }
 
 

@@ -14,7 +14,9 @@ fp pre-activation, fa activation; ``ONE = 2**fa``):
 
 1. input projection, per gate: ``xp = narrow(W x + (b << (fw+fx-fp)), fw+fx -> q_pre)``;
 2. recurrent projection (LSTM, GRU, RNN): ``hp = narrow(U h + (c << ...), -> q_pre)``;
-3. gate pre-activation ``saturate(xp + hp, q_pre)``, then the tables;
+3. gate pre-activation ``saturate(xp + hp, q_pre)``, then the tables (with fused
+   projections, ``datapath = 'serial'``, steps 1-3 are one narrowing:
+   ``narrow(W x + U h + ((b + c) << ...))``, :func:`fused_projection`);
 4. the element-wise update (below), each product exact, sums aligned exactly to
    the finest fraction involved and narrowed once to the state's format.
 
@@ -33,7 +35,7 @@ from .config import Config
 from .fixedpoint import align, narrow, quantize, saturate, to_float
 from .model import LayerMatrices, Weights, dense_matrices, quantize_weights
 
-__all__ = ["IntegerModel", "FloatModel", "GoldenModel", "projection", "lstm_update", "gru_gates", "gru_candidate_pre",
+__all__ = ["IntegerModel", "FloatModel", "GoldenModel", "projection", "fused_projection", "lstm_update", "gru_gates", "gru_candidate_pre",
            "gru_reset_hidden", "gru_update",
            "sru_update", "qrnn_update", "rnn_update", "InputError"]
 
@@ -54,6 +56,20 @@ def projection(cfg: Config, mat: np.ndarray, vec: np.ndarray, bias: np.ndarray) 
     """
     acc = np.einsum("ghc,nc->ngh", mat.astype(np.int64), vec.astype(np.int64))
     acc = acc + align(bias, cfg.q_pre.frac, cfg.acc_frac)[None]
+    return narrow(acc, cfg.acc_frac, cfg.q_pre)
+
+
+def fused_projection(cfg: Config, W: np.ndarray, U: np.ndarray, x: np.ndarray, h: np.ndarray,
+                     b: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """Fused projections (``datapath = 'serial'``): ``narrow(W x + U h + aligned (b + c))`` in ``q_pre``.
+
+    One accumulation over [x; h] and one narrowing, where :func:`projection`
+    narrows ``W x + b`` and ``U h + c`` separately. ``b + c`` is exact
+    (``cfg.bias_width`` bits). Returns (N, G, H).
+    """
+    acc = (np.einsum("ghc,nc->ngh", W.astype(np.int64), x.astype(np.int64))
+           + np.einsum("ghc,nc->ngh", U.astype(np.int64), h.astype(np.int64)))
+    acc = acc + align(b.astype(np.int64) + c.astype(np.int64), cfg.q_pre.frac, cfg.acc_frac)[None]
     return narrow(acc, cfg.acc_frac, cfg.q_pre)
 
 
@@ -197,8 +213,16 @@ def _int_step(cfg: Config, m: LayerMatrices, x: np.ndarray, st: dict) -> tuple[n
         xin = np.concatenate([x, st["xprev"]], axis=1)
     else:
         xin = x
-    xp = projection(cfg, m.W, xin, m.b)
     new = dict(st)
+    if cfg.fused_projections:
+        pre = fused_projection(cfg, m.W, m.U, xin, st["h"], m.b, m.c)
+        if cell == "lstm":
+            h, new["c"] = lstm_update(cfg, pre, st["c"])
+        else:
+            h = rnn_update(cfg, pre)
+        new["h"] = h
+        return h, new
+    xp = projection(cfg, m.W, xin, m.b)
     if cell == "lstm":
         hp = projection(cfg, m.U, st["h"], m.c)
         h, new["c"] = lstm_update(cfg, saturate(xp + hp, cfg.q_pre), st["c"])

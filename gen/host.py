@@ -21,7 +21,7 @@ import numpy as np
 
 from .config import Config
 from .golden import IntegerModel
-from .image import bank_words, bias_image, pack_words, vector_slots, weight_banks
+from .image import bank_words, bias_words, vector_slots, weight_banks
 
 __all__ = ["OP", "state_commands", "weight_commands", "golden_session", "sessions_for_batch"]
 
@@ -63,8 +63,8 @@ def weight_commands(cfg: Config, weights) -> list[tuple[int, int, int, int]]:
         for q in range(cfg.pe_cols):
             for addr, word in enumerate(bank_words(cfg, banks[p][q])):
                 cmds.append((OP["WRITE_WEIGHT"], p * cfg.pe_cols + q, addr, word))
-    for addr, row in enumerate(bias_image(cfg, weights)):
-        cmds.append((OP["WRITE_WEIGHT"], cfg.pe_rows * cfg.pe_cols, addr, pack_words(row, cfg.q_pre.width)))
+    for addr, word in enumerate(bias_words(cfg, weights)):
+        cmds.append((OP["WRITE_WEIGHT"], cfg.pe_rows * cfg.pe_cols, addr, word))
     return cmds
 
 

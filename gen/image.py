@@ -20,6 +20,19 @@ writer, the hardware address generators and the tests:
   stored as T-word segments in P_c banks; segment j lives in bank ``j mod P_c``
   at row ``base + j // P_c``, so in column round J every PE column q reads
   row ``base + J`` of its own bank.
+
+The serial datapath (``datapath = 'serial'``, :mod:`rnnaccel.hw.serial`) has
+one weight bank and one-word memories; its layout is here too:
+
+* **Serial weight bank**: per layer, per tile row i, per gate g, the fused
+  row of blocks ``[W_g | U_g]`` (column blocks of the input, then of h), each
+  block its k-word defining vector. The lanes' pass over row group s reads a
+  block's words rotated by ``s * lanes`` (:func:`serial_weight_address`).
+* **Serial vector memory**: element e of a slot at word ``base * T + e``
+  (the slots of :func:`vector_slots` with one bank), so layer l's [input; h]
+  is one contiguous run; ``hn`` holds the new h of the layer being computed.
+* **Serial bias memory**: per layer, per gate, per padded row, ``b + c``
+  (``cfg.bias_width`` bits, one word per row).
 """
 
 from __future__ import annotations
@@ -31,7 +44,9 @@ import numpy as np
 from .config import Config, ceil_div
 from .model import Weights, quantize_weights
 
-__all__ = ["pack_words", "bank_packing", "bank_words", "MatrixPlan", "plans", "VectorSlot", "vector_slots", "weight_banks", "bias_image", "tile_of"]
+__all__ = ["pack_words", "bank_packing", "bank_words", "MatrixPlan", "plans", "VectorSlot", "vector_slots",
+           "weight_banks", "bias_image", "bias_words", "bias_word_bits", "bias_rows", "weight_bank_words", "tile_of",
+           "serial_weight_image", "serial_layer_bases", "serial_weight_address"]
 
 
 def pack_words(values, width: int) -> int:
@@ -118,6 +133,8 @@ def vector_slots(cfg: Config) -> dict[str, VectorSlot]:
         sizes[f"h{layer}"] = cfg.padded(cfg.hidden_size) * win
     if cfg.cell == "gru" and not cfg.gru_reset_after:
         sizes["rh"] = cfg.padded(cfg.hidden_size)
+    if cfg.datapath == "serial":
+        sizes["hn"] = cfg.padded(cfg.hidden_size)
     out, base = {}, 0
     for name, words in sizes.items():
         segs = words // T
@@ -163,6 +180,8 @@ def weight_banks(cfg: Config, weights: Weights, quantized: bool = False) -> list
     ``depth = sum(plan.words_per_bank)``.
     """
     qw = weights if quantized else quantize_weights(cfg, weights)
+    if cfg.datapath == "serial":
+        return [[serial_weight_image(cfg, qw, quantized=True)]]
     T = cfg.tile
     ps = plans(cfg)
     depth = sum(p.words_per_bank for p in ps)
@@ -227,3 +246,80 @@ def bias_image(cfg: Config, weights: Weights, quantized: bool = False) -> np.nda
             stacked[gi * hp: gi * hp + H] = b[plan.gate0 + gi]
         out[plan.bias_base: plan.bias_base + plan.br] = stacked.reshape(plan.br, T)
     return out
+
+
+def bias_words(cfg: Config, weights: Weights) -> list[int]:
+    """The bias memory as unsigned words (:func:`bias_word_bits` wide), as the hardware stores them."""
+    if cfg.datapath == "serial":
+        qw = quantize_weights(cfg, weights)
+        mask = (1 << cfg.bias_width) - 1
+        return [int(v) & mask for v in _serial_bias(cfg, qw)]
+    return [pack_words(row, cfg.q_pre.width) for row in bias_image(cfg, weights)]
+
+
+def bias_word_bits(cfg: Config) -> int:
+    """Bits of one bias-memory word: T q_pre words (array) or one ``b + c`` (serial)."""
+    return cfg.bias_width if cfg.datapath == "serial" else cfg.q_pre.width * cfg.tile
+
+
+def bias_rows(cfg: Config) -> int:
+    """Words of the bias memory."""
+    if cfg.datapath == "serial":
+        Hp = cfg.padded(cfg.hidden_size)
+        return sum(len(cfg.layer_gates(layer)) * Hp for layer in range(cfg.num_layers))
+    return sum(p.br for p in plans(cfg))
+
+
+def weight_bank_words(cfg: Config) -> int:
+    """Weight words of each weight bank (before SPRAM packing)."""
+    if cfg.datapath == "serial":
+        return cfg.weight_words()
+    return sum(p.words_per_bank for p in plans(cfg))
+
+
+# ----------------------------------------------------------------------------- serial datapath
+def serial_layer_bases(cfg: Config) -> list[tuple[int, int]]:
+    """(weight word base, bias word base) of each layer in the serial memories (unpacked words)."""
+    out, wb, bb = [], 0, 0
+    Hp = cfg.padded(cfg.hidden_size)
+    for layer in range(cfg.num_layers):
+        out.append((wb, bb))
+        wb += cfg.weight_words(layer)
+        bb += len(cfg.layer_gates(layer)) * Hp
+    return out
+
+
+def serial_weight_image(cfg: Config, weights: Weights, quantized: bool = False) -> np.ndarray:
+    """The serial datapath's weight bank, raw q_weight integers (see the module docstring)."""
+    qw = weights if quantized else quantize_weights(cfg, weights)
+    parts = []
+    for layer in range(cfg.num_layers):
+        fused = np.concatenate([qw[f"layer{layer}.W"], qw[f"layer{layer}.U"]], axis=2)   # (G, R, NJ, k)
+        parts.append(np.asarray(fused, dtype=np.int64).transpose(1, 0, 2, 3).ravel())  # i, g, j, t
+    return np.concatenate(parts)
+
+
+def serial_weight_address(cfg: Config, layer: int, i: int, g: int, s: int, j: int, n: int) -> int:
+    """Packed bank word holding weights ``n * pack ..`` of the block (g, i, j) as row group ``s`` reads them.
+
+    Row group s (rows ``s * lanes ..`` of the block) starts its reads at the
+    defining vector's word ``s * lanes``, so the lanes' rotating register
+    starts at ``w[s * lanes]`` (:func:`rnnaccel.circulant.circulant_index`).
+    """
+    k, pack = cfg.block_size, bank_packing(cfg)
+    kp = k // pack
+    nj = sum(c for _, _, c in cfg.matrices(layer)) // k
+    G = len(cfg.layer_gates(layer))
+    base = serial_layer_bases(cfg)[layer][0] // pack
+    return base + ((i * G + g) * nj + j) * kp + (s * cfg.lanes // pack + n) % kp
+
+
+def _serial_bias(cfg: Config, qw: Weights) -> np.ndarray:
+    H, Hp = cfg.hidden_size, cfg.padded(cfg.hidden_size)
+    parts = []
+    for layer in range(cfg.num_layers):
+        b = np.asarray(qw[f"layer{layer}.b"], dtype=np.int64) + np.asarray(qw[f"layer{layer}.c"], dtype=np.int64)
+        rows = np.zeros((b.shape[0], Hp), dtype=np.int64)
+        rows[:, :H] = b
+        parts.append(rows.ravel())
+    return np.concatenate(parts)

@@ -139,9 +139,9 @@ def accelerator_verilog(cfg: Config, weights, family: str | None = None) -> str:
     """
     from amaranth.back import verilog
 
-    from .hw.top import Accelerator
+    from .hw.top import make_accelerator
 
-    top = Accelerator(cfg, weights if cfg.weights_in_rom else None)
+    top = make_accelerator(cfg, weights if cfg.weights_in_rom else None)
     platform = TargetFamily(family) if family else None
     return fix_time_zero(verilog.convert(top, name=TOP_NAME, platform=platform, emit_src=False))
 
@@ -260,7 +260,7 @@ def generate(cfg: Config, weights, out_dir: str | os.PathLike, progress=print) -
     from .host import OP
     from .hw.mvu import mvu_latency, plan_cycles
     from .hw.top import command_layout, program
-    from .image import bank_packing, bank_words, bias_image, pack_words, plans, weight_banks
+    from .image import bank_word_bits, bank_words, bias_word_bits, bias_words, plans, weight_banks
 
     out = Path(out_dir)
     (out / "mem").mkdir(parents=True, exist_ok=True)
@@ -270,15 +270,13 @@ def generate(cfg: Config, weights, out_dir: str | os.PathLike, progress=print) -
     cfg.save(out / "rnnaccel.toml")
 
     progress("writing memory images")
-    ws = cfg.q_weight.width
     banks = weight_banks(cfg, weights)
     for p in range(cfg.pe_rows):
         for q in range(cfg.pe_cols):
             bank = banks[p][q]
-            width = ws * (bank_packing(cfg) if bank.ndim == 1 else cfg.tile)
+            width = bank_word_bits(cfg)
             (out / "mem" / f"weights_p{p}_q{q}.hex").write_text(_hex_lines(bank_words(cfg, bank), width))
-    (out / "mem" / "bias.hex").write_text(
-        _hex_lines([pack_words(r, cfg.q_pre.width) for r in bias_image(cfg, weights)], cfg.q_pre.width * cfg.tile))
+    (out / "mem" / "bias.hex").write_text(_hex_lines(bias_words(cfg, weights), bias_word_bits(cfg)))
     for fn in lut.FUNCTIONS:
         (out / "mem" / f"{fn}.hex").write_text(_hex_lines(lut.table(cfg, fn), cfg.q_act.width))
 
@@ -300,8 +298,10 @@ def generate(cfg: Config, weights, out_dir: str | os.PathLike, progress=print) -
         "commands": dict(OP),
         "status_bits": {"busy": 0, "idle": 1, "error": 2},
         "program": [list(p) for p in program(cfg)],
+        "datapath": cfg.datapath,
         "plans": [{"layer": p.layer, "matrix": p.name, "rows": p.rows, "cols": p.cols, "tiles": [p.br, p.bc],
-                   "sweep_cycles": p.sweep_cycles, "cycles_bound": plan_cycles(cfg, p)} for p in plans(cfg)],
+                   "sweep_cycles": p.sweep_cycles, "cycles_bound": plan_cycles(cfg, p)} for p in plans(cfg)]
+        if cfg.datapath == "array" else [],
         "mvu_latency": mvu_latency(cfg),
         "ideal_cycles_per_step": cfg.ideal_cycles_per_step,
         "weight_words": cfg.weight_words(),

@@ -21,9 +21,9 @@ def run_session_amaranth(cfg: Config, weights, ops: list[tuple], *, idle: float 
     """
     from amaranth.sim import Simulator
 
-    from .hw.top import Accelerator
+    from .hw.top import make_accelerator
 
-    dut = Accelerator(cfg, weights if cfg.weights_in_rom else None)
+    dut = make_accelerator(cfg, weights if cfg.weights_in_rom else None)
     rng = np.random.default_rng(seed)
     H, n_in = cfg.hidden_size, cfg.input_size
     outs: list[np.ndarray] = []

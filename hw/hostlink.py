@@ -35,7 +35,7 @@ from amaranth.lib.wiring import In, Out
 from ..boards import protocol
 from ..boards.protocol import CRC_INIT, SYNC, Cmd, Error, Info, LinkLayout
 from ..config import Config
-from .top import Accelerator, Op, STATUS_BITS
+from .top import Accelerator, Op, STATUS_BITS, make_accelerator
 from .uart import UARTRx, UARTTx, uart_divisor
 
 __all__ = ["crc16_next", "FrameReceiver", "FrameTransmitter", "FrameEngine", "HostLink", "FRAME_LAYOUT"]
@@ -304,7 +304,7 @@ class FrameEngine(wiring.Component):
         _check_int("baud", baud, 0, 0xFFFFFFFF)
         from ..rtl import design_hash
 
-        self._accel = Accelerator(cfg, weights if cfg.weights_in_rom else None)
+        self._accel = make_accelerator(cfg, weights if cfg.weights_in_rom else None)
         self._cfg = cfg
         self._layout = layout
         self._buffer_bytes = buffer_bytes

@@ -50,11 +50,46 @@ from amaranth.lib.wiring import In, Out
 from ..config import Config
 from . import check_cfg_and_weights
 from ..fixedpoint import hw_narrow
-from ..image import (MatrixPlan, bank_packing, bank_word_bits, bank_words, bias_image, pack_words, plans, vector_depth,
+from ..image import (MatrixPlan, bank_packing, bank_word_bits, bank_words, bias_words, plans, vector_depth,
                      vector_slots, weight_banks, weight_word_bits)
 from .pe import ColumnOperand, ProcessingElement, RowReducer, tree_latency
 
-__all__ = ["CirculantMVU", "mvu_latency", "plan_cycles", "plan_gaps"]
+__all__ = ["CirculantMVU", "mvu_latency", "plan_cycles", "plan_gaps", "spram_bank", "uses_spram_primitives"]
+
+
+def uses_spram_primitives(cfg: Config, platform) -> bool:
+    """SPRAM weight banks become SB_SPRAM256KA primitives: ``weight_ram = huge`` on an iCE40 platform.
+
+    Yosys cannot infer SPRAM from a memory with initial contents, and Amaranth
+    memories always have them; elsewhere (simulation, generic Verilog) a bank
+    is an ordinary memory with the same behaviour.
+    """
+    return cfg.weight_ram == "huge" and str(getattr(platform, "family", "")).lower() == "ice40"
+
+
+def spram_bank(m: Module, name: str, depth: int, addr, wdata, wen):
+    """A memory of SB_SPRAM256KA primitives (16K x 16 each), cascaded by depth; returns the read data.
+
+    One address for reads and writes; read data arrive one cycle after the
+    address, like a synchronous read port.
+    """
+    from amaranth.hdl import Instance
+
+    blocks = -(-depth // 16384)
+    sel_bits = max(1, (blocks - 1).bit_length())
+    sel = Signal(sel_bits, name=f"{name}_sel")
+    m.d.sync += sel.eq(addr >> 14) if blocks > 1 else sel.eq(0)
+    outs = []
+    for b in range(blocks):
+        dout = Signal(16, name=f"{name}_{b}_dout")
+        cs = (addr >> 14) == b if blocks > 1 else Const(1, 1)
+        m.submodules[f"{name}_{b}"] = Instance(
+            "SB_SPRAM256KA",
+            i_ADDRESS=addr[:14], i_DATAIN=wdata, i_MASKWREN=Const(0b1111, 4), i_WREN=wen, i_CHIPSELECT=cs,
+            i_CLOCK=ClockSignal("sync"), i_STANDBY=Const(0, 1), i_SLEEP=Const(0, 1), i_POWEROFF=Const(1, 1),
+            o_DATAOUT=dout)
+        outs.append(dout)
+    return Array(outs)[sel] if blocks > 1 else outs[0]
 
 
 def mvu_latency(cfg: Config) -> int:
@@ -174,29 +209,6 @@ class CirculantMVU(wiring.Component):
     def plan_cycles(self, plan: MatrixPlan) -> int:
         return plan_cycles(self._cfg, plan)
 
-    def _spram_bank(self, m, name, addr, wdata, wen):
-        """A weight bank of SB_SPRAM256KA primitives (16K x 16 each), cascaded by depth.
-
-        Read data arrive one cycle after the address, like a synchronous read port.
-        """
-        from amaranth.hdl import Instance
-
-        blocks = -(-self._mem_depth // 16384)
-        sel_bits = max(1, (blocks - 1).bit_length())
-        sel = Signal(sel_bits, name=f"{name}_sel")
-        m.d.sync += sel.eq(addr >> 14) if blocks > 1 else sel.eq(0)
-        outs = []
-        for b in range(blocks):
-            dout = Signal(16, name=f"{name}_{b}_dout")
-            cs = (addr >> 14) == b if blocks > 1 else Const(1, 1)
-            m.submodules[f"{name}_{b}"] = Instance(
-                "SB_SPRAM256KA",
-                i_ADDRESS=addr[:14], i_DATAIN=wdata, i_MASKWREN=Const(0b1111, 4), i_WREN=wen, i_CHIPSELECT=cs,
-                i_CLOCK=ClockSignal("sync"), i_STANDBY=Const(0, 1), i_SLEEP=Const(0, 1), i_POWEROFF=Const(1, 1),
-                o_DATAOUT=dout)
-            outs.append(dout)
-        return Array(outs)[sel] if blocks > 1 else outs[0]
-
     def elaborate(self, platform):
         cfg, T = self._cfg, self._T
         Pr, Pc = cfg.pe_rows, cfg.pe_cols
@@ -208,15 +220,12 @@ class CirculantMVU(wiring.Component):
         # ---------------------------------------------------------- memories
         if cfg.weights_in_rom:
             banks_img = weight_banks(cfg, self._weights)
-            bias_img = bias_image(cfg, self._weights)
+            bias_img = bias_words(cfg, self._weights)
         else:
             banks_img = bias_img = None
         wmems = [[None] * Pc for _ in range(Pr)]
         ram_style = "huge" if cfg.weight_ram == "huge" else "block"
-        # On an iCE40 platform, SPRAM banks are SB_SPRAM256KA primitives (yosys cannot infer SPRAM
-        # from a memory with initial contents, and Amaranth memories always have them); elsewhere
-        # (simulation, generic Verilog) they are ordinary memories with the same behaviour.
-        spram_prims = cfg.weight_ram == "huge" and str(getattr(platform, "family", "")).lower() == "ice40"
+        spram_prims = uses_spram_primitives(cfg, platform)
         for p in range(Pr):
             for q in range(Pc):
                 if spram_prims:
@@ -228,7 +237,7 @@ class CirculantMVU(wiring.Component):
                 m.submodules[f"pe_{p}_{q}_weights"] = mem
                 wmems[p][q] = mem
         bmem = memory.Memory(shape=unsigned(cfg.q_pre.width * T), depth=self._bdepth,
-                             init=[pack_words(row, cfg.q_pre.width) for row in bias_img] if bias_img is not None else [],
+                             init=bias_img if bias_img is not None else [],
                              attrs={"ram_style": "block"})
         m.submodules.bias = bmem
 
@@ -314,7 +323,7 @@ class CirculantMVU(wiring.Component):
                 if wmems[p][q] == "spram":
                     addr = Signal(range(self._mem_depth), name=f"pe_{p}_{q}_addr")
                     m.d.comb += addr.eq(Mux(wsel[p][q], self.wr_addr, wa >> shift))
-                    data_out = self._spram_bank(m, f"pe_{p}_{q}_weights", addr, self.wr_data[:16], wsel[p][q])
+                    data_out = spram_bank(m, f"pe_{p}_{q}_weights", self._mem_depth, addr, self.wr_data[:16], wsel[p][q])
                     if self._pack > 1:
                         words = Array(data_out[i * self._wword:(i + 1) * self._wword] for i in range(self._pack))
                         wrd[p][q] = words[sub]

@@ -35,7 +35,7 @@ from .buffers import VectorStore, state_ram_attrs
 from .gates import GateUnit
 from .mvu import CirculantMVU
 
-__all__ = ["Accelerator", "Op", "program", "command_layout", "STATUS_BITS", "PHASE_CLEAR", "PHASE_STEP_DONE"]
+__all__ = ["Accelerator", "make_accelerator", "Op", "program", "command_layout", "STATUS_BITS", "PHASE_CLEAR", "PHASE_STEP_DONE"]
 
 
 class Op(enum.IntEnum):
@@ -57,9 +57,9 @@ STATUS_BITS = {"busy": 0, "idle": 1, "error": 2}
 
 
 def command_layout(cfg: Config) -> data.StructLayout:
-    from ..image import bank_word_bits
+    from ..image import bank_word_bits, bias_word_bits
 
-    mvu_word = max(bank_word_bits(cfg), cfg.q_pre.width * cfg.tile)
+    mvu_word = max(bank_word_bits(cfg), bias_word_bits(cfg))
     return data.StructLayout({
         "op": unsigned(4),
         "sel": unsigned(16),
@@ -68,8 +68,24 @@ def command_layout(cfg: Config) -> data.StructLayout:
     })
 
 
+def make_accelerator(cfg: Config, weights=None):
+    """The accelerator of ``cfg.datapath``: :class:`Accelerator` or :class:`~rnnaccel.hw.serial.SerialAccelerator`.
+
+    Both have the same members (streams, commands, counters, phase).
+    """
+    if cfg.datapath == "serial":
+        from .serial import SerialAccelerator
+
+        return SerialAccelerator(cfg, weights)
+    return Accelerator(cfg, weights)
+
+
 def program(cfg: Config) -> list[tuple]:
-    """Phases of one time step, in order (see the module docstring)."""
+    """Phases of one time step, in order (see the module docstring; the serial datapath's own list)."""
+    if cfg.datapath == "serial":
+        from .serial import serial_program
+
+        return serial_program(cfg)
     ps = plans(cfg)
     by_layer = {}
     for p in ps:
@@ -118,6 +134,8 @@ class Accelerator(wiring.Component):
 
     def __init__(self, cfg: Config, weights=None):
         check_cfg_and_weights(cfg, weights)
+        if cfg.datapath != "array":
+            raise ValueError(f"Accelerator is the array datapath; datapath {cfg.datapath!r} needs make_accelerator()")
         self._cfg = cfg
         self._weights = weights
         self._program = program(cfg)

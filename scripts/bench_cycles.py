@@ -26,7 +26,7 @@ import numpy as np
 
 from rnnaccel.config import preset
 from rnnaccel.fixedpoint import quantize
-from rnnaccel.hw.top import PHASE_CLEAR, PHASE_STEP_DONE, Accelerator, program
+from rnnaccel.hw.top import PHASE_CLEAR, PHASE_STEP_DONE, make_accelerator, program
 from rnnaccel.model import random_weights
 
 VARIANTS = {
@@ -43,7 +43,7 @@ def profile_steps(cfg, weights, steps: int, seed: int = 0) -> dict:
     """Run ``steps`` time steps; count cycles per program phase (no host stalls)."""
     from amaranth.sim import Simulator
 
-    dut = Accelerator(cfg, weights)
+    dut = make_accelerator(cfg, weights if cfg.weights_in_rom else None)
     prog = program(cfg)
     rng = np.random.default_rng(seed)
     x = quantize(rng.uniform(-1, 1, size=(steps, cfg.input_size)), cfg.q_state)

@@ -17,13 +17,15 @@ from rnnaccel.model import random_weights
 
 
 @pytest.mark.parametrize("board,freq,name", [("icebreaker", None, "tiny"), ("icebreaker", 24.0, "tiny"),
-                                             ("icebreaker", None, "lstm-small-ice40"), ("ulx3s", None, "tiny"),
+                                             ("icebreaker", None, "lstm-small-ice40"),
+                                             ("icebreaker", None, "lstm512-ice40"), ("ulx3s", None, "tiny"),
                                              ("ulx3s", 50.0, "tiny"), ("ulx3s", None, "lstm-small"),
                                              ("ulx3s-45f", None, "tiny")])
 def test_board_top_elaborates_without_toolchain(board, freq, name, tmp_path):
     cfg = preset(name)
     platform = get_platform(board)
-    top = BoardTop(cfg, random_weights(cfg), freq_mhz=freq, pll_dir=tmp_path / "pll")
+    top = BoardTop(cfg, random_weights(cfg) if cfg.weights_in_rom else None, freq_mhz=freq,
+                   pll_dir=tmp_path / "pll")
     plan = platform.build(top, name="rnnaccel", do_build=False)
     assert "rnnaccel.il" in plan.files
     constraints = plan.files.get("rnnaccel.pcf") or plan.files.get("rnnaccel.lpf")
@@ -112,6 +114,20 @@ def test_real_bitstream_icebreaker_meets_timing(tmp_path):
         assert util[kind]["used"] <= util[kind]["available"]
     assert util["dsp"]["used"] >= cfg.multipliers
     assert report["cycles_per_step"] > cfg.ideal_cycles_per_step
+
+
+def test_real_bitstream_lstm512_fits_the_up5k(tmp_path):
+    """lstm512-ice40 (512x512 LSTM, k = 16, 128 KiB of weights) on the iCEBreaker: the weights fill the
+    four SPRAMs, everything else fits in the block RAMs, DSPs and logic, and timing is met at 12 MHz."""
+    cfg = preset("lstm512-ice40")
+    report = board_build.build_board(cfg, None, "icebreaker", tmp_path, progress=lambda m: None)
+    assert report["timing_met"], report
+    util = report["utilization"]
+    for kind in ("logic", "dsp", "bram", "spram"):
+        assert util[kind]["used"] <= util[kind]["available"], (kind, util[kind])
+    assert util["spram"]["used"] == 4
+    assert util["dsp"]["used"] >= cfg.multipliers
+    assert (tmp_path / "build" / "rnnaccel.bin").stat().st_size > 100_000
 
 
 def test_overflow_is_reported_as_a_fit_error(tmp_path):

@@ -93,3 +93,26 @@ def test_stacked_projections_as_on_ice40(simulator, name, changes, tmp_path):
     for g, w in zip(got, want):
         np.testing.assert_array_equal(g, w)
     assert counters[-1]["steps"] == 9
+
+
+@pytest.mark.cocotb
+@pytest.mark.parametrize("simulator,changes,family", [
+    ("icarus", {}, None),
+    ("verilator", {"num_layers": 2, "block_size": 8, "hidden_size": 12, "lanes": 4}, None),
+    ("icarus", {"weights_in_rom": False, "weight_ram": "huge"}, "ice40"),
+    ("verilator", {"weights_in_rom": False, "weight_ram": "huge", "cell": "rnn", "num_layers": 2}, "ice40"),
+])
+def test_serial_datapath_verilog_bit_exact(simulator, changes, family, tmp_path):
+    """The serial datapath's Verilog (generic, and elaborated for iCE40 with SPRAM primitives): bit-exact."""
+    cfg = case_config("tiny", {"datapath": "serial", "lanes": 2, "pe_cols": 1, **changes})
+    weights = random_weights(cfg, seed=17)
+    ops = full_session(cfg, seed=6)
+    got, counters = run_session(cfg, weights, ops, simulator, cache_dir=tmp_path, family=family, idle=0.2,
+                                backpressure=0.2, seed=5)
+    want = golden_session(cfg, weights, ops)
+    assert len(got) == len(want) == 4
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g, w)
+    assert counters[-1]["steps"] == 9
+    if family == "ice40":
+        assert "SB_SPRAM256KA" in next(tmp_path.rglob("rnnaccel_top.v")).read_text()

@@ -55,7 +55,7 @@ def test_type_fields_cover_the_dataclass():
     assert {n for n, t in types.items() if t in ("int", int)} == set(INT_FIELDS)
     assert {n for n, t in types.items() if t in ("bool", bool)} == set(BOOL_FIELDS)
     assert {n for n, t in types.items() if t in ("float", float)} == {"sigmoid_range", "tanh_range"}
-    assert {n for n, t in types.items() if t in ("str", str)} == {"cell", "name", "weight_ram"}
+    assert {n for n, t in types.items() if t in ("str", str)} == {"cell", "name", "weight_ram", "datapath"}
 
 
 def test_hidden_size_string_is_refused():
@@ -339,7 +339,7 @@ CHANGES = {"cell": "gru", "input_size": 32, "hidden_size": 32, "num_layers": 2, 
            "q_state": QFormat(16, 13), "q_cell": QFormat(16, 10), "q_pre": QFormat(16, 10),
            "q_act": QFormat(16, 15), "table_entries": 512, "sigmoid_range": 16.0, "tanh_range": 8.0,
            "interpolate": False, "weights_in_rom": False, "weight_ram": "huge", "stacked_projections": True,
-           "seed": 1, "name": "other"}
+           "datapath": "serial", "seed": 1, "name": "other"}
 
 
 def test_changes_cover_every_field():
@@ -354,6 +354,8 @@ def test_hash_changes_with_every_field(field):
         changes = {"block_size": 8, "lanes": 8}
     if field == "weight_ram":
         changes = {"weight_ram": "huge", "weights_in_rom": False}
+    if field == "datapath":
+        changes = {"datapath": "serial", "pe_cols": 1, "lanes": 2}
     changed = base.replace(**changes)
     assert changed != base
     assert changed.hash != base.hash
@@ -405,8 +407,8 @@ def test_ideal_cycles_per_step(name):
 
 def test_ideal_cycles_lstm512():
     cfg = preset("lstm512-ice40")
-    assert cfg.multipliers == 16
-    assert cfg.ideal_cycles_per_step == (2048 * 512 * 2) // 16
+    assert cfg.multipliers == 4          # the serial datapath: 4 lanes on k = 16 blocks
+    assert cfg.ideal_cycles_per_step == (2048 * 512 * 2) // 4
 
 
 def test_unknown_preset():

@@ -187,6 +187,8 @@ STATE_CFGS = {
     "sru": dict(cell="sru", input_size=6, hidden_size=10),
     "qrnn2": dict(cell="qrnn", qrnn_window=2),
     "rnn": dict(cell="rnn"),
+    "lstm-fused": dict(cell="lstm", datapath="serial", pe_cols=1),
+    "rnn-fused": dict(cell="rnn", datapath="serial", pe_cols=1),
 }
 
 
@@ -343,6 +345,9 @@ def _bound_case(name, case):
     if extra["cell"] == "sru" and case % 2 == 0:
         inp = hid  # both SRU forms: highway x and highway projection
     lanes = k if k > 1 else int(rng.choice([1, 2, 4]))
+    if extra.get("datapath") == "serial":   # fused projections: circulant blocks of 4 or 8, fewer lanes
+        k = int(rng.choice([4, 8]))
+        lanes = int(rng.choice([1, 2, 4]))
     if extra.get("qrnn_window") == 2:  # the config wants whole tiles of [x_t, x_t-1]
         inp, hid = lanes * int(rng.integers(1, 4)), lanes * int(rng.integers(1, 4))
     cfg = TINY.replace(num_layers=int(rng.integers(1, 4)), block_size=k, lanes=lanes,
@@ -413,7 +418,7 @@ FREE_CFGS = {
 @pytest.mark.parametrize("size", list(FREE_CFGS))
 @pytest.mark.parametrize("name", list(VARIANTS))
 def test_free_running_error(name, size):
-    cfg = TINY.replace(**FREE_CFGS[size], **VARIANTS[name])
+    cfg = TINY.replace(**{**FREE_CFGS[size], **VARIANTS[name]})
     w = random_weights(cfg, seed=3)
     x = np.random.default_rng(4).normal(size=(4, 50, cfg.input_size))
     yi = IntegerModel(cfg, w).run_float(x)

@@ -434,3 +434,21 @@ def test_infer_matches_golden(tmp_path, rom):
     np.testing.assert_array_equal(y, want.astype(np.float32))
     raw = infer(model, AmaranthTransport(eng), x[0], raw=True)
     np.testing.assert_array_equal(raw, golden_session(cfg, weights, [("reset",), ("run", quantize(x[0], cfg.q_state))])[0])
+
+
+@pytest.mark.parametrize("changes", [{"datapath": "serial", "lanes": 2, "pe_cols": 1}, {}], ids=["serial", "array"])
+def test_spram_weights_through_the_link_with_reload(changes):
+    """SPRAM weight banks (16-bit words packing two weights) behind the link, on the serial datapath
+    (lstm512-ice40's, smaller) and the array: weights loaded at run time, reloaded between two
+    inferences, state commands, results bit-exact."""
+    cfg = preset("tiny").replace(weights_in_rom=False, weight_ram="huge", **changes)
+    assert LinkLayout(cfg).weight_bits(0) == 16
+    wa, wb = random_weights(cfg, seed=31), random_weights(cfg, seed=32)
+    dev, tr = open_engine(cfg, None)
+    dev.load_weights(wa)
+    ops = session_ops(cfg, seed=4)
+    ya = assert_session(dev, cfg, wa, ops)
+    dev.load_weights(wb)
+    yb = assert_session(dev, cfg, wb, ops)
+    assert not np.array_equal(np.concatenate(ya), np.concatenate(yb))
+    dev.check_weights(wb)
