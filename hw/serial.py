@@ -35,17 +35,16 @@ plus, per tile row, ``G * k`` for the gate unit and a few of pipeline.
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, fifo, memory, stream, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.lib import memory
 
 from ..config import Config
 from ..fixedpoint import hw_narrow
 from ..image import (bank_packing, bank_word_bits, bank_words, bias_rows, bias_words, serial_layer_bases,
                      vector_depth, vector_slots, weight_banks, weight_bank_words)
-from . import check_cfg_and_weights
 from .gates import GateUnit
 from .mvu import spram_bank, uses_spram_primitives
+from .top import PHASE_CLEAR, Op, _SequencerBase
 
 __all__ = ["SerialAccelerator", "serial_program"]
 
@@ -61,37 +60,13 @@ def serial_program(cfg: Config) -> list[tuple]:
     return prog
 
 
-class SerialAccelerator(wiring.Component):
+class SerialAccelerator(_SequencerBase):
     """The serial-datapath accelerator; members as :class:`rnnaccel.hw.top.Accelerator`."""
 
     def __init__(self, cfg: Config, weights=None):
-        from .top import command_layout
-
-        check_cfg_and_weights(cfg, weights)
-        if cfg.datapath != "serial":
+        if isinstance(cfg, Config) and cfg.datapath != "serial":
             raise ValueError(f"SerialAccelerator needs datapath = 'serial', not {cfg.datapath!r}")
-        self._cfg = cfg
-        self._weights = weights
-        self._program = serial_program(cfg)
-        xs = cfg.q_state.width
-        super().__init__({
-            "i_x": In(stream.Signature(signed(xs))),
-            "o_h": Out(stream.Signature(signed(xs))),
-            "i_cmd": In(stream.Signature(command_layout(cfg))),
-            "status": Out(3),
-            "cycles": Out(32),
-            "wait_cycles": Out(32),
-            "steps": Out(32),
-            "phase": Out(8),
-        })
-
-    @property
-    def cfg(self) -> Config:
-        return self._cfg
-
-    @property
-    def program(self) -> list[tuple]:
-        return list(self._program)
+        super().__init__(cfg, weights, serial_program(cfg) if isinstance(cfg, Config) else [])
 
     @property
     def weight_depth(self) -> int:
@@ -99,8 +74,6 @@ class SerialAccelerator(wiring.Component):
         return -(-weight_bank_words(self._cfg) // bank_packing(self._cfg))
 
     def elaborate(self, platform):
-        from .top import Op, PHASE_CLEAR, PHASE_STEP_DONE
-
         cfg = self._cfg
         k, Ln = cfg.block_size, cfg.lanes
         S = k // Ln                               # row groups per block
@@ -124,12 +97,7 @@ class SerialAccelerator(wiring.Component):
             return sum(c for _, _, c in cfg.matrices(layer)) // k
 
         # ------------------------------------------------------------ memories and FIFOs
-        m.submodules.in_fifo = in_fifo = fifo.SyncFIFOBuffered(width=xs, depth=max(2, cfg.input_size))
-        m.submodules.out_fifo = out_fifo = fifo.SyncFIFOBuffered(width=xs, depth=max(3, H + 1))
-        m.d.comb += [in_fifo.w_data.eq(self.i_x.payload), in_fifo.w_en.eq(self.i_x.valid),
-                     self.i_x.ready.eq(in_fifo.w_rdy),
-                     self.o_h.valid.eq(out_fifo.r_rdy), self.o_h.payload.eq(out_fifo.r_data.as_signed()),
-                     out_fifo.r_en.eq(self.o_h.ready)]
+        in_fifo, out_fifo = self._stream_fifos(m)
         block = {"ram_style": "block"}
         m.submodules.vectors = vmem = memory.Memory(shape=signed(xs), depth=vwords, init=[], attrs=block)
         m.submodules.cell_state = cmem = memory.Memory(shape=signed(cs), depth=L * Hp, init=[], attrs=block)
@@ -291,11 +259,7 @@ class SerialAccelerator(wiring.Component):
 
         # ------------------------------------------------------------ status and counters
         busy, waiting, error, clearing = Signal(), Signal(), Signal(), Signal()
-        m.d.comb += self.status.eq(busy | (~busy << 1) | (error << 2))
-        with m.If(busy & ~waiting & ~clearing):
-            m.d.sync += self.cycles.eq(self.cycles + 1)
-        with m.If(busy & waiting):
-            m.d.sync += self.wait_cycles.eq(self.wait_cycles + 1)
+        self._status_and_counters(m, busy, waiting, error, clearing)
 
         e_cnt = Signal(range(max(vwords, L * Hp, cfg.input_size, H) + 2))
         cp_v = Signal()
@@ -354,10 +318,7 @@ class SerialAccelerator(wiring.Component):
                                              bw.en.eq(to_b)]
                                 with m.If(~(to_w | to_b)):
                                     m.d.sync += error.eq(1)
-                        with m.Case(Op.CLEAR_COUNTERS):
-                            m.d.sync += [self.cycles.eq(0), self.wait_cycles.eq(0), self.steps.eq(0), error.eq(0)]
-                        with m.Default():
-                            m.d.sync += error.eq(1)
+                        self._common_commands(m, error)
                 with m.Elif(in_fifo.r_rdy):
                     m.next = state_name(0)
                     m.d.sync += enter(0)
@@ -469,8 +430,5 @@ class SerialAccelerator(wiring.Component):
                                 with m.Else():
                                     m.next = run
 
-            with m.State("STEP_DONE"):
-                m.d.comb += [busy.eq(1), self.phase.eq(PHASE_STEP_DONE)]
-                m.d.sync += self.steps.eq(self.steps + 1)
-                m.next = "IDLE"
+            self._step_done(m, busy)
         return m

@@ -110,7 +110,71 @@ def program(cfg: Config) -> list[tuple]:
     return prog
 
 
-class Accelerator(wiring.Component):
+class _SequencerBase(wiring.Component):
+    """What both datapaths share: the members, the stream FIFOs, status and counters, the common commands."""
+
+    def __init__(self, cfg: Config, weights, prog: list[tuple]):
+        check_cfg_and_weights(cfg, weights)
+        self._cfg = cfg
+        self._weights = weights
+        self._program = prog
+        xs = cfg.q_state.width
+        super().__init__({
+            "i_x": In(stream.Signature(signed(xs))),
+            "o_h": Out(stream.Signature(signed(xs))),
+            "i_cmd": In(stream.Signature(command_layout(cfg))),
+            "status": Out(3),
+            "cycles": Out(32),
+            "wait_cycles": Out(32),
+            "steps": Out(32),
+            "phase": Out(8),
+        })
+
+    @property
+    def cfg(self) -> Config:
+        return self._cfg
+
+    @property
+    def program(self) -> list[tuple]:
+        return list(self._program)
+
+    def _stream_fifos(self, m: Module):
+        """The input FIFO (one step of inputs) and the output FIFO (one step of outputs), on the streams.
+
+        The last phase pushes H words back to back without looking at ``w_rdy`` (``wait_out`` made
+        room); a SyncFIFOBuffered of depth 2 cannot take two writes in a row, hence the margin.
+        """
+        cfg, xs = self._cfg, self._cfg.q_state.width
+        m.submodules.in_fifo = in_fifo = fifo.SyncFIFOBuffered(width=xs, depth=max(2, cfg.input_size))
+        m.submodules.out_fifo = out_fifo = fifo.SyncFIFOBuffered(width=xs, depth=max(3, cfg.hidden_size + 1))
+        m.d.comb += [in_fifo.w_data.eq(self.i_x.payload), in_fifo.w_en.eq(self.i_x.valid),
+                     self.i_x.ready.eq(in_fifo.w_rdy),
+                     self.o_h.valid.eq(out_fifo.r_rdy), self.o_h.payload.eq(out_fifo.r_data.as_signed()),
+                     out_fifo.r_en.eq(self.o_h.ready)]
+        return in_fifo, out_fifo
+
+    def _status_and_counters(self, m: Module, busy, waiting, error, clearing) -> None:
+        m.d.comb += self.status.eq(busy | (~busy << 1) | (error << 2))
+        with m.If(busy & ~waiting & ~clearing):
+            m.d.sync += self.cycles.eq(self.cycles + 1)
+        with m.If(busy & waiting):
+            m.d.sync += self.wait_cycles.eq(self.wait_cycles + 1)
+
+    def _common_commands(self, m: Module, error) -> None:
+        """CLEAR_COUNTERS and unknown opcodes: the last cases of the command ``Switch``."""
+        with m.Case(Op.CLEAR_COUNTERS):
+            m.d.sync += [self.cycles.eq(0), self.wait_cycles.eq(0), self.steps.eq(0), error.eq(0)]
+        with m.Default():
+            m.d.sync += error.eq(1)
+
+    def _step_done(self, m: Module, busy) -> None:
+        with m.State("STEP_DONE"):
+            m.d.comb += [busy.eq(1), self.phase.eq(PHASE_STEP_DONE)]
+            m.d.sync += self.steps.eq(self.steps + 1)
+            m.next = "IDLE"
+
+
+class Accelerator(_SequencerBase):
     """The accelerator for one config (and, with weights in ROM, one set of weights).
 
     Members
@@ -133,31 +197,9 @@ class Accelerator(wiring.Component):
     """
 
     def __init__(self, cfg: Config, weights=None):
-        check_cfg_and_weights(cfg, weights)
-        if cfg.datapath != "array":
+        if isinstance(cfg, Config) and cfg.datapath != "array":
             raise ValueError(f"Accelerator is the array datapath; datapath {cfg.datapath!r} needs make_accelerator()")
-        self._cfg = cfg
-        self._weights = weights
-        self._program = program(cfg)
-        xs = cfg.q_state.width
-        super().__init__({
-            "i_x": In(stream.Signature(signed(xs))),
-            "o_h": Out(stream.Signature(signed(xs))),
-            "i_cmd": In(stream.Signature(command_layout(cfg))),
-            "status": Out(3),
-            "cycles": Out(32),
-            "wait_cycles": Out(32),
-            "steps": Out(32),
-            "phase": Out(8),
-        })
-
-    @property
-    def cfg(self) -> Config:
-        return self._cfg
-
-    @property
-    def program(self) -> list[tuple]:
-        return list(self._program)
+        super().__init__(cfg, weights, program(cfg) if isinstance(cfg, Config) else [])
 
     def elaborate(self, platform):
         cfg = self._cfg
@@ -175,14 +217,7 @@ class Accelerator(wiring.Component):
         # ------------------------------------------------------------ blocks
         m.submodules.store = store = VectorStore(cfg)
         m.submodules.mvu = mvu = CirculantMVU(cfg, self._weights)
-        m.submodules.in_fifo = in_fifo = fifo.SyncFIFOBuffered(width=xs, depth=max(2, cfg.input_size))
-        # the gate unit pushes H words back to back without looking at w_rdy (WAIT_OUT made room);
-        # a SyncFIFOBuffered of depth 2 cannot take two writes in a row, hence the margin
-        m.submodules.out_fifo = out_fifo = fifo.SyncFIFOBuffered(width=xs, depth=max(3, H + 1))
-        m.d.comb += [in_fifo.w_data.eq(self.i_x.payload), in_fifo.w_en.eq(self.i_x.valid),
-                     self.i_x.ready.eq(in_fifo.w_rdy),
-                     self.o_h.valid.eq(out_fifo.r_rdy), self.o_h.payload.eq(out_fifo.r_data.as_signed()),
-                     out_fifo.r_en.eq(self.o_h.ready)]
+        in_fifo, out_fifo = self._stream_fifos(m)
 
         # projection memories, T words per row: one per gate (all gates of an element read in one
         # cycle) or, with cfg.stacked_projections, one per side holding gate g at rows g*segs_h...
@@ -330,12 +365,8 @@ class Accelerator(wiring.Component):
         busy = Signal()
         waiting = Signal()
         error = Signal()
-        m.d.comb += self.status.eq(busy | (~busy << 1) | (error << 2))
         clearing = Signal()
-        with m.If(busy & ~waiting & ~clearing):
-            m.d.sync += self.cycles.eq(self.cycles + 1)
-        with m.If(busy & waiting):
-            m.d.sync += self.wait_cycles.eq(self.wait_cycles + 1)
+        self._status_and_counters(m, busy, waiting, error, clearing)
 
         # vector-store writes: one mux, driven by the active phase
         wr_en = Signal()
@@ -428,10 +459,7 @@ class Accelerator(wiring.Component):
                                              mvu.wr_addr.eq(cmd.addr), mvu.wr_data.eq(cmd.data)]
                                 with m.If(~in_range):
                                     m.d.sync += error.eq(1)
-                        with m.Case(Op.CLEAR_COUNTERS):
-                            m.d.sync += [self.cycles.eq(0), self.wait_cycles.eq(0), self.steps.eq(0), error.eq(0)]
-                        with m.Default():
-                            m.d.sync += error.eq(1)
+                        self._common_commands(m, error)
                 with m.Elif(in_fifo.r_rdy):
                     m.next = state_name(0)
                     m.d.sync += enter(0)
@@ -547,9 +575,6 @@ class Accelerator(wiring.Component):
                                 m.next = nxt
                                 m.d.sync += enter_next()
 
-            with m.State("STEP_DONE"):
-                m.d.comb += [busy.eq(1), self.phase.eq(PHASE_STEP_DONE)]
-                m.d.sync += self.steps.eq(self.steps + 1)
-                m.next = "IDLE"
+            self._step_done(m, busy)
         return m
 

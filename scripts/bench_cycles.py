@@ -9,6 +9,7 @@ start to done) against its ideal ``rows * cols / multipliers``.
 
     python scripts/bench_cycles.py                       # lstm-small and gru-small, every cell type
     python scripts/bench_cycles.py --preset tiny --steps 4 --json out/bench.json
+    python scripts/bench_cycles.py --preset lstm512-ice40 --steps 1   # serial datapath: ~10 min in pysim
 
 Nothing here is asserted: the numbers are for the docs and the notes.
 """
@@ -138,8 +139,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--preset", action="append", help="presets (default: lstm-small gru-small)")
     ap.add_argument("--steps", type=int, default=4)
-    ap.add_argument("--variants", action="store_true", default=True,
-                    help="also run every cell type on the first preset's shape")
+    ap.add_argument("--no-variants", dest="variants", action="store_false",
+                    help="skip every cell type on the first preset's shape (skipped for a serial-datapath preset)")
     ap.add_argument("--json", help="write the results here")
     args = ap.parse_args(argv)
     names = args.preset or ["lstm-small", "gru-small"]
@@ -150,7 +151,8 @@ def main(argv=None) -> int:
         w = random_weights(cfg)
         print(f"== {name}: {cfg.num_layers}-layer {cfg.cell} {cfg.input_size}->{cfg.hidden_size}, k={cfg.block_size}, "
               f"PEs {cfg.pe_rows}x{cfg.pe_cols}, {cfg.multipliers} multipliers", flush=True)
-        plans_ = mvu_plans(cfg, w)
+        # the serial datapath has no separate MVU plans (its passes are part of the "mac" phase)
+        plans_ = mvu_plans(cfg, w) if cfg.datapath == "array" else []
         for p in plans_:
             print(f"   MVU layer {p['layer']} {p['matrix']:3s} {p['rows']}x{p['cols']}: ideal {p['ideal']:.0f}, "
                   f"sweep {p['sweep']}, measured start-to-done {p['measured']} (+{p['overhead']} latency/gaps)")
@@ -161,7 +163,12 @@ def main(argv=None) -> int:
             print(f"      {ph:24s} {n:8.1f}")
         results["presets"][name] = {"mvu": plans_, "step": prof, "ideal": cfg.ideal_cycles_per_step}
     base = preset(names[0])
-    print(f"== every cell type on the {names[0]} shape ({args.steps} steps each)")
+    if base.datapath != "array":
+        args.variants = False
+    if not args.variants:
+        VARIANTS.clear()
+    else:
+        print(f"== every cell type on the {names[0]} shape ({args.steps} steps each)")
     print(f"   {'cell':22s} {'cycles/step':>11s} {'ideal':>6s} {'util':>6s}  beyond the ideal")
     for label, changes in VARIANTS.items():
         cfg = base.replace(**changes)

@@ -116,3 +116,19 @@ def test_serial_datapath_verilog_bit_exact(simulator, changes, family, tmp_path)
     assert counters[-1]["steps"] == 9
     if family == "ice40":
         assert "SB_SPRAM256KA" in next(tmp_path.rglob("rnnaccel_top.v")).read_text()
+
+
+@pytest.mark.cocotb
+def test_lstm512_ice40_bit_exact_in_verilator(tmp_path):
+    """The full lstm512-ice40 preset, elaborated for iCE40 (its 128 KiB of weights in SB_SPRAM256KA models,
+    loaded through the command port), two steps in Verilator: bit-exact, and the cycle count of a step."""
+    from rnnaccel.config import preset
+
+    cfg = preset("lstm512-ice40")
+    weights = random_weights(cfg, seed=1)
+    x = np.random.default_rng(2).integers(-4096, 4096, size=(2, cfg.input_size))
+    ops = [("reset",), ("run", x)]
+    got, counters = run_session(cfg, weights, ops, "verilator", cache_dir=tmp_path, family="ice40")
+    np.testing.assert_array_equal(got[0], golden_session(cfg, weights, ops)[0])
+    per_step = counters[-1]["cycles"] / counters[-1]["steps"]
+    assert cfg.ideal_cycles_per_step <= per_step < 1.01 * cfg.ideal_cycles_per_step
