@@ -161,7 +161,10 @@ def _info_text(cfg: Config) -> str:
              + f", input {cfg.input_size}, hidden {cfg.hidden_size})",
              f"config hash: {cfg.hash}",
              f"weights: {'circulant k=' + str(cfg.block_size) if cfg.circulant else 'dense'}; "
-             f"PE grid {cfg.pe_rows}x{cfg.pe_cols}, {cfg.lanes} lanes/PE, {cfg.multipliers} multipliers; tile {cfg.tile}",
+             + (f"PE grid {cfg.pe_rows}x{cfg.pe_cols}, {cfg.lanes} lanes/PE, {cfg.multipliers} multipliers; tile {cfg.tile}"
+              if cfg.datapath == "array" else
+              f"serial datapath: {cfg.lanes} lanes on {cfg.block_size}-blocks, one-word memories, "
+              f"fused projections (W x + U h + b + c, narrowed once)"),
              f"formats: weight {cfg.q_weight}, state {cfg.q_state}, cell {cfg.q_cell}, pre {cfg.q_pre}, "
              f"act {cfg.q_act}, accumulator {cfg.acc_width} bits (frac {cfg.acc_frac})",
              "matrices (padded rows x cols, cycles per sweep):"]

@@ -394,7 +394,13 @@ class Config:
         return rows // self.tile, cols // self.tile
 
     def mvu_cycles(self, rows: int, cols: int) -> int:
-        """Cycles the chessboard sweep spends on one matrix, pipeline latency excluded."""
+        """Cycles the multipliers spend on one matrix, pipeline latency excluded.
+
+        Array: the chessboard sweep. Serial: ``rows * cols / lanes`` (its passes
+        run the matrix's columns inside the fused [W | U] rows, one per cycle).
+        """
+        if self.datapath == "serial":
+            return rows * cols // self.lanes
         br, bc = self.tile_grid(rows, cols)
         return ceil_div(br, self.pe_rows) * ceil_div(bc, self.pe_cols) * self.tile
 

@@ -80,6 +80,8 @@ def test_info(model, capsys):
     assert "weight memory" in out and "ideal cycles per step" in out and "sigmoid table" in out
     code, out, _ = run(["info", "--preset", "lstm512-ice40"], capsys)
     assert "131072 bytes" in out and "2097152 bytes" in out
+    # serial datapath: 4 lanes, so each 2048 x 512 matrix takes 2048 * 512 / 4 cycles
+    assert "serial datapath: 4 lanes" in out and out.count("262144 cycles") == 2
 
 
 def test_generate_is_byte_identical(model, tmp_path, capsys):

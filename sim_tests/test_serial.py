@@ -200,3 +200,22 @@ def test_serial_out_of_range_commands_set_error():
     sim.add_testbench(bench)
     sim.run()
     assert flags == [1] * len(bad)
+
+
+def test_generate_serial_design(tmp_path):
+    """``rnnaccel generate`` for the serial datapath: Verilog, one weight bank, fused-bias words, manifest."""
+    import json
+
+    from rnnaccel.rtl import generate
+
+    cfg = _cfg({"hidden_size": 6})
+    w = random_weights(cfg, seed=4)
+    manifest = generate(cfg, w, tmp_path, progress=lambda msg: None)
+    assert manifest["datapath"] == "serial" and manifest["plans"] == []
+    assert manifest["program"] == [["load"], ["mac", 0], ["wait_out"], ["copy", 0]]
+    assert json.loads((tmp_path / "manifest.json").read_text())["config_hash"] == cfg.hash
+    assert sorted(p.name for p in (tmp_path / "mem").glob("weights_*.hex")) == ["weights_p0_q0.hex"]
+    bias = (tmp_path / "mem" / "bias.hex").read_text().split()
+    assert len(bias) == 4 * cfg.padded(6)
+    assert [int(v, 16) for v in bias] == bias_words(cfg, w)
+    assert "module rnnaccel_top" in (tmp_path / "rnnaccel_top.v").read_text()
