@@ -209,6 +209,9 @@ def cmd_demo(args) -> int:
     from .model import load_model, random_weights, save_model
     from .rtl import CocotbFailure, generate
 
+    if args.steps < 1:
+        raise CLIError(f"--steps must be 1 or more, not {args.steps}")
+
     t0 = time.time()
     cfg = _config_from_args(args)
     out = Path(args.output)
@@ -223,9 +226,9 @@ def cmd_demo(args) -> int:
     rng = np.random.default_rng(cfg.seed)
     x = quantize(rng.uniform(-1, 1, size=(args.steps, cfg.input_size)), cfg.q_state)
     half = args.steps // 2
-    ops = [("reset",), ("run", x[:half]), ("run", x[half:])]
-    print(f"[3/4] simulating {args.steps} steps in {args.simulator} (cocotb; the sequence is fed in two calls, "
-          f"state carried over)")
+    ops = [("reset",), ("run", x[:half]), ("run", x[half:])] if half else [("reset",), ("run", x)]
+    print(f"[3/4] simulating {args.steps} steps in {args.simulator} (cocotb"
+          + ("; the sequence is fed in two calls, state carried over)" if half else ")"))
     try:
         outs, counters = run_session(cfg, weights, ops, args.simulator, cache_dir=args.cache, progress=True)
     except CocotbFailure as exc:

@@ -356,6 +356,9 @@ class GoldenModel:
                 raise InputError(f"the carried state is for {self.state[0]['h'].shape[0]} sequences, "
                                  f"these inputs hold {n}: call reset() first")
         xq = self._encode(xb, self.cfg.q_state)
+        if t == 0:
+            y = np.zeros((n, 0, self.cfg.hidden_size), np.int64 if self.integer else np.float64)
+            return y[0] if single else y
         outs = []
         for step in range(t):
             v = xq[:, step]

@@ -219,3 +219,14 @@ def test_generate_serial_design(tmp_path):
     assert len(bias) == 4 * cfg.padded(6)
     assert [int(v, 16) for v in bias] == bias_words(cfg, w)
     assert "module rnnaccel_top" in (tmp_path / "rnnaccel_top.v").read_text()
+
+
+def test_demo_refuses_zero_steps_and_golden_takes_empty_sequences(capsys):
+    from cli_helpers import one_line_error, run_cli
+
+    code, _, err = run_cli(["demo", "--steps", "0"], capsys)
+    assert code != 0
+    one_line_error(err, "--steps must be 1 or more")
+    model = IntegerModel(SERIAL, random_weights(SERIAL, seed=1))
+    assert model.run_raw(np.zeros((0, SERIAL.input_size), np.int64)).shape == (0, SERIAL.hidden_size)
+    assert model.run_raw(np.zeros((2, 0, SERIAL.input_size), np.int64)).shape == (2, 0, SERIAL.hidden_size)
