@@ -165,7 +165,7 @@ def test_serial_passes_have_no_bubbles():
         _, counters = run_session_amaranth(cfg, random_weights(cfg, seed=1), [("reset",), ("run", x)])
         assert counters[0]["wait_cycles"] == 0
         per_step.append(counters[0]["cycles"] / 3)
-    G, k, Ln = 4, 8, 2
+    G, Ln = 4, 2
     extra_macs = G * base.padded(base.hidden_size) * (24 - 8) // Ln
     assert per_step[1] - per_step[0] == extra_macs + (24 - 8)
     assert per_step[0] >= base.ideal_cycles_per_step
