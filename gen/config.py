@@ -97,9 +97,10 @@ class Config:
     pe_rows, pe_cols : int
         The PE grid (chessboard division).
     lanes : int
-        Multiplier lanes per PE. Must equal ``block_size`` for circulant
-        weights; for dense weights it is the tile size (L x L tiles, L weights
-        read per cycle).
+        Multiplier lanes per PE. On the array datapath it must equal
+        ``block_size`` for circulant weights; for dense weights it is the tile
+        size (L x L tiles, L weights read per cycle). On the serial datapath it
+        is the lane count, a power of two dividing ``block_size``.
     q_weight, q_state, q_cell, q_pre, q_act : QFormat
         Formats of weights, inputs and hidden states, LSTM/SRU/QRNN cell state,
         gate pre-activations (and biases), and activation outputs.
