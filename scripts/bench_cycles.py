@@ -169,7 +169,7 @@ def main(argv=None) -> int:
         VARIANTS.clear()
     else:
         print(f"== every cell type on the {names[0]} shape ({args.steps} steps each)")
-    print(f"   {'cell':22s} {'cycles/step':>11s} {'ideal':>6s} {'util':>6s}  beyond the ideal")
+        print(f"   {'cell':22s} {'cycles/step':>11s} {'ideal':>6s} {'util':>6s}  beyond the ideal")
     for label, changes in VARIANTS.items():
         cfg = base.replace(**changes)
         w = random_weights(cfg)
