@@ -29,7 +29,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from ..config import Config
-from ..image import bank_packing, bank_word_bits, bias_rows, bias_word_bits, weight_bank_words
+from ..image import bank_word_bits, bias_rows, bias_word_bits, weight_bank_depth
 
 __all__ = ["SYNC", "NAK", "ACK_FLAG", "VERSION", "Cmd", "Error", "ERROR_TEXT", "CRC_POLY", "CRC_INIT",
            "crc16_update", "crc16", "crc16_matrix", "encode_frame", "Frame", "FrameError", "parse_frame",
@@ -242,7 +242,7 @@ class LinkLayout:
         """Words of weight bank ``sel`` (or rows of the bias memory)."""
         if sel == self.weight_banks:
             return bias_rows(self.cfg)
-        return -(-weight_bank_words(self.cfg) // bank_packing(self.cfg))
+        return weight_bank_depth(self.cfg)
 
     @property
     def step_bytes(self) -> int:

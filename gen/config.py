@@ -192,10 +192,10 @@ class Config:
                     f"datapath 'serial' needs a power-of-two lane count dividing block_size ({self.block_size})")
         self._check(self.pe_rows == 1, "pe_rows", "datapath 'serial' has one row of lanes: set pe_rows = 1")
         self._check(self.pe_cols == 1, "pe_cols", "datapath 'serial' has one row of lanes: set pe_cols = 1")
-        if self.weight_ram == "huge":
-            per = 16 // self.q_weight.width if 16 % self.q_weight.width == 0 else 1
-            self._check(self.lanes % per == 0, "lanes",
-                        f"datapath 'serial' with SPRAM weights reads {per} weights per word: lanes must be a multiple")
+        if self.weight_ram == "huge" and 16 % self.q_weight.width == 0:   # else the SPRAM rule below speaks
+            self._check(self.lanes % self.bank_packing == 0, "lanes",
+                        f"datapath 'serial' with SPRAM weights reads {self.bank_packing} weights per word: "
+                        f"lanes must be a multiple")
 
     def _check(self, ok: bool, fname: str, rule: str):
         if not ok:
@@ -292,6 +292,11 @@ class Config:
     def has_recurrent_matrix(self) -> bool:
         """LSTM, GRU and RNN multiply the hidden state; SRU and QRNN do not."""
         return self.cell in ("lstm", "gru", "rnn")
+
+    @property
+    def bank_packing(self) -> int:
+        """Weight words per weight-memory word: ``16 / q_weight.width`` in SPRAM (``weight_ram = huge``), else 1."""
+        return 16 // self.q_weight.width if self.weight_ram == "huge" else 1
 
     @property
     def fused_projections(self) -> bool:

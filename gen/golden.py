@@ -67,10 +67,8 @@ def fused_projection(cfg: Config, W: np.ndarray, U: np.ndarray, x: np.ndarray, h
     narrows ``W x + b`` and ``U h + c`` separately. ``b + c`` is exact
     (``cfg.bias_width`` bits). Returns (N, G, H).
     """
-    acc = (np.einsum("ghc,nc->ngh", W.astype(np.int64), x.astype(np.int64))
-           + np.einsum("ghc,nc->ngh", U.astype(np.int64), h.astype(np.int64)))
-    acc = acc + align(b.astype(np.int64) + c.astype(np.int64), cfg.q_pre.frac, cfg.acc_frac)[None]
-    return narrow(acc, cfg.acc_frac, cfg.q_pre)
+    return projection(cfg, np.concatenate([W, U], axis=2), np.concatenate([x, h], axis=1),
+                      np.asarray(b, np.int64) + np.asarray(c, np.int64))
 
 
 def _sum_narrow(terms: list[tuple[np.ndarray, int]], q) -> np.ndarray:

@@ -46,7 +46,8 @@ from .model import Weights, quantize_weights
 
 __all__ = ["pack_words", "bank_packing", "bank_words", "MatrixPlan", "plans", "VectorSlot", "vector_slots",
            "weight_banks", "bias_image", "bias_words", "bias_word_bits", "bias_rows", "weight_bank_words", "tile_of",
-           "serial_weight_image", "serial_layer_bases", "serial_weight_address"]
+           "weight_bank_depth", "serial_col_blocks", "serial_weight_image", "serial_layer_bases",
+           "serial_weight_address"]
 
 
 def pack_words(values, width: int) -> int:
@@ -202,7 +203,7 @@ def weight_banks(cfg: Config, weights: Weights, quantized: bool = False) -> list
 
 def bank_packing(cfg: Config) -> int:
     """Weight words per memory word: 16 / q_weight.width for SPRAM banks (``weight_ram = huge``), else 1."""
-    return 16 // cfg.q_weight.width if cfg.weight_ram == "huge" else 1
+    return cfg.bank_packing
 
 
 def weight_word_bits(cfg: Config) -> int:
@@ -277,6 +278,11 @@ def weight_bank_words(cfg: Config) -> int:
     return sum(p.words_per_bank for p in plans(cfg))
 
 
+def weight_bank_depth(cfg: Config) -> int:
+    """Memory words of each weight bank (after SPRAM packing)."""
+    return ceil_div(weight_bank_words(cfg), bank_packing(cfg))
+
+
 # ----------------------------------------------------------------------------- serial datapath
 def serial_layer_bases(cfg: Config) -> list[tuple[int, int]]:
     """(weight word base, bias word base) of each layer in the serial memories (unpacked words)."""
@@ -287,6 +293,11 @@ def serial_layer_bases(cfg: Config) -> list[tuple[int, int]]:
         wb += cfg.weight_words(layer)
         bb += len(cfg.layer_gates(layer)) * Hp
     return out
+
+
+def serial_col_blocks(cfg: Config, layer: int) -> int:
+    """Column blocks of a layer's fused [W | U] rows (input blocks, then hidden-state blocks)."""
+    return sum(c for _, _, c in cfg.matrices(layer)) // cfg.block_size
 
 
 def serial_weight_image(cfg: Config, weights: Weights, quantized: bool = False) -> np.ndarray:
@@ -308,7 +319,7 @@ def serial_weight_address(cfg: Config, layer: int, i: int, g: int, s: int, j: in
     """
     k, pack = cfg.block_size, bank_packing(cfg)
     kp = k // pack
-    nj = sum(c for _, _, c in cfg.matrices(layer)) // k
+    nj = serial_col_blocks(cfg, layer)
     G = len(cfg.layer_gates(layer))
     base = serial_layer_bases(cfg)[layer][0] // pack
     return base + ((i * G + g) * nj + j) * kp + (s * cfg.lanes // pack + n) % kp

@@ -51,7 +51,7 @@ from ..config import Config
 from . import check_cfg_and_weights
 from ..fixedpoint import hw_narrow
 from ..image import (MatrixPlan, bank_packing, bank_word_bits, bank_words, bias_words, plans, vector_depth,
-                     vector_slots, weight_banks, weight_word_bits)
+                     vector_slots, weight_bank_depth, weight_banks, weight_word_bits)
 from .pe import ColumnOperand, ProcessingElement, RowReducer, tree_latency
 
 __all__ = ["CirculantMVU", "mvu_latency", "plan_cycles", "plan_gaps", "spram_bank", "uses_spram_primitives"]
@@ -155,7 +155,7 @@ class CirculantMVU(wiring.Component):
         self._wword = weight_word_bits(cfg)
         self._pack = bank_packing(cfg)       # weight words per memory word (SPRAM banks pack 16 bits)
         self._mem_word = bank_word_bits(cfg)
-        self._mem_depth = -(-self._wdepth // self._pack)
+        self._mem_depth = weight_bank_depth(cfg)
         max_br = max(p.br for p in self._plans)
         self._wr_words = max(self._wdepth, self._bdepth)
         super().__init__({
@@ -212,8 +212,6 @@ class CirculantMVU(wiring.Component):
     def elaborate(self, platform):
         cfg, T = self._cfg, self._T
         Pr, Pc = cfg.pe_rows, cfg.pe_cols
-        circ = cfg.circulant
-        ws = cfg.q_weight.width
         acc_w = cfg.acc_width
         m = Module()
 

@@ -40,8 +40,8 @@ from amaranth.lib import memory
 
 from ..config import Config
 from ..fixedpoint import hw_narrow
-from ..image import (bank_packing, bank_word_bits, bank_words, bias_rows, bias_words, serial_layer_bases,
-                     vector_depth, vector_slots, weight_banks, weight_bank_words)
+from ..image import (bank_packing, bank_word_bits, bank_words, bias_rows, bias_words, serial_col_blocks,
+                     serial_layer_bases, vector_depth, vector_slots, weight_bank_depth, weight_banks)
 from .gates import GateUnit
 from .mvu import spram_bank, uses_spram_primitives
 from .top import PHASE_CLEAR, Op, _SequencerBase
@@ -71,7 +71,7 @@ class SerialAccelerator(_SequencerBase):
     @property
     def weight_depth(self) -> int:
         """Memory words of the weight bank (after SPRAM packing)."""
-        return -(-weight_bank_words(self._cfg) // bank_packing(self._cfg))
+        return weight_bank_depth(self._cfg)
 
     def elaborate(self, platform):
         cfg = self._cfg
@@ -94,7 +94,13 @@ class SerialAccelerator(_SequencerBase):
         m = Module()
 
         def nj(layer):
-            return sum(c for _, _, c in cfg.matrices(layer)) // k
+            return serial_col_blocks(cfg, layer)
+
+        # first word of each vector slot, and the slot a layer reads with its h (contiguous after it)
+        word_base = {name: slot.base * k for name, slot in slots.items()}
+
+        def src_slot(layer):
+            return f"h{layer - 1}" if layer else "x0"
 
         # ------------------------------------------------------------ memories and FIFOs
         in_fifo, out_fifo = self._stream_fifos(m)
@@ -266,7 +272,6 @@ class SerialAccelerator(_SequencerBase):
         cp_a = Signal(range(vwords + 1))
         cmd = self.i_cmd.payload
         prog = self._program
-        T = k
         vrows = vector_depth(cfg)
 
         def state_name(i):
@@ -282,7 +287,7 @@ class SerialAccelerator(_SequencerBase):
             layer = prog[i][1]
             wb, bb = bases[layer]
             return [e_cnt.eq(0), f_n.eq(0), f_j.eq(0), f_s.eq(0), f_rb.eq(wb // pack), f_ba.eq(wb // pack),
-                    i_row.eq(0), i_g.eq(0), i_s.eq(0), pcnt.eq(0), va.eq(slots[f"h{layer - 1}" if layer else "x0"].base * T),
+                    i_row.eq(0), i_g.eq(0), i_s.eq(0), pcnt.eq(0), va.eq(word_base[src_slot(layer)]),
                     bias_base.eq(bb), c_base.eq(layer * Hp), written.eq(0), g_el.eq(0), g_sub.eq(0), o_el.eq(0)]
 
         with m.FSM(name="seq"):
@@ -296,8 +301,8 @@ class SerialAccelerator(_SequencerBase):
                             m.d.sync += e_cnt.eq(0)
                             m.next = "CLEAR"
                         with m.Case(Op.WRITE_VEC):
-                            ok = (cmd.sel < T) & (cmd.addr < vrows)
-                            m.d.comb += [v_w.addr.eq(cmd.addr * T + cmd.sel[:max(1, (T - 1).bit_length())]),
+                            ok = (cmd.sel < k) & (cmd.addr < vrows)
+                            m.d.comb += [v_w.addr.eq(cmd.addr * k + cmd.sel[:max(1, (k - 1).bit_length())]),
                                          v_w.data.eq(cmd.data[:xs]), v_w.en.eq(ok)]
                             with m.If(~ok):
                                 m.d.sync += error.eq(1)
@@ -338,7 +343,7 @@ class SerialAccelerator(_SequencerBase):
                     with m.State(state_name(i)):
                         m.d.comb += [busy.eq(1), self.phase.eq(i + 1)]
                         m.d.comb += [in_fifo.r_en.eq(1), waiting.eq(~in_fifo.r_rdy),
-                                     v_w.addr.eq(slots["x0"].base * T + e_cnt), v_w.data.eq(in_fifo.r_data.as_signed()),
+                                     v_w.addr.eq(word_base["x0"] + e_cnt), v_w.data.eq(in_fifo.r_data.as_signed()),
                                      v_w.en.eq(in_fifo.r_rdy)]
                         with m.If(in_fifo.r_rdy):
                             m.d.sync += e_cnt.eq(e_cnt + 1)
@@ -358,8 +363,8 @@ class SerialAccelerator(_SequencerBase):
                         # hn -> h{layer} (and the output stream): read element e, write it a cycle later
                         m.d.comb += [busy.eq(1), self.phase.eq(i + 1)]
                         rd = Signal(name=f"copy{layer}_rd")
-                        m.d.comb += [rd.eq(e_cnt < H), v_r.addr.eq(slots["hn"].base * T + e_cnt), v_r.en.eq(rd)]
-                        m.d.sync += [cp_v.eq(rd), cp_a.eq(slots[f"h{layer}"].base * T + e_cnt)]
+                        m.d.comb += [rd.eq(e_cnt < H), v_r.addr.eq(word_base["hn"] + e_cnt), v_r.en.eq(rd)]
+                        m.d.sync += [cp_v.eq(rd), cp_a.eq(word_base[f"h{layer}"] + e_cnt)]
                         with m.If(rd):
                             m.d.sync += e_cnt.eq(e_cnt + 1)
                         m.d.comb += [v_w.addr.eq(cp_a), v_w.data.eq(v_r.data), v_w.en.eq(cp_v)]
@@ -372,7 +377,7 @@ class SerialAccelerator(_SequencerBase):
                     layer = phase[1]
                     G, n_j = len(cfg.layer_gates(layer)), nj(layer)
                     gu = gate_units[G]
-                    src_base = slots[f"h{layer - 1}" if layer else "x0"].base * T
+                    src_base = word_base[src_slot(layer)]
                     fill, run, drain, gate = (f"{state_name(i)}_{sub}" for sub in ("FILL", "RUN", "DRAIN", "GATE"))
                     with m.State(state_name(i)):
                         # the first block's vector into the shadow register (kp reads)
@@ -416,7 +421,7 @@ class SerialAccelerator(_SequencerBase):
                         with m.If(last_sub):
                             m.d.sync += [g_sub.eq(0), g_el.eq(g_el + 1)]
                         out_pos = i_row * k + o_el
-                        m.d.comb += [v_w.addr.eq(slots["hn"].base * T + out_pos), v_w.data.eq(gu.o_h),
+                        m.d.comb += [v_w.addr.eq(word_base["hn"] + out_pos), v_w.data.eq(gu.o_h),
                                      v_w.en.eq(gu.o_valid)]
                         if cfg.cell == "lstm":
                             m.d.comb += [c_w.addr.eq(c_base + out_pos), c_w.data.eq(gu.o_c), c_w.en.eq(gu.o_valid)]

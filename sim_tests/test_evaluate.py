@@ -31,19 +31,16 @@ import sktime  # noqa: F401  (the examples extra is part of the test set-up; mis
 import torch
 
 from cli_helpers import one_line_error, run_cli
-from rnnaccel import cli, datasets
+from rnnaccel import datasets
 from rnnaccel.config import preset
 from rnnaccel.evaluate import (HEAD_FILE, Head, evaluate, format_table, last_states, load_head, load_reference,
                                plot_report, save_head, write_json)
 from rnnaccel.golden import FloatModel, InputError, IntegerModel
 from rnnaccel.model import ModelError, random_weights, save_model
+from shared import report
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = preset("tiny")
-
-
-def report(*args):
-    print("REPORT", *args)
 
 
 # ----------------------------------------------------------------------------
@@ -76,8 +73,6 @@ def model_dir(tmp_path):
     np.save(tmp_path / "len.npy", lengths)
     np.save(tmp_path / "y.npy", labels)
     return d
-
-
 
 
 # ----------------------------------------------------------------------------

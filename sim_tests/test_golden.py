@@ -23,12 +23,9 @@ from rnnaccel.golden import FloatModel, InputError, IntegerModel
 from rnnaccel.model import dense_matrices, random_weights
 
 import torch  # the models extra is part of the test set-up: missing it is a failure
+from shared import report
 
 TINY = preset("tiny")
-
-
-def report(*args):
-    print("REPORT", *args)
 
 
 def _sig(x):

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import copy
 import re
-import sys
 
 import numpy as np
 import pytest
@@ -30,19 +29,15 @@ from cli_helpers import run_cli
 from rnnaccel import cli
 from rnnaccel.bounds import float_step_bound
 from rnnaccel.circulant import expand, project
-from rnnaccel.config import ConfigError
 from rnnaccel.fixedpoint import quantize, to_float
-from rnnaccel.golden import FloatModel, InputError, IntegerModel
-from rnnaccel.model import ModelError, load_model
+from rnnaccel.golden import FloatModel, IntegerModel
+from rnnaccel.model import load_model
 
 import onnx  # noqa: E402  (the models extra is part of the test set-up; missing it is a failure)
 import torch  # noqa: E402
+from shared import report  # noqa: E402
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 from onnx.reference import ReferenceEvaluator  # noqa: E402
-
-
-def report(*args):
-    print("REPORT", *args)
 
 
 # ----------------------------------------------------------------------------

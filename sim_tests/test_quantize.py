@@ -19,24 +19,11 @@ from rnnaccel.golden import IntegerModel
 from rnnaccel.model import random_weights
 from rnnaccel.quantize import (CLASSES, calibrate, choose_formats, count_saturations, fit_format, format_report,
                                integer_saturations)
+from shared import CELL_VARIANT_IDS, CELL_VARIANTS, report
 
 TINY = preset("tiny")
 
-VARIANTS = [
-    ("lstm", {}),
-    ("gru", {"gru_reset_after": True}),
-    ("gru", {"gru_reset_after": False}),
-    ("sru", {}),
-    ("sru", {"hidden_size": 12}),
-    ("qrnn", {"qrnn_window": 1}),
-    ("qrnn", {"qrnn_window": 2}),
-    ("rnn", {}),
-]
-VARIANT_IDS = [f"{c}-{'-'.join(f'{k}={v}' for k, v in kw.items()) or 'default'}" for c, kw in VARIANTS]
-
-
-def report(*args):
-    print("REPORT", *args)
+VARIANTS, VARIANT_IDS = CELL_VARIANTS, CELL_VARIANT_IDS
 
 
 def make(cell, layers=2, scale=2.0, **kw):

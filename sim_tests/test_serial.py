@@ -11,7 +11,8 @@ from rnnaccel.config import ConfigError, preset
 from rnnaccel.fixedpoint import align, narrow, quantize, saturate
 from rnnaccel.golden import IntegerModel, fused_projection, projection
 from rnnaccel.host import golden_session
-from rnnaccel.image import bank_packing, bank_words, bias_words, serial_weight_address, serial_weight_image
+from rnnaccel.image import (bank_packing, bank_words, bias_words, serial_col_blocks, serial_weight_address,
+                            serial_weight_image)
 from rnnaccel.model import dense_matrices, quantize_weights, random_weights
 from rnnaccel.sim_amaranth import run_session_amaranth
 
@@ -109,7 +110,7 @@ def test_weight_image_read_as_the_lanes_read_it(case_id, changes):
     Hp = cfg.padded(cfg.hidden_size)
     for layer in range(cfg.num_layers):
         G = len(cfg.layer_gates(layer))
-        nj = sum(c for _, _, c in cfg.matrices(layer)) // k
+        nj = serial_col_blocks(cfg, layer)
         dense = np.concatenate([np.stack([expand(qw[f"layer{layer}.W"][g]) for g in range(G)]),
                                 np.stack([expand(qw[f"layer{layer}.U"][g]) for g in range(G)])], axis=2)
         for i in range(Hp // k):

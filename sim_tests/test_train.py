@@ -30,25 +30,11 @@ from rnnaccel.fixedpoint import QFormat, quantize, to_float  # noqa: E402
 from rnnaccel.golden import FloatModel, IntegerModel  # noqa: E402
 from rnnaccel.model import load_model, random_weights  # noqa: E402
 from rnnaccel.train import CirculantRNN, dense_to_weights, expand, fake_quantize, init_from_dense, lookup  # noqa: E402
+from shared import CELL_VARIANT_IDS, CELL_VARIANTS, report  # noqa: E402
 
 TINY = preset("tiny")
 
-# (cell, extra config): every cell and variant
-VARIANTS = [
-    ("lstm", {}),
-    ("gru", {"gru_reset_after": True}),
-    ("gru", {"gru_reset_after": False}),
-    ("sru", {}),                      # input == hidden: highway is x
-    ("sru", {"hidden_size": 12}),     # input != hidden: 4th projection s
-    ("qrnn", {"qrnn_window": 1}),
-    ("qrnn", {"qrnn_window": 2}),
-    ("rnn", {}),
-]
-VARIANT_IDS = [f"{c}-{'-'.join(f'{k}={v}' for k, v in kw.items()) or 'default'}" for c, kw in VARIANTS]
-
-
-def report(*args):
-    print("REPORT", *args)
+VARIANTS, VARIANT_IDS = CELL_VARIANTS, CELL_VARIANT_IDS
 
 
 def make_cfg(cell, layers, k, **kw):
