@@ -69,3 +69,11 @@ def input_projection_saturates(cfg: Config, weights, x_raw: np.ndarray) -> bool:
     acc = np.einsum("ghc,nc->ngh", m.W, x) + align(m.b, cfg.q_pre.frac, cfg.acc_frac)[None]
     wide = round_shift(acc, cfg.acc_frac - cfg.q_pre.frac)
     return bool(((wide > cfg.q_pre.max_raw) | (wide < cfg.q_pre.min_raw)).any())
+
+
+def assert_full_session_matches(got: list, want: list, counters: list[dict]) -> None:
+    """A :func:`full_session` run: its four runs equal the golden model's bit for bit, all 9 steps done."""
+    assert len(got) == len(want) == 4
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g, w)
+    assert counters[-1]["steps"] == 9

@@ -16,7 +16,8 @@ from rnnaccel.backends import run_session
 from rnnaccel.host import golden_session
 from rnnaccel.model import random_weights
 
-from sessions import E2E_CASES, case_config, full_session, input_projection_saturates, saturating_session
+from sessions import (E2E_CASES, assert_full_session_matches, case_config, full_session, input_projection_saturates,
+                      saturating_session)
 
 VERILATOR_CI = {"lstm-2layer-k4-2x2", "gru-before-2layer-dense-L2-2x3", "qrnn-w2-2layer-k4-2x2",
                 "sru-proj-2layer-k4-2x1"}
@@ -39,10 +40,7 @@ def test_generated_verilog_bit_exact(simulator, name, changes, tmp_path):
     got, counters = run_session(cfg, weights, ops, simulator, cache_dir=tmp_path, idle=0.25, backpressure=0.3,
                                 seed=4)
     want = golden_session(cfg, weights, ops)
-    assert len(got) == len(want) == 4
-    for g, w in zip(got, want):
-        np.testing.assert_array_equal(g, w)
-    assert counters[-1]["steps"] == 9
+    assert_full_session_matches(got, want, counters)
 
 
 @pytest.mark.cocotb
@@ -89,10 +87,7 @@ def test_stacked_projections_as_on_ice40(simulator, name, changes, tmp_path):
     got, counters = run_session(cfg, weights, ops, simulator, cache_dir=tmp_path, family="ice40", idle=0.2,
                                 backpressure=0.2, seed=3)
     want = golden_session(cfg, weights, ops)
-    assert len(got) == len(want) == 4
-    for g, w in zip(got, want):
-        np.testing.assert_array_equal(g, w)
-    assert counters[-1]["steps"] == 9
+    assert_full_session_matches(got, want, counters)
 
 
 @pytest.mark.cocotb
@@ -110,10 +105,7 @@ def test_serial_datapath_verilog_bit_exact(simulator, changes, family, tmp_path)
     got, counters = run_session(cfg, weights, ops, simulator, cache_dir=tmp_path, family=family, idle=0.2,
                                 backpressure=0.2, seed=5)
     want = golden_session(cfg, weights, ops)
-    assert len(got) == len(want) == 4
-    for g, w in zip(got, want):
-        np.testing.assert_array_equal(g, w)
-    assert counters[-1]["steps"] == 9
+    assert_full_session_matches(got, want, counters)
     if family == "ice40":
         assert "SB_SPRAM256KA" in next(tmp_path.rglob("rnnaccel_top.v")).read_text()
 
