@@ -1,11 +1,11 @@
 """The host link's framed byte protocol, shared by the host driver and the gateware.
 
 Everything both ends must agree on lives here, once: the frame format, the
-command and error codes, the CRC (:func:`crc16_update`; the gateware's XOR
-network is derived from this very function, see :func:`crc16_matrix`), the
-payload encodings and the per-config sizes (:class:`LinkLayout`). This module
-needs NumPy and :mod:`rnnaccel.config`, not Amaranth. ``docs/hostlink.md``
-describes the protocol byte by byte.
+command and error codes, the CRC (:data:`CRC`, from Amaranth's CRC catalog:
+the host computes it in software, the gateware instantiates the same
+parameters), the payload encodings and the per-config sizes
+(:class:`LinkLayout`). ``docs/hostlink.md`` describes the protocol byte by
+byte.
 
 Frame (both directions)::
 
@@ -27,12 +27,12 @@ from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 import numpy as np
+from amaranth.lib.crc import catalog as crc_catalog
 
 from ..config import Config
 from ..image import bank_word_bits, bias_rows, bias_word_bits, weight_bank_depth
 
-__all__ = ["SYNC", "NAK", "ACK_FLAG", "VERSION", "Cmd", "Error", "ERROR_TEXT", "CRC_POLY", "CRC_INIT",
-           "crc16_update", "crc16", "crc16_matrix", "encode_frame", "Frame", "FrameError", "parse_frame",
+__all__ = ["SYNC", "NAK", "ACK_FLAG", "VERSION", "Cmd", "Error", "ERROR_TEXT", "CRC", "crc16", "encode_frame", "Frame", "FrameError", "parse_frame",
            "LinkLayout", "Info", "INFO_FORMAT", "Counters", "COUNTERS_FORMAT", "encode_info", "decode_info",
            "decode_counters", "encode_counters", "encode_state_records", "weight_bursts", "encode_run", "decode_run",
            "HEADER_BYTES", "TRAILER_BYTES"]
@@ -82,40 +82,15 @@ ERROR_TEXT = {
 
 # ----------------------------------------------------------------------------- CRC
 
-CRC_POLY = 0x1021
-CRC_INIT = 0xFFFF
+#: The link's CRC, CRC-16/CCITT-FALSE (polynomial 0x1021, initial value 0xFFFF, MSB first, no reflection,
+#: no final XOR), a byte per step. One definition from Amaranth's CRC catalog for both ends: the host
+#: computes with :meth:`~amaranth.lib.crc.Parameters.compute`, the gateware instantiates ``CRC.create()``.
+CRC = crc_catalog.CRC16_CCITT_FALSE(data_width=8)
 
 
-def crc16_update(crc: int, byte: int) -> int:
-    """One byte of CRC-16/CCITT-FALSE, MSB first (the definition both ends use)."""
-    crc ^= (byte & 0xFF) << 8
-    for _ in range(8):
-        crc = ((crc << 1) ^ CRC_POLY) if crc & 0x8000 else (crc << 1)
-        crc &= 0xFFFF
-    return crc
-
-
-def crc16(data: Iterable[int], crc: int = CRC_INIT) -> int:
-    """CRC-16/CCITT-FALSE of ``data`` (``crc16(b"123456789") == 0x29B1``)."""
-    for b in data:
-        crc = crc16_update(crc, b)
-    return crc
-
-
-def crc16_matrix() -> list[tuple[int, int]]:
-    """The byte update as a GF(2) matrix: for each output bit i, (crc mask, byte mask).
-
-    :func:`crc16_update` is linear in (crc, byte), so output bit i is the
-    parity of ``(crc & crc_mask_i) ^ (byte & byte_mask_i)``. The gateware
-    builds its XOR network from this, so it cannot drift from the Python CRC.
-    """
-    cols = [crc16_update(1 << j, 0) for j in range(16)] + [crc16_update(0, 1 << j) for j in range(8)]
-    out = []
-    for i in range(16):
-        cmask = sum(1 << j for j in range(16) if (cols[j] >> i) & 1)
-        bmask = sum(1 << j for j in range(8) if (cols[16 + j] >> i) & 1)
-        out.append((cmask, bmask))
-    return out
+def crc16(data: Iterable[int]) -> int:
+    """CRC-16/CCITT-FALSE of ``data`` (``crc16(b"123456789") == 0x29B1``; 0 over a frame's cmd .. crc_lo)."""
+    return CRC.compute(bytes(data))
 
 
 # ----------------------------------------------------------------------------- frames

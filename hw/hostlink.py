@@ -33,21 +33,12 @@ from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..boards import protocol
-from ..boards.protocol import CRC_INIT, SYNC, Cmd, Error, Info, LinkLayout
+from ..boards.protocol import CRC, SYNC, Cmd, Error, Info, LinkLayout
 from ..config import Config
 from .top import Accelerator, Op, STATUS_BITS, make_accelerator
 from .uart import UARTRx, UARTTx, uart_divisor
 
-__all__ = ["crc16_next", "FrameReceiver", "FrameTransmitter", "FrameEngine", "HostLink", "FRAME_LAYOUT"]
-
-
-def crc16_next(crc, byte):
-    """CRC-16 after one more byte, as an XOR network derived from :func:`protocol.crc16_update`."""
-    bits = []
-    for cmask, bmask in protocol.crc16_matrix():
-        terms = [crc[j] for j in range(16) if cmask >> j & 1] + [byte[j] for j in range(8) if bmask >> j & 1]
-        bits.append(functools.reduce(operator.xor, terms) if terms else Const(0, 1))
-    return Cat(*bits)
+__all__ = ["FrameReceiver", "FrameTransmitter", "FrameEngine", "HostLink", "FRAME_LAYOUT"]
 
 
 #: What the receiver hands to the engine for each frame.
@@ -104,7 +95,7 @@ class FrameReceiver(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         cap = self._capacity
-        crc = Signal(16)
+        m.submodules.crc = crc = CRC.create()     # over cmd .. crc_lo; a good frame leaves the residue
         cmd = Signal(8)
         length = Signal(16)
         count = Signal(16)
@@ -116,26 +107,30 @@ class FrameReceiver(wiring.Component):
         m.d.comb += [take.eq(self.i_byte.valid & self.i_byte.ready),
                      self.o_frame.payload.cmd.eq(cmd), self.o_frame.payload.length.eq(length),
                      self.o_frame.payload.crc_ok.eq(crc_ok), self.o_frame.payload.timeout.eq(timed_out),
-                     self.wr_addr.eq(count), self.wr_data.eq(byte)]
-        crc_next = crc16_next(crc, byte)
+                     self.wr_addr.eq(count), self.wr_data.eq(byte), crc.data.eq(byte)]
+        complete = Signal()     # the frame ended with its last CRC byte (not a timeout)
+        # the CRC register takes a byte a cycle after it: in HOLD it has seen the whole frame
+        m.d.comb += crc_ok.eq(complete & crc.match_detected)
 
         def in_frame(on_byte):
             """Common body of the states inside a frame: CRC, timeout, then the state's own step."""
             m.d.comb += [self.i_byte.ready.eq(1), self.active.eq(1)]
+            m.d.comb += crc.valid.eq(take)
             with m.If(take):
-                m.d.sync += [timer.eq(0), crc.eq(crc_next)]
+                m.d.sync += timer.eq(0)
                 on_byte()
             with m.Else():
                 m.d.sync += timer.eq(timer + 1)
                 with m.If(timer == self._timeout - 1):
-                    m.d.sync += [timed_out.eq(1), crc_ok.eq(0)]
+                    m.d.sync += [timed_out.eq(1), complete.eq(0)]
                     m.next = "HOLD"
 
         with m.FSM(name="rx"):
             with m.State("HUNT"):
                 m.d.comb += self.i_byte.ready.eq(1)
                 with m.If(take & (byte == SYNC)):
-                    m.d.sync += [crc.eq(CRC_INIT), cmd.eq(0), length.eq(0), timer.eq(0)]
+                    m.d.comb += crc.start.eq(1)
+                    m.d.sync += [cmd.eq(0), length.eq(0), timer.eq(0)]
                     m.next = "CMD"
             with m.State("CMD"):
                 def step():
@@ -168,7 +163,7 @@ class FrameReceiver(wiring.Component):
                 in_frame(step)
             with m.State("CRC1"):
                 def step():
-                    m.d.sync += [crc_ok.eq(crc_next == 0), timed_out.eq(0)]
+                    m.d.sync += [complete.eq(1), timed_out.eq(0)]
                     m.next = "HOLD"
                 in_frame(step)
             with m.State("HOLD"):
@@ -210,24 +205,25 @@ class FrameTransmitter(wiring.Component):
         cmd = Signal(8)
         length = Signal(16)
         count = Signal(16)
-        crc = Signal(16)
+        m.submodules.crc = crc = CRC.create()     # over cmd .. payload; sent high byte first
         out = self.o_byte
         sent = Signal()
-        m.d.comb += sent.eq(out.valid & out.ready)
+        m.d.comb += [sent.eq(out.valid & out.ready), crc.data.eq(out.payload)]
 
         def send(value, nxt=None, covered=True):
             """Offer ``value``; when it is taken, fold it into the CRC (``covered``) and go to ``nxt``."""
             m.d.comb += [self.busy.eq(1), out.valid.eq(1), out.payload.eq(value)]
+            if covered:
+                m.d.comb += crc.valid.eq(sent)
             with m.If(sent):
-                if covered:
-                    m.d.sync += crc.eq(crc16_next(crc, value))
                 if nxt is not None:
                     m.next = nxt
 
         with m.FSM(name="tx"):
             with m.State("IDLE"):
                 with m.If(self.start):
-                    m.d.sync += [cmd.eq(self.cmd), length.eq(self.length), count.eq(0), crc.eq(CRC_INIT)]
+                    m.d.comb += crc.start.eq(1)
+                    m.d.sync += [cmd.eq(self.cmd), length.eq(self.length), count.eq(0)]
                     m.next = "SYNC"
             with m.State("SYNC"):
                 send(SYNC, "CMD", covered=False)
@@ -245,14 +241,15 @@ class FrameTransmitter(wiring.Component):
             with m.State("PAYLOAD"):
                 m.d.comb += [self.busy.eq(1), out.valid.eq(self.i_payload.valid),
                              out.payload.eq(self.i_payload.payload), self.i_payload.ready.eq(out.ready)]
+                m.d.comb += crc.valid.eq(sent)
                 with m.If(sent):
-                    m.d.sync += [crc.eq(crc16_next(crc, out.payload)), count.eq(count + 1)]
+                    m.d.sync += count.eq(count + 1)
                     with m.If(count + 1 == length):
                         m.next = "CRC0"
-            with m.State("CRC0"):
-                send(crc[8:], "CRC1", covered=False)
+            with m.State("CRC0"):    # the CRC register took the last byte a cycle ago
+                send(crc.crc[8:], "CRC1", covered=False)
             with m.State("CRC1"):
-                send(crc[:8], "IDLE", covered=False)
+                send(crc.crc[:8], "IDLE", covered=False)
         return m
 
 
@@ -369,9 +366,16 @@ class FrameEngine(wiring.Component):
         acc_error = acc.status[STATUS_BITS["error"]]
 
         # ------------------------------------------------ buffer reader: the payload as a byte stream
+        # It has two consumers, never at once: the payload walker (while it walks) and the PING echo
+        # (while the transmitter sends the payload). ``b_ready`` is chosen by who owns the reader now,
+        # never by a response source left over from an earlier frame.
         rd_ptr = Signal(17)
         b_valid = Signal()
         b_ready = Signal()
+        walk_take = Signal()    # the walker consumes the byte on offer
+        echo_take = Signal()    # the echo source consumes the byte on offer
+        walking = Signal()      # the walker owns the reader
+        m.d.comb += b_ready.eq(Mux(walking, walk_take, echo_take))
         rd_restart = Signal()
         exhausted = Signal()
         m.d.comb += [rp.addr.eq(rd_ptr), rp.en.eq(~b_valid | b_ready),
@@ -450,14 +454,14 @@ class FrameEngine(wiring.Component):
             top = x_word[xs - 1:8 * W]   # sign bit and the extension above it
             m.d.comb += x_ok.eq((top == 0) | (top == (1 << len(top)) - 1))
 
-        with m.FSM(name="walk"):
+        with m.FSM(name="walk") as walk_fsm:
             with m.State("W_IDLE"):
                 with m.If(walk_go):
                     m.d.comb += rd_restart.eq(1)
                     m.d.sync += [u_cnt.eq(0), hdr_done.eq(0), x_cnt.eq(0)]
                     m.next = "W_READ"
             with m.State("W_READ"):
-                m.d.comb += b_ready.eq(1)
+                m.d.comb += walk_take.eq(1)
                 with m.If(b_valid):
                     m.d.sync += rec.word_select(u_cnt, 8).eq(rp.data)
                     with m.If(u_cnt == u_len - 1):
@@ -532,6 +536,7 @@ class FrameEngine(wiring.Component):
             with m.State("W_FAIL"):
                 m.d.comb += walk_fail.eq(1)
                 m.next = "W_IDLE"
+        m.d.comb += walking.eq(~walk_fsm.ongoing("W_IDLE"))
 
         # ------------------------------------------------ response payload sources
         src = Signal(3)
@@ -564,7 +569,7 @@ class FrameEngine(wiring.Component):
             with m.Case(_SRC_NAK):
                 m.d.comb += [pl.valid.eq(1), pl.payload.eq(Mux(tx_idx == 0, nak_code, frame.cmd))]
             with m.Case(_SRC_ECHO):
-                m.d.comb += [pl.valid.eq(b_valid), pl.payload.eq(rp.data), b_ready.eq(pl.ready)]
+                m.d.comb += [pl.valid.eq(b_valid), pl.payload.eq(rp.data), echo_take.eq(pl.ready)]
             with m.Case(_SRC_RUN):
                 m.d.comb += [pl.valid.eq(ser_left != 0), pl.payload.eq(ser[:8])]
                 with m.If(pl.ready & (ser_left != 0)):

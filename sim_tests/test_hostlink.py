@@ -17,18 +17,18 @@ import warnings
 
 import numpy as np
 import pytest
-from amaranth.hdl import Module, Signal, UnusedElaboratable
+from amaranth.hdl import Module, UnusedElaboratable
 from amaranth.sim import Simulator
 
 from rnnaccel.boards import protocol
 from rnnaccel.boards.driver import (Accelerator, AmaranthTransport, DeviceError, LinkError, MismatchError, PortError,
                                     infer)
-from rnnaccel.boards.protocol import NAK, SYNC, Cmd, Error, LinkLayout, crc16, crc16_update, encode_frame, parse_frame
+from rnnaccel.boards.protocol import NAK, SYNC, Cmd, Error, LinkLayout, crc16, encode_frame, parse_frame
 from rnnaccel.config import preset
 from rnnaccel.fixedpoint import quantize, to_float
 from rnnaccel.golden import IntegerModel
 from rnnaccel.host import OP, golden_session, state_commands, weight_commands
-from rnnaccel.hw.hostlink import FrameEngine, HostLink, crc16_next
+from rnnaccel.hw.hostlink import FrameEngine, HostLink
 from rnnaccel.hw.uart import UARTRx, UARTTx, uart_divisor
 from rnnaccel.model import random_weights, save_model
 
@@ -82,31 +82,36 @@ def expect_nak(tr, frame_bytes, code, request):
 
 # ----------------------------------------------------------------------------- CRC and protocol
 
-def test_crc_reference_and_linearity():
+def test_crc_is_ccitt_false_with_zero_residue():
+    p = protocol.CRC.algorithm
+    assert (p.crc_width, p.polynomial, p.initial_crc, p.reflect_input, p.reflect_output, p.xor_output) \
+        == (16, 0x1021, 0xFFFF, False, False, 0)
     assert crc16(b"123456789") == 0x29B1          # CRC-16/CCITT-FALSE check value
     frame = encode_frame(Cmd.RUN, bytes(range(40)))
     assert crc16(frame[1:]) == 0                   # CRC sent high byte first: zero residue
-    rng = np.random.default_rng(0)
-    for _ in range(200):
-        a, b = (int(v) for v in rng.integers(0, 1 << 16, 2))
-        x, y = (int(v) for v in rng.integers(0, 256, 2))
-        assert crc16_update(a ^ b, x ^ y) == crc16_update(a, x) ^ crc16_update(b, y)
+    assert protocol.CRC.residue() == 0
 
 
-def test_crc_gateware_matches_python():
-    m = Module()
-    crc, byte, out = Signal(16), Signal(8), Signal(16)
-    m.d.comb += out.eq(crc16_next(crc, byte))
-    states = [0, 0xFFFF, 0x8000, 0x0001, 0x1021] + [int(v) for v in np.random.default_rng(1).integers(0, 1 << 16, 11)]
+def test_crc_gateware_matches_host():
+    """The gateware CRC (``protocol.CRC.create()``, as the receiver and transmitter use it) equals ``crc16``."""
+    dut = protocol.CRC.create()
+    rng = np.random.default_rng(1)
+    messages = [b"", b"\x00", b"\xff" * 3, b"123456789"] + [rng.bytes(int(n)) for n in rng.integers(1, 40, 12)]
 
     async def bench(ctx):
-        for s in states:
-            for b in range(256):
-                ctx.set(crc, s)
-                ctx.set(byte, b)
-                assert ctx.get(out) == crc16_update(s, b), (s, b)
+        for msg in messages:
+            ctx.set(dut.start, 1)
+            await ctx.tick()
+            ctx.set(dut.start, 0)
+            ctx.set(dut.valid, 1)
+            for b in msg:
+                ctx.set(dut.data, b)
+                await ctx.tick()
+            ctx.set(dut.valid, 0)
+            assert ctx.get(dut.crc) == crc16(msg), msg
 
-    sim = Simulator(m)
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
     sim.add_testbench(bench)
     sim.run()
 

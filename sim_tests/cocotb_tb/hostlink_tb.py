@@ -19,9 +19,12 @@ from cocotb.task import bridge, resume
 from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge
 
 from cocotb_support import read_case
+from link_model import LinkExerciser, random_program
 from rnnaccel.boards.driver import Accelerator, SimulatedTransport
+from rnnaccel.boards.protocol import decode_info
 from rnnaccel.config import Config
 from rnnaccel.host import load_session
+from rnnaccel.model import random_weights
 
 CASE = read_case()
 PERIOD_NS = 10
@@ -88,23 +91,29 @@ class CocotbUARTTransport(SimulatedTransport):
         await ClockCycles(self.dut.clk, max(1, int(seconds / self.period)))
 
 
-@cocotb.test()
-async def driver_session_over_uart(dut):
-    """INFO, PING, then the session (reset, run, state, run) and the counters, through the UART pins."""
-    cfg = Config.load(CASE["config"])
-    ops = load_session(CASE["session"])
+async def start(dut) -> CocotbUARTTransport:
+    """Clock, reset, and a transport on the pins."""
     Clock(dut.clk, PERIOD_NS, unit="ns").start()
     dut.rx.value = 1
     dut.rst.value = 1
     await ClockCycles(dut.clk, 3)
     dut.rst.value = 0
     await RisingEdge(dut.clk)
-    transport = CocotbUARTTransport(dut, CASE["divisor"], CASE["clk_freq"], CASE["buffer_bytes"],
-                                    CASE["timeout_cycles"])
+    return CocotbUARTTransport(dut, CASE["divisor"], CASE["clk_freq"], CASE["buffer_bytes"], CASE["timeout_cycles"])
+
+
+@cocotb.test()
+async def driver_session_over_uart(dut):
+    """INFO, PING, weights (unless in ROM), then the session (reset, run, state, run) and the counters."""
+    cfg = Config.load(CASE["config"])
+    ops = load_session(CASE["session"])
+    transport = await start(dut)
 
     def host():
         dev = Accelerator(transport, cfg)
         assert dev.ping(b"\xa5hello\x00") == b"\xa5hello\x00"
+        if not cfg.weights_in_rom:
+            dev.load_weights(random_weights(cfg, seed=CASE["weights_seed"]))
         outs = dev.session(ops)
         return outs, dev.counters(), dev.device
 
@@ -114,3 +123,24 @@ async def driver_session_over_uart(dut):
     result = {f"out{i}": o for i, o in enumerate(outs)}
     result.update({k: np.array(counters[k]) for k in ("cycles", "wait_cycles", "steps", "status", "rejected")})
     np.savez(CASE["result"], **result)
+
+
+@cocotb.test()
+async def link_program_over_uart(dut):
+    """A seeded program of requests and damaged traffic (``link_model.random_program``), every answer checked
+    against the Python model of the device."""
+    cfg = Config.load(CASE["config"])
+    transport = await start(dut)
+    info = decode_info(bytes.fromhex(CASE["info"]))
+
+    def host():
+        ex = LinkExerciser(transport, cfg, random_weights(cfg, seed=CASE["weights_seed"]), info)
+        if not cfg.weights_in_rom:
+            ex.load_weights(CASE["weights_seed"])
+        ex.reset()      # the state memories still hold the previous test's state (a reset pulse keeps them)
+        random_program(ex, np.random.default_rng(CASE["seed"]), CASE["actions"])
+        return ex.requests, ex.damaged
+
+    requests, damaged = await bridge(host)()
+    assert transport.framing_errors == 0
+    np.savez(CASE["program_result"], requests=requests, damaged=damaged)
