@@ -1,9 +1,9 @@
 """Host driver for an accelerator behind the UART host link.
 
-:class:`Accelerator` speaks the framed protocol (:mod:`rnnaccel.boards.protocol`,
+:class:`LinkClient` speaks the framed protocol (:mod:`rnnaccel.boards.protocol`,
 ``docs/hostlink.md``) over a pluggable byte transport:
 
-* a serial port by name (``Accelerator("/dev/ttyUSB1", cfg)``), through
+* a serial port by name (``LinkClient("/dev/ttyUSB1", cfg)``), through
   pyserial (:class:`SerialTransport`); a missing or unreadable port is a
   :class:`PortError`, one line;
 * :class:`AmaranthTransport`, the gateware in the Amaranth simulator, at the
@@ -38,7 +38,7 @@ from .protocol import (ACK_FLAG, ERROR_TEXT, NAK, SYNC, Cmd, Error, Frame, Info,
                        encode_state_records, weight_bursts)
 
 __all__ = ["DEFAULT_BAUD", "LinkError", "PortError", "LinkTimeout", "DeviceError", "MismatchError",
-           "SerialTransport", "SimulatedTransport", "AmaranthTransport", "Accelerator", "infer"]
+           "SerialTransport", "SimulatedTransport", "AmaranthTransport", "LinkClient", "infer"]
 
 DEFAULT_BAUD = 115200
 
@@ -298,7 +298,7 @@ class _Corrupt(Exception):
     pass
 
 
-class Accelerator:
+class LinkClient:
     """An accelerator behind the host link.
 
     Parameters
@@ -440,7 +440,7 @@ class Accelerator:
 
     def _need_cfg(self, what: str) -> LinkLayout:
         if self._layout is None:
-            raise LinkError(f"{what} needs the model's config: Accelerator(port, cfg=...)")
+            raise LinkError(f"{what} needs the model's config: LinkClient(port, cfg=...)")
         return self._layout
 
     # ---------------------------------------------------------------- commands
@@ -474,7 +474,7 @@ class Accelerator:
 
         cfg = self.cfg
         if cfg is None:
-            raise LinkError("check_weights needs the model's config: Accelerator(port, cfg=...)")
+            raise LinkError("check_weights needs the model's config: LinkClient(port, cfg=...)")
         want = design_hash(cfg, weights)
         if self.device.design_hash != want:
             raise MismatchError(f"the device holds other weights (design {self.device.design_hash}, "
@@ -599,7 +599,7 @@ def infer(model_dir, port, x, *, baud: int = DEFAULT_BAUD, raw: bool = False) ->
         raise ValueError("inputs contain NaN or infinite values")
     single = x.ndim == 2
     xq = quantize(x[None] if single else x, cfg.q_state)
-    with Accelerator(port, cfg, baud) as dev:
+    with LinkClient(port, cfg, baud) as dev:
         if cfg.weights_in_rom:
             dev.check_weights(weights)
         else:

@@ -1,6 +1,6 @@
 """Host link in the Amaranth simulator: CRC, UART, frame engine and host driver.
 
-Sessions go through :class:`rnnaccel.boards.driver.Accelerator` over an
+Sessions go through :class:`rnnaccel.boards.driver.LinkClient` over an
 :class:`~rnnaccel.boards.driver.AmaranthTransport`: bit by bit through a
 :class:`HostLink`'s UART pins (4 clocks per bit) in one test, byte by byte
 into the :class:`FrameEngine` in the others (the same gateware minus the
@@ -21,7 +21,7 @@ from amaranth.hdl import Module, UnusedElaboratable
 from amaranth.sim import Simulator
 
 from rnnaccel.boards import protocol
-from rnnaccel.boards.driver import (Accelerator, AmaranthTransport, DeviceError, LinkError, MismatchError, PortError,
+from rnnaccel.boards.driver import (LinkClient, AmaranthTransport, DeviceError, LinkError, MismatchError, PortError,
                                     infer)
 from rnnaccel.boards.protocol import NAK, SYNC, Cmd, Error, LinkLayout, crc16, encode_frame, parse_frame
 from rnnaccel.config import preset
@@ -40,7 +40,7 @@ TIMEOUT = 300   # device inter-byte timeout (cycles) of the byte-stream tests
 def open_engine(cfg=CFG, weights=WEIGHTS, **kw):
     eng = FrameEngine(cfg, weights if cfg.weights_in_rom else None, timeout_cycles=TIMEOUT, clk_freq=1_000_000, **kw)
     tr = AmaranthTransport(eng)
-    return Accelerator(tr, cfg), tr
+    return LinkClient(tr, cfg), tr
 
 
 def seq(cfg, t, rng):
@@ -238,7 +238,7 @@ def test_session_through_uart_pins():
     link = HostLink(CFG, clk_freq=4_000_000, baud=1_000_000, weights=WEIGHTS, timeout_cycles=400)
     assert link.divisor == 4
     tr = AmaranthTransport(link)
-    dev = Accelerator(tr, CFG)
+    dev = LinkClient(tr, CFG)
     assert dev.device.config_hash == CFG.hash and dev.device.baud == 1_000_000
     dev.check_weights(WEIGHTS)
     assert dev.ping(b"\xa5\x00\xff") == b"\xa5\x00\xff"
@@ -396,16 +396,16 @@ def test_weight_reload_between_inferences():
 
 def test_driver_errors(tmp_path):
     with pytest.raises(PortError, match="cannot open serial port '/dev/ttyNOPE0'") as info:
-        Accelerator("/dev/ttyNOPE0", CFG)
+        LinkClient("/dev/ttyNOPE0", CFG)
     assert "\n" not in str(info.value) and isinstance(info.value, LinkError)
     with pytest.raises(PortError, match="cannot open serial port"):
         infer(_model_dir(tmp_path, CFG, WEIGHTS), "/dev/ttyNOPE0", np.zeros((2, CFG.input_size)))
     eng = FrameEngine(CFG, WEIGHTS, timeout_cycles=TIMEOUT, clk_freq=1_000_000)
     with pytest.raises(MismatchError, match="config"):
-        Accelerator(AmaranthTransport(eng), CFG.replace(hidden_size=12))
-    dev = Accelerator(AmaranthTransport(eng))              # no config: run works from INFO alone
+        LinkClient(AmaranthTransport(eng), CFG.replace(hidden_size=12))
+    dev = LinkClient(AmaranthTransport(eng))              # no config: run works from INFO alone
     with pytest.raises(MismatchError, match="other weights"):
-        Accelerator(AmaranthTransport(eng), CFG).check_weights(random_weights(CFG, seed=4))
+        LinkClient(AmaranthTransport(eng), CFG).check_weights(random_weights(CFG, seed=4))
     with pytest.raises(TypeError, match="raw q_state integers"):
         dev.run(np.zeros((2, CFG.input_size)))
     with pytest.raises(ValueError, match="shape"):
@@ -415,7 +415,7 @@ def test_driver_errors(tmp_path):
     with pytest.raises(LinkError, match="needs the model's config"):
         dev.set_state(np.zeros((1, CFG.hidden_size), dtype=np.int64))
     with pytest.raises(DeviceError, match="rejected WRITE_WEIGHTS: weights are in ROM") as info:
-        Accelerator(AmaranthTransport(eng), CFG).load_weights(WEIGHTS)
+        LinkClient(AmaranthTransport(eng), CFG).load_weights(WEIGHTS)
     assert info.value.code == Error.ROM and info.value.command == Cmd.WRITE_WEIGHTS
     x = seq(CFG, 2, np.random.default_rng(3))
     dev.reset()

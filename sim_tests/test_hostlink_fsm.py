@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from link_model import DAMAGE_KINDS, REQUEST_KINDS, LinkExerciser, random_program
-from rnnaccel.boards.driver import Accelerator, AmaranthTransport
+from rnnaccel.boards.driver import LinkClient, AmaranthTransport
 from rnnaccel.boards.protocol import Cmd, LinkLayout, encode_frame, encode_run
 from rnnaccel.config import preset
 from rnnaccel.fixedpoint import quantize
@@ -42,7 +42,7 @@ def engine(cfg, weights=WEIGHTS):
 def open_device(cfg, weights=WEIGHTS):
     """The driver on a fresh engine, without resends (a lost answer must fail, not be retried away)."""
     tr = AmaranthTransport(engine(cfg, weights))
-    dev = Accelerator(tr, cfg, retries=0)
+    dev = LinkClient(tr, cfg, retries=0)
     if not cfg.weights_in_rom:
         dev.load_weights(weights)
     return dev, tr
@@ -111,7 +111,7 @@ def test_command_orders(order, rom):
 def test_orders_through_uart_pins():
     """PING then RUN, twice, through a HostLink's UART pins (the real receiver and transmitter)."""
     link = HostLink(CFG, clk_freq=1_000_000, baud=250_000, weights=WEIGHTS, timeout_cycles=200)
-    dev = Accelerator(AmaranthTransport(link), CFG, retries=0)
+    dev = LinkClient(AmaranthTransport(link), CFG, retries=0)
     x1, x2 = inputs(CFG, 2, 1), inputs(CFG, 2, 2)
     assert dev.ping(b"ok") == b"ok"
     y1 = dev.run(x1)
@@ -190,7 +190,7 @@ def test_link_state_machine(machine):
 @pytest.mark.parametrize("machine", [LinkMachine, RamLinkMachine], ids=["rom", "ram"])
 def test_link_state_machine_long(machine):
     """Thousands of requests and damaged frames."""
-    _run_machine(machine, examples=100, steps=40)
+    _run_machine(machine, examples=60, steps=40)
 
 
 def test_random_program_through_uart_pins():
@@ -215,7 +215,7 @@ def test_busy_device_drops_bytes_and_answers_after_quiet():
     tr.reset_input_buffer()
     tr.pause(tr.period * 1000)
     # whatever the device made of the leftovers, after a quiet line it answers a request (retry-free driver)
-    dev = Accelerator(tr, CFG, retries=0)
+    dev = LinkClient(tr, CFG, retries=0)
     assert dev.ping(b"alive") == b"alive"
     c = dev.counters()
     assert c["idle"] and not c["error"] and c["steps"] == 4

@@ -1,6 +1,6 @@
 """cocotb test of the generated Verilog of HostLink: the host driver talks to the UART pins.
 
-The same :class:`rnnaccel.boards.driver.Accelerator` that drives a board
+The same :class:`rnnaccel.boards.driver.LinkClient` that drives a board
 runs in a :func:`cocotb.task.bridge` thread; its transport
 (:class:`CocotbUARTTransport`) turns ``write`` into bits on ``rx`` and
 decodes ``tx`` back into bytes, ``read`` and ``pause`` waiting in simulated
@@ -20,7 +20,7 @@ from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge
 
 from cocotb_support import read_case
 from link_model import LinkExerciser, random_program
-from rnnaccel.boards.driver import Accelerator, SimulatedTransport
+from rnnaccel.boards.driver import LinkClient, SimulatedTransport
 from rnnaccel.boards.protocol import decode_info
 from rnnaccel.config import Config
 from rnnaccel.host import load_session
@@ -110,7 +110,7 @@ async def driver_session_over_uart(dut):
     transport = await start(dut)
 
     def host():
-        dev = Accelerator(transport, cfg)
+        dev = LinkClient(transport, cfg)
         assert dev.ping(b"\xa5hello\x00") == b"\xa5hello\x00"
         if not cfg.weights_in_rom:
             dev.load_weights(random_weights(cfg, seed=CASE["weights_seed"]))
