@@ -109,6 +109,7 @@ def _run_with_progress(fn, label: str, progress):
 def build_board(cfg, weights, board: str, out_dir: str | os.PathLike, *, freq_mhz: float | None = None,
                 baud: int = 115200, program: bool = False, progress=print) -> dict:
     """Build the bitstream of ``cfg``/``weights`` for ``board``; write and return ``report.json``'s dict."""
+    from ..rtl import design_hash
     from .top import BoardTop
 
     platform = get_platform(board)
@@ -119,7 +120,8 @@ def build_board(cfg, weights, board: str, out_dir: str | os.PathLike, *, freq_mh
     family = getattr(platform, "family", "").lower()
     default_hz = platform.default_clk_frequency
     target = freq_mhz if freq_mhz else default_hz / 1e6
-    top = BoardTop(cfg, weights, freq_mhz=freq_mhz, baud=baud, pll_dir=out / "pll")
+    top = BoardTop(cfg, weights, freq_mhz=freq_mhz, baud=baud, pll_dir=out / "pll",
+                   design_hash=design_hash(cfg, weights))
     synth_opts = []
     if family == "ice40":
         synth_opts.append("-dsp")

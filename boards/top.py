@@ -49,8 +49,9 @@ def _has(platform, name, number) -> bool:
 
 class BoardTop(Elaboratable):
     def __init__(self, cfg, weights=None, *, freq_mhz: float | None = None, baud: int = 115200,
-                 pll_dir: str | Path | None = None):
+                 pll_dir: str | Path | None = None, design_hash: str | None = None):
         self.cfg = cfg
+        self.design_hash = design_hash
         self.weights = weights
         self.freq_mhz = freq_mhz
         self.baud = baud
@@ -90,7 +91,8 @@ class BoardTop(Elaboratable):
             clk_hz = default_hz
             self.achieved_mhz = default_hz / 1e6
         uart = platform.request("uart", 0, dir={"rx": "-", "tx": "-"})
-        link = HostLink(self.cfg, clk_hz, self.baud, weights=self.weights if self.cfg.weights_in_rom else None)
+        link = HostLink(self.cfg, clk_hz, self.baud, weights=self.weights if self.cfg.weights_in_rom else None,
+                        **({"design_hash": self.design_hash} if self.design_hash else {}))
         m.submodules.link = link
         m.submodules.uart_rx = rx = io.Buffer("i", uart.rx)
         m.submodules.uart_tx = tx = io.Buffer("o", uart.tx)

@@ -41,6 +41,15 @@ from .uart import UARTRx, UARTTx, uart_divisor
 __all__ = ["FrameReceiver", "FrameTransmitter", "FrameEngine", "HostLink", "FRAME_LAYOUT"]
 
 
+#: INFO's design hash when the flow gave none (:func:`rnnaccel.rtl.design_hash` names a built design).
+UNKNOWN_DESIGN = "0" * 16
+
+
+def _check_design_hash(value):
+    if not (isinstance(value, str) and len(value) == 16 and all(ch in "0123456789abcdef" for ch in value)):
+        raise ValueError(f"design_hash must be 16 lower-case hex digits, not {value!r}")
+
+
 #: What the receiver hands to the engine for each frame.
 FRAME_LAYOUT = data.StructLayout({"cmd": 8, "length": 16, "crc_ok": 1, "timeout": 1})
 
@@ -273,6 +282,9 @@ class FrameEngine(wiring.Component):
         Inter-byte timeout inside a frame, in clock cycles.
     clk_freq, baud : int
         Reported by INFO (0 when unknown).
+    design_hash : str
+        Reported by INFO: the flow's name for the built design (:func:`rnnaccel.rtl.design_hash`, 16 hex
+        digits; :data:`UNKNOWN_DESIGN` when not given). The gateware does not compute it.
 
     Members
     -------
@@ -289,9 +301,10 @@ class FrameEngine(wiring.Component):
     """
 
     def __init__(self, cfg: Config, weights=None, *, buffer_bytes: int | None = None, timeout_cycles: int = 100_000,
-                 clk_freq: int = 0, baud: int = 0):
+                 clk_freq: int = 0, baud: int = 0, design_hash: str = UNKNOWN_DESIGN):
         if not isinstance(cfg, Config):
             raise TypeError(f"cfg must be a Config, not {cfg!r}")
+        _check_design_hash(design_hash)
         layout = LinkLayout(cfg)
         if buffer_bytes is None:
             buffer_bytes = layout.default_buffer()
@@ -299,8 +312,6 @@ class FrameEngine(wiring.Component):
         _check_int("timeout_cycles", timeout_cycles, 1, 0xFFFFFFFF)
         _check_int("clk_freq", clk_freq, 0, 0xFFFFFFFF)
         _check_int("baud", baud, 0, 0xFFFFFFFF)
-        from ..rtl import design_hash
-
         self._accel = make_accelerator(cfg, weights if cfg.weights_in_rom else None)
         self._cfg = cfg
         self._layout = layout
@@ -308,7 +319,7 @@ class FrameEngine(wiring.Component):
         self._timeout = timeout_cycles
         self._info = Info(
             version=protocol.VERSION, weights_in_rom=cfg.weights_in_rom, config_hash=cfg.hash,
-            design_hash=design_hash(cfg, weights), input_size=cfg.input_size, hidden_size=cfg.hidden_size,
+            design_hash=design_hash, input_size=cfg.input_size, hidden_size=cfg.hidden_size,
             num_layers=cfg.num_layers, word_bytes=layout.word_bytes, state_width=cfg.q_state.width,
             state_frac=cfg.q_state.frac, state_record_bytes=layout.state_record_bytes, buffer_bytes=buffer_bytes,
             max_steps=layout.max_steps(buffer_bytes), clk_freq=clk_freq, baud=baud, timeout_cycles=timeout_cycles)
@@ -719,6 +730,8 @@ class HostLink(wiring.Component):
         the same in clock cycles (overrides ``timeout``).
     led_hold : int, optional
         Cycles an activity LED stays lit after activity (default ``clk_freq / 20``).
+    design_hash : str
+        Passed to :class:`FrameEngine` (INFO's design hash).
 
     Members
     -------
@@ -735,7 +748,8 @@ class HostLink(wiring.Component):
     """
 
     def __init__(self, cfg: Config, clk_freq, baud=115200, weights=None, *, buffer_bytes: int | None = None,
-                 timeout: float = 0.02, timeout_cycles: int | None = None, led_hold: int | None = None):
+                 timeout: float = 0.02, timeout_cycles: int | None = None, led_hold: int | None = None,
+                 design_hash: str = UNKNOWN_DESIGN):
         if not isinstance(cfg, Config):
             raise TypeError(f"cfg must be a Config, not {cfg!r}")
         self._divisor = uart_divisor(clk_freq, baud)
@@ -752,7 +766,7 @@ class HostLink(wiring.Component):
         _check_int("led_hold", led_hold, 1)
         self._led_hold = led_hold
         self._engine = FrameEngine(cfg, weights, buffer_bytes=buffer_bytes, timeout_cycles=timeout_cycles,
-                                   clk_freq=int(round(clk_freq)), baud=int(round(baud)))
+                                   clk_freq=int(round(clk_freq)), baud=int(round(baud)), design_hash=design_hash)
         super().__init__({
             "rx": In(1, init=1),
             "tx": Out(1, init=1),

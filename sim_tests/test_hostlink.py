@@ -31,6 +31,7 @@ from rnnaccel.host import OP, golden_session, state_commands, weight_commands
 from rnnaccel.hw.hostlink import FrameEngine, HostLink
 from rnnaccel.hw.uart import UARTRx, UARTTx, uart_divisor
 from rnnaccel.model import random_weights, save_model
+from rnnaccel.rtl import design_hash
 
 CFG = preset("tiny")
 WEIGHTS = random_weights(CFG, seed=3)
@@ -38,7 +39,8 @@ TIMEOUT = 300   # device inter-byte timeout (cycles) of the byte-stream tests
 
 
 def open_engine(cfg=CFG, weights=WEIGHTS, **kw):
-    eng = FrameEngine(cfg, weights if cfg.weights_in_rom else None, timeout_cycles=TIMEOUT, clk_freq=1_000_000, **kw)
+    eng = FrameEngine(cfg, weights if cfg.weights_in_rom else None, timeout_cycles=TIMEOUT, clk_freq=1_000_000,
+                      design_hash=design_hash(cfg, weights), **kw)
     tr = AmaranthTransport(eng)
     return LinkClient(tr, cfg), tr
 
@@ -226,6 +228,8 @@ def test_parameter_checks():
             HostLink("tiny", 12e6)
         with pytest.raises(ValueError, match="buffer_bytes"):
             FrameEngine(CFG, WEIGHTS, buffer_bytes=8)
+        with pytest.raises(ValueError, match="design_hash must be 16"):
+            FrameEngine(CFG, WEIGHTS, design_hash="abc")
         with pytest.raises(ValueError, match="shorter than two bytes"):
             HostLink(CFG, 4e6, 1e6, WEIGHTS, timeout_cycles=40)
         gc.collect()
@@ -235,7 +239,8 @@ def test_parameter_checks():
 
 def test_session_through_uart_pins():
     """The real UART: the driver's bytes go bit by bit into the rx pin, responses come off the tx pin."""
-    link = HostLink(CFG, clk_freq=4_000_000, baud=1_000_000, weights=WEIGHTS, timeout_cycles=400)
+    link = HostLink(CFG, clk_freq=4_000_000, baud=1_000_000, weights=WEIGHTS, timeout_cycles=400,
+                    design_hash=design_hash(CFG, WEIGHTS))
     assert link.divisor == 4
     tr = AmaranthTransport(link)
     dev = LinkClient(tr, CFG)
@@ -400,7 +405,7 @@ def test_driver_errors(tmp_path):
     assert "\n" not in str(info.value) and isinstance(info.value, LinkError)
     with pytest.raises(PortError, match="cannot open serial port"):
         infer(_model_dir(tmp_path, CFG, WEIGHTS), "/dev/ttyNOPE0", np.zeros((2, CFG.input_size)))
-    eng = FrameEngine(CFG, WEIGHTS, timeout_cycles=TIMEOUT, clk_freq=1_000_000)
+    eng = FrameEngine(CFG, WEIGHTS, timeout_cycles=TIMEOUT, clk_freq=1_000_000, design_hash=design_hash(CFG, WEIGHTS))
     with pytest.raises(MismatchError, match="config"):
         LinkClient(AmaranthTransport(eng), CFG.replace(hidden_size=12))
     dev = LinkClient(AmaranthTransport(eng))              # no config: run works from INFO alone
@@ -431,7 +436,8 @@ def test_infer_matches_golden(tmp_path, rom):
     cfg = CFG.replace(weights_in_rom=rom)
     weights = random_weights(cfg, seed=9)
     model = _model_dir(tmp_path, cfg, weights)
-    eng = FrameEngine(cfg, weights if rom else None, timeout_cycles=TIMEOUT, clk_freq=1_000_000)
+    eng = FrameEngine(cfg, weights if rom else None, timeout_cycles=TIMEOUT, clk_freq=1_000_000,
+                      design_hash=design_hash(cfg, weights))
     x = np.random.default_rng(5).uniform(-1, 1, size=(2, 3, cfg.input_size))
     y = infer(model, AmaranthTransport(eng), x)
     want = IntegerModel(cfg, weights).run_float(x)    # batched golden: every sequence from the zero state
