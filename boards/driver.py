@@ -422,7 +422,8 @@ class LinkClient:
             except _NoResponse as exc:
                 if last or (exc.partial and not idempotent):
                     raise LinkTimeout(f"no {'complete ' if exc.partial else ''}answer to {name} from the device"
-                                      f"{' (is the board programmed, the port and baud right?)' if not exc.partial else ''}") from None
+                                      f"{'' if exc.partial else ' (is the board programmed, the port and baud right?)'}"
+                                      ) from None
                 self.resync()
                 continue
             except _Corrupt:

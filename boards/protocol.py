@@ -32,7 +32,8 @@ from amaranth.lib.crc import catalog as crc_catalog
 from ..config import Config
 from ..image import bank_word_bits, bias_rows, bias_word_bits, weight_bank_depth
 
-__all__ = ["SYNC", "NAK", "ACK_FLAG", "VERSION", "Cmd", "Error", "ERROR_TEXT", "CRC", "crc16", "encode_frame", "Frame", "FrameError", "parse_frame",
+__all__ = ["SYNC", "NAK", "ACK_FLAG", "VERSION", "Cmd", "Error", "ERROR_TEXT", "CRC", "crc16", "encode_frame", "Frame",
+           "FrameError", "parse_frame",
            "LinkLayout", "Info", "INFO_FORMAT", "Counters", "COUNTERS_FORMAT", "encode_info", "decode_info",
            "decode_counters", "encode_counters", "encode_state_records", "weight_bursts", "encode_run", "decode_run",
            "HEADER_BYTES", "TRAILER_BYTES"]

@@ -13,7 +13,7 @@ import dataclasses
 import hashlib
 import math
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -226,8 +226,8 @@ class Config:
             self._validate_serial()
         elif self.block_size > 1:
             self._check(self.lanes == self.block_size, "lanes",
-                        f"must equal block_size ({self.block_size}) for circulant weights: a PE computes one k x k block "
-                        f"with k lanes (datapath = 'serial' runs fewer lanes)")
+                        f"must equal block_size ({self.block_size}) for circulant weights: a PE computes one "
+                        f"k x k block with k lanes (datapath = 'serial' runs fewer lanes)")
         else:
             self._check(self.lanes <= 64, "lanes", "dense tile size must be at most 64")
         self._check(self.seed >= 0, "seed", "must be 0 or more")
@@ -429,7 +429,8 @@ class Config:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ConfigError(unknown[0], data[unknown[0]], f"is not a config field (known: {', '.join(sorted(known))})")
+            raise ConfigError(unknown[0], data[unknown[0]],
+                              f"is not a config field (known: {', '.join(sorted(known))})")
         return cls(**data)
 
     def to_toml(self) -> str:

@@ -197,7 +197,7 @@ def hw_round_shift(value, shift: int):
 
 def hw_saturate(value, q: QFormat):
     """Amaranth expression of shape ``signed(q.width)``: ``value`` clamped to ``q``."""
-    from amaranth.hdl import Mux, Value, signed
+    from amaranth.hdl import Mux, Value
 
     value = Value.cast(value)
     lo, hi = q.min_raw, q.max_raw

@@ -35,7 +35,8 @@ from .config import Config
 from .fixedpoint import align, narrow, quantize, saturate, to_float
 from .model import LayerMatrices, Weights, dense_matrices, quantize_weights
 
-__all__ = ["IntegerModel", "FloatModel", "GoldenModel", "projection", "fused_projection", "lstm_update", "gru_gates", "gru_candidate_pre",
+__all__ = ["IntegerModel", "FloatModel", "GoldenModel", "projection", "fused_projection", "lstm_update", "gru_gates",
+           "gru_candidate_pre",
            "gru_reset_hidden", "gru_update",
            "sru_update", "qrnn_update", "rnn_update", "InputError"]
 
@@ -72,10 +73,23 @@ def fused_projection(cfg: Config, W: np.ndarray, U: np.ndarray, x: np.ndarray, h
 
 
 def _sum_narrow(terms: list[tuple[np.ndarray, int]], q) -> np.ndarray:
-    """Sum exact products (value, frac) aligned to the finest fraction, narrowed once to q."""
+    """Sum exact products (value, frac) aligned to the finest fraction, narrowed once to q.
+
+    Exact for every format: when the aligned sum could pass int64 (formats near 32 bits, e.g. q_act
+    Q0.31 with q_cell Q1.30), it is formed in Python integers, as wide as the hardware's.
+    """
     top = max(f for _, f in terms)
-    total = sum(align(v, f, top) for v, f in terms)
-    return narrow(total, top, q)
+    bits = max(int(np.max(np.abs(np.asarray(v, dtype=np.int64)), initial=0)).bit_length() + top - f for v, f in terms)
+    if bits + len(terms) < 63:
+        total = sum(align(v, f, top) for v, f in terms)
+        return narrow(total, top, q)
+    total = sum(np.asarray(v, dtype=np.int64).astype(object) << (top - f) for v, f in terms)
+    shift = top - q.frac
+    if shift > 0:
+        total = (total + (1 << (shift - 1))) >> shift      # the one rounding rule (round half up)
+    elif shift < 0:
+        total = total << -shift
+    return np.clip(total, q.min_raw, q.max_raw).astype(np.int64)
 
 
 def _one(cfg: Config) -> int:
@@ -333,7 +347,8 @@ class GoldenModel:
         if x.dtype.kind not in "fiu":
             raise InputError(f"inputs must be numbers, not {x.dtype}")
         if x.ndim not in (2, 3):
-            raise InputError(f"inputs must have shape (T, {self.cfg.input_size}) or (N, T, {self.cfg.input_size}), not {x.shape}")
+            n = self.cfg.input_size
+            raise InputError(f"inputs must have shape (T, {n}) or (N, T, {n}), not {x.shape}")
         if x.shape[-1] != self.cfg.input_size:
             raise InputError(f"inputs have width {x.shape[-1]}, the model's input size is {self.cfg.input_size}")
         if x.dtype.kind == "f" and not np.all(np.isfinite(x)):
@@ -417,7 +432,8 @@ class FloatModel(GoldenModel):
         w = self.weights
         if self.quantized_params:
             q = quantize_weights(self.cfg, w)
-            w = {k: to_float(v, self.cfg.q_weight if k.endswith((".W", ".U")) else self.cfg.q_pre) for k, v in q.items()}
+            w = {k: to_float(v, self.cfg.q_weight if k.endswith((".W", ".U")) else self.cfg.q_pre)
+                 for k, v in q.items()}
         self.mats = dense_matrices(self.cfg, {k: np.asarray(v, dtype=np.float64) for k, v in w.items()})
 
     def _encode(self, x, q):

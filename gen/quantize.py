@@ -256,7 +256,7 @@ class _Counter:
 
 def _count_step(cfg: Config, m, x: np.ndarray, st: dict, cnt: _Counter):
     """One integer step of one layer, as ``rnnaccel.golden._int_step``, counting every saturation."""
-    fa, fp, fc, fx, fw = cfg.q_act.frac, cfg.q_pre.frac, cfg.q_cell.frac, cfg.q_state.frac, cfg.q_weight.frac
+    fa, fp, fc, fx = cfg.q_act.frac, cfg.q_pre.frac, cfg.q_cell.frac, cfg.q_state.frac
     qp, qs, qc = cfg.q_pre, cfg.q_state, cfg.q_cell
     one = 1 << fa
     L = lut.lookup

@@ -230,7 +230,7 @@ def _c_header(cfg: Config, manifest: dict) -> str:
         f"#define {g}_SATURATE(x, lo, hi) ((x) < (lo) ? (lo) : ((x) > (hi) ? (hi) : (x)))",
         f"#define {g}_NARROW(x, from_frac, to_frac, lo, hi) "
         f"{g}_SATURATE({g}_ROUND_SHIFT((x), (from_frac) - (to_frac)), (lo), (hi))",
-        f"/* Float to q_state input word: */",
+        "/* Float to q_state input word: */",
         f"#define {g}_QUANTIZE_STATE(f) ((int32_t){g}_SATURATE((int64_t)floor((f) * (double)(1 << {cfg.q_state.frac}) "
         f"+ 0.5), {g}_Q_STATE_MIN, {g}_Q_STATE_MAX))",
         "",
@@ -375,7 +375,8 @@ def run_cocotb(sources: Sequence[str | os.PathLike], toplevel: str, test_module:
                          build_args=VERILATOR_ARGS if simulator == "verilator" else [], timescale=timescale,
                          waves=waves, always=rebuild, log_file=build_log)
     except (RuntimeError, SystemExit) as exc:
-        raise CocotbFailure(f"{simulator} build of {toplevel} failed ({exc}); see {build_log}; log tail:\n{_tail(build_log)}") from None
+        raise CocotbFailure(f"{simulator} build of {toplevel} failed ({exc}); see {build_log}; "
+                            f"log tail:\n{_tail(build_log)}") from None
     results.unlink(missing_ok=True)
     with _on_sys_path(python_paths):
         try:

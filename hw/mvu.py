@@ -321,7 +321,8 @@ class CirculantMVU(wiring.Component):
                 if wmems[p][q] == "spram":
                     addr = Signal(range(self._mem_depth), name=f"pe_{p}_{q}_addr")
                     m.d.comb += addr.eq(Mux(wsel[p][q], self.wr_addr, wa >> shift))
-                    data_out = spram_bank(m, f"pe_{p}_{q}_weights", self._mem_depth, addr, self.wr_data[:16], wsel[p][q])
+                    data_out = spram_bank(m, f"pe_{p}_{q}_weights", self._mem_depth, addr, self.wr_data[:16],
+                                          wsel[p][q])
                     if self._pack > 1:
                         words = Array(data_out[i * self._wword:(i + 1) * self._wword] for i in range(self._pack))
                         wrd[p][q] = words[sub]

@@ -28,14 +28,15 @@ from amaranth.hdl import Array, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..config import Config, ceil_div
+from ..config import Config
 from . import check_cfg_and_weights
 from ..image import plans, vector_depth, vector_slots
 from .buffers import VectorStore, state_ram_attrs
 from .gates import GateUnit
 from .mvu import CirculantMVU
 
-__all__ = ["Accelerator", "make_accelerator", "Op", "program", "command_layout", "STATUS_BITS", "PHASE_CLEAR", "PHASE_STEP_DONE"]
+__all__ = ["Accelerator", "make_accelerator", "Op", "program", "command_layout", "STATUS_BITS", "PHASE_CLEAR",
+           "PHASE_STEP_DONE"]
 
 
 class Op(enum.IntEnum):
@@ -445,7 +446,8 @@ class Accelerator(_SequencerBase):
                                 m.d.comb += wr_en.eq(0)
                                 m.d.sync += error.eq(1)
                         with m.Case(Op.WRITE_C):
-                            m.d.comb += [c_w.addr.eq(cmd.addr), c_w.data.eq(cmd.data[:cs]), c_w.en.eq(cmd.addr < L * Hp)]
+                            m.d.comb += [c_w.addr.eq(cmd.addr), c_w.data.eq(cmd.data[:cs]),
+                                         c_w.en.eq(cmd.addr < L * Hp)]
                             with m.If(cmd.addr >= L * Hp):
                                 m.d.sync += error.eq(1)
                         with m.Case(Op.WRITE_WEIGHT):

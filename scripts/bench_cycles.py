@@ -110,7 +110,7 @@ def mvu_plans(cfg, weights) -> list[dict]:
         dut = MVUHarness(cfg, weights, plan.index)
         measured = {}
 
-        async def bench(ctx, dut=dut, plan=plan):
+        async def bench(ctx, dut=dut, plan=plan, measured=measured):
             ctx.set(dut.o.ready, 1)
             for _ in range(plan.cols):
                 ctx.set(dut.i.valid, 1)

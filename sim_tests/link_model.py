@@ -222,7 +222,7 @@ class ReferenceDevice:
         if self._h_addr is None:
             ones = np.ones((cfg.num_layers, cfg.hidden_size), np.int64)
             self._h_addr = {}
-            for k, (op, sel, addr, _) in enumerate(state_commands(cfg, ones, None)):
+            for k, (_, sel, addr, _) in enumerate(state_commands(cfg, ones, None)):
                 self._h_addr[(sel, addr)] = divmod(k, cfg.hidden_size)
         if self.model.state is None:
             self.model.state = self.model.zero_state(1)

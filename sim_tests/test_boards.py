@@ -59,7 +59,8 @@ def test_platform_lookup_errors():
 
 
 def test_parse_nextpnr_report():
-    raw = {"utilization": {"ICESTORM_LC": {"used": 4000, "available": 5280}, "ICESTORM_DSP": {"used": 7, "available": 8},
+    raw = {"utilization": {"ICESTORM_LC": {"used": 4000, "available": 5280},
+                           "ICESTORM_DSP": {"used": 7, "available": 8},
                            "ICESTORM_RAM": {"used": 20, "available": 30}, "SB_IO": {"used": 5, "available": 96}},
            "fmax": {"clk": {"achieved": 31.5, "constraint": 12.0}}}
     rep = board_build.parse_nextpnr_report(raw, {"logic": 5280, "dsp": 8, "bram": 30, "spram": 4}, 12.0)

@@ -9,8 +9,8 @@ import sys
 import numpy as np
 import pytest
 
-from rnnaccel import cli, toolchain
-from rnnaccel.config import Config, preset
+from rnnaccel import toolchain
+from rnnaccel.config import preset
 from rnnaccel.golden import IntegerModel
 from rnnaccel.model import load_model
 
@@ -174,8 +174,11 @@ def test_weights_not_matching_config(model, tmp_path, capsys):
 def test_missing_simulator(model, tmp_path, capsys, monkeypatch):
     np.save(tmp_path / "ok.npy", np.zeros((2, 8), np.float32))
     real_which = toolchain.shutil.which
-    monkeypatch.setattr(toolchain.shutil, "which",
-                        lambda name, path=None: None if name in ("iverilog", "verilator") else real_which(name, path=path))
+
+    def which(name, path=None):
+        return None if name in ("iverilog", "verilator") else real_which(name, path=path)
+
+    monkeypatch.setattr(toolchain.shutil, "which", which)
     for sim, tool in (("icarus", "iverilog"), ("verilator", "verilator")):
         code, _, err = run(["run", model, "--inputs", tmp_path / "ok.npy", "-o", tmp_path / "y.npy", "--backend", sim,
                             "--cache", tmp_path / "cache"], capsys)

@@ -444,7 +444,8 @@ def test_infer_matches_golden(tmp_path, rom):
     assert y.dtype == np.float32 and y.shape == (2, 3, cfg.hidden_size)
     np.testing.assert_array_equal(y, want.astype(np.float32))
     raw = infer(model, AmaranthTransport(eng), x[0], raw=True)
-    np.testing.assert_array_equal(raw, golden_session(cfg, weights, [("reset",), ("run", quantize(x[0], cfg.q_state))])[0])
+    want = golden_session(cfg, weights, [("reset",), ("run", quantize(x[0], cfg.q_state))])[0]
+    np.testing.assert_array_equal(raw, want)
 
 
 @pytest.mark.parametrize("changes", [{"datapath": "serial", "lanes": 2, "pe_cols": 1}, {}], ids=["serial", "array"])

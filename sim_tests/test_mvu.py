@@ -19,7 +19,6 @@ def run_harness(cfg, weights, plan_index, vectors, seed=0, idle=0.0, backpressur
     plan = dut.plan
     rng = np.random.default_rng(seed)
     out = []
-    cycles = []
     n_out = len(vectors) * plan.rows
 
     async def feed(ctx):
@@ -41,7 +40,7 @@ def run_harness(cfg, weights, plan_index, vectors, seed=0, idle=0.0, backpressur
         ctx.set(dut.o.ready, 0)
 
     async def monitor(ctx):
-        async for clk_edge, rst, valid, ready, payload, mc in ctx.tick().sample(
+        async for _, _, valid, ready, payload, _ in ctx.tick().sample(
                 dut.o.valid, dut.o.ready, dut.o.payload, dut.mvu_cycles):
             if valid and ready:
                 out.append(payload)
