@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .platforms import BoardError, device_totals, get_platform, toolchain_env, which
 
-__all__ = ["build_board", "parse_nextpnr_report", "program_board", "pll_verilog", "format_report",
+__all__ = ["build_board", "parse_nextpnr_report", "program_board", "format_report",
            "overflowing_resources"]
 
 _BEL_KINDS = {
@@ -50,37 +50,6 @@ def parse_nextpnr_report(report: dict, totals: dict, target_mhz: float) -> dict:
             "timing_met": bool(fmax) and achieved >= target_mhz}
 
 
-def pll_verilog(family: str, in_mhz: float, out_mhz: float, workdir: Path) -> tuple[str, float]:
-    """Verilog of a PLL module ``rnnaccel_pll`` (clock_in -> clock_out, locked) from icepll / ecppll.
-
-    Returns (verilog text, achieved MHz).
-    """
-    workdir.mkdir(parents=True, exist_ok=True)
-    family = family.lower()
-    if family == "ice40":
-        # SB_PLL40_PAD: the board oscillator is on the PLL's own pad (pin 35 of the iCEBreaker's UP5K),
-        # which then feeds only the PLL (an SB_IO on that pad blocks the PLL site)
-        cmd = ["yowasp-icepll", "-i", f"{in_mhz:g}", "-o", f"{out_mhz:g}", "-p", "-m", "-n", "rnnaccel_pll",
-               "-f", "pll.v"]
-    elif family == "ecp5":
-        cmd = ["yowasp-ecppll", "-i", f"{in_mhz:g}", "-o", f"{out_mhz:g}", "-n", "rnnaccel_pll",
-               "--clkin_name", "clock_in", "--clkout0_name", "clock_out", "-f", "pll.v"]
-    else:
-        raise BoardError(f"no PLL support for the {family} family: build at the board's clock (omit --freq)")
-    exe = which(cmd[0])
-    if exe is None:
-        raise BoardError(f"{cmd[0]} not found: install the boards extra (pip install 'rnnaccel[boards]')")
-    proc = subprocess.run([exe, *cmd[1:]], cwd=workdir, capture_output=True, text=True)
-    path = workdir / "pll.v"
-    if proc.returncode != 0 or not path.is_file():
-        raise BoardError(f"{cmd[0]} cannot make {out_mhz:g} MHz from {in_mhz:g} MHz: {proc.stderr.strip()[:200]}")
-    text = path.read_text()
-    found = re.search(r"Achieved output frequency:\s*([\d.]+)", text) or \
-        re.search(r"clkout0 frequency:\s*([\d.]+)", proc.stdout + proc.stderr)
-    achieved = float(found.group(1)) if found else out_mhz
-    return text, achieved
-
-
 def _run_with_progress(fn, label: str, progress):
     done = threading.Event()
     result: dict = {}
@@ -108,6 +77,7 @@ def build_board(cfg, weights, board: str, out_dir: str | os.PathLike, *, freq_mh
                 baud: int = 115200, program: bool = False, progress=print) -> dict:
     """Build the bitstream of ``cfg``/``weights`` for ``board``; write and return ``report.json``'s dict."""
     from ..rtl import design_hash
+    from .pll import plan_pll
     from .top import BoardTop
 
     platform = get_platform(board)
@@ -118,7 +88,7 @@ def build_board(cfg, weights, board: str, out_dir: str | os.PathLike, *, freq_mh
     family = getattr(platform, "family", "").lower()
     default_hz = platform.default_clk_frequency
     target = freq_mhz if freq_mhz else default_hz / 1e6
-    top = BoardTop(cfg, weights, freq_mhz=freq_mhz, baud=baud, pll_dir=out / "pll",
+    top = BoardTop(cfg, weights, pll=plan_pll(platform, freq_mhz, out / "pll"), baud=baud,
                    design_hash=design_hash(cfg, weights))
     synth_opts = []
     if family == "ice40":

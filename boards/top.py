@@ -1,11 +1,11 @@
 """The board top: clocking, reset, status LEDs and the UART host link around the accelerator.
 
-``BoardTop(cfg, weights, freq_mhz=None)`` works on any amaranth-boards
-platform that has a ``uart`` resource and a default clock. Without
-``freq_mhz`` the design runs from the board's oscillator (12 MHz on the
-iCEBreaker, 25 MHz on the ULX3S); with it, a PLL whose parameters come from
-the toolchain's own calculators (``icepll`` / ``ecppll``) makes the clock, and
-the design is held in reset until the PLL locks. On iCE40 the PLL is an
+``BoardTop(cfg, weights, pll=None)`` works on any amaranth-boards
+platform that has a ``uart`` resource and a default clock. Without ``pll``
+the design runs from the board's oscillator (12 MHz on the iCEBreaker,
+25 MHz on the ULX3S); with one (:func:`rnnaccel.boards.pll.plan_pll`, whose
+parameters come from the toolchain's own calculators ``icepll`` / ``ecppll``)
+the PLL makes the clock, and the design is held in reset until it locks. On iCE40 the PLL is an
 ``SB_PLL40_PAD`` fed straight from the oscillator's pad (on the iCEBreaker
 the 12 MHz clock is on the PLL's own pin), so the board's clock pin must be
 a PLL pad. LEDs: ``led`` 0 (or
@@ -15,12 +15,12 @@ transmit, where the board has them.
 
 from __future__ import annotations
 
-from pathlib import Path
 
 from amaranth.hdl import ClockDomain, Elaboratable, Instance, Module, ResetSignal, Signal
 from amaranth.lib import io
 
 from .platforms import BoardError
+from .pll import PLL
 
 __all__ = ["BoardTop"]
 
@@ -48,31 +48,26 @@ def _has(platform, name, number) -> bool:
 
 
 class BoardTop(Elaboratable):
-    def __init__(self, cfg, weights=None, *, freq_mhz: float | None = None, baud: int = 115200,
-                 pll_dir: str | Path | None = None, design_hash: str | None = None):
+    def __init__(self, cfg, weights=None, *, pll: PLL | None = None, baud: int = 115200,
+                 design_hash: str | None = None):
         self.cfg = cfg
         self.design_hash = design_hash
         self.weights = weights
-        self.freq_mhz = freq_mhz
+        self.pll = pll
         self.baud = baud
-        self.pll_dir = Path(pll_dir) if pll_dir else None
-        self.achieved_mhz: float | None = None
+        self.achieved_mhz: float | None = pll.achieved_mhz if pll else None
 
     def elaborate(self, platform):
         from ..hw.hostlink import HostLink
-        from .build import pll_verilog
 
         if platform is None:
             raise BoardError("BoardTop needs a board platform (see rnnaccel.boards.platforms)")
         m = Module()
         default_hz = platform.default_clk_frequency
         family = getattr(platform, "family", "").lower()
-        if self.freq_mhz and abs(self.freq_mhz * 1e6 - default_hz) > 1:
-            if self.pll_dir is None:
-                raise BoardError("a PLL needs a work folder (pll_dir)")
-            text, achieved = pll_verilog(family, default_hz / 1e6, self.freq_mhz, self.pll_dir)
-            self.achieved_mhz = achieved
-            platform.add_file("rnnaccel_pll.v", text)
+        if self.pll is not None:
+            achieved = self.pll.achieved_mhz
+            platform.add_file("rnnaccel_pll.v", self.pll.verilog)
             clk_in = platform.request(platform.default_clk, dir="-")
             if family == "ice40":
                 clk_src = clk_in.io       # SB_PLL40_PAD: the pad goes straight to the PLL

@@ -139,7 +139,7 @@ def accelerator_verilog(cfg: Config, weights, family: str | None = None) -> str:
     """
     from amaranth.back import verilog
 
-    from .hw.top import make_accelerator
+    from .hw.accelerator import make_accelerator
 
     top = make_accelerator(cfg, weights if cfg.weights_in_rom else None)
     platform = TargetFamily(family) if family else None
@@ -259,7 +259,8 @@ def generate(cfg: Config, weights, out_dir: str | os.PathLike, progress=print) -
     from . import lut
     from .host import OP
     from .hw.mvu import mvu_latency, plan_cycles
-    from .hw.top import command_layout, program
+    from .hw.accelerator import program
+    from .hw.sequencer import command_layout
     from .image import bank_word_bits, bank_words, bias_word_bits, bias_words, plans, weight_banks
 
     out = Path(out_dir)

@@ -12,7 +12,7 @@ __all__ = ["run_session_amaranth"]
 
 def run_session_amaranth(cfg: Config, weights, ops: list[tuple], *, idle: float = 0.0, backpressure: float = 0.0,
                          seed: int = 0, vcd: str | None = None, progress=None):
-    """Execute ``ops`` on :class:`rnnaccel.hw.top.Accelerator`; returns (outputs, counters).
+    """Execute ``ops`` on the accelerator of ``cfg.datapath``; returns (outputs, counters).
 
     ``idle`` / ``backpressure``: probability of a gap on the input stream /
     of ``ready`` low on the output stream each cycle (seeded). ``counters``
@@ -21,7 +21,7 @@ def run_session_amaranth(cfg: Config, weights, ops: list[tuple], *, idle: float 
     """
     from amaranth.sim import Simulator
 
-    from .hw.top import make_accelerator
+    from .hw.accelerator import make_accelerator
 
     dut = make_accelerator(cfg, weights if cfg.weights_in_rom else None)
     rng = np.random.default_rng(seed)

@@ -2,7 +2,7 @@
 
 :class:`HostLink` is what goes on a board: UART pins in and out, LED-able
 status, and inside it a :class:`FrameEngine` wrapping one
-:class:`~rnnaccel.hw.top.Accelerator`. The engine is a generic
+:func:`~rnnaccel.hw.accelerator.make_accelerator` accelerator. The engine is a generic
 command/response machine (protocol: :mod:`rnnaccel.boards.protocol`,
 ``docs/hostlink.md``):
 
@@ -35,7 +35,8 @@ from amaranth.lib.wiring import In, Out
 from ..boards import protocol
 from ..boards.protocol import CRC, SYNC, Cmd, Error, Info, LinkLayout
 from ..config import Config
-from .top import Accelerator, Op, STATUS_BITS, make_accelerator
+from .accelerator import Accelerator, make_accelerator
+from .sequencer import STATUS_BITS, Op
 from .uart import UARTRx, UARTTx, uart_divisor
 
 __all__ = ["FrameReceiver", "FrameTransmitter", "FrameEngine", "HostLink", "FRAME_LAYOUT"]

@@ -3,9 +3,9 @@
 For models whose weights fill a small FPGA (``lstm512-ice40``: 128 KiB of
 circulant weights in the iCE40UP5K's four SPRAMs), where the array's T-word
 wide vector, projection and bias memories would not fit in block RAM.
-Same external interface as :class:`rnnaccel.hw.top.Accelerator` (streams,
+Same external interface as :class:`rnnaccel.hw.array.ArrayAccelerator` (streams,
 commands, counters), so the harness, the host link and the board tops take
-either (:func:`rnnaccel.hw.top.make_accelerator`).
+either (:func:`rnnaccel.hw.accelerator.make_accelerator`).
 
 Schedule of one layer (layout in :mod:`rnnaccel.image`, "serial"):
 
@@ -44,7 +44,7 @@ from ..image import (bank_packing, bank_word_bits, bank_words, bias_rows, bias_w
                      serial_layer_bases, vector_depth, vector_slots, weight_bank_depth, weight_banks)
 from .gates import GateUnit
 from .mvu import spram_bank, uses_spram_primitives
-from .top import PHASE_CLEAR, Op, _SequencerBase
+from .sequencer import PHASE_CLEAR, Op, SequencerBase
 
 __all__ = ["SerialAccelerator", "serial_program"]
 
@@ -60,8 +60,8 @@ def serial_program(cfg: Config) -> list[tuple]:
     return prog
 
 
-class SerialAccelerator(_SequencerBase):
-    """The serial-datapath accelerator; members as :class:`rnnaccel.hw.top.Accelerator`."""
+class SerialAccelerator(SequencerBase):
+    """The serial-datapath accelerator; members as :class:`rnnaccel.hw.array.ArrayAccelerator`."""
 
     def __init__(self, cfg: Config, weights=None):
         if isinstance(cfg, Config) and cfg.datapath != "serial":

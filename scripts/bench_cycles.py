@@ -27,7 +27,8 @@ import numpy as np
 
 from rnnaccel.config import preset
 from rnnaccel.fixedpoint import quantize
-from rnnaccel.hw.top import PHASE_CLEAR, PHASE_STEP_DONE, make_accelerator, program
+from rnnaccel.hw.accelerator import make_accelerator, program
+from rnnaccel.hw.sequencer import PHASE_CLEAR, PHASE_STEP_DONE
 from rnnaccel.model import random_weights
 
 VARIANTS = {

@@ -401,7 +401,7 @@ def build_block(cfg, block: str, fn: str = "sigmoid"):
         from rnnaccel.hw.activation import ActivationUnit
         return ActivationUnit(cfg, fn, cfg.q_pre.width, cfg.q_pre.frac), f"rnnaccel_{fn}"
     if block == "top":
-        from rnnaccel.hw.top import make_accelerator
+        from rnnaccel.hw.accelerator import make_accelerator
         return make_accelerator(cfg, random_weights(cfg) if cfg.weights_in_rom else None), "rnnaccel_top"
     raise ValueError(f"block must be one of {', '.join(BLOCKS)}, not {block!r}")
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from rnnaccel.host import golden_session
-from rnnaccel.hw.top import program
+from rnnaccel.hw.accelerator import program
 from rnnaccel.model import random_weights
 from rnnaccel.sim_amaranth import run_session_amaranth
 
@@ -87,11 +87,12 @@ def test_out_of_range_commands_set_error_and_change_nothing():
     """WRITE_VEC / WRITE_C / WRITE_WEIGHT outside their memories, and unknown opcodes, flag an error."""
     from amaranth.sim import Simulator
 
-    from rnnaccel.hw.top import Accelerator, Op
+    from rnnaccel.hw.array import ArrayAccelerator
+    from rnnaccel.hw.sequencer import Op
     from rnnaccel.image import vector_depth
 
     cfg = case_config("tiny", {"weights_in_rom": False})
-    dut = Accelerator(cfg)
+    dut = ArrayAccelerator(cfg)
     bad = [(Op.WRITE_VEC, 0, vector_depth(cfg), 1), (Op.WRITE_VEC, cfg.pe_cols * cfg.tile, 0, 1),
            (Op.WRITE_C, 0, cfg.num_layers * cfg.padded(cfg.hidden_size), 1),
            (Op.WRITE_WEIGHT, 0, 10 ** 6, 1), (Op.WRITE_WEIGHT, cfg.pe_rows * cfg.pe_cols + 1, 0, 1), (9, 0, 0, 0)]

@@ -11,6 +11,7 @@ import pytest
 from rnnaccel import cli
 from rnnaccel.boards import build as board_build
 from rnnaccel.boards.platforms import BOARDS, BoardError, get_platform
+from rnnaccel.boards.pll import plan_pll
 from rnnaccel.boards.top import BoardTop
 from rnnaccel.config import preset
 from rnnaccel.model import random_weights
@@ -24,8 +25,8 @@ from rnnaccel.model import random_weights
 def test_board_top_elaborates_without_toolchain(board, freq, name, tmp_path):
     cfg = preset(name)
     platform = get_platform(board)
-    top = BoardTop(cfg, random_weights(cfg) if cfg.weights_in_rom else None, freq_mhz=freq,
-                   pll_dir=tmp_path / "pll")
+    top = BoardTop(cfg, random_weights(cfg) if cfg.weights_in_rom else None,
+                   pll=plan_pll(platform, freq, tmp_path / "pll"))
     plan = platform.build(top, name="rnnaccel", do_build=False)
     assert "rnnaccel.il" in plan.files
     constraints = plan.files.get("rnnaccel.pcf") or plan.files.get("rnnaccel.lpf")

@@ -172,7 +172,8 @@ def test_serial_passes_have_no_bubbles():
 def test_serial_out_of_range_commands_set_error():
     from amaranth.sim import Simulator
 
-    from rnnaccel.hw.top import Op, make_accelerator
+    from rnnaccel.hw.accelerator import make_accelerator
+    from rnnaccel.hw.sequencer import Op
     from rnnaccel.image import bias_rows, vector_depth
 
     cfg = _cfg({"weights_in_rom": False})

@@ -22,71 +22,21 @@ weight/bias words (when not baked into ROM), clear the counters.
 
 from __future__ import annotations
 
-import enum
-
 from amaranth.hdl import Array, Const, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, fifo, memory, stream, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib import data, memory
 
 from ..config import Config
-from . import check_cfg_and_weights
 from ..image import plans, vector_depth, vector_slots
 from .buffers import VectorStore, state_ram_attrs
 from .gates import GateUnit
 from .mvu import CirculantMVU
+from .sequencer import PHASE_CLEAR, Op, SequencerBase
 
-__all__ = ["Accelerator", "make_accelerator", "Op", "program", "command_layout", "STATUS_BITS", "PHASE_CLEAR",
-           "PHASE_STEP_DONE"]
-
-
-class Op(enum.IntEnum):
-    """Command opcodes (``i_cmd.payload.op``)."""
-
-    NOP = 0
-    RESET_STATE = 1      #: zero every h, c, r*h and x_{t-1} word
-    WRITE_VEC = 2        #: vector store: sel = bank * T + lane, addr = row, data = q_state word
-    WRITE_C = 3          #: cell state: addr = layer * padded(H) + element, data = q_cell word
-    WRITE_WEIGHT = 4     #: sel = weight bank (p * pe_cols + q; pe_rows*pe_cols = bias), addr = word, data = packed word
-    CLEAR_COUNTERS = 5   #: zero the cycle, wait and step counters and the error flag
+__all__ = ["ArrayAccelerator", "array_program"]
 
 
-PHASE_CLEAR = 254
-PHASE_STEP_DONE = 255
-
-#: Bits of ``status``.
-STATUS_BITS = {"busy": 0, "idle": 1, "error": 2}
-
-
-def command_layout(cfg: Config) -> data.StructLayout:
-    from ..image import bank_word_bits, bias_word_bits
-
-    mvu_word = max(bank_word_bits(cfg), bias_word_bits(cfg))
-    return data.StructLayout({
-        "op": unsigned(4),
-        "sel": unsigned(16),
-        "addr": unsigned(24),
-        "data": unsigned(max(32, mvu_word)),
-    })
-
-
-def make_accelerator(cfg: Config, weights=None):
-    """The accelerator of ``cfg.datapath``: :class:`Accelerator` or :class:`~rnnaccel.hw.serial.SerialAccelerator`.
-
-    Both have the same members (streams, commands, counters, phase).
-    """
-    if cfg.datapath == "serial":
-        from .serial import SerialAccelerator
-
-        return SerialAccelerator(cfg, weights)
-    return Accelerator(cfg, weights)
-
-
-def program(cfg: Config) -> list[tuple]:
-    """Phases of one time step, in order (see the module docstring; the serial datapath's own list)."""
-    if cfg.datapath == "serial":
-        from .serial import serial_program
-
-        return serial_program(cfg)
+def array_program(cfg: Config) -> list[tuple]:
+    """Phases of one time step of the array datapath, in order (see the module docstring)."""
     ps = plans(cfg)
     by_layer = {}
     for p in ps:
@@ -111,71 +61,7 @@ def program(cfg: Config) -> list[tuple]:
     return prog
 
 
-class _SequencerBase(wiring.Component):
-    """What both datapaths share: the members, the stream FIFOs, status and counters, the common commands."""
-
-    def __init__(self, cfg: Config, weights, prog: list[tuple]):
-        check_cfg_and_weights(cfg, weights)
-        self._cfg = cfg
-        self._weights = weights
-        self._program = prog
-        xs = cfg.q_state.width
-        super().__init__({
-            "i_x": In(stream.Signature(signed(xs))),
-            "o_h": Out(stream.Signature(signed(xs))),
-            "i_cmd": In(stream.Signature(command_layout(cfg))),
-            "status": Out(3),
-            "cycles": Out(32),
-            "wait_cycles": Out(32),
-            "steps": Out(32),
-            "phase": Out(8),
-        })
-
-    @property
-    def cfg(self) -> Config:
-        return self._cfg
-
-    @property
-    def program(self) -> list[tuple]:
-        return list(self._program)
-
-    def _stream_fifos(self, m: Module):
-        """The input FIFO (one step of inputs) and the output FIFO (one step of outputs), on the streams.
-
-        The last phase pushes H words back to back without looking at ``w_rdy`` (``wait_out`` made
-        room); a SyncFIFOBuffered of depth 2 cannot take two writes in a row, hence the margin.
-        """
-        cfg, xs = self._cfg, self._cfg.q_state.width
-        m.submodules.in_fifo = in_fifo = fifo.SyncFIFOBuffered(width=xs, depth=max(2, cfg.input_size))
-        m.submodules.out_fifo = out_fifo = fifo.SyncFIFOBuffered(width=xs, depth=max(3, cfg.hidden_size + 1))
-        m.d.comb += [in_fifo.w_data.eq(self.i_x.payload), in_fifo.w_en.eq(self.i_x.valid),
-                     self.i_x.ready.eq(in_fifo.w_rdy),
-                     self.o_h.valid.eq(out_fifo.r_rdy), self.o_h.payload.eq(out_fifo.r_data.as_signed()),
-                     out_fifo.r_en.eq(self.o_h.ready)]
-        return in_fifo, out_fifo
-
-    def _status_and_counters(self, m: Module, busy, waiting, error, clearing) -> None:
-        m.d.comb += self.status.eq(busy | (~busy << 1) | (error << 2))
-        with m.If(busy & ~waiting & ~clearing):
-            m.d.sync += self.cycles.eq(self.cycles + 1)
-        with m.If(busy & waiting):
-            m.d.sync += self.wait_cycles.eq(self.wait_cycles + 1)
-
-    def _common_commands(self, m: Module, error) -> None:
-        """CLEAR_COUNTERS and unknown opcodes: the last cases of the command ``Switch``."""
-        with m.Case(Op.CLEAR_COUNTERS):
-            m.d.sync += [self.cycles.eq(0), self.wait_cycles.eq(0), self.steps.eq(0), error.eq(0)]
-        with m.Default():
-            m.d.sync += error.eq(1)
-
-    def _step_done(self, m: Module, busy) -> None:
-        with m.State("STEP_DONE"):
-            m.d.comb += [busy.eq(1), self.phase.eq(PHASE_STEP_DONE)]
-            m.d.sync += self.steps.eq(self.steps + 1)
-            m.next = "IDLE"
-
-
-class Accelerator(_SequencerBase):
+class ArrayAccelerator(SequencerBase):
     """The accelerator for one config (and, with weights in ROM, one set of weights).
 
     Members
@@ -200,7 +86,7 @@ class Accelerator(_SequencerBase):
     def __init__(self, cfg: Config, weights=None):
         if isinstance(cfg, Config) and cfg.datapath != "array":
             raise ValueError(f"Accelerator is the array datapath; datapath {cfg.datapath!r} needs make_accelerator()")
-        super().__init__(cfg, weights, program(cfg) if isinstance(cfg, Config) else [])
+        super().__init__(cfg, weights, array_program(cfg) if isinstance(cfg, Config) else [])
 
     def elaborate(self, platform):
         cfg = self._cfg

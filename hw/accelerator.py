@@ -1,0 +1,31 @@
+"""The accelerator of a config: the datapath it names, behind one interface.
+
+:func:`make_accelerator` returns :class:`~rnnaccel.hw.array.ArrayAccelerator`
+or :class:`~rnnaccel.hw.serial.SerialAccelerator`; both have the members of
+:class:`~rnnaccel.hw.sequencer.SequencerBase` (streams, commands, counters,
+phase). :func:`program` is the datapath's list of phases for one time step.
+"""
+
+from __future__ import annotations
+
+from ..config import Config
+from .array import ArrayAccelerator, array_program
+from .sequencer import SequencerBase
+from .serial import SerialAccelerator, serial_program
+
+__all__ = ["make_accelerator", "program", "Accelerator"]
+
+#: Either datapath's accelerator (for annotations).
+Accelerator = SequencerBase
+
+
+def make_accelerator(cfg: Config, weights=None) -> SequencerBase:
+    """The accelerator of ``cfg.datapath``: :class:`ArrayAccelerator` or :class:`SerialAccelerator`."""
+    if cfg.datapath == "serial":
+        return SerialAccelerator(cfg, weights)
+    return ArrayAccelerator(cfg, weights)
+
+
+def program(cfg: Config) -> list[tuple]:
+    """Phases of one time step, in order (each datapath's own list)."""
+    return serial_program(cfg) if cfg.datapath == "serial" else array_program(cfg)
