@@ -13,45 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
+from .cli_common import CLIError, load_inputs, parse_set
 from .config import PRESETS, Config, ConfigError, preset
 from .fixedpoint import to_float
 
 __all__ = ["main", "CLIError"]
-
-
-class CLIError(Exception):
-    """A user-facing error: printed as one line, exit status 2."""
-
-
-def _load_inputs(path: str, what: str = "input") -> np.ndarray:
-    """One numeric .npy array, or a one-line :class:`CLIError` naming the problem."""
-    p = Path(path)
-    if not p.is_file():
-        raise CLIError(f"{what} file {path!r} does not exist")
-    try:
-        x = np.load(p, allow_pickle=False)
-    except (ValueError, OSError, EOFError):
-        raise CLIError(f"{path}: not a readable .npy array") from None
-    if not isinstance(x, np.ndarray):
-        raise CLIError(f"{path}: holds several arrays (an .npz); give one .npy array of shape (T, input) or (N, T, input)")
-    if x.dtype.kind not in "fiu":
-        raise CLIError(f"{path}: {what}s must be numbers, not dtype {x.dtype}")
-    return x
-
-
-def _parse_set(items: list[str]) -> dict:
-    import tomllib
-
-    out = {}
-    for item in items or []:
-        if "=" not in item:
-            raise CLIError(f"--set takes FIELD=VALUE, not {item!r}")
-        key, value = item.split("=", 1)
-        try:
-            out[key.strip()] = tomllib.loads(f"v = {value}")["v"]
-        except tomllib.TOMLDecodeError:
-            out[key.strip()] = value  # a bare string such as lstm or Q3.12
-    return out
 
 
 def _config_from_args(args) -> Config:
@@ -59,7 +25,7 @@ def _config_from_args(args) -> Config:
         cfg = preset(args.preset)
     except KeyError as exc:
         raise CLIError(exc.args[0]) from None
-    changes = _parse_set(getattr(args, "set", None))
+    changes = parse_set(getattr(args, "set", None))
     if getattr(args, "seed", None) is not None:
         changes["seed"] = args.seed
     if changes:
@@ -109,9 +75,10 @@ def cmd_run(args) -> int:
     if args.backend not in BACKEND_NAMES:
         raise CLIError(f"unknown backend {args.backend!r} (known: {', '.join(BACKEND_NAMES)})")
     cfg, weights = load_model(args.model)
-    x = _load_inputs(args.inputs)
+    x = load_inputs(args.inputs)
     if x.ndim not in (2, 3) or x.shape[-1] != cfg.input_size:
-        raise CLIError(f"{args.inputs}: shape {x.shape}; the model needs (T, {cfg.input_size}) or (N, T, {cfg.input_size})")
+        raise CLIError(f"{args.inputs}: shape {x.shape}; the model needs (T, {cfg.input_size}) or (N, T, "
+                       f"{cfg.input_size})")
     if x.dtype.kind == "f" and not np.all(np.isfinite(x)):
         bad = np.argwhere(~np.isfinite(x))[0]
         raise CLIError(f"{args.inputs}: NaN or infinite value at index {tuple(int(i) for i in bad)}")
@@ -161,7 +128,8 @@ def _info_text(cfg: Config) -> str:
              + f", input {cfg.input_size}, hidden {cfg.hidden_size})",
              f"config hash: {cfg.hash}",
              f"weights: {'circulant k=' + str(cfg.block_size) if cfg.circulant else 'dense'}; "
-             + (f"PE grid {cfg.pe_rows}x{cfg.pe_cols}, {cfg.lanes} lanes/PE, {cfg.multipliers} multipliers; tile {cfg.tile}"
+             + (f"PE grid {cfg.pe_rows}x{cfg.pe_cols}, {cfg.lanes} lanes/PE, {cfg.multipliers} multipliers; tile "
+                f"{cfg.tile}"
               if cfg.datapath == "array" else
               f"serial datapath: {cfg.lanes} lanes on {cfg.block_size}-blocks, one-word memories, "
               f"fused projections (W x + U h + b + c, narrowed once)"),
@@ -216,7 +184,8 @@ def cmd_demo(args) -> int:
     cfg = _config_from_args(args)
     out = Path(args.output)
     model_dir, gen_dir = out / "model", out / "rtl"
-    print(f"[1/4] model: {cfg.name}, {cfg.num_layers}-layer {cfg.cell}, input {cfg.input_size}, hidden {cfg.hidden_size}, "
+    print(f"[1/4] model: {cfg.name}, {cfg.num_layers}-layer {cfg.cell}, input {cfg.input_size}, hidden "
+          f"{cfg.hidden_size}, "
           f"k={cfg.block_size}, PE grid {cfg.pe_rows}x{cfg.pe_cols} ({cfg.multipliers} multipliers), seed {cfg.seed} "
           f"-> {model_dir}/")
     save_model(model_dir, cfg, random_weights(cfg))
@@ -280,7 +249,7 @@ def cmd_quantize(args) -> int:
         raise CLIError(f"{out} already holds a model; pass --overwrite to replace it")
     calib = None
     if args.calibrate:
-        calib = _load_inputs(args.calibrate)
+        calib = load_inputs(args.calibrate)
         if calib.ndim not in (2, 3) or calib.shape[-1] != cfg.input_size:
             raise CLIError(f"{args.calibrate}: shape {calib.shape}; the model needs (T, {cfg.input_size}) or "
                            f"(N, T, {cfg.input_size})")
@@ -325,7 +294,7 @@ def cmd_build(args) -> int:
 def cmd_infer(args) -> int:
     from .boards.driver import LinkError, infer
 
-    x = _load_inputs(args.inputs)
+    x = load_inputs(args.inputs)
     if x.dtype.kind == "f" and not np.all(np.isfinite(x)):
         raise CLIError(f"{args.inputs}: NaN or infinite values")
     try:
@@ -433,8 +402,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .cli_evaluate import add_parser as add_evaluate_parser
     from .cli_import import add_parser as add_import_parser
+    from .cli_retrain import add_parser as add_retrain_parser
 
     add_import_parser(sub)
+    add_retrain_parser(sub)
     add_evaluate_parser(sub)
     s = sub.add_parser("quantize", help="choose Q formats from the weights and calibration inputs")
     s.add_argument("model", help="model directory")

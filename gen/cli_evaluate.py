@@ -2,7 +2,7 @@
 
 Wired into :mod:`rnnaccel.cli` with :func:`add_parser`; the work is done by
 :mod:`rnnaccel.evaluate` (and :mod:`rnnaccel.datasets` for named data sets).
-Every user error is a :class:`rnnaccel.cli.CLIError`,
+Every user error is a :class:`rnnaccel.cli_common.CLIError`,
 :class:`rnnaccel.model.ModelError` or :class:`rnnaccel.golden.InputError`,
 which ``rnnaccel``'s ``main`` prints as one ``rnnaccel: error: ...`` line with
 exit status 2.
@@ -29,14 +29,18 @@ golden model on the same sequences.
 
 Metric: with labels and a classifier head (DIR/head.npz: W (classes, hidden),
 b (classes,), applied to the last layer's hidden state at each sequence's
-last valid step), the accuracy of each arithmetic; always, the hidden-state
-deviation from the float row (max and mean |dh| over valid steps).
+last valid step), the accuracy of each arithmetic; with targets Y and a
+per-step readout (a head.npz of kind readout, from rnnaccel retrain on Y),
+the mean squared error; always, the hidden-state deviation from the float
+row (max and mean |dh| over valid steps).
 
 DATA is one of:
   X.npy            (N, T, input) or (T, input) floats; --labels Y.npy gives
                    class indices (N,), --lengths L.npy the true lengths of
                    zero-padded sequences (default: all T steps)
-  D.npz            arrays X and optionally y (labels) and lengths
+  D.npz            arrays X and optionally y (labels) or Y (N, T, outputs)
+                   per-step regression targets, lengths and classes (the
+                   layout rnnaccel retrain --data reads)
   NAME[:SPLIT]     a UCR/UEA classification set shipped inside sktime, e.g.
                    JapaneseVowels (test split) or JapaneseVowels:train; the
                    labels come with it (needs pip install 'rnnaccel[examples]')
@@ -67,14 +71,19 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def _npy(path: str, what: str) -> np.ndarray:
-    from .cli import _load_inputs
+    from .cli_common import load_inputs
 
-    return _load_inputs(path, what)
+    return load_inputs(path, what)
 
 
 def load_data(spec: str, labels: str | None = None, lengths: str | None = None):
-    """(X, lengths or None, labels or None, classes or None, description) for ``--data``."""
-    from .cli import CLIError
+    """(X, lengths or None, labels or None, classes or None, description, targets or None) for ``--data``.
+
+    An ``.npz`` holds ``X`` and optionally ``y`` (labels) or ``Y`` (per-step
+    regression targets), ``lengths`` and ``classes``: the layout
+    ``rnnaccel retrain --data`` reads.
+    """
+    from .cli_common import CLIError
 
     p = Path(spec)
     if p.suffix.lower() == ".npz":
@@ -88,15 +97,19 @@ def load_data(spec: str, labels: str | None = None, lengths: str | None = None):
                     raise CLIError(f"{spec}: has no array X (arrays: {', '.join(d.files) or 'none'})")
                 X = np.asarray(d["X"])
                 y = np.asarray(d["y"]) if "y" in d.files else None
+                Y = np.asarray(d["Y"]) if "Y" in d.files else None
                 L = np.asarray(d["lengths"]) if "lengths" in d.files else None
+                names = tuple(str(c) for c in np.ravel(d["classes"])) if "classes" in d.files else None
         except (ValueError, OSError, EOFError):
             raise CLIError(f"{spec}: not a readable .npz archive of arrays") from None
-        return X, L, y, None, f"{spec}"
+        if y is not None and Y is not None:
+            raise CLIError(f"{spec}: holds both y (class labels) and Y (regression targets); give one")
+        return X, L, y, names, f"{spec}", Y
     if p.suffix.lower() == ".npy" or p.exists() or "/" in spec or "\\" in spec:
         X = _npy(spec, "data")
         y = _npy(labels, "labels") if labels else None
         L = _npy(lengths, "lengths") if lengths else None
-        return X, L, y, None, f"{spec}"
+        return X, L, y, None, f"{spec}", None
     # a data set name
     from .datasets import DatasetError, load_dataset
 
@@ -111,28 +124,28 @@ def load_data(spec: str, labels: str | None = None, lengths: str | None = None):
     except DatasetError as exc:
         raise CLIError(f"--data {spec!r} is not a file and not a usable data set name: {exc}") from None
     part = getattr(ds, split)
-    return part.X, part.lengths, part.y, part.classes, f"{ds.name} ({split} split)"
+    return part.X, part.lengths, part.y, part.classes, f"{ds.name} ({split} split)", None
 
 
 def cmd_evaluate(args) -> int:
-    from .cli import CLIError
+    from .cli_common import CLIError
     from .evaluate import evaluate, format_table, load_head, load_reference, plot_report, write_json
     from .model import load_model
 
     cfg, weights = load_model(args.model)
     head = load_head(args.model, cfg.hidden_size)
-    X, lengths, labels, classes, described = load_data(args.data, args.labels, args.lengths)
+    X, lengths, labels, classes, described, targets = load_data(args.data, args.labels, args.lengths)
     if X.dtype.kind not in "fiu":
         raise CLIError(f"{args.data}: inputs must be numbers, not dtype {X.dtype}")
     if X.ndim not in (2, 3) or X.shape[-1] != cfg.input_size:
         raise CLIError(f"{args.data}: shape {X.shape}; the model needs (T, {cfg.input_size}) or "
                        f"(N, T, {cfg.input_size})")
-    if classes is not None and head is not None:
+    if classes is not None and head is not None and head.is_classifier:
         if head.num_classes != len(classes):
             raise CLIError(f"{described} has {len(classes)} classes, the model's head {head.num_classes}")
         if head.classes is not None and [c.lower() for c in head.classes] != [c.lower() for c in classes]:
             raise CLIError(f"the head's classes {list(head.classes)} are not the data set's {list(classes)}")
-    if classes is not None and head is None:
+    if classes is not None and head is None and targets is None and not str(args.data).lower().endswith(".npz"):
         labels = None  # a named data set without a head: deviations only
         print(f"note: {args.model} has no head.npz (classifier head): reporting hidden-state deviations only")
     if args.limit is not None:
@@ -142,6 +155,7 @@ def cmd_evaluate(args) -> int:
             X = X[: args.limit]
             lengths = None if lengths is None else np.asarray(lengths)[: args.limit]
             labels = None if labels is None else np.asarray(labels)[: args.limit]
+            targets = None if targets is None else np.asarray(targets)[: args.limit]
     dense = load_reference(args.dense, cfg) if args.dense else None
     if args.rtl_sequences < 1:
         raise CLIError(f"--rtl-sequences must be 1 or more, not {args.rtl_sequences}")
@@ -149,7 +163,7 @@ def cmd_evaluate(args) -> int:
     try:
         report = evaluate(cfg, weights, X, lengths=lengths, labels=labels, head=head, dense=dense,
                           rtl_backend=args.rtl_backend, rtl_sequences=args.rtl_sequences, cache_dir=args.cache,
-                          log=lambda msg: print(f"[evaluate] {msg}", flush=True))
+                          log=lambda msg: print(f"[evaluate] {msg}", flush=True), targets=targets)
     except _cocotb_failure() as exc:
         raise CLIError(f"{args.rtl_backend} simulation failed: {str(exc).splitlines()[0]}") from None
     report["data"]["source"] = described

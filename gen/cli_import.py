@@ -1,7 +1,7 @@
 """``rnnaccel import``: a trained PyTorch or ONNX model as a model directory.
 
 Wired into :mod:`rnnaccel.cli` with :func:`add_parser`; the work is done by
-:mod:`rnnaccel.importers`. Errors are :class:`rnnaccel.cli.CLIError` (bad
+:mod:`rnnaccel.importers`. Errors are :class:`rnnaccel.cli_common.CLIError` (bad
 options, output directory) or :class:`rnnaccel.model.ModelError` (the file),
 which ``rnnaccel``'s ``main`` prints as one ``rnnaccel: error: ...`` line
 with exit status 2.
@@ -25,7 +25,9 @@ _FORMAT_OPTIONS = (
 
 DESCRIPTION = """\
 Import a trained recurrent model and write a model directory (rnnaccel.toml +
-weights.npz). Sources: PyTorch nn.LSTM, nn.GRU, nn.RNN (tanh) saved whole with
+weights.npz; and head.npz, a classifier head, when a PyTorch file holds one
+linear layer reading the hidden state beside the recurrent module).
+Sources: PyTorch nn.LSTM, nn.GRU, nn.RNN (tanh) saved whole with
 torch.save, or their state_dict (the cell is inferred from the shapes; a plain
 RNN state_dict needs --cell rnn, since it does not record its nonlinearity);
 ONNX LSTM, GRU, RNN operators (forward, default activations, stacked
@@ -33,10 +35,16 @@ operators = layers). Bidirectional, proj_size, relu, peephole, clipped and
 mismatched-size models are refused.
 
 The config is --preset-like (default tiny) with the model's cell, sizes and
-layers, block size K (lanes = K when K > 1) and the options below. With K > 1
-every weight matrix is replaced by the nearest block-circulant one and the
-share of each matrix's energy (squared Frobenius norm) that survives is
-printed; K = 1 keeps the weights exactly.
+layers, block size K (lanes = K when K > 1) and the options below.
+
+By default K = 1: the weights are kept exactly (dense) and, without
+--q-weight, stored in the 16-bit format fitted to the largest weight, so the
+imported model computes what the trained one does up to that rounding and
+the fixed-point arithmetic. With -k K > 1 every weight matrix is replaced by
+the nearest block-circulant one and the share of each matrix's energy
+(squared Frobenius norm) that survives is printed. That projection changes
+the model: its accuracy is typically far below the original's until it is
+retrained on data with rnnaccel retrain DIR --data TRAIN.npz -o OUT.
 
 Trust: PyTorch files are read with torch.load(weights_only=True), the
 restricted unpickler, allowing only classes defined in torch.nn (enough for
@@ -57,14 +65,17 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                               description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     s.add_argument("model", help="torch.save file (.pt/.pth: whole module or state_dict) or ONNX model (.onnx)")
     s.add_argument("-o", "--output", required=True, help="model directory to write")
-    s.add_argument("--block-size", "-k", type=int, metavar="K",
-                   help="circulant block size; 1 = dense, exact (default: the preset's)")
+    s.add_argument("--block-size", "-k", type=int, metavar="K", default=1,
+                   help="circulant block size (default 1: dense, the weights kept exactly); K > 1 projects every "
+                        "matrix onto block-circulant form, which needs rnnaccel retrain for accuracy")
     s.add_argument("--preset-like", default="tiny", metavar="NAME",
                    help=f"preset giving every other setting: {', '.join(PRESETS)} (default tiny)")
     s.add_argument("--set", action="append", metavar="FIELD=VALUE",
                    help="override a config field (repeatable; not the model's cell, sizes, layers or block size)")
     for flag, fld, text in _FORMAT_OPTIONS:
-        s.add_argument(flag, dest=fld, metavar="Qm.n", help=text + " (default: the preset's)")
+        s.add_argument(flag, dest=fld, metavar="Qm.n",
+                       help=text + (" (default: with K = 1 the 16-bit format fitted to the largest weight, "
+                                    "with K > 1 the preset's)" if fld == "q_weight" else " (default: the preset's)"))
     s.add_argument("--table-entries", type=int, metavar="N", help="entries of each activation table (power of two)")
     s.add_argument("--sigmoid-range", type=float, metavar="R", help="sigmoid table range [-R, R) (power of two)")
     s.add_argument("--tanh-range", type=float, metavar="R", help="tanh table range [-R, R) (power of two)")
@@ -82,11 +93,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def _changes(args) -> dict:
-    from .cli import CLIError, _parse_set
+    from .cli_common import CLIError, parse_set
     from .config import Config
     from .importers import SHAPE_FIELDS
 
-    changes = _parse_set(getattr(args, "set", None))
+    changes = parse_set(getattr(args, "set", None))
     known = {f for f in Config().to_dict()}
     for key in changes:
         if key not in known:
@@ -108,16 +119,17 @@ def _changes(args) -> dict:
 
 
 def cmd_import(args) -> int:
-    from .cli import CLIError
+    from .cli_common import CLIError
     from .config import preset
-    from .importers import import_model, range_report
+    from .evaluate import HEAD_FILE, save_head
+    from .importers import detect_format, import_model, range_report
     from .model import CONFIG_FILE, save_model
 
     try:
         base = preset(args.preset_like)
     except KeyError as exc:
         raise CLIError(f"--preset-like: {exc.args[0]}") from None
-    if args.block_size is not None and args.block_size < 1:
+    if args.block_size < 1:
         raise CLIError(f"--block-size must be 1 or more, not {args.block_size}")
     changes = _changes(args)
     src = Path(args.model)
@@ -142,15 +154,32 @@ def cmd_import(args) -> int:
     stored = sum(e.stored for e in res.energies)
     if k == 1:
         print(f"dense weights (k = 1): {dense} weights kept exactly (100.0% of energy)")
+        if res.weight_format_note:
+            print(f"quantization: {res.weight_format_note}")
     else:
         print(f"block-circulant projection, k = {k}:")
         for e in res.energies:
             print(f"  {e.line()}")
         print(f"  total: {100 * res.total_fraction:.1f}% of energy kept "
               f"({len(res.energies)} matrices, {dense} weights -> {stored} stored)")
+        print(f"warning: the k = {k} projection kept {100 * res.total_fraction:.1f}% of the weights' energy and "
+              f"changes what the model computes; accuracy needs retraining: rnnaccel retrain {out} --data TRAIN.npz "
+              f"-o {out}-retrained")
     for line in range_report(cfg, res.weights):
         print(f"quantization: {line}")
+    head, how = None, ""
+    if detect_format(src) == "torch" if args.format == "auto" else args.format == "torch":
+        from .evaluate import _torch_head
+
+        head, how = _torch_head(src, cfg.hidden_size, trust_pickle=args.trust_pickle)
     save_model(out, cfg, res.weights)
+    stale = out / HEAD_FILE
+    if head is not None:
+        save_head(out, head.W, head.b, head.classes)
+        print(f"classifier head: {how} -> {out / HEAD_FILE} (a classifier of the last hidden state; evaluate and "
+              f"retrain use it)")
+    elif stale.exists():
+        stale.unlink()  # a head of the model this directory held before (--force)
     print(f"wrote {out}/ ({cfg.name}: {shape}, k={k}, {cfg.lanes} lanes, PE grid {cfg.pe_rows}x{cfg.pe_cols}; "
           f"settings of preset {args.preset_like})")
     return 0

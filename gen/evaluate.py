@@ -35,6 +35,12 @@ dequantized output of whichever arithmetic produced ``h``. Training code
 writes it with :func:`save_head`; the rest of rnnaccel (``generate``, ``run``)
 ignores the file.
 
+A head may instead be a per-step *readout* for regression (``kind`` =
+``"readout"`` in ``head.npz``, written by ``rnnaccel retrain`` on ``Y``
+targets): ``W`` (outputs, H), ``b`` (outputs,) applied to the hidden state
+at every valid step, compared with targets ``Y`` (N, T, outputs) by the mean
+squared error. A ``head.npz`` without ``kind`` is a classifier.
+
 Variable-length sequences are zero-padded at the end to a common length T,
 with their true ``lengths``; every arithmetic runs the padded batch (outputs
 up to step ``lengths[n] - 1`` do not depend on later inputs), and the readout
@@ -60,7 +66,7 @@ from .model import ModelError, Weights, load_model
 
 __all__ = ["HEAD_FILE", "Head", "Reference", "save_head", "load_head", "check_head", "last_states", "valid_mask",
            "hidden_states", "ARITHMETICS", "evaluate", "format_table", "plot_report", "load_reference",
-           "write_json", "classify"]
+           "write_json", "classify", "readout_mse", "HEAD_KINDS"]
 
 HEAD_FILE = "head.npz"
 
@@ -72,9 +78,13 @@ ARITHMETICS = ("float", "float-qweights", "golden")
 # The classifier head
 # ----------------------------------------------------------------------------
 
+#: Kinds of head: a classifier of the last valid hidden state, or a per-step regression readout.
+HEAD_KINDS = ("classifier", "readout")
+
+
 @dataclass(frozen=True)
 class Head:
-    """Linear readout ``logits = h @ W.T + b`` of the last hidden state.
+    """Linear readout ``logits = h @ W.T + b`` of the last hidden state (or of every step).
 
     Attributes
     ----------
@@ -82,11 +92,19 @@ class Head:
     b : ndarray (classes,)
     classes : tuple of str or None
         Label names, in index order.
+    kind : str
+        ``classifier`` (argmax of the logits at the last valid step) or
+        ``readout`` (regression outputs at every step).
     """
 
     W: np.ndarray
     b: np.ndarray
     classes: tuple[str, ...] | None = None
+    kind: str = "classifier"
+
+    @property
+    def is_classifier(self) -> bool:
+        return self.kind == "classifier"
 
     @property
     def num_classes(self) -> int:
@@ -117,20 +135,28 @@ def check_head(head: Head, hidden_size: int | None = None, where: str = HEAD_FIL
         raise ModelError(f"{where}: holds NaN or infinite values")
     if head.classes is not None and len(head.classes) != W.shape[0]:
         raise ModelError(f"{where}: {len(head.classes)} class names for {W.shape[0]} classes")
+    if head.kind not in HEAD_KINDS:
+        raise ModelError(f"{where}: kind {head.kind!r} is not one of {', '.join(HEAD_KINDS)}")
     return head
 
 
-def save_head(directory: str | Path, W, b, classes=None) -> Path:
-    """Write ``head.npz`` into a model directory (W (classes, H), b (classes,), optional class names)."""
+def save_head(directory: str | Path, W, b, classes=None, kind: str = "classifier") -> Path:
+    """Write ``head.npz`` into a model directory (W (classes, H), b (classes,), optional class names).
+
+    ``kind="readout"`` writes a per-step regression readout (a ``kind`` array
+    marks it; classifier heads are written without one, as before).
+    """
     W = np.asarray(W, dtype=np.float32)
     b = np.asarray(b, dtype=np.float32)
     names = None if classes is None else tuple(str(c) for c in classes)
-    check_head(Head(W, b, names))
+    check_head(Head(W, b, names, kind))
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     arrays = {"W": W, "b": b}
     if names is not None:
         arrays["classes"] = np.array(names, dtype=np.str_)
+    if kind != "classifier":
+        arrays["kind"] = np.array(kind, dtype=np.str_)
     path = directory / HEAD_FILE
     from .model import _write_npz  # byte-reproducible npz writer
 
@@ -154,9 +180,12 @@ def load_head(directory: str | Path, hidden_size: int | None = None) -> Head | N
                          f"optionally classes)")
     W, b = arrays["W"], arrays["b"]
     classes = tuple(str(c) for c in np.ravel(arrays["classes"])) if "classes" in arrays else None
+    kind = str(np.ravel(arrays["kind"])[0]) if "kind" in arrays and np.size(arrays["kind"]) == 1 else "classifier"
+    if "kind" in arrays and np.size(arrays["kind"]) != 1:
+        raise ModelError(f"{path}: kind must be one string ({', '.join(HEAD_KINDS)})")
     if W.dtype.kind != "f" or b.dtype.kind != "f":
         raise ModelError(f"{path}: W and b must be float arrays")
-    return check_head(Head(W, b, classes), hidden_size, str(path))
+    return check_head(Head(W, b, classes, kind), hidden_size, str(path))
 
 
 # ----------------------------------------------------------------------------
@@ -195,6 +224,13 @@ def classify(cfg: Config, weights: Weights, head: Head, X: np.ndarray, lengths: 
     return head.predict(last_states(hidden_states(cfg, weights, X, arithmetic), lengths))
 
 
+def readout_mse(head: Head, y: np.ndarray, targets: np.ndarray, mask: np.ndarray) -> float:
+    """Mean squared error of a per-step readout of hidden states y (N, T, H) against targets (N, T, outputs),
+    over the valid steps (mask (N, T)) and every output."""
+    err = head.logits(y) - np.asarray(targets, np.float64)
+    return float(np.mean(err[mask] ** 2)) if mask.any() else 0.0
+
+
 @dataclass
 class Reference:
     """A dense reference model: config (k = 1), float weights, optional head, where it came from."""
@@ -206,7 +242,7 @@ class Reference:
     notes: tuple[str, ...] = ()
 
 
-def _torch_head(path: Path, hidden: int) -> tuple[Head | None, str]:
+def _torch_head(path: Path, hidden: int, trust_pickle: bool = False) -> tuple[Head | None, str]:
     """A linear readout saved beside the RNN in a PyTorch file: exactly one ``*.weight`` (C, H) + ``*.bias`` (C,)."""
     from .importers import _KEY, _flatten, _torch_load
 
@@ -215,7 +251,7 @@ def _torch_head(path: Path, hidden: int) -> tuple[Head | None, str]:
     except ImportError:
         return None, "torch is not installed"
     try:
-        obj, _ = _torch_load(path, trust_pickle=False)
+        obj, _ = _torch_load(path, trust_pickle=trust_pickle)
     except ModelError as exc:
         return None, str(exc)
     state = obj.state_dict() if isinstance(obj, torch.nn.Module) else obj
@@ -270,7 +306,7 @@ def load_reference(ref: str | Path, like: Config) -> Reference:
 # evaluate
 # ----------------------------------------------------------------------------
 
-def _check_data(cfg: Config, X, lengths, labels, head: Head | None):
+def _check_data(cfg: Config, X, lengths, labels, head: Head | None, targets=None):
     X = np.asarray(X)
     if X.dtype.kind not in "fiu":
         raise InputError(f"inputs must be numbers, not {X.dtype}")
@@ -306,15 +342,34 @@ def _check_data(cfg: Config, X, lengths, labels, head: Head | None):
         if head is None:
             raise InputError(f"labels were given but the model has no classifier head ({HEAD_FILE}: W (classes, "
                              f"hidden), b (classes,)); without labels evaluate reports hidden-state deviations")
+        if not head.is_classifier:
+            raise InputError(f"labels were given but the model's {HEAD_FILE} is a per-step regression readout; "
+                             f"give targets Y (N, T, {head.num_classes}) instead")
         if labels.min() < 0 or labels.max() >= head.num_classes:
             raise InputError(f"labels must be class indices 0..{head.num_classes - 1} (the head has "
                              f"{head.num_classes} classes), found {int(labels.min())}..{int(labels.max())}")
         labels = labels.astype(np.int64)
-    return X.astype(np.float64), lengths.astype(np.int64), labels
+    if targets is not None:
+        if labels is not None:
+            raise InputError("give class labels y or regression targets Y, not both")
+        targets = np.asarray(targets)
+        if targets.dtype.kind not in "fiu":
+            raise InputError(f"targets Y must be numbers, not dtype {targets.dtype}")
+        if targets.ndim != 3 or targets.shape[:2] != (n, t):
+            raise InputError(f"targets Y have shape {targets.shape}; the inputs need ({n}, {t}, outputs)")
+        if not np.all(np.isfinite(targets)):
+            raise InputError("targets Y hold NaN or infinite values")
+        if head is None or head.is_classifier:
+            raise InputError(f"targets Y were given but the model has no regression readout ({HEAD_FILE} with kind "
+                             f"'readout', written by rnnaccel retrain on Y targets)")
+        if targets.shape[2] != head.num_classes:
+            raise InputError(f"targets Y have {targets.shape[2]} outputs, the model's readout {head.num_classes}")
+        targets = targets.astype(np.float64)
+    return X.astype(np.float64), lengths.astype(np.int64), labels, targets
 
 
 def _row(name: str, arithmetic: str, y: np.ndarray, ref: np.ndarray | None, mask: np.ndarray, lengths, head,
-         labels, ref_pred, seconds: float, **extra) -> dict:
+         labels, ref_pred, seconds: float, targets=None, **extra) -> dict:
     row = {"name": name, "arithmetic": arithmetic, "sequences": int(y.shape[0]), "seconds": round(seconds, 3)}
     if ref is not None and ref.shape == y.shape:
         d = np.abs(y - ref)[mask]
@@ -322,8 +377,11 @@ def _row(name: str, arithmetic: str, y: np.ndarray, ref: np.ndarray | None, mask
         row["mean_abs_dev"] = float(d.mean()) if d.size else 0.0
     else:
         row["max_abs_dev"] = row["mean_abs_dev"] = None
-    row["accuracy"] = row["correct"] = row["agreement"] = None
-    if head is not None:
+    row["accuracy"] = row["correct"] = row["agreement"] = row["mse"] = None
+    if head is not None and not head.is_classifier:
+        if targets is not None:
+            row["mse"] = readout_mse(head, y, targets, mask)
+    elif head is not None:
         pred = head.predict(last_states(y, lengths))
         if labels is not None:
             row["correct"] = int(np.sum(pred == labels))
@@ -371,12 +429,14 @@ def _rtl(cfg: Config, weights: Weights, X: np.ndarray, lengths: np.ndarray, back
 
 def evaluate(cfg: Config, weights: Weights, X, lengths=None, labels=None, head: Head | None = None,
              dense: Reference | None = None, rtl_backend: str | None = None, rtl_sequences=2,
-             cache_dir: str | Path | None = None, log: Callable[[str], None] | None = None) -> dict:
+             cache_dir: str | Path | None = None, log: Callable[[str], None] | None = None,
+             targets=None) -> dict:
     """Run every arithmetic on ``X`` (N, T, input) and return the report (a JSON-able dict after
     :func:`write_json`; rows keep their predictions under ``_pred``).
 
     ``rtl_sequences`` is how many sequences (the first ones) the RTL backend
-    runs, or the indices of the sequences to run.
+    runs, or the indices of the sequences to run. ``targets`` (N, T, outputs)
+    are regression targets for a readout head (each row then has ``mse``).
 
     Raises :class:`~rnnaccel.golden.InputError` for inputs, lengths or labels
     that do not fit the model and head.
@@ -384,17 +444,21 @@ def evaluate(cfg: Config, weights: Weights, X, lengths=None, labels=None, head: 
     log = log or (lambda msg: None)
     if head is not None:
         check_head(head, cfg.hidden_size)
-    X, lengths, labels = _check_data(cfg, X, lengths, labels, head)
+    X, lengths, labels, targets = _check_data(cfg, X, lengths, labels, head, targets)
     n, t, _ = X.shape
     mask = valid_mask(lengths, t)
     rows = []
+    if head is not None and not head.is_classifier:
+        pred_head = None
+    else:
+        pred_head = head
 
     t0 = time.time()
     log(f"float: {n} sequences x {t} steps")
     y_float = hidden_states(cfg, weights, X, "float")
-    pred_float = head.predict(last_states(y_float, lengths)) if head is not None else None
+    pred_float = pred_head.predict(last_states(y_float, lengths)) if pred_head is not None else None
     float_row = _row(_float_name(cfg), "float", y_float, y_float, mask, lengths, head, labels, pred_float,
-                     time.time() - t0)
+                     time.time() - t0, targets=targets)
 
     if dense is not None:
         if dense.cfg.input_size != cfg.input_size:
@@ -406,8 +470,13 @@ def evaluate(cfg: Config, weights: Weights, X, lengths=None, labels=None, head: 
         log("dense float reference")
         y_dense = hidden_states(dense.cfg, dense.weights, X, "float")
         same_shape = dense.cfg.hidden_size == cfg.hidden_size
+        dhead = dense.head
+        if dhead is not None and (labels is not None and not dhead.is_classifier or
+                                  targets is not None and (dhead.is_classifier or
+                                                           dhead.num_classes != targets.shape[2])):
+            dhead = None  # a reference head of another kind than the data's task
         drow = _row("dense float", "dense-float", y_dense, y_float if same_shape else None, mask, lengths,
-                    dense.head, labels, pred_float, time.time() - t0, source=dense.source,
+                    dhead, labels, pred_float, time.time() - t0, targets=targets, source=dense.source,
                     notes=list(dense.notes), weight_bytes_float32=4 * dense.cfg.dense_weight_words())
         rows.append(drow)
     rows.append(float_row)
@@ -416,13 +485,13 @@ def evaluate(cfg: Config, weights: Weights, X, lengths=None, labels=None, head: 
     log("float with quantized weights")
     y_qw = hidden_states(cfg, weights, X, "float-qweights")
     rows.append(_row(f"float, Q weights ({cfg.q_weight})", "float-qweights", y_qw, y_float, mask, lengths, head,
-                     labels, pred_float, time.time() - t0))
+                     labels, pred_float, time.time() - t0, targets=targets))
 
     t0 = time.time()
     log("golden (integer)")
     y_gold = hidden_states(cfg, weights, X, "golden")
     rows.append(_row("golden (integer)", "golden", y_gold, y_float, mask, lengths, head, labels, pred_float,
-                     time.time() - t0))
+                     time.time() - t0, targets=targets))
 
     rtl = None
     if rtl_backend is not None:
@@ -438,8 +507,10 @@ def evaluate(cfg: Config, weights: Weights, X, lengths=None, labels=None, head: 
         sub_labels = labels[index] if labels is not None else None
         row = _row(f"rtl {rtl_backend}", f"rtl-{rtl_backend}", y_rtl, y_float[index], mask[index], lengths[index],
                    head, sub_labels, None if pred_float is None else pred_float[index], rtl["seconds"],
-                   verdict=rtl["verdict"])
-        if head is not None and sub_labels is not None:
+                   targets=None if targets is None else targets[index], verdict=rtl["verdict"])
+        if head is not None and not head.is_classifier and targets is not None:
+            row["golden_mse_same_sequences"] = readout_mse(head, y_gold[index], targets[index], mask[index])
+        if pred_head is not None and sub_labels is not None:
             gold_pred = head.predict(last_states(y_gold[index], lengths[index]))
             row["golden_accuracy_same_sequences"] = float(np.mean(gold_pred == sub_labels))
         rows.append(row)
@@ -447,8 +518,8 @@ def evaluate(cfg: Config, weights: Weights, X, lengths=None, labels=None, head: 
     return {
         "model": _model_info(cfg),
         "data": {"sequences": n, "padded_steps": t, "valid_steps": int(lengths.sum()),
-                 "labels": labels is not None},
-        "head": None if head is None else {"classes": head.num_classes,
+                 "labels": labels is not None, "targets": targets is not None},
+        "head": None if head is None else {"classes": head.num_classes, "kind": head.kind,
                                            "names": list(head.classes) if head.classes else None},
         "rows": rows,
         "rtl": rtl,
@@ -484,19 +555,32 @@ def _sci(x) -> str:
 def format_table(report: dict) -> str:
     """The report as a text table, one line per arithmetic, then the RTL verdict."""
     m = report["model"]
+    head = report["head"]
+    readout = head is not None and head.get("kind", "classifier") == "readout"
+    regression = report["data"].get("targets", False)
     lines = [f"model: {m['num_layers']}-layer {m['cell']}, input {m['input_size']}, hidden {m['hidden_size']}, "
              f"k={m['block_size']}, weights {m['formats']['q_weight']}: {m['weight_bytes']} bytes "
              f"(dense float32 {m['dense_float32_bytes']}; {100 * m['saved_vs_dense_float32']:.1f}% saved)",
              f"data: {report['data']['sequences']} sequences, {report['data']['valid_steps']} steps"
-             + ("" if report["head"] is None else f"; head: {report['head']['classes']} classes")
-             + ("" if report["data"]["labels"] else "; no labels")]
+             + ("" if head is None else
+                f"; readout: {head['classes']} outputs per step" if readout else f"; head: {head['classes']} classes")
+             + ("; regression targets" if regression else "" if report["data"]["labels"] else "; no labels")]
     width = max(24, *(len(r["name"]) for r in report["rows"]))
-    lines.append(f"{'arithmetic':{width}}  {'seqs':>5}  {'accuracy':>8}  {'agree':>7}  {'max|dh|':>9}  "
-                 f"{'mean|dh|':>9}  {'time':>7}")
-    for r in report["rows"]:
-        lines.append(f"{r['name']:{width}}  {r['sequences']:>5}  {_pct(r['accuracy']):>8}  {_pct(r['agreement']):>7}  "
-                     f"{_sci(r['max_abs_dev']):>9}  {_sci(r['mean_abs_dev']):>9}  {r['seconds']:>6.2f}s")
-    lines.append("dh: hidden-state deviation from the float row over valid steps; agree: same prediction as float")
+    if regression:
+        lines.append(f"{'arithmetic':{width}}  {'seqs':>5}  {'mse':>9}  {'max|dh|':>9}  {'mean|dh|':>9}  {'time':>7}")
+        for r in report["rows"]:
+            lines.append(f"{r['name']:{width}}  {r['sequences']:>5}  {_sci(r.get('mse')):>9}  "
+                         f"{_sci(r['max_abs_dev']):>9}  {_sci(r['mean_abs_dev']):>9}  {r['seconds']:>6.2f}s")
+        lines.append("mse: readout vs targets Y over valid steps; dh: hidden-state deviation from the float row")
+    else:
+        lines.append(f"{'arithmetic':{width}}  {'seqs':>5}  {'accuracy':>8}  {'agree':>7}  {'max|dh|':>9}  "
+                     f"{'mean|dh|':>9}  {'time':>7}")
+        for r in report["rows"]:
+            lines.append(f"{r['name']:{width}}  {r['sequences']:>5}  {_pct(r['accuracy']):>8}  "
+                         f"{_pct(r['agreement']):>7}  {_sci(r['max_abs_dev']):>9}  {_sci(r['mean_abs_dev']):>9}  "
+                         f"{r['seconds']:>6.2f}s")
+        lines.append("dh: hidden-state deviation from the float row over valid steps; agree: same prediction as "
+                     "float")
     for r in report["rows"]:
         for note in r.get("notes", []):
             lines.append(f"note ({r['name']}): {note}")
@@ -537,7 +621,8 @@ def plot_report(report: dict, path: str | Path) -> None:
     rows = report["rows"]
     names = [r["name"] + (f"\n({r['sequences']} seq)" if r["arithmetic"].startswith("rtl") else "") for r in rows]
     has_acc = any(r["accuracy"] is not None for r in rows)
-    ncols = 2 if has_acc else 1
+    has_mse = not has_acc and any(r.get("mse") is not None for r in rows)
+    ncols = 2 if has_acc or has_mse else 1
     fig, axes = plt.subplots(1, ncols, figsize=(5.5 * ncols, 0.6 * len(rows) + 2.2), squeeze=False)
     axes = axes[0]
     colors = ["#4c72b0" if not r["arithmetic"].startswith("rtl") else "#c44e52" for r in rows]
@@ -553,13 +638,22 @@ def plot_report(report: dict, path: str | Path) -> None:
         ax.set_xlim(max(0.0, lo - 10), 105)
         ax.set_xlabel("accuracy (%)")
         ax.set_title("task accuracy")
+    elif has_mse:
+        ax = axes[0]
+        mse = [r["mse"] if r.get("mse") is not None else 0.0 for r in rows]
+        ax.barh(ypos, mse, color=colors)
+        for y, v, r in zip(ypos, mse, rows):
+            ax.text(v, y, f" {v:.3g}" if r.get("mse") is not None else " n/a", va="center", fontsize=8)
+        ax.set_yticks(ypos, names, fontsize=8)
+        ax.set_xlabel("mean squared error")
+        ax.set_title("regression readout")
     ax = axes[-1]
     mx = [r["max_abs_dev"] if r["max_abs_dev"] else np.nan for r in rows]
     mean = [r["mean_abs_dev"] if r["mean_abs_dev"] else np.nan for r in rows]
     ax.barh(ypos + 0.2, mx, height=0.4, color="#dd8452", label="max |dh|")
     ax.barh(ypos - 0.2, mean, height=0.4, color="#55a868", label="mean |dh|")
     ax.set_xscale("log")
-    ax.set_yticks(ypos, names if not has_acc else [""] * len(rows), fontsize=8)
+    ax.set_yticks(ypos, names if not (has_acc or has_mse) else [""] * len(rows), fontsize=8)
     ax.set_xlabel("hidden-state deviation from float")
     ax.set_title("deviation (float row: 0)")
     ax.legend(fontsize=8, loc="lower right")

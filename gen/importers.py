@@ -59,7 +59,7 @@ from .model import ModelError, Weights
 
 __all__ = ["ModelImportError", "DenseLayer", "DenseModel", "MatrixEnergy", "ImportResult", "read_model",
            "read_torch", "read_onnx", "torch_to_dense", "detect_format", "build_config", "to_model",
-           "import_model", "range_report", "SHAPE_FIELDS", "FORMATS"]
+           "import_model", "range_report", "SHAPE_FIELDS", "FORMATS", "exact_weight_format", "EXACT_WEIGHT_BITS"]
 
 FORMATS = ("auto", "torch", "onnx")
 IMPORT_CELLS = ("lstm", "gru", "rnn")
@@ -126,6 +126,8 @@ class ImportResult:
     weights: Weights
     energies: list[MatrixEnergy]
     model: DenseModel
+    #: how q_weight was chosen, when the import chose it (k = 1 without an explicit format)
+    weight_format_note: str | None = None
 
     @property
     def total_fraction(self) -> float:
@@ -241,7 +243,8 @@ def _torch_load(path: Path, trust_pickle: bool):
         names = []
     if not names and not trust_pickle:
         raise ModelImportError(f"{path}: not a readable PyTorch file (the restricted unpickler refused it and its "
-                               f"globals cannot be listed); pass --trust-pickle only if it is a torch.save file you trust")
+                               f"globals cannot be listed); pass --trust-pickle only if it is a torch.save file you "
+                               "trust")
     classes = [_torch_nn_class(n) for n in names]
     foreign = [n for n, c in zip(names, classes) if c is None]
     if names and not foreign:
@@ -251,7 +254,8 @@ def _torch_load(path: Path, trust_pickle: bool):
         except Exception as exc:
             if not trust_pickle:
                 raise ModelImportError(f"{path}: not loadable with torch.load(weights_only=True) "
-                                       f"({_first_line(exc)}); pass --trust-pickle only if you trust the file") from None
+                                       f"({_first_line(exc)}); pass --trust-pickle only if you trust the file"
+                                       ) from None
     if not trust_pickle:
         shown = ", ".join(foreign[:4]) + (", ..." if len(foreign) > 4 else "") if foreign else "unknown globals"
         raise ModelImportError(
@@ -308,14 +312,16 @@ def torch_to_dense(state: dict, cell: str | None = None, where: str = "state_dic
         raise ModelImportError(f"{where}: no weight_ih_l0 key, not the state_dict of an nn.LSTM, nn.GRU or nn.RNN "
                                f"(keys: {shown or 'none'})")
     if len(groups) > 1:
-        raise ModelImportError(f"{where}: holds {len(groups)} recurrent modules ({', '.join(p.rstrip('.') or '<root>' for p in groups)}); "
+        raise ModelImportError(f"{where}: holds {len(groups)} recurrent modules "
+                               f"({', '.join(p.rstrip('.') or '<root>' for p in groups)}); "
                                f"rnnaccel imports one stack: save that module's state_dict")
     prefix, keys = next(iter(groups.items()))
     notes = []
     ignored = [k for k in flat if not (k.startswith(prefix) and k[len(prefix):] in keys)]
     if ignored:
         notes.append(f"imported the recurrent weights under {prefix.rstrip('.')!r}; ignored {len(ignored)} other "
-                     f"entr{'y' if len(ignored) == 1 else 'ies'} ({', '.join(ignored[:3])}{', ...' if len(ignored) > 3 else ''})")
+                     f"entr{'y' if len(ignored) == 1 else 'ies'} "
+                     f"({', '.join(ignored[:3])}{', ...' if len(ignored) > 3 else ''})")
     where_k = where + (f" [{prefix.rstrip('.')}]" if prefix else "")
     if any(k.endswith("_reverse") for k in keys):
         raise ModelImportError(f"{where_k}: bidirectional (has _reverse weights); rnnaccel runs forward layers only")
@@ -336,7 +342,8 @@ def torch_to_dense(state: dict, cell: str | None = None, where: str = "state_dic
     w_ih0 = _to_numpy(keys[name("weight_ih", 0)], name("weight_ih", 0), where_k)
     w_hh0 = _to_numpy(keys[hh0], hh0, where_k)
     if w_ih0.ndim != 2 or w_hh0.ndim != 2:
-        raise ModelImportError(f"{where_k}: weight_ih/weight_hh must be matrices, not shapes {w_ih0.shape}, {w_hh0.shape}")
+        raise ModelImportError(f"{where_k}: weight_ih/weight_hh must be matrices, not shapes {w_ih0.shape}, "
+                               f"{w_hh0.shape}")
     hidden = w_hh0.shape[1]
     rows = w_hh0.shape[0]
     if hidden == 0 or rows % hidden or rows // hidden not in _GATE_COUNT:
@@ -416,7 +423,8 @@ def _module_to_dense(mod, cell: str | None, where: str) -> DenseModel:
             raise ModelImportError(f"{at}: unsupported recurrent mode {mode!r}")
     else:
         if isinstance(rnn, nn.RNNCell) and rnn.nonlinearity != "tanh":
-            raise ModelImportError(f"{at}: an nn.RNNCell with nonlinearity={rnn.nonlinearity!r}; rnnaccel's RNN cell is tanh")
+            raise ModelImportError(f"{at}: an nn.RNNCell with nonlinearity={rnn.nonlinearity!r}; rnnaccel's RNN cell "
+                                   "is tanh")
         mcell = {"LSTMCell": "lstm", "GRUCell": "gru", "RNNCell": "rnn"}.get(tname)
         if mcell is None:
             raise ModelImportError(f"{at}: unsupported recurrent cell {tname}")
@@ -513,13 +521,15 @@ def read_onnx(path: str | Path, cell: str | None = None) -> DenseModel:
         if op in _RNN_OPS:
             rnn_nodes.append(i)
         elif op not in _PLUMBING_OPS:
-            raise ModelImportError(f"{where}: unsupported operator {op} (node {node.name or str(i)!r}); rnnaccel imports "
+            raise ModelImportError(f"{where}: unsupported operator {op} (node {node.name or str(i)!r}); rnnaccel "
+                                   "imports "
                                    f"LSTM, GRU and RNN operators and the reshaping between them only")
     if not rnn_nodes:
         raise ModelImportError(f"{where}: no LSTM, GRU or RNN operator in the graph")
     ops = {graph.node[i].op_type for i in rnn_nodes}
     if len(ops) > 1:
-        raise ModelImportError(f"{where}: mixes {', '.join(sorted(ops))} operators; rnnaccel layers are all one cell type")
+        raise ModelImportError(f"{where}: mixes {', '.join(sorted(ops))} operators; rnnaccel layers are all one cell "
+                               "type")
     mcell = _RNN_OPS[ops.pop()]
     if cell is not None and cell != mcell:
         raise ModelImportError(f"{where}: the graph holds {mcell.upper()} operators, not {cell}")
@@ -557,7 +567,8 @@ def read_onnx(path: str | Path, cell: str | None = None) -> DenseModel:
         for _ in range(64):
             if name in consts:
                 if np.any(np.asarray(consts[name]) != 0):
-                    raise ModelImportError(f"{where}: {node.op_type} node {node.name!r}: {what} is a non-zero constant; "
+                    raise ModelImportError(f"{where}: {node.op_type} node {node.name!r}: {what} is a non-zero "
+                                           "constant; "
                                            f"rnnaccel starts from the zero state (or one written at run time)")
                 return
             if name in graph_inputs or name not in producer:
@@ -590,7 +601,8 @@ def read_onnx(path: str | Path, cell: str | None = None) -> DenseModel:
             raise ModelImportError(f"{where}: {label} has activations {acts}; only the defaults "
                                    f"({', '.join(a.capitalize() for a in _DEFAULT_ACTS[mcell])}) are supported")
         if attrs.get("input_forget", 0):
-            raise ModelImportError(f"{where}: {label} has input_forget=1 (coupled input and forget gates); not supported")
+            raise ModelImportError(f"{where}: {label} has input_forget=1 (coupled input and forget gates); not "
+                                   "supported")
         if "hidden_size" not in attrs:
             raise ModelImportError(f"{where}: {label} has no hidden_size attribute")
         h = int(attrs["hidden_size"])
@@ -630,7 +642,8 @@ def read_onnx(path: str | Path, cell: str | None = None) -> DenseModel:
                                        f"operator; only a plain stack of layers is supported")
             if h != hidden or c_in != hidden:
                 raise ModelImportError(f"{where}: {label} has input {c_in}, hidden {h}, after a layer of hidden size "
-                                       f"{hidden}: rnnaccel needs one hidden size for every layer (mismatched layer sizes)")
+                                       f"{hidden}: rnnaccel needs one hidden size for every layer (mismatched layer "
+                                       "sizes)")
         if mcell == "gru":
             lbr = bool(attrs.get("linear_before_reset", 0))
             if reset_after is not None and lbr != reset_after:
@@ -708,13 +721,44 @@ def to_model(model: DenseModel, cfg: Config) -> tuple[Weights, list[MatrixEnergy
     return weights, energies
 
 
-def import_model(path: str | Path, base: Config, block_size: int | None = None, *, fmt: str = "auto",
+def import_model(path: str | Path, base: Config, block_size: int | None = 1, *, fmt: str = "auto",
                  cell: str | None = None, trust_pickle: bool = False, **changes) -> ImportResult:
-    """Read ``path`` and build the config and weights (nothing is written)."""
+    """Read ``path`` and build the config and weights (nothing is written).
+
+    ``block_size`` 1 (the default) keeps the weights exactly; K > 1 projects
+    them onto block-circulant form (retrain afterwards,
+    :func:`rnnaccel.retrain.retrain`); None takes ``base``'s block size.
+    """
     model = read_model(path, fmt=fmt, cell=cell, trust_pickle=trust_pickle)
     cfg = build_config(model, base, block_size, **changes)
     weights, energies = to_model(model, cfg)
-    return ImportResult(cfg=cfg, weights=weights, energies=energies, model=model)
+    note = None
+    if cfg.block_size == 1 and "q_weight" not in changes:
+        cfg, note = exact_weight_format(cfg, weights)
+    return ImportResult(cfg=cfg, weights=weights, energies=energies, model=model, weight_format_note=note)
+
+
+#: Width of the weight format an exact (k = 1) import chooses when none is given.
+EXACT_WEIGHT_BITS = 16
+
+
+def exact_weight_format(cfg: Config, weights: Weights, width: int = EXACT_WEIGHT_BITS) -> tuple[Config, str]:
+    """``cfg`` with ``q_weight`` the ``width``-bit format with the most fraction bits holding every weight.
+
+    What an exact import (k = 1, no ``--q-weight``) uses, so that only the
+    rounding of 16-bit weights (and the fixed-point arithmetic) separates the
+    imported model from the trained one. Returns (config, a line saying so).
+    """
+    from .quantize import fit_format
+
+    vals = np.concatenate([np.ravel(v) for k, v in weights.items() if k.endswith((".W", ".U"))])
+    lo, hi = (float(vals.min()), float(vals.max())) if vals.size else (0.0, 0.0)
+    q, holds = fit_format(lo, hi, width, min_int_bits=0)
+    new = cfg.replace(q_weight=q)
+    note = (f"weights: {q} ({width} bits) fitted to the largest weight ({max(abs(lo), abs(hi)):.4g})"
+            + ("" if holds else ", which still saturates") + " to keep the k = 1 import exact (the preset's "
+            f"{cfg.q_weight} otherwise; choose with --q-weight)")
+    return new, note
 
 
 def range_report(cfg: Config, weights: Weights) -> list[str]:
@@ -726,6 +770,7 @@ def range_report(cfg: Config, weights: Weights) -> list[str]:
         out = int(np.sum((vals > q.max_value) | (vals < q.min_value)))
         line = (f"{what}: max |value| {big:.4g}, {q} holds [{q.min_value:g}, {q.max_value:g}] in steps of {q.lsb:g}")
         if out:
-            line += f"; warning: {out} of {vals.size} stored values saturate (choose a wider format, e.g. --q-{'weight' if what == 'weights' else 'pre'})"
+            line += (f"; warning: {out} of {vals.size} stored values saturate (choose a wider format, e.g. "
+                     f"--q-{'weight' if what == 'weights' else 'pre'})")
         lines.append(line)
     return lines

@@ -25,6 +25,10 @@ Two switches bring training closer to the accelerator:
   quantized to ``q_pre``, or ``q_cell`` for LSTM/SRU's ``tanh(c)``), with the
   true function's derivative backward.
 
+On the serial datapath (``datapath = "serial"``, LSTM and RNN) the input and
+recurrent projections are accumulated together and narrowed once, as
+:func:`rnnaccel.golden.fused_projection` does.
+
 With both on, the forward pass in float64 is the integer model's arithmetic:
 every value is a multiple of its format's LSB, products and sums are exact in
 float64 (while the accumulator stays below 2**53 LSBs, i.e. always for
@@ -276,21 +280,36 @@ class CirculantRNN(nn.Module):
             out.append(st)
         return out
 
+    def _lstm_update(self, pre: torch.Tensor, c_prev: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """LSTM gates from pre-activations (N, 4, H) in q_pre: (h', c'). The three sigmoids in one table read."""
+        cfg, q, act = self.cfg, self._q, self._act
+        s = act("sigmoid", pre[:, [0, 1, 3]])
+        i, f, o = s[:, 0], s[:, 1], s[:, 2]
+        g = act("tanh", pre[:, 2])
+        c = q(f * c_prev + i * g, cfg.q_cell)
+        h = q(o * act("tanh", c, cfg.q_cell), cfg.q_state)
+        return h, c
+
     def _step(self, m: dict, x: torch.Tensor, st: dict) -> tuple[torch.Tensor, dict]:
         cfg = self.cfg
         q, act = self._q, self._act
         cell = cfg.cell
         xin = torch.cat([x, st["xprev"]], dim=1) if cell == "qrnn" and cfg.qrnn_window == 2 else x
-        xp = self._proj(m["W"], xin, m["b"])
         new = dict(st)
+        if cfg.fused_projections:
+            # serial datapath (LSTM, RNN): W x + U h + (b + c) accumulated together, narrowed once
+            pre = q(torch.einsum("ghc,nc->ngh", m["W"], xin) + torch.einsum("ghc,nc->ngh", m["U"], st["h"])
+                    + (m["b"] + m["c"]), cfg.q_pre)
+            if cell == "lstm":
+                h, new["c"] = self._lstm_update(pre, st["c"])
+            else:
+                h = q(act("tanh", pre[:, 0]), cfg.q_state)
+            new["h"] = h
+            return h, new
+        xp = self._proj(m["W"], xin, m["b"])
         if cell == "lstm":
             hp = self._proj(m["U"], st["h"], m["c"])
-            pre = q(xp + hp, cfg.q_pre)
-            i, f = act("sigmoid", pre[:, 0]), act("sigmoid", pre[:, 1])
-            g, o = act("tanh", pre[:, 2]), act("sigmoid", pre[:, 3])
-            c = q(f * st["c"] + i * g, cfg.q_cell)
-            h = q(o * act("tanh", c, cfg.q_cell), cfg.q_state)
-            new["c"] = c
+            h, new["c"] = self._lstm_update(q(xp + hp, cfg.q_pre), st["c"])
         elif cell == "gru":
             hp = self._proj(m["U"], st["h"], m["c"])
             r = act("sigmoid", q(xp[:, 0] + hp[:, 0], cfg.q_pre))

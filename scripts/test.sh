@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Set up (idempotent) and run the whole test suite, as CI does.
+# Set up (idempotent), lint, and run the whole test suite, as CI does.
 #   bash scripts/test.sh            # the CI suite (excludes tests marked slow)
 #   bash scripts/test.sh -m ""      # everything, including the full simulator matrix
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bash "$here/scripts/setup.sh"
 cd "$here"
+# lint first (pyproject.toml [tool.ruff]): a lint error fails the suite like a test
+"$here/.venv/bin/ruff" check gen hw boards sim_tests scripts
 if [ $# -eq 0 ]; then
     set -- -m "not slow"
 fi

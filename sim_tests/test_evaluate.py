@@ -13,7 +13,8 @@ D. The command (wired here into a copy of ``rnnaccel``'s parser, as
 E. rnnaccel.datasets: JapaneseVowels from the installed sktime (the
    ``examples`` extra is part of the test set-up: missing it is a failure),
    sktime's reader and the small parser agree, the errors.
-F. scripts/example_vowels.py --quick end to end (under 60 s).
+F. scripts/example_vowels.py --quick end to end (under 60 s), and a reduced
+   scripts/example_gunpoint.py --quick whose test.npz the evaluate command reads.
 """
 
 from __future__ import annotations
@@ -355,13 +356,43 @@ def test_example_vowels_quick(tmp_path):
     assert res["quick"] and res["rtl"]["bit_exact"]
     ks = sorted({r["k"] for r in res["rows"] if r["k"] != "dense"})
     assert ks == [1, 2, 4, 8, 16]
-    for r in res["rows"][1:]:  # the QAT forward pass in torch is the integer model: same accuracy
-        assert r["golden_acc"] == pytest.approx(r["qat_torch_acc"]), r
-        assert r["weight_bytes"] > 0
+    for r in res["rows"][1:]:
+        # the retraining forward pass in torch is the integer model: the same training accuracy
+        assert r["train_acc_golden"] == r["train_acc_best_epoch"], r
+        assert r["weight_bytes"] > 0 and 0 < r["energy_kept"] <= 1
+        if r["k"] == 1:
+            assert r["energy_kept"] == pytest.approx(1.0)
     for name in ("results.md", "accuracy_vs_memory.png", "best_eval.json", "best_eval.png", "best/head.npz",
-                 "best/weights.npz", "best_rtl/rnnaccel_top.v", "dense/head.npz", "dense.pt"):
+                 "best/weights.npz", "best_rtl/rnnaccel_top.v", "dense/head.npz", "dense.pt", "train.npz",
+                 "test.npz", "models/k4_w8/head.npz"):
         assert (tmp_path / "v" / name).is_file(), name
     assert "verdict: BIT-EXACT" in proc.stdout
     report(f"example_vowels.py --quick: {seconds:.1f} s; selected k={res['selected']['k']} "
            f"{res['selected']['bits']}-bit; timings {res['timings_s']}")
     assert seconds < 60, f"the --quick smoke test took {seconds:.1f} s"
+
+
+def test_example_gunpoint_quick(tmp_path, capsys):
+    """The GunPoint example (univariate, read in frames of 5 samples), reduced: k in {1, 4}, 8-bit, no RTL.
+    Its train.npz and test.npz are what rnnaccel retrain and evaluate read."""
+    t0 = time.time()
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "example_gunpoint.py"), "--quick", "--ks", "1,4",
+                           "--bits", "8", "--epochs", "10", "--retrain-epochs", "2", "--rtl-backend", "none",
+                           "--out", str(tmp_path / "g")], capture_output=True, text=True, timeout=300)
+    seconds = time.time() - t0
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    res = json.loads((tmp_path / "g" / "results.json").read_text())
+    assert res["frame"] == 5 and res["inputs_per_step"] == 5
+    assert [(r["k"], r["bits"]) for r in res["rows"][1:]] == [(1, 8), (4, 8)]
+    for r in res["rows"][1:]:
+        assert r["train_acc_golden"] == r["train_acc_best_epoch"], r
+    with np.load(tmp_path / "g" / "test.npz") as d:
+        assert d["X"].shape == (20, 30, 5) and list(d["classes"]) == ["1", "2"]
+    # the exported model evaluated from the command line on the script's test.npz: the script's golden accuracy
+    code, out, err = run_cli(["evaluate", tmp_path / "g" / "models" / "k4_w8", "--data", tmp_path / "g" / "test.npz",
+                              "--json", tmp_path / "e.json"], capsys)
+    assert code == 0, err
+    golden = next(r for r in json.loads((tmp_path / "e.json").read_text())["rows"] if r["arithmetic"] == "golden")
+    assert golden["accuracy"] == res["rows"][2]["retrained_acc"]
+    report(f"example_gunpoint.py --quick (k 1,4; 8-bit; no RTL): {seconds:.1f} s")
+    assert seconds < 40, f"the reduced smoke test took {seconds:.1f} s"

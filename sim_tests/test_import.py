@@ -13,6 +13,10 @@ C. Block-circulant projection: already-circulant weights keep 100.0% of
    identity says.
 D. Every unsupported model or bad option: exit 2 and one ``rnnaccel: error:`` line.
 
+The default import is exact (k = 1, 16-bit weights fitted to the largest one,
+the linear readout beside the RNN as head.npz); -k K says that accuracy needs
+``rnnaccel retrain`` (test_default_import_is_exact).
+
 Lines starting with ``REPORT`` (visible with ``-s``) give the measured numbers.
 """
 
@@ -141,7 +145,10 @@ def test_torch_import_exact(cell, layers, source, tmp_path, capsys):
     path = tmp_path / "model.pt"
     torch.save(mod if source == "module" else mod.state_dict(), path)
     extra = ["--cell", "rnn"] if (cell == "rnn" and source == "state_dict") else []
-    code, out, err = run_import([path, "-o", tmp_path / "m", "--block-size", "1"] + extra, capsys)
+    # 8-bit weights: the heuristic tolerance below is about the rounding of the weights, which then dominates
+    # (the default 16-bit weights of an exact import: test_default_import_is_exact)
+    code, out, err = run_import([path, "-o", tmp_path / "m", "--block-size", "1", "--q-weight", "Q1.6"] + extra,
+                                capsys)
     assert code == 0, err
     assert "100.0% of energy" in out and "wrote" in out
     cfg, w = load_model(tmp_path / "m")
@@ -159,6 +166,61 @@ def test_torch_import_exact(cell, layers, source, tmp_path, capsys):
     assert got.shape == want.shape
     assert diff <= 1e-5
     assert free <= tol
+
+
+def test_default_import_is_exact(tmp_path, capsys):
+    """No -k: k = 1, 16-bit weights fitted to the largest one, the linear readout as head.npz; the golden model
+    then classifies as the PyTorch model does. -k 4 says, on one line, that accuracy needs rnnaccel retrain."""
+    from rnnaccel.evaluate import last_states, load_head
+
+    torch.manual_seed(12)
+    lstm, lin = torch.nn.LSTM(5, 7, batch_first=True), torch.nn.Linear(7, 3)
+    with torch.no_grad():
+        lstm.weight_hh_l0.mul_(3.0)  # weights beyond [-1, 1): the fitted format needs an integer bit
+    torch.save({**{f"rnn.{k}": v for k, v in lstm.state_dict().items()},
+                **{f"fc.{k}": v for k, v in lin.state_dict().items()}}, tmp_path / "m.pt")
+    code, out, err = run_import([tmp_path / "m.pt", "-o", tmp_path / "d"], capsys)
+    assert code == 0, err
+    assert "kept exactly" in out and "rnnaccel retrain" not in out
+    cfg, w = load_model(tmp_path / "d")
+    big = max(float(np.max(np.abs(w[k]))) for k in w if k.endswith((".W", ".U")))
+    assert cfg.block_size == 1 and cfg.q_weight.width == 16 and cfg.q_weight.max_value >= big > 1
+    assert cfg.q_weight.max_value < 2 * big  # the finest 16-bit format that holds them
+    head = load_head(tmp_path / "d", 7)
+    np.testing.assert_array_equal(head.W, lin.weight.detach().numpy())
+    x = np.random.default_rng(3).normal(size=(64, 9, 5))
+    with torch.no_grad():
+        want = lin(lstm(torch.from_numpy(x).float())[0][:, -1]).argmax(-1).numpy()
+    lengths = np.full(64, 9)
+    gold = IntegerModel(cfg, w).run_float(x)
+    np.testing.assert_array_equal(head.predict(last_states(gold, lengths)), want)
+    dev16 = float(np.max(np.abs(gold - torch_out(lstm, x))))
+    # the same import with the preset's 8-bit weights is further from torch
+    code, _, err = run_import([tmp_path / "m.pt", "-o", tmp_path / "d8", "--q-weight", "Q2.5"], capsys)
+    assert code == 0, err
+    cfg8, w8 = load_model(tmp_path / "d8")
+    dev8 = float(np.max(np.abs(IntegerModel(cfg8, w8).run_float(x) - torch_out(lstm, x))))
+    assert dev16 < 5e-3 and dev16 < dev8 / 4
+    # projected: the energy, then one line naming rnnaccel retrain
+    code, out, err = run_import([tmp_path / "m.pt", "-o", tmp_path / "d4", "-k", "4"], capsys)
+    assert code == 0, err
+    lines = [ln for ln in out.splitlines() if "rnnaccel retrain" in ln]
+    assert len(lines) == 1 and "of the weights' energy" in lines[0], out
+    assert "total:" in out and load_model(tmp_path / "d4")[0].q_weight == preset_q_weight()
+    # re-importing a model without a readout over it removes the stale head
+    torch.save(lstm.state_dict(), tmp_path / "plain.pt")
+    code, _, err = run_import([tmp_path / "plain.pt", "-o", tmp_path / "d", "--force"], capsys)
+    assert code == 0, err
+    assert not (tmp_path / "d" / "head.npz").exists()
+    capsys.readouterr()
+    with capsys.disabled():
+        report(f"exact import {cfg.q_weight}: golden vs torch max |dh| {dev16:.2e} (Q2.5 weights: {dev8:.2e})")
+
+
+def preset_q_weight():
+    from rnnaccel.config import preset
+
+    return preset("tiny").q_weight
 
 
 def test_checkpoint_with_prefix_and_head(tmp_path, capsys):
@@ -430,7 +492,8 @@ def _bad_cases(tmp_path):
     text = tmp_path / "notes.txt"
     text.write_text("this is not a model\n" * 20)
     return {
-        "bidirectional module": (_save(tmp_path, torch.nn.LSTM(5, 7, bidirectional=True), "bi.pt"), [], "bidirectional"),
+        "bidirectional module": (_save(tmp_path, torch.nn.LSTM(5, 7, bidirectional=True), "bi.pt"), [],
+                                 "bidirectional"),
         "bidirectional state_dict": (_save(tmp_path, torch.nn.GRU(5, 7, bidirectional=True).state_dict(), "bis.pt"),
                                      [], "bidirectional"),
         "proj_size module": (_save(tmp_path, torch.nn.LSTM(5, 7, proj_size=3), "p.pt"), [], "proj_size"),

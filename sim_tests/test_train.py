@@ -3,8 +3,9 @@
 A. Float forward (no quantization, true sigmoid/tanh) equals FloatModel for
    every cell and variant, 1-2 layers, k in {1, 4}.
 B. fake_quant + table_activations equals IntegerModel.run_float bit for bit
-   (every cell, saturating inputs and weights included); the torch table
-   lookup equals rnnaccel.lut.lookup on every raw input of small formats.
+   (every cell, saturating inputs and weights included; the serial
+   datapath's fused projections too); the torch table lookup equals
+   rnnaccel.lut.lookup on every raw input of small formats.
 C. Gradients reach every defining vector and bias (float and quantized modes).
 D. Weights round trips (from_weights/to_weights, export, init_from_dense with
    k = 1 reproduces PyTorch's nn.LSTM/GRU/RNN).
@@ -137,6 +138,23 @@ def test_quantized_forward_bit_exact_other_formats_and_tables(cell, ci):
     np.testing.assert_array_equal(mod(x)[0].detach().numpy(), IntegerModel(cfg, mod.to_weights()).run_float(x))
 
 
+@pytest.mark.parametrize("cell", ["lstm", "rnn"])
+def test_serial_datapath_fused_projection_bit_exact(cell):
+    """datapath = 'serial': W x + U h + (b + c) accumulated together and narrowed once, as the golden model."""
+    cfg = make_cfg(cell, 2, 4, datapath="serial", lanes=2, pe_cols=1)
+    assert cfg.fused_projections
+    mod = CirculantRNN(cfg, fake_quant=True, table_activations=True).reset_parameters(seed=6, scale=3.0)
+    x = inputs(cfg, n=4, t=8, scale=4.0, seed=3)
+    y = mod(x)[0].detach().numpy()
+    np.testing.assert_array_equal(y, IntegerModel(cfg, mod.to_weights()).run_float(x))
+    # ... and differs from narrowing the two projections separately (the array datapath) somewhere
+    arr = CirculantRNN(cfg.replace(datapath="array", lanes=4), fake_quant=True, table_activations=True)
+    arr.load_weights(mod.to_weights())
+    assert not np.array_equal(arr(x)[0].detach().numpy(), y)
+    mf = CirculantRNN(cfg).reset_parameters(seed=6)
+    np.testing.assert_allclose(mf(x)[0].detach().numpy(), FloatModel(cfg, mf.to_weights()).run(x), atol=1e-12)
+
+
 def test_quantized_parameters_rounded_like_the_export():
     """float64 parameters are rounded to float32 (what weights.npz stores) before quantizing."""
     cfg = make_cfg("lstm", 1, 4)
@@ -218,9 +236,12 @@ def test_init_from_dense_k1_reproduces_pytorch(cell):
     cls = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[cell]
     torch.manual_seed(0)
     ref = cls(6, 10, num_layers=2, batch_first=True).double()
-    layers = [{"W": getattr(ref, f"weight_ih_l{i}").detach().numpy(), "b": getattr(ref, f"bias_ih_l{i}").detach().numpy(),
-               "U": getattr(ref, f"weight_hh_l{i}").detach().numpy(), "c": getattr(ref, f"bias_hh_l{i}").detach().numpy()}
-              for i in range(2)]
+
+    def param(name, i):
+        return getattr(ref, f"{name}_l{i}").detach().numpy()
+
+    layers = [{"W": param("weight_ih", i), "b": param("bias_ih", i), "U": param("weight_hh", i),
+               "c": param("bias_hh", i)} for i in range(2)]
     cfg = Config(cell=cell, input_size=6, hidden_size=10, num_layers=2, block_size=1, lanes=4)
     mod = init_from_dense(cfg, layers)
     x = torch.from_numpy(inputs(cfg, n=2, t=5))
