@@ -1,6 +1,6 @@
 """Host driver for an accelerator behind the UART host link.
 
-:class:`LinkClient` speaks the framed protocol (:mod:`rnnaccel.boards.protocol`,
+:class:`LinkClient` speaks the framed protocol (:mod:`rnnaccel.protocol`,
 ``docs/hostlink.md``) over a pluggable byte transport:
 
 * a serial port by name (``LinkClient("/dev/ttyUSB1", cfg)``), through
@@ -32,8 +32,8 @@ import numpy as np
 
 from ..config import Config
 from ..fixedpoint import QFormat, quantize, to_float
-from . import protocol
-from .protocol import (ACK_FLAG, ERROR_TEXT, NAK, SYNC, Cmd, Error, Frame, Info, LinkLayout,
+from .. import protocol
+from ..protocol import (ACK_FLAG, ERROR_TEXT, NAK, SYNC, Cmd, Error, Frame, Info, LinkLayout,
                        crc16, decode_counters, decode_info, decode_run, encode_frame, encode_run,
                        encode_state_records, weight_bursts)
 
@@ -453,7 +453,7 @@ class LinkClient:
         return echo
 
     def info(self) -> Info:
-        """The device's identity and sizes (:class:`~rnnaccel.boards.protocol.Info`)."""
+        """The device's identity and sizes (:class:`~rnnaccel.protocol.Info`)."""
         info = decode_info(self._exchange(Cmd.INFO))
         if info.version != protocol.VERSION:
             raise MismatchError(f"device speaks host-link protocol version {info.version}, "

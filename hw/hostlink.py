@@ -3,7 +3,7 @@
 :class:`HostLink` is what goes on a board: UART pins in and out, LED-able
 status, and inside it a :class:`FrameEngine` wrapping one
 :func:`~rnnaccel.hw.accelerator.make_accelerator` accelerator. The engine is a generic
-command/response machine (protocol: :mod:`rnnaccel.boards.protocol`,
+command/response machine (protocol: :mod:`rnnaccel.protocol`,
 ``docs/hostlink.md``):
 
 1. :class:`FrameReceiver` hunts for SYNC, reads command and length, stores
@@ -32,8 +32,8 @@ from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..boards import protocol
-from ..boards.protocol import CRC, SYNC, Cmd, Error, Info, LinkLayout
+from .. import protocol
+from ..protocol import CRC, SYNC, Cmd, Error, Info, LinkLayout
 from ..config import Config
 from .accelerator import Accelerator, make_accelerator
 from .sequencer import STATUS_BITS, Op

@@ -6,8 +6,10 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bash "$here/scripts/setup.sh"
 cd "$here"
-# lint first (pyproject.toml [tool.ruff]): a lint error fails the suite like a test
+# lint first (pyproject.toml [tool.ruff]) and the layer contract ([tool.importlinter]: an upward import or
+# an import cycle between layers fails); either fails the suite like a test
 "$here/.venv/bin/ruff" check gen hw boards sim_tests scripts
+bash "$here/scripts/lint_imports.sh"
 if [ $# -eq 0 ]; then
     set -- -m "not slow"
 fi

@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rnnaccel.boards import protocol
-from rnnaccel.boards.protocol import (ACK_FLAG, COUNTERS_FORMAT, NAK, SYNC, Cmd, Error, LinkLayout, crc16,
+from rnnaccel import protocol
+from rnnaccel.protocol import (ACK_FLAG, COUNTERS_FORMAT, NAK, SYNC, Cmd, Error, LinkLayout, crc16,
                                       encode_frame, encode_info, encode_run, encode_state_records, weight_bursts)
 from rnnaccel.fixedpoint import quantize
 from rnnaccel.golden import IntegerModel

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from cocotb_support import CASE_ENV, run_cocotb, write_case, write_verilog
-from rnnaccel.boards.protocol import encode_info
+from rnnaccel.protocol import encode_info
 from rnnaccel.config import preset
 from rnnaccel.fixedpoint import quantize
 from rnnaccel.host import golden_session, save_session

@@ -20,10 +20,10 @@ import pytest
 from amaranth.hdl import Module, UnusedElaboratable
 from amaranth.sim import Simulator
 
-from rnnaccel.boards import protocol
+from rnnaccel import protocol
 from rnnaccel.boards.driver import (LinkClient, AmaranthTransport, DeviceError, LinkError, MismatchError, PortError,
                                     infer)
-from rnnaccel.boards.protocol import NAK, SYNC, Cmd, Error, LinkLayout, crc16, encode_frame, parse_frame
+from rnnaccel.protocol import NAK, SYNC, Cmd, Error, LinkLayout, crc16, encode_frame, parse_frame
 from rnnaccel.config import preset
 from rnnaccel.fixedpoint import quantize, to_float
 from rnnaccel.golden import IntegerModel

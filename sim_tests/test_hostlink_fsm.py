@@ -20,7 +20,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 
 from link_model import DAMAGE_KINDS, REQUEST_KINDS, LinkExerciser, random_program
 from rnnaccel.boards.driver import LinkClient, AmaranthTransport
-from rnnaccel.boards.protocol import Cmd, LinkLayout, encode_frame, encode_run
+from rnnaccel.protocol import Cmd, LinkLayout, encode_frame, encode_run
 from rnnaccel.config import preset
 from rnnaccel.fixedpoint import quantize
 from rnnaccel.host import golden_session

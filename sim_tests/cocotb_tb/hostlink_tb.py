@@ -21,7 +21,7 @@ from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge
 from cocotb_support import read_case
 from link_model import LinkExerciser, random_program
 from rnnaccel.boards.driver import LinkClient, SimulatedTransport
-from rnnaccel.boards.protocol import decode_info
+from rnnaccel.protocol import decode_info
 from rnnaccel.config import Config
 from rnnaccel.host import load_session
 from rnnaccel.model import random_weights

@@ -29,8 +29,8 @@ from typing import Iterable, Sequence
 import numpy as np
 from amaranth.lib.crc import catalog as crc_catalog
 
-from ..config import Config
-from ..image import bank_word_bits, bias_rows, bias_word_bits, weight_bank_depth
+from .config import Config
+from .image import bank_word_bits, bias_rows, bias_word_bits, weight_bank_depth
 
 __all__ = ["SYNC", "NAK", "ACK_FLAG", "VERSION", "Cmd", "Error", "ERROR_TEXT", "CRC", "crc16", "encode_frame", "Frame",
            "FrameError", "parse_frame",
@@ -189,7 +189,7 @@ class LinkLayout:
 
     @property
     def vector_rows(self) -> int:
-        from ..image import vector_depth
+        from .image import vector_depth
 
         return vector_depth(self.cfg)
 
