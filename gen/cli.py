@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .cli_common import CLIError, load_inputs, parse_set
+from .cli_common import CLIError, load_inputs, parse_set, writable_output
 from .config import PRESETS, Config, ConfigError, preset
 from .fixedpoint import to_float
 
@@ -83,6 +83,15 @@ def cmd_run(args) -> int:
         bad = np.argwhere(~np.isfinite(x))[0]
         raise CLIError(f"{args.inputs}: NaN or infinite value at index {tuple(int(i) for i in bad)}")
     x = x.astype(np.float64)
+    out_path = writable_output(args.output)
+    if args.report:
+        writable_output(args.report)
+    q = cfg.q_state
+    outside = int(np.count_nonzero((x > q.max_value) | (x < q.min_value)))
+    if outside and args.backend != "float":
+        print(f"warning: {outside} of {x.size} inputs lie outside {q}'s range [{q.min_value:g}, {q.max_value:g}] "
+              f"and saturate (largest |x| {float(np.max(np.abs(x))):.4g}); choose a wider q_state with "
+              f"rnnaccel quantize --calibrate", file=sys.stderr)
     if args.backend in ("golden", "float"):
         model = _model_for_backend(cfg, weights, args.backend)
         try:
@@ -104,7 +113,7 @@ def cmd_run(args) -> int:
         raise CLIError("--raw needs an integer backend (golden or a simulator), not float")
     else:
         y = y.astype(np.float32)
-    np.save(args.output, y)
+    np.save(out_path, y)
     print(f"wrote {args.output} {y.shape} {'raw q_state integers ' + str(cfg.q_state) if args.raw else 'float32'}"
           f" ({args.backend} backend)")
     if report is not None:
@@ -245,8 +254,8 @@ def cmd_quantize(args) -> int:
 
     cfg, weights = load_model(args.model)
     out = Path(args.output)
-    if (out / CONFIG_FILE).exists() and not args.overwrite:
-        raise CLIError(f"{out} already holds a model; pass --overwrite to replace it")
+    if (out / CONFIG_FILE).exists() and not args.force:
+        raise CLIError(f"{out} already holds a model; pass --force to overwrite it")
     calib = None
     if args.calibrate:
         calib = load_inputs(args.calibrate)
@@ -259,7 +268,7 @@ def cmd_quantize(args) -> int:
         if calib.ndim == 2:
             calib = calib[None]
     widths = _class_args(args.width, "width")
-    forced = _class_args(args.force, "force")
+    forced = _class_args(args.pin, "pin")
     new_cfg, report = choose_formats(cfg, weights, calib_x=calib, widths=widths or None, force=forced or None,
                                      headroom=args.headroom)
     save_model(out, new_cfg, weights)
@@ -413,10 +422,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--calibrate", metavar="X.npy", help="calibration inputs (T, input) or (N, T, input)")
     s.add_argument("--width", action="append", metavar="CLASS=N",
                    help="width of a tensor class (weight, state, cell, pre, act), e.g. weight=8")
-    s.add_argument("--force", action="append", metavar="CLASS=Qm.n", help="force a format, e.g. state=Q2.13")
+    s.add_argument("--pin", action="append", metavar="CLASS=Qm.n", help="pin a class to a format, e.g. state=Q2.13")
     s.add_argument("--headroom", type=float, default=1.0, help="multiply observed ranges by this (default 1)")
     s.add_argument("--report", help="JSON report of formats and saturation counts")
-    s.add_argument("--overwrite", action="store_true", help="overwrite an existing model directory")
+    s.add_argument("--force", action="store_true", help="overwrite an existing model directory")
     s.set_defaults(func=cmd_quantize)
     return p
 

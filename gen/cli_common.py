@@ -8,11 +8,12 @@ other way round.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["CLIError", "load_inputs", "parse_set"]
+__all__ = ["CLIError", "load_inputs", "parse_set", "writable_output"]
 
 
 class CLIError(Exception):
@@ -49,3 +50,16 @@ def parse_set(items: list[str]) -> dict:
         except tomllib.TOMLDecodeError:
             out[key.strip()] = value  # a bare string such as lstm or Q3.12
     return out
+
+
+def writable_output(path) -> Path:
+    """``path`` as a Path if a file can be written there (its folder exists and is writable), else a CLIError."""
+    p = Path(path)
+    folder = p.parent if str(p.parent) else Path(".")
+    if p.is_dir():
+        raise CLIError(f"output {str(path)!r} is a directory; give a file name")
+    if not folder.is_dir():
+        raise CLIError(f"cannot write {str(path)!r}: folder {str(folder)!r} does not exist")
+    if not os.access(folder, os.W_OK) or (p.exists() and not os.access(p, os.W_OK)):
+        raise CLIError(f"cannot write {str(path)!r}: permission denied")
+    return p

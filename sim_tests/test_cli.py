@@ -190,3 +190,42 @@ def test_console_script_entry_point(tmp_path):
     exe = [sys.executable, "-m", "rnnaccel.cli", "presets"]
     out = subprocess.run(exe, capture_output=True, text=True, check=True).stdout
     assert "lstm512-ice40" in out
+
+
+def test_run_output_path_errors_are_one_line(model, tmp_path, capsys):
+    np.save(tmp_path / "x.npy", np.zeros((2, 8), np.float32))
+    for out, words in ((tmp_path / "missing" / "y.npy", ("does not exist",)), (tmp_path, ("is a directory",))):
+        code, _, err = run(["run", model, "--inputs", tmp_path / "x.npy", "-o", out], capsys)
+        assert code == 2
+        one_line_error(err, *words)
+    code, _, err = run(["run", model, "--inputs", tmp_path / "x.npy", "-o", tmp_path / "y.npy", "--backend",
+                        "amaranth", "--report", tmp_path / "nope" / "r.json"], capsys)
+    assert code == 2
+    one_line_error(err, "does not exist")
+
+
+def test_run_counts_inputs_outside_q_state(model, tmp_path, capsys):
+    cfg, w = load_model(model)
+    x = np.zeros((3, 8))
+    x[0, 0], x[2, 5] = 1e6, -1e6
+    np.save(tmp_path / "x.npy", x)
+    code, _, err = run(["run", model, "--inputs", tmp_path / "x.npy", "-o", tmp_path / "y.npy", "--raw"], capsys)
+    assert code == 0
+    assert f"2 of 24 inputs lie outside {cfg.q_state}" in err and "saturate" in err
+    np.testing.assert_array_equal(np.load(tmp_path / "y.npy"), IntegerModel(cfg, w).run(x))
+    code, _, err = run(["run", model, "--inputs", tmp_path / "x.npy", "-o", tmp_path / "y.npy"], capsys)
+    assert code == 0 and "2 of 24" in err
+    np.save(tmp_path / "ok.npy", np.full((3, 8), 0.5))
+    code, _, err = run(["run", model, "--inputs", tmp_path / "ok.npy", "-o", tmp_path / "y.npy"], capsys)
+    assert code == 0 and "outside" not in err
+
+
+def test_quantize_overwrites_only_with_force(model, tmp_path, capsys):
+    out = tmp_path / "q"
+    assert run(["quantize", model, "-o", out, "--pin", "state=Q2.13"], capsys)[0] == 0
+    cfg, _ = load_model(out)
+    assert str(cfg.q_state) == "Q2.13"
+    code, _, err = run(["quantize", model, "-o", out], capsys)
+    assert code == 2
+    one_line_error(err, "already holds a model", "--force")
+    assert run(["quantize", model, "-o", out, "--force"], capsys)[0] == 0
