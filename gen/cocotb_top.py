@@ -23,6 +23,7 @@ from cocotb.triggers import ClockCycles, RisingEdge
 
 from rnnaccel.config import Config
 from rnnaccel.host import OP, load_session, state_commands, weight_commands
+from rnnaccel.interface import pack_command
 
 
 class TB:
@@ -57,7 +58,7 @@ class TB:
     async def command(self, op: int, sel: int = 0, addr: int = 0, data: int = 0):
         while not self.idle_now():
             await RisingEdge(self.dut.clk)
-        word = op | (sel << 4) | (addr << 20) | (data << 44)
+        word = pack_command(op, sel, addr, data)
         self.dut.i_cmd__payload.value = word
         self.dut.i_cmd__valid.value = 1
         await RisingEdge(self.dut.clk)

@@ -12,7 +12,7 @@ operations executed in order,
 Every backend (golden, Amaranth simulator, Icarus, Verilator, and later the
 board's UART link) executes the same sessions, so their results can be
 compared bit for bit. This module turns operations into command words
-(:class:`rnnaccel.hw.sequencer.Op`) and runs sessions on the golden model.
+(:class:`rnnaccel.interface.Op`) and runs sessions on the golden model.
 """
 
 from __future__ import annotations
@@ -22,11 +22,10 @@ import numpy as np
 from .config import Config
 from .golden import IntegerModel
 from .image import bank_words, bias_words, vector_slots, weight_banks
+from .interface import OP
 
 __all__ = ["OP", "state_commands", "weight_commands", "golden_session", "sessions_for_batch"]
 
-#: Opcodes, mirrored from rnnaccel.hw.sequencer.Op (kept here so host code needs no Amaranth).
-OP = {"NOP": 0, "RESET_STATE": 1, "WRITE_VEC": 2, "WRITE_C": 3, "WRITE_WEIGHT": 4, "CLEAR_COUNTERS": 5}
 
 
 def _mask(v: int, width: int) -> int:

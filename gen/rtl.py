@@ -257,10 +257,9 @@ def generate(cfg: Config, weights, out_dir: str | os.PathLike, progress=print) -
     line, hexadecimal two's complement; dense banks pack lane 0 in the low bits).
     """
     from . import lut
-    from .host import OP
-    from .hw.mvu import mvu_latency, plan_cycles
     from .hw.accelerator import program
-    from .hw.sequencer import command_layout
+    from .hw.mvu import mvu_latency, plan_cycles
+    from .interface import OP, STATUS_BITS, command_fields
     from .image import bank_word_bits, bank_words, bias_word_bits, bias_words, plans, weight_banks
 
     out = Path(out_dir)
@@ -281,7 +280,10 @@ def generate(cfg: Config, weights, out_dir: str | os.PathLike, progress=print) -
     for fn in lut.FUNCTIONS:
         (out / "mem" / f"{fn}.hex").write_text(_hex_lines(lut.table(cfg, fn), cfg.q_act.width))
 
-    layout = command_layout(cfg)
+    offsets, at = {}, 0
+    for name, bits in command_fields(cfg).items():
+        offsets[name] = {"offset": at, "width": bits}
+        at += bits
     manifest = {
         "generator": "rnnaccel",
         "top": TOP_NAME,
@@ -295,9 +297,9 @@ def generate(cfg: Config, weights, out_dir: str | os.PathLike, progress=print) -
             "i_x": {"payload": f"signed {cfg.q_state.width}-bit {cfg.q_state}", "words_per_step": cfg.input_size},
             "o_h": {"payload": f"signed {cfg.q_state.width}-bit {cfg.q_state}", "words_per_step": cfg.hidden_size},
         },
-        "command_fields": {name: {"offset": fld.offset, "width": fld.width} for name, fld in layout},
+        "command_fields": offsets,
         "commands": dict(OP),
-        "status_bits": {"busy": 0, "idle": 1, "error": 2},
+        "status_bits": dict(STATUS_BITS),
         "program": [list(p) for p in program(cfg)],
         "datapath": cfg.datapath,
         "plans": [{"layer": p.layer, "matrix": p.name, "rows": p.rows, "cols": p.cols, "tiles": [p.br, p.bc],
@@ -310,7 +312,7 @@ def generate(cfg: Config, weights, out_dir: str | os.PathLike, progress=print) -
         "dense_weight_bytes": cfg.dense_weight_bytes,
         "rounding": ROUNDING_RULE,
     }
-    manifest["streams"]["i_cmd"] = {"payload": "see command_fields", "width": layout.size}
+    manifest["streams"]["i_cmd"] = {"payload": "see command_fields", "width": at}
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     (out / "rnnaccel.h").write_text(_c_header(cfg, manifest))
     progress(f"wrote {out}/ ({len(text.splitlines())} lines of Verilog)")

@@ -1,7 +1,8 @@
 """What every datapath's sequencer shares: the command interface and the sequencer base.
 
-:class:`Op` (command opcodes), :func:`command_layout` (the command word),
-:data:`STATUS_BITS` and the phase codes are the accelerator's interface;
+:func:`command_layout` is the command word of :mod:`rnnaccel.interface`
+(which defines :class:`Op`, :data:`STATUS_BITS` and the phase codes, re-exported
+here for the gateware);
 :class:`SequencerBase` owns the members (input/output streams, commands,
 status, counters, phase), the stream FIFOs, the counters and the commands
 both datapaths decode alike. The array datapath (:mod:`.array`) and the
@@ -11,46 +12,20 @@ serial one (:mod:`.serial`) build their phase FSMs on it;
 
 from __future__ import annotations
 
-import enum
-
 from amaranth.hdl import Module, signed, unsigned
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..config import Config
+from ..interface import PHASE_CLEAR, PHASE_STEP_DONE, STATUS_BITS, Op, command_fields
 from . import check_cfg_and_weights
 
 __all__ = ["Op", "command_layout", "STATUS_BITS", "PHASE_CLEAR", "PHASE_STEP_DONE", "SequencerBase"]
 
 
-class Op(enum.IntEnum):
-    """Command opcodes (``i_cmd.payload.op``)."""
-
-    NOP = 0
-    RESET_STATE = 1      #: zero every h, c, r*h and x_{t-1} word
-    WRITE_VEC = 2        #: vector store: sel = bank * T + lane, addr = row, data = q_state word
-    WRITE_C = 3          #: cell state: addr = layer * padded(H) + element, data = q_cell word
-    WRITE_WEIGHT = 4     #: sel = weight bank (p * pe_cols + q; pe_rows*pe_cols = bias), addr = word, data = packed word
-    CLEAR_COUNTERS = 5   #: zero the cycle, wait and step counters and the error flag
-
-
-PHASE_CLEAR = 254
-PHASE_STEP_DONE = 255
-
-#: Bits of ``status``.
-STATUS_BITS = {"busy": 0, "idle": 1, "error": 2}
-
-
 def command_layout(cfg: Config) -> data.StructLayout:
-    from ..image import bank_word_bits, bias_word_bits
-
-    mvu_word = max(bank_word_bits(cfg), bias_word_bits(cfg))
-    return data.StructLayout({
-        "op": unsigned(4),
-        "sel": unsigned(16),
-        "addr": unsigned(24),
-        "data": unsigned(max(32, mvu_word)),
-    })
+    """The ``i_cmd`` payload: :func:`rnnaccel.interface.command_fields` as an Amaranth layout."""
+    return data.StructLayout({name: unsigned(bits) for name, bits in command_fields(cfg).items()})
 
 
 class SequencerBase(wiring.Component):
