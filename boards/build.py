@@ -12,11 +12,11 @@ import json
 import os
 import re
 import subprocess
-import threading
 import time
 from pathlib import Path
 
-from .platforms import BoardError, device_totals, get_platform, toolchain_env, which
+from ..toolchain import run_polling, which
+from .platforms import BoardError, device_totals, get_platform, toolchain_env
 
 __all__ = ["build_board", "parse_nextpnr_report", "program_board", "format_report",
            "overflowing_resources"]
@@ -51,26 +51,8 @@ def parse_nextpnr_report(report: dict, totals: dict, target_mhz: float) -> dict:
 
 
 def _run_with_progress(fn, label: str, progress):
-    done = threading.Event()
-    result: dict = {}
-
-    def work():
-        try:
-            result["value"] = fn()
-        except BaseException as exc:  # re-raised below
-            result["error"] = exc
-        finally:
-            done.set()
-
     t0 = time.time()
-    th = threading.Thread(target=work, daemon=True)
-    th.start()
-    while not done.wait(10):
-        progress(f"{label}: {time.time() - t0:.0f} s")
-    th.join()
-    if "error" in result:
-        raise result["error"]
-    return result["value"]
+    return run_polling(fn, lambda: progress(f"{label}: {time.time() - t0:.0f} s"), 10)
 
 
 def build_board(cfg, weights, board: str, out_dir: str | os.PathLike, *, freq_mhz: float | None = None,

