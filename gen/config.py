@@ -21,7 +21,7 @@ import tomli_w
 
 from .fixedpoint import QFormat
 
-__all__ = ["Config", "ConfigError", "CELLS", "DATAPATHS", "GATES", "PRESETS", "preset", "ceil_div"]
+__all__ = ["Config", "ConfigError", "CELLS", "DATAPATHS", "gate_names", "PRESETS", "preset", "ceil_div"]
 
 #: Cell types and the gates (rows of the stacked projection matrices), in order.
 CELLS = ("lstm", "gru", "sru", "qrnn", "rnn")
@@ -34,7 +34,7 @@ def ceil_div(a: int, b: int) -> int:
     return -(-a // b)
 
 
-def GATES(cell: str, input_size: int | None = None, hidden_size: int | None = None) -> tuple[str, ...]:
+def gate_names(cell: str, input_size: int | None = None, hidden_size: int | None = None) -> tuple[str, ...]:
     """Gate names of ``cell`` in weight order (PyTorch order where PyTorch has the cell).
 
     SRU has a fourth projection ``s`` (the scaled highway) when its input size
@@ -281,7 +281,7 @@ class Config:
         return self.input_size if layer == 0 else self.hidden_size
 
     def layer_gates(self, layer: int) -> tuple[str, ...]:
-        return GATES(self.cell, self.layer_input_size(layer), self.hidden_size)
+        return gate_names(self.cell, self.layer_input_size(layer), self.hidden_size)
 
     def layer_cols(self, layer: int) -> int:
         """Columns of the layer's input matrix (the QRNN window stacks inputs)."""

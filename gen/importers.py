@@ -54,7 +54,7 @@ from pathlib import Path
 import numpy as np
 
 from .circulant import expand, project
-from .config import GATES, Config
+from .config import gate_names, Config
 from .model import ModelError, Weights
 
 __all__ = ["ModelImportError", "DenseLayer", "DenseModel", "MatrixEnergy", "ImportResult", "read_model",
@@ -706,7 +706,7 @@ def to_model(model: DenseModel, cfg: Config) -> tuple[Weights, list[MatrixEnergy
     if (cfg.cell, cfg.input_size, cfg.hidden_size, cfg.num_layers) != (
             model.cell, model.input_size, model.hidden_size, model.num_layers):
         raise ModelImportError("the config does not describe the imported model")
-    if model.cell not in IMPORT_CELLS or len(GATES(model.cell)) != model.layers[0].W.shape[0]:
+    if model.cell not in IMPORT_CELLS or len(gate_names(model.cell)) != model.layers[0].W.shape[0]:
         raise ModelImportError(f"cannot import a {model.cell} model")
     k = cfg.block_size
     weights: Weights = {}

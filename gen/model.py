@@ -1,7 +1,7 @@
 """Model directories: ``rnnaccel.toml`` (the config) + ``weights.npz`` (float weights).
 
 Layout of ``weights.npz`` (float32), for each layer ``l`` and with G the
-number of gates (:func:`rnnaccel.config.GATES`), H the hidden size, C the
+number of gates (:func:`rnnaccel.config.gate_names`), H the hidden size, C the
 layer's input-matrix columns (input size, or hidden size after layer 0, times
 the QRNN window), k the block size and ``ceil`` rounding up:
 
