@@ -174,15 +174,16 @@ def tile_of(cfg: Config, qweights: Weights, plan: MatrixPlan, i: int, j: int) ->
     return block.T.copy()
 
 
-def weight_banks(cfg: Config, weights: Weights, quantized: bool = False) -> list[list[np.ndarray]]:
+def weight_banks(cfg: Config, weights: Weights) -> list[list[np.ndarray]]:
     """Contents of the ``pe_rows x pe_cols`` weight banks, raw q_weight integers.
 
     Each bank is (depth,) for circulant weights or (depth, T) for dense ones,
-    ``depth = sum(plan.words_per_bank)``.
+    ``depth = sum(plan.words_per_bank)``. ``weights`` may be float or already
+    :class:`~rnnaccel.model.QuantizedWeights`.
     """
-    qw = weights if quantized else quantize_weights(cfg, weights)
+    qw = quantize_weights(cfg, weights)
     if cfg.datapath == "serial":
-        return [[serial_weight_image(cfg, qw, quantized=True)]]
+        return [[serial_weight_image(cfg, qw)]]
     T = cfg.tile
     ps = plans(cfg)
     depth = sum(p.words_per_bank for p in ps)
@@ -233,9 +234,9 @@ def bank_words(cfg: Config, bank: np.ndarray) -> list[int]:
     return [pack_words(group, ws) for group in padded.reshape(-1, per)]
 
 
-def bias_image(cfg: Config, weights: Weights, quantized: bool = False) -> np.ndarray:
+def bias_image(cfg: Config, weights: Weights) -> np.ndarray:
     """Bias memory: one row of T raw q_pre words per output segment of every plan, shape (rows, T)."""
-    qw = weights if quantized else quantize_weights(cfg, weights)
+    qw = quantize_weights(cfg, weights)
     T, H = cfg.tile, cfg.hidden_size
     hp = cfg.padded(H)
     ps = plans(cfg)
@@ -300,9 +301,9 @@ def serial_col_blocks(cfg: Config, layer: int) -> int:
     return sum(c for _, _, c in cfg.matrices(layer)) // cfg.block_size
 
 
-def serial_weight_image(cfg: Config, weights: Weights, quantized: bool = False) -> np.ndarray:
+def serial_weight_image(cfg: Config, weights: Weights) -> np.ndarray:
     """The serial datapath's weight bank, raw q_weight integers (see the module docstring)."""
-    qw = weights if quantized else quantize_weights(cfg, weights)
+    qw = quantize_weights(cfg, weights)
     parts = []
     for layer in range(cfg.num_layers):
         fused = np.concatenate([qw[f"layer{layer}.W"], qw[f"layer{layer}.U"]], axis=2)   # (G, R, NJ, k)

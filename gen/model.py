@@ -36,7 +36,7 @@ from .config import Config, ConfigError, ceil_div
 from .fixedpoint import quantize
 
 __all__ = ["Weights", "ModelError", "weight_shapes", "random_weights", "save_model", "load_model",
-           "quantize_weights", "dense_matrices", "CONFIG_FILE", "WEIGHTS_FILE"]
+           "quantize_weights", "QuantizedWeights", "dense_matrices", "CONFIG_FILE", "WEIGHTS_FILE"]
 
 CONFIG_FILE = "rnnaccel.toml"
 WEIGHTS_FILE = "weights.npz"
@@ -174,10 +174,33 @@ def dense_matrices(cfg: Config, weights: Weights) -> list[LayerMatrices]:
     return out
 
 
-def quantize_weights(cfg: Config, weights: Weights) -> Weights:
-    """Raw integers: matrices in ``q_weight``, biases in ``q_pre``."""
+class QuantizedWeights(dict):
+    """Raw integer weights of one design: matrices in ``q_weight``, biases in ``q_pre``.
+
+    A ``dict`` of the same keys and shapes as the float :data:`Weights`, typed so
+    that every consumer can tell integers from floats: :func:`quantize_weights`
+    returns one unchanged, so a design quantized once (``rnnaccel.rtl.generate``
+    does it) is never quantized again by the components and images it feeds.
+    """
+
+    def __init__(self, arrays: dict, q_weight, q_pre):
+        super().__init__(arrays)
+        self.q_weight, self.q_pre = q_weight, q_pre
+
+    def matches(self, cfg: Config) -> bool:
+        """Quantized with ``cfg``'s formats."""
+        return self.q_weight == cfg.q_weight and self.q_pre == cfg.q_pre
+
+
+def quantize_weights(cfg: Config, weights: Weights) -> QuantizedWeights:
+    """Raw integers: matrices in ``q_weight``, biases in ``q_pre`` (already quantized weights pass through)."""
+    if isinstance(weights, QuantizedWeights):
+        if not weights.matches(cfg):
+            raise ValueError(f"weights quantized to {weights.q_weight}/{weights.q_pre}, the config needs "
+                             f"{cfg.q_weight}/{cfg.q_pre}")
+        return weights
     out: Weights = {}
     for key, value in weights.items():
         kind = key.rsplit(".", 1)[1]
         out[key] = quantize(value, cfg.q_weight if kind in ("W", "U") else cfg.q_pre)
-    return out
+    return QuantizedWeights(out, cfg.q_weight, cfg.q_pre)

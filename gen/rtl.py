@@ -260,23 +260,25 @@ def generate(cfg: Config, weights, out_dir: str | os.PathLike, progress=print) -
     from .hw.accelerator import program
     from .hw.mvu import mvu_latency, plan_cycles
     from .interface import OP, STATUS_BITS, command_fields
+    from .model import quantize_weights
     from .image import bank_word_bits, bank_words, bias_word_bits, bias_words, plans, weight_banks
 
     out = Path(out_dir)
     (out / "mem").mkdir(parents=True, exist_ok=True)
+    qw = quantize_weights(cfg, weights)     # once per design: the gateware and every image take these integers
     progress(f"elaborating and converting to Verilog ({cfg.name}, hash {cfg.hash})")
-    text = accelerator_verilog(cfg, weights)
+    text = accelerator_verilog(cfg, qw)
     (out / f"{TOP_NAME}.v").write_text(text)
     cfg.save(out / "rnnaccel.toml")
 
     progress("writing memory images")
-    banks = weight_banks(cfg, weights)
+    banks = weight_banks(cfg, qw)
     for p in range(cfg.pe_rows):
         for q in range(cfg.pe_cols):
             bank = banks[p][q]
             width = bank_word_bits(cfg)
             (out / "mem" / f"weights_p{p}_q{q}.hex").write_text(_hex_lines(bank_words(cfg, bank), width))
-    (out / "mem" / "bias.hex").write_text(_hex_lines(bias_words(cfg, weights), bias_word_bits(cfg)))
+    (out / "mem" / "bias.hex").write_text(_hex_lines(bias_words(cfg, qw), bias_word_bits(cfg)))
     for fn in lut.FUNCTIONS:
         (out / "mem" / f"{fn}.hex").write_text(_hex_lines(lut.table(cfg, fn), cfg.q_act.width))
 

@@ -229,3 +229,20 @@ def test_quantize_overwrites_only_with_force(model, tmp_path, capsys):
     assert code == 2
     one_line_error(err, "already holds a model", "--force")
     assert run(["quantize", model, "-o", out, "--force"], capsys)[0] == 0
+
+
+@pytest.mark.parametrize("name", ["lstm-small", "lstm512-ice40", "gru-small"])
+def test_generate_quantizes_the_weights_once(name, tmp_path, monkeypatch):
+    """One quantization per design: the gateware, the memory images and the manifest share one
+    QuantizedWeights (rnnaccel.model.quantize counted: one call per weight array)."""
+    from rnnaccel import model as model_mod
+    from rnnaccel.model import random_weights
+    from rnnaccel.rtl import generate
+
+    cfg = preset(name)
+    weights = random_weights(cfg, seed=2)
+    calls = []
+    real = model_mod.quantize
+    monkeypatch.setattr(model_mod, "quantize", lambda *a, **k: calls.append(1) or real(*a, **k))
+    generate(cfg, weights, tmp_path / "out", progress=lambda *_: None)
+    assert len(calls) == len(weights)

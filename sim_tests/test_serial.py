@@ -105,7 +105,7 @@ def test_weight_image_read_as_the_lanes_read_it(case_id, changes):
     cfg = _cfg(changes)
     w = random_weights(cfg, seed=9)
     qw = quantize_weights(cfg, w)
-    words = bank_words(cfg, serial_weight_image(cfg, qw, quantized=True))
+    words = bank_words(cfg, serial_weight_image(cfg, qw))
     pack, k, Ln, ws = bank_packing(cfg), cfg.block_size, cfg.lanes, cfg.q_weight.width
     Hp = cfg.padded(cfg.hidden_size)
     for layer in range(cfg.num_layers):
