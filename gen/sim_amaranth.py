@@ -25,10 +25,9 @@ def run_session_amaranth(cfg: Config, weights, ops: list[tuple], *, idle: float 
 
     dut = make_accelerator(cfg, weights if cfg.weights_in_rom else None)
     rng = np.random.default_rng(seed)
-    H, n_in = cfg.hidden_size, cfg.input_size
+    H = cfg.hidden_size
     outs: list[np.ndarray] = []
     counters: list[dict] = []
-    xs = cfg.q_state.width
 
     async def send_cmd(ctx, op, sel=0, addr=0, data=0):
         while not (ctx.get(dut.status) >> 1) & 1:
