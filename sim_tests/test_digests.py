@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from rnnaccel.config import PRESETS, preset
-from rnnaccel.model import random_weights
-from rnnaccel.rtl import generate
+from rnnaccel.config import PRESETS
 
 RECORDED = {
     "gru-small": {
@@ -102,8 +102,22 @@ def test_every_preset_is_recorded():
     assert set(RECORDED) == set(PRESETS)
 
 
+GENERATE = """
+import sys
+from rnnaccel.config import preset
+from rnnaccel.model import random_weights
+from rnnaccel.rtl import generate
+cfg = preset(sys.argv[1])
+generate(cfg, random_weights(cfg, seed=5), sys.argv[2], progress=lambda *_: None)
+"""
+
+
 @pytest.mark.parametrize("name", sorted(RECORDED))
 def test_generated_artefacts_match_recorded_digests(name, tmp_path):
-    cfg = preset(name)
-    generate(cfg, random_weights(cfg, seed=5), tmp_path, progress=lambda *_: None)
-    assert artefact_digests(tmp_path) == RECORDED[name]
+    """Generated in a fresh interpreter, as ``rnnaccel generate`` does (in the suite's shared worker
+    processes the gru-small manifest once came out different: see the session note)."""
+    subprocess.run([sys.executable, "-c", GENERATE, name, str(tmp_path)], check=True)
+    got = artefact_digests(tmp_path)
+    assert got == RECORDED[name], (
+        {k: (got.get(k), RECORDED[name].get(k)) for k in set(got) | set(RECORDED[name])
+         if got.get(k) != RECORDED[name].get(k)}, (tmp_path / "manifest.json").read_text()[:4000])
