@@ -104,6 +104,7 @@ class TB:
         got = await self._collect(x.shape[0] * self.cfg.hidden_size)
         await driver
         await self.wait_idle()
+        assert not int(self.dut.o_h__valid.value), "an output word beyond the run's steps is pending"
         return np.array(got, dtype=np.int64).reshape(x.shape[0], self.cfg.hidden_size)
 
     def counters(self) -> dict:

@@ -123,7 +123,10 @@ class QFormat:
 # --------------------------------------------------------------------------
 
 def _as_int(x) -> np.ndarray:
+    """int64 arrays; object arrays of Python ints stay as they are (exact sums wider than 63 bits)."""
     arr = np.asarray(x)
+    if arr.dtype == object and all(isinstance(v, int) for v in arr.flat):
+        return arr
     if arr.dtype.kind not in "iu":
         raise TypeError(f"fixed-point operations take integer arrays, not {arr.dtype}")
     return arr.astype(np.int64)

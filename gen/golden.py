@@ -84,12 +84,7 @@ def _sum_narrow(terms: list[tuple[np.ndarray, int]], q) -> np.ndarray:
         total = sum(align(v, f, top) for v, f in terms)
         return narrow(total, top, q)
     total = sum(np.asarray(v, dtype=np.int64).astype(object) << (top - f) for v, f in terms)
-    shift = top - q.frac
-    if shift > 0:
-        total = (total + (1 << (shift - 1))) >> shift      # the one rounding rule (round half up)
-    elif shift < 0:
-        total = total << -shift
-    return np.clip(total, q.min_raw, q.max_raw).astype(np.int64)
+    return narrow(total, top, q).astype(np.int64)     # the one rounding and saturation rule, on exact ints
 
 
 def _one(cfg: Config) -> int:

@@ -87,6 +87,10 @@ def run_session_amaranth(cfg: Config, weights, ops: list[tuple], *, idle: float 
                 ctx.set(dut.i_x.valid, 0)
                 ctx.set(dut.o_h.ready, 0)
                 await wait_idle(ctx)
+                # nothing lost or duplicated: every input word taken, no output word beyond the run's
+                if i != len(words) or ctx.get(dut.o_h.valid):
+                    raise AssertionError(f"run of {x.shape[0]} steps: {i} of {len(words)} input words taken, "
+                                         f"extra output word pending: {bool(ctx.get(dut.o_h.valid))}")
                 outs.append(np.array(got, dtype=np.int64).reshape(x.shape[0], H))
                 counters.append({"cycles": ctx.get(dut.cycles), "wait_cycles": ctx.get(dut.wait_cycles),
                                  "steps": ctx.get(dut.steps)})

@@ -1,0 +1,397 @@
+"""The safety net: random whole configs, bit-exact against the golden model.
+
+* :func:`test_random_config_bit_exact`: hypothesis draws a whole valid config from the real field
+  space (every cell and variant, 1-3 layers, sizes 1-24 including non-multiples of the tile, dense and
+  circulant, PE grids up to 3x3, both datapaths, stacked projections, ROM and run-time weights, block
+  RAM and SPRAM weight banks, Q formats, table sizes and ranges, interpolation), seeded random weights
+  and a random session (reset, runs carrying the state, an initial state; random input stalls and
+  output back-pressure), runs it in the Amaranth simulator and compares every output word with the
+  golden model. A fixed-seed budget runs in CI; ``-m slow`` runs 600 examples.
+* :func:`test_raw_fields_valid_or_one_line_error`: raw field combinations (a valid draw with up to three
+  fields replaced by arbitrary values, wrong types and unknown fields included): either the config
+  constructs, and then it simulates bit-exact, or it raises :class:`ConfigError` with a one-line
+  message naming the field.
+* :func:`test_soak_lstm_small_verilator`: 2000 steps of ``lstm-small`` in Verilator (cocotb), random
+  idle cycles and back-pressure, bit-exact and every output counted (about 35 s with the Verilator
+  build on an idle core, so it runs in CI).
+
+The draw (exact ranges) is documented at :func:`valid_fields`; a failure prints the config as TOML
+(hypothesis ``note``) so it can be replayed with :func:`check_case`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, event, given, note, settings
+from hypothesis import strategies as st
+
+from rnnaccel.backends import run_session
+from rnnaccel.config import CELLS, DATAPATHS, Config, ConfigError, preset
+from rnnaccel.fixedpoint import QFormat, quantize
+from rnnaccel.host import golden_session
+from rnnaccel.model import random_weights
+
+FIELDS = tuple(f.name for f in dataclasses.fields(Config))
+Q_FIELDS = ("q_weight", "q_state", "q_cell", "q_pre", "q_act")
+CELL_STATE = ("lstm", "sru", "qrnn")      # cells with a cell state c
+
+MAX_SIZE = 24       # input and hidden sizes drawn from 1..MAX_SIZE
+MAX_STEPS = 3       # steps per run operation
+MAX_Q_WIDTH = 32    # widest Q format drawn (QFormat's limit)
+MAX_PRODUCT = 50    # q_weight.width + q_state.width at most (with the sum and the bias, the 62-bit accumulator)
+
+_COMMON = dict(deadline=None, derandomize=True, database=None, print_blob=True,
+               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+#: CI budget: about a minute on one core (sizes up to 24, up to 12 steps per session)
+CI = settings(max_examples=5, **_COMMON)         # per cell variant (7 variants: 35 configs)
+CI_RAW = settings(max_examples=60, **_COMMON)
+#: the slow tier (``pytest -m slow sim_tests/test_random_config.py``)
+SLOW = settings(max_examples=600, **_COMMON)
+SLOW_RAW = settings(max_examples=600, **_COMMON)
+
+
+# ----------------------------------------------------------------------------- the draw
+def _pow2_dividing(k: int, at_least: int = 1) -> list[int]:
+    return [1 << e for e in range(k.bit_length()) if k % (1 << e) == 0 and (1 << e) >= at_least]
+
+
+@st.composite
+def _state_format(draw, min_width=4, max_width=None, max_int=6):
+    """A format with 0 or more integer bits (q_state, q_cell, q_pre, q_act): width and integer bits."""
+    width = draw(st.integers(min_width, max_width or MAX_Q_WIDTH))
+    int_bits = draw(st.integers(0, min(max_int, width - 1)))
+    return QFormat(width, width - 1 - int_bits)
+
+
+#: every cell and variant (the CI tier draws a few configs of each)
+VARIANTS = [{"cell": "lstm"}, {"cell": "gru", "gru_reset_after": True}, {"cell": "gru", "gru_reset_after": False},
+            {"cell": "sru"}, {"cell": "qrnn", "qrnn_window": 1}, {"cell": "qrnn", "qrnn_window": 2}, {"cell": "rnn"}]
+VARIANT_IDS = ["-".join(str(v) for v in variant.values()).replace("True", "after").replace("False", "before")
+               for variant in VARIANTS]
+
+
+@st.composite
+def valid_fields(draw, variant: dict | None = None) -> dict:
+    """Every field of a config the rules accept, drawn from the field space (dependent fields derived).
+
+    * ``cell``: lstm, gru, sru, qrnn, rnn; ``gru_reset_after`` true/false; ``qrnn_window`` 1/2;
+      ``num_layers`` 1-3.
+    * ``input_size``, ``hidden_size``: 1-24; a window-2 QRNN takes whole tiles for the input (and the
+      hidden size with 2+ layers): a multiple of the tile up to 24, or one tile when it is wider.
+    * ``datapath``: array, or serial (lstm and rnn only).
+    * array: ``block_size`` 1 (a third of draws), 2-8 or 9-32; ``lanes`` = k when k > 1, 1-8 for dense
+      weights (the tile); ``pe_rows``, ``pe_cols`` 1-3.
+    * serial: ``block_size`` 4, 8, 16, 32; ``lanes`` a power of two dividing k (with SPRAM a multiple
+      of its packing); PE grid 1x1.
+    * ``stacked_projections``, ``weights_in_rom``, ``interpolate``: true/false; ``weight_ram`` block, or
+      huge when weights are loaded at run time, k > 1 and the weight width divides 16 (serial: packing <= k).
+    * ``q_state``, ``q_cell``: 4-32 bits with 0-6 integer bits; ``q_act`` 4-32 bits with 0-2 integer
+      bits; ``q_weight`` 2-32 bits (width + q_state's at most 50) with 0 to width + 2 fraction bits;
+      ``q_pre`` 4-32 bits, 0-6 integer bits but at most q_weight.frac + q_state.frac fraction bits.
+    * ``sigmoid_range``, ``tanh_range``: 0.5-64 (powers of two); ``table_entries`` 4-1024 (powers of
+      two) with a table step no finer than the resolution of each table input (q_pre, q_cell).
+    * ``seed`` 0-3, ``name`` "random".
+
+    ``variant`` fixes the cell (and its variant field) instead of drawing it.
+    """
+    cell = variant["cell"] if variant else draw(st.sampled_from(CELLS))
+    datapath = draw(st.sampled_from(DATAPATHS)) if cell in ("lstm", "rnn") else "array"
+    f: dict = {"cell": cell, "datapath": datapath,
+               "gru_reset_after": draw(st.booleans()), "qrnn_window": draw(st.sampled_from([1, 2])),
+               "num_layers": draw(st.integers(1, 3)), "stacked_projections": draw(st.booleans()),
+               "weights_in_rom": draw(st.booleans()), "interpolate": draw(st.booleans())}
+    f.update(variant or {})
+
+    # formats (every width QFormat allows; q_weight + q_state kept inside the 62-bit accumulator)
+    f["q_state"] = draw(_state_format())
+    qw_width = draw(st.integers(2, min(MAX_Q_WIDTH, MAX_PRODUCT - f["q_state"].width)))
+    f["q_weight"] = QFormat(qw_width, draw(st.integers(0, qw_width + 2)))
+    f["q_cell"] = draw(_state_format())
+    f["q_act"] = draw(_state_format(max_int=2))
+    acc_frac = f["q_weight"].frac + f["q_state"].frac
+    pre_width = draw(st.integers(4, MAX_Q_WIDTH))
+    lo = max(0, pre_width - 1 - acc_frac)                 # q_pre.frac <= acc_frac
+    pre_int = draw(st.integers(lo, max(lo, min(6, pre_width - 1))))
+    f["q_pre"] = QFormat(pre_width, pre_width - 1 - pre_int)
+
+    # tables: 2 * R / entries no finer than the LSB of every table input
+    frac_sig = f["q_pre"].frac
+    frac_tanh = min(frac_sig, f["q_cell"].frac) if cell in CELL_STATE else frac_sig
+    sig_log = draw(st.integers(max(-1, 1 - frac_sig), 6))
+    tanh_log = draw(st.integers(max(-1, 1 - frac_tanh), 6))
+    f["sigmoid_range"], f["tanh_range"] = 2.0 ** sig_log, 2.0 ** tanh_log
+    top = min(10, frac_sig + 1 + sig_log, frac_tanh + 1 + tanh_log)
+    f["table_entries"] = 1 << draw(st.integers(2, top))
+
+    # datapath geometry and weight memory
+    if datapath == "serial":
+        k = draw(st.sampled_from([4, 8, 16, 32]))
+        f["pe_rows"] = f["pe_cols"] = 1
+    else:
+        k = draw(st.one_of(st.just(1), st.integers(2, 8), st.integers(9, 32)))     # a third dense
+        f["pe_rows"], f["pe_cols"] = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    f["block_size"] = k
+    huge_ok = not f["weights_in_rom"] and k > 1 and 16 % qw_width == 0
+    if datapath == "serial":
+        huge_ok = huge_ok and 16 // qw_width <= k
+    f["weight_ram"] = draw(st.sampled_from(["block", "huge"])) if huge_ok else "block"
+    if datapath == "serial":
+        pack = 16 // qw_width if f["weight_ram"] == "huge" else 1
+        f["lanes"] = draw(st.sampled_from(_pow2_dividing(k, pack)))
+    else:
+        f["lanes"] = k if k > 1 else draw(st.integers(1, 8))
+    tile = k if k > 1 else f["lanes"]
+
+    # shape
+    def size(whole_tiles: bool) -> int:
+        if whole_tiles:
+            return tile * draw(st.integers(1, max(1, MAX_SIZE // tile)))
+        return draw(st.integers(1, MAX_SIZE))
+
+    qrnn2 = cell == "qrnn" and f["qrnn_window"] == 2
+    f["input_size"] = size(qrnn2)
+    f["hidden_size"] = size(qrnn2 and f["num_layers"] > 1)
+    f["seed"] = draw(st.integers(0, 3))
+    f["name"] = "random"
+    return f
+
+
+def _either(good, *bad):
+    """Half the time a value of the field's valid range, half the time an out-of-range value or a wrong type."""
+    return st.one_of(good, st.sampled_from(bad))
+
+
+_Q_TEXT = st.builds(lambda m, n: f"Q{m}.{n}", st.integers(-3, 8), st.integers(0, 26))
+
+#: raw values per field: each either from the field's own range or a bad value (out of range, wrong type)
+RAW = {
+    "cell": _either(st.sampled_from(CELLS), "lstmx", "LSTM", "", 3),
+    "input_size": _either(st.integers(1, MAX_SIZE), 0, -2, 4097, "8", True, 8.0),
+    "hidden_size": _either(st.integers(1, MAX_SIZE), 0, -1, 4097, "8", False, 8.0),
+    "num_layers": _either(st.integers(1, 3), 0, -1, 17, "2", 1.0),
+    "gru_reset_after": _either(st.booleans(), 1, 0, "true"),
+    "qrnn_window": _either(st.sampled_from([1, 2]), 0, 3, -1, "2", 2.0),
+    "block_size": _either(st.integers(1, 16), 0, -1, 257, "4", 4.0),
+    "pe_rows": _either(st.integers(1, 3), 0, -1, "1", 1.5),
+    "pe_cols": _either(st.integers(1, 3), 0, -2, "2", None),
+    "lanes": _either(st.integers(1, 16), 0, -1, 65, "4"),
+    **{q: _either(st.one_of(_Q_TEXT, st.builds(QFormat, st.integers(2, 32), st.integers(0, 26))),
+                  "Q3", "3.12", "Q3.12.1", "q1.6x", "Q40.2", "Q-9.3", 12, None, 1.5) for q in Q_FIELDS},
+    "table_entries": _either(st.sampled_from([4, 8, 64, 256, 1024]), -1, 0, 2, 3, 100, 131072, "256", 256.0),
+    "sigmoid_range": _either(st.sampled_from([0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 1, 4]), 0.25, 3.0, 0.0, -4.0, True, "8"),
+    "tanh_range": _either(st.sampled_from([0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 2, 8]), 0.125, 6.0, 0.0, -2.0, False, "4"),
+    "interpolate": _either(st.booleans(), 1, "no"),
+    "weights_in_rom": _either(st.booleans(), 0, None),
+    "weight_ram": _either(st.sampled_from(["block", "huge"]), "ultra", "BLOCK", 1),
+    "stacked_projections": _either(st.booleans(), 1, "false"),
+    "datapath": _either(st.sampled_from(DATAPATHS), "systolic", "Serial", None),
+    "seed": _either(st.integers(0, 3), -1, 1.0, "0"),
+    "name": _either(st.just("raw"), 3, None),
+}
+assert set(RAW) == set(FIELDS)
+
+
+@st.composite
+def raw_fields(draw) -> tuple[dict, list]:
+    """A valid draw with 1-3 fields replaced by raw values (or an unknown field added)."""
+    f = draw(valid_fields())
+    changed = []
+    for _ in range(draw(st.integers(1, 3))):
+        if draw(st.integers(0, 19)) == 0:
+            name = draw(st.sampled_from(["hiden_size", "q_bias", "lane"]))
+            f[name] = 1
+        else:
+            name = draw(st.sampled_from(FIELDS))
+            f[name] = draw(RAW[name])
+        changed.append(name)
+    return f, changed
+
+
+@st.composite
+def sim_case(draw, fields) -> dict:
+    """Weights, a session and stalls for a config: seeded weights (scale 0.5-8, large ones saturate), inputs
+    of three kinds (moderate, anywhere in q_state, the extremes only), runs of 1-3 steps, a reset and an
+    initial state in a random order after a first run, input idle and output back-pressure 0-0.6."""
+    return {"fields": fields,
+            "weight_seed": draw(st.integers(0, 2 ** 16)),
+            "scale": draw(st.sampled_from([0.5, 1.0, 3.0, 8.0])),
+            "session_seed": draw(st.integers(0, 2 ** 16)),
+            "inputs": draw(st.sampled_from(["moderate", "full", "extremes"])),
+            "steps": draw(st.lists(st.integers(1, MAX_STEPS), min_size=4, max_size=4)),
+            "order": draw(st.permutations(["run", "reset", "state"])),
+            "idle": draw(st.sampled_from([0.0, 0.2, 0.6])),
+            "backpressure": draw(st.sampled_from([0.0, 0.3, 0.6])),
+            "stall_seed": draw(st.integers(0, 255))}
+
+
+def make_session(cfg: Config, case: dict) -> list[tuple]:
+    """reset, run, then (run | reset + run | state + run) in the drawn order."""
+    rng = np.random.default_rng(case["session_seed"])
+    qs = cfg.q_state
+
+    def seq(t):
+        shape = (t, cfg.input_size)
+        if case["inputs"] == "moderate":
+            return quantize(rng.uniform(-1.2, 1.2, size=shape), qs)
+        if case["inputs"] == "full":
+            return rng.integers(qs.min_raw, qs.max_raw + 1, size=shape)
+        return rng.choice([qs.min_raw, qs.max_raw, 0], size=shape)
+
+    shape = (cfg.num_layers, cfg.hidden_size)
+    h0 = rng.integers(qs.min_raw, qs.max_raw + 1, size=shape)
+    c0 = rng.integers(cfg.q_cell.min_raw, cfg.q_cell.max_raw + 1, size=shape) if cfg.cell in CELL_STATE else None
+    steps = iter(case["steps"])
+    ops: list[tuple] = [("reset",), ("run", seq(next(steps)))]
+    for kind in case["order"]:
+        if kind == "reset":
+            ops.append(("reset",))
+        elif kind == "state":
+            ops.append(("state", h0, c0))
+        ops.append(("run", seq(next(steps))))
+    return ops
+
+
+def check_case(cfg: Config, case: dict) -> None:
+    """Simulate the case in Amaranth; every output word equal to the golden model's, every step counted."""
+    weights = random_weights(cfg, seed=case["weight_seed"], scale=case["scale"])
+    ops = make_session(cfg, case)
+    got, counters = run_session(cfg, weights, ops, "amaranth", idle=case["idle"], backpressure=case["backpressure"],
+                                seed=case["stall_seed"])
+    want = golden_session(cfg, weights, ops)
+    runs = [op[1] for op in ops if op[0] == "run"]
+    assert len(got) == len(want) == len(counters) == len(runs)
+    done = 0
+    for i, (g, w, x) in enumerate(zip(got, want, runs)):
+        assert g.shape == w.shape == (len(x), cfg.hidden_size)
+        np.testing.assert_array_equal(g, w, err_msg=f"run {i} of the session")
+        done += len(x)
+        assert counters[i]["steps"] == done, f"run {i}: step counter {counters[i]['steps']}, expected {done}"
+
+
+def _describe(cfg: Config) -> str:
+    variant = cfg.cell
+    if cfg.cell == "gru":
+        variant += "-after" if cfg.gru_reset_after else "-before"
+    if cfg.cell == "qrnn":
+        variant += f"-w{cfg.qrnn_window}"
+    return f"{variant} {cfg.datapath} {'circulant' if cfg.circulant else 'dense'}"
+
+
+def _run_valid(case: dict) -> None:
+    cfg = Config(**case["fields"])          # the draw satisfies every rule: a ConfigError here is a failure
+    note(f"config:\n{cfg.to_toml()}")
+    note(f"case: { {k: v for k, v in case.items() if k != 'fields'} }")
+    event(_describe(cfg))
+    check_case(cfg, case)
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=VARIANT_IDS)
+@CI
+@given(data=st.data())
+def test_random_config_bit_exact(variant, data):
+    _run_valid(data.draw(valid_fields(variant).flatmap(sim_case), label="case"))
+
+
+@pytest.mark.slow
+@SLOW
+@given(case=valid_fields().flatmap(sim_case))
+def test_random_config_bit_exact_slow(case):
+    _run_valid(case)
+
+
+@pytest.mark.parametrize("cell,seed", [("lstm", 2), ("sru", 0)])
+def test_gate_sums_wider_than_int64(cell, seed):
+    """Regression, found by the random draw: with q_act Q0.31 and q_cell Q1.30 the golden model's aligned
+    gate sums (LSTM/SRU c' = f*c at 61 fraction bits + i*g at 62) passed 63 bits and wrapped in int64, while
+    the hardware adds exactly (golden ``_sum_narrow`` now forms such sums in Python integers)."""
+    cfg = preset("tiny").replace(cell=cell, input_size=2, hidden_size=2, block_size=1, lanes=1, pe_cols=1,
+                                 q_act="Q0.31", q_cell="Q1.30", q_state="Q0.31", q_weight="Q1.6", q_pre="Q4.27")
+    check_case(cfg, {"weight_seed": seed, "scale": 8.0, "session_seed": seed, "inputs": "extremes",
+                     "steps": [1, 1, 1, 1], "order": ["state", "run", "reset"], "idle": 0.0, "backpressure": 0.0,
+                     "stall_seed": 0})
+
+
+# ----------------------------------------------------------------------------- raw fields: valid or one-line error
+def _normalized(fname: str, raw):
+    """The value a Config field holds for ``raw`` (Q formats parsed, integer ranges as floats)."""
+    if fname in Q_FIELDS:
+        try:
+            return QFormat.parse(raw)
+        except (TypeError, ValueError):
+            return raw
+    if fname in ("sigmoid_range", "tanh_range") and isinstance(raw, int) and not isinstance(raw, bool):
+        return float(raw)
+    return raw
+
+
+def _run_raw(drawn) -> None:
+    (fields, changed), case = drawn
+    note(f"fields: {fields}\nchanged: {changed}")
+    try:
+        cfg = Config.from_dict(fields)
+    except ConfigError as exc:
+        msg = str(exc)
+        event(f"ConfigError on {exc.field}")
+        assert "\n" not in msg and msg.strip() == msg, f"not one line: {msg!r}"
+        assert exc.field in fields, f"names {exc.field!r}, not a field given"
+        assert msg.startswith(f"config field {exc.field!r} = "), msg
+        assert exc.rule and msg.endswith(exc.rule)
+        if exc.field in FIELDS:
+            want = _normalized(exc.field, fields[exc.field])
+            assert type(exc.value) is type(want) and exc.value == want, (exc.value, want)
+        else:
+            assert exc.field in changed and "not a config field" in exc.rule
+        return
+    except Exception as exc:   # anything but ConfigError is a bug of the config rules
+        raise AssertionError(f"Config raised {type(exc).__name__}, not ConfigError: {exc}") from exc
+    event("valid")
+    assert Config.from_toml(cfg.to_toml()) == cfg
+    note(f"config:\n{cfg.to_toml()}")
+    check_case(cfg, case)
+
+
+_raw_cases = raw_fields().flatmap(lambda fc: st.tuples(st.just(fc), sim_case(fc[0])))
+
+
+@CI_RAW
+@given(drawn=_raw_cases)
+def test_raw_fields_valid_or_one_line_error(drawn):
+    _run_raw(drawn)
+
+
+@pytest.mark.slow
+@SLOW_RAW
+@given(drawn=_raw_cases)
+def test_raw_fields_valid_or_one_line_error_slow(drawn):
+    _run_raw(drawn)
+
+
+# ----------------------------------------------------------------------------- soak: 2000 steps in Verilator
+@pytest.mark.cocotb
+def test_soak_lstm_small_verilator(tmp_path):
+    """2000 steps of lstm-small in Verilator through the cocotb flow, random input idle cycles and
+    output back-pressure: bit-exact, every step's H words there once (counted), state carried over runs."""
+    cfg = preset("lstm-small")
+    weights = random_weights(cfg, seed=2000)
+    rng = np.random.default_rng(7)
+
+    def seq(t):
+        return quantize(rng.uniform(-1.5, 1.5, size=(t, cfg.input_size)), cfg.q_state)
+
+    h0 = quantize(rng.uniform(-0.8, 0.8, size=(1, cfg.hidden_size)), cfg.q_state)
+    c0 = quantize(rng.uniform(-1.5, 1.5, size=(1, cfg.hidden_size)), cfg.q_cell)
+    ops = [("reset",), ("run", seq(700)), ("run", seq(600)), ("state", h0, c0), ("run", seq(700))]
+    got, counters = run_session(cfg, weights, ops, "verilator", cache_dir=tmp_path, idle=0.3, backpressure=0.4,
+                                seed=11)
+    want = golden_session(cfg, weights, ops)
+    assert [g.shape for g in got] == [w.shape for w in want] == [(700, 32), (600, 32), (700, 32)]
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g, w)
+    assert sum(g.size for g in got) == 2000 * cfg.hidden_size
+    assert [c["steps"] for c in counters] == [700, 1300, 2000]
+    assert counters[-1]["wait_cycles"] > 0, "the stalls must have reached the accelerator"
+    # the state is really carried and the outputs are not trivial
+    assert len(np.unique(np.concatenate(got), axis=0)) > 1900
