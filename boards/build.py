@@ -58,13 +58,26 @@ def _run_with_progress(fn, label: str, progress):
 def build_board(cfg, weights, board: str, out_dir: str | os.PathLike, *, freq_mhz: float | None = None,
                 baud: int = 115200, program: bool = False, progress=print) -> dict:
     """Build the bitstream of ``cfg``/``weights`` for ``board``; write and return ``report.json``'s dict."""
+    platform = get_platform(board)
+    env = toolchain_env()
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)      # the YoWASP tools for this build only: restored below, so a later
+    try:                        # Verilog conversion in this process keeps Amaranth's built-in Yosys
+        return _build_board(cfg, weights, board, platform, out_dir, freq_mhz=freq_mhz, baud=baud,
+                            program=program, progress=progress)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _build_board(cfg, weights, board, platform, out_dir, *, freq_mhz, baud, program, progress) -> dict:
     from ..rtl import design_hash
     from .pll import plan_pll
     from .top import BoardTop
 
-    platform = get_platform(board)
-    env = toolchain_env()
-    os.environ.update(env)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     family = getattr(platform, "family", "").lower()
