@@ -114,8 +114,8 @@ generate(cfg, random_weights(cfg, seed=5), sys.argv[2], progress=lambda *_: None
 
 @pytest.mark.parametrize("name", sorted(RECORDED))
 def test_generated_artefacts_match_recorded_digests(name, tmp_path):
-    """Generated in a fresh interpreter, as ``rnnaccel generate`` does (in the suite's shared worker
-    processes the gru-small manifest once came out different: see the session note)."""
+    """Generated in a fresh interpreter, as ``rnnaccel generate`` does. (This test found that a board build
+    left YOSYS set for the rest of its process, so later Verilog came from another Yosys.)"""
     subprocess.run([sys.executable, "-c", GENERATE, name, str(tmp_path)], check=True)
     got = artefact_digests(tmp_path)
     assert got == RECORDED[name], (
