@@ -15,7 +15,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from ..toolchain import run_polling, which
+from ..flow.toolchain import run_polling, which
 from .platforms import BoardError, device_totals, get_platform, toolchain_env
 
 __all__ = ["build_board", "parse_nextpnr_report", "program_board", "format_report",
@@ -74,7 +74,7 @@ def build_board(cfg, weights, board: str, out_dir: str | os.PathLike, *, freq_mh
 
 
 def _build_board(cfg, weights, board, platform, out_dir, *, freq_mhz, baud, program, progress) -> dict:
-    from ..rtl import design_hash
+    from ..flow.rtl import design_hash
     from .pll import plan_pll
     from .top import BoardTop
 
@@ -153,7 +153,7 @@ def measured_cycles_per_step(cfg, weights, steps: int = 3, limit: int = 20000):
     """
     import numpy as np
 
-    from ..sim_amaranth import run_session_amaranth
+    from ..flow.sim_amaranth import run_session_amaranth
 
     if cfg.ideal_cycles_per_step > limit or not cfg.weights_in_rom:
         return None

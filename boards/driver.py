@@ -1,6 +1,6 @@
 """Host driver for an accelerator behind the UART host link.
 
-:class:`LinkClient` speaks the framed protocol (:mod:`rnnaccel.protocol`,
+:class:`LinkClient` speaks the framed protocol (:mod:`rnnaccel.interface.protocol`,
 ``docs/hostlink.md``) over a pluggable byte transport:
 
 * a serial port by name (``LinkClient("/dev/ttyUSB1", cfg)``), through
@@ -18,7 +18,7 @@ seconds in simulated time and may set ``baud``, ``default_timeout`` and
 ``resync_time`` attributes, which the driver then uses as its defaults.
 
 ``run`` returns exactly what the golden backend returns for the same raw
-inputs (:func:`rnnaccel.host.golden_session`); :func:`infer` is the one call
+inputs (:func:`rnnaccel.interface.session.golden_session`); :func:`infer` is the one call
 ``rnnaccel infer`` needs.
 """
 
@@ -30,10 +30,10 @@ from collections import deque
 
 import numpy as np
 
-from ..config import Config
-from ..fixedpoint import QFormat, quantize, to_float
-from .. import protocol
-from ..protocol import (ACK_FLAG, ERROR_TEXT, NAK, SYNC, Cmd, Error, Frame, Info, LinkLayout,
+from ..numeric.config import Config
+from ..numeric.fixedpoint import QFormat, quantize, to_float
+from ..interface import protocol
+from ..interface.protocol import (ACK_FLAG, ERROR_TEXT, NAK, SYNC, Cmd, Error, Frame, Info, LinkLayout,
                        crc16, decode_counters, decode_info, decode_run, encode_frame, encode_run,
                        encode_state_records, weight_bursts)
 
@@ -453,7 +453,7 @@ class LinkClient:
         return echo
 
     def info(self) -> Info:
-        """The device's identity and sizes (:class:`~rnnaccel.protocol.Info`)."""
+        """The device's identity and sizes (:class:`~rnnaccel.interface.protocol.Info`)."""
         info = decode_info(self._exchange(Cmd.INFO))
         if info.version != protocol.VERSION:
             raise MismatchError(f"device speaks host-link protocol version {info.version}, "
@@ -471,7 +471,7 @@ class LinkClient:
 
     def check_weights(self, weights) -> None:
         """For a design with weights in ROM: :class:`MismatchError` unless they are ``weights``."""
-        from ..rtl import design_hash
+        from ..flow.rtl import design_hash
 
         cfg = self.cfg
         if cfg is None:
@@ -503,7 +503,7 @@ class LinkClient:
 
     def set_state(self, h=None, c=None) -> None:
         """Reset, then write an initial state: raw integers of shape (layers, hidden); c may be None."""
-        from ..host import state_commands
+        from ..interface.session import state_commands
 
         lay = self._need_cfg("set_state")
         self.reset()
@@ -511,8 +511,8 @@ class LinkClient:
 
     def load_weights(self, weights) -> None:
         """Load every weight bank and the bias memory (designs without weights in ROM)."""
-        from ..host import weight_commands
-        from ..model import check_weights
+        from ..interface.session import weight_commands
+        from ..numeric.model import check_weights
 
         lay = self._need_cfg("load_weights")
         check_weights(lay.cfg, weights)
@@ -556,7 +556,7 @@ class LinkClient:
         return to_float(self.run(quantize(x, q)), q)
 
     def session(self, ops) -> list[np.ndarray]:
-        """Execute a host session (:mod:`rnnaccel.host`); one raw (T, H) array per ``run``, like golden_session."""
+        """Execute a host session (:mod:`rnnaccel.interface.session`): one raw (T, H) array per ``run``."""
         outs = []
         for op in ops:
             if op[0] == "reset":
@@ -586,10 +586,10 @@ def infer(model_dir, port, x, *, baud: int = DEFAULT_BAUD, raw: bool = False) ->
         The port is missing or unreadable (one line).
     LinkError
         Any other link failure (no answer, other design, NAK).
-    rnnaccel.model.ModelError, ValueError
+    rnnaccel.numeric.model.ModelError, ValueError
         A bad model directory or inputs.
     """
-    from ..model import load_model
+    from ..numeric.model import load_model
 
     cfg, weights = load_model(model_dir)
     x = np.asarray(x, dtype=np.float64)

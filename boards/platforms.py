@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 import os
 
-from ..toolchain import which
+from ..flow.toolchain import which
 
 __all__ = ["BOARDS", "BoardError", "get_platform", "toolchain_env", "device_totals", "family_of"]
 

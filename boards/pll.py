@@ -13,7 +13,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..toolchain import which
+from ..flow.toolchain import which
 from .platforms import BoardError
 
 __all__ = ["PLL", "plan_pll", "pll_verilog"]

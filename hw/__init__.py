@@ -3,7 +3,7 @@
 
 def check_cfg_and_weights(cfg, weights) -> None:
     """The parameter checks every weight-holding component starts with."""
-    from ..config import Config
+    from ..numeric.config import Config
 
     if not isinstance(cfg, Config):
         raise TypeError(f"cfg must be a Config, not {cfg!r}")

@@ -8,7 +8,7 @@ phase). :func:`program` is the datapath's list of phases for one time step.
 
 from __future__ import annotations
 
-from ..config import Config
+from ..numeric.config import Config
 from .array import ArrayAccelerator, array_program
 from .sequencer import SequencerBase
 from .serial import SerialAccelerator, serial_program

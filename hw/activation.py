@@ -1,11 +1,11 @@
 """Sigmoid and tanh units: a half table in block RAM, odd symmetry, optional interpolation.
 
-:class:`ActivationUnit` computes exactly :func:`rnnaccel.lut.lookup` (the
+:class:`ActivationUnit` computes exactly :func:`rnnaccel.numeric.lut.lookup` (the
 golden model of the activation): fold the input to its magnitude, index the
-stored half table (:func:`rnnaccel.lut.table`, the ROM contents) with the
+stored half table (:func:`rnnaccel.numeric.lut.table`, the ROM contents) with the
 clamped, shifted magnitude, interpolate linearly to the next word if the
 config says so, unfold (tanh: negate; sigmoid: ``ONE - y``) and saturate to
-``q_act``. Rounding and saturation come from :mod:`rnnaccel.fixedpoint`.
+``q_act``. Rounding and saturation come from :mod:`rnnaccel.numeric.fixedpoint`.
 
 :class:`ActivationStream` wraps the same pipeline in
 :mod:`amaranth.lib.stream` interfaces with back-pressure.
@@ -17,9 +17,9 @@ from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..config import Config
-from ..fixedpoint import hw_round_shift, hw_saturate
-from ..lut import FUNCTIONS, half_entries, table
+from ..numeric.config import Config
+from ..numeric.fixedpoint import hw_round_shift, hw_saturate
+from ..numeric.lut import FUNCTIONS, half_entries, table
 from .pipeline import Stage
 
 __all__ = ["ActivationUnit", "ActivationStream"]
@@ -79,7 +79,7 @@ class _Activation(wiring.Component):
 
 
 class ActivationUnit(_Activation):
-    """Pipelined table lookup of sigmoid or tanh, bit-exact with :func:`rnnaccel.lut.lookup`.
+    """Pipelined table lookup of sigmoid or tanh, bit-exact with :func:`rnnaccel.numeric.lut.lookup`.
 
     One result per enabled cycle. The stages: register the folded input and
     the clamped table address; read the ROM (a
@@ -87,10 +87,10 @@ class ActivationUnit(_Activation):
     it maps to block RAM); register ``delta = next - word``; register the
     product ``delta * rem`` (a plain multiply, for a DSP); add the rounded
     product, unfold and saturate into the output register. Without
-    interpolation the ROM holds :func:`rnnaccel.lut.table` as is and the
+    interpolation the ROM holds :func:`rnnaccel.numeric.lut.table` as is and the
     delta and product stages are absent.
 
-    With interpolation each ROM row holds a word of :func:`rnnaccel.lut.table`
+    With interpolation each ROM row holds a word of :func:`rnnaccel.numeric.lut.table`
     and the next one (the row past the range holds the end word twice). A
     second read port on a one-word ROM would need a second block RAM anyway
     (iCE40 and ECP5 RAMs have one read port each), and Yosys builds such a

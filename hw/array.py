@@ -25,8 +25,8 @@ from __future__ import annotations
 from amaranth.hdl import Array, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory
 
-from ..config import Config
-from ..image import plans, vector_depth, vector_slots
+from ..numeric.config import Config
+from ..layout.image import plans, vector_depth, vector_slots
 from .buffers import VectorStore, state_ram_attrs
 from .gates import GateUnit
 from .mvu import CirculantMVU

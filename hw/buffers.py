@@ -1,4 +1,4 @@
-"""Vector storage: T-word segments in ``pe_cols`` banks (:mod:`rnnaccel.image`).
+"""Vector storage: T-word segments in ``pe_cols`` banks (:mod:`rnnaccel.layout.image`).
 
 Each bank is a simple dual-port memory (one synchronous read port, one write
 port with per-word write enables), so it maps to block RAM. The MVU reads one
@@ -12,8 +12,8 @@ from amaranth.hdl import Module, signed, unsigned
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..config import Config
-from ..image import vector_depth, vector_slots
+from ..numeric.config import Config
+from ..layout.image import vector_depth, vector_slots
 
 __all__ = ["VectorStore", "element_location", "state_ram_attrs"]
 

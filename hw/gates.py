@@ -3,14 +3,14 @@
 :class:`GateUnit` takes one hidden element per cycle: the gate projections
 ``xp`` (input side) and ``hp`` (recurrent side), both raw ``q_pre``, and the
 element's state, and computes the cell's update bit for bit as the golden
-model does (:func:`rnnaccel.golden.lstm_update`, :func:`~rnnaccel.golden.gru_gates`,
-:func:`~rnnaccel.golden.gru_candidate_pre`, :func:`~rnnaccel.golden.gru_update`,
-:func:`~rnnaccel.golden.gru_reset_hidden`, :func:`~rnnaccel.golden.sru_update`,
-:func:`~rnnaccel.golden.qrnn_update`, :func:`~rnnaccel.golden.rnn_update`).
+model does (:func:`rnnaccel.numeric.golden.lstm_update`, :func:`~rnnaccel.numeric.golden.gru_gates`,
+:func:`~rnnaccel.numeric.golden.gru_candidate_pre`, :func:`~rnnaccel.numeric.golden.gru_update`,
+:func:`~rnnaccel.numeric.golden.gru_reset_hidden`, :func:`~rnnaccel.numeric.golden.sru_update`,
+:func:`~rnnaccel.numeric.golden.qrnn_update`, :func:`~rnnaccel.numeric.golden.rnn_update`).
 
 Every product is exact and registered (a plain ``*`` of two registers, so
 synthesis maps it to a DSP); sums are aligned exactly to the finest fraction
-and narrowed once with :func:`rnnaccel.fixedpoint.hw_narrow`. A term
+and narrowed once with :func:`rnnaccel.numeric.fixedpoint.hw_narrow`. A term
 ``(ONE - a) * v`` is computed as ``(v << fa) - a * v``: the same integer, one
 multiplier shared with nothing and no extra stage for ``ONE - a``.
 """
@@ -21,8 +21,8 @@ from amaranth.hdl import Const, Module, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..config import Config
-from ..fixedpoint import hw_narrow, hw_saturate
+from ..numeric.config import Config
+from ..numeric.fixedpoint import hw_narrow, hw_saturate
 from .activation import ActivationUnit, _latency
 from .pipeline import Stage
 

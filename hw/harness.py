@@ -16,8 +16,8 @@ from amaranth.hdl import Module, Signal, signed
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..config import Config
-from ..image import vector_slots
+from ..numeric.config import Config
+from ..layout.image import vector_slots
 from .buffers import VectorStore
 from .mvu import CirculantMVU
 

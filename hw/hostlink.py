@@ -3,7 +3,7 @@
 :class:`HostLink` is what goes on a board: UART pins in and out, LED-able
 status, and inside it a :class:`FrameEngine` wrapping one
 :func:`~rnnaccel.hw.accelerator.make_accelerator` accelerator. The engine is a generic
-command/response machine (protocol: :mod:`rnnaccel.protocol`,
+command/response machine (protocol: :mod:`rnnaccel.interface.protocol`,
 ``docs/hostlink.md``):
 
 1. :class:`FrameReceiver` hunts for SYNC, reads command and length, stores
@@ -32,9 +32,9 @@ from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .. import protocol
-from ..protocol import CRC, SYNC, Cmd, Error, Info, LinkLayout
-from ..config import Config
+from ..interface import protocol
+from ..interface.protocol import CRC, SYNC, Cmd, Error, Info, LinkLayout
+from ..numeric.config import Config
 from .accelerator import Accelerator, make_accelerator
 from .sequencer import STATUS_BITS, Op
 from .uart import UARTRx, UARTTx, uart_divisor
@@ -42,7 +42,7 @@ from .uart import UARTRx, UARTTx, uart_divisor
 __all__ = ["FrameReceiver", "FrameTransmitter", "FrameEngine", "HostLink", "FRAME_LAYOUT"]
 
 
-#: INFO's design hash when the flow gave none (:func:`rnnaccel.rtl.design_hash` names a built design).
+#: INFO's design hash when the flow gave none (:func:`rnnaccel.flow.rtl.design_hash` names a built design).
 UNKNOWN_DESIGN = "0" * 16
 
 
@@ -284,7 +284,7 @@ class FrameEngine(wiring.Component):
     clk_freq, baud : int
         Reported by INFO (0 when unknown).
     design_hash : str
-        Reported by INFO: the flow's name for the built design (:func:`rnnaccel.rtl.design_hash`, 16 hex
+        Reported by INFO: the flow's name for the built design (:func:`rnnaccel.flow.rtl.design_hash`, 16 hex
         digits; :data:`UNKNOWN_DESIGN` when not given). The gateware does not compute it.
 
     Members

@@ -12,13 +12,13 @@ Structure (Gemmini-style hierarchy, built by loops; blocks in :mod:`rnnaccel.hw.
   per PE row reducing the PE columns' partial sums into the output segment
   (latency ``ceil(log2(pe_cols))``);
 * a serializer emitting the row round's output segments one per cycle;
-* the bias add and the narrowing to ``q_pre`` (:func:`rnnaccel.golden.projection`).
+* the bias add and the narrowing to ``q_pre`` (:func:`rnnaccel.numeric.golden.projection`).
 
-Schedule (:mod:`rnnaccel.image`): for each row round I, for each column round
+Schedule (:mod:`rnnaccel.layout.image`): for each row round I, for each column round
 J, T cycles t; PE (p, q) works on tile (I*P_r + p, J*P_c + q). At t = 0 the
 column's rotating register loads segment ``J*P_c + q`` of the source vector;
 circulant lanes multiply the bank's one word w[t] by the register
-(lane r holds x[(r - t) mod T], :func:`rnnaccel.circulant.circulant_index`),
+(lane r holds x[(r - t) mod T], :func:`rnnaccel.numeric.circulant.circulant_index`),
 dense lanes multiply column t of the tile (T words) by x[t].
 
 Pipeline, cycles after an issue cycle (stage 0: weight and vector addresses):
@@ -32,7 +32,7 @@ accumulate            3      ``ProcessingElement``
 adder tree            +L     ``RowReducer``, L = ceil(log2(pe_cols))
 result capture        +1     serializer buffer (all PE rows at once)
 serializer            +P_r   one output segment per cycle
-bias read, narrow     +2     bias memory, :func:`rnnaccel.fixedpoint.hw_narrow`
+bias read, narrow     +2     bias memory, :func:`rnnaccel.numeric.fixedpoint.hw_narrow`
 ====================  =====  ==============================================
 
 Timing: the controller issues one tile cycle per clock with no stalls inside
@@ -47,10 +47,10 @@ from amaranth.hdl import Array, ClockSignal, Const, Module, Mux, Signal, signed,
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..config import Config
+from ..numeric.config import Config
 from . import check_cfg_and_weights
-from ..fixedpoint import hw_narrow
-from ..image import (MatrixPlan, bank_packing, bank_word_bits, bank_words, bias_words, plans, vector_depth,
+from ..numeric.fixedpoint import hw_narrow
+from ..layout.image import (MatrixPlan, bank_packing, bank_word_bits, bank_words, bias_words, plans, vector_depth,
                      vector_slots, weight_bank_depth, weight_banks, weight_word_bits)
 from .pe import ColumnOperand, ProcessingElement, RowReducer, tree_latency
 
@@ -114,7 +114,7 @@ def plan_cycles(cfg: Config, plan: MatrixPlan) -> int:
 
 
 class CirculantMVU(wiring.Component):
-    """Matrix-vector unit for every plan of a config (:func:`rnnaccel.image.plans`).
+    """Matrix-vector unit for every plan of a config (:func:`rnnaccel.layout.image.plans`).
 
     Parameters
     ----------

@@ -4,7 +4,7 @@
   with its own accumulator. A registered product, then an accumulate: latency 2.
 * :class:`ColumnOperand`: the input register one PE column shares. Circulant
   weights: a rotating register, lane ``r`` at cycle ``t`` of a tile holds
-  ``x[(r - t) mod T]`` (:func:`rnnaccel.circulant.circulant_index`); dense
+  ``x[(r - t) mod T]`` (:func:`rnnaccel.numeric.circulant.circulant_index`); dense
   weights: every lane gets ``x[t]``. Latency 0 (the operand of the current
   cycle is a multiplexer output, the register holds the next ones).
 * :class:`RowReducer`: the pipelined adder tree summing the accumulators of the
@@ -24,7 +24,7 @@ from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..config import Config
+from ..numeric.config import Config
 
 __all__ = ["ProcessingElement", "ColumnOperand", "RowReducer", "tree_latency"]
 
@@ -83,7 +83,7 @@ class ProcessingElement(_TileComponent):
     The products are plain ``*`` of two signals registered into a signal, so
     Yosys maps each lane to one DSP block (``q_weight x q_state``).
     Accumulators are ``cfg.acc_width`` bits, wide enough never to overflow
-    (:attr:`rnnaccel.config.Config.acc_width`).
+    (:attr:`rnnaccel.numeric.config.Config.acc_width`).
 
     Parameters
     ----------
@@ -119,7 +119,7 @@ class ProcessingElement(_TileComponent):
     Raises
     ------
     TypeError
-        If ``cfg`` is not a :class:`~rnnaccel.config.Config`.
+        If ``cfg`` is not a :class:`~rnnaccel.numeric.config.Config`.
     """
 
     #: Enabled cycles from an operand pair to ``o_acc`` including its product.
@@ -178,7 +178,7 @@ class ColumnOperand(_TileComponent):
     operand at once; in each later cycle the register supplies it:
 
     * circulant weights: lane ``r`` gets ``x[(r - t) mod T]``
-      (:func:`rnnaccel.circulant.circulant_index`), a register rotating by
+      (:func:`rnnaccel.numeric.circulant.circulant_index`), a register rotating by
       one lane per cycle;
     * dense weights: every lane gets ``x[t]``, the register shifting the next
       word into lane 0.
@@ -205,7 +205,7 @@ class ColumnOperand(_TileComponent):
     Raises
     ------
     TypeError
-        If ``cfg`` is not a :class:`~rnnaccel.config.Config`.
+        If ``cfg`` is not a :class:`~rnnaccel.numeric.config.Config`.
     """
 
     #: Cycles from ``i_seg`` (with ``i_load``) to ``o_x``: combinational.
@@ -274,7 +274,7 @@ class RowReducer(wiring.Component):
     Raises
     ------
     TypeError
-        If ``cfg`` is not a :class:`~rnnaccel.config.Config` or ``n_inputs`` not an int.
+        If ``cfg`` is not a :class:`~rnnaccel.numeric.config.Config` or ``n_inputs`` not an int.
     ValueError
         If ``n_inputs`` is less than 1.
     """

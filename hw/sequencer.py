@@ -1,6 +1,6 @@
 """What every datapath's sequencer shares: the command interface and the sequencer base.
 
-:func:`command_layout` is the command word of :mod:`rnnaccel.interface`
+:func:`command_layout` is the command word of :mod:`rnnaccel.interface.commands`
 (which defines :class:`Op`, :data:`STATUS_BITS` and the phase codes, re-exported
 here for the gateware);
 :class:`SequencerBase` owns the members (input/output streams, commands,
@@ -16,15 +16,15 @@ from amaranth.hdl import Module, signed, unsigned
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..config import Config
-from ..interface import PHASE_CLEAR, PHASE_STEP_DONE, STATUS_BITS, Op, command_fields
+from ..numeric.config import Config
+from ..interface.commands import PHASE_CLEAR, PHASE_STEP_DONE, STATUS_BITS, Op, command_fields
 from . import check_cfg_and_weights
 
 __all__ = ["Op", "command_layout", "STATUS_BITS", "PHASE_CLEAR", "PHASE_STEP_DONE", "SequencerBase"]
 
 
 def command_layout(cfg: Config) -> data.StructLayout:
-    """The ``i_cmd`` payload: :func:`rnnaccel.interface.command_fields` as an Amaranth layout."""
+    """The ``i_cmd`` payload: :func:`rnnaccel.interface.commands.command_fields` as an Amaranth layout."""
     return data.StructLayout({name: unsigned(bits) for name, bits in command_fields(cfg).items()})
 
 

@@ -7,20 +7,20 @@ Same external interface as :class:`rnnaccel.hw.array.ArrayAccelerator` (streams,
 commands, counters), so the harness, the host link and the board tops take
 either (:func:`rnnaccel.hw.accelerator.make_accelerator`).
 
-Schedule of one layer (layout in :mod:`rnnaccel.image`, "serial"):
+Schedule of one layer (layout in :mod:`rnnaccel.layout.image`, "serial"):
 
 * for each tile row i (k hidden elements), for each gate g, for each row
   group s (``k / lanes`` of them), one **pass**: ``lanes`` accumulators take
   rows ``i*k + s*lanes ..`` of gate g over the fused columns [input; h],
   one column per cycle. The column's word is read from the vector memory
   and broadcast; lane l multiplies it by ``w[(s*lanes + l - c) mod k]``
-  (:func:`rnnaccel.circulant.circulant_index`), taken from a rotating
+  (:func:`rnnaccel.numeric.circulant.circulant_index`), taken from a rotating
   register of the block's defining vector. The next block's vector is
   fetched into a shadow register during the current block (``k / pack``
   weight-memory reads of its k cycles), so a pass runs one column per cycle
   without a bubble.
 * a pass's ``lanes`` sums get the fused bias ``b + c`` and are narrowed once
-  to ``q_pre`` (:func:`rnnaccel.golden.fused_projection`) into a scratch memory
+  to ``q_pre`` (:func:`rnnaccel.numeric.golden.fused_projection`) into a scratch memory
   of ``G * k`` words;
 * after the row's ``G * k / lanes`` passes, the gate unit
   (:class:`rnnaccel.hw.gates.GateUnit`, projections in ``i_xp``, ``i_hp`` zero)
@@ -38,9 +38,9 @@ from __future__ import annotations
 from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import memory
 
-from ..config import Config
-from ..fixedpoint import hw_narrow
-from ..image import (bank_packing, bank_word_bits, bank_words, bias_rows, bias_words, serial_col_blocks,
+from ..numeric.config import Config
+from ..numeric.fixedpoint import hw_narrow
+from ..layout.image import (bank_packing, bank_word_bits, bank_words, bias_rows, bias_words, serial_col_blocks,
                      serial_layer_bases, vector_depth, vector_slots, weight_bank_depth, weight_banks)
 from .gates import GateUnit
 from .mvu import spram_bank, uses_spram_primitives

@@ -25,11 +25,11 @@ from pathlib import Path
 
 import numpy as np
 
-from rnnaccel.config import preset
-from rnnaccel.fixedpoint import quantize
+from rnnaccel.numeric.config import preset
+from rnnaccel.numeric.fixedpoint import quantize
 from rnnaccel.hw.accelerator import make_accelerator, program
 from rnnaccel.hw.sequencer import PHASE_CLEAR, PHASE_STEP_DONE
-from rnnaccel.model import random_weights
+from rnnaccel.numeric.model import random_weights
 
 VARIANTS = {
     "lstm": {"cell": "lstm"},
@@ -104,7 +104,7 @@ def mvu_plans(cfg, weights) -> list[dict]:
     from amaranth.sim import Simulator
 
     from rnnaccel.hw.harness import MVUHarness
-    from rnnaccel.image import plans
+    from rnnaccel.layout.image import plans
 
     out = []
     for plan in plans(cfg):
@@ -173,7 +173,7 @@ def main(argv=None) -> int:
         w = random_weights(cfg)
         prof = profile_steps(cfg, w, args.steps)
         extra = prof["per_step"] - cfg.ideal_cycles_per_step
-        mvu_sweep = sum(p.sweep_cycles for p in __import__("rnnaccel.image", fromlist=["plans"]).plans(cfg))
+        mvu_sweep = sum(p.sweep_cycles for p in __import__("rnnaccel.layout.image", fromlist=["plans"]).plans(cfg))
         mvu_time = sum(v for k, v in prof["phases_per_step"].items() if k.startswith("mvu"))
         gate_time = sum(v for k, v in prof["phases_per_step"].items() if k.startswith("gate"))
         other = prof["per_step"] - mvu_time - gate_time

@@ -6,7 +6,7 @@ an actor's hand over 150 samples, two classes (gun drawn or pointing); 50
 training and 150 test sequences. The LSTM reads the series as 30 frames of 5
 consecutive samples (``--frame 5``: 5 inputs per step); a plain LSTM on the
 150 single samples does not train reliably on 50 sequences. Same pipeline as
-``scripts/example_vowels.py`` (:mod:`rnnaccel.examples`):
+``scripts/example_vowels.py`` (:mod:`rnnaccel.accuracy.examples`):
 
 1. train a dense float LSTM classifier in PyTorch and save it (``dense.pt``);
 2. import it exactly (k = 1, 16-bit weights) and check the golden model's accuracy;
@@ -25,7 +25,7 @@ Needs the extras ``models`` and ``examples``; the RTL step needs Icarus or
 
 from __future__ import annotations
 
-from rnnaccel.examples import ExampleSpec, main
+from rnnaccel.accuracy.examples import ExampleSpec, main
 
 SPEC = ExampleSpec(dataset="GunPoint", out="out/gunpoint", hidden=32, frame=5, epochs=200, lr=1e-2, batch=16,
                    retrain_epochs=300, retrain_lr=1e-2, retrain_batch=16, quick_hidden=16, quick_per_class_train=10,

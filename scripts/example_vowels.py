@@ -5,13 +5,13 @@ JapaneseVowels (UCR/UEA, shipped inside sktime: 9 speakers, 12 LPC cepstrum
 channels, 7 to 29 steps per utterance; 270 training and 370 test sequences).
 The steps are those of the command line (``rnnaccel import``, ``import -k K``,
 ``retrain``, ``evaluate``), through the same functions; the shared pipeline is
-:mod:`rnnaccel.examples` (also behind ``scripts/example_gunpoint.py``):
+:mod:`rnnaccel.accuracy.examples` (also behind ``scripts/example_gunpoint.py``):
 
 1. train a dense float LSTM classifier in PyTorch and save it (``dense.pt``);
 2. import it exactly (k = 1, 16-bit weights) and check the golden model's accuracy;
 3. for each block size k and weight width: import it projected onto
    block-circulant weights, then retrain with the hardware's exact arithmetic
-   (``rnnaccel.retrain.retrain``); golden-model test accuracy before and after;
+   (``rnnaccel.accuracy.retrain.retrain``); golden-model test accuracy before and after;
 4. table and plot of accuracy against weight memory;
 5. export the smallest model within ``--tolerance`` points of the dense float
    model, generate its Verilog and simulate it: bit-exact verdict.
@@ -27,7 +27,7 @@ Results: ``docs/example_vowels.md``.
 
 from __future__ import annotations
 
-from rnnaccel.examples import ExampleSpec, main
+from rnnaccel.accuracy.examples import ExampleSpec, main
 
 SPEC = ExampleSpec(dataset="JapaneseVowels", out="out/vowels", hidden=64, epochs=100, lr=1e-2, batch=32,
                    retrain_epochs=100, retrain_lr=1e-2, retrain_batch=32, description=__doc__)

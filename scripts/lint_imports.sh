@@ -7,9 +7,13 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 tree="$(mktemp -d)"
 trap 'rm -rf "$tree"' EXIT
-mkdir -p "$tree/rnnaccel/hw" "$tree/rnnaccel/boards"
-for f in "$here"/gen/*.py; do ln -s "$f" "$tree/rnnaccel/"; done
-for f in "$here"/hw/*.py; do ln -s "$f" "$tree/rnnaccel/hw/"; done
-for f in "$here"/boards/*.py; do ln -s "$f" "$tree/rnnaccel/boards/"; done
+# gen/ is the package root (with its subpackages); hw/ and boards/ are linked in beside them
+(cd "$here/gen" && find . -name '*.py' -not -path '*/__pycache__/*') | while read -r f; do
+    mkdir -p "$tree/rnnaccel/$(dirname "$f")"; ln -s "$here/gen/$f" "$tree/rnnaccel/$f"
+done
+for d in hw boards; do
+    mkdir -p "$tree/rnnaccel/$d"
+    for f in "$here/$d"/*.py; do ln -s "$f" "$tree/rnnaccel/$d/"; done
+done
 cd "$here"
 PYTHONPATH="$tree" exec "$here/.venv/bin/lint-imports" "$here/pyproject.toml" --no-cache "$@"

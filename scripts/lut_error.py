@@ -4,7 +4,7 @@
 Prints the max and mean absolute error of
 
 * rnnaccel's default tables (``Config()``), with and without interpolation
-  (exactly :func:`rnnaccel.lut.table_error`);
+  (exactly :func:`rnnaccel.numeric.lut.table_error`);
 * an hls4ml-style table computed the way hls4ml's ``nnet_activation.h``
   does it: 1024 entries over [-8, 8) for sigmoid and [-4, 4) for tanh, no
   interpolation and no symmetry, entry i sampled at the LEFT edge of its step,
@@ -31,9 +31,9 @@ from pathlib import Path
 
 import numpy as np
 
-from rnnaccel import lut
-from rnnaccel.config import Config
-from rnnaccel.fixedpoint import QFormat, quantize
+from rnnaccel.numeric import lut
+from rnnaccel.numeric.config import Config
+from rnnaccel.numeric.fixedpoint import QFormat, quantize
 
 HLS4ML_ENTRIES = 1024
 HLS4ML_RANGE = {"sigmoid": 8.0, "tanh": 4.0}

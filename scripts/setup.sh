@@ -57,4 +57,4 @@ case ",$extras," in
         done
         ;;
 esac
-"$venv/bin/python" -m rnnaccel.toolchain --check
+"$venv/bin/python" -m rnnaccel.flow.toolchain --check

@@ -59,7 +59,7 @@ import threading
 import time
 from pathlib import Path
 
-from rnnaccel.toolchain import which
+from rnnaccel.flow.toolchain import which
 
 __all__ = ["SynthError", "synth_report", "to_verilog", "build_block", "find_yosys", "FAMILIES", "main"]
 
@@ -390,7 +390,7 @@ BLOCKS = ("mvu", "activation", "top")
 
 def build_block(cfg, block: str, fn: str = "sigmoid"):
     """(component, top_name) of one block of ``cfg`` (weights: ``random_weights(cfg)``)."""
-    from rnnaccel.model import random_weights
+    from rnnaccel.numeric.model import random_weights
 
     if block == "mvu":
         from rnnaccel.hw.mvu import CirculantMVU
@@ -418,7 +418,7 @@ def format_table(results: list[dict]) -> str:
 
 
 def main(argv=None) -> int:
-    from rnnaccel.config import PRESETS, preset
+    from rnnaccel.numeric.config import PRESETS, preset
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--preset", default="tiny", choices=sorted(PRESETS))

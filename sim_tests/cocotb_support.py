@@ -12,7 +12,7 @@ Usage from a pytest test::
 * :func:`write_verilog` converts a component deterministically
   (``emit_src=False``: no source paths, byte-identical for the same design).
 * :func:`run_cocotb` builds and runs with :mod:`cocotb_tools.runner`. A
-  simulator that is not installed is an error (:class:`rnnaccel.toolchain.ToolMissing`),
+  simulator that is not installed is an error (:class:`rnnaccel.flow.toolchain.ToolMissing`),
   never a skip; any failing or missing cocotb test raises
   :class:`CocotbFailure` with the tail of the simulation log, so the pytest
   test fails.
@@ -28,8 +28,8 @@ import os
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from rnnaccel.rtl import SIMULATORS, CocotbFailure, write_verilog
-from rnnaccel.rtl import run_cocotb as _run_cocotb
+from rnnaccel.flow.rtl import SIMULATORS, CocotbFailure, write_verilog
+from rnnaccel.flow.rtl import run_cocotb as _run_cocotb
 
 __all__ = ["SIMULATORS", "CASE_ENV", "CocotbFailure", "write_verilog", "write_case", "read_case", "run_cocotb"]
 
@@ -58,7 +58,7 @@ def run_cocotb(sources: Sequence[str | os.PathLike], toplevel: str, test_module:
                build_dir: str | os.PathLike, *, extra_env: Mapping[str, str] | None = None,
                python_paths: Sequence[str | os.PathLike] = (), testcase: str | None = None, seed: int = 0,
                waves: bool = False) -> tuple[int, Path]:
-    """:func:`rnnaccel.rtl.run_cocotb` with this folder on the simulator's Python path
+    """:func:`rnnaccel.flow.rtl.run_cocotb` with this folder on the simulator's Python path
     (so cocotb modules can ``from cocotb_support import read_case``). Always rebuilds."""
     return _run_cocotb(sources, toplevel, test_module, simulator, build_dir, extra_env=extra_env,
                        python_paths=[*python_paths, Path(__file__).parent], testcase=testcase, seed=seed,

@@ -24,13 +24,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rnnaccel import protocol
-from rnnaccel.protocol import (ACK_FLAG, COUNTERS_FORMAT, NAK, SYNC, Cmd, Error, LinkLayout, crc16,
+from rnnaccel.interface import protocol
+from rnnaccel.interface.protocol import (ACK_FLAG, COUNTERS_FORMAT, NAK, SYNC, Cmd, Error, LinkLayout, crc16,
                                       encode_frame, encode_info, encode_run, encode_state_records, weight_bursts)
-from rnnaccel.fixedpoint import quantize
-from rnnaccel.golden import IntegerModel
-from rnnaccel.host import OP, state_commands, weight_commands
-from rnnaccel.model import random_weights
+from rnnaccel.numeric.fixedpoint import quantize
+from rnnaccel.numeric.golden import IntegerModel
+from rnnaccel.interface.session import OP, state_commands, weight_commands
+from rnnaccel.numeric.model import random_weights
 
 NO_PAYLOAD = (Cmd.INFO, Cmd.RESET_STATE, Cmd.READ_COUNTERS, Cmd.CLEAR_COUNTERS)
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnaccel.config import Config
-from rnnaccel.fixedpoint import quantize
-from rnnaccel.golden import projection
-from rnnaccel.image import MatrixPlan
-from rnnaccel.model import dense_matrices, quantize_weights
+from rnnaccel.numeric.config import Config
+from rnnaccel.numeric.fixedpoint import quantize
+from rnnaccel.numeric.golden import projection
+from rnnaccel.layout.image import MatrixPlan
+from rnnaccel.numeric.model import dense_matrices, quantize_weights
 
 
 def plan_vectors(cfg: Config, plan: MatrixPlan, n: int, seed: int, extreme: bool = False) -> np.ndarray:

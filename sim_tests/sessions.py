@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnaccel.config import Config, preset
-from rnnaccel.fixedpoint import quantize
+from rnnaccel.numeric.config import Config, preset
+from rnnaccel.numeric.fixedpoint import quantize
 
 #: (id, preset, changes): every cell type and variant, 1 and 2 layers, dense and circulant, several PE grids.
 E2E_CASES = [
@@ -59,8 +59,8 @@ def saturating_session(cfg: Config, seed: int = 0) -> list[tuple]:
 
 def input_projection_saturates(cfg: Config, weights, x_raw: np.ndarray) -> bool:
     """True when layer 0's input projection of ``x_raw`` overflows q_pre (so narrowing saturates)."""
-    from rnnaccel.fixedpoint import align, round_shift
-    from rnnaccel.model import dense_matrices, quantize_weights
+    from rnnaccel.numeric.fixedpoint import align, round_shift
+    from rnnaccel.numeric.model import dense_matrices, quantize_weights
 
     m = dense_matrices(cfg, quantize_weights(cfg, weights))[0]
     x = np.asarray(x_raw, dtype=np.int64)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rnnaccel.host import golden_session
+from rnnaccel.interface.session import golden_session
 from rnnaccel.hw.accelerator import program
-from rnnaccel.model import random_weights
-from rnnaccel.sim_amaranth import run_session_amaranth
+from rnnaccel.numeric.model import random_weights
+from rnnaccel.flow.sim_amaranth import run_session_amaranth
 
 from sessions import (E2E_CASES, assert_full_session_matches, case_config, full_session, input_projection_saturates,
                       saturating_session)
@@ -89,7 +89,7 @@ def test_out_of_range_commands_set_error_and_change_nothing():
 
     from rnnaccel.hw.array import ArrayAccelerator
     from rnnaccel.hw.sequencer import Op
-    from rnnaccel.image import vector_depth
+    from rnnaccel.layout.image import vector_depth
 
     cfg = case_config("tiny", {"weights_in_rom": False})
     dut = ArrayAccelerator(cfg)

@@ -1,5 +1,5 @@
 # amaranth: UnusedElaboratable=no
-"""ActivationUnit and ActivationStream in the Amaranth simulator, against rnnaccel.lut.lookup.
+"""ActivationUnit and ActivationStream in the Amaranth simulator, against rnnaccel.numeric.lut.lookup.
 
 Every raw input of small formats (both functions, interpolation on and off,
 inputs from q_pre and q_cell, clamped tails, shift 0, an activation format
@@ -18,9 +18,9 @@ import pytest
 from amaranth.back import verilog
 from amaranth.sim import Simulator
 
-from rnnaccel import lut
-from rnnaccel.config import Config
-from rnnaccel.fixedpoint import QFormat
+from rnnaccel.numeric import lut
+from rnnaccel.numeric.config import Config
+from rnnaccel.numeric.fixedpoint import QFormat
 from rnnaccel.hw.activation import ActivationStream, ActivationUnit
 
 FUNCTIONS = ("sigmoid", "tanh")

@@ -13,8 +13,8 @@ from rnnaccel.boards import build as board_build
 from rnnaccel.boards.platforms import BOARDS, BoardError, get_platform
 from rnnaccel.boards.pll import plan_pll
 from rnnaccel.boards.top import BoardTop
-from rnnaccel.config import preset
-from rnnaccel.model import random_weights
+from rnnaccel.numeric.config import preset
+from rnnaccel.numeric.model import random_weights
 
 
 @pytest.mark.parametrize("board,freq,name", [("icebreaker", None, "tiny"), ("icebreaker", 24.0, "tiny"),

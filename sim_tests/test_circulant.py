@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rnnaccel.circulant import circulant_index, expand, is_block_circulant, pad_matrix, project
+from rnnaccel.numeric.circulant import circulant_index, expand, is_block_circulant, pad_matrix, project
 
 SETTINGS = settings(max_examples=60, deadline=None)
 

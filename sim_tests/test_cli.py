@@ -9,10 +9,10 @@ import sys
 import numpy as np
 import pytest
 
-from rnnaccel import toolchain
-from rnnaccel.config import preset
-from rnnaccel.golden import IntegerModel
-from rnnaccel.model import load_model
+from rnnaccel.flow import toolchain
+from rnnaccel.numeric.config import preset
+from rnnaccel.numeric.golden import IntegerModel
+from rnnaccel.numeric.model import load_model
 
 
 from cli_helpers import one_line_error
@@ -102,10 +102,10 @@ def test_generate_is_byte_identical(model, tmp_path, capsys):
 
 
 def test_c_header_rounding_matches_fixedpoint(model, tmp_path, capsys):
-    """Compile the generated header's NARROW macro and compare with rnnaccel.fixedpoint.narrow."""
+    """Compile the generated header's NARROW macro and compare with rnnaccel.numeric.fixedpoint.narrow."""
     import shutil
 
-    from rnnaccel.fixedpoint import QFormat, narrow
+    from rnnaccel.numeric.fixedpoint import QFormat, narrow
 
     cc = shutil.which("cc") or shutil.which("gcc")
     assert cc, "a C compiler is needed (gcc is part of the base image)"
@@ -234,10 +234,10 @@ def test_quantize_overwrites_only_with_force(model, tmp_path, capsys):
 @pytest.mark.parametrize("name", ["lstm-small", "lstm512-ice40", "gru-small"])
 def test_generate_quantizes_the_weights_once(name, tmp_path, monkeypatch):
     """One quantization per design: the gateware, the memory images and the manifest share one
-    QuantizedWeights (rnnaccel.model.quantize counted: one call per weight array)."""
-    from rnnaccel import model as model_mod
-    from rnnaccel.model import random_weights
-    from rnnaccel.rtl import generate
+    QuantizedWeights (rnnaccel.numeric.model.quantize counted: one call per weight array)."""
+    from rnnaccel.numeric import model as model_mod
+    from rnnaccel.numeric.model import random_weights
+    from rnnaccel.flow.rtl import generate
 
     cfg = preset(name)
     weights = random_weights(cfg, seed=2)

@@ -12,9 +12,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rnnaccel.backends import run_session
-from rnnaccel.host import golden_session
-from rnnaccel.model import random_weights
+from rnnaccel.flow.backends import run_session
+from rnnaccel.interface.session import golden_session
+from rnnaccel.numeric.model import random_weights
 
 from sessions import (E2E_CASES, assert_full_session_matches, case_config, full_session, input_projection_saturates,
                       saturating_session)
@@ -114,7 +114,7 @@ def test_serial_datapath_verilog_bit_exact(simulator, changes, family, tmp_path)
 def test_lstm512_ice40_bit_exact_in_verilator(tmp_path):
     """The full lstm512-ice40 preset, elaborated for iCE40 (its 128 KiB of weights in SB_SPRAM256KA models,
     loaded through the command port), two steps in Verilator: bit-exact, and the cycle count of a step."""
-    from rnnaccel.config import preset
+    from rnnaccel.numeric.config import preset
 
     cfg = preset("lstm512-ice40")
     weights = random_weights(cfg, seed=1)

@@ -1,5 +1,5 @@
 """The generated Verilog of ActivationStream in Icarus and Verilator (cocotb), bit-exact
-with rnnaccel.lut.lookup for every raw input of a small config, under idle
+with rnnaccel.numeric.lut.lookup for every raw input of a small config, under idle
 insertion and back-pressure. The cocotb side is sim_tests/cocotb_tb/activation_tb.py."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from cocotb_support import CASE_ENV, run_cocotb, write_case, write_verilog
-from rnnaccel.config import Config
+from rnnaccel.numeric.config import Config
 from rnnaccel.hw.activation import ActivationStream
 
 pytestmark = pytest.mark.cocotb

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 from cocotb_support import CASE_ENV, run_cocotb, write_case, write_verilog
-from rnnaccel.protocol import encode_info
-from rnnaccel.config import preset
-from rnnaccel.fixedpoint import quantize
-from rnnaccel.host import golden_session, save_session
+from rnnaccel.interface.protocol import encode_info
+from rnnaccel.numeric.config import preset
+from rnnaccel.numeric.fixedpoint import quantize
+from rnnaccel.interface.session import golden_session, save_session
 from rnnaccel.hw.hostlink import HostLink
-from rnnaccel.model import random_weights
+from rnnaccel.numeric.model import random_weights
 from shared import report
 
 pytestmark = pytest.mark.cocotb

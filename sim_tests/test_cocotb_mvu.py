@@ -11,9 +11,9 @@ import pytest
 
 from cocotb_support import CASE_ENV, run_cocotb, write_case, write_verilog
 from mvu_ref import plan_expected, plan_vectors
-from rnnaccel.config import preset
+from rnnaccel.numeric.config import preset
 from rnnaccel.hw.harness import MVUHarness
-from rnnaccel.model import random_weights
+from rnnaccel.numeric.model import random_weights
 
 pytestmark = pytest.mark.cocotb
 

@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from rnnaccel.config import CELLS, PRESETS, Config, ConfigError, preset
-from rnnaccel.fixedpoint import QFormat
+from rnnaccel.numeric.config import CELLS, PRESETS, Config, ConfigError, preset
+from rnnaccel.numeric.fixedpoint import QFormat
 
 
 def assert_config_error(field: str, value, **changes) -> ConfigError:
@@ -329,7 +329,7 @@ def test_hash_is_stable():
     assert Config().hash == h
     assert Config.from_toml(Config().to_toml()).hash == h
     # same in another interpreter (no dependence on PYTHONHASHSEED or object ids)
-    out = subprocess.run([sys.executable, "-c", "from rnnaccel.config import Config; print(Config().hash)"],
+    out = subprocess.run([sys.executable, "-c", "from rnnaccel.numeric.config import Config; print(Config().hash)"],
                          capture_output=True, text=True, check=True, env={**os.environ, "PYTHONHASHSEED": "123"})
     assert out.stdout.strip() == h
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from rnnaccel.config import PRESETS
+from rnnaccel.numeric.config import PRESETS
 
 RECORDED = {
     "gru-small": {
@@ -104,9 +104,9 @@ def test_every_preset_is_recorded():
 
 GENERATE = """
 import sys
-from rnnaccel.config import preset
-from rnnaccel.model import random_weights
-from rnnaccel.rtl import generate
+from rnnaccel.numeric.config import preset
+from rnnaccel.numeric.model import random_weights
+from rnnaccel.flow.rtl import generate
 cfg = preset(sys.argv[1])
 generate(cfg, random_weights(cfg, seed=5), sys.argv[2], progress=lambda *_: None)
 """

@@ -8,9 +8,9 @@ B. evaluate() on a small synthetic model: every arithmetic, padding handled
 C. The RTL path: the Amaranth simulator on 2 sequences is bit-exact with the
    golden model and gives the same predictions.
 D. The command (wired here into a copy of ``rnnaccel``'s parser, as
-   ``rnnaccel.cli`` will): the happy path writes the table, JSON and plot;
+   ``rnnaccel.cli.main`` will): the happy path writes the table, JSON and plot;
    every bad input is one ``rnnaccel: error:`` line and exit 2.
-E. rnnaccel.datasets: JapaneseVowels from the installed sktime (the
+E. rnnaccel.models.datasets: JapaneseVowels from the installed sktime (the
    ``examples`` extra is part of the test set-up: missing it is a failure),
    sktime's reader and the small parser agree, the errors.
 F. scripts/example_vowels.py --quick end to end (under 60 s), and a reduced
@@ -32,12 +32,12 @@ import sktime  # noqa: F401  (the examples extra is part of the test set-up; mis
 import torch
 
 from cli_helpers import one_line_error, run_cli
-from rnnaccel import datasets
-from rnnaccel.config import preset
-from rnnaccel.evaluate import (HEAD_FILE, Head, evaluate, format_table, last_states, load_head, load_reference,
+from rnnaccel.models import datasets
+from rnnaccel.numeric.config import preset
+from rnnaccel.accuracy.evaluate import (HEAD_FILE, Head, evaluate, format_table, last_states, load_head, load_reference,
                                plot_report, save_head, write_json)
-from rnnaccel.golden import FloatModel, InputError, IntegerModel
-from rnnaccel.model import ModelError, random_weights, save_model
+from rnnaccel.numeric.golden import FloatModel, InputError, IntegerModel
+from rnnaccel.numeric.model import ModelError, random_weights, save_model
 from shared import report
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -14,7 +14,7 @@ from amaranth.sim import Simulator
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rnnaccel.fixedpoint import (
+from rnnaccel.numeric.fixedpoint import (
     MAX_WIDTH,
     QFormat,
     align,

@@ -1,6 +1,6 @@
 # amaranth: UnusedElaboratable=no
 """GateUnit of every cell type and variant in the Amaranth simulator, bit-exact
-against the golden update functions of rnnaccel.golden, with random clock
+against the golden update functions of rnnaccel.numeric.golden, with random clock
 enable stalls and input gaps; hypothesis varies the Q formats and tables."""
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from amaranth.sim import Simulator
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rnnaccel import golden
-from rnnaccel.config import Config
-from rnnaccel.fixedpoint import QFormat, saturate
+from rnnaccel.numeric import golden
+from rnnaccel.numeric.config import Config
+from rnnaccel.numeric.fixedpoint import QFormat, saturate
 from rnnaccel.hw.gates import GateUnit
 
 # id -> (config changes, phase, layer)

@@ -3,7 +3,7 @@
 A. FloatModel vs ``torch.nn.LSTM/GRU/RNN`` (float64) and vs direct NumPy
    implementations of SRU, QRNN and reset-before GRU.
 B. Statefulness and input checking of IntegerModel and FloatModel.
-C. The one-step bound of :mod:`rnnaccel.bounds` (teacher forcing), and the
+C. The one-step bound of :mod:`rnnaccel.numeric.bounds` (teacher forcing), and the
    free-running integer-vs-float error (measured, not asserted).
 
 Lines starting with ``REPORT`` (visible with ``-s``) give the measured numbers.
@@ -16,11 +16,11 @@ import copy
 import numpy as np
 import pytest
 
-from rnnaccel.bounds import float_step_bound, lut_error
-from rnnaccel.config import preset
-from rnnaccel.fixedpoint import QFormat, quantize, to_float
-from rnnaccel.golden import FloatModel, InputError, IntegerModel
-from rnnaccel.model import dense_matrices, random_weights
+from rnnaccel.numeric.bounds import float_step_bound, lut_error
+from rnnaccel.numeric.config import preset
+from rnnaccel.numeric.fixedpoint import QFormat, quantize, to_float
+from rnnaccel.numeric.golden import FloatModel, InputError, IntegerModel
+from rnnaccel.numeric.model import dense_matrices, random_weights
 
 import torch  # the models extra is part of the test set-up: missing it is a failure
 from shared import report
@@ -393,7 +393,7 @@ def test_step_error_bound(name):
 @pytest.mark.parametrize("fi", range(len(FORMATS)))
 def test_lut_error_covers_every_input(fi):
     """lut_error bounds the table at every representable input (the tail and both ends too)."""
-    from rnnaccel import lut
+    from rnnaccel.numeric import lut
     q_state, q_cell, q_pre, q_act, entries, interp = FORMATS[fi]
     cfg = TINY.replace(q_state=q_state, q_cell=q_cell, q_pre=q_pre, q_act=q_act, table_entries=entries,
                        interpolate=interp)

@@ -20,18 +20,18 @@ import pytest
 from amaranth.hdl import Module, UnusedElaboratable
 from amaranth.sim import Simulator
 
-from rnnaccel import protocol
+from rnnaccel.interface import protocol
 from rnnaccel.boards.driver import (LinkClient, AmaranthTransport, DeviceError, LinkError, MismatchError, PortError,
                                     infer)
-from rnnaccel.protocol import NAK, SYNC, Cmd, Error, LinkLayout, crc16, encode_frame, parse_frame
-from rnnaccel.config import preset
-from rnnaccel.fixedpoint import quantize, to_float
-from rnnaccel.golden import IntegerModel
-from rnnaccel.host import OP, golden_session, state_commands, weight_commands
+from rnnaccel.interface.protocol import NAK, SYNC, Cmd, Error, LinkLayout, crc16, encode_frame, parse_frame
+from rnnaccel.numeric.config import preset
+from rnnaccel.numeric.fixedpoint import quantize, to_float
+from rnnaccel.numeric.golden import IntegerModel
+from rnnaccel.interface.session import OP, golden_session, state_commands, weight_commands
 from rnnaccel.hw.hostlink import FrameEngine, HostLink
 from rnnaccel.hw.uart import UARTRx, UARTTx, uart_divisor
-from rnnaccel.model import random_weights, save_model
-from rnnaccel.rtl import design_hash
+from rnnaccel.numeric.model import random_weights, save_model
+from rnnaccel.flow.rtl import design_hash
 
 CFG = preset("tiny")
 WEIGHTS = random_weights(CFG, seed=3)

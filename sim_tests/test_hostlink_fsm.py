@@ -20,12 +20,12 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 
 from link_model import DAMAGE_KINDS, REQUEST_KINDS, LinkExerciser, random_program
 from rnnaccel.boards.driver import LinkClient, AmaranthTransport
-from rnnaccel.protocol import Cmd, LinkLayout, encode_frame, encode_run
-from rnnaccel.config import preset
-from rnnaccel.fixedpoint import quantize
-from rnnaccel.host import golden_session
+from rnnaccel.interface.protocol import Cmd, LinkLayout, encode_frame, encode_run
+from rnnaccel.numeric.config import preset
+from rnnaccel.numeric.fixedpoint import quantize
+from rnnaccel.interface.session import golden_session
 from rnnaccel.hw.hostlink import FrameEngine, HostLink
-from rnnaccel.model import random_weights
+from rnnaccel.numeric.model import random_weights
 from shared import report
 
 CFG = preset("tiny")

@@ -2,7 +2,7 @@
 
 A. PyTorch LSTM/GRU/RNN, 1 and 2 layers, saved whole and as state_dict,
    imported with K = 1: FloatModel equals torch (float64) to 1e-5; the
-   IntegerModel meets the rigorous one-step bound of :mod:`rnnaccel.bounds`
+   IntegerModel meets the rigorous one-step bound of :mod:`rnnaccel.numeric.bounds`
    at every step and layer (teacher forcing), and its free-running error
    against torch is measured and held under a stated heuristic tolerance.
 B. ONNX: torch.onnx.export round trips (GRU exported with
@@ -31,11 +31,11 @@ import pytest
 from cli_helpers import one_line_error as _one_line_error
 from cli_helpers import run_cli
 from rnnaccel import cli
-from rnnaccel.bounds import float_step_bound
-from rnnaccel.circulant import expand, project
-from rnnaccel.fixedpoint import quantize, to_float
-from rnnaccel.golden import FloatModel, IntegerModel
-from rnnaccel.model import load_model
+from rnnaccel.numeric.bounds import float_step_bound
+from rnnaccel.numeric.circulant import expand, project
+from rnnaccel.numeric.fixedpoint import quantize, to_float
+from rnnaccel.numeric.golden import FloatModel, IntegerModel
+from rnnaccel.numeric.model import load_model
 
 import onnx  # noqa: E402  (the models extra is part of the test set-up; missing it is a failure)
 import torch  # noqa: E402
@@ -88,7 +88,7 @@ def integer_checks(cfg, w, x, want):
     """IntegerModel vs float: the rigorous one-step bound at every step and layer, and the free-running error.
 
     1. Teacher forcing (rigorous): from each integer state (dequantized), one
-       float step with the *quantized* parameters; :func:`rnnaccel.bounds.float_step_bound`
+       float step with the *quantized* parameters; :func:`rnnaccel.numeric.bounds.float_step_bound`
        bounds |integer - float| elementwise, provided nothing saturates (checked).
     2. Free running against torch (measured, heuristic tolerance): besides the
        arithmetic, every weight is rounded to q_weight (error <= lsb/2) and each
@@ -171,7 +171,7 @@ def test_torch_import_exact(cell, layers, source, tmp_path, capsys):
 def test_default_import_is_exact(tmp_path, capsys):
     """No -k: k = 1, 16-bit weights fitted to the largest one, the linear readout as head.npz; the golden model
     then classifies as the PyTorch model does. -k 4 says, on one line, that accuracy needs rnnaccel retrain."""
-    from rnnaccel.evaluate import last_states, load_head
+    from rnnaccel.accuracy.evaluate import last_states, load_head
 
     torch.manual_seed(12)
     lstm, lin = torch.nn.LSTM(5, 7, batch_first=True), torch.nn.Linear(7, 3)
@@ -218,7 +218,7 @@ def test_default_import_is_exact(tmp_path, capsys):
 
 
 def preset_q_weight():
-    from rnnaccel.config import preset
+    from rnnaccel.numeric.config import preset
 
     return preset("tiny").q_weight
 
@@ -445,7 +445,7 @@ def test_circulant_model_keeps_all_energy(cell, tmp_path, capsys):
 
 def test_random_lstm_energy_identity(tmp_path, capsys):
     """A random (untrained) LSTM at K = 4: the printed energies are those of the orthogonal projection."""
-    from rnnaccel.importers import read_torch
+    from rnnaccel.models.importers import read_torch
 
     mod = make_module("lstm", 1, inp=16, hid=16, seed=5)
     torch.save(mod.state_dict(), tmp_path / "r.pt")

@@ -1,14 +1,14 @@
-"""The command interface (rnnaccel.interface) agrees with the gateware's command layout."""
+"""The command interface (rnnaccel.interface.commands) agrees with the gateware's command layout."""
 
 from __future__ import annotations
 
 import pytest
 from amaranth.hdl import Const
 
-from rnnaccel.config import preset
-from rnnaccel.host import OP
+from rnnaccel.numeric.config import preset
+from rnnaccel.interface.session import OP
 from rnnaccel.hw.sequencer import command_layout
-from rnnaccel.interface import Op, command_fields, pack_command
+from rnnaccel.interface.commands import Op, command_fields, pack_command
 
 
 @pytest.mark.parametrize("name", ["tiny", "lstm-small", "lstm512-ice40"])

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rnnaccel import lut
-from rnnaccel.config import Config
-from rnnaccel.fixedpoint import QFormat, quantize
+from rnnaccel.numeric import lut
+from rnnaccel.numeric.config import Config
+from rnnaccel.numeric.fixedpoint import QFormat, quantize
 
 REPO = Path(__file__).resolve().parents[1]
 

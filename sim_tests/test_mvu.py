@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from rnnaccel.config import preset
+from rnnaccel.numeric.config import preset
 from rnnaccel.hw.harness import MVUHarness
-from rnnaccel.image import plans
-from rnnaccel.model import random_weights
+from rnnaccel.layout.image import plans
+from rnnaccel.numeric.model import random_weights
 
 from mvu_ref import hw_rows_to_gates, plan_expected, plan_vectors
 

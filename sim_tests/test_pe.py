@@ -22,12 +22,12 @@ from amaranth.sim import Simulator
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rnnaccel.circulant import circulant_index
-from rnnaccel.config import preset
+from rnnaccel.numeric.circulant import circulant_index
+from rnnaccel.numeric.config import preset
 from rnnaccel.hw.mvu import CirculantMVU, mvu_latency
 from rnnaccel.hw.pe import ColumnOperand, ProcessingElement, RowReducer, tree_latency
-from rnnaccel.image import plans
-from rnnaccel.model import random_weights
+from rnnaccel.layout.image import plans
+from rnnaccel.numeric.model import random_weights
 
 from mvu_ref import hw_rows_to_gates, plan_expected, plan_vectors
 from test_mvu import run_harness

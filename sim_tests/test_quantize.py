@@ -1,4 +1,4 @@
-"""rnnaccel.quantize: choosing Q formats from weights and calibration inputs.
+"""rnnaccel.models.quantize: choosing Q formats from weights and calibration inputs.
 
 A. The saturation count and format fitting follow the one rounding rule exactly.
 B. Chosen formats hold every observed value (no saturation on the calibration
@@ -13,11 +13,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rnnaccel.config import ConfigError, preset
-from rnnaccel.fixedpoint import QFormat, quantize
-from rnnaccel.golden import IntegerModel
-from rnnaccel.model import random_weights
-from rnnaccel.quantize import (CLASSES, calibrate, choose_formats, count_saturations, fit_format, format_report,
+from rnnaccel.numeric.config import ConfigError, preset
+from rnnaccel.numeric.fixedpoint import QFormat, quantize
+from rnnaccel.numeric.golden import IntegerModel
+from rnnaccel.numeric.model import random_weights
+from rnnaccel.models.quantize import (CLASSES, calibrate, choose_formats, count_saturations, fit_format, format_report,
                                integer_saturations)
 from shared import CELL_VARIANT_IDS, CELL_VARIANTS, report
 

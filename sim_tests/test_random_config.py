@@ -28,11 +28,11 @@ import pytest
 from hypothesis import HealthCheck, event, given, note, settings
 from hypothesis import strategies as st
 
-from rnnaccel.backends import run_session
-from rnnaccel.config import CELLS, DATAPATHS, Config, ConfigError, preset
-from rnnaccel.fixedpoint import QFormat, quantize
-from rnnaccel.host import golden_session
-from rnnaccel.model import random_weights
+from rnnaccel.flow.backends import run_session
+from rnnaccel.numeric.config import CELLS, DATAPATHS, Config, ConfigError, preset
+from rnnaccel.numeric.fixedpoint import QFormat, quantize
+from rnnaccel.interface.session import golden_session
+from rnnaccel.numeric.model import random_weights
 
 FIELDS = tuple(f.name for f in dataclasses.fields(Config))
 Q_FIELDS = ("q_weight", "q_state", "q_cell", "q_pre", "q_act")

@@ -30,11 +30,11 @@ import torch  # the models extra is part of the test set-up: missing it is a fai
 
 from cli_helpers import one_line_error, run_cli
 from rnnaccel import cli
-from rnnaccel.config import preset
-from rnnaccel.evaluate import last_states, load_head, readout_mse
-from rnnaccel.golden import IntegerModel
-from rnnaccel.model import load_model, random_weights, save_model
-from rnnaccel.retrain import DataError, load_task_data, retrain, task_data
+from rnnaccel.numeric.config import preset
+from rnnaccel.accuracy.evaluate import last_states, load_head, readout_mse
+from rnnaccel.numeric.golden import IntegerModel
+from rnnaccel.numeric.model import load_model, random_weights, save_model
+from rnnaccel.accuracy.retrain import DataError, load_task_data, retrain, task_data
 from shared import CELL_VARIANT_IDS, CELL_VARIANTS, report
 
 I, H, T, NC = 8, 8, 10, 3
@@ -315,7 +315,7 @@ def bad_cases(tmp_path_factory):
     d = tmp_path_factory.mktemp("bad")
     cfg = preset("tiny")
     save_model(d / "m", cfg, random_weights(cfg, seed=0))
-    from rnnaccel.evaluate import save_head
+    from rnnaccel.accuracy.evaluate import save_head
 
     save_head(d / "m", np.zeros((NC, H)), np.zeros(NC))  # a 3-class head: label 3 is out of range
     return d, _bad(d)

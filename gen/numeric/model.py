@@ -1,7 +1,7 @@
 """Model directories: ``rnnaccel.toml`` (the config) + ``weights.npz`` (float weights).
 
 Layout of ``weights.npz`` (float32), for each layer ``l`` and with G the
-number of gates (:func:`rnnaccel.config.gate_names`), H the hidden size, C the
+number of gates (:func:`rnnaccel.numeric.config.gate_names`), H the hidden size, C the
 layer's input-matrix columns (input size, or hidden size after layer 0, times
 the QRNN window), k the block size and ``ceil`` rounding up:
 
@@ -16,7 +16,7 @@ key                shape                             meaning
 =================  ================================  ===================================
 
 Block (i, j) of gate g expands to ``B[r][c] = W[g, i, j, (r - c) mod k]``
-(:func:`rnnaccel.circulant.expand`); with k = 1 the array is the dense matrix.
+(:func:`rnnaccel.numeric.circulant.expand`); with k = 1 the array is the dense matrix.
 Rows and columns past H and C (padding) are ignored. Gate order is PyTorch's:
 LSTM i, f, g, o; GRU r, z, n; RNN h; SRU x, f, r (+ s, the highway
 projection, when input and hidden sizes differ); QRNN z, f, o with the
@@ -179,7 +179,7 @@ class QuantizedWeights(dict):
 
     A ``dict`` of the same keys and shapes as the float :data:`Weights`, typed so
     that every consumer can tell integers from floats: :func:`quantize_weights`
-    returns one unchanged, so a design quantized once (``rnnaccel.rtl.generate``
+    returns one unchanged, so a design quantized once (``rnnaccel.flow.rtl.generate``
     does it) is never quantized again by the components and images it feeds.
     """
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import enum
 
-from .config import Config
+from ..numeric.config import Config
 
 __all__ = ["Op", "OP", "PHASE_CLEAR", "PHASE_STEP_DONE", "STATUS_BITS", "command_fields", "pack_command"]
 
@@ -42,7 +42,7 @@ STATUS_BITS = {"busy": 0, "idle": 1, "error": 2}
 
 def command_fields(cfg: Config) -> dict[str, int]:
     """The command word's fields and their widths, from bit 0 up."""
-    from .image import bank_word_bits, bias_word_bits
+    from ..layout.image import bank_word_bits, bias_word_bits
 
     return {"op": 4, "sel": 16, "addr": 24, "data": max(32, bank_word_bits(cfg), bias_word_bits(cfg))}
 

@@ -1,6 +1,6 @@
 """What every ``rnnaccel`` subcommand module shares: the one-line user error and input parsing.
 
-:mod:`rnnaccel.cli` (the parser and most commands) and the command modules
+:mod:`rnnaccel.cli.main` (the parser and most commands) and the command modules
 (``cli_import``, ``cli_evaluate``, ``cli_retrain``) import from here, never
 from each other's upward: the parser imports the command modules, not the
 other way round.

@@ -1,11 +1,11 @@
-"""Run sessions (:mod:`rnnaccel.host`) on the accelerator in the Amaranth simulator."""
+"""Run sessions (:mod:`rnnaccel.interface.session`) on the accelerator in the Amaranth simulator."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from .config import Config
-from .host import OP, state_commands, weight_commands
+from ..numeric.config import Config
+from ..interface.session import OP, state_commands, weight_commands
 
 __all__ = ["run_session_amaranth"]
 
@@ -21,7 +21,7 @@ def run_session_amaranth(cfg: Config, weights, ops: list[tuple], *, idle: float 
     """
     from amaranth.sim import Simulator
 
-    from .hw.accelerator import make_accelerator
+    from ..hw.accelerator import make_accelerator
 
     dut = make_accelerator(cfg, weights if cfg.weights_in_rom else None)
     rng = np.random.default_rng(seed)

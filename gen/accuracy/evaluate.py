@@ -5,13 +5,13 @@ For one model directory and a batch of sequences, :func:`evaluate` runs
 =======================  ======================================================
 ``dense float``          an optional dense reference (``--dense REF``: another
                          model directory, or a PyTorch file read by
-                         :mod:`rnnaccel.importers` with k = 1), float64
-``float``                :class:`~rnnaccel.golden.FloatModel` of the model's
+                         :mod:`rnnaccel.models.importers` with k = 1), float64
+``float``                :class:`~rnnaccel.numeric.golden.FloatModel` of the model's
                          own (circulant) float weights, exact sigmoid/tanh
 ``float, Q weights``     the same with weights and biases quantized to
                          ``q_weight`` / ``q_pre`` (isolates weight quantization
                          from the rest of the fixed-point arithmetic)
-``golden``               :class:`~rnnaccel.golden.IntegerModel`, the bit-exact
+``golden``               :class:`~rnnaccel.numeric.golden.IntegerModel`, the bit-exact
                          specification of the hardware
 ``rtl <backend>``        optionally, the generated hardware in a simulator
                          (``amaranth``, ``icarus``, ``verilator``) on the first
@@ -59,10 +59,10 @@ from typing import Callable
 
 import numpy as np
 
-from .config import Config
-from .fixedpoint import quantize, to_float
-from .golden import FloatModel, InputError, IntegerModel
-from .model import ModelError, Weights, load_model
+from ..numeric.config import Config
+from ..numeric.fixedpoint import quantize, to_float
+from ..numeric.golden import FloatModel, InputError, IntegerModel
+from ..numeric.model import ModelError, Weights, load_model
 
 __all__ = ["HEAD_FILE", "Head", "Reference", "save_head", "load_head", "check_head", "last_states", "valid_mask",
            "hidden_states", "ARITHMETICS", "evaluate", "format_table", "plot_report", "load_reference",
@@ -122,7 +122,7 @@ class Head:
 
 
 def check_head(head: Head, hidden_size: int | None = None, where: str = HEAD_FILE) -> Head:
-    """Raise :class:`~rnnaccel.model.ModelError` for a head of the wrong shape or with non-finite values."""
+    """Raise :class:`~rnnaccel.numeric.model.ModelError` for a head of the wrong shape or with non-finite values."""
     W, b = np.asarray(head.W), np.asarray(head.b)
     if W.ndim != 2 or W.shape[0] < 1:
         raise ModelError(f"{where}: W has shape {W.shape}, a classifier head needs (classes, hidden)")
@@ -158,7 +158,7 @@ def save_head(directory: str | Path, W, b, classes=None, kind: str = "classifier
     if kind != "classifier":
         arrays["kind"] = np.array(kind, dtype=np.str_)
     path = directory / HEAD_FILE
-    from .model import _write_npz  # byte-reproducible npz writer
+    from ..numeric.model import _write_npz  # byte-reproducible npz writer
 
     _write_npz(path, arrays)
     return path
@@ -244,7 +244,7 @@ class Reference:
 
 def _torch_head(path: Path, hidden: int, trust_pickle: bool = False) -> tuple[Head | None, str]:
     """A linear readout saved beside the RNN in a PyTorch file: exactly one ``*.weight`` (C, H) + ``*.bias`` (C,)."""
-    from .importers import _KEY, _flatten, _torch_load
+    from ..models.importers import _KEY, _flatten, _torch_load
 
     try:
         import torch
@@ -288,7 +288,7 @@ def load_reference(ref: str | Path, like: Config) -> Reference:
         return Reference(cfg, weights, load_head(path, cfg.hidden_size), f"model directory {path}")
     if not path.exists():
         raise ModelError(f"dense reference {str(path)!r} does not exist (a model directory or a PyTorch/ONNX file)")
-    from .importers import build_config, read_model, to_model
+    from ..models.importers import build_config, read_model, to_model
 
     dense = read_model(path)
     base = like.replace(weight_ram="block", weights_in_rom=True)
@@ -396,8 +396,8 @@ def _row(name: str, arithmetic: str, y: np.ndarray, ref: np.ndarray | None, mask
 def _rtl(cfg: Config, weights: Weights, X: np.ndarray, lengths: np.ndarray, backend: str, index: np.ndarray,
          cache_dir, log) -> tuple[np.ndarray, dict]:
     """The sequences at ``index``, each for its true length, in a simulator; compared with the golden session."""
-    from .backends import run_session
-    from .host import golden_session
+    from ..flow.backends import run_session
+    from ..interface.session import golden_session
 
     n = len(index)
     ops: list[tuple] = []
@@ -438,7 +438,7 @@ def evaluate(cfg: Config, weights: Weights, X, lengths=None, labels=None, head: 
     runs, or the indices of the sequences to run. ``targets`` (N, T, outputs)
     are regression targets for a readout head (each row then has ``mse``).
 
-    Raises :class:`~rnnaccel.golden.InputError` for inputs, lengths or labels
+    Raises :class:`~rnnaccel.numeric.golden.InputError` for inputs, lengths or labels
     that do not fit the model and head.
     """
     log = log or (lambda msg: None)

@@ -3,13 +3,13 @@
 :class:`CirculantRNN` is a ``torch.nn.Module`` for every cell of rnnaccel
 (LSTM, GRU reset-after and reset-before, SRU with the optional highway
 projection, QRNN window 1 and 2, RNN), multi-layer, batch-first. Its
-parameters are exactly the arrays of ``weights.npz`` (:mod:`rnnaccel.model`):
+parameters are exactly the arrays of ``weights.npz`` (:mod:`rnnaccel.numeric.model`):
 per layer the circulant defining vectors ``W`` (G, ceil(H/k), ceil(C/k), k),
 the bias ``b`` (G, H), and for LSTM/GRU/RNN ``U`` and ``c``. The forward pass
 expands the defining vectors with the one circulant index ``(r - c) mod k``
-(:func:`rnnaccel.circulant.circulant_index`) by tensor indexing, so gradients
+(:func:`rnnaccel.numeric.circulant.circulant_index`) by tensor indexing, so gradients
 reach the defining vectors, and runs the cell equations of
-:mod:`rnnaccel.golden`.
+:mod:`rnnaccel.numeric.golden`.
 
 Two switches bring training closer to the accelerator:
 
@@ -17,24 +17,24 @@ Two switches bring training closer to the accelerator:
   ``q_pre``, inputs and hidden states to ``q_state``, cell states to
   ``q_cell``, projections and pre-activations to ``q_pre`` and activation
   outputs to ``q_act``, each with the one rule (``floor(x * 2**f + 0.5)``,
-  then clip, :func:`rnnaccel.fixedpoint.quantize`) at exactly the points where
+  then clip, :func:`rnnaccel.numeric.fixedpoint.quantize`) at exactly the points where
   the integer model narrows, with a straight-through estimator (gradient 1
   inside the format's range, 0 where it saturates);
 * ``table_activations=True``: sigmoid and tanh are the accelerator's tables
-  (:func:`lookup`, a torch port of :func:`rnnaccel.lut.lookup` on the input
+  (:func:`lookup`, a torch port of :func:`rnnaccel.numeric.lut.lookup` on the input
   quantized to ``q_pre``, or ``q_cell`` for LSTM/SRU's ``tanh(c)``), with the
   true function's derivative backward.
 
 On the serial datapath (``datapath = "serial"``, LSTM and RNN) the input and
 recurrent projections are accumulated together and narrowed once, as
-:func:`rnnaccel.golden.fused_projection` does.
+:func:`rnnaccel.numeric.golden.fused_projection` does.
 
 With both on, the forward pass in float64 is the integer model's arithmetic:
 every value is a multiple of its format's LSB, products and sums are exact in
 float64 (while the accumulator stays below 2**53 LSBs, i.e. always for
 ``acc_width <= 53``), and ``floor(v * 2**f + 0.5)`` on an exact value is the
-round-half-up shift of :func:`rnnaccel.fixedpoint.round_shift`. So the output
-equals :meth:`rnnaccel.golden.IntegerModel.run_float` bit for bit
+round-half-up shift of :func:`rnnaccel.numeric.fixedpoint.round_shift`. So the output
+equals :meth:`rnnaccel.numeric.golden.IntegerModel.run_float` bit for bit
 (``sim_tests/test_train.py``). Parameters are rounded to float32 before
 quantizing (as ``weights.npz`` stores them), so the exported model quantizes to
 the same integers that training saw.
@@ -49,11 +49,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import lut
-from .circulant import circulant_index, project
-from .config import Config
-from .fixedpoint import QFormat
-from .model import Weights, check_weights, save_model, weight_shapes
+from ..numeric import lut
+from ..numeric.circulant import circulant_index, project
+from ..numeric.config import Config
+from ..numeric.fixedpoint import QFormat
+from ..numeric.model import Weights, check_weights, save_model, weight_shapes
 
 __all__ = ["CirculantRNN", "fake_quantize", "lookup", "table_activation", "init_from_dense", "dense_to_weights",
            "expand"]
@@ -85,7 +85,7 @@ def _round_shift(x: torch.Tensor, shift: int) -> torch.Tensor:
 
 
 def lookup(cfg: Config, fn: str, raw: torch.Tensor, in_frac: int, words: torch.Tensor | None = None) -> torch.Tensor:
-    """Torch port of :func:`rnnaccel.lut.lookup`: raw int64 inputs -> raw ``q_act`` (int64), bit for bit."""
+    """Torch port of :func:`rnnaccel.numeric.lut.lookup`: raw int64 inputs -> raw ``q_act`` (int64), bit for bit."""
     if words is None:
         words = torch.from_numpy(lut.table(cfg, fn)).to(raw.device)
     raw = raw.to(torch.int64)
@@ -130,7 +130,7 @@ def table_activation(cfg: Config, fn: str, x: torch.Tensor, q_in: QFormat,
 def expand(vectors: torch.Tensor, rows: int, cols: int, index: torch.Tensor | None = None) -> torch.Tensor:
     """Defining vectors (..., rb, cb, k) -> dense (..., rows, cols), cropped; differentiable.
 
-    ``B[r][c] = w[(r - c) mod k]``, as :func:`rnnaccel.circulant.expand`.
+    ``B[r][c] = w[(r - c) mod k]``, as :func:`rnnaccel.numeric.circulant.expand`.
     """
     k = vectors.shape[-1]
     if index is None:
@@ -201,8 +201,8 @@ class CirculantRNN(nn.Module):
 
     # ------------------------------------------------------------ weights
     def reset_parameters(self, seed: int | None = None, scale: float = 1.0) -> "CirculantRNN":
-        """Seeded uniform initialisation as :func:`rnnaccel.model.random_weights` (PyTorch's range)."""
-        from .model import random_weights
+        """Seeded uniform initialisation as :func:`rnnaccel.numeric.model.random_weights` (PyTorch's range)."""
+        from ..numeric.model import random_weights
 
         return self.load_weights(random_weights(self.cfg, seed=seed, scale=scale))
 
@@ -233,7 +233,7 @@ class CirculantRNN(nn.Module):
         return out
 
     def export(self, directory: str | Path) -> Path:
-        """Write a model directory (``rnnaccel.toml`` + ``weights.npz``) with :func:`rnnaccel.model.save_model`."""
+        """Write a model directory (``rnnaccel.toml``, ``weights.npz``): :func:`rnnaccel.numeric.model.save_model`."""
         return save_model(directory, self.cfg, self.to_weights())
 
     # ------------------------------------------------------------ arithmetic
@@ -393,7 +393,7 @@ def dense_to_weights(cfg: Config, layers: Sequence[Any]) -> Weights:
     input matrix, ``b`` (G*H,) bias, and for LSTM/GRU/RNN ``U`` (G*H, H) and
     ``c`` (G*H,) (PyTorch's ``weight_ih_l{l}``, ``bias_ih_l{l}``,
     ``weight_hh_l{l}``, ``bias_hh_l{l}``). A missing bias is zero. Each gate's
-    (H, C) matrix is projected with :func:`rnnaccel.circulant.project`
+    (H, C) matrix is projected with :func:`rnnaccel.numeric.circulant.project`
     (least squares per k x k block).
     """
     if len(layers) != cfg.num_layers:

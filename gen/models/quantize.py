@@ -1,6 +1,6 @@
 """Choosing the Q formats of a model: one format per tensor class.
 
-A model has five classes of fixed-point tensors (:class:`rnnaccel.config.Config`):
+A model has five classes of fixed-point tensors (:class:`rnnaccel.numeric.config.Config`):
 
 =============  ===============================================================
 ``q_weight``   the matrices W and U (circulant defining vectors)
@@ -13,7 +13,7 @@ A model has five classes of fixed-point tensors (:class:`rnnaccel.config.Config`
 
 :func:`choose_formats` keeps every width (unless ``widths`` changes it) and
 picks, per class, the most fractional bits that still hold the largest value
-seen, with the one rounding rule (:func:`rnnaccel.fixedpoint.quantize`:
+seen, with the one rounding rule (:func:`rnnaccel.numeric.fixedpoint.quantize`:
 ``floor(x * 2**f + 0.5)``, then clip): a value *saturates* in a format when the
 clip changes it. Sources of the largest value:
 
@@ -31,16 +31,16 @@ align exactly) and the table step no finer than the resolution of ``q_pre`` and
 ``q_cell``. A chosen format that breaks a rule is backed off (fewer fraction
 bits for the first rule, more for the second) and the report says so. Forced
 formats (``force={"q_state": "Q2.13"}`` or keyword ``q_state="Q2.13"``) are
-used as given; if they break a rule the :class:`~rnnaccel.config.ConfigError`
+used as given; if they break a rule the :class:`~rnnaccel.numeric.config.ConfigError`
 propagates.
 
 The report (a JSON-able dict) gives per class the format, where it came from,
 the observed max |value|, and saturation counts: ``saturations`` over the
 float calibration run (and the weights/biases themselves) in the chosen
 format, and ``integer_saturations`` counted while running the bit-exact
-integer arithmetic of :mod:`rnnaccel.golden` over the calibration inputs with
+integer arithmetic of :mod:`rnnaccel.numeric.golden` over the calibration inputs with
 the chosen config (:func:`integer_saturations`, checked bit for bit against
-:class:`~rnnaccel.golden.IntegerModel` in the tests). The integer run can
+:class:`~rnnaccel.numeric.golden.IntegerModel` in the tests). The integer run can
 exceed the float range by a few LSBs (rounded states feed the next step); a
 chosen format it saturates but the float run does not is widened by one
 integer bit (up to four times) and the report notes it.
@@ -54,11 +54,11 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from . import lut
-from .config import Config
-from .fixedpoint import QFormat, align, quantize, round_shift
-from .golden import FloatModel, InputError
-from .model import Weights, check_weights, dense_matrices, quantize_weights
+from ..numeric import lut
+from ..numeric.config import Config
+from ..numeric.fixedpoint import QFormat, align, quantize, round_shift
+from ..numeric.golden import FloatModel, InputError
+from ..numeric.model import Weights, check_weights, dense_matrices, quantize_weights
 
 __all__ = ["CLASSES", "choose_formats", "fit_format", "count_saturations", "calibrate", "Calibration",
            "integer_saturations", "format_report"]
@@ -84,7 +84,7 @@ def _cls_name(name: str) -> str:
 # ----------------------------------------------------------------------------
 
 def count_saturations(values, q: QFormat) -> int:
-    """How many of ``values`` the clip of :func:`~rnnaccel.fixedpoint.quantize` changes in ``q``."""
+    """How many of ``values`` the clip of :func:`~rnnaccel.numeric.fixedpoint.quantize` changes in ``q``."""
     v = np.asarray(values, dtype=np.float64)
     if v.size == 0:
         return 0
@@ -169,7 +169,7 @@ def _check_calib(cfg: Config, x) -> np.ndarray:
 def calibrate(cfg: Config, weights: Weights, calib_x=None) -> Calibration:
     """Collect the values of every class: parameters, and a float run over ``calib_x`` (N, T, input).
 
-    The float run is :class:`~rnnaccel.golden.FloatModel` step by step
+    The float run is :class:`~rnnaccel.numeric.golden.FloatModel` step by step
     (``step_detail``) with the float weights; GRU's candidate pre-activation,
     reset-before ``r h`` and the activation outputs are recomputed from the
     intermediates with the same equations.
@@ -232,7 +232,7 @@ def calibrate(cfg: Config, weights: Weights, calib_x=None) -> Calibration:
 
 
 # ----------------------------------------------------------------------------
-# Integer run that counts saturations (mirrors rnnaccel.golden._int_step)
+# Integer run that counts saturations (mirrors rnnaccel.numeric.golden._int_step)
 # ----------------------------------------------------------------------------
 
 class _Counter:
@@ -255,7 +255,7 @@ class _Counter:
 
 
 def _count_step(cfg: Config, m, x: np.ndarray, st: dict, cnt: _Counter):
-    """One integer step of one layer, as ``rnnaccel.golden._int_step``, counting every saturation."""
+    """One integer step of one layer, as ``rnnaccel.numeric.golden._int_step``, counting every saturation."""
     fa, fp, fc, fx = cfg.q_act.frac, cfg.q_pre.frac, cfg.q_cell.frac, cfg.q_state.frac
     qp, qs, qc = cfg.q_pre, cfg.q_state, cfg.q_cell
     one = 1 << fa
@@ -322,9 +322,9 @@ def integer_saturations(cfg: Config, weights: Weights, calib_x) -> tuple[dict[st
 
     Counts quantizing the weights (``q_weight``), biases (``q_pre``) and inputs
     (``q_state``), then every saturating narrowing of the run. ``q_act`` is
-    never counted (the tables are built inside :mod:`rnnaccel.lut`). Returns
+    never counted (the tables are built inside :mod:`rnnaccel.numeric.lut`). Returns
     ``(counts, outputs)``; ``outputs`` are the raw last-layer hidden states,
-    equal to :meth:`rnnaccel.golden.IntegerModel.run`.
+    equal to :meth:`rnnaccel.numeric.golden.IntegerModel.run`.
     """
     x = _check_calib(cfg, calib_x)
     cnt = _Counter()

@@ -1,6 +1,6 @@
 """Rigorous one-step error bound of the integer model against the float model.
 
-Setting: one layer, one time step. The integer model (:class:`~rnnaccel.golden.IntegerModel`)
+Setting: one layer, one time step. The integer model (:class:`~rnnaccel.numeric.golden.IntegerModel`)
 and the float model built with ``quantized_params=True`` start from the *same*
 state (the float state is the dequantized integer state) and read the same
 input (dequantized), so the matrix-vector products agree exactly and every
@@ -17,7 +17,7 @@ Error sources (``lsb(q) = 2**-q.frac``):
 * a table lookup ``LUT_f(p_int)`` with ``|p_int - p| <= d``:
   ``|LUT_f(p_int) - f(p)| <= E_f(q_in) + d * sup|f'|`` where ``E_f`` is the
   measured table error over every representable input of ``q_in``
-  (:func:`rnnaccel.lut.table_error` on [-2R, 2R], both ends included, plus
+  (:func:`rnnaccel.numeric.lut.table_error` on [-2R, 2R], both ends included, plus
   ``1 - f(2R)`` for the constant tail beyond) and ``sup|f'|`` is taken over [p-d, p+d] (mean value
   theorem; at most 1/4 for sigmoid, 1 for tanh);
 * products of two inexact operands:
@@ -66,7 +66,7 @@ FLOAT_SLACK = 1e-12
 def lut_error(cfg: Config, fn: str, q_in: QFormat) -> float:
     """Max |lookup - f| over every representable input of ``q_in`` (tail included).
 
-    :func:`rnnaccel.lut.table_error` measures [-2R, 2R] but, for a format whose
+    :func:`rnnaccel.numeric.lut.table_error` measures [-2R, 2R] but, for a format whose
     range is exactly [-2R, 2R), skips its most negative value; the endpoints
     are measured here too.
     """
@@ -83,7 +83,7 @@ def lut_error(cfg: Config, fn: str, q_in: QFormat) -> float:
 
 
 def narrow_error(from_frac: int, q: QFormat) -> float:
-    """Rounding error of :func:`rnnaccel.fixedpoint.narrow` from ``from_frac`` bits into ``q``."""
+    """Rounding error of :func:`rnnaccel.numeric.fixedpoint.narrow` from ``from_frac`` bits into ``q``."""
     return q.lsb / 2 if from_frac > q.frac else 0.0
 
 
@@ -140,7 +140,7 @@ def step_error_bound(cfg: Config, mats: LayerMatrices, x: np.ndarray, state: dic
     state : dict
         The float state before the step (``h``, ``c``; dequantized integer state).
     inter : dict
-        Intermediates of :meth:`rnnaccel.golden.FloatModel.step_detail`
+        Intermediates of :meth:`rnnaccel.numeric.golden.FloatModel.step_detail`
         (``xp``, ``hp``, and ``hp_n`` for GRU reset-before).
     """
     fa, fx, fc, fp = cfg.q_act.frac, cfg.q_state.frac, cfg.q_cell.frac, cfg.q_pre.frac

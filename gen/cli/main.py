@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .cli_common import CLIError, load_inputs, parse_set, writable_output
-from .config import PRESETS, Config, ConfigError, preset
-from .fixedpoint import to_float
+from .common import CLIError, load_inputs, parse_set, writable_output
+from ..numeric.config import PRESETS, Config, ConfigError, preset
+from ..numeric.fixedpoint import to_float
 
 __all__ = ["main", "CLIError"]
 
@@ -43,7 +43,7 @@ def _config_from_args(args) -> Config:
 # ----------------------------------------------------------------------------
 
 def cmd_new(args) -> int:
-    from .model import CONFIG_FILE, random_weights, save_model
+    from ..numeric.model import CONFIG_FILE, random_weights, save_model
 
     cfg = _config_from_args(args)
     out = Path(args.output)
@@ -61,7 +61,7 @@ BACKEND_NAMES = ("golden", "float", "amaranth", "icarus", "verilator")
 
 
 def _model_for_backend(cfg, weights, backend: str):
-    from .golden import FloatModel, IntegerModel
+    from ..numeric.golden import FloatModel, IntegerModel
 
     if backend == "golden":
         return IntegerModel(cfg, weights)
@@ -69,8 +69,8 @@ def _model_for_backend(cfg, weights, backend: str):
 
 
 def cmd_run(args) -> int:
-    from .golden import InputError
-    from .model import load_model
+    from ..numeric.golden import InputError
+    from ..numeric.model import load_model
 
     if args.backend not in BACKEND_NAMES:
         raise CLIError(f"unknown backend {args.backend!r} (known: {', '.join(BACKEND_NAMES)})")
@@ -100,8 +100,8 @@ def cmd_run(args) -> int:
             raise CLIError(str(exc)) from None
         report = None
     else:
-        from .backends import run_backend
-        from .rtl import CocotbFailure
+        from ..flow.backends import run_backend
+        from ..flow.rtl import CocotbFailure
 
         try:
             y, report = run_backend(cfg, weights, x, args.backend, waves=args.waves, cache_dir=args.cache)
@@ -129,7 +129,7 @@ def cmd_run(args) -> int:
 
 
 def _info_text(cfg: Config) -> str:
-    from . import lut
+    from ..numeric import lut
 
     lines = [f"model: {cfg.name}  ({cfg.num_layers}-layer {cfg.cell}"
              + (f", reset_{'after' if cfg.gru_reset_after else 'before'}" if cfg.cell == "gru" else "")
@@ -163,8 +163,8 @@ def _info_text(cfg: Config) -> str:
 
 
 def cmd_generate(args) -> int:
-    from .model import load_model
-    from .rtl import generate
+    from ..numeric.model import load_model
+    from ..flow.rtl import generate
 
     cfg, weights = load_model(args.model)
     out = Path(args.output)
@@ -180,11 +180,11 @@ def cmd_demo(args) -> int:
     """The main job on a built-in default: new model, generate, simulate, compare, report."""
     import time
 
-    from .backends import run_session
-    from .fixedpoint import quantize
-    from .host import golden_session
-    from .model import load_model, random_weights, save_model
-    from .rtl import CocotbFailure, generate
+    from ..flow.backends import run_session
+    from ..numeric.fixedpoint import quantize
+    from ..interface.session import golden_session
+    from ..numeric.model import load_model, random_weights, save_model
+    from ..flow.rtl import CocotbFailure, generate
 
     if args.steps < 1:
         raise CLIError(f"--steps must be 1 or more, not {args.steps}")
@@ -249,8 +249,8 @@ def _class_args(items, kind: str) -> dict:
 def cmd_quantize(args) -> int:
     import json
 
-    from .model import CONFIG_FILE, load_model, save_model
-    from .quantize import choose_formats, format_report
+    from ..numeric.model import CONFIG_FILE, load_model, save_model
+    from ..models.quantize import choose_formats, format_report
 
     cfg, weights = load_model(args.model)
     out = Path(args.output)
@@ -282,9 +282,9 @@ def cmd_quantize(args) -> int:
 def cmd_build(args) -> int:
     import json
 
-    from .boards.build import build_board, format_report
-    from .boards.platforms import BoardError
-    from .model import load_model
+    from ..boards.build import build_board, format_report
+    from ..boards.platforms import BoardError
+    from ..numeric.model import load_model
 
     cfg, weights = load_model(args.model)
     out = Path(args.output) if args.output else Path("out") / "build" / f"{cfg.name}-{args.board.replace(':', '_')}"
@@ -301,7 +301,7 @@ def cmd_build(args) -> int:
 
 
 def cmd_infer(args) -> int:
-    from .boards.driver import LinkError, infer
+    from ..boards.driver import LinkError, infer
 
     x = load_inputs(args.inputs)
     if x.dtype.kind == "f" and not np.all(np.isfinite(x)):
@@ -316,7 +316,7 @@ def cmd_infer(args) -> int:
 
 
 def cmd_info(args) -> int:
-    from .model import load_model
+    from ..numeric.model import load_model
 
     if args.model is None and args.preset is None:
         raise CLIError("give a model directory or --preset NAME")
@@ -409,9 +409,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("presets", help="list the named presets")
     s.set_defaults(func=cmd_presets)
 
-    from .cli_evaluate import add_parser as add_evaluate_parser
-    from .cli_import import add_parser as add_import_parser
-    from .cli_retrain import add_parser as add_retrain_parser
+    from .evaluate import add_parser as add_evaluate_parser
+    from .importing import add_parser as add_import_parser
+    from .retrain import add_parser as add_retrain_parser
 
     add_import_parser(sub)
     add_retrain_parser(sub)
@@ -431,9 +431,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .golden import InputError
-    from .model import ModelError
-    from .toolchain import ToolMissing
+    from ..numeric.golden import InputError
+    from ..numeric.model import ModelError
+    from ..flow.toolchain import ToolMissing
 
     parser = build_parser()
     args = parser.parse_args(argv)

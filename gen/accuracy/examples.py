@@ -7,21 +7,21 @@ are the command line's, through the same functions:
 1. train a dense float classifier in PyTorch (``nn.LSTM`` + ``nn.Linear`` on
    the hidden state at each sequence's last valid step) and save it with
    ``torch.save`` (``dense.pt``), as a user would;
-2. import it exactly (:func:`rnnaccel.importers.import_model`, what
+2. import it exactly (:func:`rnnaccel.models.importers.import_model`, what
    ``rnnaccel import dense.pt`` runs: k = 1, 16-bit weights fitted to the
    largest weight) and check that the integer golden model keeps the float
    model's accuracy;
 3. for each block size k and weight width: import it projected onto
    block-circulant weights (``rnnaccel import -k K --q-weight Qm.n``) with the
    dense head, measure the accuracy before retraining, retrain with the
-   hardware's exact arithmetic (:func:`rnnaccel.retrain.retrain`, what
+   hardware's exact arithmetic (:func:`rnnaccel.accuracy.retrain.retrain`, what
    ``rnnaccel retrain`` runs) and measure the golden model's test accuracy;
 4. tabulate float, projected and retrained accuracy against weight bytes
    (markdown, JSON, a plot);
 5. export the smallest model within ``--tolerance`` points of the dense float
    model with its head, generate its Verilog and run it in a simulator on the
    shortest test sequences: bit-exact verdict against the golden model
-   (:func:`rnnaccel.evaluate.evaluate`).
+   (:func:`rnnaccel.accuracy.evaluate.evaluate`).
 
 The training and test splits are also written as ``train.npz`` and
 ``test.npz`` (X, y, lengths, classes), the files ``rnnaccel retrain --data``
@@ -133,15 +133,15 @@ def main(spec: ExampleSpec, argv=None, doc: str | None = None) -> int:
     except ImportError:
         print(f"{prog}: error: needs torch: pip install 'rnnaccel[models,examples]'", file=sys.stderr)
         return 2
-    from .config import Config
-    from .datasets import DatasetError, load_dataset
+    from ..numeric.config import Config
+    from ..models.datasets import DatasetError, load_dataset
     from .evaluate import (Head, classify, evaluate, format_table, load_head, load_reference, plot_report,
                            save_head, write_json)
-    from .importers import import_model
-    from .model import save_model
-    from .quantize import fit_format
+    from ..models.importers import import_model
+    from ..numeric.model import save_model
+    from ..models.quantize import fit_format
     from .retrain import fit, retrain, task_data
-    from .rtl import generate
+    from ..flow.rtl import generate
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)

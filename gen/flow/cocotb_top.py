@@ -1,8 +1,8 @@
 """cocotb test module driving the generated accelerator Verilog (``rnnaccel_top``).
 
-Run by :func:`rnnaccel.backends.run_backend` (and the end-to-end tests) through
-:func:`rnnaccel.rtl.run_cocotb`. It replays a session file
-(:func:`rnnaccel.host.save_session`) named by ``RNNACCEL_SESSION``, with
+Run by :func:`rnnaccel.flow.backends.run_backend` (and the end-to-end tests) through
+:func:`rnnaccel.flow.rtl.run_cocotb`. It replays a session file
+(:func:`rnnaccel.interface.session.save_session`) named by ``RNNACCEL_SESSION``, with
 idle cycles on the input stream and back-pressure on the output stream
 (probabilities ``RNNACCEL_IDLE`` and ``RNNACCEL_BACKPRESSURE``, seeded by
 ``RNNACCEL_STALL_SEED``), and writes the hidden states and counters to
@@ -21,9 +21,9 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, RisingEdge
 
-from rnnaccel.config import Config
-from rnnaccel.host import OP, load_session, state_commands, weight_commands
-from rnnaccel.interface import pack_command
+from rnnaccel.numeric.config import Config
+from rnnaccel.interface.session import OP, load_session, state_commands, weight_commands
+from rnnaccel.interface.commands import pack_command
 
 
 class TB:

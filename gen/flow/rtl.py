@@ -6,7 +6,7 @@
   Verilog top, memory images, ``manifest.json`` and a C header.
 * :func:`run_cocotb` builds and runs a cocotb test module with
   :mod:`cocotb_tools.runner` on Icarus or Verilator. A missing simulator is
-  :class:`rnnaccel.toolchain.ToolMissing`; a failing cocotb test raises
+  :class:`rnnaccel.flow.toolchain.ToolMissing`; a failing cocotb test raises
   :class:`CocotbFailure`.
 """
 
@@ -23,8 +23,8 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from .config import Config
-from .fixedpoint import ROUNDING_RULE
+from ..numeric.config import Config
+from ..numeric.fixedpoint import ROUNDING_RULE
 
 __all__ = ["TOP_NAME", "SIMULATORS", "CocotbFailure", "write_verilog", "accelerator_verilog", "design_hash",
            "generate", "run_cocotb", "verilog_ports"]
@@ -105,12 +105,12 @@ def code_fingerprint() -> str:
     """Hash of the generator's own source (rnnaccel and rnnaccel.hw), so build caches follow code changes."""
     global _CODE_FINGERPRINT
     if _CODE_FINGERPRINT is None:
-        from . import hw
+        from .. import hw
 
         h = hashlib.sha256()
-        for folder in (Path(__file__).parent, Path(hw.__file__).parent):
-            for path in sorted(folder.glob("*.py")):
-                h.update(path.name.encode())
+        for folder in (Path(__file__).parents[1], Path(hw.__file__).parent):
+            for path in sorted(folder.rglob("*.py")):
+                h.update(path.relative_to(folder).as_posix().encode())
                 h.update(path.read_bytes())
         _CODE_FINGERPRINT = h.hexdigest()[:16]
     return _CODE_FINGERPRINT
@@ -139,7 +139,7 @@ def accelerator_verilog(cfg: Config, weights, family: str | None = None) -> str:
     """
     from amaranth.back import verilog
 
-    from .hw.accelerator import make_accelerator
+    from ..hw.accelerator import make_accelerator
 
     top = make_accelerator(cfg, weights if cfg.weights_in_rom else None)
     platform = TargetFamily(family) if family else None
@@ -256,12 +256,12 @@ def generate(cfg: Config, weights, out_dir: str | os.PathLike, progress=print) -
     ``mem/bias.hex``, ``mem/sigmoid.hex`` and ``mem/tanh.hex`` (one word per
     line, hexadecimal two's complement; dense banks pack lane 0 in the low bits).
     """
-    from . import lut
-    from .hw.accelerator import program
-    from .hw.mvu import mvu_latency, plan_cycles
-    from .interface import OP, STATUS_BITS, command_fields
-    from .model import quantize_weights
-    from .image import bank_word_bits, bank_words, bias_word_bits, bias_words, plans, weight_banks
+    from ..numeric import lut
+    from ..hw.accelerator import program
+    from ..hw.mvu import mvu_latency, plan_cycles
+    from ..interface.commands import OP, STATUS_BITS, command_fields
+    from ..numeric.model import quantize_weights
+    from ..layout.image import bank_word_bits, bank_words, bias_word_bits, bias_words, plans, weight_banks
 
     out = Path(out_dir)
     (out / "mem").mkdir(parents=True, exist_ok=True)
@@ -355,7 +355,7 @@ def run_cocotb(sources: Sequence[str | os.PathLike], toplevel: str, test_module:
     ``rebuild=False`` an existing build in ``build_dir`` is reused. Returns
     (number of tests run, results file); raises :class:`CocotbFailure` when
     the build fails, a test fails, or no test ran, and
-    :class:`~rnnaccel.toolchain.ToolMissing` when the simulator is missing.
+    :class:`~rnnaccel.flow.toolchain.ToolMissing` when the simulator is missing.
     """
     from cocotb_tools.check_results import get_results
     from cocotb_tools.runner import get_runner

@@ -12,7 +12,7 @@ with ``pip install 'rnnaccel[examples]'``.
 of the two splits, ``lengths`` (N,), ``y`` (N,) int64 class indices into
 ``classes`` (the label names in the order of the file's ``@classLabel``
 header). A model reads sequence n for ``lengths[n]`` steps; outputs at later
-(padding) steps are ignored (:func:`rnnaccel.evaluate.last_states`).
+(padding) steps are ignored (:func:`rnnaccel.accuracy.evaluate.last_states`).
 
 The files are parsed with sktime's own reader
 (``sktime.datasets.load_from_tsfile``, ``nested_univ`` data type, which takes

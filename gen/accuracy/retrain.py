@@ -7,18 +7,18 @@ forward pass, gets it back. :func:`retrain` is that loop, the one the
 ``retrain`` command, ``scripts/example_vowels.py`` and
 ``scripts/example_gunpoint.py`` call:
 
-* the model is :class:`rnnaccel.train.CirculantRNN` with ``fake_quant=True,
+* the model is :class:`rnnaccel.models.train.CirculantRNN` with ``fake_quant=True,
   table_activations=True`` in float64 (``arithmetic="exact"``, the default):
   every tensor class is quantized where the integer model narrows, sigmoid
   and tanh are the accelerator's tables, and the parameters are the defining
   vectors themselves, so what training sees is, bit for bit, what
-  :class:`rnnaccel.golden.IntegerModel` (and the hardware) computes;
+  :class:`rnnaccel.numeric.golden.IntegerModel` (and the hardware) computes;
   ``arithmetic="float"`` trains the same circulant parameters in float32 with
   exact sigmoid/tanh (a fast warm start);
 * a linear head is trained jointly: a classifier of the last layer's hidden
   state at each sequence's last valid step (cross entropy, labels ``y``), or
   a per-step readout (mean squared error, targets ``Y``), written as
-  ``head.npz`` (:mod:`rnnaccel.evaluate`). In exact mode the head is applied
+  ``head.npz`` (:mod:`rnnaccel.accuracy.evaluate`). In exact mode the head is applied
   with float32-rounded parameters, as the saved ``head.npz`` holds them, so
   the accuracy measured during training is the golden model's;
 * Adam with a cosine learning-rate schedule, gradient-norm clipping at 5,
@@ -51,10 +51,10 @@ from typing import Callable
 
 import numpy as np
 
-from .config import Config
+from ..numeric.config import Config
 from .evaluate import HEAD_FILE, Head, last_states, readout_mse, save_head, valid_mask
-from .golden import InputError
-from .model import Weights, save_model
+from ..numeric.golden import InputError
+from ..numeric.model import Weights, save_model
 
 __all__ = ["DataError", "TaskData", "task_data", "load_task_data", "EpochRecord", "RetrainResult", "retrain",
            "ARITHMETICS", "length_batches", "fit", "golden_metric"]
@@ -379,7 +379,7 @@ def retrain(cfg: Config, weights: Weights, train: TaskData, val: TaskData | None
         if data is not None and data.X.shape[2] != cfg.input_size:
             raise DataError(f"{data.source}: X has shape {data.X.shape}; the model reads {cfg.input_size} inputs "
                             f"per step, so X needs (N, T, {cfg.input_size})")
-    from .train import CirculantRNN
+    from ..models.train import CirculantRNN
 
     log = log or (lambda msg: None)
     t_start = time.time()
@@ -532,7 +532,7 @@ def retrain(cfg: Config, weights: Weights, train: TaskData, val: TaskData | None
 
 def golden_metric(cfg: Config, weights: Weights, head: Head, data: TaskData, arithmetic: str = "golden") -> float:
     """Accuracy (classification) or mean squared error (regression) of a model and head on ``data`` in one
-    arithmetic of :func:`rnnaccel.evaluate.hidden_states` (default: the integer golden model)."""
+    arithmetic of :func:`rnnaccel.accuracy.evaluate.hidden_states` (default: the integer golden model)."""
     from .evaluate import hidden_states
 
     y = hidden_states(cfg, weights, data.X, arithmetic)

@@ -1,9 +1,9 @@
 """``rnnaccel evaluate``: one model directory in every arithmetic, side by side.
 
-Wired into :mod:`rnnaccel.cli` with :func:`add_parser`; the work is done by
-:mod:`rnnaccel.evaluate` (and :mod:`rnnaccel.datasets` for named data sets).
-Every user error is a :class:`rnnaccel.cli_common.CLIError`,
-:class:`rnnaccel.model.ModelError` or :class:`rnnaccel.golden.InputError`,
+Wired into :mod:`rnnaccel.cli.main` with :func:`add_parser`; the work is done by
+:mod:`rnnaccel.accuracy.evaluate` (and :mod:`rnnaccel.models.datasets` for named data sets).
+Every user error is a :class:`rnnaccel.cli.common.CLIError`,
+:class:`rnnaccel.numeric.model.ModelError` or :class:`rnnaccel.numeric.golden.InputError`,
 which ``rnnaccel``'s ``main`` prints as one ``rnnaccel: error: ...`` line with
 exit status 2.
 """
@@ -71,7 +71,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def _npy(path: str, what: str) -> np.ndarray:
-    from .cli_common import load_inputs
+    from .common import load_inputs
 
     return load_inputs(path, what)
 
@@ -83,7 +83,7 @@ def load_data(spec: str, labels: str | None = None, lengths: str | None = None):
     regression targets), ``lengths`` and ``classes``: the layout
     ``rnnaccel retrain --data`` reads.
     """
-    from .cli_common import CLIError
+    from .common import CLIError
 
     p = Path(spec)
     if p.suffix.lower() == ".npz":
@@ -111,7 +111,7 @@ def load_data(spec: str, labels: str | None = None, lengths: str | None = None):
         L = _npy(lengths, "lengths") if lengths else None
         return X, L, y, None, f"{spec}", None
     # a data set name
-    from .datasets import DatasetError, load_dataset
+    from ..models.datasets import DatasetError, load_dataset
 
     if labels or lengths:
         raise CLIError(f"--labels and --lengths are for .npy data; the data set {spec!r} brings its own")
@@ -128,9 +128,9 @@ def load_data(spec: str, labels: str | None = None, lengths: str | None = None):
 
 
 def cmd_evaluate(args) -> int:
-    from .cli_common import CLIError
-    from .evaluate import evaluate, format_table, load_head, load_reference, plot_report, write_json
-    from .model import load_model
+    from .common import CLIError
+    from ..accuracy.evaluate import evaluate, format_table, load_head, load_reference, plot_report, write_json
+    from ..numeric.model import load_model
 
     cfg, weights = load_model(args.model)
     head = load_head(args.model, cfg.hidden_size)
@@ -181,7 +181,7 @@ def cmd_evaluate(args) -> int:
 
 def _cocotb_failure():
     try:
-        from .rtl import CocotbFailure
+        from ..flow.rtl import CocotbFailure
     except ImportError:  # pragma: no cover
         return ()
     return CocotbFailure

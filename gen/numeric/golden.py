@@ -4,8 +4,8 @@ Two models share one interface (:class:`GoldenModel`):
 
 * ``IntegerModel``: the bit-exact fixed-point arithmetic of the accelerator.
   It never calls a float transcendental; sigmoid and tanh come from
-  :mod:`rnnaccel.lut`, and every narrowing goes through
-  :func:`rnnaccel.fixedpoint.narrow`.
+  :mod:`rnnaccel.numeric.lut`, and every narrowing goes through
+  :func:`rnnaccel.numeric.fixedpoint.narrow`.
 * ``FloatModel``: the same network in float64 (the reference it is measured
   against, and PyTorch's equations).
 

@@ -29,8 +29,8 @@ from typing import Iterable, Sequence
 import numpy as np
 from amaranth.lib.crc import catalog as crc_catalog
 
-from .config import Config
-from .image import bank_word_bits, bias_rows, bias_word_bits, weight_bank_depth
+from ..numeric.config import Config
+from ..layout.image import bank_word_bits, bias_rows, bias_word_bits, weight_bank_depth
 
 __all__ = ["SYNC", "NAK", "ACK_FLAG", "VERSION", "Cmd", "Error", "ERROR_TEXT", "CRC", "crc16", "encode_frame", "Frame",
            "FrameError", "parse_frame",
@@ -189,7 +189,7 @@ class LinkLayout:
 
     @property
     def vector_rows(self) -> int:
-        from .image import vector_depth
+        from ..layout.image import vector_depth
 
         return vector_depth(self.cfg)
 
@@ -349,7 +349,7 @@ def encode_state_records(layout: LinkLayout, cmds: Sequence[tuple[int, int, int,
 def weight_bursts(layout: LinkLayout, cmds: Sequence[tuple[int, int, int, int]], buffer_bytes: int) -> list[bytes]:
     """WRITE_WEIGHTS payloads: runs of consecutive addresses of one bank, each ``sel (2), addr (3), words``.
 
-    ``cmds`` are ``rnnaccel.host.weight_commands`` tuples; every payload fits ``buffer_bytes``.
+    ``cmds`` are ``rnnaccel.interface.session.weight_commands`` tuples; every payload fits ``buffer_bytes``.
     """
     out: list[bytes] = []
     cur: bytearray | None = None

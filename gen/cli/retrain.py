@@ -1,9 +1,9 @@
 """``rnnaccel retrain``: train a model directory again with the hardware's exact arithmetic.
 
-Wired into :mod:`rnnaccel.cli` with :func:`add_parser`; the work is done by
-:func:`rnnaccel.retrain.retrain`. Every user error is a
-:class:`rnnaccel.cli_common.CLIError`, :class:`rnnaccel.model.ModelError` or
-:class:`rnnaccel.retrain.DataError`, which ``rnnaccel``'s ``main`` prints as
+Wired into :mod:`rnnaccel.cli.main` with :func:`add_parser`; the work is done by
+:func:`rnnaccel.accuracy.retrain.retrain`. Every user error is a
+:class:`rnnaccel.cli.common.CLIError`, :class:`rnnaccel.numeric.model.ModelError` or
+:class:`rnnaccel.accuracy.retrain.DataError`, which ``rnnaccel``'s ``main`` prints as
 one ``rnnaccel: error: ...`` line with exit status 2.
 """
 
@@ -65,9 +65,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def cmd_retrain(args) -> int:
-    from .cli_common import CLIError
-    from .evaluate import load_head
-    from .model import CONFIG_FILE, load_model
+    from .common import CLIError
+    from ..accuracy.evaluate import load_head
+    from ..numeric.model import CONFIG_FILE, load_model
 
     for name, value, low in (("--epochs", args.epochs, 1), ("--batch", args.batch, 1), ("--threads", args.threads, 1)):
         if value < low:
@@ -85,7 +85,7 @@ def cmd_retrain(args) -> int:
         import torch  # noqa: F401
     except ImportError:
         raise CLIError("retraining needs torch: pip install 'rnnaccel[models]'") from None
-    from .retrain import golden_metric, load_task_data, retrain
+    from ..accuracy.retrain import golden_metric, load_task_data, retrain
 
     train = load_task_data(args.data, cfg.input_size)
     val = load_task_data(args.val, cfg.input_size) if args.val else None

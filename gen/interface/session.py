@@ -12,17 +12,17 @@ operations executed in order,
 Every backend (golden, Amaranth simulator, Icarus, Verilator, and later the
 board's UART link) executes the same sessions, so their results can be
 compared bit for bit. This module turns operations into command words
-(:class:`rnnaccel.interface.Op`) and runs sessions on the golden model.
+(:class:`rnnaccel.interface.commands.Op`) and runs sessions on the golden model.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .config import Config
-from .golden import IntegerModel
-from .image import bank_words, bias_words, vector_slots, weight_banks
-from .interface import OP
+from ..numeric.config import Config
+from ..numeric.golden import IntegerModel
+from ..layout.image import bank_words, bias_words, vector_slots, weight_banks
+from .commands import OP
 
 __all__ = ["OP", "state_commands", "weight_commands", "golden_session", "sessions_for_batch"]
 

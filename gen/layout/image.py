@@ -41,8 +41,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .config import Config, ceil_div
-from .model import Weights, quantize_weights
+from ..numeric.config import Config, ceil_div
+from ..numeric.model import Weights, quantize_weights
 
 __all__ = ["pack_words", "bank_packing", "bank_words", "MatrixPlan", "plans", "VectorSlot", "vector_slots",
            "weight_banks", "bias_image", "bias_words", "bias_word_bits", "bias_rows", "weight_bank_words", "tile_of",
@@ -151,7 +151,7 @@ def vector_depth(cfg: Config) -> int:
 
 
 def _dense_padded(cfg: Config, vectors: np.ndarray, rows: int, cols: int) -> np.ndarray:
-    from .circulant import expand
+    from ..numeric.circulant import expand
 
     out = np.zeros((cfg.padded(rows), cfg.padded(cols)), dtype=np.int64)
     out[:rows, :cols] = expand(vectors)[:rows, :cols]
@@ -179,7 +179,7 @@ def weight_banks(cfg: Config, weights: Weights) -> list[list[np.ndarray]]:
 
     Each bank is (depth,) for circulant weights or (depth, T) for dense ones,
     ``depth = sum(plan.words_per_bank)``. ``weights`` may be float or already
-    :class:`~rnnaccel.model.QuantizedWeights`.
+    :class:`~rnnaccel.numeric.model.QuantizedWeights`.
     """
     qw = quantize_weights(cfg, weights)
     if cfg.datapath == "serial":
@@ -316,7 +316,7 @@ def serial_weight_address(cfg: Config, layer: int, i: int, g: int, s: int, j: in
 
     Row group s (rows ``s * lanes ..`` of the block) starts its reads at the
     defining vector's word ``s * lanes``, so the lanes' rotating register
-    starts at ``w[s * lanes]`` (:func:`rnnaccel.circulant.circulant_index`).
+    starts at ``w[s * lanes]`` (:func:`rnnaccel.numeric.circulant.circulant_index`).
     """
     k, pack = cfg.block_size, bank_packing(cfg)
     kp = k // pack

@@ -1,6 +1,6 @@
 """Backends that execute sessions: golden, Amaranth simulator, Icarus, Verilator.
 
-:func:`run_session` runs a list of host operations (:mod:`rnnaccel.host`)
+:func:`run_session` runs a list of host operations (:mod:`rnnaccel.interface.session`)
 and returns one raw (T, H) array per ``run`` operation plus the cycle
 counters; :func:`run_backend` is what ``rnnaccel run`` calls for a batch of
 float sequences.
@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import Config
-from .fixedpoint import quantize
-from .host import golden_session, save_session, sessions_for_batch
+from ..numeric.config import Config
+from ..numeric.fixedpoint import quantize
+from ..interface.session import golden_session, save_session, sessions_for_batch
 from .toolchain import run_polling
 
 __all__ = ["BACKENDS", "run_session", "run_backend", "default_cache"]
@@ -118,7 +118,7 @@ def _run_cocotb_session(cfg, weights, ops, simulator, *, cache_dir, idle, backpr
                 shown[0] = now
 
         try:
-            run_polling(lambda: run_cocotb(sources, "rnnaccel_top", "rnnaccel.cocotb_top", simulator, build_dir,
+            run_polling(lambda: run_cocotb(sources, "rnnaccel_top", "rnnaccel.flow.cocotb_top", simulator, build_dir,
                                            extra_env=env, waves=bool(waves), rebuild=rebuild, seed=seed), poll, 0.5)
         finally:
             if bar is not None:

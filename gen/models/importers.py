@@ -2,9 +2,9 @@
 
 Two readers turn a file into a :class:`DenseModel` (float64, dense gate
 matrices in rnnaccel's gate order, which is PyTorch's), and
-:func:`to_model` turns that into a :class:`~rnnaccel.config.Config` and the
-``weights.npz`` arrays of :mod:`rnnaccel.model`, projecting every matrix onto
-the nearest block-circulant one (:func:`rnnaccel.circulant.project`) and
+:func:`to_model` turns that into a :class:`~rnnaccel.numeric.config.Config` and the
+``weights.npz`` arrays of :mod:`rnnaccel.numeric.model`, projecting every matrix onto
+the nearest block-circulant one (:func:`rnnaccel.numeric.circulant.project`) and
 measuring how much of its energy (squared Frobenius norm) survives.
 
 Supported sources
@@ -53,9 +53,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .circulant import expand, project
-from .config import gate_names, Config
-from .model import ModelError, Weights
+from ..numeric.circulant import expand, project
+from ..numeric.config import gate_names, Config
+from ..numeric.model import ModelError, Weights
 
 __all__ = ["ModelImportError", "DenseLayer", "DenseModel", "MatrixEnergy", "ImportResult", "read_model",
            "read_torch", "read_onnx", "torch_to_dense", "detect_format", "build_config", "to_model",
@@ -727,7 +727,7 @@ def import_model(path: str | Path, base: Config, block_size: int | None = 1, *, 
 
     ``block_size`` 1 (the default) keeps the weights exactly; K > 1 projects
     them onto block-circulant form (retrain afterwards,
-    :func:`rnnaccel.retrain.retrain`); None takes ``base``'s block size.
+    :func:`rnnaccel.accuracy.retrain.retrain`); None takes ``base``'s block size.
     """
     model = read_model(path, fmt=fmt, cell=cell, trust_pickle=trust_pickle)
     cfg = build_config(model, base, block_size, **changes)

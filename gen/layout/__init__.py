@@ -1,0 +1,3 @@
+"""Memory layout: how quantized weights, biases and vectors sit in the accelerator's memories (plans,
+slots, bank images).
+"""
