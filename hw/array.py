@@ -89,64 +89,92 @@ class ArrayAccelerator(SequencerBase):
         super().__init__(cfg, weights, array_program(cfg) if isinstance(cfg, Config) else [])
 
     def elaborate(self, platform):
-        cfg = self._cfg
-        T, Pc = cfg.tile, cfg.pe_cols
-        H = cfg.hidden_size
-        Hp = cfg.padded(H)
-        segs_h = Hp // T
-        xs, cs, pw = cfg.q_state.width, cfg.q_cell.width, cfg.q_pre.width
-        L = cfg.num_layers
-        slots = vector_slots(cfg)
-        vdepth = vector_depth(cfg)
-        gmax = max(len(cfg.layer_gates(layer)) for layer in range(L))
-        m = Module()
+        return _ArrayBuild(self).module()
 
-        # ------------------------------------------------------------ blocks
-        m.submodules.store = store = VectorStore(cfg)
-        m.submodules.mvu = mvu = CirculantMVU(cfg, self._weights)
-        in_fifo, out_fifo = self._stream_fifos(m)
 
+class _ArrayBuild:
+    """Builds :class:`ArrayAccelerator`'s module: one method per concern, emitted in a fixed order.
+
+    The blocks (vector store, MVU, projection and cell-state memories, gate
+    units), the MVU-to-projection writes, the element walkers, the gate units'
+    inputs, the vector-store write mux, then the sequencer FSM: the ``IDLE``
+    command decode, ``CLEAR`` and one state per phase of the program.
+    """
+
+    def __init__(self, acc: ArrayAccelerator):
+        self.acc = acc
+        cfg = self.cfg = acc.cfg
+        self.T, self.Pc = cfg.tile, cfg.pe_cols
+        self.H = cfg.hidden_size
+        self.Hp = cfg.padded(self.H)
+        self.segs_h = self.Hp // self.T
+        self.xs, self.cs, self.pw = cfg.q_state.width, cfg.q_cell.width, cfg.q_pre.width
+        self.L = cfg.num_layers
+        self.slots = vector_slots(cfg)
+        self.vdepth = vector_depth(cfg)
+        self.gmax = max(len(cfg.layer_gates(layer)) for layer in range(self.L))
+        self.stacked = cfg.stacked_projections
+        self.prog = acc._program
+        self.m = Module()
+
+    def module(self) -> Module:
+        self.blocks()
+        self.projection_writes()
+        self.walkers()
+        self.gate_inputs()
+        self.status_and_store_writes()
+        self.sequencer()
+        return self.m
+
+    # ------------------------------------------------------------------ blocks
+    def blocks(self):
+        m, cfg, T = self.m, self.cfg, self.T
+        m.submodules.store = self.store = VectorStore(cfg)
+        m.submodules.mvu = self.mvu = CirculantMVU(cfg, self.acc._weights)
+        self.in_fifo, self.out_fifo = self.acc._stream_fifos(m)
         # projection memories, T words per row: one per gate (all gates of an element read in one
         # cycle) or, with cfg.stacked_projections, one per side holding gate g at rows g*segs_h...
         # (read over G cycles per element)
-        stacked = cfg.stacked_projections
-        n_proj, proj_depth = (1, gmax * segs_h) if stacked else (gmax, segs_h)
-        proj = state_ram_attrs(T * pw, proj_depth)
-        xp_mem = [memory.Memory(shape=unsigned(T * pw), depth=proj_depth, init=[], attrs=proj) for _ in range(n_proj)]
-        hp_mem = [memory.Memory(shape=unsigned(T * pw), depth=proj_depth, init=[], attrs=proj) for _ in range(n_proj)]
-        for g in range(n_proj):
-            m.submodules[f"xp{g}"] = xp_mem[g]
-            m.submodules[f"hp{g}"] = hp_mem[g]
-        c_mem = memory.Memory(shape=signed(cs), depth=L * Hp, init=[], attrs=state_ram_attrs(cs, L * Hp))
-        m.submodules.cell_state = c_mem
-
+        self.n_proj, self.proj_depth = (1, self.gmax * self.segs_h) if self.stacked else (self.gmax, self.segs_h)
+        proj = state_ram_attrs(T * self.pw, self.proj_depth)
+        self.xp_mem = [memory.Memory(shape=unsigned(T * self.pw), depth=self.proj_depth, init=[], attrs=proj)
+                       for _ in range(self.n_proj)]
+        self.hp_mem = [memory.Memory(shape=unsigned(T * self.pw), depth=self.proj_depth, init=[], attrs=proj)
+                       for _ in range(self.n_proj)]
+        for g in range(self.n_proj):
+            m.submodules[f"xp{g}"] = self.xp_mem[g]
+            m.submodules[f"hp{g}"] = self.hp_mem[g]
+        L, Hp, cs = self.L, self.Hp, self.cs
+        self.c_mem = memory.Memory(shape=signed(cs), depth=L * Hp, init=[], attrs=state_ram_attrs(cs, L * Hp))
+        m.submodules.cell_state = self.c_mem
         # gate units: one per distinct (gate count, phase)
-        gate_units = {}
+        self.gate_units = {}
         for layer in range(L):
             phases = ["update"] + (["reset"] if cfg.cell == "gru" and not cfg.gru_reset_after else [])
             for ph in phases:
                 key = (len(cfg.layer_gates(layer)), ph)
-                if key not in gate_units:
+                if key not in self.gate_units:
                     gu = GateUnit(cfg, layer=layer, phase=ph)
-                    gate_units[key] = gu
+                    self.gate_units[key] = gu
                     m.submodules[f"gate_{key[0]}_{ph}"] = gu
 
-        # ------------------------------------------------------------ MVU outputs -> XP/HP
-        ps = mvu.plan_list
-        w_gate = Signal(range(gmax + 1))
-        w_row = Signal(range(segs_h + 1))
-        w_dst_hp = Signal()
-        xp_w = [mem.write_port() for mem in xp_mem]
-        hp_w = [mem.write_port() for mem in hp_mem]
-        if stacked:
-            w_addr = Signal(range(max(2, proj_depth)))
+    def projection_writes(self):
+        """MVU output segments -> XP/HP rows, gate by gate (``w_gate``, ``w_row``)."""
+        m, mvu, segs_h = self.m, self.mvu, self.segs_h
+        self.w_gate = w_gate = Signal(range(self.gmax + 1))
+        self.w_row = w_row = Signal(range(segs_h + 1))
+        self.w_dst_hp = w_dst_hp = Signal()
+        xp_w = [mem.write_port() for mem in self.xp_mem]
+        hp_w = [mem.write_port() for mem in self.hp_mem]
+        if self.stacked:
+            w_addr = Signal(range(max(2, self.proj_depth)))
             m.d.comb += w_addr.eq(w_gate * segs_h + w_row)
             m.d.comb += [xp_w[0].addr.eq(w_addr), xp_w[0].data.eq(mvu.o_data.as_value()),
                          xp_w[0].en.eq(mvu.o_valid & ~w_dst_hp),
                          hp_w[0].addr.eq(w_addr), hp_w[0].data.eq(mvu.o_data.as_value()),
                          hp_w[0].en.eq(mvu.o_valid & w_dst_hp)]
         else:
-            for g in range(gmax):
+            for g in range(self.gmax):
                 m.d.comb += [xp_w[g].addr.eq(w_row), xp_w[g].data.eq(mvu.o_data.as_value()),
                              xp_w[g].en.eq(mvu.o_valid & ~w_dst_hp & (w_gate == g)),
                              hp_w[g].addr.eq(w_row), hp_w[g].data.eq(mvu.o_data.as_value()),
@@ -156,77 +184,84 @@ class ArrayAccelerator(SequencerBase):
             with m.If(w_row == segs_h - 1):
                 m.d.sync += [w_row.eq(0), w_gate.eq(w_gate + 1)]
 
-        # read ports for the gate phase
-        xp_r = [mem.read_port() for mem in xp_mem]
-        hp_r = [mem.read_port() for mem in hp_mem]
-        c_r = c_mem.read_port()
-        c_w = c_mem.write_port()
-
-        # ------------------------------------------------------------ shared counters
-        # element walker (issue side) and writer (result side) over a vector slot
-        e_cnt = Signal(range(max(H, cfg.input_size, vdepth * Pc, L * Hp) + 2))
-        e_lane = Signal(range(T))
-        e_bank = Signal(range(Pc))
-        e_row = Signal(range(vdepth + 1))
-        e_seg = Signal(range(max(segs_h, slots["x0"].segments) + 1))
-        o_cnt = Signal.like(e_cnt)
-        o_lane = Signal(range(T))
-        o_bank = Signal(range(Pc))
-        o_row = Signal(range(vdepth + 1))
-
-        def next_segment(bank, row):
-            """Advance (bank, row) to the next segment: segment j lives in bank j % Pc, row base + j // Pc."""
-            if Pc == 1:
-                m.d.sync += row.eq(row + 1)
-            else:
-                m.d.sync += bank.eq(bank + 1)
-                with m.If(bank == Pc - 1):
-                    m.d.sync += [bank.eq(0), row.eq(row + 1)]
-
-        def walk(lane, bank, row, seg=None):
-            """Advance (lane, bank, row[, seg]) by one element."""
-            with m.If(lane == T - 1):
-                m.d.sync += lane.eq(0)
-                if seg is not None:
-                    m.d.sync += seg.eq(seg + 1)
-                next_segment(bank, row)
-            with m.Else():
-                m.d.sync += lane.eq(lane + 1)
-
-        # defaults
-        vec_rd_addr = [Signal(range(vdepth), name=f"vec_rd_addr{q}") for q in range(Pc)]
-        vec_rd_en = Signal()
-        m.d.comb += [store.rd_en.eq(vec_rd_en)]
+    # ------------------------------------------------------------------ walkers
+    def walkers(self):
+        """Read ports of the gate phase; the element walker (issue side) and writer (result side)."""
+        m, cfg, T, Pc, L, Hp = self.m, self.cfg, self.T, self.Pc, self.L, self.Hp
+        self.xp_r = [mem.read_port() for mem in self.xp_mem]
+        self.hp_r = [mem.read_port() for mem in self.hp_mem]
+        self.c_r = self.c_mem.read_port()
+        self.c_w = self.c_mem.write_port()
+        self.e_cnt = Signal(range(max(self.H, cfg.input_size, self.vdepth * Pc, L * Hp) + 2))
+        self.e_lane = Signal(range(T))
+        self.e_bank = Signal(range(Pc))
+        self.e_row = Signal(range(self.vdepth + 1))
+        self.e_seg = Signal(range(max(self.segs_h, self.slots["x0"].segments) + 1))
+        self.o_cnt = Signal.like(self.e_cnt)
+        self.o_lane = Signal(range(T))
+        self.o_bank = Signal(range(Pc))
+        self.o_row = Signal(range(self.vdepth + 1))
+        # vector-store read defaults
+        self.vec_rd_addr = [Signal(range(self.vdepth), name=f"vec_rd_addr{q}") for q in range(Pc)]
+        self.vec_rd_en = Signal()
+        store = self.store
+        m.d.comb += [store.rd_en.eq(self.vec_rd_en)]
         for q in range(Pc):
-            m.d.comb += store.rd_addr[q].eq(vec_rd_addr[q])
-        m.d.comb += mvu.vec_data.eq(store.rd_data)
-
+            m.d.comb += store.rd_addr[q].eq(self.vec_rd_addr[q])
+        m.d.comb += self.mvu.vec_data.eq(store.rd_data)
         # per-cycle registered lane/bank of the element read (data arrives next cycle)
-        rd_lane = Signal(range(T))
-        rd_bank = Signal(range(Pc))
-        m.d.sync += [rd_lane.eq(e_lane), rd_bank.eq(e_bank)]
-        rd_word = Signal(signed(xs))
-        m.d.comb += rd_word.eq(Array(Array(store.rd_data[q][r] for r in range(T)) for q in range(Pc))[rd_bank][rd_lane])
+        self.rd_lane = Signal(range(T))
+        self.rd_bank = Signal(range(Pc))
+        m.d.sync += [self.rd_lane.eq(self.e_lane), self.rd_bank.eq(self.e_bank)]
+        self.rd_word = Signal(signed(self.xs))
+        m.d.comb += self.rd_word.eq(
+            Array(Array(store.rd_data[q][r] for r in range(T)) for q in range(Pc))[self.rd_bank][self.rd_lane])
 
-        # gate unit inputs (shared by all units; only the active one gets i_valid)
-        def lane_sel(rdata, width):
-            words = data.View(data.ArrayLayout(signed(width), T), rdata)
-            return words[rd_lane]
-        # stacked projections: e_sub walks the gates of the element being issued; the words of
-        # gates 0..G-2 wait in col_xp/col_hp and the last gate's word goes straight to the unit
-        e_sub = Signal(range(max(2, gmax)))
+    def next_segment(self, bank, row):
+        """Advance (bank, row) to the next segment: segment j lives in bank j % Pc, row base + j // Pc."""
+        m = self.m
+        if self.Pc == 1:
+            m.d.sync += row.eq(row + 1)
+        else:
+            m.d.sync += bank.eq(bank + 1)
+            with m.If(bank == self.Pc - 1):
+                m.d.sync += [bank.eq(0), row.eq(row + 1)]
+
+    def walk(self, lane, bank, row, seg=None):
+        """Advance (lane, bank, row[, seg]) by one element."""
+        m = self.m
+        with m.If(lane == self.T - 1):
+            m.d.sync += lane.eq(0)
+            if seg is not None:
+                m.d.sync += seg.eq(seg + 1)
+            self.next_segment(bank, row)
+        with m.Else():
+            m.d.sync += lane.eq(lane + 1)
+
+    def lane_sel(self, rdata, width):
+        words = data.View(data.ArrayLayout(signed(width), self.T), rdata)
+        return words[self.rd_lane]
+
+    def gate_inputs(self):
+        """The gate units' inputs (shared by all units; only the active one gets ``i_valid``).
+
+        Stacked projections: ``e_sub`` walks the gates of the element being issued; the words of
+        gates 0..G-2 wait in ``col_xp``/``col_hp`` and the last gate's word goes straight to the unit.
+        """
+        m, gmax, pw, segs_h = self.m, self.gmax, self.pw, self.segs_h
+        xp_r, hp_r, lane_sel = self.xp_r, self.hp_r, self.lane_sel
+        self.e_sub = e_sub = Signal(range(max(2, gmax)))
         rd_sub = Signal.like(e_sub)
         m.d.sync += rd_sub.eq(e_sub)
-        if stacked:
+        if self.stacked:
             # a word is kept whenever one arrives; only those read in a gate phase are ever used
             col_xp = [Signal(signed(pw), name=f"col_xp{g}") for g in range(gmax - 1)]
             col_hp = [Signal(signed(pw), name=f"col_hp{g}") for g in range(gmax - 1)]
             for g in range(gmax - 1):
                 with m.If(rd_sub == g):
                     m.d.sync += [col_xp[g].eq(lane_sel(xp_r[0].data, pw)), col_hp[g].eq(lane_sel(hp_r[0].data, pw))]
-            for key, gu in gate_units.items():
-                g_n = key[0]
-                for g in range(g_n):
+            for key, gu in self.gate_units.items():
+                for g in range(key[0]):
                     last_x, last_h = lane_sel(xp_r[0].data, pw), lane_sel(hp_r[0].data, pw)
                     if g == gmax - 1:
                         x_g, h_g = last_x, last_h
@@ -234,235 +269,258 @@ class ArrayAccelerator(SequencerBase):
                         x_g = Mux(rd_sub == g, last_x, col_xp[g])
                         h_g = Mux(rd_sub == g, last_h, col_hp[g])
                     m.d.comb += [gu.i_xp[g].eq(x_g), gu.i_hp[g].eq(h_g)]
-            proj_addr = Signal(range(max(2, proj_depth)))
-            m.d.comb += [proj_addr.eq(e_sub * segs_h + e_seg), xp_r[0].addr.eq(proj_addr), hp_r[0].addr.eq(proj_addr)]
+            proj_addr = Signal(range(max(2, self.proj_depth)))
+            m.d.comb += [proj_addr.eq(e_sub * segs_h + self.e_seg), xp_r[0].addr.eq(proj_addr),
+                         hp_r[0].addr.eq(proj_addr)]
         else:
-            for key, gu in gate_units.items():
-                g_n = key[0]
-                for g in range(g_n):
+            for key, gu in self.gate_units.items():
+                for g in range(key[0]):
                     m.d.comb += [gu.i_xp[g].eq(lane_sel(xp_r[g].data, pw)), gu.i_hp[g].eq(lane_sel(hp_r[g].data, pw))]
             for g in range(gmax):
-                m.d.comb += [xp_r[g].addr.eq(e_seg), hp_r[g].addr.eq(e_seg)]
-        for gu in gate_units.values():
-            m.d.comb += [gu.i_c.eq(c_r.data), gu.i_h.eq(rd_word), gu.i_x.eq(rd_word), gu.en.eq(1)]
-        c_base = Signal(range(L * Hp + 1))
-        m.d.comb += c_r.addr.eq(c_base + e_cnt)
+                m.d.comb += [xp_r[g].addr.eq(self.e_seg), hp_r[g].addr.eq(self.e_seg)]
+        for gu in self.gate_units.values():
+            m.d.comb += [gu.i_c.eq(self.c_r.data), gu.i_h.eq(self.rd_word), gu.i_x.eq(self.rd_word), gu.en.eq(1)]
+        self.c_base = Signal(range(self.L * self.Hp + 1))
+        m.d.comb += self.c_r.addr.eq(self.c_base + self.e_cnt)
 
-        # ------------------------------------------------------------ counters / status
-        busy = Signal()
-        waiting = Signal()
-        error = Signal()
-        clearing = Signal()
-        self._status_and_counters(m, busy, waiting, error, clearing)
-
-        # vector-store writes: one mux, driven by the active phase
-        wr_en = Signal()
-        wr_bank = Signal(range(Pc))
-        wr_row = Signal(range(vdepth))
-        wr_mask = Signal(T)
-        wr_word = Signal(signed(xs))
-        wr_seg = Signal(T * xs)
-        wr_full = Signal()
-        m.d.comb += [store.wr_en.eq(wr_en), store.wr_bank.eq(wr_bank), store.wr_row.eq(wr_row),
-                     store.wr_mask.eq(wr_mask)]
-        with m.If(wr_full):
-            m.d.comb += store.wr_data.eq(wr_seg)
+    def status_and_store_writes(self):
+        """Status and counters; the vector-store write mux, driven by the active phase."""
+        m, T, Pc = self.m, self.T, self.Pc
+        self.busy, self.waiting = Signal(name="busy"), Signal(name="waiting")
+        self.error, self.clearing = Signal(name="error"), Signal(name="clearing")
+        self.acc._status_and_counters(m, self.busy, self.waiting, self.error, self.clearing)
+        self.wr_en = Signal()
+        self.wr_bank = Signal(range(Pc))
+        self.wr_row = Signal(range(self.vdepth))
+        self.wr_mask = Signal(T)
+        self.wr_word = Signal(signed(self.xs))
+        self.wr_seg = Signal(T * self.xs)
+        self.wr_full = Signal()
+        store = self.store
+        m.d.comb += [store.wr_en.eq(self.wr_en), store.wr_bank.eq(self.wr_bank), store.wr_row.eq(self.wr_row),
+                     store.wr_mask.eq(self.wr_mask)]
+        with m.If(self.wr_full):
+            m.d.comb += store.wr_data.eq(self.wr_seg)
         with m.Else():
             for r in range(T):
-                m.d.comb += store.wr_data[r].eq(wr_word)
+                m.d.comb += store.wr_data[r].eq(self.wr_word)
 
-        cmd = self.i_cmd.payload
+    # ------------------------------------------------------------------ sequencer
+    def start_walk(self, src, dst, dst_seg0=0):
+        """Issue walker at element 0 of slot ``src``; result walker at segment ``dst_seg0`` of ``dst``."""
+        s, d, Pc = self.slots[src], self.slots[dst], self.Pc
+        return [self.e_cnt.eq(0), self.e_sub.eq(0), self.e_lane.eq(0), self.e_seg.eq(0), self.e_bank.eq(0),
+                self.e_row.eq(s.base),
+                self.o_cnt.eq(0), self.o_lane.eq(0), self.o_bank.eq(dst_seg0 % Pc),
+                self.o_row.eq(d.base + dst_seg0 // Pc)]
 
-        # ------------------------------------------------------------ FSM
-        prog = self._program
-
-        launched = Signal()
-
-        def start_walk(src, dst, dst_seg0=0):
-            """Issue walker at element 0 of slot ``src``; result walker at segment ``dst_seg0`` of ``dst``."""
-            s, d = slots[src], slots[dst]
-            return [e_cnt.eq(0), e_sub.eq(0), e_lane.eq(0), e_seg.eq(0), e_bank.eq(0), e_row.eq(s.base),
-                    o_cnt.eq(0), o_lane.eq(0), o_bank.eq(dst_seg0 % Pc), o_row.eq(d.base + dst_seg0 // Pc)]
-
-        def enter(i):
-            """Statements run on the transition into phase ``i`` (set up its counters)."""
-            if i >= len(prog):
-                return []
-            phase = prog[i]
-            kind = phase[0]
-            if kind == "load":
-                return start_walk("x0", "x0")
-            if kind == "copy":
-                return start_walk(phase[1], phase[1], slots[phase[1]].segments // 2)
-            if kind == "mvu":
-                plan = ps[phase[1]]
-                return [launched.eq(0), w_gate.eq(plan.gate0), w_row.eq(0), w_dst_hp.eq(plan.dst == "hp")]
-            if kind == "gate":
-                layer, ph = phase[1], phase[2]
-                if ph == "reset":
-                    src, dst = f"h{layer}", "rh"
-                elif cfg.cell == "sru":
-                    src, dst = ("x0" if layer == 0 else f"h{layer - 1}"), f"h{layer}"
-                else:
-                    src, dst = f"h{layer}", f"h{layer}"
-                return start_walk(src, dst) + [c_base.eq(layer * Hp)]
+    def enter(self, i):
+        """Statements run on the transition into phase ``i`` (set up its counters)."""
+        prog, cfg = self.prog, self.cfg
+        if i >= len(prog):
             return []
+        phase = prog[i]
+        kind = phase[0]
+        if kind == "load":
+            return self.start_walk("x0", "x0")
+        if kind == "copy":
+            return self.start_walk(phase[1], phase[1], self.slots[phase[1]].segments // 2)
+        if kind == "mvu":
+            plan = self.mvu.plan_list[phase[1]]
+            return [self.launched.eq(0), self.w_gate.eq(plan.gate0), self.w_row.eq(0),
+                    self.w_dst_hp.eq(plan.dst == "hp")]
+        if kind == "gate":
+            layer, ph = phase[1], phase[2]
+            if ph == "reset":
+                src, dst = f"h{layer}", "rh"
+            elif cfg.cell == "sru":
+                src, dst = ("x0" if layer == 0 else f"h{layer - 1}"), f"h{layer}"
+            else:
+                src, dst = f"h{layer}", f"h{layer}"
+            return self.start_walk(src, dst) + [self.c_base.eq(layer * self.Hp)]
+        return []
 
-        def state_name(i):
-            return f"P{i}_{'_'.join(str(a) for a in prog[i])}"
+    def state_name(self, i):
+        return f"P{i}_{'_'.join(str(a) for a in self.prog[i])}"
 
+    def advance(self, i):
+        """Leave phase ``i`` for the next one (or ``STEP_DONE``)."""
+        self.m.next = self.state_name(i + 1) if i + 1 < len(self.prog) else "STEP_DONE"
+        self.m.d.sync += self.enter(i + 1)
+
+    def sequencer(self):
+        m = self.m
+        self.launched = Signal()
+        handlers = {"load": self.phase_load, "copy": self.phase_copy, "mvu": self.phase_mvu,
+                    "wait_out": self.phase_wait_out, "gate": self.phase_gate}
         with m.FSM(name="seq"):
             with m.State("IDLE"):
-                m.d.comb += busy.eq(0)
-                m.d.comb += self.i_cmd.ready.eq(1)
-                with m.If(self.i_cmd.valid):
-                    with m.Switch(cmd.op):
-                        with m.Case(Op.NOP):
-                            pass
-                        with m.Case(Op.RESET_STATE):
-                            m.d.sync += [e_cnt.eq(0), e_bank.eq(0), e_row.eq(0)]
-                            m.next = "CLEAR"
-                        with m.Case(Op.WRITE_VEC):
-                            m.d.comb += [wr_en.eq(1), wr_row.eq(cmd.addr), wr_word.eq(cmd.data[:xs])]
-                            # sel = bank * T + lane, decoded by a small table (T need not be a power of two)
-                            sel_bank = Array(Const(i // T, range(Pc)) for i in range(Pc * T))
-                            sel_lane = Array(Const(1 << (i % T), T) for i in range(Pc * T))
-                            m.d.comb += [wr_bank.eq(sel_bank[cmd.sel]), wr_mask.eq(sel_lane[cmd.sel])]
-                            with m.If((cmd.sel >= Pc * T) | (cmd.addr >= vdepth)):
-                                m.d.comb += wr_en.eq(0)
-                                m.d.sync += error.eq(1)
-                        with m.Case(Op.WRITE_C):
-                            m.d.comb += [c_w.addr.eq(cmd.addr), c_w.data.eq(cmd.data[:cs]),
-                                         c_w.en.eq(cmd.addr < L * Hp)]
-                            with m.If(cmd.addr >= L * Hp):
-                                m.d.sync += error.eq(1)
-                        with m.Case(Op.WRITE_WEIGHT):
-                            if cfg.weights_in_rom:
-                                m.d.sync += error.eq(1)
-                            else:
-                                n_banks = cfg.pe_rows * Pc
-                                in_range = (((cmd.sel < n_banks) & (cmd.addr < mvu.weight_depth)) |
-                                            ((cmd.sel == n_banks) & (cmd.addr < mvu.bias_depth)))
-                                m.d.comb += [mvu.wr_en.eq(in_range), mvu.wr_bank.eq(cmd.sel),
-                                             mvu.wr_addr.eq(cmd.addr), mvu.wr_data.eq(cmd.data)]
-                                with m.If(~in_range):
-                                    m.d.sync += error.eq(1)
-                        self._common_commands(m, error)
-                with m.Elif(in_fifo.r_rdy):
-                    m.next = state_name(0)
-                    m.d.sync += enter(0)
-
+                self.idle()
             with m.State("CLEAR"):
-                m.d.comb += [busy.eq(1), clearing.eq(1), self.phase.eq(PHASE_CLEAR)]
-                # zero every vector row of every bank, and the cell state
-                m.d.comb += [wr_en.eq(1), wr_bank.eq(e_bank), wr_row.eq(e_row), wr_mask.eq((1 << T) - 1),
-                             wr_full.eq(1), wr_seg.eq(0)]
-                m.d.comb += [c_w.addr.eq(e_cnt), c_w.data.eq(0), c_w.en.eq(e_cnt < L * Hp)]
+                self.clear()
+            for i, phase in enumerate(self.prog):
+                with m.State(self.state_name(i)):
+                    m.d.comb += [self.busy.eq(1), self.acc.phase.eq(i + 1)]
+                    handlers[phase[0]](i, phase)
+            self.acc._step_done(m, self.busy)
+
+    def idle(self):
+        """Between steps: take commands; start a step when an input word is waiting."""
+        m, cfg, acc, T, Pc, xs = self.m, self.cfg, self.acc, self.T, self.Pc, self.xs
+        L, Hp, error, mvu = self.L, self.Hp, self.error, self.mvu
+        cmd = acc.i_cmd.payload
+        m.d.comb += self.busy.eq(0)
+        m.d.comb += acc.i_cmd.ready.eq(1)
+        with m.If(acc.i_cmd.valid):
+            with m.Switch(cmd.op):
+                with m.Case(Op.NOP):
+                    pass
+                with m.Case(Op.RESET_STATE):
+                    m.d.sync += [self.e_cnt.eq(0), self.e_bank.eq(0), self.e_row.eq(0)]
+                    m.next = "CLEAR"
+                with m.Case(Op.WRITE_VEC):
+                    m.d.comb += [self.wr_en.eq(1), self.wr_row.eq(cmd.addr), self.wr_word.eq(cmd.data[:xs])]
+                    # sel = bank * T + lane, decoded by a small table (T need not be a power of two)
+                    sel_bank = Array(Const(i // T, range(Pc)) for i in range(Pc * T))
+                    sel_lane = Array(Const(1 << (i % T), T) for i in range(Pc * T))
+                    m.d.comb += [self.wr_bank.eq(sel_bank[cmd.sel]), self.wr_mask.eq(sel_lane[cmd.sel])]
+                    with m.If((cmd.sel >= Pc * T) | (cmd.addr >= self.vdepth)):
+                        m.d.comb += self.wr_en.eq(0)
+                        m.d.sync += error.eq(1)
+                with m.Case(Op.WRITE_C):
+                    c_w = self.c_w
+                    m.d.comb += [c_w.addr.eq(cmd.addr), c_w.data.eq(cmd.data[:self.cs]), c_w.en.eq(cmd.addr < L * Hp)]
+                    with m.If(cmd.addr >= L * Hp):
+                        m.d.sync += error.eq(1)
+                with m.Case(Op.WRITE_WEIGHT):
+                    if cfg.weights_in_rom:
+                        m.d.sync += error.eq(1)
+                    else:
+                        n_banks = cfg.pe_rows * Pc
+                        in_range = (((cmd.sel < n_banks) & (cmd.addr < mvu.weight_depth)) |
+                                    ((cmd.sel == n_banks) & (cmd.addr < mvu.bias_depth)))
+                        m.d.comb += [mvu.wr_en.eq(in_range), mvu.wr_bank.eq(cmd.sel),
+                                     mvu.wr_addr.eq(cmd.addr), mvu.wr_data.eq(cmd.data)]
+                        with m.If(~in_range):
+                            m.d.sync += error.eq(1)
+                acc._common_commands(m, error)
+        with m.Elif(self.in_fifo.r_rdy):
+            m.next = self.state_name(0)
+            m.d.sync += self.enter(0)
+
+    def clear(self):
+        """Zero every vector row of every bank, and the cell state."""
+        m, T, L, Hp = self.m, self.T, self.L, self.Hp
+        m.d.comb += [self.busy.eq(1), self.clearing.eq(1), self.acc.phase.eq(PHASE_CLEAR)]
+        m.d.comb += [self.wr_en.eq(1), self.wr_bank.eq(self.e_bank), self.wr_row.eq(self.e_row),
+                     self.wr_mask.eq((1 << T) - 1), self.wr_full.eq(1), self.wr_seg.eq(0)]
+        m.d.comb += [self.c_w.addr.eq(self.e_cnt), self.c_w.data.eq(0), self.c_w.en.eq(self.e_cnt < L * Hp)]
+        m.d.sync += self.e_cnt.eq(self.e_cnt + 1)
+        self.next_segment(self.e_bank, self.e_row)
+        with m.If(self.e_cnt >= max(self.vdepth * self.Pc, L * Hp) - 1):
+            m.next = "IDLE"
+
+    def phase_load(self, i, phase):
+        """``input_size`` words from the input FIFO into slot ``x0``."""
+        m, in_fifo, T = self.m, self.in_fifo, self.T
+        m.d.comb += [in_fifo.r_en.eq(1), self.waiting.eq(~in_fifo.r_rdy)]
+        m.d.comb += [self.wr_en.eq(in_fifo.r_rdy), self.wr_bank.eq(self.e_bank), self.wr_row.eq(self.e_row),
+                     self.wr_mask.eq(Const(1, T) << self.e_lane), self.wr_word.eq(in_fifo.r_data.as_signed())]
+        with m.If(in_fifo.r_rdy):
+            m.d.sync += self.e_cnt.eq(self.e_cnt + 1)
+            self.walk(self.e_lane, self.e_bank, self.e_row)
+            with m.If(self.e_cnt == self.cfg.input_size - 1):
+                self.advance(i)
+
+    def phase_copy(self, i, phase):
+        """Segments 0..S-1 of the slot -> S..2S-1 (x_t becomes x_{t-1})."""
+        m, Pc, T = self.m, self.Pc, self.T
+        s = self.slots[phase[1]]
+        half = s.segments // 2
+        e_cnt, e_bank, e_row = self.e_cnt, self.e_bank, self.e_row
+        cp_v = Signal(name=f"copy{i}_v")
+        src_bank = Signal(range(Pc), name=f"copy{i}_src_bank")
+        issue = Signal(name=f"copy{i}_issue")
+        m.d.comb += issue.eq(e_cnt < half)
+        m.d.comb += self.vec_rd_en.eq(issue)
+        for q in range(Pc):
+            m.d.comb += self.vec_rd_addr[q].eq(e_row)
+        m.d.sync += [cp_v.eq(issue), src_bank.eq(e_bank)]
+        with m.If(issue):
+            m.d.sync += e_cnt.eq(e_cnt + 1)
+            self.next_segment(e_bank, e_row)
+        rd_seg = Array(self.store.rd_data[q].as_value() for q in range(Pc))[src_bank]
+        m.d.comb += [self.wr_en.eq(cp_v), self.wr_bank.eq(self.o_bank), self.wr_row.eq(self.o_row),
+                     self.wr_mask.eq((1 << T) - 1), self.wr_full.eq(1), self.wr_seg.eq(rd_seg)]
+        with m.If(cp_v):
+            m.d.sync += self.o_cnt.eq(self.o_cnt + 1)
+            self.next_segment(self.o_bank, self.o_row)
+            with m.If(self.o_cnt == half - 1):
+                self.advance(i)
+
+    def phase_mvu(self, i, phase):
+        """Start the MVU on the phase's plan; the vector banks' read ports are the MVU's."""
+        m, mvu = self.m, self.mvu
+        plan = mvu.plan_list[phase[1]]
+        m.d.comb += [mvu.plan.eq(plan.index), mvu.start.eq(~self.launched)]
+        m.d.sync += self.launched.eq(1)
+        for q in range(self.Pc):
+            m.d.comb += self.vec_rd_addr[q].eq(mvu.vec_addr[q])
+        m.d.comb += self.vec_rd_en.eq(mvu.vec_en)
+        with m.If(mvu.done):
+            self.advance(i)
+
+    def phase_wait_out(self, i, phase):
+        """Wait until the output FIFO is empty (the last gate phase pushes H words without looking)."""
+        m, out_fifo = self.m, self.out_fifo
+        m.d.comb += self.waiting.eq(out_fifo.level != 0)
+        with m.If(out_fifo.level == 0):
+            self.advance(i)
+
+    def phase_gate(self, i, phase):
+        """The layer's gate unit over the H elements: issue reads, then write h' (and c', the output)."""
+        m, cfg, L, H = self.m, self.cfg, self.L, self.H
+        layer, ph = phase[1], phase[2]
+        gu = self.gate_units[(len(cfg.layer_gates(layer)), ph)]
+        e_cnt, e_sub = self.e_cnt, self.e_sub
+        issue = Signal(name=f"gate{i}_issue")
+        m.d.comb += issue.eq(e_cnt < H)
+        for q in range(self.Pc):
+            m.d.comb += self.vec_rd_addr[q].eq(self.e_row)
+        v1 = Signal(name=f"gate{i}_v1")
+        m.d.comb += gu.i_valid.eq(v1)
+        if self.stacked:
+            # read the gates the phase uses (the reset phase needs only r, gate 0)
+            g_last = 0 if ph == "reset" else len(cfg.layer_gates(layer)) - 1
+            last = Signal(name=f"gate{i}_last")
+            m.d.comb += [last.eq(issue & (e_sub == g_last)), self.vec_rd_en.eq(last), self.c_r.en.eq(last),
+                         self.xp_r[0].en.eq(issue), self.hp_r[0].en.eq(issue)]
+            m.d.sync += v1.eq(last)
+            with m.If(issue):
+                m.d.sync += e_sub.eq(e_sub + 1)
+            with m.If(last):
+                m.d.sync += [e_sub.eq(0), e_cnt.eq(e_cnt + 1)]
+                self.walk(self.e_lane, self.e_bank, self.e_row, self.e_seg)
+        else:
+            m.d.comb += self.vec_rd_en.eq(issue)
+            for g in range(self.gmax):
+                m.d.comb += [self.xp_r[g].en.eq(issue), self.hp_r[g].en.eq(issue)]
+            m.d.comb += self.c_r.en.eq(issue)
+            m.d.sync += v1.eq(issue)
+            with m.If(issue):
                 m.d.sync += e_cnt.eq(e_cnt + 1)
-                next_segment(e_bank, e_row)
-                with m.If(e_cnt >= max(vdepth * Pc, L * Hp) - 1):
-                    m.next = "IDLE"
-
-            for i, phase in enumerate(prog):
-                nxt = state_name(i + 1) if i + 1 < len(prog) else "STEP_DONE"
-                enter_next = (lambda i=i: enter(i + 1))
-                with m.State(state_name(i)):
-                    m.d.comb += [busy.eq(1), self.phase.eq(i + 1)]
-                    kind = phase[0]
-                    if kind == "load":
-                        m.d.comb += [in_fifo.r_en.eq(1), waiting.eq(~in_fifo.r_rdy)]
-                        m.d.comb += [wr_en.eq(in_fifo.r_rdy), wr_bank.eq(e_bank), wr_row.eq(e_row),
-                                     wr_mask.eq(Const(1, T) << e_lane), wr_word.eq(in_fifo.r_data.as_signed())]
-                        with m.If(in_fifo.r_rdy):
-                            m.d.sync += e_cnt.eq(e_cnt + 1)
-                            walk(e_lane, e_bank, e_row)
-                            with m.If(e_cnt == cfg.input_size - 1):
-                                m.next = nxt
-                                m.d.sync += enter_next()
-                    elif kind == "copy":
-                        # segments 0..S-1 of the slot -> S..2S-1 (x_t becomes x_{t-1})
-                        s = slots[phase[1]]
-                        half = s.segments // 2
-                        cp_v = Signal(name=f"copy{i}_v")
-                        src_bank = Signal(range(Pc), name=f"copy{i}_src_bank")
-                        issue = Signal(name=f"copy{i}_issue")
-                        m.d.comb += issue.eq(e_cnt < half)
-                        m.d.comb += vec_rd_en.eq(issue)
-                        for q in range(Pc):
-                            m.d.comb += vec_rd_addr[q].eq(e_row)
-                        m.d.sync += [cp_v.eq(issue), src_bank.eq(e_bank)]
-                        with m.If(issue):
-                            m.d.sync += e_cnt.eq(e_cnt + 1)
-                            next_segment(e_bank, e_row)
-                        rd_seg = Array(store.rd_data[q].as_value() for q in range(Pc))[src_bank]
-                        m.d.comb += [wr_en.eq(cp_v), wr_bank.eq(o_bank), wr_row.eq(o_row),
-                                     wr_mask.eq((1 << T) - 1), wr_full.eq(1), wr_seg.eq(rd_seg)]
-                        with m.If(cp_v):
-                            m.d.sync += o_cnt.eq(o_cnt + 1)
-                            next_segment(o_bank, o_row)
-                            with m.If(o_cnt == half - 1):
-                                m.next = nxt
-                                m.d.sync += enter_next()
-                    elif kind == "mvu":
-                        plan = ps[phase[1]]
-                        m.d.comb += [mvu.plan.eq(plan.index), mvu.start.eq(~launched)]
-                        m.d.sync += launched.eq(1)
-                        for q in range(Pc):
-                            m.d.comb += vec_rd_addr[q].eq(mvu.vec_addr[q])
-                        m.d.comb += vec_rd_en.eq(mvu.vec_en)
-                        with m.If(mvu.done):
-                            m.next = nxt
-                            m.d.sync += enter_next()
-                    elif kind == "wait_out":
-                        m.d.comb += waiting.eq(out_fifo.level != 0)
-                        with m.If(out_fifo.level == 0):
-                            m.next = nxt
-                            m.d.sync += enter_next()
-                    elif kind == "gate":
-                        layer, ph = phase[1], phase[2]
-                        gu = gate_units[(len(cfg.layer_gates(layer)), ph)]
-                        issue = Signal(name=f"gate{i}_issue")
-                        m.d.comb += issue.eq(e_cnt < H)
-                        for q in range(Pc):
-                            m.d.comb += vec_rd_addr[q].eq(e_row)
-                        v1 = Signal(name=f"gate{i}_v1")
-                        m.d.comb += gu.i_valid.eq(v1)
-                        if stacked:
-                            # read the gates the phase uses (the reset phase needs only r, gate 0)
-                            g_last = 0 if ph == "reset" else len(cfg.layer_gates(layer)) - 1
-                            last = Signal(name=f"gate{i}_last")
-                            m.d.comb += [last.eq(issue & (e_sub == g_last)), vec_rd_en.eq(last), c_r.en.eq(last),
-                                         xp_r[0].en.eq(issue), hp_r[0].en.eq(issue)]
-                            m.d.sync += v1.eq(last)
-                            with m.If(issue):
-                                m.d.sync += e_sub.eq(e_sub + 1)
-                            with m.If(last):
-                                m.d.sync += [e_sub.eq(0), e_cnt.eq(e_cnt + 1)]
-                                walk(e_lane, e_bank, e_row, e_seg)
-                        else:
-                            m.d.comb += vec_rd_en.eq(issue)
-                            for g in range(gmax):
-                                m.d.comb += [xp_r[g].en.eq(issue), hp_r[g].en.eq(issue)]
-                            m.d.comb += c_r.en.eq(issue)
-                            m.d.sync += v1.eq(issue)
-                            with m.If(issue):
-                                m.d.sync += e_cnt.eq(e_cnt + 1)
-                                walk(e_lane, e_bank, e_row, e_seg)
-                        # results
-                        is_last = layer == L - 1 and ph == "update"
-                        m.d.comb += [wr_en.eq(gu.o_valid), wr_bank.eq(o_bank), wr_row.eq(o_row),
-                                     wr_mask.eq(Const(1, T) << o_lane), wr_word.eq(gu.o_h)]
-                        if ph == "update" and cfg.cell in ("lstm", "sru", "qrnn"):
-                            m.d.comb += [c_w.addr.eq(c_base + o_cnt), c_w.data.eq(gu.o_c), c_w.en.eq(gu.o_valid)]
-                        if is_last:
-                            m.d.comb += [out_fifo.w_data.eq(gu.o_h), out_fifo.w_en.eq(gu.o_valid)]
-                        with m.If(gu.o_valid):
-                            m.d.sync += o_cnt.eq(o_cnt + 1)
-                            walk(o_lane, o_bank, o_row)
-                            with m.If(o_cnt == H - 1):
-                                m.next = nxt
-                                m.d.sync += enter_next()
-
-            self._step_done(m, busy)
-        return m
-
+                self.walk(self.e_lane, self.e_bank, self.e_row, self.e_seg)
+        # results
+        is_last = layer == L - 1 and ph == "update"
+        m.d.comb += [self.wr_en.eq(gu.o_valid), self.wr_bank.eq(self.o_bank), self.wr_row.eq(self.o_row),
+                     self.wr_mask.eq(Const(1, self.T) << self.o_lane), self.wr_word.eq(gu.o_h)]
+        if ph == "update" and cfg.cell in ("lstm", "sru", "qrnn"):
+            c_w = self.c_w
+            m.d.comb += [c_w.addr.eq(self.c_base + self.o_cnt), c_w.data.eq(gu.o_c), c_w.en.eq(gu.o_valid)]
+        if is_last:
+            m.d.comb += [self.out_fifo.w_data.eq(gu.o_h), self.out_fifo.w_en.eq(gu.o_valid)]
+        with m.If(gu.o_valid):
+            m.d.sync += self.o_cnt.eq(self.o_cnt + 1)
+            self.walk(self.o_lane, self.o_bank, self.o_row)
+            with m.If(self.o_cnt == H - 1):
+                self.advance(i)

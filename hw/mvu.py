@@ -210,93 +210,122 @@ class CirculantMVU(wiring.Component):
         return plan_cycles(self._cfg, plan)
 
     def elaborate(self, platform):
-        cfg, T = self._cfg, self._T
-        Pr, Pc = cfg.pe_rows, cfg.pe_cols
-        acc_w = cfg.acc_width
-        m = Module()
+        return _MVUBuild(self, platform).module()
 
-        # ---------------------------------------------------------- memories
+
+class _MVUBuild:
+    """Builds :class:`CirculantMVU`'s module in pipeline order: memories, plan table, controller,
+    weight reads (stage 0), operands and the PE grid (stages 1-3), adder trees, serializer, bias and narrow."""
+
+    def __init__(self, mvu: CirculantMVU, platform):
+        self.u = mvu
+        self.platform = platform
+        self.cfg, self.T = mvu._cfg, mvu._T
+        self.Pr, self.Pc = self.cfg.pe_rows, self.cfg.pe_cols
+        self.plans = mvu._plans
+        self.max_br = max(p.br for p in self.plans)
+        self.m = Module()
+
+    def module(self) -> Module:
+        self.memories()
+        self.plan_table()
+        self.controller()
+        self.weight_reads()
+        self.grid()
+        self.serializer()
+        self.bias_narrow()
+        return self.m
+
+    def memories(self):
+        """Weight banks (ROM, RAM, or SPRAM primitives) and the bias memory, with their write ports."""
+        m, cfg, u, T, Pr, Pc = self.m, self.cfg, self.u, self.T, self.Pr, self.Pc
         if cfg.weights_in_rom:
-            banks_img = weight_banks(cfg, self._weights)
-            bias_img = bias_words(cfg, self._weights)
+            banks_img = weight_banks(cfg, u._weights)
+            bias_img = bias_words(cfg, u._weights)
         else:
             banks_img = bias_img = None
         wmems = [[None] * Pc for _ in range(Pr)]
         ram_style = "huge" if cfg.weight_ram == "huge" else "block"
-        spram_prims = uses_spram_primitives(cfg, platform)
+        spram_prims = uses_spram_primitives(cfg, self.platform)
         for p in range(Pr):
             for q in range(Pc):
                 if spram_prims:
                     wmems[p][q] = "spram"
                     continue
                 init = bank_words(cfg, banks_img[p][q]) if banks_img is not None else []
-                mem = memory.Memory(shape=unsigned(self._mem_word), depth=self._mem_depth, init=init,
+                mem = memory.Memory(shape=unsigned(u._mem_word), depth=u._mem_depth, init=init,
                                     attrs={"ram_style": ram_style})
                 m.submodules[f"pe_{p}_{q}_weights"] = mem
                 wmems[p][q] = mem
-        bmem = memory.Memory(shape=unsigned(cfg.q_pre.width * T), depth=self._bdepth,
+        bmem = memory.Memory(shape=unsigned(cfg.q_pre.width * T), depth=u._bdepth,
                              init=bias_img if bias_img is not None else [],
                              attrs={"ram_style": "block"})
         m.submodules.bias = bmem
+        self.bmem = bmem
 
         wsel = [[Signal(name=f"pe_{p}_{q}_wsel") for q in range(Pc)] for p in range(Pr)]
         if not cfg.weights_in_rom:
             for p in range(Pr):
                 for q in range(Pc):
-                    m.d.comb += wsel[p][q].eq(self.wr_en & (self.wr_bank == p * Pc + q))
+                    m.d.comb += wsel[p][q].eq(u.wr_en & (u.wr_bank == p * Pc + q))
                     if wmems[p][q] == "spram":
                         continue
                     wp = wmems[p][q].write_port()
-                    m.d.comb += [wp.data.eq(self.wr_data[:self._mem_word]), wp.en.eq(wsel[p][q])]
+                    m.d.comb += [wp.data.eq(u.wr_data[:u._mem_word]), wp.en.eq(wsel[p][q])]
                     wmems[p][q] = (wmems[p][q], wp)
             bwp = bmem.write_port()
-            m.d.comb += [bwp.addr.eq(self.wr_addr), bwp.data.eq(self.wr_data[:cfg.q_pre.width * T]),
-                         bwp.en.eq(self.wr_en & (self.wr_bank == Pr * Pc))]
+            m.d.comb += [bwp.addr.eq(u.wr_addr), bwp.data.eq(u.wr_data[:cfg.q_pre.width * T]),
+                         bwp.en.eq(u.wr_en & (u.wr_bank == Pr * Pc))]
+        self.wmems, self.wsel = wmems, wsel
 
-        # -------------------------------------------------------- plan table
-        nplans = len(self._plans)
+    def plan_table(self):
+        """Per-plan constants, indexed by the running plan."""
+        u, plans_ = self.u, self.plans
         slots_base = {}
-        for name, slot in vector_slots(cfg).items():
+        for name, slot in vector_slots(self.cfg).items():
             slots_base[name] = slot.base
 
         def table(values, shape):
             return Array(Const(v, shape) for v in values)
 
-        wbase_t = table([p.weight_base for p in self._plans], range(self._wdepth + 1))
-        rr_t = table([p.rounds_r for p in self._plans], range(max(p.rounds_r for p in self._plans) + 1))
-        rc_t = table([p.rounds_c for p in self._plans], range(max(p.rounds_c for p in self._plans) + 1))
-        br_t = table([p.br for p in self._plans], range(max(p.br for p in self._plans) + 1))
-        bbase_t = table([p.bias_base for p in self._plans], range(self._bdepth + 1))
-        vbase_t = table([slots_base[p.src] for p in self._plans], range(self._vdepth + 1))
-        gap_t = table([self.plan_gaps(p) for p in self._plans], range(Pr + 1))
+        self.wbase_t = table([p.weight_base for p in plans_], range(u._wdepth + 1))
+        self.rr_t = table([p.rounds_r for p in plans_], range(max(p.rounds_r for p in plans_) + 1))
+        self.rc_t = table([p.rounds_c for p in plans_], range(max(p.rounds_c for p in plans_) + 1))
+        self.br_t = table([p.br for p in plans_], range(self.max_br + 1))
+        self.bbase_t = table([p.bias_base for p in plans_], range(u._bdepth + 1))
+        self.vbase_t = table([slots_base[p.src] for p in plans_], range(u._vdepth + 1))
+        self.gap_t = table([u.plan_gaps(p) for p in plans_], range(self.Pr + 1))
 
-        # -------------------------------------------------------- controller
-        cur = Signal(range(nplans))
-        I = Signal(range(max(p.rounds_r for p in self._plans) + 1))
-        J = Signal(range(max(p.rounds_c for p in self._plans) + 1))
-        t = Signal(range(T))
-        wa = Signal(range(self._wdepth + 1))
+    def controller(self):
+        """Row rounds I, column rounds J, tile cycle t; the gap after a short row round."""
+        m, u, T, Pr = self.m, self.u, self.T, self.Pr
+        plans_ = self.plans
+        self.cur = cur = Signal(range(len(plans_)))
+        self.I = I = Signal(range(max(p.rounds_r for p in plans_) + 1))
+        self.J = J = Signal(range(max(p.rounds_c for p in plans_) + 1))
+        self.t = t = Signal(range(T))
+        self.wa = wa = Signal(range(u._wdepth + 1))
         gap = Signal(range(Pr + 1))
-        issuing = Signal()
+        self.issuing = issuing = Signal()
         waiting = Signal()
-        draining = Signal()
+        self.draining = draining = Signal()
 
-        rr, rc = rr_t[cur], rc_t[cur]
-        issue = Signal()
+        rr, self.rc = self.rr_t[cur], self.rc_t[cur]
+        self.issue = issue = Signal()
         m.d.comb += issue.eq(issuing & ~waiting)
-        m.d.comb += self.busy.eq(issuing | draining)
+        m.d.comb += u.busy.eq(issuing | draining)
 
-        with m.If(self.start & ~self.busy):
-            m.d.sync += [cur.eq(self.plan), I.eq(0), J.eq(0), t.eq(0), wa.eq(wbase_t[self.plan]),
+        with m.If(u.start & ~u.busy):
+            m.d.sync += [cur.eq(u.plan), I.eq(0), J.eq(0), t.eq(0), wa.eq(self.wbase_t[u.plan]),
                          issuing.eq(1), waiting.eq(0), draining.eq(1)]
         with m.Elif(issue):
             m.d.sync += [wa.eq(wa + 1), t.eq(t + 1)]
             with m.If(t == T - 1):
                 m.d.sync += [t.eq(0), J.eq(J + 1)]
-                with m.If(J == rc - 1):
+                with m.If(J == self.rc - 1):
                     m.d.sync += [J.eq(0), I.eq(I + 1)]
-                    with m.If(gap_t[cur] != 0):
-                        m.d.sync += [waiting.eq(1), gap.eq(gap_t[cur] - 1)]
+                    with m.If(self.gap_t[cur] != 0):
+                        m.d.sync += [waiting.eq(1), gap.eq(self.gap_t[cur] - 1)]
                     with m.If(I == rr - 1):
                         m.d.sync += [issuing.eq(0), waiting.eq(0)]
         with m.Elif(waiting):
@@ -304,70 +333,72 @@ class CirculantMVU(wiring.Component):
             with m.If(gap == 0):
                 m.d.sync += waiting.eq(0)
 
-        # stage 0 control
-        first0 = Signal()
-        last0 = Signal()
-        m.d.comb += [first0.eq((J == 0) & (t == 0)), last0.eq((J == rc - 1) & (t == T - 1))]
+    def weight_reads(self):
+        """Stage 0: vector and weight addresses; each bank's word (unpacked when SPRAM packs several)."""
+        m, u, T, Pr, Pc = self.m, self.u, self.T, self.Pr, self.Pc
+        J, t, wa, issue = self.J, self.t, self.wa, self.issue
+        self.first0 = first0 = Signal()
+        self.last0 = last0 = Signal()
+        m.d.comb += [first0.eq((J == 0) & (t == 0)), last0.eq((J == self.rc - 1) & (t == T - 1))]
         for q in range(Pc):
-            m.d.comb += self.vec_addr[q].eq(vbase_t[cur] + J)
-        m.d.comb += self.vec_en.eq(issue & (t == 0))
+            m.d.comb += u.vec_addr[q].eq(self.vbase_t[self.cur] + J)
+        m.d.comb += u.vec_en.eq(issue & (t == 0))
         wrd = [[None] * Pc for _ in range(Pr)]
-        shift = (self._pack - 1).bit_length()
-        sub = Signal(range(self._pack), name="weight_sub")     # which packed word, one cycle after the read
-        if self._pack > 1:
+        shift = (u._pack - 1).bit_length()
+        sub = Signal(range(u._pack), name="weight_sub")     # which packed word, one cycle after the read
+        if u._pack > 1:
             m.d.sync += sub.eq(wa[:shift])
+
+        def unpack(word):
+            if u._pack > 1:
+                words = Array(word[i * u._wword:(i + 1) * u._wword] for i in range(u._pack))
+                return words[sub]
+            return word
+
         for p in range(Pr):
             for q in range(Pc):
-                if wmems[p][q] == "spram":
-                    addr = Signal(range(self._mem_depth), name=f"pe_{p}_{q}_addr")
-                    m.d.comb += addr.eq(Mux(wsel[p][q], self.wr_addr, wa >> shift))
-                    data_out = spram_bank(m, f"pe_{p}_{q}_weights", self._mem_depth, addr, self.wr_data[:16],
-                                          wsel[p][q])
-                    if self._pack > 1:
-                        words = Array(data_out[i * self._wword:(i + 1) * self._wword] for i in range(self._pack))
-                        wrd[p][q] = words[sub]
-                    else:
-                        wrd[p][q] = data_out
+                wmem, wsel = self.wmems[p][q], self.wsel[p][q]
+                if wmem == "spram":
+                    addr = Signal(range(u._mem_depth), name=f"pe_{p}_{q}_addr")
+                    m.d.comb += addr.eq(Mux(wsel, u.wr_addr, wa >> shift))
+                    wrd[p][q] = unpack(spram_bank(m, f"pe_{p}_{q}_weights", u._mem_depth, addr, u.wr_data[:16],
+                                                  wsel))
                     continue
-                if isinstance(wmems[p][q], tuple):
-                    mem, wp = wmems[p][q]
+                if isinstance(wmem, tuple):
+                    mem, wp = wmem
                     rp = mem.read_port()
                     # one address for both ports, so a single-port RAM (SPRAM) can hold the bank;
                     # writes happen only between steps, reads only during sweeps
-                    addr = Signal(range(self._mem_depth), name=f"pe_{p}_{q}_addr")
-                    m.d.comb += [addr.eq(Mux(wsel[p][q], self.wr_addr, wa >> shift)), rp.addr.eq(addr),
+                    addr = Signal(range(u._mem_depth), name=f"pe_{p}_{q}_addr")
+                    m.d.comb += [addr.eq(Mux(wsel, u.wr_addr, wa >> shift)), rp.addr.eq(addr),
                                  wp.addr.eq(addr), rp.en.eq(issue)]
                 else:
-                    rp = wmems[p][q].read_port()
+                    rp = wmem.read_port()
                     m.d.comb += [rp.addr.eq(wa >> shift), rp.en.eq(issue)]
-                if self._pack > 1:
-                    words = Array(rp.data[i * self._wword:(i + 1) * self._wword] for i in range(self._pack))
-                    wrd[p][q] = words[sub]
-                else:
-                    wrd[p][q] = rp.data
+                wrd[p][q] = unpack(rp.data)
+        self.wrd = wrd
 
-        # ------------------------------------------------------ stage 1: operands
+    def grid(self):
+        """Stage 1: column operands; stages 2-3: the PE grid; then one adder tree per PE row."""
+        m, u, cfg, Pr, Pc = self.m, self.u, self.cfg, self.Pr, self.Pc
         v1, t0_1, first1, last1 = Signal(), Signal(), Signal(), Signal()
-        I1 = Signal.like(I)
-        m.d.sync += [v1.eq(issue), t0_1.eq(t == 0), first1.eq(first0), last1.eq(last0), I1.eq(I)]
+        I1 = Signal.like(self.I)
+        m.d.sync += [v1.eq(self.issue), t0_1.eq(self.t == 0), first1.eq(self.first0), last1.eq(self.last0),
+                     I1.eq(self.I)]
         cols = []
         for q in range(Pc):
             col = ColumnOperand(cfg)
             m.submodules[f"col_{q}"] = col
-            m.d.comb += [col.i_valid.eq(v1), col.i_load.eq(t0_1), col.i_seg.eq(self.vec_data[q])]
+            m.d.comb += [col.i_valid.eq(v1), col.i_load.eq(t0_1), col.i_seg.eq(u.vec_data[q])]
             cols.append(col)
-
-        # ------------------------------------------------------ stages 2-3: the PE grid
         pes = [[None] * Pc for _ in range(Pr)]
         for p in range(Pr):
             for q in range(Pc):
                 pe = ProcessingElement(cfg)
                 m.submodules[f"pe_{p}_{q}"] = pe
                 m.d.comb += [pe.en.eq(1), pe.i_valid.eq(v1), pe.i_first.eq(first1), pe.i_last.eq(last1),
-                             pe.i_w.eq(wrd[p][q]), pe.i_x.eq(cols[q].o_x)]
+                             pe.i_w.eq(self.wrd[p][q]), pe.i_x.eq(cols[q].o_x)]
                 pes[p][q] = pe
-
-        # ------------------------------------------------------ adder tree per PE row
         rows = []
         for p in range(Pr):
             tree = RowReducer(cfg, Pc)
@@ -378,50 +409,57 @@ class CirculantMVU(wiring.Component):
             rows.append(tree)
         # the tile row round I travels beside the products and the tree
         tI = I1
-        for i in range(ProcessingElement.LATENCY + self.tree_levels):
-            nxt_I = Signal.like(I, name=f"round_I{i + 2}")
+        for i in range(ProcessingElement.LATENCY + u.tree_levels):
+            nxt_I = Signal.like(self.I, name=f"round_I{i + 2}")
             m.d.sync += nxt_I.eq(tI)
             tI = nxt_I
-        tv = rows[0].o_valid
+        self.rows, self.tI = rows, tI
 
-        # ------------------------------------------------------ capture + serializer
+    def serializer(self):
+        """Capture every PE row's segment at once, then emit them one per cycle."""
+        m, T, Pr, rows = self.m, self.T, self.Pr, self.rows
+        acc_w = self.cfg.acc_width
+        tv = rows[0].o_valid
         outbuf = [[Signal(signed(acc_w), name=f"row_{p}_sum{r}") for r in range(T)] for p in range(Pr)]
         ser_cnt = Signal(range(Pr + 1))
-        ser_base = Signal(range(max(p.br for p in self._plans) + Pr + 1))
+        self.ser_base = ser_base = Signal(range(self.max_br + Pr + 1))
         with m.If(tv):
             for p in range(Pr):
                 m.d.sync += [outbuf[p][r].eq(rows[p].o_sum[r]) for r in range(T)]
-            m.d.sync += [ser_cnt.eq(Pr), ser_base.eq(tI * Pr)]
+            m.d.sync += [ser_cnt.eq(Pr), ser_base.eq(self.tI * Pr)]
         with m.Elif(ser_cnt != 0):
             for p in range(Pr - 1):
                 m.d.sync += [outbuf[p][r].eq(outbuf[p + 1][r]) for r in range(T)]
             m.d.sync += [ser_cnt.eq(ser_cnt - 1), ser_base.eq(ser_base + 1)]
-        emit = Signal()
-        m.d.comb += emit.eq((ser_cnt != 0) & (ser_base < br_t[cur]))
+        self.emit = emit = Signal()
+        m.d.comb += emit.eq((ser_cnt != 0) & (ser_base < self.br_t[self.cur]))
+        self.outbuf = outbuf
 
-        # ------------------------------------------------------ bias + narrow
-        brp = bmem.read_port()
-        m.d.comb += [brp.addr.eq(bbase_t[cur] + ser_base), brp.en.eq(emit)]
+    def bias_narrow(self):
+        """Bias read, add and narrow to ``q_pre``; ``done`` with the plan's last segment."""
+        m, u, cfg, T, Pr = self.m, self.u, self.cfg, self.T, self.Pr
+        acc_w, cur, ser_base, emit = cfg.acc_width, self.cur, self.ser_base, self.emit
+        brp = self.bmem.read_port()
+        m.d.comb += [brp.addr.eq(self.bbase_t[cur] + ser_base), brp.en.eq(emit)]
         e1 = Signal()
-        seg1 = Signal(range(max(p.br for p in self._plans) + Pr + 1))
+        seg1 = Signal(range(self.max_br + Pr + 1))
         sum1 = [Signal(signed(acc_w), name=f"out_sum{r}") for r in range(T)]
         m.d.sync += [e1.eq(emit), seg1.eq(ser_base)]
         with m.If(emit):
-            m.d.sync += [sum1[r].eq(outbuf[0][r]) for r in range(T)]
+            m.d.sync += [sum1[r].eq(self.outbuf[0][r]) for r in range(T)]
         shift = cfg.acc_frac - cfg.q_pre.frac
         pw = cfg.q_pre.width
         o_valid = Signal()
-        m.d.sync += [o_valid.eq(e1), self.o_seg.eq(seg1)]
+        m.d.sync += [o_valid.eq(e1), u.o_seg.eq(seg1)]
         for r in range(T):
             b = brp.data[r * pw:(r + 1) * pw].as_signed()
             total = sum1[r] + (b << shift)
             with m.If(e1):
-                m.d.sync += self.o_data[r].eq(hw_narrow(total, cfg.acc_frac, cfg.q_pre))
-        m.d.comb += self.o_valid.eq(o_valid)
+                m.d.sync += u.o_data[r].eq(hw_narrow(total, cfg.acc_frac, cfg.q_pre))
+        m.d.comb += u.o_valid.eq(o_valid)
 
         last_seg = Signal()
-        m.d.comb += last_seg.eq(o_valid & (self.o_seg == br_t[cur] - 1))
-        m.d.comb += self.done.eq(last_seg)
-        with m.If(last_seg & ~issuing):
-            m.d.sync += draining.eq(0)
-        return m
+        m.d.comb += last_seg.eq(o_valid & (u.o_seg == self.br_t[cur] - 1))
+        m.d.comb += u.done.eq(last_seg)
+        with m.If(last_seg & ~self.issuing):
+            m.d.sync += self.draining.eq(0)

@@ -74,49 +74,111 @@ class SerialAccelerator(SequencerBase):
         return weight_bank_depth(self._cfg)
 
     def elaborate(self, platform):
-        cfg = self._cfg
-        k, Ln = cfg.block_size, cfg.lanes
-        S = k // Ln                               # row groups per block
-        pack = bank_packing(cfg)
-        kp = k // pack                            # weight-memory words per block
-        H, Hp = cfg.hidden_size, cfg.padded(cfg.hidden_size)
-        R = Hp // k                               # tile rows
-        L = cfg.num_layers
-        xs, cs, pw, ws = cfg.q_state.width, cfg.q_cell.width, cfg.q_pre.width, cfg.q_weight.width
-        acc_w = cfg.acc_width
-        slots = vector_slots(cfg)
-        vwords = vector_depth(cfg) * k
-        gmax = max(len(cfg.layer_gates(layer)) for layer in range(L))
-        bases = serial_layer_bases(cfg)
-        wdepth = self.weight_depth
-        bdepth = bias_rows(cfg)
-        mem_word = bank_word_bits(cfg)
-        m = Module()
+        """The module: a :class:`_SerialBuild` emits it block by block."""
+        return _SerialBuild(self, platform).build()
 
-        def nj(layer):
-            return serial_col_blocks(cfg, layer)
 
-        # first word of each vector slot, and the slot a layer reads with its h (contiguous after it)
-        word_base = {name: slot.base * k for name, slot in slots.items()}
+class _SerialBuild:
+    """One elaboration of a :class:`SerialAccelerator`: the module ``m``, the sizes and the shared signals.
 
-        def src_slot(layer):
-            return f"h{layer - 1}" if layer else "x0"
+    :meth:`build` calls one method per block, in a fixed order: Amaranth names (and deduplicates)
+    signals, memories, ports and submodules in the order they are made, so the order is part of the
+    generated Verilog. A method makes its signals as locals (a signal without an explicit name is named
+    after its variable) and keeps those later blocks use as attributes of the same name.
+    """
 
-        # ------------------------------------------------------------ memories and FIFOs
-        in_fifo, out_fifo = self._stream_fifos(m)
+    def __init__(self, top: SerialAccelerator, platform):
+        cfg = top.cfg
+        self.top, self.cfg, self.platform = top, cfg, platform
+        self.weights = top._weights
+        self.prog = top._program
+        k = self.k = cfg.block_size
+        self.Ln = cfg.lanes
+        self.S = k // self.Ln                     # row groups per block
+        self.pack = bank_packing(cfg)
+        self.kp = k // self.pack                  # weight-memory words per block
+        self.H, self.Hp = cfg.hidden_size, cfg.padded(cfg.hidden_size)
+        self.R = self.Hp // k                     # tile rows
+        self.L = cfg.num_layers
+        self.xs, self.cs, self.pw, self.ws = cfg.q_state.width, cfg.q_cell.width, cfg.q_pre.width, cfg.q_weight.width
+        self.acc_w = cfg.acc_width
+        self.vrows = vector_depth(cfg)
+        self.vwords = self.vrows * k
+        self.gmax = max(len(cfg.layer_gates(layer)) for layer in range(self.L))
+        self.bases = serial_layer_bases(cfg)
+        self.wdepth = top.weight_depth
+        self.bdepth = bias_rows(cfg)
+        self.mem_word = bank_word_bits(cfg)
+        # first word of each vector slot (a layer reads its h contiguous after its src_slot)
+        self.word_base = {name: slot.base * k for name, slot in vector_slots(cfg).items()}
+        self.m = Module()
+
+    def nj(self, layer):
+        """Column blocks of a layer's fused [input; h] columns."""
+        return serial_col_blocks(self.cfg, layer)
+
+    @staticmethod
+    def src_slot(layer):
+        """The vector slot a layer reads as its input (its h follows it)."""
+        return f"h{layer - 1}" if layer else "x0"
+
+    def build(self) -> Module:
+        """The whole module: the datapath blocks, then the sequencer FSM (IDLE, CLEAR, one state or
+        more per phase of the program, STEP_DONE)."""
+        self._memories()
+        self._weight_bank()
+        self._gate_units()
+        self._weight_fetch()
+        self._lanes()
+        self._serializer()
+        self._gate_inputs()
+        self._status()
+        m = self.m
+        with m.FSM(name="seq"):
+            self._idle_state()
+            self._clear_state()
+            for i, phase in enumerate(self.prog):
+                nxt = self.state_name(i + 1) if i + 1 < len(self.prog) else "STEP_DONE"
+                kind = phase[0]
+                if kind == "load":
+                    self._load_phase(i, nxt)
+                elif kind == "wait_out":
+                    self._wait_out_phase(i, nxt)
+                elif kind == "copy":
+                    self._copy_phase(i, phase[1], nxt)
+                else:
+                    self._mac_phase(i, phase[1], nxt)
+            self.top._step_done(m, self.busy)
+        return m
+
+    # ------------------------------------------------------------ memories and FIFOs
+    def _memories(self) -> None:
+        """The stream FIFOs; the vector, cell-state, scratch (``G * k`` pre-activations of a tile row) and
+        bias memories, one word wide, and their ports."""
+        cfg, m = self.cfg, self.m
+        in_fifo, out_fifo = self.top._stream_fifos(m)
         block = {"ram_style": "block"}
-        m.submodules.vectors = vmem = memory.Memory(shape=signed(xs), depth=vwords, init=[], attrs=block)
-        m.submodules.cell_state = cmem = memory.Memory(shape=signed(cs), depth=L * Hp, init=[], attrs=block)
-        m.submodules.scratch = smem = memory.Memory(shape=signed(pw), depth=gmax * k, init=[], attrs=block)
+        m.submodules.vectors = vmem = memory.Memory(shape=signed(self.xs), depth=self.vwords, init=[], attrs=block)
+        m.submodules.cell_state = cmem = memory.Memory(shape=signed(self.cs), depth=self.L * self.Hp, init=[],
+                                                       attrs=block)
+        m.submodules.scratch = smem = memory.Memory(shape=signed(self.pw), depth=self.gmax * self.k, init=[],
+                                                    attrs=block)
         m.submodules.bias = bmem = memory.Memory(
-            shape=unsigned(cfg.bias_width), depth=bdepth,
-            init=bias_words(cfg, self._weights) if cfg.weights_in_rom else [], attrs=block)
+            shape=unsigned(cfg.bias_width), depth=self.bdepth,
+            init=bias_words(cfg, self.weights) if cfg.weights_in_rom else [], attrs=block)
         v_r, v_w = vmem.read_port(), vmem.write_port()
         c_r, c_w = cmem.read_port(), cmem.write_port()
         s_r, s_w = smem.read_port(), smem.write_port()
         b_r = bmem.read_port()
+        self.in_fifo, self.out_fifo, self.bmem = in_fifo, out_fifo, bmem
+        self.v_r, self.v_w, self.c_r, self.c_w, self.s_r, self.s_w, self.b_r = v_r, v_w, c_r, c_w, s_r, s_w, b_r
 
-        # weight bank: one address for reads and writes (single-port RAM / SPRAM)
+    # ------------------------------------------------------------ weight bank
+    def _weight_bank(self) -> None:
+        """The weight bank, ``pack`` weights a word: one address for reads and writes (single-port RAM /
+        SPRAM), ROM when the weights are baked in, SB_SPRAM256KA primitives where
+        :func:`rnnaccel.hw.mvu.uses_spram_primitives` says so."""
+        cfg, m, wdepth, mem_word = self.cfg, self.m, self.wdepth, self.mem_word
         w_addr = Signal(range(max(2, wdepth)), name="weight_addr")     # fetch address
         w_rd = Signal(name="weight_rd")
         w_sel = Signal(name="weight_wsel")
@@ -124,10 +186,10 @@ class SerialAccelerator(SequencerBase):
         w_waddr = Signal(range(max(2, wdepth)))
         addr = Signal(range(max(2, wdepth)), name="weight_bank_addr")
         m.d.comb += addr.eq(Mux(w_sel, w_waddr, w_addr))
-        if uses_spram_primitives(cfg, platform):
+        if uses_spram_primitives(cfg, self.platform):
             w_data = spram_bank(m, "weights", wdepth, addr, w_wdata[:16], w_sel)
         else:
-            init = bank_words(cfg, weight_banks(cfg, self._weights)[0][0]) if cfg.weights_in_rom else []
+            init = bank_words(cfg, weight_banks(cfg, self.weights)[0][0]) if cfg.weights_in_rom else []
             m.submodules.weights = wmem = memory.Memory(
                 shape=unsigned(mem_word), depth=max(2, wdepth), init=init,
                 attrs={"ram_style": "huge" if cfg.weight_ram == "huge" else "block"})
@@ -137,52 +199,71 @@ class SerialAccelerator(SequencerBase):
                 wwp = wmem.write_port()
                 m.d.comb += [wwp.addr.eq(addr), wwp.data.eq(w_wdata), wwp.en.eq(w_sel)]
             w_data = wr.data
+        self.w_addr, self.w_rd, self.w_sel, self.w_wdata, self.w_waddr, self.w_data = (
+            w_addr, w_rd, w_sel, w_wdata, w_waddr, w_data)
 
-        # gate units (one per distinct gate count)
+    def _gate_units(self) -> None:
+        """The gate units, one per distinct gate count (``gate_units[G]``)."""
+        cfg = self.cfg
         gate_units = {}
-        for layer in range(L):
+        for layer in range(self.L):
             g_n = len(cfg.layer_gates(layer))
             if g_n not in gate_units:
                 gate_units[g_n] = gu = GateUnit(cfg, layer=layer, phase="update")
-                m.submodules[f"gate_{g_n}"] = gu
+                self.m.submodules[f"gate_{g_n}"] = gu
+        self.gate_units = gate_units
 
-        # ------------------------------------------------------------ weight fetch -> shadow register
+    # ------------------------------------------------------------ weight fetch -> shadow register
+    def _weight_fetch(self) -> None:
+        """The shadow register (the next block's vector, ``pack`` weights shifted in per read) and the
+        fetch walker: the block whose words are being read, one block ahead of the lanes."""
+        m, k, pack, kp, S, L, wdepth = self.m, self.k, self.pack, self.kp, self.S, self.L, self.wdepth
+        ws, w_data = self.ws, self.w_data
         shadow = [Signal(signed(ws), name=f"shadow{t}") for t in range(k)]
         w_valid = Signal(name="weight_valid")
-        m.d.sync += w_valid.eq(w_rd)
+        m.d.sync += w_valid.eq(self.w_rd)
         with m.If(w_valid):
             for t in range(k - pack):
                 m.d.sync += shadow[t].eq(shadow[t + pack])
             for q in range(pack):
                 m.d.sync += shadow[k - pack + q].eq(w_data[q * ws:(q + 1) * ws].as_signed())
 
-        # fetch walker: the block whose words are being read (one block ahead of the lanes)
         f_n = Signal(range(kp), name="fetch_word")
-        f_j = Signal(range(max(nj(layer) for layer in range(L)) + 1), name="fetch_col")
+        f_j = Signal(range(max(self.nj(layer) for layer in range(L)) + 1), name="fetch_col")
         f_s = Signal(range(S), name="fetch_group")
         f_rb = Signal(range(wdepth + 1), name="fetch_row_base")   # packed base of (i, g)
         f_ba = Signal(range(wdepth + 1), name="fetch_block_base")
         off = Signal(range(kp), name="fetch_offset")
-        m.d.comb += off.eq((f_s * (Ln // pack) + f_n) % kp if kp > 1 else 0)
-        m.d.comb += w_addr.eq(f_ba + off)
+        m.d.comb += off.eq((f_s * (self.Ln // pack) + f_n) % kp if kp > 1 else 0)
+        m.d.comb += self.w_addr.eq(f_ba + off)
+        self.shadow = shadow
+        self.f_n, self.f_j, self.f_s, self.f_rb, self.f_ba = f_n, f_j, f_s, f_rb, f_ba
 
-        def fetch_step(layer):
-            """One fetch read this cycle (``w_rd`` set by the caller); advance the walker."""
-            n_j = nj(layer)
-            m.d.sync += f_n.eq(f_n + 1)
-            with m.If(f_n == kp - 1):
-                m.d.sync += [f_n.eq(0), f_j.eq(f_j + 1), f_ba.eq(f_ba + kp)]
-                with m.If(f_j == n_j - 1):
-                    m.d.sync += [f_j.eq(0), f_s.eq(f_s + 1), f_ba.eq(f_rb)]
-                    with m.If(f_s == S - 1):
-                        m.d.sync += [f_s.eq(0), f_rb.eq(f_rb + n_j * kp), f_ba.eq(f_rb + n_j * kp)]
+    def fetch_step(self, layer):
+        """One fetch read this cycle (``w_rd`` set by the caller); advance the walker."""
+        m, kp, S = self.m, self.kp, self.S
+        f_n, f_j, f_s, f_rb, f_ba = self.f_n, self.f_j, self.f_s, self.f_rb, self.f_ba
+        n_j = self.nj(layer)
+        m.d.sync += f_n.eq(f_n + 1)
+        with m.If(f_n == kp - 1):
+            m.d.sync += [f_n.eq(0), f_j.eq(f_j + 1), f_ba.eq(f_ba + kp)]
+            with m.If(f_j == n_j - 1):
+                m.d.sync += [f_j.eq(0), f_s.eq(f_s + 1), f_ba.eq(f_rb)]
+                with m.If(f_s == S - 1):
+                    m.d.sync += [f_s.eq(0), f_rb.eq(f_rb + n_j * kp), f_ba.eq(f_rb + n_j * kp)]
 
-        # ------------------------------------------------------------ issue walker (stage 0)
-        i_row = Signal(range(R + 1), name="row")
-        i_g = Signal(range(gmax), name="gate")
+    # ------------------------------------------------------------ issue walker and lanes
+    def _lanes(self) -> None:
+        """The issue walker (stage 0: row, gate, row group, column of the pass) and the lanes: operands
+        from the rotating register (stage 1), products (stage 2, one DSP per lane), accumulators
+        (stage 3); the pass's (gate, row group), latched at its last issue for the serializer."""
+        m, k, Ln, S, L, ws, xs = self.m, self.k, self.Ln, self.S, self.L, self.ws, self.xs
+        shadow, acc_w = self.shadow, self.acc_w
+        i_row = Signal(range(self.R + 1), name="row")
+        i_g = Signal(range(self.gmax), name="gate")
         i_s = Signal(range(S), name="group")
-        pcnt = Signal(range(max(nj(layer) for layer in range(L)) * k + 1), name="pass_cycle")
-        va = Signal(range(vwords + 1), name="vec_addr")
+        pcnt = Signal(range(max(self.nj(layer) for layer in range(L)) * k + 1), name="pass_cycle")
+        va = Signal(range(self.vwords + 1), name="vec_addr")
         issue = Signal(name="issue")
         first0, last0 = Signal(), Signal()
         c0 = Signal(range(k))
@@ -196,7 +277,7 @@ class SerialAccelerator(SequencerBase):
         with m.If(v1):
             for t in range(k):
                 m.d.sync += rot[t].eq(opnd[(t - 1) % k])
-        xw = v_r.data
+        xw = self.v_r.data
 
         # stage 2: products (one DSP per lane); stage 3: accumulate
         prod = [Signal(signed(ws + xs), name=f"prod{l}") for l in range(Ln)]
@@ -213,16 +294,24 @@ class SerialAccelerator(SequencerBase):
         pend_s = Signal.like(i_s)
         with m.If(issue & last0):
             m.d.sync += [pend_g.eq(i_g), pend_s.eq(i_s)]
+        self.i_row, self.i_g, self.i_s, self.pcnt, self.va, self.issue = i_row, i_g, i_s, pcnt, va, issue
+        self.first0, self.last0, self.c0 = first0, last0, c0
+        self.acc, self.a_last, self.pend_g, self.pend_s = acc, a_last, pend_g, pend_s
 
-        # ------------------------------------------------------------ serializer, bias, narrow -> scratch
+    # ------------------------------------------------------------ serializer, bias, narrow -> scratch
+    def _serializer(self) -> None:
+        """A pass's ``lanes`` sums, one a cycle: the fused bias word added, narrowed once to ``q_pre``,
+        written to scratch word ``gate * k + row``; ``scratch_written`` counts the writes."""
+        cfg, m, k, Ln, Hp, gmax, acc_w = self.cfg, self.m, self.k, self.Ln, self.Hp, self.gmax, self.acc_w
+        acc, b_r, s_w, i_g, i_row = self.acc, self.b_r, self.s_w, self.i_g, self.i_row
         outbuf = [Signal(signed(acc_w), name=f"sum{l}") for l in range(Ln)]
         ser_cnt = Signal(range(Ln + 1))
         ser_g = Signal.like(i_g)
         ser_pos = Signal(range(k + 1))                   # row inside the tile row
-        bias_base = Signal(range(bdepth + 1))            # this layer's first bias word
-        with m.If(a_last):
+        bias_base = Signal(range(self.bdepth + 1))       # this layer's first bias word
+        with m.If(self.a_last):
             m.d.sync += [outbuf[lane].eq(acc[lane]) for lane in range(Ln)]
-            m.d.sync += [ser_cnt.eq(Ln), ser_g.eq(pend_g), ser_pos.eq(pend_s * Ln)]
+            m.d.sync += [ser_cnt.eq(Ln), ser_g.eq(self.pend_g), ser_pos.eq(self.pend_s * Ln)]
         with m.Elif(ser_cnt != 0):
             m.d.sync += [outbuf[lane].eq(outbuf[lane + 1]) for lane in range(Ln - 1)]
             m.d.sync += [ser_cnt.eq(ser_cnt - 1), ser_pos.eq(ser_pos + 1)]
@@ -232,7 +321,7 @@ class SerialAccelerator(SequencerBase):
         e1, e2 = Signal(), Signal()
         sum1 = Signal(signed(acc_w))
         sa1 = Signal(range(gmax * k))
-        pre2 = Signal(signed(pw))
+        pre2 = Signal(signed(self.pw))
         sa2 = Signal.like(sa1)
         m.d.sync += [e1.eq(emit), e2.eq(e1), sa2.eq(sa1)]
         with m.If(emit):
@@ -244,8 +333,15 @@ class SerialAccelerator(SequencerBase):
         m.d.comb += [s_w.addr.eq(sa2), s_w.data.eq(pre2), s_w.en.eq(e2)]
         with m.If(e2):
             m.d.sync += written.eq(written + 1)
+        self.bias_base, self.written = bias_base, written
 
-        # ------------------------------------------------------------ gate phase of a tile row
+    # ------------------------------------------------------------ gate phase of a tile row
+    def _gate_inputs(self) -> None:
+        """The gate phase's inputs: scratch read at ``gate_sub * k + gate_element``, the first G - 1 gates
+        of an element held in ``gate_pre*`` until the last is read, and the cell-state read; ``c_base`` (the
+        layer's first cell-state word) and ``gate_out_element`` (outputs written) for GATE."""
+        m, k, L, Hp, gmax, pw = self.m, self.k, self.L, self.Hp, self.gmax, self.pw
+        s_r = self.s_r
         g_el = Signal(range(k + 1), name="gate_element")
         g_sub = Signal(range(max(2, gmax)), name="gate_sub")
         rd_sub = Signal.like(g_sub)
@@ -256,184 +352,220 @@ class SerialAccelerator(SequencerBase):
             with m.If(rd_sub == g):
                 m.d.sync += col[g].eq(s_r.data)
         c_base = Signal(range(L * Hp + 1))
-        for g_n, gu in gate_units.items():
+        for g_n, gu in self.gate_units.items():
             for g in range(g_n):
                 pre = s_r.data if g == g_n - 1 else Mux(rd_sub == g, s_r.data, col[g])
                 m.d.comb += [gu.i_xp[g].eq(pre), gu.i_hp[g].eq(0)]
-            m.d.comb += [gu.i_c.eq(c_r.data), gu.i_h.eq(0), gu.i_x.eq(0), gu.en.eq(1)]
+            m.d.comb += [gu.i_c.eq(self.c_r.data), gu.i_h.eq(0), gu.i_x.eq(0), gu.en.eq(1)]
         o_el = Signal(range(k + 1), name="gate_out_element")
+        self.g_el, self.g_sub, self.c_base, self.o_el = g_el, g_sub, c_base, o_el
 
-        # ------------------------------------------------------------ status and counters
+    # ------------------------------------------------------------ status, counters, phase entry
+    def _status(self) -> None:
+        """Status and counters (:class:`SequencerBase`); the element counter of CLEAR, load and copy and the
+        copy phase's write a cycle behind its read (``cp_v``, ``cp_a``)."""
         busy, waiting, error, clearing = Signal(), Signal(), Signal(), Signal()
-        self._status_and_counters(m, busy, waiting, error, clearing)
+        self.top._status_and_counters(self.m, busy, waiting, error, clearing)
 
-        e_cnt = Signal(range(max(vwords, L * Hp, cfg.input_size, H) + 2))
+        e_cnt = Signal(range(max(self.vwords, self.L * self.Hp, self.cfg.input_size, self.H) + 2))
         cp_v = Signal()
-        cp_a = Signal(range(vwords + 1))
-        cmd = self.i_cmd.payload
-        prog = self._program
-        vrows = vector_depth(cfg)
+        cp_a = Signal(range(self.vwords + 1))
+        self.busy, self.waiting, self.error, self.clearing = busy, waiting, error, clearing
+        self.e_cnt, self.cp_v, self.cp_a = e_cnt, cp_v, cp_a
 
-        def state_name(i):
-            return f"P{i}_{'_'.join(str(a) for a in prog[i])}"
+    def state_name(self, i):
+        """The FSM state of phase i (a mac phase's first state, FILL; the others add a suffix)."""
+        return f"P{i}_{'_'.join(str(a) for a in self.prog[i])}"
 
-        def enter(i):
-            """Statements on entering phase i (counters and walkers)."""
-            if i >= len(prog):
-                return []
-            kind = prog[i][0]
-            if kind in ("load", "copy", "wait_out"):
-                return [e_cnt.eq(0), cp_v.eq(0)]
-            layer = prog[i][1]
-            wb, bb = bases[layer]
-            return [e_cnt.eq(0), f_n.eq(0), f_j.eq(0), f_s.eq(0), f_rb.eq(wb // pack), f_ba.eq(wb // pack),
-                    i_row.eq(0), i_g.eq(0), i_s.eq(0), pcnt.eq(0), va.eq(word_base[src_slot(layer)]),
-                    bias_base.eq(bb), c_base.eq(layer * Hp), written.eq(0), g_el.eq(0), g_sub.eq(0), o_el.eq(0)]
+    def enter(self, i):
+        """Statements on entering phase i (counters and walkers)."""
+        prog = self.prog
+        if i >= len(prog):
+            return []
+        kind = prog[i][0]
+        if kind in ("load", "copy", "wait_out"):
+            return [self.e_cnt.eq(0), self.cp_v.eq(0)]
+        layer = prog[i][1]
+        wb, bb = self.bases[layer]
+        pack = self.pack
+        return [self.e_cnt.eq(0), self.f_n.eq(0), self.f_j.eq(0), self.f_s.eq(0), self.f_rb.eq(wb // pack),
+                self.f_ba.eq(wb // pack), self.i_row.eq(0), self.i_g.eq(0), self.i_s.eq(0), self.pcnt.eq(0),
+                self.va.eq(self.word_base[self.src_slot(layer)]), self.bias_base.eq(bb),
+                self.c_base.eq(layer * self.Hp), self.written.eq(0), self.g_el.eq(0), self.g_sub.eq(0),
+                self.o_el.eq(0)]
 
-        with m.FSM(name="seq"):
-            with m.State("IDLE"):
-                m.d.comb += self.i_cmd.ready.eq(1)
-                with m.If(self.i_cmd.valid):
-                    with m.Switch(cmd.op):
-                        with m.Case(Op.NOP):
-                            pass
-                        with m.Case(Op.RESET_STATE):
-                            m.d.sync += e_cnt.eq(0)
-                            m.next = "CLEAR"
-                        with m.Case(Op.WRITE_VEC):
-                            ok = (cmd.sel < k) & (cmd.addr < vrows)
-                            m.d.comb += [v_w.addr.eq(cmd.addr * k + cmd.sel[:max(1, (k - 1).bit_length())]),
-                                         v_w.data.eq(cmd.data[:xs]), v_w.en.eq(ok)]
-                            with m.If(~ok):
+    # ------------------------------------------------------------ IDLE and CLEAR
+    def _idle_state(self) -> None:
+        """IDLE: decode a command (writes to the vector, cell-state, weight and bias memories; RESET_STATE
+        goes to CLEAR), or start a step when the input FIFO has a word."""
+        cfg, m, top, k, xs, L, Hp = self.cfg, self.m, self.top, self.k, self.xs, self.L, self.Hp
+        v_w, c_w, error, mem_word = self.v_w, self.c_w, self.error, self.mem_word
+        cmd = top.i_cmd.payload
+        with m.State("IDLE"):
+            m.d.comb += top.i_cmd.ready.eq(1)
+            with m.If(top.i_cmd.valid):
+                with m.Switch(cmd.op):
+                    with m.Case(Op.NOP):
+                        pass
+                    with m.Case(Op.RESET_STATE):
+                        m.d.sync += self.e_cnt.eq(0)
+                        m.next = "CLEAR"
+                    with m.Case(Op.WRITE_VEC):
+                        ok = (cmd.sel < k) & (cmd.addr < self.vrows)
+                        m.d.comb += [v_w.addr.eq(cmd.addr * k + cmd.sel[:max(1, (k - 1).bit_length())]),
+                                     v_w.data.eq(cmd.data[:xs]), v_w.en.eq(ok)]
+                        with m.If(~ok):
+                            m.d.sync += error.eq(1)
+                    with m.Case(Op.WRITE_C):
+                        ok = cmd.addr < L * Hp
+                        m.d.comb += [c_w.addr.eq(cmd.addr), c_w.data.eq(cmd.data[:self.cs]), c_w.en.eq(ok)]
+                        with m.If(~ok):
+                            m.d.sync += error.eq(1)
+                    with m.Case(Op.WRITE_WEIGHT):
+                        if cfg.weights_in_rom:
+                            m.d.sync += error.eq(1)
+                        else:
+                            to_w = (cmd.sel == 0) & (cmd.addr < self.wdepth)
+                            to_b = (cmd.sel == 1) & (cmd.addr < self.bdepth)
+                            bw = self.bmem.write_port()
+                            m.d.comb += [self.w_sel.eq(to_w), self.w_waddr.eq(cmd.addr),
+                                         self.w_wdata.eq(cmd.data[:mem_word]),
+                                         bw.addr.eq(cmd.addr), bw.data.eq(cmd.data[:cfg.bias_width]), bw.en.eq(to_b)]
+                            with m.If(~(to_w | to_b)):
                                 m.d.sync += error.eq(1)
-                        with m.Case(Op.WRITE_C):
-                            ok = cmd.addr < L * Hp
-                            m.d.comb += [c_w.addr.eq(cmd.addr), c_w.data.eq(cmd.data[:cs]), c_w.en.eq(ok)]
-                            with m.If(~ok):
-                                m.d.sync += error.eq(1)
-                        with m.Case(Op.WRITE_WEIGHT):
-                            if cfg.weights_in_rom:
-                                m.d.sync += error.eq(1)
-                            else:
-                                to_w = (cmd.sel == 0) & (cmd.addr < wdepth)
-                                to_b = (cmd.sel == 1) & (cmd.addr < bdepth)
-                                bw = bmem.write_port()
-                                m.d.comb += [w_sel.eq(to_w), w_waddr.eq(cmd.addr), w_wdata.eq(cmd.data[:mem_word]),
-                                             bw.addr.eq(cmd.addr), bw.data.eq(cmd.data[:cfg.bias_width]),
-                                             bw.en.eq(to_b)]
-                                with m.If(~(to_w | to_b)):
-                                    m.d.sync += error.eq(1)
-                        self._common_commands(m, error)
-                with m.Elif(in_fifo.r_rdy):
-                    m.next = state_name(0)
-                    m.d.sync += enter(0)
+                    top._common_commands(m, error)
+            with m.Elif(self.in_fifo.r_rdy):
+                m.next = self.state_name(0)
+                m.d.sync += self.enter(0)
 
-            with m.State("CLEAR"):
-                m.d.comb += [busy.eq(1), clearing.eq(1), self.phase.eq(PHASE_CLEAR)]
-                m.d.comb += [v_w.addr.eq(e_cnt), v_w.data.eq(0), v_w.en.eq(e_cnt < vwords),
-                             c_w.addr.eq(e_cnt), c_w.data.eq(0), c_w.en.eq(e_cnt < L * Hp)]
+    def _clear_state(self) -> None:
+        """CLEAR: zero the vector and cell-state memories, a word of each a cycle."""
+        m, e_cnt, v_w, c_w, vwords, LHp = self.m, self.e_cnt, self.v_w, self.c_w, self.vwords, self.L * self.Hp
+        with m.State("CLEAR"):
+            m.d.comb += [self.busy.eq(1), self.clearing.eq(1), self.top.phase.eq(PHASE_CLEAR)]
+            m.d.comb += [v_w.addr.eq(e_cnt), v_w.data.eq(0), v_w.en.eq(e_cnt < vwords),
+                         c_w.addr.eq(e_cnt), c_w.data.eq(0), c_w.en.eq(e_cnt < LHp)]
+            m.d.sync += e_cnt.eq(e_cnt + 1)
+            with m.If(e_cnt >= max(vwords, LHp) - 1):
+                m.next = "IDLE"
+
+    # ------------------------------------------------------------ phases
+    def _load_phase(self, i, nxt) -> None:
+        """load: the step's inputs from the input FIFO into slot x0."""
+        m, e_cnt, v_w, in_fifo = self.m, self.e_cnt, self.v_w, self.in_fifo
+        with m.State(self.state_name(i)):
+            m.d.comb += [self.busy.eq(1), self.top.phase.eq(i + 1)]
+            m.d.comb += [in_fifo.r_en.eq(1), self.waiting.eq(~in_fifo.r_rdy),
+                         v_w.addr.eq(self.word_base["x0"] + e_cnt), v_w.data.eq(in_fifo.r_data.as_signed()),
+                         v_w.en.eq(in_fifo.r_rdy)]
+            with m.If(in_fifo.r_rdy):
                 m.d.sync += e_cnt.eq(e_cnt + 1)
-                with m.If(e_cnt >= max(vwords, L * Hp) - 1):
-                    m.next = "IDLE"
+                with m.If(e_cnt == self.cfg.input_size - 1):
+                    m.next = nxt
+                    m.d.sync += self.enter(i + 1)
 
-            for i, phase in enumerate(prog):
-                nxt = state_name(i + 1) if i + 1 < len(prog) else "STEP_DONE"
-                kind = phase[0]
-                if kind == "load":
-                    with m.State(state_name(i)):
-                        m.d.comb += [busy.eq(1), self.phase.eq(i + 1)]
-                        m.d.comb += [in_fifo.r_en.eq(1), waiting.eq(~in_fifo.r_rdy),
-                                     v_w.addr.eq(word_base["x0"] + e_cnt), v_w.data.eq(in_fifo.r_data.as_signed()),
-                                     v_w.en.eq(in_fifo.r_rdy)]
-                        with m.If(in_fifo.r_rdy):
-                            m.d.sync += e_cnt.eq(e_cnt + 1)
-                            with m.If(e_cnt == cfg.input_size - 1):
-                                m.next = nxt
-                                m.d.sync += enter(i + 1)
-                elif kind == "wait_out":
-                    with m.State(state_name(i)):
-                        m.d.comb += [busy.eq(1), self.phase.eq(i + 1), waiting.eq(out_fifo.level != 0)]
-                        with m.If(out_fifo.level == 0):
-                            m.next = nxt
-                            m.d.sync += enter(i + 1)
-                elif kind == "copy":
-                    layer = phase[1]
-                    last_layer = layer == L - 1
-                    with m.State(state_name(i)):
-                        # hn -> h{layer} (and the output stream): read element e, write it a cycle later
-                        m.d.comb += [busy.eq(1), self.phase.eq(i + 1)]
-                        rd = Signal(name=f"copy{layer}_rd")
-                        m.d.comb += [rd.eq(e_cnt < H), v_r.addr.eq(word_base["hn"] + e_cnt), v_r.en.eq(rd)]
-                        m.d.sync += [cp_v.eq(rd), cp_a.eq(word_base[f"h{layer}"] + e_cnt)]
-                        with m.If(rd):
-                            m.d.sync += e_cnt.eq(e_cnt + 1)
-                        m.d.comb += [v_w.addr.eq(cp_a), v_w.data.eq(v_r.data), v_w.en.eq(cp_v)]
-                        if last_layer:
-                            m.d.comb += [out_fifo.w_data.eq(v_r.data), out_fifo.w_en.eq(cp_v)]
-                        with m.If(cp_v & ~rd):
-                            m.next = nxt
-                            m.d.sync += enter(i + 1)
-                else:  # mac
-                    layer = phase[1]
-                    G, n_j = len(cfg.layer_gates(layer)), nj(layer)
-                    gu = gate_units[G]
-                    src_base = word_base[src_slot(layer)]
-                    fill, run, drain, gate = (f"{state_name(i)}_{sub}" for sub in ("FILL", "RUN", "DRAIN", "GATE"))
-                    with m.State(state_name(i)):
-                        # the first block's vector into the shadow register (kp reads)
-                        m.d.comb += [busy.eq(1), self.phase.eq(i + 1), w_rd.eq(1)]
-                        fetch_step(layer)
-                        with m.If(f_n == kp - 1):
-                            m.next = run
-                    with m.State(run):
-                        m.d.comb += [busy.eq(1), self.phase.eq(i + 1), issue.eq(1),
-                                     first0.eq(pcnt == 0), last0.eq(pcnt == n_j * k - 1),
-                                     v_r.addr.eq(va), v_r.en.eq(1)]
-                        # fetch the next block during this one's first kp cycles
-                        with m.If(c0 < kp):
-                            m.d.comb += w_rd.eq(1)
-                            fetch_step(layer)
-                        m.d.sync += [pcnt.eq(pcnt + 1), va.eq(va + 1)]
-                        with m.If(pcnt == n_j * k - 1):
-                            m.d.sync += [pcnt.eq(0), va.eq(src_base), i_s.eq(i_s + 1)]
-                            with m.If(i_s == S - 1):
-                                m.d.sync += [i_s.eq(0), i_g.eq(i_g + 1)]
-                                with m.If(i_g == G - 1):
-                                    m.d.sync += i_g.eq(0)
-                                    m.next = drain
-                    with m.State(drain):
-                        m.d.comb += [busy.eq(1), self.phase.eq(i + 1)]
-                        with m.If(written == G * k):
-                            m.d.sync += [written.eq(0), g_el.eq(0), g_sub.eq(0), o_el.eq(0)]
-                            m.next = gate
-                    with m.State(gate):
-                        # G scratch reads per element (gate g at word g * k + element), then the gate unit
-                        m.d.comb += [busy.eq(1), self.phase.eq(i + 1)]
-                        rd = Signal(name=f"gate{layer}_rd")
-                        last_sub = Signal(name=f"gate{layer}_last_sub")
-                        m.d.comb += [rd.eq(g_el < k), last_sub.eq(rd & (g_sub == G - 1)), s_r.en.eq(rd),
-                                     c_r.addr.eq(c_base + i_row * k + g_el), c_r.en.eq(last_sub)]
-                        v_gate = Signal(name=f"gate{layer}_valid")
-                        m.d.sync += v_gate.eq(last_sub)
-                        m.d.comb += gu.i_valid.eq(v_gate)
-                        with m.If(rd):
-                            m.d.sync += g_sub.eq(g_sub + 1)
-                        with m.If(last_sub):
-                            m.d.sync += [g_sub.eq(0), g_el.eq(g_el + 1)]
-                        out_pos = i_row * k + o_el
-                        m.d.comb += [v_w.addr.eq(word_base["hn"] + out_pos), v_w.data.eq(gu.o_h),
-                                     v_w.en.eq(gu.o_valid)]
-                        if cfg.cell == "lstm":
-                            m.d.comb += [c_w.addr.eq(c_base + out_pos), c_w.data.eq(gu.o_c), c_w.en.eq(gu.o_valid)]
-                        with m.If(gu.o_valid):
-                            m.d.sync += o_el.eq(o_el + 1)
-                            with m.If(o_el == k - 1):
-                                m.d.sync += i_row.eq(i_row + 1)
-                                with m.If(i_row == R - 1):
-                                    m.next = nxt
-                                    m.d.sync += enter(i + 1)
-                                with m.Else():
-                                    m.next = run
+    def _wait_out_phase(self, i, nxt) -> None:
+        """wait_out: until the output FIFO is empty (room for the last layer's copy to push H words)."""
+        m, out_fifo = self.m, self.out_fifo
+        with m.State(self.state_name(i)):
+            m.d.comb += [self.busy.eq(1), self.top.phase.eq(i + 1), self.waiting.eq(out_fifo.level != 0)]
+            with m.If(out_fifo.level == 0):
+                m.next = nxt
+                m.d.sync += self.enter(i + 1)
 
-            self._step_done(m, busy)
-        return m
+    def _copy_phase(self, i, layer, nxt) -> None:
+        """copy: slot hn to the layer's h slot (and, for the last layer, to the output stream)."""
+        m, e_cnt, cp_v, cp_a, word_base = self.m, self.e_cnt, self.cp_v, self.cp_a, self.word_base
+        v_r, v_w = self.v_r, self.v_w
+        last_layer = layer == self.L - 1
+        with m.State(self.state_name(i)):
+            # hn -> h{layer} (and the output stream): read element e, write it a cycle later
+            m.d.comb += [self.busy.eq(1), self.top.phase.eq(i + 1)]
+            rd = Signal(name=f"copy{layer}_rd")
+            m.d.comb += [rd.eq(e_cnt < self.H), v_r.addr.eq(word_base["hn"] + e_cnt), v_r.en.eq(rd)]
+            m.d.sync += [cp_v.eq(rd), cp_a.eq(word_base[f"h{layer}"] + e_cnt)]
+            with m.If(rd):
+                m.d.sync += e_cnt.eq(e_cnt + 1)
+            m.d.comb += [v_w.addr.eq(cp_a), v_w.data.eq(v_r.data), v_w.en.eq(cp_v)]
+            if last_layer:
+                m.d.comb += [self.out_fifo.w_data.eq(v_r.data), self.out_fifo.w_en.eq(cp_v)]
+            with m.If(cp_v & ~rd):
+                m.next = nxt
+                m.d.sync += self.enter(i + 1)
+
+    def _mac_phase(self, i, layer, nxt) -> None:
+        """mac: a layer's passes and gate phases, states FILL (named as the phase), RUN, DRAIN, GATE.
+
+        FILL fetches the first block's vector into the shadow register; RUN issues the passes of a tile
+        row (one column a cycle, fetching the next block meanwhile); DRAIN waits for the row's G * k
+        scratch words; GATE (:meth:`_mac_gate_state`) runs the gate unit over the row, then RUN again or
+        the next phase after the last row.
+        """
+        m, k, kp, S, busy, phase = self.m, self.k, self.kp, self.S, self.busy, self.top.phase
+        pcnt, va, i_s, i_g, c0 = self.pcnt, self.va, self.i_s, self.i_g, self.c0
+        G, n_j = len(self.cfg.layer_gates(layer)), self.nj(layer)
+        src_base = self.word_base[self.src_slot(layer)]
+        run, drain, gate = (f"{self.state_name(i)}_{sub}" for sub in ("RUN", "DRAIN", "GATE"))
+        with m.State(self.state_name(i)):
+            # the first block's vector into the shadow register (kp reads)
+            m.d.comb += [busy.eq(1), phase.eq(i + 1), self.w_rd.eq(1)]
+            self.fetch_step(layer)
+            with m.If(self.f_n == kp - 1):
+                m.next = run
+        with m.State(run):
+            m.d.comb += [busy.eq(1), phase.eq(i + 1), self.issue.eq(1),
+                         self.first0.eq(pcnt == 0), self.last0.eq(pcnt == n_j * k - 1),
+                         self.v_r.addr.eq(va), self.v_r.en.eq(1)]
+            # fetch the next block during this one's first kp cycles
+            with m.If(c0 < kp):
+                m.d.comb += self.w_rd.eq(1)
+                self.fetch_step(layer)
+            m.d.sync += [pcnt.eq(pcnt + 1), va.eq(va + 1)]
+            with m.If(pcnt == n_j * k - 1):
+                m.d.sync += [pcnt.eq(0), va.eq(src_base), i_s.eq(i_s + 1)]
+                with m.If(i_s == S - 1):
+                    m.d.sync += [i_s.eq(0), i_g.eq(i_g + 1)]
+                    with m.If(i_g == G - 1):
+                        m.d.sync += i_g.eq(0)
+                        m.next = drain
+        with m.State(drain):
+            m.d.comb += [busy.eq(1), phase.eq(i + 1)]
+            with m.If(self.written == G * k):
+                m.d.sync += [self.written.eq(0), self.g_el.eq(0), self.g_sub.eq(0), self.o_el.eq(0)]
+                m.next = gate
+        self._mac_gate_state(i, layer, gate, run, nxt)
+
+    def _mac_gate_state(self, i, layer, gate, run, nxt) -> None:
+        """GATE of a mac phase: G scratch reads per element (gate g at word ``g * k + element``), then the
+        gate unit; new h to slot hn, new c (lstm) to the cell-state memory."""
+        cfg, m, k, busy = self.cfg, self.m, self.k, self.busy
+        g_el, g_sub, o_el, i_row, c_base = self.g_el, self.g_sub, self.o_el, self.i_row, self.c_base
+        G = len(cfg.layer_gates(layer))
+        gu = self.gate_units[G]
+        with m.State(gate):
+            m.d.comb += [busy.eq(1), self.top.phase.eq(i + 1)]
+            rd = Signal(name=f"gate{layer}_rd")
+            last_sub = Signal(name=f"gate{layer}_last_sub")
+            m.d.comb += [rd.eq(g_el < k), last_sub.eq(rd & (g_sub == G - 1)), self.s_r.en.eq(rd),
+                         self.c_r.addr.eq(c_base + i_row * k + g_el), self.c_r.en.eq(last_sub)]
+            v_gate = Signal(name=f"gate{layer}_valid")
+            m.d.sync += v_gate.eq(last_sub)
+            m.d.comb += gu.i_valid.eq(v_gate)
+            with m.If(rd):
+                m.d.sync += g_sub.eq(g_sub + 1)
+            with m.If(last_sub):
+                m.d.sync += [g_sub.eq(0), g_el.eq(g_el + 1)]
+            out_pos = i_row * k + o_el
+            m.d.comb += [self.v_w.addr.eq(self.word_base["hn"] + out_pos), self.v_w.data.eq(gu.o_h),
+                         self.v_w.en.eq(gu.o_valid)]
+            if cfg.cell == "lstm":
+                m.d.comb += [self.c_w.addr.eq(c_base + out_pos), self.c_w.data.eq(gu.o_c), self.c_w.en.eq(gu.o_valid)]
+            with m.If(gu.o_valid):
+                m.d.sync += o_el.eq(o_el + 1)
+                with m.If(o_el == k - 1):
+                    m.d.sync += i_row.eq(i_row + 1)
+                    with m.If(i_row == self.R - 1):
+                        m.next = nxt
+                        m.d.sync += self.enter(i + 1)
+                    with m.Else():
+                        m.next = run

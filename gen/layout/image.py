@@ -47,7 +47,7 @@ from ..numeric.model import Weights, quantize_weights
 __all__ = ["pack_words", "bank_packing", "bank_words", "MatrixPlan", "plans", "VectorSlot", "vector_slots",
            "weight_banks", "bias_image", "bias_words", "bias_word_bits", "bias_rows", "weight_bank_words", "tile_of",
            "weight_bank_depth", "serial_col_blocks", "serial_weight_image", "serial_layer_bases",
-           "serial_weight_address"]
+           "serial_weight_address", "DatapathLayout", "ArrayLayout", "SerialLayout", "LAYOUTS", "layout_of"]
 
 
 def pack_words(values, width: int) -> int:
@@ -134,8 +134,8 @@ def vector_slots(cfg: Config) -> dict[str, VectorSlot]:
         sizes[f"h{layer}"] = cfg.padded(cfg.hidden_size) * win
     if cfg.cell == "gru" and not cfg.gru_reset_after:
         sizes["rh"] = cfg.padded(cfg.hidden_size)
-    if cfg.datapath == "serial":
-        sizes["hn"] = cfg.padded(cfg.hidden_size)
+    for name in layout_of(cfg).extra_slots:
+        sizes[name] = cfg.padded(cfg.hidden_size)
     out, base = {}, 0
     for name, words in sizes.items():
         segs = words // T
@@ -181,9 +181,10 @@ def weight_banks(cfg: Config, weights: Weights) -> list[list[np.ndarray]]:
     ``depth = sum(plan.words_per_bank)``. ``weights`` may be float or already
     :class:`~rnnaccel.numeric.model.QuantizedWeights`.
     """
-    qw = quantize_weights(cfg, weights)
-    if cfg.datapath == "serial":
-        return [[serial_weight_image(cfg, qw)]]
+    return layout_of(cfg).weight_banks(quantize_weights(cfg, weights))
+
+
+def _array_weight_banks(cfg: Config, qw: Weights) -> list[list[np.ndarray]]:
     T = cfg.tile
     ps = plans(cfg)
     depth = sum(p.words_per_bank for p in ps)
@@ -252,31 +253,22 @@ def bias_image(cfg: Config, weights: Weights) -> np.ndarray:
 
 def bias_words(cfg: Config, weights: Weights) -> list[int]:
     """The bias memory as unsigned words (:func:`bias_word_bits` wide), as the hardware stores them."""
-    if cfg.datapath == "serial":
-        qw = quantize_weights(cfg, weights)
-        mask = (1 << cfg.bias_width) - 1
-        return [int(v) & mask for v in _serial_bias(cfg, qw)]
-    return [pack_words(row, cfg.q_pre.width) for row in bias_image(cfg, weights)]
+    return layout_of(cfg).bias_words(quantize_weights(cfg, weights))
 
 
 def bias_word_bits(cfg: Config) -> int:
     """Bits of one bias-memory word: T q_pre words (array) or one ``b + c`` (serial)."""
-    return cfg.bias_width if cfg.datapath == "serial" else cfg.q_pre.width * cfg.tile
+    return layout_of(cfg).bias_word_bits
 
 
 def bias_rows(cfg: Config) -> int:
     """Words of the bias memory."""
-    if cfg.datapath == "serial":
-        Hp = cfg.padded(cfg.hidden_size)
-        return sum(len(cfg.layer_gates(layer)) * Hp for layer in range(cfg.num_layers))
-    return sum(p.br for p in plans(cfg))
+    return layout_of(cfg).bias_rows
 
 
 def weight_bank_words(cfg: Config) -> int:
     """Weight words of each weight bank (before SPRAM packing)."""
-    if cfg.datapath == "serial":
-        return cfg.weight_words()
-    return sum(p.words_per_bank for p in plans(cfg))
+    return layout_of(cfg).weight_bank_words
 
 
 def weight_bank_depth(cfg: Config) -> int:
@@ -335,3 +327,93 @@ def _serial_bias(cfg: Config, qw: Weights) -> np.ndarray:
         rows[:, :H] = b
         parts.append(rows.ravel())
     return np.concatenate(parts)
+
+
+# ----------------------------------------------------------------------------- per-datapath layouts
+class DatapathLayout:
+    """What differs between the datapaths' memory layouts; :func:`layout_of` picks one by ``cfg.datapath``.
+
+    The module's functions (:func:`weight_banks`, :func:`bias_words`, :func:`bias_rows`, ...) ask the
+    config's layout, so no function here branches on the datapath.
+    """
+
+    #: Vector slots beyond the inputs, hidden states and GRU's r*h (one padded hidden vector each).
+    extra_slots: tuple[str, ...] = ()
+
+    def __init__(self, cfg: Config):
+        self.cfg = cfg
+
+    @property
+    def bias_word_bits(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def bias_rows(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def weight_bank_words(self) -> int:
+        raise NotImplementedError
+
+    def weight_banks(self, qw: Weights) -> list[list[np.ndarray]]:
+        raise NotImplementedError
+
+    def bias_words(self, qw: Weights) -> list[int]:
+        raise NotImplementedError
+
+
+class ArrayLayout(DatapathLayout):
+    """The array datapath: chessboard plans over the PE grid, T-word vector and bias rows."""
+
+    @property
+    def bias_word_bits(self) -> int:
+        return self.cfg.q_pre.width * self.cfg.tile
+
+    @property
+    def bias_rows(self) -> int:
+        return sum(p.br for p in plans(self.cfg))
+
+    @property
+    def weight_bank_words(self) -> int:
+        return sum(p.words_per_bank for p in plans(self.cfg))
+
+    def weight_banks(self, qw: Weights) -> list[list[np.ndarray]]:
+        return _array_weight_banks(self.cfg, qw)
+
+    def bias_words(self, qw: Weights) -> list[int]:
+        return [pack_words(row, self.cfg.q_pre.width) for row in bias_image(self.cfg, qw)]
+
+
+class SerialLayout(DatapathLayout):
+    """The serial datapath: one weight bank of fused [W | U] rows, one-word vector and bias memories."""
+
+    extra_slots = ("hn",)
+
+    @property
+    def bias_word_bits(self) -> int:
+        return self.cfg.bias_width
+
+    @property
+    def bias_rows(self) -> int:
+        cfg = self.cfg
+        Hp = cfg.padded(cfg.hidden_size)
+        return sum(len(cfg.layer_gates(layer)) * Hp for layer in range(cfg.num_layers))
+
+    @property
+    def weight_bank_words(self) -> int:
+        return self.cfg.weight_words()
+
+    def weight_banks(self, qw: Weights) -> list[list[np.ndarray]]:
+        return [[serial_weight_image(self.cfg, qw)]]
+
+    def bias_words(self, qw: Weights) -> list[int]:
+        mask = (1 << self.cfg.bias_width) - 1
+        return [int(v) & mask for v in _serial_bias(self.cfg, qw)]
+
+
+LAYOUTS: dict[str, type[DatapathLayout]] = {"array": ArrayLayout, "serial": SerialLayout}
+
+
+def layout_of(cfg: Config) -> DatapathLayout:
+    """The memory layout of ``cfg.datapath``."""
+    return LAYOUTS[cfg.datapath](cfg)
