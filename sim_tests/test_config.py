@@ -55,7 +55,8 @@ def test_type_fields_cover_the_dataclass():
     assert {n for n, t in types.items() if t in ("int", int)} == set(INT_FIELDS)
     assert {n for n, t in types.items() if t in ("bool", bool)} == set(BOOL_FIELDS)
     assert {n for n, t in types.items() if t in ("float", float)} == {"sigmoid_range", "tanh_range"}
-    assert {n for n, t in types.items() if t in ("str", str)} == {"cell", "name", "weight_ram", "datapath"}
+    assert {n for n, t in types.items() if t in ("str", str)} == {"cell", "name", "weight_ram", "datapath",
+                                                                  "circulant_mode"}
 
 
 def test_hidden_size_string_is_refused():
@@ -263,7 +264,7 @@ def test_q_strings_are_parsed():
     assert cfg.q_weight == QFormat(8, 6) and cfg.q_pre == QFormat(16, 11)
 
 
-@pytest.mark.parametrize("field", ["q_weight", "q_state", "q_cell", "q_pre", "q_act"])
+@pytest.mark.parametrize("field", ["q_weight", "q_state", "q_cell", "q_pre", "q_act", "q_spectrum"])
 @pytest.mark.parametrize("bad", ["Q3", "Q3.40", "3.12", 16])
 def test_malformed_q_strings(field, bad):
     err = assert_config_error(field, bad, **{field: bad})
@@ -297,7 +298,8 @@ def test_from_toml_errors():
 
 ALL_CONFIGS = {"default": Config(), **PRESETS, "gru-before": Config(cell="gru", gru_reset_after=False),
                "dense": Config(block_size=1, lanes=8, sigmoid_range=4.0, tanh_range=2.0, interpolate=False),
-               "qrnn": Config(cell="qrnn", qrnn_window=1, num_layers=2, q_pre="Q5.10", seed=7)}
+               "qrnn": Config(cell="qrnn", qrnn_window=1, num_layers=2, q_pre="Q5.10", seed=7),
+               "fft": Config(circulant_mode="fft", q_spectrum="Q-1.8", block_size=8, lanes=8)}
 
 
 @pytest.mark.parametrize("name", sorted(ALL_CONFIGS))
@@ -312,7 +314,7 @@ def test_toml_round_trip(name, tmp_path):
     loaded = Config.load(path)
     assert loaded == cfg
     assert loaded.to_toml() == text
-    for qf in ("q_weight", "q_state", "q_cell", "q_pre", "q_act"):
+    for qf in ("q_weight", "q_state", "q_cell", "q_pre", "q_act", "q_spectrum"):
         assert isinstance(getattr(loaded, qf), QFormat)
     assert isinstance(loaded.sigmoid_range, float)
 
@@ -339,7 +341,7 @@ CHANGES = {"cell": "gru", "input_size": 32, "hidden_size": 32, "num_layers": 2, 
            "q_state": QFormat(16, 13), "q_cell": QFormat(16, 10), "q_pre": QFormat(16, 10),
            "q_act": QFormat(16, 15), "table_entries": 512, "sigmoid_range": 16.0, "tanh_range": 8.0,
            "interpolate": False, "weights_in_rom": False, "weight_ram": "huge", "stacked_projections": True,
-           "datapath": "serial", "seed": 1, "name": "other"}
+           "datapath": "serial", "seed": 1, "name": "other", "circulant_mode": "fft", "q_spectrum": QFormat(8, 7)}
 
 
 def test_changes_cover_every_field():

@@ -203,3 +203,58 @@ def test_integer_run_saturation_widens_the_format():
     assert any(n.startswith("q_pre: the integer run saturated 1 value(s) in Q3.12") for n in rep["notes"])
     _, rep2 = choose_formats(cfg, w, x, count_integer=False)
     assert rep2["classes"]["q_pre"]["format"] == "Q3.12" and rep2["classes"]["q_pre"]["integer_saturations"] is None
+
+
+# ============================================================================
+# E. the FFT circulant mode (issue 16): q_spectrum
+# ============================================================================
+
+@pytest.mark.parametrize("cell,kw", [VARIANTS[0], VARIANTS[2], VARIANTS[4]], ids=[VARIANT_IDS[0], VARIANT_IDS[2],
+                                                                                  VARIANT_IDS[4]])
+def test_fft_mode_chooses_q_spectrum(cell, kw):
+    from rnnaccel.numeric import fft
+
+    cfg, w, x = make(cell, circulant_mode="fft", **kw)
+    new, rep = choose_formats(cfg, w, x)
+    report(cell, kw, "fft mode\n" + format_report(rep))
+    spectra = np.concatenate([fft.weight_spectra(v).ravel() for key, v in w.items() if key.endswith((".W", ".U"))])
+    r = rep["classes"]["q_spectrum"]
+    assert r["format"] == str(new.q_spectrum) and new.q_spectrum.width == cfg.q_spectrum.width
+    assert r["observed_max"] == pytest.approx(np.abs(spectra).max()) and r["values"] == spectra.size
+    assert r["saturations"] == 0 and r["integer_saturations"] == 0
+    assert rep["classes"]["q_weight"]["integer_saturations"] is None       # not stored in FFT mode
+    assert count_saturations(spectra, QFormat(new.q_spectrum.width, new.q_spectrum.frac + 1)) > 0   # tightest
+    assert new.q_pre.frac <= new.fft_acc_frac
+    IntegerModel(new, w).run(x)
+
+
+def test_direct_mode_keeps_q_spectrum():
+    cfg, w, x = make("lstm")
+    new, rep = choose_formats(cfg, w, x)
+    assert new.q_spectrum == cfg.q_spectrum and "circulant_mode" not in new.to_toml()
+    assert "direct" in rep["classes"]["q_spectrum"]["source"]
+    assert rep["classes"]["q_spectrum"]["integer_saturations"] is None
+    forced, _ = choose_formats(cfg, w, x, spectrum="Q0.7")
+    assert forced.q_spectrum == QFormat(8, 7)
+
+
+def test_fft_mode_accumulator_back_off():
+    """FFT mode aligns biases to q_spectrum.frac + q_state.frac: a q_pre finer than that is backed off."""
+    cfg, w, x = make("lstm", circulant_mode="fft")
+    new, rep = choose_formats(cfg, w, x * 1.5, widths={"q_spectrum": 6, "q_state": 8})
+    assert new.q_pre.frac == new.fft_acc_frac < 11
+    assert any("q_spectrum.frac" in n for n in rep["notes"])
+    IntegerModel(new, w).run(x)
+
+
+@pytest.mark.parametrize("mode", ["direct", "fft"])
+@pytest.mark.parametrize("cell,kw", VARIANTS + [("lstm", {"datapath": "serial", "lanes": 2, "pe_cols": 1}),
+                                                ("rnn", {"datapath": "serial", "lanes": 2, "pe_cols": 1})],
+                         ids=VARIANT_IDS + ["lstm-serial", "rnn-serial"])
+def test_counting_run_is_bit_exact_both_modes(cell, kw, mode):
+    """The counting run mirrors golden in FFT mode, and with fused projections (serial datapath) in both modes."""
+    cfg, w, x = make(cell, scale=3.0, circulant_mode=mode, **kw)
+    cfg = cfg.replace(q_state=QFormat(12, 9), q_pre=QFormat(12, 8), q_cell=QFormat(12, 8), q_spectrum=QFormat(8, 6))
+    counts, out = integer_saturations(cfg, w, x * 2)
+    np.testing.assert_array_equal(out, IntegerModel(cfg, w).run(x * 2))
+    assert counts["q_state"] > 0 and counts["q_pre"] > 0

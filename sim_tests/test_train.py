@@ -4,8 +4,9 @@ A. Float forward (no quantization, true sigmoid/tanh) equals FloatModel for
    every cell and variant, 1-2 layers, k in {1, 4}.
 B. fake_quant + table_activations equals IntegerModel.run_float bit for bit
    (every cell, saturating inputs and weights included; the serial
-   datapath's fused projections too); the torch table lookup equals
-   rnnaccel.numeric.lut.lookup on every raw input of small formats.
+   datapath's fused projections too; the FFT circulant mode, issue 16, too);
+   the torch table lookup equals rnnaccel.numeric.lut.lookup on every raw
+   input of small formats.
 C. Gradients reach every defining vector and bias (float and quantized modes).
 D. Weights round trips (from_weights/to_weights, export, init_from_dense with
    k = 1 reproduces PyTorch's nn.LSTM/GRU/RNN).
@@ -167,6 +168,84 @@ def test_quantized_parameters_rounded_like_the_export():
     assert any(not torch.equal(a.float().double(), a) for a in mod.parameters())
     x = inputs(cfg)
     np.testing.assert_array_equal(mod(x)[0].detach().numpy(), IntegerModel(cfg, mod.to_weights()).run_float(x))
+
+
+# ---------------------------------------------------------------------------- FFT mode (issue 16)
+
+FFT_KW = dict(circulant_mode="fft", q_spectrum=QFormat(8, 5))
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+@pytest.mark.parametrize("k", [4, 8])
+@pytest.mark.parametrize("cell,kw", VARIANTS, ids=VARIANT_IDS)
+def test_fft_mode_forward_is_bit_exact_with_integer_model(cell, kw, layers, k):
+    """circulant_mode = 'fft': the hardware-exact forward is the golden model's FFT arithmetic bit for bit
+    (large weights and inputs: spectra, input spectra, projections and states saturate)."""
+    cfg = make_cfg(cell, layers, k, **{**kw, **FFT_KW})
+    mod = CirculantRNN(cfg, fake_quant=True, table_activations=True).reset_parameters(seed=5, scale=3.0)
+    x = inputs(cfg, n=4, t=8, scale=4.0, seed=7)
+    y, state = mod(x)
+    want = IntegerModel(cfg, mod.to_weights()).run_float(x)
+    np.testing.assert_array_equal(y.detach().numpy(), want)
+    # ... and differs from the direct mode's arithmetic somewhere
+    direct = CirculantRNN(cfg.replace(circulant_mode="direct"), fake_quant=True, table_activations=True)
+    assert not np.array_equal(direct.load_weights(mod.to_weights())(x)[0].detach().numpy(), want)
+    # the carried state continues like the golden model's
+    x2 = inputs(cfg, n=4, t=3, scale=4.0, seed=8)
+    gm = IntegerModel(cfg, mod.to_weights())
+    gm.run(x)
+    np.testing.assert_array_equal(mod(x2, state)[0].detach().numpy(), gm.run_float(x2))
+
+
+@pytest.mark.parametrize("cell", ["lstm", "rnn"])
+def test_fft_mode_serial_fused_bit_exact(cell):
+    """FFT mode on the serial datapath: [W | U] over [x; h] in one spectral accumulation, one inverse per row block."""
+    cfg = make_cfg(cell, 2, 16, datapath="serial", lanes=4, pe_cols=1, input_size=20, hidden_size=24, **FFT_KW)
+    mod = CirculantRNN(cfg, fake_quant=True, table_activations=True).reset_parameters(seed=6, scale=2.0)
+    x = inputs(cfg, n=3, t=6, scale=3.0, seed=3)
+    np.testing.assert_array_equal(mod(x)[0].detach().numpy(), IntegerModel(cfg, mod.to_weights()).run_float(x))
+
+
+def test_fft_mode_spectra_rounded_like_the_export():
+    """The spectra training sees are the ones quantize_weights stores for the exported float32 weights."""
+    from rnnaccel.models.train import spectrum_ste
+    from rnnaccel.numeric.model import quantize_weights
+
+    cfg = make_cfg("gru", 1, 8, **FFT_KW)
+    mod = CirculantRNN(cfg, fake_quant=True, table_activations=True).reset_parameters(seed=4)
+    with torch.no_grad():
+        for p in mod.parameters():
+            p.add_(1e-12)                                     # float64 values the float32 export rounds away
+    stored = quantize_weights(cfg, mod.to_weights())
+    for key in ("W", "U"):
+        p = getattr(mod.layers[0], key)
+        raw, vectors = spectrum_ste(p.to(torch.float32).to(torch.float64), cfg.q_spectrum)
+        np.testing.assert_array_equal(raw, stored[f"layer0.{key}"])
+        # the stand-in vectors are the ones whose DFT is the stored spectrum
+        from rnnaccel.numeric import fft
+        np.testing.assert_allclose(vectors.detach().numpy(),
+                                   fft.spectra_vectors(raw * cfg.q_spectrum.lsb), atol=1e-12)
+    x = inputs(cfg)
+    np.testing.assert_array_equal(mod(x)[0].detach().numpy(), IntegerModel(cfg, mod.to_weights()).run_float(x))
+
+
+@pytest.mark.parametrize("cell,kw", [VARIANTS[0], VARIANTS[2], VARIANTS[4]], ids=[VARIANT_IDS[0], VARIANT_IDS[2],
+                                                                                  VARIANT_IDS[4]])
+def test_fft_mode_gradients_reach_every_parameter(cell, kw):
+    cfg = make_cfg(cell, 2, 4, **{**kw, **FFT_KW})
+    mod = CirculantRNN(cfg, fake_quant=True, table_activations=True).reset_parameters(seed=3)
+    y, _ = mod(inputs(cfg))
+    (y ** 2).sum().backward()
+    for name, p in mod.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0, name
+
+
+def test_fft_mode_float_forward_is_the_float_model():
+    """Without fake_quant the FFT mode trains the same float product (exact arithmetic has no mode)."""
+    cfg = make_cfg("lstm", 1, 4, **FFT_KW)
+    mod = CirculantRNN(cfg).reset_parameters(seed=3)
+    x = inputs(cfg)
+    np.testing.assert_allclose(mod(x)[0].detach().numpy(), FloatModel(cfg, mod.to_weights()).run(x), atol=1e-12)
 
 
 def test_table_activations_without_fake_quant_reads_the_tables():
@@ -343,3 +422,46 @@ def test_retraining_recovers_accuracy_after_projection(tmp_path):
     assert acc_retrained >= acc_proj + 20
     assert acc_fq == acc_int  # the fake-quant module is the integer model
     assert acc_int >= acc_retrained - 5
+
+
+def test_fft_mode_retraining_with_the_exact_forward(tmp_path):
+    """FFT mode (issue 16): projected to k = 8 and quantized (8-bit spectra), the model is retrained through
+    the hardware-exact FFT forward; it recovers the dense accuracy and the exported model gives the same
+    accuracy in the integer golden model (its FFT arithmetic is what training ran)."""
+    from rnnaccel.models.quantize import choose_formats
+
+    t0 = time.time()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        torch.manual_seed(1)
+        rng = np.random.default_rng(1)
+        xtr, ytr = _toy(1024, rng)
+        xte, yte = _toy(512, rng)
+        dense = torch.nn.LSTM(I, H, batch_first=True).double()
+        head = torch.nn.Linear(H, NC).double()
+        _train(lambda x: dense(x)[0], dense.parameters(), head, xtr, ytr, epochs=15)
+        acc_dense = _accuracy(lambda x: dense(x)[0], head, xte, yte)
+        layers = [{"W": dense.weight_ih_l0.detach().numpy(), "b": dense.bias_ih_l0.detach().numpy(),
+                   "U": dense.weight_hh_l0.detach().numpy(), "c": dense.bias_hh_l0.detach().numpy()}]
+        base = Config(cell="lstm", input_size=I, hidden_size=H, block_size=8, lanes=8, pe_rows=1, pe_cols=2,
+                      circulant_mode="fft")
+        w = dense_to_weights(base, layers)
+        cfg, _ = choose_formats(base, w, xtr[:128].numpy())
+        assert cfg.fft_mode and cfg.q_spectrum.width == 8
+        acc_proj = _accuracy(lambda x: IntegerModel(cfg, w).run_float(x.numpy()), head, xte, yte)
+        exact = CirculantRNN.from_weights(cfg, w, fake_quant=True, table_activations=True)
+        _train(lambda x: exact(x)[0], exact.parameters(), head, xtr, ytr, epochs=6)
+        acc_fq = _accuracy(lambda x: exact(x)[0], head, xte, yte)
+        exact.export(tmp_path / "fft")
+        cfg2, w2 = load_model(tmp_path / "fft")
+        assert cfg2 == cfg
+        acc_int = _accuracy(lambda x: IntegerModel(cfg2, w2).run_float(x.numpy()), head, xte, yte)
+    finally:
+        torch.set_num_threads(threads)
+    report(f"toy task, FFT mode k=8 ({cfg.q_spectrum} spectra): dense {acc_dense:.1f}% | projected, integer FFT "
+           f"{acc_proj:.1f}% | retrained through the exact FFT forward {acc_fq:.1f}% | exported, integer golden "
+           f"{acc_int:.1f}% | {time.time() - t0:.1f} s")
+    assert acc_fq == acc_int
+    assert acc_int >= acc_dense - 5
+    assert acc_int >= acc_proj + 10

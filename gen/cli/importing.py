@@ -94,11 +94,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def _changes(args) -> dict:
     from .common import CLIError, parse_set
-    from ..numeric.config import Config
+    from ..numeric.config import FIELDS
     from ..models.importers import SHAPE_FIELDS
 
     changes = parse_set(getattr(args, "set", None))
-    known = {f for f in Config().to_dict()}
+    known = set(FIELDS)
     for key in changes:
         if key not in known:
             raise CLIError(f"--set {key}: not a config field (fields: {', '.join(sorted(known))})")

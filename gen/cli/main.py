@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .common import CLIError, load_inputs, parse_set, writable_output
-from ..numeric.config import PRESETS, Config, ConfigError, preset
+from ..numeric.config import FIELDS, PRESETS, Config, ConfigError, preset
 from ..numeric.fixedpoint import to_float
 
 __all__ = ["main", "CLIError"]
@@ -30,9 +30,9 @@ def _config_from_args(args) -> Config:
         changes["seed"] = args.seed
     if changes:
         data = cfg.to_dict()
-        unknown = sorted(set(changes) - set(data))
+        unknown = sorted(set(changes) - set(FIELDS))
         if unknown:
-            raise CLIError(f"--set {unknown[0]}: not a config field (fields: {', '.join(sorted(data))})")
+            raise CLIError(f"--set {unknown[0]}: not a config field (fields: {', '.join(sorted(FIELDS))})")
         data.update(changes)
         cfg = Config.from_dict(data)
     return cfg
@@ -128,6 +128,33 @@ def cmd_run(args) -> int:
     return 0
 
 
+def _fft_info(cfg: Config) -> list[str]:
+    """The FFT mode's formats (only in FFT mode)."""
+    if not cfg.fft_mode:
+        return []
+    return [f"circulant mode: fft (spectra {cfg.q_spectrum}, twiddles Q1.14; spectral accumulator "
+            f"{cfg.fft_acc_width} bits, inverse transform {cfg.fft_out_width} bits, frac {cfg.fft_acc_frac}; "
+            f"the gateware is not built yet)"]
+
+
+def _multiply_info(cfg: Config) -> list[str]:
+    """Multiplies per step of both circulant modes, counted from the schedule (rnnaccel.numeric.fft)."""
+    from ..numeric.fft import block_multiplies, step_multiplies, transform_multiplies
+
+    m = step_multiplies(cfg)
+    per = f"{cfg.block_size}^2 per block" if cfg.circulant else "dense: one per weight"
+    lines = [f"multiplies per step, direct: {m['direct']} ({per})"
+             + ("  <- this config" if not cfg.fft_mode and m["fft"] is not None else "")]
+    if m["fft"] is not None:
+        k = cfg.block_size
+        lines.append(f"multiplies per step, fft: {m['fft']} ({m['forward_transforms']} forward + "
+                     f"{m['inverse_transforms']} inverse transforms x {transform_multiplies(k)}, {m['blocks']} "
+                     f"blocks x {block_multiplies(k)}; {m['direct'] / m['fft']:.2f}x fewer; with 3-multiply "
+                     f"complex products {m['fft_3mult']}, {m['direct'] / m['fft_3mult']:.2f}x)"
+                     + ("  <- this config" if cfg.fft_mode else ""))
+    return lines
+
+
 def _info_text(cfg: Config) -> str:
     from ..numeric import lut
 
@@ -144,6 +171,7 @@ def _info_text(cfg: Config) -> str:
               f"fused projections (W x + U h + b + c, narrowed once)"),
              f"formats: weight {cfg.q_weight}, state {cfg.q_state}, cell {cfg.q_cell}, pre {cfg.q_pre}, "
              f"act {cfg.q_act}, accumulator {cfg.acc_width} bits (frac {cfg.acc_frac})",
+             *_fft_info(cfg),
              "matrices (padded rows x cols, cycles per sweep):"]
     for layer in range(cfg.num_layers):
         gates = ",".join(cfg.layer_gates(layer))
@@ -153,6 +181,7 @@ def _info_text(cfg: Config) -> str:
     lines.append(f"weight memory: {cfg.weight_words()} words = {cfg.weight_bytes} bytes "
                  f"(dense: {cfg.dense_weight_words()} words = {cfg.dense_weight_bytes} bytes; {saved:.1f}% saved)")
     lines.append(f"ideal cycles per step: {cfg.ideal_cycles_per_step}")
+    lines += _multiply_info(cfg)
     for fn in lut.FUNCTIONS:
         err = lut.table_error(cfg, fn)
         rng = cfg.sigmoid_range if fn == "sigmoid" else cfg.tanh_range
@@ -234,8 +263,8 @@ def _class_args(items, kind: str) -> dict:
             raise CLIError(f"--{kind} takes CLASS=VALUE, not {item!r}")
         key, value = (x.strip() for x in item.split("=", 1))
         name = key if key.startswith("q_") else f"q_{key}"
-        if name not in ("q_weight", "q_state", "q_cell", "q_pre", "q_act"):
-            raise CLIError(f"--{kind} {key}: the classes are weight, state, cell, pre, act")
+        if name not in ("q_weight", "q_state", "q_cell", "q_pre", "q_act", "q_spectrum"):
+            raise CLIError(f"--{kind} {key}: the classes are weight, state, cell, pre, act, spectrum")
         if kind == "width":
             try:
                 out[name] = int(value)
@@ -284,9 +313,11 @@ def cmd_build(args) -> int:
 
     from ..boards.build import build_board, format_report
     from ..boards.platforms import BoardError
+    from ..flow.toolchain import require_gateware
     from ..numeric.model import load_model
 
     cfg, weights = load_model(args.model)
+    require_gateware(cfg)
     out = Path(args.output) if args.output else Path("out") / "build" / f"{cfg.name}-{args.board.replace(':', '_')}"
     try:
         report = build_board(cfg, weights, args.board, out, freq_mhz=args.freq, baud=args.baud,

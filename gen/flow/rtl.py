@@ -140,7 +140,9 @@ def accelerator_verilog(cfg: Config, weights, family: str | None = None) -> str:
     from amaranth.back import verilog
 
     from ..hw.accelerator import make_accelerator
+    from .toolchain import require_gateware
 
+    require_gateware(cfg)
     top = make_accelerator(cfg, weights if cfg.weights_in_rom else None)
     platform = TargetFamily(family) if family else None
     return fix_time_zero(verilog.convert(top, name=TOP_NAME, platform=platform, emit_src=False))
@@ -262,7 +264,9 @@ def generate(cfg: Config, weights, out_dir: str | os.PathLike, progress=print) -
     from ..interface.commands import OP, STATUS_BITS, command_fields
     from ..numeric.model import quantize_weights
     from ..layout.image import bank_word_bits, bank_words, bias_word_bits, bias_words, plans, weight_banks
+    from .toolchain import require_gateware
 
+    require_gateware(cfg)
     out = Path(out_dir)
     (out / "mem").mkdir(parents=True, exist_ok=True)
     qw = quantize_weights(cfg, weights)     # once per design: the gateware and every image take these integers

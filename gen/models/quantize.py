@@ -1,6 +1,6 @@
 """Choosing the Q formats of a model: one format per tensor class.
 
-A model has five classes of fixed-point tensors (:class:`rnnaccel.numeric.config.Config`):
+A model has six classes of fixed-point tensors (:class:`rnnaccel.numeric.config.Config`):
 
 =============  ===============================================================
 ``q_weight``   the matrices W and U (circulant defining vectors)
@@ -9,6 +9,8 @@ A model has five classes of fixed-point tensors (:class:`rnnaccel.numeric.config
 ``q_state``    the inputs and every hidden state (and reset-before ``r h``)
 ``q_cell``     the cell state of LSTM, SRU and QRNN
 ``q_act``      sigmoid/tanh outputs (in [-1, 1]; its width is all that matters)
+``q_spectrum`` the stored weight spectra (``circulant_mode = 'fft'``: each
+               block's DFT, Hermitian-packed, :mod:`rnnaccel.numeric.fft`)
 =============  ===============================================================
 
 :func:`choose_formats` keeps every width (unless ``widths`` changes it) and
@@ -24,10 +26,17 @@ clip changes it. Sources of the largest value:
   pre-activation beyond it only reaches the tables' constant tails);
 * ``q_state``: calibration inputs and hidden states (config kept without them);
 * ``q_cell``: calibration cell states (config kept without them);
-* ``q_act``: ``width - 2`` fraction bits (holds 1.0 exactly).
+* ``q_act``: ``width - 2`` fraction bits (holds 1.0 exactly);
+* ``q_spectrum`` (FFT mode): the largest |real or imaginary part| of the
+  weight spectra, computed from the float defining vectors (negative integer
+  bits allowed, as for weights); direct mode stores no spectra and keeps the
+  config's (so a direct-mode config is unchanged). The segments' spectra need
+  no format of their own: ``DFT(x) / k`` never exceeds max |x|, so they are
+  held in ``q_state``.
 
 Then the config's rules: ``q_pre.frac <= q_weight.frac + q_state.frac`` (biases
-align exactly) and the table step no finer than the resolution of ``q_pre`` and
+align exactly; FFT mode: ``q_spectrum.frac + q_state.frac``, the inverse
+transform's fraction) and the table step no finer than the resolution of ``q_pre`` and
 ``q_cell``. A chosen format that breaks a rule is backed off (fewer fraction
 bits for the first rule, more for the second) and the report says so. Forced
 formats (``force={"q_state": "Q2.13"}`` or keyword ``q_state="Q2.13"``) are
@@ -54,19 +63,20 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..numeric import lut
+from ..numeric import fft, lut
 from ..numeric.config import Config
 from ..numeric.fixedpoint import QFormat, align, quantize, round_shift
-from ..numeric.golden import FloatModel, InputError
-from ..numeric.model import Weights, check_weights, dense_matrices, quantize_weights
+from ..numeric.golden import FloatModel, InputError, fft_accumulate
+from ..numeric.model import Weights, check_weights, dense_matrices, quantize_weights, spectral_matrices
 
 __all__ = ["CLASSES", "choose_formats", "fit_format", "count_saturations", "calibrate", "Calibration",
            "integer_saturations", "format_report"]
 
 #: The tensor classes, as Config field names.
-CLASSES = ("q_weight", "q_pre", "q_state", "q_cell", "q_act")
+CLASSES = ("q_weight", "q_pre", "q_state", "q_cell", "q_act", "q_spectrum")
 
-_ALIASES = {"weight": "q_weight", "pre": "q_pre", "state": "q_state", "cell": "q_cell", "act": "q_act"}
+_ALIASES = {"weight": "q_weight", "pre": "q_pre", "state": "q_state", "cell": "q_cell", "act": "q_act",
+            "spectrum": "q_spectrum"}
 
 #: Most fraction bits beyond ``width - 1`` a weight format may get (tiny weights).
 MAX_EXTRA_WEIGHT_FRAC = 16
@@ -178,6 +188,8 @@ def calibrate(cfg: Config, weights: Weights, calib_x=None) -> Calibration:
     for key, value in weights.items():
         kind = key.rsplit(".", 1)[1]
         cal.add("q_weight" if kind in ("W", "U") else "q_pre", value)
+        if kind in ("W", "U") and cfg.fft_mode:
+            cal.add("q_spectrum", fft.weight_spectra(value))
     if calib_x is None:
         return cal
     x = _check_calib(cfg, calib_x)
@@ -240,10 +252,12 @@ class _Counter:
         self.counts = {c: 0 for c in CLASSES}
 
     def sat(self, x, q: QFormat, cls: str) -> np.ndarray:
-        x = np.asarray(x, dtype=np.int64)
+        x = np.asarray(x)
+        if x.dtype != object:
+            x = x.astype(np.int64)
         bad = (x > q.max_raw) | (x < q.min_raw)
         self.counts[cls] += int(np.count_nonzero(bad))
-        return np.clip(x, q.min_raw, q.max_raw)
+        return np.clip(x, q.min_raw, q.max_raw).astype(np.int64)
 
     def narrow(self, x, from_frac: int, q: QFormat, cls: str) -> np.ndarray:
         return self.sat(round_shift(x, from_frac - q.frac), q, cls)
@@ -261,35 +275,61 @@ def _count_step(cfg: Config, m, x: np.ndarray, st: dict, cnt: _Counter):
     one = 1 << fa
     L = lut.lookup
 
-    def proj(mat, vec, bias, gates=None):
-        acc = np.einsum("ghc,nc->ngh", mat.astype(np.int64), vec.astype(np.int64))
-        acc = acc + align(bias, fp, cfg.acc_frac)[None]
-        out = round_shift(acc, cfg.acc_frac - fp)
+    def narrow_x(v, from_frac, q):          # the segments' spectra narrowed into q_state
+        return cnt.narrow(v, from_frac, q, "q_state")
+
+    def proj(key, vec, bias, gates=None, sl=slice(None)):
+        if cfg.fft_mode:
+            spectra = getattr(m, "S" + key)[sl]
+            y = fft_accumulate(cfg, [(spectra, vec)], narrow_x)[:, :, :bias.shape[1]]
+            acc, frac = y + align(bias[sl], fp, cfg.fft_acc_frac)[None], cfg.fft_acc_frac
+        else:
+            acc = np.einsum("ghc,nc->ngh", getattr(m, key)[sl].astype(np.int64), vec.astype(np.int64))
+            acc, frac = acc + align(bias[sl], fp, cfg.acc_frac)[None], cfg.acc_frac
+        out = round_shift(acc, frac - fp)
         if gates is not None:  # count only the gates the cell uses
             cnt.sat(out[:, gates], qp, "q_pre")
-            return np.clip(out, qp.min_raw, qp.max_raw)
+            return np.clip(out, qp.min_raw, qp.max_raw).astype(np.int64)
         return cnt.sat(out, qp, "q_pre")
 
     cell = cfg.cell
     xin = np.concatenate([x, st["xprev"]], axis=1) if cell == "qrnn" and cfg.qrnn_window == 2 else x
-    xp = proj(m.W, xin, m.b)
     new = dict(st)
+    if cfg.fused_projections:       # serial datapath: W x + U h + (b + c), one narrowing (golden.fused_projection)
+        bc = np.asarray(m.b, np.int64) + np.asarray(m.c, np.int64)
+        if cfg.fft_mode:
+            y = fft_accumulate(cfg, [(m.SW, xin), (m.SU, st["h"])], narrow_x)[:, :, :bc.shape[1]]
+            pre = cnt.narrow(y + align(bc, fp, cfg.fft_acc_frac)[None], cfg.fft_acc_frac, qp, "q_pre")
+        else:
+            acc = np.einsum("ghc,nc->ngh", np.concatenate([m.W, m.U], axis=2).astype(np.int64),
+                            np.concatenate([xin, st["h"]], axis=1).astype(np.int64))
+            pre = cnt.narrow(acc + align(bc, fp, cfg.acc_frac)[None], cfg.acc_frac, qp, "q_pre")
+        if cell == "lstm":
+            i, f, g, o = (L(cfg, fn, pre[:, j], fp) for j, fn in enumerate(("sigmoid", "sigmoid", "tanh", "sigmoid")))
+            c = cnt.sum_narrow([(f * st["c"], fa + fc), (i * g, 2 * fa)], qc, "q_cell")
+            h = cnt.narrow(o * L(cfg, "tanh", c, fc), 2 * fa, qs, "q_state")
+            new["c"] = c
+        else:
+            h = cnt.narrow(L(cfg, "tanh", pre[:, 0], fp), fa, qs, "q_state")
+        new["h"] = h
+        return h, new
+    xp = proj("W", xin, m.b)
     if cell == "lstm":
-        hp = proj(m.U, st["h"], m.c)
+        hp = proj("U", st["h"], m.c)
         pre = cnt.sat(xp + hp, qp, "q_pre")
         i, f, g, o = (L(cfg, fn, pre[:, j], fp) for j, fn in enumerate(("sigmoid", "sigmoid", "tanh", "sigmoid")))
         c = cnt.sum_narrow([(f * st["c"], fa + fc), (i * g, 2 * fa)], qc, "q_cell")
         h = cnt.narrow(o * L(cfg, "tanh", c, fc), 2 * fa, qs, "q_state")
         new["c"] = c
     elif cell == "gru":
-        hp = proj(m.U, st["h"], m.c, gates=None if cfg.gru_reset_after else [0, 1])
+        hp = proj("U", st["h"], m.c, gates=None if cfg.gru_reset_after else [0, 1])
         r = L(cfg, "sigmoid", cnt.sat(xp[:, 0] + hp[:, 0], qp, "q_pre"), fp)
         z = L(cfg, "sigmoid", cnt.sat(xp[:, 1] + hp[:, 1], qp, "q_pre"), fp)
         if cfg.gru_reset_after:
             n_pre = cnt.sum_narrow([(xp[:, 2], fp), (r * hp[:, 2], fa + fp)], qp, "q_pre")
         else:
             rh = cnt.narrow(r * st["h"], fa + fx, qs, "q_state")
-            hn = proj(m.U[2:3], rh, m.c[2:3])[:, 0]
+            hn = proj("U", rh, m.c, sl=slice(2, 3))[:, 0]
             n_pre = cnt.sat(xp[:, 2] + hn, qp, "q_pre")
         n = L(cfg, "tanh", n_pre, fp)
         h = cnt.sum_narrow([((one - z) * n, 2 * fa), (z * st["h"], fa + fx)], qs, "q_state")
@@ -310,7 +350,7 @@ def _count_step(cfg: Config, m, x: np.ndarray, st: dict, cnt: _Counter):
         new["c"] = c
         new["xprev"] = x
     else:
-        hp = proj(m.U, st["h"], m.c)
+        hp = proj("U", st["h"], m.c)
         pre = cnt.sat(xp + hp, qp, "q_pre")
         h = cnt.narrow(L(cfg, "tanh", pre[:, 0], fp), fa, qs, "q_state")
     new["h"] = h
@@ -330,10 +370,15 @@ def integer_saturations(cfg: Config, weights: Weights, calib_x) -> tuple[dict[st
     cnt = _Counter()
     for key, value in weights.items():
         kind = key.rsplit(".", 1)[1]
-        cls = "q_weight" if kind in ("W", "U") else "q_pre"
-        cnt.counts[cls] += count_saturations(value, cfg.q_weight if cls == "q_weight" else cfg.q_pre)
+        if kind not in ("W", "U"):
+            cnt.counts["q_pre"] += count_saturations(value, cfg.q_pre)
+        elif cfg.fft_mode:
+            cnt.counts["q_spectrum"] += count_saturations(fft.weight_spectra(value), cfg.q_spectrum)
+        else:
+            cnt.counts["q_weight"] += count_saturations(value, cfg.q_weight)
     cnt.counts["q_state"] += count_saturations(x, cfg.q_state)
-    mats = dense_matrices(cfg, quantize_weights(cfg, weights))
+    qw = quantize_weights(cfg, weights)
+    mats = spectral_matrices(cfg, qw) if cfg.fft_mode else dense_matrices(cfg, qw)
     xq = quantize(x, cfg.q_state)
     n, t, _ = x.shape
     state = _zero_state(cfg, n, np.int64)
@@ -420,6 +465,18 @@ def choose_formats(cfg: Config, weights: Weights, calib_x=None, widths: Mapping[
         chosen["q_weight"] = _rewidth(cfg.q_weight, width_of("q_weight"))
         source["q_weight"] = "config (all weights are zero)"
 
+    # q_spectrum: the weight spectra in FFT mode (negative integer bits allowed); kept in direct mode
+    rng = observed("q_spectrum")
+    if cfg.fft_mode and rng is not None and max(abs(rng[0]), abs(rng[1])) > 0:
+        chosen["q_spectrum"], ok = fit_format(*rng, width_of("q_spectrum"), min_int_bits=None)
+        source["q_spectrum"] = "largest |part| of the weight spectra"
+        if not ok:
+            notes.append(f"q_spectrum: the spectra do not fit {width_of('q_spectrum')} bits even with 0 fraction bits")
+    else:
+        chosen["q_spectrum"] = _rewidth(cfg.q_spectrum, width_of("q_spectrum"))
+        source["q_spectrum"] = ("config (all weights are zero)" if cfg.fft_mode
+                                else "config (circulant_mode 'direct' stores no spectra)")
+
     # q_state, q_cell: calibration or config
     for cls, what in (("q_state", "inputs and hidden states"), ("q_cell", "cell states")):
         rng = observed(cls)
@@ -467,11 +524,12 @@ def choose_formats(cfg: Config, weights: Weights, calib_x=None, widths: Mapping[
                 notes.append(f"{cls}: {q} has a resolution coarser than the activation tables' step "
                              f"(table_entries {cfg.table_entries}, ranges {cfg.sigmoid_range:g}/{cfg.tanh_range:g}); "
                              f"backed off to {chosen[cls]}, which may saturate")
-        acc_frac = chosen["q_weight"].frac + chosen["q_state"].frac
+        wcls = "q_spectrum" if cfg.fft_mode else "q_weight"
+        acc_frac = chosen[wcls].frac + chosen["q_state"].frac
         q = chosen["q_pre"]
         if "q_pre" not in forced_all and q.frac > acc_frac:
             chosen["q_pre"] = QFormat(q.width, acc_frac)
-            notes.append(f"q_pre: {q} has more fraction bits than the accumulator ({acc_frac} = q_weight.frac + "
+            notes.append(f"q_pre: {q} has more fraction bits than the accumulator ({acc_frac} = {wcls}.frac + "
                          f"q_state.frac); backed off to {chosen['q_pre']} (more range, coarser)")
         return cfg.replace(**chosen)  # raises ConfigError for forced formats that break a rule
 
@@ -495,7 +553,8 @@ def choose_formats(cfg: Config, weights: Weights, calib_x=None, widths: Mapping[
                              f"none); widened to {chosen[cls]}")
             new_cfg = apply_rules()
 
-    # report
+    # report (q_act is never counted; the weight class the mode does not store neither)
+    unused = ("q_act", "q_weight" if cfg.fft_mode else "q_spectrum")
     classes = {}
     for cls in CLASSES:
         arr = cal.array(cls)
@@ -509,7 +568,7 @@ def choose_formats(cfg: Config, weights: Weights, calib_x=None, widths: Mapping[
             "observed_max": float(np.abs(arr).max()) if arr.size else None,
             "values": int(arr.size),
             "saturations": count_saturations(arr, q),
-            "integer_saturations": None if int_counts is None or cls == "q_act" else int(int_counts[cls]),
+            "integer_saturations": None if int_counts is None or cls in unused else int(int_counts[cls]),
         }
     if not have_calib:
         notes.append("no calibration inputs: q_state and q_cell kept from the config; saturation counts cover "
@@ -528,11 +587,11 @@ def _rewidth(q: QFormat, width: int) -> QFormat:
 
 def format_report(report: dict) -> str:
     """The report as a text table (one line per class, then the notes)."""
-    lines = [f"{'class':9} {'format':9} {'max |value|':>12} {'values':>9} {'sat float':>9} {'sat int':>8}  source"]
+    lines = [f"{'class':10} {'format':9} {'max |value|':>12} {'values':>9} {'sat float':>9} {'sat int':>8}  source"]
     for cls, r in report["classes"].items():
         mx = "-" if r["observed_max"] is None else f"{r['observed_max']:.6g}"
         si = "-" if r["integer_saturations"] is None else str(r["integer_saturations"])
-        lines.append(f"{cls:9} {r['format']:9} {mx:>12} {r['values']:>9} {r['saturations']:>9} {si:>8}  "
+        lines.append(f"{cls:10} {r['format']:9} {mx:>12} {r['values']:>9} {r['saturations']:>9} {si:>8}  "
                      f"{r['source']}")
     lines += [f"note: {n}" for n in report["notes"]]
     return "\n".join(lines)

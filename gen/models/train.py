@@ -29,6 +29,19 @@ On the serial datapath (``datapath = "serial"``, LSTM and RNN) the input and
 recurrent projections are accumulated together and narrowed once, as
 :func:`rnnaccel.numeric.golden.fused_projection` does.
 
+FFT mode (``circulant_mode = "fft"``) with ``fake_quant``: the weights are the
+stored spectra, quantized to ``q_spectrum`` from the float32-rounded defining
+vectors by the numeric core (:func:`rnnaccel.numeric.fft.weight_spectra`, as the
+export will be), and every projection's value is the integer FFT arithmetic
+itself (:func:`rnnaccel.numeric.golden.fft_projection` on the raw operands:
+its rounding is defined once, so training cannot drift from the golden model).
+Gradients flow through a differentiable stand-in of the same product: the
+circulant blocks whose DFT is the quantized spectrum, with a straight-through
+estimator from the spectrum back to the defining vectors (gradient 1 where a
+spectrum word does not saturate), and 1 from the narrowed projection to its
+inputs and weights where it does not saturate. Without ``fake_quant`` the
+FFT mode's float forward is the direct one (the same product in exact arithmetic).
+
 With both on, the forward pass in float64 is the integer model's arithmetic:
 every value is a multiple of its format's LSB, products and sums are exact in
 float64 (while the accumulator stays below 2**53 LSBs, i.e. always for
@@ -49,10 +62,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..numeric import lut
+from ..numeric import fft, lut
 from ..numeric.circulant import circulant_index, project
 from ..numeric.config import Config
-from ..numeric.fixedpoint import QFormat
+from ..numeric.fixedpoint import QFormat, quantize
+from ..numeric.golden import fft_projection
 from ..numeric.model import Weights, check_weights, save_model, weight_shapes
 
 __all__ = ["CirculantRNN", "fake_quantize", "lookup", "table_activation", "init_from_dense", "dense_to_weights",
@@ -139,6 +153,37 @@ def expand(vectors: torch.Tensor, rows: int, cols: int, index: torch.Tensor | No
     blocks = vectors[..., index]  # (..., rb, cb, k, k): [r, c] within a block
     dense = blocks.transpose(-3, -2).reshape(*vectors.shape[:-3], rb * k, cb * k)
     return dense[..., :rows, :cols]
+
+
+def spectrum_ste(vectors: torch.Tensor, q: QFormat) -> tuple[np.ndarray, torch.Tensor]:
+    """FFT mode's weights: the raw ``q`` spectra of defining vectors (..., k), and their differentiable stand-in.
+
+    Returns ``(raw, vectors_q)``: ``raw`` the packed spectra quantized by the
+    numeric core (:func:`rnnaccel.numeric.fft.weight_spectra` then the one rule),
+    bit for bit what :func:`rnnaccel.numeric.model.quantize_weights` stores for the
+    same values; ``vectors_q`` the defining vectors whose DFT is the quantized
+    spectrum (forward), with gradient 1 to ``vectors`` through every spectrum
+    word that does not saturate (straight-through).
+    """
+    k = vectors.shape[-1]
+    spec = fft.weight_spectra(vectors.detach().cpu().numpy())
+    raw = quantize(spec, q)
+    unclipped = np.floor(spec * 2.0 ** q.frac + 0.5)
+    inside = torch.from_numpy((unclipped >= q.min_raw) & (unclipped <= q.max_raw)).to(vectors.device)
+    z = torch.fft.rfft(vectors, dim=-1)
+    packed = torch.empty(vectors.shape, dtype=vectors.dtype, device=vectors.device)
+    packed[..., 0], packed[..., 1] = z[..., 0].real, z[..., k // 2].real
+    packed[..., 2::2], packed[..., 3::2] = z[..., 1:k // 2].real, z[..., 1:k // 2].imag
+    held = torch.from_numpy(raw * q.lsb).to(vectors.dtype).to(vectors.device)
+    ste = held + (packed - packed.detach()) * inside
+    re = torch.cat([ste[..., 0:1], ste[..., 2::2], ste[..., 1:2]], dim=-1)
+    im = torch.cat([torch.zeros_like(ste[..., 0:1]), ste[..., 3::2], torch.zeros_like(ste[..., 0:1])], dim=-1)
+    return raw, torch.fft.irfft(torch.complex(re, im), n=k, dim=-1)
+
+
+def _raw(x: torch.Tensor, frac: int) -> np.ndarray:
+    """Exact raw integers of a fake-quantized tensor (a multiple of ``2**-frac``)."""
+    return torch.round(x.detach() * 2.0 ** frac).to(torch.int64).cpu().numpy()
 
 
 def _circ_index(k: int, device=None) -> torch.Tensor:
@@ -252,19 +297,49 @@ class CirculantRNN(nn.Module):
             return table_activation(cfg, fn, x, q_in or cfg.q_pre, getattr(self, f"table_{fn}"))
         return self._q(_true_fn(fn, x), cfg.q_act)
 
-    def _matrices(self, layer: int) -> dict[str, torch.Tensor]:
+    @property
+    def _spectral(self) -> bool:
+        """FFT mode with the hardware's arithmetic: projections are the integer FFT form."""
+        return self.fake_quant and self.cfg.fft_mode
+
+    def _matrices(self, layer: int) -> dict:
         cfg, mod = self.cfg, self.layers[layer]
         h, cols = cfg.hidden_size, cfg.layer_cols(layer)
-        out = {"W": expand(self._param(mod.W, cfg.q_weight), h, cols, self.circ_index),
-               "b": self._param(mod.b, cfg.q_pre)}
+        out: dict = {"b": self._param(mod.b, cfg.q_pre)}
+        for key, p, c in (("W", mod.W, cols), ("U", mod.U, h)):
+            if p is None:
+                continue
+            if self._spectral:     # stored spectra; the stand-in vectors carry the gradients
+                out["S" + key], vectors = spectrum_ste(p.to(torch.float32).to(self.dtype), cfg.q_spectrum)
+            else:
+                vectors = self._param(p, cfg.q_weight)
+            out[key] = expand(vectors, h, c, self.circ_index)
         if mod.U is not None:
-            out["U"] = expand(self._param(mod.U, cfg.q_weight), h, h, self.circ_index)
             out["c"] = self._param(mod.c, cfg.q_pre)
         return out
 
-    def _proj(self, mat: torch.Tensor, vec: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-        """(G, H, C) x (N, C) + (G, H) -> (N, G, H), narrowed to q_pre."""
-        return self._q(torch.einsum("ghc,nc->ngh", mat, vec) + bias, self.cfg.q_pre)
+    def _narrowed(self, value: torch.Tensor, m: dict, terms, bias: torch.Tensor, gates) -> torch.Tensor:
+        """A projection narrowed to q_pre: ``value`` (float, differentiable), or in FFT mode the integer FFT form.
+
+        ``terms`` lists (key, vec) of the matrices and inputs; ``bias`` the
+        (summed) bias. FFT mode: the golden model's integer arithmetic gives the
+        value, ``value`` the gradient where the result does not saturate.
+        """
+        cfg = self.cfg
+        if not self._spectral:
+            return self._q(value, cfg.q_pre)
+        qp = cfg.q_pre
+        pairs = [(m["S" + key][gates], _raw(vec, cfg.q_state.frac)) for key, vec in terms]
+        raw = fft_projection(cfg, pairs, _raw(bias, qp.frac))
+        inside = torch.from_numpy((raw > qp.min_raw) & (raw < qp.max_raw)).to(value.device)
+        exact = torch.from_numpy(raw * qp.lsb).to(value.dtype).to(value.device)
+        return exact + (value - value.detach()) * inside
+
+    def _proj(self, m: dict, key: str, vec: torch.Tensor, bias_key: str, gates=slice(None)) -> torch.Tensor:
+        """Matrix ``key`` (gates ``gates``: (G, H, C)) x (N, C) + bias -> (N, G, H), narrowed to q_pre."""
+        bias = m[bias_key][gates]
+        value = torch.einsum("ghc,nc->ngh", m[key][gates], vec) + bias
+        return self._narrowed(value, m, [(key, vec)], bias, gates)
 
     def zero_state(self, batch: int, device=None) -> State:
         """The zero state: per layer ``h`` (N, H), ``c`` (LSTM/SRU/QRNN), ``xprev`` (window-2 QRNN)."""
@@ -298,27 +373,28 @@ class CirculantRNN(nn.Module):
         new = dict(st)
         if cfg.fused_projections:
             # serial datapath (LSTM, RNN): W x + U h + (b + c) accumulated together, narrowed once
-            pre = q(torch.einsum("ghc,nc->ngh", m["W"], xin) + torch.einsum("ghc,nc->ngh", m["U"], st["h"])
-                    + (m["b"] + m["c"]), cfg.q_pre)
+            bias = m["b"] + m["c"]
+            pre = self._narrowed(torch.einsum("ghc,nc->ngh", m["W"], xin) + torch.einsum("ghc,nc->ngh", m["U"], st["h"])
+                                 + bias, m, [("W", xin), ("U", st["h"])], bias, slice(None))
             if cell == "lstm":
                 h, new["c"] = self._lstm_update(pre, st["c"])
             else:
                 h = q(act("tanh", pre[:, 0]), cfg.q_state)
             new["h"] = h
             return h, new
-        xp = self._proj(m["W"], xin, m["b"])
+        xp = self._proj(m, "W", xin, "b")
         if cell == "lstm":
-            hp = self._proj(m["U"], st["h"], m["c"])
+            hp = self._proj(m, "U", st["h"], "c")
             h, new["c"] = self._lstm_update(q(xp + hp, cfg.q_pre), st["c"])
         elif cell == "gru":
-            hp = self._proj(m["U"], st["h"], m["c"])
+            hp = self._proj(m, "U", st["h"], "c")
             r = act("sigmoid", q(xp[:, 0] + hp[:, 0], cfg.q_pre))
             z = act("sigmoid", q(xp[:, 1] + hp[:, 1], cfg.q_pre))
             if cfg.gru_reset_after:
                 n_pre = q(xp[:, 2] + r * hp[:, 2], cfg.q_pre)
             else:
                 rh = q(r * st["h"], cfg.q_state)
-                hn = self._proj(m["U"][2:3], rh, m["c"][2:3])[:, 0]
+                hn = self._proj(m, "U", rh, "c", slice(2, 3))[:, 0]
                 n_pre = q(xp[:, 2] + hn, cfg.q_pre)
             n = act("tanh", n_pre)
             h = q((1 - z) * n + z * st["h"], cfg.q_state)
@@ -335,7 +411,7 @@ class CirculantRNN(nn.Module):
             new["c"] = c
             new["xprev"] = x
         else:
-            hp = self._proj(m["U"], st["h"], m["c"])
+            hp = self._proj(m, "U", st["h"], "c")
             h = q(act("tanh", q(xp[:, 0] + hp[:, 0], cfg.q_pre)), cfg.q_state)
         new["h"] = h
         return h, new

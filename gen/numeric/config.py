@@ -21,13 +21,17 @@ import tomli_w
 
 from .fixedpoint import QFormat
 
-__all__ = ["Config", "ConfigError", "CELLS", "DATAPATHS", "gate_names", "PRESETS", "preset", "ceil_div"]
+__all__ = ["Config", "ConfigError", "CELLS", "DATAPATHS", "CIRCULANT_MODES", "FIELDS", "gate_names", "PRESETS",
+           "preset", "ceil_div"]
 
 #: Cell types and the gates (rows of the stacked projection matrices), in order.
 CELLS = ("lstm", "gru", "sru", "qrnn", "rnn")
 
 #: Datapaths (see :class:`Config`, ``datapath``).
 DATAPATHS = ("array", "serial")
+
+#: How a circulant block's product is computed (see :class:`Config`, ``circulant_mode``).
+CIRCULANT_MODES = ("direct", "fft")
 
 
 def ceil_div(a: int, b: int) -> int:
@@ -74,7 +78,12 @@ class ConfigError(ValueError):
         super().__init__(f"config field {field!r} = {shown}: {rule}")
 
 
-_Q_FIELDS = ("q_weight", "q_state", "q_cell", "q_pre", "q_act")
+_Q_FIELDS = ("q_weight", "q_state", "q_cell", "q_pre", "q_act", "q_spectrum")
+
+#: Fields added after the first presets were recorded: written to the TOML (and so hashed) only when they
+#: differ from their default or ``circulant_mode`` is not ``direct``, so every earlier config keeps its bytes
+#: and its hash.
+_LATE_FIELDS = ("circulant_mode", "q_spectrum")
 
 
 @dataclass(frozen=True)
@@ -104,6 +113,10 @@ class Config:
     q_weight, q_state, q_cell, q_pre, q_act : QFormat
         Formats of weights, inputs and hidden states, LSTM/SRU/QRNN cell state,
         gate pre-activations (and biases), and activation outputs.
+    q_spectrum : QFormat
+        Format of the stored weight spectra with ``circulant_mode = 'fft'``
+        (each block's DFT, Hermitian-packed into k real words; see
+        :mod:`rnnaccel.numeric.fft`); unused in direct mode.
     table_entries : int
         Entries of each activation table over its whole range [-R, R) (a power
         of two); odd symmetry stores half of them.
@@ -137,6 +150,14 @@ class Config:
         golden model rounds once where the array rounds twice). LSTM and RNN
         only. The setting for models whose weights fill a small FPGA's
         memory, such as ``lstm512-ice40`` (see docs/architecture.md).
+    circulant_mode : str
+        ``direct`` (default): a k x k circulant block times a segment is k^2
+        multiply-accumulates of the defining vector (time domain). ``fft``:
+        the C-LSTM form, ``y_i = IFFT(sum_j FFT(w_ij) * FFT(x_j))`` with the
+        fixed-point transforms of :mod:`rnnaccel.numeric.fft`, weights stored
+        as spectra in ``q_spectrum``; needs ``block_size`` a power of two, 4
+        or more. The golden model, quantization and training support it; the
+        gateware does not yet (generating or simulating it is refused).
     seed : int
         Seed for every random choice (weights of ``new``, test data).
     """
@@ -156,6 +177,7 @@ class Config:
     q_cell: QFormat = QFormat(16, 11)
     q_pre: QFormat = QFormat(16, 11)
     q_act: QFormat = QFormat(16, 14)
+    q_spectrum: QFormat = QFormat(8, 5)
     table_entries: int = 256
     sigmoid_range: float = 8.0
     tanh_range: float = 4.0
@@ -164,6 +186,7 @@ class Config:
     weight_ram: str = "block"
     stacked_projections: bool = False
     datapath: str = "array"
+    circulant_mode: str = "direct"
     seed: int = 0
     name: str = "custom"
 
@@ -192,10 +215,19 @@ class Config:
                     f"datapath 'serial' needs a power-of-two lane count dividing block_size ({self.block_size})")
         self._check(self.pe_rows == 1, "pe_rows", "datapath 'serial' has one row of lanes: set pe_rows = 1")
         self._check(self.pe_cols == 1, "pe_cols", "datapath 'serial' has one row of lanes: set pe_cols = 1")
-        if self.weight_ram == "huge" and 16 % self.q_weight.width == 0:   # else the SPRAM rule below speaks
+        if self.weight_ram == "huge" and 16 % self.weight_format.width == 0:   # else the SPRAM rule below speaks
             self._check(self.lanes % self.bank_packing == 0, "lanes",
                         f"datapath 'serial' with SPRAM weights reads {self.bank_packing} weights per word: "
                         f"lanes must be a multiple")
+
+    def _validate_fft_accumulator(self):
+        """Rules of ``circulant_mode = 'fft'`` on the spectral accumulator (see :attr:`fft_acc_width`)."""
+        self._check(self.q_pre.frac <= self.fft_acc_frac, "q_pre",
+                    f"has {self.q_pre.frac} fractional bits, more than the spectral accumulator's "
+                    f"{self.fft_acc_frac} (q_spectrum.frac + q_state.frac): biases could not be aligned exactly")
+        self._check(self.fft_acc_width <= 62, "q_spectrum",
+                    f"with q_state this gives a {self.fft_acc_width}-bit spectral accumulator, wider than the 62 "
+                    f"bits supported")
 
     def _check(self, ok: bool, fname: str, rule: str):
         if not ok:
@@ -222,6 +254,11 @@ class Config:
         self._check(self.qrnn_window in (1, 2), "qrnn_window", "must be 1 or 2")
         self._check(self.block_size <= 256, "block_size", "must be at most 256")
         self._check(self.datapath in DATAPATHS, "datapath", f"must be one of {', '.join(DATAPATHS)}")
+        self._check(self.circulant_mode in CIRCULANT_MODES, "circulant_mode",
+                    f"must be one of {', '.join(CIRCULANT_MODES)}")
+        if self.fft_mode:
+            self._check(self.block_size >= 4 and _is_pow2(self.block_size), "circulant_mode",
+                        f"'fft' needs circulant blocks of a power of two, 4 or more (block_size {self.block_size})")
         if self.datapath == "serial":
             self._validate_serial()
         elif self.block_size > 1:
@@ -235,9 +272,10 @@ class Config:
         if self.weight_ram == "huge":
             self._check(not self.weights_in_rom, "weight_ram",
                         "'huge' (SPRAM) cannot hold initial contents: set weights_in_rom = false")
-            self._check(self.block_size > 1 and 16 % self.q_weight.width == 0, "weight_ram",
+            wname = "q_spectrum" if self.fft_mode else "q_weight"
+            self._check(self.block_size > 1 and 16 % self.weight_format.width == 0, "weight_ram",
                         f"'huge' packs circulant weight words into 16-bit SPRAM words: needs block_size > 1 and a "
-                        f"q_weight width dividing 16 (block_size {self.block_size}, q_weight {self.q_weight})")
+                        f"{wname} width dividing 16 (block_size {self.block_size}, {wname} {self.weight_format})")
         if self.cell == "qrnn" and self.qrnn_window == 2:
             self._check(self.input_size % self.tile == 0, "input_size",
                         f"must be a multiple of the tile ({self.tile}) for a window-2 QRNN: "
@@ -249,13 +287,17 @@ class Config:
         self._check(self.q_state.int_bits >= 0, "q_state", "needs at least 0 integer bits")
         self._check(self.q_cell.int_bits >= 0, "q_cell", "needs at least 0 integer bits")
         self._check(self.q_pre.int_bits >= 0, "q_pre", "needs at least 0 integer bits")
-        self._check(self.q_pre.frac <= self.acc_frac, "q_pre",
-                    f"has {self.q_pre.frac} fractional bits, more than the accumulator's {self.acc_frac} "
-                    f"(q_weight.frac + q_state.frac): biases could not be aligned exactly")
-        self._check(self.q_pre.width <= self.acc_width, "q_pre",
-                    f"is {self.q_pre.width} bits wide, wider than the {self.acc_width}-bit accumulator")
-        self._check(self.acc_width <= 62, "q_weight",
-                    f"with q_state this gives a {self.acc_width}-bit accumulator, wider than the 62 bits supported")
+        if self.fft_mode:
+            self._validate_fft_accumulator()
+        else:
+            self._check(self.q_pre.frac <= self.acc_frac, "q_pre",
+                        f"has {self.q_pre.frac} fractional bits, more than the accumulator's {self.acc_frac} "
+                        f"(q_weight.frac + q_state.frac): biases could not be aligned exactly")
+            self._check(self.q_pre.width <= self.acc_width, "q_pre",
+                        f"is {self.q_pre.width} bits wide, wider than the {self.acc_width}-bit accumulator")
+            self._check(self.acc_width <= 62, "q_weight",
+                        f"with q_state this gives a {self.acc_width}-bit accumulator, wider than the 62 bits "
+                        f"supported")
         self._check(self.table_entries >= 4 and _is_pow2(self.table_entries) and self.table_entries <= 65536,
                     "table_entries", "must be a power of two between 4 and 65536")
         for fname in ("sigmoid_range", "tanh_range"):
@@ -296,12 +338,22 @@ class Config:
     @property
     def bank_packing(self) -> int:
         """Weight words per weight-memory word: ``16 / q_weight.width`` in SPRAM (``weight_ram = huge``), else 1."""
-        return 16 // self.q_weight.width if self.weight_ram == "huge" else 1
+        return 16 // self.weight_format.width if self.weight_ram == "huge" else 1
 
     @property
     def fused_projections(self) -> bool:
         """One accumulation of ``W x + U h`` per gate (``datapath = 'serial'``), narrowed once."""
         return self.datapath == "serial"
+
+    @property
+    def fft_mode(self) -> bool:
+        """Circulant blocks computed in the frequency domain (``circulant_mode = 'fft'``)."""
+        return self.circulant_mode == "fft"
+
+    @property
+    def weight_format(self) -> QFormat:
+        """Format of a stored weight word: ``q_spectrum`` in FFT mode, else ``q_weight``."""
+        return self.q_spectrum if self.fft_mode else self.q_weight
 
     @property
     def circulant(self) -> bool:
@@ -362,6 +414,40 @@ class Config:
         bias = self.bias_width + max(0, self.acc_frac - self.q_pre.frac)
         return max(sums, bias) + 1
 
+    @property
+    def fft_stages(self) -> int:
+        """Radix-2 stages of a k-point transform (``log2 k``)."""
+        return self.block_size.bit_length() - 1
+
+    @property
+    def fft_blocks(self) -> int:
+        """Most column blocks summed into one spectral accumulator (both matrices with fused projections)."""
+        return self.max_terms // self.block_size
+
+    @property
+    def fft_acc_frac(self) -> int:
+        """Fraction bits of the spectral accumulator and of the inverse transform: spectrum x state."""
+        return self.q_spectrum.frac + self.q_state.frac
+
+    @property
+    def fft_acc_width(self) -> int:
+        """Width of the spectral accumulator ``sum_j S_j X_j``, which never overflows.
+
+        A bin's real part sums two products per column block (``Sr Xr - Si Xi``).
+        """
+        product = self.q_spectrum.width + self.q_state.width
+        return product + max(1, math.ceil(math.log2(2 * self.fft_blocks))) + 1
+
+    @property
+    def fft_out_width(self) -> int:
+        """Width of the unscaled inverse transform's values and of its output plus the aligned bias.
+
+        The inverse grows by at most one bit per stage from the accumulator (one more for rounding).
+        """
+        grown = self.fft_acc_width + self.fft_stages + 1
+        bias = self.bias_width + max(0, self.fft_acc_frac - self.q_pre.frac)
+        return max(grown, bias) + 1
+
     def table_shift(self, fn: str, in_frac: int) -> int:
         """Right shift turning an input with ``in_frac`` fraction bits into a table index."""
         rng = self.sigmoid_range if fn == "sigmoid" else self.tanh_range
@@ -390,7 +476,7 @@ class Config:
 
     @property
     def weight_bytes(self) -> int:
-        return ceil_div(self.weight_words() * self.q_weight.width, 8)
+        return ceil_div(self.weight_words() * self.weight_format.width, 8)
 
     @property
     def dense_weight_bytes(self) -> int:
@@ -418,9 +504,17 @@ class Config:
 
     # ---------------------------------------------------------- serialization
     def to_dict(self) -> dict[str, Any]:
+        """Every field (Q formats as ``"Qm.n"``), but :data:`_LATE_FIELDS` only when they matter.
+
+        ``circulant_mode`` and ``q_spectrum`` are left out while both hold their
+        defaults in direct mode, so configs written before they existed keep
+        their TOML bytes and hash; :meth:`from_dict` restores the defaults.
+        """
         out: dict[str, Any] = {}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
+            if f.name in _LATE_FIELDS and not self.fft_mode and value == f.default:
+                continue
             out[f.name] = str(value) if isinstance(value, QFormat) else value
         return out
 
@@ -460,6 +554,10 @@ class Config:
 
     def replace(self, **changes) -> "Config":
         return dataclasses.replace(self, **changes)
+
+
+#: Every config field, in order (``to_dict`` may leave out the late ones; these are all that ``from_dict`` takes).
+FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Config))
 
 
 def _is_pow2(n: int) -> bool:

@@ -20,22 +20,31 @@ fp pre-activation, fa activation; ``ONE = 2**fa``):
 4. the element-wise update (below), each product exact, sums aligned exactly to
    the finest fraction involved and narrowed once to the state's format.
 
+With ``circulant_mode = 'fft'`` each ``W x`` / ``U h`` of steps 1-3 is the FFT
+form (:func:`fft_projection`): the segments' fixed-point spectra
+(:func:`rnnaccel.numeric.fft.rfft`, in q_state), the exact spectral
+multiply-accumulate with the stored ``q_spectrum`` spectra, one inverse
+transform per row block (:func:`rnnaccel.numeric.fft.irfft`, at
+``fs + fx`` fraction bits), then the same bias add and narrowing to q_pre.
+
 The update of each cell is a function (``lstm_update`` ...) so the hardware
 gate units are checked against exactly these.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import lut
+from . import fft, lut
 from .config import Config
 from .fixedpoint import align, narrow, quantize, saturate, to_float
-from .model import LayerMatrices, Weights, dense_matrices, quantize_weights
+from .model import LayerMatrices, Weights, dense_matrices, effective_vectors, quantize_weights, spectral_matrices
 
-__all__ = ["IntegerModel", "FloatModel", "GoldenModel", "projection", "fused_projection", "lstm_update", "gru_gates",
+__all__ = ["IntegerModel", "FloatModel", "GoldenModel", "projection", "fused_projection", "fft_projection",
+           "fft_accumulate", "fft_segments", "lstm_update", "gru_gates",
            "gru_candidate_pre",
            "gru_reset_hidden", "gru_update",
            "sru_update", "qrnn_update", "rnn_update", "InputError"]
@@ -70,6 +79,68 @@ def fused_projection(cfg: Config, W: np.ndarray, U: np.ndarray, x: np.ndarray, h
     """
     return projection(cfg, np.concatenate([W, U], axis=2), np.concatenate([x, h], axis=1),
                       np.asarray(b, np.int64) + np.asarray(c, np.int64))
+
+
+def fft_segments(cfg: Config, vec: np.ndarray, blocks: int) -> np.ndarray:
+    """Raw vectors (N, C) cut into ``blocks`` segments of k words (N, blocks, k), zero-padded at the end."""
+    k = cfg.block_size
+    vec = np.asarray(vec, dtype=np.int64)
+    out = np.zeros((vec.shape[0], blocks * k), dtype=np.int64)
+    out[:, :vec.shape[1]] = vec
+    return out.reshape(vec.shape[0], blocks, k)
+
+
+def fft_accumulate(cfg: Config, pairs, narrow_x=narrow) -> np.ndarray:
+    """FFT-mode products ``sum_pairs S x`` before the bias: (N, G, rows padded) raw at ``cfg.fft_acc_frac``.
+
+    ``pairs`` lists (spectra (G, rb, cb, k) raw q_spectrum, vec (N, C) raw
+    q_state); with fused projections there are two (W with [x], U with h) and
+    their column blocks are accumulated together. Each segment's spectrum is
+    :func:`rnnaccel.numeric.fft.rfft` (``narrow_x`` is its final narrowing into
+    q_state: :func:`~rnnaccel.numeric.fixedpoint.narrow`; the quantization
+    report passes a counting one), the products accumulate exactly
+    (:func:`~rnnaccel.numeric.fft.spectral_mac`) and each row block is
+    inverse-transformed once (:func:`~rnnaccel.numeric.fft.irfft`). May hold
+    Python integers (object array) where the values pass int64.
+    """
+    k = cfg.block_size
+    L = cfg.fft_stages
+    specs, segs = [], []
+    for spectra, vec in pairs:
+        wide = fft.rfft_wide(fft_segments(cfg, vec, spectra.shape[2]))
+        segs.append(narrow_x(wide, cfg.q_state.frac + L, cfg.q_state))
+        specs.append(spectra)
+    acc = fft.spectral_mac(np.concatenate(specs, axis=2), np.concatenate(segs, axis=1))   # (N, G, rb, k)
+    y = fft.irfft(acc)
+    return y.reshape(y.shape[0], y.shape[1], y.shape[2] * k)
+
+
+def fft_projection(cfg: Config, pairs, bias: np.ndarray) -> np.ndarray:
+    """FFT mode: ``narrow(sum_pairs S x + aligned bias)`` in ``q_pre`` (N, G, H), as :func:`projection`.
+
+    ``pairs``: see :func:`fft_accumulate`; ``bias`` (G, H) raw q_pre (``b + c``,
+    ``cfg.bias_width`` bits, with fused projections). The inverse transform's
+    output has ``fs + fx`` fraction bits; the bias is aligned to it exactly and
+    the sum narrowed once.
+    """
+    bias = np.asarray(bias, dtype=np.int64)
+    y = fft_accumulate(cfg, pairs)[:, :, :bias.shape[1]]
+    acc = y + align(bias, cfg.q_pre.frac, cfg.fft_acc_frac)[None]
+    return narrow(acc, cfg.fft_acc_frac, cfg.q_pre).astype(np.int64)
+
+
+def _project(cfg: Config, m: LayerMatrices, key: str, vec: np.ndarray, bias: np.ndarray, gates=slice(None)):
+    """The layer's ``W`` or ``U`` (gates ``gates``) times ``vec`` plus ``bias``, in the config's circulant mode."""
+    if cfg.fft_mode:
+        return fft_projection(cfg, [(getattr(m, "S" + key)[gates], vec)], bias[gates])
+    return projection(cfg, getattr(m, key)[gates], vec, bias[gates])
+
+
+def _fused(cfg: Config, m: LayerMatrices, x: np.ndarray, h: np.ndarray) -> np.ndarray:
+    """Fused projections in the config's circulant mode."""
+    if cfg.fft_mode:
+        return fft_projection(cfg, [(m.SW, x), (m.SU, h)], np.asarray(m.b, np.int64) + np.asarray(m.c, np.int64))
+    return fused_projection(cfg, m.W, m.U, x, h, m.b, m.c)
 
 
 def _sum_narrow(terms: list[tuple[np.ndarray, int]], q) -> np.ndarray:
@@ -222,26 +293,26 @@ def _int_step(cfg: Config, m: LayerMatrices, x: np.ndarray, st: dict) -> tuple[n
         xin = x
     new = dict(st)
     if cfg.fused_projections:
-        pre = fused_projection(cfg, m.W, m.U, xin, st["h"], m.b, m.c)
+        pre = _fused(cfg, m, xin, st["h"])
         if cell == "lstm":
             h, new["c"] = lstm_update(cfg, pre, st["c"])
         else:
             h = rnn_update(cfg, pre)
         new["h"] = h
         return h, new
-    xp = projection(cfg, m.W, xin, m.b)
+    xp = _project(cfg, m, "W", xin, m.b)
     if cell == "lstm":
-        hp = projection(cfg, m.U, st["h"], m.c)
+        hp = _project(cfg, m, "U", st["h"], m.c)
         h, new["c"] = lstm_update(cfg, saturate(xp + hp, cfg.q_pre), st["c"])
     elif cell == "gru":
         # reset-before: only r and z multiply h directly; U_n multiplies r*h below
-        hp = projection(cfg, m.U if cfg.gru_reset_after else m.U[:2], st["h"], m.c if cfg.gru_reset_after else m.c[:2])
+        hp = _project(cfg, m, "U", st["h"], m.c, slice(None) if cfg.gru_reset_after else slice(0, 2))
         r, z = gru_gates(cfg, xp, hp)
         if cfg.gru_reset_after:
             n_pre = gru_candidate_pre(cfg, xp[:, 2], hp[:, 2], r)
         else:
             rh = gru_reset_hidden(cfg, r, st["h"])
-            hn = projection(cfg, m.U[2:3], rh, m.c[2:3])[:, 0]
+            hn = _project(cfg, m, "U", rh, m.c, slice(2, 3))[:, 0]
             n_pre = gru_candidate_pre(cfg, xp[:, 2], hn, None)
         h = gru_update(cfg, n_pre, z, st["h"])
     elif cell == "sru":
@@ -254,7 +325,7 @@ def _int_step(cfg: Config, m: LayerMatrices, x: np.ndarray, st: dict) -> tuple[n
         h, new["c"] = qrnn_update(cfg, xp, st["c"])
         new["xprev"] = x
     else:
-        hp = projection(cfg, m.U, st["h"], m.c)
+        hp = _project(cfg, m, "U", st["h"], m.c)
         h = rnn_update(cfg, saturate(xp + hp, cfg.q_pre))
     new["h"] = h
     return h, new
@@ -389,7 +460,10 @@ class IntegerModel(GoldenModel):
 
     def _prepare(self):
         self.qweights = quantize_weights(self.cfg, self.weights)
-        self.mats = dense_matrices(self.cfg, self.qweights)
+        if self.cfg.fft_mode:
+            self.mats = spectral_matrices(self.cfg, self.qweights)
+        else:
+            self.mats = dense_matrices(self.cfg, self.qweights)
 
     def _encode(self, x, q):
         x = np.asarray(x)
@@ -415,7 +489,14 @@ class IntegerModel(GoldenModel):
 
 
 class FloatModel(GoldenModel):
-    """Float64 reference of the same network (exact sigmoid/tanh)."""
+    """Float64 reference of the same network (exact sigmoid/tanh).
+
+    ``quantized_params``: use the parameters the integer model holds, as floats
+    (:func:`rnnaccel.numeric.model.effective_vectors`): biases in q_pre, weights
+    in q_weight, or in FFT mode the defining vectors whose DFT is exactly the
+    stored ``q_spectrum`` spectrum. In FFT mode ``mats[layer].SW``/``SU`` hold
+    the raw stored spectra either way (for :mod:`rnnaccel.numeric.bounds`).
+    """
 
     integer = False
 
@@ -425,11 +506,14 @@ class FloatModel(GoldenModel):
 
     def _prepare(self):
         w = self.weights
-        if self.quantized_params:
+        if self.quantized_params or self.cfg.fft_mode:
             q = quantize_weights(self.cfg, w)
-            w = {k: to_float(v, self.cfg.q_weight if k.endswith((".W", ".U")) else self.cfg.q_pre)
-                 for k, v in q.items()}
+            if self.quantized_params:
+                w = effective_vectors(self.cfg, q)
         self.mats = dense_matrices(self.cfg, {k: np.asarray(v, dtype=np.float64) for k, v in w.items()})
+        if self.cfg.fft_mode:
+            spectra = spectral_matrices(self.cfg, q)
+            self.mats = [dataclasses.replace(m, SW=sm.SW, SU=sm.SU) for m, sm in zip(self.mats, spectra)]
 
     def _encode(self, x, q):
         return np.asarray(x, dtype=np.float64)

@@ -17,6 +17,9 @@ key                shape                             meaning
 
 Block (i, j) of gate g expands to ``B[r][c] = W[g, i, j, (r - c) mod k]``
 (:func:`rnnaccel.numeric.circulant.expand`); with k = 1 the array is the dense matrix.
+The file always holds float defining vectors; with ``circulant_mode = 'fft'``
+the design stores their spectra, quantized from these floats
+(:func:`quantize_weights`).
 Rows and columns past H and C (padding) are ignored. Gate order is PyTorch's:
 LSTM i, f, g, o; GRU r, z, n; RNN h; SRU x, f, r (+ s, the highway
 projection, when input and hidden sizes differ); QRNN z, f, o with the
@@ -31,12 +34,14 @@ from pathlib import Path
 
 import numpy as np
 
+from . import fft
 from .circulant import expand
 from .config import Config, ConfigError, ceil_div
-from .fixedpoint import quantize
+from .fixedpoint import quantize, to_float
 
 __all__ = ["Weights", "ModelError", "weight_shapes", "random_weights", "save_model", "load_model",
-           "quantize_weights", "QuantizedWeights", "dense_matrices", "CONFIG_FILE", "WEIGHTS_FILE"]
+           "quantize_weights", "QuantizedWeights", "dense_matrices", "spectral_matrices", "effective_vectors",
+           "CONFIG_FILE", "WEIGHTS_FILE"]
 
 CONFIG_FILE = "rnnaccel.toml"
 WEIGHTS_FILE = "weights.npz"
@@ -149,12 +154,19 @@ def load_model(directory: str | Path) -> tuple[Config, Weights]:
 
 @dataclass(frozen=True)
 class LayerMatrices:
-    """Dense, cropped matrices of one layer: W (G, H, C), b (G, H), U (G, H, H) or None, c (G, H) or None."""
+    """Matrices of one layer: W (G, H, C), b (G, H), U (G, H, H) or None, c (G, H) or None, dense and cropped.
 
-    W: np.ndarray
+    In FFT mode (``circulant_mode = 'fft'``) ``SW`` and ``SU`` hold the raw
+    ``q_spectrum`` weight spectra, packed (G, H/k, C/k, k), as the hardware
+    stores them; the integer model computes with those (its W and U are None).
+    """
+
+    W: np.ndarray | None
     b: np.ndarray
     U: np.ndarray | None
     c: np.ndarray | None
+    SW: np.ndarray | None = None
+    SU: np.ndarray | None = None
 
 
 def _expand_gates(vectors: np.ndarray, rows: int, cols: int) -> np.ndarray:
@@ -163,6 +175,9 @@ def _expand_gates(vectors: np.ndarray, rows: int, cols: int) -> np.ndarray:
 
 def dense_matrices(cfg: Config, weights: Weights) -> list[LayerMatrices]:
     """Expand every layer's circulant weights to dense, cropped gate matrices (same dtype)."""
+    if isinstance(weights, QuantizedWeights) and weights.spectra:
+        raise ValueError("these quantized weights are spectra (circulant_mode = 'fft'), not defining vectors: "
+                         "use spectral_matrices, or effective_vectors for their time-domain equivalent")
     out = []
     h = cfg.hidden_size
     for layer in range(cfg.num_layers):
@@ -175,32 +190,76 @@ def dense_matrices(cfg: Config, weights: Weights) -> list[LayerMatrices]:
 
 
 class QuantizedWeights(dict):
-    """Raw integer weights of one design: matrices in ``q_weight``, biases in ``q_pre``.
+    """Raw integer weights of one design: matrices in ``q_weight`` (or spectra in ``q_spectrum``), biases in ``q_pre``.
 
     A ``dict`` of the same keys and shapes as the float :data:`Weights`, typed so
     that every consumer can tell integers from floats: :func:`quantize_weights`
     returns one unchanged, so a design quantized once (``rnnaccel.flow.rtl.generate``
     does it) is never quantized again by the components and images it feeds.
+    With ``spectra`` (FFT mode) W and U hold packed weight spectra
+    (:mod:`rnnaccel.numeric.fft`) in ``q_weight``'s place, same shapes.
     """
 
-    def __init__(self, arrays: dict, q_weight, q_pre):
+    def __init__(self, arrays: dict, q_weight, q_pre, spectra: bool = False):
         super().__init__(arrays)
-        self.q_weight, self.q_pre = q_weight, q_pre
+        self.q_weight, self.q_pre, self.spectra = q_weight, q_pre, spectra
 
     def matches(self, cfg: Config) -> bool:
-        """Quantized with ``cfg``'s formats."""
-        return self.q_weight == cfg.q_weight and self.q_pre == cfg.q_pre
+        """Quantized with ``cfg``'s formats (and its circulant mode)."""
+        return self.q_weight == cfg.weight_format and self.q_pre == cfg.q_pre and self.spectra == cfg.fft_mode
 
 
 def quantize_weights(cfg: Config, weights: Weights) -> QuantizedWeights:
-    """Raw integers: matrices in ``q_weight``, biases in ``q_pre`` (already quantized weights pass through)."""
+    """Raw integers: matrices in ``q_weight``, biases in ``q_pre`` (already quantized weights pass through).
+
+    FFT mode: W and U become their packed spectra (:func:`rnnaccel.numeric.fft.weight_spectra`
+    of the float defining vectors) in ``q_spectrum``.
+    """
     if isinstance(weights, QuantizedWeights):
         if not weights.matches(cfg):
-            raise ValueError(f"weights quantized to {weights.q_weight}/{weights.q_pre}, the config needs "
-                             f"{cfg.q_weight}/{cfg.q_pre}")
+            raise ValueError(f"weights quantized to {weights.q_weight}/{weights.q_pre}"
+                             f"{' (spectra)' if weights.spectra else ''}, the config needs "
+                             f"{cfg.weight_format}/{cfg.q_pre}{' (spectra)' if cfg.fft_mode else ''}")
         return weights
     out: Weights = {}
     for key, value in weights.items():
         kind = key.rsplit(".", 1)[1]
-        out[key] = quantize(value, cfg.q_weight if kind in ("W", "U") else cfg.q_pre)
-    return QuantizedWeights(out, cfg.q_weight, cfg.q_pre)
+        if kind not in ("W", "U"):
+            out[key] = quantize(value, cfg.q_pre)
+        elif cfg.fft_mode:
+            out[key] = quantize(fft.weight_spectra(value), cfg.q_spectrum)
+        else:
+            out[key] = quantize(value, cfg.q_weight)
+    return QuantizedWeights(out, cfg.weight_format, cfg.q_pre, spectra=cfg.fft_mode)
+
+
+def effective_vectors(cfg: Config, qweights: QuantizedWeights) -> Weights:
+    """Float parameters the quantized weights stand for: biases dequantized, W and U as float defining vectors.
+
+    Direct mode: the dequantized ``q_weight`` words. FFT mode: the real vectors
+    whose DFT is exactly the dequantized stored spectrum
+    (:func:`rnnaccel.numeric.fft.spectra_vectors`), i.e. the circulant blocks the
+    spectra realize in exact arithmetic.
+    """
+    out: Weights = {}
+    for key, value in qweights.items():
+        if key.endswith((".W", ".U")):
+            deq = to_float(value, cfg.weight_format)
+            out[key] = fft.spectra_vectors(deq) if qweights.spectra else deq
+        else:
+            out[key] = to_float(value, cfg.q_pre)
+    return out
+
+
+def spectral_matrices(cfg: Config, qweights: QuantizedWeights) -> list[LayerMatrices]:
+    """FFT mode: per layer the raw packed spectra ``SW``, ``SU`` (G, H/k, C/k, k) and the raw biases."""
+    if not qweights.spectra:
+        raise ValueError("spectral_matrices needs weights quantized in FFT mode (circulant_mode = 'fft')")
+    out = []
+    for layer in range(cfg.num_layers):
+        rec = cfg.has_recurrent_matrix
+        out.append(LayerMatrices(W=None, b=np.asarray(qweights[f"layer{layer}.b"]), U=None,
+                                 c=np.asarray(qweights[f"layer{layer}.c"]) if rec else None,
+                                 SW=np.asarray(qweights[f"layer{layer}.W"]),
+                                 SU=np.asarray(qweights[f"layer{layer}.U"]) if rec else None))
+    return out
