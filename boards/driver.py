@@ -33,6 +33,7 @@ import numpy as np
 from ..numeric.config import Config
 from ..numeric.fixedpoint import QFormat, quantize, to_float
 from ..interface import protocol
+from ..interface.session import execute
 from ..interface.protocol import (ACK_FLAG, ERROR_TEXT, NAK, SYNC, Cmd, Error, Frame, Info, LinkLayout,
                        crc16, decode_counters, decode_info, decode_run, encode_frame, encode_run,
                        encode_state_records, weight_bursts)
@@ -555,19 +556,13 @@ class LinkClient:
             raise ValueError("inputs contain NaN or infinite values")
         return to_float(self.run(quantize(x, q)), q)
 
+    def state(self, h, c) -> None:
+        """The session operation ``("state", h, c)``: :meth:`set_state`."""
+        self.set_state(h, c)
+
     def session(self, ops) -> list[np.ndarray]:
-        """Execute a host session (:mod:`rnnaccel.interface.session`): one raw (T, H) array per ``run``."""
-        outs = []
-        for op in ops:
-            if op[0] == "reset":
-                self.reset()
-            elif op[0] == "state":
-                self.set_state(op[1], op[2])
-            elif op[0] == "run":
-                outs.append(self.run(np.asarray(op[1], dtype=np.int64)))
-            else:
-                raise ValueError(f"unknown session operation {op[0]!r}")
-        return outs
+        """Execute a host session (:func:`rnnaccel.interface.session.execute`): one raw (T, H) array per ``run``."""
+        return execute(ops, self)
 
 
 def infer(model_dir, port, x, *, baud: int = DEFAULT_BAUD, raw: bool = False) -> np.ndarray:

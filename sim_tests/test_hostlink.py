@@ -27,7 +27,7 @@ from rnnaccel.interface.protocol import NAK, SYNC, Cmd, Error, LinkLayout, crc16
 from rnnaccel.numeric.config import preset
 from rnnaccel.numeric.fixedpoint import quantize, to_float
 from rnnaccel.numeric.golden import IntegerModel
-from rnnaccel.interface.session import OP, golden_session, state_commands, weight_commands
+from rnnaccel.interface.session import OP, GoldenExecutor, execute, golden_session, state_commands, weight_commands
 from rnnaccel.hw.hostlink import FrameEngine, HostLink
 from rnnaccel.hw.uart import UARTRx, UARTTx, uart_divisor
 from rnnaccel.numeric.model import random_weights, save_model
@@ -262,14 +262,9 @@ def test_session_byte_stream_and_counters():
     dev.clear_counters()
     assert dev.counters() == {**c, "cycles": 0, "wait_cycles": 0, "steps": 0}
     # state carries across calls: the same run again continues from the carried state
-    model = IntegerModel(CFG, WEIGHTS)
-    for op in ops:
-        if op[0] == "reset":
-            model.reset()
-        elif op[0] == "state":
-            model.set_state_raw(op[1], op[2])
-        else:
-            model.run_raw(op[1])
+    golden = GoldenExecutor(CFG, WEIGHTS)
+    execute(ops, golden)
+    model = golden.model
     x = ops[1][1]
     np.testing.assert_array_equal(dev.run(x), model.run_raw(x))
     y = dev.run_float(to_float(x, CFG.q_state))

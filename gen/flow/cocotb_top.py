@@ -22,15 +22,16 @@ from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, RisingEdge
 
 from rnnaccel.numeric.config import Config
-from rnnaccel.interface.session import OP, load_session, state_commands, weight_commands
+from rnnaccel.interface.session import CommandExecutor, execute_async, load_session
 from rnnaccel.interface.commands import pack_command
 
 
-class TB:
+class TB(CommandExecutor):
     """Clock, reset, and the command / input / output stream models."""
 
-    def __init__(self, dut, cfg: Config, idle: float, backpressure: float, seed: int):
-        self.dut, self.cfg = dut, cfg
+    def __init__(self, dut, cfg: Config, weights, idle: float, backpressure: float, seed: int):
+        super().__init__(cfg, weights)
+        self.dut = dut
         self.idle, self.backpressure = idle, backpressure
         self.rng = random.Random(seed)
         self.layout = {"op": (0, 4), "sel": (4, 16), "addr": (20, 24)}
@@ -40,8 +41,9 @@ class TB:
         dut.o_h__ready.value = 0
         self.progress_path = os.environ.get("RNNACCEL_PROGRESS")
         self.steps_done = 0
+        self.counts: list[dict] = []
 
-    async def reset(self):
+    async def reset_pin(self):
         self.dut.rst.value = 1
         await ClockCycles(self.dut.clk, 3)
         self.dut.rst.value = 0
@@ -98,7 +100,7 @@ class TB:
         dut.o_h__ready.value = 0
         return got
 
-    async def run(self, x: np.ndarray) -> np.ndarray:
+    async def stream(self, x: np.ndarray) -> np.ndarray:
         words = [int(v) for v in np.asarray(x).reshape(-1)]
         driver = cocotb.start_soon(self._drive(words))
         got = await self._collect(x.shape[0] * self.cfg.hidden_size)
@@ -106,6 +108,12 @@ class TB:
         await self.wait_idle()
         assert not int(self.dut.o_h__valid.value), "an output word beyond the run's steps is pending"
         return np.array(got, dtype=np.int64).reshape(x.shape[0], self.cfg.hidden_size)
+
+    async def run(self, x) -> np.ndarray:
+        """The session's ``run``, then the counters after it (kept in :attr:`counts`)."""
+        out = await super().run(x)
+        self.counts.append(self.counters())
+        return out
 
     def counters(self) -> dict:
         return {k: int(getattr(self.dut, k).value) for k in ("cycles", "wait_cycles", "steps")}
@@ -116,31 +124,16 @@ async def replay_session(dut):
     """Replay the session file and record hidden states and counters."""
     cfg = Config.load(os.environ["RNNACCEL_CONFIG"])
     ops = load_session(os.environ["RNNACCEL_SESSION"])
-    tb = TB(dut, cfg, float(os.environ.get("RNNACCEL_IDLE", "0")), float(os.environ.get("RNNACCEL_BACKPRESSURE", "0")),
-            int(os.environ.get("RNNACCEL_STALL_SEED", "0")))
-    await tb.reset()
+    weights = None
     if not cfg.weights_in_rom:
-        weights_file = os.environ["RNNACCEL_WEIGHTS"]
-        with np.load(weights_file) as data:
+        with np.load(os.environ["RNNACCEL_WEIGHTS"]) as data:
             weights = {k: data[k] for k in data.files}
-        for cmd in weight_commands(cfg, weights):
-            await tb.command(*cmd)
-    await tb.command(OP["RESET_STATE"])
-    await tb.wait_idle()
-    await tb.command(OP["CLEAR_COUNTERS"])
-    outs, counters = [], []
-    for op in ops:
-        if op[0] == "reset":
-            await tb.command(OP["RESET_STATE"])
-            await tb.wait_idle()
-        elif op[0] == "state":
-            await tb.command(OP["RESET_STATE"])
-            await tb.wait_idle()
-            for cmd in state_commands(cfg, op[1], op[2]):
-                await tb.command(*cmd)
-        else:
-            outs.append(await tb.run(op[1]))
-            counters.append(tb.counters())
+    tb = TB(dut, cfg, weights, float(os.environ.get("RNNACCEL_IDLE", "0")),
+            float(os.environ.get("RNNACCEL_BACKPRESSURE", "0")), int(os.environ.get("RNNACCEL_STALL_SEED", "0")))
+    await tb.reset_pin()
+    await tb.prepare()
+    outs = await execute_async(ops, tb)
+    counters = tb.counts
     assert int(dut.status.value) >> 2 & 1 == 0, "the accelerator flagged a command error"
     result = {f"out{i}": o for i, o in enumerate(outs)}
     for key in ("cycles", "wait_cycles", "steps"):

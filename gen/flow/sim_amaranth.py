@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..numeric.config import Config
-from ..interface.session import OP, state_commands, weight_commands
+from ..interface.session import CommandExecutor, check_session, execute_async
 
 __all__ = ["run_session_amaranth"]
 
@@ -22,80 +22,80 @@ def run_session_amaranth(cfg: Config, weights, ops: list[tuple], *, idle: float 
     from amaranth.sim import Simulator
 
     from ..hw.accelerator import make_accelerator
+    from .toolchain import require_gateware
 
+    check_session(ops)
+    require_gateware(cfg)
     dut = make_accelerator(cfg, weights if cfg.weights_in_rom else None)
     rng = np.random.default_rng(seed)
     H = cfg.hidden_size
-    outs: list[np.ndarray] = []
     counters: list[dict] = []
 
-    async def send_cmd(ctx, op, sel=0, addr=0, data=0):
-        while not (ctx.get(dut.status) >> 1) & 1:
-            await ctx.tick()
-        ctx.set(dut.i_cmd.payload, {"op": op, "sel": sel, "addr": addr, "data": data})
-        ctx.set(dut.i_cmd.valid, 1)
-        await ctx.tick().until(dut.i_cmd.ready)
-        ctx.set(dut.i_cmd.valid, 0)
-        await ctx.tick()
+    class Bench(CommandExecutor):
+        """The session's commands and streams on the simulated accelerator (one testbench context)."""
 
-    async def wait_idle(ctx):
-        await ctx.tick()
-        while not (ctx.get(dut.status) >> 1) & 1:
+        def __init__(self, ctx):
+            super().__init__(cfg, weights)
+            self.ctx = ctx
+
+        async def command(self, op, sel=0, addr=0, data=0):
+            ctx = self.ctx
+            while not (ctx.get(dut.status) >> 1) & 1:
+                await ctx.tick()
+            ctx.set(dut.i_cmd.payload, {"op": op, "sel": sel, "addr": addr, "data": data})
+            ctx.set(dut.i_cmd.valid, 1)
+            await ctx.tick().until(dut.i_cmd.ready)
+            ctx.set(dut.i_cmd.valid, 0)
             await ctx.tick()
+
+        async def wait_idle(self):
+            ctx = self.ctx
+            await ctx.tick()
+            while not (ctx.get(dut.status) >> 1) & 1:
+                await ctx.tick()
+
+        async def stream(self, x):
+            ctx = self.ctx
+            words = [int(v) for v in x.reshape(-1)]
+            got: list[int] = []
+            need = x.shape[0] * H
+            i = 0
+            ctx.set(dut.o_h.ready, 0)
+            while len(got) < need:
+                # drive input
+                if i < len(words) and not (idle and rng.random() < idle):
+                    ctx.set(dut.i_x.valid, 1)
+                    ctx.set(dut.i_x.payload, words[i])
+                else:
+                    ctx.set(dut.i_x.valid, 0)
+                ready = 0 if (backpressure and rng.random() < backpressure) else 1
+                ctx.set(dut.o_h.ready, ready)
+                in_fire = ctx.get(dut.i_x.valid) and ctx.get(dut.i_x.ready)
+                out_fire = ready and ctx.get(dut.o_h.valid)
+                if out_fire:
+                    got.append(ctx.get(dut.o_h.payload))
+                    if progress is not None:
+                        progress(1)
+                await ctx.tick()
+                if in_fire:
+                    i += 1
+            ctx.set(dut.i_x.valid, 0)
+            ctx.set(dut.o_h.ready, 0)
+            await self.wait_idle()
+            # nothing lost or duplicated: every input word taken, no output word beyond the run's
+            if i != len(words) or ctx.get(dut.o_h.valid):
+                raise AssertionError(f"run of {x.shape[0]} steps: {i} of {len(words)} input words taken, "
+                                     f"extra output word pending: {bool(ctx.get(dut.o_h.valid))}")
+            counters.append({"cycles": ctx.get(dut.cycles), "wait_cycles": ctx.get(dut.wait_cycles),
+                             "steps": ctx.get(dut.steps)})
+            return np.array(got, dtype=np.int64).reshape(x.shape[0], H)
+
+    outs: list[np.ndarray] = []
 
     async def bench(ctx):
-        if not cfg.weights_in_rom:
-            for cmd in weight_commands(cfg, weights):
-                await send_cmd(ctx, *cmd)
-        await send_cmd(ctx, OP["RESET_STATE"])
-        await wait_idle(ctx)
-        await send_cmd(ctx, OP["CLEAR_COUNTERS"])
-        for op in ops:
-            if op[0] == "reset":
-                await send_cmd(ctx, OP["RESET_STATE"])
-                await wait_idle(ctx)
-            elif op[0] == "state":
-                await send_cmd(ctx, OP["RESET_STATE"])
-                await wait_idle(ctx)
-                for cmd in state_commands(cfg, op[1], op[2]):
-                    await send_cmd(ctx, *cmd)
-            elif op[0] == "run":
-                x = np.asarray(op[1], dtype=np.int64)
-                words = [int(v) for v in x.reshape(-1)]
-                got: list[int] = []
-                need = x.shape[0] * H
-                i = 0
-                ctx.set(dut.o_h.ready, 0)
-                while len(got) < need:
-                    # drive input
-                    if i < len(words) and not (idle and rng.random() < idle):
-                        ctx.set(dut.i_x.valid, 1)
-                        ctx.set(dut.i_x.payload, words[i])
-                    else:
-                        ctx.set(dut.i_x.valid, 0)
-                    ready = 0 if (backpressure and rng.random() < backpressure) else 1
-                    ctx.set(dut.o_h.ready, ready)
-                    in_fire = ctx.get(dut.i_x.valid) and ctx.get(dut.i_x.ready)
-                    out_fire = ready and ctx.get(dut.o_h.valid)
-                    if out_fire:
-                        got.append(ctx.get(dut.o_h.payload))
-                        if progress is not None:
-                            progress(1)
-                    await ctx.tick()
-                    if in_fire:
-                        i += 1
-                ctx.set(dut.i_x.valid, 0)
-                ctx.set(dut.o_h.ready, 0)
-                await wait_idle(ctx)
-                # nothing lost or duplicated: every input word taken, no output word beyond the run's
-                if i != len(words) or ctx.get(dut.o_h.valid):
-                    raise AssertionError(f"run of {x.shape[0]} steps: {i} of {len(words)} input words taken, "
-                                         f"extra output word pending: {bool(ctx.get(dut.o_h.valid))}")
-                outs.append(np.array(got, dtype=np.int64).reshape(x.shape[0], H))
-                counters.append({"cycles": ctx.get(dut.cycles), "wait_cycles": ctx.get(dut.wait_cycles),
-                                 "steps": ctx.get(dut.steps)})
-            else:
-                raise ValueError(f"unknown session operation {op[0]!r}")
+        ex = Bench(ctx)
+        await ex.prepare()
+        outs.extend(await execute_async(ops, ex))
 
     sim = Simulator(dut)
     sim.add_clock(1e-8)

@@ -24,7 +24,8 @@ from ..numeric.golden import IntegerModel
 from ..layout.image import bank_words, bias_words, vector_slots, weight_banks
 from .commands import OP
 
-__all__ = ["OP", "state_commands", "weight_commands", "golden_session", "sessions_for_batch"]
+__all__ = ["OP", "SESSION_OPS", "state_commands", "weight_commands", "check_session", "execute", "execute_async",
+           "GoldenExecutor", "CommandExecutor", "golden_session", "sessions_for_batch", "save_session", "load_session"]
 
 
 
@@ -67,20 +68,109 @@ def weight_commands(cfg: Config, weights) -> list[tuple[int, int, int, int]]:
     return cmds
 
 
+#: Session operations and their argument counts.
+SESSION_OPS = {"reset": 0, "state": 2, "run": 1}
+
+
+def check_session(ops: list[tuple]) -> None:
+    """Every operation known and with its arguments; a ValueError naming the first bad one."""
+    for i, op in enumerate(ops):
+        if not isinstance(op, tuple) or not op or op[0] not in SESSION_OPS:
+            raise ValueError(f"unknown session operation {op[0] if isinstance(op, tuple) and op else op!r} "
+                             f"(operation {i}; known: {', '.join(SESSION_OPS)})")
+        if len(op) - 1 != SESSION_OPS[op[0]]:
+            raise ValueError(f"session operation {i} ({op[0]!r}) takes {SESSION_OPS[op[0]]} arguments, "
+                             f"not {len(op) - 1}")
+
+
+def execute(ops: list[tuple], executor) -> list[np.ndarray]:
+    """Run a session on an executor: the one place operations are dispatched.
+
+    An executor has ``reset()``, ``state(h, c)`` and ``run(x) -> (T, H)`` raw
+    integers (the golden model's :class:`GoldenExecutor`, the board's
+    :class:`rnnaccel.boards.driver.LinkClient`); returns one array per ``run``.
+    """
+    check_session(ops)
+    outs = []
+    for kind, *args in ops:
+        out = getattr(executor, kind)(*args)
+        if kind == "run":
+            outs.append(out)
+    return outs
+
+
+async def execute_async(ops: list[tuple], executor) -> list[np.ndarray]:
+    """:func:`execute` for executors whose operations are coroutines (the simulators' testbenches)."""
+    check_session(ops)
+    outs = []
+    for kind, *args in ops:
+        out = await getattr(executor, kind)(*args)
+        if kind == "run":
+            outs.append(out)
+    return outs
+
+
+class GoldenExecutor:
+    """Session operations on the integer golden model."""
+
+    def __init__(self, cfg: Config, weights):
+        self.model = IntegerModel(cfg, weights)
+
+    def reset(self) -> None:
+        self.model.reset()
+
+    def state(self, h, c) -> None:
+        self.model.set_state_raw(h, c)
+
+    def run(self, x) -> np.ndarray:
+        return self.model.run_raw(np.asarray(x, dtype=np.int64))
+
+
+class CommandExecutor:
+    """Session operations as accelerator commands, for a simulated accelerator (coroutines).
+
+    A subclass gives ``command(op, sel, addr, data)`` (waits until the
+    accelerator is idle, then sends one command), ``wait_idle()`` and
+    ``stream(x)`` (feeds the (T, input) raw inputs, collects the (T, H)
+    outputs). :meth:`prepare` loads run-time weights, clears the state and the
+    counters, as every backend does before a session.
+    """
+
+    def __init__(self, cfg: Config, weights):
+        self.cfg, self.weights = cfg, weights
+
+    async def prepare(self) -> None:
+        if not self.cfg.weights_in_rom:
+            for cmd in weight_commands(self.cfg, self.weights):
+                await self.command(*cmd)
+        await self.reset()
+        await self.command(OP["CLEAR_COUNTERS"])
+
+    async def reset(self) -> None:
+        await self.command(OP["RESET_STATE"])
+        await self.wait_idle()
+
+    async def state(self, h, c) -> None:
+        await self.reset()
+        for cmd in state_commands(self.cfg, h, c):
+            await self.command(*cmd)
+
+    async def run(self, x) -> np.ndarray:
+        return await self.stream(np.asarray(x, dtype=np.int64))
+
+    async def command(self, op: int, sel: int = 0, addr: int = 0, data: int = 0) -> None:
+        raise NotImplementedError
+
+    async def wait_idle(self) -> None:
+        raise NotImplementedError
+
+    async def stream(self, x: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
 def golden_session(cfg: Config, weights, ops: list[tuple]) -> list[np.ndarray]:
     """Run a session on the integer golden model; one (T, H) raw array per ``run``."""
-    model = IntegerModel(cfg, weights)
-    outs = []
-    for op in ops:
-        if op[0] == "reset":
-            model.reset()
-        elif op[0] == "state":
-            model.set_state_raw(op[1], op[2])
-        elif op[0] == "run":
-            outs.append(model.run_raw(np.asarray(op[1], dtype=np.int64)))
-        else:
-            raise ValueError(f"unknown session operation {op[0]!r}")
-    return outs
+    return execute(ops, GoldenExecutor(cfg, weights))
 
 
 def sessions_for_batch(x_raw: np.ndarray) -> list[tuple]:
@@ -92,39 +182,29 @@ def sessions_for_batch(x_raw: np.ndarray) -> list[tuple]:
 
 
 def save_session(path, ops: list[tuple]) -> None:
-    """Write a session to an .npz file (for a simulator process to replay)."""
+    """Write a session to an .npz file (for a simulator process to replay): each argument an array or None."""
     import json
 
+    check_session(ops)
     arrays, desc = {}, []
-    for i, op in enumerate(ops):
-        if op[0] == "reset":
-            desc.append(["reset"])
-        elif op[0] == "state":
-            entry = ["state", None, None]
-            for j, arr in ((1, op[1]), (2, op[2])):
-                if arr is not None:
-                    arrays[f"op{i}_{j}"] = np.asarray(arr, dtype=np.int64)
-                    entry[j] = f"op{i}_{j}"
-            desc.append(entry)
-        elif op[0] == "run":
-            arrays[f"op{i}_1"] = np.asarray(op[1], dtype=np.int64)
-            desc.append(["run", f"op{i}_1"])
-        else:
-            raise ValueError(f"unknown session operation {op[0]!r}")
+    for i, (kind, *args) in enumerate(ops):
+        entry = [kind]
+        for j, arr in enumerate(args, start=1):
+            key = None
+            if arr is not None:
+                key = f"op{i}_{j}"
+                arrays[key] = np.asarray(arr, dtype=np.int64)
+            entry.append(key)
+        desc.append(entry)
     np.savez(path, __ops__=np.array(json.dumps(desc)), **arrays)
 
 
 def load_session(path) -> list[tuple]:
+    """The session :func:`save_session` wrote."""
     import json
 
     with np.load(path, allow_pickle=False) as data:
         desc = json.loads(str(data["__ops__"]))
-        ops = []
-        for entry in desc:
-            if entry[0] == "reset":
-                ops.append(("reset",))
-            elif entry[0] == "state":
-                ops.append(("state", *(data[k] if k is not None else None for k in entry[1:])))
-            else:
-                ops.append(("run", data[entry[1]]))
+        ops = [(entry[0], *(data[k] if k is not None else None for k in entry[1:])) for entry in desc]
+    check_session(ops)
     return ops
