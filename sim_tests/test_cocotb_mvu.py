@@ -12,7 +12,7 @@ import pytest
 from cocotb_support import CASE_ENV, run_cocotb, write_case, write_verilog
 from mvu_ref import plan_expected, plan_vectors
 from rnnaccel.numeric.config import preset
-from rnnaccel.hw.harness import MVUHarness
+from mvu_harness import MVUHarness
 from rnnaccel.numeric.model import random_weights
 
 pytestmark = pytest.mark.cocotb

@@ -7,7 +7,7 @@ import pytest
 from amaranth.sim import Simulator
 
 from rnnaccel.numeric.config import preset
-from rnnaccel.hw.harness import MVUHarness
+from mvu_harness import MVUHarness
 from rnnaccel.layout.image import plans
 from rnnaccel.numeric.model import random_weights
 

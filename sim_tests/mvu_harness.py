@@ -1,4 +1,4 @@
-"""Stream harness around the MVU, for testing it on its own (tiers 1 and 2).
+"""Stream harness around the MVU, for testing and benchmarking it on its own (tiers 1 and 2; test-only).
 
 ``MVUHarness(cfg, weights, plan)``: the words of the plan's source vector go
 in on ``i`` (padded length ``plan.cols``, in order), the plan's output words
@@ -16,10 +16,10 @@ from amaranth.hdl import Module, Signal, signed
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..numeric.config import Config
-from ..layout.image import vector_slots
-from .buffers import VectorStore
-from .mvu import CirculantMVU
+from rnnaccel.numeric.config import Config
+from rnnaccel.layout.image import vector_slots
+from rnnaccel.hw.buffers import VectorStore
+from rnnaccel.hw.mvu import CirculantMVU
 
 __all__ = ["MVUHarness"]
 
