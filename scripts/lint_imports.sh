@@ -7,13 +7,15 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 tree="$(mktemp -d)"
 trap 'rm -rf "$tree"' EXIT
-# gen/ is the package root (with its subpackages); hw/ and boards/ are linked in beside them
-(cd "$here/gen" && find . -name '*.py' -not -path '*/__pycache__/*') | while read -r f; do
-    mkdir -p "$tree/rnnaccel/$(dirname "$f")"; ln -s "$here/gen/$f" "$tree/rnnaccel/$f"
-done
-for d in hw boards; do
-    mkdir -p "$tree/rnnaccel/$d"
-    for f in "$here/$d"/*.py; do ln -s "$f" "$tree/rnnaccel/$d/"; done
-done
+# link the sources of folder $1 (with its subpackages) in as $2 under the temporary tree
+link_tree() {
+    (cd "$here/$1" && find . -name '*.py' -not -path '*/__pycache__/*') | while read -r f; do
+        mkdir -p "$tree/$2/$(dirname "$f")"; ln -s "$here/$1/$f" "$tree/$2/$f"
+    done
+}
+# gen/ is the package root (with its subpackages); hw/ and boards/ (with theirs, e.g. hw/hostlink/) beside them
+link_tree gen rnnaccel
+link_tree hw rnnaccel/hw
+link_tree boards rnnaccel/boards
 cd "$here"
 PYTHONPATH="$tree" exec "$here/.venv/bin/lint-imports" "$here/pyproject.toml" --no-cache "$@"
