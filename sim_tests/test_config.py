@@ -46,7 +46,7 @@ def test_presets_are_valid_and_named(name):
 
 # ------------------------------------------------------------------ types
 INT_FIELDS = ["input_size", "hidden_size", "num_layers", "qrnn_window", "block_size", "pe_rows", "pe_cols",
-              "lanes", "table_entries", "seed"]
+              "lanes", "table_entries", "cores", "seed"]
 BOOL_FIELDS = ["gru_reset_after", "interpolate", "weights_in_rom", "stacked_projections"]
 
 
@@ -54,9 +54,9 @@ def test_type_fields_cover_the_dataclass():
     types = {f.name: f.type for f in dataclasses.fields(Config)}
     assert {n for n, t in types.items() if t in ("int", int)} == set(INT_FIELDS)
     assert {n for n, t in types.items() if t in ("bool", bool)} == set(BOOL_FIELDS)
-    assert {n for n, t in types.items() if t in ("float", float)} == {"sigmoid_range", "tanh_range"}
+    assert {n for n, t in types.items() if t in ("float", float)} == {"sigmoid_range", "tanh_range", "delta_threshold"}
     assert {n for n, t in types.items() if t in ("str", str)} == {"cell", "name", "weight_ram", "datapath",
-                                                                  "circulant_mode"}
+                                                                  "circulant_mode", "core_mode"}
 
 
 def test_hidden_size_string_is_refused():
@@ -341,7 +341,9 @@ CHANGES = {"cell": "gru", "input_size": 32, "hidden_size": 32, "num_layers": 2, 
            "q_state": QFormat(16, 13), "q_cell": QFormat(16, 10), "q_pre": QFormat(16, 10),
            "q_act": QFormat(16, 15), "table_entries": 512, "sigmoid_range": 16.0, "tanh_range": 8.0,
            "interpolate": False, "weights_in_rom": False, "weight_ram": "huge", "stacked_projections": True,
-           "datapath": "serial", "seed": 1, "name": "other", "circulant_mode": "fft", "q_spectrum": QFormat(8, 7)}
+           "datapath": "serial", "seed": 1, "name": "other", "circulant_mode": "fft", "q_spectrum": QFormat(8, 7),
+           "delta_threshold": 0.01, "delta_threshold_h": 0.02,
+           "cores": 2, "core_mode": "layers"}
 
 
 def test_changes_cover_every_field():
@@ -411,6 +413,19 @@ def test_ideal_cycles_lstm512():
     cfg = preset("lstm512-ice40")
     assert cfg.multipliers == 4          # the serial datapath: 4 lanes on k = 16 blocks
     assert cfg.ideal_cycles_per_step == (2048 * 512 * 2) // 4
+
+
+def test_lstm512_ecp5_is_the_same_model_on_the_array():
+    ice, ecp = preset("lstm512-ice40"), preset("lstm512-ecp5")
+    same = ("cell", "input_size", "hidden_size", "num_layers", "block_size", "q_weight", "q_state", "q_cell", "q_pre")
+    assert all(getattr(ice, f) == getattr(ecp, f) for f in same)
+    assert ecp.weight_bytes == ice.weight_bytes == 128 * 1024
+    assert ecp.datapath == "array" and ecp.weights_in_rom and ecp.weight_ram == "block"
+    # 3x3 PEs of 16 lanes: 144 lane multipliers, 12 of the ULX3S-85F's 156 left for the gate unit
+    assert ecp.multipliers == 144
+    # 128 x 32 tiles per matrix over 3 x 3 PEs: 43 x 11 rounds of 16 cycles, two matrices
+    assert [ecp.mvu_cycles(r, c) for _, r, c in ecp.matrices(0)] == [43 * 11 * 16] * 2
+    assert ecp.ideal_cycles_per_step == -(-(2048 * 512 * 2) // 144)
 
 
 def test_unknown_preset():

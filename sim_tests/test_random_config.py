@@ -191,6 +191,12 @@ RAW = {
     "stacked_projections": _either(st.booleans(), 1, "false"),
     "datapath": _either(st.sampled_from(DATAPATHS), "systolic", "Serial", None),
     "circulant_mode": _either(st.sampled_from(CIRCULANT_MODES), "FFT", "time", None, 1),
+    # one core: the one-core flow refuses more (rnnaccel.hw.multicore builds them; sim_tests/test_multicore.py)
+    "cores": _either(st.just(1), 0, -1, 17, "2", 2.0),
+    "core_mode": _either(st.sampled_from(["programs", "layers"]), "helpers", "threads", None, 2),
+    # delta mode: specified (golden model, training), no gateware yet: a threshold above 0 is refused by the flow
+    "delta_threshold": _either(st.sampled_from([0, 0.0, 0.05, 0.25]), -0.1, float("nan"), float("inf"), "0.1", None),
+    "delta_threshold_h": _either(st.sampled_from([None, 0, 0.0, 0.1]), -1, float("nan"), "0", True),
     "seed": _either(st.integers(0, 3), -1, 1.0, "0"),
     "name": _either(st.just("raw"), 3, None),
 }
@@ -355,6 +361,10 @@ def _run_raw(drawn) -> None:
     note(f"config:\n{cfg.to_toml()}")
     if cfg.fft_mode:        # specified (golden model), no gateware yet: the flow refuses it in one line
         with pytest.raises(ConfigError, match="FFT-domain datapath is not built yet"):
+            check_case(cfg, case)
+        return
+    if cfg.delta_mode:      # likewise
+        with pytest.raises(ConfigError, match="delta-network datapath is not built yet"):
             check_case(cfg, case)
         return
     check_case(cfg, case)

@@ -38,7 +38,9 @@ def require_gateware(cfg) -> None:
     """Raise a one-line :class:`~rnnaccel.numeric.config.ConfigError` when ``cfg`` has no gateware yet.
 
     ``circulant_mode = 'fft'`` is specified by the golden model, quantization
-    and training (issue 16), but no FFT datapath is generated.
+    and training (issue 16), but no FFT datapath is generated. ``cores > 1``
+    (issue 14) is built by :mod:`rnnaccel.hw.multicore`, not by the one-core flow. Delta mode
+    (``delta_threshold > 0``, issue 19) is specified by the golden model and training only.
     """
     from ..numeric.config import ConfigError
 
@@ -46,6 +48,15 @@ def require_gateware(cfg) -> None:
         raise ConfigError("circulant_mode", cfg.circulant_mode,
                           "the FFT-domain datapath is not built yet: Verilog, simulation and boards need "
                           "circulant_mode = 'direct' (the golden model, quantize and training support 'fft')")
+    if cfg.delta_mode:
+        raise ConfigError("delta_threshold", cfg.delta_threshold,
+                          "the delta-network datapath is not built yet: Verilog, simulation and boards need "
+                          "delta_threshold = 0 and delta_threshold_h unset or 0 (the golden model and training "
+                          "support delta mode)")
+    if cfg.cores > 1:
+        raise ConfigError("cores", cfg.cores,
+                          "multi-core designs are built by rnnaccel.hw.multicore (sim_multicore, "
+                          "scripts/bench_multicore.py); generate, run and boards take one core for now")
 
 
 def which(tool: str) -> str | None:

@@ -42,6 +42,16 @@ spectrum word does not saturate), and 1 from the narrowed projection to its
 inputs and weights where it does not saturate. Without ``fake_quant`` the
 FFT mode's float forward is the direct one (the same product in exact arithmetic).
 
+Delta-network mode (``delta=True``, by default when ``cfg.delta_mode``;
+:mod:`rnnaccel.numeric.delta`): each matrix multiplies its reference vector
+(the state keys ``ref_W``, ``ref_U`` / ``ref_Urz``, ``ref_Un``), updated
+where ``|v - v_ref|`` exceeds the float threshold (``delta_threshold`` for
+layer 0's input, ``delta_threshold_hidden`` for hidden states and the
+reset-before GRU's ``r*h``). With ``fake_quant`` every value is a multiple of
+q_state's LSB, so the float test is the golden model's raw test and the
+projection of the reference is its exact memory narrowed. Gradients reach a
+step's input through the elements it propagated (``torch.where``).
+
 With both on, the forward pass in float64 is the integer model's arithmetic:
 every value is a multiple of its format's LSB, products and sums are exact in
 float64 (while the accumulator stays below 2**53 LSBs, i.e. always for
@@ -65,6 +75,7 @@ from torch import nn
 from ..numeric import fft, lut
 from ..numeric.circulant import circulant_index, project
 from ..numeric.config import Config
+from ..numeric.delta import reference_keys
 from ..numeric.fixedpoint import QFormat, quantize
 from ..numeric.golden import fft_projection
 from ..numeric.model import Weights, check_weights, save_model, weight_shapes
@@ -225,6 +236,8 @@ class CirculantRNN(nn.Module):
         Parameter and compute dtype; float64 (the default) makes
         ``fake_quant=True, table_activations=True`` bit-exact with the
         integer model.
+    delta : bool or None
+        Delta-network mode (see the module docs); None follows ``cfg.delta_mode``.
 
     Parameters are ``layers[l].W``, ``.b``, ``.U``, ``.c`` with the shapes of
     ``weights.npz``; initialised to zero (use :meth:`from_weights`,
@@ -232,9 +245,10 @@ class CirculantRNN(nn.Module):
     """
 
     def __init__(self, cfg: Config, fake_quant: bool = False, table_activations: bool = False,
-                 dtype: torch.dtype = torch.float64):
+                 dtype: torch.dtype = torch.float64, delta: bool | None = None):
         super().__init__()
         self.cfg = cfg
+        self.delta = cfg.delta_mode if delta is None else bool(delta)
         self.fake_quant = fake_quant
         self.table_activations = table_activations
         self.dtype = dtype
@@ -341,8 +355,24 @@ class CirculantRNN(nn.Module):
         value = torch.einsum("ghc,nc->ngh", m[key][gates], vec) + bias
         return self._narrowed(value, m, [(key, vec)], bias, gates)
 
+    def _vector(self, st: dict, name: str, layer: int, vec: torch.Tensor) -> torch.Tensor:
+        """The vector matrix ``name`` multiplies: ``vec``, or in delta mode its reference, updated in ``st``."""
+        if not self.delta:
+            return vec
+        cfg = self.cfg
+        th = cfg.delta_threshold if name == "W" and layer == 0 else cfg.delta_threshold_hidden
+        ref_key, _ = reference_keys(name)
+        ref = st[ref_key]
+        ref = torch.where((vec - ref).abs() > th, vec, ref)
+        st[ref_key] = ref
+        return ref
+
     def zero_state(self, batch: int, device=None) -> State:
-        """The zero state: per layer ``h`` (N, H), ``c`` (LSTM/SRU/QRNN), ``xprev`` (window-2 QRNN)."""
+        """The zero state: per layer ``h`` (N, H), ``c`` (LSTM/SRU/QRNN), ``xprev`` (window-2 QRNN).
+
+        Delta mode adds the zero references ``ref_W`` (N, layer columns) and ``ref_U``
+        (``ref_Urz`` and ``ref_Un`` for the reset-before GRU) (N, H).
+        """
         cfg = self.cfg
         kw = {"dtype": self.dtype, "device": device}
         out = []
@@ -352,6 +382,10 @@ class CirculantRNN(nn.Module):
                 st["c"] = torch.zeros(batch, cfg.hidden_size, **kw)
             if cfg.cell == "qrnn" and cfg.qrnn_window == 2:
                 st["xprev"] = torch.zeros(batch, cfg.layer_input_size(layer), **kw)
+            if self.delta:
+                for name, _, _ in cfg.matrices(layer):
+                    width = cfg.layer_cols(layer) if name == "W" else cfg.hidden_size
+                    st[reference_keys(name)[0]] = torch.zeros(batch, width, **kw)
             out.append(st)
         return out
 
@@ -365,36 +399,39 @@ class CirculantRNN(nn.Module):
         h = q(o * act("tanh", c, cfg.q_cell), cfg.q_state)
         return h, c
 
-    def _step(self, m: dict, x: torch.Tensor, st: dict) -> tuple[torch.Tensor, dict]:
+    def _step(self, m: dict, x: torch.Tensor, st: dict, layer: int = 0) -> tuple[torch.Tensor, dict]:
         cfg = self.cfg
         q, act = self._q, self._act
         cell = cfg.cell
         xin = torch.cat([x, st["xprev"]], dim=1) if cell == "qrnn" and cfg.qrnn_window == 2 else x
         new = dict(st)
+        xv = self._vector(new, "W", layer, xin)
         if cfg.fused_projections:
             # serial datapath (LSTM, RNN): W x + U h + (b + c) accumulated together, narrowed once
             bias = m["b"] + m["c"]
-            pre = self._narrowed(torch.einsum("ghc,nc->ngh", m["W"], xin) + torch.einsum("ghc,nc->ngh", m["U"], st["h"])
-                                 + bias, m, [("W", xin), ("U", st["h"])], bias, slice(None))
+            hv = self._vector(new, "U", layer, st["h"])
+            pre = self._narrowed(torch.einsum("ghc,nc->ngh", m["W"], xv) + torch.einsum("ghc,nc->ngh", m["U"], hv)
+                                 + bias, m, [("W", xv), ("U", hv)], bias, slice(None))
             if cell == "lstm":
                 h, new["c"] = self._lstm_update(pre, st["c"])
             else:
                 h = q(act("tanh", pre[:, 0]), cfg.q_state)
             new["h"] = h
             return h, new
-        xp = self._proj(m, "W", xin, "b")
+        xp = self._proj(m, "W", xv, "b")
         if cell == "lstm":
-            hp = self._proj(m, "U", st["h"], "c")
+            hp = self._proj(m, "U", self._vector(new, "U", layer, st["h"]), "c")
             h, new["c"] = self._lstm_update(q(xp + hp, cfg.q_pre), st["c"])
         elif cell == "gru":
-            hp = self._proj(m, "U", st["h"], "c")
+            # reset-before: U_n multiplies r*h (its own reference in delta mode); its rows of hp are unused
+            hp = self._proj(m, "U", self._vector(new, "U" if cfg.gru_reset_after else "Urz", layer, st["h"]), "c")
             r = act("sigmoid", q(xp[:, 0] + hp[:, 0], cfg.q_pre))
             z = act("sigmoid", q(xp[:, 1] + hp[:, 1], cfg.q_pre))
             if cfg.gru_reset_after:
                 n_pre = q(xp[:, 2] + r * hp[:, 2], cfg.q_pre)
             else:
                 rh = q(r * st["h"], cfg.q_state)
-                hn = self._proj(m, "U", rh, "c", slice(2, 3))[:, 0]
+                hn = self._proj(m, "U", self._vector(new, "Un", layer, rh), "c", slice(2, 3))[:, 0]
                 n_pre = q(xp[:, 2] + hn, cfg.q_pre)
             n = act("tanh", n_pre)
             h = q((1 - z) * n + z * st["h"], cfg.q_state)
@@ -411,7 +448,7 @@ class CirculantRNN(nn.Module):
             new["c"] = c
             new["xprev"] = x
         else:
-            hp = self._proj(m, "U", st["h"], "c")
+            hp = self._proj(m, "U", self._vector(new, "U", layer, st["h"]), "c")
             h = q(act("tanh", q(xp[:, 0] + hp[:, 0], cfg.q_pre)), cfg.q_state)
         new["h"] = h
         return h, new
@@ -421,8 +458,9 @@ class CirculantRNN(nn.Module):
 
         Returns ``(y, state)``: ``y`` (N, T, H) the last layer's hidden state
         at every step, ``state`` the final state, a list per layer of dicts
-        ``h`` (N, H), ``c`` (LSTM/SRU/QRNN) and ``xprev`` (window-2 QRNN), which
-        a next call can continue from.
+        ``h`` (N, H), ``c`` (LSTM/SRU/QRNN) and ``xprev`` (window-2 QRNN) (and
+        in delta mode the references, :meth:`zero_state`), which a next call
+        can continue from.
         """
         cfg = self.cfg
         x = torch.as_tensor(x, dtype=self.dtype, device=self.circ_index.device)
@@ -438,13 +476,16 @@ class CirculantRNN(nn.Module):
         else:
             state = [{k: self._q(v.to(self.dtype), cfg.q_cell if k == "c" else cfg.q_state)
                       for k, v in st.items()} for st in state]
+            if self.delta:     # a state without references starts them at zero, as a reset does
+                zero = self.zero_state(n, x.device)
+                state = [{**z, **st} for z, st in zip(zero, state)]
         mats = [self._matrices(layer) for layer in range(cfg.num_layers)]
         xq = self._q(x, cfg.q_state)
         outs = []
         for step in range(t):
             v = xq[:, step]
             for layer in range(cfg.num_layers):
-                v, state[layer] = self._step(mats[layer], v, state[layer])
+                v, state[layer] = self._step(mats[layer], v, state[layer], layer)
             outs.append(v)
         y = torch.stack(outs, dim=1)
         return (y[0] if single else y), state

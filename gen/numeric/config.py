@@ -21,8 +21,8 @@ import tomli_w
 
 from .fixedpoint import QFormat
 
-__all__ = ["Config", "ConfigError", "CELLS", "DATAPATHS", "CIRCULANT_MODES", "FIELDS", "gate_names", "PRESETS",
-           "preset", "ceil_div"]
+__all__ = ["Config", "ConfigError", "CELLS", "DATAPATHS", "CIRCULANT_MODES", "CORE_MODES", "CORE_MODES_BUILT",
+           "MAX_CORES", "FIELDS", "gate_names", "PRESETS", "preset", "ceil_div"]
 
 #: Cell types and the gates (rows of the stacked projection matrices), in order.
 CELLS = ("lstm", "gru", "sru", "qrnn", "rnn")
@@ -32,6 +32,13 @@ DATAPATHS = ("array", "serial")
 
 #: How a circulant block's product is computed (see :class:`Config`, ``circulant_mode``).
 CIRCULANT_MODES = ("direct", "fft")
+
+#: How several cores share work (see :class:`Config`, ``core_mode``); ``helpers`` is declared, not built.
+CORE_MODES = ("programs", "layers", "helpers")
+CORE_MODES_BUILT = ("programs", "layers")
+
+#: Most cores of one design.
+MAX_CORES = 16
 
 
 def ceil_div(a: int, b: int) -> int:
@@ -84,6 +91,13 @@ _Q_FIELDS = ("q_weight", "q_state", "q_cell", "q_pre", "q_act", "q_spectrum")
 #: differ from their default or ``circulant_mode`` is not ``direct``, so every earlier config keeps its bytes
 #: and its hash.
 _LATE_FIELDS = ("circulant_mode", "q_spectrum")
+
+#: Delta-mode fields (issue 19): written to the TOML (and so hashed) only when they differ from their default,
+#: so every config without them keeps its bytes and its hash. ``delta_threshold_h`` defaults to None.
+_DELTA_FIELDS = ("delta_threshold", "delta_threshold_h")
+
+#: Multi-core fields (issue 14): written to the TOML (and so hashed) only when they differ from their default.
+_CORE_FIELDS = ("cores", "core_mode")
 
 
 @dataclass(frozen=True)
@@ -158,6 +172,31 @@ class Config:
         as spectra in ``q_spectrum``; needs ``block_size`` a power of two, 4
         or more. The golden model, quantization and training support it; the
         gateware does not yet (generating or simulating it is refused).
+    cores : int
+        Cores of the design (1 to 16; default 1, the single accelerator).
+        More than one is built by :class:`rnnaccel.hw.multicore.MultiCore`
+        (the ordinary flow, ``generate``/``run``/boards, refuses it for now).
+    core_mode : str
+        How the cores share work. ``programs`` (default): independent cores,
+        each running its own model and streams (this config is one core's;
+        the others are given beside it). ``layers``: the layers of this
+        stack spread over the cores in contiguous groups
+        (:meth:`core_layer_groups`), h streamed core to core. ``helpers``
+        (cores sharing one layer) is declared but not built: refused.
+        Both written to ``rnnaccel.toml`` only when not the default.
+    delta_threshold : float
+        Delta-network mode (issue 19; :mod:`rnnaccel.numeric.delta`): a
+        non-negative threshold in the units of the inputs (q_state values).
+        Each layer keeps the last propagated input and hidden state; an
+        element propagates its change only when ``|x - x_ref|`` exceeds the
+        threshold, and the pre-activation memories accumulate ``W * delta``
+        exactly. In raw q_state units the test is ``|x - x_ref| >
+        floor(threshold * 2**q_state.frac)`` (:attr:`delta_threshold_raw`). 0,
+        the default, is exact and off. Written to the TOML only when not 0.
+    delta_threshold_h : float or None
+        Threshold of the hidden states (the recurrent inputs, the inputs of
+        layers after the first, the reset-before GRU's ``r*h``); None (the
+        default) takes ``delta_threshold``. Written to the TOML only when set.
     seed : int
         Seed for every random choice (weights of ``new``, test data).
     """
@@ -187,6 +226,10 @@ class Config:
     stacked_projections: bool = False
     datapath: str = "array"
     circulant_mode: str = "direct"
+    delta_threshold: float = 0.0
+    delta_threshold_h: float | None = None
+    cores: int = 1
+    core_mode: str = "programs"
     seed: int = 0
     name: str = "custom"
 
@@ -199,7 +242,7 @@ class Config:
                     object.__setattr__(self, qf, QFormat.parse(value))
                 except (TypeError, ValueError) as exc:
                     raise ConfigError(qf, value, str(exc)) from None
-        for fname in ("sigmoid_range", "tanh_range"):
+        for fname in ("sigmoid_range", "tanh_range", "delta_threshold", "delta_threshold_h"):
             value = getattr(self, fname)
             if isinstance(value, int) and not isinstance(value, bool):
                 object.__setattr__(self, fname, float(value))
@@ -229,6 +272,30 @@ class Config:
                     f"with q_state this gives a {self.fft_acc_width}-bit spectral accumulator, wider than the 62 "
                     f"bits supported")
 
+    def _validate_cores(self):
+        """Rules of ``cores`` and ``core_mode`` (see the class docstring)."""
+        self._check(1 <= self.cores <= MAX_CORES, "cores", f"must be between 1 and {MAX_CORES}")
+        self._check(self.core_mode in CORE_MODES, "core_mode", f"must be one of {', '.join(CORE_MODES)}")
+        self._check(self.core_mode in CORE_MODES_BUILT, "core_mode",
+                    "'helpers' (cores sharing one layer's rows) is not built yet: use 'programs' or 'layers'")
+        if self.core_mode == "layers":
+            self._check(self.cores <= self.num_layers, "cores",
+                        f"core_mode 'layers' gives each core at least one layer: at most num_layers "
+                        f"({self.num_layers}) cores")
+
+    def _validate_delta(self):
+        """Rules of the delta-mode thresholds (see the class docstring)."""
+        span = 2.0 ** (self.q_state.int_bits + 1)
+        for fname in ("delta_threshold", "delta_threshold_h"):
+            value = getattr(self, fname)
+            if value is None and fname == "delta_threshold_h":
+                continue
+            self._check(isinstance(value, float), fname, "must be a number (in the units of the inputs and hidden "
+                        "states)" + (", or left out" if fname == "delta_threshold_h" else ""))
+            self._check(math.isfinite(value) and value >= 0, fname, "must be a finite number, 0 or more (0 = exact)")
+            self._check(value < span, fname, f"must be below {span:g}, the span of q_state ({self.q_state}): "
+                        f"no change can exceed that")
+
     def _check(self, ok: bool, fname: str, rule: str):
         if not ok:
             raise ConfigError(fname, getattr(self, fname), rule)
@@ -256,6 +323,7 @@ class Config:
         self._check(self.datapath in DATAPATHS, "datapath", f"must be one of {', '.join(DATAPATHS)}")
         self._check(self.circulant_mode in CIRCULANT_MODES, "circulant_mode",
                     f"must be one of {', '.join(CIRCULANT_MODES)}")
+        self._validate_cores()
         if self.fft_mode:
             self._check(self.block_size >= 4 and _is_pow2(self.block_size), "circulant_mode",
                         f"'fft' needs circulant blocks of a power of two, 4 or more (block_size {self.block_size})")
@@ -268,6 +336,7 @@ class Config:
         else:
             self._check(self.lanes <= 64, "lanes", "dense tile size must be at most 64")
         self._check(self.seed >= 0, "seed", "must be 0 or more")
+        self._validate_delta()
         self._check(self.weight_ram in ("block", "huge"), "weight_ram", "must be 'block' or 'huge' (iCE40 SPRAM)")
         if self.weight_ram == "huge":
             self._check(not self.weights_in_rom, "weight_ram",
@@ -313,6 +382,28 @@ class Config:
                             f"({getattr(self, qname)}): use fewer entries or a wider range")
 
     # ---------------------------------------------------------------- derived
+    def core_layer_groups(self) -> list[range]:
+        """Layers of each core in ``core_mode = 'layers'``: contiguous groups, the first ones a layer
+        longer when ``cores`` does not divide ``num_layers``; one group of every layer otherwise."""
+        n = self.cores if self.core_mode == "layers" else 1
+        base, extra = divmod(self.num_layers, n)
+        groups, first = [], 0
+        for i in range(n):
+            count = base + (1 if i < extra else 0)
+            groups.append(range(first, first + count))
+            first += count
+        return groups
+
+    def core_config(self, core: int) -> "Config":
+        """The single-core config of core ``core`` in ``core_mode = 'layers'``: its layers, their input size.
+
+        Its layer 0 is layer ``core_layer_groups()[core].start`` of this stack (input size ``input_size``
+        for the first core, ``hidden_size`` after), and it has ``cores = 1``.
+        """
+        group = self.core_layer_groups()[core]
+        return self.replace(cores=1, core_mode=Config.core_mode, num_layers=len(group),
+                            input_size=self.layer_input_size(group.start), name=f"{self.name}.core{core}")
+
     @property
     def gates(self) -> tuple[str, ...]:
         """Gate names of layer 0 (see :meth:`layer_gates`)."""
@@ -502,18 +593,47 @@ class Config:
         macs = sum(r * c for layer in range(self.num_layers) for _, r, c in self.matrices(layer))
         return ceil_div(macs, self.multipliers)
 
+    @property
+    def delta_threshold_hidden(self) -> float:
+        """Threshold of the hidden states: ``delta_threshold_h``, or ``delta_threshold`` when that is None."""
+        return self.delta_threshold if self.delta_threshold_h is None else self.delta_threshold_h
+
+    @property
+    def delta_mode(self) -> bool:
+        """Delta-network mode is on: a threshold is above 0 (0 is exact and off)."""
+        return self.delta_threshold > 0 or self.delta_threshold_hidden > 0
+
+    @property
+    def delta_threshold_raw(self) -> int:
+        """The input threshold in raw q_state units, ``floor(delta_threshold * 2**q_state.frac)``.
+
+        For an integer d, ``|d| > floor(t)`` exactly when ``|d| > t``: the raw
+        test is the float test on the quantized values.
+        """
+        return math.floor(self.delta_threshold * 2.0 ** self.q_state.frac)
+
+    @property
+    def delta_threshold_h_raw(self) -> int:
+        """The hidden-state threshold in raw q_state units (see :attr:`delta_threshold_raw`)."""
+        return math.floor(self.delta_threshold_hidden * 2.0 ** self.q_state.frac)
+
     # ---------------------------------------------------------- serialization
     def to_dict(self) -> dict[str, Any]:
         """Every field (Q formats as ``"Qm.n"``), but :data:`_LATE_FIELDS` only when they matter.
 
         ``circulant_mode`` and ``q_spectrum`` are left out while both hold their
-        defaults in direct mode, so configs written before they existed keep
-        their TOML bytes and hash; :meth:`from_dict` restores the defaults.
+        defaults in direct mode, and ``cores`` and ``core_mode`` while each holds its
+        default, so configs written before they existed keep their TOML bytes and
+        hash; :meth:`from_dict` restores the defaults.
         """
         out: dict[str, Any] = {}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if f.name in _LATE_FIELDS and not self.fft_mode and value == f.default:
+                continue
+            if f.name in _DELTA_FIELDS and value == f.default:
+                continue
+            if f.name in _CORE_FIELDS and value == f.default:
                 continue
             out[f.name] = str(value) if isinstance(value, QFormat) else value
         return out

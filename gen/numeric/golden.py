@@ -29,6 +29,16 @@ transform per row block (:func:`rnnaccel.numeric.fft.irfft`, at
 
 The update of each cell is a function (``lstm_update`` ...) so the hardware
 gate units are checked against exactly these.
+
+Delta-network mode (``delta=True``, by default when ``cfg.delta_mode``;
+:mod:`rnnaccel.numeric.delta` states the definition): each matrix product
+multiplies its stored reference vector, kept in the layer's state
+(``ref_W``, ``ref_U`` / ``ref_Urz``, ``ref_Un``) and updated only where the
+change exceeds the threshold; the integer model accumulates ``W * delta``
+into exact memories (``acc_W`` ...) read through the same narrowing as
+steps 1-3. The reset-before GRU thresholds ``r*h`` (its own reference, the
+hidden-state threshold). Every model counts its matrix-vector work in
+``stats`` (:class:`rnnaccel.numeric.delta.WorkStats`; dense counts in normal mode).
 """
 
 from __future__ import annotations
@@ -40,6 +50,7 @@ import numpy as np
 
 from . import fft, lut
 from .config import Config
+from .delta import WorkStats, propagate, raw_threshold, reference_keys
 from .fixedpoint import align, narrow, quantize, saturate, to_float
 from .model import LayerMatrices, Weights, dense_matrices, effective_vectors, quantize_weights, spectral_matrices
 
@@ -143,6 +154,67 @@ def _fused(cfg: Config, m: LayerMatrices, x: np.ndarray, h: np.ndarray) -> np.nd
     return fused_projection(cfg, m.W, m.U, x, h, m.b, m.c)
 
 
+class _Work:
+    """One layer's step: the vector each matrix multiplies (its reference in delta mode), counted in ``stats``.
+
+    ``new`` is the layer's new state (references are written into it);
+    ``thresholds`` (input, hidden) are raw integers or floats.
+    """
+
+    def __init__(self, cfg: Config, layer: int, new: dict, delta: bool, thresholds, stats: WorkStats | None):
+        self.cfg, self.layer, self.new, self.delta, self.thresholds, self.stats = \
+            cfg, layer, new, delta, thresholds, stats
+
+    def vector(self, name: str, vec: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(the vector matrix ``name`` multiplies, its delta or None in normal mode)."""
+        d = None
+        if self.delta:
+            th = self.thresholds[0] if name == "W" and self.layer == 0 else self.thresholds[1]
+            ref_key, _ = reference_keys(name)
+            d, self.new[ref_key] = propagate(vec, self.new[ref_key], th)
+            vec = self.new[ref_key]
+        if self.stats is not None:
+            self.stats.record(self.layer, name, d, vec.shape[0])
+        return vec, d
+
+
+class _Projector:
+    """The integer projections of one layer's step; in delta mode from the accumulated memories."""
+
+    def __init__(self, cfg: Config, m: LayerMatrices, work: _Work | None):
+        self.cfg, self.m, self.work = cfg, m, work
+
+    def _vector(self, name, vec):
+        return (vec, None) if self.work is None else self.work.vector(name, vec)
+
+    def _accumulate(self, name: str, key: str, d: np.ndarray, gates) -> np.ndarray:
+        """``acc_name += M d`` (exact, acc_frac fraction bits); returns the new memory."""
+        _, acc_key = reference_keys(name)
+        acc = self.work.new[acc_key] + np.einsum("ghc,nc->ngh", getattr(self.m, key)[gates].astype(np.int64), d)
+        self.work.new[acc_key] = acc
+        return acc
+
+    def project(self, name: str, key: str, vec: np.ndarray, bias: np.ndarray, gates=slice(None)) -> np.ndarray:
+        """Matrix ``key`` (gates ``gates``; ``name`` as in ``Config.matrices``) times ``vec`` plus bias, in q_pre."""
+        cfg = self.cfg
+        vec, d = self._vector(name, vec)
+        if d is None or cfg.fft_mode:
+            return _project(cfg, self.m, key, vec, bias, gates)
+        acc = self._accumulate(name, key, d, gates)
+        return narrow(acc + align(bias[gates], cfg.q_pre.frac, cfg.acc_frac)[None], cfg.acc_frac, cfg.q_pre)
+
+    def fused(self, x: np.ndarray, h: np.ndarray) -> np.ndarray:
+        """Fused projections (serial datapath), in delta mode ``narrow(acc_W + acc_U + aligned (b + c))``."""
+        cfg, m = self.cfg, self.m
+        x, dx = self._vector("W", x)
+        h, dh = self._vector("U", h)
+        if dx is None or cfg.fft_mode:
+            return _fused(cfg, m, x, h)
+        acc = self._accumulate("W", "W", dx, slice(None)) + self._accumulate("U", "U", dh, slice(None))
+        bias = np.asarray(m.b, np.int64) + np.asarray(m.c, np.int64)
+        return narrow(acc + align(bias, cfg.q_pre.frac, cfg.acc_frac)[None], cfg.acc_frac, cfg.q_pre)
+
+
 def _sum_narrow(terms: list[tuple[np.ndarray, int]], q) -> np.ndarray:
     """Sum exact products (value, frac) aligned to the finest fraction, narrowed once to q.
 
@@ -239,16 +311,30 @@ def _sig(x):
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def _float_step(cfg: Config, m: LayerMatrices, x: np.ndarray, st: dict) -> tuple[np.ndarray, dict, dict]:
-    """One float step of one layer. Returns (h', new state, intermediates)."""
+def _float_step(cfg: Config, m: LayerMatrices, x: np.ndarray, st: dict,
+                work: _Work | None = None) -> tuple[np.ndarray, dict, dict]:
+    """One float step of one layer. Returns (h', new state, intermediates).
+
+    ``work``: delta mode and counting (:class:`_Work`; the step points it at
+    its new state, where the references are written). Float delta mode
+    multiplies the references directly (no memories: float sums of deltas
+    would drift from ``M v_ref`` by rounding).
+    """
     cell = cfg.cell
     if cell == "qrnn" and cfg.qrnn_window == 2:
         xin = np.concatenate([x, st["xprev"]], axis=1)
     else:
         xin = x
-    xp = np.einsum("ghc,nc->ngh", m.W, xin) + m.b[None]
-    hp = np.einsum("ghc,nc->ngh", m.U, st["h"]) + m.c[None] if m.U is not None else None
     new = dict(st)
+    if work is not None:
+        work.new = new
+
+    def vec(name, v):
+        return v if work is None else work.vector(name, v)[0]
+
+    u_name = "Urz" if cell == "gru" and not cfg.gru_reset_after else "U"
+    xp = np.einsum("ghc,nc->ngh", m.W, vec("W", xin)) + m.b[None]
+    hp = np.einsum("ghc,nc->ngh", m.U, vec(u_name, st["h"])) + m.c[None] if m.U is not None else None
     inter = {"xp": xp, "hp": hp}
     if cell == "lstm":
         pre = xp + hp
@@ -262,7 +348,7 @@ def _float_step(cfg: Config, m: LayerMatrices, x: np.ndarray, st: dict) -> tuple
             n = np.tanh(xp[:, 2] + r * hp[:, 2])
         else:
             rh = r * st["h"]
-            hn = np.einsum("hc,nc->nh", m.U[2], rh) + m.c[2][None]
+            hn = np.einsum("hc,nc->nh", m.U[2], vec("Un", rh)) + m.c[2][None]
             inter["hp_n"] = hn
             n = np.tanh(xp[:, 2] + hn)
         h = (1 - z) * n + z * st["h"]
@@ -284,35 +370,42 @@ def _float_step(cfg: Config, m: LayerMatrices, x: np.ndarray, st: dict) -> tuple
     return h, new, inter
 
 
-def _int_step(cfg: Config, m: LayerMatrices, x: np.ndarray, st: dict) -> tuple[np.ndarray, dict]:
-    """One integer step of one layer; x (N, C) raw q_state."""
+def _int_step(cfg: Config, m: LayerMatrices, x: np.ndarray, st: dict,
+              work: _Work | None = None) -> tuple[np.ndarray, dict]:
+    """One integer step of one layer; x (N, C) raw q_state. ``work``: delta mode and counting (:class:`_Work`)."""
     cell = cfg.cell
     if cell == "qrnn" and cfg.qrnn_window == 2:
         xin = np.concatenate([x, st["xprev"]], axis=1)
     else:
         xin = x
     new = dict(st)
+    if work is not None:
+        work.new = new
+    proj = _Projector(cfg, m, work)
     if cfg.fused_projections:
-        pre = _fused(cfg, m, xin, st["h"])
+        pre = proj.fused(xin, st["h"])
         if cell == "lstm":
             h, new["c"] = lstm_update(cfg, pre, st["c"])
         else:
             h = rnn_update(cfg, pre)
         new["h"] = h
         return h, new
-    xp = _project(cfg, m, "W", xin, m.b)
+    xp = proj.project("W", "W", xin, m.b)
     if cell == "lstm":
-        hp = _project(cfg, m, "U", st["h"], m.c)
+        hp = proj.project("U", "U", st["h"], m.c)
         h, new["c"] = lstm_update(cfg, saturate(xp + hp, cfg.q_pre), st["c"])
     elif cell == "gru":
         # reset-before: only r and z multiply h directly; U_n multiplies r*h below
-        hp = _project(cfg, m, "U", st["h"], m.c, slice(None) if cfg.gru_reset_after else slice(0, 2))
+        if cfg.gru_reset_after:
+            hp = proj.project("U", "U", st["h"], m.c)
+        else:
+            hp = proj.project("Urz", "U", st["h"], m.c, slice(0, 2))
         r, z = gru_gates(cfg, xp, hp)
         if cfg.gru_reset_after:
             n_pre = gru_candidate_pre(cfg, xp[:, 2], hp[:, 2], r)
         else:
             rh = gru_reset_hidden(cfg, r, st["h"])
-            hn = _project(cfg, m, "U", rh, m.c, slice(2, 3))[:, 0]
+            hn = proj.project("Un", "U", rh, m.c, slice(2, 3))[:, 0]
             n_pre = gru_candidate_pre(cfg, xp[:, 2], hn, None)
         h = gru_update(cfg, n_pre, z, st["h"])
     elif cell == "sru":
@@ -325,7 +418,7 @@ def _int_step(cfg: Config, m: LayerMatrices, x: np.ndarray, st: dict) -> tuple[n
         h, new["c"] = qrnn_update(cfg, xp, st["c"])
         new["xprev"] = x
     else:
-        hp = _project(cfg, m, "U", st["h"], m.c)
+        hp = proj.project("U", "U", st["h"], m.c)
         h = rnn_update(cfg, saturate(xp + hp, cfg.q_pre))
     new["h"] = h
     return h, new
@@ -343,16 +436,35 @@ class GoldenModel:
     returns the last layer's hidden state at every step, same leading shape.
     State persists across calls (streaming) until :meth:`reset`;
     :meth:`set_state` gives an initial state.
+
+    ``delta``: delta-network mode (:mod:`rnnaccel.numeric.delta`); None (the
+    default) follows ``cfg.delta_mode`` (a threshold above 0), True runs it
+    with the config's thresholds even when they are 0 (exact, and counting
+    the columns that do not change). ``stats`` counts the matrix-vector work
+    of every run (:class:`~rnnaccel.numeric.delta.WorkStats`), kept across
+    :meth:`reset` until ``stats.clear()``.
     """
 
     cfg: Config
     weights: Weights
     state: list[dict] | None = field(default=None, init=False)
+    delta: bool | None = None
 
     integer = False
 
     def __post_init__(self):
+        self.delta = self.cfg.delta_mode if self.delta is None else bool(self.delta)
+        self.stats = WorkStats(self.cfg)
         self._prepare()
+
+    def _thresholds(self):
+        """(input, hidden) thresholds: raw q_state integers, or floats for the float model."""
+        if self.integer:
+            return raw_threshold(self.cfg, False), raw_threshold(self.cfg, True)
+        return self.cfg.delta_threshold, self.cfg.delta_threshold_hidden
+
+    def _work(self, layer: int) -> _Work:
+        return _Work(self.cfg, layer, {}, self.delta, self._thresholds(), self.stats)
 
     # subclasses fill in
     def _prepare(self):
@@ -368,8 +480,21 @@ class GoldenModel:
                 st["c"] = np.zeros((n, h), dt)
             if self.cfg.cell == "qrnn" and self.cfg.qrnn_window == 2:
                 st["xprev"] = np.zeros((n, self.cfg.layer_input_size(layer)), dt)
+            if self.delta:
+                self._zero_delta_state(st, layer, n, dt)
             out.append(st)
         return out
+
+    def _zero_delta_state(self, st: dict, layer: int, n: int, dt) -> None:
+        """Delta mode: zero references (and, integer direct mode, zero memories) of every matrix of the layer."""
+        cfg = self.cfg
+        hp = cfg.padded(cfg.hidden_size)
+        for name, rows, _ in cfg.matrices(layer):
+            ref_key, acc_key = reference_keys(name)
+            width = cfg.layer_cols(layer) if name == "W" else cfg.hidden_size
+            st[ref_key] = np.zeros((n, width), dt)
+            if self.integer and not cfg.fft_mode:
+                st[acc_key] = np.zeros((n, rows // hp, cfg.hidden_size), np.int64)
 
     def zero_state(self, n: int = 1) -> list[dict]:
         """A zero state for ``n`` sequences (per layer: h, and c / xprev where the cell has them)."""
@@ -441,6 +566,7 @@ class GoldenModel:
         outs = []
         for step in range(t):
             v = xq[:, step]
+            self.stats.begin_step(n)
             for layer in range(self.cfg.num_layers):
                 v, self.state[layer] = self._step(layer, v, self.state[layer])
             outs.append(v)
@@ -470,7 +596,7 @@ class IntegerModel(GoldenModel):
         return x.astype(np.int64) if x.dtype.kind in "iu" else quantize(x, q)
 
     def _step(self, layer, v, st):
-        return _int_step(self.cfg, self.mats[layer], v, st)
+        return _int_step(self.cfg, self.mats[layer], v, st, self._work(layer))
 
     def set_state_raw(self, h=None, c=None) -> None:
         """Initial state as raw integers of shape (layers, H) (one sequence)."""
@@ -500,9 +626,9 @@ class FloatModel(GoldenModel):
 
     integer = False
 
-    def __init__(self, cfg: Config, weights: Weights, quantized_params: bool = False):
+    def __init__(self, cfg: Config, weights: Weights, quantized_params: bool = False, delta: bool | None = None):
         self.quantized_params = quantized_params
-        super().__init__(cfg, weights)
+        super().__init__(cfg, weights, delta)
 
     def _prepare(self):
         w = self.weights
@@ -519,9 +645,10 @@ class FloatModel(GoldenModel):
         return np.asarray(x, dtype=np.float64)
 
     def _step(self, layer, v, st):
-        h, new, _ = _float_step(self.cfg, self.mats[layer], v, st)
+        h, new, _ = _float_step(self.cfg, self.mats[layer], v, st, self._work(layer))
         return h, new
 
     def step_detail(self, layer: int, x: np.ndarray, st: dict):
-        """One float step with its intermediates (for error analysis)."""
-        return _float_step(self.cfg, self.mats[layer], x, st)
+        """One float step with its intermediates (for error analysis; not counted in ``stats``)."""
+        work = _Work(self.cfg, layer, {}, self.delta, self._thresholds(), None) if self.delta else None
+        return _float_step(self.cfg, self.mats[layer], x, st, work)

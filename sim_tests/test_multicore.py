@@ -1,0 +1,230 @@
+"""Multi-core designs (issue 14): config fields, MultiCore in the Amaranth simulator against the golden model.
+
+A. ``cores`` / ``core_mode``: one-line ConfigErrors, ``helpers`` refused, TOML bytes unchanged by default.
+B. programs (multi-programming): 2-3 independent cores with different cells and sizes, streams at once,
+   random input idle and output back-pressure, bit-exact against one golden model per core.
+C. layers (layer pipeline): stacks of every cell over 2-3 cores, L = N and L > N, random stalls on the
+   host streams and on every link between cores, bit-exact against the stack's ordinary golden model.
+D. a command for a core that does not exist: error bit, nothing changed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rnnaccel.flow.sim_multicore import run_layers_amaranth, run_programs_amaranth
+from rnnaccel.flow.toolchain import require_gateware
+from rnnaccel.interface.multicore import (BROADCAST, layer_models, layer_state_commands, layers_golden,
+                                          programs_golden)
+from rnnaccel.numeric.config import Config, ConfigError, preset
+from rnnaccel.numeric.fixedpoint import quantize
+from rnnaccel.numeric.model import check_weights, random_weights
+
+TINY = preset("tiny")
+
+
+# ----------------------------------------------------------------------------- A. config
+@pytest.mark.parametrize("changes, field, words", [
+    ({"cores": 0}, "cores", "between 1 and 16"),
+    ({"cores": 17}, "cores", "between 1 and 16"),
+    ({"cores": "2"}, "cores", "integer"),
+    ({"core_mode": "threads"}, "core_mode", "must be one of programs, layers, helpers"),
+    ({"core_mode": "helpers", "cores": 2}, "core_mode", "not built yet"),
+    ({"core_mode": "helpers"}, "core_mode", "not built yet"),
+    ({"core_mode": "layers", "cores": 3, "num_layers": 2}, "cores", "at most num_layers (2)"),
+])
+def test_core_fields_one_line_errors(changes, field, words):
+    with pytest.raises(ConfigError) as info:
+        TINY.replace(**changes)
+    msg = str(info.value)
+    assert info.value.field == field and words in msg and "\n" not in msg
+
+
+def test_core_fields_written_only_when_not_default():
+    assert "cores" not in TINY.to_toml() and "core_mode" not in TINY.to_toml()
+    assert TINY.replace(cores=1, core_mode="programs").hash == TINY.hash
+    two = TINY.replace(cores=2)
+    assert "cores = 2" in two.to_toml() and "core_mode" not in two.to_toml()
+    lay = TINY.replace(num_layers=3, cores=2, core_mode="layers")
+    assert 'core_mode = "layers"' in lay.to_toml()
+    assert Config.from_toml(lay.to_toml()) == lay and len({TINY.hash, two.hash, lay.hash}) == 3
+
+
+def test_layer_groups_and_core_configs():
+    cfg = TINY.replace(cell="gru", input_size=5, num_layers=5, cores=3, core_mode="layers")
+    assert cfg.core_layer_groups() == [range(0, 2), range(2, 4), range(4, 5)]
+    subs = layer_models(cfg, random_weights(cfg, 1))
+    assert [(c.num_layers, c.input_size, c.cores) for c, _ in subs] == [(2, 5, 1), (2, 8, 1), (1, 8, 1)]
+    for c, w in subs:
+        check_weights(c, w)
+    assert TINY.replace(num_layers=2).core_layer_groups() == [range(0, 2)]
+
+
+def test_one_core_flow_refuses_several_cores():
+    with pytest.raises(ConfigError, match="multi-core designs are built by rnnaccel.hw.multicore"):
+        require_gateware(TINY.replace(cores=2))
+
+
+# ----------------------------------------------------------------------------- sessions
+def _seq(rng, cfg, t):
+    return quantize(rng.uniform(-1.2, 1.2, size=(t, cfg.input_size)), cfg.q_state)
+
+
+def _state(rng, cfg, zero_layers=()):
+    h = quantize(rng.uniform(-0.8, 0.8, size=(cfg.num_layers, cfg.hidden_size)), cfg.q_state)
+    h[list(zero_layers)] = 0
+    c = quantize(rng.uniform(-1.5, 1.5, size=(cfg.num_layers, cfg.hidden_size)), cfg.q_cell) \
+        if cfg.cell in ("lstm", "sru", "qrnn") else None
+    return h, c
+
+
+def programs_session(cfgs, seed=0):
+    """Every core at once (twice: state carried), one core alone after a reset, then initial states."""
+    rng = np.random.default_rng(seed)
+    n = len(cfgs)
+    ops = [("reset", i) for i in range(n)]
+    ops.append(("run", {i: _seq(rng, c, 3 + i % 2) for i, c in enumerate(cfgs)}))
+    ops.append(("run", {i: _seq(rng, c, 2) for i, c in enumerate(cfgs)}))
+    ops += [("reset", n - 1), ("run", {n - 1: _seq(rng, cfgs[-1], 2)})]
+    ops.append(("state", 0, *_state(rng, cfgs[0])))
+    ops.append(("run", {i: _seq(rng, c, 2) for i, c in enumerate(cfgs)}))
+    return ops
+
+
+def layers_session(cfg, seed=0):
+    rng = np.random.default_rng(seed)
+    ends = [g.start - 1 for g in cfg.core_layer_groups()[1:]] if cfg.cell == "qrnn" and cfg.qrnn_window == 2 else []
+    return [("reset",), ("run", _seq(rng, cfg, 4)), ("run", _seq(rng, cfg, 2)), ("reset",), ("run", _seq(rng, cfg, 2)),
+            ("state", *_state(rng, cfg, ends)), ("run", _seq(rng, cfg, 3))]
+
+
+def _assert_programs_equal(got, want):
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        assert sorted(g) == sorted(w)
+        for core in w:
+            np.testing.assert_array_equal(g[core], w[core], err_msg=f"core {core}")
+
+
+# ----------------------------------------------------------------------------- B. programs
+PROGRAM_CASES = [
+    ("lstm+gru", [("tiny", {}), ("tiny", {"cell": "gru", "input_size": 5, "hidden_size": 12})]),
+    ("sru+qrnn2+rnn", [("tiny", {"cell": "sru", "hidden_size": 12}), ("tiny", {"cell": "qrnn"}),
+                       ("tiny", {"cell": "rnn", "num_layers": 2, "pe_rows": 2})]),
+    ("grubefore+lstm2-ram+serial", [("tiny", {"cell": "gru", "gru_reset_after": False, "block_size": 1, "lanes": 3}),
+                                    ("tiny", {"num_layers": 2, "weights_in_rom": False}),
+                                    ("tiny", {"cell": "rnn", "datapath": "serial", "pe_cols": 1, "block_size": 4,
+                                              "lanes": 2, "input_size": 8, "hidden_size": 8})]),
+]
+
+
+@pytest.mark.parametrize("name, specs", PROGRAM_CASES, ids=[c[0] for c in PROGRAM_CASES])
+def test_programs_bit_exact_with_stalls(name, specs):
+    cfgs = [preset(p).replace(**ch) for p, ch in specs]
+    models = [(c, random_weights(c, 10 + i)) for i, c in enumerate(cfgs)]
+    ops = programs_session(cfgs, seed=len(name))
+    got, info = run_programs_amaranth(models, ops, idle=0.3, backpressure=0.3, seed=7)
+    _assert_programs_equal(got, programs_golden(models, ops))
+    # the first run streams every core at once: their output windows overlap in time
+    when = info["runs"][0]["when"]
+    assert len(when) == len(cfgs)
+    assert max(w[0] for w in when.values()) < min(w[-1] for w in when.values())
+    assert info["runs"][-1]["status"] & 0b110 == 0b010   # idle, no error
+
+
+# ----------------------------------------------------------------------------- C. layers
+LAYER_CASES = [
+    ("lstm-L2-N2", {"num_layers": 2, "cores": 2}),
+    ("lstm-L3-N2-2x2", {"num_layers": 3, "cores": 2, "pe_rows": 2, "pe_cols": 2}),
+    ("gru-after-L3-N3", {"cell": "gru", "num_layers": 3, "cores": 3, "input_size": 5}),
+    ("gru-before-L3-N2", {"cell": "gru", "gru_reset_after": False, "num_layers": 3, "cores": 2}),
+    ("sru-L2-N2-proj", {"cell": "sru", "num_layers": 2, "cores": 2, "input_size": 12}),
+    ("qrnn2-L3-N2", {"cell": "qrnn", "num_layers": 3, "cores": 2}),
+    ("qrnn1-L2-N2", {"cell": "qrnn", "qrnn_window": 1, "num_layers": 2, "cores": 2}),
+    ("rnn-L5-N3", {"cell": "rnn", "num_layers": 5, "cores": 3}),
+    ("lstm-serial-L2-N2", {"num_layers": 2, "cores": 2, "datapath": "serial", "pe_cols": 1, "lanes": 2}),
+]
+
+
+@pytest.mark.parametrize("name, changes", LAYER_CASES, ids=[c[0] for c in LAYER_CASES])
+def test_layers_bit_exact_with_stalls(name, changes):
+    cfg = TINY.replace(core_mode="layers", **changes)
+    w = random_weights(cfg, 3)
+    ops = layers_session(cfg, seed=len(name))
+    got, info = run_layers_amaranth(cfg, w, ops, idle=0.25, backpressure=0.3, link_stall=0.3, seed=5)
+    want = layers_golden(cfg, w, ops)
+    assert len(got) == len(want)
+    for g, ww in zip(got, want):
+        np.testing.assert_array_equal(g, ww)
+    assert info["runs"][-1]["core_steps"] == [11] * cfg.cores
+    assert info["runs"][-1]["status"] & 0b110 == 0b010
+
+
+def test_layers_direct_links_no_stalls():
+    cfg = TINY.replace(cell="gru", num_layers=2, cores=2, core_mode="layers")
+    w = random_weights(cfg, 4)
+    ops = layers_session(cfg, seed=1)
+    got, _ = run_layers_amaranth(cfg, w, ops, link_depth=0)
+    for g, ww in zip(got, layers_golden(cfg, w, ops)):
+        np.testing.assert_array_equal(g, ww)
+
+
+def test_layers_qrnn2_boundary_state_refused():
+    cfg = TINY.replace(cell="qrnn", num_layers=2, cores=2, core_mode="layers")
+    h = np.ones((2, 8), dtype=np.int64)
+    with pytest.raises(ValueError, match="x_\\(t-1\\), which no command writes"):
+        layer_state_commands(cfg, h, None)
+    h[0] = 0
+    assert all(core in (0, 1) for core, *_ in layer_state_commands(cfg, h, None))
+
+
+# ----------------------------------------------------------------------------- D. missing core
+def test_command_for_missing_core_sets_error_and_changes_nothing():
+    from amaranth.sim import Simulator
+
+    from rnnaccel.hw.multicore import MultiCore
+    from rnnaccel.interface.commands import OP
+
+    cfg = TINY
+    w = random_weights(cfg, 2)
+    dut = MultiCore([(cfg, w), (cfg, w)], "programs")
+    x = _seq(np.random.default_rng(0), cfg, 2)
+    seen = {}
+
+    async def bench(ctx):
+        async def command(core, op, sel=0, addr=0, data=0):
+            ctx.set(dut.i_cmd.payload, {"core": core, "op": op, "sel": sel, "addr": addr, "data": data})
+            ctx.set(dut.i_cmd.valid, 1)
+            await ctx.tick().until(dut.i_cmd.ready)
+            ctx.set(dut.i_cmd.valid, 0)
+            for _ in range(40):
+                await ctx.tick()
+
+        await command(BROADCAST, OP["RESET_STATE"])
+        await command(2, OP["WRITE_VEC"], 0, 0, 1234)      # no core 2
+        seen["status"] = ctx.get(dut.status)
+        out = []
+        ctx.set(dut.o_h.ready, 1)
+        for v in x.reshape(-1):
+            ctx.set(dut.i_x.payload, {"core": 1, "data": int(v)})
+            ctx.set(dut.i_x.valid, 1)
+            await ctx.tick().until(dut.i_x.ready)
+        ctx.set(dut.i_x.valid, 0)
+        while len(out) < x.size:
+            if ctx.get(dut.o_h.valid):
+                out.append((int(ctx.get(dut.o_h.payload.core)), int(ctx.get(dut.o_h.payload.data))))
+            await ctx.tick()
+        seen["out"] = out
+        await command(0, OP["CLEAR_COUNTERS"])
+        seen["cleared"] = ctx.get(dut.status)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    assert seen["status"] & 0b100 and seen["status"] & 0b010
+    assert {c for c, _ in seen["out"]} == {1}
+    want = programs_golden([(cfg, w), (cfg, w)], [("reset", 1), ("run", {1: x})])[0][1]
+    np.testing.assert_array_equal(np.array([v for _, v in seen["out"]]).reshape(want.shape), want)
+    assert not seen["cleared"] & 0b100
