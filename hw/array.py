@@ -3,26 +3,39 @@
 Dataflow of one time step (the sequencer's *program*, built in Python from
 the config and compiled to one FSM state per phase):
 
-1. ``LOAD``: ``input_size`` words from the input FIFO into vector slot ``x0``
-   (a window-2 QRNN first copies x_t to the x_{t-1} half: ``COPY``).
+1. ``LOAD``: wait until the loader has the step's input in input buffer
+   ``xp_par`` (the input store: slot ``x0``'s layout twice, its own write
+   port). The loader takes ``input_size`` words from the input FIFO (a
+   window-2 QRNN first copies x_{t-1}, the other buffer's first half, into
+   the second half).
 2. For each layer: ``MVU W`` (input projections into the XP memories), then
    for LSTM/GRU/RNN ``MVU U`` (recurrent projections into HP); a reset-before
    GRU runs ``MVU Urz``, a ``GATE reset`` phase writing r*h into slot ``rh``,
-   then ``MVU Un``. The input-projection phase is its own phase, so batching
-   it over several steps later changes the program, not the datapath.
+   then ``MVU Un``.
 3. ``GATE``: the layer's gate unit streams over the H elements (one per
    cycle, pipelined): reads XP/HP/c/h, writes h' (vector slot ``h{l}``) and
    c'; the last layer also pushes h' into the output FIFO (the sequencer
    first waits until that FIFO is empty: ``WAIT_OUT``).
 
-Between steps the sequencer is ``IDLE`` and accepts commands (see
-:class:`Op`): clear the state, write h or c words (initial state), write
-weight/bias words (when not baked into ROM), clear the counters.
+Overlap across steps (the same for every cell): while step t runs, the loader
+takes x_{t+1} into the other input buffer as soon as the FIFO holds all of it
+(and no command is waiting); once the MVU has finished step t's last plan, it
+starts layer 0's input projection of step t+1 (``W x_{t+1}``, which does not
+depend on h_t) into the other XP buffer (XP is double-buffered by step
+parity), so it runs under step t's last gate phase, ``WAIT_OUT`` and
+``STEP_DONE``; step t+1 then starts without ``IDLE`` and its ``MVU W`` phase
+only waits for that plan's end. h_{t+1} needs all of U h_t, so the recurrent
+plans and the gate phases of a step stay in order.
+
+Between steps the sequencer is ``IDLE`` (never with a prefetched input) and
+accepts commands (see :class:`Op`): clear the state, write h or c words
+(initial state), write weight/bias words (when not baked into ROM), clear the
+counters.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory
 
 from ..numeric.config import Config
@@ -30,7 +43,7 @@ from ..layout.image import plans, vector_depth, vector_slots
 from .buffers import VectorStore, state_ram_attrs
 from .gates import GateUnit
 from .mvu import CirculantMVU
-from .sequencer import PHASE_CLEAR, Op, SequencerBase
+from .sequencer import PHASE_CLEAR, PHASE_STEP_DONE, Op, SequencerBase
 
 __all__ = ["ArrayAccelerator", "array_program"]
 
@@ -43,8 +56,6 @@ def array_program(cfg: Config) -> list[tuple]:
         by_layer.setdefault(p.layer, []).append(p)
     qrnn2 = cfg.cell == "qrnn" and cfg.qrnn_window == 2
     prog: list[tuple] = []
-    if qrnn2:
-        prog.append(("copy", "x0"))
     prog.append(("load",))
     last = cfg.num_layers - 1
     for layer in range(cfg.num_layers):
@@ -95,10 +106,12 @@ class ArrayAccelerator(SequencerBase):
 class _ArrayBuild:
     """Builds :class:`ArrayAccelerator`'s module: one method per concern, emitted in a fixed order.
 
-    The blocks (vector store, MVU, projection and cell-state memories, gate
-    units), the MVU-to-projection writes, the element walkers, the gate units'
-    inputs, the vector-store write mux, then the sequencer FSM: the ``IDLE``
-    command decode, ``CLEAR`` and one state per phase of the program.
+    The blocks (vector store, MVU, projection and cell-state memories, the input
+    store, gate units), the MVU-to-projection writes, the element walkers, the
+    gate units' inputs, the vector-store write mux, then the sequencer FSM (the
+    ``IDLE`` command decode, ``CLEAR``, one state per phase of the program,
+    ``STEP_DONE``), the loader FSM and the prefetch of the next step's input
+    projection, which run beside it.
     """
 
     def __init__(self, acc: ArrayAccelerator):
@@ -135,9 +148,12 @@ class _ArrayBuild:
         # projection memories, T words per row: one per gate (all gates of an element read in one
         # cycle) or, with cfg.stacked_projections, one per side holding gate g at rows g*segs_h...
         # (read over G cycles per element)
+        # XP holds two buffers (step parity): the next step's input projection is written while the
+        # gate unit reads this step's
         self.n_proj, self.proj_depth = (1, self.gmax * self.segs_h) if self.stacked else (self.gmax, self.segs_h)
         proj = state_ram_attrs(T * self.pw, self.proj_depth)
-        self.xp_mem = [memory.Memory(shape=unsigned(T * self.pw), depth=self.proj_depth, init=[], attrs=proj)
+        xproj = state_ram_attrs(T * self.pw, 2 * self.proj_depth)
+        self.xp_mem = [memory.Memory(shape=unsigned(T * self.pw), depth=2 * self.proj_depth, init=[], attrs=xproj)
                        for _ in range(self.n_proj)]
         self.hp_mem = [memory.Memory(shape=unsigned(T * self.pw), depth=self.proj_depth, init=[], attrs=proj)
                        for _ in range(self.n_proj)]
@@ -147,6 +163,7 @@ class _ArrayBuild:
         L, Hp, cs = self.L, self.Hp, self.cs
         self.c_mem = memory.Memory(shape=signed(cs), depth=L * Hp, init=[], attrs=state_ram_attrs(cs, L * Hp))
         m.submodules.cell_state = self.c_mem
+        self.input_store()
         # gate units: one per distinct (gate count, phase)
         self.gate_units = {}
         for layer in range(L):
@@ -158,24 +175,66 @@ class _ArrayBuild:
                     self.gate_units[key] = gu
                     m.submodules[f"gate_{key[0]}_{ph}"] = gu
 
+    def input_store(self):
+        """The MVU's input-vector store: slot ``x0``'s layout twice (buffer b at rows ``b * R``).
+
+        Its own write port (the loader, ``CLEAR``) and two read ports: one for the MVU's input
+        projection of layer 0, one for the loader's window-2 copy or the SRU gate phase of layer 0.
+        Step t reads buffer ``xp_par``; the next input is loaded into the other while step t runs.
+        """
+        m, T, Pc, xs = self.m, self.T, self.Pc, self.xs
+        x0 = self.slots["x0"]
+        assert x0.base == 0
+        self.R = R = max(1, -(-x0.segments // Pc))
+        self.xp_par = Signal(name="xp_par")
+        self.in_wr_en, self.in_wr_full = Signal(name="in_wr_en"), Signal(name="in_wr_full")
+        self.in_wr_bank, self.in_wr_row = Signal(range(Pc), name="in_wr_bank"), Signal(range(2 * R), name="in_wr_row")
+        self.in_wr_mask, self.in_wr_word = Signal(T, name="in_wr_mask"), Signal(signed(xs), name="in_wr_word")
+        self.in_wr_seg = Signal(T * xs, name="in_wr_seg")
+        self.in_aux_addr, self.in_aux_en = Signal(range(2 * R), name="in_aux_addr"), Signal(name="in_aux_en")
+        self.in_mvu_addr = Signal(range(2 * R), name="in_mvu_addr")
+        self.in_mvu_data, self.in_aux_data = [], []
+        # the second read port: the window-2 QRNN's copy of x_t, the SRU gate's highway input x_t
+        self.aux_reads = self.cfg.cell == "sru" or (self.cfg.cell == "qrnn" and self.cfg.qrnn_window == 2)
+        wdata = Signal(T * xs, name="in_wr_data")
+        with m.If(self.in_wr_full):
+            m.d.comb += wdata.eq(self.in_wr_seg)
+        with m.Else():
+            m.d.comb += wdata.eq(self.in_wr_word.replicate(T))
+        for q in range(Pc):
+            mem = memory.Memory(shape=unsigned(T * xs), depth=2 * R, init=[], attrs=state_ram_attrs(T * xs, 2 * R))
+            m.submodules[f"xin{q}"] = mem
+            wp = mem.write_port(granularity=xs)
+            m.d.comb += [wp.addr.eq(self.in_wr_row), wp.data.eq(wdata),
+                         wp.en.eq(self.in_wr_mask & (self.in_wr_en & (self.in_wr_bank == q)).replicate(T))]
+            rp_mvu = mem.read_port()
+            m.d.comb += rp_mvu.addr.eq(self.in_mvu_addr)
+            self.in_mvu_data.append(rp_mvu.data)
+            if self.aux_reads:
+                # a second read port doubles the memory in block RAM: only the cells that read x beside the MVU
+                rp_aux = mem.read_port()
+                m.d.comb += [rp_aux.addr.eq(self.in_aux_addr), rp_aux.en.eq(self.in_aux_en)]
+                self.in_aux_data.append(data.View(data.ArrayLayout(signed(xs), T), rp_aux.data))
+
     def projection_writes(self):
         """MVU output segments -> XP/HP rows, gate by gate (``w_gate``, ``w_row``)."""
         m, mvu, segs_h = self.m, self.mvu, self.segs_h
         self.w_gate = w_gate = Signal(range(self.gmax + 1))
         self.w_row = w_row = Signal(range(segs_h + 1))
         self.w_dst_hp = w_dst_hp = Signal()
+        self.w_par = w_par = Signal()      # XP buffer of the running plan's step
         xp_w = [mem.write_port() for mem in self.xp_mem]
         hp_w = [mem.write_port() for mem in self.hp_mem]
         if self.stacked:
             w_addr = Signal(range(max(2, self.proj_depth)))
             m.d.comb += w_addr.eq(w_gate * segs_h + w_row)
-            m.d.comb += [xp_w[0].addr.eq(w_addr), xp_w[0].data.eq(mvu.o_data.as_value()),
+            m.d.comb += [xp_w[0].addr.eq(w_par * self.proj_depth + w_addr), xp_w[0].data.eq(mvu.o_data.as_value()),
                          xp_w[0].en.eq(mvu.o_valid & ~w_dst_hp),
                          hp_w[0].addr.eq(w_addr), hp_w[0].data.eq(mvu.o_data.as_value()),
                          hp_w[0].en.eq(mvu.o_valid & w_dst_hp)]
         else:
             for g in range(self.gmax):
-                m.d.comb += [xp_w[g].addr.eq(w_row), xp_w[g].data.eq(mvu.o_data.as_value()),
+                m.d.comb += [xp_w[g].addr.eq(w_par * segs_h + w_row), xp_w[g].data.eq(mvu.o_data.as_value()),
                              xp_w[g].en.eq(mvu.o_valid & ~w_dst_hp & (w_gate == g)),
                              hp_w[g].addr.eq(w_row), hp_w[g].data.eq(mvu.o_data.as_value()),
                              hp_w[g].en.eq(mvu.o_valid & w_dst_hp & (w_gate == g))]
@@ -208,14 +267,23 @@ class _ArrayBuild:
         m.d.comb += [store.rd_en.eq(self.vec_rd_en)]
         for q in range(Pc):
             m.d.comb += store.rd_addr[q].eq(self.vec_rd_addr[q])
-        m.d.comb += self.mvu.vec_data.eq(store.rd_data)
+        self.mvu_src_in, self.mvu_xpar = Signal(name="mvu_src_in"), Signal(name="mvu_xpar")
+        m.d.comb += [self.in_mvu_addr.eq(self.mvu_xpar * self.R + self.mvu.vec_addr[0]),
+                     self.mvu.vec_data.eq(Mux(self.mvu_src_in, Cat(*self.in_mvu_data), store.rd_data.as_value()))]
         # per-cycle registered lane/bank of the element read (data arrives next cycle)
         self.rd_lane = Signal(range(T))
         self.rd_bank = Signal(range(Pc))
         m.d.sync += [self.rd_lane.eq(self.e_lane), self.rd_bank.eq(self.e_bank)]
         self.rd_word = Signal(signed(self.xs))
-        m.d.comb += self.rd_word.eq(
-            Array(Array(store.rd_data[q][r] for r in range(T)) for q in range(Pc))[self.rd_bank][self.rd_lane])
+        self.x_from_in, rd_from_in = Signal(name="x_from_in"), Signal(name="rd_from_in")
+        m.d.sync += rd_from_in.eq(self.x_from_in)
+        vec_word = Array(Array(store.rd_data[q][r] for r in range(T)) for q in range(Pc))[self.rd_bank][self.rd_lane]
+        if self.aux_reads:
+            in_words = Array(Array(self.in_aux_data[q][r] for r in range(T)) for q in range(Pc))
+            in_word = in_words[self.rd_bank][self.rd_lane]
+            m.d.comb += self.rd_word.eq(Mux(rd_from_in, in_word, vec_word))
+        else:
+            m.d.comb += self.rd_word.eq(vec_word)
 
     def next_segment(self, bank, row):
         """Advance (bank, row) to the next segment: segment j lives in bank j % Pc, row base + j // Pc."""
@@ -270,14 +338,14 @@ class _ArrayBuild:
                         h_g = Mux(rd_sub == g, last_h, col_hp[g])
                     m.d.comb += [gu.i_xp[g].eq(x_g), gu.i_hp[g].eq(h_g)]
             proj_addr = Signal(range(max(2, self.proj_depth)))
-            m.d.comb += [proj_addr.eq(e_sub * segs_h + self.e_seg), xp_r[0].addr.eq(proj_addr),
-                         hp_r[0].addr.eq(proj_addr)]
+            m.d.comb += [proj_addr.eq(e_sub * segs_h + self.e_seg),
+                         xp_r[0].addr.eq(self.xp_par * self.proj_depth + proj_addr), hp_r[0].addr.eq(proj_addr)]
         else:
             for key, gu in self.gate_units.items():
                 for g in range(key[0]):
                     m.d.comb += [gu.i_xp[g].eq(lane_sel(xp_r[g].data, pw)), gu.i_hp[g].eq(lane_sel(hp_r[g].data, pw))]
             for g in range(gmax):
-                m.d.comb += [xp_r[g].addr.eq(self.e_seg), hp_r[g].addr.eq(self.e_seg)]
+                m.d.comb += [xp_r[g].addr.eq(self.xp_par * segs_h + self.e_seg), hp_r[g].addr.eq(self.e_seg)]
         for gu in self.gate_units.values():
             m.d.comb += [gu.i_c.eq(self.c_r.data), gu.i_h.eq(self.rd_word), gu.i_x.eq(self.rd_word), gu.en.eq(1)]
         self.c_base = Signal(range(self.L * self.Hp + 1))
@@ -321,14 +389,10 @@ class _ArrayBuild:
             return []
         phase = prog[i]
         kind = phase[0]
-        if kind == "load":
-            return self.start_walk("x0", "x0")
         if kind == "copy":
             return self.start_walk(phase[1], phase[1], self.slots[phase[1]].segments // 2)
         if kind == "mvu":
-            plan = self.mvu.plan_list[phase[1]]
-            return [self.launched.eq(0), self.w_gate.eq(plan.gate0), self.w_row.eq(0),
-                    self.w_dst_hp.eq(plan.dst == "hp")]
+            return [self.launched.eq(0)]
         if kind == "gate":
             layer, ph = phase[1], phase[2]
             if ph == "reset":
@@ -353,7 +417,8 @@ class _ArrayBuild:
         self.launched = Signal()
         handlers = {"load": self.phase_load, "copy": self.phase_copy, "mvu": self.phase_mvu,
                     "wait_out": self.phase_wait_out, "gate": self.phase_gate}
-        with m.FSM(name="seq"):
+        self.overlap_registers()
+        with m.FSM(name="seq") as fsm:
             with m.State("IDLE"):
                 self.idle()
             with m.State("CLEAR"):
@@ -362,7 +427,115 @@ class _ArrayBuild:
                 with m.State(self.state_name(i)):
                     m.d.comb += [self.busy.eq(1), self.acc.phase.eq(i + 1)]
                     handlers[phase[0]](i, phase)
-            self.acc._step_done(m, self.busy)
+            self.step_done()
+        self.loader()
+        self.prefetch(fsm)
+
+    def overlap_registers(self):
+        """Flags shared by the sequencer, the loader and the prefetch of the next step's input projection."""
+        m = self.m
+        self.xready = Signal(name="xready")      # the next step's input is in input buffer xp_par (or ~xp_par)
+        self.pre = Signal(name="pre")            # the next step's input was taken during this step
+        self.w0_pre = Signal(name="w0_pre")      # layer 0's input projection of the next step was started
+        self.pre_done = Signal(name="pre_done")  # ... and is done
+        self.ld_start, self.ld_target = Signal(name="ld_start"), Signal(name="ld_target")
+        self.ld_loading = Signal(name="ld_loading")
+        self.mvu_start = Signal(name="mvu_start")
+        self.mvu_plan = Signal(range(len(self.mvu.plan_list)), name="mvu_plan")
+        m.d.comb += [self.mvu.start.eq(self.mvu_start), self.mvu.plan.eq(self.mvu_plan)]
+
+    def launch(self, plan, par):
+        """Start the MVU on ``plan``, its projections going to the XP buffer ``par`` (step parity)."""
+        m = self.m
+        m.d.comb += [self.mvu_start.eq(1), self.mvu_plan.eq(plan.index)]
+        m.d.sync += [self.w_gate.eq(plan.gate0), self.w_row.eq(0), self.w_dst_hp.eq(plan.dst == "hp"),
+                     self.w_par.eq(par), self.mvu_xpar.eq(par), self.mvu_src_in.eq(plan.src == "x0")]
+
+    def step_done(self):
+        """End of a step: count it, flip the step parity; straight into the next step if its input was taken."""
+        m = self.m
+        with m.State("STEP_DONE"):
+            m.d.comb += [self.busy.eq(1), self.acc.phase.eq(PHASE_STEP_DONE)]
+            m.d.sync += [self.acc.steps.eq(self.acc.steps + 1), self.xp_par.eq(~self.xp_par), self.pre.eq(0)]
+            with m.If(self.pre):
+                m.next = self.state_name(0)
+                m.d.sync += self.enter(0)
+            with m.Else():
+                m.next = "IDLE"
+
+    def loader(self):
+        """Input words from the FIFO into input buffer ``ld_target``; a window-2 QRNN first copies x_t
+        (the other buffer's first half) into its second half. Sets ``xready`` when done."""
+        m, cfg, T, Pc, R, in_fifo = self.m, self.cfg, self.T, self.Pc, self.R, self.in_fifo
+        half = self.slots["x0"].segments // 2
+        buf = Signal(name="ld_buf")
+        cnt = Signal(range(max(cfg.input_size, half) + 1), name="ld_cnt")
+        lane, bank = Signal(range(T), name="ld_lane"), Signal(range(Pc), name="ld_bank")
+        row = Signal(range(R + 1), name="ld_row")
+        o_cnt, o_bank = Signal.like(cnt, name="ld_o_cnt"), Signal(range(Pc), name="ld_o_bank")
+        o_row = Signal(range(2 * R + 1), name="ld_o_row")
+        cp_v, src_bank = Signal(name="ld_cp_v"), Signal(range(Pc), name="ld_src_bank")
+        qrnn2 = cfg.cell == "qrnn" and cfg.qrnn_window == 2
+        with m.FSM(name="loader") as lfsm:
+            with m.State("L_IDLE"):
+                with m.If(self.ld_start):
+                    m.d.sync += [buf.eq(self.ld_target), cnt.eq(0), lane.eq(0), bank.eq(0), row.eq(0),
+                                 o_cnt.eq(0), o_bank.eq(half % Pc), o_row.eq(half // Pc), cp_v.eq(0)]
+                    m.next = "L_COPY" if qrnn2 else "L_LOAD"
+            if qrnn2:
+                with m.State("L_COPY"):
+                    issue = Signal(name="ld_cp_issue")
+                    m.d.comb += [issue.eq(cnt < half), self.in_aux_en.eq(issue),
+                                 self.in_aux_addr.eq(Mux(buf, 0, R) + row)]
+                    m.d.sync += [cp_v.eq(issue), src_bank.eq(bank)]
+                    with m.If(issue):
+                        m.d.sync += cnt.eq(cnt + 1)
+                        self.next_segment(bank, row)
+                    rd_seg = Array(self.in_aux_data[q].as_value() for q in range(Pc))[src_bank]
+                    m.d.comb += [self.in_wr_en.eq(cp_v), self.in_wr_bank.eq(o_bank),
+                                 self.in_wr_row.eq(Mux(buf, R, 0) + o_row), self.in_wr_mask.eq((1 << T) - 1),
+                                 self.in_wr_full.eq(1), self.in_wr_seg.eq(rd_seg)]
+                    with m.If(cp_v):
+                        m.d.sync += o_cnt.eq(o_cnt + 1)
+                        self.next_segment(o_bank, o_row)
+                        with m.If(o_cnt == half - 1):
+                            m.d.sync += [cnt.eq(0), lane.eq(0), bank.eq(0), row.eq(0)]
+                            m.next = "L_LOAD"
+            with m.State("L_LOAD"):
+                m.d.comb += [self.ld_loading.eq(1), in_fifo.r_en.eq(1)]
+                m.d.comb += [self.in_wr_en.eq(in_fifo.r_rdy), self.in_wr_bank.eq(bank),
+                             self.in_wr_row.eq(Mux(buf, R, 0) + row), self.in_wr_mask.eq(Const(1, T) << lane),
+                             self.in_wr_word.eq(in_fifo.r_data.as_signed())]
+                with m.If(in_fifo.r_rdy):
+                    m.d.sync += cnt.eq(cnt + 1)
+                    self.walk(lane, bank, row)
+                    with m.If(cnt == cfg.input_size - 1):
+                        m.d.sync += self.xready.eq(1)
+                        m.next = "L_IDLE"
+        self.ld_idle = lfsm.ongoing("L_IDLE")
+
+    def prefetch(self, fsm):
+        """While step t runs: take x_{t+1} once it is all in the FIFO (and no command waits), then, once
+        the MVU has finished step t's plans, start layer 0's input projection of step t+1 into the other
+        XP buffer. Commands are taken only in ``IDLE``, which a step with a prefetched input skips."""
+        m, acc, mvu = self.m, self.acc, self.mvu
+        n = len(self.prog)
+        last_mvu = max(i for i, p in enumerate(self.prog) if p[0] == "mvu")
+        in_step = Signal(name="in_step")
+        post_mvu = Signal(name="post_mvu")
+        m.d.comb += [in_step.eq(Cat(*[fsm.ongoing(self.state_name(i)) for i in range(1, n)]).any()),
+                     post_mvu.eq(Cat(*[fsm.ongoing(self.state_name(i)) for i in range(last_mvu + 1, n)]).any())]
+        with m.If(in_step & ~self.xready & ~self.pre & self.ld_idle & (self.in_fifo.level >= self.cfg.input_size) &
+                  ~acc.i_cmd.valid):
+            m.d.comb += [self.ld_start.eq(1), self.ld_target.eq(~self.xp_par)]
+            m.d.sync += self.pre.eq(1)
+        with m.If(mvu.done & self.w0_pre):
+            m.d.sync += self.pre_done.eq(1)
+        w0 = self.mvu.plan_list[0]
+        assert w0.layer == 0 and w0.name == "W" and w0.src == "x0"
+        with m.If(post_mvu & self.xready & ~self.w0_pre & ~mvu.busy):
+            self.launch(w0, ~self.xp_par)
+            m.d.sync += [self.w0_pre.eq(1), self.pre_done.eq(0)]
 
     def idle(self):
         """Between steps: take commands; start a step when an input word is waiting."""
@@ -405,6 +578,7 @@ class _ArrayBuild:
                             m.d.sync += error.eq(1)
                 acc._common_commands(m, error)
         with m.Elif(self.in_fifo.r_rdy):
+            m.d.comb += [self.ld_start.eq(1), self.ld_target.eq(self.xp_par)]
             m.next = self.state_name(0)
             m.d.sync += self.enter(0)
 
@@ -415,22 +589,21 @@ class _ArrayBuild:
         m.d.comb += [self.wr_en.eq(1), self.wr_bank.eq(self.e_bank), self.wr_row.eq(self.e_row),
                      self.wr_mask.eq((1 << T) - 1), self.wr_full.eq(1), self.wr_seg.eq(0)]
         m.d.comb += [self.c_w.addr.eq(self.e_cnt), self.c_w.data.eq(0), self.c_w.en.eq(self.e_cnt < L * Hp)]
+        m.d.comb += [self.in_wr_en.eq(self.e_row < 2 * self.R), self.in_wr_bank.eq(self.e_bank),
+                     self.in_wr_row.eq(self.e_row), self.in_wr_mask.eq((1 << T) - 1), self.in_wr_full.eq(1),
+                     self.in_wr_seg.eq(0)]
         m.d.sync += self.e_cnt.eq(self.e_cnt + 1)
         self.next_segment(self.e_bank, self.e_row)
-        with m.If(self.e_cnt >= max(self.vdepth * self.Pc, L * Hp) - 1):
+        with m.If(self.e_cnt >= max(self.vdepth * self.Pc, 2 * self.R * self.Pc, L * Hp) - 1):
             m.next = "IDLE"
 
     def phase_load(self, i, phase):
-        """``input_size`` words from the input FIFO into slot ``x0``."""
-        m, in_fifo, T = self.m, self.in_fifo, self.T
-        m.d.comb += [in_fifo.r_en.eq(1), self.waiting.eq(~in_fifo.r_rdy)]
-        m.d.comb += [self.wr_en.eq(in_fifo.r_rdy), self.wr_bank.eq(self.e_bank), self.wr_row.eq(self.e_row),
-                     self.wr_mask.eq(Const(1, T) << self.e_lane), self.wr_word.eq(in_fifo.r_data.as_signed())]
-        with m.If(in_fifo.r_rdy):
-            m.d.sync += self.e_cnt.eq(self.e_cnt + 1)
-            self.walk(self.e_lane, self.e_bank, self.e_row)
-            with m.If(self.e_cnt == self.cfg.input_size - 1):
-                self.advance(i)
+        """Wait until the loader has this step's input in buffer ``xp_par`` (at once if it was prefetched)."""
+        m, in_fifo = self.m, self.in_fifo
+        m.d.comb += self.waiting.eq(~self.xready & self.ld_loading & ~in_fifo.r_rdy)
+        with m.If(self.xready):
+            m.d.sync += self.xready.eq(0)
+            self.advance(i)
 
     def phase_copy(self, i, phase):
         """Segments 0..S-1 of the slot -> S..2S-1 (x_t becomes x_{t-1})."""
@@ -459,16 +632,28 @@ class _ArrayBuild:
                 self.advance(i)
 
     def phase_mvu(self, i, phase):
-        """Start the MVU on the phase's plan; the vector banks' read ports are the MVU's."""
+        """Start the MVU on the phase's plan (unless it was started during the last step: layer 0's input
+        projection); the vector banks' read ports are the MVU's."""
         m, mvu = self.m, self.mvu
         plan = mvu.plan_list[phase[1]]
-        m.d.comb += [mvu.plan.eq(plan.index), mvu.start.eq(~self.launched)]
+        prefetchable = plan.index == 0
+        launch = ~self.launched & ~self.w0_pre if prefetchable else ~self.launched
+        with m.If(launch):
+            self.launch(plan, self.xp_par)
         m.d.sync += self.launched.eq(1)
         for q in range(self.Pc):
             m.d.comb += self.vec_rd_addr[q].eq(mvu.vec_addr[q])
         m.d.comb += self.vec_rd_en.eq(mvu.vec_en)
-        with m.If(mvu.done):
-            self.advance(i)
+        if prefetchable:
+            with m.If(self.w0_pre):
+                with m.If(self.pre_done | mvu.done):
+                    m.d.sync += [self.w0_pre.eq(0), self.pre_done.eq(0)]
+                    self.advance(i)
+            with m.Elif(mvu.done):
+                self.advance(i)
+        else:
+            with m.If(mvu.done):
+                self.advance(i)
 
     def phase_wait_out(self, i, phase):
         """Wait until the output FIFO is empty (the last gate phase pushes H words without looking)."""
@@ -487,6 +672,10 @@ class _ArrayBuild:
         m.d.comb += issue.eq(e_cnt < H)
         for q in range(self.Pc):
             m.d.comb += self.vec_rd_addr[q].eq(self.e_row)
+        if cfg.cell == "sru" and layer == 0:
+            # x_t is in input buffer xp_par (slot x0's rows from 0)
+            m.d.comb += [self.x_from_in.eq(1), self.in_aux_addr.eq(self.xp_par * self.R + self.e_row),
+                         self.in_aux_en.eq(self.vec_rd_en)]
         v1 = Signal(name=f"gate{i}_v1")
         m.d.comb += gu.i_valid.eq(v1)
         if self.stacked:

@@ -697,16 +697,21 @@ PRESETS: dict[str, Config] = {
                                    pe_rows=2, pe_cols=2),
     "gru-small": _DEFAULT.replace(name="gru-small", cell="gru", input_size=32, hidden_size=32, block_size=4, lanes=4,
                                   pe_rows=2, pe_cols=2),
-    # the lstm-small model shape on the iCE40UP5K (iCEBreaker): one PE (4 + 3 gate multipliers of the
-    # 8 DSPs), projection memories in block RAM, 512-entry tables without interpolation
+    # the lstm-small model shape on the iCE40UP5K (iCEBreaker): the serial datapath (4 lanes + 3 gate
+    # multipliers of the 8 DSPs, one-word memories: 17 of 30 EBR), 512-entry tables without interpolation.
+    # (The array datapath with one PE needs 33 EBR since its overlapped schedule added the input store.)
     "lstm-small-ice40": _DEFAULT.replace(name="lstm-small-ice40", input_size=32, hidden_size=32, block_size=4,
-                                         lanes=4, pe_rows=1, pe_cols=1, stacked_projections=True,
+                                         lanes=4, pe_rows=1, pe_cols=1, datapath="serial",
                                          table_entries=512, interpolate=False),
     # 512x512 LSTM, k = 16: its 128 KiB of weights fill the UP5K's four SPRAMs; the serial datapath
     # (4 lanes, one-word memories, fused projections) fits the rest in 30 EBR and 8 DSPs
     "lstm512-ice40": _DEFAULT.replace(name="lstm512-ice40", input_size=512, hidden_size=512, block_size=16, lanes=4,
                                       pe_rows=1, pe_cols=1, q_weight=QFormat(8, 7), weights_in_rom=False,
                                       weight_ram="huge", datapath="serial", table_entries=512, interpolate=False),
+    # the same 512x512 LSTM (k = 16, 8-bit weights) on the ULX3S-85F (ECP5): the array datapath with 3x3 PEs
+    # of 16 lanes, 144 of the 156 multipliers (the gate unit takes 7 more), weights in ROM in block RAM
+    "lstm512-ecp5": _DEFAULT.replace(name="lstm512-ecp5", input_size=512, hidden_size=512, block_size=16, lanes=16,
+                                     pe_rows=3, pe_cols=3, q_weight=QFormat(8, 7)),
 }
 
 
