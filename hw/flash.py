@@ -270,16 +270,50 @@ class FlashReader(wiring.Component):
         return 2 * self._divider * (self._word_width // 4)
 
     def elaborate(self, platform):
-        m = Module()
-        part, W, div = self._part, self._word_width, self._divider
-        NW = W // 4                                   # nibbles (SCK periods) per word
-        A = 8 * part.address_bytes
-        quad = part.quad_address
-        mode_clks = 2 if part.mode_byte is not None else 0
-        H = 8 + (A // 4 if quad else A) + mode_clks   # clocks with the controller driving
-        D = H + part.dummy_cycles                     # first data clock
-        hdr = 8 + A + 4 * mode_clks
+        return _ReaderLogic(self).build()
 
+
+class _ReaderLogic:
+    """The gateware of one :class:`FlashReader`, emitted into ``m`` part by part, in a fixed order.
+
+    Amaranth names a signal after the variable it is created under and numbers duplicates in creation
+    order, so each part creates its signals under the same local names (keep them, and the order) and
+    leaves the ones later parts use as attributes.
+    """
+
+    #: IO0 data, IO2 = WP# and IO3 = HOLD# held high, IO1 is the flash's
+    SINGLE_OE = 0b1101
+
+    def __init__(self, reader: FlashReader):
+        self.r = reader
+        self.m = Module()
+        part, W = reader._part, reader._word_width
+        self.part, self.W, self.div = part, W, reader._divider
+        self.NW = W // 4                                        # nibbles (SCK periods) per word
+        self.A = A = 8 * part.address_bytes
+        self.quad = quad = part.quad_address
+        self.mode_clks = mode_clks = 2 if part.mode_byte is not None else 0
+        self.H = 8 + (A // 4 if quad else A) + mode_clks        # clocks with the controller driving
+        self.D = self.H + part.dummy_cycles                     # first data clock
+        self.hdr = 8 + A + 4 * mode_clks
+
+    def build(self) -> Module:
+        self._clock_and_pins()
+        self._start_control()
+        self._word_fifo()
+        self._sampling()
+        self._command_registers()
+        self._init_rom()
+        self._fsm()
+        self._latch_start()
+        return self.m
+
+    def single(self, bit):
+        """Single-SPI outputs: ``bit`` on IO0."""
+        return [self.dq_o.eq(Cat(bit, Const(0, 1), Const(1, 1), Const(1, 1))), self.dq_oe.eq(self.SINGLE_OE)]
+
+    def _clock_and_pins(self):
+        m, div = self.m, self.div
         # ---- SCK timing: one tick every `div` cycles
         if div > 1:
             timer = Signal(range(div))
@@ -288,40 +322,43 @@ class FlashReader(wiring.Component):
             m.d.sync += timer.eq(Mux(tick, div - 1, timer - 1))
         else:
             tick = Const(1)
+        self.tick = tick
 
         sck, cs = Signal(), Signal()
-        dq_o, dq_oe = Signal(4), Signal(4)
-        m.d.comb += [self.pins.sck.eq(sck), self.pins.cs.eq(cs), self.pins.dq_o.eq(dq_o),
-                     self.pins.dq_oe.eq(dq_oe)]
+        dq_o, dq_oe = Signal(4, name="dq_o"), Signal(4, name="dq_oe")
+        pins = self.r.pins
+        m.d.comb += [pins.sck.eq(sck), pins.cs.eq(cs), pins.dq_o.eq(dq_o), pins.dq_oe.eq(dq_oe)]
+        self.sck, self.cs, self.dq_o, self.dq_oe = sck, cs, dq_o, dq_oe
 
-        SINGLE_OE = 0b1101            # IO0 data, IO2 = WP# and IO3 = HOLD# held high, IO1 is the flash's
-
-        def single(bit):
-            return [dq_o.eq(Cat(bit, Const(0, 1), Const(1, 1), Const(1, 1))), dq_oe.eq(SINGLE_OE)]
-
+    def _start_control(self):
+        m, r = self.m, self.r
         # ---- pending start
         pend = Signal()
-        pend_addr = Signal(A)
-        pend_count = Signal(self._count_width)
+        pend_addr = Signal(self.A)
+        pend_count = Signal(r._count_width)
         initialized = Signal()
         reading = Signal()            # state READ: CS asserted for a read
         flush = Signal()
         m.d.comb += [
-            self.start.ready.eq(initialized),
-            flush.eq(self.start.valid & self.start.ready & reading),
-            self.initialized.eq(initialized),
-            self.busy.eq(reading | pend),
+            r.start.ready.eq(initialized),
+            flush.eq(r.start.valid & r.start.ready & reading),
+            r.initialized.eq(initialized),
+            r.busy.eq(reading | pend),
         ]
+        self.pend, self.pend_addr, self.pend_count = pend, pend_addr, pend_count
+        self.initialized, self.reading, self.flush = initialized, reading, flush
 
+    def _word_fifo(self):
+        m, r, flush = self.m, self.r, self.flush
         # ---- word FIFO, reset on abort
-        q = fifo.SyncFIFOBuffered(width=W, depth=self._fifo_depth)
+        q = fifo.SyncFIFOBuffered(width=self.W, depth=r._fifo_depth)
         m.submodules.fifo = ResetInserter(flush)(q)
         m.d.comb += [
-            self.o.payload.eq(q.r_data),
-            self.o.valid.eq(q.r_rdy & ~flush),
-            q.r_en.eq(self.o.ready & ~flush),
+            r.o.payload.eq(q.r_data),
+            r.o.valid.eq(q.r_rdy & ~flush),
+            q.r_en.eq(r.o.ready & ~flush),
         ]
-        reserved = Signal(range(self._fifo_depth + 1))   # words started on the bus, not yet in the FIFO
+        reserved = Signal(range(r._fifo_depth + 1))   # words started on the bus, not yet in the FIFO
         reserve = Signal()
         written = Signal()
         with m.If(flush):
@@ -333,38 +370,47 @@ class FlashReader(wiring.Component):
         # room for one more word, from last cycle's occupancy (off the critical path): safe, because
         # occupancy only grows by a reservation, and a reservation last cycle denies it this cycle
         room_q, reserve_q, room = Signal(), Signal(), Signal()
-        m.d.sync += [room_q.eq(q.level + reserved < self._fifo_depth), reserve_q.eq(reserve)]
+        m.d.sync += [room_q.eq(q.level + reserved < r._fifo_depth), reserve_q.eq(reserve)]
         m.d.comb += room.eq(room_q & ~reserve_q)
+        self.q, self.reserve, self.written, self.room = q, reserve, written, room
 
+    def _sampling(self):
+        m, r, flush, W = self.m, self.r, self.flush, self.W
         # ---- sampling pipeline: (valid, last nibble of a word) per data clock
         strobe, strobe_last = Signal(), Signal()
         cap, cap_last = strobe, strobe_last
-        for k in range(self._sample_delay):
+        for k in range(r._sample_delay):
             v, lst = Signal(name=f"sample_v{k}"), Signal(name=f"sample_last{k}")
             m.d.sync += [v.eq(cap & ~flush), lst.eq(cap_last)]
             cap, cap_last = v, lst
         acc = Signal(W)
         shifted = Signal(W)
-        m.d.comb += shifted.eq(Cat(acc[4:], self.pins.dq_i))
+        m.d.comb += shifted.eq(Cat(acc[4:], r.pins.dq_i))
         with m.If(cap & ~flush):
             m.d.sync += acc.eq(shifted)
         m.d.comb += [
-            written.eq(cap & cap_last & ~flush),
-            q.w_en.eq(written),
-            q.w_data.eq(swap_nibbles(shifted, W)),
+            self.written.eq(cap & cap_last & ~flush),
+            self.q.w_en.eq(self.written),
+            self.q.w_data.eq(swap_nibbles(shifted, W)),
         ]
+        self.strobe, self.strobe_last = strobe, strobe_last
 
+    def _command_registers(self):
         # ---- command engine
-        sr = Signal(hdr)
-        hclk = Signal(range(D + 1))                   # SCK periods done in this command (saturates at D)
-        nib = Signal(range(NW))
-        words_left = Signal(self._count_width)
+        sr = Signal(self.hdr)
+        hclk = Signal(range(self.D + 1))              # SCK periods done in this command (saturates at D)
+        nib = Signal(range(self.NW))
+        words_left = Signal(self.r._count_width)
         unbounded = Signal()
         exhausted = Signal()                          # a counted read has issued all its words
-        gap = Signal(range(max(self._cs_high, 2) + 1))
+        gap = Signal(range(max(self.r._cs_high, 2) + 1))
+        self.sr, self.hclk, self.nib, self.words_left = sr, hclk, nib, words_left
+        self.unbounded, self.exhausted, self.gap = unbounded, exhausted, gap
 
+    def _init_rom(self):
+        m = self.m
         # init program
-        prog = self._init
+        prog = self.r._init
         n_init = len(prog)
         ii = Signal(range(n_init + 1))
         ibits = Signal(range(9))
@@ -378,96 +424,125 @@ class FlashReader(wiring.Component):
             m.d.comb += rom_byte_next.eq(Array(Const(b, 8) for b, _, _ in prog + [(0, True, 0)])[ii + 1])
         else:
             rom_byte, rom_last, rom_wait = Const(0, 8), Const(1, 1), Const(0, iwait.shape())
+        self.n_init, self.ii, self.ibits, self.iwait, self.rom_byte_next = n_init, ii, ibits, iwait, rom_byte_next
+        self.rom_byte, self.rom_last, self.rom_wait = rom_byte, rom_last, rom_wait
 
         # after the fall that ends clock `hclk - 1`: shift by that clock's width, drive clock `hclk`
-        sr_next = Signal(hdr)
-        wide_prev = (hclk > 8) if quad else Const(0)
+        sr, hclk = self.sr, self.hclk
+        sr_next = Signal(self.hdr)
+        wide_prev = (hclk > 8) if self.quad else Const(0)
         m.d.comb += sr_next.eq(Mux(wide_prev, Cat(Const(0, 4), sr[:-4]), Cat(Const(0, 1), sr[:-1])))
+        self.sr_next = sr_next
 
-        with m.FSM(name="flash"):
-            with m.State("INIT"):
-                with m.If(ii == n_init):
-                    m.d.sync += initialized.eq(1)
-                    m.next = "IDLE"
-                with m.Elif(tick):
-                    m.d.sync += [cs.eq(1), sr[-8:].eq(rom_byte), ibits.eq(0)]
-                    m.d.sync += single(rom_byte[7])
-                    m.next = "INIT_SHIFT"
-            with m.State("INIT_SHIFT"):
-                with m.If(tick & ~sck):
-                    m.d.sync += [sck.eq(1), ibits.eq(ibits + 1)]
-                with m.Elif(tick & sck):
+    def _fsm(self):
+        with self.m.FSM(name="flash"):
+            self._init_states()
+            self._idle_state()
+            self._read_state()
+            self._gap_state()
+
+    def _init_states(self):
+        m, tick, sck, sr, ii, ibits = self.m, self.tick, self.sck, self.sr, self.ii, self.ibits
+        with m.State("INIT"):
+            with m.If(ii == self.n_init):
+                m.d.sync += self.initialized.eq(1)
+                m.next = "IDLE"
+            with m.Elif(tick):
+                m.d.sync += [self.cs.eq(1), sr[-8:].eq(self.rom_byte), ibits.eq(0)]
+                m.d.sync += self.single(self.rom_byte[7])
+                m.next = "INIT_SHIFT"
+        with m.State("INIT_SHIFT"):
+            with m.If(tick & ~sck):
+                m.d.sync += [sck.eq(1), ibits.eq(ibits + 1)]
+            with m.Elif(tick & sck):
+                m.d.sync += sck.eq(0)
+                with m.If(ibits == 8):
+                    with m.If(self.rom_last):
+                        m.next = "INIT_END"
+                    with m.Else():
+                        m.d.sync += [ii.eq(ii + 1), sr[-8:].eq(self.rom_byte_next), ibits.eq(0)]
+                        m.d.sync += self.single(self.rom_byte_next[7])
+                with m.Else():
+                    m.d.sync += sr[-8:].eq(sr[-8:] << 1)
+                    m.d.sync += self.single(sr[-2])
+        with m.State("INIT_END"):
+            with m.If(tick):
+                m.d.sync += [self.cs.eq(0), self.dq_oe.eq(0), self.iwait.eq(self.rom_wait), ii.eq(ii + 1)]
+                m.next = "INIT_WAIT"
+        with m.State("INIT_WAIT"):
+            with m.If(self.iwait != 0):
+                m.d.sync += self.iwait.eq(self.iwait - 1)
+            with m.Else():
+                m.next = "INIT"
+
+    def _idle_state(self):
+        m, part, pend_count = self.m, self.part, self.pend_count
+        with m.State("IDLE"):
+            with m.If(self.pend & self.tick):
+                cmd_addr_mode = [Const(part.mode_byte, 8)] if self.mode_clks else []
+                m.d.sync += [
+                    self.cs.eq(1), self.pend.eq(0),
+                    self.sr.eq(Cat(*cmd_addr_mode, self.pend_addr, Const(part.read_command, 8))),
+                    self.hclk.eq(0), self.nib.eq(0),
+                    self.words_left.eq(pend_count), self.unbounded.eq(pend_count == 0), self.exhausted.eq(0),
+                ]
+                m.d.sync += self.single(Const((part.read_command >> 7) & 1, 1))
+                m.next = "READ"
+
+    def _read_state(self):
+        m, tick, sck, cs, hclk, nib, NW = self.m, self.tick, self.sck, self.cs, self.hclk, self.nib, self.NW
+        dq_oe, gap, cs_high = self.dq_oe, self.gap, self.r._cs_high
+        with m.State("READ"):
+            m.d.comb += self.reading.eq(1)
+            in_data = hclk == self.D
+            with m.If(self.pend):                               # abort: SCK low, then CS high
+                with m.If(tick & sck):
                     m.d.sync += sck.eq(0)
-                    with m.If(ibits == 8):
-                        with m.If(rom_last):
-                            m.next = "INIT_END"
-                        with m.Else():
-                            m.d.sync += [ii.eq(ii + 1), sr[-8:].eq(rom_byte_next), ibits.eq(0)]
-                            m.d.sync += single(rom_byte_next[7])
-                    with m.Else():
-                        m.d.sync += sr[-8:].eq(sr[-8:] << 1)
-                        m.d.sync += single(sr[-2])
-            with m.State("INIT_END"):
-                with m.If(tick):
-                    m.d.sync += [cs.eq(0), dq_oe.eq(0), iwait.eq(rom_wait), ii.eq(ii + 1)]
-                    m.next = "INIT_WAIT"
-            with m.State("INIT_WAIT"):
-                with m.If(iwait != 0):
-                    m.d.sync += iwait.eq(iwait - 1)
-                with m.Else():
-                    m.next = "INIT"
+                with m.Elif(tick):
+                    m.d.sync += [cs.eq(0), dq_oe.eq(0), gap.eq(cs_high - 1)]
+                    m.next = "GAP"
+            with m.Elif(tick & sck):                            # falling edge: outputs for clock `hclk`
+                self._read_fall()
+            with m.Elif(tick):                                  # SCK low: raise it, or finish
+                with m.If(~in_data):
+                    m.d.sync += [sck.eq(1), hclk.eq(hclk + 1)]
+                with m.Elif((nib == 0) & self.exhausted):
+                    m.d.sync += [cs.eq(0), dq_oe.eq(0), gap.eq(cs_high - 1)]
+                    m.next = "GAP"
+                with m.Elif((nib != 0) | self.room):
+                    m.d.sync += [sck.eq(1), nib.eq(Mux(nib == NW - 1, 0, nib + 1))]
+                    m.d.comb += [self.strobe.eq(1), self.strobe_last.eq(nib == NW - 1)]
+                    with m.If(nib == 0):
+                        m.d.comb += self.reserve.eq(1)
+                        with m.If(~self.unbounded):
+                            m.d.sync += [self.words_left.eq(self.words_left - 1),
+                                         self.exhausted.eq(self.words_left == 1)]
 
-            with m.State("IDLE"):
-                with m.If(pend & tick):
-                    cmd_addr_mode = [Const(part.mode_byte, 8)] if mode_clks else []
-                    m.d.sync += [
-                        cs.eq(1), pend.eq(0),
-                        sr.eq(Cat(*cmd_addr_mode, pend_addr, Const(part.read_command, 8))),
-                        hclk.eq(0), nib.eq(0),
-                        words_left.eq(pend_count), unbounded.eq(pend_count == 0), exhausted.eq(0),
-                    ]
-                    m.d.sync += single(Const((part.read_command >> 7) & 1, 1))
-                    m.next = "READ"
-            with m.State("READ"):
-                m.d.comb += reading.eq(1)
-                in_data = hclk == D
-                with m.If(pend):                               # abort: SCK low, then CS high
-                    with m.If(tick & sck):
-                        m.d.sync += sck.eq(0)
-                    with m.Elif(tick):
-                        m.d.sync += [cs.eq(0), dq_oe.eq(0), gap.eq(self._cs_high - 1)]
-                        m.next = "GAP"
-                with m.Elif(tick & sck):                       # falling edge: outputs for clock `hclk`
-                    m.d.sync += [sck.eq(0), sr.eq(sr_next)]
-                    with m.If((hclk < 8) | (Const(not quad) & (hclk < H))):
-                        m.d.sync += single(sr_next[-1])
-                    with m.Elif(hclk < H):
-                        m.d.sync += [dq_o.eq(sr_next[-4:]), dq_oe.eq(0b1111)]
-                    with m.Else():
-                        m.d.sync += dq_oe.eq(0)
-                with m.Elif(tick):                             # SCK low: raise it, or finish
-                    with m.If(~in_data):
-                        m.d.sync += [sck.eq(1), hclk.eq(hclk + 1)]
-                    with m.Elif((nib == 0) & exhausted):
-                        m.d.sync += [cs.eq(0), dq_oe.eq(0), gap.eq(self._cs_high - 1)]
-                        m.next = "GAP"
-                    with m.Elif((nib != 0) | room):
-                        m.d.sync += [sck.eq(1), nib.eq(Mux(nib == NW - 1, 0, nib + 1))]
-                        m.d.comb += [strobe.eq(1), strobe_last.eq(nib == NW - 1)]
-                        with m.If(nib == 0):
-                            m.d.comb += reserve.eq(1)
-                            with m.If(~unbounded):
-                                m.d.sync += [words_left.eq(words_left - 1), exhausted.eq(words_left == 1)]
-            with m.State("GAP"):
-                with m.If(gap != 0):
-                    m.d.sync += gap.eq(gap - 1)
-                with m.Else():
-                    m.next = "IDLE"
+    def _read_fall(self):
+        """Falling edge in READ: shift the header, drive the lines for clock ``hclk``."""
+        m, hclk, sr_next, H = self.m, self.hclk, self.sr_next, self.H
+        m.d.sync += [self.sck.eq(0), self.sr.eq(sr_next)]
+        with m.If((hclk < 8) | (Const(not self.quad) & (hclk < H))):
+            m.d.sync += self.single(sr_next[-1])
+        with m.Elif(hclk < H):
+            m.d.sync += [self.dq_o.eq(sr_next[-4:]), self.dq_oe.eq(0b1111)]
+        with m.Else():
+            m.d.sync += self.dq_oe.eq(0)
 
+    def _gap_state(self):
+        m, gap = self.m, self.gap
+        with m.State("GAP"):
+            with m.If(gap != 0):
+                m.d.sync += gap.eq(gap - 1)
+            with m.Else():
+                m.next = "IDLE"
+
+    def _latch_start(self):
+        m, start = self.m, self.r.start
         # after the FSM: a start accepted in the cycle IDLE takes the previous one wins (READ then aborts)
-        with m.If(self.start.valid & self.start.ready):
-            m.d.sync += [pend.eq(1), pend_addr.eq(self.start.payload.addr), pend_count.eq(self.start.payload.count)]
-        return m
+        with m.If(start.valid & start.ready):
+            m.d.sync += [self.pend.eq(1), self.pend_addr.eq(start.payload.addr),
+                         self.pend_count.eq(start.payload.count)]
 
 
 # ----------------------------------------------------------------------------------------- pins

@@ -141,19 +141,58 @@ class QSPIFlashModel(wiring.Component):
         })
 
     def elaborate(self, platform):
-        m = Module()
-        part = self._part
-        A = 8 * part.address_bytes
-        abits = self._size.bit_length() - 1
-        has_mode = part.mode_byte is not None
+        return _ModelLogic(self).build()
+
+
+class _ModelLogic:
+    """The gateware of one :class:`QSPIFlashModel`, emitted into ``m`` part by part, in a fixed order.
+
+    Amaranth names a signal after the variable it is created under and numbers duplicates in creation
+    order, so each part creates its signals under the same local names (keep them, and the order) and
+    leaves the ones later parts use as attributes.
+    """
+
+    def __init__(self, model: QSPIFlashModel):
+        self.fm = model
+        self.m = Module()
+        self.part = part = model._part
+        self.A = A = 8 * part.address_bytes
+        self.abits = model._size.bit_length() - 1
+        self.has_mode = part.mode_byte is not None
         # fast read quad I/O and quad output; 0xEC/0x6C are their 4-byte-address forms
-        reads_io, reads_out = ((0xEB, 0xEC), (0x6B, 0x6C)) if A == 32 else ((0xEB,), (0x6B,))
+        self.reads_io, self.reads_out = ((0xEB, 0xEC), (0x6B, 0x6C)) if A == 32 else ((0xEB,), (0x6B,))
 
-        fill = [0xFF] * (self._size - len(self._image))
-        m.submodules.array = mem = memory.Memory(shape=8, depth=self._size, init=list(self._image) + fill)
+    def build(self) -> Module:
+        self._array()
+        self._edges()
+        self._registers()
+        self._outputs()
+        self._timers()
+        self._checks()
+        self._cs_edges()
+        self._rising_edges()
+        self._falling_edges()
+        self._first_error()
+        return self.m
+
+    def flag(self, code, cond=None):
+        """Raise the comb flag of ``code`` (where ``cond`` holds) in the current context."""
+        m = self.m
+        if cond is None:
+            m.d.comb += self.flags[code].eq(1)
+        else:
+            with m.If(cond):
+                m.d.comb += self.flags[code].eq(1)
+
+    def _array(self):
+        fm = self.fm
+        fill = [0xFF] * (fm._size - len(fm._image))
+        self.m.submodules.array = mem = memory.Memory(shape=8, depth=fm._size, init=list(fm._image) + fill)
         rp = mem.read_port(domain="comb")
+        self.rp = rp
 
-        p = self.pins
+    def _edges(self):
+        m, p = self.m, self.fm.pins
         sck, cs, din, doe = p.sck, p.cs, p.dq_o, p.dq_oe
         sck_q, cs_q = Signal(), Signal()
         m.d.sync += [sck_q.eq(sck), cs_q.eq(cs)]
@@ -163,91 +202,106 @@ class QSPIFlashModel(wiring.Component):
         cs_rise = Signal()
         m.d.comb += [rise.eq(cs & cs_q & sck & ~sck_q), fall.eq(cs & cs_q & ~sck & sck_q),
                      cs_fall.eq(cs & ~cs_q), cs_rise.eq(~cs & cs_q)]
+        self.sck, self.cs, self.din, self.doe, self.sck_q, self.cs_q = sck, cs, din, doe, sck_q, cs_q
+        self.rise, self.fall, self.cs_fall, self.cs_rise = rise, fall, cs_fall, cs_rise
 
+    def _registers(self):
+        fm, part = self.fm, self.part
         phase = Signal(range(9))
         cnt = Signal(8)                  # rising edges in this phase (saturating)
         cmd = Signal(8)
         quad_addr = Signal()
-        addr = Signal(A)
+        addr = Signal(self.A)
         mode = Signal(8)
         ndummy = Signal(range(max(part.dummy_cycles, 8) + 1))
         wbuf = Signal(16)
         wbits = Signal(8)
         sr1_bits = Signal(8, init=0)     # BP/TB/SEC/SRP bits (2..7)
-        sr2 = Signal(8, init=0b10 if self._qe0 else 0)
+        sr2 = Signal(8, init=0b10 if fm._qe0 else 0)
         wel, vwe = Signal(), Signal()
-        pd = Signal(init=int(self._pd0))
-        busy_cnt = Signal(range(self._tw + 1))
-        tres_cnt = Signal(range(self._tres1 + 1))
-        shsl = Signal(range(self._tshsl + 1), init=self._tshsl)
+        pd = Signal(init=int(fm._pd0))
+        busy_cnt = Signal(range(fm._tw + 1))
+        tres_cnt = Signal(range(fm._tres1 + 1))
+        shsl = Signal(range(fm._tshsl + 1), init=fm._tshsl)
         cont = Signal()
         first = Signal()
-        daddr = Signal(abits)
+        daddr = Signal(self.abits)
         dlow = Signal()
         rbit = Signal(3)
         out, drive = Signal(4), Signal(4)
         out_n, drive_n = Signal(4), Signal(4)
         lat_o, lat_oe = Signal(4), Signal(4)
         reads = Signal(16)
-        qe = sr2[1]
-        busy = busy_cnt != 0
-        sr1 = Cat(busy, wel, sr1_bits[2:])
+        self.phase, self.cnt, self.cmd, self.quad_addr, self.addr, self.mode = phase, cnt, cmd, quad_addr, addr, mode
+        self.ndummy, self.wbuf, self.wbits, self.sr1_bits, self.sr2 = ndummy, wbuf, wbits, sr1_bits, sr2
+        self.wel, self.vwe, self.pd, self.busy_cnt, self.tres_cnt = wel, vwe, pd, busy_cnt, tres_cnt
+        self.shsl, self.cont, self.first, self.daddr, self.dlow, self.rbit = shsl, cont, first, daddr, dlow, rbit
+        self.out, self.drive, self.out_n, self.drive_n = out, drive, out_n, drive_n
+        self.lat_o, self.lat_oe, self.reads = lat_o, lat_oe, reads
+        self.qe = sr2[1]
+        self.busy = busy_cnt != 0
+        self.sr1 = Cat(self.busy, wel, sr1_bits[2:])
 
-        m.d.comb += [self.qe.eq(qe), self.powered_down.eq(pd), self.busy.eq(busy), self.reads.eq(reads)]
+    def _outputs(self):
+        m, fm = self.m, self.fm
+        out, drive, out_n, drive_n = self.out, self.drive, self.out_n, self.drive_n
+        m.d.comb += [fm.qe.eq(self.qe), fm.powered_down.eq(self.pd), fm.busy.eq(self.busy), fm.reads.eq(self.reads)]
         m.d.comb += [out_n.eq(out), drive_n.eq(drive)]
         m.d.sync += [out.eq(out_n), drive.eq(drive_n)]
-        m.d.comb += p.dq_i.eq((out_n & drive_n) | ~drive_n)
-        start = Signal(abits)                     # the array index of the read address
-        m.d.comb += start.eq(addr - self._base)
-        m.d.comb += rp.addr.eq(Mux(first, start, daddr))
+        m.d.comb += fm.pins.dq_i.eq((out_n & drive_n) | ~drive_n)
+        start = Signal(self.abits)                # the array index of the read address
+        m.d.comb += start.eq(self.addr - fm._base)
+        m.d.comb += self.rp.addr.eq(Mux(self.first, start, self.daddr))
+        self.start = start
 
         # one comb flag per violation, raised inside the context where it is detected; the lowest code wins
-        flags = {c: Signal(name=f"err_{c.name.lower()}") for c in FlashError if c is not FlashError.NONE}
+        self.flags = {c: Signal(name=f"err_{c.name.lower()}") for c in FlashError if c is not FlashError.NONE}
 
-        def flag(code, cond=None):
-            if cond is None:
-                m.d.comb += flags[code].eq(1)
-            else:
-                with m.If(cond):
-                    m.d.comb += flags[code].eq(1)
-
+    def _timers(self):
+        m, busy_cnt, tres_cnt, shsl, tshsl = self.m, self.busy_cnt, self.tres_cnt, self.shsl, self.fm._tshsl
         # ---- timers
         with m.If(busy_cnt == 1):
-            m.d.sync += wel.eq(0)
+            m.d.sync += self.wel.eq(0)
         with m.If(busy_cnt != 0):
             m.d.sync += busy_cnt.eq(busy_cnt - 1)
         with m.If(tres_cnt != 0):
             m.d.sync += tres_cnt.eq(tres_cnt - 1)
-        with m.If(~cs & (shsl != self._tshsl)):
+        with m.If(~self.cs & (shsl != tshsl)):
             m.d.sync += shsl.eq(shsl + 1)
 
+    def _checks(self):
+        m, flag, cs, cs_q, sck, din, doe = self.m, self.flag, self.cs, self.cs_q, self.sck, self.din, self.doe
+        lat_o, lat_oe, cnt = self.lat_o, self.lat_oe, self.cnt
         # ---- checks that hold in every cycle
-        flag(FlashError.CONTENTION, (drive_n & doe) != 0)
-        flag(FlashError.SETUP, cs & cs_q & sck & sck_q & ((doe != lat_oe) | ((din & doe) != (lat_o & lat_oe))))
-        flag(FlashError.MODE, (cs_fall | cs_rise) & sck)
-        with m.If(rise):
+        flag(FlashError.CONTENTION, (self.drive_n & doe) != 0)
+        flag(FlashError.SETUP, cs & cs_q & sck & self.sck_q & ((doe != lat_oe) | ((din & doe) != (lat_o & lat_oe))))
+        flag(FlashError.MODE, (self.cs_fall | self.cs_rise) & sck)
+        with m.If(self.rise):
             m.d.sync += [lat_o.eq(din), lat_oe.eq(doe)]
             with m.If(cnt != 0xFF):
                 m.d.sync += cnt.eq(cnt + 1)
-            flag(FlashError.HOLD, Const(part.needs_qe) & ~qe & ~(doe[3] & din[3]))
+            flag(FlashError.HOLD, Const(self.part.needs_qe) & ~self.qe & ~(doe[3] & din[3]))
 
+    def _cs_edges(self):
+        m, fm, flag, phase, cnt = self.m, self.fm, self.flag, self.phase, self.cnt
+        wel, vwe, pd = self.wel, self.vwe, self.pd
         # ---- CS edges
-        with m.If(cs_fall):
-            flag(FlashError.TSHSL, shsl != self._tshsl)
-            flag(FlashError.TRES1, tres_cnt != 0)
-            m.d.sync += [cnt.eq(0), wbits.eq(0), drive.eq(0)]
-            with m.If(cont):
-                m.d.sync += [phase.eq(_ADDR), cmd.eq(0xEB), quad_addr.eq(1)]
+        with m.If(self.cs_fall):
+            flag(FlashError.TSHSL, self.shsl != fm._tshsl)
+            flag(FlashError.TRES1, self.tres_cnt != 0)
+            m.d.sync += [cnt.eq(0), self.wbits.eq(0), self.drive.eq(0)]
+            with m.If(self.cont):
+                m.d.sync += [phase.eq(_ADDR), self.cmd.eq(0xEB), self.quad_addr.eq(1)]
             with m.Else():
                 m.d.sync += phase.eq(_CMD)
-        with m.If(cs_rise):
-            m.d.comb += drive_n.eq(0)
-            m.d.sync += [phase.eq(_IDLE), shsl.eq(0), first.eq(0)]
+        with m.If(self.cs_rise):
+            m.d.comb += self.drive_n.eq(0)
+            m.d.sync += [phase.eq(_IDLE), self.shsl.eq(0), self.first.eq(0)]
             exact = (phase == _IGNORE) & (cnt == 8)
-            with m.Switch(cmd):
+            with m.Switch(self.cmd):
                 with m.Case(0xAB):
                     with m.If((phase == _IGNORE) & (cnt >= 8)):
-                        m.d.sync += [pd.eq(0), tres_cnt.eq(self._tres1)]
+                        m.d.sync += [pd.eq(0), self.tres_cnt.eq(fm._tres1)]
                 with m.Case(0xB9):
                     with m.If(exact):
                         m.d.sync += pd.eq(1)
@@ -262,94 +316,118 @@ class QSPIFlashModel(wiring.Component):
                         m.d.sync += vwe.eq(1)
                 with m.Case(0x01, 0x31):
                     with m.If(phase == _WDATA):
-                        whole = (wbits != 0) & (wbits[:3] == 0) & (wbits <= 16)
-                        flag(FlashError.PARTIAL_BYTE, ~whole)
-                        flag(FlashError.WRITE_NOT_ENABLED, whole & ~vwe & ~wel)
-                        with m.If(whole & (vwe | wel)):
-                            with m.If(cmd == 0x31):
-                                m.d.sync += sr2.eq(wbuf[:8] & 0x7B)
-                            with m.Elif(wbits == 8):
-                                m.d.sync += sr1_bits.eq(wbuf[:8] & 0xFC)
-                            with m.Else():
-                                m.d.sync += [sr1_bits.eq(wbuf[8:16] & 0xFC), sr2.eq(wbuf[:8] & 0x7B)]
-                            with m.If(~vwe):
-                                m.d.sync += busy_cnt.eq(self._tw)
-                        m.d.sync += vwe.eq(0)
+                        self._status_write()
 
+    def _status_write(self):
+        """CS rose after a status register write's data: check it, write the register(s)."""
+        m, flag, wbits, wbuf, cmd = self.m, self.flag, self.wbits, self.wbuf, self.cmd
+        vwe, wel, sr1_bits, sr2 = self.vwe, self.wel, self.sr1_bits, self.sr2
+        whole = (wbits != 0) & (wbits[:3] == 0) & (wbits <= 16)
+        flag(FlashError.PARTIAL_BYTE, ~whole)
+        flag(FlashError.WRITE_NOT_ENABLED, whole & ~vwe & ~wel)
+        with m.If(whole & (vwe | wel)):
+            with m.If(cmd == 0x31):
+                m.d.sync += sr2.eq(wbuf[:8] & 0x7B)
+            with m.Elif(wbits == 8):
+                m.d.sync += sr1_bits.eq(wbuf[:8] & 0xFC)
+            with m.Else():
+                m.d.sync += [sr1_bits.eq(wbuf[8:16] & 0xFC), sr2.eq(wbuf[:8] & 0x7B)]
+            with m.If(~vwe):
+                m.d.sync += self.busy_cnt.eq(self.fm._tw)
+        m.d.sync += vwe.eq(0)
+
+    def _rising_edges(self):
+        m, flag, din, doe, cnt, phase, part = self.m, self.flag, self.din, self.doe, self.cnt, self.phase, self.part
+        mode, reads, first = self.mode, self.reads, self.first
         # ---- rising edges: the flash samples
-        with m.If(rise):
+        with m.If(self.rise):
             with m.Switch(phase):
                 with m.Case(_CMD):
-                    cmd_n = Cat(din[0], cmd[:7])
-                    flag(FlashError.UNDRIVEN, ~doe[0])
-                    m.d.sync += cmd.eq(cmd_n)
-                    with m.If(cnt == 7):
-                        m.d.sync += cnt.eq(0)
-                        with m.If(cmd_n != 0x50):
-                            m.d.sync += vwe.eq(vwe & ((cmd_n == 0x01) | (cmd_n == 0x31)))
-                        with m.If(pd & (cmd_n != 0xAB)):
-                            flag(FlashError.POWERED_DOWN)
-                            m.d.sync += phase.eq(_IGNORE)
-                        with m.Elif(busy & (cmd_n != 0x05)):
-                            flag(FlashError.BUSY)
-                            m.d.sync += phase.eq(_IGNORE)
-                        with m.Else():
-                            with m.Switch(cmd_n):
-                                with m.Case(*reads_io, *reads_out):
-                                    with m.If(Const(part.needs_qe) & ~qe):
-                                        flag(FlashError.QUAD_DISABLED)
-                                        m.d.sync += phase.eq(_IGNORE)
-                                    with m.Else():
-                                        m.d.sync += [phase.eq(_ADDR),
-                                                     quad_addr.eq(sum(cmd_n == c for c in reads_io) != 0)]
-                                with m.Case(0x01, 0x31):
-                                    m.d.sync += phase.eq(_WDATA)
-                                with m.Case(0x05, 0x35):
-                                    m.d.sync += [phase.eq(_RDSR), rbit.eq(7)]
-                                with m.Case(0xAB, 0xB9, 0x06, 0x04, 0x50, 0xFF):
-                                    m.d.sync += [phase.eq(_IGNORE), cnt.eq(8)]
-                                with m.Default():
-                                    flag(FlashError.UNKNOWN_COMMAND)
-                                    m.d.sync += phase.eq(_IGNORE)
+                    self._sample_command()
                 with m.Case(_ADDR):
-                    with m.If(quad_addr):
-                        flag(FlashError.UNDRIVEN, doe != 0b1111)
-                        m.d.sync += addr.eq(Cat(din, addr[:-4]))
-                    with m.Else():
-                        flag(FlashError.UNDRIVEN, ~doe[0])
-                        m.d.sync += addr.eq(Cat(din[0], addr[:-1]))
-                    with m.If(Mux(quad_addr, cnt == A // 4 - 1, cnt == A - 1)):
-                        m.d.sync += cnt.eq(0)
-                        with m.If(quad_addr & Const(has_mode)):
-                            m.d.sync += phase.eq(_MODE)
-                        with m.Else():
-                            m.d.sync += [phase.eq(_DUMMY),
-                                         ndummy.eq(Mux(quad_addr, part.dummy_cycles, 8))]
-                            with m.If(Mux(quad_addr, part.dummy_cycles, 8) == 0):
-                                m.d.sync += [phase.eq(_DATA), first.eq(1), reads.eq(reads + 1)]
+                    self._sample_address()
                 with m.Case(_MODE):
                     flag(FlashError.UNDRIVEN, doe != 0b1111)
                     m.d.sync += mode.eq(Cat(din, mode[:4]))
                     with m.If(cnt == 1):
-                        m.d.sync += [cnt.eq(0), phase.eq(_DUMMY), ndummy.eq(part.dummy_cycles),
-                                     cont.eq(mode[:2] == 0b10)]   # M5-4 of Cat(din, mode[:4])
+                        m.d.sync += [cnt.eq(0), phase.eq(_DUMMY), self.ndummy.eq(part.dummy_cycles),
+                                     self.cont.eq(mode[:2] == 0b10)]   # M5-4 of Cat(din, mode[:4])
                         if part.dummy_cycles == 0:
                             m.d.sync += [phase.eq(_DATA), first.eq(1), reads.eq(reads + 1)]
                 with m.Case(_DUMMY):
-                    with m.If(cnt + 1 == ndummy):
+                    with m.If(cnt + 1 == self.ndummy):
                         m.d.sync += [phase.eq(_DATA), first.eq(1), reads.eq(reads + 1)]
                 with m.Case(_WDATA):
                     flag(FlashError.UNDRIVEN, ~doe[0])
+                    wbuf, wbits = self.wbuf, self.wbits
                     m.d.sync += [wbuf.eq(Cat(din[0], wbuf[:15])), wbits.eq(Mux(wbits == 0xFF, wbits, wbits + 1))]
 
+    def _sample_command(self):
+        """A rising edge in the command byte: shift it in, and after its last bit decode it."""
+        m, flag, cmd, cnt, phase, vwe = self.m, self.flag, self.cmd, self.cnt, self.phase, self.vwe
+        reads_io, reads_out = self.reads_io, self.reads_out
+        cmd_n = Cat(self.din[0], cmd[:7])
+        flag(FlashError.UNDRIVEN, ~self.doe[0])
+        m.d.sync += cmd.eq(cmd_n)
+        with m.If(cnt == 7):
+            m.d.sync += cnt.eq(0)
+            with m.If(cmd_n != 0x50):
+                m.d.sync += vwe.eq(vwe & ((cmd_n == 0x01) | (cmd_n == 0x31)))
+            with m.If(self.pd & (cmd_n != 0xAB)):
+                flag(FlashError.POWERED_DOWN)
+                m.d.sync += phase.eq(_IGNORE)
+            with m.Elif(self.busy & (cmd_n != 0x05)):
+                flag(FlashError.BUSY)
+                m.d.sync += phase.eq(_IGNORE)
+            with m.Else():
+                with m.Switch(cmd_n):
+                    with m.Case(*reads_io, *reads_out):
+                        with m.If(Const(self.part.needs_qe) & ~self.qe):
+                            flag(FlashError.QUAD_DISABLED)
+                            m.d.sync += phase.eq(_IGNORE)
+                        with m.Else():
+                            m.d.sync += [phase.eq(_ADDR),
+                                         self.quad_addr.eq(sum(cmd_n == c for c in reads_io) != 0)]
+                    with m.Case(0x01, 0x31):
+                        m.d.sync += phase.eq(_WDATA)
+                    with m.Case(0x05, 0x35):
+                        m.d.sync += [phase.eq(_RDSR), self.rbit.eq(7)]
+                    with m.Case(0xAB, 0xB9, 0x06, 0x04, 0x50, 0xFF):
+                        m.d.sync += [phase.eq(_IGNORE), cnt.eq(8)]
+                    with m.Default():
+                        flag(FlashError.UNKNOWN_COMMAND)
+                        m.d.sync += phase.eq(_IGNORE)
+
+    def _sample_address(self):
+        """A rising edge in the address: shift it in, and after its last bit go on to mode, dummy or data."""
+        m, flag, din, doe, addr, cnt, phase = self.m, self.flag, self.din, self.doe, self.addr, self.cnt, self.phase
+        quad_addr, A, part = self.quad_addr, self.A, self.part
+        with m.If(quad_addr):
+            flag(FlashError.UNDRIVEN, doe != 0b1111)
+            m.d.sync += addr.eq(Cat(din, addr[:-4]))
+        with m.Else():
+            flag(FlashError.UNDRIVEN, ~doe[0])
+            m.d.sync += addr.eq(Cat(din[0], addr[:-1]))
+        with m.If(Mux(quad_addr, cnt == A // 4 - 1, cnt == A - 1)):
+            m.d.sync += cnt.eq(0)
+            with m.If(quad_addr & Const(self.has_mode)):
+                m.d.sync += phase.eq(_MODE)
+            with m.Else():
+                m.d.sync += [phase.eq(_DUMMY),
+                             self.ndummy.eq(Mux(quad_addr, part.dummy_cycles, 8))]
+                with m.If(Mux(quad_addr, part.dummy_cycles, 8) == 0):
+                    m.d.sync += [phase.eq(_DATA), self.first.eq(1), self.reads.eq(self.reads + 1)]
+
+    def _falling_edges(self):
+        m, rp, out_n, drive_n, daddr, dlow = self.m, self.rp, self.out_n, self.drive_n, self.daddr, self.dlow
         # ---- falling edges: the flash drives
-        with m.If(fall):
-            with m.Switch(phase):
+        with m.If(self.fall):
+            with m.Switch(self.phase):
                 with m.Case(_DATA):
                     m.d.comb += drive_n.eq(0b1111)
-                    with m.If(first):
+                    with m.If(self.first):
                         m.d.comb += out_n.eq(rp.data[4:])
-                        m.d.sync += [first.eq(0), daddr.eq(start), dlow.eq(1)]
+                        m.d.sync += [self.first.eq(0), daddr.eq(self.start), dlow.eq(1)]
                     with m.Elif(dlow):
                         m.d.comb += out_n.eq(rp.data[:4])
                         m.d.sync += [daddr.eq(daddr + 1), dlow.eq(0)]
@@ -357,19 +435,20 @@ class QSPIFlashModel(wiring.Component):
                         m.d.comb += out_n.eq(rp.data[4:])
                         m.d.sync += dlow.eq(1)
                 with m.Case(_RDSR):
-                    value = Mux(cmd == 0x05, sr1, sr2)
-                    m.d.comb += [drive_n.eq(0b0010), out_n.eq(Cat(Const(0, 1), value.bit_select(rbit, 1)))]
-                    m.d.sync += rbit.eq(rbit - 1)
+                    value = Mux(self.cmd == 0x05, self.sr1, self.sr2)
+                    m.d.comb += [drive_n.eq(0b0010), out_n.eq(Cat(Const(0, 1), value.bit_select(self.rbit, 1)))]
+                    m.d.sync += self.rbit.eq(self.rbit - 1)
 
+    def _first_error(self):
+        m, fm = self.m, self.fm
         # ---- first error wins, sticky
         err = Signal()
         code = Signal(8)
-        m.d.comb += [self.error.eq(err), self.error_code.eq(code)]
+        m.d.comb += [fm.error.eq(err), fm.error_code.eq(code)]
         with m.If(~err):
-            for k, (c, f) in enumerate(flags.items()):
+            for k, (c, f) in enumerate(self.flags.items()):
                 with (m.If(f) if k == 0 else m.Elif(f)):
                     m.d.sync += [err.eq(1), code.eq(int(c))]
-        return m
 
 
 def flash_timing(part: FlashPart = W25Q128JV, divider: int = 1, sample_delay: int = 0) -> dict:
