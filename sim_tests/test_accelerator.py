@@ -125,8 +125,9 @@ def test_out_of_range_commands_set_error_and_change_nothing():
 
 @pytest.mark.slow
 def test_lstm512_ecp5_bit_exact():
-    """The lstm512-ecp5 preset itself (512x512 LSTM, k = 16, 3x3 PEs of 16 lanes, weights in ROM): two steps
-    with the state carried, bit-exact against the golden model (about a minute in the Amaranth simulator)."""
+    """The lstm512-ecp5 preset itself (512x512 LSTM, k = 16, 4x2 PEs of 16 lanes, stacked projections, weights
+    in ROM): two steps with the state carried, bit-exact against the golden model (about a minute in the
+    Amaranth simulator)."""
     from rnnaccel.numeric.config import preset
     from rnnaccel.numeric.fixedpoint import quantize
 

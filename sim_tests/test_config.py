@@ -421,11 +421,11 @@ def test_lstm512_ecp5_is_the_same_model_on_the_array():
     assert all(getattr(ice, f) == getattr(ecp, f) for f in same)
     assert ecp.weight_bytes == ice.weight_bytes == 128 * 1024
     assert ecp.datapath == "array" and ecp.weights_in_rom and ecp.weight_ram == "block"
-    # 3x3 PEs of 16 lanes: 144 lane multipliers, 12 of the ULX3S-85F's 156 left for the gate unit
-    assert ecp.multipliers == 144
-    # 128 x 32 tiles per matrix over 3 x 3 PEs: 43 x 11 rounds of 16 cycles, two matrices
-    assert [ecp.mvu_cycles(r, c) for _, r, c in ecp.matrices(0)] == [43 * 11 * 16] * 2
-    assert ecp.ideal_cycles_per_step == -(-(2048 * 512 * 2) // 144)
+    # 4x2 PEs of 16 lanes: 128 lane multipliers, 28 of the ULX3S-85F's 156 left for the gate unit
+    assert ecp.multipliers == 128 and ecp.stacked_projections
+    # 128 x 32 tiles per matrix over 4 x 2 PEs: 32 x 16 rounds of 16 cycles, two matrices, no idle PE
+    assert [ecp.mvu_cycles(r, c) for _, r, c in ecp.matrices(0)] == [32 * 16 * 16] * 2
+    assert ecp.ideal_cycles_per_step == (2048 * 512 * 2) // 128 == 2 * 32 * 16 * 16
 
 
 def test_unknown_preset():

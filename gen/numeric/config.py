@@ -708,10 +708,12 @@ PRESETS: dict[str, Config] = {
     "lstm512-ice40": _DEFAULT.replace(name="lstm512-ice40", input_size=512, hidden_size=512, block_size=16, lanes=4,
                                       pe_rows=1, pe_cols=1, q_weight=QFormat(8, 7), weights_in_rom=False,
                                       weight_ram="huge", datapath="serial", table_entries=512, interpolate=False),
-    # the same 512x512 LSTM (k = 16, 8-bit weights) on the ULX3S-85F (ECP5): the array datapath with 3x3 PEs
-    # of 16 lanes, 144 of the 156 multipliers (the gate unit takes 7 more), weights in ROM in block RAM
+    # the same 512x512 LSTM (k = 16, 8-bit weights) on the ULX3S-85F (ECP5): the array datapath with 4x2 PEs of
+    # 16 lanes (128 multipliers + 6 in the gate unit, of 156), weights in ROM in block RAM, stacked projection
+    # memories (per-gate ones spread 64 wide EBRs over the die and did not route); 3x3 and 3x2 PEs did not
+    # route either (docs/boards.md)
     "lstm512-ecp5": _DEFAULT.replace(name="lstm512-ecp5", input_size=512, hidden_size=512, block_size=16, lanes=16,
-                                     pe_rows=3, pe_cols=3, q_weight=QFormat(8, 7)),
+                                     pe_rows=4, pe_cols=2, q_weight=QFormat(8, 7), stacked_projections=True),
 }
 
 
