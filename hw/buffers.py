@@ -58,16 +58,18 @@ class VectorStore(wiring.Component):
         self._cfg = cfg
         self._depth = vector_depth(cfg)
         T, xs = cfg.tile, cfg.q_state.width
-        super().__init__({
-            "rd_addr": In(data.ArrayLayout(range(self._depth), cfg.pe_cols)),
-            "rd_en": In(1),
-            "rd_data": Out(data.ArrayLayout(data.ArrayLayout(signed(xs), T), cfg.pe_cols)),
-            "wr_en": In(1),
-            "wr_bank": In(range(cfg.pe_cols)),
-            "wr_row": In(range(self._depth)),
-            "wr_mask": In(T),
-            "wr_data": In(data.ArrayLayout(signed(xs), T)),
-        })
+        super().__init__(
+            {
+                "rd_addr": In(data.ArrayLayout(range(self._depth), cfg.pe_cols)),
+                "rd_en": In(1),
+                "rd_data": Out(data.ArrayLayout(data.ArrayLayout(signed(xs), T), cfg.pe_cols)),
+                "wr_en": In(1),
+                "wr_bank": In(range(cfg.pe_cols)),
+                "wr_row": In(range(self._depth)),
+                "wr_mask": In(T),
+                "wr_data": In(data.ArrayLayout(signed(xs), T)),
+            }
+        )
 
     @property
     def depth(self) -> int:
@@ -78,13 +80,18 @@ class VectorStore(wiring.Component):
         T, xs = cfg.tile, cfg.q_state.width
         m = Module()
         for q in range(cfg.pe_cols):
-            mem = memory.Memory(shape=unsigned(T * xs), depth=self._depth, init=[],
-                                attrs=state_ram_attrs(T * xs, self._depth))
+            mem = memory.Memory(
+                shape=unsigned(T * xs), depth=self._depth, init=[], attrs=state_ram_attrs(T * xs, self._depth)
+            )
             m.submodules[f"bank{q}"] = mem
             rp = mem.read_port()
             wp = mem.write_port(granularity=xs)
-            m.d.comb += [rp.addr.eq(self.rd_addr[q]), rp.en.eq(self.rd_en),
-                         self.rd_data[q].eq(rp.data),
-                         wp.addr.eq(self.wr_row), wp.data.eq(self.wr_data.as_value()),
-                         wp.en.eq(self.wr_mask & (self.wr_en & (self.wr_bank == q)).replicate(T))]
+            m.d.comb += [
+                rp.addr.eq(self.rd_addr[q]),
+                rp.en.eq(self.rd_en),
+                self.rd_data[q].eq(rp.data),
+                wp.addr.eq(self.wr_row),
+                wp.data.eq(self.wr_data.as_value()),
+                wp.en.eq(self.wr_mask & (self.wr_en & (self.wr_bank == q)).replicate(T)),
+            ]
         return m

@@ -56,9 +56,21 @@ from amaranth.hdl import Array, Cat, Const, Instance, Module, Mux, ResetInserter
 from amaranth.lib import data, fifo, io, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["FlashPart", "W25Q128JV", "MT25Q", "PARTS", "QSPIPinsSignature", "start_layout", "FlashReader",
-           "QSPIFlashPHY", "PHY_SAMPLE_DELAY", "FlashPorts", "request_flash_ports", "FlashSource",
-           "init_program"]
+__all__ = [
+    "FlashPart",
+    "W25Q128JV",
+    "MT25Q",
+    "PARTS",
+    "QSPIPinsSignature",
+    "start_layout",
+    "FlashReader",
+    "QSPIFlashPHY",
+    "PHY_SAMPLE_DELAY",
+    "FlashPorts",
+    "request_flash_ports",
+    "FlashSource",
+    "init_program",
+]
 
 
 @dataclass(frozen=True)
@@ -90,17 +102,18 @@ class FlashPart:
     def header_clocks(self) -> int:
         """SCK periods from CS low to the clock that samples the first data nibble (exclusive)."""
         a = 8 * self.address_bytes
-        return 8 + (a // 4 if self.quad_address else a) + (2 if self.mode_byte is not None else 0) + \
-            self.dummy_cycles
+        return 8 + (a // 4 if self.quad_address else a) + (2 if self.mode_byte is not None else 0) + self.dummy_cycles
 
 
 #: Winbond W25Q128JV (the iCEBreaker's flash; also fitted to ULX3S boards): 0xEB with M7-0 = 0xFF
 #: (M5-4 != 10: no continuous read mode) and 4 dummy clocks; wake from power-down, QE set volatile.
 W25Q128JV = FlashPart(
     name="W25Q128JV",
-    init=((b"\xab", 3000.0),          # release from deep power-down, tRES1 = 3 us
-          (b"\x50", 0.0),             # write enable for volatile status register
-          (b"\x31\x02", 50.0)),       # write status register 2: QE = 1 (volatile, tSHSL2 = 50 ns)
+    init=(
+        (b"\xab", 3000.0),  # release from deep power-down, tRES1 = 3 us
+        (b"\x50", 0.0),  # write enable for volatile status register
+        (b"\x31\x02", 50.0),
+    ),  # write status register 2: QE = 1 (volatile, tSHSL2 = 50 ns)
 )
 
 #: Micron MT25Q / N25Q: no QE bit, 0xEB with 10 dummy clocks (the nonvolatile configuration default), no
@@ -119,13 +132,15 @@ class QSPIPinsSignature(wiring.Signature):
     ``dq_oe`` enables each line's driver, ``dq_i`` is what the lines carry."""
 
     def __init__(self):
-        super().__init__({
-            "sck": Out(1),
-            "cs": Out(1),
-            "dq_o": Out(4),
-            "dq_oe": Out(4),
-            "dq_i": In(4),
-        })
+        super().__init__(
+            {
+                "sck": Out(1),
+                "cs": Out(1),
+                "dq_o": Out(4),
+                "dq_oe": Out(4),
+                "dq_i": In(4),
+            }
+        )
 
 
 def start_layout(address_bytes: int = 3, count_width: int = 24) -> data.StructLayout:
@@ -155,7 +170,7 @@ def _check_int(name, value, low):
 
 def swap_nibbles(value, width: int):
     """Bytes of ``value`` (an Amaranth value) with their two nibbles exchanged."""
-    return Cat(*(Cat(value[8 * b + 4:8 * b + 8], value[8 * b:8 * b + 4]) for b in range(width // 8)))
+    return Cat(*(Cat(value[8 * b + 4 : 8 * b + 8], value[8 * b : 8 * b + 4]) for b in range(width // 8)))
 
 
 class FlashReader(wiring.Component):
@@ -199,10 +214,21 @@ class FlashReader(wiring.Component):
         To :class:`QSPIFlashPHY` or, in simulation, a flash model.
     """
 
-    def __init__(self, word_width: int = 8, *, part: FlashPart = W25Q128JV, command: int | None = None,
-                 dummy_cycles: int | None = None, mode_byte: int | None | str = "part", divider: int = 1,
-                 sample_delay: int = 0, fifo_depth: int | None = None, count_width: int = 24,
-                 clk_hz: float = 100e6, cs_high_cycles: int = 2):
+    def __init__(
+        self,
+        word_width: int = 8,
+        *,
+        part: FlashPart = W25Q128JV,
+        command: int | None = None,
+        dummy_cycles: int | None = None,
+        mode_byte: int | None | str = "part",
+        divider: int = 1,
+        sample_delay: int = 0,
+        fifo_depth: int | None = None,
+        count_width: int = 24,
+        clk_hz: float = 100e6,
+        cs_high_cycles: int = 2,
+    ):
         _check_int("word_width", word_width, 8)
         if word_width % 8:
             raise ValueError(f"word_width must be a multiple of 8, not {word_width}")
@@ -246,13 +272,15 @@ class FlashReader(wiring.Component):
         self._count_width = count_width
         self._cs_high = cs_high_cycles
         self._init = init_program(part, clk_hz, cs_high_cycles)
-        super().__init__({
-            "start": In(stream.Signature(start_layout(part.address_bytes, count_width))),
-            "o": Out(stream.Signature(word_width)),
-            "busy": Out(1),
-            "initialized": Out(1),
-            "pins": Out(QSPIPinsSignature()),
-        })
+        super().__init__(
+            {
+                "start": In(stream.Signature(start_layout(part.address_bytes, count_width))),
+                "o": Out(stream.Signature(word_width)),
+                "busy": Out(1),
+                "initialized": Out(1),
+                "pins": Out(QSPIPinsSignature()),
+            }
+        )
 
     part = property(lambda self: self._part)
     word_width = property(lambda self: self._word_width)
@@ -289,12 +317,12 @@ class _ReaderLogic:
         self.m = Module()
         part, W = reader._part, reader._word_width
         self.part, self.W, self.div = part, W, reader._divider
-        self.NW = W // 4                                        # nibbles (SCK periods) per word
+        self.NW = W // 4  # nibbles (SCK periods) per word
         self.A = A = 8 * part.address_bytes
         self.quad = quad = part.quad_address
         self.mode_clks = mode_clks = 2 if part.mode_byte is not None else 0
-        self.H = 8 + (A // 4 if quad else A) + mode_clks        # clocks with the controller driving
-        self.D = self.H + part.dummy_cycles                     # first data clock
+        self.H = 8 + (A // 4 if quad else A) + mode_clks  # clocks with the controller driving
+        self.D = self.H + part.dummy_cycles  # first data clock
         self.hdr = 8 + A + 4 * mode_clks
 
     def build(self) -> Module:
@@ -337,7 +365,7 @@ class _ReaderLogic:
         pend_addr = Signal(self.A)
         pend_count = Signal(r._count_width)
         initialized = Signal()
-        reading = Signal()            # state READ: CS asserted for a read
+        reading = Signal()  # state READ: CS asserted for a read
         flush = Signal()
         m.d.comb += [
             r.start.ready.eq(initialized),
@@ -358,7 +386,7 @@ class _ReaderLogic:
             r.o.valid.eq(q.r_rdy & ~flush),
             q.r_en.eq(r.o.ready & ~flush),
         ]
-        reserved = Signal(range(r._fifo_depth + 1))   # words started on the bus, not yet in the FIFO
+        reserved = Signal(range(r._fifo_depth + 1))  # words started on the bus, not yet in the FIFO
         reserve = Signal()
         written = Signal()
         with m.If(flush):
@@ -398,11 +426,11 @@ class _ReaderLogic:
     def _command_registers(self):
         # ---- command engine
         sr = Signal(self.hdr)
-        hclk = Signal(range(self.D + 1))              # SCK periods done in this command (saturates at D)
+        hclk = Signal(range(self.D + 1))  # SCK periods done in this command (saturates at D)
         nib = Signal(range(self.NW))
         words_left = Signal(self.r._count_width)
         unbounded = Signal()
-        exhausted = Signal()                          # a counted read has issued all its words
+        exhausted = Signal()  # a counted read has issued all its words
         gap = Signal(range(max(self.r._cs_high, 2) + 1))
         self.sr, self.hclk, self.nib, self.words_left = sr, hclk, nib, words_left
         self.unbounded, self.exhausted, self.gap = unbounded, exhausted, gap
@@ -481,10 +509,14 @@ class _ReaderLogic:
             with m.If(self.pend & self.tick):
                 cmd_addr_mode = [Const(part.mode_byte, 8)] if self.mode_clks else []
                 m.d.sync += [
-                    self.cs.eq(1), self.pend.eq(0),
+                    self.cs.eq(1),
+                    self.pend.eq(0),
                     self.sr.eq(Cat(*cmd_addr_mode, self.pend_addr, Const(part.read_command, 8))),
-                    self.hclk.eq(0), self.nib.eq(0),
-                    self.words_left.eq(pend_count), self.unbounded.eq(pend_count == 0), self.exhausted.eq(0),
+                    self.hclk.eq(0),
+                    self.nib.eq(0),
+                    self.words_left.eq(pend_count),
+                    self.unbounded.eq(pend_count == 0),
+                    self.exhausted.eq(0),
                 ]
                 m.d.sync += self.single(Const((part.read_command >> 7) & 1, 1))
                 m.next = "READ"
@@ -495,15 +527,15 @@ class _ReaderLogic:
         with m.State("READ"):
             m.d.comb += self.reading.eq(1)
             in_data = hclk == self.D
-            with m.If(self.pend):                               # abort: SCK low, then CS high
+            with m.If(self.pend):  # abort: SCK low, then CS high
                 with m.If(tick & sck):
                     m.d.sync += sck.eq(0)
                 with m.Elif(tick):
                     m.d.sync += [cs.eq(0), dq_oe.eq(0), gap.eq(cs_high - 1)]
                     m.next = "GAP"
-            with m.Elif(tick & sck):                            # falling edge: outputs for clock `hclk`
+            with m.Elif(tick & sck):  # falling edge: outputs for clock `hclk`
                 self._read_fall()
-            with m.Elif(tick):                                  # SCK low: raise it, or finish
+            with m.Elif(tick):  # SCK low: raise it, or finish
                 with m.If(~in_data):
                     m.d.sync += [sck.eq(1), hclk.eq(hclk + 1)]
                 with m.Elif((nib == 0) & self.exhausted):
@@ -515,8 +547,10 @@ class _ReaderLogic:
                     with m.If(nib == 0):
                         m.d.comb += self.reserve.eq(1)
                         with m.If(~self.unbounded):
-                            m.d.sync += [self.words_left.eq(self.words_left - 1),
-                                         self.exhausted.eq(self.words_left == 1)]
+                            m.d.sync += [
+                                self.words_left.eq(self.words_left - 1),
+                                self.exhausted.eq(self.words_left == 1),
+                            ]
 
     def _read_fall(self):
         """Falling edge in READ: shift the header, drive the lines for clock ``hclk``."""
@@ -541,11 +575,15 @@ class _ReaderLogic:
         m, start = self.m, self.r.start
         # after the FSM: a start accepted in the cycle IDLE takes the previous one wins (READ then aborts)
         with m.If(start.valid & start.ready):
-            m.d.sync += [self.pend.eq(1), self.pend_addr.eq(start.payload.addr),
-                         self.pend_count.eq(start.payload.count)]
+            m.d.sync += [
+                self.pend.eq(1),
+                self.pend_addr.eq(start.payload.addr),
+                self.pend_count.eq(start.payload.count),
+            ]
 
 
 # ----------------------------------------------------------------------------------------- pins
+
 
 @dataclass
 class FlashPorts:
@@ -559,6 +597,7 @@ class FlashPorts:
 
 def _has_resource(platform, name, number) -> bool:
     from amaranth.build import ResourceError
+
     try:
         platform.lookup(name, number)
         return True
@@ -578,7 +617,7 @@ def request_flash_ports(platform, number: int = 0) -> FlashPorts:
         pins = {}
         for sub in res.ios:
             p = sub.ios[0]
-            pins[sub.name] = list(p.names)         # connector pins already resolved to device pins
+            pins[sub.name] = list(p.names)  # connector pins already resolved to device pins
         missing = [n for n in ("cs", "copi", "cipo", "wp", "hold") if n not in pins]
         if missing:
             raise ResourceError(f"spi_flash #{number} has no {', '.join(missing)} pins: no quad mode on this board")
@@ -656,9 +695,13 @@ class FlashSource(wiring.Component):
         m.submodules.phy = phy = QSPIFlashPHY(ports)
         wiring.connect(m, r.pins, phy.pins)
         m.d.comb += [
-            r.start.valid.eq(self.start.valid), r.start.payload.eq(self.start.payload),
+            r.start.valid.eq(self.start.valid),
+            r.start.payload.eq(self.start.payload),
             self.start.ready.eq(r.start.ready),
-            self.o.valid.eq(r.o.valid), self.o.payload.eq(r.o.payload), r.o.ready.eq(self.o.ready),
-            self.busy.eq(r.busy), self.initialized.eq(r.initialized),
+            self.o.valid.eq(r.o.valid),
+            self.o.payload.eq(r.o.payload),
+            r.o.ready.eq(self.o.ready),
+            self.busy.eq(r.busy),
+            self.initialized.eq(r.initialized),
         ]
         return m

@@ -59,19 +59,19 @@ __all__ = ["FlashError", "QSPIFlashModel", "MemoryModelSource", "flash_timing", 
 
 class FlashError(IntEnum):
     NONE = 0
-    CONTENTION = 1          # the flash drives a line the controller drives too
-    HOLD = 2                # QE = 0 and IO3 (HOLD#) not driven high while selected
-    QUAD_DISABLED = 3       # a quad read with QE = 0
-    POWERED_DOWN = 4        # a command other than 0xAB in deep power-down
-    TRES1 = 5               # CS fell within tRES1 after 0xAB
+    CONTENTION = 1  # the flash drives a line the controller drives too
+    HOLD = 2  # QE = 0 and IO3 (HOLD#) not driven high while selected
+    QUAD_DISABLED = 3  # a quad read with QE = 0
+    POWERED_DOWN = 4  # a command other than 0xAB in deep power-down
+    TRES1 = 5  # CS fell within tRES1 after 0xAB
     UNKNOWN_COMMAND = 6
-    WRITE_NOT_ENABLED = 7   # a status write without 0x06 / 0x50 before it
-    PARTIAL_BYTE = 8        # CS rose inside a byte of a command that needs whole bytes
-    SETUP = 9               # a driven line or an output enable changed while SCK was high
-    MODE = 10               # CS changed while SCK was high
-    BUSY = 11               # a command other than 0x05 during a non-volatile write
-    TSHSL = 12              # CS high for fewer than tshsl_cycles
-    UNDRIVEN = 13           # the flash sampled an input line nobody drove
+    WRITE_NOT_ENABLED = 7  # a status write without 0x06 / 0x50 before it
+    PARTIAL_BYTE = 8  # CS rose inside a byte of a command that needs whole bytes
+    SETUP = 9  # a driven line or an output enable changed while SCK was high
+    MODE = 10  # CS changed while SCK was high
+    BUSY = 11  # a command other than 0x05 during a non-volatile write
+    TSHSL = 12  # CS high for fewer than tshsl_cycles
+    UNDRIVEN = 13  # the flash sampled an input line nobody drove
 
 
 # phases of a command
@@ -114,9 +114,20 @@ class QSPIFlashModel(wiring.Component):
         Read commands that reached their data phase.
     """
 
-    def __init__(self, image, *, part: FlashPart = W25Q128JV, size: int | None = None, base: int = 0,
-                 qe: bool = False, powered_down: bool = True, clk_hz: float = 100e6, tres1_ns: float = 3000.0,
-                 tshsl_cycles: int = 1, tw_cycles: int = 200):
+    def __init__(
+        self,
+        image,
+        *,
+        part: FlashPart = W25Q128JV,
+        size: int | None = None,
+        base: int = 0,
+        qe: bool = False,
+        powered_down: bool = True,
+        clk_hz: float = 100e6,
+        tres1_ns: float = 3000.0,
+        tshsl_cycles: int = 1,
+        tw_cycles: int = 200,
+    ):
         image = bytes(image)
         size = _pow2_at_least(len(image)) if size is None else size
         if size & (size - 1) or size < len(image):
@@ -130,15 +141,17 @@ class QSPIFlashModel(wiring.Component):
         self._tres1 = math.ceil(tres1_ns * 1e-9 * clk_hz)
         self._tshsl = tshsl_cycles
         self._tw = tw_cycles
-        super().__init__({
-            "pins": In(QSPIPinsSignature()),
-            "error": Out(1),
-            "error_code": Out(8),
-            "qe": Out(1),
-            "powered_down": Out(1),
-            "busy": Out(1),
-            "reads": Out(16),
-        })
+        super().__init__(
+            {
+                "pins": In(QSPIPinsSignature()),
+                "error": Out(1),
+                "error_code": Out(8),
+                "qe": Out(1),
+                "powered_down": Out(1),
+                "busy": Out(1),
+                "reads": Out(16),
+            }
+        )
 
     def elaborate(self, platform):
         return _ModelLogic(self).build()
@@ -200,15 +213,19 @@ class _ModelLogic:
         fall = Signal()
         cs_fall = Signal()
         cs_rise = Signal()
-        m.d.comb += [rise.eq(cs & cs_q & sck & ~sck_q), fall.eq(cs & cs_q & ~sck & sck_q),
-                     cs_fall.eq(cs & ~cs_q), cs_rise.eq(~cs & cs_q)]
+        m.d.comb += [
+            rise.eq(cs & cs_q & sck & ~sck_q),
+            fall.eq(cs & cs_q & ~sck & sck_q),
+            cs_fall.eq(cs & ~cs_q),
+            cs_rise.eq(~cs & cs_q),
+        ]
         self.sck, self.cs, self.din, self.doe, self.sck_q, self.cs_q = sck, cs, din, doe, sck_q, cs_q
         self.rise, self.fall, self.cs_fall, self.cs_rise = rise, fall, cs_fall, cs_rise
 
     def _registers(self):
         fm, part = self.fm, self.part
         phase = Signal(range(9))
-        cnt = Signal(8)                  # rising edges in this phase (saturating)
+        cnt = Signal(8)  # rising edges in this phase (saturating)
         cmd = Signal(8)
         quad_addr = Signal()
         addr = Signal(self.A)
@@ -216,7 +233,7 @@ class _ModelLogic:
         ndummy = Signal(range(max(part.dummy_cycles, 8) + 1))
         wbuf = Signal(16)
         wbits = Signal(8)
-        sr1_bits = Signal(8, init=0)     # BP/TB/SEC/SRP bits (2..7)
+        sr1_bits = Signal(8, init=0)  # BP/TB/SEC/SRP bits (2..7)
         sr2 = Signal(8, init=0b10 if fm._qe0 else 0)
         wel, vwe = Signal(), Signal()
         pd = Signal(init=int(fm._pd0))
@@ -249,7 +266,7 @@ class _ModelLogic:
         m.d.comb += [out_n.eq(out), drive_n.eq(drive)]
         m.d.sync += [out.eq(out_n), drive.eq(drive_n)]
         m.d.comb += fm.pins.dq_i.eq((out_n & drive_n) | ~drive_n)
-        start = Signal(self.abits)                # the array index of the read address
+        start = Signal(self.abits)  # the array index of the read address
         m.d.comb += start.eq(self.addr - fm._base)
         m.d.comb += self.rp.addr.eq(Mux(self.first, start, self.daddr))
         self.start = start
@@ -350,8 +367,12 @@ class _ModelLogic:
                     flag(FlashError.UNDRIVEN, doe != 0b1111)
                     m.d.sync += mode.eq(Cat(din, mode[:4]))
                     with m.If(cnt == 1):
-                        m.d.sync += [cnt.eq(0), phase.eq(_DUMMY), self.ndummy.eq(part.dummy_cycles),
-                                     self.cont.eq(mode[:2] == 0b10)]   # M5-4 of Cat(din, mode[:4])
+                        m.d.sync += [
+                            cnt.eq(0),
+                            phase.eq(_DUMMY),
+                            self.ndummy.eq(part.dummy_cycles),
+                            self.cont.eq(mode[:2] == 0b10),
+                        ]  # M5-4 of Cat(din, mode[:4])
                         if part.dummy_cycles == 0:
                             m.d.sync += [phase.eq(_DATA), first.eq(1), reads.eq(reads + 1)]
                 with m.Case(_DUMMY):
@@ -386,8 +407,7 @@ class _ModelLogic:
                             flag(FlashError.QUAD_DISABLED)
                             m.d.sync += phase.eq(_IGNORE)
                         with m.Else():
-                            m.d.sync += [phase.eq(_ADDR),
-                                         self.quad_addr.eq(sum(cmd_n == c for c in reads_io) != 0)]
+                            m.d.sync += [phase.eq(_ADDR), self.quad_addr.eq(sum(cmd_n == c for c in reads_io) != 0)]
                     with m.Case(0x01, 0x31):
                         m.d.sync += phase.eq(_WDATA)
                     with m.Case(0x05, 0x35):
@@ -413,8 +433,7 @@ class _ModelLogic:
             with m.If(quad_addr & Const(self.has_mode)):
                 m.d.sync += phase.eq(_MODE)
             with m.Else():
-                m.d.sync += [phase.eq(_DUMMY),
-                             self.ndummy.eq(Mux(quad_addr, part.dummy_cycles, 8))]
+                m.d.sync += [phase.eq(_DUMMY), self.ndummy.eq(Mux(quad_addr, part.dummy_cycles, 8))]
                 with m.If(Mux(quad_addr, part.dummy_cycles, 8) == 0):
                     m.d.sync += [phase.eq(_DATA), self.first.eq(1), self.reads.eq(self.reads + 1)]
 
@@ -447,7 +466,7 @@ class _ModelLogic:
         m.d.comb += [fm.error.eq(err), fm.error_code.eq(code)]
         with m.If(~err):
             for k, (c, f) in enumerate(self.flags.items()):
-                with (m.If(f) if k == 0 else m.Elif(f)):
+                with m.If(f) if k == 0 else m.Elif(f):
                     m.d.sync += [err.eq(1), code.eq(int(c))]
 
 
@@ -482,8 +501,18 @@ class MemoryModelSource(wiring.Component):
     not bank unused bandwidth.
     """
 
-    def __init__(self, image, word_width: int = 8, *, bytes_per_cycle=1, latency: int = 0, address_bytes: int = 3,
-                 count_width: int = 24, fifo_depth: int = 2, base: int = 0):
+    def __init__(
+        self,
+        image,
+        word_width: int = 8,
+        *,
+        bytes_per_cycle=1,
+        latency: int = 0,
+        address_bytes: int = 3,
+        count_width: int = 24,
+        fifo_depth: int = 2,
+        base: int = 0,
+    ):
         if word_width % 8 or word_width <= 0:
             raise ValueError(f"word_width must be a positive multiple of 8, not {word_width!r}")
         rate = Fraction(bytes_per_cycle)
@@ -502,12 +531,14 @@ class MemoryModelSource(wiring.Component):
         self._abytes = address_bytes
         self._count_width = count_width
         self._depth = fifo_depth
-        super().__init__({
-            "start": In(stream.Signature(start_layout(address_bytes, count_width))),
-            "o": Out(stream.Signature(word_width)),
-            "busy": Out(1),
-            "initialized": Out(1),
-        })
+        super().__init__(
+            {
+                "start": In(stream.Signature(start_layout(address_bytes, count_width))),
+                "o": Out(stream.Signature(word_width)),
+                "busy": Out(1),
+                "initialized": Out(1),
+            }
+        )
 
     @property
     def rate(self) -> Fraction:
@@ -522,11 +553,12 @@ class MemoryModelSource(wiring.Component):
         m = Module()
         wb = self._wb
         abits = self._size.bit_length() - 1
-        mem = memory.Memory(shape=8, depth=self._size,
-                            init=list(self._image) + [0xFF] * (self._size - len(self._image)))
+        mem = memory.Memory(
+            shape=8, depth=self._size, init=list(self._image) + [0xFF] * (self._size - len(self._image))
+        )
         m.submodules.image = mem
         num, den = self._rate.numerator, self._rate.denominator
-        need = den * wb                       # credit of one word, in units of 1/den bytes
+        need = den * wb  # credit of one word, in units of 1/den bytes
 
         active = Signal()
         flush = Signal()
@@ -574,7 +606,13 @@ class MemoryModelSource(wiring.Component):
                 m.d.sync += credit.eq(total)
         with m.If(accept):
             count = self.start.payload.count
-            m.d.sync += [active.eq(1), addr.eq(self.start.payload.addr - self._base), left.eq(count),
-                         unbounded.eq(count == 0), wait.eq(self._latency), credit.eq(0)]
+            m.d.sync += [
+                active.eq(1),
+                addr.eq(self.start.payload.addr - self._base),
+                left.eq(count),
+                unbounded.eq(count == 0),
+                wait.eq(self._latency),
+                credit.eq(0),
+            ]
         m.d.comb += q.w_en.eq(emit & ~flush)
         return m

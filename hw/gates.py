@@ -113,9 +113,11 @@ class GateUnit(wiring.Component):
         if phase not in PHASES:
             raise ValueError(f"phase must be one of {', '.join(map(repr, PHASES))}, not {phase!r}")
         if phase == "reset" and not (cfg.cell == "gru" and not cfg.gru_reset_after):
-            raise ValueError(f"phase {phase!r} exists only for the reset-before GRU "
-                             f"(cell='gru', gru_reset_after=False), not cell={cfg.cell!r}"
-                             + (f" with gru_reset_after={cfg.gru_reset_after!r}" if cfg.cell == "gru" else ""))
+            raise ValueError(
+                f"phase {phase!r} exists only for the reset-before GRU "
+                f"(cell='gru', gru_reset_after=False), not cell={cfg.cell!r}"
+                + (f" with gru_reset_after={cfg.gru_reset_after!r}" if cfg.cell == "gru" else "")
+            )
         if not isinstance(layer, int) or isinstance(layer, bool):
             raise TypeError(f"layer must be an integer, not {layer!r}")
         if not 0 <= layer < cfg.num_layers:
@@ -123,18 +125,20 @@ class GateUnit(wiring.Component):
         self._cfg, self._phase, self._layer = cfg, phase, layer
         self._gates = cfg.layer_gates(layer)
         pre = data.ArrayLayout(signed(cfg.q_pre.width), len(self._gates))
-        super().__init__({
-            "en": In(1, init=1),
-            "i_valid": In(1),
-            "i_xp": In(pre),
-            "i_hp": In(pre),
-            "i_c": In(signed(cfg.q_cell.width)),
-            "i_h": In(signed(cfg.q_state.width)),
-            "i_x": In(signed(cfg.q_state.width)),
-            "o_valid": Out(1),
-            "o_h": Out(signed(cfg.q_state.width)),
-            "o_c": Out(signed(cfg.q_cell.width)),
-        })
+        super().__init__(
+            {
+                "en": In(1, init=1),
+                "i_valid": In(1),
+                "i_xp": In(pre),
+                "i_hp": In(pre),
+                "i_c": In(signed(cfg.q_cell.width)),
+                "i_h": In(signed(cfg.q_state.width)),
+                "i_x": In(signed(cfg.q_state.width)),
+                "o_valid": Out(1),
+                "o_h": Out(signed(cfg.q_state.width)),
+                "o_c": Out(signed(cfg.q_cell.width)),
+            }
+        )
 
     @property
     def cfg(self) -> Config:
@@ -167,8 +171,15 @@ class GateUnit(wiring.Component):
     def latency(self) -> int:
         """Enabled cycles from ``i_valid`` to ``o_valid`` (see the table above)."""
         a = _latency(self._cfg)
-        return {"lstm": 2 * a + 5, "gru_after": 2 * a + 5, "gru_before": a + 3, "gru_reset": a + 3,
-                "sru": 2 * a + 4, "qrnn": a + 4, "rnn": a + 2}[self.variant]
+        return {
+            "lstm": 2 * a + 5,
+            "gru_after": 2 * a + 5,
+            "gru_before": a + 3,
+            "gru_reset": a + 3,
+            "sru": 2 * a + 4,
+            "qrnn": a + 4,
+            "rnn": a + 2,
+        }[self.variant]
 
     def elaborate(self, platform):
         m = Module()
@@ -192,93 +203,96 @@ class GateUnit(wiring.Component):
         variant = self.variant
 
         if variant == "lstm":
-            pre = [pre_add(g, f"pre_{name}") for g, name in enumerate("ifgo")]          # t = 1
-            i = act("sig_i", "sigmoid", pre[0], cfg.q_pre)                               # t = 1 + A
+            pre = [pre_add(g, f"pre_{name}") for g, name in enumerate("ifgo")]  # t = 1
+            i = act("sig_i", "sigmoid", pre[0], cfg.q_pre)  # t = 1 + A
             f = act("sig_f", "sigmoid", pre[1], cfg.q_pre)
             g = act("tanh_g", "tanh", pre[2], cfg.q_pre)
             o = act("sig_o", "sigmoid", pre[3], cfg.q_pre)
             c = p.delay(self.i_c, 1 + a_lat, name="c")
-            fc_prod = p.reg(f * c, name="fc_prod")                                       # t = 2 + A
+            fc_prod = p.reg(f * c, name="fc_prod")  # t = 2 + A
             ig_prod = p.reg(i * g, name="ig_prod")
-            c_new = p.reg(_hw_sum_narrow([(fc_prod, fa + fc), (ig_prod, 2 * fa)], cfg.q_cell),
-                          name="c_new")                                                  # t = 3 + A
-            tc = act("tanh_c", "tanh", c_new, cfg.q_cell)                                # t = 3 + 2A
+            c_new = p.reg(
+                _hw_sum_narrow([(fc_prod, fa + fc), (ig_prod, 2 * fa)], cfg.q_cell), name="c_new"
+            )  # t = 3 + A
+            tc = act("tanh_c", "tanh", c_new, cfg.q_cell)  # t = 3 + 2A
             o_d = p.delay(o, 2 + a_lat, name="o")
-            oh_prod = p.reg(o_d * tc, name="oh_prod")                                    # t = 4 + 2A
-            h_out = hw_narrow(oh_prod, 2 * fa, cfg.q_state)                              # out: 5 + 2A
+            oh_prod = p.reg(o_d * tc, name="oh_prod")  # t = 4 + 2A
+            h_out = hw_narrow(oh_prod, 2 * fa, cfg.q_state)  # out: 5 + 2A
             c_out = p.delay(c_new, 1 + a_lat, name="c_new")
 
         elif variant == "gru_after":
-            pre_r, pre_z = pre_add(0, "pre_r"), pre_add(1, "pre_z")                      # t = 1
-            r = act("sig_r", "sigmoid", pre_r, cfg.q_pre)                                # t = 1 + A
+            pre_r, pre_z = pre_add(0, "pre_r"), pre_add(1, "pre_z")  # t = 1
+            r = act("sig_r", "sigmoid", pre_r, cfg.q_pre)  # t = 1 + A
             z = act("sig_z", "sigmoid", pre_z, cfg.q_pre)
             hp_n = p.delay(hp[2], 1 + a_lat, name="hp_n")
             xp_n = p.delay(xp[2], 2 + a_lat, name="xp_n")
-            rh_prod = p.reg(r * hp_n, name="rhn_prod")                                   # t = 2 + A
-            n_pre = p.reg(_hw_sum_narrow([(xp_n, fp), (rh_prod, fa + fp)], cfg.q_pre),
-                          name="n_pre")                                                  # t = 3 + A
-            n = act("tanh_n", "tanh", n_pre, cfg.q_pre)                                  # t = 3 + 2A
+            rh_prod = p.reg(r * hp_n, name="rhn_prod")  # t = 2 + A
+            n_pre = p.reg(_hw_sum_narrow([(xp_n, fp), (rh_prod, fa + fp)], cfg.q_pre), name="n_pre")  # t = 3 + A
+            n = act("tanh_n", "tanh", n_pre, cfg.q_pre)  # t = 3 + 2A
             z_d = p.delay(z, 2 + a_lat, name="z")
             h_d = p.delay(self.i_h, 3 + 2 * a_lat, name="h")
-            h_out = self._gru_mix(p, z_d, n, h_d)                                        # out: 5 + 2A
+            h_out = self._gru_mix(p, z_d, n, h_d)  # out: 5 + 2A
 
         elif variant == "gru_before":
-            pre_z, pre_n = pre_add(1, "pre_z"), pre_add(2, "pre_n")                      # t = 1
-            z = act("sig_z", "sigmoid", pre_z, cfg.q_pre)                                # t = 1 + A
+            pre_z, pre_n = pre_add(1, "pre_z"), pre_add(2, "pre_n")  # t = 1
+            z = act("sig_z", "sigmoid", pre_z, cfg.q_pre)  # t = 1 + A
             n = act("tanh_n", "tanh", pre_n, cfg.q_pre)
             h_d = p.delay(self.i_h, 1 + a_lat, name="h")
-            h_out = self._gru_mix(p, z, n, h_d)                                          # out: 3 + A
+            h_out = self._gru_mix(p, z, n, h_d)  # out: 3 + A
 
         elif variant == "gru_reset":
-            pre_r = pre_add(0, "pre_r")                                                  # t = 1
-            r = act("sig_r", "sigmoid", pre_r, cfg.q_pre)                                # t = 1 + A
+            pre_r = pre_add(0, "pre_r")  # t = 1
+            r = act("sig_r", "sigmoid", pre_r, cfg.q_pre)  # t = 1 + A
             h_d = p.delay(self.i_h, 1 + a_lat, name="h")
-            rh_prod = p.reg(r * h_d, name="rh_prod")                                     # t = 2 + A
-            h_out = hw_narrow(rh_prod, fa + fx, cfg.q_state)                             # out: 3 + A
+            rh_prod = p.reg(r * h_d, name="rh_prod")  # t = 2 + A
+            h_out = hw_narrow(rh_prod, fa + fx, cfg.q_state)  # out: 3 + A
 
         elif variant == "sru":
-            f = act("sig_f", "sigmoid", xp[1], cfg.q_pre)                                # t = A
+            f = act("sig_f", "sigmoid", xp[1], cfg.q_pre)  # t = A
             r = act("sig_r", "sigmoid", xp[2], cfg.q_pre)
             xt = p.delay(xp[0], a_lat, name="xt")
             c = p.delay(self.i_c, a_lat, name="c")
-            fc_prod = p.reg(f * c, name="fc_prod")                                       # t = 1 + A
+            fc_prod = p.reg(f * c, name="fc_prod")  # t = 1 + A
             fx_prod = p.reg(f * xt, name="fxt_prod")
             xt_d = p.delay(xt, 1, name="xt_late")
-            c_new = p.reg(_hw_sum_narrow([(fc_prod, fa + fc), ((xt_d << fa) - fx_prod, fa + fp)], cfg.q_cell),
-                          name="c_new")                                                  # t = 2 + A
-            tc = act("tanh_c", "tanh", c_new, cfg.q_cell)                                # t = 2 + 2A
+            c_new = p.reg(
+                _hw_sum_narrow([(fc_prod, fa + fc), ((xt_d << fa) - fx_prod, fa + fp)], cfg.q_cell), name="c_new"
+            )  # t = 2 + A
+            tc = act("tanh_c", "tanh", c_new, cfg.q_cell)  # t = 2 + 2A
             if len(self._gates) == 4:
                 highway, hw_frac = xp[3], fp
             else:
                 highway, hw_frac = self.i_x, fx
             hw = p.delay(highway, 2 + 2 * a_lat, name="highway")
             r_d = p.delay(r, 2 + a_lat, name="r")
-            rt_prod = p.reg(r_d * tc, name="rtc_prod")                                   # t = 3 + 2A
+            rt_prod = p.reg(r_d * tc, name="rtc_prod")  # t = 3 + 2A
             rh_prod = p.reg(r_d * hw, name="rhw_prod")
             hw_d = p.delay(hw, 1, name="highway_late")
-            h_out = _hw_sum_narrow([(rt_prod, 2 * fa), ((hw_d << fa) - rh_prod, fa + hw_frac)],
-                                   cfg.q_state)                                          # out: 4 + 2A
+            h_out = _hw_sum_narrow(
+                [(rt_prod, 2 * fa), ((hw_d << fa) - rh_prod, fa + hw_frac)], cfg.q_state
+            )  # out: 4 + 2A
             c_out = p.delay(c_new, 1 + a_lat, name="c_new")
 
         elif variant == "qrnn":
-            z = act("tanh_z", "tanh", xp[0], cfg.q_pre)                                  # t = A
+            z = act("tanh_z", "tanh", xp[0], cfg.q_pre)  # t = A
             f = act("sig_f", "sigmoid", xp[1], cfg.q_pre)
             o = act("sig_o", "sigmoid", xp[2], cfg.q_pre)
             c = p.delay(self.i_c, a_lat, name="c")
-            fc_prod = p.reg(f * c, name="fc_prod")                                       # t = 1 + A
+            fc_prod = p.reg(f * c, name="fc_prod")  # t = 1 + A
             fz_prod = p.reg(f * z, name="fz_prod")
             z_d = p.delay(z, 1, name="z")
-            c_new = p.reg(_hw_sum_narrow([(fc_prod, fa + fc), ((z_d << fa) - fz_prod, 2 * fa)], cfg.q_cell),
-                          name="c_new")                                                  # t = 2 + A
+            c_new = p.reg(
+                _hw_sum_narrow([(fc_prod, fa + fc), ((z_d << fa) - fz_prod, 2 * fa)], cfg.q_cell), name="c_new"
+            )  # t = 2 + A
             o_d = p.delay(o, 2, name="o")
-            oc_prod = p.reg(o_d * c_new, name="oc_prod")                                 # t = 3 + A
-            h_out = hw_narrow(oc_prod, fa + fc, cfg.q_state)                             # out: 4 + A
+            oc_prod = p.reg(o_d * c_new, name="oc_prod")  # t = 3 + A
+            h_out = hw_narrow(oc_prod, fa + fc, cfg.q_state)  # out: 4 + A
             c_out = p.delay(c_new, 1, name="c_new")
 
         else:  # rnn
-            pre = pre_add(0, "pre_h")                                                    # t = 1
-            t = act("tanh_h", "tanh", pre, cfg.q_pre)                                    # t = 1 + A
-            h_out = hw_narrow(t, fa, cfg.q_state)                                        # out: 2 + A
+            pre = pre_add(0, "pre_h")  # t = 1
+            t = act("tanh_h", "tanh", pre, cfg.q_pre)  # t = 1 + A
+            h_out = hw_narrow(t, fa, cfg.q_state)  # out: 2 + A
 
         with m.If(self.en):
             m.d.sync += [

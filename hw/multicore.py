@@ -75,8 +75,14 @@ class MultiCore(wiring.Component):
         Add the ``link_stall`` test input.
     """
 
-    def __init__(self, models: list[tuple[Config, dict]], mode: str = "programs", *, link_depth: int | None = None,
-                 link_stalls: bool = False):
+    def __init__(
+        self,
+        models: list[tuple[Config, dict]],
+        mode: str = "programs",
+        *,
+        link_depth: int | None = None,
+        link_stalls: bool = False,
+    ):
         if mode not in ("programs", "layers"):
             raise ValueError(f"MultiCore mode must be 'programs' or 'layers', not {mode!r}")
         self._models = core_models(models)
@@ -157,9 +163,14 @@ class MultiCore(wiring.Component):
         taken = Signal(n, name="cmd_taken")
         for i, core in enumerate(cores):
             p = core.i_cmd.payload
-            m.d.comb += [core.i_cmd.valid.eq(pend[i]), p.op.eq(held.op), p.sel.eq(held.sel), p.addr.eq(held.addr),
-                         p.data.eq(held.data[:len(p.data)]),
-                         taken[i].eq(core.i_cmd.valid & core.i_cmd.ready)]
+            m.d.comb += [
+                core.i_cmd.valid.eq(pend[i]),
+                p.op.eq(held.op),
+                p.sel.eq(held.sel),
+                p.addr.eq(held.addr),
+                p.data.eq(held.data[: len(p.data)]),
+                taken[i].eq(core.i_cmd.valid & core.i_cmd.ready),
+            ]
         with m.If(taken.any()):
             m.d.sync += pend.eq(pend & ~taken)
         return pend
@@ -170,19 +181,30 @@ class MultiCore(wiring.Component):
         word = self.i_x.payload
         if self._mode == "layers":
             c0 = cores[0]
-            m.d.comb += [c0.i_x.valid.eq(self.i_x.valid), c0.i_x.payload.eq(word.data),
-                         self.i_x.ready.eq(c0.i_x.ready), self.x_ready.eq(c0.i_x.ready)]
+            m.d.comb += [
+                c0.i_x.valid.eq(self.i_x.valid),
+                c0.i_x.payload.eq(word.data),
+                self.i_x.ready.eq(c0.i_x.ready),
+                self.x_ready.eq(c0.i_x.ready),
+            ]
             empties = [self._link(m, i, cores[i], cores[i + 1]) for i in range(n - 1)]
             last = cores[-1]
-            m.d.comb += [self.o_h.valid.eq(last.o_h.valid), self.o_h.payload.data.eq(last.o_h.payload),
-                         self.o_h.payload.core.eq(n - 1), last.o_h.ready.eq(self.o_h.ready)]
+            m.d.comb += [
+                self.o_h.valid.eq(last.o_h.valid),
+                self.o_h.payload.data.eq(last.o_h.payload),
+                self.o_h.payload.core.eq(n - 1),
+                last.o_h.ready.eq(self.o_h.ready),
+            ]
             return Cat(*empties).all() if empties else Const(1)
         # programs: demultiplex inputs by core, merge outputs round robin
         ready_any = Signal()
         for i, core in enumerate(cores):
             hit = word.core == i
-            m.d.comb += [core.i_x.valid.eq(self.i_x.valid & hit), core.i_x.payload.eq(word.data),
-                         self.x_ready[i].eq(core.i_x.ready)]
+            m.d.comb += [
+                core.i_x.valid.eq(self.i_x.valid & hit),
+                core.i_x.payload.eq(word.data),
+                self.x_ready[i].eq(core.i_x.ready),
+            ]
             with m.If(hit):
                 m.d.comb += ready_any.eq(core.i_x.ready)
         missing = word.core >= n
@@ -198,15 +220,22 @@ class MultiCore(wiring.Component):
         stall_r = self.link_stall[2 * i + 1] if self._link_stalls else Const(0)
         if self._link_depth == 0:
             stall = stall_w | stall_r
-            m.d.comb += [dst.i_x.valid.eq(src.o_h.valid & ~stall), dst.i_x.payload.eq(src.o_h.payload),
-                         src.o_h.ready.eq(dst.i_x.ready & ~stall)]
+            m.d.comb += [
+                dst.i_x.valid.eq(src.o_h.valid & ~stall),
+                dst.i_x.payload.eq(src.o_h.payload),
+                src.o_h.ready.eq(dst.i_x.ready & ~stall),
+            ]
             return Const(1)
         q = fifo.SyncFIFOBuffered(width=len(src.o_h.payload), depth=max(2, self._link_depth))
         m.submodules[f"link{i}"] = q
-        m.d.comb += [q.w_data.eq(src.o_h.payload), q.w_en.eq(src.o_h.valid & ~stall_w),
-                     src.o_h.ready.eq(q.w_rdy & ~stall_w),
-                     dst.i_x.valid.eq(q.r_rdy & ~stall_r), dst.i_x.payload.eq(q.r_data),
-                     q.r_en.eq(dst.i_x.ready & ~stall_r)]
+        m.d.comb += [
+            q.w_data.eq(src.o_h.payload),
+            q.w_en.eq(src.o_h.valid & ~stall_w),
+            src.o_h.ready.eq(q.w_rdy & ~stall_w),
+            dst.i_x.valid.eq(q.r_rdy & ~stall_r),
+            dst.i_x.payload.eq(q.r_data),
+            q.r_en.eq(dst.i_x.ready & ~stall_r),
+        ]
         return q.level == 0
 
     def _merge(self, m: Module, cores) -> None:
@@ -221,14 +250,18 @@ class MultiCore(wiring.Component):
                 with m.Case(r):
                     order = [(r + j) % n for j in range(n)]
                     m.d.comb += pick.eq(order[-1])
-                    for j in reversed(order):   # the first valid in round-robin order wins
+                    for j in reversed(order):  # the first valid in round-robin order wins
                         with m.If(valids[j]):
                             m.d.comb += pick.eq(j)
         sel = Mux(locked, held, pick)
         for i, core in enumerate(cores):
             with m.If(sel == i):
-                m.d.comb += [self.o_h.valid.eq(core.o_h.valid), self.o_h.payload.data.eq(core.o_h.payload),
-                             self.o_h.payload.core.eq(i), core.o_h.ready.eq(self.o_h.ready)]
+                m.d.comb += [
+                    self.o_h.valid.eq(core.o_h.valid),
+                    self.o_h.payload.data.eq(core.o_h.payload),
+                    self.o_h.payload.core.eq(i),
+                    core.o_h.ready.eq(self.o_h.ready),
+                ]
         m.d.sync += [locked.eq(self.o_h.valid & ~self.o_h.ready), held.eq(sel)]
         with m.If(self.o_h.valid & self.o_h.ready):
             m.d.sync += rr.eq(Mux(sel == n - 1, 0, sel + 1))

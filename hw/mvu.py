@@ -50,8 +50,19 @@ from amaranth.lib.wiring import In, Out
 from ..numeric.config import Config
 from . import check_cfg_and_weights
 from ..numeric.fixedpoint import hw_narrow
-from ..layout.image import (MatrixPlan, bank_packing, bank_word_bits, bank_words, bias_words, plans, vector_depth,
-                     vector_slots, weight_bank_depth, weight_banks, weight_word_bits)
+from ..layout.image import (
+    MatrixPlan,
+    bank_packing,
+    bank_word_bits,
+    bank_words,
+    bias_words,
+    plans,
+    vector_depth,
+    vector_slots,
+    weight_bank_depth,
+    weight_banks,
+    weight_word_bits,
+)
 from .pe import ColumnOperand, ProcessingElement, RowReducer, tree_latency
 
 __all__ = ["CirculantMVU", "mvu_latency", "plan_cycles", "plan_gaps", "spram_bank", "uses_spram_primitives"]
@@ -85,9 +96,17 @@ def spram_bank(m: Module, name: str, depth: int, addr, wdata, wen):
         cs = (addr >> 14) == b if blocks > 1 else Const(1, 1)
         m.submodules[f"{name}_{b}"] = Instance(
             "SB_SPRAM256KA",
-            i_ADDRESS=addr[:14], i_DATAIN=wdata, i_MASKWREN=Const(0b1111, 4), i_WREN=wen, i_CHIPSELECT=cs,
-            i_CLOCK=ClockSignal("sync"), i_STANDBY=Const(0, 1), i_SLEEP=Const(0, 1), i_POWEROFF=Const(1, 1),
-            o_DATAOUT=dout)
+            i_ADDRESS=addr[:14],
+            i_DATAIN=wdata,
+            i_MASKWREN=Const(0b1111, 4),
+            i_WREN=wen,
+            i_CHIPSELECT=cs,
+            i_CLOCK=ClockSignal("sync"),
+            i_STANDBY=Const(0, 1),
+            i_SLEEP=Const(0, 1),
+            i_POWEROFF=Const(1, 1),
+            o_DATAOUT=dout,
+        )
         outs.append(dout)
     return Array(outs)[sel] if blocks > 1 else outs[0]
 
@@ -153,27 +172,29 @@ class CirculantMVU(wiring.Component):
         self._wdepth = sum(p.words_per_bank for p in self._plans)
         self._bdepth = sum(p.br for p in self._plans)
         self._wword = weight_word_bits(cfg)
-        self._pack = bank_packing(cfg)       # weight words per memory word (SPRAM banks pack 16 bits)
+        self._pack = bank_packing(cfg)  # weight words per memory word (SPRAM banks pack 16 bits)
         self._mem_word = bank_word_bits(cfg)
         self._mem_depth = weight_bank_depth(cfg)
         max_br = max(p.br for p in self._plans)
         self._wr_words = max(self._wdepth, self._bdepth)
-        super().__init__({
-            "start": In(1),
-            "plan": In(range(len(self._plans))),
-            "busy": Out(1),
-            "done": Out(1),
-            "vec_addr": Out(data.ArrayLayout(range(self._vdepth), cfg.pe_cols)),
-            "vec_en": Out(1),
-            "vec_data": In(data.ArrayLayout(data.ArrayLayout(signed(cfg.q_state.width), T), cfg.pe_cols)),
-            "o_valid": Out(1),
-            "o_seg": Out(range(max_br)),
-            "o_data": Out(data.ArrayLayout(signed(cfg.q_pre.width), T)),
-            "wr_en": In(1),
-            "wr_bank": In(range(cfg.pe_rows * cfg.pe_cols + 1)),
-            "wr_addr": In(range(self._wr_words)),
-            "wr_data": In(max(self._mem_word, cfg.q_pre.width * T)),
-        })
+        super().__init__(
+            {
+                "start": In(1),
+                "plan": In(range(len(self._plans))),
+                "busy": Out(1),
+                "done": Out(1),
+                "vec_addr": Out(data.ArrayLayout(range(self._vdepth), cfg.pe_cols)),
+                "vec_en": Out(1),
+                "vec_data": In(data.ArrayLayout(data.ArrayLayout(signed(cfg.q_state.width), T), cfg.pe_cols)),
+                "o_valid": Out(1),
+                "o_seg": Out(range(max_br)),
+                "o_data": Out(data.ArrayLayout(signed(cfg.q_pre.width), T)),
+                "wr_en": In(1),
+                "wr_bank": In(range(cfg.pe_rows * cfg.pe_cols + 1)),
+                "wr_addr": In(range(self._wr_words)),
+                "wr_data": In(max(self._mem_word, cfg.q_pre.width * T)),
+            }
+        )
 
     @property
     def cfg(self) -> Config:
@@ -253,13 +274,17 @@ class _MVUBuild:
                     wmems[p][q] = "spram"
                     continue
                 init = bank_words(cfg, banks_img[p][q]) if banks_img is not None else []
-                mem = memory.Memory(shape=unsigned(u._mem_word), depth=u._mem_depth, init=init,
-                                    attrs={"ram_style": ram_style})
+                mem = memory.Memory(
+                    shape=unsigned(u._mem_word), depth=u._mem_depth, init=init, attrs={"ram_style": ram_style}
+                )
                 m.submodules[f"pe_{p}_{q}_weights"] = mem
                 wmems[p][q] = mem
-        bmem = memory.Memory(shape=unsigned(cfg.q_pre.width * T), depth=u._bdepth,
-                             init=bias_img if bias_img is not None else [],
-                             attrs={"ram_style": "block"})
+        bmem = memory.Memory(
+            shape=unsigned(cfg.q_pre.width * T),
+            depth=u._bdepth,
+            init=bias_img if bias_img is not None else [],
+            attrs={"ram_style": "block"},
+        )
         m.submodules.bias = bmem
         self.bmem = bmem
 
@@ -271,11 +296,14 @@ class _MVUBuild:
                     if wmems[p][q] == "spram":
                         continue
                     wp = wmems[p][q].write_port()
-                    m.d.comb += [wp.data.eq(u.wr_data[:u._mem_word]), wp.en.eq(wsel[p][q])]
+                    m.d.comb += [wp.data.eq(u.wr_data[: u._mem_word]), wp.en.eq(wsel[p][q])]
                     wmems[p][q] = (wmems[p][q], wp)
             bwp = bmem.write_port()
-            m.d.comb += [bwp.addr.eq(u.wr_addr), bwp.data.eq(u.wr_data[:cfg.q_pre.width * T]),
-                         bwp.en.eq(u.wr_en & (u.wr_bank == Pr * Pc))]
+            m.d.comb += [
+                bwp.addr.eq(u.wr_addr),
+                bwp.data.eq(u.wr_data[: cfg.q_pre.width * T]),
+                bwp.en.eq(u.wr_en & (u.wr_bank == Pr * Pc)),
+            ]
         self.wmems, self.wsel = wmems, wsel
 
     def plan_table(self):
@@ -316,8 +344,16 @@ class _MVUBuild:
         m.d.comb += u.busy.eq(issuing | draining)
 
         with m.If(u.start & ~u.busy):
-            m.d.sync += [cur.eq(u.plan), I.eq(0), J.eq(0), t.eq(0), wa.eq(self.wbase_t[u.plan]),
-                         issuing.eq(1), waiting.eq(0), draining.eq(1)]
+            m.d.sync += [
+                cur.eq(u.plan),
+                I.eq(0),
+                J.eq(0),
+                t.eq(0),
+                wa.eq(self.wbase_t[u.plan]),
+                issuing.eq(1),
+                waiting.eq(0),
+                draining.eq(1),
+            ]
         with m.Elif(issue):
             m.d.sync += [wa.eq(wa + 1), t.eq(t + 1)]
             with m.If(t == T - 1):
@@ -345,13 +381,13 @@ class _MVUBuild:
         m.d.comb += u.vec_en.eq(issue & (t == 0))
         wrd = [[None] * Pc for _ in range(Pr)]
         shift = (u._pack - 1).bit_length()
-        sub = Signal(range(u._pack), name="weight_sub")     # which packed word, one cycle after the read
+        sub = Signal(range(u._pack), name="weight_sub")  # which packed word, one cycle after the read
         if u._pack > 1:
             m.d.sync += sub.eq(wa[:shift])
 
         def unpack(word):
             if u._pack > 1:
-                words = Array(word[i * u._wword:(i + 1) * u._wword] for i in range(u._pack))
+                words = Array(word[i * u._wword : (i + 1) * u._wword] for i in range(u._pack))
                 return words[sub]
             return word
 
@@ -361,8 +397,7 @@ class _MVUBuild:
                 if wmem == "spram":
                     addr = Signal(range(u._mem_depth), name=f"pe_{p}_{q}_addr")
                     m.d.comb += addr.eq(Mux(wsel, u.wr_addr, wa >> shift))
-                    wrd[p][q] = unpack(spram_bank(m, f"pe_{p}_{q}_weights", u._mem_depth, addr, u.wr_data[:16],
-                                                  wsel))
+                    wrd[p][q] = unpack(spram_bank(m, f"pe_{p}_{q}_weights", u._mem_depth, addr, u.wr_data[:16], wsel))
                     continue
                 if isinstance(wmem, tuple):
                     mem, wp = wmem
@@ -370,8 +405,12 @@ class _MVUBuild:
                     # one address for both ports, so a single-port RAM (SPRAM) can hold the bank;
                     # writes happen only between steps, reads only during sweeps
                     addr = Signal(range(u._mem_depth), name=f"pe_{p}_{q}_addr")
-                    m.d.comb += [addr.eq(Mux(wsel, u.wr_addr, wa >> shift)), rp.addr.eq(addr),
-                                 wp.addr.eq(addr), rp.en.eq(issue)]
+                    m.d.comb += [
+                        addr.eq(Mux(wsel, u.wr_addr, wa >> shift)),
+                        rp.addr.eq(addr),
+                        wp.addr.eq(addr),
+                        rp.en.eq(issue),
+                    ]
                 else:
                     rp = wmem.read_port()
                     m.d.comb += [rp.addr.eq(wa >> shift), rp.en.eq(issue)]
@@ -383,8 +422,13 @@ class _MVUBuild:
         m, u, cfg, Pr, Pc = self.m, self.u, self.cfg, self.Pr, self.Pc
         v1, t0_1, first1, last1 = Signal(), Signal(), Signal(), Signal()
         I1 = Signal.like(self.I)
-        m.d.sync += [v1.eq(self.issue), t0_1.eq(self.t == 0), first1.eq(self.first0), last1.eq(self.last0),
-                     I1.eq(self.I)]
+        m.d.sync += [
+            v1.eq(self.issue),
+            t0_1.eq(self.t == 0),
+            first1.eq(self.first0),
+            last1.eq(self.last0),
+            I1.eq(self.I),
+        ]
         cols = []
         for q in range(Pc):
             col = ColumnOperand(cfg)
@@ -396,8 +440,14 @@ class _MVUBuild:
             for q in range(Pc):
                 pe = ProcessingElement(cfg)
                 m.submodules[f"pe_{p}_{q}"] = pe
-                m.d.comb += [pe.en.eq(1), pe.i_valid.eq(v1), pe.i_first.eq(first1), pe.i_last.eq(last1),
-                             pe.i_w.eq(self.wrd[p][q]), pe.i_x.eq(cols[q].o_x)]
+                m.d.comb += [
+                    pe.en.eq(1),
+                    pe.i_valid.eq(v1),
+                    pe.i_first.eq(first1),
+                    pe.i_last.eq(last1),
+                    pe.i_w.eq(self.wrd[p][q]),
+                    pe.i_x.eq(cols[q].o_x),
+                ]
                 pes[p][q] = pe
         rows = []
         for p in range(Pr):
@@ -452,7 +502,7 @@ class _MVUBuild:
         o_valid = Signal()
         m.d.sync += [o_valid.eq(e1), u.o_seg.eq(seg1)]
         for r in range(T):
-            b = brp.data[r * pw:(r + 1) * pw].as_signed()
+            b = brp.data[r * pw : (r + 1) * pw].as_signed()
             total = sum1[r] + (b << shift)
             with m.If(e1):
                 m.d.sync += u.o_data[r].eq(hw_narrow(total, cfg.acc_frac, cfg.q_pre))

@@ -130,17 +130,19 @@ class ProcessingElement(_TileComponent):
         T = cfg.tile
         ws, xs = cfg.q_weight.width, cfg.q_state.width
         w_shape = signed(ws) if self.circulant else data.ArrayLayout(signed(ws), T)
-        super().__init__({
-            "en": In(1, init=1),
-            "i_valid": In(1),
-            "i_first": In(1),
-            "i_last": In(1),
-            "i_w": In(w_shape),
-            "i_x": In(data.ArrayLayout(signed(xs), T)),
-            "o_acc": Out(data.ArrayLayout(signed(cfg.acc_width), T)),
-            "o_valid": Out(1),
-            "o_last": Out(1),
-        })
+        super().__init__(
+            {
+                "en": In(1, init=1),
+                "i_valid": In(1),
+                "i_first": In(1),
+                "i_last": In(1),
+                "i_w": In(w_shape),
+                "i_x": In(data.ArrayLayout(signed(xs), T)),
+                "o_acc": Out(data.ArrayLayout(signed(cfg.acc_width), T)),
+                "o_valid": Out(1),
+                "o_last": Out(1),
+            }
+        )
 
     def elaborate(self, platform):
         cfg = self._cfg
@@ -214,12 +216,14 @@ class ColumnOperand(_TileComponent):
     def __init__(self, cfg: Config):
         self._cfg = _check_cfg(cfg)
         word = data.ArrayLayout(signed(cfg.q_state.width), cfg.tile)
-        super().__init__({
-            "i_valid": In(1),
-            "i_load": In(1),
-            "i_seg": In(word),
-            "o_x": Out(word),
-        })
+        super().__init__(
+            {
+                "i_valid": In(1),
+                "i_load": In(1),
+                "i_seg": In(word),
+                "o_x": Out(word),
+            }
+        )
 
     def elaborate(self, platform):
         T, xs = self._cfg.tile, self._cfg.q_state.width
@@ -284,12 +288,14 @@ class RowReducer(wiring.Component):
         self._latency = tree_latency(n_inputs)
         self._n = n_inputs
         vec = data.ArrayLayout(signed(cfg.acc_width), cfg.tile)
-        super().__init__({
-            "i_valid": In(1),
-            "i_acc": In(data.ArrayLayout(vec, n_inputs)),
-            "o_valid": Out(1),
-            "o_sum": Out(vec),
-        })
+        super().__init__(
+            {
+                "i_valid": In(1),
+                "i_acc": In(data.ArrayLayout(vec, n_inputs)),
+                "o_valid": Out(1),
+                "o_sum": Out(vec),
+            }
+        )
 
     @property
     def cfg(self) -> Config:

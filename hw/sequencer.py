@@ -37,16 +37,18 @@ class SequencerBase(wiring.Component):
         self._weights = weights
         self._program = prog
         xs = cfg.q_state.width
-        super().__init__({
-            "i_x": In(stream.Signature(signed(xs))),
-            "o_h": Out(stream.Signature(signed(xs))),
-            "i_cmd": In(stream.Signature(command_layout(cfg))),
-            "status": Out(3),
-            "cycles": Out(32),
-            "wait_cycles": Out(32),
-            "steps": Out(32),
-            "phase": Out(8),
-        })
+        super().__init__(
+            {
+                "i_x": In(stream.Signature(signed(xs))),
+                "o_h": Out(stream.Signature(signed(xs))),
+                "i_cmd": In(stream.Signature(command_layout(cfg))),
+                "status": Out(3),
+                "cycles": Out(32),
+                "wait_cycles": Out(32),
+                "steps": Out(32),
+                "phase": Out(8),
+            }
+        )
 
     @property
     def cfg(self) -> Config:
@@ -65,10 +67,14 @@ class SequencerBase(wiring.Component):
         cfg, xs = self._cfg, self._cfg.q_state.width
         m.submodules.in_fifo = in_fifo = fifo.SyncFIFOBuffered(width=xs, depth=max(2, cfg.input_size))
         m.submodules.out_fifo = out_fifo = fifo.SyncFIFOBuffered(width=xs, depth=max(3, cfg.hidden_size + 1))
-        m.d.comb += [in_fifo.w_data.eq(self.i_x.payload), in_fifo.w_en.eq(self.i_x.valid),
-                     self.i_x.ready.eq(in_fifo.w_rdy),
-                     self.o_h.valid.eq(out_fifo.r_rdy), self.o_h.payload.eq(out_fifo.r_data.as_signed()),
-                     out_fifo.r_en.eq(self.o_h.ready)]
+        m.d.comb += [
+            in_fifo.w_data.eq(self.i_x.payload),
+            in_fifo.w_en.eq(self.i_x.valid),
+            self.i_x.ready.eq(in_fifo.w_rdy),
+            self.o_h.valid.eq(out_fifo.r_rdy),
+            self.o_h.payload.eq(out_fifo.r_data.as_signed()),
+            out_fifo.r_en.eq(self.o_h.ready),
+        ]
         return in_fifo, out_fifo
 
     def _status_and_counters(self, m: Module, busy, waiting, error, clearing) -> None:

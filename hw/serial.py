@@ -40,8 +40,19 @@ from amaranth.lib import memory
 
 from ..numeric.config import Config
 from ..numeric.fixedpoint import hw_narrow
-from ..layout.image import (bank_packing, bank_word_bits, bank_words, bias_rows, bias_words, serial_col_blocks,
-                     serial_layer_bases, vector_depth, vector_slots, weight_bank_depth, weight_banks)
+from ..layout.image import (
+    bank_packing,
+    bank_word_bits,
+    bank_words,
+    bias_rows,
+    bias_words,
+    serial_col_blocks,
+    serial_layer_bases,
+    vector_depth,
+    vector_slots,
+    weight_bank_depth,
+    weight_banks,
+)
 from .gates import GateUnit
 from .mvu import spram_bank, uses_spram_primitives
 from .sequencer import PHASE_CLEAR, Op, SequencerBase
@@ -94,11 +105,11 @@ class _SerialBuild:
         self.prog = top._program
         k = self.k = cfg.block_size
         self.Ln = cfg.lanes
-        self.S = k // self.Ln                     # row groups per block
+        self.S = k // self.Ln  # row groups per block
         self.pack = bank_packing(cfg)
-        self.kp = k // self.pack                  # weight-memory words per block
+        self.kp = k // self.pack  # weight-memory words per block
         self.H, self.Hp = cfg.hidden_size, cfg.padded(cfg.hidden_size)
-        self.R = self.Hp // k                     # tile rows
+        self.R = self.Hp // k  # tile rows
         self.L = cfg.num_layers
         self.xs, self.cs, self.pw, self.ws = cfg.q_state.width, cfg.q_cell.width, cfg.q_pre.width, cfg.q_weight.width
         self.acc_w = cfg.acc_width
@@ -159,13 +170,18 @@ class _SerialBuild:
         in_fifo, out_fifo = self.top._stream_fifos(m)
         block = {"ram_style": "block"}
         m.submodules.vectors = vmem = memory.Memory(shape=signed(self.xs), depth=self.vwords, init=[], attrs=block)
-        m.submodules.cell_state = cmem = memory.Memory(shape=signed(self.cs), depth=self.L * self.Hp, init=[],
-                                                       attrs=block)
-        m.submodules.scratch = smem = memory.Memory(shape=signed(self.pw), depth=self.gmax * self.k, init=[],
-                                                    attrs=block)
+        m.submodules.cell_state = cmem = memory.Memory(
+            shape=signed(self.cs), depth=self.L * self.Hp, init=[], attrs=block
+        )
+        m.submodules.scratch = smem = memory.Memory(
+            shape=signed(self.pw), depth=self.gmax * self.k, init=[], attrs=block
+        )
         m.submodules.bias = bmem = memory.Memory(
-            shape=unsigned(cfg.bias_width), depth=self.bdepth,
-            init=bias_words(cfg, self.weights) if cfg.weights_in_rom else [], attrs=block)
+            shape=unsigned(cfg.bias_width),
+            depth=self.bdepth,
+            init=bias_words(cfg, self.weights) if cfg.weights_in_rom else [],
+            attrs=block,
+        )
         v_r, v_w = vmem.read_port(), vmem.write_port()
         c_r, c_w = cmem.read_port(), cmem.write_port()
         s_r, s_w = smem.read_port(), smem.write_port()
@@ -179,7 +195,7 @@ class _SerialBuild:
         SPRAM), ROM when the weights are baked in, SB_SPRAM256KA primitives where
         :func:`rnnaccel.hw.mvu.uses_spram_primitives` says so."""
         cfg, m, wdepth, mem_word = self.cfg, self.m, self.wdepth, self.mem_word
-        w_addr = Signal(range(max(2, wdepth)), name="weight_addr")     # fetch address
+        w_addr = Signal(range(max(2, wdepth)), name="weight_addr")  # fetch address
         w_rd = Signal(name="weight_rd")
         w_sel = Signal(name="weight_wsel")
         w_wdata = Signal(mem_word)
@@ -191,8 +207,11 @@ class _SerialBuild:
         else:
             init = bank_words(cfg, weight_banks(cfg, self.weights)[0][0]) if cfg.weights_in_rom else []
             m.submodules.weights = wmem = memory.Memory(
-                shape=unsigned(mem_word), depth=max(2, wdepth), init=init,
-                attrs={"ram_style": "huge" if cfg.weight_ram == "huge" else "block"})
+                shape=unsigned(mem_word),
+                depth=max(2, wdepth),
+                init=init,
+                attrs={"ram_style": "huge" if cfg.weight_ram == "huge" else "block"},
+            )
             wr = wmem.read_port()
             m.d.comb += [wr.addr.eq(addr), wr.en.eq(w_rd)]
             if not cfg.weights_in_rom:
@@ -200,7 +219,13 @@ class _SerialBuild:
                 m.d.comb += [wwp.addr.eq(addr), wwp.data.eq(w_wdata), wwp.en.eq(w_sel)]
             w_data = wr.data
         self.w_addr, self.w_rd, self.w_sel, self.w_wdata, self.w_waddr, self.w_data = (
-            w_addr, w_rd, w_sel, w_wdata, w_waddr, w_data)
+            w_addr,
+            w_rd,
+            w_sel,
+            w_wdata,
+            w_waddr,
+            w_data,
+        )
 
     def _gate_units(self) -> None:
         """The gate units, one per distinct gate count (``gate_units[G]``)."""
@@ -226,12 +251,12 @@ class _SerialBuild:
             for t in range(k - pack):
                 m.d.sync += shadow[t].eq(shadow[t + pack])
             for q in range(pack):
-                m.d.sync += shadow[k - pack + q].eq(w_data[q * ws:(q + 1) * ws].as_signed())
+                m.d.sync += shadow[k - pack + q].eq(w_data[q * ws : (q + 1) * ws].as_signed())
 
         f_n = Signal(range(kp), name="fetch_word")
         f_j = Signal(range(max(self.nj(layer) for layer in range(L)) + 1), name="fetch_col")
         f_s = Signal(range(S), name="fetch_group")
-        f_rb = Signal(range(wdepth + 1), name="fetch_row_base")   # packed base of (i, g)
+        f_rb = Signal(range(wdepth + 1), name="fetch_row_base")  # packed base of (i, g)
         f_ba = Signal(range(wdepth + 1), name="fetch_block_base")
         off = Signal(range(kp), name="fetch_offset")
         m.d.comb += off.eq((f_s * (self.Ln // pack) + f_n) % kp if kp > 1 else 0)
@@ -307,8 +332,8 @@ class _SerialBuild:
         outbuf = [Signal(signed(acc_w), name=f"sum{l}") for l in range(Ln)]
         ser_cnt = Signal(range(Ln + 1))
         ser_g = Signal.like(i_g)
-        ser_pos = Signal(range(k + 1))                   # row inside the tile row
-        bias_base = Signal(range(self.bdepth + 1))       # this layer's first bias word
+        ser_pos = Signal(range(k + 1))  # row inside the tile row
+        bias_base = Signal(range(self.bdepth + 1))  # this layer's first bias word
         with m.If(self.a_last):
             m.d.sync += [outbuf[lane].eq(acc[lane]) for lane in range(Ln)]
             m.d.sync += [ser_cnt.eq(Ln), ser_g.eq(self.pend_g), ser_pos.eq(self.pend_s * Ln)]
@@ -388,11 +413,25 @@ class _SerialBuild:
         layer = prog[i][1]
         wb, bb = self.bases[layer]
         pack = self.pack
-        return [self.e_cnt.eq(0), self.f_n.eq(0), self.f_j.eq(0), self.f_s.eq(0), self.f_rb.eq(wb // pack),
-                self.f_ba.eq(wb // pack), self.i_row.eq(0), self.i_g.eq(0), self.i_s.eq(0), self.pcnt.eq(0),
-                self.va.eq(self.word_base[self.src_slot(layer)]), self.bias_base.eq(bb),
-                self.c_base.eq(layer * self.Hp), self.written.eq(0), self.g_el.eq(0), self.g_sub.eq(0),
-                self.o_el.eq(0)]
+        return [
+            self.e_cnt.eq(0),
+            self.f_n.eq(0),
+            self.f_j.eq(0),
+            self.f_s.eq(0),
+            self.f_rb.eq(wb // pack),
+            self.f_ba.eq(wb // pack),
+            self.i_row.eq(0),
+            self.i_g.eq(0),
+            self.i_s.eq(0),
+            self.pcnt.eq(0),
+            self.va.eq(self.word_base[self.src_slot(layer)]),
+            self.bias_base.eq(bb),
+            self.c_base.eq(layer * self.Hp),
+            self.written.eq(0),
+            self.g_el.eq(0),
+            self.g_sub.eq(0),
+            self.o_el.eq(0),
+        ]
 
     # ------------------------------------------------------------ IDLE and CLEAR
     def _idle_state(self) -> None:
@@ -412,13 +451,16 @@ class _SerialBuild:
                         m.next = "CLEAR"
                     with m.Case(Op.WRITE_VEC):
                         ok = (cmd.sel < k) & (cmd.addr < self.vrows)
-                        m.d.comb += [v_w.addr.eq(cmd.addr * k + cmd.sel[:max(1, (k - 1).bit_length())]),
-                                     v_w.data.eq(cmd.data[:xs]), v_w.en.eq(ok)]
+                        m.d.comb += [
+                            v_w.addr.eq(cmd.addr * k + cmd.sel[: max(1, (k - 1).bit_length())]),
+                            v_w.data.eq(cmd.data[:xs]),
+                            v_w.en.eq(ok),
+                        ]
                         with m.If(~ok):
                             m.d.sync += error.eq(1)
                     with m.Case(Op.WRITE_C):
                         ok = cmd.addr < L * Hp
-                        m.d.comb += [c_w.addr.eq(cmd.addr), c_w.data.eq(cmd.data[:self.cs]), c_w.en.eq(ok)]
+                        m.d.comb += [c_w.addr.eq(cmd.addr), c_w.data.eq(cmd.data[: self.cs]), c_w.en.eq(ok)]
                         with m.If(~ok):
                             m.d.sync += error.eq(1)
                     with m.Case(Op.WRITE_WEIGHT):
@@ -428,9 +470,14 @@ class _SerialBuild:
                             to_w = (cmd.sel == 0) & (cmd.addr < self.wdepth)
                             to_b = (cmd.sel == 1) & (cmd.addr < self.bdepth)
                             bw = self.bmem.write_port()
-                            m.d.comb += [self.w_sel.eq(to_w), self.w_waddr.eq(cmd.addr),
-                                         self.w_wdata.eq(cmd.data[:mem_word]),
-                                         bw.addr.eq(cmd.addr), bw.data.eq(cmd.data[:cfg.bias_width]), bw.en.eq(to_b)]
+                            m.d.comb += [
+                                self.w_sel.eq(to_w),
+                                self.w_waddr.eq(cmd.addr),
+                                self.w_wdata.eq(cmd.data[:mem_word]),
+                                bw.addr.eq(cmd.addr),
+                                bw.data.eq(cmd.data[: cfg.bias_width]),
+                                bw.en.eq(to_b),
+                            ]
                             with m.If(~(to_w | to_b)):
                                 m.d.sync += error.eq(1)
                     top._common_commands(m, error)
@@ -443,8 +490,14 @@ class _SerialBuild:
         m, e_cnt, v_w, c_w, vwords, LHp = self.m, self.e_cnt, self.v_w, self.c_w, self.vwords, self.L * self.Hp
         with m.State("CLEAR"):
             m.d.comb += [self.busy.eq(1), self.clearing.eq(1), self.top.phase.eq(PHASE_CLEAR)]
-            m.d.comb += [v_w.addr.eq(e_cnt), v_w.data.eq(0), v_w.en.eq(e_cnt < vwords),
-                         c_w.addr.eq(e_cnt), c_w.data.eq(0), c_w.en.eq(e_cnt < LHp)]
+            m.d.comb += [
+                v_w.addr.eq(e_cnt),
+                v_w.data.eq(0),
+                v_w.en.eq(e_cnt < vwords),
+                c_w.addr.eq(e_cnt),
+                c_w.data.eq(0),
+                c_w.en.eq(e_cnt < LHp),
+            ]
             m.d.sync += e_cnt.eq(e_cnt + 1)
             with m.If(e_cnt >= max(vwords, LHp) - 1):
                 m.next = "IDLE"
@@ -455,9 +508,13 @@ class _SerialBuild:
         m, e_cnt, v_w, in_fifo = self.m, self.e_cnt, self.v_w, self.in_fifo
         with m.State(self.state_name(i)):
             m.d.comb += [self.busy.eq(1), self.top.phase.eq(i + 1)]
-            m.d.comb += [in_fifo.r_en.eq(1), self.waiting.eq(~in_fifo.r_rdy),
-                         v_w.addr.eq(self.word_base["x0"] + e_cnt), v_w.data.eq(in_fifo.r_data.as_signed()),
-                         v_w.en.eq(in_fifo.r_rdy)]
+            m.d.comb += [
+                in_fifo.r_en.eq(1),
+                self.waiting.eq(~in_fifo.r_rdy),
+                v_w.addr.eq(self.word_base["x0"] + e_cnt),
+                v_w.data.eq(in_fifo.r_data.as_signed()),
+                v_w.en.eq(in_fifo.r_rdy),
+            ]
             with m.If(in_fifo.r_rdy):
                 m.d.sync += e_cnt.eq(e_cnt + 1)
                 with m.If(e_cnt == self.cfg.input_size - 1):
@@ -513,9 +570,15 @@ class _SerialBuild:
             with m.If(self.f_n == kp - 1):
                 m.next = run
         with m.State(run):
-            m.d.comb += [busy.eq(1), phase.eq(i + 1), self.issue.eq(1),
-                         self.first0.eq(pcnt == 0), self.last0.eq(pcnt == n_j * k - 1),
-                         self.v_r.addr.eq(va), self.v_r.en.eq(1)]
+            m.d.comb += [
+                busy.eq(1),
+                phase.eq(i + 1),
+                self.issue.eq(1),
+                self.first0.eq(pcnt == 0),
+                self.last0.eq(pcnt == n_j * k - 1),
+                self.v_r.addr.eq(va),
+                self.v_r.en.eq(1),
+            ]
             # fetch the next block during this one's first kp cycles
             with m.If(c0 < kp):
                 m.d.comb += self.w_rd.eq(1)
@@ -546,8 +609,13 @@ class _SerialBuild:
             m.d.comb += [busy.eq(1), self.top.phase.eq(i + 1)]
             rd = Signal(name=f"gate{layer}_rd")
             last_sub = Signal(name=f"gate{layer}_last_sub")
-            m.d.comb += [rd.eq(g_el < k), last_sub.eq(rd & (g_sub == G - 1)), self.s_r.en.eq(rd),
-                         self.c_r.addr.eq(c_base + i_row * k + g_el), self.c_r.en.eq(last_sub)]
+            m.d.comb += [
+                rd.eq(g_el < k),
+                last_sub.eq(rd & (g_sub == G - 1)),
+                self.s_r.en.eq(rd),
+                self.c_r.addr.eq(c_base + i_row * k + g_el),
+                self.c_r.en.eq(last_sub),
+            ]
             v_gate = Signal(name=f"gate{layer}_valid")
             m.d.sync += v_gate.eq(last_sub)
             m.d.comb += gu.i_valid.eq(v_gate)
@@ -556,8 +624,11 @@ class _SerialBuild:
             with m.If(last_sub):
                 m.d.sync += [g_sub.eq(0), g_el.eq(g_el + 1)]
             out_pos = i_row * k + o_el
-            m.d.comb += [self.v_w.addr.eq(self.word_base["hn"] + out_pos), self.v_w.data.eq(gu.o_h),
-                         self.v_w.en.eq(gu.o_valid)]
+            m.d.comb += [
+                self.v_w.addr.eq(self.word_base["hn"] + out_pos),
+                self.v_w.data.eq(gu.o_h),
+                self.v_w.en.eq(gu.o_valid),
+            ]
             if cfg.cell == "lstm":
                 m.d.comb += [self.c_w.addr.eq(c_base + out_pos), self.c_w.data.eq(gu.o_c), self.c_w.en.eq(gu.o_valid)]
             with m.If(gu.o_valid):

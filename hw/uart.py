@@ -31,8 +31,10 @@ def uart_divisor(clk_freq: float, baud: float, tolerance: float = 0.02) -> int:
         raise ValueError(f"baud {baud!r} is too fast for a {clk_freq!r} Hz clock (needs at least 2 cycles per bit)")
     error = abs(clk_freq / divisor - baud) / baud
     if error > tolerance:
-        raise ValueError(f"baud {baud!r} at {clk_freq!r} Hz: divisor {divisor} is off by {100 * error:.1f}% "
-                         f"(more than {100 * tolerance:.0f}%)")
+        raise ValueError(
+            f"baud {baud!r} at {clk_freq!r} Hz: divisor {divisor} is off by {100 * error:.1f}% "
+            f"(more than {100 * tolerance:.0f}%)"
+        )
     return divisor
 
 
@@ -65,12 +67,14 @@ class UARTRx(wiring.Component):
     def __init__(self, divisor: int):
         _check_divisor(divisor)
         self._divisor = divisor
-        super().__init__({
-            "rx": In(1, init=1),
-            "o_data": Out(stream.Signature(8)),
-            "framing_error": Out(1),
-            "overrun": Out(1),
-        })
+        super().__init__(
+            {
+                "rx": In(1, init=1),
+                "o_data": Out(stream.Signature(8)),
+                "framing_error": Out(1),
+                "overrun": Out(1),
+            }
+        )
 
     @property
     def divisor(self) -> int:
@@ -99,7 +103,7 @@ class UARTRx(wiring.Component):
             with m.State("START"):
                 m.d.sync += timer.eq(timer - 1)
                 with m.If(timer == 0):
-                    with m.If(rx):      # a glitch, not a start bit
+                    with m.If(rx):  # a glitch, not a start bit
                         m.next = "IDLE"
                     with m.Else():
                         m.d.sync += [timer.eq(d - 1), bits.eq(0)]
@@ -150,11 +154,13 @@ class UARTTx(wiring.Component):
     def __init__(self, divisor: int):
         _check_divisor(divisor)
         self._divisor = divisor
-        super().__init__({
-            "i_data": In(stream.Signature(8)),
-            "tx": Out(1, init=1),
-            "busy": Out(1),
-        })
+        super().__init__(
+            {
+                "i_data": In(stream.Signature(8)),
+                "tx": Out(1, init=1),
+                "busy": Out(1),
+            }
+        )
 
     @property
     def divisor(self) -> int:
@@ -171,8 +177,12 @@ class UARTTx(wiring.Component):
             with m.State("IDLE"):
                 m.d.comb += self.i_data.ready.eq(1)
                 with m.If(self.i_data.valid):
-                    m.d.sync += [shreg.eq(Cat(self.i_data.payload, Const(1, 1))), self.tx.eq(0),
-                                 timer.eq(d - 1), left.eq(9)]
+                    m.d.sync += [
+                        shreg.eq(Cat(self.i_data.payload, Const(1, 1))),
+                        self.tx.eq(0),
+                        timer.eq(d - 1),
+                        left.eq(9),
+                    ]
                     m.next = "SEND"
             with m.State("SEND"):
                 m.d.comb += self.busy.eq(1)
@@ -181,6 +191,5 @@ class UARTTx(wiring.Component):
                     with m.If(left == 0):
                         m.next = "IDLE"
                     with m.Else():
-                        m.d.sync += [self.tx.eq(shreg[0]), shreg.eq(shreg >> 1), left.eq(left - 1),
-                                     timer.eq(d - 1)]
+                        m.d.sync += [self.tx.eq(shreg[0]), shreg.eq(shreg >> 1), left.eq(left - 1), timer.eq(d - 1)]
         return m

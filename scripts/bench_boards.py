@@ -66,6 +66,7 @@ DOCS = Path(__file__).resolve().parents[1] / "docs" / "boards.md"
 
 # ---------------------------------------------------------------------------- measuring
 
+
 def step_cycles(cfg, weights, steps: int, seed: int = 0, on_step=None) -> list[int]:
     """Compute cycles of each of ``steps`` time steps in the Amaranth simulator (host stalls not counted)."""
     from amaranth.sim import Simulator
@@ -79,7 +80,7 @@ def step_cycles(cfg, weights, steps: int, seed: int = 0, on_step=None) -> list[i
     at_step_end: list[int] = []
 
     async def bench(ctx):
-        ctx.set(dut.i_cmd.payload, {"op": 1, "sel": 0, "addr": 0, "data": 0})     # RESET_STATE, not counted
+        ctx.set(dut.i_cmd.payload, {"op": 1, "sel": 0, "addr": 0, "data": 0})  # RESET_STATE, not counted
         ctx.set(dut.i_cmd.valid, 1)
         await ctx.tick()
         ctx.set(dut.i_cmd.valid, 0)
@@ -126,12 +127,12 @@ def cpu_times(cfg, seq_len: int, threads: int, repeats: int, seed: int = 0) -> d
     def per_call():
         state = None
         for t in range(seq_len):
-            _, state = model(x[t:t + 1], state)
+            _, state = model(x[t : t + 1], state)
 
     out = {"threads": threads, "seq_len": seq_len, "repeats": repeats, "torch": torch.__version__}
     with torch.inference_mode():
         for name, fn in (("sequence_us", whole), ("per_call_us", per_call)):
-            fn()                                                                  # warm-up
+            fn()  # warm-up
             runs = []
             for _ in range(repeats):
                 t0 = time.perf_counter()
@@ -145,6 +146,7 @@ def cpu_times(cfg, seq_len: int, threads: int, repeats: int, seed: int = 0) -> d
 
 # ---------------------------------------------------------------------------- the table (pure functions)
 
+
 def make_row(name: str, board: str, report: dict, cycles: list[int], cpu: dict, tools: dict | None = None) -> dict:
     """One table row from a build report, the simulated cycles of each step, the CPU times and the tools."""
     per_step = cycles[-1]
@@ -153,14 +155,21 @@ def make_row(name: str, board: str, report: dict, cycles: list[int], cpu: dict, 
     at_fmax = per_step / fmax if fmax else None
     util = report["utilization"]
     return {
-        "preset": name, "board": board, "device": report.get("device", ""),
+        "preset": name,
+        "board": board,
+        "device": report.get("device", ""),
         "utilization": {k: util[k] for k in ("logic", "ff", "dsp", "bram", "spram") if k in util},
-        "clock_mhz": clock, "fmax_mhz": fmax, "timing_met": report["timing_met"],
+        "clock_mhz": clock,
+        "fmax_mhz": fmax,
+        "timing_met": report["timing_met"],
         "critical_path": report.get("critical_path"),
-        "cycles_per_step": per_step, "cycles_each_step": list(cycles),
+        "cycles_per_step": per_step,
+        "cycles_each_step": list(cycles),
         "ideal_cycles_per_step": report["ideal_cycles_per_step"],
-        "us_per_step_at_clock": at_clock, "us_per_step_at_fmax": at_fmax,
-        "cpu": cpu, "tools": tools or {},
+        "us_per_step_at_clock": at_clock,
+        "us_per_step_at_fmax": at_fmax,
+        "cpu": cpu,
+        "tools": tools or {},
         "ratio_at_clock": {k: at_clock / cpu[f"{k}_us"] for k in ("sequence", "per_call")},
         "ratio_at_fmax": {k: (at_fmax / cpu[f"{k}_us"] if at_fmax else None) for k in ("sequence", "per_call")},
         "measured": datetime.date.today().isoformat(),
@@ -188,46 +197,90 @@ def _short(name: str, width: int = 48) -> str:
     if len(name) <= width:
         return name
     keep = (width - 3) // 2
-    return f"{name[:keep]}...{name[-(width - 3 - keep):]}"
+    return f"{name[:keep]}...{name[-(width - 3 - keep) :]}"
 
 
 def format_table(rows: list[dict]) -> str:
     """The comparison as a Markdown table, one row per preset, in the order given."""
-    head = ["preset", "board", "logic", "FF", "DSP", "block RAM", "SPRAM", "clock (Fmax) MHz",
-            "cycles/step (ideal)", "us/step at clock", "us/step at Fmax", "CPU us/step: sequence, per call",
-            "accel/CPU at clock: sequence, per call", "accel/CPU at Fmax: sequence, per call"]
+    head = [
+        "preset",
+        "board",
+        "logic",
+        "FF",
+        "DSP",
+        "block RAM",
+        "SPRAM",
+        "clock (Fmax) MHz",
+        "cycles/step (ideal)",
+        "us/step at clock",
+        "us/step at Fmax",
+        "CPU us/step: sequence, per call",
+        "accel/CPU at clock: sequence, per call",
+        "accel/CPU at Fmax: sequence, per call",
+    ]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         cpu, rc, rf = r["cpu"], r["ratio_at_clock"], r["ratio_at_fmax"]
         clock = f"{r['clock_mhz']:g} ({r['fmax_mhz']:.1f}, {'met' if r['timing_met'] else 'NOT met'})"
-        lines.append("| " + " | ".join([
-            r["preset"], r["board"], _use(r, "logic"), _use(r, "ff") if "ff" in r["utilization"] else "(in LCs)",
-            _use(r, "dsp"), _use(r, "bram"), _use(r, "spram"), clock,
-            f"{r['cycles_per_step']} ({r['ideal_cycles_per_step']})",
-            _num(r["us_per_step_at_clock"]), _num(r["us_per_step_at_fmax"]),
-            f"{_num(cpu['sequence_us'])}, {_num(cpu['per_call_us'])}",
-            f"{_num(rc['sequence'])}, {_num(rc['per_call'])}",
-            f"{_num(rf['sequence'])}, {_num(rf['per_call'])}",
-        ]) + " |")
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    r["preset"],
+                    r["board"],
+                    _use(r, "logic"),
+                    _use(r, "ff") if "ff" in r["utilization"] else "(in LCs)",
+                    _use(r, "dsp"),
+                    _use(r, "bram"),
+                    _use(r, "spram"),
+                    clock,
+                    f"{r['cycles_per_step']} ({r['ideal_cycles_per_step']})",
+                    _num(r["us_per_step_at_clock"]),
+                    _num(r["us_per_step_at_fmax"]),
+                    f"{_num(cpu['sequence_us'])}, {_num(cpu['per_call_us'])}",
+                    f"{_num(rc['sequence'])}, {_num(rc['per_call'])}",
+                    f"{_num(rf['sequence'])}, {_num(rf['per_call'])}",
+                ]
+            )
+            + " |"
+        )
     return "\n".join(lines)
 
 
 def format_paths(rows: list[dict]) -> str:
     """Each build's worst path (nextpnr): delay, levels, hops, where it starts and ends."""
-    head = ["preset", "board", "worst path ns (Fmax MHz)", "logic levels + carry cells", "routing hops",
-            "from", "to", "through"]
+    head = [
+        "preset",
+        "board",
+        "worst path ns (Fmax MHz)",
+        "logic levels + carry cells",
+        "routing hops",
+        "from",
+        "to",
+        "through",
+    ]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         p = r.get("critical_path")
         if not p:
             lines.append(f"| {r['preset']} | {r['board']} | (no path in the report) | | | | | |")
             continue
-        lines.append("| " + " | ".join([
-            r["preset"], r["board"], f"{p['delay_ns']:.2f} ({1000 / p['delay_ns']:.1f})",
-            f"{p['logic_levels']} + {p['carry_cells']}", str(p["routing_hops"]),
-            f"`{_short(p['start_net'] or p['start'])}`", f"`{_short(p['end'])}`",
-            ", ".join(s.rsplit("/", 1)[-1] for s in p["sources"][:3]) or "-",
-        ]) + " |")
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    r["preset"],
+                    r["board"],
+                    f"{p['delay_ns']:.2f} ({1000 / p['delay_ns']:.1f})",
+                    f"{p['logic_levels']} + {p['carry_cells']}",
+                    str(p["routing_hops"]),
+                    f"`{_short(p['start_net'] or p['start'])}`",
+                    f"`{_short(p['end'])}`",
+                    ", ".join(s.rsplit("/", 1)[-1] for s in p["sources"][:3]) or "-",
+                ]
+            )
+            + " |"
+        )
     return "\n".join(lines)
 
 
@@ -239,17 +292,26 @@ def docs_section(rows: list[dict]) -> str:
     dates = sorted({r["measured"] for r in rows})
     cpu = rows[0]["cpu"] if rows else {}
     tools = rows[0].get("tools", {}) if rows else {}
-    intro = (f"Measured {', '.join(dates)} by `scripts/bench_boards.py` (YoWASP yosys "
-             f"{tools.get('yosys', '?')}, nextpnr {tools.get('nextpnr', '?')}; random weights, seed 0). Cycles "
-             f"per step: Amaranth simulator, the last of {'/'.join(map(str, steps))} steps. CPU: PyTorch "
-             f"{cpu.get('torch', '?')} float on {tools.get('cpu', 'this machine')}, batch 1, "
-             f"{'/'.join(map(str, threads))} thread(s) (`torch.set_num_threads`), a {'/'.join(map(str, seq))}-step "
-             f"sequence in one call and one call per step, the fastest of {cpu.get('repeats', '?')} runs "
-             f"(one-minute load average {'/'.join(str(r['cpu'].get('load_average', '?')) for r in rows)}). "
-             f"accel/CPU is the accelerator's time per step over the CPU's: below 1 the accelerator is faster.")
+    intro = (
+        f"Measured {', '.join(dates)} by `scripts/bench_boards.py` (YoWASP yosys "
+        f"{tools.get('yosys', '?')}, nextpnr {tools.get('nextpnr', '?')}; random weights, seed 0). Cycles "
+        f"per step: Amaranth simulator, the last of {'/'.join(map(str, steps))} steps. CPU: PyTorch "
+        f"{cpu.get('torch', '?')} float on {tools.get('cpu', 'this machine')}, batch 1, "
+        f"{'/'.join(map(str, threads))} thread(s) (`torch.set_num_threads`), a {'/'.join(map(str, seq))}-step "
+        f"sequence in one call and one call per step, the fastest of {cpu.get('repeats', '?')} runs "
+        f"(one-minute load average {'/'.join(str(r['cpu'].get('load_average', '?')) for r in rows)}). "
+        f"accel/CPU is the accelerator's time per step over the CPU's: below 1 the accelerator is faster."
+    )
     data = json.dumps(rows, sort_keys=True, separators=(",", ":"))
-    return "\n\n".join([intro, format_table(rows), "Worst path of each build (nextpnr):", format_paths(rows),
-                        f"{DATA_PREFIX}{data} -->"])
+    return "\n\n".join(
+        [
+            intro,
+            format_table(rows),
+            "Worst path of each build (nextpnr):",
+            format_paths(rows),
+            f"{DATA_PREFIX}{data} -->",
+        ]
+    )
 
 
 def merge_rows(old: list[dict], new: list[dict], order: list[str]) -> list[dict]:
@@ -274,6 +336,7 @@ def rewrite_docs(text: str, rows: list[dict], order: list[str]) -> str:
 
 # ---------------------------------------------------------------------------- the run
 
+
 def _versions() -> dict:
     from importlib import metadata
 
@@ -284,8 +347,11 @@ def _versions() -> dict:
         except metadata.PackageNotFoundError:
             out[key] = "?"
     try:
-        model = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                     if line.startswith("model name"))
+        model = next(
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        )
     except (OSError, StopIteration):
         model = host_platform.processor() or host_platform.machine()
     out["cpu"] = f"{model} ({os.cpu_count()} cores)"
@@ -340,16 +406,26 @@ def _parse_freqs(items: list[str]) -> dict[str, float | None]:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--preset", action="append", choices=list(BOARD_PRESETS), help="a board preset (repeatable)")
     ap.add_argument("--family", action="append", choices=list(FAMILIES), help="every preset of a family")
-    ap.add_argument("--freq", action="append", default=[], metavar="PRESET=MHZ",
-                    help="build clock of a preset (0: the board's oscillator)")
+    ap.add_argument(
+        "--freq",
+        action="append",
+        default=[],
+        metavar="PRESET=MHZ",
+        help="build clock of a preset (0: the board's oscillator)",
+    )
     ap.add_argument("--steps", type=int, default=3, help="simulated time steps (default 3)")
     ap.add_argument("--seq-len", type=int, default=64, help="CPU sequence length (default 64)")
-    ap.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)),
-                    help="PyTorch threads (default: every core this process may use)")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=len(os.sched_getaffinity(0)),
+        help="PyTorch threads (default: every core this process may use)",
+    )
     ap.add_argument("--repeats", type=int, default=20, help="CPU runs per measurement (the fastest; default 20)")
     ap.add_argument("--cache", help="build cache folder (default $RNNACCEL_CACHE or ~/.cache/rnnaccel)")
     ap.add_argument("--rebuild", action="store_true", help="build and simulate again even when cached")
@@ -373,24 +449,28 @@ def main(argv=None) -> int:
     progress = _Progress(3 * len(names))
     reports, cycles = {}, {}
     try:
-        for name in names:      # builds and simulations first, so the CPU timings below run on a quiet machine
+        for name in names:  # builds and simulations first, so the CPU timings below run on a quiet machine
             board = BOARD_PRESETS[name][0]
             cfg = preset(name)
             weights = random_weights(cfg)
             progress.stage(f"{name}: bitstream for {board} at {freqs[name] or 'the oscillator'} MHz")
-            report, folder = build_board_cached(cfg, weights, board, cache, freq_mhz=freqs[name], rebuild=args.rebuild,
-                                                progress=progress.note)
+            report, folder = build_board_cached(
+                cfg, weights, board, cache, freq_mhz=freqs[name], rebuild=args.rebuild, progress=progress.note
+            )
             reports[name] = report
-            progress.say(f"{name} on {board}: Fmax {report['fmax_mhz']:.1f} MHz at {report['target_mhz']:g} MHz "
-                         f"({'met' if report['timing_met'] else 'NOT met'}), {folder}")
+            progress.say(
+                f"{name} on {board}: Fmax {report['fmax_mhz']:.1f} MHz at {report['target_mhz']:g} MHz "
+                f"({'met' if report['timing_met'] else 'NOT met'}), {folder}"
+            )
             progress.done()
             progress.stage(f"{name}: {args.steps} steps in the Amaranth simulator")
             saved = folder / f"cycles_{args.steps}_steps.json"
             if saved.exists() and not args.rebuild:
                 cycles[name] = json.loads(saved.read_text())
             else:
-                cycles[name] = step_cycles(cfg, weights, args.steps,
-                                           on_step=lambda n: progress.note(f"step {n} of {args.steps}"))
+                cycles[name] = step_cycles(
+                    cfg, weights, args.steps, on_step=lambda n: progress.note(f"step {n} of {args.steps}")
+                )
                 saved.write_text(json.dumps(cycles[name]) + "\n")
             progress.say(f"{name}: cycles of each step {cycles[name]} (ideal {cfg.ideal_cycles_per_step})")
             progress.done()

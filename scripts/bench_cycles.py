@@ -104,7 +104,7 @@ def mvu_plans(cfg, weights) -> list[dict]:
     from amaranth.sim import Simulator
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sim_tests"))
-    from mvu_harness import MVUHarness   # the MVU on its own, behind streams (a test harness)
+    from mvu_harness import MVUHarness  # the MVU on its own, behind streams (a test harness)
     from rnnaccel.layout.image import plans
 
     out = []
@@ -131,9 +131,18 @@ def mvu_plans(cfg, weights) -> list[dict]:
         sim.add_testbench(bench)
         sim.run()
         ideal = plan.rows * plan.cols / cfg.multipliers
-        out.append({"layer": plan.layer, "matrix": plan.name, "rows": plan.rows, "cols": plan.cols,
-                    "ideal": ideal, "sweep": plan.sweep_cycles, "measured": measured["cycles"],
-                    "overhead": measured["cycles"] - plan.sweep_cycles})
+        out.append(
+            {
+                "layer": plan.layer,
+                "matrix": plan.name,
+                "rows": plan.rows,
+                "cols": plan.cols,
+                "ideal": ideal,
+                "sweep": plan.sweep_cycles,
+                "measured": measured["cycles"],
+                "overhead": measured["cycles"] - plan.sweep_cycles,
+            }
+        )
     return out
 
 
@@ -156,8 +165,12 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--preset", action="append", help="presets (default: lstm-small gru-small)")
     ap.add_argument("--steps", type=int, default=4)
-    ap.add_argument("--no-variants", dest="variants", action="store_false",
-                    help="skip every cell type on the first preset's shape (skipped for a serial-datapath preset)")
+    ap.add_argument(
+        "--no-variants",
+        dest="variants",
+        action="store_false",
+        help="skip every cell type on the first preset's shape (skipped for a serial-datapath preset)",
+    )
     ap.add_argument("--json", help="write the results here")
     args = ap.parse_args(argv)
     names = args.preset or ["lstm-small", "gru-small"]
@@ -166,16 +179,23 @@ def main(argv=None) -> int:
     for name in names:
         cfg = preset(name)
         w = random_weights(cfg)
-        print(f"== {name}: {cfg.num_layers}-layer {cfg.cell} {cfg.input_size}->{cfg.hidden_size}, k={cfg.block_size}, "
-              f"PEs {cfg.pe_rows}x{cfg.pe_cols}, {cfg.multipliers} multipliers", flush=True)
+        print(
+            f"== {name}: {cfg.num_layers}-layer {cfg.cell} {cfg.input_size}->{cfg.hidden_size}, k={cfg.block_size}, "
+            f"PEs {cfg.pe_rows}x{cfg.pe_cols}, {cfg.multipliers} multipliers",
+            flush=True,
+        )
         # the serial datapath has no separate MVU plans (its passes are part of the "mac" phase)
         plans_ = mvu_plans(cfg, w) if cfg.datapath == "array" else []
         for p in plans_:
-            print(f"   MVU layer {p['layer']} {p['matrix']:3s} {p['rows']}x{p['cols']}: ideal {p['ideal']:.0f}, "
-                  f"sweep {p['sweep']}, measured start-to-done {p['measured']} (+{p['overhead']} latency/gaps)")
+            print(
+                f"   MVU layer {p['layer']} {p['matrix']:3s} {p['rows']}x{p['cols']}: ideal {p['ideal']:.0f}, "
+                f"sweep {p['sweep']}, measured start-to-done {p['measured']} (+{p['overhead']} latency/gaps)"
+            )
         prof = profile_steps(cfg, w, args.steps)
-        print(f"   step: {prof['per_step']:.1f} cycles (ideal {cfg.ideal_cycles_per_step}, "
-              f"utilization {100 * cfg.ideal_cycles_per_step / prof['per_step']:.1f}%)")
+        print(
+            f"   step: {prof['per_step']:.1f} cycles (ideal {cfg.ideal_cycles_per_step}, "
+            f"utilization {100 * cfg.ideal_cycles_per_step / prof['per_step']:.1f}%)"
+        )
         for ph, n in prof["phases_per_step"].items():
             print(f"      {ph:24s} {n:8.1f}")
         results["presets"][name] = {"mvu": plans_, "step": prof, "ideal": cfg.ideal_cycles_per_step}
@@ -183,8 +203,10 @@ def main(argv=None) -> int:
     variants = VARIANTS if args.variants and base.datapath == "array" else {}
     if variants:
         print(f"== every cell type on the {names[0]} shape ({args.steps} steps each)")
-        print(f"   {'cell':22s} {'cycles/step':>11s} {'ideal':>6s} {'util':>6s} {'loop':>6s} {'of max':>6s}"
-              f"  beyond the ideal")
+        print(
+            f"   {'cell':22s} {'cycles/step':>11s} {'ideal':>6s} {'util':>6s} {'loop':>6s} {'of max':>6s}"
+            f"  beyond the ideal"
+        )
     for label, changes in variants.items():
         cfg = base.replace(**changes)
         w = random_weights(cfg)
@@ -196,13 +218,19 @@ def main(argv=None) -> int:
         other = prof["per_step"] - mvu_time - gate_time
         bound = loop_bound(cfg, gate_time)
         target = max(cfg.ideal_cycles_per_step, bound)
-        print(f"   {label:22s} {prof['per_step']:11.1f} {cfg.ideal_cycles_per_step:6d} "
-              f"{100 * cfg.ideal_cycles_per_step / prof['per_step']:5.1f}% {bound:6.0f} "
-              f"{100 * target / prof['per_step']:5.1f}%  +{extra:.0f}: MVU phases beyond the sweep "
-              f"{mvu_time - mvu_sweep:.0f} (negative: hidden under the gate phase), gate phases {gate_time:.0f}, "
-              f"load/copy/wait/step {other:.0f}")
-        results["variants"][label] = {"step": prof, "ideal": cfg.ideal_cycles_per_step, "mvu_sweep": mvu_sweep,
-                                      "loop_bound": bound}
+        print(
+            f"   {label:22s} {prof['per_step']:11.1f} {cfg.ideal_cycles_per_step:6d} "
+            f"{100 * cfg.ideal_cycles_per_step / prof['per_step']:5.1f}% {bound:6.0f} "
+            f"{100 * target / prof['per_step']:5.1f}%  +{extra:.0f}: MVU phases beyond the sweep "
+            f"{mvu_time - mvu_sweep:.0f} (negative: hidden under the gate phase), gate phases {gate_time:.0f}, "
+            f"load/copy/wait/step {other:.0f}"
+        )
+        results["variants"][label] = {
+            "step": prof,
+            "ideal": cfg.ideal_cycles_per_step,
+            "mvu_sweep": mvu_sweep,
+            "loop_bound": bound,
+        }
     print(f"({time.time() - t0:.1f} s)")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)

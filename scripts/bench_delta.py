@@ -59,11 +59,13 @@ def dataset_stream(name: str, n: int) -> tuple[np.ndarray, str]:
     from rnnaccel.models.datasets import load_split
 
     split = load_split(name, "test")
-    parts = [split.X[i, :split.lengths[i]].astype(np.float64) for i in range(min(n, len(split.X)))]
+    parts = [split.X[i, : split.lengths[i]].astype(np.float64) for i in range(min(n, len(split.X)))]
     x = np.concatenate(parts)[None]
-    x = x / max(1e-9, np.abs(x).max()) * 2.0          # into +-2 (q_state Q3.12 holds +-8)
-    return x, (f"{name} test split: {len(parts)} sequences end to end, {x.shape[1]} steps x {x.shape[2]} channels, "
-               f"scaled to +-2")
+    x = x / max(1e-9, np.abs(x).max()) * 2.0  # into +-2 (q_state Q3.12 holds +-8)
+    return x, (
+        f"{name} test split: {len(parts)} sequences end to end, {x.shape[1]} steps x {x.shape[2]} channels, "
+        f"scaled to +-2"
+    )
 
 
 def bench(cfg: Config, x: np.ndarray, thresholds, hidden: float | None, seed: int) -> list[dict]:
@@ -78,25 +80,42 @@ def bench(cfg: Config, x: np.ndarray, thresholds, hidden: float | None, seed: in
             exact = y if th == 0 else IntegerModel(cfg, w).run_float(x)
         err = y - exact
         s = m.stats
-        rows.append({"threshold": th, "threshold_h": c.delta_threshold_hidden, "skip_cols": s.skip_fraction,
-                     "skip_blocks": s.block_skip_fraction, "macs_per_step": s.macs_per_step,
-                     "dense_macs_per_step": s.dense_macs_per_step, "mac_fraction": s.mac_fraction,
-                     "ideal_cycles_8": s.macs_per_step / 8, "max_err": float(np.abs(err).max()),
-                     "rms_err": float(np.sqrt(np.mean(err ** 2))),
-                     "by_matrix": {k: v["block_cols_skipped"] / v["block_cols"]
-                                   for k, v in s.as_dict()["by_matrix"].items()}})
+        rows.append(
+            {
+                "threshold": th,
+                "threshold_h": c.delta_threshold_hidden,
+                "skip_cols": s.skip_fraction,
+                "skip_blocks": s.block_skip_fraction,
+                "macs_per_step": s.macs_per_step,
+                "dense_macs_per_step": s.dense_macs_per_step,
+                "mac_fraction": s.mac_fraction,
+                "ideal_cycles_8": s.macs_per_step / 8,
+                "max_err": float(np.abs(err).max()),
+                "rms_err": float(np.sqrt(np.mean(err**2))),
+                "by_matrix": {
+                    k: v["block_cols_skipped"] / v["block_cols"] for k, v in s.as_dict()["by_matrix"].items()
+                },
+            }
+        )
     return rows
 
 
 def table(title: str, rows: list[dict]) -> str:
-    out = [title, f"{'thr x':>7} {'thr h':>7} {'skip col':>9} {'skip blk':>9} {'MACs/step':>10} {'of dense':>9} "
-                  f"{'MACs/8':>7} {'max err':>9} {'rms err':>9}"]
+    out = [
+        title,
+        f"{'thr x':>7} {'thr h':>7} {'skip col':>9} {'skip blk':>9} {'MACs/step':>10} {'of dense':>9} "
+        f"{'MACs/8':>7} {'max err':>9} {'rms err':>9}",
+    ]
     for r in rows:
-        out.append(f"{r['threshold']:7.3f} {r['threshold_h']:7.3f} {100 * r['skip_cols']:8.1f}% "
-                   f"{100 * r['skip_blocks']:8.1f}% {r['macs_per_step']:10.1f} {100 * r['mac_fraction']:8.1f}% "
-                   f"{r['ideal_cycles_8']:7.1f} {r['max_err']:9.5f} {r['rms_err']:9.5f}")
-    out.append(f"(dense: {rows[0]['dense_macs_per_step']} MACs per step, "
-               f"{rows[0]['dense_macs_per_step'] / 8:.0f} ideal cycles on 8 multipliers)")
+        out.append(
+            f"{r['threshold']:7.3f} {r['threshold_h']:7.3f} {100 * r['skip_cols']:8.1f}% "
+            f"{100 * r['skip_blocks']:8.1f}% {r['macs_per_step']:10.1f} {100 * r['mac_fraction']:8.1f}% "
+            f"{r['ideal_cycles_8']:7.1f} {r['max_err']:9.5f} {r['rms_err']:9.5f}"
+        )
+    out.append(
+        f"(dense: {rows[0]['dense_macs_per_step']} MACs per step, "
+        f"{rows[0]['dense_macs_per_step'] / 8:.0f} ideal cycles on 8 multipliers)"
+    )
     return "\n".join(out)
 
 
@@ -108,8 +127,9 @@ def main(argv=None) -> int:
     ap.add_argument("--layers", type=int, default=2)
     ap.add_argument("--k", type=int, nargs="+", default=[4, 1], help="block sizes (1 = dense)")
     ap.add_argument("--thresholds", type=float, nargs="+", default=list(THRESHOLDS))
-    ap.add_argument("--hidden", type=float, default=None,
-                    help="hidden-state threshold (default: the same as each input threshold)")
+    ap.add_argument(
+        "--hidden", type=float, default=None, help="hidden-state threshold (default: the same as each input threshold)"
+    )
     ap.add_argument("--dataset", default=None, help="a UCR/UEA set shipped in sktime (e.g. JapaneseVowels)")
     ap.add_argument("--sequences", type=int, default=8)
     ap.add_argument("--steps", type=int, default=200)
@@ -123,17 +143,30 @@ def main(argv=None) -> int:
     else:
         inp = args.input
         x = synthetic_stream(args.sequences, args.steps, inp, args.seed)
-        described = (f"synthetic: {args.sequences} sequences x {args.steps} steps x {inp} channels, "
-                     f"two slow sines + a smoothed random walk per channel (seed {args.seed})")
+        described = (
+            f"synthetic: {args.sequences} sequences x {args.steps} steps x {inp} channels, "
+            f"two slow sines + a smoothed random walk per channel (seed {args.seed})"
+        )
     print(f"input: {described}")
     print("all counts from the integer golden model (IntegerModel.stats); MACs/8 is an ideal bound, not cycles")
     result = {}
     for k in args.k:
-        cfg = Config(cell=args.cell, input_size=inp, hidden_size=args.hidden_size, num_layers=args.layers,
-                     block_size=k, lanes=4 if k == 1 else k, pe_rows=1, pe_cols=2, seed=args.seed)
+        cfg = Config(
+            cell=args.cell,
+            input_size=inp,
+            hidden_size=args.hidden_size,
+            num_layers=args.layers,
+            block_size=k,
+            lanes=4 if k == 1 else k,
+            pe_rows=1,
+            pe_cols=2,
+            seed=args.seed,
+        )
         rows = bench(cfg, x, args.thresholds, args.hidden, args.seed)
-        title = (f"\n{cfg.num_layers}-layer {cfg.cell}, input {inp}, hidden {cfg.hidden_size}, k = {k}"
-                 f"{' (dense)' if k == 1 else ''}, random weights (seed {args.seed})")
+        title = (
+            f"\n{cfg.num_layers}-layer {cfg.cell}, input {inp}, hidden {cfg.hidden_size}, k = {k}"
+            f"{' (dense)' if k == 1 else ''}, random weights (seed {args.seed})"
+        )
         print(table(title, rows))
         result[f"k{k}"] = rows
     if args.json:

@@ -59,8 +59,15 @@ def bench_programs(base, n: int, steps: int, warmup: int) -> dict:
     when = info["runs"][0]["when"]
     # a round: every model one step further; the slowest core sets the pace
     multi = max(steady(when[i], cfgs[i].hidden_size, warmup) for i in range(n))
-    return {"mode": "programs", "cores": n, "one_core": sum(one), "per_model_one_core": one, "n_cores": multi,
-            "speedup": sum(one) / multi, "ideal": sum(one) / max(one)}
+    return {
+        "mode": "programs",
+        "cores": n,
+        "one_core": sum(one),
+        "per_model_one_core": one,
+        "n_cores": multi,
+        "speedup": sum(one) / multi,
+        "ideal": sum(one) / max(one),
+    }
 
 
 def bench_layers(base, n: int, per_core: int, steps: int, warmup: int) -> dict:
@@ -72,8 +79,15 @@ def bench_layers(base, n: int, per_core: int, steps: int, warmup: int) -> dict:
     multi_cfg = stack.replace(cores=n, core_mode="layers")
     _, info = run_layers_amaranth(multi_cfg, w, [("reset",), ("run", x)])
     multi = steady(info["runs"][0]["when"][n - 1], stack.hidden_size, warmup)
-    return {"mode": "layers", "cores": n, "layers": stack.num_layers, "one_core": one, "n_cores": multi,
-            "speedup": one / multi, "ideal": float(n)}
+    return {
+        "mode": "layers",
+        "cores": n,
+        "layers": stack.num_layers,
+        "one_core": one,
+        "n_cores": multi,
+        "speedup": one / multi,
+        "ideal": float(n),
+    }
 
 
 def main(argv=None) -> int:
@@ -97,17 +111,24 @@ def main(argv=None) -> int:
                 rows.append(bench_layers(base, n, args.layers_per_core, args.steps, args.warmup))
             r = rows[-1]
             print(f"  {mode} x{n}: done ({time.time() - t0:.0f} s)", file=sys.stderr)
-    print(f"{base.name}: {base.cell} {base.input_size}x{base.hidden_size}, k={base.block_size}, "
-          f"{base.pe_rows}x{base.pe_cols} PEs per core; steady state over steps {args.warmup}..{args.steps - 1}")
-    print(f"{'mode':9} {'cores':>5} {'workload':>26} {'1 core':>9} {'N cores':>9} {'speed-up':>9} {'ideal':>6} "
-          f"{'Peng (2 cores)':>14}")
+    print(
+        f"{base.name}: {base.cell} {base.input_size}x{base.hidden_size}, k={base.block_size}, "
+        f"{base.pe_rows}x{base.pe_cols} PEs per core; steady state over steps {args.warmup}..{args.steps - 1}"
+    )
+    print(
+        f"{'mode':9} {'cores':>5} {'workload':>26} {'1 core':>9} {'N cores':>9} {'speed-up':>9} {'ideal':>6} "
+        f"{'Peng (2 cores)':>14}"
+    )
     for r in rows:
-        load = (f"{r['cores']} models" if r["mode"] == "programs" else f"{r['layers']}-layer stack")
+        load = f"{r['cores']} models" if r["mode"] == "programs" else f"{r['layers']}-layer stack"
         peng = {"programs": "1.98x", "layers": "1.91x"}[r["mode"]] if r["cores"] == 2 else ""
-        print(f"{r['mode']:9} {r['cores']:>5} {load:>26} {r['one_core']:>9.1f} {r['n_cores']:>9.1f} "
-              f"{r['speedup']:>8.2f}x {r['ideal']:>5.2f}x {peng:>14}")
-    print("cycles per step: programs, one step of every model (one core time-shares them); layers, one step of "
-          "the stack")
+        print(
+            f"{r['mode']:9} {r['cores']:>5} {load:>26} {r['one_core']:>9.1f} {r['n_cores']:>9.1f} "
+            f"{r['speedup']:>8.2f}x {r['ideal']:>5.2f}x {peng:>14}"
+        )
+    print(
+        "cycles per step: programs, one step of every model (one core time-shares them); layers, one step of the stack"
+    )
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(rows, indent=1))

@@ -27,9 +27,22 @@ from __future__ import annotations
 
 from rnnaccel.accuracy.examples import ExampleSpec, main
 
-SPEC = ExampleSpec(dataset="GunPoint", out="out/gunpoint", hidden=32, frame=5, epochs=200, lr=1e-2, batch=16,
-                   retrain_epochs=300, retrain_lr=1e-2, retrain_batch=16, quick_hidden=16, quick_per_class_train=10,
-                   quick_per_class_test=10, description=__doc__)
+SPEC = ExampleSpec(
+    dataset="GunPoint",
+    out="out/gunpoint",
+    hidden=32,
+    frame=5,
+    epochs=200,
+    lr=1e-2,
+    batch=16,
+    retrain_epochs=300,
+    retrain_lr=1e-2,
+    retrain_batch=16,
+    quick_hidden=16,
+    quick_per_class_train=10,
+    quick_per_class_test=10,
+    description=__doc__,
+)
 
 if __name__ == "__main__":
     raise SystemExit(main(SPEC, doc=__doc__))

@@ -29,8 +29,18 @@ from __future__ import annotations
 
 from rnnaccel.accuracy.examples import ExampleSpec, main
 
-SPEC = ExampleSpec(dataset="JapaneseVowels", out="out/vowels", hidden=64, epochs=100, lr=1e-2, batch=32,
-                   retrain_epochs=100, retrain_lr=1e-2, retrain_batch=32, description=__doc__)
+SPEC = ExampleSpec(
+    dataset="JapaneseVowels",
+    out="out/vowels",
+    hidden=64,
+    epochs=100,
+    lr=1e-2,
+    batch=32,
+    retrain_epochs=100,
+    retrain_lr=1e-2,
+    retrain_batch=32,
+    description=__doc__,
+)
 
 if __name__ == "__main__":
     raise SystemExit(main(SPEC, doc=__doc__))

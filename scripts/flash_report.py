@@ -45,8 +45,12 @@ class FlashDemo(wiring.Component):
         m = Module()
         m.submodules.src = src = FlashSource(self.width, **self.reader_args)
         fold = Signal(self.width)
-        m.d.comb += [src.start.valid.eq(~src.busy), src.start.payload.addr.eq(self.addr),
-                     src.start.payload.count.eq(0), src.o.ready.eq(1)]
+        m.d.comb += [
+            src.start.valid.eq(~src.busy),
+            src.start.payload.addr.eq(self.addr),
+            src.start.payload.count.eq(0),
+            src.o.ready.eq(1),
+        ]
         with m.If(src.o.valid):
             m.d.sync += fold.eq(fold ^ src.o.payload)
         led = platform.request("led", 0, dir="-")
@@ -66,8 +70,12 @@ def build_demo(board: str, out_dir: Path, width: int = 16, divider: int = 1) -> 
     os.environ.update(env)
     try:
         t0 = time.time()
-        platform.build(FlashDemo(width, divider=divider, clk_hz=platform.default_clk_frequency), name="flash",
-                       build_dir=str(out_dir), nextpnr_opts="--report nextpnr_report.json --timing-allow-fail")
+        platform.build(
+            FlashDemo(width, divider=divider, clk_hz=platform.default_clk_frequency),
+            name="flash",
+            build_dir=str(out_dir),
+            nextpnr_opts="--report nextpnr_report.json --timing-allow-fail",
+        )
         seconds = time.time() - t0
     finally:
         for k, v in saved.items():
@@ -107,8 +115,10 @@ def main(argv=None) -> int:
             rep = build_demo(board, out, args.width, args.divider)
         result["boards"][board] = rep
         util = rep["utilization"]
-        print(f"{board}: logic {util['logic']['used']}/{util['logic']['available']}, "
-              f"Fmax {rep['fmax_mhz']:.1f} MHz (target {rep['target_mhz']:g}), built in {rep['build_seconds']} s")
+        print(
+            f"{board}: logic {util['logic']['used']}/{util['logic']['available']}, "
+            f"Fmax {rep['fmax_mhz']:.1f} MHz (target {rep['target_mhz']:g}), built in {rep['build_seconds']} s"
+        )
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
     return 0

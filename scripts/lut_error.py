@@ -44,12 +44,13 @@ def input_grid(cfg: Config, fn: str) -> np.ndarray:
     """Raw q_pre inputs of ``lut.table_error``: every value in [-2R, 2R) (and 2R itself if representable)."""
     q_in = cfg.q_pre
     rng = cfg.sigmoid_range if fn == "sigmoid" else cfg.tanh_range
-    lim = int(math.ceil(2 * rng * 2 ** q_in.frac))
+    lim = int(math.ceil(2 * rng * 2**q_in.frac))
     return np.arange(max(q_in.min_raw, -lim), min(q_in.max_raw, lim) + 1, dtype=np.int64)
 
 
-def hls4ml_table(fn: str, entries: int = HLS4ML_ENTRIES, word: QFormat | None = HLS4ML_WORD,
-                 truncate: bool = True) -> np.ndarray:
+def hls4ml_table(
+    fn: str, entries: int = HLS4ML_ENTRIES, word: QFormat | None = HLS4ML_WORD, truncate: bool = True
+) -> np.ndarray:
     """hls4ml-style table as float values: left-edge samples, quantized to ``word``.
 
     ``truncate`` emulates AP_TRN (floor); otherwise round half up (rnnaccel's rule).
@@ -61,10 +62,10 @@ def hls4ml_table(fn: str, entries: int = HLS4ML_ENTRIES, word: QFormat | None = 
     if word is None:
         return vals
     if truncate:
-        raw = np.clip(np.floor(vals * 2 ** word.frac), word.min_raw, word.max_raw)
+        raw = np.clip(np.floor(vals * 2**word.frac), word.min_raw, word.max_raw)
     else:
         raw = quantize(vals, word)
-    return raw * 2.0 ** -word.frac
+    return raw * 2.0**-word.frac
 
 
 def hls4ml_lookup(fn: str, x: np.ndarray, table: np.ndarray) -> np.ndarray:
@@ -97,9 +98,17 @@ def summary(cfg: Config) -> list[dict]:
     rows = []
     for fn in lut.FUNCTIONS:
         for label, words, word, x, err in variants(cfg, fn):
-            rows.append({"fn": fn, "table": label, "words": words, "word": word,
-                         "max_abs": float(np.abs(err).max()), "mean_abs": float(np.abs(err).mean()),
-                         "points": int(x.size)})
+            rows.append(
+                {
+                    "fn": fn,
+                    "table": label,
+                    "words": words,
+                    "word": word,
+                    "max_abs": float(np.abs(err).max()),
+                    "mean_abs": float(np.abs(err).mean()),
+                    "points": int(x.size),
+                }
+            )
     return rows
 
 
@@ -136,19 +145,24 @@ def main(argv: list[str] | None = None) -> int:
         for interp in (True, False):
             c = cfg.replace(interpolate=interp)
             ref = lut.table_error(c, fn)
-            err = next(e for label, _, _, _, e in variants(c, fn)
-                       if label == f"rnnaccel {'interp' if interp else 'no interp'}")
+            err = next(
+                e for label, _, _, _, e in variants(c, fn) if label == f"rnnaccel {'interp' if interp else 'no interp'}"
+            )
             assert math.isclose(float(np.abs(err).max()), ref["max_abs"], rel_tol=0, abs_tol=1e-15)
 
     rows = summary(cfg)
-    print(f"activation table error, default Config(): inputs {cfg.q_pre}, "
-          f"{cfg.table_entries} entries, R sigmoid {cfg.sigmoid_range:g} / tanh {cfg.tanh_range:g}")
+    print(
+        f"activation table error, default Config(): inputs {cfg.q_pre}, "
+        f"{cfg.table_entries} entries, R sigmoid {cfg.sigmoid_range:g} / tanh {cfg.tanh_range:g}"
+    )
     header = f"{'fn':8} {'table':32} {'words':>6} {'word':>12} {'max abs':>11} {'mean abs':>11} {'points':>7}"
     print(header)
     print("-" * len(header))
     for r in rows:
-        print(f"{r['fn']:8} {r['table']:32} {r['words']:>6} {r['word']:>12} {r['max_abs']:>11.3e} "
-              f"{r['mean_abs']:>11.3e} {r['points']:>7}")
+        print(
+            f"{r['fn']:8} {r['table']:32} {r['words']:>6} {r['word']:>12} {r['max_abs']:>11.3e} "
+            f"{r['mean_abs']:>11.3e} {r['points']:>7}"
+        )
     png = out / "lut_error.png"
     plot(cfg, png)
     print(f"plot: {png}")

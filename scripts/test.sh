@@ -6,9 +6,11 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bash "$here/scripts/setup.sh"
 cd "$here"
-# lint first (pyproject.toml [tool.ruff]) and the layer contract ([tool.importlinter]: an upward import or
-# an import cycle between layers fails); either fails the suite like a test
+# lint and format check first (pyproject.toml [tool.ruff]; `ruff format gen hw boards sim_tests scripts`
+# fixes the layout) and the layer contract ([tool.importlinter]: an upward import or an import cycle
+# between layers fails); any of them fails the suite like a test
 "$here/.venv/bin/ruff" check gen hw boards sim_tests scripts
+"$here/.venv/bin/ruff" format --check gen hw boards sim_tests scripts
 bash "$here/scripts/lint_imports.sh"
 if [ $# -eq 0 ]; then
     set -- -m "not slow"

@@ -54,12 +54,31 @@ def read_case() -> dict[str, Any]:
     return json.loads(Path(where).read_text())
 
 
-def run_cocotb(sources: Sequence[str | os.PathLike], toplevel: str, test_module: str, simulator: str,
-               build_dir: str | os.PathLike, *, extra_env: Mapping[str, str] | None = None,
-               python_paths: Sequence[str | os.PathLike] = (), testcase: str | None = None, seed: int = 0,
-               waves: bool = False) -> tuple[int, Path]:
+def run_cocotb(
+    sources: Sequence[str | os.PathLike],
+    toplevel: str,
+    test_module: str,
+    simulator: str,
+    build_dir: str | os.PathLike,
+    *,
+    extra_env: Mapping[str, str] | None = None,
+    python_paths: Sequence[str | os.PathLike] = (),
+    testcase: str | None = None,
+    seed: int = 0,
+    waves: bool = False,
+) -> tuple[int, Path]:
     """:func:`rnnaccel.flow.rtl.run_cocotb` with this folder on the simulator's Python path
     (so cocotb modules can ``from cocotb_support import read_case``). Always rebuilds."""
-    return _run_cocotb(sources, toplevel, test_module, simulator, build_dir, extra_env=extra_env,
-                       python_paths=[*python_paths, Path(__file__).parent], testcase=testcase, seed=seed,
-                       waves=waves, rebuild=True)
+    return _run_cocotb(
+        sources,
+        toplevel,
+        test_module,
+        simulator,
+        build_dir,
+        extra_env=extra_env,
+        python_paths=[*python_paths, Path(__file__).parent],
+        testcase=testcase,
+        seed=seed,
+        waves=waves,
+        rebuild=True,
+    )

@@ -25,8 +25,21 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from rnnaccel.interface import protocol
-from rnnaccel.interface.protocol import (ACK_FLAG, COUNTERS_FORMAT, NAK, SYNC, Cmd, Error, LinkLayout, crc16,
-                                      encode_frame, encode_info, encode_run, encode_state_records, weight_bursts)
+from rnnaccel.interface.protocol import (
+    ACK_FLAG,
+    COUNTERS_FORMAT,
+    NAK,
+    SYNC,
+    Cmd,
+    Error,
+    LinkLayout,
+    crc16,
+    encode_frame,
+    encode_info,
+    encode_run,
+    encode_state_records,
+    weight_bursts,
+)
 from rnnaccel.numeric.fixedpoint import quantize
 from rnnaccel.numeric.golden import IntegerModel
 from rnnaccel.interface.session import OP, state_commands, weight_commands
@@ -36,6 +49,7 @@ NO_PAYLOAD = (Cmd.INFO, Cmd.RESET_STATE, Cmd.READ_COUNTERS, Cmd.CLEAR_COUNTERS)
 
 
 # ----------------------------------------------------------------------------- receiver
+
 
 @dataclass
 class Parsed:
@@ -65,7 +79,7 @@ def split_frames(stream: bytes) -> tuple[list[Parsed], bytes]:
             i += 1
             continue
         j = i + 1
-        if j + 3 > n:                      # SYNC, maybe cmd, maybe one length byte: then silence
+        if j + 3 > n:  # SYNC, maybe cmd, maybe one length byte: then silence
             frames.append(Parsed(stream[start:], False, stream[j] if j < n else 0))
             return frames, b""
         cmd, length = stream[j], stream[j + 1] | stream[j + 2] << 8
@@ -73,13 +87,17 @@ def split_frames(stream: bytes) -> tuple[list[Parsed], bytes]:
         if end > n:
             frames.append(Parsed(stream[start:], False, cmd))
             return frames, b""
-        frames.append(Parsed(stream[start:end], True, cmd, length, bytes(stream[j + 3:j + 3 + length]),
-                             crc16(stream[j:end]) == 0))
+        frames.append(
+            Parsed(
+                stream[start:end], True, cmd, length, bytes(stream[j + 3 : j + 3 + length]), crc16(stream[j:end]) == 0
+            )
+        )
         start = i = end
     return frames, bytes(stream[start:])
 
 
 # ----------------------------------------------------------------------------- the device
+
 
 @dataclass
 class Expected:
@@ -126,7 +144,7 @@ class ReferenceDevice:
 
     def _units(self, payload, size):
         whole = len(payload) // size
-        return [payload[i * size:(i + 1) * size] for i in range(whole)], len(payload) % size
+        return [payload[i * size : (i + 1) * size] for i in range(whole)], len(payload) % size
 
     def _walk_state(self, payload):
         lay, cfg = self.layout, self.cfg
@@ -204,9 +222,15 @@ class ReferenceDevice:
         if err is not None:
             return self._nak(err, cmd)
         if cmd == Cmd.RUN:
-            x = np.frombuffer(b"".join(int.from_bytes(payload[i:i + lay.word_bytes], "little", signed=True)
-                                       .to_bytes(8, "little", signed=True)
-                                       for i in range(0, n, lay.word_bytes)), "<i8").reshape(-1, cfg.input_size)
+            x = np.frombuffer(
+                b"".join(
+                    int.from_bytes(payload[i : i + lay.word_bytes], "little", signed=True).to_bytes(
+                        8, "little", signed=True
+                    )
+                    for i in range(0, n, lay.word_bytes)
+                ),
+                "<i8",
+            ).reshape(-1, cfg.input_size)
             y = self.model.run_raw(x)
             self.steps += x.shape[0]
             return self._ack(cmd, encode_run(y, lay.word_bytes))
@@ -235,8 +259,11 @@ class ReferenceDevice:
                 where, q, key = self._h_addr.get((sel, addr)), cfg.q_state, "h"
             else:
                 layer, e = divmod(addr, hp)
-                where, q, key = ((layer, e) if e < cfg.hidden_size and "c" in self.model.state[0] else None,
-                                 cfg.q_cell, "c")
+                where, q, key = (
+                    (layer, e) if e < cfg.hidden_size and "c" in self.model.state[0] else None,
+                    cfg.q_cell,
+                    "c",
+                )
             if where is None:
                 raise NotImplementedError(f"the model does not follow a {key} record at sel {sel}, addr {addr}")
             value = data - (1 << q.width) if data >> (q.width - 1) else data
@@ -245,8 +272,9 @@ class ReferenceDevice:
 
     def check_counters(self, payload: bytes) -> None:
         cycles, wait, steps, status, rejected = struct.unpack(COUNTERS_FORMAT, payload)
-        assert (steps, status, rejected) == (self.steps, 2, self.rejected & 0xFFFF), \
+        assert (steps, status, rejected) == (self.steps, 2, self.rejected & 0xFFFF), (
             f"counters {steps=} {status=} {rejected=}, expected {self.steps}, 2, {self.rejected & 0xFFFF}"
+        )
         assert cycles >= self.last_cycles and wait >= self.last_wait, "counters went backwards"
         if self.steps:
             assert cycles >= self.steps, f"{cycles} cycles for {self.steps} steps"
@@ -254,6 +282,7 @@ class ReferenceDevice:
 
 
 # ----------------------------------------------------------------------------- the exerciser
+
 
 class LinkExerciser:
     """Drives a device through ``transport`` and checks every answer against a :class:`ReferenceDevice`.
@@ -273,8 +302,8 @@ class LinkExerciser:
         self.dev = ReferenceDevice(cfg, weights, info)
         self.lay = self.dev.layout
         self.weights = weights
-        self.requests = 0       # valid requests sent
-        self.damaged = 0        # frames that are not valid requests (NAKed or timed out)
+        self.requests = 0  # valid requests sent
+        self.damaged = 0  # frames that are not valid requests (NAKed or timed out)
 
     # ---------------------------------------------------------------- the line
     def _cycles(self, n):
@@ -291,7 +320,7 @@ class LinkExerciser:
         n = head[2] | head[3] << 8
         rest = self.tr.read(n + 2, budget)
         assert len(rest) == n + 2, f"answer cut short: {len(rest)} of {n + 2} bytes"
-        frame = protocol.parse_frame(head + rest)     # checks the CRC
+        frame = protocol.parse_frame(head + rest)  # checks the CRC
         return frame.cmd, frame.payload
 
     def _quiet(self, cycles=64) -> None:
@@ -308,13 +337,16 @@ class LinkExerciser:
             if not fr.complete:
                 self.tr.pause(self._cycles(len(fr.data) * self.tr.byte_cycles + self.dev.info.timeout_cycles + 32))
             cmd, payload = self._read_response(len(fr.data), len(exp.payload))
-            assert cmd == exp.cmd, f"answer 0x{cmd:02x} {payload[:8].hex()}, expected 0x{exp.cmd:02x} " \
-                                   f"{exp.payload[:8].hex()} ({self.dev.log[-1]})"
+            assert cmd == exp.cmd, (
+                f"answer 0x{cmd:02x} {payload[:8].hex()}, expected 0x{exp.cmd:02x} "
+                f"{exp.payload[:8].hex()} ({self.dev.log[-1]})"
+            )
             if exp.counters:
                 self.dev.check_counters(payload)
             else:
-                assert payload == exp.payload, f"{self.dev.log[-1]}: payload differs " \
-                                               f"({payload[:16].hex()} vs {exp.payload[:16].hex()})"
+                assert payload == exp.payload, (
+                    f"{self.dev.log[-1]}: payload differs ({payload[:16].hex()} vs {exp.payload[:16].hex()})"
+                )
             if exp.is_nak or not fr.complete:
                 self.damaged += 1
             out.append(exp)
@@ -357,7 +389,7 @@ class LinkExerciser:
         cmds = state_commands(self.cfg, h, c)
         per = self.dev.cap // self.lay.state_record_bytes
         for i in range(0, len(cmds), per):
-            self.request(Cmd.WRITE_STATE, encode_state_records(self.lay, cmds[i:i + per]))
+            self.request(Cmd.WRITE_STATE, encode_state_records(self.lay, cmds[i : i + per]))
         # the model followed the records; they must amount to the driver's initial state
         want = IntegerModel(self.cfg, self.weights)
         want.set_state_raw(h, c)
@@ -440,8 +472,11 @@ class LinkExerciser:
     def state_values(self, rng):
         cfg = self.cfg
         h = quantize(rng.uniform(-0.9, 0.9, size=(cfg.num_layers, cfg.hidden_size)), cfg.q_state)
-        c = quantize(rng.uniform(-1.5, 1.5, size=(cfg.num_layers, cfg.hidden_size)), cfg.q_cell) \
-            if cfg.cell in ("lstm", "sru", "qrnn") else None
+        c = (
+            quantize(rng.uniform(-1.5, 1.5, size=(cfg.num_layers, cfg.hidden_size)), cfg.q_cell)
+            if cfg.cell in ("lstm", "sru", "qrnn")
+            else None
+        )
         return h, c
 
     # ---------------------------------------------------------------- damaged traffic
@@ -449,12 +484,12 @@ class LinkExerciser:
         """A frame with a good CRC that the engine must reject (length, range, command, ROM)."""
         lay, cfg = self.lay, self.cfg
         kind = int(rng.integers(0, 9))
-        if kind == 0:      # a payload on a command that takes none
+        if kind == 0:  # a payload on a command that takes none
             return encode_frame(Cmd(int(rng.choice(list(NO_PAYLOAD)))), rng.bytes(int(rng.integers(1, 6))))
-        if kind == 1:      # RUN: not whole input vectors, or empty
+        if kind == 1:  # RUN: not whole input vectors, or empty
             n = int(rng.integers(0, lay.step_bytes))
             return encode_frame(Cmd.RUN, encode_run(self.inputs(rng, 1), lay.word_bytes)[:n])
-        if kind == 2:      # RUN: a word that is not a sign-extended q_state value
+        if kind == 2:  # RUN: a word that is not a sign-extended q_state value
             x = bytearray(encode_run(self.inputs(rng, 1), lay.word_bytes))
             free = 8 * lay.word_bytes - cfg.q_state.width
             if free == 0:
@@ -462,17 +497,20 @@ class LinkExerciser:
             i = int(rng.integers(0, cfg.input_size)) * lay.word_bytes + lay.word_bytes - 1
             x[i] ^= 0x80 >> int(rng.integers(0, free)) if free <= 8 else 0x80
             return encode_frame(Cmd.RUN, bytes(x))
-        if kind == 3:      # WRITE_STATE: a record cut short
+        if kind == 3:  # WRITE_STATE: a record cut short
             h, c = self.state_values(rng)
             rec = encode_state_records(lay, state_commands(cfg, h, c)[:2])
-            return encode_frame(Cmd.WRITE_STATE, rec[:-int(rng.integers(1, lay.state_record_bytes))])
-        if kind == 4:      # WRITE_STATE: bad opcode, selector or address
+            return encode_frame(Cmd.WRITE_STATE, rec[: -int(rng.integers(1, lay.state_record_bytes))])
+        if kind == 4:  # WRITE_STATE: bad opcode, selector or address
             op, sel, addr, data = state_commands(cfg, *self.state_values(rng))[0]
             which = int(rng.integers(0, 3))
-            bad = [(int(rng.choice([0, 1, 4, 7, 15])), sel, addr, data), (op, lay.vector_sels + int(rng.integers(0, 9)),
-                   addr, data), (op, sel, lay.vector_rows + int(rng.integers(0, 99)), data)][which]
+            bad = [
+                (int(rng.choice([0, 1, 4, 7, 15])), sel, addr, data),
+                (op, lay.vector_sels + int(rng.integers(0, 9)), addr, data),
+                (op, sel, lay.vector_rows + int(rng.integers(0, 99)), data),
+            ][which]
             return encode_frame(Cmd.WRITE_STATE, encode_state_records(lay, [bad]))
-        if kind == 5:      # WRITE_WEIGHTS: ROM design, or bad selector / address / too short
+        if kind == 5:  # WRITE_WEIGHTS: ROM design, or bad selector / address / too short
             if cfg.weights_in_rom:
                 return encode_frame(Cmd.WRITE_WEIGHTS, rng.bytes(int(rng.integers(0, 12))))
             which = int(rng.integers(0, 3))
@@ -482,10 +520,11 @@ class LinkExerciser:
             addr = 0 if which == 1 else lay.weight_depth(0) - int(rng.integers(0, 2))
             words = b"\x00" * lay.weight_bytes(0) * 2
             return encode_frame(Cmd.WRITE_WEIGHTS, sel.to_bytes(2, "little") + addr.to_bytes(3, "little") + words)
-        if kind == 6:      # unknown command
-            return encode_frame(int(rng.choice([0x00, 0x09, 0x10, 0x7F, 0x80, 0x86, 0xA5, 0xFE])),
-                                rng.bytes(int(rng.integers(0, 5))))
-        if kind == 7:      # longer than the buffer (received to its end, then rejected)
+        if kind == 6:  # unknown command
+            return encode_frame(
+                int(rng.choice([0x00, 0x09, 0x10, 0x7F, 0x80, 0x86, 0xA5, 0xFE])), rng.bytes(int(rng.integers(0, 5)))
+            )
+        if kind == 7:  # longer than the buffer (received to its end, then rejected)
             return encode_frame(Cmd.PING, rng.bytes(self.dev.cap + int(rng.integers(1, 9))))
         # RUN longer than its limit
         steps = lay.max_steps(self.dev.cap) + 1
@@ -496,27 +535,27 @@ class LinkExerciser:
     def damage(self, kind: str, rng: np.random.Generator) -> None:
         """Damaged traffic of one kind, then a check that the device still answers a request."""
         frame = self.sample_frame(rng)
-        if kind == "garbage":         # random bytes with SYNC in them
+        if kind == "garbage":  # random bytes with SYNC in them
             data = bytearray(rng.bytes(int(rng.integers(1, 40))))
             for _ in range(int(rng.integers(1, 4))):
                 data[int(rng.integers(0, len(data)))] = SYNC
             self.send(bytes(data))
-        elif kind == "flip":          # one bit flipped anywhere in a valid frame
+        elif kind == "flip":  # one bit flipped anywhere in a valid frame
             data = bytearray(frame)
             bit = int(rng.integers(0, 8 * len(data)))
             data[bit // 8] ^= 1 << (bit % 8)
             self.send(bytes(data))
-        elif kind == "truncate":      # a valid frame cut short
-            self.send(frame[:int(rng.integers(1, len(frame)))])
-        elif kind == "length":        # the length field says more or less than was sent
+        elif kind == "truncate":  # a valid frame cut short
+            self.send(frame[: int(rng.integers(1, len(frame)))])
+        elif kind == "length":  # the length field says more or less than was sent
             data = bytearray(frame)
             n = (data[2] | data[3] << 8) + int(rng.choice([-3, -2, -1, 1, 2, 5]))
             n = max(n, 0) if n != (data[2] | data[3] << 8) else n + 1
             data[2:4] = (n & 0xFFFF).to_bytes(2, "little")
             self.send(bytes(data))
-        elif kind == "prefix":        # a frame followed by a prefix of itself
-            self.send(frame + frame[:int(rng.integers(1, len(frame)))])
-        elif kind == "fields":        # good CRC, fields the engine must reject
+        elif kind == "prefix":  # a frame followed by a prefix of itself
+            self.send(frame + frame[: int(rng.integers(1, len(frame)))])
+        elif kind == "fields":  # good CRC, fields the engine must reject
             self.send(self.frame_with_bad_fields(rng))
         else:
             raise ValueError(kind)
@@ -528,8 +567,19 @@ class LinkExerciser:
 
 DAMAGE_KINDS = ("garbage", "flip", "truncate", "length", "prefix", "fields")
 #: valid request kinds of :meth:`LinkExerciser.do`
-REQUEST_KINDS = ("ping", "info", "reset", "state", "empty_state", "weights", "rewrite", "run", "run_longest",
-                 "counters", "clear")
+REQUEST_KINDS = (
+    "ping",
+    "info",
+    "reset",
+    "state",
+    "empty_state",
+    "weights",
+    "rewrite",
+    "run",
+    "run_longest",
+    "counters",
+    "clear",
+)
 
 
 def random_program(ex: LinkExerciser, rng: np.random.Generator, actions: int) -> None:
@@ -540,6 +590,6 @@ def random_program(ex: LinkExerciser, rng: np.random.Generator, actions: int) ->
         else:
             kind = REQUEST_KINDS[int(rng.integers(0, len(REQUEST_KINDS)))]
             if kind == "run_longest" and rng.random() < 0.7:
-                kind = "run"        # a long RUN is many simulated cycles: fewer of them
+                kind = "run"  # a long RUN is many simulated cycles: fewer of them
             ex.do(kind, rng)
     ex.check_alive()

@@ -34,11 +34,13 @@ class MVUHarness(wiring.Component):
             raise ValueError(f"plan must be in range({len(plans)}), not {plan!r}")
         self._plan = plans[plan]
         self.cycles = Signal(32)
-        super().__init__({
-            "i": In(stream.Signature(signed(cfg.q_state.width))),
-            "o": Out(stream.Signature(signed(cfg.q_pre.width))),
-            "mvu_cycles": Out(32),
-        })
+        super().__init__(
+            {
+                "i": In(stream.Signature(signed(cfg.q_state.width))),
+                "o": Out(stream.Signature(signed(cfg.q_pre.width))),
+                "mvu_cycles": Out(32),
+            }
+        )
 
     @property
     def plan(self):
@@ -58,8 +60,12 @@ class MVUHarness(wiring.Component):
         have = Signal()
         running = Signal()
         m.d.comb += self.i.ready.eq(~have & ~running)
-        m.d.comb += [store.wr_bank.eq(e_seg % cfg.pe_cols), store.wr_row.eq(slot.base + e_seg // cfg.pe_cols),
-                     store.wr_mask.eq(1 << e_lane), store.wr_en.eq(self.i.valid & self.i.ready)]
+        m.d.comb += [
+            store.wr_bank.eq(e_seg % cfg.pe_cols),
+            store.wr_row.eq(slot.base + e_seg // cfg.pe_cols),
+            store.wr_mask.eq(1 << e_lane),
+            store.wr_en.eq(self.i.valid & self.i.ready),
+        ]
         for r in range(T):
             m.d.comb += store.wr_data[r].eq(self.i.payload)
         with m.If(self.i.valid & self.i.ready):
@@ -76,8 +82,11 @@ class MVUHarness(wiring.Component):
         m.d.comb += [ofifo.w_data.eq(mvu.o_data.as_value()), ofifo.w_en.eq(mvu.o_valid)]
 
         start = Signal()
-        m.d.comb += [start.eq(have & ~running & ~mvu.busy & (ofifo.level == 0) & ~ofifo.r_rdy),
-                     mvu.start.eq(start), mvu.plan.eq(plan.index)]
+        m.d.comb += [
+            start.eq(have & ~running & ~mvu.busy & (ofifo.level == 0) & ~ofifo.r_rdy),
+            mvu.start.eq(start),
+            mvu.plan.eq(plan.index),
+        ]
         with m.If(start):
             m.d.sync += [running.eq(1), have.eq(0), self.mvu_cycles.eq(0)]
         with m.If(running):

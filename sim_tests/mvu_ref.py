@@ -29,12 +29,12 @@ def plan_expected(cfg: Config, weights, plan: MatrixPlan, x: np.ndarray) -> np.n
     mats = dense_matrices(cfg, qw)[plan.layer]
     H = cfg.hidden_size
     real = cfg.layer_cols(plan.layer) if plan.name == "W" else H
-    mat = mats.W if plan.name == "W" else mats.U[plan.gate0:plan.gate0 + plan.gates]
-    bias = mats.b if plan.name == "W" else mats.c[plan.gate0:plan.gate0 + plan.gates]
+    mat = mats.W if plan.name == "W" else mats.U[plan.gate0 : plan.gate0 + plan.gates]
+    bias = mats.b if plan.name == "W" else mats.c[plan.gate0 : plan.gate0 + plan.gates]
     return projection(cfg, mat, x[:, :real], bias)
 
 
 def hw_rows_to_gates(cfg: Config, plan: MatrixPlan, words: np.ndarray) -> np.ndarray:
     """Hardware output words (n, rows) -> (n, gates, hidden), dropping padded rows."""
     hp = cfg.padded(cfg.hidden_size)
-    return words.reshape(words.shape[0], plan.gates, hp)[:, :, :cfg.hidden_size]
+    return words.reshape(words.shape[0], plan.gates, hp)[:, :, : cfg.hidden_size]

@@ -11,24 +11,46 @@ from rnnaccel.numeric.fixedpoint import quantize
 E2E_CASES = [
     ("lstm-k4-1x2", "tiny", {}),
     ("lstm-2layer-k4-2x2", "tiny", {"num_layers": 2, "pe_rows": 2, "pe_cols": 2}),
-    ("lstm-dense-L3-2x2-odd", "tiny", {"block_size": 1, "lanes": 3, "hidden_size": 7, "input_size": 5,
-                                       "pe_rows": 2, "pe_cols": 2}),
+    (
+        "lstm-dense-L3-2x2-odd",
+        "tiny",
+        {"block_size": 1, "lanes": 3, "hidden_size": 7, "input_size": 5, "pe_rows": 2, "pe_cols": 2},
+    ),
     ("gru-after-k4-1x2", "tiny", {"cell": "gru"}),
-    ("gru-after-2layer-k2-3x1", "tiny", {"cell": "gru", "num_layers": 2, "block_size": 2, "lanes": 2,
-                                         "pe_rows": 3, "pe_cols": 1, "hidden_size": 6}),
+    (
+        "gru-after-2layer-k2-3x1",
+        "tiny",
+        {"cell": "gru", "num_layers": 2, "block_size": 2, "lanes": 2, "pe_rows": 3, "pe_cols": 1, "hidden_size": 6},
+    ),
     ("gru-before-k4-1x2", "tiny", {"cell": "gru", "gru_reset_after": False}),
-    ("gru-before-2layer-dense-L2-2x3", "tiny", {"cell": "gru", "gru_reset_after": False, "num_layers": 2,
-                                                "block_size": 1, "lanes": 2, "pe_rows": 2, "pe_cols": 3}),
+    (
+        "gru-before-2layer-dense-L2-2x3",
+        "tiny",
+        {
+            "cell": "gru",
+            "gru_reset_after": False,
+            "num_layers": 2,
+            "block_size": 1,
+            "lanes": 2,
+            "pe_rows": 2,
+            "pe_cols": 3,
+        },
+    ),
     ("sru-k4-1x2", "tiny", {"cell": "sru"}),
-    ("sru-proj-2layer-k4-2x1", "tiny", {"cell": "sru", "input_size": 12, "num_layers": 2, "pe_rows": 2,
-                                        "pe_cols": 1}),
+    ("sru-proj-2layer-k4-2x1", "tiny", {"cell": "sru", "input_size": 12, "num_layers": 2, "pe_rows": 2, "pe_cols": 1}),
     ("qrnn-w2-k4-1x2", "tiny", {"cell": "qrnn"}),
     ("qrnn-w2-2layer-k4-2x2", "tiny", {"cell": "qrnn", "num_layers": 2, "pe_rows": 2, "pe_cols": 2}),
-    ("qrnn-w1-dense-L4-1x1", "tiny", {"cell": "qrnn", "qrnn_window": 1, "block_size": 1, "lanes": 4,
-                                      "pe_rows": 1, "pe_cols": 1, "hidden_size": 6}),
+    (
+        "qrnn-w1-dense-L4-1x1",
+        "tiny",
+        {"cell": "qrnn", "qrnn_window": 1, "block_size": 1, "lanes": 4, "pe_rows": 1, "pe_cols": 1, "hidden_size": 6},
+    ),
     ("rnn-k4-1x2", "tiny", {"cell": "rnn"}),
-    ("rnn-2layer-k8-1x1", "tiny", {"cell": "rnn", "num_layers": 2, "block_size": 8, "lanes": 8, "pe_cols": 1,
-                                   "hidden_size": 12}),
+    (
+        "rnn-2layer-k8-1x1",
+        "tiny",
+        {"cell": "rnn", "num_layers": 2, "block_size": 8, "lanes": 8, "pe_cols": 1, "hidden_size": 12},
+    ),
 ]
 
 
@@ -44,10 +66,20 @@ def full_session(cfg: Config, seed: int = 0) -> list[tuple]:
         return quantize(rng.uniform(-1.2, 1.2, size=(t, cfg.input_size)), cfg.q_state)
 
     h0 = quantize(rng.uniform(-0.8, 0.8, size=(cfg.num_layers, cfg.hidden_size)), cfg.q_state)
-    c0 = quantize(rng.uniform(-1.5, 1.5, size=(cfg.num_layers, cfg.hidden_size)), cfg.q_cell) \
-        if cfg.cell in ("lstm", "sru", "qrnn") else None
-    return [("reset",), ("run", seq(3)), ("run", seq(2)), ("reset",), ("run", seq(2)),
-            ("state", h0, c0), ("run", seq(2))]
+    c0 = (
+        quantize(rng.uniform(-1.5, 1.5, size=(cfg.num_layers, cfg.hidden_size)), cfg.q_cell)
+        if cfg.cell in ("lstm", "sru", "qrnn")
+        else None
+    )
+    return [
+        ("reset",),
+        ("run", seq(3)),
+        ("run", seq(2)),
+        ("reset",),
+        ("run", seq(2)),
+        ("state", h0, c0),
+        ("run", seq(2)),
+    ]
 
 
 def saturating_session(cfg: Config, seed: int = 0) -> list[tuple]:

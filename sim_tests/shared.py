@@ -13,8 +13,8 @@ CELL_VARIANTS = [
     ("lstm", {}),
     ("gru", {"gru_reset_after": True}),
     ("gru", {"gru_reset_after": False}),
-    ("sru", {}),                      # input == hidden: highway is x
-    ("sru", {"hidden_size": 12}),     # input != hidden: 4th projection s
+    ("sru", {}),  # input == hidden: highway is x
+    ("sru", {"hidden_size": 12}),  # input != hidden: 4th projection s
     ("qrnn", {"qrnn_window": 1}),
     ("qrnn", {"qrnn_window": 2}),
     ("rnn", {}),

@@ -10,8 +10,14 @@ from rnnaccel.hw.accelerator import program
 from rnnaccel.numeric.model import random_weights
 from rnnaccel.flow.sim_amaranth import run_session_amaranth
 
-from sessions import (E2E_CASES, assert_full_session_matches, case_config, full_session, input_projection_saturates,
-                      saturating_session)
+from sessions import (
+    E2E_CASES,
+    assert_full_session_matches,
+    case_config,
+    full_session,
+    input_projection_saturates,
+    saturating_session,
+)
 
 
 @pytest.mark.parametrize("stacked", [False, True], ids=["per-gate", "stacked"])
@@ -46,8 +52,9 @@ def test_stacked_projections_lengthen_only_the_gate_phase(case_id, name, changes
         np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.parametrize("cell,extra", [("lstm", {}), ("gru", {"gru_reset_after": False}), ("sru", {}),
-                                        ("qrnn", {}), ("rnn", {})])
+@pytest.mark.parametrize(
+    "cell,extra", [("lstm", {}), ("gru", {"gru_reset_after": False}), ("sru", {}), ("qrnn", {}), ("rnn", {})]
+)
 def test_saturation_matches_golden(cell, extra):
     cfg = case_config("tiny", {"cell": cell, "q_pre": "Q2.11", "q_cell": "Q1.11", "q_state": "Q1.12", **extra})
     weights = random_weights(cfg, seed=4, scale=8.0)
@@ -96,9 +103,14 @@ def test_out_of_range_commands_set_error_and_change_nothing():
 
     cfg = case_config("tiny", {"weights_in_rom": False})
     dut = ArrayAccelerator(cfg)
-    bad = [(Op.WRITE_VEC, 0, vector_depth(cfg), 1), (Op.WRITE_VEC, cfg.pe_cols * cfg.tile, 0, 1),
-           (Op.WRITE_C, 0, cfg.num_layers * cfg.padded(cfg.hidden_size), 1),
-           (Op.WRITE_WEIGHT, 0, 10 ** 6, 1), (Op.WRITE_WEIGHT, cfg.pe_rows * cfg.pe_cols + 1, 0, 1), (9, 0, 0, 0)]
+    bad = [
+        (Op.WRITE_VEC, 0, vector_depth(cfg), 1),
+        (Op.WRITE_VEC, cfg.pe_cols * cfg.tile, 0, 1),
+        (Op.WRITE_C, 0, cfg.num_layers * cfg.padded(cfg.hidden_size), 1),
+        (Op.WRITE_WEIGHT, 0, 10**6, 1),
+        (Op.WRITE_WEIGHT, cfg.pe_rows * cfg.pe_cols + 1, 0, 1),
+        (9, 0, 0, 0),
+    ]
     flags = []
 
     async def bench(ctx):
@@ -138,5 +150,5 @@ def test_lstm512_ecp5_bit_exact():
     got, counters = run_session_amaranth(cfg, weights, ops)
     want = golden_session(cfg, weights, ops)
     np.testing.assert_array_equal(got[0], want[0])
-    assert np.count_nonzero(want[0]) > cfg.hidden_size      # not a trivially zero state
+    assert np.count_nonzero(want[0]) > cfg.hidden_size  # not a trivially zero state
     assert counters[0]["steps"] == 2

@@ -73,8 +73,9 @@ def check(cfg: Config, fn: str, q_in: QFormat, raws, **kw):
     got = np.array(run_unit(dut, raws, **kw), dtype=np.int64)
     want = lut.lookup(cfg, fn, np.asarray(raws, dtype=np.int64), q_in.frac)
     bad = np.nonzero(got != want)[0]
-    assert bad.size == 0, (f"{fn} {q_in} of {cfg.q_act}: {bad.size} mismatches, first "
-                           + ", ".join(f"raw {raws[i]}: got {got[i]} want {want[i]}" for i in bad[:5]))
+    assert bad.size == 0, f"{fn} {q_in} of {cfg.q_act}: {bad.size} mismatches, first " + ", ".join(
+        f"raw {raws[i]}: got {got[i]} want {want[i]}" for i in bad[:5]
+    )
 
 
 def all_raws(q: QFormat) -> np.ndarray:
@@ -88,8 +89,9 @@ SMALL = {
     "w8-shift0": dict(q_pre="Q3.4", q_cell="Q3.4", q_act="Q1.6", table_entries=256, tanh_range=8.0),
     "w9-q0act": dict(q_pre="Q4.4", q_cell="Q3.5", q_act="Q0.7", table_entries=32, sigmoid_range=4.0),
     "w10": dict(q_pre="Q3.6", q_cell="Q4.5", q_act="Q1.8", table_entries=64),
-    "w11-narrowrange": dict(q_pre="Q5.5", q_cell="Q2.8", q_act="Q1.9", table_entries=32, sigmoid_range=2.0,
-                            tanh_range=1.0),
+    "w11-narrowrange": dict(
+        q_pre="Q5.5", q_cell="Q2.8", q_act="Q1.9", table_entries=32, sigmoid_range=2.0, tanh_range=1.0
+    ),
     "w12": dict(q_pre="Q3.8", q_cell="Q4.7", q_act="Q1.14", table_entries=128),
 }
 
@@ -132,6 +134,7 @@ def test_latency_values():
 # --------------------------------------------------------------------------
 # stream wrapper
 # --------------------------------------------------------------------------
+
 
 def run_stream(dut: ActivationStream, raws, *, seed: int, p_valid: float, p_ready: float) -> list[int]:
     rng = random.Random(seed)
@@ -178,8 +181,9 @@ def run_stream(dut: ActivationStream, raws, *, seed: int, p_valid: float, p_read
     return got
 
 
-@pytest.mark.parametrize("p_valid,p_ready", [(1.0, 1.0), (0.7, 0.5), (0.3, 0.9), (1.0, 0.2)],
-                         ids=["full", "mixed", "sparse", "backpressure"])
+@pytest.mark.parametrize(
+    "p_valid,p_ready", [(1.0, 1.0), (0.7, 0.5), (0.3, 0.9), (1.0, 0.2)], ids=["full", "mixed", "sparse", "backpressure"]
+)
 @pytest.mark.parametrize("interpolate", [True, False], ids=["interp", "nointerp"])
 def test_stream_random(p_valid, p_ready, interpolate):
     cfg = small_config("w10", interpolate)
@@ -194,6 +198,7 @@ def test_stream_random(p_valid, p_ready, interpolate):
 # --------------------------------------------------------------------------
 # parameters and generated Verilog
 # --------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("cls", [ActivationUnit, ActivationStream])
 def test_parameter_checks(cls):

@@ -14,14 +14,30 @@ from rnnaccel.numeric.config import PRESETS  # noqa: E402
 
 
 def _report(fmax: float, clock: float, met: bool = True) -> dict:
-    return {"target_mhz": clock, "fmax_mhz": fmax, "timing_met": met, "device": "LFE5U-85F",
-            "ideal_cycles_per_step": 1000,
-            "utilization": {"logic": {"used": 9000, "available": 83640}, "ff": {"used": 4000, "available": 0},
-                            "dsp": {"used": 150, "available": 156}, "bram": {"used": 100, "available": 208},
-                            "spram": {"used": 0, "available": 0}},
-            "critical_path": {"delay_ns": 20.0, "logic_levels": 7, "carry_cells": 12, "routing_hops": 9,
-                              "start": "a_FF.Q", "end": "b_FF.DI", "start_net": "accel.mvu.acc[3]",
-                              "sources": ["/x/hw/mvu.py:10", "hw/pe.py:20"]}}
+    return {
+        "target_mhz": clock,
+        "fmax_mhz": fmax,
+        "timing_met": met,
+        "device": "LFE5U-85F",
+        "ideal_cycles_per_step": 1000,
+        "utilization": {
+            "logic": {"used": 9000, "available": 83640},
+            "ff": {"used": 4000, "available": 0},
+            "dsp": {"used": 150, "available": 156},
+            "bram": {"used": 100, "available": 208},
+            "spram": {"used": 0, "available": 0},
+        },
+        "critical_path": {
+            "delay_ns": 20.0,
+            "logic_levels": 7,
+            "carry_cells": 12,
+            "routing_hops": 9,
+            "start": "a_FF.Q",
+            "end": "b_FF.DI",
+            "start_net": "accel.mvu.acc[3]",
+            "sources": ["/x/hw/mvu.py:10", "hw/pe.py:20"],
+        },
+    }
 
 
 def _cpu(seq: float, call: float) -> dict:
@@ -35,9 +51,10 @@ def test_every_board_preset_is_a_preset_and_in_one_family():
 
 
 def test_row_times_and_ratios():
-    row = bench_boards.make_row("p", "ulx3s", _report(fmax=50.0, clock=25.0), [1100, 1200, 1200],
-                                _cpu(seq=40.0, call=120.0), {"yosys": "0.70"})
-    assert row["cycles_per_step"] == 1200                      # the last (steady) step
+    row = bench_boards.make_row(
+        "p", "ulx3s", _report(fmax=50.0, clock=25.0), [1100, 1200, 1200], _cpu(seq=40.0, call=120.0), {"yosys": "0.70"}
+    )
+    assert row["cycles_per_step"] == 1200  # the last (steady) step
     assert row["us_per_step_at_clock"] == pytest.approx(48.0)  # 1200 cycles at 25 MHz
     assert row["us_per_step_at_fmax"] == pytest.approx(24.0)
     assert row["ratio_at_clock"] == pytest.approx({"sequence": 1.2, "per_call": 0.4})
@@ -51,13 +68,24 @@ def test_row_times_and_ratios():
 
 
 def test_table_cells():
-    rows = [bench_boards.make_row("lstm512-ecp5", "ulx3s", _report(fmax=52.34, clock=50.0), [16198],
-                                  _cpu(seq=57.0, call=310.0))]
+    rows = [
+        bench_boards.make_row(
+            "lstm512-ecp5", "ulx3s", _report(fmax=52.34, clock=50.0), [16198], _cpu(seq=57.0, call=310.0)
+        )
+    ]
     table = bench_boards.format_table(rows).splitlines()
     assert len(table) == 3 and table[0].count("|") == table[2].count("|") == 15
     cells = [c.strip() for c in table[2].strip("|").split("|")]
-    assert cells[:8] == ["lstm512-ecp5", "ulx3s", "9000 / 83640", "4000", "150 / 156", "100 / 208", "-",
-                         "50 (52.3, met)"]
+    assert cells[:8] == [
+        "lstm512-ecp5",
+        "ulx3s",
+        "9000 / 83640",
+        "4000",
+        "150 / 156",
+        "100 / 208",
+        "-",
+        "50 (52.3, met)",
+    ]
     assert cells[8] == "16198 (1000)"
     assert cells[9:] == ["324", "309", "57.0, 310", "5.68, 1.05", "5.43, 0.998"]
     paths = bench_boards.format_paths(rows).splitlines()
@@ -78,7 +106,7 @@ def test_docs_section_is_rewritten_and_merged():
     # and a run of the same preset replaces its row
     newer = bench_boards.make_row("lstm-small", "ulx3s", _report(70.0, 50.0), [600], _cpu(1.0, 90.0))
     third = bench_boards.rewrite_docs(twice, [newer], list(bench_boards.BOARD_PRESETS))
-    assert third.count("| lstm-small | ulx3s | 9000 / 83640 |") == 1       # its row in the main table
+    assert third.count("| lstm-small | ulx3s | 9000 / 83640 |") == 1  # its row in the main table
     assert "600 (1000)" in third and "612 (1000)" not in third
     assert bench_boards.rewrite_docs(third, [newer], list(bench_boards.BOARD_PRESETS)) == third
     with pytest.raises(ValueError, match="no section marked"):
@@ -91,7 +119,9 @@ def test_docs_have_the_marked_section():
 
 
 def test_freq_arguments():
-    assert bench_boards._parse_freqs(["lstm-small=60", "lstm512-ice40=0"]) == {"lstm-small": 60.0,
-                                                                               "lstm512-ice40": None}
+    assert bench_boards._parse_freqs(["lstm-small=60", "lstm512-ice40=0"]) == {
+        "lstm-small": 60.0,
+        "lstm512-ice40": None,
+    }
     with pytest.raises(SystemExit, match="PRESET=MHZ"):
         bench_boards._parse_freqs(["tiny=10"])

@@ -22,16 +22,25 @@ from rnnaccel.numeric.model import random_weights
 DATA = Path(__file__).parent / "data"
 
 
-@pytest.mark.parametrize("board,freq,name", [("icebreaker", None, "tiny"), ("icebreaker", 24.0, "tiny"),
-                                             ("icebreaker", None, "lstm-small-ice40"),
-                                             ("icebreaker", None, "lstm512-ice40"), ("ulx3s", None, "tiny"),
-                                             ("ulx3s", 50.0, "tiny"), ("ulx3s", None, "lstm-small"),
-                                             ("ulx3s-45f", None, "tiny")])
+@pytest.mark.parametrize(
+    "board,freq,name",
+    [
+        ("icebreaker", None, "tiny"),
+        ("icebreaker", 24.0, "tiny"),
+        ("icebreaker", None, "lstm-small-ice40"),
+        ("icebreaker", None, "lstm512-ice40"),
+        ("ulx3s", None, "tiny"),
+        ("ulx3s", 50.0, "tiny"),
+        ("ulx3s", None, "lstm-small"),
+        ("ulx3s-45f", None, "tiny"),
+    ],
+)
 def test_board_top_elaborates_without_toolchain(board, freq, name, tmp_path):
     cfg = preset(name)
     platform = get_platform(board)
-    top = BoardTop(cfg, random_weights(cfg) if cfg.weights_in_rom else None,
-                   pll=plan_pll(platform, freq, tmp_path / "pll"))
+    top = BoardTop(
+        cfg, random_weights(cfg) if cfg.weights_in_rom else None, pll=plan_pll(platform, freq, tmp_path / "pll")
+    )
     plan = platform.build(top, name="rnnaccel", do_build=False)
     assert "rnnaccel.il" in plan.files
     constraints = plan.files.get("rnnaccel.pcf") or plan.files.get("rnnaccel.lpf")
@@ -65,10 +74,15 @@ def test_platform_lookup_errors():
 
 
 def test_parse_nextpnr_report():
-    raw = {"utilization": {"ICESTORM_LC": {"used": 4000, "available": 5280},
-                           "ICESTORM_DSP": {"used": 7, "available": 8},
-                           "ICESTORM_RAM": {"used": 20, "available": 30}, "SB_IO": {"used": 5, "available": 96}},
-           "fmax": {"clk": {"achieved": 31.5, "constraint": 12.0}}}
+    raw = {
+        "utilization": {
+            "ICESTORM_LC": {"used": 4000, "available": 5280},
+            "ICESTORM_DSP": {"used": 7, "available": 8},
+            "ICESTORM_RAM": {"used": 20, "available": 30},
+            "SB_IO": {"used": 5, "available": 96},
+        },
+        "fmax": {"clk": {"achieved": 31.5, "constraint": 12.0}},
+    }
     rep = board_build.parse_nextpnr_report(raw, {"logic": 5280, "dsp": 8, "bram": 30, "spram": 4}, 12.0)
     assert rep["utilization"]["logic"] == {"used": 4000, "available": 5280}
     assert rep["utilization"]["spram"] == {"used": 0, "available": 4}
@@ -87,12 +101,12 @@ def test_critical_path_of_a_captured_ice40_report():
     assert path["clock"] == "cd_sync.clk"
     # the segments add up to the period of the Fmax nextpnr reports for the clock (delays rounded to 1 ps)
     assert 1000.0 / path["delay_ns"] == pytest.approx(raw["fmax"]["cd_sync.clk"]["achieved"], rel=1e-4)
-    assert path["logic_ns"] + path["routing_ns"] < path["delay_ns"]   # plus clock-to-out and setup
+    assert path["logic_ns"] + path["routing_ns"] < path["delay_ns"]  # plus clock-to-out and setup
     # a path through the host link: ten LUTs, no carry chain, eleven nets
     assert path["start_net"] == "link.engine.tx_idx[0]"
     assert path["start"].startswith("link.engine.tx_idx") and path["end"].startswith("link.uart_tx.shreg")
     assert (path["logic_levels"], path["carry_cells"], path["routing_hops"]) == (10, 0, 11)
-    assert path["sources"] == []    # only Yosys' techmap library is named on these nets
+    assert path["sources"] == []  # only Yosys' techmap library is named on these nets
 
 
 def test_critical_path_of_a_captured_ecp5_report():
@@ -104,29 +118,66 @@ def test_critical_path_of_a_captured_ecp5_report():
     assert path["start_net"] == "link.engine.accel.gate_4_update.tanh_g.prod4[6]"
     assert path["end"] == "link.engine.accel.gate_4_update.tanh_g.o_data_TRELLIS_FF_Q_2.LSR"
     assert (path["logic_levels"], path["carry_cells"], path["routing_hops"]) == (9, 24, 10)
-    assert [s.rsplit("/", 1)[-1] for s in path["sources"]] == ["pipeline.py:53", "fixedpoint.py:195",
-                                                                "activation.py:206", "fixedpoint.py:207"]
-    summary = board_build.format_report({
-        "board": "ulx3s", "device": "LFE5U-85F", "preset": "tiny", "config_hash": "0", "build_seconds": 1.0,
-        "utilization": {}, "fmax_mhz": 69.09, "target_mhz": 25.0, "timing_met": True, "critical_path": path,
-        "cycles_per_step": 114, "ideal_cycles_per_step": 64})
+    assert [s.rsplit("/", 1)[-1] for s in path["sources"]] == [
+        "pipeline.py:53",
+        "fixedpoint.py:195",
+        "activation.py:206",
+        "fixedpoint.py:207",
+    ]
+    summary = board_build.format_report(
+        {
+            "board": "ulx3s",
+            "device": "LFE5U-85F",
+            "preset": "tiny",
+            "config_hash": "0",
+            "build_seconds": 1.0,
+            "utilization": {},
+            "fmax_mhz": 69.09,
+            "target_mhz": 25.0,
+            "timing_met": True,
+            "critical_path": path,
+            "cycles_per_step": 114,
+            "ideal_cycles_per_step": 64,
+        }
+    )
     assert "critical path: 14.47 ns" in summary and "9 logic levels + 24 carry cells, 10 routing hops" in summary
     assert "tanh_g.prod4[6]" in summary and "activation.py:206" in summary
 
 
 def test_critical_path_picks_the_slowest_clock():
     def path(clock, delays):
-        segs = [{"type": "clk-to-q", "delay": delays[0], "from": {"cell": f"{clock}_a", "port": "Q"},
-                 "to": {"cell": f"{clock}_a", "port": "Q"}},
-                {"type": "routing", "delay": delays[1], "net": f"{clock}_net", "sources": ["/share/x.v:1", "top.py:3"],
-                 "from": {"cell": f"{clock}_a", "port": "Q"}, "to": {"cell": f"{clock}_b", "port": "D"}},
-                {"type": "setup", "delay": delays[2], "from": {"cell": f"{clock}_b", "port": "D"},
-                 "to": {"cell": f"{clock}_b", "port": "D"}}]
+        segs = [
+            {
+                "type": "clk-to-q",
+                "delay": delays[0],
+                "from": {"cell": f"{clock}_a", "port": "Q"},
+                "to": {"cell": f"{clock}_a", "port": "Q"},
+            },
+            {
+                "type": "routing",
+                "delay": delays[1],
+                "net": f"{clock}_net",
+                "sources": ["/share/x.v:1", "top.py:3"],
+                "from": {"cell": f"{clock}_a", "port": "Q"},
+                "to": {"cell": f"{clock}_b", "port": "D"},
+            },
+            {
+                "type": "setup",
+                "delay": delays[2],
+                "from": {"cell": f"{clock}_b", "port": "D"},
+                "to": {"cell": f"{clock}_b", "port": "D"},
+            },
+        ]
         return {"from": f"posedge {clock}", "to": f"posedge {clock}", "path": segs}
 
-    raw = {"fmax": {"fast": {"achieved": 200.0}, "slow": {"achieved": 100.0}},
-           "critical_paths": [path("fast", [1.0, 3.0, 1.0]), path("slow", [2.0, 7.0, 1.0]),
-                              {"from": "<async>", "to": "posedge slow", "path": path("x", [9, 9, 9])["path"]}]}
+    raw = {
+        "fmax": {"fast": {"achieved": 200.0}, "slow": {"achieved": 100.0}},
+        "critical_paths": [
+            path("fast", [1.0, 3.0, 1.0]),
+            path("slow", [2.0, 7.0, 1.0]),
+            {"from": "<async>", "to": "posedge slow", "path": path("x", [9, 9, 9])["path"]},
+        ],
+    }
     got = board_build.critical_path(raw)
     assert (got["clock"], got["delay_ns"], got["start"], got["end"]) == ("slow", 10.0, "slow_a.Q", "slow_b.D")
     assert (got["logic_levels"], got["routing_hops"], got["sources"]) == (0, 1, ["top.py:3"])
@@ -138,13 +189,17 @@ def test_critical_path_picks_the_slowest_clock():
 def test_bracket_identifiers_are_renamed():
     """Amaranth's array views (``\\o_acc[12]`` beside the port ``\\o_acc``) get names that cannot read as bit
     selects; bit selects themselves (``\\o_acc [441:408]``, with a space) and strings stay as they are."""
-    text = ("  wire width 34 signed \\o_acc[12]\n  wire width 544 output 6 \\o_acc\n  wire \\o_acc_12_\n"
-            "  wire width 4 \\v[0][1]\n  attribute \\src \"x[3] \\y[1]\"\n"
-            "connect \\o_acc[12] \\o_acc [441:408]\nconnect \\v[0][1] \\v_0_1_\n")
+    text = (
+        "  wire width 34 signed \\o_acc[12]\n  wire width 544 output 6 \\o_acc\n  wire \\o_acc_12_\n"
+        '  wire width 4 \\v[0][1]\n  attribute \\src "x[3] \\y[1]"\n'
+        "connect \\o_acc[12] \\o_acc [441:408]\nconnect \\v[0][1] \\v_0_1_\n"
+    )
     out = board_build.rename_bracket_identifiers(text)
-    assert out == ("  wire width 34 signed \\o_acc_12_1\n  wire width 544 output 6 \\o_acc\n  wire \\o_acc_12_\n"
-                   "  wire width 4 \\v_0_1_1\n  attribute \\src \"x[3] \\y[1]\"\n"
-                   "connect \\o_acc_12_1 \\o_acc [441:408]\nconnect \\v_0_1_1 \\v_0_1_\n")
+    assert out == (
+        "  wire width 34 signed \\o_acc_12_1\n  wire width 544 output 6 \\o_acc\n  wire \\o_acc_12_\n"
+        '  wire width 4 \\v_0_1_1\n  attribute \\src "x[3] \\y[1]"\n'
+        "connect \\o_acc_12_1 \\o_acc [441:408]\nconnect \\v_0_1_1 \\v_0_1_\n"
+    )
 
 
 def test_missing_programmer(monkeypatch):
@@ -162,8 +217,21 @@ def test_cli_build_and_infer_errors(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "unknown board" in err[0]
     np.save(tmp_path / "x.npy", np.zeros((2, 8), np.float32))
-    assert cli.main(["infer", str(tmp_path / "m"), "--port", str(tmp_path / "ttyNONE"), "--inputs",
-                     str(tmp_path / "x.npy"), "-o", str(tmp_path / "y.npy")]) == 2
+    assert (
+        cli.main(
+            [
+                "infer",
+                str(tmp_path / "m"),
+                "--port",
+                str(tmp_path / "ttyNONE"),
+                "--inputs",
+                str(tmp_path / "x.npy"),
+                "-o",
+                str(tmp_path / "y.npy"),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("rnnaccel: error:") and "ttyNONE" in err[0]
 
@@ -220,10 +288,12 @@ def test_real_bitstream_lstm512_fits_the_up5k(tmp_path):
 
 def test_overflow_is_reported_as_a_fit_error(tmp_path):
     log = tmp_path / "rnnaccel.tim"
-    log.write_text("Info: Device utilisation:\n"
-                   "Info: \t         ICESTORM_LC:    7823/   5280   148%\n"
-                   "Info: \t        ICESTORM_RAM:      29/     30    96%\n"
-                   "Info: \t        ICESTORM_DSP:      22/      8   275%\n"
-                   "ERROR: Unable to place cell 'x', no BELs remaining to implement cell type 'ICESTORM_DSP'\n")
+    log.write_text(
+        "Info: Device utilisation:\n"
+        "Info: \t         ICESTORM_LC:    7823/   5280   148%\n"
+        "Info: \t        ICESTORM_RAM:      29/     30    96%\n"
+        "Info: \t        ICESTORM_DSP:      22/      8   275%\n"
+        "ERROR: Unable to place cell 'x', no BELs remaining to implement cell type 'ICESTORM_DSP'\n"
+    )
     assert board_build.overflowing_resources(log) == ["7823 ICESTORM_LC of 5280", "22 ICESTORM_DSP of 8"]
     assert board_build.overflowing_resources(tmp_path / "missing.tim") == []

@@ -18,7 +18,7 @@ def shapes(max_blocks=4, max_k=6):
 
 
 # ------------------------------------------------------------------ expand
-@given(shapes(), st.integers(0, 2 ** 32 - 1))
+@given(shapes(), st.integers(0, 2**32 - 1))
 @SETTINGS
 def test_expand_definition(shape, seed):
     rb, cb, k = shape
@@ -62,7 +62,7 @@ def test_circulant_index_values():
 
 
 # ------------------------------------------------------------------ project
-@given(shapes(), st.integers(0, 2 ** 32 - 1))
+@given(shapes(), st.integers(0, 2**32 - 1))
 @SETTINGS
 def test_project_recovers_circulant_exactly(shape, seed):
     """Exact for fixed-point weights (dyadic values: the sums of a diagonal are exact)."""
@@ -74,7 +74,7 @@ def test_project_recovers_circulant_exactly(shape, seed):
     assert np.array_equal(got, w)
 
 
-@given(shapes(), st.integers(0, 2 ** 32 - 1))
+@given(shapes(), st.integers(0, 2**32 - 1))
 @SETTINGS
 def test_project_recovers_float_circulant(shape, seed):
     """Arbitrary floats: the mean of k equal values is within a few ulp (summation rounding)."""
@@ -83,7 +83,7 @@ def test_project_recovers_float_circulant(shape, seed):
     np.testing.assert_allclose(project(expand(w), k), w, rtol=8 * np.finfo(float).eps, atol=0)
 
 
-@given(shapes(), st.integers(0, 2 ** 32 - 1))
+@given(shapes(), st.integers(0, 2**32 - 1))
 @SETTINGS
 def test_project_recovers_integer_circulant_exactly(shape, seed):
     rb, cb, k = shape
@@ -109,7 +109,7 @@ def lstsq_block(block: np.ndarray, k: int) -> np.ndarray:
     return sol
 
 
-@given(st.integers(2, 5), st.integers(1, 13), st.integers(1, 13), st.integers(0, 2 ** 32 - 1))
+@given(st.integers(2, 5), st.integers(1, 13), st.integers(1, 13), st.integers(0, 2**32 - 1))
 @SETTINGS
 def test_project_is_least_squares_per_block(k, rows, cols, seed):
     dense = np.random.default_rng(seed).normal(size=(rows, cols))
@@ -118,7 +118,7 @@ def test_project_is_least_squares_per_block(k, rows, cols, seed):
     assert got.shape == (rb, cb, k)
     for i in range(rb):
         for j in range(cb):
-            block = dense[i * k:(i + 1) * k, j * k:(j + 1) * k]  # only real entries
+            block = dense[i * k : (i + 1) * k, j * k : (j + 1) * k]  # only real entries
             want = lstsq_block(block, k)
             np.testing.assert_allclose(got[i, j], want, rtol=0, atol=1e-12)
 
@@ -130,7 +130,7 @@ def test_project_partial_blocks_7x5_k3():
     assert got.shape == (3, 2, 3)
     for i in range(3):
         for j in range(2):
-            want = lstsq_block(dense[i * 3:(i + 1) * 3, j * 3:(j + 1) * 3], 3)
+            want = lstsq_block(dense[i * 3 : (i + 1) * 3, j * 3 : (j + 1) * 3], 3)
             np.testing.assert_allclose(got[i, j], want, rtol=0, atol=1e-12)
     # the corner block holds two real entries, (6, 3) on diagonal 0 and (6, 4) on diagonal 2;
     # diagonal 1 has none and gets 0
@@ -139,7 +139,7 @@ def test_project_partial_blocks_7x5_k3():
     assert got[2, 0].tolist() == [dense[6, 0], dense[6, 2], dense[6, 1]]
 
 
-@given(st.integers(2, 5), st.integers(1, 10), st.integers(1, 10), st.integers(0, 2 ** 32 - 1))
+@given(st.integers(2, 5), st.integers(1, 10), st.integers(1, 10), st.integers(0, 2**32 - 1))
 @SETTINGS
 def test_project_is_optimal_against_perturbations(k, rows, cols, seed):
     """No other block-circulant matrix is closer on the real entries."""
@@ -201,12 +201,12 @@ def test_circulant_index_is_rotating_register(k):
         reg = np.array([reg[(r - 1) % k] for r in range(k)])  # new[r] = old[(r - 1) % k]
 
 
-@given(st.integers(1, 8), st.integers(0, 2 ** 32 - 1))
+@given(st.integers(1, 8), st.integers(0, 2**32 - 1))
 @SETTINGS
 def test_time_domain_product_matches_expand(k, seed):
     rng = np.random.default_rng(seed)
     w = rng.integers(-128, 128, size=k)
-    x = rng.integers(-2 ** 15, 2 ** 15, size=k)
+    x = rng.integers(-(2**15), 2**15, size=k)
     acc = np.zeros(k, dtype=np.int64)
     for t in range(k):  # one defining word per cycle, every lane at once
         for r in range(k):
@@ -214,19 +214,19 @@ def test_time_domain_product_matches_expand(k, seed):
     assert np.array_equal(acc, expand(w[None, None, :]) @ x)
 
 
-@given(shapes(max_blocks=3, max_k=5), st.integers(0, 2 ** 32 - 1))
+@given(shapes(max_blocks=3, max_k=5), st.integers(0, 2**32 - 1))
 @SETTINGS
 def test_blockwise_time_domain_matvec(shape, seed):
     """A whole block-circulant mat-vec through the rotating register, block by block."""
     rb, cb, k = shape
     rng = np.random.default_rng(seed)
     w = rng.integers(-128, 128, size=(rb, cb, k))
-    x = rng.integers(-2 ** 15, 2 ** 15, size=cb * k)
+    x = rng.integers(-(2**15), 2**15, size=cb * k)
     y = np.zeros(rb * k, dtype=np.int64)
     for i in range(rb):
         for j in range(cb):
-            reg = x[j * k:(j + 1) * k].copy()
+            reg = x[j * k : (j + 1) * k].copy()
             for t in range(k):
-                y[i * k:(i + 1) * k] += w[i, j, t] * reg
+                y[i * k : (i + 1) * k] += w[i, j, t] * reg
                 reg = np.roll(reg, 1)  # new[r] = old[(r - 1) % k]
     assert np.array_equal(y, expand(w) @ x)

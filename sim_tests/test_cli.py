@@ -37,8 +37,22 @@ def test_new_writes_seeded_model(tmp_path, capsys):
 
 
 def test_new_set_overrides_and_refuses_overwrite(tmp_path, capsys):
-    code, _, _ = run(["new", "--preset", "tiny", "-o", tmp_path / "g", "--set", "cell=gru",
-                      "--set", "gru_reset_after=false", "--set", "q_weight=Q0.7"], capsys)
+    code, _, _ = run(
+        [
+            "new",
+            "--preset",
+            "tiny",
+            "-o",
+            tmp_path / "g",
+            "--set",
+            "cell=gru",
+            "--set",
+            "gru_reset_after=false",
+            "--set",
+            "q_weight=Q0.7",
+        ],
+        capsys,
+    )
     assert code == 0
     cfg, _ = load_model(tmp_path / "g")
     assert cfg.cell == "gru" and cfg.gru_reset_after is False and str(cfg.q_weight) == "Q0.7"
@@ -57,14 +71,28 @@ def test_run_golden_matches_model_and_raw(model, tmp_path, capsys):
     np.testing.assert_array_equal(raw, IntegerModel(cfg, w).run(x))
     y = np.load(tmp_path / "y.npy")
     assert y.dtype == np.float32
-    np.testing.assert_array_equal(y, (raw * 2.0 ** -cfg.q_state.frac).astype(np.float32))
+    np.testing.assert_array_equal(y, (raw * 2.0**-cfg.q_state.frac).astype(np.float32))
 
 
 def test_run_amaranth_backend_and_report(model, tmp_path, capsys):
     x = np.random.default_rng(1).uniform(-1, 1, (3, 8)).astype(np.float32)
     np.save(tmp_path / "x.npy", x)
-    code, out, err = run(["run", model, "--inputs", tmp_path / "x.npy", "-o", tmp_path / "y.npy", "--raw",
-                          "--backend", "amaranth", "--report", tmp_path / "r.json"], capsys)
+    code, out, err = run(
+        [
+            "run",
+            model,
+            "--inputs",
+            tmp_path / "x.npy",
+            "-o",
+            tmp_path / "y.npy",
+            "--raw",
+            "--backend",
+            "amaranth",
+            "--report",
+            tmp_path / "r.json",
+        ],
+        capsys,
+    )
     assert code == 0, err
     cfg, w = load_model(model)
     np.testing.assert_array_equal(np.load(tmp_path / "y.npy"), IntegerModel(cfg, w).run(x))
@@ -95,8 +123,17 @@ def test_generate_is_byte_identical(model, tmp_path, capsys):
     cfg, _ = load_model(model)
     assert man["config_hash"] == cfg.hash and man["ideal_cycles_per_step"] == cfg.ideal_cycles_per_step
     names = {p["name"] for p in man["ports"]}
-    assert {"clk", "rst", "i_x__payload", "i_x__valid", "i_x__ready", "o_h__payload", "i_cmd__payload",
-            "status", "cycles"} <= names
+    assert {
+        "clk",
+        "rst",
+        "i_x__payload",
+        "i_x__valid",
+        "i_x__ready",
+        "o_h__payload",
+        "i_cmd__payload",
+        "status",
+        "cycles",
+    } <= names
     header = (tmp_path / "g1" / "rnnaccel.h").read_text()
     assert "#define RNNACCEL_Q_STATE_FRAC 12" in header and "RNNACCEL_ROUND_SHIFT" in header
 
@@ -110,12 +147,14 @@ def test_c_header_rounding_matches_fixedpoint(model, tmp_path, capsys):
     cc = shutil.which("cc") or shutil.which("gcc")
     assert cc, "a C compiler is needed (gcc is part of the base image)"
     run(["generate", model, "-o", tmp_path / "g"], capsys)
-    values = list(range(-70000, 70001, 37)) + [-(2 ** 40), 2 ** 40 - 1]
+    values = list(range(-70000, 70001, 37)) + [-(2**40), 2**40 - 1]
     src = tmp_path / "t.c"
-    src.write_text('#include <stdio.h>\n#include <math.h>\n#include "rnnaccel.h"\nint main(void){\n'
-                   "long long v[] = {" + ",".join(f"{v}LL" for v in values) + "};\n"
-                   f"for (unsigned i = 0; i < {len(values)}; i++) printf(\"%lld\\n\", (long long)"
-                   "RNNACCEL_NARROW(v[i], 18, 11, RNNACCEL_Q_PRE_MIN, RNNACCEL_Q_PRE_MAX));\nreturn 0;}\n")
+    src.write_text(
+        '#include <stdio.h>\n#include <math.h>\n#include "rnnaccel.h"\nint main(void){\n'
+        "long long v[] = {" + ",".join(f"{v}LL" for v in values) + "};\n"
+        f'for (unsigned i = 0; i < {len(values)}; i++) printf("%lld\\n", (long long)'
+        "RNNACCEL_NARROW(v[i], 18, 11, RNNACCEL_Q_PRE_MIN, RNNACCEL_Q_PRE_MAX));\nreturn 0;}\n"
+    )
     exe = tmp_path / "t"
     subprocess.run([cc, "-I", str(tmp_path / "g"), str(src), "-o", str(exe), "-lm"], check=True)
     got = [int(line) for line in subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout.split()]
@@ -123,6 +162,7 @@ def test_c_header_rounding_matches_fixedpoint(model, tmp_path, capsys):
 
 
 # ------------------------------------------------------------------ bad input: one line, exit 2
+
 
 def test_bad_inputs(model, tmp_path, capsys):
     np.save(tmp_path / "wide.npy", np.zeros((4, 9), np.float32))
@@ -180,8 +220,21 @@ def test_missing_simulator(model, tmp_path, capsys, monkeypatch):
 
     monkeypatch.setattr(toolchain.shutil, "which", which)
     for sim, tool in (("icarus", "iverilog"), ("verilator", "verilator")):
-        code, _, err = run(["run", model, "--inputs", tmp_path / "ok.npy", "-o", tmp_path / "y.npy", "--backend", sim,
-                            "--cache", tmp_path / "cache"], capsys)
+        code, _, err = run(
+            [
+                "run",
+                model,
+                "--inputs",
+                tmp_path / "ok.npy",
+                "-o",
+                tmp_path / "y.npy",
+                "--backend",
+                sim,
+                "--cache",
+                tmp_path / "cache",
+            ],
+            capsys,
+        )
         assert code == 2
         one_line_error(err, tool, "not found")
 
@@ -198,8 +251,21 @@ def test_run_output_path_errors_are_one_line(model, tmp_path, capsys):
         code, _, err = run(["run", model, "--inputs", tmp_path / "x.npy", "-o", out], capsys)
         assert code == 2
         one_line_error(err, *words)
-    code, _, err = run(["run", model, "--inputs", tmp_path / "x.npy", "-o", tmp_path / "y.npy", "--backend",
-                        "amaranth", "--report", tmp_path / "nope" / "r.json"], capsys)
+    code, _, err = run(
+        [
+            "run",
+            model,
+            "--inputs",
+            tmp_path / "x.npy",
+            "-o",
+            tmp_path / "y.npy",
+            "--backend",
+            "amaranth",
+            "--report",
+            tmp_path / "nope" / "r.json",
+        ],
+        capsys,
+    )
     assert code == 2
     one_line_error(err, "does not exist")
 

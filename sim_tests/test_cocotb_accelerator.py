@@ -16,11 +16,21 @@ from rnnaccel.flow.backends import run_session
 from rnnaccel.interface.session import golden_session
 from rnnaccel.numeric.model import random_weights
 
-from sessions import (E2E_CASES, assert_full_session_matches, case_config, full_session, input_projection_saturates,
-                      saturating_session)
+from sessions import (
+    E2E_CASES,
+    assert_full_session_matches,
+    case_config,
+    full_session,
+    input_projection_saturates,
+    saturating_session,
+)
 
-VERILATOR_CI = {"lstm-2layer-k4-2x2", "gru-before-2layer-dense-L2-2x3", "qrnn-w2-2layer-k4-2x2",
-                "sru-proj-2layer-k4-2x1"}
+VERILATOR_CI = {
+    "lstm-2layer-k4-2x2",
+    "gru-before-2layer-dense-L2-2x3",
+    "qrnn-w2-2layer-k4-2x2",
+    "sru-proj-2layer-k4-2x1",
+}
 
 
 def _params():
@@ -37,8 +47,7 @@ def test_generated_verilog_bit_exact(simulator, name, changes, tmp_path):
     cfg = case_config(name, changes)
     weights = random_weights(cfg, seed=21)
     ops = full_session(cfg, seed=9)
-    got, counters = run_session(cfg, weights, ops, simulator, cache_dir=tmp_path, idle=0.25, backpressure=0.3,
-                                seed=4)
+    got, counters = run_session(cfg, weights, ops, simulator, cache_dir=tmp_path, idle=0.25, backpressure=0.3, seed=4)
     want = golden_session(cfg, weights, ops)
     assert_full_session_matches(got, want, counters)
 
@@ -46,8 +55,9 @@ def test_generated_verilog_bit_exact(simulator, name, changes, tmp_path):
 @pytest.mark.cocotb
 @pytest.mark.parametrize("simulator", ["icarus", "verilator"])
 def test_saturation_and_runtime_weights(simulator, tmp_path):
-    cfg = case_config("tiny", {"cell": "lstm", "q_pre": "Q2.11", "q_cell": "Q1.11", "q_state": "Q1.12",
-                               "weights_in_rom": False})
+    cfg = case_config(
+        "tiny", {"cell": "lstm", "q_pre": "Q2.11", "q_cell": "Q1.11", "q_state": "Q1.12", "weights_in_rom": False}
+    )
     weights = random_weights(cfg, seed=4, scale=8.0)
     ops = saturating_session(cfg, seed=1)
     got, _ = run_session(cfg, weights, ops, simulator, cache_dir=tmp_path)
@@ -63,8 +73,7 @@ def test_spram_weight_banks_as_on_ice40(simulator, tmp_path):
     cfg = case_config("tiny", {"weights_in_rom": False, "weight_ram": "huge", "pe_rows": 2})
     weights = random_weights(cfg, seed=6)
     ops = full_session(cfg, seed=2)
-    got, _ = run_session(cfg, weights, ops, simulator, cache_dir=tmp_path, family="ice40", idle=0.1,
-                         backpressure=0.1)
+    got, _ = run_session(cfg, weights, ops, simulator, cache_dir=tmp_path, family="ice40", idle=0.1, backpressure=0.1)
     for g, w in zip(got, golden_session(cfg, weights, ops)):
         np.testing.assert_array_equal(g, w)
     text = next(tmp_path.rglob("rnnaccel_top.v")).read_text()
@@ -75,39 +84,47 @@ _ONE_PE_STACKED = {"pe_rows": 1, "pe_cols": 1, "stacked_projections": True, "tab
 
 
 @pytest.mark.cocotb
-@pytest.mark.parametrize("simulator,name,changes", [
-    # the one-PE array shape lstm-small-ice40 had before it moved to the serial datapath
-    ("icarus", "lstm-small", _ONE_PE_STACKED),
-    ("verilator", "lstm-small", _ONE_PE_STACKED),
-    ("icarus", "tiny", {"cell": "gru", "gru_reset_after": False, "num_layers": 2, "stacked_projections": True}),
-    ("icarus", "tiny", {"cell": "sru", "input_size": 12, "num_layers": 2, "stacked_projections": True}),
-])
+@pytest.mark.parametrize(
+    "simulator,name,changes",
+    [
+        # the one-PE array shape lstm-small-ice40 had before it moved to the serial datapath
+        ("icarus", "lstm-small", _ONE_PE_STACKED),
+        ("verilator", "lstm-small", _ONE_PE_STACKED),
+        ("icarus", "tiny", {"cell": "gru", "gru_reset_after": False, "num_layers": 2, "stacked_projections": True}),
+        ("icarus", "tiny", {"cell": "sru", "input_size": 12, "num_layers": 2, "stacked_projections": True}),
+    ],
+)
 def test_stacked_projections_as_on_ice40(simulator, name, changes, tmp_path):
     """Stacked projection memories (G reads per element), Verilog elaborated for iCE40: bit-exact."""
     cfg = case_config(name, changes)
     assert cfg.stacked_projections
     weights = random_weights(cfg, seed=13)
     ops = full_session(cfg, seed=7)
-    got, counters = run_session(cfg, weights, ops, simulator, cache_dir=tmp_path, family="ice40", idle=0.2,
-                                backpressure=0.2, seed=3)
+    got, counters = run_session(
+        cfg, weights, ops, simulator, cache_dir=tmp_path, family="ice40", idle=0.2, backpressure=0.2, seed=3
+    )
     want = golden_session(cfg, weights, ops)
     assert_full_session_matches(got, want, counters)
 
 
 @pytest.mark.cocotb
-@pytest.mark.parametrize("simulator,changes,family", [
-    ("icarus", {}, None),
-    ("verilator", {"num_layers": 2, "block_size": 8, "hidden_size": 12, "lanes": 4}, None),
-    ("icarus", {"weights_in_rom": False, "weight_ram": "huge"}, "ice40"),
-    ("verilator", {"weights_in_rom": False, "weight_ram": "huge", "cell": "rnn", "num_layers": 2}, "ice40"),
-])
+@pytest.mark.parametrize(
+    "simulator,changes,family",
+    [
+        ("icarus", {}, None),
+        ("verilator", {"num_layers": 2, "block_size": 8, "hidden_size": 12, "lanes": 4}, None),
+        ("icarus", {"weights_in_rom": False, "weight_ram": "huge"}, "ice40"),
+        ("verilator", {"weights_in_rom": False, "weight_ram": "huge", "cell": "rnn", "num_layers": 2}, "ice40"),
+    ],
+)
 def test_serial_datapath_verilog_bit_exact(simulator, changes, family, tmp_path):
     """The serial datapath's Verilog (generic, and elaborated for iCE40 with SPRAM primitives): bit-exact."""
     cfg = case_config("tiny", {"datapath": "serial", "lanes": 2, "pe_cols": 1, **changes})
     weights = random_weights(cfg, seed=17)
     ops = full_session(cfg, seed=6)
-    got, counters = run_session(cfg, weights, ops, simulator, cache_dir=tmp_path, family=family, idle=0.2,
-                                backpressure=0.2, seed=5)
+    got, counters = run_session(
+        cfg, weights, ops, simulator, cache_dir=tmp_path, family=family, idle=0.2, backpressure=0.2, seed=5
+    )
     want = golden_session(cfg, weights, ops)
     assert_full_session_matches(got, want, counters)
     if family == "ice40":

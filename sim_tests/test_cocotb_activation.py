@@ -27,15 +27,25 @@ def test_activation_stream(simulator, fn, tmp_path):
     dut = ActivationStream(cfg, fn, q.width, q.frac)
     top = f"activation_{fn}"
     source = write_verilog(dut, tmp_path / f"{top}.v", top)
-    case = write_case(tmp_path / "case.json", {
-        "config": cfg.to_dict(),
-        "fn": fn,
-        "in_width": q.width,
-        "in_frac": q.frac,
-        "latency": dut.latency,
-        "values": list(range(q.min_raw, q.max_raw + 1)),
-        "seed": cfg.seed,
-    })
-    ran, _ = run_cocotb([source], top, "activation_tb", simulator, tmp_path / f"build-{simulator}-{fn}",
-                        extra_env={CASE_ENV: str(case)}, python_paths=[TB_DIR])
+    case = write_case(
+        tmp_path / "case.json",
+        {
+            "config": cfg.to_dict(),
+            "fn": fn,
+            "in_width": q.width,
+            "in_frac": q.frac,
+            "latency": dut.latency,
+            "values": list(range(q.min_raw, q.max_raw + 1)),
+            "seed": cfg.seed,
+        },
+    )
+    ran, _ = run_cocotb(
+        [source],
+        top,
+        "activation_tb",
+        simulator,
+        tmp_path / f"build-{simulator}-{fn}",
+        extra_env={CASE_ENV: str(case)},
+        python_paths=[TB_DIR],
+    )
     assert ran == 6

@@ -50,15 +50,33 @@ def test_host_link_through_uart_pins(simulator, tmp_path):
     cfg.save(tmp_path / "rnnaccel.toml")
     save_session(tmp_path / "session.npz", ops)
     result, program_result = tmp_path / "result.npz", tmp_path / "program.npz"
-    case = write_case(tmp_path / "case.json", {
-        "config": str(tmp_path / "rnnaccel.toml"), "session": str(tmp_path / "session.npz"), "result": str(result),
-        "program_result": str(program_result), "divisor": link.divisor, "clk_freq": clk_freq,
-        "buffer_bytes": link.info.buffer_bytes, "timeout_cycles": link.info.timeout_cycles,
-        "design_hash": link.info.design_hash, "info": encode_info(link.info).hex(), "weights_seed": weights_seed,
-        "seed": 23, "actions": 40,
-    })
-    ran, _ = run_cocotb([source], top, "hostlink_tb", simulator, tmp_path / "build", extra_env={CASE_ENV: str(case)},
-                        python_paths=[TB_DIR])
+    case = write_case(
+        tmp_path / "case.json",
+        {
+            "config": str(tmp_path / "rnnaccel.toml"),
+            "session": str(tmp_path / "session.npz"),
+            "result": str(result),
+            "program_result": str(program_result),
+            "divisor": link.divisor,
+            "clk_freq": clk_freq,
+            "buffer_bytes": link.info.buffer_bytes,
+            "timeout_cycles": link.info.timeout_cycles,
+            "design_hash": link.info.design_hash,
+            "info": encode_info(link.info).hex(),
+            "weights_seed": weights_seed,
+            "seed": 23,
+            "actions": 40,
+        },
+    )
+    ran, _ = run_cocotb(
+        [source],
+        top,
+        "hostlink_tb",
+        simulator,
+        tmp_path / "build",
+        extra_env={CASE_ENV: str(case)},
+        python_paths=[TB_DIR],
+    )
     assert ran == 2
     want = golden_session(cfg, weights, ops)
     with np.load(result) as res:
@@ -66,6 +84,7 @@ def test_host_link_through_uart_pins(simulator, tmp_path):
             np.testing.assert_array_equal(res[f"out{i}"], w)
         assert int(res["steps"]) == 5 and int(res["rejected"]) == 0 and int(res["status"]) == 2
     with np.load(program_result) as res:
-        report(f"link program in {simulator}: {int(res['requests'])} valid requests, "
-               f"{int(res['damaged'])} damaged frames")
+        report(
+            f"link program in {simulator}: {int(res['requests'])} valid requests, {int(res['damaged'])} damaged frames"
+        )
         assert int(res["requests"]) > 15 and int(res["damaged"]) > 3

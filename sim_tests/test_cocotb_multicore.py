@@ -39,7 +39,7 @@ def _case(mode):
         want = programs_golden(models, [("run", xs)])[0]
         dut = MultiCore(models, "programs")
         order = [(i, int(v)) for i in xs for v in xs[i].reshape(-1)]
-        rng.shuffle(order)       # the two streams interleaved word by word (each in its own order)
+        rng.shuffle(order)  # the two streams interleaved word by word (each in its own order)
         per = {i: iter(int(v) for v in xs[i].reshape(-1)) for i in xs}
         inputs = [(i, next(per[i])) for i, _ in order]
     else:
@@ -58,19 +58,35 @@ def test_multicore_verilog(simulator, mode, tmp_path):
     dut, inputs, want = _case(mode)
     cmd_layout = dut.i_cmd.payload.shape()
     word_layout = dut.i_x.payload.shape()
-    commands = [_pack(cmd_layout, op=OP["RESET_STATE"], core=BROADCAST),
-                _pack(cmd_layout, op=OP["CLEAR_COUNTERS"], core=BROADCAST),
-                _pack(cmd_layout, op=OP["RESET_STATE"], core=dut.n_cores - 1)]
+    commands = [
+        _pack(cmd_layout, op=OP["RESET_STATE"], core=BROADCAST),
+        _pack(cmd_layout, op=OP["CLEAR_COUNTERS"], core=BROADCAST),
+        _pack(cmd_layout, op=OP["RESET_STATE"], core=dut.n_cores - 1),
+    ]
     top = "multicore"
     source = write_verilog(dut, tmp_path / f"{top}.v", top)
-    case = write_case(tmp_path / "case.json", {
-        "commands": commands,
-        "inputs": [_pack(word_layout, core=c, data=v) for c, v in inputs],
-        "expected": {str(k): v.reshape(-1).tolist() for k, v in want.items()},
-        "data_bits": word_layout["data"].width,
-        "link_bits": 2 * (dut.n_cores - 1) if mode == "layers" else 0,
-        "idle": 0.3, "backpressure": 0.3, "link_stall": 0.3, "seed": 11, "cycle_limit": 20000,
-    })
-    ran, _ = run_cocotb([source], top, "multicore_tb", simulator, tmp_path / "build",
-                        extra_env={CASE_ENV: str(case)}, python_paths=[TB_DIR])
+    case = write_case(
+        tmp_path / "case.json",
+        {
+            "commands": commands,
+            "inputs": [_pack(word_layout, core=c, data=v) for c, v in inputs],
+            "expected": {str(k): v.reshape(-1).tolist() for k, v in want.items()},
+            "data_bits": word_layout["data"].width,
+            "link_bits": 2 * (dut.n_cores - 1) if mode == "layers" else 0,
+            "idle": 0.3,
+            "backpressure": 0.3,
+            "link_stall": 0.3,
+            "seed": 11,
+            "cycle_limit": 20000,
+        },
+    )
+    ran, _ = run_cocotb(
+        [source],
+        top,
+        "multicore_tb",
+        simulator,
+        tmp_path / "build",
+        extra_env={CASE_ENV: str(case)},
+        python_paths=[TB_DIR],
+    )
     assert ran == 1

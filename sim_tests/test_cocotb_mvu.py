@@ -38,17 +38,27 @@ def test_mvu_harness(simulator, case, tmp_path):
     hp = cfg.padded(cfg.hidden_size)
     expected = np.zeros((3, plan.gates, hp), dtype=np.int64)
     care = np.zeros_like(expected)
-    expected[:, :, :cfg.hidden_size] = want
-    care[:, :, :cfg.hidden_size] = 1
+    expected[:, :, : cfg.hidden_size] = want
+    care[:, :, : cfg.hidden_size] = 1
     top = "mvu_harness"
     source = write_verilog(dut, tmp_path / f"{top}.v", top)
-    case_file = write_case(tmp_path / "case.json", {
-        "inputs": x.reshape(-1).tolist(),
-        "expected": expected.reshape(-1).tolist(),
-        "care": care.reshape(-1).tolist(),
-        "seed": 7,
-        "cycle_limit": 3 * (4 * plan.sweep_cycles + 8 * plan.rows + 8 * plan.cols + 200),
-    })
-    ran, _ = run_cocotb([source], top, "mvu_tb", simulator, tmp_path / "build", extra_env={CASE_ENV: str(case_file)},
-                        python_paths=[TB_DIR])
+    case_file = write_case(
+        tmp_path / "case.json",
+        {
+            "inputs": x.reshape(-1).tolist(),
+            "expected": expected.reshape(-1).tolist(),
+            "care": care.reshape(-1).tolist(),
+            "seed": 7,
+            "cycle_limit": 3 * (4 * plan.sweep_cycles + 8 * plan.rows + 8 * plan.cols + 200),
+        },
+    )
+    ran, _ = run_cocotb(
+        [source],
+        top,
+        "mvu_tb",
+        simulator,
+        tmp_path / "build",
+        extra_env={CASE_ENV: str(case_file)},
+        python_paths=[TB_DIR],
+    )
     assert ran == 6

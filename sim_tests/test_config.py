@@ -45,8 +45,19 @@ def test_presets_are_valid_and_named(name):
 
 
 # ------------------------------------------------------------------ types
-INT_FIELDS = ["input_size", "hidden_size", "num_layers", "qrnn_window", "block_size", "pe_rows", "pe_cols",
-              "lanes", "table_entries", "cores", "seed"]
+INT_FIELDS = [
+    "input_size",
+    "hidden_size",
+    "num_layers",
+    "qrnn_window",
+    "block_size",
+    "pe_rows",
+    "pe_cols",
+    "lanes",
+    "table_entries",
+    "cores",
+    "seed",
+]
 BOOL_FIELDS = ["gru_reset_after", "interpolate", "weights_in_rom", "stacked_projections"]
 
 
@@ -55,8 +66,14 @@ def test_type_fields_cover_the_dataclass():
     assert {n for n, t in types.items() if t in ("int", int)} == set(INT_FIELDS)
     assert {n for n, t in types.items() if t in ("bool", bool)} == set(BOOL_FIELDS)
     assert {n for n, t in types.items() if t in ("float", float)} == {"sigmoid_range", "tanh_range", "delta_threshold"}
-    assert {n for n, t in types.items() if t in ("str", str)} == {"cell", "name", "weight_ram", "datapath",
-                                                                  "circulant_mode", "core_mode"}
+    assert {n for n, t in types.items() if t in ("str", str)} == {
+        "cell",
+        "name",
+        "weight_ram",
+        "datapath",
+        "circulant_mode",
+        "core_mode",
+    }
 
 
 def test_hidden_size_string_is_refused():
@@ -119,8 +136,9 @@ def test_negative_hidden_size():
     assert "1 or more" in err.rule
 
 
-@pytest.mark.parametrize("field", ["input_size", "hidden_size", "num_layers", "block_size", "pe_rows", "pe_cols",
-                                   "lanes"])
+@pytest.mark.parametrize(
+    "field", ["input_size", "hidden_size", "num_layers", "block_size", "pe_rows", "pe_cols", "lanes"]
+)
 @pytest.mark.parametrize("bad", [0, -1])
 def test_positive_fields(field, bad):
     changes = {field: bad}
@@ -296,10 +314,14 @@ def test_from_toml_errors():
         Config.from_toml('[rnnaccel]\nhidden_size = "8"\n')
 
 
-ALL_CONFIGS = {"default": Config(), **PRESETS, "gru-before": Config(cell="gru", gru_reset_after=False),
-               "dense": Config(block_size=1, lanes=8, sigmoid_range=4.0, tanh_range=2.0, interpolate=False),
-               "qrnn": Config(cell="qrnn", qrnn_window=1, num_layers=2, q_pre="Q5.10", seed=7),
-               "fft": Config(circulant_mode="fft", q_spectrum="Q-1.8", block_size=8, lanes=8)}
+ALL_CONFIGS = {
+    "default": Config(),
+    **PRESETS,
+    "gru-before": Config(cell="gru", gru_reset_after=False),
+    "dense": Config(block_size=1, lanes=8, sigmoid_range=4.0, tanh_range=2.0, interpolate=False),
+    "qrnn": Config(cell="qrnn", qrnn_window=1, num_layers=2, q_pre="Q5.10", seed=7),
+    "fft": Config(circulant_mode="fft", q_spectrum="Q-1.8", block_size=8, lanes=8),
+}
 
 
 @pytest.mark.parametrize("name", sorted(ALL_CONFIGS))
@@ -331,19 +353,49 @@ def test_hash_is_stable():
     assert Config().hash == h
     assert Config.from_toml(Config().to_toml()).hash == h
     # same in another interpreter (no dependence on PYTHONHASHSEED or object ids)
-    out = subprocess.run([sys.executable, "-c", "from rnnaccel.numeric.config import Config; print(Config().hash)"],
-                         capture_output=True, text=True, check=True, env={**os.environ, "PYTHONHASHSEED": "123"})
+    out = subprocess.run(
+        [sys.executable, "-c", "from rnnaccel.numeric.config import Config; print(Config().hash)"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONHASHSEED": "123"},
+    )
     assert out.stdout.strip() == h
 
 
-CHANGES = {"cell": "gru", "input_size": 32, "hidden_size": 32, "num_layers": 2, "gru_reset_after": False,
-           "qrnn_window": 1, "block_size": 8, "pe_rows": 2, "pe_cols": 1, "lanes": 8, "q_weight": QFormat(8, 7),
-           "q_state": QFormat(16, 13), "q_cell": QFormat(16, 10), "q_pre": QFormat(16, 10),
-           "q_act": QFormat(16, 15), "table_entries": 512, "sigmoid_range": 16.0, "tanh_range": 8.0,
-           "interpolate": False, "weights_in_rom": False, "weight_ram": "huge", "stacked_projections": True,
-           "datapath": "serial", "seed": 1, "name": "other", "circulant_mode": "fft", "q_spectrum": QFormat(8, 7),
-           "delta_threshold": 0.01, "delta_threshold_h": 0.02,
-           "cores": 2, "core_mode": "layers"}
+CHANGES = {
+    "cell": "gru",
+    "input_size": 32,
+    "hidden_size": 32,
+    "num_layers": 2,
+    "gru_reset_after": False,
+    "qrnn_window": 1,
+    "block_size": 8,
+    "pe_rows": 2,
+    "pe_cols": 1,
+    "lanes": 8,
+    "q_weight": QFormat(8, 7),
+    "q_state": QFormat(16, 13),
+    "q_cell": QFormat(16, 10),
+    "q_pre": QFormat(16, 10),
+    "q_act": QFormat(16, 15),
+    "table_entries": 512,
+    "sigmoid_range": 16.0,
+    "tanh_range": 8.0,
+    "interpolate": False,
+    "weights_in_rom": False,
+    "weight_ram": "huge",
+    "stacked_projections": True,
+    "datapath": "serial",
+    "seed": 1,
+    "name": "other",
+    "circulant_mode": "fft",
+    "q_spectrum": QFormat(8, 7),
+    "delta_threshold": 0.01,
+    "delta_threshold_h": 0.02,
+    "cores": 2,
+    "core_mode": "layers",
+}
 
 
 def test_changes_cover_every_field():
@@ -397,8 +449,11 @@ def _ideal(cfg: Config) -> int:
     return -(-macs // mult)
 
 
-IDEAL_CONFIGS = {**ALL_CONFIGS, "sru-wide": Config(cell="sru", input_size=24, hidden_size=12, num_layers=2),
-                 "rnn-odd": Config(cell="rnn", input_size=10, hidden_size=6, block_size=1, lanes=4, pe_rows=3)}
+IDEAL_CONFIGS = {
+    **ALL_CONFIGS,
+    "sru-wide": Config(cell="sru", input_size=24, hidden_size=12, num_layers=2),
+    "rnn-odd": Config(cell="rnn", input_size=10, hidden_size=6, block_size=1, lanes=4, pe_rows=3),
+}
 
 
 @pytest.mark.parametrize("name", sorted(IDEAL_CONFIGS))
@@ -411,7 +466,7 @@ def test_ideal_cycles_per_step(name):
 
 def test_ideal_cycles_lstm512():
     cfg = preset("lstm512-ice40")
-    assert cfg.multipliers == 4          # the serial datapath: 4 lanes on k = 16 blocks
+    assert cfg.multipliers == 4  # the serial datapath: 4 lanes on k = 16 blocks
     assert cfg.ideal_cycles_per_step == (2048 * 512 * 2) // 4
 
 

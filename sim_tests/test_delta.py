@@ -61,12 +61,13 @@ def assert_memories_exact(cfg, model):
 # A. threshold 0 == the normal golden model
 # ============================================================================
 
+
 @pytest.mark.parametrize("layers", [1, 2])
 @pytest.mark.parametrize("k", [1, 4])
 @pytest.mark.parametrize("cell,kw", CELL_VARIANTS, ids=CELL_VARIANT_IDS)
 def test_threshold_zero_is_the_normal_model(cell, kw, layers, k):
     cfg = make(cell, layers, k, **kw)
-    w = random_weights(cfg, seed=3, scale=3.0)           # saturating projections and states included
+    w = random_weights(cfg, seed=3, scale=3.0)  # saturating projections and states included
     x = walk(cfg, scale=4.0)
     normal = IntegerModel(cfg, w)
     delta = IntegerModel(cfg, w, delta=True)
@@ -91,8 +92,15 @@ def _variant(draw_cell, data):
         inp, hidden = 8, 8
     if cell == "sru" and "hidden_size" in dict(draw_cell[1]):
         hidden = inp + 4
-    cfg = dict(cell=cell, input_size=inp, hidden_size=hidden, num_layers=data.draw(st.integers(1, 2), label="L"),
-               block_size=k, lanes=k if k > 1 else data.draw(st.sampled_from([1, 4]), label="lanes"), **kw)
+    cfg = dict(
+        cell=cell,
+        input_size=inp,
+        hidden_size=hidden,
+        num_layers=data.draw(st.integers(1, 2), label="L"),
+        block_size=k,
+        lanes=k if k > 1 else data.draw(st.sampled_from([1, 4]), label="lanes"),
+        **kw,
+    )
     if serial:
         cfg.update(datapath="serial", lanes=2, pe_cols=1)
     if fft:
@@ -111,7 +119,7 @@ def test_threshold_zero_bit_identical_hypothesis(variant, data):
     w = random_weights(cfg, seed=seed, scale=scale)
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(2, 7, cfg.input_size)) * scale
-    x[:, 3] = x[:, 2]                                      # a step without change: everything skipped on x
+    x[:, 3] = x[:, 2]  # a step without change: everything skipped on x
     normal, delta = IntegerModel(cfg, w), IntegerModel(cfg, w, delta=True)
     np.testing.assert_array_equal(delta.run(x), normal.run(x))
     if not cfg.fft_mode:
@@ -122,11 +130,12 @@ def test_threshold_zero_bit_identical_hypothesis(variant, data):
 # B. hand-checked thresholding and accumulation
 # ============================================================================
 
+
 def test_propagate_is_strictly_greater_and_updates_only_propagated():
     vec = np.array([[5, -3, 10, -7, 4]])
     ref = np.array([[0, 0, 8, 0, 0]])
     d, new = propagate(vec, ref, 4)
-    np.testing.assert_array_equal(d, [[5, 0, 0, -7, 0]])          # |4| == threshold: not propagated
+    np.testing.assert_array_equal(d, [[5, 0, 0, -7, 0]])  # |4| == threshold: not propagated
     np.testing.assert_array_equal(new, [[5, 0, 8, -7, 0]])
     d, new = propagate(vec, ref, 0)
     np.testing.assert_array_equal(d, vec - ref)
@@ -134,35 +143,45 @@ def test_propagate_is_strictly_greater_and_updates_only_propagated():
 
 
 def test_raw_threshold_is_the_float_test_on_quantized_values():
-    cfg = Config(delta_threshold=0.01, delta_threshold_h=2.0 ** -10)
+    cfg = Config(delta_threshold=0.01, delta_threshold_h=2.0**-10)
     assert cfg.q_state.frac == 12
-    assert cfg.delta_threshold_raw == 40 == raw_threshold(cfg, False)        # floor(40.96)
+    assert cfg.delta_threshold_raw == 40 == raw_threshold(cfg, False)  # floor(40.96)
     assert cfg.delta_threshold_h_raw == 4 == raw_threshold(cfg, True)
     d = np.arange(-100, 101)
-    for t in (0.01, 2.0 ** -10, 0.0):
+    for t in (0.01, 2.0**-10, 0.0):
         raw = Config(delta_threshold=t).delta_threshold_raw
         np.testing.assert_array_equal(np.abs(d) > raw, np.abs(to_float(d, cfg.q_state)) > t)
 
 
 def _hand_rnn(th_x, th_h=0.0):
     """1-layer dense RNN, input 2, hidden 2, weights exact in Q1.6; lanes 1 (no padding)."""
-    cfg = Config(cell="rnn", input_size=2, hidden_size=2, block_size=1, lanes=1, pe_cols=1,
-                 delta_threshold=th_x, delta_threshold_h=th_h)
-    w = {"layer0.W": np.array([[[[1.0], [0.5]], [[0.0], [-1.0]]]], np.float32),     # (G, H, C, 1)
-         "layer0.b": np.array([[0.25, 0.0]], np.float32),
-         "layer0.U": np.array([[[[0.5], [0.0]], [[0.0], [0.5]]]], np.float32),
-         "layer0.c": np.zeros((1, 2), np.float32)}
+    cfg = Config(
+        cell="rnn",
+        input_size=2,
+        hidden_size=2,
+        block_size=1,
+        lanes=1,
+        pe_cols=1,
+        delta_threshold=th_x,
+        delta_threshold_h=th_h,
+    )
+    w = {
+        "layer0.W": np.array([[[[1.0], [0.5]], [[0.0], [-1.0]]]], np.float32),  # (G, H, C, 1)
+        "layer0.b": np.array([[0.25, 0.0]], np.float32),
+        "layer0.U": np.array([[[[0.5], [0.0]], [[0.0], [0.5]]]], np.float32),
+        "layer0.c": np.zeros((1, 2), np.float32),
+    }
     return cfg, w
 
 
 def test_hand_checked_accumulation():
-    cfg, w = _hand_rnn(th_x=2.0 ** -8, th_h=0.0)          # raw input threshold 16 (Q3.12)
+    cfg, w = _hand_rnn(th_x=2.0**-8, th_h=0.0)  # raw input threshold 16 (Q3.12)
     assert cfg.delta_threshold_raw == 16
     m = IntegerModel(cfg, w)
     assert m.delta
     xs = np.array([[1000, 0], [1010, 0], [1020, 40], [1020, 40], [0, 0]])
     refs = [[1000, 0], [1000, 0], [1020, 40], [1020, 40], [0, 0]]
-    Wr = quantize(w["layer0.W"][0, :, :, 0], cfg.q_weight)       # [[64, 32], [0, -64]]
+    Wr = quantize(w["layer0.W"][0, :, :, 0], cfg.q_weight)  # [[64, 32], [0, -64]]
     np.testing.assert_array_equal(Wr, [[64, 32], [0, -64]])
     prev_acc = np.zeros(2, np.int64)
     for t, (x, ref) in enumerate(zip(xs, refs)):
@@ -176,16 +195,18 @@ def test_hand_checked_accumulation():
         np.testing.assert_array_equal(acc - prev_acc, Wr @ (np.array(ref) - np.array(refs[t - 1] if t else [0, 0])))
         prev_acc = acc
         # the gate reads it through the normal narrowing (bias aligned to acc_frac)
-        xp = narrow(acc + align(quantize(w["layer0.b"][0], cfg.q_pre), cfg.q_pre.frac, cfg.acc_frac),
-                    cfg.acc_frac, cfg.q_pre)
-        np.testing.assert_array_equal(st_["ref_U"][0], h_prev)          # hidden threshold 0: h propagates exactly
+        xp = narrow(
+            acc + align(quantize(w["layer0.b"][0], cfg.q_pre), cfg.q_pre.frac, cfg.acc_frac), cfg.acc_frac, cfg.q_pre
+        )
+        np.testing.assert_array_equal(st_["ref_U"][0], h_prev)  # hidden threshold 0: h propagates exactly
         assert xp.shape == (2,)
     # a skipped step changes nothing on the input side: steps 0/1 and 2/3 have the same x-projection memory
     assert m.stats.per_step[1]["cols_skipped"][0] >= 2 and m.stats.per_step[3]["cols_skipped"][0] >= 2
 
 
-@pytest.mark.parametrize("cell,kw", [("lstm", {}), ("gru", {"gru_reset_after": True}),
-                                     ("gru", {"gru_reset_after": False}), ("rnn", {})])
+@pytest.mark.parametrize(
+    "cell,kw", [("lstm", {}), ("gru", {"gru_reset_after": True}), ("gru", {"gru_reset_after": False}), ("rnn", {})]
+)
 def test_delta_on_x_is_the_normal_model_on_the_references(cell, kw):
     """With an exact hidden side, the delta model on x equals the normal model fed the input references."""
     cfg = make(cell, 1, 4, delta_threshold=0.05, delta_threshold_h=0.0, **kw)
@@ -236,14 +257,15 @@ def test_error_grows_with_threshold_and_everything_skips_at_the_top():
 # C. counters
 # ============================================================================
 
+
 def test_counters_of_circulant_block_columns():
-    cfg = make("rnn", 1, 4, delta_threshold=0.0, delta_threshold_h=15.9)      # hidden side never propagates
+    cfg = make("rnn", 1, 4, delta_threshold=0.0, delta_threshold_h=15.9)  # hidden side never propagates
     m = IntegerModel(cfg, random_weights(cfg, seed=0))
     x = np.zeros((3, 8), np.int64)
-    x[0] = 100                                      # step 0: every column changes
+    x[0] = 100  # step 0: every column changes
     x[1] = x[0]
-    x[1, 5] = 101                                   # step 1: one column, in block column 1
-    x[2] = x[1]                                     # step 2: nothing
+    x[1, 5] = 101  # step 1: one column, in block column 1
+    x[2] = x[1]  # step 2: nothing
     m.run_raw(x)
     (_, rows_w, cols_w), (_, rows_u, cols_u) = cfg.matrices(0)
     assert (rows_w, cols_w, rows_u, cols_u) == (8, 8, 8, 8)
@@ -281,7 +303,7 @@ def test_normal_mode_counts_dense_work_and_stats_clear():
         assert m.stats.macs == m.stats.dense_macs == 6 * dense and m.stats.cols_skipped == 0
         assert m.stats.dense_macs_per_step == dense
         m.reset()
-        assert m.stats.steps == 6                   # counters survive a reset ...
+        assert m.stats.steps == 6  # counters survive a reset ...
         m.stats.clear()
         assert m.stats.steps == 0 and m.stats.per_step == [] and m.stats.macs == 0
 
@@ -299,6 +321,7 @@ def test_work_stats_alone():
 # D. reset, streaming, set_state
 # ============================================================================
 
+
 @pytest.mark.parametrize("cell,kw", CELL_VARIANTS, ids=CELL_VARIANT_IDS)
 def test_reset_clears_references_and_streaming_continues_them(cell, kw):
     cfg = make(cell, 2, 4, delta_threshold=0.05, delta_threshold_h=0.02, **kw)
@@ -309,7 +332,7 @@ def test_reset_clears_references_and_streaming_continues_them(cell, kw):
     np.testing.assert_array_equal(np.concatenate([m.run(x[:, :7]), m.run(x[:, 7:])], axis=1), whole)
     assert any(np.any(v != 0) for k, v in m.state[0].items() if k.startswith("ref_"))
     m.reset()
-    np.testing.assert_array_equal(m.run(x), whole)                  # from zero references and memories
+    np.testing.assert_array_equal(m.run(x), whole)  # from zero references and memories
     m.set_state(h=np.zeros((cfg.num_layers, cfg.hidden_size)), batch=2)
     for layer in m.state:
         assert all(not np.any(v) for k, v in layer.items() if k.startswith(("ref_", "acc_")))
@@ -323,21 +346,33 @@ def test_initial_state_propagates_as_a_change_from_zero():
     m = IntegerModel(cfg, w)
     m.set_state(h=h0)
     m.run(walk(cfg, n=1, t=1)[0])
-    np.testing.assert_array_equal(m.state[0]["ref_U"][0], np.where(np.abs(quantize(h0[0], cfg.q_state))
-                                                                    > cfg.delta_threshold_h_raw,
-                                                                    quantize(h0[0], cfg.q_state), 0))
+    np.testing.assert_array_equal(
+        m.state[0]["ref_U"][0],
+        np.where(np.abs(quantize(h0[0], cfg.q_state)) > cfg.delta_threshold_h_raw, quantize(h0[0], cfg.q_state), 0),
+    )
 
 
 # ============================================================================
 # E. config
 # ============================================================================
 
-@pytest.mark.parametrize("field, bad, rule", [
-    ("delta_threshold", -0.1, "0 or more"), ("delta_threshold", float("nan"), "finite"),
-    ("delta_threshold", float("inf"), "finite"), ("delta_threshold", 16.0, "span of q_state"),
-    ("delta_threshold", "0.1", "number"), ("delta_threshold", None, "number"), ("delta_threshold", True, "number"),
-    ("delta_threshold_h", -1, "0 or more"), ("delta_threshold_h", "x", "number"),
-    ("delta_threshold_h", False, "number"), ("delta_threshold_h", 1e9, "span")])
+
+@pytest.mark.parametrize(
+    "field, bad, rule",
+    [
+        ("delta_threshold", -0.1, "0 or more"),
+        ("delta_threshold", float("nan"), "finite"),
+        ("delta_threshold", float("inf"), "finite"),
+        ("delta_threshold", 16.0, "span of q_state"),
+        ("delta_threshold", "0.1", "number"),
+        ("delta_threshold", None, "number"),
+        ("delta_threshold", True, "number"),
+        ("delta_threshold_h", -1, "0 or more"),
+        ("delta_threshold_h", "x", "number"),
+        ("delta_threshold_h", False, "number"),
+        ("delta_threshold_h", 1e9, "span"),
+    ],
+)
 def test_threshold_validation(field, bad, rule):
     with pytest.raises(ConfigError) as info:
         Config(**{field: bad})
@@ -348,7 +383,7 @@ def test_thresholds_in_toml_only_when_set():
     base = Config()
     assert "delta" not in base.to_toml()
     assert base.delta_threshold == 0.0 and base.delta_threshold_h is None and not base.delta_mode
-    a = Config(delta_threshold=1)                               # ints are numbers
+    a = Config(delta_threshold=1)  # ints are numbers
     assert a.delta_threshold == 1.0 and isinstance(a.delta_threshold, float) and a.delta_mode
     assert "delta_threshold = 1.0" in a.to_toml() and "delta_threshold_h" not in a.to_toml()
     b = Config(delta_threshold_h=0.0)
@@ -365,6 +400,7 @@ def test_thresholds_in_toml_only_when_set():
 # F. the training forward
 # ============================================================================
 
+
 @pytest.mark.parametrize("layers", [1, 2])
 @pytest.mark.parametrize("k", [1, 4])
 @pytest.mark.parametrize("cell,kw", CELL_VARIANTS, ids=CELL_VARIANT_IDS)
@@ -377,18 +413,23 @@ def test_train_forward_exact_mode_equals_golden_delta(cell, kw, layers, k):
     gold = IntegerModel(cfg, mod.to_weights())
     np.testing.assert_array_equal(y.detach().numpy(), gold.run_float(x))
     assert gold.stats.skip_fraction > 0.05
-    for a, b in zip(state, gold.state):                              # the references agree too
+    for a, b in zip(state, gold.state):  # the references agree too
         for key in a:
             if key.startswith("ref_"):
-                np.testing.assert_array_equal(torch.round(a[key].detach() * 2.0 ** cfg.q_state.frac).numpy(), b[key])
+                np.testing.assert_array_equal(torch.round(a[key].detach() * 2.0**cfg.q_state.frac).numpy(), b[key])
     # continuing from the returned state streams like the golden model
     y2, _ = mod(x, state)
     np.testing.assert_array_equal(y2.detach().numpy(), gold.run_float(x))
 
 
-@pytest.mark.parametrize("cfg_kw", [dict(cell="lstm", datapath="serial", lanes=2, pe_cols=1),
-                                    dict(cell="gru", circulant_mode="fft", q_spectrum=QFormat(8, 5))],
-                         ids=["serial", "fft"])
+@pytest.mark.parametrize(
+    "cfg_kw",
+    [
+        dict(cell="lstm", datapath="serial", lanes=2, pe_cols=1),
+        dict(cell="gru", circulant_mode="fft", q_spectrum=QFormat(8, 5)),
+    ],
+    ids=["serial", "fft"],
+)
 def test_train_forward_exact_delta_serial_and_fft(cfg_kw):
     cfg_kw = dict(cfg_kw)
     cfg = make(cfg_kw.pop("cell"), 2, 4, delta_threshold=0.03, **cfg_kw)
@@ -406,8 +447,9 @@ def test_train_float_forward_equals_float_model_in_delta_mode(cell, kw):
     np.testing.assert_allclose(mod(x)[0].detach().numpy(), fm.run(x), atol=1e-12)
     assert fm.stats.skip_fraction > 0
     off = CirculantRNN(cfg, delta=False).reset_parameters(seed=3)
-    np.testing.assert_allclose(off(x)[0].detach().numpy(), FloatModel(cfg, mod.to_weights(), delta=False).run(x),
-                               atol=1e-12)
+    np.testing.assert_allclose(
+        off(x)[0].detach().numpy(), FloatModel(cfg, mod.to_weights(), delta=False).run(x), atol=1e-12
+    )
 
 
 @pytest.mark.parametrize("quant", [False, True])
@@ -425,6 +467,7 @@ def test_delta_gradients_reach_every_parameter(quant):
 # ============================================================================
 # G. the benchmark script
 # ============================================================================
+
 
 def test_bench_delta_script_runs(tmp_path, capsys):
     import importlib.util

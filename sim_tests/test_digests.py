@@ -40,7 +40,7 @@ RECORDED = {
         "mem/weights_p1_q1.hex": "070ed13ede1bee04",
         "rnnaccel.h": "a64ab96fa9a7232a",
         "rnnaccel.toml": "e7d2f2a5ca43381a",
-        "rnnaccel_top.v": "1e2a8ca0f1bce3cc"
+        "rnnaccel_top.v": "1e2a8ca0f1bce3cc",
     },
     "lstm-small": {
         "manifest.json": "529ecc81a05ce577",
@@ -53,7 +53,7 @@ RECORDED = {
         "mem/weights_p1_q1.hex": "d8a71b284f33a3ec",
         "rnnaccel.h": "6512709efeb54217",
         "rnnaccel.toml": "4f7dcf8de35af4e4",
-        "rnnaccel_top.v": "81ea5661897c4079"
+        "rnnaccel_top.v": "81ea5661897c4079",
     },
     "lstm-small-ice40": {
         "manifest.json": "b806acddc135b408",
@@ -63,7 +63,7 @@ RECORDED = {
         "mem/weights_p0_q0.hex": "6356055aa968ca4d",
         "rnnaccel.h": "f37c99c4d0422bfb",
         "rnnaccel.toml": "a3cc9e5670e2953f",
-        "rnnaccel_top.v": "045d76042af64aef"
+        "rnnaccel_top.v": "045d76042af64aef",
     },
     "lstm512-ecp5": {
         "manifest.json": "7c93eda687d0d90e",
@@ -80,7 +80,7 @@ RECORDED = {
         "mem/weights_p3_q1.hex": "f602c4b9e01434fb",
         "rnnaccel.h": "38565ffb24bc68fb",
         "rnnaccel.toml": "8020ec1ebc153ecd",
-        "rnnaccel_top.v": "041a3c6ec2e49cfc"
+        "rnnaccel_top.v": "041a3c6ec2e49cfc",
     },
     "lstm512-ice40": {
         "manifest.json": "0de5402d88b32aa0",
@@ -90,7 +90,7 @@ RECORDED = {
         "mem/weights_p0_q0.hex": "9970883207de0463",
         "rnnaccel.h": "da1fee678b8ce8b9",
         "rnnaccel.toml": "a61ef06144e99f50",
-        "rnnaccel_top.v": "1ecb46400d32436c"
+        "rnnaccel_top.v": "1ecb46400d32436c",
     },
     "tiny": {
         "manifest.json": "789eaf23f69b1fbe",
@@ -101,8 +101,8 @@ RECORDED = {
         "mem/weights_p0_q1.hex": "78a636f6aae29329",
         "rnnaccel.h": "b917126c947f629b",
         "rnnaccel.toml": "582c95aff2f34a96",
-        "rnnaccel_top.v": "5c43af677ef53658"
-    }
+        "rnnaccel_top.v": "5c43af677ef53658",
+    },
 }
 
 
@@ -143,5 +143,10 @@ def test_generated_artefacts_match_recorded_digests(name, tmp_path):
     subprocess.run([sys.executable, "-c", GENERATE, name, str(tmp_path)], check=True)
     got = artefact_digests(tmp_path)
     assert got == RECORDED[name], (
-        {k: (got.get(k), RECORDED[name].get(k)) for k in set(got) | set(RECORDED[name])
-         if got.get(k) != RECORDED[name].get(k)}, (tmp_path / "manifest.json").read_text()[:4000])
+        {
+            k: (got.get(k), RECORDED[name].get(k))
+            for k in set(got) | set(RECORDED[name])
+            if got.get(k) != RECORDED[name].get(k)
+        },
+        (tmp_path / "manifest.json").read_text()[:4000],
+    )

@@ -34,8 +34,18 @@ import torch
 from cli_helpers import one_line_error, run_cli
 from rnnaccel.models import datasets
 from rnnaccel.numeric.config import preset
-from rnnaccel.accuracy.evaluate import (HEAD_FILE, Head, evaluate, format_table, last_states, load_head, load_reference,
-                               plot_report, save_head, write_json)
+from rnnaccel.accuracy.evaluate import (
+    HEAD_FILE,
+    Head,
+    evaluate,
+    format_table,
+    last_states,
+    load_head,
+    load_reference,
+    plot_report,
+    save_head,
+    write_json,
+)
 from rnnaccel.numeric.golden import FloatModel, InputError, IntegerModel
 from rnnaccel.numeric.model import ModelError, random_weights, save_model
 from shared import report
@@ -48,6 +58,7 @@ TINY = preset("tiny")
 # fixtures
 # ----------------------------------------------------------------------------
 
+
 def synthetic(n=8, t=6, seed=3, cfg=TINY):
     """Variable-length sequences zero-padded to t, a random head, labels = float predictions (mostly)."""
     rng = np.random.default_rng(seed)
@@ -56,8 +67,9 @@ def synthetic(n=8, t=6, seed=3, cfg=TINY):
     lengths[0] = t
     X = rng.uniform(-1.5, 1.5, size=(n, t, cfg.input_size))
     X[np.arange(t)[None, :] >= lengths[:, None]] = 0.0
-    head = Head(rng.normal(size=(3, cfg.hidden_size)).astype(np.float32), rng.normal(size=3).astype(np.float32),
-                ("a", "b", "c"))
+    head = Head(
+        rng.normal(size=(3, cfg.hidden_size)).astype(np.float32), rng.normal(size=3).astype(np.float32), ("a", "b", "c")
+    )
     y_float = FloatModel(cfg, weights).run(X)
     labels = head.predict(last_states(y_float, lengths))
     labels[-1] = (labels[-1] + 1) % 3  # one wrong label: float accuracy (n - 1) / n
@@ -80,6 +92,7 @@ def model_dir(tmp_path):
 # A. heads
 # ----------------------------------------------------------------------------
 
+
 def test_head_round_trip(tmp_path):
     rng = np.random.default_rng(0)
     W, b = rng.normal(size=(4, 8)), rng.normal(size=4)
@@ -95,14 +108,18 @@ def test_head_round_trip(tmp_path):
     assert load_head(tmp_path / "nothing") is None
 
 
-@pytest.mark.parametrize("arrays, needle", [
-    ({"W": np.zeros((3, 8), np.float32), "b": np.zeros(3, np.float32)}, "hidden size is 16"),
-    ({"W": np.zeros((3, 16), np.float32), "b": np.zeros(4, np.float32)}, "b has shape (4,)"),
-    ({"W": np.full((3, 16), np.nan, np.float32), "b": np.zeros(3, np.float32)}, "NaN"),
-    ({"b": np.zeros(3, np.float32)}, "no W array"),
-    ({"W": np.zeros(16, np.float32), "b": np.zeros(3, np.float32)}, "(classes, hidden)"),
-    ({"W": np.zeros((3, 16), np.int32), "b": np.zeros(3, np.int32)}, "float arrays"),
-], ids=["width", "bias", "nan", "missing", "vector", "ints"])
+@pytest.mark.parametrize(
+    "arrays, needle",
+    [
+        ({"W": np.zeros((3, 8), np.float32), "b": np.zeros(3, np.float32)}, "hidden size is 16"),
+        ({"W": np.zeros((3, 16), np.float32), "b": np.zeros(4, np.float32)}, "b has shape (4,)"),
+        ({"W": np.full((3, 16), np.nan, np.float32), "b": np.zeros(3, np.float32)}, "NaN"),
+        ({"b": np.zeros(3, np.float32)}, "no W array"),
+        ({"W": np.zeros(16, np.float32), "b": np.zeros(3, np.float32)}, "(classes, hidden)"),
+        ({"W": np.zeros((3, 16), np.int32), "b": np.zeros(3, np.int32)}, "float arrays"),
+    ],
+    ids=["width", "bias", "nan", "missing", "vector", "ints"],
+)
 def test_head_errors(tmp_path, arrays, needle):
     np.savez(tmp_path / HEAD_FILE, **arrays)
     with pytest.raises(ModelError, match=None) as info:
@@ -116,6 +133,7 @@ def test_head_errors(tmp_path, arrays, needle):
 # ----------------------------------------------------------------------------
 # B. evaluate on a synthetic model
 # ----------------------------------------------------------------------------
+
 
 def test_evaluate_every_arithmetic_with_head():
     weights, X, lengths, head, labels = synthetic()
@@ -140,8 +158,10 @@ def test_evaluate_every_arithmetic_with_head():
     assert rows["float-qweights"]["max_abs_dev"] > 0
     text = format_table(rep)
     assert "golden (integer)" in text and "float (circulant k=4)" in text and "accuracy" in text
-    report("synthetic tiny LSTM:", "; ".join(f"{r['name']}: acc {r['accuracy']:.3f} max|dh| {r['max_abs_dev']:.2e}"
-                                             for r in rep["rows"]))
+    report(
+        "synthetic tiny LSTM:",
+        "; ".join(f"{r['name']}: acc {r['accuracy']:.3f} max|dh| {r['max_abs_dev']:.2e}" for r in rep["rows"]),
+    )
 
 
 def test_evaluate_without_head_reports_deviations(tmp_path):
@@ -159,14 +179,18 @@ def test_evaluate_without_head_reports_deviations(tmp_path):
         evaluate(TINY, weights, X, lengths, labels)
 
 
-@pytest.mark.parametrize("change, needle", [
-    (lambda X, L, y: (X[..., :5], L, y), "the model needs"),
-    (lambda X, L, y: (X, L[:3], y), "lengths must be 8 integers"),
-    (lambda X, L, y: (X, L + 10, y), "lengths must be between 1 and 6"),
-    (lambda X, L, y: (X, L, y[:5]), "labels have shape (5,)"),
-    (lambda X, L, y: (X, L, y + 3), "class indices 0..2"),
-    (lambda X, L, y: (np.where(X == X.max(), np.nan, X), L, y), "NaN"),
-], ids=["width", "lengths-count", "lengths-range", "labels-count", "labels-range", "nan"])
+@pytest.mark.parametrize(
+    "change, needle",
+    [
+        (lambda X, L, y: (X[..., :5], L, y), "the model needs"),
+        (lambda X, L, y: (X, L[:3], y), "lengths must be 8 integers"),
+        (lambda X, L, y: (X, L + 10, y), "lengths must be between 1 and 6"),
+        (lambda X, L, y: (X, L, y[:5]), "labels have shape (5,)"),
+        (lambda X, L, y: (X, L, y + 3), "class indices 0..2"),
+        (lambda X, L, y: (np.where(X == X.max(), np.nan, X), L, y), "NaN"),
+    ],
+    ids=["width", "lengths-count", "lengths-range", "labels-count", "labels-range", "nan"],
+)
 def test_evaluate_input_errors(change, needle):
     weights, X, lengths, head, labels = synthetic()
     X2, L2, y2 = change(X, lengths, labels)
@@ -179,8 +203,13 @@ def test_dense_reference_model_dir_and_torch_state_dict(tmp_path):
     torch.manual_seed(0)
     lstm = torch.nn.LSTM(8, 8, batch_first=True).double()
     linear = torch.nn.Linear(8, 3).double()
-    torch.save({**{f"rnn.{k}": v for k, v in lstm.state_dict().items()},
-                **{f"readout.{k}": v for k, v in linear.state_dict().items()}}, tmp_path / "dense.pt")
+    torch.save(
+        {
+            **{f"rnn.{k}": v for k, v in lstm.state_dict().items()},
+            **{f"readout.{k}": v for k, v in linear.state_dict().items()},
+        },
+        tmp_path / "dense.pt",
+    )
     weights, X, lengths, head, labels = synthetic()
     ref = load_reference(tmp_path / "dense.pt", TINY)
     assert ref.cfg.block_size == 1 and ref.head is not None and ref.head.num_classes == 3
@@ -206,6 +235,7 @@ def test_dense_reference_model_dir_and_torch_state_dict(tmp_path):
 # C. RTL (Amaranth simulator)
 # ----------------------------------------------------------------------------
 
+
 def test_rtl_amaranth_two_sequences_bit_exact():
     weights, X, lengths, head, labels = synthetic(n=4, t=5)
     t0 = time.time()
@@ -221,19 +251,40 @@ def test_rtl_amaranth_two_sequences_bit_exact():
     # chosen sequences by index
     rep = evaluate(TINY, weights, X, lengths, labels, head, rtl_backend="amaranth", rtl_sequences=[3])
     assert rep["rtl"]["indices"] == [3] and rep["rtl"]["bit_exact"]
-    report(f"evaluate rtl amaranth: {rtl['steps']} steps, {rtl['cycles_per_step']:.1f} cycles/step, "
-           f"{time.time() - t0:.1f} s for both runs")
+    report(
+        f"evaluate rtl amaranth: {rtl['steps']} steps, {rtl['cycles_per_step']:.1f} cycles/step, "
+        f"{time.time() - t0:.1f} s for both runs"
+    )
 
 
 # ----------------------------------------------------------------------------
 # D. the command
 # ----------------------------------------------------------------------------
 
+
 def test_cli_happy_path(model_dir, capsys):
     d = model_dir.parent
-    code, out, err = run_cli(["evaluate", model_dir, "--data", d / "x.npy", "--labels", d / "y.npy",
-                              "--lengths", d / "len.npy", "--rtl-backend", "amaranth", "--rtl-sequences", "2",
-                              "--json", d / "r.json", "--plot", d / "p.png"], capsys)
+    code, out, err = run_cli(
+        [
+            "evaluate",
+            model_dir,
+            "--data",
+            d / "x.npy",
+            "--labels",
+            d / "y.npy",
+            "--lengths",
+            d / "len.npy",
+            "--rtl-backend",
+            "amaranth",
+            "--rtl-sequences",
+            "2",
+            "--json",
+            d / "r.json",
+            "--plot",
+            d / "p.png",
+        ],
+        capsys,
+    )
     assert code == 0, err
     assert "verdict: BIT-EXACT (amaranth vs golden, 2 sequence(s)" in out
     assert "golden (integer)" in out and "87.50%" in out  # float: 7 of 8 labels
@@ -269,8 +320,7 @@ def test_cli_errors(model_dir, capsys):
         code, _, err = run_cli(["evaluate", model_dir, *extra], capsys)
         assert code == 2, (extra, err)
         one_line_error(err, *needles)
-    code, _, err = run_cli(["evaluate", d / "nohead", "--data", d / "nohead_x.npy", "--labels", d / "lab.npy"],
-                           capsys)
+    code, _, err = run_cli(["evaluate", d / "nohead", "--data", d / "nohead_x.npy", "--labels", d / "lab.npy"], capsys)
     assert code == 2
     one_line_error(err, "no classifier head")
     code, _, err = run_cli(["evaluate", d / "missing_model", "--data", d / "x.npy"], capsys)
@@ -285,6 +335,7 @@ def test_cli_errors(model_dir, capsys):
 # ----------------------------------------------------------------------------
 # E. data sets
 # ----------------------------------------------------------------------------
+
 
 def test_japanese_vowels_from_installed_sktime():
     t0 = time.time()
@@ -328,9 +379,11 @@ def test_dataset_errors(monkeypatch):
 
 def test_parse_ts_small_file(tmp_path):
     p = tmp_path / "t.ts"
-    p.write_text("# comment\n% other comment\n@problemName t\n@timeStamps false\n@missing false\n"
-                 "@univariate false\n@dimensions 2\n@equalLength false\n@classLabel true up down\n@data\n"
-                 "1,2,3:4,5,6:up\n7,8:9,10:down\n")
+    p.write_text(
+        "# comment\n% other comment\n@problemName t\n@timeStamps false\n@missing false\n"
+        "@univariate false\n@dimensions 2\n@equalLength false\n@classLabel true up down\n@data\n"
+        "1,2,3:4,5,6:up\n7,8:9,10:down\n"
+    )
     xs, ys = datasets.parse_ts(p)
     assert ys == ["up", "down"]
     np.testing.assert_array_equal(xs[0], [[1, 4], [2, 5], [3, 6]])
@@ -346,10 +399,15 @@ def test_parse_ts_small_file(tmp_path):
 # F. the worked example
 # ----------------------------------------------------------------------------
 
+
 def test_example_vowels_quick(tmp_path):
     t0 = time.time()
-    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "example_vowels.py"), "--quick", "--out",
-                           str(tmp_path / "v")], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "example_vowels.py"), "--quick", "--out", str(tmp_path / "v")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     seconds = time.time() - t0
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     res = json.loads((tmp_path / "v" / "results.json").read_text())
@@ -362,13 +420,26 @@ def test_example_vowels_quick(tmp_path):
         assert r["weight_bytes"] > 0 and 0 < r["energy_kept"] <= 1
         if r["k"] == 1:
             assert r["energy_kept"] == pytest.approx(1.0)
-    for name in ("results.md", "accuracy_vs_memory.png", "best_eval.json", "best_eval.png", "best/head.npz",
-                 "best/weights.npz", "best_rtl/rnnaccel_top.v", "dense/head.npz", "dense.pt", "train.npz",
-                 "test.npz", "models/k4_w8/head.npz"):
+    for name in (
+        "results.md",
+        "accuracy_vs_memory.png",
+        "best_eval.json",
+        "best_eval.png",
+        "best/head.npz",
+        "best/weights.npz",
+        "best_rtl/rnnaccel_top.v",
+        "dense/head.npz",
+        "dense.pt",
+        "train.npz",
+        "test.npz",
+        "models/k4_w8/head.npz",
+    ):
         assert (tmp_path / "v" / name).is_file(), name
     assert "verdict: BIT-EXACT" in proc.stdout
-    report(f"example_vowels.py --quick: {seconds:.1f} s; selected k={res['selected']['k']} "
-           f"{res['selected']['bits']}-bit; timings {res['timings_s']}")
+    report(
+        f"example_vowels.py --quick: {seconds:.1f} s; selected k={res['selected']['k']} "
+        f"{res['selected']['bits']}-bit; timings {res['timings_s']}"
+    )
     assert seconds < 60, f"the --quick smoke test took {seconds:.1f} s"
 
 
@@ -376,9 +447,28 @@ def test_example_gunpoint_quick(tmp_path, capsys):
     """The GunPoint example (univariate, read in frames of 5 samples), reduced: k in {1, 4}, 8-bit, no RTL.
     Its train.npz and test.npz are what rnnaccel retrain and evaluate read."""
     t0 = time.time()
-    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "example_gunpoint.py"), "--quick", "--ks", "1,4",
-                           "--bits", "8", "--epochs", "10", "--retrain-epochs", "2", "--rtl-backend", "none",
-                           "--out", str(tmp_path / "g")], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "example_gunpoint.py"),
+            "--quick",
+            "--ks",
+            "1,4",
+            "--bits",
+            "8",
+            "--epochs",
+            "10",
+            "--retrain-epochs",
+            "2",
+            "--rtl-backend",
+            "none",
+            "--out",
+            str(tmp_path / "g"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     seconds = time.time() - t0
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     res = json.loads((tmp_path / "g" / "results.json").read_text())
@@ -389,8 +479,17 @@ def test_example_gunpoint_quick(tmp_path, capsys):
     with np.load(tmp_path / "g" / "test.npz") as d:
         assert d["X"].shape == (20, 30, 5) and list(d["classes"]) == ["1", "2"]
     # the exported model evaluated from the command line on the script's test.npz: the script's golden accuracy
-    code, out, err = run_cli(["evaluate", tmp_path / "g" / "models" / "k4_w8", "--data", tmp_path / "g" / "test.npz",
-                              "--json", tmp_path / "e.json"], capsys)
+    code, out, err = run_cli(
+        [
+            "evaluate",
+            tmp_path / "g" / "models" / "k4_w8",
+            "--data",
+            tmp_path / "g" / "test.npz",
+            "--json",
+            tmp_path / "e.json",
+        ],
+        capsys,
+    )
     assert code == 0, err
     golden = next(r for r in json.loads((tmp_path / "e.json").read_text())["rows"] if r["arithmetic"] == "golden")
     assert golden["accuracy"] == res["rows"][2]["retrained_acc"]

@@ -43,6 +43,7 @@ SETTINGS = settings(max_examples=40, deadline=None, derandomize=True, database=N
 # A. twiddles, packing, weight spectra
 # ============================================================================
 
+
 def test_twiddles_are_the_one_rule_and_trivial_ones_exact():
     for k in SIZES:
         cos, sin = fft.twiddles(k)
@@ -71,7 +72,7 @@ def test_packing_round_trips():
         p = rng.integers(-1000, 1000, size=(3, k))
         re, im = fft.unpack(p)
         assert re.shape == (3, k)
-        np.testing.assert_array_equal(re[:, 1:], re[:, :0:-1])        # Hermitian: X[k-m] = conj X[m]
+        np.testing.assert_array_equal(re[:, 1:], re[:, :0:-1])  # Hermitian: X[k-m] = conj X[m]
         np.testing.assert_array_equal(im[:, 1:], -im[:, :0:-1])
         assert np.all(im[:, 0] == 0) and np.all(im[:, k // 2] == 0)
         np.testing.assert_array_equal(fft.pack(re, im), p)
@@ -95,6 +96,7 @@ def test_weight_spectra_are_the_dft_and_invert():
 # B. the transforms
 # ============================================================================
 
+
 def ref_rfft_wide(x: list[int]) -> list[int]:
     """Literal transcription of the forward stage rule of rnnaccel.numeric.fft's docs, in Python ints."""
     k = len(x)
@@ -110,7 +112,7 @@ def ref_rfft_wide(x: list[int]) -> list[int]:
                 m = j * (k // (2 * h))
                 c, d = cos[m], sin[m]
                 a, b = g + j, g + j + h
-                tr = c * re[b] + d * im[b]             # (c - i d)(br + i bi)
+                tr = c * re[b] + d * im[b]  # (c - i d)(br + i bi)
                 ti = c * im[b] - d * re[b]
                 ar, ai = re[a] << 14, im[a] << 14
                 re[a], re[b] = (ar + tr + (1 << 14)) >> 15, (ar - tr + (1 << 14)) >> 15
@@ -141,7 +143,7 @@ def ref_irfft(p: list[int]) -> list[int]:
                 m = j * (k // (2 * h))
                 c, d = cos[m], sin[m]
                 a, b = g + j, g + j + h
-                ur = (c * re[b] - d * im[b] + (1 << 13)) >> 14     # (c + i d)(br + i bi), rounded half up
+                ur = (c * re[b] - d * im[b] + (1 << 13)) >> 14  # (c + i d)(br + i bi), rounded half up
                 ui = (c * im[b] + d * re[b] + (1 << 13)) >> 14
                 re[a], re[b] = re[a] + ur, re[a] - ur
                 im[a], im[b] = im[a] + ui, im[a] - ui
@@ -222,8 +224,12 @@ def _modulus_error(packed_int, q: QFormat, exact: np.ndarray) -> np.ndarray:
     return np.abs(re + 1j * im - exact)
 
 
-@given(k=st.sampled_from(SIZES), q=_state_formats(), seed=st.integers(0, 2 ** 32 - 1),
-       kind=st.sampled_from(["uniform", "small", "extremes", "sparse"]))
+@given(
+    k=st.sampled_from(SIZES),
+    q=_state_formats(),
+    seed=st.integers(0, 2**32 - 1),
+    kind=st.sampled_from(["uniform", "small", "extremes", "sparse"]),
+)
 @SETTINGS
 def test_rfft_within_the_derived_bound(k, q, seed, kind):
     """|rfft(x) - numpy.fft.rfft(x) / k| <= fft_forward_error per bin (where the narrowing cannot saturate)."""
@@ -243,12 +249,12 @@ def test_rfft_within_the_derived_bound(k, q, seed, kind):
     bound = fft_forward_error(k, q, xmax)
     inside = (np.abs(exact.real) + bound <= q.max_value) & (np.abs(exact.imag) + bound <= q.max_value)
     err = _modulus_error(got, q, exact)
-    slack = 1e-12 * xmax[:, None]          # numpy's float64 FFT
+    slack = 1e-12 * xmax[:, None]  # numpy's float64 FFT
     assert np.all((err <= bound + slack)[inside]), float(np.max((err / bound)[inside]))
     assert inside.mean() > 0.25
 
 
-@given(k=st.sampled_from(SIZES), bits=st.integers(2, 44), seed=st.integers(0, 2 ** 32 - 1))
+@given(k=st.sampled_from(SIZES), bits=st.integers(2, 44), seed=st.integers(0, 2**32 - 1))
 @SETTINGS
 def test_irfft_within_the_derived_bound(k, bits, seed):
     """|irfft(P) - k numpy.fft.irfft(P)| <= fft_inverse_error (raw units: 0 fraction bits)."""
@@ -260,7 +266,7 @@ def test_irfft_within_the_derived_bound(k, bits, seed):
     ymax = np.abs(exact).max(axis=-1)
     bound = fft_inverse_error(k, 0, ymax)
     err = np.abs(got - exact).max(axis=-1)
-    assert np.all(err <= bound + 1e-12 * ymax + 1e-9), (err, bound)     # + numpy's float64 error
+    assert np.all(err <= bound + 1e-12 * ymax + 1e-9), (err, bound)  # + numpy's float64 error
 
 
 def _round_trip_bound(k, q, xmax):
@@ -311,6 +317,7 @@ def test_fft_product_is_the_circulant_product():
 # C. config rules, serialization, the flow
 # ============================================================================
 
+
 def _fft_cfg(**kw):
     return TINY.replace(circulant_mode="fft", **kw)
 
@@ -351,7 +358,7 @@ def test_fft_accumulator_rules():
     with pytest.raises(ConfigError) as info:
         _fft_cfg(q_spectrum="Q7.0", q_state="Q7.8")
     assert info.value.field == "q_pre" and "q_spectrum.frac + q_state.frac" in str(info.value)
-    TINY.replace(q_spectrum="Q7.0", q_state="Q7.8", q_pre="Q7.8")     # direct mode: the weight rule instead
+    TINY.replace(q_spectrum="Q7.0", q_state="Q7.8", q_pre="Q7.8")  # direct mode: the weight rule instead
     # the spectral accumulator stays within 62 bits
     with pytest.raises(ConfigError) as info:
         _fft_cfg(q_spectrum=QFormat(32, 20), q_state=QFormat(32, 20))
@@ -359,7 +366,7 @@ def test_fft_accumulator_rules():
     cfg = preset("lstm512-ice40").replace(circulant_mode="fft", q_spectrum="Q-1.8")
     # 8 + 16 bits, 2 x 64 terms per bin; the inverse grows by 4 stages + 1
     assert (cfg.fft_acc_frac, cfg.fft_blocks, cfg.fft_acc_width, cfg.fft_out_width) == (20, 64, 32, 38)
-    assert cfg.weight_bytes == preset("lstm512-ice40").weight_bytes == 131072   # k words per block, 8 bits
+    assert cfg.weight_bytes == preset("lstm512-ice40").weight_bytes == 131072  # k words per block, 8 bits
 
 
 def test_direct_configs_do_not_write_the_new_fields():
@@ -367,7 +374,7 @@ def test_direct_configs_do_not_write_the_new_fields():
         text = cfg.to_toml()
         assert "circulant_mode" not in text and "q_spectrum" not in text
         assert Config.from_toml(text) == cfg
-    assert Config().hash == "ccf4fefb837dbe56"     # unchanged by issue 16 (the digests pin the presets')
+    assert Config().hash == "ccf4fefb837dbe56"  # unchanged by issue 16 (the digests pin the presets')
     odd = Config(q_spectrum="Q0.7")
     assert 'q_spectrum = "Q0.7"' in odd.to_toml() and "circulant_mode" not in odd.to_toml()
     assert Config.from_toml(odd.to_toml()) == odd and odd.hash != Config().hash
@@ -393,9 +400,11 @@ def test_flow_refuses_the_fft_mode(tmp_path):
     cfg = _fft_cfg()
     w = random_weights(cfg, seed=0)
     x = quantize(np.zeros((2, cfg.input_size)), cfg.q_state)
-    calls = [lambda: generate(cfg, w, tmp_path / "g", progress=lambda *_: None),
-             lambda: accelerator_verilog(cfg, w),
-             lambda: run_session(cfg, w, [("reset",), ("run", x)], "amaranth")]
+    calls = [
+        lambda: generate(cfg, w, tmp_path / "g", progress=lambda *_: None),
+        lambda: accelerator_verilog(cfg, w),
+        lambda: run_session(cfg, w, [("reset",), ("run", x)], "amaranth"),
+    ]
     for call in calls:
         with pytest.raises(ConfigError) as info:
             call()
@@ -408,8 +417,7 @@ def test_flow_refuses_the_fft_mode(tmp_path):
 def test_cli_info_and_generate(tmp_path, capsys):
     from rnnaccel.cli.main import main
 
-    assert main(["info", "--preset", "lstm512-ice40", "--set", "circulant_mode=fft", "--set",
-                 "q_spectrum=Q-1.8"]) == 0
+    assert main(["info", "--preset", "lstm512-ice40", "--set", "circulant_mode=fft", "--set", "q_spectrum=Q-1.8"]) == 0
     out = capsys.readouterr().out
     assert "circulant mode: fft (spectra Q-1.8" in out
     assert "multiplies per step, direct: 2097152" in out and "multiplies per step, fft: 253440" in out
@@ -467,9 +475,22 @@ def _bound_case(name, case):
         inp = hid
     if extra.get("qrnn_window") == 2:
         inp, hid = k * int(rng.integers(1, 3)), k * int(rng.integers(1, 3))
-    cfg = TINY.replace(num_layers=int(rng.integers(1, 3)), block_size=k, lanes=lanes, input_size=inp,
-                       hidden_size=hid, q_state=fmt[0], q_cell=fmt[1], q_pre=fmt[2], q_act=fmt[3],
-                       table_entries=fmt[4], interpolate=fmt[5], seed=case, circulant_mode="fft", **extra)
+    cfg = TINY.replace(
+        num_layers=int(rng.integers(1, 3)),
+        block_size=k,
+        lanes=lanes,
+        input_size=inp,
+        hidden_size=hid,
+        q_state=fmt[0],
+        q_cell=fmt[1],
+        q_pre=fmt[2],
+        q_act=fmt[3],
+        table_entries=fmt[4],
+        interpolate=fmt[5],
+        seed=case,
+        circulant_mode="fft",
+        **extra,
+    )
     w = random_weights(cfg, seed=case, scale=float(rng.uniform(0.5, 2.0)))
     cfg = cfg.replace(q_spectrum=_spectrum_format(cfg, w, fmt[6]))
     x = rng.uniform(-2.0, 2.0, size=(3, 8, inp))
@@ -516,8 +537,10 @@ def test_fft_step_error_bound(name, params):
                     assert np.all(err_c <= b.c), (name, case, s, layer)
                     worst = max(worst, float(np.max(err_c / b.c)))
                 checked += err.size
-    report(f"fft bound {name} ({params} params): max elementwise err/bound {worst:.3f}; max over steps of "
-           f"max(err)/max(bound) {max(tight):.3f} (median {np.median(tight):.3f}); {checked} elements")
+    report(
+        f"fft bound {name} ({params} params): max elementwise err/bound {worst:.3f}; max over steps of "
+        f"max(err)/max(bound) {max(tight):.3f} (median {np.median(tight):.3f}); {checked} elements"
+    )
     assert worst > 0.02, "bound absurdly loose (>50x)"
 
 
@@ -550,12 +573,12 @@ def test_fft_projection_bound_lstm512():
             checks = []
             bound = projection_error(cfg, [(m.W, m.SW, xs, None), (m.U, m.SU, hs, None)], 2, params, checks)
             err = np.abs(pre - want)
-            assert np.all(err <= bound) and not any(
-                np.any(v + e > q.max_value) for _, v, e, q in checks)
+            assert np.all(err <= bound) and not any(np.any(v + e > q.max_value) for _, v, e, q in checks)
             lsb = cfg.q_pre.lsb
-            rms = math.sqrt(np.mean(err ** 2)) / lsb
-            lines.append(f"{mode} {params}: max {err.max() / lsb:.2f} LSB (rms {rms:.2f}), "
-                         f"bound {bound.max() / lsb:.1f} LSB")
+            rms = math.sqrt(np.mean(err**2)) / lsb
+            lines.append(
+                f"{mode} {params}: max {err.max() / lsb:.2f} LSB (rms {rms:.2f}), bound {bound.max() / lsb:.1f} LSB"
+            )
         if mode == "fft":
             assert cfg.q_spectrum.width == 8
     report(f"lstm512 pre-activation error vs float, in LSB of q_pre: {'; '.join(lines)}")
@@ -573,14 +596,16 @@ def test_fft_free_running_error(name):
     from rnnaccel.models.quantize import fit_format
 
     wmax = max(float(np.abs(v).max()) for key, v in w.items() if key.endswith((".W", ".U")))
-    cfg = cfg.replace(q_weight=fit_format(-wmax, wmax, 8, min_int_bits=None)[0])    # both modes: 8 bits, fitted
+    cfg = cfg.replace(q_weight=fit_format(-wmax, wmax, 8, min_int_bits=None)[0])  # both modes: 8 bits, fitted
     yf = FloatModel(cfg, w).run(x)
     fcfg = cfg.replace(circulant_mode="fft", q_spectrum=_spectrum_format(cfg, w, 8))
     e_fft = np.abs(IntegerModel(fcfg, w).run_float(x) - yf)
     e_dir = np.abs(IntegerModel(cfg, w).run_float(x) - yf)
-    report(f"free-running {name} k=8, 8-bit {fcfg.q_spectrum} spectra / {cfg.q_weight} weights: fft max "
-           f"{e_fft.max():.3g} (mean {e_fft.mean():.3g}), direct max "
-           f"{e_dir.max():.3g} (mean {e_dir.mean():.3g})")
+    report(
+        f"free-running {name} k=8, 8-bit {fcfg.q_spectrum} spectra / {cfg.q_weight} weights: fft max "
+        f"{e_fft.max():.3g} (mean {e_fft.mean():.3g}), direct max "
+        f"{e_dir.max():.3g} (mean {e_dir.mean():.3g})"
+    )
     assert np.all(np.isfinite(e_fft))
 
 
@@ -595,6 +620,7 @@ def test_quantize_weights_stores_spectra():
     with pytest.raises(ValueError, match="quantized to"):
         quantize_weights(cfg.replace(circulant_mode="direct"), qw)
     from rnnaccel.numeric.model import dense_matrices
+
     with pytest.raises(ValueError, match="spectra"):
         dense_matrices(cfg, qw)
 
@@ -602,6 +628,7 @@ def test_quantize_weights_stores_spectra():
 # ============================================================================
 # E. counted multiplies
 # ============================================================================
+
 
 def test_transform_and_block_multiplies():
     # 4 real multiplies per twiddle other than 1 and -i: k=4 none; k=8 W^1, W^3; k=16: 2 x 2 + 6
@@ -612,15 +639,17 @@ def test_transform_and_block_multiplies():
 def test_lstm512_multiplies_per_step():
     """The issue's goal: >= 5x fewer multiplier operations per step than direct mode at k = 16."""
     m = fft.step_multiplies(preset("lstm512-ice40"))
-    assert m["direct"] == 4 * 512 * 1024 == 2097152                 # k^2 per block, 8192 blocks
+    assert m["direct"] == 4 * 512 * 1024 == 2097152  # k^2 per block, 8192 blocks
     assert (m["forward_transforms"], m["inverse_transforms"], m["blocks"]) == (64, 128, 8192)
     assert m["fft"] == (64 + 128) * 40 + 8192 * 30 == 253440
     assert m["fft_3mult"] == (64 + 128) * 40 + 8192 * 23 == 196096
     assert m["direct"] / m["fft"] >= 5
-    report(f"lstm512 multiplies per step: direct {m['direct']}, fft {m['fft']} ({m['direct'] / m['fft']:.2f}x), "
-           f"3-multiply complex products {m['fft_3mult']} ({m['direct'] / m['fft_3mult']:.2f}x)")
+    report(
+        f"lstm512 multiplies per step: direct {m['direct']}, fft {m['fft']} ({m['direct'] / m['fft']:.2f}x), "
+        f"3-multiply complex products {m['fft_3mult']} ({m['direct'] / m['fft_3mult']:.2f}x)"
+    )
     # the array datapath inverse-transforms W x and U h separately; GRU reset-before transforms r*h too
-    arr = fft.step_multiplies(TINY)          # 8x8 LSTM, k = 4: W 32x8, U 32x8
+    arr = fft.step_multiplies(TINY)  # 8x8 LSTM, k = 4: W 32x8, U 32x8
     assert (arr["forward_transforms"], arr["inverse_transforms"], arr["blocks"]) == (4, 16, 32)
     gru = fft.step_multiplies(TINY.replace(cell="gru", gru_reset_after=False))
     assert (gru["forward_transforms"], gru["inverse_transforms"]) == (6, 12)

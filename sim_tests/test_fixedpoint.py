@@ -33,11 +33,12 @@ from rnnaccel.numeric.fixedpoint import (
 # pure-Python references
 # --------------------------------------------------------------------------
 
+
 def ref_round_shift(x: int, s: int) -> int:
     """x / 2**s rounded half up: floor(x / 2**s + 1/2) (exact for s <= 0)."""
     if s <= 0:
         return x * 2 ** (-s)
-    return math.floor(Fraction(x, 2 ** s) + Fraction(1, 2))
+    return math.floor(Fraction(x, 2**s) + Fraction(1, 2))
 
 
 def ref_saturate(x: int, width: int) -> int:
@@ -53,13 +54,14 @@ def ref_narrow(x: int, from_frac: int, q: QFormat) -> int:
 # QFormat
 # --------------------------------------------------------------------------
 
+
 def test_qformat_parse_q3_12():
     q = QFormat.parse("Q3.12")
     assert (q.width, q.frac, q.int_bits) == (16, 12, 3)
     assert str(q) == "Q3.12"
     assert q.min_raw == -32768 and q.max_raw == 32767
-    assert q.lsb == 2.0 ** -12
-    assert q.min_value == -8.0 and q.max_value == 8.0 - 2.0 ** -12
+    assert q.lsb == 2.0**-12
+    assert q.min_value == -8.0 and q.max_value == 8.0 - 2.0**-12
 
 
 @pytest.mark.parametrize("text", ["Q0.15", "Q3.12", "Q15.16", "Q1.0", "Q-1.9", "Q7.0", "Q0.1"])
@@ -87,8 +89,17 @@ def test_qformat_parse_rejects_malformed(text):
         QFormat.parse(text)
 
 
-@pytest.mark.parametrize("width, frac, exc", [(1, 0, ValueError), (33, 0, ValueError), (8, -1, ValueError),
-                                              (8.0, 0, TypeError), (True, 0, TypeError), (8, 1.5, TypeError)])
+@pytest.mark.parametrize(
+    "width, frac, exc",
+    [
+        (1, 0, ValueError),
+        (33, 0, ValueError),
+        (8, -1, ValueError),
+        (8.0, 0, TypeError),
+        (True, 0, TypeError),
+        (8, 1.5, TypeError),
+    ],
+)
 def test_qformat_rejects_bad_fields(width, frac, exc):
     with pytest.raises(exc):
         QFormat(width, frac)
@@ -142,7 +153,7 @@ def test_narrow_exhaustive(width, shift):
 
 def test_narrow_large_values():
     q = QFormat(16, 11)
-    xs = np.array([2 ** 40, -(2 ** 40), 2 ** 26 - 1, -(2 ** 26), 12345678901, -98765432109], dtype=np.int64)
+    xs = np.array([2**40, -(2**40), 2**26 - 1, -(2**26), 12345678901, -98765432109], dtype=np.int64)
     assert narrow(xs, 18, q).tolist() == [ref_narrow(int(x), 18, q) for x in xs]
 
 
@@ -169,12 +180,11 @@ def test_quantize_refuses_non_finite(bad):
         quantize(np.array([0.0, bad]), QFormat(16, 8))
 
 
-@given(st.lists(st.floats(-200, 200, allow_nan=False), min_size=1, max_size=20), st.integers(2, 32),
-       st.integers(0, 20))
+@given(st.lists(st.floats(-200, 200, allow_nan=False), min_size=1, max_size=20), st.integers(2, 32), st.integers(0, 20))
 @settings(max_examples=200, deadline=None)
 def test_quantize_matches_reference(values, width, frac):
     q = QFormat(width, frac)
-    want = [ref_saturate(math.floor(Fraction(v) * 2 ** frac + Fraction(1, 2)), width) for v in values]
+    want = [ref_saturate(math.floor(Fraction(v) * 2**frac + Fraction(1, 2)), width) for v in values]
     assert quantize(np.array(values), q).tolist() == want
 
 
@@ -186,6 +196,7 @@ def test_to_float():
 # --------------------------------------------------------------------------
 # Amaranth side against the NumPy side
 # --------------------------------------------------------------------------
+
 
 def _decode(packed: int, layout: list[Shape]) -> list[int]:
     out, off = [], 0

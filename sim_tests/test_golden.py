@@ -33,8 +33,7 @@ def _sig(x):
 
 
 def make_cfg(cell, layers=1, k=4, inp=8, hid=8, **kw):
-    return TINY.replace(cell=cell, num_layers=layers, block_size=k, lanes=k,
-                        input_size=inp, hidden_size=hid, **kw)
+    return TINY.replace(cell=cell, num_layers=layers, block_size=k, lanes=k, input_size=inp, hidden_size=hid, **kw)
 
 
 # ============================================================================
@@ -141,9 +140,14 @@ def ref_numpy(cfg, w, x, h0=None, c0=None):
 
 
 REF_CASES = [
-    ("sru", {}, 8, 8), ("sru", {}, 6, 10), ("sru", {}, 5, 7),
-    ("qrnn", {"qrnn_window": 1}, 6, 10), ("qrnn", {"qrnn_window": 2}, 8, 12), ("qrnn", {"qrnn_window": 2}, 8, 8),
-    ("gru", {"gru_reset_after": False}, 6, 10), ("gru", {"gru_reset_after": False}, 8, 8),
+    ("sru", {}, 8, 8),
+    ("sru", {}, 6, 10),
+    ("sru", {}, 5, 7),
+    ("qrnn", {"qrnn_window": 1}, 6, 10),
+    ("qrnn", {"qrnn_window": 2}, 8, 12),
+    ("qrnn", {"qrnn_window": 2}, 8, 8),
+    ("gru", {"gru_reset_after": False}, 6, 10),
+    ("gru", {"gru_reset_after": False}, 8, 8),
 ]
 
 
@@ -215,7 +219,7 @@ def test_streaming_reset_batch(kind, name):
     _same(chunks, whole, kind)
     # one step at a time
     m2 = cls(cfg, w)
-    _same(np.concatenate([m2.run(x[:, s:s + 1]) for s in range(12)], axis=1), whole, kind)
+    _same(np.concatenate([m2.run(x[:, s : s + 1]) for s in range(12)], axis=1), whole, kind)
     # reset, then run == fresh model
     m.reset()
     _same(m.run(x), whole, kind)
@@ -342,14 +346,26 @@ def _bound_case(name, case):
     if extra["cell"] == "sru" and case % 2 == 0:
         inp = hid  # both SRU forms: highway x and highway projection
     lanes = k if k > 1 else int(rng.choice([1, 2, 4]))
-    if extra.get("datapath") == "serial":   # fused projections: circulant blocks of 4 or 8, fewer lanes
+    if extra.get("datapath") == "serial":  # fused projections: circulant blocks of 4 or 8, fewer lanes
         k = int(rng.choice([4, 8]))
         lanes = int(rng.choice([1, 2, 4]))
     if extra.get("qrnn_window") == 2:  # the config wants whole tiles of [x_t, x_t-1]
         inp, hid = lanes * int(rng.integers(1, 4)), lanes * int(rng.integers(1, 4))
-    cfg = TINY.replace(num_layers=int(rng.integers(1, 4)), block_size=k, lanes=lanes,
-                       input_size=inp, hidden_size=hid, q_state=fmt[0], q_cell=fmt[1], q_pre=fmt[2],
-                       q_act=fmt[3], table_entries=fmt[4], interpolate=fmt[5], seed=case, **extra)
+    cfg = TINY.replace(
+        num_layers=int(rng.integers(1, 4)),
+        block_size=k,
+        lanes=lanes,
+        input_size=inp,
+        hidden_size=hid,
+        q_state=fmt[0],
+        q_cell=fmt[1],
+        q_pre=fmt[2],
+        q_act=fmt[3],
+        table_entries=fmt[4],
+        interpolate=fmt[5],
+        seed=case,
+        **extra,
+    )
     w = random_weights(cfg, seed=case, scale=float(rng.uniform(0.5, 2.0)))
     n, t = 3, 14
     x = rng.uniform(-2.0, 2.0, size=(n, t, inp))
@@ -384,8 +400,10 @@ def test_step_error_bound(name):
                     assert np.all(err_c <= b.c), (name, case, s, layer)
                     worst = max(worst, float((err_c / b.c).max()))
                 checked += err_h.size
-    report(f"bound {name}: max elementwise err/bound {worst:.3f}; max over steps of max(err)/max(bound) "
-           f"{max(tight):.3f} (median {np.median(tight):.3f}); {checked} elements checked")
+    report(
+        f"bound {name}: max elementwise err/bound {worst:.3f}; max over steps of max(err)/max(bound) "
+        f"{max(tight):.3f} (median {np.median(tight):.3f}); {checked} elements checked"
+    )
     assert checked > 0
     assert worst > 0.01, "bound absurdly loose (>100x)"
 
@@ -394,9 +412,11 @@ def test_step_error_bound(name):
 def test_lut_error_covers_every_input(fi):
     """lut_error bounds the table at every representable input (the tail and both ends too)."""
     from rnnaccel.numeric import lut
+
     q_state, q_cell, q_pre, q_act, entries, interp = FORMATS[fi]
-    cfg = TINY.replace(q_state=q_state, q_cell=q_cell, q_pre=q_pre, q_act=q_act, table_entries=entries,
-                       interpolate=interp)
+    cfg = TINY.replace(
+        q_state=q_state, q_cell=q_cell, q_pre=q_pre, q_act=q_act, table_entries=entries, interpolate=interp
+    )
     for q_in in (q_pre, q_cell):
         raw = np.arange(q_in.min_raw, q_in.max_raw + 1, dtype=np.int64)
         for fn in ("sigmoid", "tanh"):
@@ -421,6 +441,8 @@ def test_free_running_error(name, size):
     yi = IntegerModel(cfg, w).run_float(x)
     yf = FloatModel(cfg, w, quantized_params=False).run(x)
     err = np.abs(yi - yf)
-    report(f"free-running {name} {size}: max abs err {err.max():.3g} (mean {err.mean():.3g}, "
-           f"step 1 {err[:, 0].max():.3g}, last 10 steps {err[:, -10:].max():.3g})")
+    report(
+        f"free-running {name} {size}: max abs err {err.max():.3g} (mean {err.mean():.3g}, "
+        f"step 1 {err[:, 0].max():.3g}, last 10 steps {err[:, -10:].max():.3g})"
+    )
     assert np.all(np.isfinite(err))

@@ -21,8 +21,15 @@ from amaranth.hdl import Module, UnusedElaboratable
 from amaranth.sim import Simulator
 
 from rnnaccel.interface import protocol
-from rnnaccel.boards.driver import (LinkClient, AmaranthTransport, DeviceError, LinkError, MismatchError, PortError,
-                                    infer)
+from rnnaccel.boards.driver import (
+    LinkClient,
+    AmaranthTransport,
+    DeviceError,
+    LinkError,
+    MismatchError,
+    PortError,
+    infer,
+)
 from rnnaccel.interface.protocol import NAK, SYNC, Cmd, Error, LinkLayout, crc16, encode_frame, parse_frame
 from rnnaccel.numeric.config import preset
 from rnnaccel.numeric.fixedpoint import quantize, to_float
@@ -35,12 +42,18 @@ from rnnaccel.flow.rtl import design_hash
 
 CFG = preset("tiny")
 WEIGHTS = random_weights(CFG, seed=3)
-TIMEOUT = 300   # device inter-byte timeout (cycles) of the byte-stream tests
+TIMEOUT = 300  # device inter-byte timeout (cycles) of the byte-stream tests
 
 
 def open_engine(cfg=CFG, weights=WEIGHTS, **kw):
-    eng = FrameEngine(cfg, weights if cfg.weights_in_rom else None, timeout_cycles=TIMEOUT, clk_freq=1_000_000,
-                      design_hash=design_hash(cfg, weights), **kw)
+    eng = FrameEngine(
+        cfg,
+        weights if cfg.weights_in_rom else None,
+        timeout_cycles=TIMEOUT,
+        clk_freq=1_000_000,
+        design_hash=design_hash(cfg, weights),
+        **kw,
+    )
     tr = AmaranthTransport(eng)
     return LinkClient(tr, cfg), tr
 
@@ -84,13 +97,20 @@ def expect_nak(tr, frame_bytes, code, request):
 
 # ----------------------------------------------------------------------------- CRC and protocol
 
+
 def test_crc_is_ccitt_false_with_zero_residue():
     p = protocol.CRC.algorithm
-    assert (p.crc_width, p.polynomial, p.initial_crc, p.reflect_input, p.reflect_output, p.xor_output) \
-        == (16, 0x1021, 0xFFFF, False, False, 0)
-    assert crc16(b"123456789") == 0x29B1          # CRC-16/CCITT-FALSE check value
+    assert (p.crc_width, p.polynomial, p.initial_crc, p.reflect_input, p.reflect_output, p.xor_output) == (
+        16,
+        0x1021,
+        0xFFFF,
+        False,
+        False,
+        0,
+    )
+    assert crc16(b"123456789") == 0x29B1  # CRC-16/CCITT-FALSE check value
     frame = encode_frame(Cmd.RUN, bytes(range(40)))
-    assert crc16(frame[1:]) == 0                   # CRC sent high byte first: zero residue
+    assert crc16(frame[1:]) == 0  # CRC sent high byte first: zero residue
     assert protocol.CRC.residue() == 0
 
 
@@ -121,7 +141,7 @@ def test_crc_gateware_matches_host():
 def test_protocol_encodings_round_trip():
     lay = LinkLayout(CFG)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UnusedElaboratable)     # built for its INFO block only
+        warnings.simplefilter("ignore", UnusedElaboratable)  # built for its INFO block only
         info = FrameEngine(CFG, WEIGHTS, timeout_cycles=10).info
         gc.collect()
     assert protocol.decode_info(protocol.encode_info(info)) == info
@@ -141,7 +161,7 @@ def test_protocol_encodings_round_trip():
         sel, addr = int.from_bytes(b[:2], "little"), int.from_bytes(b[2:5], "little")
         wb = lay.weight_bytes(sel)
         for i in range(5, len(b), wb):
-            back.append((OP["WRITE_WEIGHT"], sel, addr, int.from_bytes(b[i:i + wb], "little")))
+            back.append((OP["WRITE_WEIGHT"], sel, addr, int.from_bytes(b[i : i + wb], "little")))
             addr += 1
     assert back == cmds
     with pytest.raises(protocol.FrameError):
@@ -149,6 +169,7 @@ def test_protocol_encodings_round_trip():
 
 
 # ----------------------------------------------------------------------------- UART
+
 
 @pytest.mark.parametrize("divisor", [4, 7])
 def test_uart_loopback(divisor):
@@ -169,8 +190,9 @@ def test_uart_loopback(divisor):
     async def receive(ctx):
         ctx.set(rx.o_data.ready, 1)
         while len(got) < len(data):
-            _, _, valid, payload, ferr, ovr = await ctx.tick().sample(rx.o_data.valid, rx.o_data.payload,
-                                                                      rx.framing_error, rx.overrun)
+            _, _, valid, payload, ferr, ovr = await ctx.tick().sample(
+                rx.o_data.valid, rx.o_data.payload, rx.framing_error, rx.overrun
+            )
             assert not ferr and not ovr
             if valid:
                 got.append(payload)
@@ -201,8 +223,9 @@ def test_uart_rx_drops_bad_stop_bit_and_recovers():
     async def watch(ctx):
         ctx.set(dut.o_data.ready, 1)
         while True:
-            _, _, valid, payload, ferr = await ctx.tick().sample(dut.o_data.valid, dut.o_data.payload,
-                                                                dut.framing_error)
+            _, _, valid, payload, ferr = await ctx.tick().sample(
+                dut.o_data.valid, dut.o_data.payload, dut.framing_error
+            )
             if valid:
                 got.append(payload)
             if ferr:
@@ -221,7 +244,7 @@ def test_parameter_checks():
     with pytest.raises(ValueError, match="off by"):
         uart_divisor(1e6, 300_000)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UnusedElaboratable)     # the half-built components below
+        warnings.simplefilter("ignore", UnusedElaboratable)  # the half-built components below
         with pytest.raises(ValueError, match="divisor"):
             UARTTx(1)
         with pytest.raises(TypeError, match="cfg"):
@@ -237,10 +260,17 @@ def test_parameter_checks():
 
 # ----------------------------------------------------------------------------- sessions
 
+
 def test_session_through_uart_pins():
     """The real UART: the driver's bytes go bit by bit into the rx pin, responses come off the tx pin."""
-    link = HostLink(CFG, clk_freq=4_000_000, baud=1_000_000, weights=WEIGHTS, timeout_cycles=400,
-                    design_hash=design_hash(CFG, WEIGHTS))
+    link = HostLink(
+        CFG,
+        clk_freq=4_000_000,
+        baud=1_000_000,
+        weights=WEIGHTS,
+        timeout_cycles=400,
+        design_hash=design_hash(CFG, WEIGHTS),
+    )
     assert link.divisor == 4
     tr = AmaranthTransport(link)
     dev = LinkClient(tr, CFG)
@@ -250,7 +280,7 @@ def test_session_through_uart_pins():
     assert_session(dev, CFG, WEIGHTS, session_ops(CFG, seed=5))
     counters = dev.counters()
     assert counters["steps"] == 5 and counters["idle"] and not counters["error"] and counters["rejected"] == 0
-    assert counters["wait_cycles"] > counters["cycles"] > 0     # the UART is the bottleneck
+    assert counters["wait_cycles"] > counters["cycles"] > 0  # the UART is the bottleneck
 
 
 def test_session_byte_stream_and_counters():
@@ -272,7 +302,7 @@ def test_session_byte_stream_and_counters():
 
 
 def test_long_run_split_across_frames():
-    dev, tr = open_engine(buffer_bytes=64)        # 4 steps per RUN frame
+    dev, tr = open_engine(buffer_bytes=64)  # 4 steps per RUN frame
     assert dev.device.max_steps == 4
     rng = np.random.default_rng(2)
     ops = [("reset",), ("run", seq(CFG, 10, rng))]
@@ -281,6 +311,7 @@ def test_long_run_split_across_frames():
 
 
 # ----------------------------------------------------------------------------- malformed input
+
 
 def test_malformed_frames_are_rejected_and_change_nothing():
     dev, tr = open_engine()
@@ -291,10 +322,10 @@ def test_malformed_frames_are_rejected_and_change_nothing():
     run_frame = encode_frame(Cmd.RUN, protocol.encode_run(x, 2))
     expect_nak(tr, run_frame[:-1] + bytes([run_frame[-1] ^ 0x10]), Error.CRC, Cmd.RUN)
     corrupted = bytearray(run_frame)
-    corrupted[10] ^= 0x01                          # a payload bit
+    corrupted[10] ^= 0x01  # a payload bit
     expect_nak(tr, bytes(corrupted), Error.CRC, Cmd.RUN)
     expect_nak(tr, encode_frame(0x42, b"x"), Error.COMMAND, 0x42)
-    expect_nak(tr, encode_frame(Cmd.PING, bytes(600)), Error.LENGTH, Cmd.PING)          # overruns the buffer
+    expect_nak(tr, encode_frame(Cmd.PING, bytes(600)), Error.LENGTH, Cmd.PING)  # overruns the buffer
     expect_nak(tr, encode_frame(Cmd.INFO, b"\x00"), Error.LENGTH, Cmd.INFO)
     expect_nak(tr, encode_frame(Cmd.RUN, protocol.encode_run(x, 2)[:-2]), Error.LENGTH, Cmd.RUN)  # partial step
     expect_nak(tr, encode_frame(Cmd.RUN, b""), Error.LENGTH, Cmd.RUN)
@@ -302,16 +333,23 @@ def test_malformed_frames_are_rejected_and_change_nothing():
     # state records: a good record first, then a bad one; the frame is rejected as a whole
     h = np.full((1, CFG.hidden_size), 1000)
     good = state_commands(CFG, h, None)[:1]
-    for bad in [(OP["WRITE_VEC"], 0, lay.vector_rows, 5),          # row beyond the vector banks
-                (OP["WRITE_VEC"], lay.vector_sels, 0, 5),          # bank/lane selector
-                (OP["WRITE_C"], 0, lay.cell_words, 5),             # cell-state address
-                (OP["WRITE_C"], 1, 0, 5),                          # WRITE_C has no selector
-                (OP["WRITE_WEIGHT"], 0, 0, 5),                     # not a state command
-                (OP["RESET_STATE"], 0, 0, 0)]:
-        expect_nak(tr, encode_frame(Cmd.WRITE_STATE, protocol.encode_state_records(lay, good + [bad])),
-                   Error.RANGE, Cmd.WRITE_STATE)
-    expect_nak(tr, encode_frame(Cmd.WRITE_STATE, protocol.encode_state_records(lay, good)[:-1]),
-               Error.LENGTH, Cmd.WRITE_STATE)
+    for bad in [
+        (OP["WRITE_VEC"], 0, lay.vector_rows, 5),  # row beyond the vector banks
+        (OP["WRITE_VEC"], lay.vector_sels, 0, 5),  # bank/lane selector
+        (OP["WRITE_C"], 0, lay.cell_words, 5),  # cell-state address
+        (OP["WRITE_C"], 1, 0, 5),  # WRITE_C has no selector
+        (OP["WRITE_WEIGHT"], 0, 0, 5),  # not a state command
+        (OP["RESET_STATE"], 0, 0, 0),
+    ]:
+        expect_nak(
+            tr,
+            encode_frame(Cmd.WRITE_STATE, protocol.encode_state_records(lay, good + [bad])),
+            Error.RANGE,
+            Cmd.WRITE_STATE,
+        )
+    expect_nak(
+        tr, encode_frame(Cmd.WRITE_STATE, protocol.encode_state_records(lay, good)[:-1]), Error.LENGTH, Cmd.WRITE_STATE
+    )
     with pytest.raises(DeviceError, match="rejected WRITE_STATE: field out of range") as info:
         dev.write_commands([(OP["WRITE_C"], 0, 999, 1)])
     assert info.value.code == Error.RANGE
@@ -356,19 +394,21 @@ def test_narrow_formats_sign_extension_and_range_checks():
     dev, tr = open_engine(cfg, weights)
     lay = LinkLayout(cfg)
     x = np.zeros((1, cfg.input_size), dtype=np.int64)
-    for word in (0x2000, -0x2001):                 # one past the 14-bit range on either side
+    for word in (0x2000, -0x2001):  # one past the 14-bit range on either side
         payload = protocol.encode_run(x, 2)[:-2] + int(word).to_bytes(2, "little", signed=True)
         expect_nak(tr, encode_frame(Cmd.RUN, payload), Error.RANGE, Cmd.RUN)
     for rec in [(OP["WRITE_VEC"], 0, 0, 0x4000), (OP["WRITE_C"], 0, 0, 0xC000)]:
-        expect_nak(tr, encode_frame(Cmd.WRITE_STATE, protocol.encode_state_records(lay, [rec])),
-                   Error.RANGE, Cmd.WRITE_STATE)
+        expect_nak(
+            tr, encode_frame(Cmd.WRITE_STATE, protocol.encode_state_records(lay, [rec])), Error.RANGE, Cmd.WRITE_STATE
+        )
     ops = session_ops(cfg, seed=3)
     out = assert_session(dev, cfg, weights, ops)
-    assert (np.concatenate(out) < 0).any()         # negative outputs came back sign-extended
+    assert (np.concatenate(out) < 0).any()  # negative outputs came back sign-extended
     assert dev.counters()["steps"] == 5
 
 
 # ----------------------------------------------------------------------------- run-time weights
+
 
 def test_weight_reload_between_inferences():
     cfg = CFG.replace(weights_in_rom=False)
@@ -385,14 +425,17 @@ def test_weight_reload_between_inferences():
     # rejected bursts write nothing: past the end of a bank, a bad bank selector, a word too wide
     lay = LinkLayout(cfg)
     depth = lay.weight_depth(0)
-    for payload, code in [((0).to_bytes(2, "little") + (depth - 1).to_bytes(3, "little") + bytes(2), Error.RANGE),
-                          ((lay.weight_banks + 1).to_bytes(2, "little") + bytes(3) + bytes(1), Error.RANGE),
-                          (bytes(3), Error.LENGTH)]:
+    for payload, code in [
+        ((0).to_bytes(2, "little") + (depth - 1).to_bytes(3, "little") + bytes(2), Error.RANGE),
+        ((lay.weight_banks + 1).to_bytes(2, "little") + bytes(3) + bytes(1), Error.RANGE),
+        (bytes(3), Error.LENGTH),
+    ]:
         expect_nak(tr, encode_frame(Cmd.WRITE_WEIGHTS, payload), code, Cmd.WRITE_WEIGHTS)
     assert_session(dev, cfg, wb, ops)
 
 
 # ----------------------------------------------------------------------------- driver
+
 
 def test_driver_errors(tmp_path):
     with pytest.raises(PortError, match="cannot open serial port '/dev/ttyNOPE0'") as info:
@@ -403,7 +446,7 @@ def test_driver_errors(tmp_path):
     eng = FrameEngine(CFG, WEIGHTS, timeout_cycles=TIMEOUT, clk_freq=1_000_000, design_hash=design_hash(CFG, WEIGHTS))
     with pytest.raises(MismatchError, match="config"):
         LinkClient(AmaranthTransport(eng), CFG.replace(hidden_size=12))
-    dev = LinkClient(AmaranthTransport(eng))              # no config: run works from INFO alone
+    dev = LinkClient(AmaranthTransport(eng))  # no config: run works from INFO alone
     with pytest.raises(MismatchError, match="other weights"):
         LinkClient(AmaranthTransport(eng), CFG).check_weights(random_weights(CFG, seed=4))
     with pytest.raises(TypeError, match="raw q_state integers"):
@@ -431,11 +474,12 @@ def test_infer_matches_golden(tmp_path, rom):
     cfg = CFG.replace(weights_in_rom=rom)
     weights = random_weights(cfg, seed=9)
     model = _model_dir(tmp_path, cfg, weights)
-    eng = FrameEngine(cfg, weights if rom else None, timeout_cycles=TIMEOUT, clk_freq=1_000_000,
-                      design_hash=design_hash(cfg, weights))
+    eng = FrameEngine(
+        cfg, weights if rom else None, timeout_cycles=TIMEOUT, clk_freq=1_000_000, design_hash=design_hash(cfg, weights)
+    )
     x = np.random.default_rng(5).uniform(-1, 1, size=(2, 3, cfg.input_size))
     y = infer(model, AmaranthTransport(eng), x)
-    want = IntegerModel(cfg, weights).run_float(x)    # batched golden: every sequence from the zero state
+    want = IntegerModel(cfg, weights).run_float(x)  # batched golden: every sequence from the zero state
     assert y.dtype == np.float32 and y.shape == (2, 3, cfg.hidden_size)
     np.testing.assert_array_equal(y, want.astype(np.float32))
     raw = infer(model, AmaranthTransport(eng), x[0], raw=True)

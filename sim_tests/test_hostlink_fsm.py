@@ -32,7 +32,7 @@ CFG = preset("tiny")
 RAM_CFG = CFG.replace(weights_in_rom=False)
 WEIGHTS = random_weights(CFG, seed=3)
 TIMEOUT = 300
-MAX_STEPS = LinkLayout(CFG).max_steps(LinkLayout(CFG).default_buffer())   # most steps in one RUN frame
+MAX_STEPS = LinkLayout(CFG).max_steps(LinkLayout(CFG).default_buffer())  # most steps in one RUN frame
 
 
 def engine(cfg, weights=WEIGHTS):
@@ -69,8 +69,9 @@ ORDERS = {
 }
 
 
-ORDER_CASES = [(order, rom) for order in ORDERS for rom in (True, False)
-               if not (rom and ("weights",) in ORDERS[order])]     # WRITE_WEIGHTS needs weights in RAM
+ORDER_CASES = [
+    (order, rom) for order in ORDERS for rom in (True, False) if not (rom and ("weights",) in ORDERS[order])
+]  # WRITE_WEIGHTS needs weights in RAM
 
 
 @pytest.mark.parametrize("order, rom", ORDER_CASES, ids=[f"{o}-{'rom' if r else 'ram'}" for o, r in ORDER_CASES])
@@ -124,6 +125,7 @@ def test_orders_through_uart_pins():
 
 # ----------------------------------------------------------------------------- the state machine
 
+
 class LinkMachine(RuleBasedStateMachine):
     """Random orders of every request and of damaged traffic, each answer checked against the model."""
 
@@ -171,11 +173,19 @@ class RamLinkMachine(LinkMachine):
 def _run_machine(machine, examples, steps):
     machine.totals.update(requests=0, damaged=0, runs=0)
     case = machine.TestCase
-    case.settings = settings(max_examples=examples, stateful_step_count=steps, deadline=None, derandomize=True,
-                             suppress_health_check=list(HealthCheck), print_blob=True)
+    case.settings = settings(
+        max_examples=examples,
+        stateful_step_count=steps,
+        deadline=None,
+        derandomize=True,
+        suppress_health_check=list(HealthCheck),
+        print_blob=True,
+    )
     case("runTest").runTest()
-    report(f"link state machine {machine.__name__}: {examples} sequences, {machine.totals['requests']} valid "
-           f"requests, {machine.totals['damaged']} damaged frames, {machine.totals['runs']} RUNs")
+    report(
+        f"link state machine {machine.__name__}: {examples} sequences, {machine.totals['requests']} valid "
+        f"requests, {machine.totals['damaged']} damaged frames, {machine.totals['runs']} RUNs"
+    )
     assert machine.totals["requests"] > examples and machine.totals["damaged"] >= examples
     assert machine.totals["runs"] >= examples
 

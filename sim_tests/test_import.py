@@ -48,6 +48,7 @@ from onnx.reference import ReferenceEvaluator  # noqa: E402
 # running the subcommand exactly as rnnaccel's main does
 # ----------------------------------------------------------------------------
 
+
 def run_import(argv, capsys):
     """``rnnaccel import ...`` through rnnaccel's main. Returns (code, out, err)."""
     return run_cli(["import", *argv], capsys)
@@ -114,8 +115,9 @@ def integer_checks(cfg, w, x, want):
         im.run_raw(xq[:, None])
         for layer in range(cfg.num_layers):
             v_raw = xq if layer == 0 else im.state[layer - 1]["h"]
-            h_f, new_f, b = float_step_bound(fm, layer, to_float(v_raw, cfg.q_state),
-                                             _dequant_state(cfg, before[layer]))
+            h_f, new_f, b = float_step_bound(
+                fm, layer, to_float(v_raw, cfg.q_state), _dequant_state(cfg, before[layer])
+            )
             assert b.saturation_free(), b.saturating()
             err = np.abs(to_float(im.state[layer]["h"], cfg.q_state) - h_f)
             assert np.all(err <= b.h), (s, layer, float(np.max(err / b.h)))
@@ -136,6 +138,7 @@ def integer_checks(cfg, w, x, want):
 # A. PyTorch, K = 1
 # ============================================================================
 
+
 @pytest.mark.parametrize("source", ["module", "state_dict"])
 @pytest.mark.parametrize("layers", [1, 2])
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
@@ -147,8 +150,7 @@ def test_torch_import_exact(cell, layers, source, tmp_path, capsys):
     extra = ["--cell", "rnn"] if (cell == "rnn" and source == "state_dict") else []
     # 8-bit weights: the heuristic tolerance below is about the rounding of the weights, which then dominates
     # (the default 16-bit weights of an exact import: test_default_import_is_exact)
-    code, out, err = run_import([path, "-o", tmp_path / "m", "--block-size", "1", "--q-weight", "Q1.6"] + extra,
-                                capsys)
+    code, out, err = run_import([path, "-o", tmp_path / "m", "--block-size", "1", "--q-weight", "Q1.6"] + extra, capsys)
     assert code == 0, err
     assert "100.0% of energy" in out and "wrote" in out
     cfg, w = load_model(tmp_path / "m")
@@ -161,8 +163,10 @@ def test_torch_import_exact(cell, layers, source, tmp_path, capsys):
     got = FloatModel(cfg, w).run(x)
     diff = float(np.max(np.abs(got - want)))
     free, tol, worst = integer_checks(cfg, w, x, want)
-    report(f"torch {source} {cell} x{layers}: float vs torch max diff {diff:.2e}; integer vs torch {free:.2e} "
-           f"(heuristic tolerance d = {tol:.2e}); one-step bound used up to {worst:.2f}")
+    report(
+        f"torch {source} {cell} x{layers}: float vs torch max diff {diff:.2e}; integer vs torch {free:.2e} "
+        f"(heuristic tolerance d = {tol:.2e}); one-step bound used up to {worst:.2f}"
+    )
     assert got.shape == want.shape
     assert diff <= 1e-5
     assert free <= tol
@@ -177,8 +181,13 @@ def test_default_import_is_exact(tmp_path, capsys):
     lstm, lin = torch.nn.LSTM(5, 7, batch_first=True), torch.nn.Linear(7, 3)
     with torch.no_grad():
         lstm.weight_hh_l0.mul_(3.0)  # weights beyond [-1, 1): the fitted format needs an integer bit
-    torch.save({**{f"rnn.{k}": v for k, v in lstm.state_dict().items()},
-                **{f"fc.{k}": v for k, v in lin.state_dict().items()}}, tmp_path / "m.pt")
+    torch.save(
+        {
+            **{f"rnn.{k}": v for k, v in lstm.state_dict().items()},
+            **{f"fc.{k}": v for k, v in lin.state_dict().items()},
+        },
+        tmp_path / "m.pt",
+    )
     code, out, err = run_import([tmp_path / "m.pt", "-o", tmp_path / "d"], capsys)
     assert code == 0, err
     assert "kept exactly" in out and "rnnaccel retrain" not in out
@@ -296,14 +305,39 @@ def test_custom_class_needs_trust(tmp_path, capsys):
 
 def test_options_reach_the_config(tmp_path, capsys):
     torch.save(make_module("lstm", 1).state_dict(), tmp_path / "a.pt")
-    code, out, err = run_import([tmp_path / "a.pt", "-o", tmp_path / "m", "-k", "2", "--preset-like", "lstm-small",
-                                 "--q-weight", "Q0.7", "--q-state", "Q2.11", "--table-entries", "128",
-                                 "--no-interpolate", "--set", "pe_cols=1", "--set", "weights_in_rom=false"], capsys)
+    code, out, err = run_import(
+        [
+            tmp_path / "a.pt",
+            "-o",
+            tmp_path / "m",
+            "-k",
+            "2",
+            "--preset-like",
+            "lstm-small",
+            "--q-weight",
+            "Q0.7",
+            "--q-state",
+            "Q2.11",
+            "--table-entries",
+            "128",
+            "--no-interpolate",
+            "--set",
+            "pe_cols=1",
+            "--set",
+            "weights_in_rom=false",
+        ],
+        capsys,
+    )
     assert code == 0, err
     cfg, _ = load_model(tmp_path / "m")
     assert (cfg.block_size, cfg.lanes, cfg.pe_rows, cfg.pe_cols) == (2, 2, 2, 1)
-    assert (str(cfg.q_weight), str(cfg.q_state), cfg.table_entries, cfg.interpolate, cfg.weights_in_rom) == \
-        ("Q0.7", "Q2.11", 128, False, False)
+    assert (str(cfg.q_weight), str(cfg.q_state), cfg.table_entries, cfg.interpolate, cfg.weights_in_rom) == (
+        "Q0.7",
+        "Q2.11",
+        128,
+        False,
+        False,
+    )
     assert cfg.name == "a"
     # refuses to overwrite without --force, then overwrites with it
     code, _, err = run_import([tmp_path / "a.pt", "-o", tmp_path / "m"], capsys)
@@ -318,6 +352,7 @@ def test_options_reach_the_config(tmp_path, capsys):
 # B. ONNX
 # ============================================================================
 
+
 @pytest.mark.parametrize("layers", [1, 2])
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
 def test_onnx_export_roundtrip(cell, layers, tmp_path, capsys):
@@ -327,8 +362,9 @@ def test_onnx_export_roundtrip(cell, layers, tmp_path, capsys):
     mod = make_module(cell, layers, seed=seed, batch_first=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(mod, (torch.zeros(2, 4, 5),), str(tmp_path / "m.onnx"), opset_version=14,
-                          dynamo=False, input_names=["x"])
+        torch.onnx.export(
+            mod, (torch.zeros(2, 4, 5),), str(tmp_path / "m.onnx"), opset_version=14, dynamo=False, input_names=["x"]
+        )
     ops = [n.op_type for n in onnx.load(str(tmp_path / "m.onnx")).graph.node]
     assert ops.count(cell.upper()) == layers
     code, out, err = run_import([tmp_path / "m.onnx", "-o", tmp_path / "d", "-k", "1"], capsys)
@@ -355,8 +391,10 @@ def onnx_stack(path, op, sizes, rng, attrs=None, per_node=None, extra_nodes=(), 
     nodes, inits = [], []
     cur = "X"
     for i, (c, h) in enumerate(zip(sizes[:-1], sizes[1:])):
-        inits += [_tensor(f"W{i}", rng.normal(scale=0.5, size=(1, g * h, c))),
-                  _tensor(f"R{i}", rng.normal(scale=0.5, size=(1, g * h, h)))]
+        inits += [
+            _tensor(f"W{i}", rng.normal(scale=0.5, size=(1, g * h, c))),
+            _tensor(f"R{i}", rng.normal(scale=0.5, size=(1, g * h, h))),
+        ]
         ins = [cur, f"W{i}", f"R{i}"]
         if bias:
             inits.append(_tensor(f"B{i}", rng.normal(scale=0.5, size=(1, 2 * g * h))))
@@ -368,9 +406,13 @@ def onnx_stack(path, op, sizes, rng, attrs=None, per_node=None, extra_nodes=(), 
         cur = f"S{i}"
     inits.append(numpy_helper.from_array(np.array([1], dtype=np.int64), "axis1"))
     nodes += list(extra_nodes)
-    graph = helper.make_graph(nodes, "stack", [helper.make_tensor_value_info("X", TensorProto.FLOAT, [6, 2, sizes[0]])],
-                              [helper.make_tensor_value_info(cur, TensorProto.FLOAT, [6, 2, sizes[-1]])],
-                              initializer=inits)
+    graph = helper.make_graph(
+        nodes,
+        "stack",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, [6, 2, sizes[0]])],
+        [helper.make_tensor_value_info(cur, TensorProto.FLOAT, [6, 2, sizes[-1]])],
+        initializer=inits,
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
     onnx.save(model, str(path))
     return model
@@ -396,8 +438,9 @@ def test_onnx_gru_reset_before_vs_reference(layers, tmp_path, capsys):
 def test_onnx_lstm_explicit_defaults_no_bias(tmp_path, capsys):
     """Explicit default activations and a missing B are accepted; the gate order is converted (iofc -> ifgo)."""
     rng = np.random.default_rng(11)
-    model = onnx_stack(tmp_path / "l.onnx", "LSTM", [4, 6, 6], rng, bias=False,
-                       attrs={"activations": ["Sigmoid", "Tanh", "Tanh"]})
+    model = onnx_stack(
+        tmp_path / "l.onnx", "LSTM", [4, 6, 6], rng, bias=False, attrs={"activations": ["Sigmoid", "Tanh", "Tanh"]}
+    )
     code, _, err = run_import([tmp_path / "l.onnx", "-o", tmp_path / "d", "-k", "1"], capsys)
     assert code == 0, err
     cfg, w = load_model(tmp_path / "d")
@@ -413,6 +456,7 @@ def test_onnx_lstm_explicit_defaults_no_bias(tmp_path, capsys):
 # C. Block-circulant projection
 # ============================================================================
 
+
 def _make_circulant_(mod, k):
     """Replace every gate matrix of a torch RNN by expand(project(.)) in place."""
     g = {"LSTM": 4, "GRU": 3}.get(mod.mode, 1)
@@ -421,7 +465,7 @@ def _make_circulant_(mod, k):
             if name.startswith("weight"):
                 m = p.detach().double().numpy()
                 h = m.shape[0] // g
-                blocks = [expand(project(m[i * h:(i + 1) * h], k))[:h, :m.shape[1]] for i in range(g)]
+                blocks = [expand(project(m[i * h : (i + 1) * h], k))[:h, : m.shape[1]] for i in range(g)]
                 p.copy_(torch.from_numpy(np.concatenate(blocks)))
 
 
@@ -456,17 +500,20 @@ def test_random_lstm_energy_identity(tmp_path, capsys):
     cfg, w = load_model(tmp_path / "d")
     for key, mats in (("W", dense.W), ("U", dense.U)):
         back = np.stack([expand(v)[:16, :16] for v in w[f"layer0.{key}"].astype(np.float64)])
-        total, kept, resid = np.sum(mats ** 2), np.sum(back ** 2), np.sum((mats - back) ** 2)
+        total, kept, resid = np.sum(mats**2), np.sum(back**2), np.sum((mats - back) ** 2)
         assert abs(kept + resid - total) <= 1e-5 * total  # Pythagoras: the projection is orthogonal
         assert abs(printed[f"layer0 {key}"] - 100 * kept / total) <= 0.06
-    report(f"random LSTM 16x16, K=4 energy kept: W {printed['layer0 W']}%, U {printed['layer0 U']}%, "
-           f"total {printed['total']}% (about 1/k = 25% expected for i.i.d. weights)")
+    report(
+        f"random LSTM 16x16, K=4 energy kept: W {printed['layer0 W']}%, U {printed['layer0 U']}%, "
+        f"total {printed['total']}% (about 1/k = 25% expected for i.i.d. weights)"
+    )
     assert 10 < printed["total"] < 45
 
 
 # ============================================================================
 # D. Unsupported models and bad options: one line, exit 2
 # ============================================================================
+
 
 def _save(tmp_path, obj, name="m.pt"):
     torch.save(obj, tmp_path / name)
@@ -475,9 +522,13 @@ def _save(tmp_path, obj, name="m.pt"):
 
 def _conv_onnx(path):
     node = helper.make_node("Conv", ["X", "Wc"], ["Y"], kernel_shape=[3])
-    graph = helper.make_graph([node], "conv", [helper.make_tensor_value_info("X", TensorProto.FLOAT, [1, 2, 8])],
-                              [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [1, 4, 6])],
-                              initializer=[_tensor("Wc", np.ones((4, 2, 3)))])
+    graph = helper.make_graph(
+        [node],
+        "conv",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, [1, 2, 8])],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [1, 4, 6])],
+        initializer=[_tensor("Wc", np.ones((4, 2, 3)))],
+    )
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)]), str(path))
     return path
 
@@ -492,13 +543,22 @@ def _bad_cases(tmp_path):
     text = tmp_path / "notes.txt"
     text.write_text("this is not a model\n" * 20)
     return {
-        "bidirectional module": (_save(tmp_path, torch.nn.LSTM(5, 7, bidirectional=True), "bi.pt"), [],
-                                 "bidirectional"),
-        "bidirectional state_dict": (_save(tmp_path, torch.nn.GRU(5, 7, bidirectional=True).state_dict(), "bis.pt"),
-                                     [], "bidirectional"),
+        "bidirectional module": (
+            _save(tmp_path, torch.nn.LSTM(5, 7, bidirectional=True), "bi.pt"),
+            [],
+            "bidirectional",
+        ),
+        "bidirectional state_dict": (
+            _save(tmp_path, torch.nn.GRU(5, 7, bidirectional=True).state_dict(), "bis.pt"),
+            [],
+            "bidirectional",
+        ),
         "proj_size module": (_save(tmp_path, torch.nn.LSTM(5, 7, proj_size=3), "p.pt"), [], "proj_size"),
-        "proj_size state_dict": (_save(tmp_path, torch.nn.LSTM(5, 7, proj_size=3).state_dict(), "ps.pt"), [],
-                                 "proj_size"),
+        "proj_size state_dict": (
+            _save(tmp_path, torch.nn.LSTM(5, 7, proj_size=3).state_dict(), "ps.pt"),
+            [],
+            "proj_size",
+        ),
         "relu RNN": (_save(tmp_path, torch.nn.RNN(5, 7, nonlinearity="relu"), "relu.pt"), [], "relu"),
         "RNN state_dict without --cell": (_save(tmp_path, torch.nn.RNN(5, 7).state_dict(), "rs.pt"), [], "--cell rnn"),
         "wrong --cell": (_save(tmp_path, torch.nn.GRU(5, 7).state_dict(), "gs.pt"), ["--cell", "lstm"], "GRU"),
@@ -525,11 +585,35 @@ def _bad_cases(tmp_path):
     }, rng
 
 
-BAD = ["bidirectional module", "bidirectional state_dict", "proj_size module", "proj_size state_dict", "relu RNN",
-       "RNN state_dict without --cell", "wrong --cell", "Linear module", "tensor", "mismatched layers", "corrupt file",
-       "text file", "missing file", "ONNX Conv", "ONNX bidirectional", "ONNX clip", "ONNX activations",
-       "ONNX mismatched sizes", "ONNX peepholes", "ONNX text as --format onnx", "--set hidden_size", "--set unknown",
-       "--set block_size", "bad Q format", "lanes != k", "unknown preset", "block size 0"]
+BAD = [
+    "bidirectional module",
+    "bidirectional state_dict",
+    "proj_size module",
+    "proj_size state_dict",
+    "relu RNN",
+    "RNN state_dict without --cell",
+    "wrong --cell",
+    "Linear module",
+    "tensor",
+    "mismatched layers",
+    "corrupt file",
+    "text file",
+    "missing file",
+    "ONNX Conv",
+    "ONNX bidirectional",
+    "ONNX clip",
+    "ONNX activations",
+    "ONNX mismatched sizes",
+    "ONNX peepholes",
+    "ONNX text as --format onnx",
+    "--set hidden_size",
+    "--set unknown",
+    "--set block_size",
+    "bad Q format",
+    "lanes != k",
+    "unknown preset",
+    "block size 0",
+]
 
 
 @pytest.mark.parametrize("name", BAD)

@@ -17,8 +17,12 @@ def test_pack_command_matches_the_gateware_layout(name):
     layout = command_layout(cfg)
     assert [(n, f.width) for n, f in layout] == list(command_fields(cfg).items())
     data_bits = command_fields(cfg)["data"]
-    for op, sel, addr, data in [(Op.WRITE_WEIGHT, 3, 0xABCDE, (1 << data_bits) - 1), (Op.WRITE_VEC, 0xFFFF, 1, 5),
-                                (Op.RESET_STATE, 0, 0, 0), (Op.CLEAR_COUNTERS, 1, (1 << 24) - 1, 1 << 31)]:
+    for op, sel, addr, data in [
+        (Op.WRITE_WEIGHT, 3, 0xABCDE, (1 << data_bits) - 1),
+        (Op.WRITE_VEC, 0xFFFF, 1, 5),
+        (Op.RESET_STATE, 0, 0, 0),
+        (Op.CLEAR_COUNTERS, 1, (1 << 24) - 1, 1 << 31),
+    ]:
         view = layout.const({"op": op, "sel": sel, "addr": addr, "data": data})
         assert Const.cast(view).value == pack_command(op, sel, addr, data)
     assert OP == {op.name: int(op) for op in Op}

@@ -36,8 +36,10 @@ def one(cfg: Config) -> int:
 
 # ------------------------------------------------------------------ pinned errors
 # measured for Config(): interp sigmoid 3.05e-4, tanh 6.71e-4; no interp 7.82e-3, 1.5625e-2
-@pytest.mark.parametrize("fn, interp, bound", [("sigmoid", True, 4e-4), ("tanh", True, 8e-4),
-                                               ("sigmoid", False, 8e-3), ("tanh", False, 1.6e-2)])
+@pytest.mark.parametrize(
+    "fn, interp, bound",
+    [("sigmoid", True, 4e-4), ("tanh", True, 8e-4), ("sigmoid", False, 8e-3), ("tanh", False, 1.6e-2)],
+)
 def test_default_table_error_pinned(fn, interp, bound):
     cfg = DEFAULT.replace(interpolate=interp)
     err = lut.table_error(cfg, fn)
@@ -46,7 +48,7 @@ def test_default_table_error_pinned(fn, interp, bound):
     assert err["stored_words"] == 128 + (1 if interp else 0)
     # covers [-2R, 2R) at q_pre resolution (clipped to q_pre's range)
     rng = cfg.sigmoid_range if fn == "sigmoid" else cfg.tanh_range
-    expected_points = min(2 * int(2 * rng * 2 ** cfg.q_pre.frac) + 1, 2 ** cfg.q_pre.width)
+    expected_points = min(2 * int(2 * rng * 2**cfg.q_pre.frac) + 1, 2**cfg.q_pre.width)
     assert err["points"] == expected_points
 
 
@@ -147,7 +149,7 @@ def test_clamps_beyond_range(name, fn):
     rng = cfg.sigmoid_range if fn == "sigmoid" else cfg.tanh_range
     words = lut.table(cfg, fn)
     last = words[-1]
-    r_raw = int(rng * 2 ** q.frac)
+    r_raw = int(rng * 2**q.frac)
     raw = all_raw(q)
     beyond = raw[raw >= r_raw]
     assert beyond.size > 0
@@ -234,5 +236,5 @@ def test_hls4ml_style_indexing():
     got = script.hls4ml_lookup("tanh", x, np.arange(1024.0))
     assert got.tolist() == [0, 0, 0, 512, 513, 1023, 1023, 1023]
     w = script.hls4ml_table("sigmoid")
-    assert np.all(w * 2 ** 10 == np.floor(w * 2 ** 10))  # 10 fraction bits
+    assert np.all(w * 2**10 == np.floor(w * 2**10))  # 10 fraction bits
     assert np.all(w <= 1 / (1 + np.exp(-(16 * (np.arange(1024) - 512) / 1024))))  # truncated

@@ -15,8 +15,7 @@ import pytest
 
 from rnnaccel.flow.sim_multicore import run_layers_amaranth, run_programs_amaranth
 from rnnaccel.flow.toolchain import require_gateware
-from rnnaccel.interface.multicore import (BROADCAST, layer_models, layer_state_commands, layers_golden,
-                                          programs_golden)
+from rnnaccel.interface.multicore import BROADCAST, layer_models, layer_state_commands, layers_golden, programs_golden
 from rnnaccel.numeric.config import Config, ConfigError, preset
 from rnnaccel.numeric.fixedpoint import quantize
 from rnnaccel.numeric.model import check_weights, random_weights
@@ -25,15 +24,18 @@ TINY = preset("tiny")
 
 
 # ----------------------------------------------------------------------------- A. config
-@pytest.mark.parametrize("changes, field, words", [
-    ({"cores": 0}, "cores", "between 1 and 16"),
-    ({"cores": 17}, "cores", "between 1 and 16"),
-    ({"cores": "2"}, "cores", "integer"),
-    ({"core_mode": "threads"}, "core_mode", "must be one of programs, layers, helpers"),
-    ({"core_mode": "helpers", "cores": 2}, "core_mode", "not built yet"),
-    ({"core_mode": "helpers"}, "core_mode", "not built yet"),
-    ({"core_mode": "layers", "cores": 3, "num_layers": 2}, "cores", "at most num_layers (2)"),
-])
+@pytest.mark.parametrize(
+    "changes, field, words",
+    [
+        ({"cores": 0}, "cores", "between 1 and 16"),
+        ({"cores": 17}, "cores", "between 1 and 16"),
+        ({"cores": "2"}, "cores", "integer"),
+        ({"core_mode": "threads"}, "core_mode", "must be one of programs, layers, helpers"),
+        ({"core_mode": "helpers", "cores": 2}, "core_mode", "not built yet"),
+        ({"core_mode": "helpers"}, "core_mode", "not built yet"),
+        ({"core_mode": "layers", "cores": 3, "num_layers": 2}, "cores", "at most num_layers (2)"),
+    ],
+)
 def test_core_fields_one_line_errors(changes, field, words):
     with pytest.raises(ConfigError) as info:
         TINY.replace(**changes)
@@ -74,8 +76,11 @@ def _seq(rng, cfg, t):
 def _state(rng, cfg, zero_layers=()):
     h = quantize(rng.uniform(-0.8, 0.8, size=(cfg.num_layers, cfg.hidden_size)), cfg.q_state)
     h[list(zero_layers)] = 0
-    c = quantize(rng.uniform(-1.5, 1.5, size=(cfg.num_layers, cfg.hidden_size)), cfg.q_cell) \
-        if cfg.cell in ("lstm", "sru", "qrnn") else None
+    c = (
+        quantize(rng.uniform(-1.5, 1.5, size=(cfg.num_layers, cfg.hidden_size)), cfg.q_cell)
+        if cfg.cell in ("lstm", "sru", "qrnn")
+        else None
+    )
     return h, c
 
 
@@ -95,8 +100,15 @@ def programs_session(cfgs, seed=0):
 def layers_session(cfg, seed=0):
     rng = np.random.default_rng(seed)
     ends = [g.start - 1 for g in cfg.core_layer_groups()[1:]] if cfg.cell == "qrnn" and cfg.qrnn_window == 2 else []
-    return [("reset",), ("run", _seq(rng, cfg, 4)), ("run", _seq(rng, cfg, 2)), ("reset",), ("run", _seq(rng, cfg, 2)),
-            ("state", *_state(rng, cfg, ends)), ("run", _seq(rng, cfg, 3))]
+    return [
+        ("reset",),
+        ("run", _seq(rng, cfg, 4)),
+        ("run", _seq(rng, cfg, 2)),
+        ("reset",),
+        ("run", _seq(rng, cfg, 2)),
+        ("state", *_state(rng, cfg, ends)),
+        ("run", _seq(rng, cfg, 3)),
+    ]
 
 
 def _assert_programs_equal(got, want):
@@ -110,12 +122,33 @@ def _assert_programs_equal(got, want):
 # ----------------------------------------------------------------------------- B. programs
 PROGRAM_CASES = [
     ("lstm+gru", [("tiny", {}), ("tiny", {"cell": "gru", "input_size": 5, "hidden_size": 12})]),
-    ("sru+qrnn2+rnn", [("tiny", {"cell": "sru", "hidden_size": 12}), ("tiny", {"cell": "qrnn"}),
-                       ("tiny", {"cell": "rnn", "num_layers": 2, "pe_rows": 2})]),
-    ("grubefore+lstm2-ram+serial", [("tiny", {"cell": "gru", "gru_reset_after": False, "block_size": 1, "lanes": 3}),
-                                    ("tiny", {"num_layers": 2, "weights_in_rom": False}),
-                                    ("tiny", {"cell": "rnn", "datapath": "serial", "pe_cols": 1, "block_size": 4,
-                                              "lanes": 2, "input_size": 8, "hidden_size": 8})]),
+    (
+        "sru+qrnn2+rnn",
+        [
+            ("tiny", {"cell": "sru", "hidden_size": 12}),
+            ("tiny", {"cell": "qrnn"}),
+            ("tiny", {"cell": "rnn", "num_layers": 2, "pe_rows": 2}),
+        ],
+    ),
+    (
+        "grubefore+lstm2-ram+serial",
+        [
+            ("tiny", {"cell": "gru", "gru_reset_after": False, "block_size": 1, "lanes": 3}),
+            ("tiny", {"num_layers": 2, "weights_in_rom": False}),
+            (
+                "tiny",
+                {
+                    "cell": "rnn",
+                    "datapath": "serial",
+                    "pe_cols": 1,
+                    "block_size": 4,
+                    "lanes": 2,
+                    "input_size": 8,
+                    "hidden_size": 8,
+                },
+            ),
+        ],
+    ),
 ]
 
 
@@ -130,7 +163,7 @@ def test_programs_bit_exact_with_stalls(name, specs):
     when = info["runs"][0]["when"]
     assert len(when) == len(cfgs)
     assert max(w[0] for w in when.values()) < min(w[-1] for w in when.values())
-    assert info["runs"][-1]["status"] & 0b110 == 0b010   # idle, no error
+    assert info["runs"][-1]["status"] & 0b110 == 0b010  # idle, no error
 
 
 # ----------------------------------------------------------------------------- C. layers
@@ -202,7 +235,7 @@ def test_command_for_missing_core_sets_error_and_changes_nothing():
                 await ctx.tick()
 
         await command(BROADCAST, OP["RESET_STATE"])
-        await command(2, OP["WRITE_VEC"], 0, 0, 1234)      # no core 2
+        await command(2, OP["WRITE_VEC"], 0, 0, 1234)  # no core 2
         seen["status"] = ctx.get(dut.status)
         out = []
         ctx.set(dut.o_h.ready, 1)

@@ -41,7 +41,8 @@ def run_harness(cfg, weights, plan_index, vectors, seed=0, idle=0.0, backpressur
 
     async def monitor(ctx):
         async for _, _, valid, ready, payload, _ in ctx.tick().sample(
-                dut.o.valid, dut.o.ready, dut.o.payload, dut.mvu_cycles):
+            dut.o.valid, dut.o.ready, dut.o.payload, dut.mvu_cycles
+        ):
             if valid and ready:
                 out.append(payload)
             if len(out) >= n_out:

@@ -50,7 +50,7 @@ def wrap(values, width: int):
 
 def simulate(dut, bench):
     top = Module()
-    top.domains.sync = ClockDomain()      # also for a design without registers (a 1-input tree)
+    top.domains.sync = ClockDomain()  # also for a design without registers (a 1-input tree)
     top.submodules.dut = dut
     sim = Simulator(top)
     sim.add_clock(1e-8)
@@ -92,8 +92,7 @@ def pe_stimulus(cfg, rng, groups: int, bubble: float, stall: float):
             w = rand_raw(rng, cfg.q_weight) if circ else rand_raw(rng, cfg.q_weight, T)
             x = rand_raw(rng, cfg.q_state, T)
             acc += np.asarray(w, dtype=np.int64) * x
-            cycles.append((1, 1, int(i == 0), int(i == n - 1),
-                           int(w) if circ else w.tolist(), x.tolist()))
+            cycles.append((1, 1, int(i == 0), int(i == n - 1), int(w) if circ else w.tolist(), x.tolist()))
         expected.append(wrap(acc, cfg.acc_width))
     return cycles, np.array(expected, dtype=np.int64)
 
@@ -177,8 +176,8 @@ def test_pe_interface():
     circ, dense = ProcessingElement(tile_cfg(4, 4)), ProcessingElement(tile_cfg(1, 3))
     assert circ.circulant and not dense.circulant
     assert circ.lanes == 4 and dense.lanes == 3
-    assert circ.i_w.shape().width == 8                      # one q_weight word, broadcast
-    assert len(dense.i_w) == 3                              # one word per lane
+    assert circ.i_w.shape().width == 8  # one q_weight word, broadcast
+    assert len(dense.i_w) == 3  # one word per lane
     assert len(circ.o_acc) == 4 and circ.o_acc.shape().elem_shape.width == circ.cfg.acc_width
     with pytest.raises(AttributeError):
         circ.latency = 3
@@ -199,7 +198,7 @@ def test_row_reducer_sums_and_latency(n):
     lo, hi = -(1 << (w - 1)), (1 << (w - 1)) - 1
     steps = 40
     ins = rng.integers(lo, hi + 1, size=(steps, n, T))
-    ins[0] = hi                                     # extremes wrap like the model
+    ins[0] = hi  # extremes wrap like the model
     ins[1] = lo
     valids = rng.integers(0, 2, size=steps)
     valids[:2] = 1
@@ -261,7 +260,7 @@ def test_column_operand_follows_circulant_index(block_size, lanes):
     async def bench(ctx):
         for x in tiles:
             for t in range(T):
-                while rng.random() < 0.3:      # bubble: garbage everywhere, the register holds
+                while rng.random() < 0.3:  # bubble: garbage everywhere, the register holds
                     ctx.set(dut.i_valid, 0)
                     ctx.set(dut.i_load, int(rng.integers(2)))
                     ctx.set(dut.i_seg, rand_raw(rng, cfg.q_state, T).tolist())
@@ -298,8 +297,8 @@ def test_mvu_hierarchy_and_latency():
 
 
 Q_FORMATS = [
-    {},                                                            # Q1.6 x Q3.12 -> Q4.11
-    {"q_weight": "Q1.4", "q_state": "Q3.8", "q_pre": "Q3.7"},      # narrower, saturates more
+    {},  # Q1.6 x Q3.12 -> Q4.11
+    {"q_weight": "Q1.4", "q_state": "Q3.8", "q_pre": "Q3.7"},  # narrower, saturates more
 ]
 
 
@@ -308,14 +307,21 @@ def mvu_cases(draw):
     k = draw(st.sampled_from([1, 2, 3, 4]))
     lanes = draw(st.integers(1, 4)) if k == 1 else k
     cell = draw(st.sampled_from(["rnn", "gru", "lstm"]))
-    changes = dict(cell=cell, block_size=k, lanes=lanes,
-                   input_size=draw(st.integers(1, 12)), hidden_size=draw(st.integers(1, 12)),
-                   pe_rows=draw(st.integers(1, 3)), pe_cols=draw(st.integers(1, 3)),
-                   gru_reset_after=draw(st.booleans()), **draw(st.sampled_from(Q_FORMATS)))
+    changes = dict(
+        cell=cell,
+        block_size=k,
+        lanes=lanes,
+        input_size=draw(st.integers(1, 12)),
+        hidden_size=draw(st.integers(1, 12)),
+        pe_rows=draw(st.integers(1, 3)),
+        pe_cols=draw(st.integers(1, 3)),
+        gru_reset_after=draw(st.booleans()),
+        **draw(st.sampled_from(Q_FORMATS)),
+    )
     cfg = preset("tiny").replace(**changes)
     plan = draw(st.integers(0, len(plans(cfg)) - 1))
     scale = draw(st.sampled_from([1.0, 4.0]))
-    seed = draw(st.integers(0, 2 ** 16))
+    seed = draw(st.integers(0, 2**16))
     return cfg, plan, scale, seed
 
 

@@ -17,8 +17,15 @@ from rnnaccel.numeric.config import ConfigError, preset
 from rnnaccel.numeric.fixedpoint import QFormat, quantize
 from rnnaccel.numeric.golden import IntegerModel
 from rnnaccel.numeric.model import random_weights
-from rnnaccel.models.quantize import (CLASSES, calibrate, choose_formats, count_saturations, fit_format, format_report,
-                               integer_saturations)
+from rnnaccel.models.quantize import (
+    CLASSES,
+    calibrate,
+    choose_formats,
+    count_saturations,
+    fit_format,
+    format_report,
+    integer_saturations,
+)
 from shared import CELL_VARIANT_IDS, CELL_VARIANTS, report
 
 TINY = preset("tiny")
@@ -36,6 +43,7 @@ def make(cell, layers=2, scale=2.0, **kw):
 # ============================================================================
 # A. the rule
 # ============================================================================
+
 
 def test_count_saturations_matches_quantize_clip():
     q = QFormat(6, 3)
@@ -63,6 +71,7 @@ def test_fit_format_is_tightest():
 # ============================================================================
 # B. chosen formats hold the calibration data
 # ============================================================================
+
 
 @pytest.mark.parametrize("cell,kw", VARIANTS, ids=VARIANT_IDS)
 def test_chosen_formats_hold_calibration_without_saturation(cell, kw):
@@ -114,6 +123,7 @@ def test_without_calibration():
 # ============================================================================
 # C. forcing, widths, back-offs
 # ============================================================================
+
 
 def test_forced_formats_are_honoured():
     cfg, w, x = make("lstm")
@@ -180,6 +190,7 @@ def test_bad_arguments():
 # D. the counting integer run is the golden integer model
 # ============================================================================
 
+
 @pytest.mark.parametrize("cell,kw", VARIANTS, ids=VARIANT_IDS)
 def test_counting_run_is_bit_exact(cell, kw):
     cfg, w, x = make(cell, scale=3.0, **kw)
@@ -209,8 +220,10 @@ def test_integer_run_saturation_widens_the_format():
 # E. the FFT circulant mode (issue 16): q_spectrum
 # ============================================================================
 
-@pytest.mark.parametrize("cell,kw", [VARIANTS[0], VARIANTS[2], VARIANTS[4]], ids=[VARIANT_IDS[0], VARIANT_IDS[2],
-                                                                                  VARIANT_IDS[4]])
+
+@pytest.mark.parametrize(
+    "cell,kw", [VARIANTS[0], VARIANTS[2], VARIANTS[4]], ids=[VARIANT_IDS[0], VARIANT_IDS[2], VARIANT_IDS[4]]
+)
 def test_fft_mode_chooses_q_spectrum(cell, kw):
     from rnnaccel.numeric import fft
 
@@ -222,8 +235,8 @@ def test_fft_mode_chooses_q_spectrum(cell, kw):
     assert r["format"] == str(new.q_spectrum) and new.q_spectrum.width == cfg.q_spectrum.width
     assert r["observed_max"] == pytest.approx(np.abs(spectra).max()) and r["values"] == spectra.size
     assert r["saturations"] == 0 and r["integer_saturations"] == 0
-    assert rep["classes"]["q_weight"]["integer_saturations"] is None       # not stored in FFT mode
-    assert count_saturations(spectra, QFormat(new.q_spectrum.width, new.q_spectrum.frac + 1)) > 0   # tightest
+    assert rep["classes"]["q_weight"]["integer_saturations"] is None  # not stored in FFT mode
+    assert count_saturations(spectra, QFormat(new.q_spectrum.width, new.q_spectrum.frac + 1)) > 0  # tightest
     assert new.q_pre.frac <= new.fft_acc_frac
     IntegerModel(new, w).run(x)
 
@@ -248,9 +261,15 @@ def test_fft_mode_accumulator_back_off():
 
 
 @pytest.mark.parametrize("mode", ["direct", "fft"])
-@pytest.mark.parametrize("cell,kw", VARIANTS + [("lstm", {"datapath": "serial", "lanes": 2, "pe_cols": 1}),
-                                                ("rnn", {"datapath": "serial", "lanes": 2, "pe_cols": 1})],
-                         ids=VARIANT_IDS + ["lstm-serial", "rnn-serial"])
+@pytest.mark.parametrize(
+    "cell,kw",
+    VARIANTS
+    + [
+        ("lstm", {"datapath": "serial", "lanes": 2, "pe_cols": 1}),
+        ("rnn", {"datapath": "serial", "lanes": 2, "pe_cols": 1}),
+    ],
+    ids=VARIANT_IDS + ["lstm-serial", "rnn-serial"],
+)
 def test_counting_run_is_bit_exact_both_modes(cell, kw, mode):
     """The counting run mirrors golden in FFT mode, and with fused projections (serial datapath) in both modes."""
     cfg, w, x = make(cell, scale=3.0, circulant_mode=mode, **kw)

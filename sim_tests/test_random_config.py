@@ -36,17 +36,22 @@ from rnnaccel.numeric.model import random_weights
 
 FIELDS = tuple(f.name for f in dataclasses.fields(Config))
 Q_FIELDS = ("q_weight", "q_state", "q_cell", "q_pre", "q_act", "q_spectrum")
-CELL_STATE = ("lstm", "sru", "qrnn")      # cells with a cell state c
+CELL_STATE = ("lstm", "sru", "qrnn")  # cells with a cell state c
 
-MAX_SIZE = 24       # input and hidden sizes drawn from 1..MAX_SIZE
-MAX_STEPS = 3       # steps per run operation
-MAX_Q_WIDTH = 32    # widest Q format drawn (QFormat's limit)
-MAX_PRODUCT = 50    # q_weight.width + q_state.width at most (with the sum and the bias, the 62-bit accumulator)
+MAX_SIZE = 24  # input and hidden sizes drawn from 1..MAX_SIZE
+MAX_STEPS = 3  # steps per run operation
+MAX_Q_WIDTH = 32  # widest Q format drawn (QFormat's limit)
+MAX_PRODUCT = 50  # q_weight.width + q_state.width at most (with the sum and the bias, the 62-bit accumulator)
 
-_COMMON = dict(deadline=None, derandomize=True, database=None, print_blob=True,
-               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+_COMMON = dict(
+    deadline=None,
+    derandomize=True,
+    database=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 #: CI budget: about a minute on one core (sizes up to 24, up to 12 steps per session)
-CI = settings(max_examples=5, **_COMMON)         # per cell variant (7 variants: 35 configs)
+CI = settings(max_examples=5, **_COMMON)  # per cell variant (7 variants: 35 configs)
 CI_RAW = settings(max_examples=60, **_COMMON)
 #: the slow tier (``pytest -m slow sim_tests/test_random_config.py``)
 SLOW = settings(max_examples=600, **_COMMON)
@@ -67,10 +72,19 @@ def _state_format(draw, min_width=4, max_width=None, max_int=6):
 
 
 #: every cell and variant (the CI tier draws a few configs of each)
-VARIANTS = [{"cell": "lstm"}, {"cell": "gru", "gru_reset_after": True}, {"cell": "gru", "gru_reset_after": False},
-            {"cell": "sru"}, {"cell": "qrnn", "qrnn_window": 1}, {"cell": "qrnn", "qrnn_window": 2}, {"cell": "rnn"}]
-VARIANT_IDS = ["-".join(str(v) for v in variant.values()).replace("True", "after").replace("False", "before")
-               for variant in VARIANTS]
+VARIANTS = [
+    {"cell": "lstm"},
+    {"cell": "gru", "gru_reset_after": True},
+    {"cell": "gru", "gru_reset_after": False},
+    {"cell": "sru"},
+    {"cell": "qrnn", "qrnn_window": 1},
+    {"cell": "qrnn", "qrnn_window": 2},
+    {"cell": "rnn"},
+]
+VARIANT_IDS = [
+    "-".join(str(v) for v in variant.values()).replace("True", "after").replace("False", "before")
+    for variant in VARIANTS
+]
 
 
 @st.composite
@@ -101,10 +115,16 @@ def valid_fields(draw, variant: dict | None = None) -> dict:
     """
     cell = variant["cell"] if variant else draw(st.sampled_from(CELLS))
     datapath = draw(st.sampled_from(DATAPATHS)) if cell in ("lstm", "rnn") else "array"
-    f: dict = {"cell": cell, "datapath": datapath,
-               "gru_reset_after": draw(st.booleans()), "qrnn_window": draw(st.sampled_from([1, 2])),
-               "num_layers": draw(st.integers(1, 3)), "stacked_projections": draw(st.booleans()),
-               "weights_in_rom": draw(st.booleans()), "interpolate": draw(st.booleans())}
+    f: dict = {
+        "cell": cell,
+        "datapath": datapath,
+        "gru_reset_after": draw(st.booleans()),
+        "qrnn_window": draw(st.sampled_from([1, 2])),
+        "num_layers": draw(st.integers(1, 3)),
+        "stacked_projections": draw(st.booleans()),
+        "weights_in_rom": draw(st.booleans()),
+        "interpolate": draw(st.booleans()),
+    }
     f.update(variant or {})
 
     # formats (every width QFormat allows; q_weight + q_state kept inside the 62-bit accumulator)
@@ -115,7 +135,7 @@ def valid_fields(draw, variant: dict | None = None) -> dict:
     f["q_act"] = draw(_state_format(max_int=2))
     acc_frac = f["q_weight"].frac + f["q_state"].frac
     pre_width = draw(st.integers(4, MAX_Q_WIDTH))
-    lo = max(0, pre_width - 1 - acc_frac)                 # q_pre.frac <= acc_frac
+    lo = max(0, pre_width - 1 - acc_frac)  # q_pre.frac <= acc_frac
     pre_int = draw(st.integers(lo, max(lo, min(6, pre_width - 1))))
     f["q_pre"] = QFormat(pre_width, pre_width - 1 - pre_int)
 
@@ -124,7 +144,7 @@ def valid_fields(draw, variant: dict | None = None) -> dict:
     frac_tanh = min(frac_sig, f["q_cell"].frac) if cell in CELL_STATE else frac_sig
     sig_log = draw(st.integers(max(-1, 1 - frac_sig), 6))
     tanh_log = draw(st.integers(max(-1, 1 - frac_tanh), 6))
-    f["sigmoid_range"], f["tanh_range"] = 2.0 ** sig_log, 2.0 ** tanh_log
+    f["sigmoid_range"], f["tanh_range"] = 2.0**sig_log, 2.0**tanh_log
     top = min(10, frac_sig + 1 + sig_log, frac_tanh + 1 + tanh_log)
     f["table_entries"] = 1 << draw(st.integers(2, top))
 
@@ -133,7 +153,7 @@ def valid_fields(draw, variant: dict | None = None) -> dict:
         k = draw(st.sampled_from([4, 8, 16, 32]))
         f["pe_rows"] = f["pe_cols"] = 1
     else:
-        k = draw(st.one_of(st.just(1), st.integers(2, 8), st.integers(9, 32)))     # a third dense
+        k = draw(st.one_of(st.just(1), st.integers(2, 8), st.integers(9, 32)))  # a third dense
         f["pe_rows"], f["pe_cols"] = draw(st.integers(1, 3)), draw(st.integers(1, 3))
     f["block_size"] = k
     huge_ok = not f["weights_in_rom"] and k > 1 and 16 % qw_width == 0
@@ -180,8 +200,21 @@ RAW = {
     "pe_rows": _either(st.integers(1, 3), 0, -1, "1", 1.5),
     "pe_cols": _either(st.integers(1, 3), 0, -2, "2", None),
     "lanes": _either(st.integers(1, 16), 0, -1, 65, "4"),
-    **{q: _either(st.one_of(_Q_TEXT, st.builds(QFormat, st.integers(2, 32), st.integers(0, 26))),
-                  "Q3", "3.12", "Q3.12.1", "q1.6x", "Q40.2", "Q-9.3", 12, None, 1.5) for q in Q_FIELDS},
+    **{
+        q: _either(
+            st.one_of(_Q_TEXT, st.builds(QFormat, st.integers(2, 32), st.integers(0, 26))),
+            "Q3",
+            "3.12",
+            "Q3.12.1",
+            "q1.6x",
+            "Q40.2",
+            "Q-9.3",
+            12,
+            None,
+            1.5,
+        )
+        for q in Q_FIELDS
+    },
     "table_entries": _either(st.sampled_from([4, 8, 64, 256, 1024]), -1, 0, 2, 3, 100, 131072, "256", 256.0),
     "sigmoid_range": _either(st.sampled_from([0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 1, 4]), 0.25, 3.0, 0.0, -4.0, True, "8"),
     "tanh_range": _either(st.sampled_from([0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 2, 8]), 0.125, 6.0, 0.0, -2.0, False, "4"),
@@ -224,16 +257,18 @@ def sim_case(draw, fields) -> dict:
     """Weights, a session and stalls for a config: seeded weights (scale 0.5-8, large ones saturate), inputs
     of three kinds (moderate, anywhere in q_state, the extremes only), runs of 1-3 steps, a reset and an
     initial state in a random order after a first run, input idle and output back-pressure 0-0.6."""
-    return {"fields": fields,
-            "weight_seed": draw(st.integers(0, 2 ** 16)),
-            "scale": draw(st.sampled_from([0.5, 1.0, 3.0, 8.0])),
-            "session_seed": draw(st.integers(0, 2 ** 16)),
-            "inputs": draw(st.sampled_from(["moderate", "full", "extremes"])),
-            "steps": draw(st.lists(st.integers(1, MAX_STEPS), min_size=4, max_size=4)),
-            "order": draw(st.permutations(["run", "reset", "state"])),
-            "idle": draw(st.sampled_from([0.0, 0.2, 0.6])),
-            "backpressure": draw(st.sampled_from([0.0, 0.3, 0.6])),
-            "stall_seed": draw(st.integers(0, 255))}
+    return {
+        "fields": fields,
+        "weight_seed": draw(st.integers(0, 2**16)),
+        "scale": draw(st.sampled_from([0.5, 1.0, 3.0, 8.0])),
+        "session_seed": draw(st.integers(0, 2**16)),
+        "inputs": draw(st.sampled_from(["moderate", "full", "extremes"])),
+        "steps": draw(st.lists(st.integers(1, MAX_STEPS), min_size=4, max_size=4)),
+        "order": draw(st.permutations(["run", "reset", "state"])),
+        "idle": draw(st.sampled_from([0.0, 0.2, 0.6])),
+        "backpressure": draw(st.sampled_from([0.0, 0.3, 0.6])),
+        "stall_seed": draw(st.integers(0, 255)),
+    }
 
 
 def make_session(cfg: Config, case: dict) -> list[tuple]:
@@ -267,8 +302,9 @@ def check_case(cfg: Config, case: dict) -> None:
     """Simulate the case in Amaranth; every output word equal to the golden model's, every step counted."""
     weights = random_weights(cfg, seed=case["weight_seed"], scale=case["scale"])
     ops = make_session(cfg, case)
-    got, counters = run_session(cfg, weights, ops, "amaranth", idle=case["idle"], backpressure=case["backpressure"],
-                                seed=case["stall_seed"])
+    got, counters = run_session(
+        cfg, weights, ops, "amaranth", idle=case["idle"], backpressure=case["backpressure"], seed=case["stall_seed"]
+    )
     want = golden_session(cfg, weights, ops)
     runs = [op[1] for op in ops if op[0] == "run"]
     assert len(got) == len(want) == len(counters) == len(runs)
@@ -290,7 +326,7 @@ def _describe(cfg: Config) -> str:
 
 
 def _run_valid(case: dict) -> None:
-    cfg = Config(**case["fields"])          # the draw satisfies every rule: a ConfigError here is a failure
+    cfg = Config(**case["fields"])  # the draw satisfies every rule: a ConfigError here is a failure
     note(f"config:\n{cfg.to_toml()}")
     note(f"case: { {k: v for k, v in case.items() if k != 'fields'} }")
     event(_describe(cfg))
@@ -316,11 +352,33 @@ def test_gate_sums_wider_than_int64(cell, seed):
     """Regression, found by the random draw: with q_act Q0.31 and q_cell Q1.30 the golden model's aligned
     gate sums (LSTM/SRU c' = f*c at 61 fraction bits + i*g at 62) passed 63 bits and wrapped in int64, while
     the hardware adds exactly (golden ``_sum_narrow`` now forms such sums in Python integers)."""
-    cfg = preset("tiny").replace(cell=cell, input_size=2, hidden_size=2, block_size=1, lanes=1, pe_cols=1,
-                                 q_act="Q0.31", q_cell="Q1.30", q_state="Q0.31", q_weight="Q1.6", q_pre="Q4.27")
-    check_case(cfg, {"weight_seed": seed, "scale": 8.0, "session_seed": seed, "inputs": "extremes",
-                     "steps": [1, 1, 1, 1], "order": ["state", "run", "reset"], "idle": 0.0, "backpressure": 0.0,
-                     "stall_seed": 0})
+    cfg = preset("tiny").replace(
+        cell=cell,
+        input_size=2,
+        hidden_size=2,
+        block_size=1,
+        lanes=1,
+        pe_cols=1,
+        q_act="Q0.31",
+        q_cell="Q1.30",
+        q_state="Q0.31",
+        q_weight="Q1.6",
+        q_pre="Q4.27",
+    )
+    check_case(
+        cfg,
+        {
+            "weight_seed": seed,
+            "scale": 8.0,
+            "session_seed": seed,
+            "inputs": "extremes",
+            "steps": [1, 1, 1, 1],
+            "order": ["state", "run", "reset"],
+            "idle": 0.0,
+            "backpressure": 0.0,
+            "stall_seed": 0,
+        },
+    )
 
 
 # ----------------------------------------------------------------------------- raw fields: valid or one-line error
@@ -354,16 +412,16 @@ def _run_raw(drawn) -> None:
         else:
             assert exc.field in changed and "not a config field" in exc.rule
         return
-    except Exception as exc:   # anything but ConfigError is a bug of the config rules
+    except Exception as exc:  # anything but ConfigError is a bug of the config rules
         raise AssertionError(f"Config raised {type(exc).__name__}, not ConfigError: {exc}") from exc
     event("valid")
     assert Config.from_toml(cfg.to_toml()) == cfg
     note(f"config:\n{cfg.to_toml()}")
-    if cfg.fft_mode:        # specified (golden model), no gateware yet: the flow refuses it in one line
+    if cfg.fft_mode:  # specified (golden model), no gateware yet: the flow refuses it in one line
         with pytest.raises(ConfigError, match="FFT-domain datapath is not built yet"):
             check_case(cfg, case)
         return
-    if cfg.delta_mode:      # likewise
+    if cfg.delta_mode:  # likewise
         with pytest.raises(ConfigError, match="delta-network datapath is not built yet"):
             check_case(cfg, case)
         return
@@ -401,8 +459,7 @@ def test_soak_lstm_small_verilator(tmp_path):
     h0 = quantize(rng.uniform(-0.8, 0.8, size=(1, cfg.hidden_size)), cfg.q_state)
     c0 = quantize(rng.uniform(-1.5, 1.5, size=(1, cfg.hidden_size)), cfg.q_cell)
     ops = [("reset",), ("run", seq(700)), ("run", seq(600)), ("state", h0, c0), ("run", seq(700))]
-    got, counters = run_session(cfg, weights, ops, "verilator", cache_dir=tmp_path, idle=0.3, backpressure=0.4,
-                                seed=11)
+    got, counters = run_session(cfg, weights, ops, "verilator", cache_dir=tmp_path, idle=0.3, backpressure=0.4, seed=11)
     want = golden_session(cfg, weights, ops)
     assert [g.shape for g in got] == [w.shape for w in want] == [(700, 32), (600, 32), (700, 32)]
     for g, w in zip(got, want):

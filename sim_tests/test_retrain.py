@@ -79,20 +79,44 @@ def work(tmp_path_factory):
         xt, yt = torch.as_tensor(X), torch.as_tensor(y)
         for _ in range(12):
             for b in range(0, len(X), 32):
-                out, _ = lstm(xt[b:b + 32])
-                logits = lin(out[torch.arange(out.shape[0]), torch.as_tensor(L[b:b + 32] - 1)])
-                loss = torch.nn.functional.cross_entropy(logits, yt[b:b + 32])
+                out, _ = lstm(xt[b : b + 32])
+                logits = lin(out[torch.arange(out.shape[0]), torch.as_tensor(L[b : b + 32] - 1)])
+                loss = torch.nn.functional.cross_entropy(logits, yt[b : b + 32])
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
-        torch.save({**{f"rnn.{k}": v for k, v in lstm.state_dict().items()},
-                    **{f"head.{k}": v for k, v in lin.state_dict().items()}}, d / "dense.pt")
+        torch.save(
+            {
+                **{f"rnn.{k}": v for k, v in lstm.state_dict().items()},
+                **{f"head.{k}": v for k, v in lin.state_dict().items()},
+            },
+            d / "dense.pt",
+        )
         code, out, err = quiet_cli(["import", d / "dense.pt", "-o", d / "proj", "-k", "4"])
         assert code == 0, err
         t1 = time.time()
-        code, rout, rerr = quiet_cli(["retrain", d / "proj", "--data", d / "train.npz", "--val", d / "val.npz",
-                                      "-o", d / "r", "--epochs", "6", "--lr", "2e-2", "--batch", "32", "--seed", "3",
-                                      "--json", d / "r.json"])
+        code, rout, rerr = quiet_cli(
+            [
+                "retrain",
+                d / "proj",
+                "--data",
+                d / "train.npz",
+                "--val",
+                d / "val.npz",
+                "-o",
+                d / "r",
+                "--epochs",
+                "6",
+                "--lr",
+                "2e-2",
+                "--batch",
+                "32",
+                "--seed",
+                "3",
+                "--json",
+                d / "r.json",
+            ]
+        )
         assert code == 0, rerr
         seconds = time.time() - t1
     finally:
@@ -104,6 +128,7 @@ def work(tmp_path_factory):
 # ----------------------------------------------------------------------------
 # A. classification from a projected import
 # ----------------------------------------------------------------------------
+
 
 def test_projected_import_says_retrain(work):
     lines = [ln for ln in work["import_out"].splitlines() if "rnnaccel retrain" in ln]
@@ -132,16 +157,32 @@ def test_retrain_recovers_and_keeps_the_best_epoch(work):
     cfg0, w0 = load_model(d / "proj")
     assert cfg == cfg0 and cfg.block_size == 4
     assert any(not np.array_equal(w[k], w0[k]) for k in w)
-    report(f"toy task, LSTM {I}->{H}, k=4: validation accuracy {100 * accs[0]:.1f}% projected -> "
-           f"{100 * accs[best]:.1f}% retrained (epoch {best}); {work['seconds']:.1f} s for 6 epochs")
+    report(
+        f"toy task, LSTM {I}->{H}, k=4: validation accuracy {100 * accs[0]:.1f}% projected -> "
+        f"{100 * accs[best]:.1f}% retrained (epoch {best}); {work['seconds']:.1f} s for 6 epochs"
+    )
     assert accs[best] >= accs[0] + 0.2  # a real recovery, not noise
     assert "golden integer model" in work["out"] and "retrain" in work["err"]  # the progress bar is on stderr
 
 
 def test_same_seed_same_bytes(work, tmp_path):
     d = work["dir"]
-    args = ["retrain", d / "proj", "--data", d / "train.npz", "--val", d / "val.npz", "--epochs", "6", "--lr", "2e-2",
-            "--batch", "32", "--seed", "3"]
+    args = [
+        "retrain",
+        d / "proj",
+        "--data",
+        d / "train.npz",
+        "--val",
+        d / "val.npz",
+        "--epochs",
+        "6",
+        "--lr",
+        "2e-2",
+        "--batch",
+        "32",
+        "--seed",
+        "3",
+    ]
     code, _, err = quiet_cli(args + ["-o", tmp_path / "again"])
     assert code == 0, err
     for name in ("weights.npz", "head.npz", "rnnaccel.toml"):
@@ -164,6 +205,7 @@ def test_same_seed_same_bytes(work, tmp_path):
 # B. evaluate == run + head
 # ----------------------------------------------------------------------------
 
+
 def test_evaluate_agrees_with_run_plus_head(work, tmp_path, capsys):
     d = work["dir"]
     val = load_task_data(d / "val.npz", I)
@@ -183,6 +225,7 @@ def test_evaluate_agrees_with_run_plus_head(work, tmp_path, capsys):
 # C. regression
 # ----------------------------------------------------------------------------
 
+
 def _regression_data(n, rng):
     x = rng.uniform(-1, 1, size=(n, T, 4))
     Y = np.zeros((n, T, 2))
@@ -199,8 +242,23 @@ def test_regression_readout(tmp_path, capsys):
     np.savez(tmp_path / "train.npz", X=x, Y=Y)
     xt, Yt = _regression_data(32, rng)
     np.savez(tmp_path / "test.npz", X=xt, Y=Yt)
-    code, out, err = run_cli(["retrain", tmp_path / "m", "--data", tmp_path / "train.npz", "-o", tmp_path / "r",
-                              "--epochs", "8", "--lr", "3e-2", "--json", tmp_path / "r.json"], capsys)
+    code, out, err = run_cli(
+        [
+            "retrain",
+            tmp_path / "m",
+            "--data",
+            tmp_path / "train.npz",
+            "-o",
+            tmp_path / "r",
+            "--epochs",
+            "8",
+            "--lr",
+            "3e-2",
+            "--json",
+            tmp_path / "r.json",
+        ],
+        capsys,
+    )
     assert code == 0, err
     rep = json.loads((tmp_path / "r.json").read_text())
     assert rep["task"] == "regress" and rep["selected_on"] == "training"
@@ -212,8 +270,9 @@ def test_regression_readout(tmp_path, capsys):
     cfg2, w2 = load_model(tmp_path / "r")
     gold = IntegerModel(cfg2, w2).run_float(xt)
     want = readout_mse(head, gold, Yt, np.ones(Yt.shape[:2], bool))
-    code, out, err = run_cli(["evaluate", tmp_path / "r", "--data", tmp_path / "test.npz", "--json",
-                              tmp_path / "e.json"], capsys)
+    code, out, err = run_cli(
+        ["evaluate", tmp_path / "r", "--data", tmp_path / "test.npz", "--json", tmp_path / "e.json"], capsys
+    )
     assert code == 0, err
     rows = {r["arithmetic"]: r for r in json.loads((tmp_path / "e.json").read_text())["rows"]}
     assert rows["golden"]["mse"] == pytest.approx(want, rel=1e-12)
@@ -240,8 +299,11 @@ def test_api_float_warm_start_and_errors():
         retrain(cfg, random_weights(cfg), data, arithmetic="fixed", progress=False)
 
 
-@pytest.mark.parametrize("cell,kw", CELL_VARIANTS + [("lstm", {"datapath": "serial", "lanes": 2, "pe_cols": 1})],
-                         ids=CELL_VARIANT_IDS + ["lstm-serial"])
+@pytest.mark.parametrize(
+    "cell,kw",
+    CELL_VARIANTS + [("lstm", {"datapath": "serial", "lanes": 2, "pe_cols": 1})],
+    ids=CELL_VARIANT_IDS + ["lstm-serial"],
+)
 def test_every_cell_measures_the_golden_accuracy(cell, kw):
     """For every cell (and the serial datapath), what retrain measures per epoch is the golden model's accuracy."""
     cfg = preset("tiny").replace(cell=cell, **kw)
@@ -256,6 +318,7 @@ def test_every_cell_measures_the_golden_accuracy(cell, kw):
 # ----------------------------------------------------------------------------
 # D. errors
 # ----------------------------------------------------------------------------
+
 
 def _bad(d):
     rng = np.random.default_rng(1)
@@ -291,23 +354,47 @@ def _bad(d):
     np.savez(d / "val_reg.npz", X=X, Y=np.zeros((8, T, 3)))
     np.savez(d / "good.npz", X=X, y=y, lengths=L)
     good = d / "good.npz"
-    out.update({
-        "missing file": (["--data", d / "nope.npz"], "does not exist"),
-        "not an npz": (["--data", d / "text.npz"], "not a readable .npz"),
-        "an npy": (["--data", d / "one.npy"], ".npz"),
-        "val label out of range": (["--data", good, "--val", d / "val_big.npz"], "labels out of range"),
-        "val of another task": (["--data", good, "--val", d / "val_reg.npz"], "regression targets"),
-        "epochs 0": (["--data", good, "--epochs", "0"], "--epochs"),
-        "lr": (["--data", good, "--lr", "-1"], "--lr"),
-        "batch": (["--data", good, "--batch", "0"], "--batch"),
-    })
+    out.update(
+        {
+            "missing file": (["--data", d / "nope.npz"], "does not exist"),
+            "not an npz": (["--data", d / "text.npz"], "not a readable .npz"),
+            "an npy": (["--data", d / "one.npy"], ".npz"),
+            "val label out of range": (["--data", good, "--val", d / "val_big.npz"], "labels out of range"),
+            "val of another task": (["--data", good, "--val", d / "val_reg.npz"], "regression targets"),
+            "epochs 0": (["--data", good, "--epochs", "0"], "--epochs"),
+            "lr": (["--data", good, "--lr", "-1"], "--lr"),
+            "batch": (["--data", good, "--batch", "0"], "--batch"),
+        }
+    )
     return out
 
 
-BAD = ["2-D X", "input width", "NaN in X", "NaN in Y", "label too large", "negative label", "empty", "no steps",
-       "y and Y", "no targets", "y length", "fractional y", "Y shape", "lengths", "unknown array", "string X",
-       "missing file", "not an npz", "an npy", "val label out of range", "val of another task", "epochs 0", "lr",
-       "batch"]
+BAD = [
+    "2-D X",
+    "input width",
+    "NaN in X",
+    "NaN in Y",
+    "label too large",
+    "negative label",
+    "empty",
+    "no steps",
+    "y and Y",
+    "no targets",
+    "y length",
+    "fractional y",
+    "Y shape",
+    "lengths",
+    "unknown array",
+    "string X",
+    "missing file",
+    "not an npz",
+    "an npy",
+    "val label out of range",
+    "val of another task",
+    "epochs 0",
+    "lr",
+    "batch",
+]
 
 
 @pytest.fixture(scope="module")
@@ -336,8 +423,9 @@ def test_missing_model_and_file_output(tmp_path, capsys):
     rng = np.random.default_rng(1)
     X, y, _ = toy(4, rng)
     np.savez(tmp_path / "d.npz", X=X, y=y)
-    code, _, err = run_cli(["retrain", tmp_path / "nomodel", "--data", tmp_path / "d.npz", "-o", tmp_path / "o"],
-                           capsys)
+    code, _, err = run_cli(
+        ["retrain", tmp_path / "nomodel", "--data", tmp_path / "d.npz", "-o", tmp_path / "o"], capsys
+    )
     assert code == 2
     one_line_error(err, "does not exist")
     save_model(tmp_path / "m", preset("tiny"), random_weights(preset("tiny")))
@@ -351,15 +439,30 @@ def test_missing_model_and_file_output(tmp_path, capsys):
 # E. Verilator
 # ----------------------------------------------------------------------------
 
+
 @pytest.mark.cocotb
 def test_retrained_model_bit_exact_in_verilator(work, tmp_path, capsys):
     """The retrained export in Verilator (evaluate --rtl-backend verilator): bit-exact with the golden model,
     the same predictions; exit status 0."""
     d = work["dir"]
     t0 = time.time()
-    code, out, err = run_cli(["evaluate", d / "r", "--data", d / "val.npz", "--rtl-backend", "verilator",
-                              "--rtl-sequences", "3", "--cache", tmp_path / "cache", "--json", tmp_path / "e.json"],
-                             capsys)
+    code, out, err = run_cli(
+        [
+            "evaluate",
+            d / "r",
+            "--data",
+            d / "val.npz",
+            "--rtl-backend",
+            "verilator",
+            "--rtl-sequences",
+            "3",
+            "--cache",
+            tmp_path / "cache",
+            "--json",
+            tmp_path / "e.json",
+        ],
+        capsys,
+    )
     assert code == 0, out + err
     assert "verdict: BIT-EXACT (verilator vs golden, 3 sequence(s)" in out
     rep = json.loads((tmp_path / "e.json").read_text())
@@ -368,5 +471,7 @@ def test_retrained_model_bit_exact_in_verilator(work, tmp_path, capsys):
     assert rep["rtl"]["words"] == int(val.lengths[:3].sum()) * H
     rtl = rep["rows"][-1]
     assert rtl["arithmetic"] == "rtl-verilator" and rtl["accuracy"] == rtl["golden_accuracy_same_sequences"]
-    report(f"retrained k=4 model in Verilator: 3 sequences ({rep['rtl']['steps']} steps) bit-exact, "
-           f"{time.time() - t0:.1f} s including the build")
+    report(
+        f"retrained k=4 model in Verilator: 3 sequences ({rep['rtl']['steps']} steps) bit-exact, "
+        f"{time.time() - t0:.1f} s including the build"
+    )

@@ -11,8 +11,14 @@ from rnnaccel.numeric.config import ConfigError, preset
 from rnnaccel.numeric.fixedpoint import align, narrow, quantize, saturate
 from rnnaccel.numeric.golden import IntegerModel, fused_projection, projection
 from rnnaccel.interface.session import golden_session
-from rnnaccel.layout.image import (bank_packing, bank_words, bias_words, serial_col_blocks, serial_weight_address,
-                            serial_weight_image)
+from rnnaccel.layout.image import (
+    bank_packing,
+    bank_words,
+    bias_words,
+    serial_col_blocks,
+    serial_weight_address,
+    serial_weight_image,
+)
 from rnnaccel.numeric.model import dense_matrices, quantize_weights, random_weights
 from rnnaccel.flow.sim_amaranth import run_session_amaranth
 
@@ -28,8 +34,10 @@ SERIAL_CASES = [
     ("lstm-2layer-k8-L2", {"block_size": 8, "input_size": 20, "hidden_size": 12, "num_layers": 2}),
     ("rnn-2layer-k8-L4", {"cell": "rnn", "block_size": 8, "lanes": 4, "hidden_size": 12, "num_layers": 2}),
     ("lstm-spram-q8", {"weights_in_rom": False, "weight_ram": "huge"}),
-    ("lstm-spram-q4-2layer", {"weights_in_rom": False, "weight_ram": "huge", "q_weight": "Q1.2", "lanes": 4,
-                              "num_layers": 2}),
+    (
+        "lstm-spram-q4-2layer",
+        {"weights_in_rom": False, "weight_ram": "huge", "q_weight": "Q1.2", "lanes": 4, "num_layers": 2},
+    ),
 ]
 
 
@@ -38,13 +46,22 @@ def _cfg(changes):
 
 
 # ----------------------------------------------------------------------------- config
-@pytest.mark.parametrize("changes,field", [
-    ({"cell": "gru"}, "cell"), ({"cell": "sru"}, "cell"), ({"block_size": 2, "lanes": 2}, "block_size"),
-    ({"block_size": 1, "lanes": 1}, "block_size"), ({"block_size": 12, "lanes": 4}, "block_size"),
-    ({"lanes": 3}, "lanes"), ({"lanes": 8}, "lanes"), ({"pe_rows": 2}, "pe_rows"), ({"pe_cols": 2}, "pe_cols"),
-    ({"weights_in_rom": False, "weight_ram": "huge", "q_weight": "Q1.2", "lanes": 2}, "lanes"),
-    ({"datapath": "systolic"}, "datapath"),
-])
+@pytest.mark.parametrize(
+    "changes,field",
+    [
+        ({"cell": "gru"}, "cell"),
+        ({"cell": "sru"}, "cell"),
+        ({"block_size": 2, "lanes": 2}, "block_size"),
+        ({"block_size": 1, "lanes": 1}, "block_size"),
+        ({"block_size": 12, "lanes": 4}, "block_size"),
+        ({"lanes": 3}, "lanes"),
+        ({"lanes": 8}, "lanes"),
+        ({"pe_rows": 2}, "pe_rows"),
+        ({"pe_cols": 2}, "pe_cols"),
+        ({"weights_in_rom": False, "weight_ram": "huge", "q_weight": "Q1.2", "lanes": 2}, "lanes"),
+        ({"datapath": "systolic"}, "datapath"),
+    ],
+)
 def test_serial_config_rules(changes, field):
     with pytest.raises(ConfigError) as info:
         SERIAL.replace(**changes)
@@ -76,8 +93,11 @@ def test_fused_projection_is_one_narrowing():
     x = quantize(rng.uniform(-1, 1, size=(50, cfg.input_size)), cfg.q_state)
     h = quantize(rng.uniform(-1, 1, size=(50, cfg.hidden_size)), cfg.q_state)
     got = fused_projection(cfg, m.W, m.U, x, h, m.b, m.c)
-    acc = (np.einsum("ghc,nc->ngh", m.W, x) + np.einsum("ghc,nc->ngh", m.U, h)
-           + align(m.b + m.c, cfg.q_pre.frac, cfg.acc_frac)[None])
+    acc = (
+        np.einsum("ghc,nc->ngh", m.W, x)
+        + np.einsum("ghc,nc->ngh", m.U, h)
+        + align(m.b + m.c, cfg.q_pre.frac, cfg.acc_frac)[None]
+    )
     np.testing.assert_array_equal(got, narrow(acc, cfg.acc_frac, cfg.q_pre))
     # the array's two narrowings round differently somewhere (so the serial golden really is its own rule)
     two = saturate(projection(cfg, m.W, x, m.b) + projection(cfg, m.U, h, m.c), cfg.q_pre)
@@ -94,6 +114,7 @@ def test_integer_model_uses_fused_projection():
     y = model.run_raw(x[None])[0]
     pre = fused_projection(cfg, m.W, m.U, x, np.zeros((1, cfg.hidden_size), np.int64), m.b, m.c)
     from rnnaccel.numeric.golden import rnn_update
+
     np.testing.assert_array_equal(y, rnn_update(cfg, pre))
 
 
@@ -111,8 +132,13 @@ def test_weight_image_read_as_the_lanes_read_it(case_id, changes):
     for layer in range(cfg.num_layers):
         G = len(cfg.layer_gates(layer))
         nj = serial_col_blocks(cfg, layer)
-        dense = np.concatenate([np.stack([expand(qw[f"layer{layer}.W"][g]) for g in range(G)]),
-                                np.stack([expand(qw[f"layer{layer}.U"][g]) for g in range(G)])], axis=2)
+        dense = np.concatenate(
+            [
+                np.stack([expand(qw[f"layer{layer}.W"][g]) for g in range(G)]),
+                np.stack([expand(qw[f"layer{layer}.U"][g]) for g in range(G)]),
+            ],
+            axis=2,
+        )
         for i in range(Hp // k):
             for g in range(G):
                 for s in range(k // Ln):
@@ -178,9 +204,15 @@ def test_serial_out_of_range_commands_set_error():
 
     cfg = _cfg({"weights_in_rom": False})
     dut = make_accelerator(cfg)
-    bad = [(Op.WRITE_VEC, 0, vector_depth(cfg), 1), (Op.WRITE_VEC, cfg.block_size, 0, 1),
-           (Op.WRITE_C, 0, cfg.padded(cfg.hidden_size), 1), (Op.WRITE_WEIGHT, 0, dut.weight_depth, 1),
-           (Op.WRITE_WEIGHT, 1, bias_rows(cfg), 1), (Op.WRITE_WEIGHT, 2, 0, 1), (9, 0, 0, 0)]
+    bad = [
+        (Op.WRITE_VEC, 0, vector_depth(cfg), 1),
+        (Op.WRITE_VEC, cfg.block_size, 0, 1),
+        (Op.WRITE_C, 0, cfg.padded(cfg.hidden_size), 1),
+        (Op.WRITE_WEIGHT, 0, dut.weight_depth, 1),
+        (Op.WRITE_WEIGHT, 1, bias_rows(cfg), 1),
+        (Op.WRITE_WEIGHT, 2, 0, 1),
+        (9, 0, 0, 0),
+    ]
     flags = []
 
     async def bench(ctx):
@@ -220,7 +252,7 @@ def test_generate_serial_design(tmp_path):
     text = (tmp_path / "rnnaccel_top.v").read_text()
     assert "module rnnaccel_top" in text
     generate(cfg, w, tmp_path / "again", progress=lambda msg: None)
-    assert (tmp_path / "again" / "rnnaccel_top.v").read_text() == text     # byte-identical
+    assert (tmp_path / "again" / "rnnaccel_top.v").read_text() == text  # byte-identical
 
 
 def test_demo_refuses_zero_steps_and_golden_takes_empty_sequences(capsys):

@@ -53,6 +53,7 @@ def inputs(cfg, n=3, t=6, scale=1.5, seed=1):
 # A. float forward == FloatModel
 # ============================================================================
 
+
 @pytest.mark.parametrize("layers", [1, 2])
 @pytest.mark.parametrize("k", [1, 4])
 @pytest.mark.parametrize("cell,kw", VARIANTS, ids=VARIANT_IDS)
@@ -86,10 +87,17 @@ def test_expand_matches_circulant_expand():
 
 SMALL_TABLE_CFGS = [
     TINY.replace(q_pre=QFormat(10, 6), q_cell=QFormat(10, 6), q_act=QFormat(10, 8), table_entries=64),
-    TINY.replace(q_pre=QFormat(10, 6), q_cell=QFormat(10, 6), q_act=QFormat(10, 8), table_entries=64,
-                 interpolate=False),
-    TINY.replace(q_pre=QFormat(12, 8), q_cell=QFormat(12, 8), q_act=QFormat(9, 7), table_entries=32,
-                 sigmoid_range=4.0, tanh_range=2.0),
+    TINY.replace(
+        q_pre=QFormat(10, 6), q_cell=QFormat(10, 6), q_act=QFormat(10, 8), table_entries=64, interpolate=False
+    ),
+    TINY.replace(
+        q_pre=QFormat(12, 8),
+        q_cell=QFormat(12, 8),
+        q_act=QFormat(9, 7),
+        table_entries=32,
+        sigmoid_range=4.0,
+        tanh_range=2.0,
+    ),
     TINY.replace(q_pre=QFormat(9, 5), q_cell=QFormat(9, 5), table_entries=64),  # shift 0 for sigmoid
 ]
 
@@ -215,7 +223,7 @@ def test_fft_mode_spectra_rounded_like_the_export():
     mod = CirculantRNN(cfg, fake_quant=True, table_activations=True).reset_parameters(seed=4)
     with torch.no_grad():
         for p in mod.parameters():
-            p.add_(1e-12)                                     # float64 values the float32 export rounds away
+            p.add_(1e-12)  # float64 values the float32 export rounds away
     stored = quantize_weights(cfg, mod.to_weights())
     for key in ("W", "U"):
         p = getattr(mod.layers[0], key)
@@ -223,19 +231,20 @@ def test_fft_mode_spectra_rounded_like_the_export():
         np.testing.assert_array_equal(raw, stored[f"layer0.{key}"])
         # the stand-in vectors are the ones whose DFT is the stored spectrum
         from rnnaccel.numeric import fft
-        np.testing.assert_allclose(vectors.detach().numpy(),
-                                   fft.spectra_vectors(raw * cfg.q_spectrum.lsb), atol=1e-12)
+
+        np.testing.assert_allclose(vectors.detach().numpy(), fft.spectra_vectors(raw * cfg.q_spectrum.lsb), atol=1e-12)
     x = inputs(cfg)
     np.testing.assert_array_equal(mod(x)[0].detach().numpy(), IntegerModel(cfg, mod.to_weights()).run_float(x))
 
 
-@pytest.mark.parametrize("cell,kw", [VARIANTS[0], VARIANTS[2], VARIANTS[4]], ids=[VARIANT_IDS[0], VARIANT_IDS[2],
-                                                                                  VARIANT_IDS[4]])
+@pytest.mark.parametrize(
+    "cell,kw", [VARIANTS[0], VARIANTS[2], VARIANTS[4]], ids=[VARIANT_IDS[0], VARIANT_IDS[2], VARIANT_IDS[4]]
+)
 def test_fft_mode_gradients_reach_every_parameter(cell, kw):
     cfg = make_cfg(cell, 2, 4, **{**kw, **FFT_KW})
     mod = CirculantRNN(cfg, fake_quant=True, table_activations=True).reset_parameters(seed=3)
     y, _ = mod(inputs(cfg))
-    (y ** 2).sum().backward()
+    (y**2).sum().backward()
     for name, p in mod.named_parameters():
         assert p.grad is not None and torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0, name
 
@@ -263,6 +272,7 @@ def test_table_activations_without_fake_quant_reads_the_tables():
 # C. gradients
 # ============================================================================
 
+
 @pytest.mark.parametrize("quant", [False, True], ids=["float", "fakequant-tables"])
 @pytest.mark.parametrize("cell,kw", VARIANTS, ids=VARIANT_IDS)
 def test_gradients_reach_every_parameter(cell, kw, quant):
@@ -270,7 +280,7 @@ def test_gradients_reach_every_parameter(cell, kw, quant):
     mod = CirculantRNN(cfg, fake_quant=quant, table_activations=quant).reset_parameters(seed=4, scale=0.5)
     x = inputs(cfg, n=4, t=5, scale=0.5)
     y, _ = mod(x)
-    (y ** 2).sum().backward()
+    (y**2).sum().backward()
     for name, p in mod.named_parameters():
         assert p.grad is not None, name
         assert torch.all(torch.isfinite(p.grad)), name
@@ -293,6 +303,7 @@ def test_table_activation_gradient_is_the_true_derivative():
 # ============================================================================
 # D. weights in and out
 # ============================================================================
+
 
 def test_weights_round_trip_and_export(tmp_path):
     cfg = make_cfg("gru", 2, 4, gru_reset_after=False)
@@ -319,8 +330,10 @@ def test_init_from_dense_k1_reproduces_pytorch(cell):
     def param(name, i):
         return getattr(ref, f"{name}_l{i}").detach().numpy()
 
-    layers = [{"W": param("weight_ih", i), "b": param("bias_ih", i), "U": param("weight_hh", i),
-               "c": param("bias_hh", i)} for i in range(2)]
+    layers = [
+        {"W": param("weight_ih", i), "b": param("bias_ih", i), "U": param("weight_hh", i), "c": param("bias_hh", i)}
+        for i in range(2)
+    ]
     cfg = Config(cell=cell, input_size=6, hidden_size=10, num_layers=2, block_size=1, lanes=4)
     mod = init_from_dense(cfg, layers)
     x = torch.from_numpy(inputs(cfg, n=2, t=5))
@@ -367,7 +380,7 @@ def _train(run, params, head, x, y, epochs, lr=1e-2, batch=64):
     for _ in range(epochs):
         perm = torch.randperm(x.shape[0])
         for b in range(0, x.shape[0], batch):
-            idx = perm[b:b + batch]
+            idx = perm[b : b + batch]
             loss = torch.nn.functional.cross_entropy(head(run(x[idx])[:, -1]), y[idx])
             opt.zero_grad()
             loss.backward()
@@ -394,8 +407,14 @@ def test_retraining_recovers_accuracy_after_projection(tmp_path):
         _train(lambda x: dense(x)[0], dense.parameters(), head, xtr, ytr, epochs=15)
         acc_dense = _accuracy(lambda x: dense(x)[0], head, xte, yte)
 
-        layers = [{"W": dense.weight_ih_l0.detach().numpy(), "b": dense.bias_ih_l0.detach().numpy(),
-                   "U": dense.weight_hh_l0.detach().numpy(), "c": dense.bias_hh_l0.detach().numpy()}]
+        layers = [
+            {
+                "W": dense.weight_ih_l0.detach().numpy(),
+                "b": dense.bias_ih_l0.detach().numpy(),
+                "U": dense.weight_hh_l0.detach().numpy(),
+                "c": dense.bias_hh_l0.detach().numpy(),
+            }
+        ]
         cfg = Config(cell="lstm", input_size=I, hidden_size=H, block_size=8, lanes=8, pe_rows=1, pe_cols=2)
         circ = init_from_dense(cfg, layers)
         acc_proj = _accuracy(lambda x: circ(x)[0], head, xte, yte)
@@ -412,10 +431,12 @@ def test_retraining_recovers_accuracy_after_projection(tmp_path):
     finally:
         torch.set_num_threads(threads)
     elapsed = time.time() - t0
-    report(f"toy 3-class frequency task, LSTM {I}->{H}, T={T}: dense {acc_dense:.1f}% | projected k=8 "
-           f"{acc_proj:.1f}% | retrained k=8 {acc_retrained:.1f}% | integer golden {acc_int:.1f}% "
-           f"(fake-quant module {acc_fq:.1f}%) | weights {cfg.weight_words()} vs {cfg.dense_weight_words()} words "
-           f"| {elapsed:.1f} s")
+    report(
+        f"toy 3-class frequency task, LSTM {I}->{H}, T={T}: dense {acc_dense:.1f}% | projected k=8 "
+        f"{acc_proj:.1f}% | retrained k=8 {acc_retrained:.1f}% | integer golden {acc_int:.1f}% "
+        f"(fake-quant module {acc_fq:.1f}%) | weights {cfg.weight_words()} vs {cfg.dense_weight_words()} words "
+        f"| {elapsed:.1f} s"
+    )
     assert acc_dense >= 90
     assert acc_proj <= acc_dense - 20
     assert acc_retrained >= acc_dense - 5
@@ -442,10 +463,17 @@ def test_fft_mode_retraining_with_the_exact_forward(tmp_path):
         head = torch.nn.Linear(H, NC).double()
         _train(lambda x: dense(x)[0], dense.parameters(), head, xtr, ytr, epochs=15)
         acc_dense = _accuracy(lambda x: dense(x)[0], head, xte, yte)
-        layers = [{"W": dense.weight_ih_l0.detach().numpy(), "b": dense.bias_ih_l0.detach().numpy(),
-                   "U": dense.weight_hh_l0.detach().numpy(), "c": dense.bias_hh_l0.detach().numpy()}]
-        base = Config(cell="lstm", input_size=I, hidden_size=H, block_size=8, lanes=8, pe_rows=1, pe_cols=2,
-                      circulant_mode="fft")
+        layers = [
+            {
+                "W": dense.weight_ih_l0.detach().numpy(),
+                "b": dense.bias_ih_l0.detach().numpy(),
+                "U": dense.weight_hh_l0.detach().numpy(),
+                "c": dense.bias_hh_l0.detach().numpy(),
+            }
+        ]
+        base = Config(
+            cell="lstm", input_size=I, hidden_size=H, block_size=8, lanes=8, pe_rows=1, pe_cols=2, circulant_mode="fft"
+        )
         w = dense_to_weights(base, layers)
         cfg, _ = choose_formats(base, w, xtr[:128].numpy())
         assert cfg.fft_mode and cfg.q_spectrum.width == 8
@@ -459,9 +487,11 @@ def test_fft_mode_retraining_with_the_exact_forward(tmp_path):
         acc_int = _accuracy(lambda x: IntegerModel(cfg2, w2).run_float(x.numpy()), head, xte, yte)
     finally:
         torch.set_num_threads(threads)
-    report(f"toy task, FFT mode k=8 ({cfg.q_spectrum} spectra): dense {acc_dense:.1f}% | projected, integer FFT "
-           f"{acc_proj:.1f}% | retrained through the exact FFT forward {acc_fq:.1f}% | exported, integer golden "
-           f"{acc_int:.1f}% | {time.time() - t0:.1f} s")
+    report(
+        f"toy task, FFT mode k=8 ({cfg.q_spectrum} spectra): dense {acc_dense:.1f}% | projected, integer FFT "
+        f"{acc_proj:.1f}% | retrained through the exact FFT forward {acc_fq:.1f}% | exported, integer golden "
+        f"{acc_int:.1f}% | {time.time() - t0:.1f} s"
+    )
     assert acc_fq == acc_int
     assert acc_int >= acc_dense - 5
     assert acc_int >= acc_proj + 10

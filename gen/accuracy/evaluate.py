@@ -64,9 +64,26 @@ from ..numeric.fixedpoint import quantize, to_float
 from ..numeric.golden import FloatModel, InputError, IntegerModel
 from ..numeric.model import ModelError, Weights, load_model
 
-__all__ = ["HEAD_FILE", "Head", "Reference", "save_head", "load_head", "check_head", "last_states", "valid_mask",
-           "hidden_states", "ARITHMETICS", "evaluate", "format_table", "plot_report", "load_reference",
-           "write_json", "classify", "readout_mse", "HEAD_KINDS"]
+__all__ = [
+    "HEAD_FILE",
+    "Head",
+    "Reference",
+    "save_head",
+    "load_head",
+    "check_head",
+    "last_states",
+    "valid_mask",
+    "hidden_states",
+    "ARITHMETICS",
+    "evaluate",
+    "format_table",
+    "plot_report",
+    "load_reference",
+    "write_json",
+    "classify",
+    "readout_mse",
+    "HEAD_KINDS",
+]
 
 HEAD_FILE = "head.npz"
 
@@ -129,8 +146,10 @@ def check_head(head: Head, hidden_size: int | None = None, where: str = HEAD_FIL
     if b.shape != (W.shape[0],):
         raise ModelError(f"{where}: b has shape {b.shape}, W has {W.shape[0]} classes so b needs ({W.shape[0]},)")
     if hidden_size is not None and W.shape[1] != hidden_size:
-        raise ModelError(f"{where}: W has shape {W.shape}, reading {W.shape[1]} hidden units; the model's hidden "
-                         f"size is {hidden_size}")
+        raise ModelError(
+            f"{where}: W has shape {W.shape}, reading {W.shape[1]} hidden units; the model's hidden "
+            f"size is {hidden_size}"
+        )
     if not (np.all(np.isfinite(W)) and np.all(np.isfinite(b))):
         raise ModelError(f"{where}: holds NaN or infinite values")
     if head.classes is not None and len(head.classes) != W.shape[0]:
@@ -176,8 +195,9 @@ def load_head(directory: str | Path, hidden_size: int | None = None) -> Head | N
         raise ModelError(f"{path} is not a readable .npz archive of arrays") from None
     missing = [k for k in ("W", "b") if k not in arrays]
     if missing:
-        raise ModelError(f"{path}: has no {missing[0]} array (a head holds W (classes, H), b (classes,) and "
-                         f"optionally classes)")
+        raise ModelError(
+            f"{path}: has no {missing[0]} array (a head holds W (classes, H), b (classes,) and optionally classes)"
+        )
     W, b = arrays["W"], arrays["b"]
     classes = tuple(str(c) for c in np.ravel(arrays["classes"])) if "classes" in arrays else None
     kind = str(np.ravel(arrays["kind"])[0]) if "kind" in arrays and np.size(arrays["kind"]) == 1 else "classifier"
@@ -191,6 +211,7 @@ def load_head(directory: str | Path, hidden_size: int | None = None) -> Head | N
 # ----------------------------------------------------------------------------
 # Running the arithmetics
 # ----------------------------------------------------------------------------
+
 
 def valid_mask(lengths: np.ndarray, steps: int) -> np.ndarray:
     """(N, T) True where step t < lengths[n]."""
@@ -218,8 +239,9 @@ def hidden_states(cfg: Config, weights: Weights, X: np.ndarray, arithmetic: str 
     raise ValueError(f"unknown arithmetic {arithmetic!r} (known: {', '.join(ARITHMETICS)})")
 
 
-def classify(cfg: Config, weights: Weights, head: Head, X: np.ndarray, lengths: np.ndarray,
-             arithmetic: str = "golden") -> np.ndarray:
+def classify(
+    cfg: Config, weights: Weights, head: Head, X: np.ndarray, lengths: np.ndarray, arithmetic: str = "golden"
+) -> np.ndarray:
     """Predicted class of each sequence: the head on the last valid hidden state."""
     return head.predict(last_states(hidden_states(cfg, weights, X, arithmetic), lengths))
 
@@ -263,12 +285,19 @@ def _torch_head(path: Path, hidden: int, trust_pickle: bool = False) -> tuple[He
         if not key.endswith("weight") or _KEY.match(key) or not isinstance(value, torch.Tensor):
             continue
         bias = flat.get(key[: -len("weight")] + "bias")
-        if value.ndim == 2 and value.shape[1] == hidden and isinstance(bias, torch.Tensor) and \
-                tuple(bias.shape) == (value.shape[0],):
+        if (
+            value.ndim == 2
+            and value.shape[1] == hidden
+            and isinstance(bias, torch.Tensor)
+            and tuple(bias.shape) == (value.shape[0],)
+        ):
             found.append((key, value, bias))
     if len(found) != 1:
-        return None, (f"{len(found)} linear layers reading {hidden} hidden units" if found else
-                      f"no linear layer reading {hidden} hidden units")
+        return None, (
+            f"{len(found)} linear layers reading {hidden} hidden units"
+            if found
+            else f"no linear layer reading {hidden} hidden units"
+        )
     key, W, b = found[0]
     head = Head(W.detach().to(torch.float64).numpy(), b.detach().to(torch.float64).numpy())
     name = key[: -len(".weight")] if key.endswith(".weight") else key
@@ -306,6 +335,7 @@ def load_reference(ref: str | Path, like: Config) -> Reference:
 # evaluate
 # ----------------------------------------------------------------------------
 
+
 def _check_data(cfg: Config, X, lengths, labels, head: Head | None, targets=None):
     X = np.asarray(X)
     if X.dtype.kind not in "fiu":
@@ -313,8 +343,9 @@ def _check_data(cfg: Config, X, lengths, labels, head: Head | None, targets=None
     if X.ndim == 2:
         X = X[None]
     if X.ndim != 3 or X.shape[-1] != cfg.input_size:
-        raise InputError(f"inputs have shape {X.shape}; the model needs (T, {cfg.input_size}) or "
-                         f"(N, T, {cfg.input_size})")
+        raise InputError(
+            f"inputs have shape {X.shape}; the model needs (T, {cfg.input_size}) or (N, T, {cfg.input_size})"
+        )
     if X.shape[0] == 0 or X.shape[1] == 0:
         raise InputError(f"inputs have shape {X.shape}: no sequences or no steps")
     if not np.all(np.isfinite(X)):
@@ -325,11 +356,13 @@ def _check_data(cfg: Config, X, lengths, labels, head: Head | None, targets=None
         lengths = np.full(n, t, dtype=np.int64)
     lengths = np.asarray(lengths)
     if lengths.shape != (n,) or lengths.dtype.kind not in "iu":
-        raise InputError(f"lengths must be {n} integers (one per sequence), not shape {lengths.shape} "
-                         f"dtype {lengths.dtype}")
+        raise InputError(
+            f"lengths must be {n} integers (one per sequence), not shape {lengths.shape} dtype {lengths.dtype}"
+        )
     if lengths.min() < 1 or lengths.max() > t:
-        raise InputError(f"lengths must be between 1 and {t} (the padded length), not {int(lengths.min())}.."
-                         f"{int(lengths.max())}")
+        raise InputError(
+            f"lengths must be between 1 and {t} (the padded length), not {int(lengths.min())}..{int(lengths.max())}"
+        )
     if labels is not None:
         labels = np.asarray(labels)
         if labels.ndim != 1 or labels.shape[0] != n:
@@ -340,14 +373,20 @@ def _check_data(cfg: Config, X, lengths, labels, head: Head | None, targets=None
             else:
                 raise InputError(f"labels must be integer class indices, not dtype {labels.dtype}")
         if head is None:
-            raise InputError(f"labels were given but the model has no classifier head ({HEAD_FILE}: W (classes, "
-                             f"hidden), b (classes,)); without labels evaluate reports hidden-state deviations")
+            raise InputError(
+                f"labels were given but the model has no classifier head ({HEAD_FILE}: W (classes, "
+                f"hidden), b (classes,)); without labels evaluate reports hidden-state deviations"
+            )
         if not head.is_classifier:
-            raise InputError(f"labels were given but the model's {HEAD_FILE} is a per-step regression readout; "
-                             f"give targets Y (N, T, {head.num_classes}) instead")
+            raise InputError(
+                f"labels were given but the model's {HEAD_FILE} is a per-step regression readout; "
+                f"give targets Y (N, T, {head.num_classes}) instead"
+            )
         if labels.min() < 0 or labels.max() >= head.num_classes:
-            raise InputError(f"labels must be class indices 0..{head.num_classes - 1} (the head has "
-                             f"{head.num_classes} classes), found {int(labels.min())}..{int(labels.max())}")
+            raise InputError(
+                f"labels must be class indices 0..{head.num_classes - 1} (the head has "
+                f"{head.num_classes} classes), found {int(labels.min())}..{int(labels.max())}"
+            )
         labels = labels.astype(np.int64)
     if targets is not None:
         if labels is not None:
@@ -360,16 +399,30 @@ def _check_data(cfg: Config, X, lengths, labels, head: Head | None, targets=None
         if not np.all(np.isfinite(targets)):
             raise InputError("targets Y hold NaN or infinite values")
         if head is None or head.is_classifier:
-            raise InputError(f"targets Y were given but the model has no regression readout ({HEAD_FILE} with kind "
-                             f"'readout', written by rnnaccel retrain on Y targets)")
+            raise InputError(
+                f"targets Y were given but the model has no regression readout ({HEAD_FILE} with kind "
+                f"'readout', written by rnnaccel retrain on Y targets)"
+            )
         if targets.shape[2] != head.num_classes:
             raise InputError(f"targets Y have {targets.shape[2]} outputs, the model's readout {head.num_classes}")
         targets = targets.astype(np.float64)
     return X.astype(np.float64), lengths.astype(np.int64), labels, targets
 
 
-def _row(name: str, arithmetic: str, y: np.ndarray, ref: np.ndarray | None, mask: np.ndarray, lengths, head,
-         labels, ref_pred, seconds: float, targets=None, **extra) -> dict:
+def _row(
+    name: str,
+    arithmetic: str,
+    y: np.ndarray,
+    ref: np.ndarray | None,
+    mask: np.ndarray,
+    lengths,
+    head,
+    labels,
+    ref_pred,
+    seconds: float,
+    targets=None,
+    **extra,
+) -> dict:
     row = {"name": name, "arithmetic": arithmetic, "sequences": int(y.shape[0]), "seconds": round(seconds, 3)}
     if ref is not None and ref.shape == y.shape:
         d = np.abs(y - ref)[mask]
@@ -393,8 +446,9 @@ def _row(name: str, arithmetic: str, y: np.ndarray, ref: np.ndarray | None, mask
     return row
 
 
-def _rtl(cfg: Config, weights: Weights, X: np.ndarray, lengths: np.ndarray, backend: str, index: np.ndarray,
-         cache_dir, log) -> tuple[np.ndarray, dict]:
+def _rtl(
+    cfg: Config, weights: Weights, X: np.ndarray, lengths: np.ndarray, backend: str, index: np.ndarray, cache_dir, log
+) -> tuple[np.ndarray, dict]:
     """The sequences at ``index``, each for its true length, in a simulator; compared with the golden session."""
     from ..flow.backends import run_session
     from ..interface.session import golden_session
@@ -414,23 +468,41 @@ def _rtl(cfg: Config, weights: Weights, X: np.ndarray, lengths: np.ndarray, back
     y = np.zeros((n, X.shape[1], cfg.hidden_size))
     for i, out in enumerate(outs):
         y[i, : out.shape[0]] = to_float(out, cfg.q_state)
-    info = {"backend": backend, "sequences": n, "indices": [int(i) for i in index], "steps": steps,
-            "words": int(want_all.size),
-            "mismatches": mismatches, "bit_exact": mismatches == 0,
-            "verdict": "BIT-EXACT" if mismatches == 0 else f"MISMATCH in {mismatches} of {want_all.size} words",
-            "seconds": round(seconds, 3), "ideal_cycles_per_step": cfg.ideal_cycles_per_step}
+    info = {
+        "backend": backend,
+        "sequences": n,
+        "indices": [int(i) for i in index],
+        "steps": steps,
+        "words": int(want_all.size),
+        "mismatches": mismatches,
+        "bit_exact": mismatches == 0,
+        "verdict": "BIT-EXACT" if mismatches == 0 else f"MISMATCH in {mismatches} of {want_all.size} words",
+        "seconds": round(seconds, 3),
+        "ideal_cycles_per_step": cfg.ideal_cycles_per_step,
+    }
     if counters:
         total, csteps = int(counters[-1]["cycles"]), int(counters[-1]["steps"])
         per = total / max(1, csteps)
-        info.update({"cycles": total, "cycles_per_step": per,
-                     "utilization": cfg.ideal_cycles_per_step / per if total else 0.0})
+        info.update(
+            {"cycles": total, "cycles_per_step": per, "utilization": cfg.ideal_cycles_per_step / per if total else 0.0}
+        )
     return y, info
 
 
-def evaluate(cfg: Config, weights: Weights, X, lengths=None, labels=None, head: Head | None = None,
-             dense: Reference | None = None, rtl_backend: str | None = None, rtl_sequences=2,
-             cache_dir: str | Path | None = None, log: Callable[[str], None] | None = None,
-             targets=None) -> dict:
+def evaluate(
+    cfg: Config,
+    weights: Weights,
+    X,
+    lengths=None,
+    labels=None,
+    head: Head | None = None,
+    dense: Reference | None = None,
+    rtl_backend: str | None = None,
+    rtl_sequences=2,
+    cache_dir: str | Path | None = None,
+    log: Callable[[str], None] | None = None,
+    targets=None,
+) -> dict:
     """Run every arithmetic on ``X`` (N, T, input) and return the report (a JSON-able dict after
     :func:`write_json`; rows keep their predictions under ``_pred``).
 
@@ -457,41 +529,95 @@ def evaluate(cfg: Config, weights: Weights, X, lengths=None, labels=None, head: 
     log(f"float: {n} sequences x {t} steps")
     y_float = hidden_states(cfg, weights, X, "float")
     pred_float = pred_head.predict(last_states(y_float, lengths)) if pred_head is not None else None
-    float_row = _row(_float_name(cfg), "float", y_float, y_float, mask, lengths, head, labels, pred_float,
-                     time.time() - t0, targets=targets)
+    float_row = _row(
+        _float_name(cfg),
+        "float",
+        y_float,
+        y_float,
+        mask,
+        lengths,
+        head,
+        labels,
+        pred_float,
+        time.time() - t0,
+        targets=targets,
+    )
 
     if dense is not None:
         if dense.cfg.input_size != cfg.input_size:
             raise InputError(f"the dense reference reads {dense.cfg.input_size} inputs, the model {cfg.input_size}")
         if dense.head is not None and head is not None and dense.head.num_classes != head.num_classes:
-            raise InputError(f"the dense reference's head has {dense.head.num_classes} classes, the model's "
-                             f"{head.num_classes}")
+            raise InputError(
+                f"the dense reference's head has {dense.head.num_classes} classes, the model's {head.num_classes}"
+            )
         t0 = time.time()
         log("dense float reference")
         y_dense = hidden_states(dense.cfg, dense.weights, X, "float")
         same_shape = dense.cfg.hidden_size == cfg.hidden_size
         dhead = dense.head
-        if dhead is not None and (labels is not None and not dhead.is_classifier or
-                                  targets is not None and (dhead.is_classifier or
-                                                           dhead.num_classes != targets.shape[2])):
+        if dhead is not None and (
+            labels is not None
+            and not dhead.is_classifier
+            or targets is not None
+            and (dhead.is_classifier or dhead.num_classes != targets.shape[2])
+        ):
             dhead = None  # a reference head of another kind than the data's task
-        drow = _row("dense float", "dense-float", y_dense, y_float if same_shape else None, mask, lengths,
-                    dhead, labels, pred_float, time.time() - t0, targets=targets, source=dense.source,
-                    notes=list(dense.notes), weight_bytes_float32=4 * dense.cfg.dense_weight_words())
+        drow = _row(
+            "dense float",
+            "dense-float",
+            y_dense,
+            y_float if same_shape else None,
+            mask,
+            lengths,
+            dhead,
+            labels,
+            pred_float,
+            time.time() - t0,
+            targets=targets,
+            source=dense.source,
+            notes=list(dense.notes),
+            weight_bytes_float32=4 * dense.cfg.dense_weight_words(),
+        )
         rows.append(drow)
     rows.append(float_row)
 
     t0 = time.time()
     log("float with quantized weights")
     y_qw = hidden_states(cfg, weights, X, "float-qweights")
-    rows.append(_row(f"float, Q weights ({cfg.q_weight})", "float-qweights", y_qw, y_float, mask, lengths, head,
-                     labels, pred_float, time.time() - t0, targets=targets))
+    rows.append(
+        _row(
+            f"float, Q weights ({cfg.q_weight})",
+            "float-qweights",
+            y_qw,
+            y_float,
+            mask,
+            lengths,
+            head,
+            labels,
+            pred_float,
+            time.time() - t0,
+            targets=targets,
+        )
+    )
 
     t0 = time.time()
     log("golden (integer)")
     y_gold = hidden_states(cfg, weights, X, "golden")
-    rows.append(_row("golden (integer)", "golden", y_gold, y_float, mask, lengths, head, labels, pred_float,
-                     time.time() - t0, targets=targets))
+    rows.append(
+        _row(
+            "golden (integer)",
+            "golden",
+            y_gold,
+            y_float,
+            mask,
+            lengths,
+            head,
+            labels,
+            pred_float,
+            time.time() - t0,
+            targets=targets,
+        )
+    )
 
     rtl = None
     if rtl_backend is not None:
@@ -505,9 +631,20 @@ def evaluate(cfg: Config, weights: Weights, X, lengths=None, labels=None, head: 
                 raise InputError(f"RTL sequence indices must be in 0..{n - 1}, not {index.tolist()}")
         y_rtl, rtl = _rtl(cfg, weights, X, lengths, rtl_backend, index, cache_dir, log)
         sub_labels = labels[index] if labels is not None else None
-        row = _row(f"rtl {rtl_backend}", f"rtl-{rtl_backend}", y_rtl, y_float[index], mask[index], lengths[index],
-                   head, sub_labels, None if pred_float is None else pred_float[index], rtl["seconds"],
-                   targets=None if targets is None else targets[index], verdict=rtl["verdict"])
+        row = _row(
+            f"rtl {rtl_backend}",
+            f"rtl-{rtl_backend}",
+            y_rtl,
+            y_float[index],
+            mask[index],
+            lengths[index],
+            head,
+            sub_labels,
+            None if pred_float is None else pred_float[index],
+            rtl["seconds"],
+            targets=None if targets is None else targets[index],
+            verdict=rtl["verdict"],
+        )
         if head is not None and not head.is_classifier and targets is not None:
             row["golden_mse_same_sequences"] = readout_mse(head, y_gold[index], targets[index], mask[index])
         if pred_head is not None and sub_labels is not None:
@@ -517,10 +654,16 @@ def evaluate(cfg: Config, weights: Weights, X, lengths=None, labels=None, head: 
 
     return {
         "model": _model_info(cfg),
-        "data": {"sequences": n, "padded_steps": t, "valid_steps": int(lengths.sum()),
-                 "labels": labels is not None, "targets": targets is not None},
-        "head": None if head is None else {"classes": head.num_classes, "kind": head.kind,
-                                           "names": list(head.classes) if head.classes else None},
+        "data": {
+            "sequences": n,
+            "padded_steps": t,
+            "valid_steps": int(lengths.sum()),
+            "labels": labels is not None,
+            "targets": targets is not None,
+        },
+        "head": None
+        if head is None
+        else {"classes": head.num_classes, "kind": head.kind, "names": list(head.classes) if head.classes else None},
         "rows": rows,
         "rtl": rtl,
     }
@@ -531,18 +674,27 @@ def _float_name(cfg: Config) -> str:
 
 
 def _model_info(cfg: Config) -> dict:
-    return {"name": cfg.name, "cell": cfg.cell, "input_size": cfg.input_size, "hidden_size": cfg.hidden_size,
-            "num_layers": cfg.num_layers, "block_size": cfg.block_size, "config_hash": cfg.hash,
-            "formats": {q: str(getattr(cfg, q)) for q in ("q_weight", "q_state", "q_cell", "q_pre", "q_act")},
-            "weight_bytes": cfg.weight_bytes, "dense_weight_bytes": cfg.dense_weight_bytes,
-            "dense_float32_bytes": 4 * cfg.dense_weight_words(),
-            "saved_vs_dense_same_width": 1 - cfg.weight_words() / cfg.dense_weight_words(),
-            "saved_vs_dense_float32": 1 - cfg.weight_bytes / (4 * cfg.dense_weight_words())}
+    return {
+        "name": cfg.name,
+        "cell": cfg.cell,
+        "input_size": cfg.input_size,
+        "hidden_size": cfg.hidden_size,
+        "num_layers": cfg.num_layers,
+        "block_size": cfg.block_size,
+        "config_hash": cfg.hash,
+        "formats": {q: str(getattr(cfg, q)) for q in ("q_weight", "q_state", "q_cell", "q_pre", "q_act")},
+        "weight_bytes": cfg.weight_bytes,
+        "dense_weight_bytes": cfg.dense_weight_bytes,
+        "dense_float32_bytes": 4 * cfg.dense_weight_words(),
+        "saved_vs_dense_same_width": 1 - cfg.weight_words() / cfg.dense_weight_words(),
+        "saved_vs_dense_float32": 1 - cfg.weight_bytes / (4 * cfg.dense_weight_words()),
+    }
 
 
 # ----------------------------------------------------------------------------
 # Output
 # ----------------------------------------------------------------------------
+
 
 def _pct(x) -> str:
     return "-" if x is None else f"{100 * x:.2f}%"
@@ -558,39 +710,55 @@ def format_table(report: dict) -> str:
     head = report["head"]
     readout = head is not None and head.get("kind", "classifier") == "readout"
     regression = report["data"].get("targets", False)
-    lines = [f"model: {m['num_layers']}-layer {m['cell']}, input {m['input_size']}, hidden {m['hidden_size']}, "
-             f"k={m['block_size']}, weights {m['formats']['q_weight']}: {m['weight_bytes']} bytes "
-             f"(dense float32 {m['dense_float32_bytes']}; {100 * m['saved_vs_dense_float32']:.1f}% saved)",
-             f"data: {report['data']['sequences']} sequences, {report['data']['valid_steps']} steps"
-             + ("" if head is None else
-                f"; readout: {head['classes']} outputs per step" if readout else f"; head: {head['classes']} classes")
-             + ("; regression targets" if regression else "" if report["data"]["labels"] else "; no labels")]
+    lines = [
+        f"model: {m['num_layers']}-layer {m['cell']}, input {m['input_size']}, hidden {m['hidden_size']}, "
+        f"k={m['block_size']}, weights {m['formats']['q_weight']}: {m['weight_bytes']} bytes "
+        f"(dense float32 {m['dense_float32_bytes']}; {100 * m['saved_vs_dense_float32']:.1f}% saved)",
+        f"data: {report['data']['sequences']} sequences, {report['data']['valid_steps']} steps"
+        + (
+            ""
+            if head is None
+            else f"; readout: {head['classes']} outputs per step"
+            if readout
+            else f"; head: {head['classes']} classes"
+        )
+        + ("; regression targets" if regression else "" if report["data"]["labels"] else "; no labels"),
+    ]
     width = max(24, *(len(r["name"]) for r in report["rows"]))
     if regression:
         lines.append(f"{'arithmetic':{width}}  {'seqs':>5}  {'mse':>9}  {'max|dh|':>9}  {'mean|dh|':>9}  {'time':>7}")
         for r in report["rows"]:
-            lines.append(f"{r['name']:{width}}  {r['sequences']:>5}  {_sci(r.get('mse')):>9}  "
-                         f"{_sci(r['max_abs_dev']):>9}  {_sci(r['mean_abs_dev']):>9}  {r['seconds']:>6.2f}s")
+            lines.append(
+                f"{r['name']:{width}}  {r['sequences']:>5}  {_sci(r.get('mse')):>9}  "
+                f"{_sci(r['max_abs_dev']):>9}  {_sci(r['mean_abs_dev']):>9}  {r['seconds']:>6.2f}s"
+            )
         lines.append("mse: readout vs targets Y over valid steps; dh: hidden-state deviation from the float row")
     else:
-        lines.append(f"{'arithmetic':{width}}  {'seqs':>5}  {'accuracy':>8}  {'agree':>7}  {'max|dh|':>9}  "
-                     f"{'mean|dh|':>9}  {'time':>7}")
+        lines.append(
+            f"{'arithmetic':{width}}  {'seqs':>5}  {'accuracy':>8}  {'agree':>7}  {'max|dh|':>9}  "
+            f"{'mean|dh|':>9}  {'time':>7}"
+        )
         for r in report["rows"]:
-            lines.append(f"{r['name']:{width}}  {r['sequences']:>5}  {_pct(r['accuracy']):>8}  "
-                         f"{_pct(r['agreement']):>7}  {_sci(r['max_abs_dev']):>9}  {_sci(r['mean_abs_dev']):>9}  "
-                         f"{r['seconds']:>6.2f}s")
-        lines.append("dh: hidden-state deviation from the float row over valid steps; agree: same prediction as "
-                     "float")
+            lines.append(
+                f"{r['name']:{width}}  {r['sequences']:>5}  {_pct(r['accuracy']):>8}  "
+                f"{_pct(r['agreement']):>7}  {_sci(r['max_abs_dev']):>9}  {_sci(r['mean_abs_dev']):>9}  "
+                f"{r['seconds']:>6.2f}s"
+            )
+        lines.append("dh: hidden-state deviation from the float row over valid steps; agree: same prediction as float")
     for r in report["rows"]:
         for note in r.get("notes", []):
             lines.append(f"note ({r['name']}): {note}")
     rtl = report.get("rtl")
     if rtl:
-        line = (f"verdict: {rtl['verdict']} ({rtl['backend']} vs golden, {rtl['sequences']} sequence(s), "
-                f"{rtl['steps']} steps, {rtl['words']} words)")
+        line = (
+            f"verdict: {rtl['verdict']} ({rtl['backend']} vs golden, {rtl['sequences']} sequence(s), "
+            f"{rtl['steps']} steps, {rtl['words']} words)"
+        )
         if "cycles" in rtl:
-            line += (f"; {rtl['cycles_per_step']:.1f} cycles/step, ideal {rtl['ideal_cycles_per_step']} "
-                     f"({100 * rtl['utilization']:.1f}%)")
+            line += (
+                f"; {rtl['cycles_per_step']:.1f} cycles/step, ideal {rtl['ideal_cycles_per_step']} "
+                f"({100 * rtl['utilization']:.1f}%)"
+            )
         lines.append(line)
     return "\n".join(lines)
 
@@ -658,8 +826,11 @@ def plot_report(report: dict, path: str | Path) -> None:
     ax.set_title("deviation (float row: 0)")
     ax.legend(fontsize=8, loc="lower right")
     m = report["model"]
-    fig.suptitle(f"{m['cell']} {m['input_size']}->{m['hidden_size']}, k={m['block_size']}, weights "
-                 f"{m['formats']['q_weight']} ({m['weight_bytes']} B)", fontsize=10)
+    fig.suptitle(
+        f"{m['cell']} {m['input_size']}->{m['hidden_size']}, k={m['block_size']}, weights "
+        f"{m['formats']['q_weight']} ({m['weight_bytes']} B)",
+        fontsize=10,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -50,8 +50,8 @@ class ExampleSpec:
     dataset: str
     out: str
     hidden: int
-    frame: int = 1           # samples per step: a univariate series read as frames of this many samples
-    epochs: int = 100        # dense training
+    frame: int = 1  # samples per step: a univariate series read as frames of this many samples
+    epochs: int = 100  # dense training
     lr: float = 1e-2
     batch: int = 32
     retrain_epochs: int = 100
@@ -64,33 +64,54 @@ class ExampleSpec:
 
 
 def parse_args(spec: ExampleSpec, argv=None, doc: str | None = None):
-    p = argparse.ArgumentParser(description=(doc or spec.description).split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=(doc or spec.description).split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--out", default=spec.out, help=f"output folder (default {spec.out})")
     p.add_argument("--quick", action="store_true", help="smoke test: small model, subsets, few epochs")
-    p.add_argument("--hidden", type=int, help=f"LSTM hidden size (default {spec.hidden}; {spec.quick_hidden} "
-                                                f"with --quick)")
-    p.add_argument("--frame", type=int, default=spec.frame,
-                   help=f"samples per time step (default {spec.frame}): T steps become T/frame steps of "
-                        f"frame x channels inputs")
+    p.add_argument(
+        "--hidden", type=int, help=f"LSTM hidden size (default {spec.hidden}; {spec.quick_hidden} with --quick)"
+    )
+    p.add_argument(
+        "--frame",
+        type=int,
+        default=spec.frame,
+        help=f"samples per time step (default {spec.frame}): T steps become T/frame steps of frame x channels inputs",
+    )
     p.add_argument("--ks", default="1,2,4,8,16", help="block sizes (default 1,2,4,8,16)")
     p.add_argument("--bits", default="8,16", help="weight widths (default 8,16)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--epochs", type=int, help=f"dense training epochs (default {spec.epochs}; 25 with --quick)")
     p.add_argument("--lr", type=float, default=spec.lr, help=f"dense training learning rate (default {spec.lr:g})")
-    p.add_argument("--retrain-epochs", type=int,
-                   help=f"retraining epochs per model (default {spec.retrain_epochs}; 2 with --quick)")
-    p.add_argument("--retrain-lr", type=float, default=spec.retrain_lr,
-                   help=f"retraining learning rate (default {spec.retrain_lr:g})")
+    p.add_argument(
+        "--retrain-epochs",
+        type=int,
+        help=f"retraining epochs per model (default {spec.retrain_epochs}; 2 with --quick)",
+    )
+    p.add_argument(
+        "--retrain-lr",
+        type=float,
+        default=spec.retrain_lr,
+        help=f"retraining learning rate (default {spec.retrain_lr:g})",
+    )
     p.add_argument("--batch", type=int, default=spec.batch, help=f"dense training batch (default {spec.batch})")
-    p.add_argument("--retrain-batch", type=int, default=spec.retrain_batch,
-                   help=f"retraining batch (default {spec.retrain_batch})")
-    p.add_argument("--tolerance", type=float, default=1.0,
-                   help="accuracy loss (percentage points vs the dense float model) allowed for the exported model")
+    p.add_argument(
+        "--retrain-batch", type=int, default=spec.retrain_batch, help=f"retraining batch (default {spec.retrain_batch})"
+    )
+    p.add_argument(
+        "--tolerance",
+        type=float,
+        default=1.0,
+        help="accuracy loss (percentage points vs the dense float model) allowed for the exported model",
+    )
     p.add_argument("--rtl-backend", default="icarus", choices=["icarus", "verilator", "amaranth", "none"])
     p.add_argument("--rtl-sequences", type=int, help="test sequences to simulate, the shortest ones (default 2)")
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch threads (default 1: these matrices are tiny, more threads only add contention)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (default 1: these matrices are tiny, more threads only add contention)",
+    )
     args = p.parse_args(argv)
     q = args.quick
     args.hidden = args.hidden or (spec.quick_hidden if q else spec.hidden)
@@ -115,8 +136,13 @@ def frame_sequences(X: np.ndarray, lengths: np.ndarray, frame: int) -> tuple[np.
 
 def save_npz_split(path: Path, X, y, lengths, classes) -> None:
     """The split as the ``rnnaccel retrain/evaluate --data`` archive: X, y, lengths, classes."""
-    np.savez(path, X=np.asarray(X, np.float32), y=np.asarray(y, np.int64), lengths=np.asarray(lengths, np.int64),
-             classes=np.array(classes, dtype=np.str_))
+    np.savez(
+        path,
+        X=np.asarray(X, np.float32),
+        y=np.asarray(y, np.int64),
+        lengths=np.asarray(lengths, np.int64),
+        classes=np.array(classes, dtype=np.str_),
+    )
 
 
 def main(spec: ExampleSpec, argv=None, doc: str | None = None) -> int:
@@ -135,8 +161,17 @@ def main(spec: ExampleSpec, argv=None, doc: str | None = None) -> int:
         return 2
     from ..numeric.config import Config
     from ..models.datasets import DatasetError, load_dataset
-    from .evaluate import (Head, classify, evaluate, format_table, load_head, load_reference, plot_report,
-                           save_head, write_json)
+    from .evaluate import (
+        Head,
+        classify,
+        evaluate,
+        format_table,
+        load_head,
+        load_reference,
+        plot_report,
+        save_head,
+        write_json,
+    )
     from ..models.importers import import_model
     from ..numeric.model import save_model
     from ..models.quantize import fit_format
@@ -159,9 +194,11 @@ def main(spec: ExampleSpec, argv=None, doc: str | None = None) -> int:
     train, test = ds.train, ds.test
     log(ds.describe())
     if args.quick:  # a class-balanced training subset and the first test sequences of each class
+
         def balanced(split, n):
-            return split.subset(np.sort(np.concatenate([np.flatnonzero(split.y == c)[:n]
-                                                        for c in range(len(ds.classes))])))
+            return split.subset(
+                np.sort(np.concatenate([np.flatnonzero(split.y == c)[:n] for c in range(len(ds.classes))]))
+            )
 
         train, test = balanced(train, spec.quick_per_class_train), balanced(test, spec.quick_per_class_test)
         log(f"--quick: {len(train)} training and {len(test)} test sequences")
@@ -169,8 +206,10 @@ def main(spec: ExampleSpec, argv=None, doc: str | None = None) -> int:
     Xte, Lte = frame_sequences(test.X.astype(np.float64), test.lengths, args.frame)
     ytr, yte = train.y, test.y
     if args.frame > 1:
-        log(f"each step reads a frame of {args.frame} samples: {train.X.shape[1]} samples -> {Xtr.shape[1]} steps "
-            f"of {Xtr.shape[2]} inputs")
+        log(
+            f"each step reads a frame of {args.frame} samples: {train.X.shape[1]} samples -> {Xtr.shape[1]} steps "
+            f"of {Xtr.shape[2]} inputs"
+        )
     save_npz_split(out / "train.npz", Xtr, ytr, Ltr, ds.classes)
     save_npz_split(out / "test.npz", Xte, yte, Lte, ds.classes)
     train_data = task_data(Xtr, y=ytr, lengths=Ltr, classes=ds.classes, source=f"{name} training split")
@@ -181,8 +220,10 @@ def main(spec: ExampleSpec, argv=None, doc: str | None = None) -> int:
 
     # ---------------------------------------------------------- dense float
     t0 = time.time()
-    log(f"training the dense float LSTM in PyTorch: {channels} -> {H} hidden -> {n_classes} classes, "
-        f"{args.epochs} epochs")
+    log(
+        f"training the dense float LSTM in PyTorch: {channels} -> {H} hidden -> {n_classes} classes, "
+        f"{args.epochs} epochs"
+    )
     lstm = torch.nn.LSTM(channels, H, batch_first=True)
     head = torch.nn.Linear(H, n_classes)
     Xtr_t = torch.as_tensor(Xtr, dtype=torch.float32)
@@ -194,19 +235,33 @@ def main(spec: ExampleSpec, argv=None, doc: str | None = None) -> int:
 
     def dense_loss(idx):
         t = int(Ltr[idx].max())
-        return torch.nn.functional.cross_entropy(dense_logits(Xtr_t[torch.as_tensor(idx), :t], Ltr[idx]),
-                                                 ytr_t[torch.as_tensor(idx)])
+        return torch.nn.functional.cross_entropy(
+            dense_logits(Xtr_t[torch.as_tensor(idx), :t], Ltr[idx]), ytr_t[torch.as_tensor(idx)]
+        )
 
     def dense_epoch(epoch, loss):
         if epoch == args.epochs or epoch % max(1, args.epochs // 4) == 0:
             log(f"  dense: epoch {epoch}/{args.epochs}, loss {loss:.4f}")
 
-    fit(dense_loss, list(lstm.parameters()) + list(head.parameters()), Ltr, epochs=args.epochs, lr=args.lr,
-        batch=args.batch, rng=rng, on_epoch=dense_epoch)
+    fit(
+        dense_loss,
+        list(lstm.parameters()) + list(head.parameters()),
+        Ltr,
+        epochs=args.epochs,
+        lr=args.lr,
+        batch=args.batch,
+        rng=rng,
+        on_epoch=dense_epoch,
+    )
     with torch.no_grad():
         torch_acc = acc_of(dense_logits(torch.as_tensor(Xte, dtype=torch.float32), Lte).argmax(-1).numpy())
-    torch.save({**{f"rnn.{k}": v for k, v in lstm.state_dict().items()},
-                **{f"head.{k}": v for k, v in head.state_dict().items()}}, out / "dense.pt")
+    torch.save(
+        {
+            **{f"rnn.{k}": v for k, v in lstm.state_dict().items()},
+            **{f"head.{k}": v for k, v in head.state_dict().items()},
+        },
+        out / "dense.pt",
+    )
     timings["dense training"] = time.time() - t0
     base = Config(name=name.lower(), pe_rows=2, pe_cols=2, seed=args.seed)
     dense_head = load_reference(out / "dense.pt", base).head
@@ -218,15 +273,28 @@ def main(spec: ExampleSpec, argv=None, doc: str | None = None) -> int:
     exact_golden = acc_of(classify(exact.cfg, exact.weights, dense_head, Xte, Lte, "golden"))
     save_model(out / "dense", exact.cfg, exact.weights)
     save_head(out / "dense", dense_head.W, dense_head.b, ds.classes)
-    log(f"dense float LSTM: test accuracy {100 * dense_acc:.2f}% (PyTorch {100 * torch_acc:.2f}%), "
-        f"{4 * exact.cfg.dense_weight_words()} bytes of float32 weights")
-    log(f"exact import (k = 1, {exact.cfg.q_weight} weights): golden test accuracy {100 * exact_golden:.2f}% "
-        f"({'the same as' if exact_golden == dense_acc else 'NOT the same as'} float)")
+    log(
+        f"dense float LSTM: test accuracy {100 * dense_acc:.2f}% (PyTorch {100 * torch_acc:.2f}%), "
+        f"{4 * exact.cfg.dense_weight_words()} bytes of float32 weights"
+    )
+    log(
+        f"exact import (k = 1, {exact.cfg.q_weight} weights): golden test accuracy {100 * exact_golden:.2f}% "
+        f"({'the same as' if exact_golden == dense_acc else 'NOT the same as'} float)"
+    )
     dense_w_all = np.concatenate([np.ravel(v) for k, v in exact.weights.items() if k.endswith((".W", ".U"))])
 
     # ------------------------------------------------- k sweep x weight bits
-    rows = [{"k": "dense", "bits": 32, "weight_bytes": 4 * exact.cfg.dense_weight_words(), "projected_float_acc": None,
-             "projected_golden_acc": None, "retrained_acc": None, "float_acc": dense_acc}]
+    rows = [
+        {
+            "k": "dense",
+            "bits": 32,
+            "weight_bytes": 4 * exact.cfg.dense_weight_words(),
+            "projected_float_acc": None,
+            "projected_golden_acc": None,
+            "retrained_acc": None,
+            "float_acc": dense_acc,
+        }
+    ]
     models: dict[tuple[int, int], tuple] = {}
     for k in args.ks:
         for bits in args.bits:
@@ -236,32 +304,55 @@ def main(spec: ExampleSpec, argv=None, doc: str | None = None) -> int:
             cfg, w_proj = imp.cfg, imp.weights
             proj_float = acc_of(classify(cfg, w_proj, dense_head, Xte, Lte, "float"))
             proj_golden = acc_of(classify(cfg, w_proj, dense_head, Xte, Lte, "golden"))
-            log(f"k={k} {bits}-bit ({cfg.q_weight}): {cfg.weight_bytes} weight bytes; projected: "
+            log(
+                f"k={k} {bits}-bit ({cfg.q_weight}): {cfg.weight_bytes} weight bytes; projected: "
                 f"{100 * imp.total_fraction:.1f}% of energy, test accuracy {100 * proj_float:.2f}% float, "
-                f"{100 * proj_golden:.2f}% golden")
-            res = retrain(cfg, w_proj, train_data, head=dense_head, epochs=args.retrain_epochs, lr=args.retrain_lr,
-                          batch=args.retrain_batch, seed=args.seed, threads=args.threads, progress=False,
-                          desc=f"  k={k} {bits}-bit retrain")
+                f"{100 * proj_golden:.2f}% golden"
+            )
+            res = retrain(
+                cfg,
+                w_proj,
+                train_data,
+                head=dense_head,
+                epochs=args.retrain_epochs,
+                lr=args.retrain_lr,
+                batch=args.retrain_batch,
+                seed=args.seed,
+                threads=args.threads,
+                progress=False,
+                desc=f"  k={k} {bits}-bit retrain",
+            )
             golden_acc = acc_of(classify(cfg, res.weights, res.head, Xte, Lte, "golden"))
             # what training measured (torch, exact arithmetic) is the golden model's: the same on the training set
             train_golden = float(np.mean(classify(cfg, res.weights, res.head, Xtr, Ltr, "golden") == ytr))
             float_acc = acc_of(classify(cfg, res.weights, res.head, Xte, Lte, "float"))
             seconds = time.time() - t0
             best = res.best
-            row = {"k": k, "bits": bits, "q_weight": str(cfg.q_weight), "weight_bytes": cfg.weight_bytes,
-                   "saved_vs_float32": 1 - cfg.weight_bytes / (4 * cfg.dense_weight_words()),
-                   "saved_vs_dense_same_bits": 1 - cfg.weight_bytes / math.ceil(cfg.dense_weight_words() * bits / 8),
-                   "energy_kept": imp.total_fraction, "projected_float_acc": proj_float,
-                   "projected_golden_acc": proj_golden, "retrained_acc": golden_acc,
-                   "retrained_float_acc": float_acc, "best_epoch": best.epoch,
-                   "train_acc_best_epoch": best.accuracy, "train_acc_golden": train_golden,
-                   "seconds": round(seconds, 1)}
+            row = {
+                "k": k,
+                "bits": bits,
+                "q_weight": str(cfg.q_weight),
+                "weight_bytes": cfg.weight_bytes,
+                "saved_vs_float32": 1 - cfg.weight_bytes / (4 * cfg.dense_weight_words()),
+                "saved_vs_dense_same_bits": 1 - cfg.weight_bytes / math.ceil(cfg.dense_weight_words() * bits / 8),
+                "energy_kept": imp.total_fraction,
+                "projected_float_acc": proj_float,
+                "projected_golden_acc": proj_golden,
+                "retrained_acc": golden_acc,
+                "retrained_float_acc": float_acc,
+                "best_epoch": best.epoch,
+                "train_acc_best_epoch": best.accuracy,
+                "train_acc_golden": train_golden,
+                "seconds": round(seconds, 1),
+            }
             rows.append(row)
             res.save(out / "models" / f"k{k}_w{bits}")
             models[(k, bits)] = (cfg, res.weights, res.head)
-            log(f"k={k} {bits}-bit: retrained {args.retrain_epochs} epochs (best epoch {best.epoch}, training "
+            log(
+                f"k={k} {bits}-bit: retrained {args.retrain_epochs} epochs (best epoch {best.epoch}, training "
                 f"accuracy {100 * best.accuracy:.2f}%): golden test accuracy {100 * golden_acc:.2f}% "
-                f"(float {100 * float_acc:.2f}%); {seconds:.1f} s")
+                f"(float {100 * float_acc:.2f}%); {seconds:.1f} s"
+            )
             timings[f"k={k} {bits}-bit"] = seconds
 
     # ------------------------------------------------------ pick, report
@@ -276,8 +367,10 @@ def main(spec: ExampleSpec, argv=None, doc: str | None = None) -> int:
         why = f"no compressed model within {args.tolerance:g} points: the most accurate"
     for r in rows:
         r["selected"] = r is best_row
-    log(f"selected k={best_row['k']} {best_row['bits']}-bit ({why}): {best_row['weight_bytes']} bytes, "
-        f"{100 * best_row['retrained_acc']:.2f}% vs dense float {100 * dense_acc:.2f}%")
+    log(
+        f"selected k={best_row['k']} {best_row['bits']}-bit ({why}): {best_row['weight_bytes']} bytes, "
+        f"{100 * best_row['retrained_acc']:.2f}% vs dense float {100 * dense_acc:.2f}%"
+    )
     table = markdown_table(rows, dense_acc)
     plot_sweep(rows, dense_acc, out / "accuracy_vs_memory.png", f"{name} LSTM: accuracy vs weight memory")
 
@@ -293,8 +386,18 @@ def main(spec: ExampleSpec, argv=None, doc: str | None = None) -> int:
     t0 = time.time()
     backend = None if args.rtl_backend == "none" else args.rtl_backend
     shortest = np.argsort(Lte, kind="stable")[: args.rtl_sequences]
-    ev = evaluate(cfg_b, w_b, Xte, Lte, yte, head=load_head(best_dir, H), dense=load_reference(out / "dense", cfg_b),
-                  rtl_backend=backend, rtl_sequences=shortest, log=lambda m: log(f"  {m}"))
+    ev = evaluate(
+        cfg_b,
+        w_b,
+        Xte,
+        Lte,
+        yte,
+        head=load_head(best_dir, H),
+        dense=load_reference(out / "dense", cfg_b),
+        rtl_backend=backend,
+        rtl_sequences=shortest,
+        log=lambda m: log(f"  {m}"),
+    )
     timings["evaluate + rtl"] = time.time() - t0
     ev["data"]["source"] = f"{name} test split{' (quick subset)' if args.quick else ''}"
     ev["model"]["directory"] = str(best_dir)
@@ -306,17 +409,29 @@ def main(spec: ExampleSpec, argv=None, doc: str | None = None) -> int:
     print(table)
     timings["total"] = time.time() - t_start
 
-    result = {"dataset": ds.describe(), "quick": args.quick, "seed": args.seed, "hidden": H, "frame": args.frame,
-              "inputs_per_step": channels,
-              "epochs": {"dense": args.epochs, "retrain": args.retrain_epochs},
-              "lr": {"dense": args.lr, "retrain": args.retrain_lr},
-              "dense_float_acc": dense_acc, "dense_torch_acc": torch_acc,
-              "exact_import": {"q_weight": str(exact.cfg.q_weight), "golden_acc": exact_golden,
-                               "float_acc": dense_acc, "same": exact_golden == dense_acc},
-              "rows": rows,
-              "selected": {"k": best_row["k"], "bits": best_row["bits"], "why": why, "directory": str(best_dir)},
-              "rtl": ev.get("rtl"), "timings_s": {k: round(v, 1) for k, v in timings.items()},
-              "torch_threads": args.threads}
+    result = {
+        "dataset": ds.describe(),
+        "quick": args.quick,
+        "seed": args.seed,
+        "hidden": H,
+        "frame": args.frame,
+        "inputs_per_step": channels,
+        "epochs": {"dense": args.epochs, "retrain": args.retrain_epochs},
+        "lr": {"dense": args.lr, "retrain": args.retrain_lr},
+        "dense_float_acc": dense_acc,
+        "dense_torch_acc": torch_acc,
+        "exact_import": {
+            "q_weight": str(exact.cfg.q_weight),
+            "golden_acc": exact_golden,
+            "float_acc": dense_acc,
+            "same": exact_golden == dense_acc,
+        },
+        "rows": rows,
+        "selected": {"k": best_row["k"], "bits": best_row["bits"], "why": why, "directory": str(best_dir)},
+        "rtl": ev.get("rtl"),
+        "timings_s": {k: round(v, 1) for k, v in timings.items()},
+        "torch_threads": args.threads,
+    }
     (out / "results.json").write_text(json.dumps(result, indent=2) + "\n")
     (out / "results.md").write_text(
         f"# {name}: accuracy vs weight memory\n\n{ds.describe()}; LSTM hidden {H}"
@@ -325,13 +440,19 @@ def main(spec: ExampleSpec, argv=None, doc: str | None = None) -> int:
         f"Dense float: {100 * dense_acc:.2f}% (PyTorch {100 * torch_acc:.2f}%); exact import (k = 1, "
         f"{exact.cfg.q_weight}): golden {100 * exact_golden:.2f}%.\n\n{table}\n\nSelected: k={best_row['k']}, "
         f"{best_row['bits']}-bit weights ({why}).\n\n```\n{format_table(ev)}\n```\n\nTimings (s): "
-        + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()) + "\n")
-    log(f"wrote {out}/results.md, results.json, accuracy_vs_memory.png, best_eval.json, best_eval.png; "
-        f"model {best_dir}/, Verilog {out / 'best_rtl'}/")
+        + ", ".join(f"{k} {v:.1f}" for k, v in timings.items())
+        + "\n"
+    )
+    log(
+        f"wrote {out}/results.md, results.json, accuracy_vs_memory.png, best_eval.json, best_eval.png; "
+        f"model {best_dir}/, Verilog {out / 'best_rtl'}/"
+    )
     rtl = ev.get("rtl")
     if rtl is not None:
-        print(f"verdict: {rtl['verdict']} ({rtl['backend']} vs golden on {rtl['sequences']} test sequences, "
-              f"{rtl['steps']} steps)")
+        print(
+            f"verdict: {rtl['verdict']} ({rtl['backend']} vs golden on {rtl['sequences']} test sequences, "
+            f"{rtl['steps']} steps)"
+        )
         return 0 if rtl["bit_exact"] else 1
     return 0
 
@@ -342,21 +463,26 @@ def _pct(x) -> str:
 
 def markdown_table(rows, dense_acc) -> str:
     """One line per (k, bits): weight bytes, savings, accuracy projected and retrained, loss vs dense float."""
-    lines = ["| k | weight bits | weight bytes | saved vs dense float32 | saved vs dense, same bits | "
-             "energy kept | projected, float (%) | projected, golden (%) | retrained, golden (%) | "
-             "loss vs dense float (points) |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| k | weight bits | weight bytes | saved vs dense float32 | saved vs dense, same bits | "
+        "energy kept | projected, float (%) | projected, golden (%) | retrained, golden (%) | "
+        "loss vs dense float (points) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         if r["k"] == "dense":
-            lines.append(f"| dense float | 32 (float) | {r['weight_bytes']} | - | - | - | {_pct(r['float_acc'])} "
-                         f"| - | - | - |")
+            lines.append(
+                f"| dense float | 32 (float) | {r['weight_bytes']} | - | - | - | {_pct(r['float_acc'])} | - | - | - |"
+            )
             continue
         loss = 100 * (dense_acc - r["retrained_acc"])
         mark = " **(selected)**" if r.get("selected") else ""
-        lines.append(f"| {r['k']} | {r['bits']} ({r['q_weight']}) | {r['weight_bytes']}{mark} | "
-                     f"{100 * r['saved_vs_float32']:.1f}% | {100 * r['saved_vs_dense_same_bits']:.1f}% | "
-                     f"{100 * r['energy_kept']:.1f}% | {_pct(r['projected_float_acc'])} | "
-                     f"{_pct(r['projected_golden_acc'])} | {_pct(r['retrained_acc'])} | {loss:+.1f} |")
+        lines.append(
+            f"| {r['k']} | {r['bits']} ({r['q_weight']}) | {r['weight_bytes']}{mark} | "
+            f"{100 * r['saved_vs_float32']:.1f}% | {100 * r['saved_vs_dense_same_bits']:.1f}% | "
+            f"{100 * r['energy_kept']:.1f}% | {_pct(r['projected_float_acc'])} | "
+            f"{_pct(r['projected_golden_acc'])} | {_pct(r['retrained_acc'])} | {loss:+.1f} |"
+        )
     return "\n".join(lines)
 
 
@@ -370,28 +496,56 @@ def plot_sweep(rows, dense_acc, path: Path, title: str) -> None:
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     dense = rows[0]
-    ax.scatter([dense["weight_bytes"]], [100 * dense_acc], marker="*", s=180, color="black", zorder=3,
-               label="dense float32")
+    ax.scatter(
+        [dense["weight_bytes"]], [100 * dense_acc], marker="*", s=180, color="black", zorder=3, label="dense float32"
+    )
     ax.axhline(100 * dense_acc, color="black", lw=0.6, ls=":")
     styles = {8: ("o", "#4c72b0"), 16: ("s", "#dd8452")}
     for bits in sorted({r["bits"] for r in rows if r["k"] != "dense"}):
         rs = sorted([r for r in rows if r["k"] != "dense" and r["bits"] == bits], key=lambda r: r["weight_bytes"])
         marker, color = styles.get(bits, ("^", "#55a868"))
         xs = [r["weight_bytes"] for r in rs]
-        ax.plot(xs, [100 * r["retrained_acc"] for r in rs], marker=marker, color=color,
-                label=f"{bits}-bit weights, retrained (golden)")
-        ax.scatter(xs, [100 * r["projected_golden_acc"] for r in rs], marker=marker, facecolors="none",
-                   edgecolors=color, label=f"{bits}-bit, projected, before retraining")
+        ax.plot(
+            xs,
+            [100 * r["retrained_acc"] for r in rs],
+            marker=marker,
+            color=color,
+            label=f"{bits}-bit weights, retrained (golden)",
+        )
+        ax.scatter(
+            xs,
+            [100 * r["projected_golden_acc"] for r in rs],
+            marker=marker,
+            facecolors="none",
+            edgecolors=color,
+            label=f"{bits}-bit, projected, before retraining",
+        )
         for r in rs:
-            ax.annotate(f"k={r['k']}", (r["weight_bytes"], 100 * r["retrained_acc"]), textcoords="offset points",
-                        xytext=(4, 4), fontsize=7, color=color)
+            ax.annotate(
+                f"k={r['k']}",
+                (r["weight_bytes"], 100 * r["retrained_acc"]),
+                textcoords="offset points",
+                xytext=(4, 4),
+                fontsize=7,
+                color=color,
+            )
         if any(r.get("selected") for r in rs):
             r = next(r for r in rs if r.get("selected"))
-            ax.scatter([r["weight_bytes"]], [100 * r["retrained_acc"]], s=260, facecolors="none", edgecolors="red",
-                       label="exported", zorder=4)
+            ax.scatter(
+                [r["weight_bytes"]],
+                [100 * r["retrained_acc"]],
+                s=260,
+                facecolors="none",
+                edgecolors="red",
+                label="exported",
+                zorder=4,
+            )
     ax.set_xscale("log")
-    ticks = [t for t in (64, 128, 256, 512, 1e3, 2e3, 5e3, 1e4, 2e4, 5e4, 1e5, 2e5, 5e5)
-             if min(r["weight_bytes"] for r in rows) / 2 <= t <= 2 * max(r["weight_bytes"] for r in rows)]
+    ticks = [
+        t
+        for t in (64, 128, 256, 512, 1e3, 2e3, 5e3, 1e4, 2e4, 5e4, 1e5, 2e5, 5e5)
+        if min(r["weight_bytes"] for r in rows) / 2 <= t <= 2 * max(r["weight_bytes"] for r in rows)
+    ]
     ax.xaxis.set_major_locator(FixedLocator(ticks))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
     ax.xaxis.set_minor_formatter(NullFormatter())

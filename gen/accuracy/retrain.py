@@ -56,8 +56,19 @@ from .evaluate import HEAD_FILE, Head, last_states, readout_mse, save_head, vali
 from ..numeric.golden import InputError
 from ..numeric.model import Weights, save_model
 
-__all__ = ["DataError", "TaskData", "task_data", "load_task_data", "EpochRecord", "RetrainResult", "retrain",
-           "ARITHMETICS", "length_batches", "fit", "golden_metric"]
+__all__ = [
+    "DataError",
+    "TaskData",
+    "task_data",
+    "load_task_data",
+    "EpochRecord",
+    "RetrainResult",
+    "retrain",
+    "ARITHMETICS",
+    "length_batches",
+    "fit",
+    "golden_metric",
+]
 
 #: Training arithmetics of :func:`retrain`.
 ARITHMETICS = ("exact", "float")
@@ -70,6 +81,7 @@ class DataError(InputError):
 # ----------------------------------------------------------------------------
 # Data
 # ----------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class TaskData:
@@ -112,13 +124,19 @@ class TaskData:
         return int(self.Y.shape[2])
 
     def subset(self, index) -> "TaskData":
-        return TaskData(X=self.X[index], lengths=self.lengths[index],
-                        y=None if self.y is None else self.y[index], Y=None if self.Y is None else self.Y[index],
-                        classes=self.classes, source=self.source)
+        return TaskData(
+            X=self.X[index],
+            lengths=self.lengths[index],
+            y=None if self.y is None else self.y[index],
+            Y=None if self.Y is None else self.Y[index],
+            classes=self.classes,
+            source=self.source,
+        )
 
 
-def task_data(X, y=None, Y=None, lengths=None, classes=None, input_size: int | None = None,
-              source: str = "data") -> TaskData:
+def task_data(
+    X, y=None, Y=None, lengths=None, classes=None, input_size: int | None = None, source: str = "data"
+) -> TaskData:
     """Check arrays and return :class:`TaskData`; :class:`DataError` names the first problem."""
     X = np.asarray(X)
     if X.dtype.kind not in "fiu":
@@ -130,8 +148,9 @@ def task_data(X, y=None, Y=None, lengths=None, classes=None, input_size: int | N
     if n == 0 or t == 0:
         raise DataError(f"{source}: X has shape {X.shape}: an empty set (no sequences or no steps)")
     if input_size is not None and c != input_size:
-        raise DataError(f"{source}: X has shape {X.shape}; the model reads {input_size} inputs per step, so "
-                        f"X needs {want}")
+        raise DataError(
+            f"{source}: X has shape {X.shape}; the model reads {input_size} inputs per step, so X needs {want}"
+        )
     if not np.all(np.isfinite(X)):
         bad = np.argwhere(~np.isfinite(X))[0]
         raise DataError(f"{source}: X holds a NaN or infinite value at index {tuple(int(i) for i in bad)}")
@@ -140,11 +159,15 @@ def task_data(X, y=None, Y=None, lengths=None, classes=None, input_size: int | N
     else:
         lengths = np.asarray(lengths)
         if lengths.shape != (n,) or lengths.dtype.kind not in "iu":
-            raise DataError(f"{source}: lengths must be {n} integers (one per sequence), not shape "
-                            f"{lengths.shape} dtype {lengths.dtype}")
+            raise DataError(
+                f"{source}: lengths must be {n} integers (one per sequence), not shape "
+                f"{lengths.shape} dtype {lengths.dtype}"
+            )
         if lengths.min() < 1 or lengths.max() > t:
-            raise DataError(f"{source}: lengths must be between 1 and {t} (the padded length), not "
-                            f"{int(lengths.min())}..{int(lengths.max())}")
+            raise DataError(
+                f"{source}: lengths must be between 1 and {t} (the padded length), not "
+                f"{int(lengths.min())}..{int(lengths.max())}"
+            )
         lengths = lengths.astype(np.int64)
     if y is not None and Y is not None:
         raise DataError(f"{source}: holds both y (class labels) and Y (regression targets); give one")
@@ -163,23 +186,28 @@ def task_data(X, y=None, Y=None, lengths=None, classes=None, input_size: int | N
             if not np.all(np.isfinite(y)):
                 raise DataError(f"{source}: y holds NaN or infinite values")
             if not np.all(y == np.round(y)):
-                raise DataError(f"{source}: y must be integer class labels, not fractional values "
-                                f"(for regression targets name the array Y, shape (N, T, outputs))")
+                raise DataError(
+                    f"{source}: y must be integer class labels, not fractional values "
+                    f"(for regression targets name the array Y, shape (N, T, outputs))"
+                )
         elif y.dtype.kind not in "iu":
             raise DataError(f"{source}: y must be integer class labels, not dtype {y.dtype}")
         y = y.astype(np.int64)
         if y.min() < 0:
             raise DataError(f"{source}: labels out of range: y holds {int(y.min())}; class labels are 0, 1, 2, ...")
         if names is not None and y.max() >= len(names):
-            raise DataError(f"{source}: labels out of range: y holds {int(y.max())}, classes names "
-                            f"{len(names)} (labels 0..{len(names) - 1})")
+            raise DataError(
+                f"{source}: labels out of range: y holds {int(y.max())}, classes names "
+                f"{len(names)} (labels 0..{len(names) - 1})"
+            )
     else:
         Y = np.asarray(Y)
         if Y.dtype.kind not in "fiu":
             raise DataError(f"{source}: Y must hold numbers, not dtype {Y.dtype}")
         if Y.ndim != 3 or Y.shape[:2] != (n, t) or Y.shape[2] == 0:
-            raise DataError(f"{source}: Y has shape {Y.shape}; per-step targets need ({n}, {t}, outputs) like X "
-                            f"{X.shape}")
+            raise DataError(
+                f"{source}: Y has shape {Y.shape}; per-step targets need ({n}, {t}, outputs) like X {X.shape}"
+            )
         if not np.all(np.isfinite(Y)):
             bad = np.argwhere(~np.isfinite(Y))[0]
             raise DataError(f"{source}: Y holds a NaN or infinite value at index {tuple(int(i) for i in bad)}")
@@ -210,26 +238,45 @@ def load_task_data(path: str | Path, input_size: int | None = None) -> TaskData:
     known = {"X", "y", "Y", "lengths", "classes"}
     extra = sorted(set(arrays) - known)
     if extra:
-        raise DataError(f"{path}: unknown array {extra[0]!r} (an .npz holds X, y or Y, and optionally lengths and "
-                        f"classes)")
-    return task_data(arrays["X"], arrays.get("y"), arrays.get("Y"), arrays.get("lengths"), arrays.get("classes"),
-                     input_size=input_size, source=str(path))
+        raise DataError(
+            f"{path}: unknown array {extra[0]!r} (an .npz holds X, y or Y, and optionally lengths and classes)"
+        )
+    return task_data(
+        arrays["X"],
+        arrays.get("y"),
+        arrays.get("Y"),
+        arrays.get("lengths"),
+        arrays.get("classes"),
+        input_size=input_size,
+        source=str(path),
+    )
 
 
 # ----------------------------------------------------------------------------
 # The loop
 # ----------------------------------------------------------------------------
 
+
 def length_batches(lengths: np.ndarray, size: int, rng: np.random.Generator) -> list[np.ndarray]:
     """Index batches of similar lengths (sorted with a little noise, chunked, chunk order shuffled)."""
     order = np.argsort(np.asarray(lengths) + rng.uniform(0, 0.5, size=len(lengths)), kind="stable")
-    chunks = [order[i:i + size] for i in range(0, len(order), size)]
+    chunks = [order[i : i + size] for i in range(0, len(order), size)]
     rng.shuffle(chunks)
     return chunks
 
 
-def fit(step_loss: Callable, params, lengths: np.ndarray, *, epochs: int, lr: float, batch: int,
-        rng: np.random.Generator, clip: float = 5.0, on_epoch: Callable[[int, float], None] | None = None) -> None:
+def fit(
+    step_loss: Callable,
+    params,
+    lengths: np.ndarray,
+    *,
+    epochs: int,
+    lr: float,
+    batch: int,
+    rng: np.random.Generator,
+    clip: float = 5.0,
+    on_epoch: Callable[[int, float], None] | None = None,
+) -> None:
     """Adam with a cosine learning rate over length-sorted batches.
 
     ``step_loss(index) -> loss`` computes the mean loss of the sequences at
@@ -245,7 +292,8 @@ def fit(step_loss: Callable, params, lengths: np.ndarray, *, epochs: int, lr: fl
     opt = torch.optim.Adam(params, lr=lr)
     steps_total = epochs * math.ceil(len(lengths) / batch)
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, steps_total) / steps_total)))
+        opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, steps_total) / steps_total))
+    )
     for epoch in range(1, epochs + 1):
         total, count = 0.0, 0
         for idx in length_batches(lengths, batch, rng):
@@ -300,13 +348,20 @@ class RetrainResult:
 
     def summary(self) -> dict:
         """JSON-able settings, best epoch and history."""
-        return {"task": self.task, "arithmetic": self.arithmetic, "best_epoch": self.best_epoch,
-                "selected_on": self.selected_on, "seconds": round(self.seconds, 2), "notes": list(self.notes),
-                "history": [r.__dict__ for r in self.history]}
+        return {
+            "task": self.task,
+            "arithmetic": self.arithmetic,
+            "best_epoch": self.best_epoch,
+            "selected_on": self.selected_on,
+            "seconds": round(self.seconds, 2),
+            "notes": list(self.notes),
+            "history": [r.__dict__ for r in self.history],
+        }
 
 
-def _head_start(task: str, outputs: int, hidden: int, head: Head | None, classes, rng: np.random.Generator,
-                notes: list[str]) -> tuple[np.ndarray, np.ndarray, tuple[str, ...] | None]:
+def _head_start(
+    task: str, outputs: int, hidden: int, head: Head | None, classes, rng: np.random.Generator, notes: list[str]
+) -> tuple[np.ndarray, np.ndarray, tuple[str, ...] | None]:
     """Initial head (W, b, class names): the given head when it fits the task, else seeded uniform."""
     kind = "classifier" if task == "classify" else "readout"
     if head is not None:
@@ -314,8 +369,10 @@ def _head_start(task: str, outputs: int, hidden: int, head: Head | None, classes
             names = classes if classes is not None else head.classes
             return np.asarray(head.W, np.float64), np.asarray(head.b, np.float64), names
         what = f"{head.kind} with {head.num_classes} {'classes' if head.is_classifier else 'outputs'}"
-        notes.append(f"the model's {HEAD_FILE} ({what}) does not fit this task ({kind} with {outputs} "
-                     f"{'classes' if task == 'classify' else 'outputs'}): a new head is trained")
+        notes.append(
+            f"the model's {HEAD_FILE} ({what}) does not fit this task ({kind} with {outputs} "
+            f"{'classes' if task == 'classify' else 'outputs'}): a new head is trained"
+        )
     else:
         notes.append(f"no {HEAD_FILE} in the model: a new {kind} head is trained")
     bound = 1.0 / math.sqrt(hidden)  # PyTorch's nn.Linear range
@@ -338,14 +395,17 @@ def _resolve_outputs(train: TaskData, val: TaskData | None, head: Head | None) -
     elif head is not None and head.is_classifier:
         outputs, why = head.num_classes, f"the model's {HEAD_FILE} has {head.num_classes} classes"
         if train.y.max() >= outputs:
-            raise DataError(f"{train.source}: labels out of range: y holds {int(train.y.max())}, but {why} "
-                            f"(labels 0..{outputs - 1})")
+            raise DataError(
+                f"{train.source}: labels out of range: y holds {int(train.y.max())}, but {why} "
+                f"(labels 0..{outputs - 1})"
+            )
     else:
         outputs, why = train.num_outputs, f"the training labels are 0..{train.num_outputs - 1}"
     if val is not None:
         if val.classes is not None and train.classes is not None and val.classes != train.classes:
-            raise DataError(f"{val.source}: classes {list(val.classes)} are not the training data's "
-                            f"{list(train.classes)}")
+            raise DataError(
+                f"{val.source}: classes {list(val.classes)} are not the training data's {list(train.classes)}"
+            )
         if val.y.max() >= outputs:
             raise DataError(f"{val.source}: labels out of range: y holds {int(val.y.max())}, but {why}")
     if outputs < 2:
@@ -353,10 +413,23 @@ def _resolve_outputs(train: TaskData, val: TaskData | None, head: Head | None) -
     return outputs
 
 
-def retrain(cfg: Config, weights: Weights, train: TaskData, val: TaskData | None = None, *,
-            head: Head | None = None, epochs: int = 100, lr: float = 1e-2, batch: int = 32, seed: int = 0,
-            threads: int | None = 1, arithmetic: str = "exact", progress: bool = True,
-            log: Callable[[str], None] | None = None, desc: str = "retrain") -> RetrainResult:
+def retrain(
+    cfg: Config,
+    weights: Weights,
+    train: TaskData,
+    val: TaskData | None = None,
+    *,
+    head: Head | None = None,
+    epochs: int = 100,
+    lr: float = 1e-2,
+    batch: int = 32,
+    seed: int = 0,
+    threads: int | None = 1,
+    arithmetic: str = "exact",
+    progress: bool = True,
+    log: Callable[[str], None] | None = None,
+    desc: str = "retrain",
+) -> RetrainResult:
     """Train ``weights`` (circulant defining vectors and biases) and a linear head on ``train``.
 
     See the module docs. ``head`` is the starting head (used when it fits the
@@ -371,14 +444,15 @@ def retrain(cfg: Config, weights: Weights, train: TaskData, val: TaskData | None
         raise ValueError(f"arithmetic must be one of {', '.join(ARITHMETICS)}, not {arithmetic!r}")
     for name, value in (("epochs", epochs), ("batch", batch)):
         if int(value) != value or value < (0 if name == "epochs" else 1):
-            raise ValueError(f"{name} must be a whole number {'0' if name == 'epochs' else '1'} or more, "
-                             f"not {value}")
+            raise ValueError(f"{name} must be a whole number {'0' if name == 'epochs' else '1'} or more, not {value}")
     if not (lr > 0 and math.isfinite(lr)):
         raise ValueError(f"the learning rate must be positive, not {lr}")
     for data in (train, val):
         if data is not None and data.X.shape[2] != cfg.input_size:
-            raise DataError(f"{data.source}: X has shape {data.X.shape}; the model reads {cfg.input_size} inputs "
-                            f"per step, so X needs (N, T, {cfg.input_size})")
+            raise DataError(
+                f"{data.source}: X has shape {data.X.shape}; the model reads {cfg.input_size} inputs "
+                f"per step, so X needs (N, T, {cfg.input_size})"
+            )
     from ..models.train import CirculantRNN
 
     log = log or (lambda msg: None)
@@ -406,9 +480,11 @@ def retrain(cfg: Config, weights: Weights, train: TaskData, val: TaskData | None
             return hW, hb
 
         def tensors(data: TaskData):
-            return (torch.as_tensor(data.X, dtype=dtype),
-                    None if data.y is None else torch.as_tensor(data.y),
-                    None if data.Y is None else torch.as_tensor(data.Y, dtype=dtype))
+            return (
+                torch.as_tensor(data.X, dtype=dtype),
+                None if data.y is None else torch.as_tensor(data.y),
+                None if data.Y is None else torch.as_tensor(data.Y, dtype=dtype),
+            )
 
         tr = tensors(train)
 
@@ -443,7 +519,7 @@ def retrain(cfg: Config, weights: Weights, train: TaskData, val: TaskData | None
                 order = np.argsort(sel.lengths, kind="stable")
                 chunk = max(batch, 256)  # no gradients: large batches, few torch calls
                 for i in range(0, len(order), chunk):
-                    idx = order[i:i + chunk]
+                    idx = order[i : i + chunk]
                     lengths = sel.lengths[idx]
                     t = int(lengths.max())
                     out = outputs_of(sel_t[0][torch.as_tensor(idx), :t], lengths)
@@ -459,8 +535,11 @@ def retrain(cfg: Config, weights: Weights, train: TaskData, val: TaskData | None
             return mse, None, mse
 
         def snapshot():
-            return (copy.deepcopy({k: v.detach().clone() for k, v in model.state_dict().items()}),
-                    hW.detach().clone(), hb.detach().clone())
+            return (
+                copy.deepcopy({k: v.detach().clone() for k, v in model.state_dict().items()}),
+                hW.detach().clone(),
+                hb.detach().clone(),
+            )
 
         def better(a: EpochRecord, b: EpochRecord | None) -> bool:
             if b is None:
@@ -481,9 +560,11 @@ def retrain(cfg: Config, weights: Weights, train: TaskData, val: TaskData | None
         def fmt(rec: EpochRecord) -> str:
             return f"{100 * rec.accuracy:.2f}%" if task == "classify" else f"{rec.mse:.4g}"
 
-        log(f"{desc}: {len(train)} training sequences, {task}, {outputs} "
+        log(
+            f"{desc}: {len(train)} training sequences, {task}, {outputs} "
             f"{'classes' if task == 'classify' else 'outputs'}; {arithmetic} arithmetic; start: {where} "
-            f"{'accuracy' if task == 'classify' else 'mse'} {fmt(best_rec)}")
+            f"{'accuracy' if task == 'classify' else 'mse'} {fmt(best_rec)}"
+        )
         bar = None
         if progress and epochs > 0:
             try:
@@ -503,8 +584,11 @@ def retrain(cfg: Config, weights: Weights, train: TaskData, val: TaskData | None
             if better(rec, best_rec):
                 best_rec, best_state = rec, snapshot()
             if bar is not None:
-                bar.set_postfix_str(f"loss {mean_loss:.4f}, {'val' if val is not None else 'train'} {metric} "
-                                    f"{fmt(rec)} (best {fmt(best_rec)} @ {best_rec.epoch})", refresh=False)
+                bar.set_postfix_str(
+                    f"loss {mean_loss:.4f}, {'val' if val is not None else 'train'} {metric} "
+                    f"{fmt(rec)} (best {fmt(best_rec)} @ {best_rec.epoch})",
+                    refresh=False,
+                )
                 bar.update(1)
 
         params = list(model.parameters()) + [hW, hb]
@@ -520,13 +604,22 @@ def retrain(cfg: Config, weights: Weights, train: TaskData, val: TaskData | None
         new_weights = model.to_weights()
     finally:
         torch.set_num_threads(old_threads)
-    out_head = Head(W_out, b_out, names if task == "classify" else None,
-                    "classifier" if task == "classify" else "readout")
-    result = RetrainResult(cfg=cfg, weights=new_weights, head=out_head, task=task, arithmetic=arithmetic,
-                           best_epoch=best_rec.epoch, selected_on=where, history=history, notes=notes,
-                           seconds=time.time() - t_start)
-    log(f"{desc}: best epoch {best_rec.epoch} of {epochs} on {where} data ({fmt(best_rec)}), "
-        f"{result.seconds:.1f} s")
+    out_head = Head(
+        W_out, b_out, names if task == "classify" else None, "classifier" if task == "classify" else "readout"
+    )
+    result = RetrainResult(
+        cfg=cfg,
+        weights=new_weights,
+        head=out_head,
+        task=task,
+        arithmetic=arithmetic,
+        best_epoch=best_rec.epoch,
+        selected_on=where,
+        history=history,
+        notes=notes,
+        seconds=time.time() - t_start,
+    )
+    log(f"{desc}: best epoch {best_rec.epoch} of {epochs} on {where} data ({fmt(best_rec)}), {result.seconds:.1f} s")
     return result
 
 

@@ -30,8 +30,9 @@ def load_inputs(path: str, what: str = "input") -> np.ndarray:
     except (ValueError, OSError, EOFError):
         raise CLIError(f"{path}: not a readable .npy array") from None
     if not isinstance(x, np.ndarray):
-        raise CLIError(f"{path}: holds several arrays (an .npz); "
-                       f"give one .npy array of shape (T, input) or (N, T, input)")
+        raise CLIError(
+            f"{path}: holds several arrays (an .npz); give one .npy array of shape (T, input) or (N, T, input)"
+        )
     if x.dtype.kind not in "fiu":
         raise CLIError(f"{path}: {what}s must be numbers, not dtype {x.dtype}")
     return x

@@ -49,20 +49,28 @@ DATA is one of:
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Register the ``evaluate`` subcommand (``subparsers`` from ``ArgumentParser.add_subparsers``)."""
-    s = subparsers.add_parser("evaluate", help="compare float, quantized, golden and RTL arithmetic on data "
-                                               "(accuracy with a classifier head, else hidden-state deviation)",
-                              description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    s = subparsers.add_parser(
+        "evaluate",
+        help="compare float, quantized, golden and RTL arithmetic on data "
+        "(accuracy with a classifier head, else hidden-state deviation)",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     s.add_argument("model", help="model directory (rnnaccel.toml, weights.npz, optional head.npz)")
     s.add_argument("--data", required=True, metavar="DATA", help="X.npy, D.npz or a data set name[:train|test]")
     s.add_argument("--labels", metavar="Y.npy", help="class indices (N,) for X.npy data")
     s.add_argument("--lengths", metavar="L.npy", help="true lengths (N,) of zero-padded X.npy sequences")
     s.add_argument("--limit", type=int, metavar="N", help="evaluate only the first N sequences")
-    s.add_argument("--dense", metavar="REF",
-                   help="dense reference: a model directory (its own head.npz is used) or a PyTorch/ONNX file "
-                        "(a PyTorch state_dict may hold one linear readout beside the RNN)")
+    s.add_argument(
+        "--dense",
+        metavar="REF",
+        help="dense reference: a model directory (its own head.npz is used) or a PyTorch/ONNX file "
+        "(a PyTorch state_dict may hold one linear readout beside the RNN)",
+    )
     s.add_argument("--rtl-backend", choices=RTL_BACKENDS, help="also run the hardware in this simulator")
-    s.add_argument("--rtl-sequences", type=int, default=2, metavar="N",
-                   help="sequences to simulate with --rtl-backend (default 2)")
+    s.add_argument(
+        "--rtl-sequences", type=int, default=2, metavar="N", help="sequences to simulate with --rtl-backend (default 2)"
+    )
     s.add_argument("--plot", metavar="OUT.png", help="bar chart of accuracy and deviation per arithmetic")
     s.add_argument("--json", metavar="R.json", help="write the report as JSON")
     s.add_argument("--cache", help="simulator build cache folder (default ~/.cache/rnnaccel)")
@@ -138,8 +146,9 @@ def cmd_evaluate(args) -> int:
     if X.dtype.kind not in "fiu":
         raise CLIError(f"{args.data}: inputs must be numbers, not dtype {X.dtype}")
     if X.ndim not in (2, 3) or X.shape[-1] != cfg.input_size:
-        raise CLIError(f"{args.data}: shape {X.shape}; the model needs (T, {cfg.input_size}) or "
-                       f"(N, T, {cfg.input_size})")
+        raise CLIError(
+            f"{args.data}: shape {X.shape}; the model needs (T, {cfg.input_size}) or (N, T, {cfg.input_size})"
+        )
     if classes is not None and head is not None and head.is_classifier:
         if head.num_classes != len(classes):
             raise CLIError(f"{described} has {len(classes)} classes, the model's head {head.num_classes}")
@@ -161,9 +170,20 @@ def cmd_evaluate(args) -> int:
         raise CLIError(f"--rtl-sequences must be 1 or more, not {args.rtl_sequences}")
     print(f"evaluating {args.model} on {described}")
     try:
-        report = evaluate(cfg, weights, X, lengths=lengths, labels=labels, head=head, dense=dense,
-                          rtl_backend=args.rtl_backend, rtl_sequences=args.rtl_sequences, cache_dir=args.cache,
-                          log=lambda msg: print(f"[evaluate] {msg}", flush=True), targets=targets)
+        report = evaluate(
+            cfg,
+            weights,
+            X,
+            lengths=lengths,
+            labels=labels,
+            head=head,
+            dense=dense,
+            rtl_backend=args.rtl_backend,
+            rtl_sequences=args.rtl_sequences,
+            cache_dir=args.cache,
+            log=lambda msg: print(f"[evaluate] {msg}", flush=True),
+            targets=targets,
+        )
     except _cocotb_failure() as exc:
         raise CLIError(f"{args.rtl_backend} simulation failed: {str(exc).splitlines()[0]}") from None
     report["data"]["source"] = described

@@ -61,32 +61,68 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     """Register the ``import`` subcommand (``subparsers`` from ``ArgumentParser.add_subparsers``)."""
     from ..numeric.config import PRESETS
 
-    s = subparsers.add_parser("import", help="import a trained PyTorch or ONNX LSTM/GRU/RNN as a model directory",
-                              description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    s = subparsers.add_parser(
+        "import",
+        help="import a trained PyTorch or ONNX LSTM/GRU/RNN as a model directory",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     s.add_argument("model", help="torch.save file (.pt/.pth: whole module or state_dict) or ONNX model (.onnx)")
     s.add_argument("-o", "--output", required=True, help="model directory to write")
-    s.add_argument("--block-size", "-k", type=int, metavar="K", default=1,
-                   help="circulant block size (default 1: dense, the weights kept exactly); K > 1 projects every "
-                        "matrix onto block-circulant form, which needs rnnaccel retrain for accuracy")
-    s.add_argument("--preset-like", default="tiny", metavar="NAME",
-                   help=f"preset giving every other setting: {', '.join(PRESETS)} (default tiny)")
-    s.add_argument("--set", action="append", metavar="FIELD=VALUE",
-                   help="override a config field (repeatable; not the model's cell, sizes, layers or block size)")
+    s.add_argument(
+        "--block-size",
+        "-k",
+        type=int,
+        metavar="K",
+        default=1,
+        help="circulant block size (default 1: dense, the weights kept exactly); K > 1 projects every "
+        "matrix onto block-circulant form, which needs rnnaccel retrain for accuracy",
+    )
+    s.add_argument(
+        "--preset-like",
+        default="tiny",
+        metavar="NAME",
+        help=f"preset giving every other setting: {', '.join(PRESETS)} (default tiny)",
+    )
+    s.add_argument(
+        "--set",
+        action="append",
+        metavar="FIELD=VALUE",
+        help="override a config field (repeatable; not the model's cell, sizes, layers or block size)",
+    )
     for flag, fld, text in _FORMAT_OPTIONS:
-        s.add_argument(flag, dest=fld, metavar="Qm.n",
-                       help=text + (" (default: with K = 1 the 16-bit format fitted to the largest weight, "
-                                    "with K > 1 the preset's)" if fld == "q_weight" else " (default: the preset's)"))
+        s.add_argument(
+            flag,
+            dest=fld,
+            metavar="Qm.n",
+            help=text
+            + (
+                " (default: with K = 1 the 16-bit format fitted to the largest weight, with K > 1 the preset's)"
+                if fld == "q_weight"
+                else " (default: the preset's)"
+            ),
+        )
     s.add_argument("--table-entries", type=int, metavar="N", help="entries of each activation table (power of two)")
     s.add_argument("--sigmoid-range", type=float, metavar="R", help="sigmoid table range [-R, R) (power of two)")
     s.add_argument("--tanh-range", type=float, metavar="R", help="tanh table range [-R, R) (power of two)")
     s.add_argument("--no-interpolate", action="store_true", help="nearest table entry instead of interpolation")
-    s.add_argument("--format", default="auto", choices=["auto", "torch", "onnx"],
-                   help="file format (default: from the extension, else the content)")
-    s.add_argument("--cell", choices=["lstm", "gru", "rnn"],
-                   help="confirm the cell type (needed for a plain-RNN state_dict; checked against the file)")
-    s.add_argument("--trust-pickle", action="store_true",
-                   help="allow full unpickling (torch.load weights_only=False) of a PyTorch file that refers to "
-                        "classes outside torch.nn: this can run arbitrary code from the file; only for files you trust")
+    s.add_argument(
+        "--format",
+        default="auto",
+        choices=["auto", "torch", "onnx"],
+        help="file format (default: from the extension, else the content)",
+    )
+    s.add_argument(
+        "--cell",
+        choices=["lstm", "gru", "rnn"],
+        help="confirm the cell type (needed for a plain-RNN state_dict; checked against the file)",
+    )
+    s.add_argument(
+        "--trust-pickle",
+        action="store_true",
+        help="allow full unpickling (torch.load weights_only=False) of a PyTorch file that refers to "
+        "classes outside torch.nn: this can run arbitrary code from the file; only for files you trust",
+    )
     s.add_argument("--force", action="store_true", help="overwrite an existing model directory")
     s.set_defaults(func=cmd_import)
     return s
@@ -140,12 +176,15 @@ def cmd_import(args) -> int:
     if (out / CONFIG_FILE).exists() and not args.force:
         raise CLIError(f"{out} already holds a model; pass --force to overwrite it")
 
-    res = import_model(src, base, args.block_size, fmt=args.format, cell=args.cell,
-                       trust_pickle=args.trust_pickle, **changes)
+    res = import_model(
+        src, base, args.block_size, fmt=args.format, cell=args.cell, trust_pickle=args.trust_pickle, **changes
+    )
     cfg, model = res.cfg, res.model
-    shape = (f"{cfg.num_layers}-layer {cfg.cell}"
-             + (f" (reset-{'after' if cfg.gru_reset_after else 'before'})" if cfg.cell == "gru" else "")
-             + f", input {cfg.input_size}, hidden {cfg.hidden_size}")
+    shape = (
+        f"{cfg.num_layers}-layer {cfg.cell}"
+        + (f" (reset-{'after' if cfg.gru_reset_after else 'before'})" if cfg.cell == "gru" else "")
+        + f", input {cfg.input_size}, hidden {cfg.hidden_size}"
+    )
     print(f"read {src}: {model.source}; {shape}")
     for note in model.notes:
         print(f"note: {note}")
@@ -160,11 +199,15 @@ def cmd_import(args) -> int:
         print(f"block-circulant projection, k = {k}:")
         for e in res.energies:
             print(f"  {e.line()}")
-        print(f"  total: {100 * res.total_fraction:.1f}% of energy kept "
-              f"({len(res.energies)} matrices, {dense} weights -> {stored} stored)")
-        print(f"warning: the k = {k} projection kept {100 * res.total_fraction:.1f}% of the weights' energy and "
-              f"changes what the model computes; accuracy needs retraining: rnnaccel retrain {out} --data TRAIN.npz "
-              f"-o {out}-retrained")
+        print(
+            f"  total: {100 * res.total_fraction:.1f}% of energy kept "
+            f"({len(res.energies)} matrices, {dense} weights -> {stored} stored)"
+        )
+        print(
+            f"warning: the k = {k} projection kept {100 * res.total_fraction:.1f}% of the weights' energy and "
+            f"changes what the model computes; accuracy needs retraining: rnnaccel retrain {out} --data TRAIN.npz "
+            f"-o {out}-retrained"
+        )
     for line in range_report(cfg, res.weights):
         print(f"quantization: {line}")
     head, how = None, ""
@@ -176,10 +219,14 @@ def cmd_import(args) -> int:
     stale = out / HEAD_FILE
     if head is not None:
         save_head(out, head.W, head.b, head.classes)
-        print(f"classifier head: {how} -> {out / HEAD_FILE} (a classifier of the last hidden state; evaluate and "
-              f"retrain use it)")
+        print(
+            f"classifier head: {how} -> {out / HEAD_FILE} (a classifier of the last hidden state; evaluate and "
+            f"retrain use it)"
+        )
     elif stale.exists():
         stale.unlink()  # a head of the model this directory held before (--force)
-    print(f"wrote {out}/ ({cfg.name}: {shape}, k={k}, {cfg.lanes} lanes, PE grid {cfg.pe_rows}x{cfg.pe_cols}; "
-          f"settings of preset {args.preset_like})")
+    print(
+        f"wrote {out}/ ({cfg.name}: {shape}, k={k}, {cfg.lanes} lanes, PE grid {cfg.pe_rows}x{cfg.pe_cols}; "
+        f"settings of preset {args.preset_like})"
+    )
     return 0

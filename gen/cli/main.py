@@ -42,6 +42,7 @@ def _config_from_args(args) -> Config:
 # commands
 # ----------------------------------------------------------------------------
 
+
 def cmd_new(args) -> int:
     from ..numeric.model import CONFIG_FILE, random_weights, save_model
 
@@ -52,8 +53,10 @@ def cmd_new(args) -> int:
     if out.exists() and not out.is_dir():
         raise CLIError(f"{out} exists and is not a directory")
     save_model(out, cfg, random_weights(cfg, scale=args.scale))
-    print(f"wrote {out}/ ({cfg.name}: {cfg.num_layers}-layer {cfg.cell}, input {cfg.input_size}, "
-          f"hidden {cfg.hidden_size}, k={cfg.block_size}, seed {cfg.seed})")
+    print(
+        f"wrote {out}/ ({cfg.name}: {cfg.num_layers}-layer {cfg.cell}, input {cfg.input_size}, "
+        f"hidden {cfg.hidden_size}, k={cfg.block_size}, seed {cfg.seed})"
+    )
     return 0
 
 
@@ -77,8 +80,9 @@ def cmd_run(args) -> int:
     cfg, weights = load_model(args.model)
     x = load_inputs(args.inputs)
     if x.ndim not in (2, 3) or x.shape[-1] != cfg.input_size:
-        raise CLIError(f"{args.inputs}: shape {x.shape}; the model needs (T, {cfg.input_size}) or (N, T, "
-                       f"{cfg.input_size})")
+        raise CLIError(
+            f"{args.inputs}: shape {x.shape}; the model needs (T, {cfg.input_size}) or (N, T, {cfg.input_size})"
+        )
     if x.dtype.kind == "f" and not np.all(np.isfinite(x)):
         bad = np.argwhere(~np.isfinite(x))[0]
         raise CLIError(f"{args.inputs}: NaN or infinite value at index {tuple(int(i) for i in bad)}")
@@ -89,9 +93,12 @@ def cmd_run(args) -> int:
     q = cfg.q_state
     outside = int(np.count_nonzero((x > q.max_value) | (x < q.min_value)))
     if outside and args.backend != "float":
-        print(f"warning: {outside} of {x.size} inputs lie outside {q}'s range [{q.min_value:g}, {q.max_value:g}] "
-              f"and saturate (largest |x| {float(np.max(np.abs(x))):.4g}); choose a wider q_state with "
-              f"rnnaccel quantize --calibrate", file=sys.stderr)
+        print(
+            f"warning: {outside} of {x.size} inputs lie outside {q}'s range [{q.min_value:g}, {q.max_value:g}] "
+            f"and saturate (largest |x| {float(np.max(np.abs(x))):.4g}); choose a wider q_state with "
+            f"rnnaccel quantize --calibrate",
+            file=sys.stderr,
+        )
     if args.backend in ("golden", "float"):
         model = _model_for_backend(cfg, weights, args.backend)
         try:
@@ -114,15 +121,19 @@ def cmd_run(args) -> int:
     else:
         y = y.astype(np.float32)
     np.save(out_path, y)
-    print(f"wrote {args.output} {y.shape} {'raw q_state integers ' + str(cfg.q_state) if args.raw else 'float32'}"
-          f" ({args.backend} backend)")
+    print(
+        f"wrote {args.output} {y.shape} {'raw q_state integers ' + str(cfg.q_state) if args.raw else 'float32'}"
+        f" ({args.backend} backend)"
+    )
     if report is not None:
         import json
 
         if args.report:
             Path(args.report).write_text(json.dumps(report, indent=2) + "\n")
-        print(f"cycles: {report['total_cycles']} total, {report['cycles_per_step']:.1f} per step "
-              f"(ideal {report['ideal_cycles_per_step']}, utilization {100 * report['utilization']:.1f}%)")
+        print(
+            f"cycles: {report['total_cycles']} total, {report['cycles_per_step']:.1f} per step "
+            f"(ideal {report['ideal_cycles_per_step']}, utilization {100 * report['utilization']:.1f}%)"
+        )
     elif args.report:
         raise CLIError("--report needs a simulator backend (amaranth, icarus, verilator)")
     return 0
@@ -132,9 +143,11 @@ def _fft_info(cfg: Config) -> list[str]:
     """The FFT mode's formats (only in FFT mode)."""
     if not cfg.fft_mode:
         return []
-    return [f"circulant mode: fft (spectra {cfg.q_spectrum}, twiddles Q1.14; spectral accumulator "
-            f"{cfg.fft_acc_width} bits, inverse transform {cfg.fft_out_width} bits, frac {cfg.fft_acc_frac}; "
-            f"the gateware is not built yet)"]
+    return [
+        f"circulant mode: fft (spectra {cfg.q_spectrum}, twiddles Q1.14; spectral accumulator "
+        f"{cfg.fft_acc_width} bits, inverse transform {cfg.fft_out_width} bits, frac {cfg.fft_acc_frac}; "
+        f"the gateware is not built yet)"
+    ]
 
 
 def _multiply_info(cfg: Config) -> list[str]:
@@ -143,51 +156,62 @@ def _multiply_info(cfg: Config) -> list[str]:
 
     m = step_multiplies(cfg)
     per = f"{cfg.block_size}^2 per block" if cfg.circulant else "dense: one per weight"
-    lines = [f"multiplies per step, direct: {m['direct']} ({per})"
-             + ("  <- this config" if not cfg.fft_mode and m["fft"] is not None else "")]
+    lines = [
+        f"multiplies per step, direct: {m['direct']} ({per})"
+        + ("  <- this config" if not cfg.fft_mode and m["fft"] is not None else "")
+    ]
     if m["fft"] is not None:
         k = cfg.block_size
-        lines.append(f"multiplies per step, fft: {m['fft']} ({m['forward_transforms']} forward + "
-                     f"{m['inverse_transforms']} inverse transforms x {transform_multiplies(k)}, {m['blocks']} "
-                     f"blocks x {block_multiplies(k)}; {m['direct'] / m['fft']:.2f}x fewer; with 3-multiply "
-                     f"complex products {m['fft_3mult']}, {m['direct'] / m['fft_3mult']:.2f}x)"
-                     + ("  <- this config" if cfg.fft_mode else ""))
+        lines.append(
+            f"multiplies per step, fft: {m['fft']} ({m['forward_transforms']} forward + "
+            f"{m['inverse_transforms']} inverse transforms x {transform_multiplies(k)}, {m['blocks']} "
+            f"blocks x {block_multiplies(k)}; {m['direct'] / m['fft']:.2f}x fewer; with 3-multiply "
+            f"complex products {m['fft_3mult']}, {m['direct'] / m['fft_3mult']:.2f}x)"
+            + ("  <- this config" if cfg.fft_mode else "")
+        )
     return lines
 
 
 def _info_text(cfg: Config) -> str:
     from ..numeric import lut
 
-    lines = [f"model: {cfg.name}  ({cfg.num_layers}-layer {cfg.cell}"
-             + (f", reset_{'after' if cfg.gru_reset_after else 'before'}" if cfg.cell == "gru" else "")
-             + (f", window {cfg.qrnn_window}" if cfg.cell == "qrnn" else "")
-             + f", input {cfg.input_size}, hidden {cfg.hidden_size})",
-             f"config hash: {cfg.hash}",
-             f"weights: {'circulant k=' + str(cfg.block_size) if cfg.circulant else 'dense'}; "
-             + (f"PE grid {cfg.pe_rows}x{cfg.pe_cols}, {cfg.lanes} lanes/PE, {cfg.multipliers} multipliers; tile "
-                f"{cfg.tile}"
-              if cfg.datapath == "array" else
-              f"serial datapath: {cfg.lanes} lanes on {cfg.block_size}-blocks, one-word memories, "
-              f"fused projections (W x + U h + b + c, narrowed once)"),
-             f"formats: weight {cfg.q_weight}, state {cfg.q_state}, cell {cfg.q_cell}, pre {cfg.q_pre}, "
-             f"act {cfg.q_act}, accumulator {cfg.acc_width} bits (frac {cfg.acc_frac})",
-             *_fft_info(cfg),
-             "matrices (padded rows x cols, cycles per sweep):"]
+    lines = [
+        f"model: {cfg.name}  ({cfg.num_layers}-layer {cfg.cell}"
+        + (f", reset_{'after' if cfg.gru_reset_after else 'before'}" if cfg.cell == "gru" else "")
+        + (f", window {cfg.qrnn_window}" if cfg.cell == "qrnn" else "")
+        + f", input {cfg.input_size}, hidden {cfg.hidden_size})",
+        f"config hash: {cfg.hash}",
+        f"weights: {'circulant k=' + str(cfg.block_size) if cfg.circulant else 'dense'}; "
+        + (
+            f"PE grid {cfg.pe_rows}x{cfg.pe_cols}, {cfg.lanes} lanes/PE, {cfg.multipliers} multipliers; tile {cfg.tile}"
+            if cfg.datapath == "array"
+            else f"serial datapath: {cfg.lanes} lanes on {cfg.block_size}-blocks, one-word memories, "
+            f"fused projections (W x + U h + b + c, narrowed once)"
+        ),
+        f"formats: weight {cfg.q_weight}, state {cfg.q_state}, cell {cfg.q_cell}, pre {cfg.q_pre}, "
+        f"act {cfg.q_act}, accumulator {cfg.acc_width} bits (frac {cfg.acc_frac})",
+        *_fft_info(cfg),
+        "matrices (padded rows x cols, cycles per sweep):",
+    ]
     for layer in range(cfg.num_layers):
         gates = ",".join(cfg.layer_gates(layer))
         for name, r, c in cfg.matrices(layer):
             lines.append(f"  layer {layer} {name} [{gates}]: {r} x {c}, {cfg.mvu_cycles(r, c)} cycles")
     saved = 100.0 * (1 - cfg.weight_words() / cfg.dense_weight_words())
-    lines.append(f"weight memory: {cfg.weight_words()} words = {cfg.weight_bytes} bytes "
-                 f"(dense: {cfg.dense_weight_words()} words = {cfg.dense_weight_bytes} bytes; {saved:.1f}% saved)")
+    lines.append(
+        f"weight memory: {cfg.weight_words()} words = {cfg.weight_bytes} bytes "
+        f"(dense: {cfg.dense_weight_words()} words = {cfg.dense_weight_bytes} bytes; {saved:.1f}% saved)"
+    )
     lines.append(f"ideal cycles per step: {cfg.ideal_cycles_per_step}")
     lines += _multiply_info(cfg)
     for fn in lut.FUNCTIONS:
         err = lut.table_error(cfg, fn)
         rng = cfg.sigmoid_range if fn == "sigmoid" else cfg.tanh_range
-        lines.append(f"{fn} table: {err['stored_words']} words over [-{rng:g}, {rng:g}), "
-                     f"{'interpolated' if cfg.interpolate else 'nearest'}; max abs error {err['max_abs']:.2e}, "
-                     f"mean {err['mean_abs']:.2e}")
+        lines.append(
+            f"{fn} table: {err['stored_words']} words over [-{rng:g}, {rng:g}), "
+            f"{'interpolated' if cfg.interpolate else 'nearest'}; max abs error {err['max_abs']:.2e}, "
+            f"mean {err['mean_abs']:.2e}"
+        )
     return "\n".join(lines)
 
 
@@ -200,8 +224,10 @@ def cmd_generate(args) -> int:
     if out.exists() and not out.is_dir():
         raise CLIError(f"{out} exists and is not a directory")
     manifest = generate(cfg, weights, out, progress=lambda msg: print(f"[generate] {msg}"))
-    print(f"design hash {manifest['design_hash']}; ideal {manifest['ideal_cycles_per_step']} cycles per step; "
-          f"weights {manifest['weight_bytes']} bytes ({'ROM' if cfg.weights_in_rom else 'loaded at run time'})")
+    print(
+        f"design hash {manifest['design_hash']}; ideal {manifest['ideal_cycles_per_step']} cycles per step; "
+        f"weights {manifest['weight_bytes']} bytes ({'ROM' if cfg.weights_in_rom else 'loaded at run time'})"
+    )
     return 0
 
 
@@ -222,10 +248,12 @@ def cmd_demo(args) -> int:
     cfg = _config_from_args(args)
     out = Path(args.output)
     model_dir, gen_dir = out / "model", out / "rtl"
-    print(f"[1/4] model: {cfg.name}, {cfg.num_layers}-layer {cfg.cell}, input {cfg.input_size}, hidden "
-          f"{cfg.hidden_size}, "
-          f"k={cfg.block_size}, PE grid {cfg.pe_rows}x{cfg.pe_cols} ({cfg.multipliers} multipliers), seed {cfg.seed} "
-          f"-> {model_dir}/")
+    print(
+        f"[1/4] model: {cfg.name}, {cfg.num_layers}-layer {cfg.cell}, input {cfg.input_size}, hidden "
+        f"{cfg.hidden_size}, "
+        f"k={cfg.block_size}, PE grid {cfg.pe_rows}x{cfg.pe_cols} ({cfg.multipliers} multipliers), seed {cfg.seed} "
+        f"-> {model_dir}/"
+    )
     save_model(model_dir, cfg, random_weights(cfg))
     cfg, weights = load_model(model_dir)
     print(f"[2/4] generating Verilog -> {gen_dir}/")
@@ -234,8 +262,10 @@ def cmd_demo(args) -> int:
     x = quantize(rng.uniform(-1, 1, size=(args.steps, cfg.input_size)), cfg.q_state)
     half = args.steps // 2
     ops = [("reset",), ("run", x[:half]), ("run", x[half:])] if half else [("reset",), ("run", x)]
-    print(f"[3/4] simulating {args.steps} steps in {args.simulator} (cocotb"
-          + ("; the sequence is fed in two calls, state carried over)" if half else ")"))
+    print(
+        f"[3/4] simulating {args.steps} steps in {args.simulator} (cocotb"
+        + ("; the sequence is fed in two calls, state carried over)" if half else ")")
+    )
     try:
         outs, counters = run_session(cfg, weights, ops, args.simulator, cache_dir=args.cache, progress=True)
     except CocotbFailure as exc:
@@ -249,10 +279,14 @@ def cmd_demo(args) -> int:
     verdict = "BIT-EXACT" if mismatches == 0 else f"MISMATCH in {mismatches} of {got_all.size} words"
     print()
     print(f"verdict: {verdict} ({args.simulator} vs golden, {steps} steps, {cfg.hidden_size} words per step)")
-    print(f"cycles: {cycles} total, {per_step:.1f} per step; ideal {cfg.ideal_cycles_per_step} per step "
-          f"(utilization {100 * cfg.ideal_cycles_per_step / per_step:.1f}%)")
-    print(f"weights: {manifest['weight_bytes']} bytes circulant vs {manifest['dense_weight_bytes']} dense; "
-          f"Verilog {gen_dir / 'rnnaccel_top.v'}; {time.time() - t0:.1f} s")
+    print(
+        f"cycles: {cycles} total, {per_step:.1f} per step; ideal {cfg.ideal_cycles_per_step} per step "
+        f"(utilization {100 * cfg.ideal_cycles_per_step / per_step:.1f}%)"
+    )
+    print(
+        f"weights: {manifest['weight_bytes']} bytes circulant vs {manifest['dense_weight_bytes']} dense; "
+        f"Verilog {gen_dir / 'rnnaccel_top.v'}; {time.time() - t0:.1f} s"
+    )
     return 0 if mismatches == 0 else 1
 
 
@@ -289,8 +323,10 @@ def cmd_quantize(args) -> int:
     if args.calibrate:
         calib = load_inputs(args.calibrate)
         if calib.ndim not in (2, 3) or calib.shape[-1] != cfg.input_size:
-            raise CLIError(f"{args.calibrate}: shape {calib.shape}; the model needs (T, {cfg.input_size}) or "
-                           f"(N, T, {cfg.input_size})")
+            raise CLIError(
+                f"{args.calibrate}: shape {calib.shape}; the model needs (T, {cfg.input_size}) or "
+                f"(N, T, {cfg.input_size})"
+            )
         if not np.all(np.isfinite(calib)):
             raise CLIError(f"{args.calibrate}: NaN or infinite values")
         calib = calib.astype(np.float64)
@@ -298,8 +334,9 @@ def cmd_quantize(args) -> int:
             calib = calib[None]
     widths = _class_args(args.width, "width")
     forced = _class_args(args.pin, "pin")
-    new_cfg, report = choose_formats(cfg, weights, calib_x=calib, widths=widths or None, force=forced or None,
-                                     headroom=args.headroom)
+    new_cfg, report = choose_formats(
+        cfg, weights, calib_x=calib, widths=widths or None, force=forced or None, headroom=args.headroom
+    )
     save_model(out, new_cfg, weights)
     print(format_report(report))
     if args.report:
@@ -320,8 +357,16 @@ def cmd_build(args) -> int:
     require_gateware(cfg)
     out = Path(args.output) if args.output else Path("out") / "build" / f"{cfg.name}-{args.board.replace(':', '_')}"
     try:
-        report = build_board(cfg, weights, args.board, out, freq_mhz=args.freq, baud=args.baud,
-                             program=args.program, progress=lambda msg: print(f"[build] {msg}", flush=True))
+        report = build_board(
+            cfg,
+            weights,
+            args.board,
+            out,
+            freq_mhz=args.freq,
+            baud=args.baud,
+            program=args.program,
+            progress=lambda msg: print(f"[build] {msg}", flush=True),
+        )
     except BoardError as exc:
         raise CLIError(str(exc).splitlines()[0]) from None
     print(format_report(report))
@@ -364,12 +409,15 @@ def cmd_info(args) -> int:
 
 def cmd_presets(args) -> int:
     for name, cfg in PRESETS.items():
-        print(f"{name:15s} {cfg.num_layers}-layer {cfg.cell}, input {cfg.input_size}, hidden {cfg.hidden_size}, "
-              f"k={cfg.block_size}, PEs {cfg.pe_rows}x{cfg.pe_cols}, {cfg.weight_bytes} weight bytes")
+        print(
+            f"{name:15s} {cfg.num_layers}-layer {cfg.cell}, input {cfg.input_size}, hidden {cfg.hidden_size}, "
+            f"k={cfg.block_size}, PEs {cfg.pe_rows}x{cfg.pe_cols}, {cfg.weight_bytes} weight bytes"
+        )
     return 0
 
 
 # ----------------------------------------------------------------------------
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rnnaccel", description="RNN inference accelerator generator")
@@ -387,8 +435,11 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("run", help="run input sequences through a backend")
     s.add_argument("model", help="model directory")
     s.add_argument("--inputs", required=True, help=".npy of shape (T, input) or (N, T, input)")
-    s.add_argument("--backend", default="golden",
-                   help="golden (bit-exact NumPy), float (float64 reference), amaranth, icarus or verilator")
+    s.add_argument(
+        "--backend",
+        default="golden",
+        help="golden (bit-exact NumPy), float (float64 reference), amaranth, icarus or verilator",
+    )
     s.add_argument("-o", "--output", required=True, help=".npy to write hidden states to")
     s.add_argument("--raw", action="store_true", help="write raw q_state integers instead of floats")
     s.add_argument("--report", help="JSON report of cycle counts (simulator backends)")
@@ -451,8 +502,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("model", help="model directory")
     s.add_argument("-o", "--output", required=True, help="model directory to write with the chosen formats")
     s.add_argument("--calibrate", metavar="X.npy", help="calibration inputs (T, input) or (N, T, input)")
-    s.add_argument("--width", action="append", metavar="CLASS=N",
-                   help="width of a tensor class (weight, state, cell, pre, act), e.g. weight=8")
+    s.add_argument(
+        "--width",
+        action="append",
+        metavar="CLASS=N",
+        help="width of a tensor class (weight, state, cell, pre, act), e.g. weight=8",
+    )
     s.add_argument("--pin", action="append", metavar="CLASS=Qm.n", help="pin a class to a format, e.g. state=Q2.13")
     s.add_argument("--headroom", type=float, default=1.0, help="multiply observed ranges by this (default 1)")
     s.add_argument("--report", help="JSON report of formats and saturation counts")

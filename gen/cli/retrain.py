@@ -43,21 +43,36 @@ and --seed give byte-identical weights.
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Register the ``retrain`` subcommand (``subparsers`` from ``ArgumentParser.add_subparsers``)."""
-    s = subparsers.add_parser("retrain", help="retrain a model directory with the hardware's exact arithmetic "
-                                              "(recovers accuracy after rnnaccel import -k K)",
-                              description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    s = subparsers.add_parser(
+        "retrain",
+        help="retrain a model directory with the hardware's exact arithmetic "
+        "(recovers accuracy after rnnaccel import -k K)",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     s.add_argument("model", help="model directory to start from (rnnaccel.toml, weights.npz, optional head.npz)")
     s.add_argument("--data", required=True, metavar="TRAIN.npz", help="training data: X and y (or Y)")
     s.add_argument("-o", "--output", required=True, help="model directory to write")
     s.add_argument("--val", metavar="VAL.npz", help="validation data choosing the best epoch (default: training data)")
-    s.add_argument("--epochs", type=int, default=100, metavar="N",
-                   help="training epochs (default 100; a small set needs more: 300 for GunPoint's 50 sequences)")
+    s.add_argument(
+        "--epochs",
+        type=int,
+        default=100,
+        metavar="N",
+        help="training epochs (default 100; a small set needs more: 300 for GunPoint's 50 sequences)",
+    )
     s.add_argument("--lr", type=float, default=1e-2, help="Adam learning rate, cosine schedule (default 1e-2)")
     s.add_argument("--batch", type=int, default=32, metavar="B", help="sequences per batch (default 32)")
-    s.add_argument("--seed", type=int, default=0, metavar="S",
-                   help="seed of the batch order and of a new head (default 0)")
-    s.add_argument("--threads", type=int, default=1, metavar="N",
-                   help="torch threads (default 1: these matrices are small, more threads mostly add contention)")
+    s.add_argument(
+        "--seed", type=int, default=0, metavar="S", help="seed of the batch order and of a new head (default 0)"
+    )
+    s.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        metavar="N",
+        help="torch threads (default 1: these matrices are small, more threads mostly add contention)",
+    )
     s.add_argument("--json", metavar="R.json", help="write the settings and the per-epoch history as JSON")
     s.add_argument("--force", action="store_true", help="overwrite an existing model directory")
     s.set_defaults(func=cmd_retrain)
@@ -89,29 +104,58 @@ def cmd_retrain(args) -> int:
 
     train = load_task_data(args.data, cfg.input_size)
     val = load_task_data(args.val, cfg.input_size) if args.val else None
-    print(f"model {args.model}: {cfg.num_layers}-layer {cfg.cell}, input {cfg.input_size}, hidden {cfg.hidden_size}, "
-          f"k={cfg.block_size}, weights {cfg.q_weight} ({cfg.weight_bytes} bytes)")
-    print(f"data: {len(train)} training sequences ({args.data})"
-          + (f", {len(val)} validation sequences ({args.val})" if val is not None else ", no validation set")
-          + f"; {'classification' if train.task == 'classify' else 'per-step regression'}")
-    res = retrain(cfg, weights, train, val, head=head, epochs=args.epochs, lr=args.lr, batch=args.batch,
-                  seed=args.seed, threads=args.threads, arithmetic="exact", progress=True,
-                  log=lambda msg: print(msg, flush=True))
+    print(
+        f"model {args.model}: {cfg.num_layers}-layer {cfg.cell}, input {cfg.input_size}, hidden {cfg.hidden_size}, "
+        f"k={cfg.block_size}, weights {cfg.q_weight} ({cfg.weight_bytes} bytes)"
+    )
+    print(
+        f"data: {len(train)} training sequences ({args.data})"
+        + (f", {len(val)} validation sequences ({args.val})" if val is not None else ", no validation set")
+        + f"; {'classification' if train.task == 'classify' else 'per-step regression'}"
+    )
+    res = retrain(
+        cfg,
+        weights,
+        train,
+        val,
+        head=head,
+        epochs=args.epochs,
+        lr=args.lr,
+        batch=args.batch,
+        seed=args.seed,
+        threads=args.threads,
+        arithmetic="exact",
+        progress=True,
+        log=lambda msg: print(msg, flush=True),
+    )
     best, start = res.best, res.history[0]
     sel = val if val is not None else train
     golden = golden_metric(res.cfg, res.weights, res.head, sel)
     if res.task == "classify":
-        print(f"{res.selected_on} accuracy: {100 * start.accuracy:.2f}% at the start, {100 * best.accuracy:.2f}% "
-              f"after epoch {best.epoch} (kept); golden integer model {100 * golden:.2f}%")
+        print(
+            f"{res.selected_on} accuracy: {100 * start.accuracy:.2f}% at the start, {100 * best.accuracy:.2f}% "
+            f"after epoch {best.epoch} (kept); golden integer model {100 * golden:.2f}%"
+        )
     else:
-        print(f"{res.selected_on} mse: {start.mse:.4g} at the start, {best.mse:.4g} after epoch {best.epoch} (kept); "
-              f"golden integer model {golden:.4g}")
+        print(
+            f"{res.selected_on} mse: {start.mse:.4g} at the start, {best.mse:.4g} after epoch {best.epoch} (kept); "
+            f"golden integer model {golden:.4g}"
+        )
     res.save(out)
     if args.json:
         summary = res.summary()
-        summary.update(model=str(args.model), data=str(args.data), val=args.val, epochs=args.epochs, lr=args.lr,
-                       batch=args.batch, seed=args.seed, threads=args.threads, output=str(out),
-                       golden_metric=golden)
+        summary.update(
+            model=str(args.model),
+            data=str(args.data),
+            val=args.val,
+            epochs=args.epochs,
+            lr=args.lr,
+            batch=args.batch,
+            seed=args.seed,
+            threads=args.threads,
+            output=str(out),
+            golden_metric=golden,
+        )
         Path(args.json).write_text(json.dumps(summary, indent=2) + "\n")
         print(f"wrote {args.json}")
     print(f"wrote {out}/ (rnnaccel.toml, weights.npz, head.npz); next: rnnaccel evaluate {out} --data TEST.npz")

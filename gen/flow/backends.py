@@ -41,9 +41,20 @@ def _progress_bar(total: int, desc: str):
     return tqdm(total=total, desc=desc, unit="step", leave=False, disable=None)
 
 
-def run_session(cfg: Config, weights, ops: list[tuple], backend: str, *, cache_dir: str | os.PathLike | None = None,
-                idle: float = 0.0, backpressure: float = 0.0, seed: int = 0, waves: str | None = None,
-                progress: bool = False, family: str | None = None):
+def run_session(
+    cfg: Config,
+    weights,
+    ops: list[tuple],
+    backend: str,
+    *,
+    cache_dir: str | os.PathLike | None = None,
+    idle: float = 0.0,
+    backpressure: float = 0.0,
+    seed: int = 0,
+    waves: str | None = None,
+    progress: bool = False,
+    family: str | None = None,
+):
     """Execute a session; returns (outputs, counters) where counters is one dict per ``run`` (None for golden).
 
     ``family`` (RTL simulators only): simulate the Verilog elaborated for an FPGA family, vendor
@@ -67,17 +78,31 @@ def run_session(cfg: Config, weights, ops: list[tuple], backend: str, *, cache_d
                 bar.update(1)
 
         try:
-            return run_session_amaranth(cfg, weights, ops, idle=idle, backpressure=backpressure, seed=seed,
-                                        vcd=waves, progress=tick)
+            return run_session_amaranth(
+                cfg, weights, ops, idle=idle, backpressure=backpressure, seed=seed, vcd=waves, progress=tick
+            )
         finally:
             if bar is not None:
                 bar.close()
-    return _run_cocotb_session(cfg, weights, ops, backend, cache_dir=cache_dir, idle=idle, backpressure=backpressure,
-                               seed=seed, waves=waves, progress=progress, total_steps=total_steps, family=family)
+    return _run_cocotb_session(
+        cfg,
+        weights,
+        ops,
+        backend,
+        cache_dir=cache_dir,
+        idle=idle,
+        backpressure=backpressure,
+        seed=seed,
+        waves=waves,
+        progress=progress,
+        total_steps=total_steps,
+        family=family,
+    )
 
 
-def _run_cocotb_session(cfg, weights, ops, simulator, *, cache_dir, idle, backpressure, seed, waves, progress,
-                        total_steps, family=None):
+def _run_cocotb_session(
+    cfg, weights, ops, simulator, *, cache_dir, idle, backpressure, seed, waves, progress, total_steps, family=None
+):
     from .rtl import cached_verilog, primitive_models, run_cocotb
 
     cache = Path(cache_dir) if cache_dir else default_cache()
@@ -118,8 +143,21 @@ def _run_cocotb_session(cfg, weights, ops, simulator, *, cache_dir, idle, backpr
                 shown[0] = now
 
         try:
-            run_polling(lambda: run_cocotb(sources, "rnnaccel_top", "rnnaccel.flow.cocotb_top", simulator, build_dir,
-                                           extra_env=env, waves=bool(waves), rebuild=rebuild, seed=seed), poll, 0.5)
+            run_polling(
+                lambda: run_cocotb(
+                    sources,
+                    "rnnaccel_top",
+                    "rnnaccel.flow.cocotb_top",
+                    simulator,
+                    build_dir,
+                    extra_env=env,
+                    waves=bool(waves),
+                    rebuild=rebuild,
+                    seed=seed,
+                ),
+                poll,
+                0.5,
+            )
         finally:
             if bar is not None:
                 bar.update(max(0, total_steps - shown[0]))
@@ -131,13 +169,27 @@ def _run_cocotb_session(cfg, weights, ops, simulator, *, cache_dir, idle, backpr
         with np.load(tmp / "result.npz") as res:
             n_runs = sum(1 for op in ops if op[0] == "run")
             outs = [res[f"out{i}"] for i in range(n_runs)]
-            counters = [{"cycles": int(res["cycles"][i]), "wait_cycles": int(res["wait_cycles"][i]),
-                         "steps": int(res["steps"][i])} for i in range(n_runs)]
+            counters = [
+                {
+                    "cycles": int(res["cycles"][i]),
+                    "wait_cycles": int(res["wait_cycles"][i]),
+                    "steps": int(res["steps"][i]),
+                }
+                for i in range(n_runs)
+            ]
     return outs, counters
 
 
-def run_backend(cfg: Config, weights, x: np.ndarray, backend: str, *, waves: str | None = None,
-                cache_dir: str | None = None, progress: bool = True):
+def run_backend(
+    cfg: Config,
+    weights,
+    x: np.ndarray,
+    backend: str,
+    *,
+    waves: str | None = None,
+    cache_dir: str | None = None,
+    progress: bool = True,
+):
     """Run float inputs (T, input) or (N, T, input) through a backend.
 
     Every sequence starts from the zero state. Returns (raw q_state hidden
@@ -151,13 +203,23 @@ def run_backend(cfg: Config, weights, x: np.ndarray, backend: str, *, waves: str
     outs, counters = run_session(cfg, weights, ops, backend, cache_dir=cache_dir, waves=waves, progress=progress)
     wall = time.time() - t0
     y = np.stack(outs)
-    report = {"backend": backend, "sequences": int(xb.shape[0]), "steps": int(xb.shape[0] * xb.shape[1]),
-              "ideal_cycles_per_step": cfg.ideal_cycles_per_step, "wall_seconds": round(wall, 3),
-              "config_hash": cfg.hash}
+    report = {
+        "backend": backend,
+        "sequences": int(xb.shape[0]),
+        "steps": int(xb.shape[0] * xb.shape[1]),
+        "ideal_cycles_per_step": cfg.ideal_cycles_per_step,
+        "wall_seconds": round(wall, 3),
+        "config_hash": cfg.hash,
+    }
     if counters is not None:
         total = int(counters[-1]["cycles"])
         steps = int(counters[-1]["steps"])
-        report.update({"total_cycles": total, "wait_cycles": int(counters[-1]["wait_cycles"]),
-                       "cycles_per_step": total / max(1, steps),
-                       "utilization": cfg.ideal_cycles_per_step / (total / max(1, steps)) if total else 0.0})
+        report.update(
+            {
+                "total_cycles": total,
+                "wait_cycles": int(counters[-1]["wait_cycles"]),
+                "cycles_per_step": total / max(1, steps),
+                "utilization": cfg.ideal_cycles_per_step / (total / max(1, steps)) if total else 0.0,
+            }
+        )
     return (y[0] if single else y), report

@@ -128,8 +128,14 @@ async def replay_session(dut):
     if not cfg.weights_in_rom:
         with np.load(os.environ["RNNACCEL_WEIGHTS"]) as data:
             weights = {k: data[k] for k in data.files}
-    tb = TB(dut, cfg, weights, float(os.environ.get("RNNACCEL_IDLE", "0")),
-            float(os.environ.get("RNNACCEL_BACKPRESSURE", "0")), int(os.environ.get("RNNACCEL_STALL_SEED", "0")))
+    tb = TB(
+        dut,
+        cfg,
+        weights,
+        float(os.environ.get("RNNACCEL_IDLE", "0")),
+        float(os.environ.get("RNNACCEL_BACKPRESSURE", "0")),
+        int(os.environ.get("RNNACCEL_STALL_SEED", "0")),
+    )
     await tb.reset_pin()
     await tb.prepare()
     outs = await execute_async(ops, tb)

@@ -10,8 +10,17 @@ from ..interface.session import CommandExecutor, check_session, execute_async
 __all__ = ["run_session_amaranth"]
 
 
-def run_session_amaranth(cfg: Config, weights, ops: list[tuple], *, idle: float = 0.0, backpressure: float = 0.0,
-                         seed: int = 0, vcd: str | None = None, progress=None):
+def run_session_amaranth(
+    cfg: Config,
+    weights,
+    ops: list[tuple],
+    *,
+    idle: float = 0.0,
+    backpressure: float = 0.0,
+    seed: int = 0,
+    vcd: str | None = None,
+    progress=None,
+):
     """Execute ``ops`` on the accelerator of ``cfg.datapath``; returns (outputs, counters).
 
     ``idle`` / ``backpressure``: probability of a gap on the input stream /
@@ -84,10 +93,13 @@ def run_session_amaranth(cfg: Config, weights, ops: list[tuple], *, idle: float 
             await self.wait_idle()
             # nothing lost or duplicated: every input word taken, no output word beyond the run's
             if i != len(words) or ctx.get(dut.o_h.valid):
-                raise AssertionError(f"run of {x.shape[0]} steps: {i} of {len(words)} input words taken, "
-                                     f"extra output word pending: {bool(ctx.get(dut.o_h.valid))}")
-            counters.append({"cycles": ctx.get(dut.cycles), "wait_cycles": ctx.get(dut.wait_cycles),
-                             "steps": ctx.get(dut.steps)})
+                raise AssertionError(
+                    f"run of {x.shape[0]} steps: {i} of {len(words)} input words taken, "
+                    f"extra output word pending: {bool(ctx.get(dut.o_h.valid))}"
+                )
+            counters.append(
+                {"cycles": ctx.get(dut.cycles), "wait_cycles": ctx.get(dut.wait_cycles), "steps": ctx.get(dut.steps)}
+            )
             return np.array(got, dtype=np.int64).reshape(x.shape[0], H)
 
     outs: list[np.ndarray] = []

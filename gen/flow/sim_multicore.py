@@ -15,8 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..numeric.config import Config
-from ..interface.multicore import (MultiCommandExecutor, check_programs_session, execute_programs_async,
-                                   layer_models)
+from ..interface.multicore import MultiCommandExecutor, check_programs_session, execute_programs_async, layer_models
 from ..interface.session import check_session, execute_async
 
 __all__ = ["run_programs_amaranth", "run_layers_amaranth", "simulate_multicore"]
@@ -27,8 +26,7 @@ def run_programs_amaranth(models: list[tuple[Config, dict]], ops: list[tuple], *
     check_programs_session(ops, len(models))
     from ..hw.multicore import MultiCore
 
-    return simulate_multicore(lambda: MultiCore(models, "programs", link_depth=kw.pop("link_depth", None)),
-                              ops, **kw)
+    return simulate_multicore(lambda: MultiCore(models, "programs", link_depth=kw.pop("link_depth", None)), ops, **kw)
 
 
 def run_layers_amaranth(cfg: Config, weights, ops: list[tuple], *, link_depth: int | None = None, **kw):
@@ -37,12 +35,25 @@ def run_layers_amaranth(cfg: Config, weights, ops: list[tuple], *, link_depth: i
     from ..hw.multicore import MultiCore
 
     stalls = kw.get("link_stall", 0.0) > 0
-    return simulate_multicore(lambda: MultiCore(layer_models(cfg, weights), "layers", link_depth=link_depth,
-                                                link_stalls=stalls), ops, stack=cfg, **kw)
+    return simulate_multicore(
+        lambda: MultiCore(layer_models(cfg, weights), "layers", link_depth=link_depth, link_stalls=stalls),
+        ops,
+        stack=cfg,
+        **kw,
+    )
 
 
-def simulate_multicore(build, ops: list[tuple], *, stack: Config | None = None, idle: float = 0.0,
-                       backpressure: float = 0.0, link_stall: float = 0.0, seed: int = 0, vcd: str | None = None):
+def simulate_multicore(
+    build,
+    ops: list[tuple],
+    *,
+    stack: Config | None = None,
+    idle: float = 0.0,
+    backpressure: float = 0.0,
+    link_stall: float = 0.0,
+    seed: int = 0,
+    vcd: str | None = None,
+):
     """Run ``ops`` on the MultiCore ``build()`` returns (``stack``: a layer-pipeline session of that stack).
 
     ``idle``: probability that the host leaves a cycle without an input word (between words);
@@ -104,7 +115,7 @@ def simulate_multicore(build, ops: list[tuple], *, stack: Config | None = None, 
                 shapes = {core: (x.shape[0], models[core][0].hidden_size) for core, x in xs.items()}
             got = {core: [] for core in want}
             when = {core: [] for core in want}
-            cur = None          # the core whose word is on i_x (held until taken)
+            cur = None  # the core whose word is on i_x (held until taken)
             cycle = 0
             ctx.set(dut.o_h.ready, 0)
             while any(len(got[c]) < want[c] for c in want):
@@ -139,11 +150,19 @@ def simulate_multicore(build, ops: list[tuple], *, stack: Config | None = None, 
             ctx.set(dut.o_h.ready, 0)
             await self.wait_idle()
             if any(pos[c] != len(queues[c]) for c in queues) or ctx.get(dut.o_h.valid):
-                raise AssertionError(f"input words taken {pos} of {[len(q) for q in queues.values()]}, "
-                                     f"extra output pending: {bool(ctx.get(dut.o_h.valid))}")
-            runs.append({"when": when, "wall": cycle, "cycles": ctx.get(dut.cycles),
-                         "core_steps": [int(ctx.get(dut.core_steps[i])) for i in range(n)],
-                         "status": ctx.get(dut.status)})
+                raise AssertionError(
+                    f"input words taken {pos} of {[len(q) for q in queues.values()]}, "
+                    f"extra output pending: {bool(ctx.get(dut.o_h.valid))}"
+                )
+            runs.append(
+                {
+                    "when": when,
+                    "wall": cycle,
+                    "cycles": ctx.get(dut.cycles),
+                    "core_steps": [int(ctx.get(dut.core_steps[i])) for i in range(n)],
+                    "status": ctx.get(dut.status),
+                }
+            )
             return {core: np.array(got[core], dtype=np.int64).reshape(shapes[core]) for core in got}
 
     outs: list = []

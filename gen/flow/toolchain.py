@@ -19,8 +19,16 @@ import sys
 import threading
 from pathlib import Path
 
-__all__ = ["ToolMissing", "which", "verilator_bin_dir", "simulator_env", "require", "require_gateware", "run_polling",
-           "main"]
+__all__ = [
+    "ToolMissing",
+    "which",
+    "verilator_bin_dir",
+    "simulator_env",
+    "require",
+    "require_gateware",
+    "run_polling",
+    "main",
+]
 
 
 class ToolMissing(RuntimeError):
@@ -45,18 +53,27 @@ def require_gateware(cfg) -> None:
     from ..numeric.config import ConfigError
 
     if cfg.fft_mode:
-        raise ConfigError("circulant_mode", cfg.circulant_mode,
-                          "the FFT-domain datapath is not built yet: Verilog, simulation and boards need "
-                          "circulant_mode = 'direct' (the golden model, quantize and training support 'fft')")
+        raise ConfigError(
+            "circulant_mode",
+            cfg.circulant_mode,
+            "the FFT-domain datapath is not built yet: Verilog, simulation and boards need "
+            "circulant_mode = 'direct' (the golden model, quantize and training support 'fft')",
+        )
     if cfg.delta_mode:
-        raise ConfigError("delta_threshold", cfg.delta_threshold,
-                          "the delta-network datapath is not built yet: Verilog, simulation and boards need "
-                          "delta_threshold = 0 and delta_threshold_h unset or 0 (the golden model and training "
-                          "support delta mode)")
+        raise ConfigError(
+            "delta_threshold",
+            cfg.delta_threshold,
+            "the delta-network datapath is not built yet: Verilog, simulation and boards need "
+            "delta_threshold = 0 and delta_threshold_h unset or 0 (the golden model and training "
+            "support delta mode)",
+        )
     if cfg.cores > 1:
-        raise ConfigError("cores", cfg.cores,
-                          "multi-core designs are built by rnnaccel.hw.multicore (sim_multicore, "
-                          "scripts/bench_multicore.py); generate, run and boards take one core for now")
+        raise ConfigError(
+            "cores",
+            cfg.cores,
+            "multi-core designs are built by rnnaccel.hw.multicore (sim_multicore, "
+            "scripts/bench_multicore.py); generate, run and boards take one core for now",
+        )
 
 
 def which(tool: str) -> str | None:

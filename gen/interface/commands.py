@@ -22,11 +22,11 @@ class Op(enum.IntEnum):
     """Command opcodes (the ``op`` field)."""
 
     NOP = 0
-    RESET_STATE = 1      #: zero every h, c, r*h and x_{t-1} word
-    WRITE_VEC = 2        #: vector store: sel = bank * T + lane, addr = row, data = q_state word
-    WRITE_C = 3          #: cell state: addr = layer * padded(H) + element, data = q_cell word
-    WRITE_WEIGHT = 4     #: sel = weight bank (p * pe_cols + q; pe_rows*pe_cols = bias), addr = word, data = packed word
-    CLEAR_COUNTERS = 5   #: zero the cycle, wait and step counters and the error flag
+    RESET_STATE = 1  #: zero every h, c, r*h and x_{t-1} word
+    WRITE_VEC = 2  #: vector store: sel = bank * T + lane, addr = row, data = q_state word
+    WRITE_C = 3  #: cell state: addr = layer * padded(H) + element, data = q_cell word
+    WRITE_WEIGHT = 4  #: sel = weight bank (p * pe_cols + q; pe_rows*pe_cols = bias), addr = word, data = packed word
+    CLEAR_COUNTERS = 5  #: zero the cycle, wait and step counters and the error flag
 
 
 #: The opcodes by name (for code that speaks in strings, such as session files and the manifest).

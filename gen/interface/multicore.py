@@ -33,9 +33,20 @@ from ..numeric.golden import IntegerModel
 from .commands import OP
 from .session import GoldenExecutor, execute, state_commands, weight_commands
 
-__all__ = ["CORE_BITS", "BROADCAST", "layer_models", "core_models", "check_programs_session", "execute_programs",
-           "execute_programs_async", "ProgramsGolden", "layers_golden", "programs_golden", "layer_state_commands",
-           "MultiCommandExecutor"]
+__all__ = [
+    "CORE_BITS",
+    "BROADCAST",
+    "layer_models",
+    "core_models",
+    "check_programs_session",
+    "execute_programs",
+    "execute_programs_async",
+    "ProgramsGolden",
+    "layers_golden",
+    "programs_golden",
+    "layer_state_commands",
+    "MultiCommandExecutor",
+]
 
 #: Width of the ``core`` field of commands and stream words.
 CORE_BITS = 8
@@ -48,7 +59,7 @@ def _layer_weights(weights, group: range) -> dict:
     out = {}
     for key, arr in weights.items():
         head, _, rest = key.partition(".")
-        layer = int(head[len("layer"):])
+        layer = int(head[len("layer") :])
         if layer in group:
             out[f"layer{layer - group.start}.{rest}"] = arr
     return out
@@ -59,8 +70,7 @@ def layer_models(cfg: Config, weights) -> list[tuple[Config, dict]]:
     if cfg.core_mode != "layers":
         raise ValueError(f"layer_models needs core_mode 'layers', not {cfg.core_mode!r}")
     groups = cfg.core_layer_groups()
-    return [(cfg.core_config(i), None if weights is None else _layer_weights(weights, g))
-            for i, g in enumerate(groups)]
+    return [(cfg.core_config(i), None if weights is None else _layer_weights(weights, g)) for i, g in enumerate(groups)]
 
 
 def core_models(models: list[tuple[Config, dict]]) -> list[tuple[Config, dict]]:
@@ -77,15 +87,18 @@ def check_programs_session(ops: list[tuple], n_cores: int) -> None:
         if not isinstance(op, tuple) or not op or op[0] not in arity:
             raise ValueError(f"unknown programs-session operation {op!r} (operation {i}; known: {', '.join(arity)})")
         if len(op) - 1 != arity[op[0]]:
-            raise ValueError(f"programs-session operation {i} ({op[0]!r}) takes {arity[op[0]]} arguments, "
-                             f"not {len(op) - 1}")
+            raise ValueError(
+                f"programs-session operation {i} ({op[0]!r}) takes {arity[op[0]]} arguments, not {len(op) - 1}"
+            )
         cores = list(op[1]) if op[0] == "run" else [op[1]]
         if op[0] == "run" and (not isinstance(op[1], dict) or not op[1]):
             raise ValueError(f"programs-session operation {i}: run takes a non-empty dict core -> inputs")
         for core in cores:
             if not (isinstance(core, (int, np.integer)) and 0 <= core < n_cores):
-                raise ValueError(f"programs-session operation {i} ({op[0]!r}) names core {core!r}: "
-                                 f"the design has cores 0..{n_cores - 1}")
+                raise ValueError(
+                    f"programs-session operation {i} ({op[0]!r}) names core {core!r}: "
+                    f"the design has cores 0..{n_cores - 1}"
+                )
 
 
 _PROGRAM_METHODS = {"reset": "reset_core", "state": "state_core", "run": "run_cores"}
@@ -153,13 +166,15 @@ def layer_state_commands(cfg: Config, h, c) -> list[tuple[int, int, int, int, in
     if cfg.cell == "qrnn" and cfg.qrnn_window == 2 and h is not None:
         for g in groups[1:]:
             if np.any(h[g.start - 1]):
-                raise ValueError(f"window-2 QRNN layer pipeline: layer {g.start - 1}'s initial h is the next "
-                                 f"core's x_(t-1), which no command writes (give it as zeros)")
+                raise ValueError(
+                    f"window-2 QRNN layer pipeline: layer {g.start - 1}'s initial h is the next "
+                    f"core's x_(t-1), which no command writes (give it as zeros)"
+                )
     cmds = []
     for i, g in enumerate(groups):
         sub = cfg.core_config(i)
-        hs = None if h is None else h[g.start:g.stop]
-        cs = None if c is None else c[g.start:g.stop]
+        hs = None if h is None else h[g.start : g.stop]
+        cs = None if c is None else c[g.start : g.stop]
         cmds += [(i, *cmd) for cmd in state_commands(sub, hs, cs)]
     return cmds
 

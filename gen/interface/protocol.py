@@ -32,43 +32,68 @@ from amaranth.lib.crc import catalog as crc_catalog
 from ..numeric.config import Config
 from ..layout.image import bank_word_bits, bias_rows, bias_word_bits, weight_bank_depth
 
-__all__ = ["SYNC", "NAK", "ACK_FLAG", "VERSION", "Cmd", "Error", "ERROR_TEXT", "CRC", "crc16", "encode_frame", "Frame",
-           "FrameError", "parse_frame",
-           "LinkLayout", "Info", "INFO_FORMAT", "Counters", "COUNTERS_FORMAT", "encode_info", "decode_info",
-           "decode_counters", "encode_counters", "encode_state_records", "weight_bursts", "encode_run", "decode_run",
-           "HEADER_BYTES", "TRAILER_BYTES"]
+__all__ = [
+    "SYNC",
+    "NAK",
+    "ACK_FLAG",
+    "VERSION",
+    "Cmd",
+    "Error",
+    "ERROR_TEXT",
+    "CRC",
+    "crc16",
+    "encode_frame",
+    "Frame",
+    "FrameError",
+    "parse_frame",
+    "LinkLayout",
+    "Info",
+    "INFO_FORMAT",
+    "Counters",
+    "COUNTERS_FORMAT",
+    "encode_info",
+    "decode_info",
+    "decode_counters",
+    "encode_counters",
+    "encode_state_records",
+    "weight_bursts",
+    "encode_run",
+    "decode_run",
+    "HEADER_BYTES",
+    "TRAILER_BYTES",
+]
 
-SYNC = 0xA5           #: first byte of every frame
-ACK_FLAG = 0x80       #: an ACK response's command byte is the request's | ACK_FLAG
-NAK = 0xFF            #: command byte of a NAK response (payload: error code, request command)
-VERSION = 1           #: protocol version reported by INFO
-HEADER_BYTES = 4      #: SYNC, cmd, len_lo, len_hi
-TRAILER_BYTES = 2     #: crc_hi, crc_lo
+SYNC = 0xA5  #: first byte of every frame
+ACK_FLAG = 0x80  #: an ACK response's command byte is the request's | ACK_FLAG
+NAK = 0xFF  #: command byte of a NAK response (payload: error code, request command)
+VERSION = 1  #: protocol version reported by INFO
+HEADER_BYTES = 4  #: SYNC, cmd, len_lo, len_hi
+TRAILER_BYTES = 2  #: crc_hi, crc_lo
 
 
 class Cmd(enum.IntEnum):
     """Request commands (host to device)."""
 
-    PING = 0x01            #: echo the payload
-    INFO = 0x02            #: design identity and sizes (:class:`Info`)
-    RESET_STATE = 0x03     #: zero the recurrent state
-    WRITE_STATE = 0x04     #: forward WRITE_VEC / WRITE_C accelerator commands (records)
-    WRITE_WEIGHTS = 0x05   #: a burst of WRITE_WEIGHT commands to one bank (only without weights in ROM)
-    RUN = 0x06             #: T input vectors in, T x H hidden words out
-    READ_COUNTERS = 0x07   #: cycle, wait-cycle and step counters, status (:class:`Counters`)
+    PING = 0x01  #: echo the payload
+    INFO = 0x02  #: design identity and sizes (:class:`Info`)
+    RESET_STATE = 0x03  #: zero the recurrent state
+    WRITE_STATE = 0x04  #: forward WRITE_VEC / WRITE_C accelerator commands (records)
+    WRITE_WEIGHTS = 0x05  #: a burst of WRITE_WEIGHT commands to one bank (only without weights in ROM)
+    RUN = 0x06  #: T input vectors in, T x H hidden words out
+    READ_COUNTERS = 0x07  #: cycle, wait-cycle and step counters, status (:class:`Counters`)
     CLEAR_COUNTERS = 0x08  #: zero the counters and the accelerator's error flag
 
 
 class Error(enum.IntEnum):
     """NAK error codes (first payload byte of a NAK)."""
 
-    CRC = 1        #: the frame's CRC is wrong
-    COMMAND = 2    #: unknown command
-    LENGTH = 3     #: length overruns the buffer, or does not suit the command
-    RANGE = 4      #: a record field is out of range (opcode, selector, address, or data wider than its format)
-    ROM = 5        #: WRITE_WEIGHTS to a design with weights in ROM
-    ACCEL = 6      #: the accelerator raised its error flag while executing
-    TIMEOUT = 7    #: the frame stopped before its end (inter-byte timeout)
+    CRC = 1  #: the frame's CRC is wrong
+    COMMAND = 2  #: unknown command
+    LENGTH = 3  #: length overruns the buffer, or does not suit the command
+    RANGE = 4  #: a record field is out of range (opcode, selector, address, or data wider than its format)
+    ROM = 5  #: WRITE_WEIGHTS to a design with weights in ROM
+    ACCEL = 6  #: the accelerator raised its error flag while executing
+    TIMEOUT = 7  #: the frame stopped before its end (inter-byte timeout)
 
 
 ERROR_TEXT = {
@@ -95,6 +120,7 @@ def crc16(data: Iterable[int]) -> int:
 
 
 # ----------------------------------------------------------------------------- frames
+
 
 def encode_frame(cmd: int, payload: bytes = b"") -> bytes:
     """A complete frame: SYNC, cmd, length (LE), payload, CRC (high byte first)."""
@@ -145,10 +171,11 @@ def parse_frame(data: bytes) -> Frame:
         raise FrameError(f"frame length field says {n} payload bytes, got {len(data) - 6}")
     if crc16(data[1:]) != 0:
         raise FrameError("bad CRC")
-    return Frame(data[1], data[4:4 + n])
+    return Frame(data[1], data[4 : 4 + n])
 
 
 # ----------------------------------------------------------------------------- sizes
+
 
 def _nbytes(bits: int) -> int:
     return (bits + 7) // 8
@@ -209,7 +236,7 @@ class LinkLayout:
         """Width of one word of weight bank ``sel`` (or of the bias memory)."""
         if sel == self.weight_banks:
             return bias_word_bits(self.cfg)
-        return bank_word_bits(self.cfg)     # a memory word: SPRAM banks pack 16 bits of weights
+        return bank_word_bits(self.cfg)  # a memory word: SPRAM banks pack 16 bits of weights
 
     def weight_bytes(self, sel: int) -> int:
         return _nbytes(self.weight_bits(sel))
@@ -231,8 +258,11 @@ class LinkLayout:
 
     def min_buffer(self) -> int:
         """The smallest payload buffer that can carry every command."""
-        return max(self.step_bytes, self.state_record_bytes,
-                   5 + max(self.weight_bytes(s) for s in range(self.weight_banks + 1)))
+        return max(
+            self.step_bytes,
+            self.state_record_bytes,
+            5 + max(self.weight_bytes(s) for s in range(self.weight_banks + 1)),
+        )
 
     def default_buffer(self) -> int:
         """Default payload buffer: at least 512 bytes (one iCE40 block RAM), a power of two."""
@@ -249,7 +279,7 @@ class LinkLayout:
 #: version, flags, config hash, design hash, input, hidden, layers, word bytes, state width, state frac,
 #: state record bytes, buffer bytes, max steps, clock Hz, baud, timeout cycles
 INFO_FORMAT = "<BB8s8sHHBBBBBHHIII"
-COUNTERS_FORMAT = "<IIIBH"   #: cycles, wait_cycles, steps, status, rejected frames
+COUNTERS_FORMAT = "<IIIBH"  #: cycles, wait_cycles, steps, status, rejected frames
 
 
 @dataclass(frozen=True)
@@ -280,10 +310,25 @@ class Info:
 
 
 def encode_info(info: Info) -> bytes:
-    return struct.pack(INFO_FORMAT, info.version, int(info.weights_in_rom), bytes.fromhex(info.config_hash),
-                       bytes.fromhex(info.design_hash), info.input_size, info.hidden_size, info.num_layers,
-                       info.word_bytes, info.state_width, info.state_frac, info.state_record_bytes,
-                       info.buffer_bytes, info.max_steps, info.clk_freq, info.baud, info.timeout_cycles)
+    return struct.pack(
+        INFO_FORMAT,
+        info.version,
+        int(info.weights_in_rom),
+        bytes.fromhex(info.config_hash),
+        bytes.fromhex(info.design_hash),
+        info.input_size,
+        info.hidden_size,
+        info.num_layers,
+        info.word_bytes,
+        info.state_width,
+        info.state_frac,
+        info.state_record_bytes,
+        info.buffer_bytes,
+        info.max_steps,
+        info.clk_freq,
+        info.baud,
+        info.timeout_cycles,
+    )
 
 
 def decode_info(payload: bytes) -> Info:
@@ -291,10 +336,24 @@ def decode_info(payload: bytes) -> Info:
     if len(payload) < size:
         raise FrameError(f"INFO payload of {len(payload)} bytes, expected {size}")
     f = struct.unpack(INFO_FORMAT, bytes(payload[:size]))
-    return Info(version=f[0], weights_in_rom=bool(f[1] & 1), config_hash=f[2].hex(), design_hash=f[3].hex(),
-                input_size=f[4], hidden_size=f[5], num_layers=f[6], word_bytes=f[7], state_width=f[8],
-                state_frac=f[9], state_record_bytes=f[10], buffer_bytes=f[11], max_steps=f[12], clk_freq=f[13],
-                baud=f[14], timeout_cycles=f[15])
+    return Info(
+        version=f[0],
+        weights_in_rom=bool(f[1] & 1),
+        config_hash=f[2].hex(),
+        design_hash=f[3].hex(),
+        input_size=f[4],
+        hidden_size=f[5],
+        num_layers=f[6],
+        word_bytes=f[7],
+        state_width=f[8],
+        state_frac=f[9],
+        state_record_bytes=f[10],
+        buffer_bytes=f[11],
+        max_steps=f[12],
+        clk_freq=f[13],
+        baud=f[14],
+        timeout_cycles=f[15],
+    )
 
 
 @dataclass(frozen=True)
@@ -302,8 +361,8 @@ class Counters:
     cycles: int
     wait_cycles: int
     steps: int
-    status: int        #: accelerator status: bit 0 busy, 1 idle, 2 error
-    rejected: int      #: frames answered with a NAK since reset (wraps at 2^16)
+    status: int  #: accelerator status: bit 0 busy, 1 idle, 2 error
+    rejected: int  #: frames answered with a NAK since reset (wraps at 2^16)
 
     @property
     def busy(self) -> bool:
@@ -318,9 +377,16 @@ class Counters:
         return bool(self.status >> 2 & 1)
 
     def as_dict(self) -> dict:
-        return {"cycles": self.cycles, "wait_cycles": self.wait_cycles, "steps": self.steps,
-                "status": self.status, "busy": self.busy, "idle": self.idle, "error": self.error,
-                "rejected": self.rejected}
+        return {
+            "cycles": self.cycles,
+            "wait_cycles": self.wait_cycles,
+            "steps": self.steps,
+            "status": self.status,
+            "busy": self.busy,
+            "idle": self.idle,
+            "error": self.error,
+            "rejected": self.rejected,
+        }
 
 
 def encode_counters(c: Counters) -> bytes:
@@ -336,13 +402,18 @@ def decode_counters(payload: bytes) -> Counters:
 
 # ----------------------------------------------------------------------------- payloads
 
+
 def encode_state_records(layout: LinkLayout, cmds: Sequence[tuple[int, int, int, int]]) -> bytes:
     """WRITE_STATE payload: one record per (op, sel, addr, data) accelerator command."""
     d = layout.state_data_bytes
     out = bytearray()
     for op, sel, addr, data in cmds:
-        out += bytes([op]) + int(sel).to_bytes(2, "little") + int(addr).to_bytes(3, "little") \
+        out += (
+            bytes([op])
+            + int(sel).to_bytes(2, "little")
+            + int(addr).to_bytes(3, "little")
             + int(data).to_bytes(d, "little")
+        )
     return bytes(out)
 
 
@@ -386,6 +457,8 @@ def decode_run(payload: bytes, steps: int, hidden: int, word_bytes: int) -> np.n
     if dt is not None:
         vals = np.frombuffer(bytes(payload), dtype=dt).astype(np.int64)
     else:
-        vals = np.array([int.from_bytes(payload[i:i + w], "little", signed=True) for i in range(0, len(payload), w)],
-                        dtype=np.int64)
+        vals = np.array(
+            [int.from_bytes(payload[i : i + w], "little", signed=True) for i in range(0, len(payload), w)],
+            dtype=np.int64,
+        )
     return vals.reshape(steps, hidden)

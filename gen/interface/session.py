@@ -24,9 +24,21 @@ from ..numeric.golden import IntegerModel
 from ..layout.image import bank_words, bias_words, vector_slots, weight_banks
 from .commands import OP
 
-__all__ = ["OP", "SESSION_OPS", "state_commands", "weight_commands", "check_session", "execute", "execute_async",
-           "GoldenExecutor", "CommandExecutor", "golden_session", "sessions_for_batch", "save_session", "load_session"]
-
+__all__ = [
+    "OP",
+    "SESSION_OPS",
+    "state_commands",
+    "weight_commands",
+    "check_session",
+    "execute",
+    "execute_async",
+    "GoldenExecutor",
+    "CommandExecutor",
+    "golden_session",
+    "sessions_for_batch",
+    "save_session",
+    "load_session",
+]
 
 
 def _mask(v: int, width: int) -> int:
@@ -76,11 +88,14 @@ def check_session(ops: list[tuple]) -> None:
     """Every operation known and with its arguments; a ValueError naming the first bad one."""
     for i, op in enumerate(ops):
         if not isinstance(op, tuple) or not op or op[0] not in SESSION_OPS:
-            raise ValueError(f"unknown session operation {op[0] if isinstance(op, tuple) and op else op!r} "
-                             f"(operation {i}; known: {', '.join(SESSION_OPS)})")
+            raise ValueError(
+                f"unknown session operation {op[0] if isinstance(op, tuple) and op else op!r} "
+                f"(operation {i}; known: {', '.join(SESSION_OPS)})"
+            )
         if len(op) - 1 != SESSION_OPS[op[0]]:
-            raise ValueError(f"session operation {i} ({op[0]!r}) takes {SESSION_OPS[op[0]]} arguments, "
-                             f"not {len(op) - 1}")
+            raise ValueError(
+                f"session operation {i} ({op[0]!r}) takes {SESSION_OPS[op[0]]} arguments, not {len(op) - 1}"
+            )
 
 
 def execute(ops: list[tuple], executor) -> list[np.ndarray]:

@@ -44,10 +44,32 @@ import numpy as np
 from ..numeric.config import Config, ceil_div
 from ..numeric.model import Weights, quantize_weights
 
-__all__ = ["pack_words", "bank_packing", "bank_words", "MatrixPlan", "plans", "VectorSlot", "vector_slots",
-           "weight_banks", "bias_image", "bias_words", "bias_word_bits", "bias_rows", "weight_bank_words", "tile_of",
-           "weight_bank_depth", "serial_col_blocks", "serial_weight_image", "serial_layer_bases",
-           "serial_weight_address", "DatapathLayout", "ArrayLayout", "SerialLayout", "LAYOUTS", "layout_of"]
+__all__ = [
+    "pack_words",
+    "bank_packing",
+    "bank_words",
+    "MatrixPlan",
+    "plans",
+    "VectorSlot",
+    "vector_slots",
+    "weight_banks",
+    "bias_image",
+    "bias_words",
+    "bias_word_bits",
+    "bias_rows",
+    "weight_bank_words",
+    "tile_of",
+    "weight_bank_depth",
+    "serial_col_blocks",
+    "serial_weight_image",
+    "serial_layer_bases",
+    "serial_weight_address",
+    "DatapathLayout",
+    "ArrayLayout",
+    "SerialLayout",
+    "LAYOUTS",
+    "layout_of",
+]
 
 
 def pack_words(values, width: int) -> int:
@@ -63,27 +85,27 @@ def pack_words(values, width: int) -> int:
 class MatrixPlan:
     """One matrix-vector product of the sequencer's schedule."""
 
-    index: int          #: position in the schedule (all layers)
+    index: int  #: position in the schedule (all layers)
     layer: int
-    name: str           #: W, U, Urz or Un
-    gate0: int          #: first gate of the stacked rows
-    gates: int          #: number of gates stacked
-    rows: int           #: padded rows (gates * padded hidden)
-    cols: int           #: padded columns
-    br: int             #: tile rows
-    bc: int             #: tile columns
-    rounds_r: int       #: ceil(br / pe_rows)
-    rounds_c: int       #: ceil(bc / pe_cols)
-    weight_base: int    #: first word of this plan in every weight bank
-    bias_base: int      #: first segment of this plan in the bias memory
-    src: str            #: vector slot the MVU reads
-    dst: str            #: "xp" (input projections) or "hp" (recurrent projections)
+    name: str  #: W, U, Urz or Un
+    gate0: int  #: first gate of the stacked rows
+    gates: int  #: number of gates stacked
+    rows: int  #: padded rows (gates * padded hidden)
+    cols: int  #: padded columns
+    br: int  #: tile rows
+    bc: int  #: tile columns
+    rounds_r: int  #: ceil(br / pe_rows)
+    rounds_c: int  #: ceil(bc / pe_cols)
+    weight_base: int  #: first word of this plan in every weight bank
+    bias_base: int  #: first segment of this plan in the bias memory
+    src: str  #: vector slot the MVU reads
+    dst: str  #: "xp" (input projections) or "hp" (recurrent projections)
 
     @property
     def words_per_bank(self) -> int:
         return self.rounds_r * self.rounds_c * self.tile_cycles
 
-    tile_cycles: int = 1   #: T
+    tile_cycles: int = 1  #: T
 
     @property
     def sweep_cycles(self) -> int:
@@ -107,9 +129,24 @@ def plans(cfg: Config) -> list[MatrixPlan]:
             else:
                 src, dst, gate0 = f"h{layer}", "hp", 0
             gates = rows // cfg.padded(cfg.hidden_size)
-            p = MatrixPlan(index=len(out), layer=layer, name=name, gate0=gate0, gates=gates, rows=rows, cols=cols,
-                           br=br, bc=bc, rounds_r=rr, rounds_c=rc, weight_base=wbase, bias_base=bbase,
-                           src=src, dst=dst, tile_cycles=T)
+            p = MatrixPlan(
+                index=len(out),
+                layer=layer,
+                name=name,
+                gate0=gate0,
+                gates=gates,
+                rows=rows,
+                cols=cols,
+                br=br,
+                bc=bc,
+                rounds_r=rr,
+                rounds_c=rc,
+                weight_base=wbase,
+                bias_base=bbase,
+                src=src,
+                dst=dst,
+                tile_cycles=T,
+            )
             out.append(p)
             wbase += p.words_per_bank
             bbase += br
@@ -119,9 +156,9 @@ def plans(cfg: Config) -> list[MatrixPlan]:
 @dataclass(frozen=True)
 class VectorSlot:
     name: str
-    words: int          #: padded length
+    words: int  #: padded length
     segments: int
-    base: int           #: first row in every vector bank
+    base: int  #: first row in every vector bank
 
 
 def vector_slots(cfg: Config) -> dict[str, VectorSlot]:
@@ -170,7 +207,7 @@ def tile_of(cfg: Config, qweights: Weights, plan: MatrixPlan, i: int, j: int) ->
         return np.asarray(vec[li, j, :], dtype=np.int64)
     cols = cfg.layer_cols(plan.layer) if plan.name == "W" else cfg.hidden_size
     dense = _dense_padded(cfg, vec, cfg.hidden_size, cols)
-    block = dense[li * T:(li + 1) * T, j * T:(j + 1) * T]  # [lane r, t]
+    block = dense[li * T : (li + 1) * T, j * T : (j + 1) * T]  # [lane r, t]
     return block.T.copy()
 
 
@@ -198,7 +235,7 @@ def _array_weight_banks(cfg: Config, qw: Weights) -> list[list[np.ndarray]]:
                     for q in range(cfg.pe_cols):
                         i, j = I * cfg.pe_rows + p, J * cfg.pe_cols + q
                         if i < plan.br and j < plan.bc:
-                            banks[p][q][addr:addr + T] = tile_of(cfg, qw, plan, i, j)
+                            banks[p][q][addr : addr + T] = tile_of(cfg, qw, plan, i, j)
                 addr += T
     return banks
 
@@ -231,7 +268,7 @@ def bank_words(cfg: Config, bank: np.ndarray) -> list[int]:
     if per == 1:
         return [int(v) & ((1 << ws) - 1) for v in bank]
     padded = np.zeros(-(-len(bank) // per) * per, dtype=np.int64)
-    padded[:len(bank)] = bank
+    padded[: len(bank)] = bank
     return [pack_words(group, ws) for group in padded.reshape(-1, per)]
 
 
@@ -246,8 +283,8 @@ def bias_image(cfg: Config, weights: Weights) -> np.ndarray:
         b = qw[f"layer{plan.layer}.{'b' if plan.name == 'W' else 'c'}"]
         stacked = np.zeros(plan.gates * hp, dtype=np.int64)
         for gi in range(plan.gates):
-            stacked[gi * hp: gi * hp + H] = b[plan.gate0 + gi]
-        out[plan.bias_base: plan.bias_base + plan.br] = stacked.reshape(plan.br, T)
+            stacked[gi * hp : gi * hp + H] = b[plan.gate0 + gi]
+        out[plan.bias_base : plan.bias_base + plan.br] = stacked.reshape(plan.br, T)
     return out
 
 
@@ -298,7 +335,7 @@ def serial_weight_image(cfg: Config, weights: Weights) -> np.ndarray:
     qw = quantize_weights(cfg, weights)
     parts = []
     for layer in range(cfg.num_layers):
-        fused = np.concatenate([qw[f"layer{layer}.W"], qw[f"layer{layer}.U"]], axis=2)   # (G, R, NJ, k)
+        fused = np.concatenate([qw[f"layer{layer}.W"], qw[f"layer{layer}.U"]], axis=2)  # (G, R, NJ, k)
         parts.append(np.asarray(fused, dtype=np.int64).transpose(1, 0, 2, 3).ravel())  # i, g, j, t
     return np.concatenate(parts)
 

@@ -29,8 +29,19 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["DatasetError", "Split", "Dataset", "INSTALL_HINT", "data_dir", "dataset_names", "dataset_files",
-           "load_dataset", "load_split", "parse_ts", "pad_sequences"]
+__all__ = [
+    "DatasetError",
+    "Split",
+    "Dataset",
+    "INSTALL_HINT",
+    "data_dir",
+    "dataset_names",
+    "dataset_files",
+    "load_dataset",
+    "load_split",
+    "parse_ts",
+    "pad_sequences",
+]
 
 INSTALL_HINT = "pip install 'rnnaccel[examples]'"
 
@@ -84,13 +95,16 @@ class Dataset:
 
     def describe(self) -> str:
         tr, te = self.train, self.test
-        return (f"{self.name}: {len(tr)} train / {len(te)} test sequences, {tr.channels} channels, "
-                f"lengths {int(min(tr.lengths.min(), te.lengths.min()))}..{tr.X.shape[1]}, {len(self.classes)} classes")
+        return (
+            f"{self.name}: {len(tr)} train / {len(te)} test sequences, {tr.channels} channels, "
+            f"lengths {int(min(tr.lengths.min(), te.lengths.min()))}..{tr.X.shape[1]}, {len(self.classes)} classes"
+        )
 
 
 # ----------------------------------------------------------------------------
 # finding the files
 # ----------------------------------------------------------------------------
+
 
 def data_dir() -> Path:
     """``sktime/datasets/data`` inside the installed sktime (found without importing sktime)."""
@@ -99,20 +113,25 @@ def data_dir() -> Path:
     except (ImportError, ValueError):
         spec = None
     if spec is None or not spec.submodule_search_locations:
-        raise DatasetError(f"the UCR/UEA data sets come from the sktime package, which is not installed: "
-                           f"{INSTALL_HINT}")
+        raise DatasetError(
+            f"the UCR/UEA data sets come from the sktime package, which is not installed: {INSTALL_HINT}"
+        )
     for location in spec.submodule_search_locations:
         path = Path(location) / "datasets" / "data"
         if path.is_dir():
             return path
-    raise DatasetError(f"sktime is installed but has no datasets/data folder (looked in "
-                       f"{', '.join(spec.submodule_search_locations)})")
+    raise DatasetError(
+        f"sktime is installed but has no datasets/data folder (looked in {', '.join(spec.submodule_search_locations)})"
+    )
 
 
 def _all_sets() -> list[str]:
     root = data_dir()
-    return sorted(p.name for p in root.iterdir()
-                  if p.is_dir() and (p / f"{p.name}_TRAIN.ts").is_file() and (p / f"{p.name}_TEST.ts").is_file())
+    return sorted(
+        p.name
+        for p in root.iterdir()
+        if p.is_dir() and (p / f"{p.name}_TRAIN.ts").is_file() and (p / f"{p.name}_TEST.ts").is_file()
+    )
 
 
 def dataset_names() -> list[str]:
@@ -125,8 +144,9 @@ def dataset_files(name: str) -> dict[str, Path]:
     """``{"train": path, "test": path}`` of a classification set, by name (case-insensitive)."""
     match = [n for n in _all_sets() if n.lower() == str(name).lower()]
     if not match:
-        raise DatasetError(f"unknown data set {name!r} (classification sets in the installed sktime: "
-                           f"{', '.join(dataset_names())})")
+        raise DatasetError(
+            f"unknown data set {name!r} (classification sets in the installed sktime: {', '.join(dataset_names())})"
+        )
     n = match[0]
     root = data_dir() / n
     if _class_names(_header(root / f"{n}_TRAIN.ts")) is None:
@@ -137,6 +157,7 @@ def dataset_files(name: str) -> dict[str, Path]:
 # ----------------------------------------------------------------------------
 # reading .ts files
 # ----------------------------------------------------------------------------
+
 
 def _header(path: Path) -> dict[str, str]:
     """The ``@key value`` lines before ``@data`` (keys lower-cased)."""
@@ -194,8 +215,10 @@ def parse_ts(path: str | Path) -> tuple[list[np.ndarray], list[str]]:
                 ys.append(parts[-1].strip())
                 parts = parts[:-1]
             try:
-                dims = [np.array([np.nan if v.strip() == "?" else float(v) for v in p.split(",")], dtype=np.float64)
-                        for p in parts]
+                dims = [
+                    np.array([np.nan if v.strip() == "?" else float(v) for v in p.split(",")], dtype=np.float64)
+                    for p in parts
+                ]
             except ValueError:
                 raise DatasetError(f"{path}:{lineno}: not a line of comma-separated numbers") from None
             if len({d.size for d in dims}) != 1:
@@ -216,8 +239,9 @@ def _read_with_sktime(path: Path) -> tuple[list[np.ndarray], list[str]] | None:
         X, y = load_from_tsfile(str(path), return_data_type="nested_univ")
     except Exception as exc:  # sktime raises its own types for malformed files
         msg = str(exc).strip().splitlines()
-        raise DatasetError(f"{path}: sktime could not read it "
-                           f"({type(exc).__name__}: {msg[0] if msg else ''})") from None
+        raise DatasetError(
+            f"{path}: sktime could not read it ({type(exc).__name__}: {msg[0] if msg else ''})"
+        ) from None
     xs = []
     for i in range(len(X)):
         cols = [np.asarray(X.iloc[i, c], dtype=np.float64) for c in range(X.shape[1])]
@@ -252,8 +276,11 @@ def load_dataset(name: str, dtype=np.float32) -> Dataset:
     classes = _class_names(header)
     labels = [lab for _, ys in raw.values() for lab in ys]
     # sktime's reader lower-cases labels; the header keeps the file's spelling and order
-    if classes is None or len({c.lower() for c in classes}) != len(classes) or \
-            not {v.lower() for v in labels} <= {c.lower() for c in classes}:
+    if (
+        classes is None
+        or len({c.lower() for c in classes}) != len(classes)
+        or not {v.lower() for v in labels} <= {c.lower() for c in classes}
+    ):
         classes = sorted(set(labels), key=lambda s: (0, float(s), s) if _is_number(s) else (1, 0.0, s))
     index = {c.lower(): i for i, c in enumerate(classes)}
     channels = {x.shape[1] for xs, _ in raw.values() for x in xs}

@@ -57,9 +57,26 @@ from ..numeric.circulant import expand, project
 from ..numeric.config import gate_names, Config
 from ..numeric.model import ModelError, Weights
 
-__all__ = ["ModelImportError", "DenseLayer", "DenseModel", "MatrixEnergy", "ImportResult", "read_model",
-           "read_torch", "read_onnx", "torch_to_dense", "detect_format", "build_config", "to_model",
-           "import_model", "range_report", "SHAPE_FIELDS", "FORMATS", "exact_weight_format", "EXACT_WEIGHT_BITS"]
+__all__ = [
+    "ModelImportError",
+    "DenseLayer",
+    "DenseModel",
+    "MatrixEnergy",
+    "ImportResult",
+    "read_model",
+    "read_torch",
+    "read_onnx",
+    "torch_to_dense",
+    "detect_format",
+    "build_config",
+    "to_model",
+    "import_model",
+    "range_report",
+    "SHAPE_FIELDS",
+    "FORMATS",
+    "exact_weight_format",
+    "EXACT_WEIGHT_BITS",
+]
 
 FORMATS = ("auto", "torch", "onnx")
 IMPORT_CELLS = ("lstm", "gru", "rnn")
@@ -153,6 +170,7 @@ def _finite(name: str, arr: np.ndarray, where: str) -> np.ndarray:
 # format detection
 # ============================================================================
 
+
 def detect_format(path: str | Path) -> str:
     """``torch`` or ``onnx`` from the extension, else from the first bytes (zip/pickle = torch)."""
     p = Path(path)
@@ -168,8 +186,7 @@ def detect_format(path: str | Path) -> str:
     return "unknown"
 
 
-def read_model(path: str | Path, fmt: str = "auto", cell: str | None = None,
-               trust_pickle: bool = False) -> DenseModel:
+def read_model(path: str | Path, fmt: str = "auto", cell: str | None = None, trust_pickle: bool = False) -> DenseModel:
     """Read a PyTorch or ONNX file (``fmt`` auto, torch or onnx)."""
     p = Path(path)
     if not p.exists():
@@ -196,6 +213,7 @@ def read_model(path: str | Path, fmt: str = "auto", cell: str | None = None,
 # ============================================================================
 # PyTorch
 # ============================================================================
+
 
 def _import_torch():
     try:
@@ -242,9 +260,11 @@ def _torch_load(path: Path, trust_pickle: bool):
     except Exception:
         names = []
     if not names and not trust_pickle:
-        raise ModelImportError(f"{path}: not a readable PyTorch file (the restricted unpickler refused it and its "
-                               f"globals cannot be listed); pass --trust-pickle only if it is a torch.save file you "
-                               "trust")
+        raise ModelImportError(
+            f"{path}: not a readable PyTorch file (the restricted unpickler refused it and its "
+            f"globals cannot be listed); pass --trust-pickle only if it is a torch.save file you "
+            "trust"
+        )
     classes = [_torch_nn_class(n) for n in names]
     foreign = [n for n, c in zip(names, classes) if c is None]
     if names and not foreign:
@@ -253,22 +273,26 @@ def _torch_load(path: Path, trust_pickle: bool):
                 return torch.load(path, map_location="cpu", weights_only=True), "weights_only"
         except Exception as exc:
             if not trust_pickle:
-                raise ModelImportError(f"{path}: not loadable with torch.load(weights_only=True) "
-                                       f"({_first_line(exc)}); pass --trust-pickle only if you trust the file"
-                                       ) from None
+                raise ModelImportError(
+                    f"{path}: not loadable with torch.load(weights_only=True) "
+                    f"({_first_line(exc)}); pass --trust-pickle only if you trust the file"
+                ) from None
     if not trust_pickle:
         shown = ", ".join(foreign[:4]) + (", ..." if len(foreign) > 4 else "") if foreign else "unknown globals"
         raise ModelImportError(
             f"{path}: refers to {shown}, outside torch.nn; loading it means full unpickling, which can run "
-            f"code from the file: pass --trust-pickle only if you trust it, or save the module's state_dict() instead")
+            f"code from the file: pass --trust-pickle only if you trust it, or save the module's state_dict() instead"
+        )
     try:
         return torch.load(path, map_location="cpu", weights_only=False), "full unpickling (trusted)"
     except Exception as exc:
         raise ModelImportError(f"{path}: could not be unpickled ({_first_line(exc)})") from None
 
 
-_KEY = re.compile(r"^(?P<prefix>.*?)(?P<kind>weight_ih|weight_hh|bias_ih|bias_hh|weight_hr)"
-                  r"(?P<layer>_l\d+)?(?P<rev>_reverse)?$")
+_KEY = re.compile(
+    r"^(?P<prefix>.*?)(?P<kind>weight_ih|weight_hh|bias_ih|bias_hh|weight_hr)"
+    r"(?P<layer>_l\d+)?(?P<rev>_reverse)?$"
+)
 
 
 def _flatten(obj, prefix: str = "", depth: int = 0, out: dict | None = None) -> dict:
@@ -293,8 +317,9 @@ def _to_numpy(value, key: str, where: str) -> np.ndarray:
     raise ModelImportError(f"{where}: {key} is a {type(value).__name__}, not a tensor")
 
 
-def torch_to_dense(state: dict, cell: str | None = None, where: str = "state_dict",
-                   cell_known: bool = False) -> DenseModel:
+def torch_to_dense(
+    state: dict, cell: str | None = None, where: str = "state_dict", cell_known: bool = False
+) -> DenseModel:
     """A PyTorch RNN state_dict (keys ``weight_ih_l0`` ...) as a :class:`DenseModel`.
 
     ``cell`` confirms or names the cell; ``cell_known`` says it comes from the
@@ -305,23 +330,29 @@ def torch_to_dense(state: dict, cell: str | None = None, where: str = "state_dic
     for key, value in flat.items():
         m = _KEY.match(key)
         if m:
-            groups.setdefault(m["prefix"], {})[key[len(m["prefix"]):]] = value
+            groups.setdefault(m["prefix"], {})[key[len(m["prefix"]) :]] = value
     groups = {p: g for p, g in groups.items() if any(k.startswith("weight_ih") for k in g)}
     if not groups:
         shown = ", ".join(list(flat)[:4]) + (", ..." if len(flat) > 4 else "")
-        raise ModelImportError(f"{where}: no weight_ih_l0 key, not the state_dict of an nn.LSTM, nn.GRU or nn.RNN "
-                               f"(keys: {shown or 'none'})")
+        raise ModelImportError(
+            f"{where}: no weight_ih_l0 key, not the state_dict of an nn.LSTM, nn.GRU or nn.RNN "
+            f"(keys: {shown or 'none'})"
+        )
     if len(groups) > 1:
-        raise ModelImportError(f"{where}: holds {len(groups)} recurrent modules "
-                               f"({', '.join(p.rstrip('.') or '<root>' for p in groups)}); "
-                               f"rnnaccel imports one stack: save that module's state_dict")
+        raise ModelImportError(
+            f"{where}: holds {len(groups)} recurrent modules "
+            f"({', '.join(p.rstrip('.') or '<root>' for p in groups)}); "
+            f"rnnaccel imports one stack: save that module's state_dict"
+        )
     prefix, keys = next(iter(groups.items()))
     notes = []
-    ignored = [k for k in flat if not (k.startswith(prefix) and k[len(prefix):] in keys)]
+    ignored = [k for k in flat if not (k.startswith(prefix) and k[len(prefix) :] in keys)]
     if ignored:
-        notes.append(f"imported the recurrent weights under {prefix.rstrip('.')!r}; ignored {len(ignored)} other "
-                     f"entr{'y' if len(ignored) == 1 else 'ies'} "
-                     f"({', '.join(ignored[:3])}{', ...' if len(ignored) > 3 else ''})")
+        notes.append(
+            f"imported the recurrent weights under {prefix.rstrip('.')!r}; ignored {len(ignored)} other "
+            f"entr{'y' if len(ignored) == 1 else 'ies'} "
+            f"({', '.join(ignored[:3])}{', ...' if len(ignored) > 3 else ''})"
+        )
     where_k = where + (f" [{prefix.rstrip('.')}]" if prefix else "")
     if any(k.endswith("_reverse") for k in keys):
         raise ModelImportError(f"{where_k}: bidirectional (has _reverse weights); rnnaccel runs forward layers only")
@@ -342,27 +373,36 @@ def torch_to_dense(state: dict, cell: str | None = None, where: str = "state_dic
     w_ih0 = _to_numpy(keys[name("weight_ih", 0)], name("weight_ih", 0), where_k)
     w_hh0 = _to_numpy(keys[hh0], hh0, where_k)
     if w_ih0.ndim != 2 or w_hh0.ndim != 2:
-        raise ModelImportError(f"{where_k}: weight_ih/weight_hh must be matrices, not shapes {w_ih0.shape}, "
-                               f"{w_hh0.shape}")
+        raise ModelImportError(
+            f"{where_k}: weight_ih/weight_hh must be matrices, not shapes {w_ih0.shape}, {w_hh0.shape}"
+        )
     hidden = w_hh0.shape[1]
     rows = w_hh0.shape[0]
     if hidden == 0 or rows % hidden or rows // hidden not in _GATE_COUNT:
         raise ModelImportError(f"{where_k}: {hh0} has shape {w_hh0.shape}; an nn.LSTM/GRU/RNN has (4H|3H|H, H)")
     inferred = _GATE_COUNT[rows // hidden]
     if cell is not None and cell != inferred:
-        raise ModelImportError(f"{where_k}: the weights are those of an {_TORCH_NAME[inferred]} "
-                               f"({rows} = {rows // hidden} x {hidden} rows), not of a {cell}")
+        raise ModelImportError(
+            f"{where_k}: the weights are those of an {_TORCH_NAME[inferred]} "
+            f"({rows} = {rows // hidden} x {hidden} rows), not of a {cell}"
+        )
     if inferred == "rnn" and not cell_known and cell is None:
-        raise ModelImportError(f"{where_k}: looks like an nn.RNN, but a state_dict does not record its nonlinearity: "
-                               f"pass --cell rnn to confirm it is tanh (relu is not supported)")
+        raise ModelImportError(
+            f"{where_k}: looks like an nn.RNN, but a state_dict does not record its nonlinearity: "
+            f"pass --cell rnn to confirm it is tanh (relu is not supported)"
+        )
     g = rows // hidden
     input_size = w_ih0.shape[1]
     layers = []
     for layer in layers_idx:
         c_in = input_size if layer == 0 else hidden
         mats = {}
-        for kind, shape in (("weight_ih", (g * hidden, c_in)), ("weight_hh", (g * hidden, hidden)),
-                            ("bias_ih", (g * hidden,)), ("bias_hh", (g * hidden,))):
+        for kind, shape in (
+            ("weight_ih", (g * hidden, c_in)),
+            ("weight_hh", (g * hidden, hidden)),
+            ("bias_ih", (g * hidden,)),
+            ("bias_hh", (g * hidden,)),
+        ):
             key = name(kind, layer)
             if key not in keys:
                 if kind.startswith("bias"):
@@ -372,21 +412,34 @@ def torch_to_dense(state: dict, cell: str | None = None, where: str = "state_dic
             arr = _finite(key, _to_numpy(keys[key], key, where_k), where_k)
             if arr.shape != shape:
                 if kind == "weight_ih" and layer > 0 and arr.ndim == 2 and arr.shape[0] == shape[0]:
-                    raise ModelImportError(f"{where_k}: layer {layer} reads {arr.shape[1]} inputs, but layer "
-                                           f"{layer - 1} has hidden size {hidden}: mismatched layer sizes")
-                raise ModelImportError(f"{where_k}: {key} has shape {tuple(arr.shape)}, expected {shape} "
-                                       f"(a {_TORCH_NAME[inferred]} with input {input_size}, hidden {hidden}); "
-                                       f"mismatched layer sizes are not supported")
+                    raise ModelImportError(
+                        f"{where_k}: layer {layer} reads {arr.shape[1]} inputs, but layer "
+                        f"{layer - 1} has hidden size {hidden}: mismatched layer sizes"
+                    )
+                raise ModelImportError(
+                    f"{where_k}: {key} has shape {tuple(arr.shape)}, expected {shape} "
+                    f"(a {_TORCH_NAME[inferred]} with input {input_size}, hidden {hidden}); "
+                    f"mismatched layer sizes are not supported"
+                )
             mats[kind] = arr
-        layers.append(DenseLayer(W=mats["weight_ih"].reshape(g, hidden, c_in),
-                                 U=mats["weight_hh"].reshape(g, hidden, hidden),
-                                 b=mats["bias_ih"].reshape(g, hidden), c=mats["bias_hh"].reshape(g, hidden)))
-    extra = sorted(k for k in keys if k not in {name(kd, layer) for layer in layers_idx
-                                                  for kd in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")})
+        layers.append(
+            DenseLayer(
+                W=mats["weight_ih"].reshape(g, hidden, c_in),
+                U=mats["weight_hh"].reshape(g, hidden, hidden),
+                b=mats["bias_ih"].reshape(g, hidden),
+                c=mats["bias_hh"].reshape(g, hidden),
+            )
+        )
+    extra = sorted(
+        k
+        for k in keys
+        if k not in {name(kd, layer) for layer in layers_idx for kd in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
+    )
     if extra:
         raise ModelImportError(f"{where_k}: unexpected keys {', '.join(extra)}")
-    return DenseModel(cell=inferred, input_size=input_size, hidden_size=hidden, layers=layers,
-                      gru_reset_after=True, notes=notes)
+    return DenseModel(
+        cell=inferred, input_size=input_size, hidden_size=hidden, layers=layers, gru_reset_after=True, notes=notes
+    )
 
 
 def _module_to_dense(mod, cell: str | None, where: str) -> DenseModel:
@@ -402,12 +455,16 @@ def _module_to_dense(mod, cell: str | None, where: str) -> DenseModel:
         if not found:
             raise ModelImportError(f"{where}: holds a {kind} module with no nn.LSTM, nn.GRU or nn.RNN inside")
         if len(found) > 1:
-            raise ModelImportError(f"{where}: a {kind} holding {len(found)} recurrent modules "
-                                   f"({', '.join(n for n, _ in found)}); rnnaccel imports one stack")
+            raise ModelImportError(
+                f"{where}: a {kind} holding {len(found)} recurrent modules "
+                f"({', '.join(n for n, _ in found)}); rnnaccel imports one stack"
+            )
         label, rnn = found[0]
         others = [f"{n}: {type(m).__name__}" for n, m in mod.named_children() if n != label.split(".")[0]]
-        notes.append(f"imported the recurrent module {label!r} of the {type(mod).__name__}"
-                     + (f"; not imported: {', '.join(others)}" if others else ""))
+        notes.append(
+            f"imported the recurrent module {label!r} of the {type(mod).__name__}"
+            + (f"; not imported: {', '.join(others)}" if others else "")
+        )
     tname = type(rnn).__name__
     at = f"{where}" + (f" [{label}]" if label else "")
     if isinstance(rnn, nn.RNNBase):
@@ -423,8 +480,9 @@ def _module_to_dense(mod, cell: str | None, where: str) -> DenseModel:
             raise ModelImportError(f"{at}: unsupported recurrent mode {mode!r}")
     else:
         if isinstance(rnn, nn.RNNCell) and rnn.nonlinearity != "tanh":
-            raise ModelImportError(f"{at}: an nn.RNNCell with nonlinearity={rnn.nonlinearity!r}; rnnaccel's RNN cell "
-                                   "is tanh")
+            raise ModelImportError(
+                f"{at}: an nn.RNNCell with nonlinearity={rnn.nonlinearity!r}; rnnaccel's RNN cell is tanh"
+            )
         mcell = {"LSTMCell": "lstm", "GRUCell": "gru", "RNNCell": "rnn"}.get(tname)
         if mcell is None:
             raise ModelImportError(f"{at}: unsupported recurrent cell {tname}")
@@ -457,6 +515,7 @@ def read_torch(path: str | Path, cell: str | None = None, trust_pickle: bool = F
 # ONNX
 # ============================================================================
 
+
 class _NotOnnx(ModelImportError):
     """The file is not an ONNX protobuf at all."""
 
@@ -468,8 +527,20 @@ _DEFAULT_ACTS = {"lstm": ["sigmoid", "tanh", "tanh"], "gru": ["sigmoid", "tanh"]
 #: operators that only move data around (allowed between the input and the layers)
 _LAYOUT_OPS = {"Transpose", "Squeeze", "Unsqueeze", "Reshape", "Identity", "Dropout", "Flatten"}
 #: operators allowed anywhere else (shapes, initial states, output concatenation)
-_PLUMBING_OPS = _LAYOUT_OPS | {"Constant", "ConstantOfShape", "Shape", "Gather", "Concat", "Expand", "Cast",
-                               "Slice", "Size", "Range", "Tile", "Split"}
+_PLUMBING_OPS = _LAYOUT_OPS | {
+    "Constant",
+    "ConstantOfShape",
+    "Shape",
+    "Gather",
+    "Concat",
+    "Expand",
+    "Cast",
+    "Slice",
+    "Size",
+    "Range",
+    "Tile",
+    "Split",
+}
 
 
 def _import_onnx():
@@ -516,20 +587,25 @@ def read_onnx(path: str | Path, cell: str | None = None) -> DenseModel:
     for i, node in enumerate(graph.node):
         op = node.op_type
         if node.domain not in ("", "ai.onnx"):
-            raise ModelImportError(f"{where}: unsupported operator {node.domain}.{op} (node {node.name or i!r}); "
-                                   f"rnnaccel imports LSTM, GRU and RNN operators only")
+            raise ModelImportError(
+                f"{where}: unsupported operator {node.domain}.{op} (node {node.name or i!r}); "
+                f"rnnaccel imports LSTM, GRU and RNN operators only"
+            )
         if op in _RNN_OPS:
             rnn_nodes.append(i)
         elif op not in _PLUMBING_OPS:
-            raise ModelImportError(f"{where}: unsupported operator {op} (node {node.name or str(i)!r}); rnnaccel "
-                                   "imports "
-                                   f"LSTM, GRU and RNN operators and the reshaping between them only")
+            raise ModelImportError(
+                f"{where}: unsupported operator {op} (node {node.name or str(i)!r}); rnnaccel "
+                "imports "
+                f"LSTM, GRU and RNN operators and the reshaping between them only"
+            )
     if not rnn_nodes:
         raise ModelImportError(f"{where}: no LSTM, GRU or RNN operator in the graph")
     ops = {graph.node[i].op_type for i in rnn_nodes}
     if len(ops) > 1:
-        raise ModelImportError(f"{where}: mixes {', '.join(sorted(ops))} operators; rnnaccel layers are all one cell "
-                               "type")
+        raise ModelImportError(
+            f"{where}: mixes {', '.join(sorted(ops))} operators; rnnaccel layers are all one cell type"
+        )
     mcell = _RNN_OPS[ops.pop()]
     if cell is not None and cell != mcell:
         raise ModelImportError(f"{where}: the graph holds {mcell.upper()} operators, not {cell}")
@@ -542,8 +618,10 @@ def read_onnx(path: str | Path, cell: str | None = None) -> DenseModel:
                 break
             name, seen = src.input[0], seen + 1
         if name not in consts:
-            raise ModelImportError(f"{where}: {node.op_type} node {node.name!r}: {what} is not a constant "
-                                   f"(weights computed in the graph or fed as inputs are not supported)")
+            raise ModelImportError(
+                f"{where}: {node.op_type} node {node.name!r}: {what} is not a constant "
+                f"(weights computed in the graph or fed as inputs are not supported)"
+            )
         return np.asarray(consts[name])
 
     def source(name: str):
@@ -567,9 +645,11 @@ def read_onnx(path: str | Path, cell: str | None = None) -> DenseModel:
         for _ in range(64):
             if name in consts:
                 if np.any(np.asarray(consts[name]) != 0):
-                    raise ModelImportError(f"{where}: {node.op_type} node {node.name!r}: {what} is a non-zero "
-                                           "constant; "
-                                           f"rnnaccel starts from the zero state (or one written at run time)")
+                    raise ModelImportError(
+                        f"{where}: {node.op_type} node {node.name!r}: {what} is a non-zero "
+                        "constant; "
+                        f"rnnaccel starts from the zero state (or one written at run time)"
+                    )
                 return
             if name in graph_inputs or name not in producer:
                 return
@@ -577,12 +657,16 @@ def read_onnx(path: str | Path, cell: str | None = None) -> DenseModel:
             if src.op_type == "ConstantOfShape":
                 for a in src.attribute:
                     if a.name == "value" and np.any(numpy_helper.to_array(a.t) != 0):
-                        raise ModelImportError(f"{where}: {node.op_type} node {node.name!r}: {what} is a non-zero "
-                                               f"constant; rnnaccel starts from the zero state")
+                        raise ModelImportError(
+                            f"{where}: {node.op_type} node {node.name!r}: {what} is a non-zero "
+                            f"constant; rnnaccel starts from the zero state"
+                        )
                 return
             if src.op_type not in _LAYOUT_OPS | {"Expand", "Cast", "Tile"}:
-                raise ModelImportError(f"{where}: {node.op_type} node {node.name!r}: {what} is computed by a "
-                                       f"{src.op_type}; rnnaccel starts from the zero state")
+                raise ModelImportError(
+                    f"{where}: {node.op_type} node {node.name!r}: {what} is computed by a "
+                    f"{src.op_type}; rnnaccel starts from the zero state"
+                )
             name = src.input[0]
 
     layers, hidden, input_size, reset_after = [], None, None, None
@@ -598,11 +682,14 @@ def read_onnx(path: str | Path, cell: str | None = None) -> DenseModel:
             raise ModelImportError(f"{where}: {label} has clip={attrs['clip']}; cell clipping is not supported")
         acts = [a.decode() if isinstance(a, bytes) else str(a) for a in attrs.get("activations", [])]
         if acts and [a.lower() for a in acts] != _DEFAULT_ACTS[mcell]:
-            raise ModelImportError(f"{where}: {label} has activations {acts}; only the defaults "
-                                   f"({', '.join(a.capitalize() for a in _DEFAULT_ACTS[mcell])}) are supported")
+            raise ModelImportError(
+                f"{where}: {label} has activations {acts}; only the defaults "
+                f"({', '.join(a.capitalize() for a in _DEFAULT_ACTS[mcell])}) are supported"
+            )
         if attrs.get("input_forget", 0):
-            raise ModelImportError(f"{where}: {label} has input_forget=1 (coupled input and forget gates); not "
-                                   "supported")
+            raise ModelImportError(
+                f"{where}: {label} has input_forget=1 (coupled input and forget gates); not supported"
+            )
         if "hidden_size" not in attrs:
             raise ModelImportError(f"{where}: {label} has no hidden_size attribute")
         h = int(attrs["hidden_size"])
@@ -632,18 +719,24 @@ def read_onnx(path: str | Path, cell: str | None = None) -> DenseModel:
         src = source(inputs[0])
         if li == 0:
             if src[0] != "input":
-                raise ModelImportError(f"{where}: {label} does not read a graph input (its X comes from "
-                                       f"{src[1] if src[0] == 'other' else 'another recurrent operator'})")
+                raise ModelImportError(
+                    f"{where}: {label} does not read a graph input (its X comes from "
+                    f"{src[1] if src[0] == 'other' else 'another recurrent operator'})"
+                )
             input_size, hidden = c_in, h
         else:
             prev = rnn_nodes[li - 1]
             if src[:3] != ("rnn", prev, 0):
-                raise ModelImportError(f"{where}: {label} does not read the output Y of the previous recurrent "
-                                       f"operator; only a plain stack of layers is supported")
+                raise ModelImportError(
+                    f"{where}: {label} does not read the output Y of the previous recurrent "
+                    f"operator; only a plain stack of layers is supported"
+                )
             if h != hidden or c_in != hidden:
-                raise ModelImportError(f"{where}: {label} has input {c_in}, hidden {h}, after a layer of hidden size "
-                                       f"{hidden}: rnnaccel needs one hidden size for every layer (mismatched layer "
-                                       "sizes)")
+                raise ModelImportError(
+                    f"{where}: {label} has input {c_in}, hidden {h}, after a layer of hidden size "
+                    f"{hidden}: rnnaccel needs one hidden size for every layer (mismatched layer "
+                    "sizes)"
+                )
         if mcell == "gru":
             lbr = bool(attrs.get("linear_before_reset", 0))
             if reset_after is not None and lbr != reset_after:
@@ -657,16 +750,22 @@ def read_onnx(path: str | Path, cell: str | None = None) -> DenseModel:
     notes = []
     if mcell == "gru":
         notes.append(f"GRU linear_before_reset={int(reset_after)}: reset-{'after' if reset_after else 'before'} GRU")
-    return DenseModel(cell=mcell, input_size=input_size, hidden_size=hidden, layers=layers,
-                      gru_reset_after=True if reset_after is None else reset_after,
-                      source=f"ONNX {mcell.upper()} operators (opset "
-                             f"{next((o.version for o in model.opset_import if o.domain in ('', 'ai.onnx')), '?')})",
-                      notes=notes)
+    return DenseModel(
+        cell=mcell,
+        input_size=input_size,
+        hidden_size=hidden,
+        layers=layers,
+        gru_reset_after=True if reset_after is None else reset_after,
+        source=f"ONNX {mcell.upper()} operators (opset "
+        f"{next((o.version for o in model.opset_import if o.domain in ('', 'ai.onnx')), '?')})",
+        notes=notes,
+    )
 
 
 # ============================================================================
 # to a model directory
 # ============================================================================
+
 
 def build_config(model: DenseModel, base: Config, block_size: int | None = None, **changes) -> Config:
     """``base`` with the model's cell, sizes and layers, block size k (lanes = k when k > 1), then ``changes``.
@@ -675,14 +774,23 @@ def build_config(model: DenseModel, base: Config, block_size: int | None = None,
     """
     bad = sorted(set(changes) & set(SHAPE_FIELDS))
     if bad:
-        raise ModelImportError(f"{bad[0]} comes from the imported model" +
-                               (" (use --block-size)" if bad[0] == "block_size" else "") + "; it cannot be set")
+        raise ModelImportError(
+            f"{bad[0]} comes from the imported model"
+            + (" (use --block-size)" if bad[0] == "block_size" else "")
+            + "; it cannot be set"
+        )
     k = base.block_size if block_size is None else block_size
     if not isinstance(k, int) or isinstance(k, bool) or k < 1:
         raise ModelImportError(f"block size must be 1 or more, not {k!r}")
     data = base.to_dict()
-    data.update(cell=model.cell, input_size=model.input_size, hidden_size=model.hidden_size,
-                num_layers=model.num_layers, block_size=k, lanes=k if k > 1 else base.lanes)
+    data.update(
+        cell=model.cell,
+        input_size=model.input_size,
+        hidden_size=model.hidden_size,
+        num_layers=model.num_layers,
+        block_size=k,
+        lanes=k if k > 1 else base.lanes,
+    )
     data["gru_reset_after"] = model.gru_reset_after if model.cell == "gru" else base.gru_reset_after
     if k == 1 and data.get("weight_ram") == "huge":
         data["weight_ram"] = "block"  # SPRAM packing is for circulant weights; dense banks use block RAM
@@ -704,7 +812,11 @@ def _project_gates(mats: np.ndarray, k: int, name: str) -> tuple[np.ndarray, Mat
 def to_model(model: DenseModel, cfg: Config) -> tuple[Weights, list[MatrixEnergy]]:
     """The ``weights.npz`` arrays of ``cfg`` (float32) and the energy each projection kept."""
     if (cfg.cell, cfg.input_size, cfg.hidden_size, cfg.num_layers) != (
-            model.cell, model.input_size, model.hidden_size, model.num_layers):
+        model.cell,
+        model.input_size,
+        model.hidden_size,
+        model.num_layers,
+    ):
         raise ModelImportError("the config does not describe the imported model")
     if model.cell not in IMPORT_CELLS or len(gate_names(model.cell)) != model.layers[0].W.shape[0]:
         raise ModelImportError(f"cannot import a {model.cell} model")
@@ -721,8 +833,16 @@ def to_model(model: DenseModel, cfg: Config) -> tuple[Weights, list[MatrixEnergy
     return weights, energies
 
 
-def import_model(path: str | Path, base: Config, block_size: int | None = 1, *, fmt: str = "auto",
-                 cell: str | None = None, trust_pickle: bool = False, **changes) -> ImportResult:
+def import_model(
+    path: str | Path,
+    base: Config,
+    block_size: int | None = 1,
+    *,
+    fmt: str = "auto",
+    cell: str | None = None,
+    trust_pickle: bool = False,
+    **changes,
+) -> ImportResult:
     """Read ``path`` and build the config and weights (nothing is written).
 
     ``block_size`` 1 (the default) keeps the weights exactly; K > 1 projects
@@ -755,9 +875,12 @@ def exact_weight_format(cfg: Config, weights: Weights, width: int = EXACT_WEIGHT
     lo, hi = (float(vals.min()), float(vals.max())) if vals.size else (0.0, 0.0)
     q, holds = fit_format(lo, hi, width, min_int_bits=0)
     new = cfg.replace(q_weight=q)
-    note = (f"weights: {q} ({width} bits) fitted to the largest weight ({max(abs(lo), abs(hi)):.4g})"
-            + ("" if holds else ", which still saturates") + " to keep the k = 1 import exact (the preset's "
-            f"{cfg.q_weight} otherwise; choose with --q-weight)")
+    note = (
+        f"weights: {q} ({width} bits) fitted to the largest weight ({max(abs(lo), abs(hi)):.4g})"
+        + ("" if holds else ", which still saturates")
+        + " to keep the k = 1 import exact (the preset's "
+        f"{cfg.q_weight} otherwise; choose with --q-weight)"
+    )
     return new, note
 
 
@@ -768,9 +891,11 @@ def range_report(cfg: Config, weights: Weights) -> list[str]:
         vals = np.concatenate([np.ravel(v) for k, v in weights.items() if k.rsplit(".", 1)[1] in kinds])
         big = float(np.max(np.abs(vals))) if vals.size else 0.0
         out = int(np.sum((vals > q.max_value) | (vals < q.min_value)))
-        line = (f"{what}: max |value| {big:.4g}, {q} holds [{q.min_value:g}, {q.max_value:g}] in steps of {q.lsb:g}")
+        line = f"{what}: max |value| {big:.4g}, {q} holds [{q.min_value:g}, {q.max_value:g}] in steps of {q.lsb:g}"
         if out:
-            line += (f"; warning: {out} of {vals.size} stored values saturate (choose a wider format, e.g. "
-                     f"--q-{'weight' if what == 'weights' else 'pre'})")
+            line += (
+                f"; warning: {out} of {vals.size} stored values saturate (choose a wider format, e.g. "
+                f"--q-{'weight' if what == 'weights' else 'pre'})"
+            )
         lines.append(line)
     return lines

@@ -69,14 +69,28 @@ from ..numeric.fixedpoint import QFormat, align, quantize, round_shift
 from ..numeric.golden import FloatModel, InputError, fft_accumulate
 from ..numeric.model import Weights, check_weights, dense_matrices, quantize_weights, spectral_matrices
 
-__all__ = ["CLASSES", "choose_formats", "fit_format", "count_saturations", "calibrate", "Calibration",
-           "integer_saturations", "format_report"]
+__all__ = [
+    "CLASSES",
+    "choose_formats",
+    "fit_format",
+    "count_saturations",
+    "calibrate",
+    "Calibration",
+    "integer_saturations",
+    "format_report",
+]
 
 #: The tensor classes, as Config field names.
 CLASSES = ("q_weight", "q_pre", "q_state", "q_cell", "q_act", "q_spectrum")
 
-_ALIASES = {"weight": "q_weight", "pre": "q_pre", "state": "q_state", "cell": "q_cell", "act": "q_act",
-            "spectrum": "q_spectrum"}
+_ALIASES = {
+    "weight": "q_weight",
+    "pre": "q_pre",
+    "state": "q_state",
+    "cell": "q_cell",
+    "act": "q_act",
+    "spectrum": "q_spectrum",
+}
 
 #: Most fraction bits beyond ``width - 1`` a weight format may get (tiny weights).
 MAX_EXTRA_WEIGHT_FRAC = 16
@@ -93,12 +107,13 @@ def _cls_name(name: str) -> str:
 # Saturation of the one rounding rule
 # ----------------------------------------------------------------------------
 
+
 def count_saturations(values, q: QFormat) -> int:
     """How many of ``values`` the clip of :func:`~rnnaccel.numeric.fixedpoint.quantize` changes in ``q``."""
     v = np.asarray(values, dtype=np.float64)
     if v.size == 0:
         return 0
-    scaled = np.floor(v * (2.0 ** q.frac) + 0.5)
+    scaled = np.floor(v * (2.0**q.frac) + 0.5)
     return int(np.count_nonzero((scaled > q.max_raw) | (scaled < q.min_raw)))
 
 
@@ -106,8 +121,9 @@ def _holds(lo: float, hi: float, q: QFormat) -> bool:
     return count_saturations(np.array([lo, hi]), q) == 0
 
 
-def fit_format(lo: float, hi: float, width: int, min_int_bits: int | None = 0,
-               max_frac: int | None = None) -> tuple[QFormat, bool]:
+def fit_format(
+    lo: float, hi: float, width: int, min_int_bits: int | None = 0, max_frac: int | None = None
+) -> tuple[QFormat, bool]:
     """The ``width``-bit format with the most fraction bits that holds [lo, hi] without saturating.
 
     ``min_int_bits`` bounds the integer bits from below (``None``: no bound,
@@ -127,6 +143,7 @@ def fit_format(lo: float, hi: float, width: int, min_int_bits: int | None = 0,
 # ----------------------------------------------------------------------------
 # Float calibration run
 # ----------------------------------------------------------------------------
+
 
 def _sig(x):
     return 1.0 / (1.0 + np.exp(-x))
@@ -169,8 +186,9 @@ def _check_calib(cfg: Config, x) -> np.ndarray:
     if x.ndim == 2:
         x = x[None]
     if x.ndim != 3 or x.shape[-1] != cfg.input_size:
-        raise InputError(f"calibration inputs must have shape (N, T, {cfg.input_size}) or (T, {cfg.input_size}), "
-                         f"not {np.shape(x)}")
+        raise InputError(
+            f"calibration inputs must have shape (N, T, {cfg.input_size}) or (T, {cfg.input_size}), not {np.shape(x)}"
+        )
     if not np.all(np.isfinite(x)):
         raise InputError("calibration inputs contain NaN or infinite values")
     return x
@@ -247,6 +265,7 @@ def calibrate(cfg: Config, weights: Weights, calib_x=None) -> Calibration:
 # Integer run that counts saturations (mirrors rnnaccel.numeric.golden._int_step)
 # ----------------------------------------------------------------------------
 
+
 class _Counter:
     def __init__(self):
         self.counts = {c: 0 for c in CLASSES}
@@ -275,13 +294,13 @@ def _count_step(cfg: Config, m, x: np.ndarray, st: dict, cnt: _Counter):
     one = 1 << fa
     L = lut.lookup
 
-    def narrow_x(v, from_frac, q):          # the segments' spectra narrowed into q_state
+    def narrow_x(v, from_frac, q):  # the segments' spectra narrowed into q_state
         return cnt.narrow(v, from_frac, q, "q_state")
 
     def proj(key, vec, bias, gates=None, sl=slice(None)):
         if cfg.fft_mode:
             spectra = getattr(m, "S" + key)[sl]
-            y = fft_accumulate(cfg, [(spectra, vec)], narrow_x)[:, :, :bias.shape[1]]
+            y = fft_accumulate(cfg, [(spectra, vec)], narrow_x)[:, :, : bias.shape[1]]
             acc, frac = y + align(bias[sl], fp, cfg.fft_acc_frac)[None], cfg.fft_acc_frac
         else:
             acc = np.einsum("ghc,nc->ngh", getattr(m, key)[sl].astype(np.int64), vec.astype(np.int64))
@@ -295,14 +314,17 @@ def _count_step(cfg: Config, m, x: np.ndarray, st: dict, cnt: _Counter):
     cell = cfg.cell
     xin = np.concatenate([x, st["xprev"]], axis=1) if cell == "qrnn" and cfg.qrnn_window == 2 else x
     new = dict(st)
-    if cfg.fused_projections:       # serial datapath: W x + U h + (b + c), one narrowing (golden.fused_projection)
+    if cfg.fused_projections:  # serial datapath: W x + U h + (b + c), one narrowing (golden.fused_projection)
         bc = np.asarray(m.b, np.int64) + np.asarray(m.c, np.int64)
         if cfg.fft_mode:
-            y = fft_accumulate(cfg, [(m.SW, xin), (m.SU, st["h"])], narrow_x)[:, :, :bc.shape[1]]
+            y = fft_accumulate(cfg, [(m.SW, xin), (m.SU, st["h"])], narrow_x)[:, :, : bc.shape[1]]
             pre = cnt.narrow(y + align(bc, fp, cfg.fft_acc_frac)[None], cfg.fft_acc_frac, qp, "q_pre")
         else:
-            acc = np.einsum("ghc,nc->ngh", np.concatenate([m.W, m.U], axis=2).astype(np.int64),
-                            np.concatenate([xin, st["h"]], axis=1).astype(np.int64))
+            acc = np.einsum(
+                "ghc,nc->ngh",
+                np.concatenate([m.W, m.U], axis=2).astype(np.int64),
+                np.concatenate([xin, st["h"]], axis=1).astype(np.int64),
+            )
             pre = cnt.narrow(acc + align(bc, fp, cfg.acc_frac)[None], cfg.acc_frac, qp, "q_pre")
         if cell == "lstm":
             i, f, g, o = (L(cfg, fn, pre[:, j], fp) for j, fn in enumerate(("sigmoid", "sigmoid", "tanh", "sigmoid")))
@@ -395,14 +417,22 @@ def integer_saturations(cfg: Config, weights: Weights, calib_x) -> tuple[dict[st
 # Choosing
 # ----------------------------------------------------------------------------
 
+
 def _table_min_frac(cfg: Config) -> int:
     """Fewest fraction bits an input of the tables (q_pre, q_cell) may have: ``table_shift >= 0``."""
     return max(-cfg.table_shift(fn, 0) for fn in lut.FUNCTIONS)
 
 
-def choose_formats(cfg: Config, weights: Weights, calib_x=None, widths: Mapping[str, int] | None = None,
-                   force: Mapping[str, Any] | None = None, headroom: float = 1.0,
-                   count_integer: bool = True, **forced) -> tuple[Config, dict]:
+def choose_formats(
+    cfg: Config,
+    weights: Weights,
+    calib_x=None,
+    widths: Mapping[str, int] | None = None,
+    force: Mapping[str, Any] | None = None,
+    headroom: float = 1.0,
+    count_integer: bool = True,
+    **forced,
+) -> tuple[Config, dict]:
     """Pick the Q formats of ``cfg`` for ``weights`` (and calibration inputs).
 
     Parameters
@@ -474,8 +504,9 @@ def choose_formats(cfg: Config, weights: Weights, calib_x=None, widths: Mapping[
             notes.append(f"q_spectrum: the spectra do not fit {width_of('q_spectrum')} bits even with 0 fraction bits")
     else:
         chosen["q_spectrum"] = _rewidth(cfg.q_spectrum, width_of("q_spectrum"))
-        source["q_spectrum"] = ("config (all weights are zero)" if cfg.fft_mode
-                                else "config (circulant_mode 'direct' stores no spectra)")
+        source["q_spectrum"] = (
+            "config (all weights are zero)" if cfg.fft_mode else "config (circulant_mode 'direct' stores no spectra)"
+        )
 
     # q_state, q_cell: calibration or config
     for cls, what in (("q_state", "inputs and hidden states"), ("q_cell", "cell states")):
@@ -521,16 +552,20 @@ def choose_formats(cfg: Config, weights: Weights, calib_x=None, widths: Mapping[
             q = chosen[cls]
             if cls not in forced_all and q.frac < min_frac:
                 chosen[cls] = QFormat(q.width, min(min_frac, q.width - 1))
-                notes.append(f"{cls}: {q} has a resolution coarser than the activation tables' step "
-                             f"(table_entries {cfg.table_entries}, ranges {cfg.sigmoid_range:g}/{cfg.tanh_range:g}); "
-                             f"backed off to {chosen[cls]}, which may saturate")
+                notes.append(
+                    f"{cls}: {q} has a resolution coarser than the activation tables' step "
+                    f"(table_entries {cfg.table_entries}, ranges {cfg.sigmoid_range:g}/{cfg.tanh_range:g}); "
+                    f"backed off to {chosen[cls]}, which may saturate"
+                )
         wcls = "q_spectrum" if cfg.fft_mode else "q_weight"
         acc_frac = chosen[wcls].frac + chosen["q_state"].frac
         q = chosen["q_pre"]
         if "q_pre" not in forced_all and q.frac > acc_frac:
             chosen["q_pre"] = QFormat(q.width, acc_frac)
-            notes.append(f"q_pre: {q} has more fraction bits than the accumulator ({acc_frac} = {wcls}.frac + "
-                         f"q_state.frac); backed off to {chosen['q_pre']} (more range, coarser)")
+            notes.append(
+                f"q_pre: {q} has more fraction bits than the accumulator ({acc_frac} = {wcls}.frac + "
+                f"q_state.frac); backed off to {chosen['q_pre']} (more range, coarser)"
+            )
         return cfg.replace(**chosen)  # raises ConfigError for forced formats that break a rule
 
     new_cfg = apply_rules()
@@ -540,17 +575,25 @@ def choose_formats(cfg: Config, weights: Weights, calib_x=None, widths: Mapping[
     if have_calib and count_integer:
         for attempt in range(5):
             int_counts, _ = integer_saturations(new_cfg, weights, calib_x)
-            widen = [cls for cls in ("q_pre", "q_state", "q_cell")
-                     if attempt < 4 and int_counts[cls] and cls not in forced_all and chosen[cls].frac > 0
-                     and count_saturations(cal.array(cls), chosen[cls]) == 0
-                     and (cls == "q_state" or chosen[cls].frac > min_frac)]
+            widen = [
+                cls
+                for cls in ("q_pre", "q_state", "q_cell")
+                if attempt < 4
+                and int_counts[cls]
+                and cls not in forced_all
+                and chosen[cls].frac > 0
+                and count_saturations(cal.array(cls), chosen[cls]) == 0
+                and (cls == "q_state" or chosen[cls].frac > min_frac)
+            ]
             if not widen:
                 break
             for cls in widen:
                 q = chosen[cls]
                 chosen[cls] = QFormat(q.width, q.frac - 1)
-                notes.append(f"{cls}: the integer run saturated {int_counts[cls]} value(s) in {q} (the float run "
-                             f"none); widened to {chosen[cls]}")
+                notes.append(
+                    f"{cls}: the integer run saturated {int_counts[cls]} value(s) in {q} (the float run "
+                    f"none); widened to {chosen[cls]}"
+                )
             new_cfg = apply_rules()
 
     # report (q_act is never counted; the weight class the mode does not store neither)
@@ -571,10 +614,11 @@ def choose_formats(cfg: Config, weights: Weights, calib_x=None, widths: Mapping[
             "integer_saturations": None if int_counts is None or cls in unused else int(int_counts[cls]),
         }
     if not have_calib:
-        notes.append("no calibration inputs: q_state and q_cell kept from the config; saturation counts cover "
-                     "the weights and biases only")
-    report = {"classes": classes, "notes": notes,
-              "calibration": {"sequences": cal.sequences, "steps": cal.steps}}
+        notes.append(
+            "no calibration inputs: q_state and q_cell kept from the config; saturation counts cover "
+            "the weights and biases only"
+        )
+    report = {"classes": classes, "notes": notes, "calibration": {"sequences": cal.sequences, "steps": cal.steps}}
     return new_cfg, report
 
 
@@ -591,7 +635,6 @@ def format_report(report: dict) -> str:
     for cls, r in report["classes"].items():
         mx = "-" if r["observed_max"] is None else f"{r['observed_max']:.6g}"
         si = "-" if r["integer_saturations"] is None else str(r["integer_saturations"])
-        lines.append(f"{cls:10} {r['format']:9} {mx:>12} {r['values']:>9} {r['saturations']:>9} {si:>8}  "
-                     f"{r['source']}")
+        lines.append(f"{cls:10} {r['format']:9} {mx:>12} {r['values']:>9} {r['saturations']:>9} {si:>8}  {r['source']}")
     lines += [f"note: {n}" for n in report["notes"]]
     return "\n".join(lines)

@@ -80,13 +80,21 @@ from ..numeric.fixedpoint import QFormat, quantize
 from ..numeric.golden import fft_projection
 from ..numeric.model import Weights, check_weights, save_model, weight_shapes
 
-__all__ = ["CirculantRNN", "fake_quantize", "lookup", "table_activation", "init_from_dense", "dense_to_weights",
-           "expand"]
+__all__ = [
+    "CirculantRNN",
+    "fake_quantize",
+    "lookup",
+    "table_activation",
+    "init_from_dense",
+    "dense_to_weights",
+    "expand",
+]
 
 
 # ----------------------------------------------------------------------------
 # Building blocks
 # ----------------------------------------------------------------------------
+
 
 def fake_quantize(x: torch.Tensor, q: QFormat) -> torch.Tensor:
     """``quantize`` then dequantize with the one rule, straight-through backward.
@@ -94,7 +102,7 @@ def fake_quantize(x: torch.Tensor, q: QFormat) -> torch.Tensor:
     Forward: ``clip(floor(x * 2**f + 0.5), min_raw, max_raw) / 2**f``.
     Backward: gradient 1 where the value is inside the format, 0 where it saturates.
     """
-    scale = 2.0 ** q.frac
+    scale = 2.0**q.frac
     raw = torch.floor(x * scale + 0.5)
     inside = (raw >= q.min_raw) & (raw <= q.max_raw)
     y = raw.clamp(q.min_raw, q.max_raw) / scale
@@ -138,16 +146,17 @@ def _true_fn(fn: str, x: torch.Tensor) -> torch.Tensor:
     return torch.sigmoid(x) if fn == "sigmoid" else torch.tanh(x)
 
 
-def table_activation(cfg: Config, fn: str, x: torch.Tensor, q_in: QFormat,
-                     words: torch.Tensor | None = None) -> torch.Tensor:
+def table_activation(
+    cfg: Config, fn: str, x: torch.Tensor, q_in: QFormat, words: torch.Tensor | None = None
+) -> torch.Tensor:
     """Table sigmoid/tanh of float ``x`` read at ``q_in`` (quantized with the one rule, saturated).
 
     Forward: the accelerator's table output as a float (a multiple of
     ``q_act``'s LSB). Backward: the derivative of the true function at ``x``.
     """
-    scale = 2.0 ** q_in.frac
+    scale = 2.0**q_in.frac
     raw = torch.floor(x.detach() * scale + 0.5).clamp(q_in.min_raw, q_in.max_raw).to(torch.int64)
-    y = lookup(cfg, fn, raw, q_in.frac, words).to(x.dtype) * (2.0 ** -cfg.q_act.frac)
+    y = lookup(cfg, fn, raw, q_in.frac, words).to(x.dtype) * (2.0**-cfg.q_act.frac)
     t = _true_fn(fn, x)
     return y + (t - t.detach())
 
@@ -179,12 +188,12 @@ def spectrum_ste(vectors: torch.Tensor, q: QFormat) -> tuple[np.ndarray, torch.T
     k = vectors.shape[-1]
     spec = fft.weight_spectra(vectors.detach().cpu().numpy())
     raw = quantize(spec, q)
-    unclipped = np.floor(spec * 2.0 ** q.frac + 0.5)
+    unclipped = np.floor(spec * 2.0**q.frac + 0.5)
     inside = torch.from_numpy((unclipped >= q.min_raw) & (unclipped <= q.max_raw)).to(vectors.device)
     z = torch.fft.rfft(vectors, dim=-1)
     packed = torch.empty(vectors.shape, dtype=vectors.dtype, device=vectors.device)
     packed[..., 0], packed[..., 1] = z[..., 0].real, z[..., k // 2].real
-    packed[..., 2::2], packed[..., 3::2] = z[..., 1:k // 2].real, z[..., 1:k // 2].imag
+    packed[..., 2::2], packed[..., 3::2] = z[..., 1 : k // 2].real, z[..., 1 : k // 2].imag
     held = torch.from_numpy(raw * q.lsb).to(vectors.dtype).to(vectors.device)
     ste = held + (packed - packed.detach()) * inside
     re = torch.cat([ste[..., 0:1], ste[..., 2::2], ste[..., 1:2]], dim=-1)
@@ -194,7 +203,7 @@ def spectrum_ste(vectors: torch.Tensor, q: QFormat) -> tuple[np.ndarray, torch.T
 
 def _raw(x: torch.Tensor, frac: int) -> np.ndarray:
     """Exact raw integers of a fake-quantized tensor (a multiple of ``2**-frac``)."""
-    return torch.round(x.detach() * 2.0 ** frac).to(torch.int64).cpu().numpy()
+    return torch.round(x.detach() * 2.0**frac).to(torch.int64).cpu().numpy()
 
 
 def _circ_index(k: int, device=None) -> torch.Tensor:
@@ -206,6 +215,7 @@ def _circ_index(k: int, device=None) -> torch.Tensor:
 # ----------------------------------------------------------------------------
 # The module
 # ----------------------------------------------------------------------------
+
 
 class _Layer(nn.Module):
     def __init__(self, shapes: dict[str, tuple[int, ...]], layer: int, dtype):
@@ -244,8 +254,14 @@ class CirculantRNN(nn.Module):
     :func:`init_from_dense` or :meth:`reset_parameters`).
     """
 
-    def __init__(self, cfg: Config, fake_quant: bool = False, table_activations: bool = False,
-                 dtype: torch.dtype = torch.float64, delta: bool | None = None):
+    def __init__(
+        self,
+        cfg: Config,
+        fake_quant: bool = False,
+        table_activations: bool = False,
+        dtype: torch.dtype = torch.float64,
+        delta: bool | None = None,
+    ):
         super().__init__()
         self.cfg = cfg
         self.delta = cfg.delta_mode if delta is None else bool(delta)
@@ -323,7 +339,7 @@ class CirculantRNN(nn.Module):
         for key, p, c in (("W", mod.W, cols), ("U", mod.U, h)):
             if p is None:
                 continue
-            if self._spectral:     # stored spectra; the stand-in vectors carry the gradients
+            if self._spectral:  # stored spectra; the stand-in vectors carry the gradients
                 out["S" + key], vectors = spectrum_ste(p.to(torch.float32).to(self.dtype), cfg.q_spectrum)
             else:
                 vectors = self._param(p, cfg.q_weight)
@@ -410,8 +426,13 @@ class CirculantRNN(nn.Module):
             # serial datapath (LSTM, RNN): W x + U h + (b + c) accumulated together, narrowed once
             bias = m["b"] + m["c"]
             hv = self._vector(new, "U", layer, st["h"])
-            pre = self._narrowed(torch.einsum("ghc,nc->ngh", m["W"], xv) + torch.einsum("ghc,nc->ngh", m["U"], hv)
-                                 + bias, m, [("W", xv), ("U", hv)], bias, slice(None))
+            pre = self._narrowed(
+                torch.einsum("ghc,nc->ngh", m["W"], xv) + torch.einsum("ghc,nc->ngh", m["U"], hv) + bias,
+                m,
+                [("W", xv), ("U", hv)],
+                bias,
+                slice(None),
+            )
             if cell == "lstm":
                 h, new["c"] = self._lstm_update(pre, st["c"])
             else:
@@ -468,15 +489,18 @@ class CirculantRNN(nn.Module):
         if single:
             x = x[None]
         if x.dim() != 3 or x.shape[-1] != cfg.input_size:
-            raise ValueError(f"inputs must have shape (N, T, {cfg.input_size}) or (T, {cfg.input_size}), "
-                             f"not {tuple(x.shape)}")
+            raise ValueError(
+                f"inputs must have shape (N, T, {cfg.input_size}) or (T, {cfg.input_size}), not {tuple(x.shape)}"
+            )
         n, t, _ = x.shape
         if state is None:
             state = self.zero_state(n, x.device)
         else:
-            state = [{k: self._q(v.to(self.dtype), cfg.q_cell if k == "c" else cfg.q_state)
-                      for k, v in st.items()} for st in state]
-            if self.delta:     # a state without references starts them at zero, as a reset does
+            state = [
+                {k: self._q(v.to(self.dtype), cfg.q_cell if k == "c" else cfg.q_state) for k, v in st.items()}
+                for st in state
+            ]
+            if self.delta:  # a state without references starts them at zero, as a reset does
                 zero = self.zero_state(n, x.device)
                 state = [{**z, **st} for z, st in zip(zero, state)]
         mats = [self._matrices(layer) for layer in range(cfg.num_layers)]
@@ -495,10 +519,12 @@ class CirculantRNN(nn.Module):
 # From dense weights
 # ----------------------------------------------------------------------------
 
+
 def _dense_layer(entry: Any) -> dict[str, np.ndarray | None]:
     if isinstance(entry, dict):
-        return {k: (None if entry.get(k) is None else np.asarray(entry[k], dtype=np.float64))
-                for k in ("W", "b", "U", "c")}
+        return {
+            k: (None if entry.get(k) is None else np.asarray(entry[k], dtype=np.float64)) for k in ("W", "b", "U", "c")
+        }
     entry = list(entry) + [None] * (4 - len(entry))
     return {k: (None if v is None else np.asarray(v, dtype=np.float64)) for k, v in zip(("W", "b", "U", "c"), entry)}
 
@@ -528,10 +554,13 @@ def dense_to_weights(cfg: Config, layers: Sequence[Any]) -> Weights:
                 continue
             mat = d[mkey]
             if mat is None or mat.shape != (g * h, cols):
-                raise ValueError(f"layer {layer}: {mkey} must have shape ({g * h}, {cols}) (gates x hidden, cols), "
-                                 f"not {None if mat is None else mat.shape}")
-            out[f"layer{layer}.{mkey}"] = np.stack(
-                [project(mat[gi * h:(gi + 1) * h], k) for gi in range(g)]).astype(np.float32)
+                raise ValueError(
+                    f"layer {layer}: {mkey} must have shape ({g * h}, {cols}) (gates x hidden, cols), "
+                    f"not {None if mat is None else mat.shape}"
+                )
+            out[f"layer{layer}.{mkey}"] = np.stack([project(mat[gi * h : (gi + 1) * h], k) for gi in range(g)]).astype(
+                np.float32
+            )
             bias = d[bkey] if d[bkey] is not None else np.zeros(g * h)
             if bias.size != g * h:
                 raise ValueError(f"layer {layer}: {bkey} must have {g * h} entries, not {bias.size}")

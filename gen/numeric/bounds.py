@@ -91,8 +91,17 @@ from .config import Config
 from .fixedpoint import QFormat
 from .model import LayerMatrices
 
-__all__ = ["StepBound", "lut_error", "narrow_error", "projection_error", "fft_forward_error", "fft_inverse_error",
-           "step_error_bound", "float_step_bound", "PARAMS"]
+__all__ = [
+    "StepBound",
+    "lut_error",
+    "narrow_error",
+    "projection_error",
+    "fft_forward_error",
+    "fft_inverse_error",
+    "step_error_bound",
+    "float_step_bound",
+    "PARAMS",
+]
 
 #: What the float model's parameters are: the integer model's (dequantized) or the float weights.
 PARAMS = ("quantized", "float")
@@ -110,7 +119,7 @@ def lut_error(cfg: Config, fn: str, q_in: QFormat) -> float:
     """
     err = lut.table_error(cfg, fn, q_in)["max_abs"]
     rng = cfg.sigmoid_range if fn == "sigmoid" else cfg.tanh_range
-    lim = int(np.ceil(2 * rng * 2 ** q_in.frac))
+    lim = int(np.ceil(2 * rng * 2**q_in.frac))
     ends = np.array([max(q_in.min_raw, -lim), min(q_in.max_raw, lim)], dtype=np.int64)
     got = lut.lookup(cfg, fn, ends, q_in.frac) * cfg.q_act.lsb
     err = max(err, float(np.max(np.abs(got - lut.float_fn(fn)(ends * q_in.lsb)))))
@@ -145,7 +154,7 @@ def _mix(u, eu, v, ev, s, es):
 
 def _segments(x: np.ndarray, blocks: int, k: int) -> np.ndarray:
     out = np.zeros((x.shape[0], blocks * k))
-    out[:, :x.shape[1]] = x
+    out[:, : x.shape[1]] = x
     return out.reshape(x.shape[0], blocks, k)
 
 
@@ -204,7 +213,7 @@ def fft_inverse_error(k: int, frac: int, ymax) -> np.ndarray:
     the inverse's own arithmetic: twiddle quantization and the rounding of each
     nontrivial twiddle product (see the module docs).
     """
-    lsb = 2.0 ** -frac
+    lsb = 2.0**-frac
     ymax = np.asarray(ymax, dtype=np.float64)
     e = np.zeros_like(ymax)
     for s in range(1, fft.stages(k) + 1):
@@ -213,8 +222,9 @@ def fft_inverse_error(k: int, frac: int, ymax) -> np.ndarray:
     return e
 
 
-def projection_error(cfg: Config, terms, biases: int = 1, params: str = "quantized",
-                     checks: list | None = None) -> np.ndarray:
+def projection_error(
+    cfg: Config, terms, biases: int = 1, params: str = "quantized", checks: list | None = None
+) -> np.ndarray:
     """Bound of ``|projection_int - (sum B x + bias)|`` (N, G, H) for the config's circulant mode.
 
     ``terms`` lists ``(B, S, x, e_x)``: the float model's dense matrix B (G, H, C),
@@ -261,24 +271,24 @@ def _fft_error(cfg: Config, terms, params: str, checks: list | None) -> np.ndarr
         cb = S.shape[2]
         xs = _segments(x, cb, k)
         exs = np.zeros_like(xs) if ex is None else _segments(ex, cb, k)
-        xmax = np.abs(xs).max(axis=-1) + exs.max(axis=-1)                          # (N, cb)
-        e_x = fft_forward_error(k, qs, xmax)                                      # (N, cb, k/2 + 1)
-        s_mod = _bin_modulus(S * qsp.lsb)                                         # (G, rb, cb, k/2 + 1)
+        xmax = np.abs(xs).max(axis=-1) + exs.max(axis=-1)  # (N, cb)
+        e_x = fft_forward_error(k, qs, xmax)  # (N, cb, k/2 + 1)
+        s_mod = _bin_modulus(S * qsp.lsb)  # (G, rb, cb, k/2 + 1)
         term = np.einsum("grjm,njm->ngrm", s_mod, e_x)
         spec = np.fft.rfft(xs, axis=-1) / k
-        spec_x = np.abs(spec) + exs.max(axis=-1)[..., None]                       # |X'(x_int)|
-        if params == "float":     # assumes the float spectra do not saturate (float_step_bound checks it)
+        spec_x = np.abs(spec) + exs.max(axis=-1)[..., None]  # |X'(x_int)|
+        if params == "float":  # assumes the float spectra do not saturate (float_step_bound checks it)
             term = term + np.einsum("m,njm->nm", _quantization_modulus(qsp, k), spec_x)[:, None, None, :]
         if checks is not None:
             checks.append(("input spectra", spec_x, e_x, qs))
         ep = term if ep is None else ep + term
         # |B_eff x_int| on every row of the blocks the spectra realize
-        full = np.stack([expand(v) for v in fft.spectra_vectors(S * qsp.lsb)])    # (G, rb k, cb k)
+        full = np.stack([expand(v) for v in fft.spectra_vectors(S * qsp.lsb)])  # (G, rb k, cb k)
         flat, eflat = xs.reshape(xs.shape[0], -1), exs.reshape(exs.shape[0], -1)
         y = np.abs(np.einsum("grc,nc->ngr", full, flat)) + np.einsum("grc,nc->ngr", np.abs(full), eflat)
         exact = y if exact is None else exact + y
     n, g, rb = ep.shape[:3]
-    E = np.einsum("ngrm,m->ngr", ep, _half_weights(k))                             # through the inverse
+    E = np.einsum("ngrm,m->ngr", ep, _half_weights(k))  # through the inverse
     m_inv = exact.reshape(n, g, rb, k).max(axis=-1) + E
     return np.repeat(E + fft_inverse_error(k, cfg.fft_acc_frac, m_inv), k, axis=2)
 
@@ -304,8 +314,9 @@ class StepBound:
         return not self.saturating()
 
 
-def step_error_bound(cfg: Config, mats: LayerMatrices, x: np.ndarray, state: dict, inter: dict,
-                     params: str = "quantized") -> StepBound:
+def step_error_bound(
+    cfg: Config, mats: LayerMatrices, x: np.ndarray, state: dict, inter: dict, params: str = "quantized"
+) -> StepBound:
     """Bound of ``|integer step - float step|`` for one layer and one step.
 
     Parameters
@@ -343,8 +354,9 @@ def step_error_bound(cfg: Config, mats: LayerMatrices, x: np.ndarray, state: dic
     # and xp, hp never exist on their own (nothing to saturate)
     fused = cfg.fused_projections
     if fused:
-        epre = projection_error(cfg, [(mats.W, mats.SW, xin, None), (mats.U, mats.SU, state["h"], None)], 2,
-                                params, chk)
+        epre = projection_error(
+            cfg, [(mats.W, mats.SW, xin, None), (mats.U, mats.SU, state["h"], None)], 2, params, chk
+        )
     else:
         ep = projection_error(cfg, [(mats.W, mats.SW, xin, None)], 1, params, chk)
         chk.append(("xp", xp, ep, qp))
@@ -381,8 +393,9 @@ def step_error_bound(cfg: Config, mats: LayerMatrices, x: np.ndarray, state: dic
             erh = er * np.abs(h) + narrow_error(fa + fx, qs)
             chk.append(("rh", r * h, erh, qs))
             hn = inter["hp_n"]
-            ehn = projection_error(cfg, [(mats.U[2:3], None if mats.SU is None else mats.SU[2:3], r * h, erh)], 1,
-                                   params, chk)[:, 0]
+            ehn = projection_error(
+                cfg, [(mats.U[2:3], None if mats.SU is None else mats.SU[2:3], r * h, erh)], 1, params, chk
+            )[:, 0]
             chk.append(("hp_n", hn, ehn, qp))
             n_pre = xp[:, 2] + hn
             en_pre = ep[:, 2] + ehn

@@ -21,8 +21,21 @@ import tomli_w
 
 from .fixedpoint import QFormat
 
-__all__ = ["Config", "ConfigError", "CELLS", "DATAPATHS", "CIRCULANT_MODES", "CORE_MODES", "CORE_MODES_BUILT",
-           "MAX_CORES", "FIELDS", "gate_names", "PRESETS", "preset", "ceil_div"]
+__all__ = [
+    "Config",
+    "ConfigError",
+    "CELLS",
+    "DATAPATHS",
+    "CIRCULANT_MODES",
+    "CORE_MODES",
+    "CORE_MODES_BUILT",
+    "MAX_CORES",
+    "FIELDS",
+    "gate_names",
+    "PRESETS",
+    "preset",
+    "ceil_div",
+]
 
 #: Cell types and the gates (rows of the stacked projection matrices), in order.
 CELLS = ("lstm", "gru", "sru", "qrnn", "rnn")
@@ -250,38 +263,61 @@ class Config:
 
     def _validate_serial(self):
         """Rules of ``datapath = 'serial'`` (see the class docstring)."""
-        self._check(self.cell in ("lstm", "rnn"), "cell",
-                    "datapath 'serial' fuses the input and recurrent projections: only lstm and rnn have that form")
-        self._check(self.block_size >= 4 and _is_pow2(self.block_size), "block_size",
-                    "datapath 'serial' needs circulant blocks of a power of two, 4 or more")
-        self._check(_is_pow2(self.lanes) and self.block_size % self.lanes == 0, "lanes",
-                    f"datapath 'serial' needs a power-of-two lane count dividing block_size ({self.block_size})")
+        self._check(
+            self.cell in ("lstm", "rnn"),
+            "cell",
+            "datapath 'serial' fuses the input and recurrent projections: only lstm and rnn have that form",
+        )
+        self._check(
+            self.block_size >= 4 and _is_pow2(self.block_size),
+            "block_size",
+            "datapath 'serial' needs circulant blocks of a power of two, 4 or more",
+        )
+        self._check(
+            _is_pow2(self.lanes) and self.block_size % self.lanes == 0,
+            "lanes",
+            f"datapath 'serial' needs a power-of-two lane count dividing block_size ({self.block_size})",
+        )
         self._check(self.pe_rows == 1, "pe_rows", "datapath 'serial' has one row of lanes: set pe_rows = 1")
         self._check(self.pe_cols == 1, "pe_cols", "datapath 'serial' has one row of lanes: set pe_cols = 1")
-        if self.weight_ram == "huge" and 16 % self.weight_format.width == 0:   # else the SPRAM rule below speaks
-            self._check(self.lanes % self.bank_packing == 0, "lanes",
-                        f"datapath 'serial' with SPRAM weights reads {self.bank_packing} weights per word: "
-                        f"lanes must be a multiple")
+        if self.weight_ram == "huge" and 16 % self.weight_format.width == 0:  # else the SPRAM rule below speaks
+            self._check(
+                self.lanes % self.bank_packing == 0,
+                "lanes",
+                f"datapath 'serial' with SPRAM weights reads {self.bank_packing} weights per word: "
+                f"lanes must be a multiple",
+            )
 
     def _validate_fft_accumulator(self):
         """Rules of ``circulant_mode = 'fft'`` on the spectral accumulator (see :attr:`fft_acc_width`)."""
-        self._check(self.q_pre.frac <= self.fft_acc_frac, "q_pre",
-                    f"has {self.q_pre.frac} fractional bits, more than the spectral accumulator's "
-                    f"{self.fft_acc_frac} (q_spectrum.frac + q_state.frac): biases could not be aligned exactly")
-        self._check(self.fft_acc_width <= 62, "q_spectrum",
-                    f"with q_state this gives a {self.fft_acc_width}-bit spectral accumulator, wider than the 62 "
-                    f"bits supported")
+        self._check(
+            self.q_pre.frac <= self.fft_acc_frac,
+            "q_pre",
+            f"has {self.q_pre.frac} fractional bits, more than the spectral accumulator's "
+            f"{self.fft_acc_frac} (q_spectrum.frac + q_state.frac): biases could not be aligned exactly",
+        )
+        self._check(
+            self.fft_acc_width <= 62,
+            "q_spectrum",
+            f"with q_state this gives a {self.fft_acc_width}-bit spectral accumulator, wider than the 62 "
+            f"bits supported",
+        )
 
     def _validate_cores(self):
         """Rules of ``cores`` and ``core_mode`` (see the class docstring)."""
         self._check(1 <= self.cores <= MAX_CORES, "cores", f"must be between 1 and {MAX_CORES}")
         self._check(self.core_mode in CORE_MODES, "core_mode", f"must be one of {', '.join(CORE_MODES)}")
-        self._check(self.core_mode in CORE_MODES_BUILT, "core_mode",
-                    "'helpers' (cores sharing one layer's rows) is not built yet: use 'programs' or 'layers'")
+        self._check(
+            self.core_mode in CORE_MODES_BUILT,
+            "core_mode",
+            "'helpers' (cores sharing one layer's rows) is not built yet: use 'programs' or 'layers'",
+        )
         if self.core_mode == "layers":
-            self._check(self.cores <= self.num_layers, "cores",
-                        f"core_mode 'layers' gives each core at least one layer: at most num_layers "
-                        f"({self.num_layers}) cores")
+            self._check(
+                self.cores <= self.num_layers,
+                "cores",
+                f"core_mode 'layers' gives each core at least one layer: at most num_layers ({self.num_layers}) cores",
+            )
 
     def _validate_delta(self):
         """Rules of the delta-mode thresholds (see the class docstring)."""
@@ -290,11 +326,18 @@ class Config:
             value = getattr(self, fname)
             if value is None and fname == "delta_threshold_h":
                 continue
-            self._check(isinstance(value, float), fname, "must be a number (in the units of the inputs and hidden "
-                        "states)" + (", or left out" if fname == "delta_threshold_h" else ""))
+            self._check(
+                isinstance(value, float),
+                fname,
+                "must be a number (in the units of the inputs and hidden "
+                "states)" + (", or left out" if fname == "delta_threshold_h" else ""),
+            )
             self._check(math.isfinite(value) and value >= 0, fname, "must be a finite number, 0 or more (0 = exact)")
-            self._check(value < span, fname, f"must be below {span:g}, the span of q_state ({self.q_state}): "
-                        f"no change can exceed that")
+            self._check(
+                value < span,
+                fname,
+                f"must be below {span:g}, the span of q_state ({self.q_state}): no change can exceed that",
+            )
 
     def _check(self, ok: bool, fname: str, rule: str):
         if not ok:
@@ -321,37 +364,56 @@ class Config:
         self._check(self.qrnn_window in (1, 2), "qrnn_window", "must be 1 or 2")
         self._check(self.block_size <= 256, "block_size", "must be at most 256")
         self._check(self.datapath in DATAPATHS, "datapath", f"must be one of {', '.join(DATAPATHS)}")
-        self._check(self.circulant_mode in CIRCULANT_MODES, "circulant_mode",
-                    f"must be one of {', '.join(CIRCULANT_MODES)}")
+        self._check(
+            self.circulant_mode in CIRCULANT_MODES, "circulant_mode", f"must be one of {', '.join(CIRCULANT_MODES)}"
+        )
         self._validate_cores()
         if self.fft_mode:
-            self._check(self.block_size >= 4 and _is_pow2(self.block_size), "circulant_mode",
-                        f"'fft' needs circulant blocks of a power of two, 4 or more (block_size {self.block_size})")
+            self._check(
+                self.block_size >= 4 and _is_pow2(self.block_size),
+                "circulant_mode",
+                f"'fft' needs circulant blocks of a power of two, 4 or more (block_size {self.block_size})",
+            )
         if self.datapath == "serial":
             self._validate_serial()
         elif self.block_size > 1:
-            self._check(self.lanes == self.block_size, "lanes",
-                        f"must equal block_size ({self.block_size}) for circulant weights: a PE computes one "
-                        f"k x k block with k lanes (datapath = 'serial' runs fewer lanes)")
+            self._check(
+                self.lanes == self.block_size,
+                "lanes",
+                f"must equal block_size ({self.block_size}) for circulant weights: a PE computes one "
+                f"k x k block with k lanes (datapath = 'serial' runs fewer lanes)",
+            )
         else:
             self._check(self.lanes <= 64, "lanes", "dense tile size must be at most 64")
         self._check(self.seed >= 0, "seed", "must be 0 or more")
         self._validate_delta()
         self._check(self.weight_ram in ("block", "huge"), "weight_ram", "must be 'block' or 'huge' (iCE40 SPRAM)")
         if self.weight_ram == "huge":
-            self._check(not self.weights_in_rom, "weight_ram",
-                        "'huge' (SPRAM) cannot hold initial contents: set weights_in_rom = false")
+            self._check(
+                not self.weights_in_rom,
+                "weight_ram",
+                "'huge' (SPRAM) cannot hold initial contents: set weights_in_rom = false",
+            )
             wname = "q_spectrum" if self.fft_mode else "q_weight"
-            self._check(self.block_size > 1 and 16 % self.weight_format.width == 0, "weight_ram",
-                        f"'huge' packs circulant weight words into 16-bit SPRAM words: needs block_size > 1 and a "
-                        f"{wname} width dividing 16 (block_size {self.block_size}, {wname} {self.weight_format})")
+            self._check(
+                self.block_size > 1 and 16 % self.weight_format.width == 0,
+                "weight_ram",
+                f"'huge' packs circulant weight words into 16-bit SPRAM words: needs block_size > 1 and a "
+                f"{wname} width dividing 16 (block_size {self.block_size}, {wname} {self.weight_format})",
+            )
         if self.cell == "qrnn" and self.qrnn_window == 2:
-            self._check(self.input_size % self.tile == 0, "input_size",
-                        f"must be a multiple of the tile ({self.tile}) for a window-2 QRNN: "
-                        f"the hardware keeps [x_t, x_t-1] in whole segments")
+            self._check(
+                self.input_size % self.tile == 0,
+                "input_size",
+                f"must be a multiple of the tile ({self.tile}) for a window-2 QRNN: "
+                f"the hardware keeps [x_t, x_t-1] in whole segments",
+            )
             if self.num_layers > 1:
-                self._check(self.hidden_size % self.tile == 0, "hidden_size",
-                            f"must be a multiple of the tile ({self.tile}) for a multi-layer window-2 QRNN")
+                self._check(
+                    self.hidden_size % self.tile == 0,
+                    "hidden_size",
+                    f"must be a multiple of the tile ({self.tile}) for a multi-layer window-2 QRNN",
+                )
         self._check(self.q_act.int_bits >= 0, "q_act", "needs at least 0 integer bits to hold values in [-1, 1)")
         self._check(self.q_state.int_bits >= 0, "q_state", "needs at least 0 integer bits")
         self._check(self.q_cell.int_bits >= 0, "q_cell", "needs at least 0 integer bits")
@@ -359,16 +421,27 @@ class Config:
         if self.fft_mode:
             self._validate_fft_accumulator()
         else:
-            self._check(self.q_pre.frac <= self.acc_frac, "q_pre",
-                        f"has {self.q_pre.frac} fractional bits, more than the accumulator's {self.acc_frac} "
-                        f"(q_weight.frac + q_state.frac): biases could not be aligned exactly")
-            self._check(self.q_pre.width <= self.acc_width, "q_pre",
-                        f"is {self.q_pre.width} bits wide, wider than the {self.acc_width}-bit accumulator")
-            self._check(self.acc_width <= 62, "q_weight",
-                        f"with q_state this gives a {self.acc_width}-bit accumulator, wider than the 62 bits "
-                        f"supported")
-        self._check(self.table_entries >= 4 and _is_pow2(self.table_entries) and self.table_entries <= 65536,
-                    "table_entries", "must be a power of two between 4 and 65536")
+            self._check(
+                self.q_pre.frac <= self.acc_frac,
+                "q_pre",
+                f"has {self.q_pre.frac} fractional bits, more than the accumulator's {self.acc_frac} "
+                f"(q_weight.frac + q_state.frac): biases could not be aligned exactly",
+            )
+            self._check(
+                self.q_pre.width <= self.acc_width,
+                "q_pre",
+                f"is {self.q_pre.width} bits wide, wider than the {self.acc_width}-bit accumulator",
+            )
+            self._check(
+                self.acc_width <= 62,
+                "q_weight",
+                f"with q_state this gives a {self.acc_width}-bit accumulator, wider than the 62 bits supported",
+            )
+        self._check(
+            self.table_entries >= 4 and _is_pow2(self.table_entries) and self.table_entries <= 65536,
+            "table_entries",
+            "must be a power of two between 4 and 65536",
+        )
         for fname in ("sigmoid_range", "tanh_range"):
             value = getattr(self, fname)
             self._check(value > 0 and _is_pow2_float(value), fname, "must be a power of two (0.5, 1, 2, 4, 8, ...)")
@@ -377,9 +450,12 @@ class Config:
             inputs = ("q_pre", "q_cell") if fn == "tanh" and self.cell in ("lstm", "sru", "qrnn") else ("q_pre",)
             for qname in inputs:
                 step_shift = self.table_shift(fn, getattr(self, qname).frac)
-                self._check(step_shift >= 0, fname,
-                            f"table step 2*R/table_entries is finer than the resolution of {qname} "
-                            f"({getattr(self, qname)}): use fewer entries or a wider range")
+                self._check(
+                    step_shift >= 0,
+                    fname,
+                    f"table step 2*R/table_entries is finer than the resolution of {qname} "
+                    f"({getattr(self, qname)}): use fewer entries or a wider range",
+                )
 
     # ---------------------------------------------------------------- derived
     def core_layer_groups(self) -> list[range]:
@@ -401,8 +477,13 @@ class Config:
         for the first core, ``hidden_size`` after), and it has ``cores = 1``.
         """
         group = self.core_layer_groups()[core]
-        return self.replace(cores=1, core_mode=Config.core_mode, num_layers=len(group),
-                            input_size=self.layer_input_size(group.start), name=f"{self.name}.core{core}")
+        return self.replace(
+            cores=1,
+            core_mode=Config.core_mode,
+            num_layers=len(group),
+            input_size=self.layer_input_size(group.start),
+            name=f"{self.name}.core{core}",
+        )
 
     @property
     def gates(self) -> tuple[str, ...]:
@@ -610,12 +691,12 @@ class Config:
         For an integer d, ``|d| > floor(t)`` exactly when ``|d| > t``: the raw
         test is the float test on the quantized values.
         """
-        return math.floor(self.delta_threshold * 2.0 ** self.q_state.frac)
+        return math.floor(self.delta_threshold * 2.0**self.q_state.frac)
 
     @property
     def delta_threshold_h_raw(self) -> int:
         """The hidden-state threshold in raw q_state units (see :attr:`delta_threshold_raw`)."""
-        return math.floor(self.delta_threshold_hidden * 2.0 ** self.q_state.frac)
+        return math.floor(self.delta_threshold_hidden * 2.0**self.q_state.frac)
 
     # ---------------------------------------------------------- serialization
     def to_dict(self) -> dict[str, Any]:
@@ -643,8 +724,9 @@ class Config:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ConfigError(unknown[0], data[unknown[0]],
-                              f"is not a config field (known: {', '.join(sorted(known))})")
+            raise ConfigError(
+                unknown[0], data[unknown[0]], f"is not a config field (known: {', '.join(sorted(known))})"
+            )
         return cls(**data)
 
     def to_toml(self) -> str:
@@ -693,27 +775,59 @@ _DEFAULT = Config()
 
 PRESETS: dict[str, Config] = {
     "tiny": _DEFAULT.replace(name="tiny", input_size=8, hidden_size=8, block_size=4, lanes=4, pe_rows=1, pe_cols=2),
-    "lstm-small": _DEFAULT.replace(name="lstm-small", input_size=32, hidden_size=32, block_size=4, lanes=4,
-                                   pe_rows=2, pe_cols=2),
-    "gru-small": _DEFAULT.replace(name="gru-small", cell="gru", input_size=32, hidden_size=32, block_size=4, lanes=4,
-                                  pe_rows=2, pe_cols=2),
+    "lstm-small": _DEFAULT.replace(
+        name="lstm-small", input_size=32, hidden_size=32, block_size=4, lanes=4, pe_rows=2, pe_cols=2
+    ),
+    "gru-small": _DEFAULT.replace(
+        name="gru-small", cell="gru", input_size=32, hidden_size=32, block_size=4, lanes=4, pe_rows=2, pe_cols=2
+    ),
     # the lstm-small model shape on the iCE40UP5K (iCEBreaker): the serial datapath (4 lanes + 3 gate
     # multipliers of the 8 DSPs, one-word memories: 17 of 30 EBR), 512-entry tables without interpolation.
     # (The array datapath with one PE needs 33 EBR since its overlapped schedule added the input store.)
-    "lstm-small-ice40": _DEFAULT.replace(name="lstm-small-ice40", input_size=32, hidden_size=32, block_size=4,
-                                         lanes=4, pe_rows=1, pe_cols=1, datapath="serial",
-                                         table_entries=512, interpolate=False),
+    "lstm-small-ice40": _DEFAULT.replace(
+        name="lstm-small-ice40",
+        input_size=32,
+        hidden_size=32,
+        block_size=4,
+        lanes=4,
+        pe_rows=1,
+        pe_cols=1,
+        datapath="serial",
+        table_entries=512,
+        interpolate=False,
+    ),
     # 512x512 LSTM, k = 16: its 128 KiB of weights fill the UP5K's four SPRAMs; the serial datapath
     # (4 lanes, one-word memories, fused projections) fits the rest in 30 EBR and 8 DSPs
-    "lstm512-ice40": _DEFAULT.replace(name="lstm512-ice40", input_size=512, hidden_size=512, block_size=16, lanes=4,
-                                      pe_rows=1, pe_cols=1, q_weight=QFormat(8, 7), weights_in_rom=False,
-                                      weight_ram="huge", datapath="serial", table_entries=512, interpolate=False),
+    "lstm512-ice40": _DEFAULT.replace(
+        name="lstm512-ice40",
+        input_size=512,
+        hidden_size=512,
+        block_size=16,
+        lanes=4,
+        pe_rows=1,
+        pe_cols=1,
+        q_weight=QFormat(8, 7),
+        weights_in_rom=False,
+        weight_ram="huge",
+        datapath="serial",
+        table_entries=512,
+        interpolate=False,
+    ),
     # the same 512x512 LSTM (k = 16, 8-bit weights) on the ULX3S-85F (ECP5): the array datapath with 4x2 PEs of
     # 16 lanes (128 multipliers + 6 in the gate unit, of 156), weights in ROM in block RAM, stacked projection
     # memories (per-gate ones spread 64 wide EBRs over the die and did not route); 3x3 and 3x2 PEs did not
     # route either (docs/boards.md)
-    "lstm512-ecp5": _DEFAULT.replace(name="lstm512-ecp5", input_size=512, hidden_size=512, block_size=16, lanes=16,
-                                     pe_rows=4, pe_cols=2, q_weight=QFormat(8, 7), stacked_projections=True),
+    "lstm512-ecp5": _DEFAULT.replace(
+        name="lstm512-ecp5",
+        input_size=512,
+        hidden_size=512,
+        block_size=16,
+        lanes=16,
+        pe_rows=4,
+        pe_cols=2,
+        q_weight=QFormat(8, 7),
+        stacked_projections=True,
+    ),
 }
 
 

@@ -99,8 +99,11 @@ class WorkStats:
     by_matrix: dict[tuple[int, str], dict[str, int]] = field(default_factory=dict)
 
     def __post_init__(self):
-        self._shapes = {(layer, name): (rows, cols) for layer in range(self.cfg.num_layers)
-                        for name, rows, cols in self.cfg.matrices(layer)}
+        self._shapes = {
+            (layer, name): (rows, cols)
+            for layer in range(self.cfg.num_layers)
+            for name, rows, cols in self.cfg.matrices(layer)
+        }
 
     def clear(self) -> None:
         self.steps = self.cols = self.cols_skipped = self.block_cols = self.block_cols_skipped = 0
@@ -123,16 +126,23 @@ class WorkStats:
             active_blocks = np.full(n, blocks, np.int64)
         else:
             nz = np.zeros((n, cols), bool)
-            nz[:, :delta.shape[1]] = np.asarray(delta) != 0
+            nz[:, : delta.shape[1]] = np.asarray(delta) != 0
             active_cols = nz.sum(axis=1)
             active_blocks = nz.reshape(n, blocks, k).any(axis=2).sum(axis=1)
         macs = active_blocks * k * rows
         skipped, bskipped = cols - active_cols, blocks - active_blocks
-        tot = self.by_matrix.setdefault((layer, name), {"cols": 0, "cols_skipped": 0, "block_cols": 0,
-                                                         "block_cols_skipped": 0, "macs": 0, "dense_macs": 0})
-        for key, value in (("cols", cols * n), ("cols_skipped", int(skipped.sum())), ("block_cols", blocks * n),
-                           ("block_cols_skipped", int(bskipped.sum())), ("macs", int(macs.sum())),
-                           ("dense_macs", rows * cols * n)):
+        tot = self.by_matrix.setdefault(
+            (layer, name),
+            {"cols": 0, "cols_skipped": 0, "block_cols": 0, "block_cols_skipped": 0, "macs": 0, "dense_macs": 0},
+        )
+        for key, value in (
+            ("cols", cols * n),
+            ("cols_skipped", int(skipped.sum())),
+            ("block_cols", blocks * n),
+            ("block_cols_skipped", int(bskipped.sum())),
+            ("macs", int(macs.sum())),
+            ("dense_macs", rows * cols * n),
+        ):
             tot[key] += value
             setattr(self, key, getattr(self, key) + value)
         if self.per_step:
@@ -169,9 +179,18 @@ class WorkStats:
 
     def as_dict(self) -> dict:
         """Totals and shares as plain numbers (for a JSON report)."""
-        return {"steps": self.steps, "cols": self.cols, "cols_skipped": self.cols_skipped,
-                "block_cols": self.block_cols, "block_cols_skipped": self.block_cols_skipped,
-                "macs": self.macs, "dense_macs": self.dense_macs, "skip_fraction": self.skip_fraction,
-                "block_skip_fraction": self.block_skip_fraction, "macs_per_step": self.macs_per_step,
-                "dense_macs_per_step": self.dense_macs_per_step, "mac_fraction": self.mac_fraction,
-                "by_matrix": {f"layer{layer}.{name}": dict(v) for (layer, name), v in sorted(self.by_matrix.items())}}
+        return {
+            "steps": self.steps,
+            "cols": self.cols,
+            "cols_skipped": self.cols_skipped,
+            "block_cols": self.block_cols,
+            "block_cols_skipped": self.block_cols_skipped,
+            "macs": self.macs,
+            "dense_macs": self.dense_macs,
+            "skip_fraction": self.skip_fraction,
+            "block_skip_fraction": self.block_skip_fraction,
+            "macs_per_step": self.macs_per_step,
+            "dense_macs_per_step": self.dense_macs_per_step,
+            "mac_fraction": self.mac_fraction,
+            "by_matrix": {f"layer{layer}.{name}": dict(v) for (layer, name), v in sorted(self.by_matrix.items())},
+        }

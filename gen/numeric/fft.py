@@ -71,15 +71,35 @@ import numpy as np
 from .config import Config
 from .fixedpoint import QFormat, narrow, quantize, round_shift
 
-__all__ = ["TWIDDLE", "check_size", "stages", "twiddles", "twiddle_errors", "trivial_twiddle", "stage_twiddles",
-           "bit_reverse", "pack", "unpack", "pack_half", "unpack_half", "rfft_wide", "rfft", "spectral_mac", "irfft",
-           "weight_spectra", "spectra_vectors", "transform_multiplies", "block_multiplies", "step_multiplies"]
+__all__ = [
+    "TWIDDLE",
+    "check_size",
+    "stages",
+    "twiddles",
+    "twiddle_errors",
+    "trivial_twiddle",
+    "stage_twiddles",
+    "bit_reverse",
+    "pack",
+    "unpack",
+    "pack_half",
+    "unpack_half",
+    "rfft_wide",
+    "rfft",
+    "spectral_mac",
+    "irfft",
+    "weight_spectra",
+    "spectra_vectors",
+    "transform_multiplies",
+    "block_multiplies",
+    "step_multiplies",
+]
 
 #: Format of the twiddle factors' cos and sin words (16 bits: 1.0 is exact).
 TWIDDLE = QFormat(16, 14)
 
 _FT = TWIDDLE.frac
-_INT64_BITS = 62        # magnitudes below 2**62 leave room for one more addition in int64
+_INT64_BITS = 62  # magnitudes below 2**62 leave room for one more addition in int64
 
 
 def check_size(k: int) -> int:
@@ -121,7 +141,7 @@ def twiddle_errors(k: int) -> np.ndarray:
     cos, sin = twiddles(k)
     angle = _angles(k)
     err = np.hypot(cos * TWIDDLE.lsb - np.cos(angle), sin * TWIDDLE.lsb - np.sin(angle))
-    err = np.where(trivial_twiddle(k, np.arange(k // 2)), 0.0, err)     # 1 and -i are exact
+    err = np.where(trivial_twiddle(k, np.arange(k // 2)), 0.0, err)  # 1 and -i are exact
     err.flags.writeable = False
     return err
 
@@ -150,6 +170,7 @@ def bit_reverse(k: int) -> np.ndarray:
 # ----------------------------------------------------------------------------
 # Hermitian packing
 # ----------------------------------------------------------------------------
+
 
 def pack_half(re, im) -> np.ndarray:
     """Bins 0 .. k/2 of a real signal's spectrum, real and imaginary parts (..., k/2 + 1), to k packed reals."""
@@ -180,7 +201,7 @@ def unpack_half(packed) -> tuple[np.ndarray, np.ndarray]:
 def pack(re, im) -> np.ndarray:
     """A full spectrum (..., k) of a real signal to k packed reals (bins above k/2 are dropped)."""
     k = np.shape(re)[-1]
-    return pack_half(np.asarray(re)[..., :k // 2 + 1], np.asarray(im)[..., :k // 2 + 1])
+    return pack_half(np.asarray(re)[..., : k // 2 + 1], np.asarray(im)[..., : k // 2 + 1])
 
 
 def unpack(packed) -> tuple[np.ndarray, np.ndarray]:
@@ -196,6 +217,7 @@ def unpack(packed) -> tuple[np.ndarray, np.ndarray]:
 # ----------------------------------------------------------------------------
 # Exact integer helpers
 # ----------------------------------------------------------------------------
+
 
 def _max_bits(*arrays) -> int:
     return max((int(np.max(np.abs(a), initial=0)).bit_length() for a in arrays), default=0)
@@ -229,6 +251,7 @@ def _join(top: np.ndarray, bot: np.ndarray) -> np.ndarray:
 # ----------------------------------------------------------------------------
 # The transforms
 # ----------------------------------------------------------------------------
+
 
 def rfft_wide(x) -> np.ndarray:
     """Forward stages of :func:`rfft` without the final narrowing.
@@ -286,13 +309,15 @@ def spectral_mac(spectra, segments) -> np.ndarray:
     bits = _max_bits(S) + _max_bits(X) + math.ceil(math.log2(2 * cb)) + 1
     if bits > _INT64_BITS or S.dtype == object or X.dtype == object:
         S, X = _widen(S, X)
-        Xb = X.reshape((X.shape[0],) + (1,) * (S.ndim - 2) + X.shape[1:])   # N in front of the spectra's axes
+        Xb = X.reshape((X.shape[0],) + (1,) * (S.ndim - 2) + X.shape[1:])  # N in front of the spectra's axes
 
         def mul(a, b):
             return (S[None][..., a] * Xb[..., b]).sum(axis=-2)
     else:
+
         def mul(a, b):
             return np.einsum("...jm,njm->n...m", S[..., a], X[..., b])
+
     dc, nyq, real, imag = slice(0, 1), slice(1, 2), slice(2, None, 2), slice(3, None, 2)
     re = mul(real, real) - mul(imag, imag)
     out = np.empty(re.shape[:-1] + (S.shape[-1],), dtype=re.dtype)
@@ -339,6 +364,7 @@ def irfft(packed) -> np.ndarray:
 # Weight spectra (float, at quantize time)
 # ----------------------------------------------------------------------------
 
+
 def weight_spectra(vectors) -> np.ndarray:
     """Packed ``DFT(w)`` (float64) of defining vectors (..., k): what is quantized to ``q_spectrum``."""
     w = np.asarray(vectors, dtype=np.float64)
@@ -356,6 +382,7 @@ def spectra_vectors(packed) -> np.ndarray:
 # ----------------------------------------------------------------------------
 # Counted multiplies
 # ----------------------------------------------------------------------------
+
 
 def transform_multiplies(k: int) -> int:
     """Real multiplies of one forward or inverse transform: 4 per nontrivial twiddle product.
@@ -386,8 +413,14 @@ def step_multiplies(cfg: Config) -> dict:
     """
     k = cfg.block_size
     direct = sum(r * c for layer in range(cfg.num_layers) for _, r, c in cfg.matrices(layer))
-    out = {"direct": direct, "fft": None, "fft_3mult": None, "forward_transforms": None,
-           "inverse_transforms": None, "blocks": None}
+    out = {
+        "direct": direct,
+        "fft": None,
+        "fft_3mult": None,
+        "forward_transforms": None,
+        "inverse_transforms": None,
+        "blocks": None,
+    }
     if not (4 <= k <= 256 and k & (k - 1) == 0):
         return out
     fwd = inv = blocks = 0
@@ -396,10 +429,14 @@ def step_multiplies(cfg: Config) -> dict:
         for i, (_, r, c) in enumerate(mats):
             fwd += c // k
             blocks += (r // k) * (c // k)
-            if not (cfg.fused_projections and i > 0):     # fused: [W | U] shares the row blocks of W
+            if not (cfg.fused_projections and i > 0):  # fused: [W | U] shares the row blocks of W
                 inv += r // k
     t = transform_multiplies(k)
-    out.update(forward_transforms=fwd, inverse_transforms=inv, blocks=blocks,
-               fft=(fwd + inv) * t + blocks * block_multiplies(k, 4),
-               fft_3mult=(fwd + inv) * t + blocks * block_multiplies(k, 3))
+    out.update(
+        forward_transforms=fwd,
+        inverse_transforms=inv,
+        blocks=blocks,
+        fft=(fwd + inv) * t + blocks * block_multiplies(k, 4),
+        fft_3mult=(fwd + inv) * t + blocks * block_multiplies(k, 3),
+    )
     return out

@@ -104,7 +104,7 @@ class QFormat:
     @property
     def lsb(self) -> float:
         """Value of one least significant bit."""
-        return 2.0 ** -self.frac
+        return 2.0**-self.frac
 
     @property
     def min_value(self) -> float:
@@ -121,6 +121,7 @@ class QFormat:
 # --------------------------------------------------------------------------
 # NumPy side (golden model)
 # --------------------------------------------------------------------------
+
 
 def _as_int(x) -> np.ndarray:
     """int64 arrays; object arrays of Python ints stay as they are (exact sums wider than 63 bits)."""
@@ -170,7 +171,7 @@ def quantize(x, q: QFormat) -> np.ndarray:
     arr = np.asarray(x, dtype=np.float64)
     if not np.all(np.isfinite(arr)):
         raise ValueError("cannot quantize NaN or infinite values")
-    scaled = np.floor(arr * (2.0 ** q.frac) + 0.5)
+    scaled = np.floor(arr * (2.0**q.frac) + 0.5)
     scaled = np.clip(scaled, q.min_raw, q.max_raw)
     return scaled.astype(np.int64)
 
@@ -178,12 +179,13 @@ def quantize(x, q: QFormat) -> np.ndarray:
 def to_float(raw, q_or_frac: "QFormat | int") -> np.ndarray:
     """Raw integers to float64 values."""
     frac = q_or_frac.frac if isinstance(q_or_frac, QFormat) else int(q_or_frac)
-    return np.asarray(raw, dtype=np.float64) * (2.0 ** -frac)
+    return np.asarray(raw, dtype=np.float64) * (2.0**-frac)
 
 
 # --------------------------------------------------------------------------
 # Amaranth side (hardware); same rules as expressions
 # --------------------------------------------------------------------------
+
 
 def hw_round_shift(value, shift: int):
     """Amaranth expression: ``value / 2**shift`` rounded half up (signed)."""

@@ -54,11 +54,25 @@ from .delta import WorkStats, propagate, raw_threshold, reference_keys
 from .fixedpoint import align, narrow, quantize, saturate, to_float
 from .model import LayerMatrices, Weights, dense_matrices, effective_vectors, quantize_weights, spectral_matrices
 
-__all__ = ["IntegerModel", "FloatModel", "GoldenModel", "projection", "fused_projection", "fft_projection",
-           "fft_accumulate", "fft_segments", "lstm_update", "gru_gates",
-           "gru_candidate_pre",
-           "gru_reset_hidden", "gru_update",
-           "sru_update", "qrnn_update", "rnn_update", "InputError"]
+__all__ = [
+    "IntegerModel",
+    "FloatModel",
+    "GoldenModel",
+    "projection",
+    "fused_projection",
+    "fft_projection",
+    "fft_accumulate",
+    "fft_segments",
+    "lstm_update",
+    "gru_gates",
+    "gru_candidate_pre",
+    "gru_reset_hidden",
+    "gru_update",
+    "sru_update",
+    "qrnn_update",
+    "rnn_update",
+    "InputError",
+]
 
 
 class InputError(ValueError):
@@ -68,6 +82,7 @@ class InputError(ValueError):
 # ----------------------------------------------------------------------------
 # Integer building blocks (shared with the hardware tests)
 # ----------------------------------------------------------------------------
+
 
 def projection(cfg: Config, mat: np.ndarray, vec: np.ndarray, bias: np.ndarray) -> np.ndarray:
     """Integer ``narrow(mat @ vec + aligned bias)`` in ``q_pre``.
@@ -80,16 +95,21 @@ def projection(cfg: Config, mat: np.ndarray, vec: np.ndarray, bias: np.ndarray) 
     return narrow(acc, cfg.acc_frac, cfg.q_pre)
 
 
-def fused_projection(cfg: Config, W: np.ndarray, U: np.ndarray, x: np.ndarray, h: np.ndarray,
-                     b: np.ndarray, c: np.ndarray) -> np.ndarray:
+def fused_projection(
+    cfg: Config, W: np.ndarray, U: np.ndarray, x: np.ndarray, h: np.ndarray, b: np.ndarray, c: np.ndarray
+) -> np.ndarray:
     """Fused projections (``datapath = 'serial'``): ``narrow(W x + U h + aligned (b + c))`` in ``q_pre``.
 
     One accumulation over [x; h] and one narrowing, where :func:`projection`
     narrows ``W x + b`` and ``U h + c`` separately. ``b + c`` is exact
     (``cfg.bias_width`` bits). Returns (N, G, H).
     """
-    return projection(cfg, np.concatenate([W, U], axis=2), np.concatenate([x, h], axis=1),
-                      np.asarray(b, np.int64) + np.asarray(c, np.int64))
+    return projection(
+        cfg,
+        np.concatenate([W, U], axis=2),
+        np.concatenate([x, h], axis=1),
+        np.asarray(b, np.int64) + np.asarray(c, np.int64),
+    )
 
 
 def fft_segments(cfg: Config, vec: np.ndarray, blocks: int) -> np.ndarray:
@@ -97,7 +117,7 @@ def fft_segments(cfg: Config, vec: np.ndarray, blocks: int) -> np.ndarray:
     k = cfg.block_size
     vec = np.asarray(vec, dtype=np.int64)
     out = np.zeros((vec.shape[0], blocks * k), dtype=np.int64)
-    out[:, :vec.shape[1]] = vec
+    out[:, : vec.shape[1]] = vec
     return out.reshape(vec.shape[0], blocks, k)
 
 
@@ -121,7 +141,7 @@ def fft_accumulate(cfg: Config, pairs, narrow_x=narrow) -> np.ndarray:
         wide = fft.rfft_wide(fft_segments(cfg, vec, spectra.shape[2]))
         segs.append(narrow_x(wide, cfg.q_state.frac + L, cfg.q_state))
         specs.append(spectra)
-    acc = fft.spectral_mac(np.concatenate(specs, axis=2), np.concatenate(segs, axis=1))   # (N, G, rb, k)
+    acc = fft.spectral_mac(np.concatenate(specs, axis=2), np.concatenate(segs, axis=1))  # (N, G, rb, k)
     y = fft.irfft(acc)
     return y.reshape(y.shape[0], y.shape[1], y.shape[2] * k)
 
@@ -135,7 +155,7 @@ def fft_projection(cfg: Config, pairs, bias: np.ndarray) -> np.ndarray:
     the sum narrowed once.
     """
     bias = np.asarray(bias, dtype=np.int64)
-    y = fft_accumulate(cfg, pairs)[:, :, :bias.shape[1]]
+    y = fft_accumulate(cfg, pairs)[:, :, : bias.shape[1]]
     acc = y + align(bias, cfg.q_pre.frac, cfg.fft_acc_frac)[None]
     return narrow(acc, cfg.fft_acc_frac, cfg.q_pre).astype(np.int64)
 
@@ -162,8 +182,14 @@ class _Work:
     """
 
     def __init__(self, cfg: Config, layer: int, new: dict, delta: bool, thresholds, stats: WorkStats | None):
-        self.cfg, self.layer, self.new, self.delta, self.thresholds, self.stats = \
-            cfg, layer, new, delta, thresholds, stats
+        self.cfg, self.layer, self.new, self.delta, self.thresholds, self.stats = (
+            cfg,
+            layer,
+            new,
+            delta,
+            thresholds,
+            stats,
+        )
 
     def vector(self, name: str, vec: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """(the vector matrix ``name`` multiplies, its delta or None in normal mode)."""
@@ -227,7 +253,7 @@ def _sum_narrow(terms: list[tuple[np.ndarray, int]], q) -> np.ndarray:
         total = sum(align(v, f, top) for v, f in terms)
         return narrow(total, top, q)
     total = sum(np.asarray(v, dtype=np.int64).astype(object) << (top - f) for v, f in terms)
-    return narrow(total, top, q).astype(np.int64)     # the one rounding and saturation rule, on exact ints
+    return narrow(total, top, q).astype(np.int64)  # the one rounding and saturation rule, on exact ints
 
 
 def _one(cfg: Config) -> int:
@@ -307,12 +333,14 @@ def rnn_update(cfg: Config, pre: np.ndarray) -> np.ndarray:
 # Float building blocks
 # ----------------------------------------------------------------------------
 
+
 def _sig(x):
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def _float_step(cfg: Config, m: LayerMatrices, x: np.ndarray, st: dict,
-                work: _Work | None = None) -> tuple[np.ndarray, dict, dict]:
+def _float_step(
+    cfg: Config, m: LayerMatrices, x: np.ndarray, st: dict, work: _Work | None = None
+) -> tuple[np.ndarray, dict, dict]:
     """One float step of one layer. Returns (h', new state, intermediates).
 
     ``work``: delta mode and counting (:class:`_Work`; the step points it at
@@ -370,8 +398,9 @@ def _float_step(cfg: Config, m: LayerMatrices, x: np.ndarray, st: dict,
     return h, new, inter
 
 
-def _int_step(cfg: Config, m: LayerMatrices, x: np.ndarray, st: dict,
-              work: _Work | None = None) -> tuple[np.ndarray, dict]:
+def _int_step(
+    cfg: Config, m: LayerMatrices, x: np.ndarray, st: dict, work: _Work | None = None
+) -> tuple[np.ndarray, dict]:
     """One integer step of one layer; x (N, C) raw q_state. ``work``: delta mode and counting (:class:`_Work`)."""
     cell = cfg.cell
     if cell == "qrnn" and cfg.qrnn_window == 2:
@@ -427,6 +456,7 @@ def _int_step(cfg: Config, m: LayerMatrices, x: np.ndarray, st: dict,
 # ----------------------------------------------------------------------------
 # Models
 # ----------------------------------------------------------------------------
+
 
 @dataclass
 class GoldenModel:
@@ -520,8 +550,10 @@ class GoldenModel:
             if arr.ndim == 2:
                 arr = np.broadcast_to(arr[:, None, :], (arr.shape[0], n, arr.shape[1]))
             if arr.shape != (self.cfg.num_layers, n, self.cfg.hidden_size):
-                raise InputError(f"initial {key} has shape {arr.shape}, expected "
-                                 f"({self.cfg.num_layers}, {self.cfg.hidden_size}) or (layers, N, hidden)")
+                raise InputError(
+                    f"initial {key} has shape {arr.shape}, expected "
+                    f"({self.cfg.num_layers}, {self.cfg.hidden_size}) or (layers, N, hidden)"
+                )
             for layer in range(self.cfg.num_layers):
                 st[layer][key] = self._encode(arr[layer], self.cfg.q_state if key == "h" else self.cfg.q_cell)
         self._link_window(st)
@@ -557,8 +589,10 @@ class GoldenModel:
             elif self.state[0]["h"].shape[0] == 1:
                 self.state = [{k: np.repeat(v, n, axis=0) for k, v in st.items()} for st in self.state]
             else:
-                raise InputError(f"the carried state is for {self.state[0]['h'].shape[0]} sequences, "
-                                 f"these inputs hold {n}: call reset() first")
+                raise InputError(
+                    f"the carried state is for {self.state[0]['h'].shape[0]} sequences, "
+                    f"these inputs hold {n}: call reset() first"
+                )
         xq = self._encode(xb, self.cfg.q_state)
         if t == 0:
             y = np.zeros((n, 0, self.cfg.hidden_size), np.int64 if self.integer else np.float64)

@@ -101,10 +101,14 @@ def table_error(cfg: Config, fn: str, q_in: QFormat | None = None) -> dict[str, 
     """
     q_in = cfg.q_pre if q_in is None else q_in
     rng = _range(cfg, fn)
-    lim = int(math.ceil(2 * rng * 2 ** q_in.frac))
+    lim = int(math.ceil(2 * rng * 2**q_in.frac))
     raw = np.arange(max(q_in.min_raw, -lim), min(q_in.max_raw, lim) + 1, dtype=np.int64)
     got = lookup(cfg, fn, raw, q_in.frac) * cfg.q_act.lsb
     want = float_fn(fn)(raw * q_in.lsb)
     err = np.abs(got - want)
-    return {"max_abs": float(err.max()), "mean_abs": float(err.mean()), "points": int(raw.size),
-            "stored_words": int(table(cfg, fn).size)}
+    return {
+        "max_abs": float(err.max()),
+        "mean_abs": float(err.mean()),
+        "points": int(raw.size),
+        "stored_words": int(table(cfg, fn).size),
+    }

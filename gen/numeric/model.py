@@ -39,9 +39,21 @@ from .circulant import expand
 from .config import Config, ConfigError, ceil_div
 from .fixedpoint import quantize, to_float
 
-__all__ = ["Weights", "ModelError", "weight_shapes", "random_weights", "save_model", "load_model",
-           "quantize_weights", "QuantizedWeights", "dense_matrices", "spectral_matrices", "effective_vectors",
-           "CONFIG_FILE", "WEIGHTS_FILE"]
+__all__ = [
+    "Weights",
+    "ModelError",
+    "weight_shapes",
+    "random_weights",
+    "save_model",
+    "load_model",
+    "quantize_weights",
+    "QuantizedWeights",
+    "dense_matrices",
+    "spectral_matrices",
+    "effective_vectors",
+    "CONFIG_FILE",
+    "WEIGHTS_FILE",
+]
 
 CONFIG_FILE = "rnnaccel.toml"
 WEIGHTS_FILE = "weights.npz"
@@ -176,16 +188,24 @@ def _expand_gates(vectors: np.ndarray, rows: int, cols: int) -> np.ndarray:
 def dense_matrices(cfg: Config, weights: Weights) -> list[LayerMatrices]:
     """Expand every layer's circulant weights to dense, cropped gate matrices (same dtype)."""
     if isinstance(weights, QuantizedWeights) and weights.spectra:
-        raise ValueError("these quantized weights are spectra (circulant_mode = 'fft'), not defining vectors: "
-                         "use spectral_matrices, or effective_vectors for their time-domain equivalent")
+        raise ValueError(
+            "these quantized weights are spectra (circulant_mode = 'fft'), not defining vectors: "
+            "use spectral_matrices, or effective_vectors for their time-domain equivalent"
+        )
     out = []
     h = cfg.hidden_size
     for layer in range(cfg.num_layers):
         c = cfg.layer_cols(layer)
         W = _expand_gates(weights[f"layer{layer}.W"], h, c)
         U = _expand_gates(weights[f"layer{layer}.U"], h, h) if cfg.has_recurrent_matrix else None
-        out.append(LayerMatrices(W=W, b=np.asarray(weights[f"layer{layer}.b"]), U=U,
-                                 c=np.asarray(weights[f"layer{layer}.c"]) if cfg.has_recurrent_matrix else None))
+        out.append(
+            LayerMatrices(
+                W=W,
+                b=np.asarray(weights[f"layer{layer}.b"]),
+                U=U,
+                c=np.asarray(weights[f"layer{layer}.c"]) if cfg.has_recurrent_matrix else None,
+            )
+        )
     return out
 
 
@@ -217,9 +237,11 @@ def quantize_weights(cfg: Config, weights: Weights) -> QuantizedWeights:
     """
     if isinstance(weights, QuantizedWeights):
         if not weights.matches(cfg):
-            raise ValueError(f"weights quantized to {weights.q_weight}/{weights.q_pre}"
-                             f"{' (spectra)' if weights.spectra else ''}, the config needs "
-                             f"{cfg.weight_format}/{cfg.q_pre}{' (spectra)' if cfg.fft_mode else ''}")
+            raise ValueError(
+                f"weights quantized to {weights.q_weight}/{weights.q_pre}"
+                f"{' (spectra)' if weights.spectra else ''}, the config needs "
+                f"{cfg.weight_format}/{cfg.q_pre}{' (spectra)' if cfg.fft_mode else ''}"
+            )
         return weights
     out: Weights = {}
     for key, value in weights.items():
@@ -258,8 +280,14 @@ def spectral_matrices(cfg: Config, qweights: QuantizedWeights) -> list[LayerMatr
     out = []
     for layer in range(cfg.num_layers):
         rec = cfg.has_recurrent_matrix
-        out.append(LayerMatrices(W=None, b=np.asarray(qweights[f"layer{layer}.b"]), U=None,
-                                 c=np.asarray(qweights[f"layer{layer}.c"]) if rec else None,
-                                 SW=np.asarray(qweights[f"layer{layer}.W"]),
-                                 SU=np.asarray(qweights[f"layer{layer}.U"]) if rec else None))
+        out.append(
+            LayerMatrices(
+                W=None,
+                b=np.asarray(qweights[f"layer{layer}.b"]),
+                U=None,
+                c=np.asarray(qweights[f"layer{layer}.c"]) if rec else None,
+                SW=np.asarray(qweights[f"layer{layer}.W"]),
+                SU=np.asarray(qweights[f"layer{layer}.U"]) if rec else None,
+            )
+        )
     return out

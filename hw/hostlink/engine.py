@@ -17,8 +17,17 @@ from ..accelerator import Accelerator, make_accelerator
 from ..sequencer import STATUS_BITS, Op
 from .checks import UNKNOWN_DESIGN, check_design_hash, check_int
 from .framing import FrameReceiver, PayloadReader
-from .response import (COUNTER_BYTES, SRC_COUNTERS, SRC_ECHO, SRC_INFO, SRC_NAK, SRC_NONE, SRC_RUN,
-                       FrameTransmitter, ResponseMux)
+from .response import (
+    COUNTER_BYTES,
+    SRC_COUNTERS,
+    SRC_ECHO,
+    SRC_INFO,
+    SRC_NAK,
+    SRC_NONE,
+    SRC_RUN,
+    FrameTransmitter,
+    ResponseMux,
+)
 from .walker import K_RUN, K_STATE, K_WEIGHTS, CommandPort, PayloadWalker
 
 __all__ = ["FrameEngine"]
@@ -56,8 +65,17 @@ class FrameEngine(wiring.Component):
         A frame is being received / sent.
     """
 
-    def __init__(self, cfg: Config, weights=None, *, buffer_bytes: int | None = None, timeout_cycles: int = 100_000,
-                 clk_freq: int = 0, baud: int = 0, design_hash: str = UNKNOWN_DESIGN):
+    def __init__(
+        self,
+        cfg: Config,
+        weights=None,
+        *,
+        buffer_bytes: int | None = None,
+        timeout_cycles: int = 100_000,
+        clk_freq: int = 0,
+        baud: int = 0,
+        design_hash: str = UNKNOWN_DESIGN,
+    ):
         if not isinstance(cfg, Config):
             raise TypeError(f"cfg must be a Config, not {cfg!r}")
         check_design_hash(design_hash)
@@ -74,19 +92,33 @@ class FrameEngine(wiring.Component):
         self._buffer_bytes = buffer_bytes
         self._timeout = timeout_cycles
         self._info = Info(
-            version=protocol.VERSION, weights_in_rom=cfg.weights_in_rom, config_hash=cfg.hash,
-            design_hash=design_hash, input_size=cfg.input_size, hidden_size=cfg.hidden_size,
-            num_layers=cfg.num_layers, word_bytes=layout.word_bytes, state_width=cfg.q_state.width,
-            state_frac=cfg.q_state.frac, state_record_bytes=layout.state_record_bytes, buffer_bytes=buffer_bytes,
-            max_steps=layout.max_steps(buffer_bytes), clk_freq=clk_freq, baud=baud, timeout_cycles=timeout_cycles)
-        super().__init__({
-            "i_rx": In(stream.Signature(8)),
-            "o_tx": Out(stream.Signature(8)),
-            "busy": Out(1),
-            "error": Out(1),
-            "rx_active": Out(1),
-            "tx_active": Out(1),
-        })
+            version=protocol.VERSION,
+            weights_in_rom=cfg.weights_in_rom,
+            config_hash=cfg.hash,
+            design_hash=design_hash,
+            input_size=cfg.input_size,
+            hidden_size=cfg.hidden_size,
+            num_layers=cfg.num_layers,
+            word_bytes=layout.word_bytes,
+            state_width=cfg.q_state.width,
+            state_frac=cfg.q_state.frac,
+            state_record_bytes=layout.state_record_bytes,
+            buffer_bytes=buffer_bytes,
+            max_steps=layout.max_steps(buffer_bytes),
+            clk_freq=clk_freq,
+            baud=baud,
+            timeout_cycles=timeout_cycles,
+        )
+        super().__init__(
+            {
+                "i_rx": In(stream.Signature(8)),
+                "o_tx": Out(stream.Signature(8)),
+                "busy": Out(1),
+                "error": Out(1),
+                "rx_active": Out(1),
+                "tx_active": Out(1),
+            }
+        )
 
     @property
     def cfg(self) -> Config:
@@ -132,8 +164,13 @@ class FrameEngine(wiring.Component):
         rp = buf.read_port()
         wiring.connect(m, wiring.flipped(self.i_rx), rcv.i_byte)
         wiring.connect(m, xmt.o_byte, wiring.flipped(self.o_tx))
-        m.d.comb += [wp.addr.eq(rcv.wr_addr), wp.data.eq(rcv.wr_data), wp.en.eq(rcv.wr_en),
-                     self.rx_active.eq(rcv.active), self.tx_active.eq(xmt.busy)]
+        m.d.comb += [
+            wp.addr.eq(rcv.wr_addr),
+            wp.data.eq(rcv.wr_data),
+            wp.en.eq(rcv.wr_en),
+            self.rx_active.eq(rcv.active),
+            self.tx_active.eq(xmt.busy),
+        ]
         return acc, rcv, xmt, rp
 
 
@@ -155,9 +192,9 @@ class _Control:
         m.d.comb += engine.error.eq(nak_led)
         known = Signal()
         m.d.comb += known.eq(functools.reduce(operator.or_, [frame.cmd == c for c in Cmd]))
-        self._no_payload = functools.reduce(operator.or_, [frame.cmd == c for c in
-                                                           (Cmd.INFO, Cmd.RESET_STATE, Cmd.READ_COUNTERS,
-                                                            Cmd.CLEAR_COUNTERS)])
+        self._no_payload = functools.reduce(
+            operator.or_, [frame.cmd == c for c in (Cmd.INFO, Cmd.RESET_STATE, Cmd.READ_COUNTERS, Cmd.CLEAR_COUNTERS)]
+        )
         self._run_max = layout.max_steps(self._cap) * layout.step_bytes
         self._err_before, self._nak_led, self._known = err_before, nak_led, known
 
@@ -236,8 +273,14 @@ class _Control:
             with m.Elif(walker.walk_done):
                 m.d.sync += walker.walk_exec.eq(1)
                 with m.If(walker.kind == K_RUN):
-                    m.d.sync += [resp.tx_cmd.eq(self._frame.cmd | protocol.ACK_FLAG), resp.tx_len.eq(walker.resp_len),
-                                 resp.src.eq(SRC_RUN), resp.tx_idx.eq(0), resp.ser_left.eq(0), self._nak_led.eq(0)]
+                    m.d.sync += [
+                        resp.tx_cmd.eq(self._frame.cmd | protocol.ACK_FLAG),
+                        resp.tx_len.eq(walker.resp_len),
+                        resp.src.eq(SRC_RUN),
+                        resp.tx_idx.eq(0),
+                        resp.ser_left.eq(0),
+                        self._nak_led.eq(0),
+                    ]
                     m.next = "RUN_START"
                 with m.Else():
                     m.next = "EXEC_START"

@@ -47,19 +47,21 @@ class FrameReceiver(wiring.Component):
         check_int("timeout_cycles", timeout_cycles, 1)
         self._capacity = capacity
         self._timeout = timeout_cycles
-        super().__init__({
-            "i_byte": In(stream.Signature(8)),
-            "o_frame": Out(stream.Signature(FRAME_LAYOUT)),
-            "wr_addr": Out(range(capacity)),
-            "wr_data": Out(8),
-            "wr_en": Out(1),
-            "active": Out(1),
-        })
+        super().__init__(
+            {
+                "i_byte": In(stream.Signature(8)),
+                "o_frame": Out(stream.Signature(FRAME_LAYOUT)),
+                "wr_addr": Out(range(capacity)),
+                "wr_data": Out(8),
+                "wr_en": Out(1),
+                "active": Out(1),
+            }
+        )
 
     def elaborate(self, platform):
         m = Module()
         cap = self._capacity
-        m.submodules.crc = crc = CRC.create()     # over cmd .. crc_lo; a good frame leaves the residue
+        m.submodules.crc = crc = CRC.create()  # over cmd .. crc_lo; a good frame leaves the residue
         cmd = Signal(8)
         length = Signal(16)
         count = Signal(16)
@@ -68,11 +70,17 @@ class FrameReceiver(wiring.Component):
         timed_out = Signal()
         byte = self.i_byte.payload
         take = Signal()
-        m.d.comb += [take.eq(self.i_byte.valid & self.i_byte.ready),
-                     self.o_frame.payload.cmd.eq(cmd), self.o_frame.payload.length.eq(length),
-                     self.o_frame.payload.crc_ok.eq(crc_ok), self.o_frame.payload.timeout.eq(timed_out),
-                     self.wr_addr.eq(count), self.wr_data.eq(byte), crc.data.eq(byte)]
-        complete = Signal()     # the frame ended with its last CRC byte (not a timeout)
+        m.d.comb += [
+            take.eq(self.i_byte.valid & self.i_byte.ready),
+            self.o_frame.payload.cmd.eq(cmd),
+            self.o_frame.payload.length.eq(length),
+            self.o_frame.payload.crc_ok.eq(crc_ok),
+            self.o_frame.payload.timeout.eq(timed_out),
+            self.wr_addr.eq(count),
+            self.wr_data.eq(byte),
+            crc.data.eq(byte),
+        ]
+        complete = Signal()  # the frame ended with its last CRC byte (not a timeout)
         # the CRC register takes a byte a cycle after it: in HOLD it has seen the whole frame
         m.d.comb += crc_ok.eq(complete & crc.match_detected)
 
@@ -97,38 +105,50 @@ class FrameReceiver(wiring.Component):
                     m.d.sync += [cmd.eq(0), length.eq(0), timer.eq(0)]
                     m.next = "CMD"
             with m.State("CMD"):
+
                 def step():
                     m.d.sync += cmd.eq(byte)
                     m.next = "LEN0"
+
                 in_frame(step)
             with m.State("LEN0"):
+
                 def step():
                     m.d.sync += length[:8].eq(byte)
                     m.next = "LEN1"
+
                 in_frame(step)
             with m.State("LEN1"):
+
                 def step():
                     m.d.sync += [length[8:].eq(byte), count.eq(0)]
                     with m.If(Cat(length[:8], byte) == 0):
                         m.next = "CRC0"
                     with m.Else():
                         m.next = "PAYLOAD"
+
                 in_frame(step)
             with m.State("PAYLOAD"):
+
                 def step():
                     m.d.comb += self.wr_en.eq(count < cap)
                     m.d.sync += count.eq(count + 1)
                     with m.If(count + 1 == length):
                         m.next = "CRC0"
+
                 in_frame(step)
             with m.State("CRC0"):
+
                 def step():
                     m.next = "CRC1"
+
                 in_frame(step)
             with m.State("CRC1"):
+
                 def step():
                     m.d.sync += [complete.eq(1), timed_out.eq(0)]
                     m.next = "HOLD"
+
                 in_frame(step)
             with m.State("HOLD"):
                 m.d.comb += self.o_frame.valid.eq(1)
@@ -164,14 +184,13 @@ class PayloadReader:
         rd_ptr = Signal(17)
         b_valid = Signal()
         b_ready = Signal()
-        walk_take = Signal()    # the walker consumes the byte on offer
-        echo_take = Signal()    # the echo source consumes the byte on offer
-        walking = Signal()      # the walker owns the reader
+        walk_take = Signal()  # the walker consumes the byte on offer
+        echo_take = Signal()  # the echo source consumes the byte on offer
+        walking = Signal()  # the walker owns the reader
         m.d.comb += b_ready.eq(Mux(walking, walk_take, echo_take))
         rd_restart = Signal()
         exhausted = Signal()
-        m.d.comb += [rp.addr.eq(rd_ptr), rp.en.eq(~b_valid | b_ready),
-                     exhausted.eq(~b_valid & (rd_ptr >= length))]
+        m.d.comb += [rp.addr.eq(rd_ptr), rp.en.eq(~b_valid | b_ready), exhausted.eq(~b_valid & (rd_ptr >= length))]
         with m.If(rd_restart):
             m.d.sync += [rd_ptr.eq(0), b_valid.eq(0)]
         with m.Elif(rp.en):

@@ -10,8 +10,17 @@ from amaranth.lib.wiring import In, Out
 from ...interface import protocol
 from ...interface.protocol import CRC, SYNC
 
-__all__ = ["FrameTransmitter", "ResponseMux", "SRC_INFO", "SRC_COUNTERS", "SRC_NAK", "SRC_ECHO", "SRC_RUN",
-           "SRC_NONE", "COUNTER_BYTES"]
+__all__ = [
+    "FrameTransmitter",
+    "ResponseMux",
+    "SRC_INFO",
+    "SRC_COUNTERS",
+    "SRC_NAK",
+    "SRC_ECHO",
+    "SRC_RUN",
+    "SRC_NONE",
+    "COUNTER_BYTES",
+]
 
 
 # response payload sources
@@ -38,21 +47,23 @@ class FrameTransmitter(wiring.Component):
     """
 
     def __init__(self):
-        super().__init__({
-            "start": In(1),
-            "cmd": In(8),
-            "length": In(16),
-            "i_payload": In(stream.Signature(8)),
-            "o_byte": Out(stream.Signature(8)),
-            "busy": Out(1),
-        })
+        super().__init__(
+            {
+                "start": In(1),
+                "cmd": In(8),
+                "length": In(16),
+                "i_payload": In(stream.Signature(8)),
+                "o_byte": Out(stream.Signature(8)),
+                "busy": Out(1),
+            }
+        )
 
     def elaborate(self, platform):
         m = Module()
         cmd = Signal(8)
         length = Signal(16)
         count = Signal(16)
-        m.submodules.crc = crc = CRC.create()     # over cmd .. payload; sent high byte first
+        m.submodules.crc = crc = CRC.create()  # over cmd .. payload; sent high byte first
         out = self.o_byte
         sent = Signal()
         m.d.comb += [sent.eq(out.valid & out.ready), crc.data.eq(out.payload)]
@@ -86,14 +97,18 @@ class FrameTransmitter(wiring.Component):
                     with m.Else():
                         m.next = "PAYLOAD"
             with m.State("PAYLOAD"):
-                m.d.comb += [self.busy.eq(1), out.valid.eq(self.i_payload.valid),
-                             out.payload.eq(self.i_payload.payload), self.i_payload.ready.eq(out.ready)]
+                m.d.comb += [
+                    self.busy.eq(1),
+                    out.valid.eq(self.i_payload.valid),
+                    out.payload.eq(self.i_payload.payload),
+                    self.i_payload.ready.eq(out.ready),
+                ]
                 m.d.comb += crc.valid.eq(sent)
                 with m.If(sent):
                     m.d.sync += count.eq(count + 1)
                     with m.If(count + 1 == length):
                         m.next = "CRC0"
-            with m.State("CRC0"):    # the CRC register took the last byte a cycle ago
+            with m.State("CRC0"):  # the CRC register took the last byte a cycle ago
                 send(crc.crc[8:], "CRC1", covered=False)
             with m.State("CRC1"):
                 send(crc.crc[:8], "IDLE", covered=False)
@@ -144,7 +159,7 @@ class ResponseMux:
         # RUN: o_h words, sign-extended to W bytes, little endian
         ser = Signal(8 * W)
         ser_left = Signal(range(W + 1))
-        run_out = Signal()      # the engine is in a RUN response
+        run_out = Signal()  # the engine is in a RUN response
         m.d.comb += acc.o_h.ready.eq(run_out & (ser_left == 0))
         with m.If(acc.o_h.valid & acc.o_h.ready):
             m.d.sync += [ser.eq(acc.o_h.payload), ser_left.eq(W)]

@@ -53,9 +53,19 @@ class HostLink(wiring.Component):
         Receive / transmit activity, stretched to ``led_hold`` cycles.
     """
 
-    def __init__(self, cfg: Config, clk_freq, baud=115200, weights=None, *, buffer_bytes: int | None = None,
-                 timeout: float = 0.02, timeout_cycles: int | None = None, led_hold: int | None = None,
-                 design_hash: str = UNKNOWN_DESIGN):
+    def __init__(
+        self,
+        cfg: Config,
+        clk_freq,
+        baud=115200,
+        weights=None,
+        *,
+        buffer_bytes: int | None = None,
+        timeout: float = 0.02,
+        timeout_cycles: int | None = None,
+        led_hold: int | None = None,
+        design_hash: str = UNKNOWN_DESIGN,
+    ):
         if not isinstance(cfg, Config):
             raise TypeError(f"cfg must be a Config, not {cfg!r}")
         self._divisor = uart_divisor(clk_freq, baud)
@@ -65,22 +75,32 @@ class HostLink(wiring.Component):
             timeout_cycles = max(int(round(clk_freq * timeout)), 1)
         check_int("timeout_cycles", timeout_cycles, 1, 0xFFFFFFFF)
         if timeout_cycles < 20 * self._divisor:
-            raise ValueError(f"timeout_cycles {timeout_cycles!r} is shorter than two bytes on the line "
-                             f"({20 * self._divisor} cycles)")
+            raise ValueError(
+                f"timeout_cycles {timeout_cycles!r} is shorter than two bytes on the line ({20 * self._divisor} cycles)"
+            )
         if led_hold is None:
             led_hold = max(1, int(clk_freq) // 20)
         check_int("led_hold", led_hold, 1)
         self._led_hold = led_hold
-        self._engine = FrameEngine(cfg, weights, buffer_bytes=buffer_bytes, timeout_cycles=timeout_cycles,
-                                   clk_freq=int(round(clk_freq)), baud=int(round(baud)), design_hash=design_hash)
-        super().__init__({
-            "rx": In(1, init=1),
-            "tx": Out(1, init=1),
-            "led_busy": Out(1),
-            "led_error": Out(1),
-            "led_rx": Out(1),
-            "led_tx": Out(1),
-        })
+        self._engine = FrameEngine(
+            cfg,
+            weights,
+            buffer_bytes=buffer_bytes,
+            timeout_cycles=timeout_cycles,
+            clk_freq=int(round(clk_freq)),
+            baud=int(round(baud)),
+            design_hash=design_hash,
+        )
+        super().__init__(
+            {
+                "rx": In(1, init=1),
+                "tx": Out(1, init=1),
+                "led_busy": Out(1),
+                "led_error": Out(1),
+                "led_rx": Out(1),
+                "led_tx": Out(1),
+            }
+        )
 
     @property
     def cfg(self) -> Config:

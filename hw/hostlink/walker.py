@@ -27,16 +27,20 @@ class CommandPort:
         cmd_sel = Signal(16)
         cmd_addr = Signal(24)
         cmd_data = Signal(len(acc.i_cmd.payload.data))
-        m.d.comb += [acc.i_cmd.valid.eq(cmd_valid), acc.i_cmd.payload.op.eq(cmd_op),
-                     acc.i_cmd.payload.sel.eq(cmd_sel), acc.i_cmd.payload.addr.eq(cmd_addr),
-                     acc.i_cmd.payload.data.eq(cmd_data)]
+        m.d.comb += [
+            acc.i_cmd.valid.eq(cmd_valid),
+            acc.i_cmd.payload.op.eq(cmd_op),
+            acc.i_cmd.payload.sel.eq(cmd_sel),
+            acc.i_cmd.payload.addr.eq(cmd_addr),
+            acc.i_cmd.payload.data.eq(cmd_data),
+        ]
         self.valid, self.op, self.sel, self.addr, self.data = cmd_valid, cmd_op, cmd_sel, cmd_addr, cmd_data
         self.ready = acc.i_cmd.ready
 
 
 def fits_unsigned(value, width, nbytes):
     """Bits ``width .. 8*nbytes`` of ``value`` are zero."""
-    return Const(1, 1) if width >= 8 * nbytes else (value[width:8 * nbytes] == 0)
+    return Const(1, 1) if width >= 8 * nbytes else (value[width : 8 * nbytes] == 0)
 
 
 class PayloadWalker:
@@ -129,25 +133,35 @@ class PayloadWalker:
         is_bias, w_addr = self._is_bias, self.w_addr
         # decoded units
         st_op, st_sel, st_addr = rec[0:8], rec[8:24], rec[24:48]
-        st_data = rec[48:48 + 8 * lay.state_data_bytes]
+        st_data = rec[48 : 48 + 8 * lay.state_data_bytes]
         st_is_vec = st_op == Op.WRITE_VEC
         st_is_c = st_op == Op.WRITE_C
         st_ok = Signal()
         m.d.comb += st_ok.eq(
-            (st_is_vec & (st_sel < lay.vector_sels) & (st_addr < lay.vector_rows)
-             & fits_unsigned(st_data, xs, lay.state_data_bytes))
-            | (st_is_c & (st_sel == 0) & (st_addr < lay.cell_words) & fits_unsigned(st_data, cs, lay.state_data_bytes)))
+            (
+                st_is_vec
+                & (st_sel < lay.vector_sels)
+                & (st_addr < lay.vector_rows)
+                & fits_unsigned(st_data, xs, lay.state_data_bytes)
+            )
+            | (st_is_c & (st_sel == 0) & (st_addr < lay.cell_words) & fits_unsigned(st_data, cs, lay.state_data_bytes))
+        )
         hd_sel, hd_addr = rec[0:16], rec[16:40]
         hd_ok = hd_sel <= nb
         wt_ok = Signal()
-        m.d.comb += wt_ok.eq(Mux(is_bias, (w_addr < lay.weight_depth(nb)) & fits_unsigned(rec, wb_bits, wb_bytes),
-                                 (w_addr < lay.weight_depth(0)) & fits_unsigned(rec, wk_bits, wk_bytes)))
-        x_word = rec[:8 * W]
+        m.d.comb += wt_ok.eq(
+            Mux(
+                is_bias,
+                (w_addr < lay.weight_depth(nb)) & fits_unsigned(rec, wb_bits, wb_bytes),
+                (w_addr < lay.weight_depth(0)) & fits_unsigned(rec, wk_bits, wk_bytes),
+            )
+        )
+        x_word = rec[: 8 * W]
         x_ok = Signal()
         if xs >= 8 * W:
             m.d.comb += x_ok.eq(1)
         else:
-            top = x_word[xs - 1:8 * W]   # sign bit and the extension above it
+            top = x_word[xs - 1 : 8 * W]  # sign bit and the extension above it
             m.d.comb += x_ok.eq((top == 0) | (top == (1 << len(top)) - 1))
         self._st = (st_ok, st_op, st_sel, st_addr, st_data)
         self._hd = (hd_ok, hd_sel, hd_addr)
@@ -188,25 +202,35 @@ class PayloadWalker:
         hd_ok = self._hd[0]
         x_ok, x_word = self._x
         ok = Signal()
-        issue = Signal()     # this unit becomes an accelerator command / input word
+        issue = Signal()  # this unit becomes an accelerator command / input word
         accepted = Signal()  # ... and the accelerator took it (or nothing to take)
         advance = Signal()
         with m.Switch(kind):
             with m.Case(K_STATE):
-                m.d.comb += [ok.eq(st_ok), issue.eq(1), cmd.op.eq(st_op), cmd.sel.eq(st_sel),
-                             cmd.addr.eq(st_addr), cmd.data.eq(st_data)]
+                m.d.comb += [
+                    ok.eq(st_ok),
+                    issue.eq(1),
+                    cmd.op.eq(st_op),
+                    cmd.sel.eq(st_sel),
+                    cmd.addr.eq(st_addr),
+                    cmd.data.eq(st_data),
+                ]
                 m.d.comb += accepted.eq(acc.i_cmd.ready)
             with m.Case(K_WEIGHTS):
                 with m.If(~hdr_done):
                     m.d.comb += [ok.eq(hd_ok), issue.eq(0), accepted.eq(1)]
                 with m.Else():
-                    m.d.comb += [ok.eq(self._wt_ok), issue.eq(1), cmd.op.eq(Op.WRITE_WEIGHT),
-                                 cmd.sel.eq(self.w_sel), cmd.addr.eq(self.w_addr),
-                                 cmd.data.eq(Mux(self._is_bias, rec[:self._wb_bits], rec[:self._wk_bits])),
-                                 accepted.eq(acc.i_cmd.ready)]
+                    m.d.comb += [
+                        ok.eq(self._wt_ok),
+                        issue.eq(1),
+                        cmd.op.eq(Op.WRITE_WEIGHT),
+                        cmd.sel.eq(self.w_sel),
+                        cmd.addr.eq(self.w_addr),
+                        cmd.data.eq(Mux(self._is_bias, rec[: self._wb_bits], rec[: self._wk_bits])),
+                        accepted.eq(acc.i_cmd.ready),
+                    ]
             with m.Default():
-                m.d.comb += [ok.eq(x_ok), issue.eq(1), acc.i_x.payload.eq(x_word[:xs]),
-                             accepted.eq(acc.i_x.ready)]
+                m.d.comb += [ok.eq(x_ok), issue.eq(1), acc.i_x.payload.eq(x_word[:xs]), accepted.eq(acc.i_x.ready)]
         with m.If(self.walk_exec):
             with m.If(issue):
                 with m.If(kind == K_RUN):

@@ -34,8 +34,9 @@ async def stream_matches_lookup(dut, idle, backpressure):
     got = await tb.receive(len(values), pattern(backpressure, seed + 1), limit=4 * len(values) + 100)
     await sender
     mismatches = [(k, values[k], g, w) for k, (g, w) in enumerate(zip(got, want)) if g != w]
-    assert not mismatches, (f"{len(mismatches)} of {len(values)} outputs differ; first (index, raw, got, want): "
-                            f"{mismatches[:5]}")
+    assert not mismatches, (
+        f"{len(mismatches)} of {len(values)} outputs differ; first (index, raw, got, want): {mismatches[:5]}"
+    )
     if idle == "none" and backpressure == "none":
         # full throughput: one result per cycle after the pipeline fills
         assert tb.cycles <= len(values) + CASE["latency"] + 2, f"{tb.cycles} cycles for {len(values)} values"

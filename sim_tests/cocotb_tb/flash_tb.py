@@ -48,12 +48,12 @@ async def reads_match_image(dut, backpressure):
             got.append(int(dut.o__payload.value))
         assert not int(dut.error.value), f"flash model error code {int(dut.error_code.value)} at cycle {cycles}"
         if not accepted and offered is None and pending and int(dut.initialized.value) and not int(dut.busy.value):
-            offered = pending.pop(0)                     # queued: the previous read has issued all its words
+            offered = pending.pop(0)  # queued: the previous read has issued all its words
     bad = [(k, g, w) for k, (g, w) in enumerate(zip(got, want)) if g != w]
     assert not bad, f"{len(bad)} of {len(want)} words differ; first (index, got, want): {bad[:5]}"
     await RisingEdge(dut.clk)
     dut.o__ready.value = 1
-    for _ in range(50):                                  # nothing extra
+    for _ in range(50):  # nothing extra
         await RisingEdge(dut.clk)
         await ReadOnly()
         assert not int(dut.o__valid.value)

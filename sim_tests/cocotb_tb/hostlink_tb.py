@@ -137,7 +137,7 @@ async def link_program_over_uart(dut):
         ex = LinkExerciser(transport, cfg, random_weights(cfg, seed=CASE["weights_seed"]), info)
         if not cfg.weights_in_rom:
             ex.load_weights(CASE["weights_seed"])
-        ex.reset()      # the state memories still hold the previous test's state (a reset pulse keeps them)
+        ex.reset()  # the state memories still hold the previous test's state (a reset pulse keeps them)
         random_program(ex, np.random.default_rng(CASE["seed"]), CASE["actions"])
         return ex.requests, ex.damaged
 

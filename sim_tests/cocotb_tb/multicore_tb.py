@@ -93,5 +93,7 @@ async def multicore_matches_golden(dut):
             got[core].append(value)
     await sender
     for core in want:
-        assert got[core] == want[core], f"core {core}: first differences " \
+        assert got[core] == want[core], (
+            f"core {core}: first differences "
             f"{[(i, g, w) for i, (g, w) in enumerate(zip(got[core], want[core])) if g != w][:5]}"
+        )
