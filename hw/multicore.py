@@ -34,18 +34,17 @@ from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..numeric.config import Config
-from ..interface.commands import Op, command_fields
-from ..interface.multicore import BROADCAST, CORE_BITS, core_models, layer_models
+from ..interface.commands import Op
+from ..interface.multicore import BROADCAST, CORE_BITS, core_models, layer_models, multicore_command_fields
 from .accelerator import make_accelerator
 
 __all__ = ["MultiCore", "make_multicore", "multicore_command_layout"]
 
 
 def multicore_command_layout(cfgs: list[Config]) -> data.StructLayout:
-    """``i_cmd``: op, sel, addr, data (widest over the cores), then ``core``."""
-    fields = [command_fields(c) for c in cfgs]
-    widths = {name: max(f[name] for f in fields) for name in fields[0]}
-    return data.StructLayout({**{n: unsigned(b) for n, b in widths.items()}, "core": unsigned(CORE_BITS)})
+    """``i_cmd``: op, sel, addr, data (widest over the cores), then ``core``
+    (:func:`rnnaccel.interface.multicore.multicore_command_fields`)."""
+    return data.StructLayout({n: unsigned(b) for n, b in multicore_command_fields(cfgs).items()})
 
 
 def make_multicore(cfg: Config, weights=None, models=None, **kw) -> "MultiCore":

@@ -13,9 +13,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from rnnaccel.flow.backends import run_programs_session, run_session
 from rnnaccel.flow.sim_multicore import run_layers_amaranth, run_programs_amaranth
 from rnnaccel.flow.toolchain import require_gateware
-from rnnaccel.interface.multicore import BROADCAST, layer_models, layer_state_commands, layers_golden, programs_golden
+from rnnaccel.interface.multicore import (
+    BROADCAST,
+    layer_models,
+    layer_state_commands,
+    layers_golden,
+    multicore_command_fields,
+    pack_multicore_command,
+    programs_golden,
+)
 from rnnaccel.numeric.config import Config, ConfigError, preset
 from rnnaccel.numeric.fixedpoint import quantize
 from rnnaccel.numeric.model import check_weights, random_weights
@@ -64,8 +73,28 @@ def test_layer_groups_and_core_configs():
 
 
 def test_one_core_flow_refuses_several_cores():
-    with pytest.raises(ConfigError, match="multi-core designs are built by rnnaccel.hw.multicore"):
+    """generate and boards take one core (one line); simulation takes several (``multicore=True``)."""
+    with pytest.raises(ConfigError, match="generate and boards take one core for now"):
         require_gateware(TINY.replace(cores=2))
+    require_gateware(TINY.replace(cores=2), multicore=True)
+
+
+def test_programs_design_refuses_an_ordinary_session():
+    cfg = TINY.replace(cores=2)
+    with pytest.raises(ValueError, match="run_programs_session"):
+        run_session(cfg, random_weights(cfg, 0), [("reset",)], "amaranth")
+
+
+def test_multicore_command_word_packing():
+    cfgs = [TINY, TINY.replace(block_size=1, lanes=3)]
+    fields = multicore_command_fields(cfgs)
+    assert list(fields) == ["op", "sel", "addr", "data", "core"]
+    below = 4 + 16 + 24 + fields["data"]
+    assert pack_multicore_command(cfgs, 2, 3, 1, 5, 7) == 3 | 1 << 4 | 5 << 20 | 7 << 44 | 2 << below
+    with pytest.raises(ValueError, match="core"):
+        pack_multicore_command(cfgs, 256, 0)
+    with pytest.raises(ValueError, match="does not fit"):
+        pack_multicore_command(cfgs, 0, 0, data=1 << fields["data"])
 
 
 # ----------------------------------------------------------------------------- sessions
@@ -261,3 +290,33 @@ def test_command_for_missing_core_sets_error_and_changes_nothing():
     want = programs_golden([(cfg, w), (cfg, w)], [("reset", 1), ("run", {1: x})])[0][1]
     np.testing.assert_array_equal(np.array([v for _, v in seen["out"]]).reshape(want.shape), want)
     assert not seen["cleared"] & 0b100
+
+
+# ----------------------------------------------------------------------------- D. the generated Verilog
+@pytest.mark.cocotb
+@pytest.mark.parametrize("simulator", ["icarus", "verilator"])
+def test_layers_verilog_bit_exact(simulator, tmp_path):
+    """A layer pipeline through the ordinary flow (``run_session``) on the generated Verilog: two cores,
+    run-time weights loaded by commands, an initial state, random idle and back-pressure."""
+    cfg = TINY.replace(cell="gru", num_layers=3, cores=2, core_mode="layers", weights_in_rom=False)
+    w = random_weights(cfg, 8)
+    ops = layers_session(cfg, seed=3)
+    got, counters = run_session(cfg, w, ops, simulator, cache_dir=tmp_path, idle=0.3, backpressure=0.3, seed=4)
+    want = layers_golden(cfg, w, ops)
+    assert len(got) == len(want) == 4
+    for g, ww in zip(got, want):
+        np.testing.assert_array_equal(g, ww)
+    assert [c["steps"] for c in counters] == [4, 6, 8, 11]  # the last core's step counter (a reset keeps it)
+
+
+@pytest.mark.cocotb
+@pytest.mark.parametrize("simulator", ["icarus", "verilator"])
+def test_programs_verilog_bit_exact(simulator, tmp_path):
+    """Multi-programming on the generated Verilog: an LSTM in ROM and a GRU loaded by commands, the two
+    streams interleaved at random, every core's outputs and step counter checked."""
+    cfgs = [TINY, TINY.replace(cell="gru", input_size=5, hidden_size=12, weights_in_rom=False)]
+    models = [(c, random_weights(c, 20 + i)) for i, c in enumerate(cfgs)]
+    ops = programs_session(cfgs, seed=9)
+    got, counters = run_programs_session(models, ops, simulator, cache_dir=tmp_path, idle=0.2, backpressure=0.3, seed=6)
+    _assert_programs_equal(got, programs_golden(models, ops))
+    assert counters[0]["core_steps"] == [3, 4] and counters[1]["core_steps"] == [5, 6]

@@ -3,7 +3,8 @@
 * :func:`test_random_config_bit_exact`: hypothesis draws a whole valid config from the real field
   space (every cell and variant, 1-3 layers, sizes 1-24 including non-multiples of the tile, dense and
   circulant, PE grids up to 3x3, both datapaths, stacked projections, ROM and run-time weights, block
-  RAM and SPRAM weight banks, Q formats, table sizes and ranges, interpolation), seeded random weights
+  RAM and SPRAM weight banks, Q formats, table sizes and ranges, interpolation, 1-3 cores in the
+  ``layers`` and ``programs`` modes), seeded random weights
   and a random session (reset, runs carrying the state, an initial state; random input stalls and
   output back-pressure), runs it in the Amaranth simulator and compares every output word with the
   golden model. A fixed-seed budget runs in CI; ``-m slow`` runs 600 examples.
@@ -28,9 +29,10 @@ import pytest
 from hypothesis import HealthCheck, event, given, note, settings
 from hypothesis import strategies as st
 
-from rnnaccel.flow.backends import run_session
+from rnnaccel.flow.backends import run_programs_session, run_session
 from rnnaccel.numeric.config import CELLS, CIRCULANT_MODES, DATAPATHS, Config, ConfigError, preset
 from rnnaccel.numeric.fixedpoint import QFormat, quantize
+from rnnaccel.interface.multicore import programs_golden
 from rnnaccel.interface.session import golden_session
 from rnnaccel.numeric.model import random_weights
 
@@ -107,6 +109,9 @@ def valid_fields(draw, variant: dict | None = None) -> dict:
       ``q_pre`` 4-32 bits, 0-6 integer bits but at most q_weight.frac + q_state.frac fraction bits.
     * ``sigmoid_range``, ``tanh_range``: 0.5-64 (powers of two); ``table_entries`` 4-1024 (powers of
       two) with a table step no finer than the resolution of each table input (q_pre, q_cell).
+    * ``cores`` 1 (half the draws), 2 or 3; ``core_mode`` ``layers`` (at most ``num_layers`` cores: the
+      stack split over the cores) or ``programs`` (every core a copy of the config with its own weights
+      and its own session, the streams interleaved at random).
     * ``seed`` 0-3, ``name`` "random".
     * ``circulant_mode`` direct, ``q_spectrum`` the default: the FFT mode has no gateware yet (raw draws
       check that the flow refuses it in one line); draw it here once it is built.
@@ -176,6 +181,10 @@ def valid_fields(draw, variant: dict | None = None) -> dict:
     qrnn2 = cell == "qrnn" and f["qrnn_window"] == 2
     f["input_size"] = size(qrnn2)
     f["hidden_size"] = size(qrnn2 and f["num_layers"] > 1)
+    f["cores"] = draw(st.one_of(st.just(1), st.integers(2, 3)))
+    f["core_mode"] = draw(st.sampled_from(["programs", "layers"]))
+    if f["core_mode"] == "layers":
+        f["cores"] = min(f["cores"], f["num_layers"])
     f["seed"] = draw(st.integers(0, 3))
     f["name"] = "random"
     return f
@@ -224,8 +233,7 @@ RAW = {
     "stacked_projections": _either(st.booleans(), 1, "false"),
     "datapath": _either(st.sampled_from(DATAPATHS), "systolic", "Serial", None),
     "circulant_mode": _either(st.sampled_from(CIRCULANT_MODES), "FFT", "time", None, 1),
-    # one core: the one-core flow refuses more (rnnaccel.hw.multicore builds them; sim_tests/test_multicore.py)
-    "cores": _either(st.just(1), 0, -1, 17, "2", 2.0),
+    "cores": _either(st.integers(1, 3), 0, -1, 17, "2", 2.0),
     "core_mode": _either(st.sampled_from(["programs", "layers"]), "helpers", "threads", None, 2),
     # delta mode: specified (golden model, training), no gateware yet: a threshold above 0 is refused by the flow
     "delta_threshold": _either(st.sampled_from([0, 0.0, 0.05, 0.25]), -0.1, float("nan"), float("inf"), "0.1", None),
@@ -286,6 +294,9 @@ def make_session(cfg: Config, case: dict) -> list[tuple]:
 
     shape = (cfg.num_layers, cfg.hidden_size)
     h0 = rng.integers(qs.min_raw, qs.max_raw + 1, size=shape)
+    if cfg.cores > 1 and cfg.core_mode == "layers" and cfg.cell == "qrnn" and cfg.qrnn_window == 2:
+        for group in cfg.core_layer_groups()[1:]:  # that h is the next core's x_(t-1): no command writes it
+            h0[group.start - 1] = 0
     c0 = rng.integers(cfg.q_cell.min_raw, cfg.q_cell.max_raw + 1, size=shape) if cfg.cell in CELL_STATE else None
     steps = iter(case["steps"])
     ops: list[tuple] = [("reset",), ("run", seq(next(steps)))]
@@ -300,6 +311,9 @@ def make_session(cfg: Config, case: dict) -> list[tuple]:
 
 def check_case(cfg: Config, case: dict) -> None:
     """Simulate the case in Amaranth; every output word equal to the golden model's, every step counted."""
+    if cfg.cores > 1 and cfg.core_mode == "programs":
+        check_programs_case(cfg, case)
+        return
     weights = random_weights(cfg, seed=case["weight_seed"], scale=case["scale"])
     ops = make_session(cfg, case)
     got, counters = run_session(
@@ -316,13 +330,42 @@ def check_case(cfg: Config, case: dict) -> None:
         assert counters[i]["steps"] == done, f"run {i}: step counter {counters[i]['steps']}, expected {done}"
 
 
+def check_programs_case(cfg: Config, case: dict) -> None:
+    """A multi-programming design of ``cfg.cores`` copies of the config, each core its own weights and its own
+    session (the drawn session with core-specific inputs, run on every core at once): every output word of
+    every core equal to that core's golden model, every core's steps counted."""
+    one = cfg.replace(cores=1, core_mode=Config.core_mode)
+    models = [(one, random_weights(one, seed=case["weight_seed"] + i, scale=case["scale"])) for i in range(cfg.cores)]
+    sessions = [make_session(one, {**case, "session_seed": case["session_seed"] + i}) for i in range(cfg.cores)]
+    ops: list[tuple] = []
+    for per_core in zip(*sessions):
+        kind = per_core[0][0]
+        if kind == "run":
+            ops.append(("run", {core: op[1] for core, op in enumerate(per_core)}))
+        else:
+            ops += [(kind, core, *op[1:]) for core, op in enumerate(per_core)]
+    got, counters = run_programs_session(
+        models, ops, "amaranth", idle=case["idle"], backpressure=case["backpressure"], seed=case["stall_seed"]
+    )
+    want = programs_golden(models, ops)
+    assert len(got) == len(want) == len(counters)
+    done = np.zeros(cfg.cores, dtype=np.int64)
+    for i, (g, w) in enumerate(zip(got, want)):
+        assert sorted(g) == sorted(w) == list(range(cfg.cores))
+        for core in range(cfg.cores):
+            np.testing.assert_array_equal(g[core], w[core], err_msg=f"run {i}, core {core}")
+            done[core] += len(w[core])
+        assert counters[i]["core_steps"] == list(done), f"run {i}: steps {counters[i]['core_steps']}, expected {done}"
+
+
 def _describe(cfg: Config) -> str:
     variant = cfg.cell
     if cfg.cell == "gru":
         variant += "-after" if cfg.gru_reset_after else "-before"
     if cfg.cell == "qrnn":
         variant += f"-w{cfg.qrnn_window}"
-    return f"{variant} {cfg.datapath} {'circulant' if cfg.circulant else 'dense'}"
+    cores = f" {cfg.cores} cores ({cfg.core_mode})" if cfg.cores > 1 else ""
+    return f"{variant} {cfg.datapath} {'circulant' if cfg.circulant else 'dense'}{cores}"
 
 
 def _run_valid(case: dict) -> None:

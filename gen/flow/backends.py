@@ -24,7 +24,7 @@ from ..numeric.fixedpoint import quantize
 from ..interface.session import golden_session, save_session, sessions_for_batch
 from .toolchain import run_polling
 
-__all__ = ["BACKENDS", "run_session", "run_backend", "default_cache"]
+__all__ = ["BACKENDS", "run_session", "run_programs_session", "run_backend", "default_cache"]
 
 BACKENDS = ("golden", "amaranth", "icarus", "verilator")
 
@@ -58,14 +58,29 @@ def run_session(
     """Execute a session; returns (outputs, counters) where counters is one dict per ``run`` (None for golden).
 
     ``family`` (RTL simulators only): simulate the Verilog elaborated for an FPGA family, vendor
-    primitives included (their models come from Yosys' cell library).
+    primitives included (their models come from Yosys' cell library). A ``layers`` config of several
+    cores runs on its :class:`~rnnaccel.hw.multicore.MultiCore` (counters: ``cycles`` with some core
+    busy and the last core's ``steps``); a ``programs`` design runs programs sessions
+    (:func:`run_programs_session`).
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r} (known: {', '.join(BACKENDS)})")
+    if cfg.cores > 1 and cfg.core_mode == "programs":
+        raise ValueError(
+            "a programs design runs one model per core: run_programs_session(models, ops, backend), "
+            "not an ordinary session"
+        )
     if backend == "golden":
         return golden_session(cfg, weights, ops), None
     total_steps = sum(len(op[1]) for op in ops if op[0] == "run")
     if backend == "amaranth":
+        if cfg.cores > 1:
+            from .sim_multicore import run_layers_amaranth
+
+            outs, info = run_layers_amaranth(
+                cfg, weights, ops, idle=idle, backpressure=backpressure, seed=seed, vcd=waves
+            )
+            return outs, _multicore_counters(info)
         from .sim_amaranth import run_session_amaranth
 
         bar = _progress_bar(total_steps, "amaranth sim") if progress else None
@@ -84,29 +99,127 @@ def run_session(
         finally:
             if bar is not None:
                 bar.close()
-    return _run_cocotb_session(
-        cfg,
-        weights,
-        ops,
+    from .rtl import cached_verilog
+
+    cache = Path(cache_dir) if cache_dir else default_cache()
+    src = cached_verilog(cfg, weights, cache, family)
+    if cfg.cores > 1:
+        from ..interface.multicore import layer_models
+
+        job = {"mode": "layers", "models": layer_models(cfg, weights), "stack": cfg, "ops": ops}
+        res = _run_cocotb(
+            src,
+            "rnnaccel.flow.cocotb_multicore",
+            {"job": job},
+            backend,
+            ops,
+            total_steps,
+            idle=idle,
+            backpressure=backpressure,
+            seed=seed,
+            waves=waves,
+            progress=progress,
+            family=family,
+        )
+        return [res[f"out{i}"] for i in range(_n_runs(ops))], _counters(res, ops)
+    files = {"config": cfg, "session": ops, "weights": None if cfg.weights_in_rom else weights}
+    res = _run_cocotb(
+        src,
+        "rnnaccel.flow.cocotb_top",
+        files,
         backend,
-        cache_dir=cache_dir,
+        ops,
+        total_steps,
         idle=idle,
         backpressure=backpressure,
         seed=seed,
         waves=waves,
         progress=progress,
-        total_steps=total_steps,
         family=family,
     )
+    return [res[f"out{i}"] for i in range(_n_runs(ops))], _counters(res, ops)
 
 
-def _run_cocotb_session(
-    cfg, weights, ops, simulator, *, cache_dir, idle, backpressure, seed, waves, progress, total_steps, family=None
+def run_programs_session(
+    models: list[tuple[Config, dict]],
+    ops: list[tuple],
+    backend: str,
+    *,
+    cache_dir: str | os.PathLike | None = None,
+    idle: float = 0.0,
+    backpressure: float = 0.0,
+    seed: int = 0,
+    waves: str | None = None,
+    progress: bool = False,
 ):
-    from .rtl import cached_verilog, primitive_models, run_cocotb
+    """Execute a programs session (:mod:`rnnaccel.interface.multicore`) on a multi-programming design,
+    core i holding ``models[i]``; returns (one ``{core: (T, H)}`` per ``run``, counters per ``run``:
+    ``cycles`` with some core busy and each core's ``steps``; None for golden)."""
+    from ..interface.multicore import check_programs_session, programs_golden
+
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r} (known: {', '.join(BACKENDS)})")
+    check_programs_session(ops, len(models))
+    if backend == "golden":
+        return programs_golden(models, ops), None
+    if backend == "amaranth":
+        from .sim_multicore import run_programs_amaranth
+
+        outs, info = run_programs_amaranth(models, ops, idle=idle, backpressure=backpressure, seed=seed, vcd=waves)
+        return outs, [{"cycles": int(r["cycles"]), "core_steps": list(r["core_steps"])} for r in info["runs"]]
+    from .rtl import cached_programs_verilog
 
     cache = Path(cache_dir) if cache_dir else default_cache()
-    src = cached_verilog(cfg, weights, cache, family)
+    src = cached_programs_verilog(models, cache)
+    job = {"mode": "programs", "models": models, "stack": None, "ops": ops}
+    total_steps = sum(len(x) for op in ops if op[0] == "run" for x in op[1].values())
+    res = _run_cocotb(
+        src,
+        "rnnaccel.flow.cocotb_multicore",
+        {"job": job},
+        backend,
+        ops,
+        total_steps,
+        idle=idle,
+        backpressure=backpressure,
+        seed=seed,
+        waves=waves,
+        progress=progress,
+    )
+    outs = []
+    for i in range(_n_runs(ops)):
+        cores = [int(c) for c in res[f"out{i}_cores"]]
+        outs.append({c: res[f"out{i}_core{c}"] for c in cores})
+    counters = [
+        {"cycles": int(res["cycles"][i]), "core_steps": [int(v) for v in res["core_steps"][i]]}
+        for i in range(_n_runs(ops))
+    ]
+    return outs, counters
+
+
+def _n_runs(ops) -> int:
+    return sum(1 for op in ops if op[0] == "run")
+
+
+def _multicore_counters(info: dict) -> list[dict]:
+    """A layer pipeline's counters per run: cycles with some core busy, steps of the last core."""
+    return [{"cycles": int(r["cycles"]), "steps": int(r["core_steps"][-1])} for r in info["runs"]]
+
+
+def _counters(res, ops) -> list[dict]:
+    keys = [k for k in ("cycles", "wait_cycles", "steps") if k in res]
+    return [{k: int(res[k][i]) for k in keys} for i in range(_n_runs(ops))]
+
+
+def _run_cocotb(
+    src, module, files, simulator, ops, total_steps, *, idle, backpressure, seed, waves, progress, family=None
+) -> dict:
+    """Build ``src`` (cached beside it) and run the cocotb ``module`` on ``files`` (config, session, weights,
+    or a multi-core ``job``); returns the result file's arrays."""
+    import pickle
+
+    from .rtl import primitive_models, run_cocotb
+
     sources = [src]
     if family:
         sources.append(primitive_models(family, ["SB_SPRAM256KA"], src.parent / "primitives.v"))
@@ -114,20 +227,24 @@ def _run_cocotb_session(
     rebuild = not (build_dir / "results.xml").exists() or bool(waves)
     with tempfile.TemporaryDirectory(prefix="rnnaccel-run-") as tmp:
         tmp = Path(tmp)
-        cfg.save(tmp / "rnnaccel.toml")
-        save_session(tmp / "session.npz", ops)
         env = {
-            "RNNACCEL_CONFIG": str(tmp / "rnnaccel.toml"),
-            "RNNACCEL_SESSION": str(tmp / "session.npz"),
             "RNNACCEL_RESULT": str(tmp / "result.npz"),
             "RNNACCEL_PROGRESS": str(tmp / "progress"),
             "RNNACCEL_IDLE": str(idle),
             "RNNACCEL_BACKPRESSURE": str(backpressure),
             "RNNACCEL_STALL_SEED": str(seed),
         }
-        if not cfg.weights_in_rom:
-            np.savez(tmp / "weights.npz", **{k: np.asarray(v) for k, v in weights.items()})
-            env["RNNACCEL_WEIGHTS"] = str(tmp / "weights.npz")
+        if "job" in files:  # a file this process writes for the simulator it starts
+            (tmp / "job.pickle").write_bytes(pickle.dumps(files["job"]))
+            env["RNNACCEL_JOB"] = str(tmp / "job.pickle")
+        else:
+            files["config"].save(tmp / "rnnaccel.toml")
+            save_session(tmp / "session.npz", files["session"])
+            env["RNNACCEL_CONFIG"] = str(tmp / "rnnaccel.toml")
+            env["RNNACCEL_SESSION"] = str(tmp / "session.npz")
+            if files["weights"] is not None:
+                np.savez(tmp / "weights.npz", **{k: np.asarray(v) for k, v in files["weights"].items()})
+                env["RNNACCEL_WEIGHTS"] = str(tmp / "weights.npz")
         bar = _progress_bar(total_steps, f"{simulator} sim") if progress else None
         shown = [0]
 
@@ -147,7 +264,7 @@ def _run_cocotb_session(
                 lambda: run_cocotb(
                     sources,
                     "rnnaccel_top",
-                    "rnnaccel.flow.cocotb_top",
+                    module,
                     simulator,
                     build_dir,
                     extra_env=env,
@@ -167,17 +284,7 @@ def _run_cocotb_session(
                 Path(waves).write_bytes(cand.read_bytes())
                 break
         with np.load(tmp / "result.npz") as res:
-            n_runs = sum(1 for op in ops if op[0] == "run")
-            outs = [res[f"out{i}"] for i in range(n_runs)]
-            counters = [
-                {
-                    "cycles": int(res["cycles"][i]),
-                    "wait_cycles": int(res["wait_cycles"][i]),
-                    "steps": int(res["steps"][i]),
-                }
-                for i in range(n_runs)
-            ]
-    return outs, counters
+            return {k: res[k] for k in res.files}
 
 
 def run_backend(
@@ -217,7 +324,7 @@ def run_backend(
         report.update(
             {
                 "total_cycles": total,
-                "wait_cycles": int(counters[-1]["wait_cycles"]),
+                **({"wait_cycles": int(counters[-1]["wait_cycles"])} if "wait_cycles" in counters[-1] else {}),
                 "cycles_per_step": total / max(1, steps),
                 "utilization": cfg.ideal_cycles_per_step / (total / max(1, steps)) if total else 0.0,
             }

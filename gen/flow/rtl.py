@@ -29,6 +29,8 @@ from ..numeric.fixedpoint import ROUNDING_RULE
 __all__ = [
     "TOP_NAME",
     "SIMULATORS",
+    "programs_verilog",
+    "cached_programs_verilog",
     "CocotbFailure",
     "write_verilog",
     "accelerator_verilog",
@@ -147,15 +149,35 @@ def accelerator_verilog(cfg: Config, weights, family: str | None = None) -> str:
 
     ``family`` (``ice40``) elaborates vendor primitives where the design uses
     them (SPRAM weight banks); simulating that Verilog needs
-    :func:`primitive_models`.
+    :func:`primitive_models`. A ``layers`` config of several cores is its
+    :class:`~rnnaccel.hw.multicore.MultiCore` (the stack split over the cores).
     """
-    from amaranth.back import verilog
-
     from ..hw.accelerator import make_accelerator
     from .toolchain import require_gateware
 
-    require_gateware(cfg)
-    top = make_accelerator(cfg, weights if cfg.weights_in_rom else None)
+    require_gateware(cfg, multicore=True)
+    if cfg.cores > 1:
+        if cfg.core_mode != "layers":
+            raise ValueError("a programs design is several models: programs_verilog(models)")
+        from ..hw.multicore import make_multicore
+
+        return _verilog(make_multicore(cfg, weights if cfg.weights_in_rom else None), family)
+    return _verilog(make_accelerator(cfg, weights if cfg.weights_in_rom else None), family)
+
+
+def programs_verilog(models: list[tuple[Config, dict]], family: str | None = None) -> str:
+    """Verilog text of a multi-programming :class:`~rnnaccel.hw.multicore.MultiCore`: core i holds ``models[i]``."""
+    from ..hw.multicore import MultiCore
+    from .toolchain import require_gateware
+
+    for cfg, _ in models:
+        require_gateware(cfg)
+    return _verilog(MultiCore([(c, w if c.weights_in_rom else None) for c, w in models], "programs"), family)
+
+
+def _verilog(top, family: str | None) -> str:
+    from amaranth.back import verilog
+
     platform = TargetFamily(family) if family else None
     return fix_time_zero(verilog.convert(top, name=TOP_NAME, platform=platform, emit_src=False))
 
@@ -181,12 +203,23 @@ def primitive_models(family: str, names: Sequence[str], path: Path) -> Path:
 
 def cached_verilog(cfg: Config, weights, cache_dir: Path, family: str | None = None) -> Path:
     """Path of the accelerator's Verilog in ``cache_dir/<design hash>/``, generated once."""
-    folder = Path(cache_dir) / design_hash(cfg, weights, family)
+    return _cached(
+        Path(cache_dir) / design_hash(cfg, weights, family), lambda: accelerator_verilog(cfg, weights, family)
+    )
+
+
+def cached_programs_verilog(models: list[tuple[Config, dict]], cache_dir: Path, family: str | None = None) -> Path:
+    """:func:`cached_verilog` of a multi-programming design (:func:`programs_verilog`)."""
+    key = hashlib.sha256(("programs" + "".join(design_hash(c, w, family) for c, w in models)).encode())
+    return _cached(Path(cache_dir) / key.hexdigest()[:16], lambda: programs_verilog(models, family))
+
+
+def _cached(folder: Path, make) -> Path:
     path = folder / f"{TOP_NAME}.v"
     if not path.is_file():
         folder.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".v.tmp")
-        tmp.write_text(accelerator_verilog(cfg, weights, family))
+        tmp.write_text(make())
         tmp.replace(path)
     return path
 

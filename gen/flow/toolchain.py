@@ -42,13 +42,15 @@ _HINTS = {
 }
 
 
-def require_gateware(cfg) -> None:
+def require_gateware(cfg, multicore: bool = False) -> None:
     """Raise a one-line :class:`~rnnaccel.numeric.config.ConfigError` when ``cfg`` has no gateware yet.
 
     ``circulant_mode = 'fft'`` is specified by the golden model, quantization
     and training (issue 16), but no FFT datapath is generated. ``cores > 1``
-    (issue 14) is built by :mod:`rnnaccel.hw.multicore`, not by the one-core flow. Delta mode
-    (``delta_threshold > 0``, issue 19) is specified by the golden model and training only.
+    (issue 14) is built by :mod:`rnnaccel.hw.multicore`: simulated (``multicore=True``: the
+    Amaranth simulator, Icarus and Verilator) but not yet written by ``generate`` nor built for
+    a board. Delta mode (``delta_threshold > 0``, issue 19) is specified by the golden model and
+    training only.
     """
     from ..numeric.config import ConfigError
 
@@ -67,12 +69,12 @@ def require_gateware(cfg) -> None:
             "delta_threshold = 0 and delta_threshold_h unset or 0 (the golden model and training "
             "support delta mode)",
         )
-    if cfg.cores > 1:
+    if cfg.cores > 1 and not multicore:
         raise ConfigError(
             "cores",
             cfg.cores,
-            "multi-core designs are built by rnnaccel.hw.multicore (sim_multicore, "
-            "scripts/bench_multicore.py); generate, run and boards take one core for now",
+            "multi-core designs are simulated (rnnaccel run, any backend) but generate and boards take "
+            "one core for now",
         )
 
 

@@ -30,7 +30,7 @@ import numpy as np
 
 from ..numeric.config import Config
 from ..numeric.golden import IntegerModel
-from .commands import OP
+from .commands import OP, command_fields, pack_command
 from .session import GoldenExecutor, execute, state_commands, weight_commands
 
 __all__ = [
@@ -45,6 +45,8 @@ __all__ = [
     "layers_golden",
     "programs_golden",
     "layer_state_commands",
+    "multicore_command_fields",
+    "pack_multicore_command",
     "MultiCommandExecutor",
 ]
 
@@ -177,6 +179,25 @@ def layer_state_commands(cfg: Config, h, c) -> list[tuple[int, int, int, int, in
         cs = None if c is None else c[g.start : g.stop]
         cmds += [(i, *cmd) for cmd in state_commands(sub, hs, cs)]
     return cmds
+
+
+def multicore_command_fields(cfgs: list[Config]) -> dict[str, int]:
+    """The MultiCore command word's fields and widths from bit 0 up: the single core's (``data`` as wide
+    as the widest core's), then ``core`` (:data:`CORE_BITS`)."""
+    fields = [command_fields(c) for c in cfgs]
+    widths = {name: max(f[name] for f in fields) for name in fields[0]}
+    return {**widths, "core": CORE_BITS}
+
+
+def pack_multicore_command(cfgs: list[Config], core: int, op: int, sel: int = 0, addr: int = 0, data: int = 0) -> int:
+    """A MultiCore command word as one integer (what a simulator drives on ``i_cmd__payload``)."""
+    if not 0 <= int(core) <= BROADCAST:
+        raise ValueError(f"command field core = {core!r} does not fit {CORE_BITS} bits")
+    fields = multicore_command_fields(cfgs)
+    if int(data) >= 1 << fields["data"]:
+        raise ValueError(f"command data {data:#x} does not fit {fields['data']} bits")
+    below = sum(bits for name, bits in fields.items() if name != "core")
+    return pack_command(op, sel, addr, data) | int(core) << below
 
 
 class MultiCommandExecutor:

@@ -543,8 +543,8 @@ class Config:
 
     @property
     def multipliers(self) -> int:
-        """Multipliers in the PE array (lanes x PEs)."""
-        return self.lanes * self.pe_rows * self.pe_cols
+        """Multipliers of the design's MAC lanes: lanes x PEs, times the cores (each core a full PE array)."""
+        return self.lanes * self.pe_rows * self.pe_cols * self.cores
 
     def matrices(self, layer: int) -> list[tuple[str, int, int]]:
         """(name, rows, cols) of the layer's matrices in the order the hardware runs them.
@@ -670,7 +670,8 @@ class Config:
 
     @property
     def ideal_cycles_per_step(self) -> int:
-        """Multiply-accumulates of one time step (all layers) over the multipliers."""
+        """Multiply-accumulates of one time step (all layers) over the multipliers (of every core: a layer
+        pipeline's steady state; with ``programs`` cores, steps counted over all the cores' streams)."""
         macs = sum(r * c for layer in range(self.num_layers) for _, r, c in self.matrices(layer))
         return ceil_div(macs, self.multipliers)
 
