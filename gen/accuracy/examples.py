@@ -146,189 +146,224 @@ def save_npz_split(path: Path, X, y, lengths, classes) -> None:
 
 
 def main(spec: ExampleSpec, argv=None, doc: str | None = None) -> int:
+    """Run the worked example of ``spec`` (see the scripts' docstrings); the exit status."""
     t_start = time.time()
-
-    def log(msg: str) -> None:
-        print(f"[{time.time() - t_start:6.1f}s] {msg}", flush=True)
-
     args = parse_args(spec, argv, doc)
-    name = spec.dataset
-    prog = f"example_{name.lower()}"
+    prog = f"example_{spec.dataset.lower()}"
     try:
-        import torch
+        import torch  # noqa: F401  (the phases import it again; here only to fail early in one line)
     except ImportError:
         print(f"{prog}: error: needs torch: pip install 'rnnaccel[models,examples]'", file=sys.stderr)
         return 2
-    from ..numeric.config import Config
-    from ..models.datasets import DatasetError, load_dataset
-    from .evaluate import (
-        Head,
-        classify,
-        evaluate,
-        format_table,
-        load_head,
-        load_reference,
-        plot_report,
-        save_head,
-        write_json,
-    )
-    from ..models.importers import import_model
-    from ..numeric.model import save_model
-    from ..models.quantize import fit_format
-    from .retrain import fit, retrain, task_data
-    from ..flow.rtl import generate
+    from ..models.datasets import DatasetError
 
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    rng = np.random.default_rng(args.seed)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    timings: dict[str, float] = {}
-
-    # ------------------------------------------------------------------ data
+    run = _Example(spec, args, t_start)
     try:
-        ds = load_dataset(name)
+        run.load_data()
     except DatasetError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
-    train, test = ds.train, ds.test
-    log(ds.describe())
-    if args.quick:  # a class-balanced training subset and the first test sequences of each class
-
-        def balanced(split, n):
-            return split.subset(
-                np.sort(np.concatenate([np.flatnonzero(split.y == c)[:n] for c in range(len(ds.classes))]))
-            )
-
-        train, test = balanced(train, spec.quick_per_class_train), balanced(test, spec.quick_per_class_test)
-        log(f"--quick: {len(train)} training and {len(test)} test sequences")
-    Xtr, Ltr = frame_sequences(train.X.astype(np.float64), train.lengths, args.frame)
-    Xte, Lte = frame_sequences(test.X.astype(np.float64), test.lengths, args.frame)
-    ytr, yte = train.y, test.y
-    if args.frame > 1:
-        log(
-            f"each step reads a frame of {args.frame} samples: {train.X.shape[1]} samples -> {Xtr.shape[1]} steps "
-            f"of {Xtr.shape[2]} inputs"
-        )
-    save_npz_split(out / "train.npz", Xtr, ytr, Ltr, ds.classes)
-    save_npz_split(out / "test.npz", Xte, yte, Lte, ds.classes)
-    train_data = task_data(Xtr, y=ytr, lengths=Ltr, classes=ds.classes, source=f"{name} training split")
-    n_classes, channels, H = len(ds.classes), Xtr.shape[2], args.hidden
-
-    def acc_of(pred):
-        return float(np.mean(pred == yte))
-
-    # ---------------------------------------------------------- dense float
-    t0 = time.time()
-    log(
-        f"training the dense float LSTM in PyTorch: {channels} -> {H} hidden -> {n_classes} classes, "
-        f"{args.epochs} epochs"
-    )
-    lstm = torch.nn.LSTM(channels, H, batch_first=True)
-    head = torch.nn.Linear(H, n_classes)
-    Xtr_t = torch.as_tensor(Xtr, dtype=torch.float32)
-    ytr_t = torch.as_tensor(ytr)
-
-    def dense_logits(x, lengths):
-        y, _ = lstm(x)
-        return head(y[torch.arange(y.shape[0]), torch.as_tensor(np.asarray(lengths) - 1)])
-
-    def dense_loss(idx):
-        t = int(Ltr[idx].max())
-        return torch.nn.functional.cross_entropy(
-            dense_logits(Xtr_t[torch.as_tensor(idx), :t], Ltr[idx]), ytr_t[torch.as_tensor(idx)]
-        )
-
-    def dense_epoch(epoch, loss):
-        if epoch == args.epochs or epoch % max(1, args.epochs // 4) == 0:
-            log(f"  dense: epoch {epoch}/{args.epochs}, loss {loss:.4f}")
-
-    fit(
-        dense_loss,
-        list(lstm.parameters()) + list(head.parameters()),
-        Ltr,
-        epochs=args.epochs,
-        lr=args.lr,
-        batch=args.batch,
-        rng=rng,
-        on_epoch=dense_epoch,
-    )
-    with torch.no_grad():
-        torch_acc = acc_of(dense_logits(torch.as_tensor(Xte, dtype=torch.float32), Lte).argmax(-1).numpy())
-    torch.save(
-        {
-            **{f"rnn.{k}": v for k, v in lstm.state_dict().items()},
-            **{f"head.{k}": v for k, v in head.state_dict().items()},
-        },
-        out / "dense.pt",
-    )
-    timings["dense training"] = time.time() - t0
-    base = Config(name=name.lower(), pe_rows=2, pe_cols=2, seed=args.seed)
-    dense_head = load_reference(out / "dense.pt", base).head
-    dense_head = Head(dense_head.W.astype(np.float32), dense_head.b.astype(np.float32), ds.classes)
-
-    # ------------------------------------------- the exact import (k = 1)
-    exact = import_model(out / "dense.pt", base, name=f"{name.lower()}-dense")
-    dense_acc = acc_of(classify(exact.cfg, exact.weights, dense_head, Xte, Lte, "float"))
-    exact_golden = acc_of(classify(exact.cfg, exact.weights, dense_head, Xte, Lte, "golden"))
-    save_model(out / "dense", exact.cfg, exact.weights)
-    save_head(out / "dense", dense_head.W, dense_head.b, ds.classes)
-    log(
-        f"dense float LSTM: test accuracy {100 * dense_acc:.2f}% (PyTorch {100 * torch_acc:.2f}%), "
-        f"{4 * exact.cfg.dense_weight_words()} bytes of float32 weights"
-    )
-    log(
-        f"exact import (k = 1, {exact.cfg.q_weight} weights): golden test accuracy {100 * exact_golden:.2f}% "
-        f"({'the same as' if exact_golden == dense_acc else 'NOT the same as'} float)"
-    )
-    dense_w_all = np.concatenate([np.ravel(v) for k, v in exact.weights.items() if k.endswith((".W", ".U"))])
-
-    # ------------------------------------------------- k sweep x weight bits
-    rows = [
-        {
-            "k": "dense",
-            "bits": 32,
-            "weight_bytes": 4 * exact.cfg.dense_weight_words(),
-            "projected_float_acc": None,
-            "projected_golden_acc": None,
-            "retrained_acc": None,
-            "float_acc": dense_acc,
-        }
-    ]
-    models: dict[tuple[int, int], tuple] = {}
+    run.train_dense()
+    run.exact_import()
     for k in args.ks:
         for bits in args.bits:
-            t0 = time.time()
-            q_weight, _ = fit_format(float(dense_w_all.min()), float(dense_w_all.max()), bits, min_int_bits=0)
-            imp = import_model(out / "dense.pt", base, k, name=f"{name.lower()}-k{k}-w{bits}", q_weight=q_weight)
-            cfg, w_proj = imp.cfg, imp.weights
-            proj_float = acc_of(classify(cfg, w_proj, dense_head, Xte, Lte, "float"))
-            proj_golden = acc_of(classify(cfg, w_proj, dense_head, Xte, Lte, "golden"))
-            log(
-                f"k={k} {bits}-bit ({cfg.q_weight}): {cfg.weight_bytes} weight bytes; projected: "
-                f"{100 * imp.total_fraction:.1f}% of energy, test accuracy {100 * proj_float:.2f}% float, "
-                f"{100 * proj_golden:.2f}% golden"
+            run.sweep_point(k, bits)
+    run.pick()
+    return run.export_and_evaluate()
+
+
+class _Example:
+    """The phases of :func:`main`, sharing the arguments, the data, the log and the results so far."""
+
+    def __init__(self, spec: ExampleSpec, args, t_start: float):
+        import torch
+
+        self.spec, self.args, self.t_start = spec, args, t_start
+        self.name = spec.dataset
+        torch.set_num_threads(args.threads)
+        torch.manual_seed(args.seed)
+        self.rng = np.random.default_rng(args.seed)
+        self.out = Path(args.out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.timings: dict[str, float] = {}
+        self.models: dict[tuple[int, int], tuple] = {}
+
+    def log(self, msg: str) -> None:
+        print(f"[{time.time() - self.t_start:6.1f}s] {msg}", flush=True)
+
+    def acc_of(self, pred) -> float:
+        return float(np.mean(pred == self.yte))
+
+    # ------------------------------------------------------------------ data
+    def load_data(self) -> None:
+        """The data set (``--quick``: a class-balanced subset), framed, saved, and the training task."""
+        from ..models.datasets import load_dataset
+        from .retrain import task_data
+
+        args, spec, out = self.args, self.spec, self.out
+        ds = self.ds = load_dataset(self.name)
+        train, test = ds.train, ds.test
+        self.log(ds.describe())
+        if args.quick:  # a class-balanced training subset and the first test sequences of each class
+
+            def balanced(split, n):
+                return split.subset(
+                    np.sort(np.concatenate([np.flatnonzero(split.y == c)[:n] for c in range(len(ds.classes))]))
+                )
+
+            train, test = balanced(train, spec.quick_per_class_train), balanced(test, spec.quick_per_class_test)
+            self.log(f"--quick: {len(train)} training and {len(test)} test sequences")
+        self.Xtr, self.Ltr = frame_sequences(train.X.astype(np.float64), train.lengths, args.frame)
+        self.Xte, self.Lte = frame_sequences(test.X.astype(np.float64), test.lengths, args.frame)
+        self.ytr, self.yte = train.y, test.y
+        if args.frame > 1:
+            self.log(
+                f"each step reads a frame of {args.frame} samples: {train.X.shape[1]} samples -> "
+                f"{self.Xtr.shape[1]} steps of {self.Xtr.shape[2]} inputs"
             )
-            res = retrain(
-                cfg,
-                w_proj,
-                train_data,
-                head=dense_head,
-                epochs=args.retrain_epochs,
-                lr=args.retrain_lr,
-                batch=args.retrain_batch,
-                seed=args.seed,
-                threads=args.threads,
-                progress=False,
-                desc=f"  k={k} {bits}-bit retrain",
+        save_npz_split(out / "train.npz", self.Xtr, self.ytr, self.Ltr, ds.classes)
+        save_npz_split(out / "test.npz", self.Xte, self.yte, self.Lte, ds.classes)
+        self.train_data = task_data(
+            self.Xtr, y=self.ytr, lengths=self.Ltr, classes=ds.classes, source=f"{self.name} training split"
+        )
+        self.channels = self.Xtr.shape[2]
+
+    # ---------------------------------------------------------- dense float
+    def train_dense(self) -> None:
+        """The dense float LSTM and its head, trained in PyTorch; saved as ``dense.pt``."""
+        import torch
+
+        from ..numeric.config import Config
+        from .evaluate import Head, load_reference
+        from .retrain import fit
+
+        args, out = self.args, self.out
+        Xtr, Ltr, H, n_classes = self.Xtr, self.Ltr, args.hidden, len(self.ds.classes)
+        t0 = time.time()
+        self.log(
+            f"training the dense float LSTM in PyTorch: {self.channels} -> {H} hidden -> {n_classes} classes, "
+            f"{args.epochs} epochs"
+        )
+        lstm = torch.nn.LSTM(self.channels, H, batch_first=True)
+        head = torch.nn.Linear(H, n_classes)
+        Xtr_t = torch.as_tensor(Xtr, dtype=torch.float32)
+        ytr_t = torch.as_tensor(self.ytr)
+
+        def dense_logits(x, lengths):
+            y, _ = lstm(x)
+            return head(y[torch.arange(y.shape[0]), torch.as_tensor(np.asarray(lengths) - 1)])
+
+        def dense_loss(idx):
+            t = int(Ltr[idx].max())
+            return torch.nn.functional.cross_entropy(
+                dense_logits(Xtr_t[torch.as_tensor(idx), :t], Ltr[idx]), ytr_t[torch.as_tensor(idx)]
             )
-            golden_acc = acc_of(classify(cfg, res.weights, res.head, Xte, Lte, "golden"))
-            # what training measured (torch, exact arithmetic) is the golden model's: the same on the training set
-            train_golden = float(np.mean(classify(cfg, res.weights, res.head, Xtr, Ltr, "golden") == ytr))
-            float_acc = acc_of(classify(cfg, res.weights, res.head, Xte, Lte, "float"))
-            seconds = time.time() - t0
-            best = res.best
-            row = {
+
+        def dense_epoch(epoch, loss):
+            if epoch == args.epochs or epoch % max(1, args.epochs // 4) == 0:
+                self.log(f"  dense: epoch {epoch}/{args.epochs}, loss {loss:.4f}")
+
+        fit(
+            dense_loss,
+            list(lstm.parameters()) + list(head.parameters()),
+            Ltr,
+            epochs=args.epochs,
+            lr=args.lr,
+            batch=args.batch,
+            rng=self.rng,
+            on_epoch=dense_epoch,
+        )
+        with torch.no_grad():
+            logits = dense_logits(torch.as_tensor(self.Xte, dtype=torch.float32), self.Lte)
+            self.torch_acc = self.acc_of(logits.argmax(-1).numpy())
+        torch.save(
+            {
+                **{f"rnn.{k}": v for k, v in lstm.state_dict().items()},
+                **{f"head.{k}": v for k, v in head.state_dict().items()},
+            },
+            out / "dense.pt",
+        )
+        self.timings["dense training"] = time.time() - t0
+        self.base = Config(name=self.name.lower(), pe_rows=2, pe_cols=2, seed=args.seed)
+        dense_head = load_reference(out / "dense.pt", self.base).head
+        self.dense_head = Head(dense_head.W.astype(np.float32), dense_head.b.astype(np.float32), self.ds.classes)
+
+    # ------------------------------------------- the exact import (k = 1)
+    def exact_import(self) -> None:
+        """The dense model imported exactly (k = 1): float and golden accuracy; the sweep's first row."""
+        from ..models.importers import import_model
+        from ..numeric.model import save_model
+        from .evaluate import classify, save_head
+
+        out, head, Xte, Lte = self.out, self.dense_head, self.Xte, self.Lte
+        exact = self.exact = import_model(out / "dense.pt", self.base, name=f"{self.name.lower()}-dense")
+        self.dense_acc = self.acc_of(classify(exact.cfg, exact.weights, head, Xte, Lte, "float"))
+        self.exact_golden = self.acc_of(classify(exact.cfg, exact.weights, head, Xte, Lte, "golden"))
+        save_model(out / "dense", exact.cfg, exact.weights)
+        save_head(out / "dense", head.W, head.b, self.ds.classes)
+        self.log(
+            f"dense float LSTM: test accuracy {100 * self.dense_acc:.2f}% (PyTorch {100 * self.torch_acc:.2f}%), "
+            f"{4 * exact.cfg.dense_weight_words()} bytes of float32 weights"
+        )
+        same = "the same as" if self.exact_golden == self.dense_acc else "NOT the same as"
+        self.log(
+            f"exact import (k = 1, {exact.cfg.q_weight} weights): golden test accuracy "
+            f"{100 * self.exact_golden:.2f}% ({same} float)"
+        )
+        self.dense_w_all = np.concatenate([np.ravel(v) for k, v in exact.weights.items() if k.endswith((".W", ".U"))])
+        self.rows = [
+            {
+                "k": "dense",
+                "bits": 32,
+                "weight_bytes": 4 * exact.cfg.dense_weight_words(),
+                "projected_float_acc": None,
+                "projected_golden_acc": None,
+                "retrained_acc": None,
+                "float_acc": self.dense_acc,
+            }
+        ]
+
+    # ------------------------------------------------- k sweep x weight bits
+    def sweep_point(self, k: int, bits: int) -> None:
+        """Block size ``k`` with ``bits``-bit weights: projected, retrained, measured; one row of the table."""
+        from ..models.importers import import_model
+        from ..models.quantize import fit_format
+        from .evaluate import classify
+        from .retrain import retrain
+
+        args, out, Xte, Lte = self.args, self.out, self.Xte, self.Lte
+        t0 = time.time()
+        q_weight, _ = fit_format(float(self.dense_w_all.min()), float(self.dense_w_all.max()), bits, min_int_bits=0)
+        imp = import_model(out / "dense.pt", self.base, k, name=f"{self.name.lower()}-k{k}-w{bits}", q_weight=q_weight)
+        cfg, w_proj = imp.cfg, imp.weights
+        proj_float = self.acc_of(classify(cfg, w_proj, self.dense_head, Xte, Lte, "float"))
+        proj_golden = self.acc_of(classify(cfg, w_proj, self.dense_head, Xte, Lte, "golden"))
+        self.log(
+            f"k={k} {bits}-bit ({cfg.q_weight}): {cfg.weight_bytes} weight bytes; projected: "
+            f"{100 * imp.total_fraction:.1f}% of energy, test accuracy {100 * proj_float:.2f}% float, "
+            f"{100 * proj_golden:.2f}% golden"
+        )
+        res = retrain(
+            cfg,
+            w_proj,
+            self.train_data,
+            head=self.dense_head,
+            epochs=args.retrain_epochs,
+            lr=args.retrain_lr,
+            batch=args.retrain_batch,
+            seed=args.seed,
+            threads=args.threads,
+            progress=False,
+            desc=f"  k={k} {bits}-bit retrain",
+        )
+        golden_acc = self.acc_of(classify(cfg, res.weights, res.head, Xte, Lte, "golden"))
+        # what training measured (torch, exact arithmetic) is the golden model's: the same on the training set
+        train_golden = float(np.mean(classify(cfg, res.weights, res.head, self.Xtr, self.Ltr, "golden") == self.ytr))
+        float_acc = self.acc_of(classify(cfg, res.weights, res.head, Xte, Lte, "float"))
+        seconds = time.time() - t0
+        best = res.best
+        self.rows.append(
+            {
                 "k": k,
                 "bits": bits,
                 "q_weight": str(cfg.q_weight),
@@ -345,116 +380,131 @@ def main(spec: ExampleSpec, argv=None, doc: str | None = None) -> int:
                 "train_acc_golden": train_golden,
                 "seconds": round(seconds, 1),
             }
-            rows.append(row)
-            res.save(out / "models" / f"k{k}_w{bits}")
-            models[(k, bits)] = (cfg, res.weights, res.head)
-            log(
-                f"k={k} {bits}-bit: retrained {args.retrain_epochs} epochs (best epoch {best.epoch}, training "
-                f"accuracy {100 * best.accuracy:.2f}%): golden test accuracy {100 * golden_acc:.2f}% "
-                f"(float {100 * float_acc:.2f}%); {seconds:.1f} s"
-            )
-            timings[f"k={k} {bits}-bit"] = seconds
+        )
+        res.save(out / "models" / f"k{k}_w{bits}")
+        self.models[(k, bits)] = (cfg, res.weights, res.head)
+        self.log(
+            f"k={k} {bits}-bit: retrained {args.retrain_epochs} epochs (best epoch {best.epoch}, training "
+            f"accuracy {100 * best.accuracy:.2f}%): golden test accuracy {100 * golden_acc:.2f}% "
+            f"(float {100 * float_acc:.2f}%); {seconds:.1f} s"
+        )
+        self.timings[f"k={k} {bits}-bit"] = seconds
 
     # ------------------------------------------------------ pick, report
-    compressed = [r for r in rows if r["k"] != "dense" and r["k"] > 1]
-    ok = [r for r in compressed if r["retrained_acc"] >= dense_acc - args.tolerance / 100]
-    if ok:
-        best_row = min(ok, key=lambda r: (r["weight_bytes"], -r["retrained_acc"]))
-        why = f"smallest weight memory within {args.tolerance:g} points of the dense float model"
-    else:
-        pool = compressed or rows[1:]
-        best_row = max(pool, key=lambda r: (r["retrained_acc"], -r["weight_bytes"]))
-        why = f"no compressed model within {args.tolerance:g} points: the most accurate"
-    for r in rows:
-        r["selected"] = r is best_row
-    log(
-        f"selected k={best_row['k']} {best_row['bits']}-bit ({why}): {best_row['weight_bytes']} bytes, "
-        f"{100 * best_row['retrained_acc']:.2f}% vs dense float {100 * dense_acc:.2f}%"
-    )
-    table = markdown_table(rows, dense_acc)
-    plot_sweep(rows, dense_acc, out / "accuracy_vs_memory.png", f"{name} LSTM: accuracy vs weight memory")
+    def pick(self) -> None:
+        """The selected row: the smallest weight memory within the tolerance, else the most accurate."""
+        args, rows, dense_acc = self.args, self.rows, self.dense_acc
+        compressed = [r for r in rows if r["k"] != "dense" and r["k"] > 1]
+        ok = [r for r in compressed if r["retrained_acc"] >= dense_acc - args.tolerance / 100]
+        if ok:
+            best_row = min(ok, key=lambda r: (r["weight_bytes"], -r["retrained_acc"]))
+            self.why = f"smallest weight memory within {args.tolerance:g} points of the dense float model"
+        else:
+            pool = compressed or rows[1:]
+            best_row = max(pool, key=lambda r: (r["retrained_acc"], -r["weight_bytes"]))
+            self.why = f"no compressed model within {args.tolerance:g} points: the most accurate"
+        for r in rows:
+            r["selected"] = r is best_row
+        self.best_row = best_row
+        self.log(
+            f"selected k={best_row['k']} {best_row['bits']}-bit ({self.why}): {best_row['weight_bytes']} bytes, "
+            f"{100 * best_row['retrained_acc']:.2f}% vs dense float {100 * dense_acc:.2f}%"
+        )
+        self.table = markdown_table(rows, dense_acc)
+        plot_sweep(rows, dense_acc, self.out / "accuracy_vs_memory.png", f"{self.name} LSTM: accuracy vs weight memory")
 
     # ---------------------------------------- export, Verilog, RTL simulation
-    cfg_b, w_b, head_b = models[(best_row["k"], best_row["bits"])]
-    best_dir = out / "best"
-    save_model(best_dir, cfg_b, w_b)
-    save_head(best_dir, head_b.W, head_b.b, ds.classes)
-    t0 = time.time()
-    log(f"generating Verilog for {best_dir} -> {out / 'best_rtl'}")
-    generate(cfg_b, w_b, out / "best_rtl", progress=lambda m: log(f"  {m}"))
-    timings["generate"] = time.time() - t0
-    t0 = time.time()
-    backend = None if args.rtl_backend == "none" else args.rtl_backend
-    shortest = np.argsort(Lte, kind="stable")[: args.rtl_sequences]
-    ev = evaluate(
-        cfg_b,
-        w_b,
-        Xte,
-        Lte,
-        yte,
-        head=load_head(best_dir, H),
-        dense=load_reference(out / "dense", cfg_b),
-        rtl_backend=backend,
-        rtl_sequences=shortest,
-        log=lambda m: log(f"  {m}"),
-    )
-    timings["evaluate + rtl"] = time.time() - t0
-    ev["data"]["source"] = f"{name} test split{' (quick subset)' if args.quick else ''}"
-    ev["model"]["directory"] = str(best_dir)
-    write_json(ev, out / "best_eval.json")
-    plot_report(ev, out / "best_eval.png")
-    print()
-    print(format_table(ev))
-    print()
-    print(table)
-    timings["total"] = time.time() - t_start
+    def export_and_evaluate(self) -> int:
+        """The selected model saved, its Verilog generated and simulated against the golden model; results."""
+        from ..flow.rtl import generate
+        from ..numeric.model import save_model
+        from .evaluate import evaluate, format_table, load_head, load_reference, plot_report, save_head, write_json
 
-    result = {
-        "dataset": ds.describe(),
-        "quick": args.quick,
-        "seed": args.seed,
-        "hidden": H,
-        "frame": args.frame,
-        "inputs_per_step": channels,
-        "epochs": {"dense": args.epochs, "retrain": args.retrain_epochs},
-        "lr": {"dense": args.lr, "retrain": args.retrain_lr},
-        "dense_float_acc": dense_acc,
-        "dense_torch_acc": torch_acc,
-        "exact_import": {
-            "q_weight": str(exact.cfg.q_weight),
-            "golden_acc": exact_golden,
-            "float_acc": dense_acc,
-            "same": exact_golden == dense_acc,
-        },
-        "rows": rows,
-        "selected": {"k": best_row["k"], "bits": best_row["bits"], "why": why, "directory": str(best_dir)},
-        "rtl": ev.get("rtl"),
-        "timings_s": {k: round(v, 1) for k, v in timings.items()},
-        "torch_threads": args.threads,
-    }
-    (out / "results.json").write_text(json.dumps(result, indent=2) + "\n")
-    (out / "results.md").write_text(
-        f"# {name}: accuracy vs weight memory\n\n{ds.describe()}; LSTM hidden {H}"
-        + (f"; frames of {args.frame} samples per step" if args.frame > 1 else "")
-        + f"; seed {args.seed}{'; --quick' if args.quick else ''}.\n\n"
-        f"Dense float: {100 * dense_acc:.2f}% (PyTorch {100 * torch_acc:.2f}%); exact import (k = 1, "
-        f"{exact.cfg.q_weight}): golden {100 * exact_golden:.2f}%.\n\n{table}\n\nSelected: k={best_row['k']}, "
-        f"{best_row['bits']}-bit weights ({why}).\n\n```\n{format_table(ev)}\n```\n\nTimings (s): "
-        + ", ".join(f"{k} {v:.1f}" for k, v in timings.items())
-        + "\n"
-    )
-    log(
-        f"wrote {out}/results.md, results.json, accuracy_vs_memory.png, best_eval.json, best_eval.png; "
-        f"model {best_dir}/, Verilog {out / 'best_rtl'}/"
-    )
-    rtl = ev.get("rtl")
-    if rtl is not None:
-        print(
-            f"verdict: {rtl['verdict']} ({rtl['backend']} vs golden on {rtl['sequences']} test sequences, "
-            f"{rtl['steps']} steps)"
+        args, out, best_row = self.args, self.out, self.best_row
+        cfg_b, w_b, head_b = self.models[(best_row["k"], best_row["bits"])]
+        best_dir = out / "best"
+        save_model(best_dir, cfg_b, w_b)
+        save_head(best_dir, head_b.W, head_b.b, self.ds.classes)
+        t0 = time.time()
+        self.log(f"generating Verilog for {best_dir} -> {out / 'best_rtl'}")
+        generate(cfg_b, w_b, out / "best_rtl", progress=lambda m: self.log(f"  {m}"))
+        self.timings["generate"] = time.time() - t0
+        t0 = time.time()
+        backend = None if args.rtl_backend == "none" else args.rtl_backend
+        shortest = np.argsort(self.Lte, kind="stable")[: args.rtl_sequences]
+        ev = evaluate(
+            cfg_b,
+            w_b,
+            self.Xte,
+            self.Lte,
+            self.yte,
+            head=load_head(best_dir, args.hidden),
+            dense=load_reference(out / "dense", cfg_b),
+            rtl_backend=backend,
+            rtl_sequences=shortest,
+            log=lambda m: self.log(f"  {m}"),
         )
-        return 0 if rtl["bit_exact"] else 1
-    return 0
+        self.timings["evaluate + rtl"] = time.time() - t0
+        ev["data"]["source"] = f"{self.name} test split{' (quick subset)' if args.quick else ''}"
+        ev["model"]["directory"] = str(best_dir)
+        write_json(ev, out / "best_eval.json")
+        plot_report(ev, out / "best_eval.png")
+        print()
+        print(format_table(ev))
+        print()
+        print(self.table)
+        self.timings["total"] = time.time() - self.t_start
+        self.write_results(ev, best_dir, format_table(ev))
+        rtl = ev.get("rtl")
+        if rtl is not None:
+            print(
+                f"verdict: {rtl['verdict']} ({rtl['backend']} vs golden on {rtl['sequences']} test sequences, "
+                f"{rtl['steps']} steps)"
+            )
+            return 0 if rtl["bit_exact"] else 1
+        return 0
+
+    def write_results(self, ev: dict, best_dir: Path, ev_table: str) -> None:
+        """``results.json`` and ``results.md``."""
+        args, out, best_row, exact = self.args, self.out, self.best_row, self.exact
+        H, dense_acc = args.hidden, self.dense_acc
+        result = {
+            "dataset": self.ds.describe(),
+            "quick": args.quick,
+            "seed": args.seed,
+            "hidden": H,
+            "frame": args.frame,
+            "inputs_per_step": self.channels,
+            "epochs": {"dense": args.epochs, "retrain": args.retrain_epochs},
+            "lr": {"dense": args.lr, "retrain": args.retrain_lr},
+            "dense_float_acc": dense_acc,
+            "dense_torch_acc": self.torch_acc,
+            "exact_import": {
+                "q_weight": str(exact.cfg.q_weight),
+                "golden_acc": self.exact_golden,
+                "float_acc": dense_acc,
+                "same": self.exact_golden == dense_acc,
+            },
+            "rows": self.rows,
+            "selected": {"k": best_row["k"], "bits": best_row["bits"], "why": self.why, "directory": str(best_dir)},
+            "rtl": ev.get("rtl"),
+            "timings_s": {k: round(v, 1) for k, v in self.timings.items()},
+            "torch_threads": args.threads,
+        }
+        (out / "results.json").write_text(json.dumps(result, indent=2) + "\n")
+        (out / "results.md").write_text(
+            f"# {self.name}: accuracy vs weight memory\n\n{self.ds.describe()}; LSTM hidden {H}"
+            + (f"; frames of {args.frame} samples per step" if args.frame > 1 else "")
+            + f"; seed {args.seed}{'; --quick' if args.quick else ''}.\n\n"
+            f"Dense float: {100 * dense_acc:.2f}% (PyTorch {100 * self.torch_acc:.2f}%); exact import (k = 1, "
+            f"{exact.cfg.q_weight}): golden {100 * self.exact_golden:.2f}%.\n\n{self.table}\n\nSelected: "
+            f"k={best_row['k']}, {best_row['bits']}-bit weights ({self.why}).\n\n```\n{ev_table}\n```\n\n"
+            "Timings (s): " + ", ".join(f"{k} {v:.1f}" for k, v in self.timings.items()) + "\n"
+        )
+        self.log(
+            f"wrote {out}/results.md, results.json, accuracy_vs_memory.png, best_eval.json, best_eval.png; "
+            f"model {best_dir}/, Verilog {out / 'best_rtl'}/"
+        )
 
 
 def _pct(x) -> str:
