@@ -553,86 +553,127 @@ def _import_onnx():
 
 def read_onnx(path: str | Path, cell: str | None = None) -> DenseModel:
     """Read the LSTM/GRU/RNN operators of an ONNX model (see the module docstring)."""
-    onnx = _import_onnx()
-    from onnx import helper, numpy_helper
+    g = _OnnxGraph(Path(path))
+    mcell = g.cell_type(cell)
+    layers, hidden, input_size, reset_after = [], None, None, None
+    for li, ni in enumerate(g.rnn_nodes):
+        layer, attrs, c_in, h = g.layer(ni, mcell)
+        g.check_stacking(li, ni, c_in, h, hidden)
+        if li == 0:
+            input_size, hidden = c_in, h
+        if mcell == "gru":
+            lbr = bool(attrs.get("linear_before_reset", 0))
+            if reset_after is not None and lbr != reset_after:
+                raise ModelImportError(f"{g.where}: GRU layers mix linear_before_reset=0 and 1")
+            reset_after = lbr
+        layers.append(layer)
+    notes = []
+    if mcell == "gru":
+        notes.append(f"GRU linear_before_reset={int(reset_after)}: reset-{'after' if reset_after else 'before'} GRU")
+    opset = next((o.version for o in g.model.opset_import if o.domain in ("", "ai.onnx")), "?")
+    return DenseModel(
+        cell=mcell,
+        input_size=input_size,
+        hidden_size=hidden,
+        layers=layers,
+        gru_reset_after=True if reset_after is None else reset_after,
+        source=f"ONNX {mcell.upper()} operators (opset {opset})",
+        notes=notes,
+    )
 
-    path = Path(path)
-    where = str(path)
-    try:
-        model = onnx.load(str(path))
-    except Exception as exc:  # DecodeError, missing external data, ...
-        raise _NotOnnx(f"{where}: not a readable ONNX model ({_first_line(exc)})") from None
-    graph = model.graph
-    if not graph.node and not graph.input:
-        raise _NotOnnx(f"{where}: not an ONNX model (empty graph)")
 
-    consts: dict[str, np.ndarray] = {}
-    for init in graph.initializer:
+class _OnnxGraph:
+    """An ONNX graph read for :func:`read_onnx`: its constants, producers, inputs and recurrent operators."""
+
+    def __init__(self, path: Path):
+        onnx = _import_onnx()
+        from onnx import numpy_helper
+
+        self.where = where = str(path)
         try:
-            consts[init.name] = numpy_helper.to_array(init)
-        except Exception as exc:
-            raise ModelImportError(f"{where}: initializer {init.name!r} unreadable ({_first_line(exc)})") from None
-    producer: dict[str, tuple[int, int]] = {}
-    for i, node in enumerate(graph.node):
-        for j, out in enumerate(node.output):
-            if out:
-                producer[out] = (i, j)
-        if node.op_type == "Constant" and node.domain in ("", "ai.onnx"):
-            for a in node.attribute:
-                if a.name == "value":
-                    consts[node.output[0]] = numpy_helper.to_array(a.t)
-    graph_inputs = {i.name for i in graph.input} - set(consts)
+            self.model = onnx.load(str(path))
+        except Exception as exc:  # DecodeError, missing external data, ...
+            raise _NotOnnx(f"{where}: not a readable ONNX model ({_first_line(exc)})") from None
+        graph = self.graph = self.model.graph
+        if not graph.node and not graph.input:
+            raise _NotOnnx(f"{where}: not an ONNX model (empty graph)")
+        consts: dict[str, np.ndarray] = {}
+        for init in graph.initializer:
+            try:
+                consts[init.name] = numpy_helper.to_array(init)
+            except Exception as exc:
+                raise ModelImportError(f"{where}: initializer {init.name!r} unreadable ({_first_line(exc)})") from None
+        producer: dict[str, tuple[int, int]] = {}
+        for i, node in enumerate(graph.node):
+            for j, out in enumerate(node.output):
+                if out:
+                    producer[out] = (i, j)
+            if node.op_type == "Constant" and node.domain in ("", "ai.onnx"):
+                for a in node.attribute:
+                    if a.name == "value":
+                        consts[node.output[0]] = numpy_helper.to_array(a.t)
+        self.consts, self.producer = consts, producer
+        self.graph_inputs = {i.name for i in graph.input} - set(consts)
+        self.rnn_nodes = self._rnn_nodes()
 
-    rnn_nodes = []
-    for i, node in enumerate(graph.node):
-        op = node.op_type
-        if node.domain not in ("", "ai.onnx"):
-            raise ModelImportError(
-                f"{where}: unsupported operator {node.domain}.{op} (node {node.name or i!r}); "
-                f"rnnaccel imports LSTM, GRU and RNN operators only"
-            )
-        if op in _RNN_OPS:
-            rnn_nodes.append(i)
-        elif op not in _PLUMBING_OPS:
-            raise ModelImportError(
-                f"{where}: unsupported operator {op} (node {node.name or str(i)!r}); rnnaccel "
-                "imports "
-                f"LSTM, GRU and RNN operators and the reshaping between them only"
-            )
-    if not rnn_nodes:
-        raise ModelImportError(f"{where}: no LSTM, GRU or RNN operator in the graph")
-    ops = {graph.node[i].op_type for i in rnn_nodes}
-    if len(ops) > 1:
-        raise ModelImportError(
-            f"{where}: mixes {', '.join(sorted(ops))} operators; rnnaccel layers are all one cell type"
-        )
-    mcell = _RNN_OPS[ops.pop()]
-    if cell is not None and cell != mcell:
-        raise ModelImportError(f"{where}: the graph holds {mcell.upper()} operators, not {cell}")
+    def _rnn_nodes(self) -> list[int]:
+        """Indices of the recurrent operators; anything but them and plumbing is refused."""
+        rnn_nodes = []
+        for i, node in enumerate(self.graph.node):
+            op = node.op_type
+            if node.domain not in ("", "ai.onnx"):
+                raise ModelImportError(
+                    f"{self.where}: unsupported operator {node.domain}.{op} (node {node.name or i!r}); "
+                    f"rnnaccel imports LSTM, GRU and RNN operators only"
+                )
+            if op in _RNN_OPS:
+                rnn_nodes.append(i)
+            elif op not in _PLUMBING_OPS:
+                raise ModelImportError(
+                    f"{self.where}: unsupported operator {op} (node {node.name or str(i)!r}); rnnaccel "
+                    "imports "
+                    f"LSTM, GRU and RNN operators and the reshaping between them only"
+                )
+        if not rnn_nodes:
+            raise ModelImportError(f"{self.where}: no LSTM, GRU or RNN operator in the graph")
+        return rnn_nodes
 
-    def const(name: str, what: str, node) -> np.ndarray:
+    def cell_type(self, cell: str | None) -> str:
+        """The one cell type of the recurrent operators (``cell``, when given, must match)."""
+        ops = {self.graph.node[i].op_type for i in self.rnn_nodes}
+        if len(ops) > 1:
+            raise ModelImportError(
+                f"{self.where}: mixes {', '.join(sorted(ops))} operators; rnnaccel layers are all one cell type"
+            )
+        mcell = _RNN_OPS[ops.pop()]
+        if cell is not None and cell != mcell:
+            raise ModelImportError(f"{self.where}: the graph holds {mcell.upper()} operators, not {cell}")
+        return mcell
+
+    def const(self, name: str, what: str, node) -> np.ndarray:
+        """The constant behind tensor ``name`` (through Identity nodes)."""
         seen = 0
-        while name not in consts and name in producer and seen < 16:
-            src = graph.node[producer[name][0]]
+        while name not in self.consts and name in self.producer and seen < 16:
+            src = self.graph.node[self.producer[name][0]]
             if src.op_type != "Identity":
                 break
             name, seen = src.input[0], seen + 1
-        if name not in consts:
+        if name not in self.consts:
             raise ModelImportError(
-                f"{where}: {node.op_type} node {node.name!r}: {what} is not a constant "
+                f"{self.where}: {node.op_type} node {node.name!r}: {what} is not a constant "
                 f"(weights computed in the graph or fed as inputs are not supported)"
             )
-        return np.asarray(consts[name])
+        return np.asarray(self.consts[name])
 
-    def source(name: str):
+    def source(self, name: str):
         """Follow layout operators back from a tensor: ('input',) / ('rnn', node index, output) / ('other', op)."""
         for _ in range(64):
-            if name in graph_inputs:
+            if name in self.graph_inputs:
                 return ("input", name)
-            if name not in producer:
-                return ("other", "constant" if name in consts else "unknown")
-            i, j = producer[name]
-            node = graph.node[i]
+            if name not in self.producer:
+                return ("other", "constant" if name in self.consts else "unknown")
+            i, j = self.producer[name]
+            node = self.graph.node[i]
             if node.op_type in _RNN_OPS:
                 return ("rnn", i, j)
             if node.op_type not in _LAYOUT_OPS:
@@ -640,20 +681,23 @@ def read_onnx(path: str | Path, cell: str | None = None) -> DenseModel:
             name = node.input[0]
         return ("other", "deep chain")
 
-    def zero_state(name: str, what: str, node) -> None:
+    def zero_state(self, name: str, what: str, node) -> None:
         """An initial state must be zero (a constant) or fed at run time (a graph input)."""
+        from onnx import numpy_helper
+
+        where = self.where
         for _ in range(64):
-            if name in consts:
-                if np.any(np.asarray(consts[name]) != 0):
+            if name in self.consts:
+                if np.any(np.asarray(self.consts[name]) != 0):
                     raise ModelImportError(
                         f"{where}: {node.op_type} node {node.name!r}: {what} is a non-zero "
                         "constant; "
                         f"rnnaccel starts from the zero state (or one written at run time)"
                     )
                 return
-            if name in graph_inputs or name not in producer:
+            if name in self.graph_inputs or name not in self.producer:
                 return
-            src = graph.node[producer[name][0]]
+            src = self.graph.node[self.producer[name][0]]
             if src.op_type == "ConstantOfShape":
                 for a in src.attribute:
                     if a.name == "value" and np.any(numpy_helper.to_array(a.t) != 0):
@@ -669,11 +713,9 @@ def read_onnx(path: str | Path, cell: str | None = None) -> DenseModel:
                 )
             name = src.input[0]
 
-    layers, hidden, input_size, reset_after = [], None, None, None
-    for li, ni in enumerate(rnn_nodes):
-        node = graph.node[ni]
-        label = f"{node.op_type} node {node.name or str(ni)!r}"
-        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+    def _check_attributes(self, label: str, attrs: dict, mcell: str) -> int:
+        """Refuse what rnnaccel's cells do not have; the hidden size."""
+        where = self.where
         direction = attrs.get("direction", b"forward")
         direction = direction.decode() if isinstance(direction, bytes) else str(direction)
         if direction != "forward":
@@ -692,74 +734,69 @@ def read_onnx(path: str | Path, cell: str | None = None) -> DenseModel:
             )
         if "hidden_size" not in attrs:
             raise ModelImportError(f"{where}: {label} has no hidden_size attribute")
-        h = int(attrs["hidden_size"])
+        return int(attrs["hidden_size"])
+
+    def layer(self, ni: int, mcell: str) -> tuple[DenseLayer, dict, int, int]:
+        """Recurrent operator ``ni`` as a layer: (layer, attributes, input size, hidden size)."""
+        from onnx import helper
+
+        where, node = self.where, self.graph.node[ni]
+        label = f"{node.op_type} node {node.name or str(ni)!r}"
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        h = self._check_attributes(label, attrs, mcell)
         inputs = list(node.input) + [""] * (8 - len(node.input))
-        W = const(inputs[1], "W", node)
-        R = const(inputs[2], "R", node)
+        W = self.const(inputs[1], "W", node)
+        R = self.const(inputs[2], "R", node)
         g = len(_ONNX_PERM[mcell])
         if W.ndim != 3 or W.shape[0] != 1 or W.shape[1] != g * h:
             raise ModelImportError(f"{where}: {label}: W has shape {W.shape}, expected (1, {g * h}, input)")
         if R.shape != (1, g * h, h):
             raise ModelImportError(f"{where}: {label}: R has shape {R.shape}, expected (1, {g * h}, {h})")
         if inputs[3]:
-            B = const(inputs[3], "B", node)
+            B = self.const(inputs[3], "B", node)
             if B.shape != (1, 2 * g * h):
                 raise ModelImportError(f"{where}: {label}: B has shape {B.shape}, expected (1, {2 * g * h})")
         else:
             B = np.zeros((1, 2 * g * h))
         if mcell == "lstm" and len(node.input) > 7 and inputs[7]:
-            P = const(inputs[7], "P (peepholes)", node)
+            P = self.const(inputs[7], "P (peepholes)", node)
             if np.any(P != 0):
                 raise ModelImportError(f"{where}: {label} has peephole weights P; rnnaccel's LSTM has no peepholes")
         if inputs[5]:
-            zero_state(inputs[5], "initial_h", node)
+            self.zero_state(inputs[5], "initial_h", node)
         if mcell == "lstm" and inputs[6]:
-            zero_state(inputs[6], "initial_c", node)
+            self.zero_state(inputs[6], "initial_c", node)
         c_in = W.shape[2]
-        src = source(inputs[0])
+        perm = _ONNX_PERM[mcell]
+        Wd = _finite("W", W[0].astype(np.float64), where).reshape(g, h, c_in)[perm]
+        Ud = _finite("R", R[0].astype(np.float64), where).reshape(g, h, h)[perm]
+        Bd = _finite("B", B[0].astype(np.float64), where).reshape(2, g, h)
+        return DenseLayer(W=Wd, U=Ud, b=Bd[0][perm], c=Bd[1][perm]), attrs, c_in, h
+
+    def check_stacking(self, li: int, ni: int, c_in: int, h: int, hidden: int | None) -> None:
+        """Layer 0 reads a graph input; every later one the previous operator's Y, with one hidden size."""
+        where, node = self.where, self.graph.node[ni]
+        label = f"{node.op_type} node {node.name or str(ni)!r}"
+        src = self.source(node.input[0])
         if li == 0:
             if src[0] != "input":
                 raise ModelImportError(
                     f"{where}: {label} does not read a graph input (its X comes from "
                     f"{src[1] if src[0] == 'other' else 'another recurrent operator'})"
                 )
-            input_size, hidden = c_in, h
-        else:
-            prev = rnn_nodes[li - 1]
-            if src[:3] != ("rnn", prev, 0):
-                raise ModelImportError(
-                    f"{where}: {label} does not read the output Y of the previous recurrent "
-                    f"operator; only a plain stack of layers is supported"
-                )
-            if h != hidden or c_in != hidden:
-                raise ModelImportError(
-                    f"{where}: {label} has input {c_in}, hidden {h}, after a layer of hidden size "
-                    f"{hidden}: rnnaccel needs one hidden size for every layer (mismatched layer "
-                    "sizes)"
-                )
-        if mcell == "gru":
-            lbr = bool(attrs.get("linear_before_reset", 0))
-            if reset_after is not None and lbr != reset_after:
-                raise ModelImportError(f"{where}: GRU layers mix linear_before_reset=0 and 1")
-            reset_after = lbr
-        perm = _ONNX_PERM[mcell]
-        Wd = _finite("W", W[0].astype(np.float64), where).reshape(g, h, c_in)[perm]
-        Ud = _finite("R", R[0].astype(np.float64), where).reshape(g, h, h)[perm]
-        Bd = _finite("B", B[0].astype(np.float64), where).reshape(2, g, h)
-        layers.append(DenseLayer(W=Wd, U=Ud, b=Bd[0][perm], c=Bd[1][perm]))
-    notes = []
-    if mcell == "gru":
-        notes.append(f"GRU linear_before_reset={int(reset_after)}: reset-{'after' if reset_after else 'before'} GRU")
-    return DenseModel(
-        cell=mcell,
-        input_size=input_size,
-        hidden_size=hidden,
-        layers=layers,
-        gru_reset_after=True if reset_after is None else reset_after,
-        source=f"ONNX {mcell.upper()} operators (opset "
-        f"{next((o.version for o in model.opset_import if o.domain in ('', 'ai.onnx')), '?')})",
-        notes=notes,
-    )
+            return
+        prev = self.rnn_nodes[li - 1]
+        if src[:3] != ("rnn", prev, 0):
+            raise ModelImportError(
+                f"{where}: {label} does not read the output Y of the previous recurrent "
+                f"operator; only a plain stack of layers is supported"
+            )
+        if h != hidden or c_in != hidden:
+            raise ModelImportError(
+                f"{where}: {label} has input {c_in}, hidden {h}, after a layer of hidden size "
+                f"{hidden}: rnnaccel needs one hidden size for every layer (mismatched layer "
+                "sizes)"
+            )
 
 
 # ============================================================================
