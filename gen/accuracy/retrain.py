@@ -440,6 +440,54 @@ def retrain(
     """
     import torch
 
+    _check_retrain_args(cfg, train, val, arithmetic, epochs, batch, lr)
+    log = log or (lambda msg: None)
+    t_start = time.time()
+    notes: list[str] = []
+    outputs = _resolve_outputs(train, val, head)
+    rng = np.random.default_rng(seed)
+    W0, b0, names = _head_start(train.task, outputs, cfg.hidden_size, head, train.classes, rng, notes)
+    for note in notes:
+        log(f"note: {note}")
+    old_threads = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(int(threads))
+    try:
+        tr = _Trainer(cfg, weights, train, val, W0, b0, arithmetic, batch)
+        log(
+            f"{desc}: {len(train)} training sequences, {tr.task}, {outputs} "
+            f"{'classes' if tr.task == 'classify' else 'outputs'}; {arithmetic} arithmetic; start: {tr.where} "
+            f"{'accuracy' if tr.task == 'classify' else 'mse'} {tr.fmt(tr.best_rec)}"
+        )
+        tr.run(epochs, lr, rng, progress, desc)
+        new_weights, W_out, b_out = tr.best()
+    finally:
+        torch.set_num_threads(old_threads)
+    task = train.task
+    out_head = Head(
+        W_out, b_out, names if task == "classify" else None, "classifier" if task == "classify" else "readout"
+    )
+    result = RetrainResult(
+        cfg=cfg,
+        weights=new_weights,
+        head=out_head,
+        task=task,
+        arithmetic=arithmetic,
+        best_epoch=tr.best_rec.epoch,
+        selected_on=tr.where,
+        history=tr.history,
+        notes=notes,
+        seconds=time.time() - t_start,
+    )
+    log(
+        f"{desc}: best epoch {tr.best_rec.epoch} of {epochs} on {tr.where} data ({tr.fmt(tr.best_rec)}), "
+        f"{result.seconds:.1f} s"
+    )
+    return result
+
+
+def _check_retrain_args(cfg: Config, train: TaskData, val, arithmetic: str, epochs, batch, lr) -> None:
+    """:func:`retrain`'s arguments: a ValueError (or DataError for data of the wrong width) naming the first bad one."""
     if arithmetic not in ARITHMETICS:
         raise ValueError(f"arithmetic must be one of {', '.join(ARITHMETICS)}, not {arithmetic!r}")
     for name, value in (("epochs", epochs), ("batch", batch)):
@@ -453,118 +501,113 @@ def retrain(
                 f"{data.source}: X has shape {data.X.shape}; the model reads {cfg.input_size} inputs "
                 f"per step, so X needs (N, T, {cfg.input_size})"
             )
-    from ..models.train import CirculantRNN
 
-    log = log or (lambda msg: None)
-    t_start = time.time()
-    notes: list[str] = []
-    outputs = _resolve_outputs(train, val, head)
-    task = train.task
-    exact = arithmetic == "exact"
-    dtype = torch.float64 if exact else torch.float32
-    rng = np.random.default_rng(seed)
-    W0, b0, names = _head_start(task, outputs, cfg.hidden_size, head, train.classes, rng, notes)
-    for note in notes:
-        log(f"note: {note}")
-    old_threads = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(int(threads))
-    try:
-        model = CirculantRNN.from_weights(cfg, weights, fake_quant=exact, table_activations=exact, dtype=dtype)
-        hW = torch.nn.Parameter(torch.as_tensor(W0, dtype=dtype))
-        hb = torch.nn.Parameter(torch.as_tensor(b0, dtype=dtype))
 
-        def head_params():
-            if exact:  # what head.npz will hold: float32
-                return hW.to(torch.float32).to(dtype), hb.to(torch.float32).to(dtype)
-            return hW, hb
+class _Trainer:
+    """One :func:`retrain` run: the torch model and head, the loss, the selection score and the best epoch."""
 
-        def tensors(data: TaskData):
-            return (
-                torch.as_tensor(data.X, dtype=dtype),
-                None if data.y is None else torch.as_tensor(data.y),
-                None if data.Y is None else torch.as_tensor(data.Y, dtype=dtype),
-            )
+    def __init__(self, cfg: Config, weights, train: TaskData, val, W0, b0, arithmetic: str, batch: int):
+        import torch
 
-        tr = tensors(train)
+        from ..models.train import CirculantRNN
 
-        def outputs_of(x, lengths):
-            """(logits (n, C) for the last valid steps, or per-step outputs (n, T, O)); x cut to max length."""
-            y, _ = model(x)
-            Wh, bh = head_params()
-            if task == "classify":
-                idx = torch.as_tensor(np.asarray(lengths) - 1)
-                return y[torch.arange(y.shape[0]), idx] @ Wh.T + bh
-            return y @ Wh.T + bh
-
-        def loss_of(out, data_t, idx, lengths, t):
-            if task == "classify":
-                return torch.nn.functional.cross_entropy(out, data_t[1][torch.as_tensor(idx)])
-            target = data_t[2][torch.as_tensor(idx), :t]
-            mask = torch.as_tensor(valid_mask(lengths, t), dtype=dtype)[..., None]
-            return (((out - target) ** 2) * mask).sum() / (mask.sum() * target.shape[-1])
-
-        def step_loss(idx):
-            lengths = train.lengths[idx]
-            t = int(lengths.max())
-            return loss_of(outputs_of(tr[0][torch.as_tensor(idx), :t], lengths), tr, idx, lengths, t)
-
-        sel = val if val is not None else train
-        sel_t = tensors(sel) if val is not None else tr
-
-        def score() -> tuple[float, float | None, float | None]:
-            """(loss, accuracy, mse) of the current model on the selection set (no gradients)."""
-            total, correct = 0.0, 0
-            with torch.no_grad():
-                order = np.argsort(sel.lengths, kind="stable")
-                chunk = max(batch, 256)  # no gradients: large batches, few torch calls
-                for i in range(0, len(order), chunk):
-                    idx = order[i : i + chunk]
-                    lengths = sel.lengths[idx]
-                    t = int(lengths.max())
-                    out = outputs_of(sel_t[0][torch.as_tensor(idx), :t], lengths)
-                    loss = float(loss_of(out, sel_t, idx, lengths, t))
-                    if task == "classify":
-                        total += loss * len(idx)
-                        correct += int((out.argmax(-1).numpy() == sel.y[idx]).sum())
-                    else:  # the batch's mean over its valid steps, weighted back to a sum
-                        total += loss * float(lengths.sum())
-            if task == "classify":
-                return total / len(sel), correct / len(sel), None
-            mse = total / float(sel.lengths.sum())
-            return mse, None, mse
-
-        def snapshot():
-            return (
-                copy.deepcopy({k: v.detach().clone() for k, v in model.state_dict().items()}),
-                hW.detach().clone(),
-                hb.detach().clone(),
-            )
-
-        def better(a: EpochRecord, b: EpochRecord | None) -> bool:
-            if b is None:
-                return True
-            if task == "classify":
-                return (a.accuracy, -a.score_loss) > (b.accuracy, -b.score_loss)
-            return a.mse < b.mse
-
-        history: list[EpochRecord] = []
-        t0 = time.time()
-        s_loss, s_acc, s_mse = score()
-        best_rec = EpochRecord(0, None, s_loss, s_acc, s_mse, round(time.time() - t0, 3))
-        history.append(best_rec)
-        best_state = snapshot()
-        where = "validation" if val is not None else "training"
-        metric = "acc" if task == "classify" else "mse"
-
-        def fmt(rec: EpochRecord) -> str:
-            return f"{100 * rec.accuracy:.2f}%" if task == "classify" else f"{rec.mse:.4g}"
-
-        log(
-            f"{desc}: {len(train)} training sequences, {task}, {outputs} "
-            f"{'classes' if task == 'classify' else 'outputs'}; {arithmetic} arithmetic; start: {where} "
-            f"{'accuracy' if task == 'classify' else 'mse'} {fmt(best_rec)}"
+        self.torch, self.train, self.val, self.batch = torch, train, val, batch
+        self.task = train.task
+        self.exact = arithmetic == "exact"
+        dtype = self.dtype = torch.float64 if self.exact else torch.float32
+        self.model = CirculantRNN.from_weights(
+            cfg, weights, fake_quant=self.exact, table_activations=self.exact, dtype=dtype
         )
+        self.hW = torch.nn.Parameter(torch.as_tensor(W0, dtype=dtype))
+        self.hb = torch.nn.Parameter(torch.as_tensor(b0, dtype=dtype))
+        self.tr = self.tensors(train)
+        self.sel = val if val is not None else train
+        self.sel_t = self.tensors(val) if val is not None else self.tr
+        self.where = "validation" if val is not None else "training"
+        self.metric = "acc" if self.task == "classify" else "mse"
+        self.history: list[EpochRecord] = []
+        t0 = time.time()
+        s_loss, s_acc, s_mse = self.score()
+        self.best_rec = EpochRecord(0, None, s_loss, s_acc, s_mse, round(time.time() - t0, 3))
+        self.history.append(self.best_rec)
+        self.best_state = self.snapshot()
+
+    def head_params(self):
+        if self.exact:  # what head.npz will hold: float32
+            t = self.torch
+            return self.hW.to(t.float32).to(self.dtype), self.hb.to(t.float32).to(self.dtype)
+        return self.hW, self.hb
+
+    def tensors(self, data: TaskData):
+        t = self.torch
+        return (
+            t.as_tensor(data.X, dtype=self.dtype),
+            None if data.y is None else t.as_tensor(data.y),
+            None if data.Y is None else t.as_tensor(data.Y, dtype=self.dtype),
+        )
+
+    def outputs_of(self, x, lengths):
+        """(logits (n, C) for the last valid steps, or per-step outputs (n, T, O)); x cut to max length."""
+        t = self.torch
+        y, _ = self.model(x)
+        Wh, bh = self.head_params()
+        if self.task == "classify":
+            idx = t.as_tensor(np.asarray(lengths) - 1)
+            return y[t.arange(y.shape[0]), idx] @ Wh.T + bh
+        return y @ Wh.T + bh
+
+    def loss_of(self, out, data_t, idx, lengths, steps):
+        t = self.torch
+        if self.task == "classify":
+            return t.nn.functional.cross_entropy(out, data_t[1][t.as_tensor(idx)])
+        target = data_t[2][t.as_tensor(idx), :steps]
+        mask = t.as_tensor(valid_mask(lengths, steps), dtype=self.dtype)[..., None]
+        return (((out - target) ** 2) * mask).sum() / (mask.sum() * target.shape[-1])
+
+    def step_loss(self, idx):
+        lengths = self.train.lengths[idx]
+        steps = int(lengths.max())
+        x = self.tr[0][self.torch.as_tensor(idx), :steps]
+        return self.loss_of(self.outputs_of(x, lengths), self.tr, idx, lengths, steps)
+
+    def score(self) -> tuple[float, float | None, float | None]:
+        """(loss, accuracy, mse) of the current model on the selection set (no gradients)."""
+        sel, total, correct = self.sel, 0.0, 0
+        with self.torch.no_grad():
+            order = np.argsort(sel.lengths, kind="stable")
+            chunk = max(self.batch, 256)  # no gradients: large batches, few torch calls
+            for i in range(0, len(order), chunk):
+                idx = order[i : i + chunk]
+                lengths = sel.lengths[idx]
+                steps = int(lengths.max())
+                out = self.outputs_of(self.sel_t[0][self.torch.as_tensor(idx), :steps], lengths)
+                loss = float(self.loss_of(out, self.sel_t, idx, lengths, steps))
+                if self.task == "classify":
+                    total += loss * len(idx)
+                    correct += int((out.argmax(-1).numpy() == sel.y[idx]).sum())
+                else:  # the batch's mean over its valid steps, weighted back to a sum
+                    total += loss * float(lengths.sum())
+        if self.task == "classify":
+            return total / len(sel), correct / len(sel), None
+        mse = total / float(sel.lengths.sum())
+        return mse, None, mse
+
+    def snapshot(self):
+        state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        return copy.deepcopy(state), self.hW.detach().clone(), self.hb.detach().clone()
+
+    def better(self, a: EpochRecord, b: EpochRecord | None) -> bool:
+        if b is None:
+            return True
+        if self.task == "classify":
+            return (a.accuracy, -a.score_loss) > (b.accuracy, -b.score_loss)
+        return a.mse < b.mse
+
+    def fmt(self, rec: EpochRecord) -> str:
+        return f"{100 * rec.accuracy:.2f}%" if self.task == "classify" else f"{rec.mse:.4g}"
+
+    def run(self, epochs: int, lr: float, rng, progress: bool, desc: str) -> None:
+        """Train ``epochs`` epochs, scoring after each and keeping the best (a tqdm bar with ``progress``)."""
         bar = None
         if progress and epochs > 0:
             try:
@@ -573,54 +616,45 @@ def retrain(
                 bar = tqdm(total=epochs, desc=desc, unit="epoch", leave=True, dynamic_ncols=True)
             except ImportError:  # the bar is a convenience
                 bar = None
-        state = {"t": time.time()}
+        clock = {"t": time.time()}
 
         def on_epoch(epoch: int, mean_loss: float) -> None:
-            nonlocal best_rec, best_state
-            s_loss, s_acc, s_mse = score()
-            rec = EpochRecord(epoch, mean_loss, s_loss, s_acc, s_mse, round(time.time() - state["t"], 3))
-            state["t"] = time.time()
-            history.append(rec)
-            if better(rec, best_rec):
-                best_rec, best_state = rec, snapshot()
+            s_loss, s_acc, s_mse = self.score()
+            rec = EpochRecord(epoch, mean_loss, s_loss, s_acc, s_mse, round(time.time() - clock["t"], 3))
+            clock["t"] = time.time()
+            self.history.append(rec)
+            if self.better(rec, self.best_rec):
+                self.best_rec, self.best_state = rec, self.snapshot()
             if bar is not None:
                 bar.set_postfix_str(
-                    f"loss {mean_loss:.4f}, {'val' if val is not None else 'train'} {metric} "
-                    f"{fmt(rec)} (best {fmt(best_rec)} @ {best_rec.epoch})",
+                    f"loss {mean_loss:.4f}, {'val' if self.val is not None else 'train'} {self.metric} "
+                    f"{self.fmt(rec)} (best {self.fmt(self.best_rec)} @ {self.best_rec.epoch})",
                     refresh=False,
                 )
                 bar.update(1)
 
-        params = list(model.parameters()) + [hW, hb]
+        params = list(self.model.parameters()) + [self.hW, self.hb]
         try:
-            fit(step_loss, params, train.lengths, epochs=epochs, lr=lr, batch=batch, rng=rng, on_epoch=on_epoch)
+            fit(
+                self.step_loss,
+                params,
+                self.train.lengths,
+                epochs=epochs,
+                lr=lr,
+                batch=self.batch,
+                rng=rng,
+                on_epoch=on_epoch,
+            )
         finally:
             if bar is not None:
                 bar.close()
-        sd, bW, bb = best_state
-        model.load_state_dict(sd)
-        W_out = bW.to(torch.float32).numpy().copy()
-        b_out = bb.to(torch.float32).numpy().copy()
-        new_weights = model.to_weights()
-    finally:
-        torch.set_num_threads(old_threads)
-    out_head = Head(
-        W_out, b_out, names if task == "classify" else None, "classifier" if task == "classify" else "readout"
-    )
-    result = RetrainResult(
-        cfg=cfg,
-        weights=new_weights,
-        head=out_head,
-        task=task,
-        arithmetic=arithmetic,
-        best_epoch=best_rec.epoch,
-        selected_on=where,
-        history=history,
-        notes=notes,
-        seconds=time.time() - t_start,
-    )
-    log(f"{desc}: best epoch {best_rec.epoch} of {epochs} on {where} data ({fmt(best_rec)}), {result.seconds:.1f} s")
-    return result
+
+    def best(self):
+        """The best epoch's (weights, head W, head b), the model left at that epoch."""
+        sd, bW, bb = self.best_state
+        self.model.load_state_dict(sd)
+        t = self.torch
+        return self.model.to_weights(), bW.to(t.float32).numpy().copy(), bb.to(t.float32).numpy().copy()
 
 
 def golden_metric(cfg: Config, weights: Weights, head: Head, data: TaskData, arithmetic: str = "golden") -> float:
