@@ -469,90 +469,112 @@ def choose_formats(
         forced_all[_cls_name(k)] = QFormat.parse(v)
     if headroom < 1.0 or not math.isfinite(headroom):
         raise ValueError(f"headroom must be a finite number >= 1, not {headroom!r}")
-    cal = calibrate(cfg, weights, calib_x)
-    have_calib = calib_x is not None
-    notes: list[str] = []
-    chosen: dict[str, QFormat] = {}
-    source: dict[str, str] = {}
+    ch = _FormatChooser(cfg, calibrate(cfg, weights, calib_x), widths, forced_all, headroom, calib_x is not None)
+    ch.weight_formats()
+    ch.state_formats()
+    ch.pre_and_act_formats()
+    for cls, q in forced_all.items():
+        ch.chosen[cls] = q
+        ch.source[cls] = "forced"
+    new_cfg = ch.apply_rules()
+    int_counts = None
+    if calib_x is not None and count_integer:
+        new_cfg, int_counts = ch.widen_for_integer_run(weights, calib_x, new_cfg)
+    return new_cfg, ch.report(new_cfg, int_counts)
 
-    def width_of(cls):
-        return widths.get(cls, getattr(cfg, cls).width)
 
-    def observed(cls):
-        rng = cal.range(cls)
+class _FormatChooser:
+    """The state of one :func:`choose_formats`: calibration, widths, forced formats, choices and notes."""
+
+    def __init__(self, cfg: Config, cal, widths: dict, forced_all: dict, headroom: float, have_calib: bool):
+        self.cfg, self.cal, self.widths, self.forced_all = cfg, cal, widths, forced_all
+        self.headroom, self.have_calib = headroom, have_calib
+        self.notes: list[str] = []
+        self.chosen: dict[str, QFormat] = {}
+        self.source: dict[str, str] = {}
+        self.min_frac = _table_min_frac(cfg)
+
+    def width_of(self, cls: str) -> int:
+        return self.widths.get(cls, getattr(self.cfg, cls).width)
+
+    def observed(self, cls: str):
+        rng = self.cal.range(cls)
         if rng is None:
             return None
-        return rng[0] * headroom, rng[1] * headroom
+        return rng[0] * self.headroom, rng[1] * self.headroom
 
-    # q_weight: negative integer bits allowed
-    rng = observed("q_weight")
-    if rng is not None and max(abs(rng[0]), abs(rng[1])) > 0:
-        chosen["q_weight"], ok = fit_format(*rng, width_of("q_weight"), min_int_bits=None)
-        source["q_weight"] = "largest |weight|"
-        if not ok:
-            notes.append(f"q_weight: the weights do not fit {width_of('q_weight')} bits even with 0 fraction bits")
-    else:
-        chosen["q_weight"] = _rewidth(cfg.q_weight, width_of("q_weight"))
-        source["q_weight"] = "config (all weights are zero)"
-
-    # q_spectrum: the weight spectra in FFT mode (negative integer bits allowed); kept in direct mode
-    rng = observed("q_spectrum")
-    if cfg.fft_mode and rng is not None and max(abs(rng[0]), abs(rng[1])) > 0:
-        chosen["q_spectrum"], ok = fit_format(*rng, width_of("q_spectrum"), min_int_bits=None)
-        source["q_spectrum"] = "largest |part| of the weight spectra"
-        if not ok:
-            notes.append(f"q_spectrum: the spectra do not fit {width_of('q_spectrum')} bits even with 0 fraction bits")
-    else:
-        chosen["q_spectrum"] = _rewidth(cfg.q_spectrum, width_of("q_spectrum"))
-        source["q_spectrum"] = (
-            "config (all weights are zero)" if cfg.fft_mode else "config (circulant_mode 'direct' stores no spectra)"
-        )
-
-    # q_state, q_cell: calibration or config
-    for cls, what in (("q_state", "inputs and hidden states"), ("q_cell", "cell states")):
-        rng = observed(cls)
+    def weight_formats(self) -> None:
+        """q_weight (negative integer bits allowed), and q_spectrum in FFT mode (kept in direct mode)."""
+        cfg, chosen, source, width_of = self.cfg, self.chosen, self.source, self.width_of
+        rng = self.observed("q_weight")
         if rng is not None and max(abs(rng[0]), abs(rng[1])) > 0:
-            chosen[cls], ok = fit_format(*rng, width_of(cls), min_int_bits=0)
-            source[cls] = f"calibration {what}"
+            chosen["q_weight"], ok = fit_format(*rng, width_of("q_weight"), min_int_bits=None)
+            source["q_weight"] = "largest |weight|"
             if not ok:
-                notes.append(f"{cls}: the observed {what} do not fit {width_of(cls)} bits")
+                self.notes.append(
+                    f"q_weight: the weights do not fit {width_of('q_weight')} bits even with 0 fraction bits"
+                )
         else:
-            chosen[cls] = _rewidth(getattr(cfg, cls), width_of(cls))
-            source[cls] = "config" + ("" if have_calib else " (no calibration inputs)")
-            if cls == "q_cell" and cfg.cell not in ("lstm", "sru", "qrnn"):
-                source[cls] = f"config (a {cfg.cell} has no cell state)"
+            chosen["q_weight"] = _rewidth(cfg.q_weight, width_of("q_weight"))
+            source["q_weight"] = "config (all weights are zero)"
+        rng = self.observed("q_spectrum")
+        if cfg.fft_mode and rng is not None and max(abs(rng[0]), abs(rng[1])) > 0:
+            chosen["q_spectrum"], ok = fit_format(*rng, width_of("q_spectrum"), min_int_bits=None)
+            source["q_spectrum"] = "largest |part| of the weight spectra"
+            if not ok:
+                self.notes.append(
+                    f"q_spectrum: the spectra do not fit {width_of('q_spectrum')} bits even with 0 fraction bits"
+                )
+        else:
+            chosen["q_spectrum"] = _rewidth(cfg.q_spectrum, width_of("q_spectrum"))
+            source["q_spectrum"] = (
+                "config (all weights are zero)"
+                if cfg.fft_mode
+                else "config (circulant_mode 'direct' stores no spectra)"
+            )
 
-    # q_pre: biases and calibration pre-activations, or biases and the table range
-    rng = observed("q_pre")
-    lo, hi = rng if rng is not None else (0.0, 0.0)
-    if have_calib:
-        source["q_pre"] = "largest |bias| and calibration pre-activations"
-    else:
-        r = max(cfg.sigmoid_range, cfg.tanh_range)
-        lo, hi = min(lo, -r), max(hi, r - 2.0 ** -(width_of("q_pre")))
-        source["q_pre"] = f"largest |bias| and the tables' input range ±{r:g} (no calibration inputs)"
-    chosen["q_pre"], ok = fit_format(lo, hi, width_of("q_pre"), min_int_bits=0)
-    if not ok:
-        notes.append(f"q_pre: the observed values do not fit {width_of('q_pre')} bits")
+    def state_formats(self) -> None:
+        """q_state, q_cell: from calibration, or the config's."""
+        cfg, chosen, source = self.cfg, self.chosen, self.source
+        for cls, what in (("q_state", "inputs and hidden states"), ("q_cell", "cell states")):
+            rng = self.observed(cls)
+            if rng is not None and max(abs(rng[0]), abs(rng[1])) > 0:
+                chosen[cls], ok = fit_format(*rng, self.width_of(cls), min_int_bits=0)
+                source[cls] = f"calibration {what}"
+                if not ok:
+                    self.notes.append(f"{cls}: the observed {what} do not fit {self.width_of(cls)} bits")
+            else:
+                chosen[cls] = _rewidth(getattr(cfg, cls), self.width_of(cls))
+                source[cls] = "config" + ("" if self.have_calib else " (no calibration inputs)")
+                if cls == "q_cell" and cfg.cell not in ("lstm", "sru", "qrnn"):
+                    source[cls] = f"config (a {cfg.cell} has no cell state)"
 
-    # q_act: holds 1.0
-    w = width_of("q_act")
-    chosen["q_act"] = QFormat(w, w - 2)
-    source["q_act"] = "activations in [-1, 1] (width - 2 fraction bits)"
+    def pre_and_act_formats(self) -> None:
+        """q_pre: biases and calibration pre-activations, or biases and the table range; q_act holds 1.0."""
+        cfg, chosen, source, width_of = self.cfg, self.chosen, self.source, self.width_of
+        rng = self.observed("q_pre")
+        lo, hi = rng if rng is not None else (0.0, 0.0)
+        if self.have_calib:
+            source["q_pre"] = "largest |bias| and calibration pre-activations"
+        else:
+            r = max(cfg.sigmoid_range, cfg.tanh_range)
+            lo, hi = min(lo, -r), max(hi, r - 2.0 ** -(width_of("q_pre")))
+            source["q_pre"] = f"largest |bias| and the tables' input range ±{r:g} (no calibration inputs)"
+        chosen["q_pre"], ok = fit_format(lo, hi, width_of("q_pre"), min_int_bits=0)
+        if not ok:
+            self.notes.append(f"q_pre: the observed values do not fit {width_of('q_pre')} bits")
+        w = width_of("q_act")
+        chosen["q_act"] = QFormat(w, w - 2)
+        source["q_act"] = "activations in [-1, 1] (width - 2 fraction bits)"
 
-    for cls, q in forced_all.items():
-        chosen[cls] = q
-        source[cls] = "forced"
-
-    # config rules: back off chosen (not forced) formats
-    min_frac = _table_min_frac(cfg)
-
-    def apply_rules():
+    def apply_rules(self) -> Config:
+        """The config rules: back off chosen (not forced) formats; the config (ConfigError for forced ones)."""
+        cfg, chosen, forced_all, min_frac = self.cfg, self.chosen, self.forced_all, self.min_frac
         for cls in ("q_pre", "q_cell"):
             q = chosen[cls]
             if cls not in forced_all and q.frac < min_frac:
                 chosen[cls] = QFormat(q.width, min(min_frac, q.width - 1))
-                notes.append(
+                self.notes.append(
                     f"{cls}: {q} has a resolution coarser than the activation tables' step "
                     f"(table_entries {cfg.table_entries}, ranges {cfg.sigmoid_range:g}/{cfg.tanh_range:g}); "
                     f"backed off to {chosen[cls]}, which may saturate"
@@ -562,17 +584,16 @@ def choose_formats(
         q = chosen["q_pre"]
         if "q_pre" not in forced_all and q.frac > acc_frac:
             chosen["q_pre"] = QFormat(q.width, acc_frac)
-            notes.append(
+            self.notes.append(
                 f"q_pre: {q} has more fraction bits than the accumulator ({acc_frac} = {wcls}.frac + "
                 f"q_state.frac); backed off to {chosen['q_pre']} (more range, coarser)"
             )
         return cfg.replace(**chosen)  # raises ConfigError for forced formats that break a rule
 
-    new_cfg = apply_rules()
-
-    # the integer run can exceed the float range by a few LSBs: widen what it saturates
-    int_counts = None
-    if have_calib and count_integer:
+    def widen_for_integer_run(self, weights, calib_x, new_cfg: Config):
+        """The integer run can exceed the float range by a few LSBs: widen what it saturates (up to 4 times)."""
+        chosen, min_frac = self.chosen, self.min_frac
+        int_counts = None
         for attempt in range(5):
             int_counts, _ = integer_saturations(new_cfg, weights, calib_x)
             widen = [
@@ -580,9 +601,9 @@ def choose_formats(
                 for cls in ("q_pre", "q_state", "q_cell")
                 if attempt < 4
                 and int_counts[cls]
-                and cls not in forced_all
+                and cls not in self.forced_all
                 and chosen[cls].frac > 0
-                and count_saturations(cal.array(cls), chosen[cls]) == 0
+                and count_saturations(self.cal.array(cls), chosen[cls]) == 0
                 and (cls == "q_state" or chosen[cls].frac > min_frac)
             ]
             if not widen:
@@ -590,36 +611,43 @@ def choose_formats(
             for cls in widen:
                 q = chosen[cls]
                 chosen[cls] = QFormat(q.width, q.frac - 1)
-                notes.append(
+                self.notes.append(
                     f"{cls}: the integer run saturated {int_counts[cls]} value(s) in {q} (the float run "
                     f"none); widened to {chosen[cls]}"
                 )
-            new_cfg = apply_rules()
+            new_cfg = self.apply_rules()
+        return new_cfg, int_counts
 
-    # report (q_act is never counted; the weight class the mode does not store neither)
-    unused = ("q_act", "q_weight" if cfg.fft_mode else "q_spectrum")
-    classes = {}
-    for cls in CLASSES:
-        arr = cal.array(cls)
-        q = getattr(new_cfg, cls)
-        classes[cls] = {
-            "format": str(q),
-            "width": q.width,
-            "frac": q.frac,
-            "source": source[cls],
-            "forced": cls in forced_all,
-            "observed_max": float(np.abs(arr).max()) if arr.size else None,
-            "values": int(arr.size),
-            "saturations": count_saturations(arr, q),
-            "integer_saturations": None if int_counts is None or cls in unused else int(int_counts[cls]),
+    def report(self, new_cfg: Config, int_counts) -> dict:
+        """Per class: format, source, observed range, saturations (q_act and the unstored weight class never
+        counted); the notes; the calibration's size."""
+        cfg, cal = self.cfg, self.cal
+        unused = ("q_act", "q_weight" if cfg.fft_mode else "q_spectrum")
+        classes = {}
+        for cls in CLASSES:
+            arr = cal.array(cls)
+            q = getattr(new_cfg, cls)
+            classes[cls] = {
+                "format": str(q),
+                "width": q.width,
+                "frac": q.frac,
+                "source": self.source[cls],
+                "forced": cls in self.forced_all,
+                "observed_max": float(np.abs(arr).max()) if arr.size else None,
+                "values": int(arr.size),
+                "saturations": count_saturations(arr, q),
+                "integer_saturations": None if int_counts is None or cls in unused else int(int_counts[cls]),
+            }
+        if not self.have_calib:
+            self.notes.append(
+                "no calibration inputs: q_state and q_cell kept from the config; saturation counts cover "
+                "the weights and biases only"
+            )
+        return {
+            "classes": classes,
+            "notes": self.notes,
+            "calibration": {"sequences": cal.sequences, "steps": cal.steps},
         }
-    if not have_calib:
-        notes.append(
-            "no calibration inputs: q_state and q_cell kept from the config; saturation counts cover "
-            "the weights and biases only"
-        )
-    report = {"classes": classes, "notes": notes, "calibration": {"sequences": cal.sequences, "steps": cal.steps}}
-    return new_cfg, report
 
 
 def _rewidth(q: QFormat, width: int) -> QFormat:
