@@ -489,6 +489,81 @@ def _rtl(
     return y, info
 
 
+def _dense_row(cfg, dense: Reference, X, head, labels, targets, mask, lengths, y_float, pred_float, log) -> dict:
+    """The dense float reference's row (its own head when it fits the data's task)."""
+    if dense.cfg.input_size != cfg.input_size:
+        raise InputError(f"the dense reference reads {dense.cfg.input_size} inputs, the model {cfg.input_size}")
+    if dense.head is not None and head is not None and dense.head.num_classes != head.num_classes:
+        raise InputError(
+            f"the dense reference's head has {dense.head.num_classes} classes, the model's {head.num_classes}"
+        )
+    t0 = time.time()
+    log("dense float reference")
+    y_dense = hidden_states(dense.cfg, dense.weights, X, "float")
+    same_shape = dense.cfg.hidden_size == cfg.hidden_size
+    dhead = dense.head
+    if dhead is not None and (
+        labels is not None
+        and not dhead.is_classifier
+        or targets is not None
+        and (dhead.is_classifier or dhead.num_classes != targets.shape[2])
+    ):
+        dhead = None  # a reference head of another kind than the data's task
+    return _row(
+        "dense float",
+        "dense-float",
+        y_dense,
+        y_float if same_shape else None,
+        mask,
+        lengths,
+        dhead,
+        labels,
+        pred_float,
+        time.time() - t0,
+        targets=targets,
+        source=dense.source,
+        notes=list(dense.notes),
+        weight_bytes_float32=4 * dense.cfg.dense_weight_words(),
+    )
+
+
+def _rtl_row(cfg, weights, X, lengths, labels, targets, head, mask, ys: dict, backend, sequences, cache_dir, log):
+    """The RTL backend's row on the selected sequences, with the golden model's figures on the same ones;
+    (row, the RTL run's summary)."""
+    n = X.shape[0]
+    if np.ndim(sequences) == 0:
+        if int(sequences) < 1:
+            raise InputError(f"--rtl-sequences must be 1 or more, not {sequences}")
+        index = np.arange(min(int(sequences), n))
+    else:
+        index = np.asarray(sequences, dtype=np.int64).ravel()
+        if index.size == 0 or index.min() < 0 or index.max() >= n:
+            raise InputError(f"RTL sequence indices must be in 0..{n - 1}, not {index.tolist()}")
+    y_rtl, rtl = _rtl(cfg, weights, X, lengths, backend, index, cache_dir, log)
+    sub_labels = labels[index] if labels is not None else None
+    pred_float, y_gold = ys["pred_float"], ys["golden"]
+    row = _row(
+        f"rtl {backend}",
+        f"rtl-{backend}",
+        y_rtl,
+        ys["float"][index],
+        mask[index],
+        lengths[index],
+        head,
+        sub_labels,
+        None if pred_float is None else pred_float[index],
+        rtl["seconds"],
+        targets=None if targets is None else targets[index],
+        verdict=rtl["verdict"],
+    )
+    if head is not None and not head.is_classifier and targets is not None:
+        row["golden_mse_same_sequences"] = readout_mse(head, y_gold[index], targets[index], mask[index])
+    if head is not None and head.is_classifier and sub_labels is not None:
+        gold_pred = head.predict(last_states(y_gold[index], lengths[index]))
+        row["golden_accuracy_same_sequences"] = float(np.mean(gold_pred == sub_labels))
+    return row, rtl
+
+
 def evaluate(
     cfg: Config,
     weights: Weights,
@@ -544,41 +619,7 @@ def evaluate(
     )
 
     if dense is not None:
-        if dense.cfg.input_size != cfg.input_size:
-            raise InputError(f"the dense reference reads {dense.cfg.input_size} inputs, the model {cfg.input_size}")
-        if dense.head is not None and head is not None and dense.head.num_classes != head.num_classes:
-            raise InputError(
-                f"the dense reference's head has {dense.head.num_classes} classes, the model's {head.num_classes}"
-            )
-        t0 = time.time()
-        log("dense float reference")
-        y_dense = hidden_states(dense.cfg, dense.weights, X, "float")
-        same_shape = dense.cfg.hidden_size == cfg.hidden_size
-        dhead = dense.head
-        if dhead is not None and (
-            labels is not None
-            and not dhead.is_classifier
-            or targets is not None
-            and (dhead.is_classifier or dhead.num_classes != targets.shape[2])
-        ):
-            dhead = None  # a reference head of another kind than the data's task
-        drow = _row(
-            "dense float",
-            "dense-float",
-            y_dense,
-            y_float if same_shape else None,
-            mask,
-            lengths,
-            dhead,
-            labels,
-            pred_float,
-            time.time() - t0,
-            targets=targets,
-            source=dense.source,
-            notes=list(dense.notes),
-            weight_bytes_float32=4 * dense.cfg.dense_weight_words(),
-        )
-        rows.append(drow)
+        rows.append(_dense_row(cfg, dense, X, head, labels, targets, mask, lengths, y_float, pred_float, log))
     rows.append(float_row)
 
     t0 = time.time()
@@ -621,35 +662,10 @@ def evaluate(
 
     rtl = None
     if rtl_backend is not None:
-        if np.ndim(rtl_sequences) == 0:
-            if int(rtl_sequences) < 1:
-                raise InputError(f"--rtl-sequences must be 1 or more, not {rtl_sequences}")
-            index = np.arange(min(int(rtl_sequences), n))
-        else:
-            index = np.asarray(rtl_sequences, dtype=np.int64).ravel()
-            if index.size == 0 or index.min() < 0 or index.max() >= n:
-                raise InputError(f"RTL sequence indices must be in 0..{n - 1}, not {index.tolist()}")
-        y_rtl, rtl = _rtl(cfg, weights, X, lengths, rtl_backend, index, cache_dir, log)
-        sub_labels = labels[index] if labels is not None else None
-        row = _row(
-            f"rtl {rtl_backend}",
-            f"rtl-{rtl_backend}",
-            y_rtl,
-            y_float[index],
-            mask[index],
-            lengths[index],
-            head,
-            sub_labels,
-            None if pred_float is None else pred_float[index],
-            rtl["seconds"],
-            targets=None if targets is None else targets[index],
-            verdict=rtl["verdict"],
+        ys = {"float": y_float, "golden": y_gold, "pred_float": pred_float}
+        row, rtl = _rtl_row(
+            cfg, weights, X, lengths, labels, targets, head, mask, ys, rtl_backend, rtl_sequences, cache_dir, log
         )
-        if head is not None and not head.is_classifier and targets is not None:
-            row["golden_mse_same_sequences"] = readout_mse(head, y_gold[index], targets[index], mask[index])
-        if pred_head is not None and sub_labels is not None:
-            gold_pred = head.predict(last_states(y_gold[index], lengths[index]))
-            row["golden_accuracy_same_sequences"] = float(np.mean(gold_pred == sub_labels))
         rows.append(row)
 
     return {
