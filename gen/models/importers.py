@@ -325,7 +325,37 @@ def torch_to_dense(
     ``cell`` confirms or names the cell; ``cell_known`` says it comes from the
     module itself (then a plain RNN is known to be tanh).
     """
-    flat = _flatten(dict(state))
+    prefix, keys, notes = _torch_group(_flatten(dict(state)), where)
+    where_k = where + (f" [{prefix.rstrip('.')}]" if prefix else "")
+    if any(k.endswith("_reverse") for k in keys):
+        raise ModelImportError(f"{where_k}: bidirectional (has _reverse weights); rnnaccel runs forward layers only")
+    if any(k.startswith("weight_hr") for k in keys):
+        raise ModelImportError(f"{where_k}: an LSTM with proj_size (has weight_hr weights); rnnaccel needs proj_size=0")
+    is_cell = "weight_ih" in keys and not any(k.startswith("weight_ih_l") for k in keys)
+    if is_cell:
+        layers_idx = [0]
+        name = lambda kind, layer: kind  # noqa: E731
+    else:
+        layers_idx = sorted(int(k.split("_l")[1]) for k in keys if k.startswith("weight_ih_l"))
+        if layers_idx != list(range(len(layers_idx))):
+            raise ModelImportError(f"{where_k}: layers {layers_idx} are not numbered 0..{len(layers_idx) - 1}")
+        name = lambda kind, layer: f"{kind}_l{layer}"  # noqa: E731
+    inferred, input_size, hidden = _torch_shape(keys, name, cell, cell_known, where_k)
+    layers = [_torch_layer(keys, name, layer, inferred, input_size, hidden, where_k) for layer in layers_idx]
+    extra = sorted(
+        k
+        for k in keys
+        if k not in {name(kd, layer) for layer in layers_idx for kd in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
+    )
+    if extra:
+        raise ModelImportError(f"{where_k}: unexpected keys {', '.join(extra)}")
+    return DenseModel(
+        cell=inferred, input_size=input_size, hidden_size=hidden, layers=layers, gru_reset_after=True, notes=notes
+    )
+
+
+def _torch_group(flat: dict, where: str) -> tuple[str, dict, list[str]]:
+    """The one recurrent module's entries of a flat state_dict: (key prefix, its entries, notes)."""
     groups: dict[str, dict[str, object]] = {}
     for key, value in flat.items():
         m = _KEY.match(key)
@@ -353,20 +383,11 @@ def torch_to_dense(
             f"entr{'y' if len(ignored) == 1 else 'ies'} "
             f"({', '.join(ignored[:3])}{', ...' if len(ignored) > 3 else ''})"
         )
-    where_k = where + (f" [{prefix.rstrip('.')}]" if prefix else "")
-    if any(k.endswith("_reverse") for k in keys):
-        raise ModelImportError(f"{where_k}: bidirectional (has _reverse weights); rnnaccel runs forward layers only")
-    if any(k.startswith("weight_hr") for k in keys):
-        raise ModelImportError(f"{where_k}: an LSTM with proj_size (has weight_hr weights); rnnaccel needs proj_size=0")
-    is_cell = "weight_ih" in keys and not any(k.startswith("weight_ih_l") for k in keys)
-    if is_cell:
-        layers_idx = [0]
-        name = lambda kind, layer: kind  # noqa: E731
-    else:
-        layers_idx = sorted(int(k.split("_l")[1]) for k in keys if k.startswith("weight_ih_l"))
-        if layers_idx != list(range(len(layers_idx))):
-            raise ModelImportError(f"{where_k}: layers {layers_idx} are not numbered 0..{len(layers_idx) - 1}")
-        name = lambda kind, layer: f"{kind}_l{layer}"  # noqa: E731
+    return prefix, keys, notes
+
+
+def _torch_shape(keys: dict, name, cell: str | None, cell_known: bool, where_k: str) -> tuple[str, int, int]:
+    """(cell type, input size, hidden size) from layer 0's matrices; ``cell`` must agree."""
     hh0 = name("weight_hh", 0)
     if hh0 not in keys:
         raise ModelImportError(f"{where_k}: {hh0} is missing")
@@ -391,54 +412,44 @@ def torch_to_dense(
             f"{where_k}: looks like an nn.RNN, but a state_dict does not record its nonlinearity: "
             f"pass --cell rnn to confirm it is tanh (relu is not supported)"
         )
-    g = rows // hidden
-    input_size = w_ih0.shape[1]
-    layers = []
-    for layer in layers_idx:
-        c_in = input_size if layer == 0 else hidden
-        mats = {}
-        for kind, shape in (
-            ("weight_ih", (g * hidden, c_in)),
-            ("weight_hh", (g * hidden, hidden)),
-            ("bias_ih", (g * hidden,)),
-            ("bias_hh", (g * hidden,)),
-        ):
-            key = name(kind, layer)
-            if key not in keys:
-                if kind.startswith("bias"):
-                    mats[kind] = np.zeros(shape)  # bias=False
-                    continue
-                raise ModelImportError(f"{where_k}: {key} is missing")
-            arr = _finite(key, _to_numpy(keys[key], key, where_k), where_k)
-            if arr.shape != shape:
-                if kind == "weight_ih" and layer > 0 and arr.ndim == 2 and arr.shape[0] == shape[0]:
-                    raise ModelImportError(
-                        f"{where_k}: layer {layer} reads {arr.shape[1]} inputs, but layer "
-                        f"{layer - 1} has hidden size {hidden}: mismatched layer sizes"
-                    )
+    return inferred, w_ih0.shape[1], hidden
+
+
+def _torch_layer(keys: dict, name, layer: int, cell: str, input_size: int, hidden: int, where_k: str) -> DenseLayer:
+    """Layer ``layer``'s matrices and biases (missing biases: zeros, ``bias=False``), shapes checked."""
+    g = next(n for n, c in _GATE_COUNT.items() if c == cell)  # gates stacked in the matrices
+    c_in = input_size if layer == 0 else hidden
+    mats = {}
+    for kind, shape in (
+        ("weight_ih", (g * hidden, c_in)),
+        ("weight_hh", (g * hidden, hidden)),
+        ("bias_ih", (g * hidden,)),
+        ("bias_hh", (g * hidden,)),
+    ):
+        key = name(kind, layer)
+        if key not in keys:
+            if kind.startswith("bias"):
+                mats[kind] = np.zeros(shape)  # bias=False
+                continue
+            raise ModelImportError(f"{where_k}: {key} is missing")
+        arr = _finite(key, _to_numpy(keys[key], key, where_k), where_k)
+        if arr.shape != shape:
+            if kind == "weight_ih" and layer > 0 and arr.ndim == 2 and arr.shape[0] == shape[0]:
                 raise ModelImportError(
-                    f"{where_k}: {key} has shape {tuple(arr.shape)}, expected {shape} "
-                    f"(a {_TORCH_NAME[inferred]} with input {input_size}, hidden {hidden}); "
-                    f"mismatched layer sizes are not supported"
+                    f"{where_k}: layer {layer} reads {arr.shape[1]} inputs, but layer "
+                    f"{layer - 1} has hidden size {hidden}: mismatched layer sizes"
                 )
-            mats[kind] = arr
-        layers.append(
-            DenseLayer(
-                W=mats["weight_ih"].reshape(g, hidden, c_in),
-                U=mats["weight_hh"].reshape(g, hidden, hidden),
-                b=mats["bias_ih"].reshape(g, hidden),
-                c=mats["bias_hh"].reshape(g, hidden),
+            raise ModelImportError(
+                f"{where_k}: {key} has shape {tuple(arr.shape)}, expected {shape} "
+                f"(a {_TORCH_NAME[cell]} with input {input_size}, hidden {hidden}); "
+                f"mismatched layer sizes are not supported"
             )
-        )
-    extra = sorted(
-        k
-        for k in keys
-        if k not in {name(kd, layer) for layer in layers_idx for kd in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
-    )
-    if extra:
-        raise ModelImportError(f"{where_k}: unexpected keys {', '.join(extra)}")
-    return DenseModel(
-        cell=inferred, input_size=input_size, hidden_size=hidden, layers=layers, gru_reset_after=True, notes=notes
+        mats[kind] = arr
+    return DenseLayer(
+        W=mats["weight_ih"].reshape(g, hidden, c_in),
+        U=mats["weight_hh"].reshape(g, hidden, hidden),
+        b=mats["bias_ih"].reshape(g, hidden),
+        c=mats["bias_hh"].reshape(g, hidden),
     )
 
 
