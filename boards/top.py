@@ -11,6 +11,10 @@ the 12 MHz clock is on the PLL's own pin), so the board's clock pin must be
 a PLL pad. LEDs: ``led`` 0 (or
 ``led_g`` 0) = busy, 1 (or ``led_r`` 0) = error, 2 = UART receive, 3 = UART
 transmit, where the board has them.
+
+A config of several cores is a MultiCore behind the link (``docs/hostlink.md``, addressed frames): a
+``layers`` config splits its stack over the cores; a ``programs`` design takes ``models``, one
+(config, weights) per core.
 """
 
 from __future__ import annotations
@@ -49,9 +53,17 @@ def _has(platform, name, number) -> bool:
 
 class BoardTop(Elaboratable):
     def __init__(
-        self, cfg, weights=None, *, pll: PLL | None = None, baud: int = 115200, design_hash: str | None = None
+        self,
+        cfg,
+        weights=None,
+        *,
+        models=None,
+        pll: PLL | None = None,
+        baud: int = 115200,
+        design_hash: str | None = None,
     ):
         self.cfg = cfg
+        self.models = models
         self.design_hash = design_hash
         self.weights = weights
         self.pll = pll
@@ -92,6 +104,7 @@ class BoardTop(Elaboratable):
             clk_hz,
             self.baud,
             weights=self.weights if self.cfg.weights_in_rom else None,
+            models=self.models,
             **({"design_hash": self.design_hash} if self.design_hash else {}),
         )
         m.submodules.link = link

@@ -23,8 +23,10 @@ config, instantiated N times; :class:`MultiCore` adds only the glue:
 ``status`` is the core's (busy, idle, error) over the whole design: idle when
 every core is idle, no command is pending and every link FIFO is empty.
 ``cycles`` counts cycles with some core busy, ``core_steps`` each core's step
-counter. With ``link_stalls`` (tests) an input ``link_stall`` (two bits per
-link: writer side, reader side) holds a link's transfer for a cycle.
+counter; ``core_cycles``, ``core_wait_cycles`` and ``core_status`` are each
+core's own ``cycles``, ``wait_cycles`` and ``status`` (the host link reports
+them per core). With ``link_stalls`` (tests) an input ``link_stall`` (two bits
+per link: writer side, reader side) holds a link's transfer for a cycle.
 """
 
 from __future__ import annotations
@@ -104,6 +106,9 @@ class MultiCore(wiring.Component):
             "status": Out(3),
             "cycles": Out(32),
             "core_steps": Out(data.ArrayLayout(unsigned(32), n)),
+            "core_cycles": Out(data.ArrayLayout(unsigned(32), n)),
+            "core_wait_cycles": Out(data.ArrayLayout(unsigned(32), n)),
+            "core_status": Out(data.ArrayLayout(unsigned(3), n)),
         }
         if self._link_stalls:
             members["link_stall"] = In(2 * (n - 1))
@@ -116,6 +121,10 @@ class MultiCore(wiring.Component):
     @property
     def models(self) -> list[tuple[Config, dict]]:
         return list(self._models)
+
+    @property
+    def link_depth(self) -> int:
+        return self._link_depth
 
     @property
     def n_cores(self) -> int:
@@ -141,7 +150,12 @@ class MultiCore(wiring.Component):
         with m.If(self.i_cmd.valid & self.i_cmd.ready & (self.i_cmd.payload.op == Op.CLEAR_COUNTERS)):
             m.d.sync += [self.cycles.eq(0), bad.eq(0)]
         for i, core in enumerate(cores):
-            m.d.comb += self.core_steps[i].eq(core.steps)
+            m.d.comb += [
+                self.core_steps[i].eq(core.steps),
+                self.core_cycles[i].eq(core.cycles),
+                self.core_wait_cycles[i].eq(core.wait_cycles),
+                self.core_status[i].eq(core.status),
+            ]
         return m
 
     def _commands(self, m: Module, cores, bad) -> Signal:

@@ -27,6 +27,8 @@ import numpy as np
 from rnnaccel.interface import protocol
 from rnnaccel.interface.protocol import (
     ACK_FLAG,
+    ALL_CORES,
+    CORE_FLAG,
     COUNTERS_FORMAT,
     NAK,
     SYNC,
@@ -34,6 +36,7 @@ from rnnaccel.interface.protocol import (
     Error,
     LinkLayout,
     crc16,
+    encode_addressed,
     encode_frame,
     encode_info,
     encode_run,
@@ -192,35 +195,54 @@ class ReferenceDevice:
         lay, cfg = self.layout, self.cfg
         if not fr.complete:
             return self._nak(Error.TIMEOUT, fr.cmd)
-        cmd, n, payload = fr.cmd, fr.length, fr.payload
+        raw, n, payload = fr.cmd, fr.length, fr.payload
         if not fr.crc_ok:
-            return self._nak(Error.CRC, cmd)
+            return self._nak(Error.CRC, raw)
+        cmd = raw & ~CORE_FLAG  # an addressed frame: the core byte first (this one-core device has core 0)
         if cmd not in Cmd._value2member_map_:
-            return self._nak(Error.COMMAND, cmd)
-        if n > self.cap or (cmd in NO_PAYLOAD and n):
-            return self._nak(Error.LENGTH, cmd)
+            return self._nak(Error.COMMAND, raw)
+        core, no_core = 0, False
+        if raw & CORE_FLAG:
+            no_core = n == 0
+            core, n, payload = (payload[0], n - 1, payload[1:]) if n else (0, 0, b"")
+        if n > self.cap or (cmd in NO_PAYLOAD and n) or no_core:
+            return self._nak(Error.LENGTH, raw)
+        if not (core == 0 or (core == ALL_CORES and cmd not in (Cmd.WRITE_STATE, Cmd.WRITE_WEIGHTS, Cmd.RUN))):
+            return self._nak(Error.CORE, raw)
         if cmd == Cmd.WRITE_WEIGHTS and cfg.weights_in_rom:
-            return self._nak(Error.ROM, cmd)
+            return self._nak(Error.ROM, raw)
         if cmd == Cmd.RUN and (n == 0 or n > lay.max_steps(self.cap) * lay.step_bytes):
-            return self._nak(Error.LENGTH, cmd)
+            return self._nak(Error.LENGTH, raw)
+        ack = self._ack
+        if raw != cmd:
+
+            def ack(_, data=b""):
+                return Expected(self._ack(cmd, data).cmd | CORE_FLAG, bytes(data))
+
+        return self._respond_ok(raw, cmd, n, payload, ack)
+
+    def _respond_ok(self, raw, cmd, n, payload, ack) -> Expected:
+        """The answer to a frame that passed the checks before the payload walk (``ack`` answers as the
+        frame's command byte asks: addressed or not)."""
+        lay, cfg = self.layout, self.cfg
         if cmd == Cmd.PING:
-            return self._ack(cmd, payload)
+            return ack(cmd, payload)
         if cmd == Cmd.INFO:
-            return self._ack(cmd, encode_info(self.info))
+            return ack(cmd, encode_info(self.info))
         if cmd == Cmd.READ_COUNTERS:
-            exp = self._ack(cmd, struct.pack(COUNTERS_FORMAT, 0, 0, self.steps, 2, self.rejected & 0xFFFF))
+            exp = ack(cmd, struct.pack(COUNTERS_FORMAT, 0, 0, self.steps, 2, self.rejected & 0xFFFF))
             exp.counters = True
             return exp
         if cmd == Cmd.RESET_STATE:
             self.model.reset()
-            return self._ack(cmd)
+            return ack(cmd)
         if cmd == Cmd.CLEAR_COUNTERS:
             self.steps = self.last_cycles = self.last_wait = 0
-            return self._ack(cmd)
+            return ack(cmd)
         walk = {Cmd.WRITE_STATE: self._walk_state, Cmd.WRITE_WEIGHTS: self._walk_weights, Cmd.RUN: self._walk_run}
         err = walk[cmd](payload)
         if err is not None:
-            return self._nak(err, cmd)
+            return self._nak(err, raw)
         if cmd == Cmd.RUN:
             x = np.frombuffer(
                 b"".join(
@@ -233,12 +255,12 @@ class ReferenceDevice:
             ).reshape(-1, cfg.input_size)
             y = self.model.run_raw(x)
             self.steps += x.shape[0]
-            return self._ack(cmd, encode_run(y, lay.word_bytes))
+            return ack(cmd, encode_run(y, lay.word_bytes))
         if cmd == Cmd.WRITE_STATE:
             self._apply_state_records(payload)
         # WRITE_WEIGHTS: the exerciser sends bursts of known weight sets and swaps the golden model
         # once a whole set is written (load_weights); rewriting the loaded weights changes nothing.
-        return self._ack(cmd)
+        return ack(cmd)
 
     def _apply_state_records(self, payload) -> None:
         """WRITE_VEC / WRITE_C records into the golden model's h and c (the inverse of ``state_commands``)."""
@@ -356,9 +378,9 @@ class LinkExerciser:
         self._quiet()
         return out
 
-    def request(self, cmd, payload=b"") -> Expected:
-        """A valid request: exactly one answer, an ACK."""
-        (exp,) = self.send(encode_frame(cmd, payload))
+    def request(self, cmd, payload=b"", core=None) -> Expected:
+        """A valid request: exactly one answer, an ACK (``core``: addressed to that core)."""
+        (exp,) = self.send(encode_frame(cmd, payload) if core is None else encode_addressed(cmd, core, payload))
         assert not exp.is_nak, f"valid request {Cmd(cmd).name} rejected: {exp.payload.hex()}"
         self.requests += 1
         return exp
@@ -447,6 +469,15 @@ class LinkExerciser:
             self.counters()
         elif kind == "clear":
             self.clear()
+        elif kind == "addressed":  # a request addressed to the one core (0), or to every core where allowed
+            which = int(rng.integers(0, 5))
+            if which == 0:
+                self.request(Cmd.RUN, encode_run(self.inputs(rng, int(rng.integers(1, 3))), self.lay.word_bytes), 0)
+            elif which == 1:
+                self.request(Cmd.PING, rng.bytes(int(rng.integers(0, 6))), int(rng.choice([0, ALL_CORES])))
+            else:
+                cmd = [Cmd.RESET_STATE, Cmd.READ_COUNTERS, Cmd.INFO][which - 2]
+                self.request(cmd, b"", int(rng.choice([0, ALL_CORES])))
         else:
             raise ValueError(kind)
 
@@ -483,7 +514,7 @@ class LinkExerciser:
     def frame_with_bad_fields(self, rng) -> bytes:
         """A frame with a good CRC that the engine must reject (length, range, command, ROM)."""
         lay, cfg = self.lay, self.cfg
-        kind = int(rng.integers(0, 9))
+        kind = int(rng.integers(0, 10))
         if kind == 0:  # a payload on a command that takes none
             return encode_frame(Cmd(int(rng.choice(list(NO_PAYLOAD)))), rng.bytes(int(rng.integers(1, 6))))
         if kind == 1:  # RUN: not whole input vectors, or empty
@@ -524,6 +555,15 @@ class LinkExerciser:
             return encode_frame(
                 int(rng.choice([0x00, 0x09, 0x10, 0x7F, 0x80, 0x86, 0xA5, 0xFE])), rng.bytes(int(rng.integers(0, 5)))
             )
+        if kind == 9:  # addressed: a core this one-core design does not have, all cores where one is needed, none
+            which = int(rng.integers(0, 3))
+            if which == 0:
+                cmd = Cmd(int(rng.choice([c.value for c in Cmd])))
+                payload = encode_run(self.inputs(rng, 1), lay.word_bytes) if cmd == Cmd.RUN else b""
+                return encode_addressed(cmd, int(rng.integers(1, ALL_CORES)), payload)
+            if which == 1:
+                return encode_addressed(Cmd.RUN, ALL_CORES, encode_run(self.inputs(rng, 1), lay.word_bytes))
+            return encode_frame(int(rng.choice([c.value for c in Cmd])) | CORE_FLAG)
         if kind == 7:  # longer than the buffer (received to its end, then rejected)
             return encode_frame(Cmd.PING, rng.bytes(self.dev.cap + int(rng.integers(1, 9))))
         # RUN longer than its limit
@@ -579,6 +619,7 @@ REQUEST_KINDS = (
     "run_longest",
     "counters",
     "clear",
+    "addressed",
 )
 
 

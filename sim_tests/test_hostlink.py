@@ -324,7 +324,8 @@ def test_malformed_frames_are_rejected_and_change_nothing():
     corrupted = bytearray(run_frame)
     corrupted[10] ^= 0x01  # a payload bit
     expect_nak(tr, bytes(corrupted), Error.CRC, Cmd.RUN)
-    expect_nak(tr, encode_frame(0x42, b"x"), Error.COMMAND, 0x42)
+    expect_nak(tr, encode_frame(0x09, b"x"), Error.COMMAND, 0x09)
+    expect_nak(tr, encode_frame(0x42, b"x"), Error.CORE, 0x42)  # INFO addressed to core 0x78: none
     expect_nak(tr, encode_frame(Cmd.PING, bytes(600)), Error.LENGTH, Cmd.PING)  # overruns the buffer
     expect_nak(tr, encode_frame(Cmd.INFO, b"\x00"), Error.LENGTH, Cmd.INFO)
     expect_nak(tr, encode_frame(Cmd.RUN, protocol.encode_run(x, 2)[:-2]), Error.LENGTH, Cmd.RUN)  # partial step
@@ -356,7 +357,7 @@ def test_malformed_frames_are_rejected_and_change_nothing():
     # nothing above reached the accelerator: the run sees the zero state
     np.testing.assert_array_equal(dev.run(x), golden_session(CFG, WEIGHTS, [("reset",), ("run", x)])[0])
     c = dev.counters()
-    assert c["steps"] == 3 and not c["error"] and c["rejected"] == 16
+    assert c["steps"] == 3 and not c["error"] and c["rejected"] == 17
 
 
 def test_truncated_frame_times_out_then_link_works():

@@ -73,8 +73,8 @@ def test_layer_groups_and_core_configs():
 
 
 def test_one_core_flow_refuses_several_cores():
-    """generate and boards take one core (one line); simulation takes several (``multicore=True``)."""
-    with pytest.raises(ConfigError, match="generate and boards take one core for now"):
+    """generate takes one core (one line); simulation and board builds take several (``multicore=True``)."""
+    with pytest.raises(ConfigError, match="generate takes one core for now"):
         require_gateware(TINY.replace(cores=2))
     require_gateware(TINY.replace(cores=2), multicore=True)
 
@@ -293,8 +293,12 @@ def test_command_for_missing_core_sets_error_and_changes_nothing():
 
 
 # ----------------------------------------------------------------------------- D. the generated Verilog
+# Verilator in the slow tier: the MultiCore Verilog in Verilator is covered in CI by test_cocotb_multicore.py
+SIMULATORS = ["icarus", pytest.param("verilator", marks=pytest.mark.slow)]
+
+
 @pytest.mark.cocotb
-@pytest.mark.parametrize("simulator", ["icarus", "verilator"])
+@pytest.mark.parametrize("simulator", SIMULATORS)
 def test_layers_verilog_bit_exact(simulator, tmp_path):
     """A layer pipeline through the ordinary flow (``run_session``) on the generated Verilog: two cores,
     run-time weights loaded by commands, an initial state, random idle and back-pressure."""
@@ -310,7 +314,7 @@ def test_layers_verilog_bit_exact(simulator, tmp_path):
 
 
 @pytest.mark.cocotb
-@pytest.mark.parametrize("simulator", ["icarus", "verilator"])
+@pytest.mark.parametrize("simulator", SIMULATORS)
 def test_programs_verilog_bit_exact(simulator, tmp_path):
     """Multi-programming on the generated Verilog: an LSTM in ROM and a GRU loaded by commands, the two
     streams interleaved at random, every core's outputs and step counter checked."""

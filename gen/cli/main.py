@@ -134,6 +134,11 @@ def cmd_run(args) -> int:
             f"cycles: {report['total_cycles']} total, {report['cycles_per_step']:.1f} per step "
             f"(ideal {report['ideal_cycles_per_step']}, utilization {100 * report['utilization']:.1f}%)"
         )
+        if "skipped_tiles" in report:  # delta mode
+            print(
+                f"delta: {report['skipped_tiles']} column units skipped (zero delta); "
+                f"{report['effective_macs_per_step']:.0f} of {report['dense_macs_per_step']} MACs per step done"
+            )
     elif args.report:
         raise CLIError("--report needs a simulator backend (amaranth, icarus, verilator)")
     return 0
@@ -348,14 +353,33 @@ def cmd_quantize(args) -> int:
 def cmd_build(args) -> int:
     import json
 
-    from ..boards.build import build_board, format_report
+    from ..boards.build import build_board, format_report, programs_config
     from ..boards.platforms import BoardError
     from ..flow.toolchain import require_gateware
     from ..numeric.model import load_model
 
-    cfg, weights = load_model(args.model)
-    require_gateware(cfg)
-    out = Path(args.output) if args.output else Path("out") / "build" / f"{cfg.name}-{args.board.replace(':', '_')}"
+    loaded = [load_model(d) for d in args.model]
+    models = None
+    if len(loaded) > 1:  # a programs design: one model per core
+        for d, (c, _) in zip(args.model, loaded):
+            if c.cores != 1:
+                raise CLIError(f"{d}: cores = {c.cores}; a programs build takes one-core models, one per core")
+            require_gateware(c)
+        models = loaded
+        try:
+            cfg, weights = programs_config(models), None
+        except BoardError as exc:
+            raise CLIError(str(exc).splitlines()[0]) from None
+    else:
+        cfg, weights = loaded[0]
+        if cfg.cores > 1 and cfg.core_mode == "programs":
+            raise CLIError(
+                f"{args.model[0]}: a programs design of {cfg.cores} cores runs one model per core: "
+                f"give {cfg.cores} model directories of one core each"
+            )
+        require_gateware(cfg, multicore=True)
+    name = cfg.name if models is None else f"programs{len(models)}-{cfg.name}"
+    out = Path(args.output) if args.output else Path("out") / "build" / f"{name}-{args.board.replace(':', '_')}"
     try:
         report = build_board(
             cfg,
@@ -366,6 +390,7 @@ def cmd_build(args) -> int:
             baud=args.baud,
             program=args.program,
             progress=lambda msg: print(f"[build] {msg}", flush=True),
+            models=models,
         )
     except BoardError as exc:
         raise CLIError(str(exc).splitlines()[0]) from None
@@ -470,7 +495,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_info)
 
     s = sub.add_parser("build", help="build a bitstream for a board with the open toolchain (YoWASP)")
-    s.add_argument("model", help="model directory")
+    s.add_argument(
+        "model",
+        nargs="+",
+        help="model directory (one core, or a layers config of several); several one-core model "
+        "directories make a programs design, one model per core",
+    )
     s.add_argument("--board", required=True, help="icebreaker, ulx3s (85F), ulx3s-45f, ... or module:Class")
     s.add_argument("--freq", type=float, help="target clock in MHz (a PLL makes it; default: the board's oscillator)")
     s.add_argument("--baud", type=int, default=115200, help="UART baud rate of the host link (default 115200)")

@@ -16,6 +16,16 @@ reflection, no final XOR) over ``cmd, len_lo, len_hi, payload``, sent high
 byte first, so the CRC over ``cmd .. crc_lo`` of a good frame is zero.
 Responses: ``cmd | 0x80`` (ACK, with data) or :data:`NAK` with payload
 ``(error code, request cmd)``.
+
+Core addressing (multi-core designs, issue 14): a request whose command byte
+has :data:`CORE_FLAG` (``0x40``) set is *addressed*: its first payload byte
+names a core (``0 .. cores - 1``, or :data:`ALL_CORES` for the commands that
+take every core) and the rest is the command's ordinary payload. A frame
+without the flag goes to the design's default target (the one core; core 0
+of a ``programs`` design; the whole pipeline of a ``layers`` design), so
+one-core traffic is unchanged byte for byte. A core that does not exist is a
+NAK :attr:`Error.CORE`. INFO of a multi-core design appends the mode and one
+:class:`CoreInfo` record per core to the one-core INFO.
 """
 
 from __future__ import annotations
@@ -61,6 +71,13 @@ __all__ = [
     "decode_run",
     "HEADER_BYTES",
     "TRAILER_BYTES",
+    "CORE_FLAG",
+    "ALL_CORES",
+    "MODES",
+    "CoreInfo",
+    "CORE_INFO_FORMAT",
+    "encode_addressed",
+    "default_buffer",
 ]
 
 SYNC = 0xA5  #: first byte of every frame
@@ -69,6 +86,14 @@ NAK = 0xFF  #: command byte of a NAK response (payload: error code, request comm
 VERSION = 1  #: protocol version reported by INFO
 HEADER_BYTES = 4  #: SYNC, cmd, len_lo, len_hi
 TRAILER_BYTES = 2  #: crc_hi, crc_lo
+#: Set in a request's command byte: the first payload byte names the core (an *addressed* frame).
+CORE_FLAG = 0x40
+#: The core byte that names every core: RESET_STATE, CLEAR_COUNTERS, READ_COUNTERS (the design's counters),
+#: PING, INFO, and RUN in ``layers`` mode (not WRITE_STATE, WRITE_WEIGHTS, nor a ``programs`` RUN). Equal to
+#: :data:`rnnaccel.interface.multicore.BROADCAST` (a test checks it).
+ALL_CORES = 0xFF
+#: INFO's mode byte: a one-core design, a ``programs`` MultiCore, a ``layers`` MultiCore.
+MODES = ("single", "programs", "layers")
 
 
 class Cmd(enum.IntEnum):
@@ -94,6 +119,7 @@ class Error(enum.IntEnum):
     ROM = 5  #: WRITE_WEIGHTS to a design with weights in ROM
     ACCEL = 6  #: the accelerator raised its error flag while executing
     TIMEOUT = 7  #: the frame stopped before its end (inter-byte timeout)
+    CORE = 8  #: an addressed frame names a core the design does not have (or ALL_CORES where it needs one)
 
 
 ERROR_TEXT = {
@@ -104,6 +130,7 @@ ERROR_TEXT = {
     Error.ROM: "weights are in ROM on this design",
     Error.ACCEL: "the accelerator flagged an error",
     Error.TIMEOUT: "truncated frame (inter-byte timeout)",
+    Error.CORE: "no such core on this design (or a command that needs one core named all)",
 }
 
 # ----------------------------------------------------------------------------- CRC
@@ -155,6 +182,15 @@ class Frame:
     def request(self) -> int | None:
         """For a NAK: the command byte of the rejected request."""
         return self.payload[1] if self.is_nak and len(self.payload) > 1 else None
+
+
+def encode_addressed(cmd: int, core: int, payload: bytes = b"") -> bytes:
+    """An addressed request: ``cmd | CORE_FLAG``, the core byte, then the command's payload."""
+    if not 0 <= int(core) <= 0xFF:
+        raise ValueError(f"core must be a byte (0 .. 255), not {core!r}")
+    if not 0 <= cmd < CORE_FLAG:
+        raise ValueError(f"command {cmd!r} cannot be addressed (it is not below {CORE_FLAG:#x})")
+    return encode_frame(cmd | CORE_FLAG, bytes([int(core)]) + bytes(payload))
 
 
 class FrameError(ValueError):
@@ -266,12 +302,18 @@ class LinkLayout:
 
     def default_buffer(self) -> int:
         """Default payload buffer: at least 512 bytes (one iCE40 block RAM), a power of two."""
-        need = max(512, self.min_buffer())
-        return min(1 << math.ceil(math.log2(need)), 0x8000)
+        return default_buffer(self.min_buffer())
 
     def max_steps(self, buffer_bytes: int) -> int:
         """Most time steps one RUN frame may carry (its response must fit the 16-bit length too)."""
         return min(buffer_bytes // self.step_bytes, 0xFFFF // self.out_step_bytes)
+
+
+def default_buffer(min_bytes: int) -> int:
+    """The payload buffer for a design that needs ``min_bytes``: at least 512 (one iCE40 block RAM), a power
+    of two, at most 32 KiB."""
+    need = max(512, min_bytes)
+    return min(1 << math.ceil(math.log2(need)), 0x8000)
 
 
 # ----------------------------------------------------------------------------- INFO and counters
@@ -280,6 +322,25 @@ class LinkLayout:
 #: state record bytes, buffer bytes, max steps, clock Hz, baud, timeout cycles
 INFO_FORMAT = "<BB8s8sHHBBBBBHHIII"
 COUNTERS_FORMAT = "<IIIBH"  #: cycles, wait_cycles, steps, status, rejected frames
+#: One core of a multi-core INFO: flags (bit 0 weights in ROM), config hash, input, hidden, layers, word bytes,
+#: state width, state frac, state record bytes, most steps per RUN frame addressed to it
+CORE_INFO_FORMAT = "<B8sHHBBBBBH"
+
+
+@dataclass(frozen=True)
+class CoreInfo:
+    """One core as INFO describes it (its own one-core config; ``max_steps``: of a RUN addressed to it)."""
+
+    weights_in_rom: bool
+    config_hash: str
+    input_size: int
+    hidden_size: int
+    num_layers: int
+    word_bytes: int
+    state_width: int
+    state_frac: int
+    state_record_bytes: int
+    max_steps: int
 
 
 @dataclass(frozen=True)
@@ -302,14 +363,72 @@ class Info:
     clk_freq: int
     baud: int
     timeout_cycles: int
+    #: ``single`` (one core: INFO is the 43 bytes above), ``programs`` or ``layers`` (a MultiCore)
+    mode: str = "single"
+    #: a multi-core design's cores (empty for one core: :attr:`core_infos` derives it)
+    cores: tuple[CoreInfo, ...] = ()
 
     @property
     def timeout_seconds(self) -> float | None:
         """The device's inter-byte timeout, when it knows its clock."""
         return self.timeout_cycles / self.clk_freq if self.clk_freq else None
 
+    @property
+    def n_cores(self) -> int:
+        return max(1, len(self.cores))
+
+    @property
+    def core_infos(self) -> tuple[CoreInfo, ...]:
+        """Every core (for a one-core design, the one core from the base fields)."""
+        if self.cores:
+            return self.cores
+        return (
+            CoreInfo(
+                self.weights_in_rom,
+                self.config_hash,
+                self.input_size,
+                self.hidden_size,
+                self.num_layers,
+                self.word_bytes,
+                self.state_width,
+                self.state_frac,
+                self.state_record_bytes,
+                self.max_steps,
+            ),
+        )
+
 
 def encode_info(info: Info) -> bytes:
+    """INFO's payload: the 43 one-core bytes; a multi-core design appends cores, mode and a record per core."""
+    return _encode_base_info(info) + _encode_cores(info)
+
+
+def _encode_cores(info: Info) -> bytes:
+    if info.mode == "single":
+        if info.cores:
+            raise ValueError("a one-core INFO has no core records")
+        return b""
+    if info.mode not in MODES or not 1 <= len(info.cores) <= 0xFE:
+        raise ValueError(f"multi-core INFO: mode {info.mode!r} with {len(info.cores)} cores")
+    out = bytes([len(info.cores), MODES.index(info.mode)])
+    for c in info.cores:
+        out += struct.pack(
+            CORE_INFO_FORMAT,
+            int(c.weights_in_rom),
+            bytes.fromhex(c.config_hash),
+            c.input_size,
+            c.hidden_size,
+            c.num_layers,
+            c.word_bytes,
+            c.state_width,
+            c.state_frac,
+            c.state_record_bytes,
+            c.max_steps,
+        )
+    return out
+
+
+def _encode_base_info(info: Info) -> bytes:
     return struct.pack(
         INFO_FORMAT,
         info.version,
@@ -336,6 +455,17 @@ def decode_info(payload: bytes) -> Info:
     if len(payload) < size:
         raise FrameError(f"INFO payload of {len(payload)} bytes, expected {size}")
     f = struct.unpack(INFO_FORMAT, bytes(payload[:size]))
+    mode, cores = "single", ()
+    rest = bytes(payload[size:])
+    if rest:
+        n = rest[0]
+        csize = struct.calcsize(CORE_INFO_FORMAT)
+        if len(rest) < 2 + n * csize or n == 0 or rest[1] >= len(MODES) or rest[1] == 0:
+            raise FrameError(f"INFO payload of {len(payload)} bytes: bad multi-core records")
+        mode = MODES[rest[1]]
+        cores = tuple(
+            _core_info(struct.unpack(CORE_INFO_FORMAT, rest[2 + i * csize : 2 + (i + 1) * csize])) for i in range(n)
+        )
     return Info(
         version=f[0],
         weights_in_rom=bool(f[1] & 1),
@@ -353,7 +483,13 @@ def decode_info(payload: bytes) -> Info:
         clk_freq=f[13],
         baud=f[14],
         timeout_cycles=f[15],
+        mode=mode,
+        cores=cores,
     )
+
+
+def _core_info(f) -> CoreInfo:
+    return CoreInfo(bool(f[0] & 1), f[1].hex(), *f[2:])
 
 
 @dataclass(frozen=True)

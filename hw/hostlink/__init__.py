@@ -22,6 +22,10 @@ command/response machine (protocol: :mod:`rnnaccel.interface.protocol`,
 Every frame gets exactly one response; bytes that arrive while the engine is
 busy with a frame are not taken (the UART receiver drops them).
 
+A config of several cores puts a :class:`~rnnaccel.hw.multicore.MultiCore` behind the engine; frames
+whose command byte has ``CORE_FLAG`` (``0x40``) carry a core number first (*addressed frames*,
+``docs/hostlink.md``), the others go to the design's default target.
+
 Modules, each importing only those below it:
 
 - :mod:`.top`: :class:`HostLink` (UART, LEDs, the engine);

@@ -6,14 +6,15 @@ from __future__ import annotations
 import functools
 import operator
 
-from amaranth.hdl import Const, Module, Signal
+from amaranth.hdl import Array, Cat, Module, Mux, Signal
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ...interface import protocol
-from ...interface.protocol import Cmd, Error, Info, LinkLayout
+from ...interface.protocol import ALL_CORES, CORE_FLAG, Cmd, CoreInfo, Error, Info, LinkLayout
 from ...numeric.config import Config
 from ..accelerator import Accelerator, make_accelerator
+from ..multicore import MultiCore, make_multicore
 from ..sequencer import STATUS_BITS, Op
 from .checks import UNKNOWN_DESIGN, check_design_hash, check_int
 from .framing import FrameReceiver, PayloadReader
@@ -28,7 +29,7 @@ from .response import (
     FrameTransmitter,
     ResponseMux,
 )
-from .walker import K_RUN, K_STATE, K_WEIGHTS, CommandPort, PayloadWalker
+from .walker import K_RUN, K_STATE, K_WEIGHTS, CommandPort, PayloadWalker, StreamPort, per_core
 
 __all__ = ["FrameEngine"]
 
@@ -36,11 +37,19 @@ __all__ = ["FrameEngine"]
 class FrameEngine(wiring.Component):
     """The command/response engine around one accelerator, on byte streams (no UART).
 
+    A config of several cores (``cfg.cores > 1``) gets a :class:`~rnnaccel.hw.multicore.MultiCore`
+    (:func:`~rnnaccel.hw.multicore.make_multicore`): ``layers`` splits the stack ``(cfg, weights)`` over the
+    cores and behaves like one core to unaddressed frames (inputs to core 0, outputs from the last);
+    ``programs`` runs ``models`` (one (config, weights) per core), unaddressed frames going to core 0.
+    Addressed frames (``docs/hostlink.md``) name the core.
+
     Parameters
     ----------
     cfg : Config
     weights : dict, optional
         Passed to the accelerator (needed when ``cfg.weights_in_rom``).
+    models : list of (Config, weights), optional
+        A ``programs`` design's models, one per core.
     buffer_bytes : int, optional
         Payload buffer size (default :meth:`LinkLayout.default_buffer`).
     timeout_cycles : int
@@ -70,6 +79,7 @@ class FrameEngine(wiring.Component):
         cfg: Config,
         weights=None,
         *,
+        models=None,
         buffer_bytes: int | None = None,
         timeout_cycles: int = 100_000,
         clk_freq: int = 0,
@@ -79,35 +89,66 @@ class FrameEngine(wiring.Component):
         if not isinstance(cfg, Config):
             raise TypeError(f"cfg must be a Config, not {cfg!r}")
         check_design_hash(design_hash)
-        layout = LinkLayout(cfg)
+        if cfg.cores > 1:
+            self._accel = make_multicore(cfg, weights, models)
+            self._mode = cfg.core_mode
+            core_cfgs = [c for c, _ in self._accel.models]
+        else:
+            if models is not None:
+                raise ValueError("models are for a programs design of several cores (cfg.cores > 1)")
+            self._accel = make_accelerator(cfg, weights if cfg.weights_in_rom else None)
+            self._mode = "single"
+            core_cfgs = [cfg]
+        self._lays = [LinkLayout(c) for c in core_cfgs]
+        # a RUN's geometry per core: the core's own, or the whole stack's (layers: in at core 0, out at the last)
+        self._runs = [LinkLayout(cfg)] * len(core_cfgs) if self._mode == "layers" else self._lays
+        layout = self._runs[0]
+        min_buffer = max(max(lay.min_buffer() for lay in self._lays), max(r.step_bytes for r in self._runs))
         if buffer_bytes is None:
-            buffer_bytes = layout.default_buffer()
-        check_int("buffer_bytes", buffer_bytes, layout.min_buffer(), 0xFFFF)
+            buffer_bytes = protocol.default_buffer(min_buffer)
+        check_int("buffer_bytes", buffer_bytes, min_buffer, 0xFFFF)
         check_int("timeout_cycles", timeout_cycles, 1, 0xFFFFFFFF)
         check_int("clk_freq", clk_freq, 0, 0xFFFFFFFF)
         check_int("baud", baud, 0, 0xFFFFFFFF)
-        self._accel = make_accelerator(cfg, weights if cfg.weights_in_rom else None)
         self._cfg = cfg
         self._layout = layout
         self._buffer_bytes = buffer_bytes
         self._timeout = timeout_cycles
+        base = cfg if self._mode == "layers" else core_cfgs[0]  # INFO's one-core fields: the default target
+        cores = tuple(
+            CoreInfo(
+                weights_in_rom=lay.cfg.weights_in_rom,
+                config_hash=lay.cfg.hash,
+                input_size=lay.cfg.input_size,
+                hidden_size=lay.cfg.hidden_size,
+                num_layers=lay.cfg.num_layers,
+                word_bytes=lay.word_bytes,
+                state_width=lay.cfg.q_state.width,
+                state_frac=lay.cfg.q_state.frac,
+                state_record_bytes=lay.state_record_bytes,
+                max_steps=run.max_steps(buffer_bytes),
+            )
+            for lay, run in zip(self._lays, self._runs)
+        )
         self._info = Info(
             version=protocol.VERSION,
-            weights_in_rom=cfg.weights_in_rom,
-            config_hash=cfg.hash,
+            weights_in_rom=base.weights_in_rom,
+            config_hash=base.hash,
             design_hash=design_hash,
-            input_size=cfg.input_size,
-            hidden_size=cfg.hidden_size,
-            num_layers=cfg.num_layers,
+            input_size=base.input_size,
+            hidden_size=base.hidden_size,
+            num_layers=base.num_layers,
             word_bytes=layout.word_bytes,
-            state_width=cfg.q_state.width,
-            state_frac=cfg.q_state.frac,
-            state_record_bytes=layout.state_record_bytes,
+            state_width=base.q_state.width,
+            state_frac=base.q_state.frac,
+            state_record_bytes=max(lay.state_record_bytes for lay in self._lays),
             buffer_bytes=buffer_bytes,
             max_steps=layout.max_steps(buffer_bytes),
             clk_freq=clk_freq,
             baud=baud,
             timeout_cycles=timeout_cycles,
+            mode=self._mode,
+            cores=() if self._mode == "single" else cores,
         )
         super().__init__(
             {
@@ -125,8 +166,18 @@ class FrameEngine(wiring.Component):
         return self._cfg
 
     @property
-    def accelerator(self) -> Accelerator:
+    def accelerator(self) -> Accelerator | MultiCore:
+        """The accelerator, or the MultiCore of a design of several cores."""
         return self._accel
+
+    @property
+    def mode(self) -> str:
+        """``single``, ``programs`` or ``layers``."""
+        return self._mode
+
+    @property
+    def n_cores(self) -> int:
+        return len(self._lays)
 
     @property
     def info(self) -> Info:
@@ -146,12 +197,40 @@ class FrameEngine(wiring.Component):
         acc, rcv, xmt, rp = self._parts(m)
         frame = rcv.o_frame.payload
         reader = PayloadReader(m, rp, frame.length)
-        cmd = CommandPort(m, acc)
-        walker = PayloadWalker(m, self._cfg, self._layout, acc, reader, cmd)
-        resp = ResponseMux(m, self._info, self._layout.word_bytes, acc, xmt, reader, frame.cmd)
-        _Control(m, self, self._layout, acc, rcv, xmt, reader, cmd, walker, resp)
+        n = self.n_cores
+        multi = self._mode != "single"
+        core = Signal(8, name="frame_core")  # the frame's core (its core byte, or the default target)
+        slot = Signal(range(max(n, 2)), name="frame_slot")  # ... as an index of the per-core tables
+        cmd = CommandPort(m, acc, core if multi else None)
+        port = StreamPort(m, acc, core if multi else None)
+        walker = PayloadWalker(m, self._lays, self._runs, port, reader, cmd, slot)
+        word_bytes = per_core([r.word_bytes for r in self._runs], slot)
+        resp = ResponseMux(
+            m,
+            self._info,
+            word_bytes,
+            max(r.word_bytes for r in self._runs),
+            port,
+            self._counters(acc, core, slot),
+            xmt,
+            reader,
+            frame.cmd,
+        )
+        _Control(m, self, acc, rcv, xmt, reader, cmd, walker, resp, core, slot)
         m.d.comb += self.busy.eq(rcv.o_frame.valid | acc.status[STATUS_BITS["busy"]])
         return m
+
+    def _counters(self, acc, core, slot):
+        """READ_COUNTERS' cycles, wait cycles, steps and status: the core's; the design's for ALL_CORES
+        (cycles with some core busy, the first core's wait cycles, the last core's steps)."""
+        if self._mode == "single":
+            return Cat(acc.cycles, acc.wait_cycles, acc.steps, acc.status)
+        n = self.n_cores
+        design = Cat(acc.cycles, acc.core_wait_cycles[0], acc.core_steps[n - 1], acc.status)
+        per = Array(
+            Cat(acc.core_cycles[i], acc.core_wait_cycles[i], acc.core_steps[i], acc.core_status[i]) for i in range(n)
+        )
+        return Mux(core == ALL_CORES, design, per[slot])
 
     def _parts(self, m):
         """The accelerator, the receiver, the transmitter and the payload buffer, wired to the ports."""
@@ -180,7 +259,7 @@ class _Control:
     Emits into ``m`` when made.
     """
 
-    def __init__(self, m: Module, engine: FrameEngine, layout: LinkLayout, acc, rcv, xmt, reader, cmd, walker, resp):
+    def __init__(self, m: Module, engine: FrameEngine, acc, rcv, xmt, reader, cmd, walker, resp, core, slot):
         self._m, self._acc, self._rcv, self._xmt = m, acc, rcv, xmt
         self._reader, self._cmd, self._walker, self._resp = reader, cmd, walker, resp
         self._cfg, self._cap = engine.cfg, engine.buffer_bytes
@@ -190,13 +269,20 @@ class _Control:
         err_before = Signal()
         nak_led = Signal()
         m.d.comb += engine.error.eq(nak_led)
+        # the command without the core flag: what the frame asks for
+        base = Signal(8, name="frame_base_cmd")
+        m.d.comb += base.eq(frame.cmd & ~CORE_FLAG)
+        self._base = base
         known = Signal()
-        m.d.comb += known.eq(functools.reduce(operator.or_, [frame.cmd == c for c in Cmd]))
+        m.d.comb += known.eq(functools.reduce(operator.or_, [base == c for c in Cmd]))
         self._no_payload = functools.reduce(
-            operator.or_, [frame.cmd == c for c in (Cmd.INFO, Cmd.RESET_STATE, Cmd.READ_COUNTERS, Cmd.CLEAR_COUNTERS)]
+            operator.or_, [base == c for c in (Cmd.INFO, Cmd.RESET_STATE, Cmd.READ_COUNTERS, Cmd.CLEAR_COUNTERS)]
         )
-        self._run_max = layout.max_steps(self._cap) * layout.step_bytes
         self._err_before, self._nak_led, self._known = err_before, nak_led, known
+        self._core_checks(m, engine, core, slot)
+        runs, lays, cur_slot = engine._runs, engine._lays, self._cur_slot
+        self._run_max = per_core([r.max_steps(self._cap) * r.step_bytes for r in runs], cur_slot)
+        self._rom = per_core([int(lay.cfg.weights_in_rom) for lay in lays], cur_slot)
 
         with m.FSM(name="engine"):
             with m.State("IDLE"):
@@ -207,6 +293,23 @@ class _Control:
             self._walk_states()
             self._command_states()
             self._tx_states()
+
+    def _core_checks(self, m, engine, core, slot):
+        """The frame's core (its core byte, or the default target), registered in DECODE; whether it exists
+        for the frame's command."""
+        frame, base, n = self._frame, self._base, engine.n_cores
+        default = ALL_CORES if engine.mode == "layers" else 0
+        cur = Signal(8, name="decode_core")
+        m.d.comb += cur.eq(Mux(frame.addressed, frame.core, default))
+        one_core = functools.reduce(operator.or_, [base == c for c in (Cmd.WRITE_STATE, Cmd.WRITE_WEIGHTS)])
+        if engine.mode != "layers":
+            one_core = one_core | (base == Cmd.RUN)  # a RUN needs its core's inputs (layers: the pipeline's)
+        core_ok = Signal(name="core_ok")
+        m.d.comb += core_ok.eq((cur < n) | ((cur == ALL_CORES) & ~one_core))
+        cur_slot = Signal(range(max(n, 2)), name="decode_slot")
+        m.d.comb += cur_slot.eq(Mux(cur < n, cur, 0))
+        self._cur_core, self._core_ok, self._cur_slot = cur, core_ok, cur_slot
+        self._set_core = [core.eq(cur), slot.eq(cur_slot)]
 
     def _respond(self, cmd_byte, length, source):
         m, resp = self._m, self._resp
@@ -224,22 +327,25 @@ class _Control:
 
     def _decode(self):
         """DECODE: NAK a bad frame (in the order of ``docs/hostlink.md``), else start its command."""
-        m, frame, walker, cap = self._m, self._frame, self._walker, self._cap
+        m, frame, walker, cap, base = self._m, self._frame, self._walker, self._cap, self._base
         m.d.sync += [self._err_before.eq(self._acc_error), walker.resp_len.eq(0), walker.walk_exec.eq(0)]
+        m.d.sync += self._set_core
         with m.If(frame.timeout):
             self._nak(Error.TIMEOUT)
         with m.Elif(~frame.crc_ok):
             self._nak(Error.CRC)
         with m.Elif(~self._known):
             self._nak(Error.COMMAND)
-        with m.Elif((frame.length > cap) | (self._no_payload & (frame.length != 0))):
+        with m.Elif((frame.length > cap) | (self._no_payload & (frame.length != 0)) | frame.no_core):
             self._nak(Error.LENGTH)
-        with m.Elif((frame.cmd == Cmd.WRITE_WEIGHTS) & Const(int(self._cfg.weights_in_rom), 1)):
+        with m.Elif(~self._core_ok):
+            self._nak(Error.CORE)
+        with m.Elif((base == Cmd.WRITE_WEIGHTS) & self._rom):
             self._nak(Error.ROM)
-        with m.Elif((frame.cmd == Cmd.RUN) & ((frame.length == 0) | (frame.length > self._run_max))):
+        with m.Elif((base == Cmd.RUN) & ((frame.length == 0) | (frame.length > self._run_max))):
             self._nak(Error.LENGTH)
         with m.Else():
-            with m.Switch(frame.cmd):
+            with m.Switch(base):
                 with m.Case(Cmd.PING):
                     m.d.comb += self._reader.rd_restart.eq(1)
                     self._ack(frame.length, SRC_ECHO)

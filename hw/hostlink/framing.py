@@ -7,14 +7,18 @@ from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ...interface.protocol import CRC, SYNC
+from ...interface.protocol import CORE_FLAG, CRC, SYNC
 from .checks import check_int
 
 __all__ = ["FRAME_LAYOUT", "FrameReceiver", "PayloadReader"]
 
 
-#: What the receiver hands to the engine for each frame.
-FRAME_LAYOUT = data.StructLayout({"cmd": 8, "length": 16, "crc_ok": 1, "timeout": 1})
+#: What the receiver hands to the engine for each frame. An addressed frame (``cmd`` has
+#: :data:`~rnnaccel.interface.protocol.CORE_FLAG`) has its first payload byte in ``core``, not in the buffer,
+#: and ``length`` counts the rest; ``no_core``: it was addressed but had no payload at all.
+FRAME_LAYOUT = data.StructLayout(
+    {"cmd": 8, "length": 16, "crc_ok": 1, "timeout": 1, "addressed": 1, "core": 8, "no_core": 1}
+)
 
 
 class FrameReceiver(wiring.Component):
@@ -68,6 +72,10 @@ class FrameReceiver(wiring.Component):
         timer = Signal(range(self._timeout + 1))
         crc_ok = Signal()
         timed_out = Signal()
+        core = Signal(8)
+        no_core = Signal()
+        addressed = Signal()
+        m.d.comb += addressed.eq((cmd & CORE_FLAG) != 0)
         byte = self.i_byte.payload
         take = Signal()
         m.d.comb += [
@@ -76,6 +84,9 @@ class FrameReceiver(wiring.Component):
             self.o_frame.payload.length.eq(length),
             self.o_frame.payload.crc_ok.eq(crc_ok),
             self.o_frame.payload.timeout.eq(timed_out),
+            self.o_frame.payload.addressed.eq(addressed),
+            self.o_frame.payload.core.eq(core),
+            self.o_frame.payload.no_core.eq(no_core),
             self.wr_addr.eq(count),
             self.wr_data.eq(byte),
             crc.data.eq(byte),
@@ -102,7 +113,7 @@ class FrameReceiver(wiring.Component):
                 m.d.comb += self.i_byte.ready.eq(1)
                 with m.If(take & (byte == SYNC)):
                     m.d.comb += crc.start.eq(1)
-                    m.d.sync += [cmd.eq(0), length.eq(0), timer.eq(0)]
+                    m.d.sync += [cmd.eq(0), length.eq(0), timer.eq(0), core.eq(0), no_core.eq(0)]
                     m.next = "CMD"
             with m.State("CMD"):
 
@@ -123,6 +134,19 @@ class FrameReceiver(wiring.Component):
                 def step():
                     m.d.sync += [length[8:].eq(byte), count.eq(0)]
                     with m.If(Cat(length[:8], byte) == 0):
+                        m.d.sync += no_core.eq(addressed)
+                        m.next = "CRC0"
+                    with m.Elif(addressed):
+                        m.next = "CORE"
+                    with m.Else():
+                        m.next = "PAYLOAD"
+
+                in_frame(step)
+            with m.State("CORE"):  # an addressed frame's core byte: kept aside, not counted in the length
+
+                def step():
+                    m.d.sync += [core.eq(byte), length.eq(length - 1)]
+                    with m.If(length == 1):
                         m.next = "CRC0"
                     with m.Else():
                         m.next = "PAYLOAD"

@@ -132,17 +132,24 @@ class ResponseMux:
     m : Module
     info : Info
         What INFO answers.
-    word_bytes : int
-        ``W``: bytes per output word.
-    acc : Accelerator
+    word_bytes : Value
+        ``W``: bytes per output word (of the RUN's core).
+    max_word_bytes : int
+        The most ``word_bytes`` can be.
+    port : StreamPort
+        The design's output stream.
+    counters : Value
+        cycles, wait cycles, steps (32 bits each) and the 3 status bits of the counters asked for.
     xmt : FrameTransmitter
     reader : PayloadReader
     frame_cmd : Value
         The command of the frame being answered (a NAK's second byte).
     """
 
-    def __init__(self, m: Module, info, word_bytes: int, acc, xmt: FrameTransmitter, reader, frame_cmd):
-        W = word_bytes
+    def __init__(
+        self, m: Module, info, word_bytes, max_word_bytes: int, port, counters, xmt: FrameTransmitter, reader, frame_cmd
+    ):
+        W = max_word_bytes
         src = Signal(3)
         tx_cmd = Signal(8)
         tx_len = Signal(16)
@@ -153,16 +160,16 @@ class ResponseMux:
         # the counters do not move while the accelerator is idle between frames: no snapshot needed
         rejected = Signal(16)
         snap = Signal(8 * COUNTER_BYTES)
-        m.d.comb += snap.eq(Cat(acc.cycles, acc.wait_cycles, acc.steps, Cat(acc.status, Const(0, 5)), rejected))
+        m.d.comb += snap.eq(Cat(counters[:96], Cat(counters[96:99], Const(0, 5)), rejected))
         m.d.comb += [xmt.cmd.eq(tx_cmd), xmt.length.eq(tx_len)]
 
         # RUN: o_h words, sign-extended to W bytes, little endian
         ser = Signal(8 * W)
         ser_left = Signal(range(W + 1))
         run_out = Signal()  # the engine is in a RUN response
-        m.d.comb += acc.o_h.ready.eq(run_out & (ser_left == 0))
-        with m.If(acc.o_h.valid & acc.o_h.ready):
-            m.d.sync += [ser.eq(acc.o_h.payload), ser_left.eq(W)]
+        m.d.comb += port.o_ready.eq(run_out & (ser_left == 0))
+        with m.If(port.o_valid & port.o_ready):
+            m.d.sync += [ser.eq(port.o_data), ser_left.eq(word_bytes)]
 
         pl = xmt.i_payload
         with m.Switch(src):

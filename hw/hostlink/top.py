@@ -9,6 +9,7 @@ from amaranth.lib.wiring import In, Out
 from ...interface.protocol import Info
 from ...numeric.config import Config
 from ..accelerator import Accelerator
+from ..multicore import MultiCore
 from ..uart import UARTRx, UARTTx, uart_divisor
 from .checks import UNKNOWN_DESIGN, check_int
 from .engine import FrameEngine
@@ -28,6 +29,8 @@ class HostLink(wiring.Component):
         UART bit rate; the divisor ``round(clk_freq / baud)`` must be within 2%.
     weights : dict, optional
         Passed to the accelerator (needed when ``cfg.weights_in_rom``).
+    models : list of (Config, weights), optional
+        A ``programs`` design's models, one per core (:class:`FrameEngine`).
     buffer_bytes : int, optional
         Payload buffer (default :meth:`LinkLayout.default_buffer`).
     timeout : float
@@ -60,6 +63,7 @@ class HostLink(wiring.Component):
         baud=115200,
         weights=None,
         *,
+        models=None,
         buffer_bytes: int | None = None,
         timeout: float = 0.02,
         timeout_cycles: int | None = None,
@@ -85,6 +89,7 @@ class HostLink(wiring.Component):
         self._engine = FrameEngine(
             cfg,
             weights,
+            models=models,
             buffer_bytes=buffer_bytes,
             timeout_cycles=timeout_cycles,
             clk_freq=int(round(clk_freq)),
@@ -111,7 +116,7 @@ class HostLink(wiring.Component):
         return self._engine
 
     @property
-    def accelerator(self) -> Accelerator:
+    def accelerator(self) -> Accelerator | MultiCore:
         return self._engine.accelerator
 
     @property

@@ -3,25 +3,60 @@ accelerator's command port it drives."""
 
 from __future__ import annotations
 
-from amaranth.hdl import Const, Module, Mux, Signal
+from amaranth.hdl import Array, Const, Module, Mux, Signal, signed
 
 from ...interface.protocol import Error
 from ..sequencer import Op
 
-__all__ = ["K_STATE", "K_WEIGHTS", "K_RUN", "CommandPort", "PayloadWalker"]
+__all__ = ["K_STATE", "K_WEIGHTS", "K_RUN", "CommandPort", "StreamPort", "PayloadWalker", "per_core", "choose"]
 
 
 # payload kinds walked by the engine
 K_STATE, K_WEIGHTS, K_RUN = 0, 1, 2
 
 
-class CommandPort:
-    """The accelerator's ``i_cmd`` stream as signals any driver may set (the walker, the engine's own commands).
+def per_core(values, slot):
+    """One constant per core, the one of core ``slot`` (a plain constant when every core has the same)."""
+    values = [int(v) for v in values]
+    width = max(1, max(v.bit_length() for v in values))
+    if len(set(values)) == 1:
+        return Const(values[0], width)
+    return Array(Const(v, width) for v in values)[slot]
+
+
+def choose(values, slot):
+    """One value per core, the one of core ``slot`` (the value itself for one core)."""
+    return values[0] if len(values) == 1 else Array(values)[slot]
+
+
+class StreamPort:
+    """The design's input and output streams as the engine drives them: the accelerator's ``i_x`` / ``o_h``,
+    or a :class:`~rnnaccel.hw.multicore.MultiCore`'s tagged ones (``core`` given: the input words' core field).
 
     Emits into ``m`` when made.
     """
 
-    def __init__(self, m: Module, acc):
+    def __init__(self, m: Module, acc, core=None):
+        if core is not None:
+            self.x_data = Signal(signed(len(acc.i_x.payload.data)))
+            m.d.comb += [acc.i_x.payload.data.eq(self.x_data), acc.i_x.payload.core.eq(core)]
+            self.o_data = acc.o_h.payload.data
+        else:
+            self.x_data = Signal(signed(len(acc.i_x.payload)))
+            m.d.comb += acc.i_x.payload.eq(self.x_data)
+            self.o_data = acc.o_h.payload
+        self.x_valid, self.x_ready = acc.i_x.valid, acc.i_x.ready
+        self.o_valid, self.o_ready = acc.o_h.valid, acc.o_h.ready
+
+
+class CommandPort:
+    """The accelerator's ``i_cmd`` stream as signals any driver may set (the walker, the engine's own commands).
+    For a :class:`~rnnaccel.hw.multicore.MultiCore`, ``core`` drives the command's core field.
+
+    Emits into ``m`` when made.
+    """
+
+    def __init__(self, m: Module, acc, core=None):
         cmd_valid = Signal()
         cmd_op = Signal(4)
         cmd_sel = Signal(16)
@@ -34,6 +69,8 @@ class CommandPort:
             acc.i_cmd.payload.addr.eq(cmd_addr),
             acc.i_cmd.payload.data.eq(cmd_data),
         ]
+        if core is not None:
+            m.d.comb += acc.i_cmd.payload.core.eq(core)
         self.valid, self.op, self.sel, self.addr, self.data = cmd_valid, cmd_op, cmd_sel, cmd_addr, cmd_data
         self.ready = acc.i_cmd.ready
 
@@ -52,24 +89,34 @@ class PayloadWalker:
     In a RUN pass ``resp_len`` counts up the response bytes (``H * W`` per whole time step); the engine zeroes it
     for each frame and takes it at the end of the check pass.
 
+    Several cores (a MultiCore): every size and bound is the one of core ``slot`` (the frame's core, checked
+    to exist before a walk), records and weights in that core's own layout; RUN words in ``runs[slot]``'s
+    (the core's own, or the whole stack's in ``layers`` mode).
+
     Emits into ``m`` when made.
 
     Parameters
     ----------
     m : Module
-    cfg : Config
-    lay : LinkLayout
-    acc : Accelerator
+    lays : list of LinkLayout
+        Each core's layout (one for a one-core design).
+    runs : list of LinkLayout
+        The geometry of a RUN addressed to each core (input words, response words).
+    port : StreamPort
     reader : PayloadReader
     cmd : CommandPort
+    slot : Value
+        The frame's core (ignored for one core).
     """
 
-    def __init__(self, m: Module, cfg, lay, acc, reader, cmd: CommandPort):
-        self._cfg, self._lay, self._acc, self._reader, self._cmd = cfg, lay, acc, reader, cmd
-        n_in = cfg.input_size
-        W = lay.word_bytes
-        nb = lay.weight_banks
-        rec_bytes = max(lay.state_record_bytes, 5, W, *(lay.weight_bytes(s) for s in range(nb + 1)))
+    def __init__(self, m: Module, lays, runs, port: StreamPort, reader, cmd: CommandPort, slot):
+        self._lays, self._runs, self._port, self._reader, self._cmd = lays, runs, port, reader, cmd
+        self._slot = slot
+        rec_bytes = max(
+            max(lay.state_record_bytes, 5, *(lay.weight_bytes(s) for s in range(lay.weight_banks + 1))) for lay in lays
+        )
+        rec_bytes = max(rec_bytes, *(r.word_bytes for r in runs))
+        n_in = max(r.cfg.input_size for r in runs)
         self.rec = Signal(8 * rec_bytes)
         self.u_cnt = Signal(range(rec_bytes))
         self.u_len = Signal(range(rec_bytes + 1))
@@ -107,66 +154,73 @@ class PayloadWalker:
 
     def _unit_length(self, m):
         """``u_len``: the bytes of the unit being read."""
-        lay = self._lay
-        nb = lay.weight_banks
-        self._wk_bits, self._wb_bits = lay.weight_bits(0), lay.weight_bits(nb)
-        wk_bytes, wb_bytes = lay.weight_bytes(0), lay.weight_bytes(nb)
+        lays, slot = self._lays, self._slot
+        nbs = [lay.weight_banks for lay in lays]
         is_bias = Signal()
-        m.d.comb += is_bias.eq(self.w_sel == nb)
+        m.d.comb += is_bias.eq(self.w_sel == per_core(nbs, slot))
+        wk_bytes = per_core([lay.weight_bytes(0) for lay in lays], slot)
+        wb_bytes = per_core([lay.weight_bytes(nb) for lay, nb in zip(lays, nbs)], slot)
         with m.Switch(self.kind):
             with m.Case(K_STATE):
-                m.d.comb += self.u_len.eq(lay.state_record_bytes)
+                m.d.comb += self.u_len.eq(per_core([lay.state_record_bytes for lay in lays], slot))
             with m.Case(K_WEIGHTS):
                 m.d.comb += self.u_len.eq(Mux(~self.hdr_done, 5, Mux(is_bias, wb_bytes, wk_bytes)))
             with m.Default():
-                m.d.comb += self.u_len.eq(lay.word_bytes)
+                m.d.comb += self.u_len.eq(per_core([r.word_bytes for r in self._runs], slot))
         self._is_bias = is_bias
-        self._wk_bytes, self._wb_bytes = wk_bytes, wb_bytes
 
     def _decode_units(self, m):
-        """The fields of the unit in ``rec`` and whether each kind of unit is in range."""
-        cfg, lay, rec = self._cfg, self._lay, self.rec
-        xs, cs = cfg.q_state.width, cfg.q_cell.width
-        W = lay.word_bytes
-        nb = lay.weight_banks
-        wk_bits, wb_bits, wk_bytes, wb_bytes = self._wk_bits, self._wb_bits, self._wk_bytes, self._wb_bytes
+        """The fields of the unit in ``rec`` and whether each kind of unit is in range (for core ``slot``)."""
+        rec, slot = self.rec, self._slot
         is_bias, w_addr = self._is_bias, self.w_addr
-        # decoded units
         st_op, st_sel, st_addr = rec[0:8], rec[8:24], rec[24:48]
-        st_data = rec[48 : 48 + 8 * lay.state_data_bytes]
         st_is_vec = st_op == Op.WRITE_VEC
         st_is_c = st_op == Op.WRITE_C
-        st_ok = Signal()
-        m.d.comb += st_ok.eq(
-            (
-                st_is_vec
-                & (st_sel < lay.vector_sels)
-                & (st_addr < lay.vector_rows)
-                & fits_unsigned(st_data, xs, lay.state_data_bytes)
-            )
-            | (st_is_c & (st_sel == 0) & (st_addr < lay.cell_words) & fits_unsigned(st_data, cs, lay.state_data_bytes))
-        )
         hd_sel, hd_addr = rec[0:16], rec[16:40]
-        hd_ok = hd_sel <= nb
-        wt_ok = Signal()
-        m.d.comb += wt_ok.eq(
-            Mux(
-                is_bias,
-                (w_addr < lay.weight_depth(nb)) & fits_unsigned(rec, wb_bits, wb_bytes),
-                (w_addr < lay.weight_depth(0)) & fits_unsigned(rec, wk_bits, wk_bytes),
+        st_oks, st_datas, hd_oks, wt_oks, w_datas = [], [], [], [], []
+        for i, lay in enumerate(self._lays):
+            cfg, nb = lay.cfg, lay.weight_banks
+            xs, cs, d = cfg.q_state.width, cfg.q_cell.width, lay.state_data_bytes
+            wk_bits, wb_bits = lay.weight_bits(0), lay.weight_bits(nb)
+            st_data = rec[48 : 48 + 8 * d]
+            st_ok = Signal(name=f"st_ok{i}" if len(self._lays) > 1 else "st_ok")
+            m.d.comb += st_ok.eq(
+                (st_is_vec & (st_sel < lay.vector_sels) & (st_addr < lay.vector_rows) & fits_unsigned(st_data, xs, d))
+                | (st_is_c & (st_sel == 0) & (st_addr < lay.cell_words) & fits_unsigned(st_data, cs, d))
             )
-        )
-        x_word = rec[: 8 * W]
-        x_ok = Signal()
-        if xs >= 8 * W:
-            m.d.comb += x_ok.eq(1)
-        else:
-            top = x_word[xs - 1 : 8 * W]  # sign bit and the extension above it
-            m.d.comb += x_ok.eq((top == 0) | (top == (1 << len(top)) - 1))
-        self._st = (st_ok, st_op, st_sel, st_addr, st_data)
-        self._hd = (hd_ok, hd_sel, hd_addr)
-        self._wt_ok = wt_ok
-        self._x = (x_ok, x_word)
+            wt_ok = Signal(name=f"wt_ok{i}" if len(self._lays) > 1 else "wt_ok")
+            m.d.comb += wt_ok.eq(
+                Mux(
+                    is_bias,
+                    (w_addr < lay.weight_depth(nb)) & fits_unsigned(rec, wb_bits, lay.weight_bytes(nb)),
+                    (w_addr < lay.weight_depth(0)) & fits_unsigned(rec, wk_bits, lay.weight_bytes(0)),
+                )
+            )
+            st_oks.append(st_ok)
+            st_datas.append(st_data)
+            hd_oks.append(hd_sel <= nb)
+            wt_oks.append(wt_ok)
+            w_datas.append(Mux(is_bias, rec[:wb_bits], rec[:wk_bits]))
+        x_oks, x_words = [], []
+        xw = len(self._port.x_data)
+        for i, run in enumerate(self._runs):
+            xs, W = run.cfg.q_state.width, run.word_bytes
+            x_word = rec[: 8 * W]
+            x_ok = Signal(name=f"x_ok{i}" if len(self._runs) > 1 else "x_ok")
+            if xs >= 8 * W:
+                m.d.comb += x_ok.eq(1)
+            else:
+                top = x_word[xs - 1 : 8 * W]  # sign bit and the extension above it
+                m.d.comb += x_ok.eq((top == 0) | (top == (1 << len(top)) - 1))
+            x_val = Signal(signed(xw), name=f"x_word{i}" if len(self._runs) > 1 else "x_word")
+            m.d.comb += x_val.eq(x_word[:xs].as_signed())
+            x_oks.append(x_ok)
+            x_words.append(x_val)
+        self._st = (choose(st_oks, slot), st_op, st_sel, st_addr, choose(st_datas, slot))
+        self._hd = (choose(hd_oks, slot), hd_sel, hd_addr)
+        self._wt_ok = choose(wt_oks, slot)
+        self._w_data = choose(w_datas, slot)
+        self._x = (choose(x_oks, slot), choose(x_words, slot))
 
     def _read_state(self, m):
         """W_READ: collect ``u_len`` bytes into ``rec``; at the payload's end, check it ended on a unit boundary."""
@@ -196,8 +250,7 @@ class PayloadWalker:
 
     def _act_state(self, m):
         """W_ACT: check the unit (check pass) or issue it to the accelerator (execute pass), then advance."""
-        acc, cmd, kind, rec, hdr_done = self._acc, self._cmd, self.kind, self.rec, self.hdr_done
-        xs = self._cfg.q_state.width
+        port, cmd, kind, hdr_done = self._port, self._cmd, self.kind, self.hdr_done
         st_ok, st_op, st_sel, st_addr, st_data = self._st
         hd_ok = self._hd[0]
         x_ok, x_word = self._x
@@ -215,7 +268,7 @@ class PayloadWalker:
                     cmd.addr.eq(st_addr),
                     cmd.data.eq(st_data),
                 ]
-                m.d.comb += accepted.eq(acc.i_cmd.ready)
+                m.d.comb += accepted.eq(cmd.ready)
             with m.Case(K_WEIGHTS):
                 with m.If(~hdr_done):
                     m.d.comb += [ok.eq(hd_ok), issue.eq(0), accepted.eq(1)]
@@ -226,15 +279,15 @@ class PayloadWalker:
                         cmd.op.eq(Op.WRITE_WEIGHT),
                         cmd.sel.eq(self.w_sel),
                         cmd.addr.eq(self.w_addr),
-                        cmd.data.eq(Mux(self._is_bias, rec[: self._wb_bits], rec[: self._wk_bits])),
-                        accepted.eq(acc.i_cmd.ready),
+                        cmd.data.eq(self._w_data),
+                        accepted.eq(cmd.ready),
                     ]
             with m.Default():
-                m.d.comb += [ok.eq(x_ok), issue.eq(1), acc.i_x.payload.eq(x_word[:xs]), accepted.eq(acc.i_x.ready)]
+                m.d.comb += [ok.eq(x_ok), issue.eq(1), port.x_data.eq(x_word), accepted.eq(port.x_ready)]
         with m.If(self.walk_exec):
             with m.If(issue):
                 with m.If(kind == K_RUN):
-                    m.d.comb += acc.i_x.valid.eq(1)
+                    m.d.comb += port.x_valid.eq(1)
                 with m.Else():
                     m.d.comb += cmd.valid.eq(1)
             m.d.comb += advance.eq(accepted)
@@ -250,8 +303,9 @@ class PayloadWalker:
 
     def _advance(self, m):
         """The bookkeeping after a unit: the weight header's row pointer, the RUN step count and response length."""
-        H, n_in = self._cfg.hidden_size, self._cfg.input_size
-        W = self._lay.word_bytes
+        runs, slot = self._runs, self._slot
+        n_in = per_core([r.cfg.input_size for r in runs], slot)
+        out_step = per_core([r.out_step_bytes for r in runs], slot)
         hdr_done, w_addr, x_cnt = self.hdr_done, self.w_addr, self.x_cnt
         hd_sel, hd_addr = self._hd[1:]
         with m.Switch(self.kind):
@@ -262,6 +316,6 @@ class PayloadWalker:
                     m.d.sync += w_addr.eq(w_addr + 1)
             with m.Case(K_RUN):
                 with m.If(x_cnt == n_in - 1):
-                    m.d.sync += [x_cnt.eq(0), self.resp_len.eq(self.resp_len + H * W)]
+                    m.d.sync += [x_cnt.eq(0), self.resp_len.eq(self.resp_len + out_step)]
                 with m.Else():
                     m.d.sync += x_cnt.eq(x_cnt + 1)
