@@ -19,11 +19,18 @@ __all__ = ["make_accelerator", "program", "Accelerator"]
 Accelerator = SequencerBase
 
 
-def make_accelerator(cfg: Config, weights=None) -> SequencerBase:
-    """The accelerator of ``cfg.datapath``: :class:`ArrayAccelerator` or :class:`SerialAccelerator`."""
+def make_accelerator(cfg: Config, weights=None, *, image=None, delta: bool | None = None) -> SequencerBase:
+    """The accelerator of ``cfg.datapath``: :class:`ArrayAccelerator` or :class:`SerialAccelerator`.
+
+    With weights in ROM it needs ``weights`` or, built once by the caller, their memory ``image``
+    (:func:`rnnaccel.layout.image.memory_image`). ``delta``: build the array's delta-network mode
+    (default ``cfg.delta_mode``; True builds it even with thresholds of 0, which is exact).
+    """
     if cfg.datapath == "serial":
-        return SerialAccelerator(cfg, weights)
-    return ArrayAccelerator(cfg, weights)
+        return SerialAccelerator(cfg, weights, image=image)
+    if delta is None:
+        return ArrayAccelerator(cfg, weights, image=image)
+    return ArrayAccelerator(cfg, weights, image=image, delta=delta)
 
 
 def program(cfg: Config) -> list[tuple]:

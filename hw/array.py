@@ -92,12 +92,21 @@ class ArrayAccelerator(SequencerBase):
         The sequencer's phase: 0 idle, ``i + 1`` while running phase ``i`` of
         :attr:`program`, :data:`PHASE_CLEAR` while clearing the state,
         :data:`PHASE_STEP_DONE` at the end of a step (for profiling and debugging).
+    skipped, skipped_macs : Out(32) (delta mode only)
+        Column units skipped (zero delta: circulant k-segments, dense columns) and their
+        multiply-accumulates (:class:`~rnnaccel.hw.mvu.CirculantMVU`).
+
+    ``delta``: build delta-network mode (default ``cfg.delta_mode``; True also with thresholds of 0,
+    which is exact). The MVU computes each plan's deltas and skips its inactive columns
+    (:mod:`rnnaccel.hw.mvu`); ``RESET_STATE`` also zeroes its references and accumulators.
     """
 
-    def __init__(self, cfg: Config, weights=None):
+    def __init__(self, cfg: Config, weights=None, *, image=None, delta: bool | None = None):
         if isinstance(cfg, Config) and cfg.datapath != "array":
             raise ValueError(f"Accelerator is the array datapath; datapath {cfg.datapath!r} needs make_accelerator()")
-        super().__init__(cfg, weights, array_program(cfg) if isinstance(cfg, Config) else [])
+        if delta is None:
+            delta = cfg.delta_mode if isinstance(cfg, Config) else False
+        super().__init__(cfg, weights, array_program(cfg) if isinstance(cfg, Config) else [], image=image, delta=delta)
 
     def elaborate(self, platform):
         return _ArrayBuild(self).module()
@@ -143,7 +152,10 @@ class _ArrayBuild:
     def blocks(self):
         m, cfg, T = self.m, self.cfg, self.T
         m.submodules.store = self.store = VectorStore(cfg)
-        m.submodules.mvu = self.mvu = CirculantMVU(cfg, self.acc._weights)
+        if self.acc.delta:
+            m.submodules.mvu = self.mvu = CirculantMVU(cfg, image=self.acc.image, delta=True)
+        else:
+            m.submodules.mvu = self.mvu = CirculantMVU(cfg, image=self.acc.image)
         self.in_fifo, self.out_fifo = self.acc._stream_fifos(m)
         # projection memories, T words per row: one per gate (all gates of an element read in one
         # cycle) or, with cfg.stacked_projections, one per side holding gate g at rows g*segs_h...
@@ -266,7 +278,10 @@ class _ArrayBuild:
         self.hp_r = [mem.read_port() for mem in self.hp_mem]
         self.c_r = self.c_mem.read_port()
         self.c_w = self.c_mem.write_port()
-        self.e_cnt = Signal(range(max(self.H, cfg.input_size, self.vdepth * Pc, L * Hp) + 2))
+        e_max = max(self.H, cfg.input_size, self.vdepth * Pc, L * Hp)
+        if self.acc.delta:
+            e_max = max(e_max, self.mvu.delta_clear_depth)
+        self.e_cnt = Signal(range(e_max + 2))
         self.e_lane = Signal(range(T))
         self.e_bank = Signal(range(Pc))
         self.e_row = Signal(range(self.vdepth + 1))
@@ -377,6 +392,13 @@ class _ArrayBuild:
         self.busy, self.waiting = Signal(name="busy"), Signal(name="waiting")
         self.error, self.clearing = Signal(name="error"), Signal(name="clearing")
         self.acc._status_and_counters(m, self.busy, self.waiting, self.error, self.clearing)
+        if self.acc.delta:
+            acc, mvu = self.acc, self.mvu
+            with m.If(mvu.skip_tiles != 0):
+                m.d.sync += [
+                    acc.skipped.eq(acc.skipped + mvu.skip_tiles),
+                    acc.skipped_macs.eq(acc.skipped_macs + mvu.skip_macs),
+                ]
         self.wr_en = Signal()
         self.wr_bank = Signal(range(Pc))
         self.wr_row = Signal(range(self.vdepth))
@@ -682,7 +704,12 @@ class _ArrayBuild:
         ]
         m.d.sync += self.e_cnt.eq(self.e_cnt + 1)
         self.next_segment(self.e_bank, self.e_row)
-        with m.If(self.e_cnt >= max(self.vdepth * self.Pc, 2 * self.R * self.Pc, L * Hp) - 1):
+        last = max(self.vdepth * self.Pc, 2 * self.R * self.Pc, L * Hp)
+        if self.acc.delta:
+            # delta mode: the references and the exact accumulators too (the golden model's reset)
+            last = max(last, self.mvu.delta_clear_depth)
+            m.d.comb += [self.mvu.clr_en.eq(1), self.mvu.clr_addr.eq(self.e_cnt)]
+        with m.If(self.e_cnt >= last - 1):
             m.next = "IDLE"
 
     def phase_load(self, i, phase):

@@ -1,18 +1,21 @@
 """The chessboard-divided circulant matrix-vector unit (MVU).
 
-Structure (Gemmini-style hierarchy, built by loops; blocks in :mod:`rnnaccel.hw.pe`):
+Structure (Gemmini-style hierarchy, built by loops; blocks in :mod:`rnnaccel.hw.pe` and, shared with
+the serial datapath, :mod:`rnnaccel.hw.datapath`):
 
 * :class:`~rnnaccel.hw.pe.ProcessingElement` ``pe_{p}_{q}``: one PE, T
   multiplier lanes with T accumulators (latency 2: product, accumulate),
-  reading its own weight bank ``pe_{p}_{q}_weights``;
+  reading its own weight bank ``pe_{p}_{q}_weights`` (a :class:`~rnnaccel.hw.datapath.WeightBank`);
 * the ``pe_rows x pe_cols`` grid of PEs;
 * :class:`~rnnaccel.hw.pe.ColumnOperand` ``col_{q}``: one input register per
   PE column, shared down the column (latency 0);
 * :class:`~rnnaccel.hw.pe.RowReducer` ``row_{p}_tree``: a pipelined adder tree
   per PE row reducing the PE columns' partial sums into the output segment
   (latency ``ceil(log2(pe_cols))``);
-* a serializer emitting the row round's output segments one per cycle;
-* the bias add and the narrowing to ``q_pre`` (:func:`rnnaccel.numeric.golden.projection`).
+* :class:`~rnnaccel.hw.datapath.Serializer` ``serializer``, emitting the row round's output segments
+  one per cycle;
+* :class:`~rnnaccel.hw.datapath.BiasNarrow` ``bias_narrow``: the bias add and the narrowing to
+  ``q_pre`` (:func:`rnnaccel.numeric.golden.projection`).
 
 Schedule (:mod:`rnnaccel.layout.image`): for each row round I, for each column round
 J, T cycles t; PE (p, q) works on tile (I*P_r + p, J*P_c + q). At t = 0 the
@@ -39,87 +42,82 @@ Timing: the controller issues one tile cycle per clock with no stalls inside
 a plan; the only wait is a gap after a row round shorter than ``pe_rows``
 cycles so the serializer can drain. Cycles of one plan, start to done:
 ``sweep_cycles + gaps + latency`` (:attr:`CirculantMVU.latency`).
+
+Delta mode (``delta``, by default ``cfg.delta_mode``; :mod:`rnnaccel.numeric.delta`), generated only
+then: a plan starts with a **delta pass**, one row of the source slot (``pe_cols`` segments) per
+cycle: the source words and the plan's references (memory ``delta_refs``, one row per column round,
+rows ``ref_base`` onwards) give ``delta = v - v_ref`` where ``|v - v_ref| >`` the plan's raw threshold,
+else 0 (``q_state.width + 1`` bits), written into the delta store (``delta_store``, row J = column
+round J) while the references are updated where the delta is not zero. A column round is *active*
+when one of its real tiles has a nonzero delta; the active rounds are appended to a list
+(``active{i}``, ``active_count``). The sweep then runs, per row round, only the listed column
+rounds (the weight address ``row base + J*T + t``, the operand from the delta store). Circulant
+weights need all T cycles of an active round (the rotating operand); dense weights spend cycle t on
+column t of the tile, so the list also keeps each round's mask of active column slots
+(``active_mask{i}``: column t of one of the round's tiles changed) and the sweep jumps from slot to
+slot (a priority encoder), the operand word picked from the delta store's row: a dense PE skips
+single columns, as EdgeDRNN does. With no active round each row round takes one cycle of zero
+operands, so its outputs are still emitted. The row
+round's partial sums are added to the exact accumulator of the output row (memory ``delta_acc``,
+indexed like the bias memory: it holds ``M v_ref``), written back, and ``narrow(acc + aligned
+bias)`` is the output. ``clr_en``/``clr_addr`` zero references and accumulators (``RESET_STATE``);
+``skip_tiles`` / ``skip_macs`` count the units with a zero delta in each delta-pass cycle (circulant:
+real column tiles, k-segments; dense: real columns) and their multiply-accumulates (the plan's rows
+times k or 1 each): the golden model's ``WorkStats`` skipped block columns. Extra cycles per plan:
+``rounds_c + 1`` for the pass, one more of latency (:func:`delta_pass_cycles`).
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, ClockSignal, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..numeric.config import Config
 from . import check_cfg_and_weights
-from ..numeric.fixedpoint import hw_narrow
 from ..layout.image import (
     MatrixPlan,
+    MemoryImage,
     bank_packing,
     bank_word_bits,
-    bank_words,
-    bias_words,
+    memory_image,
     plans,
     vector_depth,
     vector_slots,
     weight_bank_depth,
-    weight_banks,
     weight_word_bits,
 )
+from .buffers import state_ram_attrs
+from .datapath import BiasNarrow, Serializer, WeightBank, spram_bank, uses_spram_primitives
 from .pe import ColumnOperand, ProcessingElement, RowReducer, tree_latency
 
-__all__ = ["CirculantMVU", "mvu_latency", "plan_cycles", "plan_gaps", "spram_bank", "uses_spram_primitives"]
+__all__ = [
+    "CirculantMVU",
+    "mvu_latency",
+    "plan_cycles",
+    "plan_gaps",
+    "delta_pass_cycles",
+    "spram_bank",
+    "uses_spram_primitives",
+]
 
 
-def uses_spram_primitives(cfg: Config, platform) -> bool:
-    """SPRAM weight banks become SB_SPRAM256KA primitives: ``weight_ram = huge`` on an iCE40 platform.
-
-    Yosys cannot infer SPRAM from a memory with initial contents, and Amaranth
-    memories always have them; elsewhere (simulation, generic Verilog) a bank
-    is an ordinary memory with the same behaviour.
-    """
-    return cfg.weight_ram == "huge" and str(getattr(platform, "family", "")).lower() == "ice40"
-
-
-def spram_bank(m: Module, name: str, depth: int, addr, wdata, wen):
-    """A memory of SB_SPRAM256KA primitives (16K x 16 each), cascaded by depth; returns the read data.
-
-    One address for reads and writes; read data arrive one cycle after the
-    address, like a synchronous read port.
-    """
-    from amaranth.hdl import Instance
-
-    blocks = -(-depth // 16384)
-    sel_bits = max(1, (blocks - 1).bit_length())
-    sel = Signal(sel_bits, name=f"{name}_sel")
-    m.d.sync += sel.eq(addr >> 14) if blocks > 1 else sel.eq(0)
-    outs = []
-    for b in range(blocks):
-        dout = Signal(16, name=f"{name}_{b}_dout")
-        cs = (addr >> 14) == b if blocks > 1 else Const(1, 1)
-        m.submodules[f"{name}_{b}"] = Instance(
-            "SB_SPRAM256KA",
-            i_ADDRESS=addr[:14],
-            i_DATAIN=wdata,
-            i_MASKWREN=Const(0b1111, 4),
-            i_WREN=wen,
-            i_CHIPSELECT=cs,
-            i_CLOCK=ClockSignal("sync"),
-            i_STANDBY=Const(0, 1),
-            i_SLEEP=Const(0, 1),
-            i_POWEROFF=Const(1, 1),
-            o_DATAOUT=dout,
-        )
-        outs.append(dout)
-    return Array(outs)[sel] if blocks > 1 else outs[0]
-
-
-def mvu_latency(cfg: Config) -> int:
+def mvu_latency(cfg: Config, delta: bool | None = None) -> int:
     """Cycles from the MVU's last issue cycle to ``done``.
 
     memory read (1) + PE (:attr:`ProcessingElement.LATENCY`: product and
     accumulate, 2) + adder tree (:func:`~rnnaccel.hw.pe.tree_latency` of
     ``pe_cols``: ceil(log2(pe_cols))) + result capture (1) + serializer (up to
-    pe_rows) + bias read (1) + narrow (1).
+    pe_rows) + bias read (1) + narrow (1); in delta mode (``delta``, by default ``cfg.delta_mode``)
+    one more: the accumulator read and add.
     """
-    return 1 + ProcessingElement.LATENCY + tree_latency(cfg.pe_cols) + 1 + cfg.pe_rows + 2
+    extra = 1 if (cfg.delta_mode if delta is None else delta) else 0
+    return 1 + ProcessingElement.LATENCY + tree_latency(cfg.pe_cols) + 1 + cfg.pe_rows + 2 + extra
+
+
+def delta_pass_cycles(cfg: Config, plan: MatrixPlan, delta: bool | None = None) -> int:
+    """Cycles a delta-mode plan spends on its delta pass before the sweep (0 in normal mode)."""
+    return plan.rounds_c + 1 if (cfg.delta_mode if delta is None else delta) else 0
 
 
 def plan_gaps(cfg: Config, plan: MatrixPlan) -> int:
@@ -127,9 +125,16 @@ def plan_gaps(cfg: Config, plan: MatrixPlan) -> int:
     return max(0, cfg.pe_rows - plan.rounds_c * cfg.tile)
 
 
-def plan_cycles(cfg: Config, plan: MatrixPlan) -> int:
-    """Cycles from ``start`` to ``done`` for one plan (upper bound from the schedule)."""
-    return 1 + plan.sweep_cycles + plan.rounds_r * plan_gaps(cfg, plan) + mvu_latency(cfg)
+def plan_cycles(cfg: Config, plan: MatrixPlan, delta: bool | None = None) -> int:
+    """Cycles from ``start`` to ``done`` for one plan (upper bound from the schedule; in delta mode the
+    dense sweep plus the delta pass: skipped column rounds only shorten it)."""
+    return (
+        1
+        + delta_pass_cycles(cfg, plan, delta)
+        + plan.sweep_cycles
+        + plan.rounds_r * plan_gaps(cfg, plan)
+        + mvu_latency(cfg, delta)
+    )
 
 
 class CirculantMVU(wiring.Component):
@@ -140,9 +145,12 @@ class CirculantMVU(wiring.Component):
     cfg : Config
         The configuration.
     weights : dict or None
-        Float weights (model directory layout). Baked into the weight and
-        bias ROMs when ``cfg.weights_in_rom``; otherwise the banks start at
-        zero and are written through ``wr_*`` at run time.
+        Float or quantized weights (model directory layout), when no ``image`` is given: their
+        :func:`rnnaccel.layout.image.memory_image` is taken.
+    image : MemoryImage or None
+        The design's memory image (:func:`rnnaccel.layout.image.memory_image`, built once per design by
+        the caller), baked into the weight and bias ROMs when ``cfg.weights_in_rom``; otherwise the
+        banks start at zero and are written through ``wr_*`` at run time.
 
     Members
     -------
@@ -159,12 +167,21 @@ class CirculantMVU(wiring.Component):
     wr_en, wr_bank, wr_addr, wr_data : In
         Run-time write of weight bank ``wr_bank`` (p * pe_cols + q) or, with
         ``wr_bank == pe_rows * pe_cols``, of the bias memory.
+    clr_en, clr_addr : In (delta mode only)
+        Zero row ``clr_addr`` of the references and of the accumulators (:attr:`delta_clear_depth` rows).
+    skip_tiles, skip_macs : Out (delta mode only)
+        Units found with a zero delta in this cycle of a delta pass (circulant: column tiles; dense:
+        columns), and their multiply-accumulates.
+    delta : bool or None
+        Delta-network mode (the module docstring); by default ``cfg.delta_mode``.
     """
 
-    def __init__(self, cfg: Config, weights=None):
-        check_cfg_and_weights(cfg, weights)
+    def __init__(self, cfg: Config, weights=None, *, image: MemoryImage | None = None, delta: bool | None = None):
+        check_cfg_and_weights(cfg, weights, image)
         self._cfg = cfg
+        self._delta = cfg.delta_mode if delta is None else bool(delta)
         self._weights = weights
+        self._image = image
         self._plans = plans(cfg)
         T = cfg.tile
         self._T = T
@@ -177,8 +194,19 @@ class CirculantMVU(wiring.Component):
         self._mem_depth = weight_bank_depth(cfg)
         max_br = max(p.br for p in self._plans)
         self._wr_words = max(self._wdepth, self._bdepth)
+        self._rdepth = sum(p.rounds_c for p in self._plans)  # delta mode: reference rows
+        members = {}
+        if self._delta:
+            max_macs = max(p.rows for p in self._plans) * T * cfg.pe_cols
+            members = {
+                "clr_en": In(1),
+                "clr_addr": In(range(self.delta_clear_depth)),
+                "skip_tiles": Out(range(cfg.pe_cols * T + 1)),
+                "skip_macs": Out(range(max_macs + 1)),
+            }
         super().__init__(
-            {
+            members
+            | {
                 "start": In(1),
                 "plan": In(range(len(self._plans))),
                 "busy": Out(1),
@@ -199,6 +227,23 @@ class CirculantMVU(wiring.Component):
     @property
     def cfg(self) -> Config:
         return self._cfg
+
+    @property
+    def image(self) -> MemoryImage | None:
+        """The memory image baked into ROM (``None`` when the weights are written at run time)."""
+        if self._image is None and self._cfg.weights_in_rom:
+            self._image = memory_image(self._cfg, self._weights)
+        return self._image
+
+    @property
+    def delta(self) -> bool:
+        """Delta-network mode is built."""
+        return self._delta
+
+    @property
+    def delta_clear_depth(self) -> int:
+        """Rows ``clr_addr`` walks to zero the references and the accumulators (delta mode)."""
+        return max(self._rdepth, self._bdepth, 1)
 
     @property
     def weight_depth(self) -> int:
@@ -222,13 +267,13 @@ class CirculantMVU(wiring.Component):
     @property
     def latency(self) -> int:
         """Cycles from the last issue cycle to ``done`` (:func:`mvu_latency`)."""
-        return mvu_latency(self._cfg)
+        return mvu_latency(self._cfg, self._delta)
 
     def plan_gaps(self, plan: MatrixPlan) -> int:
         return plan_gaps(self._cfg, plan)
 
     def plan_cycles(self, plan: MatrixPlan) -> int:
-        return plan_cycles(self._cfg, plan)
+        return plan_cycles(self._cfg, plan, self._delta)
 
     def elaborate(self, platform):
         return _MVUBuild(self, platform).module()
@@ -245,12 +290,16 @@ class _MVUBuild:
         self.Pr, self.Pc = self.cfg.pe_rows, self.cfg.pe_cols
         self.plans = mvu._plans
         self.max_br = max(p.br for p in self.plans)
+        self.delta = mvu._delta
         self.m = Module()
 
     def module(self) -> Module:
         self.memories()
         self.plan_table()
-        self.controller()
+        if self.delta:
+            self.delta_controller()
+        else:
+            self.controller()
         self.weight_reads()
         self.grid()
         self.serializer()
@@ -258,53 +307,37 @@ class _MVUBuild:
         return self.m
 
     def memories(self):
-        """Weight banks (ROM, RAM, or SPRAM primitives) and the bias memory, with their write ports."""
+        """Weight banks (:class:`~rnnaccel.hw.datapath.WeightBank`: ROM, RAM, or SPRAM primitives) and the
+        bias memory, with their write ports."""
         m, cfg, u, T, Pr, Pc = self.m, self.cfg, self.u, self.T, self.Pr, self.Pc
-        if cfg.weights_in_rom:
-            banks_img = weight_banks(cfg, u._weights)
-            bias_img = bias_words(cfg, u._weights)
-        else:
-            banks_img = bias_img = None
-        wmems = [[None] * Pc for _ in range(Pr)]
-        ram_style = "huge" if cfg.weight_ram == "huge" else "block"
-        spram_prims = uses_spram_primitives(cfg, self.platform)
+        image = u.image
+        banks = [[None] * Pc for _ in range(Pr)]
         for p in range(Pr):
             for q in range(Pc):
-                if spram_prims:
-                    wmems[p][q] = "spram"
-                    continue
-                init = bank_words(cfg, banks_img[p][q]) if banks_img is not None else []
-                mem = memory.Memory(
-                    shape=unsigned(u._mem_word), depth=u._mem_depth, init=init, attrs={"ram_style": ram_style}
-                )
-                m.submodules[f"pe_{p}_{q}_weights"] = mem
-                wmems[p][q] = mem
+                init = image.weight_banks[p][q] if image is not None else None
+                bank = WeightBank(m, cfg, self.platform, f"pe_{p}_{q}_weights", u._mem_depth, init)
+                if not cfg.weights_in_rom:
+                    m.d.comb += [
+                        bank.wr_en.eq(u.wr_en & (u.wr_bank == p * Pc + q)),
+                        bank.wr_addr.eq(u.wr_addr),
+                        bank.wr_data.eq(u.wr_data[: u._mem_word]),
+                    ]
+                banks[p][q] = bank
         bmem = memory.Memory(
             shape=unsigned(cfg.q_pre.width * T),
             depth=u._bdepth,
-            init=bias_img if bias_img is not None else [],
+            init=image.bias_words if image is not None else [],
             attrs={"ram_style": "block"},
         )
         m.submodules.bias = bmem
-        self.bmem = bmem
-
-        wsel = [[Signal(name=f"pe_{p}_{q}_wsel") for q in range(Pc)] for p in range(Pr)]
         if not cfg.weights_in_rom:
-            for p in range(Pr):
-                for q in range(Pc):
-                    m.d.comb += wsel[p][q].eq(u.wr_en & (u.wr_bank == p * Pc + q))
-                    if wmems[p][q] == "spram":
-                        continue
-                    wp = wmems[p][q].write_port()
-                    m.d.comb += [wp.data.eq(u.wr_data[: u._mem_word]), wp.en.eq(wsel[p][q])]
-                    wmems[p][q] = (wmems[p][q], wp)
             bwp = bmem.write_port()
             m.d.comb += [
                 bwp.addr.eq(u.wr_addr),
                 bwp.data.eq(u.wr_data[: cfg.q_pre.width * T]),
                 bwp.en.eq(u.wr_en & (u.wr_bank == Pr * Pc)),
             ]
-        self.wmems, self.wsel = wmems, wsel
+        self.bmem, self.banks = bmem, banks
 
     def plan_table(self):
         """Per-plan constants, indexed by the running plan."""
@@ -373,48 +406,26 @@ class _MVUBuild:
         """Stage 0: vector and weight addresses; each bank's word (unpacked when SPRAM packs several)."""
         m, u, T, Pr, Pc = self.m, self.u, self.T, self.Pr, self.Pc
         J, t, wa, issue = self.J, self.t, self.wa, self.issue
-        self.first0 = first0 = Signal()
-        self.last0 = last0 = Signal()
-        m.d.comb += [first0.eq((J == 0) & (t == 0)), last0.eq((J == self.rc - 1) & (t == T - 1))]
-        for q in range(Pc):
-            m.d.comb += u.vec_addr[q].eq(self.vbase_t[self.cur] + J)
-        m.d.comb += u.vec_en.eq(issue & (t == 0))
-        wrd = [[None] * Pc for _ in range(Pr)]
+        if self.delta:
+            # the delta controller drives first0 / last0 and the source reads of its delta pass
+            first0, last0 = self.first0, self.last0
+        else:
+            self.first0 = first0 = Signal()
+            self.last0 = last0 = Signal()
+            m.d.comb += [first0.eq((J == 0) & (t == 0)), last0.eq((J == self.rc - 1) & (t == T - 1))]
+            for q in range(Pc):
+                m.d.comb += u.vec_addr[q].eq(self.vbase_t[self.cur] + J)
+            m.d.comb += u.vec_en.eq(issue & (t == 0))
         shift = (u._pack - 1).bit_length()
         sub = Signal(range(u._pack), name="weight_sub")  # which packed word, one cycle after the read
         if u._pack > 1:
             m.d.sync += sub.eq(wa[:shift])
-
-        def unpack(word):
-            if u._pack > 1:
-                words = Array(word[i * u._wword : (i + 1) * u._wword] for i in range(u._pack))
-                return words[sub]
-            return word
-
+        wrd = [[None] * Pc for _ in range(Pr)]
         for p in range(Pr):
             for q in range(Pc):
-                wmem, wsel = self.wmems[p][q], self.wsel[p][q]
-                if wmem == "spram":
-                    addr = Signal(range(u._mem_depth), name=f"pe_{p}_{q}_addr")
-                    m.d.comb += addr.eq(Mux(wsel, u.wr_addr, wa >> shift))
-                    wrd[p][q] = unpack(spram_bank(m, f"pe_{p}_{q}_weights", u._mem_depth, addr, u.wr_data[:16], wsel))
-                    continue
-                if isinstance(wmem, tuple):
-                    mem, wp = wmem
-                    rp = mem.read_port()
-                    # one address for both ports, so a single-port RAM (SPRAM) can hold the bank;
-                    # writes happen only between steps, reads only during sweeps
-                    addr = Signal(range(u._mem_depth), name=f"pe_{p}_{q}_addr")
-                    m.d.comb += [
-                        addr.eq(Mux(wsel, u.wr_addr, wa >> shift)),
-                        rp.addr.eq(addr),
-                        wp.addr.eq(addr),
-                        rp.en.eq(issue),
-                    ]
-                else:
-                    rp = wmem.read_port()
-                    m.d.comb += [rp.addr.eq(wa >> shift), rp.en.eq(issue)]
-                wrd[p][q] = unpack(rp.data)
+                bank = self.banks[p][q]
+                m.d.comb += [bank.rd_addr.eq(wa >> shift), bank.rd_en.eq(issue)]
+                wrd[p][q] = bank.select(sub)
         self.wrd = wrd
 
     def grid(self):
@@ -430,15 +441,25 @@ class _MVUBuild:
             I1.eq(self.I),
         ]
         cols = []
-        for q in range(Pc):
-            col = ColumnOperand(cfg)
+        # delta mode: the operands are deltas, one bit wider than q_state, from the delta store
+        xw = {"width": cfg.q_state.width + 1} if self.delta else {}
+        delta_dense = self.delta and not cfg.circulant
+        if delta_dense:
+            # dense delta mode: the sweep jumps over column slots, so each cycle's word x[t] is picked
+            # from the delta store's row (read every cycle) instead of a shifting register
+            t1 = Signal.like(self.t, name="operand_t")
+            m.d.sync += t1.eq(self.t)
+            words = [Array(self.delta_seg[q][ln] for ln in range(self.T))[t1] for q in range(Pc)]
+        for q in range(Pc if not delta_dense else 0):
+            col = ColumnOperand(cfg, **xw)
             m.submodules[f"col_{q}"] = col
-            m.d.comb += [col.i_valid.eq(v1), col.i_load.eq(t0_1), col.i_seg.eq(u.vec_data[q])]
+            seg = self.delta_seg[q] if self.delta else u.vec_data[q]
+            m.d.comb += [col.i_valid.eq(v1), col.i_load.eq(t0_1), col.i_seg.eq(seg)]
             cols.append(col)
         pes = [[None] * Pc for _ in range(Pr)]
         for p in range(Pr):
             for q in range(Pc):
-                pe = ProcessingElement(cfg)
+                pe = ProcessingElement(cfg, x_width=cfg.q_state.width + 1) if self.delta else ProcessingElement(cfg)
                 m.submodules[f"pe_{p}_{q}"] = pe
                 m.d.comb += [
                     pe.en.eq(1),
@@ -446,8 +467,11 @@ class _MVUBuild:
                     pe.i_first.eq(first1),
                     pe.i_last.eq(last1),
                     pe.i_w.eq(self.wrd[p][q]),
-                    pe.i_x.eq(cols[q].o_x),
                 ]
+                if delta_dense:
+                    m.d.comb += [pe.i_x[ln].eq(words[q]) for ln in range(self.T)]
+                else:
+                    m.d.comb += pe.i_x.eq(cols[q].o_x)
                 pes[p][q] = pe
         rows = []
         for p in range(Pr):
@@ -466,50 +490,260 @@ class _MVUBuild:
         self.rows, self.tI = rows, tI
 
     def serializer(self):
-        """Capture every PE row's segment at once, then emit them one per cycle."""
+        """Capture every PE row's segment at once, then emit them one per cycle
+        (:class:`~rnnaccel.hw.datapath.Serializer`); a row round's segments past the plan's rows are not emitted."""
         m, T, Pr, rows = self.m, self.T, self.Pr, self.rows
-        acc_w = self.cfg.acc_width
-        tv = rows[0].o_valid
-        outbuf = [[Signal(signed(acc_w), name=f"row_{p}_sum{r}") for r in range(T)] for p in range(Pr)]
-        ser_cnt = Signal(range(Pr + 1))
-        self.ser_base = ser_base = Signal(range(self.max_br + Pr + 1))
-        with m.If(tv):
-            for p in range(Pr):
-                m.d.sync += [outbuf[p][r].eq(rows[p].o_sum[r]) for r in range(T)]
-            m.d.sync += [ser_cnt.eq(Pr), ser_base.eq(self.tI * Pr)]
-        with m.Elif(ser_cnt != 0):
-            for p in range(Pr - 1):
-                m.d.sync += [outbuf[p][r].eq(outbuf[p + 1][r]) for r in range(T)]
-            m.d.sync += [ser_cnt.eq(ser_cnt - 1), ser_base.eq(ser_base + 1)]
+        seg = data.ArrayLayout(signed(self.cfg.acc_width), T)
+        m.submodules.serializer = ser = Serializer(Pr, seg, range(self.max_br + Pr + 1))
+        m.d.comb += [ser.i_load.eq(rows[0].o_valid), ser.i_pos.eq(self.tI * Pr)]
+        m.d.comb += [ser.i_items[p].eq(rows[p].o_sum) for p in range(Pr)]
         self.emit = emit = Signal()
-        m.d.comb += emit.eq((ser_cnt != 0) & (ser_base < self.br_t[self.cur]))
-        self.outbuf = outbuf
+        m.d.comb += emit.eq(ser.o_valid & (ser.o_pos < self.br_t[self.cur]))
+        self.ser = ser
 
     def bias_narrow(self):
-        """Bias read, add and narrow to ``q_pre``; ``done`` with the plan's last segment."""
-        m, u, cfg, T, Pr = self.m, self.u, self.cfg, self.T, self.Pr
-        acc_w, cur, ser_base, emit = cfg.acc_width, self.cur, self.ser_base, self.emit
+        """Bias read, add and narrow to ``q_pre`` (:class:`~rnnaccel.hw.datapath.BiasNarrow`); ``done`` with
+        the plan's last segment."""
+        m, u, cfg, T, Pr, cur, ser, emit = self.m, self.u, self.cfg, self.T, self.Pr, self.cur, self.ser, self.emit
+        if self.delta:
+            emit, sums, pos = self.delta_accumulate()
+        else:
+            sums, pos = ser.o_item, ser.o_pos
         brp = self.bmem.read_port()
-        m.d.comb += [brp.addr.eq(self.bbase_t[cur] + ser_base), brp.en.eq(emit)]
-        e1 = Signal()
-        seg1 = Signal(range(self.max_br + Pr + 1))
-        sum1 = [Signal(signed(acc_w), name=f"out_sum{r}") for r in range(T)]
-        m.d.sync += [e1.eq(emit), seg1.eq(ser_base)]
-        with m.If(emit):
-            m.d.sync += [sum1[r].eq(self.outbuf[0][r]) for r in range(T)]
-        shift = cfg.acc_frac - cfg.q_pre.frac
-        pw = cfg.q_pre.width
-        o_valid = Signal()
-        m.d.sync += [o_valid.eq(e1), u.o_seg.eq(seg1)]
-        for r in range(T):
-            b = brp.data[r * pw : (r + 1) * pw].as_signed()
-            total = sum1[r] + (b << shift)
-            with m.If(e1):
-                m.d.sync += u.o_data[r].eq(hw_narrow(total, cfg.acc_frac, cfg.q_pre))
-        m.d.comb += u.o_valid.eq(o_valid)
+        m.d.comb += [brp.addr.eq(self.bbase_t[cur] + pos), brp.en.eq(emit)]
+        m.submodules.bias_narrow = bn = BiasNarrow(cfg, T, cfg.q_pre.width, range(self.max_br + Pr + 1))
+        m.d.comb += [bn.i_valid.eq(emit), bn.i_sums.eq(sums), bn.i_tag.eq(pos), bn.i_bias.eq(brp.data)]
+        m.d.comb += [u.o_valid.eq(bn.o_valid), u.o_seg.eq(bn.o_tag), u.o_data.eq(bn.o_data)]
 
         last_seg = Signal()
-        m.d.comb += last_seg.eq(o_valid & (u.o_seg == self.br_t[cur] - 1))
+        m.d.comb += last_seg.eq(u.o_valid & (u.o_seg == self.br_t[cur] - 1))
         m.d.comb += u.done.eq(last_seg)
         with m.If(last_seg & ~self.issuing):
             m.d.sync += self.draining.eq(0)
+
+    # ------------------------------------------------------------------ delta mode
+    def delta_controller(self):
+        """Delta mode: the delta pass (references, delta store, the active-round list), then the sweep
+        over the active column rounds only (see the module docstring)."""
+        m, u, cfg, T, Pr, Pc = self.m, self.u, self.cfg, self.T, self.Pr, self.Pc
+        plans_ = self.plans
+        xs = cfg.q_state.width
+        dw = xs + 1
+        max_rc = max(p.rounds_c for p in plans_)
+        max_rr = max(p.rounds_r for p in plans_)
+
+        def table(values, shape):
+            return Array(Const(v, shape) for v in values)
+
+        rbase, acc = [], 0
+        for p in plans_:
+            rbase.append(acc)
+            acc += p.rounds_c
+        rbase_t = table(rbase, range(u._rdepth + 1))
+        # raw thresholds (layer 0's input, else the hidden states'); |delta| < 2**xs, so clamp there
+        ths = [
+            min(cfg.delta_threshold_raw if (p.layer == 0 and p.name == "W") else cfg.delta_threshold_h_raw, 1 << xs)
+            for p in plans_
+        ]
+        th_t = table(ths, range((1 << xs) + 1))
+        rowT_t = table([p.rounds_c * T for p in plans_], range(max_rc * T + 1))
+        # column round r holds real tiles r*Pc + q < bc: rounds below real_t[q] for PE column q
+        real_t = [table([-(-(p.bc - q) // Pc) for p in plans_], range(max_rc + 1)) for q in range(Pc)]
+
+        self.cur = cur = Signal(range(len(plans_)))
+        self.I = I = Signal(range(max_rr + 1))
+        self.t = t = Signal(range(T))
+        self.issuing = issuing = Signal()
+        self.draining = draining = Signal()
+        waiting = Signal()
+        gap = Signal(range(Pr + 1))
+        rr, self.rc = self.rr_t[cur], self.rc_t[cur]
+
+        # ---- the delta pass: read source row r and reference row r; one cycle later compute and write
+        dpass = Signal(name="delta_pass")
+        r = Signal(range(max_rc + 1), name="delta_row")
+        dv1 = Signal(name="delta_valid")
+        dr1 = Signal(range(max_rc + 1), name="delta_row1")
+        count = Signal(range(max_rc + 1), name="active_count")
+        rlen = Signal(range(max_rc * T + 1), name="active_len")  # count * T: a row round's issue cycles
+        active = Array(Signal(range(max(2, max_rc)), name=f"active{i}") for i in range(max_rc))
+        m.d.comb += u.busy.eq(issuing | draining | dpass)
+        for q in range(Pc):
+            m.d.comb += u.vec_addr[q].eq(self.vbase_t[cur] + r)
+        m.d.comb += u.vec_en.eq(dpass)
+        m.d.sync += [dv1.eq(dpass), dr1.eq(r)]
+
+        row_bits = Pc * T * xs
+        # shallow, wide memories: block RAM only when big (:func:`~rnnaccel.hw.buffers.state_ram_attrs`)
+        rdepth, sdepth = max(2, u._rdepth), max(2, max_rc)
+        refmem = memory.Memory(shape=unsigned(row_bits), depth=rdepth, init=[], attrs=state_ram_attrs(row_bits, rdepth))
+        dstore = memory.Memory(
+            shape=unsigned(Pc * T * dw), depth=sdepth, init=[], attrs=state_ram_attrs(Pc * T * dw, sdepth)
+        )
+        m.submodules.delta_refs, m.submodules.delta_store = refmem, dstore
+        ref_rp, ref_wp = refmem.read_port(), refmem.write_port()
+        ds_rp, ds_wp = dstore.read_port(), dstore.write_port()
+        m.d.comb += [ref_rp.addr.eq(rbase_t[cur] + r), ref_rp.en.eq(dpass)]
+        refs = data.View(data.ArrayLayout(data.ArrayLayout(signed(xs), T), Pc), ref_rp.data)
+        th = th_t[cur]
+        new_ref, deltas, tile_act, real, keeps = [], [], [], [], []
+        for q in range(Pc):
+            rl = Signal(name=f"delta_real{q}")
+            m.d.comb += rl.eq(dr1 < real_t[q][cur])
+            real.append(rl)
+            lane_act = []
+            for ln in range(T):
+                v, ref = u.vec_data[q][ln], refs[q][ln]
+                diff = Signal(signed(dw), name=f"delta_diff{q}_{ln}")
+                keep = Signal(name=f"delta_keep{q}_{ln}")
+                m.d.comb += [diff.eq(v - ref), keep.eq(((diff > th) | (diff < -th)) & rl)]
+                deltas.append(Mux(keep, diff, 0)[:dw])
+                new_ref.append(Mux(keep, v, ref)[:xs])
+                lane_act.append(keep)
+            ta = Signal(name=f"delta_tile_active{q}")
+            m.d.comb += ta.eq(Cat(*lane_act).any())
+            tile_act.append(ta)
+            keeps.append(lane_act)
+        row_active = Cat(*tile_act).any()
+        dense = not cfg.circulant
+        if dense:
+            # dense weights: a PE spends cycle t of a tile on column t, so the unit skipped is a column slot
+            # (J, t): column t of the round's pe_cols tiles (one column with one PE column)
+            slot_act = [Signal(name=f"delta_slot_active{ln}") for ln in range(T)]
+            for ln in range(T):
+                m.d.comb += slot_act[ln].eq(Cat(*[keeps[q][ln] for q in range(Pc)]).any())
+            skipped = Signal(range(Pc * T + 1), name="delta_skipped")
+            m.d.comb += skipped.eq(sum(Mux(real[q], T - sum(keeps[q]), 0) for q in range(Pc)))
+            slots = Signal(range(T + 1), name="delta_slots")
+            m.d.comb += slots.eq(sum(slot_act))
+        else:
+            skipped = Signal(range(Pc + 1), name="delta_skipped")
+            m.d.comb += skipped.eq(sum((real[q] & ~tile_act[q]) for q in range(Pc)))
+        unit_macs = table([p.rows * (1 if dense else T) for p in plans_], range(max(p.rows for p in plans_) * T + 1))
+        m.d.comb += [u.skip_tiles.eq(Mux(dv1, skipped, 0)), u.skip_macs.eq(Mux(dv1, skipped * unit_macs[cur], 0))]
+        # references: the pass's writes, or zeros while the sequencer clears
+        clr_ref = u.clr_en & (u.clr_addr < u._rdepth)
+        m.d.comb += [
+            ref_wp.addr.eq(Mux(u.clr_en, u.clr_addr, rbase_t[cur] + dr1)),
+            ref_wp.data.eq(Mux(u.clr_en, 0, Cat(*new_ref))),
+            ref_wp.en.eq(Mux(u.clr_en, clr_ref, dv1)),
+            ds_wp.addr.eq(dr1),
+            ds_wp.data.eq(Cat(*deltas)),
+            ds_wp.en.eq(dv1),
+        ]
+
+        # ---- the sweep over the listed column rounds (dense: their active column slots only)
+        empty = Signal(name="no_active_round")
+        m.d.comb += empty.eq(count == 0)
+        n = Signal(range(max_rc + 1), name="active_pos")
+        J = Signal(range(max(2, max_rc)), name="sweep_J")
+        n_last = Signal(range(max_rc + 1), name="active_last")
+        m.d.comb += [J.eq(Mux(empty, 0, active[n])), n_last.eq(Mux(empty, 0, count - 1))]
+        n_next = Mux(n == n_last, 0, n + 1)
+        has_next = Signal(name="sweep_has_next")  # another cycle in this column round
+        next_t, first_next, start_t = Signal.like(t), Signal.like(t), Signal.like(t)
+        if dense:
+            masks = Array(Signal(T, name=f"active_mask{i}") for i in range(max_rc))
+            first0_t = Signal.like(t, name="active_first0")  # first slot of list entry 0
+
+            def lowest(bits, name):
+                """The lowest set bit of ``bits`` (0 when none)."""
+                idx = Signal.like(t, name=name)
+                for b in reversed(range(T)):
+                    with m.If(bits[b]):
+                        m.d.comb += idx.eq(b)
+                return idx
+
+            mask_n = masks[n]
+            above = [mask_n[b] & (t < b) for b in range(T)]
+            m.d.comb += [
+                has_next.eq(Cat(*above).any() & ~empty),
+                next_t.eq(lowest(above, "sweep_next_t")),
+                first_next.eq(Mux(empty, 0, lowest(masks[n_next], "sweep_first_next"))),
+                start_t.eq(Mux(empty & row_active, lowest(slot_act, "sweep_first_new"), first0_t)),
+            ]
+        else:
+            m.d.comb += [has_next.eq((t != T - 1) & ~empty), next_t.eq(t + 1)]
+        self.J = J
+        rowbase = Signal(range(u._wdepth + 1), name="sweep_row_base")
+        self.wa = wa = Signal(range(u._wdepth + 1), name="sweep_wa")
+        m.d.comb += wa.eq(rowbase + J * T + t)
+        self.issue = issue = Signal()
+        m.d.comb += issue.eq(issuing & ~waiting)
+        rfirst = Signal(name="sweep_round_first")  # the next issue starts a row round
+        self.first0, self.last0 = first0, last0 = Signal(), Signal()
+        m.d.comb += [first0.eq(rfirst), last0.eq((n == n_last) & ~has_next)]
+        # the operands of column round J, one cycle after the read (circulant: the segment at t = 0)
+        m.d.comb += [ds_rp.addr.eq(J), ds_rp.en.eq(issue & ((t == 0) if not dense else 1))]
+        self.delta_seg = data.View(data.ArrayLayout(data.ArrayLayout(signed(dw), T), Pc), ds_rp.data)
+        # a row round shorter than pe_rows cycles waits so the serializer can drain
+        gapv = Signal(range(Pr + 1), name="sweep_gap")
+        if Pr > 1:
+            rl_now = Mux(empty, 1, rlen)
+            with m.If(rl_now < Pr):
+                m.d.comb += gapv.eq(Pr - rl_now)
+
+        with m.If(u.start & ~u.busy):
+            m.d.sync += [cur.eq(u.plan), r.eq(0), dpass.eq(1), count.eq(0), rlen.eq(0), draining.eq(1)]
+            if dense:
+                m.d.sync += first0_t.eq(0)
+        with m.If(dpass):
+            m.d.sync += r.eq(r + 1)
+            with m.If(r == self.rc - 1):
+                m.d.sync += dpass.eq(0)
+        with m.If(dv1):
+            with m.If(row_active):
+                m.d.sync += [active[count].eq(dr1), count.eq(count + 1)]
+                if dense:
+                    m.d.sync += [masks[count].eq(Cat(*slot_act)), rlen.eq(rlen + slots)]
+                    with m.If(empty):
+                        m.d.sync += first0_t.eq(start_t)
+                else:
+                    m.d.sync += rlen.eq(rlen + T)
+            with m.If(dr1 == self.rc - 1):
+                m.d.sync += [issuing.eq(1), waiting.eq(0), I.eq(0), n.eq(0), t.eq(start_t), rfirst.eq(1)]
+                m.d.sync += rowbase.eq(self.wbase_t[cur])
+        with m.Elif(issue):
+            m.d.sync += rfirst.eq(0)
+            with m.If(has_next):
+                m.d.sync += t.eq(next_t)
+            with m.Else():
+                m.d.sync += [t.eq(first_next), n.eq(n_next)]
+                with m.If(n == n_last):
+                    m.d.sync += [I.eq(I + 1), rowbase.eq(rowbase + rowT_t[cur]), rfirst.eq(1)]
+                    with m.If(gapv != 0):
+                        m.d.sync += [waiting.eq(1), gap.eq(gapv - 1)]
+                    with m.If(I == rr - 1):
+                        m.d.sync += [issuing.eq(0), waiting.eq(0)]
+        with m.Elif(waiting):
+            m.d.sync += gap.eq(gap - 1)
+            with m.If(gap == 0):
+                m.d.sync += waiting.eq(0)
+
+    def delta_accumulate(self):
+        """Delta mode: the serializer's partial sums plus the stored exact accumulators (read with the
+        emit, added and written back one cycle later); returns (valid, sums, position) for the bias stage."""
+        m, u, cfg, T, ser, cur = self.m, self.u, self.cfg, self.T, self.ser, self.cur
+        aw = cfg.acc_width
+        adepth = max(2, u._bdepth)
+        accmem = memory.Memory(shape=unsigned(T * aw), depth=adepth, init=[], attrs=state_ram_attrs(T * aw, adepth))
+        m.submodules.delta_acc = accmem
+        rp, wp = accmem.read_port(), accmem.write_port()
+        m.d.comb += [rp.addr.eq(self.bbase_t[cur] + ser.o_pos), rp.en.eq(self.emit)]
+        e_a = Signal(name="acc_valid")
+        pos_a = Signal.like(ser.o_pos, name="acc_pos")
+        part = Signal.like(ser.o_item, name="acc_partial")
+        m.d.sync += [e_a.eq(self.emit), pos_a.eq(ser.o_pos)]
+        with m.If(self.emit):
+            m.d.sync += part.eq(ser.o_item)
+        old = data.View(data.ArrayLayout(signed(aw), T), rp.data)
+        total = Signal(data.ArrayLayout(signed(aw), T), name="acc_total")
+        for ln in range(T):
+            m.d.comb += total[ln].eq(part[ln] + old[ln])
+        clr_acc = u.clr_en & (u.clr_addr < u._bdepth)
+        m.d.comb += [
+            wp.addr.eq(Mux(u.clr_en, u.clr_addr, self.bbase_t[cur] + pos_a)),
+            wp.data.eq(Mux(u.clr_en, 0, total.as_value())),
+            wp.en.eq(Mux(u.clr_en, clr_acc, e_a)),
+        ]
+        return e_a, total, pos_a

@@ -2,7 +2,10 @@
 
 * :class:`ProcessingElement`: one PE, ``T = cfg.tile`` multiplier lanes, each
   with its own accumulator. A registered product, then an accumulate: latency 2.
-* :class:`ColumnOperand`: the input register one PE column shares. Circulant
+  The serial datapath (:mod:`rnnaccel.hw.serial`) builds its row of lanes from
+  it too (``lanes = cfg.lanes``, a weight per lane, the vector word broadcast).
+* :class:`ColumnOperand`: the input register one PE column shares (and, with
+  ``width = q_weight.width``, the serial datapath's rotating weight register). Circulant
   weights: a rotating register, lane ``r`` at cycle ``t`` of a tile holds
   ``x[(r - t) mod T]`` (:func:`rnnaccel.numeric.circulant.circulant_index`); dense
   weights: every lane gets ``x[t]``. Latency 0 (the operand of the current
@@ -56,8 +59,8 @@ class _TileComponent(wiring.Component):
 
     @property
     def lanes(self) -> int:
-        """Lanes (``cfg.tile``)."""
-        return self._cfg.tile
+        """Lanes (``cfg.tile`` unless given)."""
+        return getattr(self, "_lanes", None) or self._cfg.tile
 
     @property
     def circulant(self) -> bool:
@@ -90,6 +93,17 @@ class ProcessingElement(_TileComponent):
     cfg : Config
         The configuration: ``cfg.tile`` lanes; circulant weights
         (``cfg.circulant``) or dense ones.
+    lanes : int or None
+        Lanes, ``cfg.tile`` by default (the serial datapath: ``cfg.lanes``).
+    per_lane_weights : bool or None
+        One weight per lane (``i_w`` an array) instead of one broadcast to every lane; by default
+        ``not cfg.circulant``.
+    broadcast_x : bool
+        One operand ``i_x`` shared by every lane (the serial datapath's vector word) instead of one
+        per lane.
+    x_width : int or None
+        Bits of an operand, ``q_state.width`` by default (delta mode: ``q_state.width + 1``, a
+        difference of two q_state words).
 
     Members
     -------
@@ -105,9 +119,9 @@ class ProcessingElement(_TileComponent):
         This product ends the accumulation: ``o_last`` marks the result.
     i_w : In(signed(q_weight.width)) or In(ArrayLayout(signed(q_weight.width), T))
         Circulant: the one defining-vector word of this cycle, shared by every
-        lane. Dense: one weight per lane (column ``t`` of the tile).
-    i_x : In(ArrayLayout(signed(q_state.width), T))
-        The operand of each lane (from a :class:`ColumnOperand`).
+        lane. Dense (``per_lane_weights``): one weight per lane (column ``t`` of the tile).
+    i_x : In(ArrayLayout(signed(q_state.width), T)) or In(signed(q_state.width))
+        The operand of each lane (from a :class:`ColumnOperand`), or one for all (``broadcast_x``).
     o_acc : Out(ArrayLayout(signed(acc_width), T))
         The accumulators (registers).
     o_valid : Out(1)
@@ -125,11 +139,26 @@ class ProcessingElement(_TileComponent):
     #: Enabled cycles from an operand pair to ``o_acc`` including its product.
     LATENCY = 2
 
-    def __init__(self, cfg: Config):
+    def __init__(
+        self,
+        cfg: Config,
+        *,
+        lanes: int | None = None,
+        per_lane_weights=None,
+        broadcast_x: bool = False,
+        x_width: int | None = None,
+    ):
         self._cfg = _check_cfg(cfg)
-        T = cfg.tile
-        ws, xs = cfg.q_weight.width, cfg.q_state.width
-        w_shape = signed(ws) if self.circulant else data.ArrayLayout(signed(ws), T)
+        self._x_width = cfg.q_state.width if x_width is None else x_width
+        if lanes is not None and (not isinstance(lanes, int) or isinstance(lanes, bool) or lanes < 1):
+            raise ValueError(f"lanes must be an int of 1 or more, not {lanes!r}")
+        self._lanes = lanes
+        self._per_lane_w = (not self.circulant) if per_lane_weights is None else bool(per_lane_weights)
+        self._broadcast_x = bool(broadcast_x)
+        T = self.lanes
+        ws, xs = cfg.q_weight.width, self._x_width
+        w_shape = data.ArrayLayout(signed(ws), T) if self._per_lane_w else signed(ws)
+        x_shape = signed(xs) if self._broadcast_x else data.ArrayLayout(signed(xs), T)
         super().__init__(
             {
                 "en": In(1, init=1),
@@ -137,17 +166,27 @@ class ProcessingElement(_TileComponent):
                 "i_first": In(1),
                 "i_last": In(1),
                 "i_w": In(w_shape),
-                "i_x": In(data.ArrayLayout(signed(xs), T)),
+                "i_x": In(x_shape),
                 "o_acc": Out(data.ArrayLayout(signed(cfg.acc_width), T)),
                 "o_valid": Out(1),
                 "o_last": Out(1),
             }
         )
 
+    @property
+    def per_lane_weights(self) -> bool:
+        """``i_w`` holds one weight per lane (else one for all)."""
+        return self._per_lane_w
+
+    @property
+    def broadcast_x(self) -> bool:
+        """``i_x`` is one operand for all lanes (else one per lane)."""
+        return self._broadcast_x
+
     def elaborate(self, platform):
         cfg = self._cfg
-        T = cfg.tile
-        ws, xs, acc_w = cfg.q_weight.width, cfg.q_state.width, cfg.acc_width
+        T = self.lanes
+        ws, xs, acc_w = cfg.q_weight.width, self._x_width, cfg.acc_width
         m = Module()
 
         prod = [Signal(signed(ws + xs), name=f"prod{r}") for r in range(T)]
@@ -160,8 +199,9 @@ class ProcessingElement(_TileComponent):
             # stage 1: products (one DSP per lane) and the control that travels with them
             m.d.sync += [p_valid.eq(self.i_valid), p_first.eq(self.i_first), p_last.eq(self.i_last)]
             for r in range(T):
-                w = self.i_w if self.circulant else self.i_w[r]
-                m.d.sync += prod[r].eq(w * self.i_x[r])
+                w = self.i_w[r] if self._per_lane_w else self.i_w
+                x = self.i_x if self._broadcast_x else self.i_x[r]
+                m.d.sync += prod[r].eq(w * x)
             # stage 2: accumulate
             m.d.sync += [self.o_valid.eq(p_valid), self.o_last.eq(p_valid & p_last)]
             with m.If(p_valid):
@@ -192,6 +232,9 @@ class ColumnOperand(_TileComponent):
     ----------
     cfg : Config
         The configuration: ``cfg.tile`` lanes, circulant or dense.
+    width : int or None
+        Bits of a word, ``q_state.width`` by default (the serial datapath rotates
+        ``q_weight.width`` weights).
 
     Members
     -------
@@ -213,9 +256,10 @@ class ColumnOperand(_TileComponent):
     #: Cycles from ``i_seg`` (with ``i_load``) to ``o_x``: combinational.
     LATENCY = 0
 
-    def __init__(self, cfg: Config):
+    def __init__(self, cfg: Config, *, width: int | None = None):
         self._cfg = _check_cfg(cfg)
-        word = data.ArrayLayout(signed(cfg.q_state.width), cfg.tile)
+        self._width = cfg.q_state.width if width is None else width
+        word = data.ArrayLayout(signed(self._width), cfg.tile)
         super().__init__(
             {
                 "i_valid": In(1),
@@ -226,7 +270,7 @@ class ColumnOperand(_TileComponent):
         )
 
     def elaborate(self, platform):
-        T, xs = self._cfg.tile, self._cfg.q_state.width
+        T, xs = self._cfg.tile, self._width
         m = Module()
         seg = [self.i_seg[r] for r in range(T)]
         rot = [Signal(signed(xs), name=f"rot{r}") for r in range(T)]

@@ -17,6 +17,7 @@ from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..numeric.config import Config
+from ..layout.image import MemoryImage, memory_image
 from ..interface.commands import PHASE_CLEAR, PHASE_STEP_DONE, STATUS_BITS, Op, command_fields
 from . import check_cfg_and_weights
 
@@ -31,10 +32,14 @@ def command_layout(cfg: Config) -> data.StructLayout:
 class SequencerBase(wiring.Component):
     """What both datapaths share: the members, the stream FIFOs, status and counters, the common commands."""
 
-    def __init__(self, cfg: Config, weights, prog: list[tuple]):
-        check_cfg_and_weights(cfg, weights)
+    def __init__(
+        self, cfg: Config, weights, prog: list[tuple], image: MemoryImage | None = None, *, delta: bool = False
+    ):
+        check_cfg_and_weights(cfg, weights, image)
         self._cfg = cfg
+        self._delta = bool(delta)
         self._weights = weights
+        self._image = image
         self._program = prog
         xs = cfg.q_state.width
         super().__init__(
@@ -48,6 +53,9 @@ class SequencerBase(wiring.Component):
                 "steps": Out(32),
                 "phase": Out(8),
             }
+            # delta mode (issue 19): column units skipped (zero delta: circulant k-segments, dense columns)
+            # and their multiply-accumulates
+            | ({"skipped": Out(32), "skipped_macs": Out(32)} if delta else {})
         )
 
     @property
@@ -55,8 +63,21 @@ class SequencerBase(wiring.Component):
         return self._cfg
 
     @property
+    def delta(self) -> bool:
+        """Delta-network mode is built (the ``skipped`` and ``skipped_macs`` counters exist)."""
+        return self._delta
+
+    @property
     def program(self) -> list[tuple]:
         return list(self._program)
+
+    @property
+    def image(self) -> MemoryImage | None:
+        """The memory image baked into ROM: as given, or built once from the weights
+        (:func:`rnnaccel.layout.image.memory_image`); ``None`` when the weights are written at run time."""
+        if self._image is None and self._cfg.weights_in_rom:
+            self._image = memory_image(self._cfg, self._weights)
+        return self._image
 
     def _stream_fifos(self, m: Module):
         """The input FIFO (one step of inputs) and the output FIFO (one step of outputs), on the streams.
@@ -88,6 +109,8 @@ class SequencerBase(wiring.Component):
         """CLEAR_COUNTERS and unknown opcodes: the last cases of the command ``Switch``."""
         with m.Case(Op.CLEAR_COUNTERS):
             m.d.sync += [self.cycles.eq(0), self.wait_cycles.eq(0), self.steps.eq(0), error.eq(0)]
+            if self._delta:
+                m.d.sync += [self.skipped.eq(0), self.skipped_macs.eq(0)]
         with m.Default():
             m.d.sync += error.eq(1)
 

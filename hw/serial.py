@@ -31,6 +31,13 @@ Schedule of one layer (layout in :mod:`rnnaccel.layout.image`, "serial"):
 
 Cycles per layer and step: about ``G * Hp * cols / lanes`` (the multiplies)
 plus, per tile row, ``G * k`` for the gate unit and a few of pipeline.
+
+Blocks shared with the array datapath: the weight bank (:class:`rnnaccel.hw.datapath.WeightBank`), the
+rotating register (:class:`rnnaccel.hw.pe.ColumnOperand` of weights), the lanes (a
+:class:`rnnaccel.hw.pe.ProcessingElement` of ``lanes`` lanes, a weight per lane, the vector word
+broadcast), the serializer and the bias add and narrow (:class:`rnnaccel.hw.datapath.Serializer`,
+:class:`rnnaccel.hw.datapath.BiasNarrow`). ROM contents come from the design's memory image
+(:attr:`rnnaccel.hw.sequencer.SequencerBase.image`).
 """
 
 from __future__ import annotations
@@ -39,22 +46,20 @@ from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import memory
 
 from ..numeric.config import Config
-from ..numeric.fixedpoint import hw_narrow
 from ..layout.image import (
     bank_packing,
     bank_word_bits,
-    bank_words,
     bias_rows,
-    bias_words,
+    bias_word_bits,
     serial_col_blocks,
     serial_layer_bases,
     vector_depth,
     vector_slots,
     weight_bank_depth,
-    weight_banks,
 )
+from .datapath import BiasNarrow, Serializer, WeightBank
 from .gates import GateUnit
-from .mvu import spram_bank, uses_spram_primitives
+from .pe import ColumnOperand, ProcessingElement
 from .sequencer import PHASE_CLEAR, Op, SequencerBase
 
 __all__ = ["SerialAccelerator", "serial_program"]
@@ -74,10 +79,10 @@ def serial_program(cfg: Config) -> list[tuple]:
 class SerialAccelerator(SequencerBase):
     """The serial-datapath accelerator; members as :class:`rnnaccel.hw.array.ArrayAccelerator`."""
 
-    def __init__(self, cfg: Config, weights=None):
+    def __init__(self, cfg: Config, weights=None, *, image=None):
         if isinstance(cfg, Config) and cfg.datapath != "serial":
             raise ValueError(f"SerialAccelerator needs datapath = 'serial', not {cfg.datapath!r}")
-        super().__init__(cfg, weights, serial_program(cfg) if isinstance(cfg, Config) else [])
+        super().__init__(cfg, weights, serial_program(cfg) if isinstance(cfg, Config) else [], image=image)
 
     @property
     def weight_depth(self) -> int:
@@ -85,7 +90,12 @@ class SerialAccelerator(SequencerBase):
         return weight_bank_depth(self._cfg)
 
     def elaborate(self, platform):
-        """The module: a :class:`_SerialBuild` emits it block by block."""
+        """The module: a :class:`_SerialBuild` emits it block by block (in FFT mode
+        ``circulant_mode = 'fft'``, :class:`rnnaccel.hw.serial_fft.SerialFFTBuild`)."""
+        if self._cfg.fft_mode:
+            from .serial_fft import SerialFFTBuild  # it builds on _SerialBuild
+
+            return SerialFFTBuild(self, platform).build()
         return _SerialBuild(self, platform).build()
 
 
@@ -101,7 +111,7 @@ class _SerialBuild:
     def __init__(self, top: SerialAccelerator, platform):
         cfg = top.cfg
         self.top, self.cfg, self.platform = top, cfg, platform
-        self.weights = top._weights
+        self.image = top.image
         self.prog = top._program
         k = self.k = cfg.block_size
         self.Ln = cfg.lanes
@@ -120,6 +130,7 @@ class _SerialBuild:
         self.wdepth = top.weight_depth
         self.bdepth = bias_rows(cfg)
         self.mem_word = bank_word_bits(cfg)
+        self.bias_bits = bias_word_bits(cfg)  # a bias-memory word (cfg.bias_width; a pair in FFT mode)
         # first word of each vector slot (a layer reads its h contiguous after its src_slot)
         self.word_base = {name: slot.base * k for name, slot in vector_slots(cfg).items()}
         self.m = Module()
@@ -179,7 +190,7 @@ class _SerialBuild:
         m.submodules.bias = bmem = memory.Memory(
             shape=unsigned(cfg.bias_width),
             depth=self.bdepth,
-            init=bias_words(cfg, self.weights) if cfg.weights_in_rom else [],
+            init=self.image.bias_words if self.image is not None else [],
             attrs=block,
         )
         v_r, v_w = vmem.read_port(), vmem.write_port()
@@ -191,41 +202,15 @@ class _SerialBuild:
 
     # ------------------------------------------------------------ weight bank
     def _weight_bank(self) -> None:
-        """The weight bank, ``pack`` weights a word: one address for reads and writes (single-port RAM /
-        SPRAM), ROM when the weights are baked in, SB_SPRAM256KA primitives where
-        :func:`rnnaccel.hw.mvu.uses_spram_primitives` says so."""
-        cfg, m, wdepth, mem_word = self.cfg, self.m, self.wdepth, self.mem_word
-        w_addr = Signal(range(max(2, wdepth)), name="weight_addr")  # fetch address
-        w_rd = Signal(name="weight_rd")
-        w_sel = Signal(name="weight_wsel")
-        w_wdata = Signal(mem_word)
-        w_waddr = Signal(range(max(2, wdepth)))
-        addr = Signal(range(max(2, wdepth)), name="weight_bank_addr")
-        m.d.comb += addr.eq(Mux(w_sel, w_waddr, w_addr))
-        if uses_spram_primitives(cfg, self.platform):
-            w_data = spram_bank(m, "weights", wdepth, addr, w_wdata[:16], w_sel)
-        else:
-            init = bank_words(cfg, weight_banks(cfg, self.weights)[0][0]) if cfg.weights_in_rom else []
-            m.submodules.weights = wmem = memory.Memory(
-                shape=unsigned(mem_word),
-                depth=max(2, wdepth),
-                init=init,
-                attrs={"ram_style": "huge" if cfg.weight_ram == "huge" else "block"},
-            )
-            wr = wmem.read_port()
-            m.d.comb += [wr.addr.eq(addr), wr.en.eq(w_rd)]
-            if not cfg.weights_in_rom:
-                wwp = wmem.write_port()
-                m.d.comb += [wwp.addr.eq(addr), wwp.data.eq(w_wdata), wwp.en.eq(w_sel)]
-            w_data = wr.data
-        self.w_addr, self.w_rd, self.w_sel, self.w_wdata, self.w_waddr, self.w_data = (
-            w_addr,
-            w_rd,
-            w_sel,
-            w_wdata,
-            w_waddr,
-            w_data,
-        )
+        """The weight bank (:class:`~rnnaccel.hw.datapath.WeightBank`), ``pack`` weights a word: one address
+        for reads and writes, ROM when the weights are baked in, SB_SPRAM256KA primitives on iCE40."""
+        image = self.image
+        init = image.weight_banks[0][0] if image is not None else None
+        bank = WeightBank(self.m, self.cfg, self.platform, "weights", self.wdepth, init)
+        # the fetch address and read, the IDLE state's write select, address and data; the read word
+        self.w_addr, self.w_rd, self.w_data = bank.rd_addr, bank.rd_en, bank.data
+        self.w_sel, self.w_waddr, self.w_wdata = bank.wr_en, bank.wr_addr, bank.wr_data
+        self.bank = bank
 
     def _gate_units(self) -> None:
         """The gate units, one per distinct gate count (``gate_units[G]``)."""
@@ -243,7 +228,7 @@ class _SerialBuild:
         """The shadow register (the next block's vector, ``pack`` weights shifted in per read) and the
         fetch walker: the block whose words are being read, one block ahead of the lanes."""
         m, k, pack, kp, S, L, wdepth = self.m, self.k, self.pack, self.kp, self.S, self.L, self.wdepth
-        ws, w_data = self.ws, self.w_data
+        ws, words = self.ws, self.bank.words
         shadow = [Signal(signed(ws), name=f"shadow{t}") for t in range(k)]
         w_valid = Signal(name="weight_valid")
         m.d.sync += w_valid.eq(self.w_rd)
@@ -251,7 +236,7 @@ class _SerialBuild:
             for t in range(k - pack):
                 m.d.sync += shadow[t].eq(shadow[t + pack])
             for q in range(pack):
-                m.d.sync += shadow[k - pack + q].eq(w_data[q * ws : (q + 1) * ws].as_signed())
+                m.d.sync += shadow[k - pack + q].eq(words[q].as_signed())
 
         f_n = Signal(range(kp), name="fetch_word")
         f_j = Signal(range(max(self.nj(layer) for layer in range(L)) + 1), name="fetch_col")
@@ -280,10 +265,10 @@ class _SerialBuild:
     # ------------------------------------------------------------ issue walker and lanes
     def _lanes(self) -> None:
         """The issue walker (stage 0: row, gate, row group, column of the pass) and the lanes: operands
-        from the rotating register (stage 1), products (stage 2, one DSP per lane), accumulators
-        (stage 3); the pass's (gate, row group), latched at its last issue for the serializer."""
-        m, k, Ln, S, L, ws, xs = self.m, self.k, self.Ln, self.S, self.L, self.ws, self.xs
-        shadow, acc_w = self.shadow, self.acc_w
+        from the rotating register (stage 1, :class:`~rnnaccel.hw.pe.ColumnOperand` of weights), products
+        (stage 2, one DSP per lane) and accumulators (stage 3) in a :class:`~rnnaccel.hw.pe.ProcessingElement`
+        of ``lanes`` lanes; the pass's (gate, row group), latched at its last issue for the serializer."""
+        m, k, Ln, S, L, shadow = self.m, self.k, self.Ln, self.S, self.L, self.shadow
         i_row = Signal(range(self.R + 1), name="row")
         i_g = Signal(range(self.gmax), name="gate")
         i_s = Signal(range(S), name="group")
@@ -294,25 +279,18 @@ class _SerialBuild:
         c0 = Signal(range(k))
         m.d.comb += c0.eq(pcnt % k)
 
-        # stage 1: operands
+        # stage 1: operands: the rotating weight register (loaded from the shadow register at a block's
+        # first column) and the vector word, broadcast
         v1, first1, last1, load1 = Signal(), Signal(), Signal(), Signal()
         m.d.sync += [v1.eq(issue), first1.eq(first0), last1.eq(last0), load1.eq(issue & (c0 == 0))]
-        rot = [Signal(signed(ws), name=f"rot{t}") for t in range(k)]
-        opnd = [Mux(load1, shadow[t], rot[t]) for t in range(k)]
-        with m.If(v1):
-            for t in range(k):
-                m.d.sync += rot[t].eq(opnd[(t - 1) % k])
-        xw = self.v_r.data
+        m.submodules.weight_rot = rot = ColumnOperand(self.cfg, width=self.ws)
+        m.d.comb += [rot.i_valid.eq(v1), rot.i_load.eq(load1)]
+        m.d.comb += [rot.i_seg[t].eq(shadow[t]) for t in range(k)]
 
-        # stage 2: products (one DSP per lane); stage 3: accumulate
-        prod = [Signal(signed(ws + xs), name=f"prod{l}") for l in range(Ln)]
-        acc = [Signal(signed(acc_w), name=f"acc{l}") for l in range(Ln)]
-        p_valid, p_first, p_last, a_last = Signal(), Signal(), Signal(), Signal()
-        m.d.sync += [p_valid.eq(v1), p_first.eq(first1), p_last.eq(last1), a_last.eq(p_valid & p_last)]
-        for lane in range(Ln):
-            m.d.sync += prod[lane].eq(opnd[lane] * xw)
-            with m.If(p_valid):
-                m.d.sync += acc[lane].eq(Mux(p_first, prod[lane], acc[lane] + prod[lane]))
+        # stages 2 and 3: products (one DSP per lane) and accumulators
+        m.submodules.lanes = pe = ProcessingElement(self.cfg, lanes=Ln, per_lane_weights=True, broadcast_x=True)
+        m.d.comb += [pe.en.eq(1), pe.i_valid.eq(v1), pe.i_first.eq(first1), pe.i_last.eq(last1)]
+        m.d.comb += [pe.i_x.eq(self.v_r.data)] + [pe.i_w[lane].eq(rot.o_x[lane]) for lane in range(Ln)]
 
         # the pass's (gate, row group), latched at its last issue and used when its sums are done
         pend_g = Signal.like(i_g)
@@ -321,42 +299,34 @@ class _SerialBuild:
             m.d.sync += [pend_g.eq(i_g), pend_s.eq(i_s)]
         self.i_row, self.i_g, self.i_s, self.pcnt, self.va, self.issue = i_row, i_g, i_s, pcnt, va, issue
         self.first0, self.last0, self.c0 = first0, last0, c0
-        self.acc, self.a_last, self.pend_g, self.pend_s = acc, a_last, pend_g, pend_s
+        self.pe, self.pend_g, self.pend_s = pe, pend_g, pend_s
 
     # ------------------------------------------------------------ serializer, bias, narrow -> scratch
     def _serializer(self) -> None:
-        """A pass's ``lanes`` sums, one a cycle: the fused bias word added, narrowed once to ``q_pre``,
-        written to scratch word ``gate * k + row``; ``scratch_written`` counts the writes."""
-        cfg, m, k, Ln, Hp, gmax, acc_w = self.cfg, self.m, self.k, self.Ln, self.Hp, self.gmax, self.acc_w
-        acc, b_r, s_w, i_g, i_row = self.acc, self.b_r, self.s_w, self.i_g, self.i_row
-        outbuf = [Signal(signed(acc_w), name=f"sum{l}") for l in range(Ln)]
-        ser_cnt = Signal(range(Ln + 1))
-        ser_g = Signal.like(i_g)
-        ser_pos = Signal(range(k + 1))  # row inside the tile row
+        """A pass's ``lanes`` sums, one a cycle (:class:`~rnnaccel.hw.datapath.Serializer`): the fused bias word
+        added, narrowed once to ``q_pre`` (:class:`~rnnaccel.hw.datapath.BiasNarrow`), written to scratch word
+        ``gate * k + row``; ``scratch_written`` counts the writes."""
+        cfg, m, k, Ln, Hp, gmax, pe = self.cfg, self.m, self.k, self.Ln, self.Hp, self.gmax, self.pe
+        b_r, s_w, i_row = self.b_r, self.s_w, self.i_row
+        m.submodules.serializer = ser = Serializer(Ln, signed(self.acc_w), range(k + 1))
+        ser_g = Signal.like(self.i_g)
+        m.d.comb += [ser.i_load.eq(pe.o_last), ser.i_pos.eq(self.pend_s * Ln)]
+        m.d.comb += [ser.i_items[lane].eq(pe.o_acc[lane]) for lane in range(Ln)]
+        with m.If(pe.o_last):
+            m.d.sync += ser_g.eq(self.pend_g)
+        ser_pos = ser.o_pos  # row inside the tile row
         bias_base = Signal(range(self.bdepth + 1))  # this layer's first bias word
-        with m.If(self.a_last):
-            m.d.sync += [outbuf[lane].eq(acc[lane]) for lane in range(Ln)]
-            m.d.sync += [ser_cnt.eq(Ln), ser_g.eq(self.pend_g), ser_pos.eq(self.pend_s * Ln)]
-        with m.Elif(ser_cnt != 0):
-            m.d.sync += [outbuf[lane].eq(outbuf[lane + 1]) for lane in range(Ln - 1)]
-            m.d.sync += [ser_cnt.eq(ser_cnt - 1), ser_pos.eq(ser_pos + 1)]
-        emit = Signal()
-        m.d.comb += emit.eq(ser_cnt != 0)
-        m.d.comb += [b_r.addr.eq(bias_base + ser_g * Hp + i_row * k + ser_pos), b_r.en.eq(emit)]
-        e1, e2 = Signal(), Signal()
-        sum1 = Signal(signed(acc_w))
-        sa1 = Signal(range(gmax * k))
-        pre2 = Signal(signed(self.pw))
-        sa2 = Signal.like(sa1)
-        m.d.sync += [e1.eq(emit), e2.eq(e1), sa2.eq(sa1)]
-        with m.If(emit):
-            m.d.sync += [sum1.eq(outbuf[0]), sa1.eq(ser_g * k + ser_pos)]
-        shift = cfg.acc_frac - cfg.q_pre.frac
-        with m.If(e1):
-            m.d.sync += pre2.eq(hw_narrow(sum1 + (b_r.data.as_signed() << shift), cfg.acc_frac, cfg.q_pre))
+        m.d.comb += [b_r.addr.eq(bias_base + ser_g * Hp + i_row * k + ser_pos), b_r.en.eq(ser.o_valid)]
+        m.submodules.bias_narrow = bn = BiasNarrow(cfg, 1, cfg.bias_width, range(gmax * k))
+        m.d.comb += [
+            bn.i_valid.eq(ser.o_valid),
+            bn.i_sums[0].eq(ser.o_item),
+            bn.i_tag.eq(ser_g * k + ser_pos),
+            bn.i_bias.eq(b_r.data),
+        ]
         written = Signal(range(gmax * k + 1), name="scratch_written")
-        m.d.comb += [s_w.addr.eq(sa2), s_w.data.eq(pre2), s_w.en.eq(e2)]
-        with m.If(e2):
+        m.d.comb += [s_w.addr.eq(bn.o_tag), s_w.data.eq(bn.o_data[0]), s_w.en.eq(bn.o_valid)]
+        with m.If(bn.o_valid):
             m.d.sync += written.eq(written + 1)
         self.bias_base, self.written = bias_base, written
 
@@ -475,7 +445,7 @@ class _SerialBuild:
                                 self.w_waddr.eq(cmd.addr),
                                 self.w_wdata.eq(cmd.data[:mem_word]),
                                 bw.addr.eq(cmd.addr),
-                                bw.data.eq(cmd.data[: cfg.bias_width]),
+                                bw.data.eq(cmd.data[: self.bias_bits]),
                                 bw.en.eq(to_b),
                             ]
                             with m.If(~(to_w | to_b)):

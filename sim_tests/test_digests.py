@@ -14,6 +14,9 @@ of tiny, lstm-small and gru-small; lstm-small-ice40 moved to the serial datapath
 no longer fits the iCE40UP5K's block RAM with one PE); lstm512-ecp5 is a new preset. lstm512-ice40 (serial
 datapath) is unchanged. lstm512-ecp5 re-recorded when it moved from 3x3 PEs to 4x2 PEs with stacked projection
 memories (issue 15: the 3x3 grid, and per-gate projection memories, did not route on the ECP5-85F).
+Verilog and manifest of every preset re-recorded when the two datapaths came to share their blocks (issue 11,
+items 2 and 3: ``hw/datapath.py`` WeightBank, Serializer, BiasNarrow, the serial lanes a ProcessingElement):
+new hierarchy and names, the same cycles, results and memory images.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from rnnaccel.numeric.config import PRESETS
 
 RECORDED = {
     "gru-small": {
-        "manifest.json": "db70369f98338b7d",
+        "manifest.json": "0805cbe12a22e3d1",
         "mem/bias.hex": "a13dbd24c1bb8beb",
         "mem/sigmoid.hex": "ad4dab27f9a17d1a",
         "mem/tanh.hex": "369b43f5cbaff020",
@@ -40,10 +43,10 @@ RECORDED = {
         "mem/weights_p1_q1.hex": "070ed13ede1bee04",
         "rnnaccel.h": "a64ab96fa9a7232a",
         "rnnaccel.toml": "e7d2f2a5ca43381a",
-        "rnnaccel_top.v": "1e2a8ca0f1bce3cc",
+        "rnnaccel_top.v": "466cca4131620310",
     },
     "lstm-small": {
-        "manifest.json": "529ecc81a05ce577",
+        "manifest.json": "1dfaf05b206b3c14",
         "mem/bias.hex": "fc97236ac34fa7cd",
         "mem/sigmoid.hex": "ad4dab27f9a17d1a",
         "mem/tanh.hex": "369b43f5cbaff020",
@@ -53,20 +56,20 @@ RECORDED = {
         "mem/weights_p1_q1.hex": "d8a71b284f33a3ec",
         "rnnaccel.h": "6512709efeb54217",
         "rnnaccel.toml": "4f7dcf8de35af4e4",
-        "rnnaccel_top.v": "81ea5661897c4079",
+        "rnnaccel_top.v": "980b3777ac2b470d",
     },
     "lstm-small-ice40": {
-        "manifest.json": "b806acddc135b408",
+        "manifest.json": "8e39276b80c57675",
         "mem/bias.hex": "652948579792e1d7",
         "mem/sigmoid.hex": "ab2a46ac4c80adcc",
         "mem/tanh.hex": "97de3c333dccc67c",
         "mem/weights_p0_q0.hex": "6356055aa968ca4d",
         "rnnaccel.h": "f37c99c4d0422bfb",
         "rnnaccel.toml": "a3cc9e5670e2953f",
-        "rnnaccel_top.v": "045d76042af64aef",
+        "rnnaccel_top.v": "eab1fba8640e844b",
     },
     "lstm512-ecp5": {
-        "manifest.json": "7c93eda687d0d90e",
+        "manifest.json": "0fc36183549ce0e5",
         "mem/bias.hex": "b1faab39eff40354",
         "mem/sigmoid.hex": "ad4dab27f9a17d1a",
         "mem/tanh.hex": "369b43f5cbaff020",
@@ -80,20 +83,20 @@ RECORDED = {
         "mem/weights_p3_q1.hex": "f602c4b9e01434fb",
         "rnnaccel.h": "38565ffb24bc68fb",
         "rnnaccel.toml": "8020ec1ebc153ecd",
-        "rnnaccel_top.v": "041a3c6ec2e49cfc",
+        "rnnaccel_top.v": "5e13dcd2292a1a68",
     },
     "lstm512-ice40": {
-        "manifest.json": "0de5402d88b32aa0",
+        "manifest.json": "651528cd16cb4d7f",
         "mem/bias.hex": "060865b400ed0b58",
         "mem/sigmoid.hex": "ab2a46ac4c80adcc",
         "mem/tanh.hex": "97de3c333dccc67c",
         "mem/weights_p0_q0.hex": "9970883207de0463",
         "rnnaccel.h": "da1fee678b8ce8b9",
         "rnnaccel.toml": "a61ef06144e99f50",
-        "rnnaccel_top.v": "1ecb46400d32436c",
+        "rnnaccel_top.v": "bbb43ea268224d79",
     },
     "tiny": {
-        "manifest.json": "789eaf23f69b1fbe",
+        "manifest.json": "83212139c8aae70b",
         "mem/bias.hex": "690426cc763aece4",
         "mem/sigmoid.hex": "ad4dab27f9a17d1a",
         "mem/tanh.hex": "369b43f5cbaff020",
@@ -101,7 +104,7 @@ RECORDED = {
         "mem/weights_p0_q1.hex": "78a636f6aae29329",
         "rnnaccel.h": "b917126c947f629b",
         "rnnaccel.toml": "582c95aff2f34a96",
-        "rnnaccel_top.v": "5c43af677ef53658",
+        "rnnaccel_top.v": "317baa9e926b28f8",
     },
 }
 

@@ -392,8 +392,9 @@ def test_fft_configs_round_trip(tmp_path):
     assert Config.load(tmp_path / "c.toml") == cfg
 
 
-def test_flow_refuses_the_fft_mode(tmp_path):
-    """No FFT gateware yet: generate, the Verilog and the Amaranth simulation raise a one-line ConfigError."""
+def test_flow_refuses_the_fft_mode_on_the_array(tmp_path):
+    """FFT gateware exists on the serial datapath only: on the array datapath generate, the Verilog and the
+    Amaranth simulation raise a one-line ConfigError (the serial FFT datapath: sim_tests/test_fft_datapath.py)."""
     from rnnaccel.flow.backends import run_session
     from rnnaccel.flow.rtl import accelerator_verilog, generate
 
@@ -410,7 +411,7 @@ def test_flow_refuses_the_fft_mode(tmp_path):
             call()
         msg = str(info.value)
         assert info.value.field == "circulant_mode" and "\n" not in msg
-        assert "FFT-domain datapath is not built yet" in msg
+        assert "FFT-domain datapath is built for datapath = 'serial' only" in msg
     assert not (tmp_path / "g").exists()
 
 
@@ -424,7 +425,7 @@ def test_cli_info_and_generate(tmp_path, capsys):
     assert main(["new", "-o", str(tmp_path / "m"), "--preset", "tiny", "--set", "circulant_mode=fft"]) == 0
     assert main(["generate", str(tmp_path / "m"), "-o", str(tmp_path / "g")]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "FFT-domain datapath is not built yet" in err
+    assert err.count("\n") == 1 and "FFT-domain datapath is built for datapath = 'serial' only" in err
 
 
 # ============================================================================

@@ -112,9 +112,12 @@ def valid_fields(draw, variant: dict | None = None) -> dict:
     * ``cores`` 1 (half the draws), 2 or 3; ``core_mode`` ``layers`` (at most ``num_layers`` cores: the
       stack split over the cores) or ``programs`` (every core a copy of the config with its own weights
       and its own session, the streams interleaved at random).
+    * ``delta_threshold`` (array, one core; a quarter of the draws): 0, 1 or 3 LSBs of q_state, 0.05 or
+      0.3; ``delta_threshold_h`` unset, 0, 2 LSBs or 0.1 (otherwise both left at 0 / unset).
     * ``seed`` 0-3, ``name`` "random".
-    * ``circulant_mode`` direct, ``q_spectrum`` the default: the FFT mode has no gateware yet (raw draws
-      check that the flow refuses it in one line); draw it here once it is built.
+    * ``circulant_mode``: direct, or fft for half the serial configs (k is a power of two >= 4) with
+      ``q_spectrum`` 2-32 bits (width + q_state's at most 50; 8 or fewer bits for SPRAM, which must hold a
+      bin a word) and q_spectrum.frac + q_state.frac >= q_pre.frac; ``q_spectrum`` the default otherwise.
 
     ``variant`` fixes the cell (and its variant field) instead of drawing it.
     """
@@ -143,6 +146,13 @@ def valid_fields(draw, variant: dict | None = None) -> dict:
     lo = max(0, pre_width - 1 - acc_frac)  # q_pre.frac <= acc_frac
     pre_int = draw(st.integers(lo, max(lo, min(6, pre_width - 1))))
     f["q_pre"] = QFormat(pre_width, pre_width - 1 - pre_int)
+    fft = datapath == "serial" and draw(st.booleans())
+    if fft:  # q_spectrum: q_pre aligns to the spectral accumulator, which stays inside 62 bits
+        need = f["q_pre"].frac - f["q_state"].frac
+        qs_width = draw(st.integers(max(2, need - 2), min(MAX_Q_WIDTH, MAX_PRODUCT - f["q_state"].width)))
+        f["circulant_mode"] = "fft"
+        f["q_spectrum"] = QFormat(qs_width, draw(st.integers(max(0, need), qs_width + 2)))
+        qw_width = qs_width  # the stored word's width (weight_ram, lanes below)
 
     # tables: 2 * R / entries no finer than the LSB of every table input
     frac_sig = f["q_pre"].frac
@@ -163,7 +173,7 @@ def valid_fields(draw, variant: dict | None = None) -> dict:
     f["block_size"] = k
     huge_ok = not f["weights_in_rom"] and k > 1 and 16 % qw_width == 0
     if datapath == "serial":
-        huge_ok = huge_ok and 16 // qw_width <= k
+        huge_ok = huge_ok and 16 // qw_width <= k and (not fft or qw_width <= 8)
     f["weight_ram"] = draw(st.sampled_from(["block", "huge"])) if huge_ok else "block"
     if datapath == "serial":
         pack = 16 // qw_width if f["weight_ram"] == "huge" else 1
@@ -185,6 +195,11 @@ def valid_fields(draw, variant: dict | None = None) -> dict:
     f["core_mode"] = draw(st.sampled_from(["programs", "layers"]))
     if f["core_mode"] == "layers":
         f["cores"] = min(f["cores"], f["num_layers"])
+    # delta mode (array datapath, one core): threshold 0 most of the time, else a few LSBs to a large value
+    if datapath == "array" and f["cores"] == 1 and draw(st.integers(0, 3)) == 0:
+        lsb = 2.0 ** -f["q_state"].frac
+        f["delta_threshold"] = draw(st.sampled_from([0.0, lsb, 3 * lsb, 0.05, 0.3]))
+        f["delta_threshold_h"] = draw(st.sampled_from([None, 0.0, 2 * lsb, 0.1]))
     f["seed"] = draw(st.integers(0, 3))
     f["name"] = "random"
     return f
@@ -235,7 +250,7 @@ RAW = {
     "circulant_mode": _either(st.sampled_from(CIRCULANT_MODES), "FFT", "time", None, 1),
     "cores": _either(st.integers(1, 3), 0, -1, 17, "2", 2.0),
     "core_mode": _either(st.sampled_from(["programs", "layers"]), "helpers", "threads", None, 2),
-    # delta mode: specified (golden model, training), no gateware yet: a threshold above 0 is refused by the flow
+    # delta mode: built on the array datapath with one core; refused by the flow elsewhere
     "delta_threshold": _either(st.sampled_from([0, 0.0, 0.05, 0.25]), -0.1, float("nan"), float("inf"), "0.1", None),
     "delta_threshold_h": _either(st.sampled_from([None, 0, 0.0, 0.1]), -1, float("nan"), "0", True),
     "seed": _either(st.integers(0, 3), -1, 1.0, "0"),
@@ -460,12 +475,16 @@ def _run_raw(drawn) -> None:
     event("valid")
     assert Config.from_toml(cfg.to_toml()) == cfg
     note(f"config:\n{cfg.to_toml()}")
-    if cfg.fft_mode:  # specified (golden model), no gateware yet: the flow refuses it in one line
-        with pytest.raises(ConfigError, match="FFT-domain datapath is not built yet"):
+    if cfg.fft_mode and cfg.datapath != "serial":  # the FFT datapath is built on the serial datapath only
+        with pytest.raises(ConfigError, match="FFT-domain datapath is built for datapath = 'serial' only"):
             check_case(cfg, case)
         return
-    if cfg.delta_mode:  # likewise
-        with pytest.raises(ConfigError, match="delta-network datapath is not built yet"):
+    if cfg.fft_mode and cfg.weight_ram == "huge" and cfg.q_spectrum.width > 8:  # half a bin per SPRAM word
+        with pytest.raises(ConfigError, match="SPRAM needs 8 bits or fewer"):
+            check_case(cfg, case)
+        return
+    if cfg.delta_mode and (cfg.datapath != "array" or cfg.cores > 1):  # delta gateware: array, one core
+        with pytest.raises(ConfigError, match="delta mode is built for datapath = 'array' with one core only"):
             check_case(cfg, case)
         return
     check_case(cfg, case)

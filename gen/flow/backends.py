@@ -207,7 +207,7 @@ def _multicore_counters(info: dict) -> list[dict]:
 
 
 def _counters(res, ops) -> list[dict]:
-    keys = [k for k in ("cycles", "wait_cycles", "steps") if k in res]
+    keys = [k for k in ("cycles", "wait_cycles", "steps", "skipped", "skipped_macs") if k in res]
     return [{k: int(res[k][i]) for k in keys} for i in range(_n_runs(ops))]
 
 
@@ -329,4 +329,15 @@ def run_backend(
                 "utilization": cfg.ideal_cycles_per_step / (total / max(1, steps)) if total else 0.0,
             }
         )
+        if "skipped" in counters[-1]:  # delta mode: column tiles skipped (zero delta), effective MACs
+            dense = sum(r * c for layer in range(cfg.num_layers) for _, r, c in cfg.matrices(layer))
+            skipped_macs = int(counters[-1]["skipped_macs"])
+            report.update(
+                {
+                    "skipped_tiles": int(counters[-1]["skipped"]),
+                    "skipped_macs": skipped_macs,
+                    "dense_macs_per_step": dense,
+                    "effective_macs_per_step": (dense * steps - skipped_macs) / max(1, steps),
+                }
+            )
     return (y[0] if single else y), report

@@ -116,7 +116,8 @@ class TB(CommandExecutor):
         return out
 
     def counters(self) -> dict:
-        return {k: int(getattr(self.dut, k).value) for k in ("cycles", "wait_cycles", "steps")}
+        keys = ("cycles", "wait_cycles", "steps") + (("skipped", "skipped_macs") if self.cfg.delta_mode else ())
+        return {k: int(getattr(self.dut, k).value) for k in keys}
 
 
 @cocotb.test()
@@ -142,6 +143,6 @@ async def replay_session(dut):
     counters = tb.counts
     assert int(dut.status.value) >> 2 & 1 == 0, "the accelerator flagged a command error"
     result = {f"out{i}": o for i, o in enumerate(outs)}
-    for key in ("cycles", "wait_cycles", "steps"):
+    for key in counters[0] if counters else ():
         result[key] = np.array([c[key] for c in counters], dtype=np.int64)
     np.savez(os.environ["RNNACCEL_RESULT"], **result)

@@ -144,13 +144,14 @@ class TargetFamily:
         self.family = {"ice40": "iCE40", "ecp5": "ECP5"}.get(family.lower(), family)
 
 
-def accelerator_verilog(cfg: Config, weights, family: str | None = None) -> str:
+def accelerator_verilog(cfg: Config, weights, family: str | None = None, *, image=None) -> str:
     """Verilog text of the accelerator top (:data:`TOP_NAME`).
 
     ``family`` (``ice40``) elaborates vendor primitives where the design uses
     them (SPRAM weight banks); simulating that Verilog needs
     :func:`primitive_models`. A ``layers`` config of several cores is its
-    :class:`~rnnaccel.hw.multicore.MultiCore` (the stack split over the cores).
+    :class:`~rnnaccel.hw.multicore.MultiCore` (the stack split over the cores). ``image``: the
+    memory image (:func:`rnnaccel.layout.image.memory_image`) when the caller has built it already.
     """
     from ..hw.accelerator import make_accelerator
     from .toolchain import require_gateware
@@ -162,7 +163,9 @@ def accelerator_verilog(cfg: Config, weights, family: str | None = None) -> str:
         from ..hw.multicore import make_multicore
 
         return _verilog(make_multicore(cfg, weights if cfg.weights_in_rom else None), family)
-    return _verilog(make_accelerator(cfg, weights if cfg.weights_in_rom else None), family)
+    if not cfg.weights_in_rom:
+        weights = image = None
+    return _verilog(make_accelerator(cfg, weights, image=image), family)
 
 
 def programs_verilog(models: list[tuple[Config, dict]], family: str | None = None) -> str:
@@ -302,6 +305,33 @@ def _hex_lines(values, width: int) -> str:
     return "".join(f"{int(v) & mask:0{digits}x}\n" for v in values)
 
 
+def _fft_manifest(cfg: Config) -> dict:
+    """The manifest's ``fft`` entry: how the weight spectra and biases are stored, the transform formats."""
+    from ..numeric import fft
+    from ..layout.image import bank_packing
+
+    k = cfg.block_size
+    return {
+        "block_size": k,
+        "spectra": {
+            "format": str(cfg.q_spectrum),
+            "packing": f"Hermitian, k = {k} words per block: [Re X0, Re X{k // 2}, Re X1, Im X1, ..., "
+            f"Re X{k // 2 - 1}, Im X{k // 2 - 1}] of DFT(w), unscaled",
+            "order": "per layer, tile row (row block) i, gate g, column block j of [W_g | U_g] (input "
+            "blocks, then hidden-state blocks): the block's k packed words",
+            "words_per_memory_word": bank_packing(cfg),
+            "first_word": "low bits",
+        },
+        "bias": "pairs: b + c of rows i*k + n (low bits) and i*k + n + k/2 (high bits), per layer, gate, "
+        "tile row i, n < k/2",
+        "state_spectra": f"DFT(x)/k narrowed to q_state ({cfg.q_state})",
+        "accumulator": {"width": cfg.fft_acc_width, "frac": cfg.fft_acc_frac},
+        "inverse_output": {"width": cfg.fft_out_width, "frac": cfg.fft_acc_frac},
+        "twiddle_format": str(fft.TWIDDLE),
+        "multiplies_per_step": fft.step_multiplies(cfg),
+    }
+
+
 def generate(cfg: Config, weights, out_dir: str | os.PathLike, progress=print) -> dict:
     """Write the accelerator's artefacts into ``out_dir``; returns the manifest.
 
@@ -315,26 +345,25 @@ def generate(cfg: Config, weights, out_dir: str | os.PathLike, progress=print) -
     from ..hw.mvu import mvu_latency, plan_cycles
     from ..interface.commands import OP, STATUS_BITS, command_fields
     from ..numeric.model import quantize_weights
-    from ..layout.image import bank_word_bits, bank_words, bias_word_bits, bias_words, plans, weight_banks
+    from ..layout.image import bank_word_bits, bias_word_bits, memory_image, plans
     from .toolchain import require_gateware
 
     require_gateware(cfg)
     out = Path(out_dir)
     (out / "mem").mkdir(parents=True, exist_ok=True)
     qw = quantize_weights(cfg, weights)  # once per design: the gateware and every image take these integers
+    image = memory_image(cfg, qw)  # once per design: baked into ROM and written as the hex files
     progress(f"elaborating and converting to Verilog ({cfg.name}, hash {cfg.hash})")
-    text = accelerator_verilog(cfg, qw)
+    text = accelerator_verilog(cfg, qw, image=image)
     (out / f"{TOP_NAME}.v").write_text(text)
     cfg.save(out / "rnnaccel.toml")
 
     progress("writing memory images")
-    banks = weight_banks(cfg, qw)
     for p in range(cfg.pe_rows):
         for q in range(cfg.pe_cols):
-            bank = banks[p][q]
-            width = bank_word_bits(cfg)
-            (out / "mem" / f"weights_p{p}_q{q}.hex").write_text(_hex_lines(bank_words(cfg, bank), width))
-    (out / "mem" / "bias.hex").write_text(_hex_lines(bias_words(cfg, qw), bias_word_bits(cfg)))
+            words = image.weight_banks[p][q]
+            (out / "mem" / f"weights_p{p}_q{q}.hex").write_text(_hex_lines(words, bank_word_bits(cfg)))
+    (out / "mem" / "bias.hex").write_text(_hex_lines(image.bias_words, bias_word_bits(cfg)))
     for fn in lut.FUNCTIONS:
         (out / "mem" / f"{fn}.hex").write_text(_hex_lines(lut.table(cfg, fn), cfg.q_act.width))
 
@@ -381,6 +410,9 @@ def generate(cfg: Config, weights, out_dir: str | os.PathLike, progress=print) -
         "dense_weight_bytes": cfg.dense_weight_bytes,
         "rounding": ROUNDING_RULE,
     }
+    if cfg.fft_mode:  # direct-mode manifests keep their bytes (sim_tests/test_digests.py)
+        manifest["circulant_mode"] = cfg.circulant_mode
+        manifest["fft"] = _fft_manifest(cfg)
     manifest["streams"]["i_cmd"] = {"payload": "see command_fields", "width": at}
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     (out / "rnnaccel.h").write_text(_c_header(cfg, manifest))

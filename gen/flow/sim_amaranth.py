@@ -20,13 +20,16 @@ def run_session_amaranth(
     seed: int = 0,
     vcd: str | None = None,
     progress=None,
+    delta: bool | None = None,
 ):
     """Execute ``ops`` on the accelerator of ``cfg.datapath``; returns (outputs, counters).
 
     ``idle`` / ``backpressure``: probability of a gap on the input stream /
     of ``ready`` low on the output stream each cycle (seeded). ``counters``
     lists, per ``run`` operation, the accelerator's cycle, wait-cycle and step
-    counters after it.
+    counters after it (delta mode: also ``skipped``, the column tiles skipped, and
+    ``skipped_macs``, their multiply-accumulates). ``delta``: build the array's
+    delta mode (default ``cfg.delta_mode``; True also with thresholds of 0).
     """
     from amaranth.sim import Simulator
 
@@ -35,7 +38,8 @@ def run_session_amaranth(
 
     check_session(ops)
     require_gateware(cfg)
-    dut = make_accelerator(cfg, weights if cfg.weights_in_rom else None)
+    dut = make_accelerator(cfg, weights if cfg.weights_in_rom else None, delta=delta)
+    keys = ("cycles", "wait_cycles", "steps") + (("skipped", "skipped_macs") if getattr(dut, "delta", False) else ())
     rng = np.random.default_rng(seed)
     H = cfg.hidden_size
     counters: list[dict] = []
@@ -97,9 +101,7 @@ def run_session_amaranth(
                     f"run of {x.shape[0]} steps: {i} of {len(words)} input words taken, "
                     f"extra output word pending: {bool(ctx.get(dut.o_h.valid))}"
                 )
-            counters.append(
-                {"cycles": ctx.get(dut.cycles), "wait_cycles": ctx.get(dut.wait_cycles), "steps": ctx.get(dut.steps)}
-            )
+            counters.append({k: ctx.get(getattr(dut, k)) for k in keys})
             return np.array(got, dtype=np.int64).reshape(x.shape[0], H)
 
     outs: list[np.ndarray] = []

@@ -45,36 +45,35 @@ _HINTS = {
 def require_gateware(cfg, multicore: bool = False) -> None:
     """Raise a one-line :class:`~rnnaccel.numeric.config.ConfigError` when ``cfg`` has no gateware yet.
 
-    ``circulant_mode = 'fft'`` is specified by the golden model, quantization
-    and training (issue 16), but no FFT datapath is generated. ``cores > 1``
-    (issue 14) is built by :mod:`rnnaccel.hw.multicore`: simulated (``multicore=True``: the
-    Amaranth simulator, Icarus and Verilator) but not yet written by ``generate`` nor built for
-    a board. Delta mode (``delta_threshold > 0``, issue 19) is specified by the golden model and
-    training only.
+    ``circulant_mode = 'fft'`` (issue 16) is built on the serial datapath only
+    (:mod:`rnnaccel.hw.serial_fft`; SPRAM weight banks need a ``q_spectrum`` of 8 bits or fewer). ``cores > 1``
+    (issue 14) is built by :mod:`rnnaccel.hw.multicore`: callers that take a MultiCore pass
+    ``multicore=True`` (the Amaranth simulator, Icarus and Verilator, and board builds behind the host
+    link's addressed frames); ``generate`` writes one core. Delta mode (``delta_threshold > 0``,
+    issue 19) is built on the array datapath, one core.
     """
     from ..numeric.config import ConfigError
 
-    if cfg.fft_mode:
+    if cfg.fft_mode and cfg.datapath != "serial":
         raise ConfigError(
-            "circulant_mode",
-            cfg.circulant_mode,
-            "the FFT-domain datapath is not built yet: Verilog, simulation and boards need "
-            "circulant_mode = 'direct' (the golden model, quantize and training support 'fft')",
+            "circulant_mode", cfg.circulant_mode, "the FFT-domain datapath is built for datapath = 'serial' only"
         )
-    if cfg.delta_mode:
+    if cfg.fft_mode and cfg.weight_ram == "huge" and cfg.q_spectrum.width > 8:
+        raise ConfigError(
+            "q_spectrum", cfg.q_spectrum, "the FFT serial datapath reads a bin a cycle: SPRAM needs 8 bits or fewer"
+        )
+    if cfg.delta_mode and (cfg.datapath != "array" or cfg.cores > 1):
         raise ConfigError(
             "delta_threshold",
             cfg.delta_threshold,
-            "the delta-network datapath is not built yet: Verilog, simulation and boards need "
-            "delta_threshold = 0 and delta_threshold_h unset or 0 (the golden model and training "
-            "support delta mode)",
+            "delta mode is built for datapath = 'array' with one core only (the golden model supports it everywhere)",
         )
     if cfg.cores > 1 and not multicore:
         raise ConfigError(
             "cores",
             cfg.cores,
-            "multi-core designs are simulated (rnnaccel run, any backend) but generate and boards take "
-            "one core for now",
+            "multi-core designs are simulated (rnnaccel run, any backend) and built for boards "
+            "(rnnaccel build) but generate takes one core for now",
         )
 
 

@@ -33,6 +33,17 @@ one weight bank and one-word memories; its layout is here too:
   is one contiguous run; ``hn`` holds the new h of the layer being computed.
 * **Serial bias memory**: per layer, per gate, per padded row, ``b + c``
   (``cfg.bias_width`` bits, one word per row).
+
+With ``circulant_mode = 'fft'`` the serial datapath (:mod:`rnnaccel.hw.serial_fft`) has its own
+layout (:class:`SerialFFTLayout`):
+
+* **Weight bank**: the same order, per layer, per tile row (row block) i, per gate g, per column
+  block j of ``[W_g | U_g]``, k words: the block's packed Hermitian weight spectrum in
+  ``q_spectrum`` (:mod:`rnnaccel.numeric.fft`). A memory word holds whole bins (two packed words,
+  the first in the low bits): two words in block RAM, ``16 / q_spectrum.width`` in SPRAM.
+* **Bias memory**: pairs, the ``b + c`` of rows ``i*k + n`` and ``i*k + n + k/2`` (n < k/2) in one
+  word (the first in the low bits), per layer, gate, tile row, n: the inverse transform emits
+  those two outputs together.
 """
 
 from __future__ import annotations
@@ -64,9 +75,12 @@ __all__ = [
     "serial_weight_image",
     "serial_layer_bases",
     "serial_weight_address",
+    "MemoryImage",
+    "memory_image",
     "DatapathLayout",
     "ArrayLayout",
     "SerialLayout",
+    "SerialFFTLayout",
     "LAYOUTS",
     "layout_of",
 ]
@@ -241,13 +255,16 @@ def _array_weight_banks(cfg: Config, qw: Weights) -> list[list[np.ndarray]]:
 
 
 def bank_packing(cfg: Config) -> int:
-    """Weight words per memory word: 16 / q_weight.width for SPRAM banks (``weight_ram = huge``), else 1."""
-    return cfg.bank_packing
+    """Weight words per memory word: 16 / q_weight.width for SPRAM banks (``weight_ram = huge``), else 1.
+
+    The serial FFT layout keeps whole bins in a word: 2 in block RAM (:class:`SerialFFTLayout`).
+    """
+    return layout_of(cfg).bank_packing
 
 
 def weight_word_bits(cfg: Config) -> int:
-    """Bits of the weights a PE reads per cycle: one q_weight word (circulant) or T of them (dense)."""
-    return cfg.q_weight.width * (1 if cfg.circulant else cfg.tile)
+    """Bits of the weights a PE reads per cycle: one q_weight (or q_spectrum) word (circulant) or T of them (dense)."""
+    return cfg.weight_format.width * (1 if cfg.circulant else cfg.tile)
 
 
 def bank_word_bits(cfg: Config) -> int:
@@ -261,7 +278,7 @@ def bank_words(cfg: Config, bank: np.ndarray) -> list[int]:
     Dense banks pack a cycle's T words (lane 0 in the low bits); SPRAM banks pack
     :func:`bank_packing` consecutive cycles' words (the first in the low bits).
     """
-    ws = cfg.q_weight.width
+    ws = cfg.weight_format.width
     if bank.ndim == 2:
         return [pack_words(row, ws) for row in bank]
     per = bank_packing(cfg)
@@ -367,6 +384,26 @@ def _serial_bias(cfg: Config, qw: Weights) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- per-datapath layouts
+@dataclass(frozen=True)
+class MemoryImage:
+    """A design's weight and bias memories as the hardware stores them (unsigned memory words).
+
+    Built once per design (:func:`memory_image`, :meth:`DatapathLayout.image`) and handed to the
+    components that bake it into ROM (:class:`rnnaccel.hw.mvu.CirculantMVU`,
+    :class:`rnnaccel.hw.serial.SerialAccelerator`) and to the image writer.
+    """
+
+    #: ``weight_banks[p][q]``: bank (p, q)'s memory words (:func:`bank_words`); the serial datapath has one, [0][0]
+    weight_banks: tuple[tuple[tuple[int, ...], ...], ...]
+    #: The bias memory's words (:func:`bias_words`)
+    bias_words: tuple[int, ...]
+
+
+def memory_image(cfg: Config, weights: Weights) -> MemoryImage:
+    """The :class:`MemoryImage` of ``cfg`` and ``weights`` (float or quantized): :meth:`DatapathLayout.image`."""
+    return layout_of(cfg).image(quantize_weights(cfg, weights))
+
+
 class DatapathLayout:
     """What differs between the datapaths' memory layouts; :func:`layout_of` picks one by ``cfg.datapath``.
 
@@ -379,6 +416,11 @@ class DatapathLayout:
 
     def __init__(self, cfg: Config):
         self.cfg = cfg
+
+    @property
+    def bank_packing(self) -> int:
+        """Weight words per weight-bank memory word (:func:`bank_packing`)."""
+        return self.cfg.bank_packing
 
     @property
     def bias_word_bits(self) -> int:
@@ -397,6 +439,11 @@ class DatapathLayout:
 
     def bias_words(self, qw: Weights) -> list[int]:
         raise NotImplementedError
+
+    def image(self, qw: Weights) -> MemoryImage:
+        """The memory words of :meth:`weight_banks` (packed by :func:`bank_words`) and :meth:`bias_words`."""
+        banks = tuple(tuple(tuple(bank_words(self.cfg, bank)) for bank in row) for row in self.weight_banks(qw))
+        return MemoryImage(weight_banks=banks, bias_words=tuple(self.bias_words(qw)))
 
 
 class ArrayLayout(DatapathLayout):
@@ -448,9 +495,41 @@ class SerialLayout(DatapathLayout):
         return [int(v) & mask for v in _serial_bias(self.cfg, qw)]
 
 
+class SerialFFTLayout(SerialLayout):
+    """The serial datapath in FFT mode: weight spectra by row block and column block, bias pairs.
+
+    The weight bank has the serial order (per layer, tile row i, gate g, column block j of the fused
+    ``[W | U]``), each block's k words its packed spectrum (``q_spectrum``); a memory word holds whole
+    bins (:attr:`bank_packing`: 2 in block RAM, ``16 / q_spectrum.width`` in SPRAM, where a width of 16
+    leaves half a bin per word). The bias memory holds the fused ``b + c`` of rows ``i*k + n`` and
+    ``i*k + n + k/2`` in one word (see the module docstring).
+    """
+
+    @property
+    def bank_packing(self) -> int:
+        return self.cfg.bank_packing if self.cfg.weight_ram == "huge" else 2
+
+    @property
+    def bias_word_bits(self) -> int:
+        return 2 * self.cfg.bias_width
+
+    @property
+    def bias_rows(self) -> int:
+        return super().bias_rows // 2
+
+    def bias_words(self, qw: Weights) -> list[int]:
+        cfg = self.cfg
+        k, bw = cfg.block_size, cfg.bias_width
+        pairs = _serial_bias(cfg, qw).reshape(-1, 2, k // 2)  # (layer, gate, tile row), half, n
+        mask = (1 << bw) - 1
+        return [(int(lo) & mask) | ((int(hi) & mask) << bw) for lo, hi in zip(pairs[:, 0].ravel(), pairs[:, 1].ravel())]
+
+
 LAYOUTS: dict[str, type[DatapathLayout]] = {"array": ArrayLayout, "serial": SerialLayout}
 
 
 def layout_of(cfg: Config) -> DatapathLayout:
-    """The memory layout of ``cfg.datapath``."""
+    """The memory layout of ``cfg.datapath`` (:class:`SerialFFTLayout` for the serial one in FFT mode)."""
+    if cfg.datapath == "serial" and cfg.fft_mode:
+        return SerialFFTLayout(cfg)
     return LAYOUTS[cfg.datapath](cfg)
