@@ -622,43 +622,20 @@ def evaluate(
         rows.append(_dense_row(cfg, dense, X, head, labels, targets, mask, lengths, y_float, pred_float, log))
     rows.append(float_row)
 
-    t0 = time.time()
-    log("float with quantized weights")
-    y_qw = hidden_states(cfg, weights, X, "float-qweights")
-    rows.append(
-        _row(
-            f"float, Q weights ({cfg.q_weight})",
-            "float-qweights",
-            y_qw,
-            y_float,
-            mask,
-            lengths,
-            head,
-            labels,
-            pred_float,
-            time.time() - t0,
-            targets=targets,
+    ys = {}
+    for arithmetic, name, what in (
+        ("float-qweights", f"float, Q weights ({cfg.q_weight})", "float with quantized weights"),
+        ("golden", "golden (integer)", "golden (integer)"),
+    ):
+        t0 = time.time()
+        log(what)
+        ys[arithmetic] = y = hidden_states(cfg, weights, X, arithmetic)
+        rows.append(
+            _row(
+                name, arithmetic, y, y_float, mask, lengths, head, labels, pred_float, time.time() - t0, targets=targets
+            )
         )
-    )
-
-    t0 = time.time()
-    log("golden (integer)")
-    y_gold = hidden_states(cfg, weights, X, "golden")
-    rows.append(
-        _row(
-            "golden (integer)",
-            "golden",
-            y_gold,
-            y_float,
-            mask,
-            lengths,
-            head,
-            labels,
-            pred_float,
-            time.time() - t0,
-            targets=targets,
-        )
-    )
+    y_gold = ys["golden"]
 
     rtl = None
     if rtl_backend is not None:

@@ -72,6 +72,7 @@ def run_session(
         )
     if backend == "golden":
         return golden_session(cfg, weights, ops), None
+    stalls = dict(idle=idle, backpressure=backpressure, seed=seed, waves=waves, progress=progress)
     total_steps = sum(len(op[1]) for op in ops if op[0] == "run")
     if backend == "amaranth":
         if cfg.cores > 1:
@@ -108,35 +109,11 @@ def run_session(
 
         job = {"mode": "layers", "models": layer_models(cfg, weights), "stack": cfg, "ops": ops}
         res = _run_cocotb(
-            src,
-            "rnnaccel.flow.cocotb_multicore",
-            {"job": job},
-            backend,
-            ops,
-            total_steps,
-            idle=idle,
-            backpressure=backpressure,
-            seed=seed,
-            waves=waves,
-            progress=progress,
-            family=family,
+            src, "rnnaccel.flow.cocotb_multicore", {"job": job}, backend, ops, total_steps, **stalls, family=family
         )
         return [res[f"out{i}"] for i in range(_n_runs(ops))], _counters(res, ops)
     files = {"config": cfg, "session": ops, "weights": None if cfg.weights_in_rom else weights}
-    res = _run_cocotb(
-        src,
-        "rnnaccel.flow.cocotb_top",
-        files,
-        backend,
-        ops,
-        total_steps,
-        idle=idle,
-        backpressure=backpressure,
-        seed=seed,
-        waves=waves,
-        progress=progress,
-        family=family,
-    )
+    res = _run_cocotb(src, "rnnaccel.flow.cocotb_top", files, backend, ops, total_steps, **stalls, family=family)
     return [res[f"out{i}"] for i in range(_n_runs(ops))], _counters(res, ops)
 
 
@@ -162,6 +139,7 @@ def run_programs_session(
     check_programs_session(ops, len(models))
     if backend == "golden":
         return programs_golden(models, ops), None
+    stalls = dict(idle=idle, backpressure=backpressure, seed=seed, waves=waves, progress=progress)
     if backend == "amaranth":
         from .sim_multicore import run_programs_amaranth
 
@@ -173,19 +151,7 @@ def run_programs_session(
     src = cached_programs_verilog(models, cache)
     job = {"mode": "programs", "models": models, "stack": None, "ops": ops}
     total_steps = sum(len(x) for op in ops if op[0] == "run" for x in op[1].values())
-    res = _run_cocotb(
-        src,
-        "rnnaccel.flow.cocotb_multicore",
-        {"job": job},
-        backend,
-        ops,
-        total_steps,
-        idle=idle,
-        backpressure=backpressure,
-        seed=seed,
-        waves=waves,
-        progress=progress,
-    )
+    res = _run_cocotb(src, "rnnaccel.flow.cocotb_multicore", {"job": job}, backend, ops, total_steps, **stalls)
     outs = []
     for i in range(_n_runs(ops)):
         cores = [int(c) for c in res[f"out{i}_cores"]]

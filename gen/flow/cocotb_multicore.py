@@ -14,14 +14,12 @@ from __future__ import annotations
 
 import os
 import pickle
-import random
 from pathlib import Path
 
 import numpy as np
 
 import cocotb
-from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, RisingEdge
+from cocotb.triggers import RisingEdge
 
 from rnnaccel.interface.multicore import (
     CORE_BITS,
@@ -30,51 +28,22 @@ from rnnaccel.interface.multicore import (
     pack_multicore_command,
 )
 from rnnaccel.interface.session import execute_async
+from rnnaccel.flow.cocotb_common import DUTPins
 
 
-class MultiTB(MultiCommandExecutor):
+class MultiTB(DUTPins, MultiCommandExecutor):
     """Clock, reset, the tagged command word and the tagged input and output streams."""
 
     def __init__(self, dut, job: dict, idle: float, backpressure: float, seed: int):
         super().__init__(job["models"], job["stack"])
-        self.dut = dut
+        self._start(dut, idle, backpressure, seed)
         self.layers = job["mode"] == "layers"
         self.cfgs = [c for c, _ in self.models]
         self.xs = max(c.q_state.width for c in self.cfgs)
-        self.idle, self.backpressure = idle, backpressure
-        self.rng = random.Random(seed)
-        self.progress_path = os.environ.get("RNNACCEL_PROGRESS")
         self.words_out = 0
-        self.counts: list[dict] = []
-        cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
-        dut.i_x__valid.value = 0
-        dut.i_cmd__valid.value = 0
-        dut.o_h__ready.value = 0
-
-    async def reset_pin(self):
-        self.dut.rst.value = 1
-        await ClockCycles(self.dut.clk, 3)
-        self.dut.rst.value = 0
-        await RisingEdge(self.dut.clk)
-
-    def idle_now(self) -> bool:
-        return bool((int(self.dut.status.value) >> 1) & 1)
-
-    async def wait_idle(self):
-        await RisingEdge(self.dut.clk)
-        while not self.idle_now():
-            await RisingEdge(self.dut.clk)
 
     async def command(self, core, op, sel=0, addr=0, data=0):
-        while not self.idle_now():
-            await RisingEdge(self.dut.clk)
-        self.dut.i_cmd__payload.value = pack_multicore_command(self.cfgs, core, op, sel, addr, data)
-        self.dut.i_cmd__valid.value = 1
-        await RisingEdge(self.dut.clk)
-        while not int(self.dut.i_cmd__ready.value):
-            await RisingEdge(self.dut.clk)
-        self.dut.i_cmd__valid.value = 0
-        await RisingEdge(self.dut.clk)
+        await self.send_command(pack_multicore_command(self.cfgs, core, op, sel, addr, data))
 
     async def _drive(self, queues: dict):
         """Every core's words in order, the cores interleaved at random among those ready to take one."""

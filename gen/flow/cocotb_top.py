@@ -12,62 +12,29 @@ idle cycles on the input stream and back-pressure on the output stream
 from __future__ import annotations
 
 import os
-import random
 from pathlib import Path
 
 import numpy as np
 
 import cocotb
-from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, RisingEdge
+from cocotb.triggers import RisingEdge
 
 from rnnaccel.numeric.config import Config
 from rnnaccel.interface.session import CommandExecutor, execute_async, load_session
 from rnnaccel.interface.commands import pack_command
+from rnnaccel.flow.cocotb_common import DUTPins
 
 
-class TB(CommandExecutor):
+class TB(DUTPins, CommandExecutor):
     """Clock, reset, and the command / input / output stream models."""
 
     def __init__(self, dut, cfg: Config, weights, idle: float, backpressure: float, seed: int):
         super().__init__(cfg, weights)
-        self.dut = dut
-        self.idle, self.backpressure = idle, backpressure
-        self.rng = random.Random(seed)
-        self.layout = {"op": (0, 4), "sel": (4, 16), "addr": (20, 24)}
-        cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
-        dut.i_x__valid.value = 0
-        dut.i_cmd__valid.value = 0
-        dut.o_h__ready.value = 0
-        self.progress_path = os.environ.get("RNNACCEL_PROGRESS")
+        self._start(dut, idle, backpressure, seed)
         self.steps_done = 0
-        self.counts: list[dict] = []
-
-    async def reset_pin(self):
-        self.dut.rst.value = 1
-        await ClockCycles(self.dut.clk, 3)
-        self.dut.rst.value = 0
-        await RisingEdge(self.dut.clk)
-
-    def idle_now(self) -> bool:
-        return bool((int(self.dut.status.value) >> 1) & 1)
-
-    async def wait_idle(self):
-        await RisingEdge(self.dut.clk)
-        while not self.idle_now():
-            await RisingEdge(self.dut.clk)
 
     async def command(self, op: int, sel: int = 0, addr: int = 0, data: int = 0):
-        while not self.idle_now():
-            await RisingEdge(self.dut.clk)
-        word = pack_command(op, sel, addr, data)
-        self.dut.i_cmd__payload.value = word
-        self.dut.i_cmd__valid.value = 1
-        await RisingEdge(self.dut.clk)
-        while not int(self.dut.i_cmd__ready.value):
-            await RisingEdge(self.dut.clk)
-        self.dut.i_cmd__valid.value = 0
-        await RisingEdge(self.dut.clk)
+        await self.send_command(pack_command(op, sel, addr, data))
 
     async def _drive(self, words: list[int]):
         dut = self.dut
