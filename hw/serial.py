@@ -21,16 +21,19 @@ Schedule of one layer (layout in :mod:`rnnaccel.layout.image`, "serial"):
   without a bubble.
 * a pass's ``lanes`` sums get the fused bias ``b + c`` and are narrowed once
   to ``q_pre`` (:func:`rnnaccel.numeric.golden.fused_projection`) into a scratch memory
-  of ``G * k`` words;
-* after the row's ``G * k / lanes`` passes, the gate unit
+  of two halves of ``G * k`` words, the half picked by the tile row's parity;
+* once the row's ``G * k / lanes`` passes are in its half, the gate unit
   (:class:`rnnaccel.hw.gates.GateUnit`, projections in ``i_xp``, ``i_hp`` zero)
-  takes the row's k elements, reading the G gates of an element over G cycles;
-  new h goes to slot ``hn``, new c to the cell-state memory;
-* after the last row, ``hn`` is copied to the layer's h slot (and, for the
-  last layer, pushed to the output stream).
+  takes the row's k elements, reading the G gates of an element over G cycles,
+  while the lanes run the next row's passes (into the other half); new h goes
+  to slot ``hn`` (not the h slot the passes read), new c to the cell-state
+  memory;
+* after the last row's gate phase, ``hn`` is copied to the layer's h slot (and,
+  for the last layer, pushed to the output stream).
 
 Cycles per layer and step: about ``G * Hp * cols / lanes`` (the multiplies)
-plus, per tile row, ``G * k`` for the gate unit and a few of pipeline.
+plus, once per layer, the last row's pipeline drain and gate phase (``G * k``
+reads and the gate unit's latency).
 
 Blocks shared with the array datapath: the weight bank (:class:`rnnaccel.hw.datapath.WeightBank`), the
 rotating register (:class:`rnnaccel.hw.pe.ColumnOperand` of weights), the lanes (a
@@ -146,7 +149,9 @@ class _SerialBuild:
 
     def build(self) -> Module:
         """The whole module: the datapath blocks, then the sequencer FSM (IDLE, CLEAR, one state or
-        more per phase of the program, STEP_DONE)."""
+        more per phase of the program, STEP_DONE), then each mac phase's gate phase (:meth:`_gate_engine`,
+        which runs beside the FSM's RUN and DRAIN states)."""
+        self.gate_jobs = []
         self._memories()
         self._weight_bank()
         self._gate_units()
@@ -171,12 +176,15 @@ class _SerialBuild:
                 else:
                     self._mac_phase(i, phase[1], nxt)
             self.top._step_done(m, self.busy)
+        for job in self.gate_jobs:
+            self._gate_engine(*job)
         return m
 
     # ------------------------------------------------------------ memories and FIFOs
     def _memories(self) -> None:
-        """The stream FIFOs; the vector, cell-state, scratch (``G * k`` pre-activations of a tile row) and
-        bias memories, one word wide, and their ports."""
+        """The stream FIFOs; the vector, cell-state, scratch (two halves of ``gmax * k`` words: the ``G * k``
+        pre-activations of a tile row, the half picked by the row's parity) and bias memories, one word
+        wide, and their ports."""
         cfg, m = self.cfg, self.m
         in_fifo, out_fifo = self.top._stream_fifos(m)
         block = {"ram_style": "block"}
@@ -185,7 +193,7 @@ class _SerialBuild:
             shape=signed(self.cs), depth=self.L * self.Hp, init=[], attrs=block
         )
         m.submodules.scratch = smem = memory.Memory(
-            shape=signed(self.pw), depth=self.gmax * self.k, init=[], attrs=block
+            shape=signed(self.pw), depth=2 * self.gmax * self.k, init=[], attrs=block
         )
         m.submodules.bias = bmem = memory.Memory(
             shape=unsigned(cfg.bias_width),
@@ -267,7 +275,7 @@ class _SerialBuild:
         """The issue walker (stage 0: row, gate, row group, column of the pass) and the lanes: operands
         from the rotating register (stage 1, :class:`~rnnaccel.hw.pe.ColumnOperand` of weights), products
         (stage 2, one DSP per lane) and accumulators (stage 3) in a :class:`~rnnaccel.hw.pe.ProcessingElement`
-        of ``lanes`` lanes; the pass's (gate, row group), latched at its last issue for the serializer."""
+        of ``lanes`` lanes; the pass's (row, gate, row group), latched at its last issue for the serializer."""
         m, k, Ln, S, L, shadow = self.m, self.k, self.Ln, self.S, self.L, self.shadow
         i_row = Signal(range(self.R + 1), name="row")
         i_g = Signal(range(self.gmax), name="gate")
@@ -292,56 +300,62 @@ class _SerialBuild:
         m.d.comb += [pe.en.eq(1), pe.i_valid.eq(v1), pe.i_first.eq(first1), pe.i_last.eq(last1)]
         m.d.comb += [pe.i_x.eq(self.v_r.data)] + [pe.i_w[lane].eq(rot.o_x[lane]) for lane in range(Ln)]
 
-        # the pass's (gate, row group), latched at its last issue and used when its sums are done
+        # the pass's (row, gate, row group), latched at its last issue and used when its sums are done
         pend_g = Signal.like(i_g)
         pend_s = Signal.like(i_s)
+        pend_row = Signal.like(i_row)
         with m.If(issue & last0):
-            m.d.sync += [pend_g.eq(i_g), pend_s.eq(i_s)]
+            m.d.sync += [pend_g.eq(i_g), pend_s.eq(i_s), pend_row.eq(i_row)]
         self.i_row, self.i_g, self.i_s, self.pcnt, self.va, self.issue = i_row, i_g, i_s, pcnt, va, issue
         self.first0, self.last0, self.c0 = first0, last0, c0
-        self.pe, self.pend_g, self.pend_s = pe, pend_g, pend_s
+        self.pe, self.pend_g, self.pend_s, self.pend_row = pe, pend_g, pend_s, pend_row
 
     # ------------------------------------------------------------ serializer, bias, narrow -> scratch
     def _serializer(self) -> None:
         """A pass's ``lanes`` sums, one a cycle (:class:`~rnnaccel.hw.datapath.Serializer`): the fused bias word
         added, narrowed once to ``q_pre`` (:class:`~rnnaccel.hw.datapath.BiasNarrow`), written to scratch word
-        ``gate * k + row``; ``scratch_written`` counts the writes."""
+        ``(tile row mod 2) * gmax * k + gate * k + row``; ``scratch_written`` counts the writes not yet taken
+        by the gate unit (a row's ``G * k`` are taken when its gate phase starts)."""
         cfg, m, k, Ln, Hp, gmax, pe = self.cfg, self.m, self.k, self.Ln, self.Hp, self.gmax, self.pe
-        b_r, s_w, i_row = self.b_r, self.s_w, self.i_row
+        b_r, s_w = self.b_r, self.s_w
         m.submodules.serializer = ser = Serializer(Ln, signed(self.acc_w), range(k + 1))
         ser_g = Signal.like(self.i_g)
+        ser_row = Signal.like(self.i_row)  # the pass's tile row (the lanes may be a row ahead of the gates)
         m.d.comb += [ser.i_load.eq(pe.o_last), ser.i_pos.eq(self.pend_s * Ln)]
         m.d.comb += [ser.i_items[lane].eq(pe.o_acc[lane]) for lane in range(Ln)]
         with m.If(pe.o_last):
-            m.d.sync += ser_g.eq(self.pend_g)
+            m.d.sync += [ser_g.eq(self.pend_g), ser_row.eq(self.pend_row)]
         ser_pos = ser.o_pos  # row inside the tile row
         bias_base = Signal(range(self.bdepth + 1))  # this layer's first bias word
-        m.d.comb += [b_r.addr.eq(bias_base + ser_g * Hp + i_row * k + ser_pos), b_r.en.eq(ser.o_valid)]
-        m.submodules.bias_narrow = bn = BiasNarrow(cfg, 1, cfg.bias_width, range(gmax * k))
+        m.d.comb += [b_r.addr.eq(bias_base + ser_g * Hp + ser_row * k + ser_pos), b_r.en.eq(ser.o_valid)]
+        m.submodules.bias_narrow = bn = BiasNarrow(cfg, 1, cfg.bias_width, range(2 * gmax * k))
         m.d.comb += [
             bn.i_valid.eq(ser.o_valid),
             bn.i_sums[0].eq(ser.o_item),
-            bn.i_tag.eq(ser_g * k + ser_pos),
+            bn.i_tag.eq(ser_row[0] * (gmax * k) + ser_g * k + ser_pos),
             bn.i_bias.eq(b_r.data),
         ]
-        written = Signal(range(gmax * k + 1), name="scratch_written")
+        written = Signal(range(2 * gmax * k + 1), name="scratch_written")
         m.d.comb += [s_w.addr.eq(bn.o_tag), s_w.data.eq(bn.o_data[0]), s_w.en.eq(bn.o_valid)]
         with m.If(bn.o_valid):
             m.d.sync += written.eq(written + 1)
-        self.bias_base, self.written = bias_base, written
+        self.bias_base, self.written, self.bn = bias_base, written, bn
 
     # ------------------------------------------------------------ gate phase of a tile row
     def _gate_inputs(self) -> None:
-        """The gate phase's inputs: scratch read at ``gate_sub * k + gate_element``, the first G - 1 gates
-        of an element held in ``gate_pre*`` until the last is read, and the cell-state read; ``c_base`` (the
-        layer's first cell-state word) and ``gate_out_element`` (outputs written) for GATE."""
+        """The gate phase's inputs: scratch read at ``(gate_row mod 2) * gmax * k + gate_sub * k +
+        gate_element``, the first G - 1 gates of an element held in ``gate_pre*`` until the last is read, and
+        the cell-state read; ``c_base`` (the layer's first cell-state word), ``gate_row`` (the row being read;
+        rows whose reads are done), ``gate_out_row`` and ``gate_out_element`` (outputs written) for the gate
+        phase (:meth:`_gate_engine`)."""
         m, k, L, Hp, gmax, pw = self.m, self.k, self.L, self.Hp, self.gmax, self.pw
         s_r = self.s_r
         g_el = Signal(range(k + 1), name="gate_element")
         g_sub = Signal(range(max(2, gmax)), name="gate_sub")
+        g_row = Signal(range(self.R + 1), name="gate_row")
         rd_sub = Signal.like(g_sub)
         m.d.sync += rd_sub.eq(g_sub)
-        m.d.comb += s_r.addr.eq(g_sub * k + g_el)
+        m.d.comb += s_r.addr.eq(g_row[0] * (gmax * k) + g_sub * k + g_el)
         col = [Signal(signed(pw), name=f"gate_pre{g}") for g in range(gmax - 1)]
         for g in range(gmax - 1):
             with m.If(rd_sub == g):
@@ -353,7 +367,9 @@ class _SerialBuild:
                 m.d.comb += [gu.i_xp[g].eq(pre), gu.i_hp[g].eq(0)]
             m.d.comb += [gu.i_c.eq(self.c_r.data), gu.i_h.eq(0), gu.i_x.eq(0), gu.en.eq(1)]
         o_el = Signal(range(k + 1), name="gate_out_element")
+        o_row = Signal(range(self.R + 1), name="gate_out_row")
         self.g_el, self.g_sub, self.c_base, self.o_el = g_el, g_sub, c_base, o_el
+        self.g_row, self.o_row = g_row, o_row
 
     # ------------------------------------------------------------ status, counters, phase entry
     def _status(self) -> None:
@@ -398,9 +414,11 @@ class _SerialBuild:
             self.bias_base.eq(bb),
             self.c_base.eq(layer * self.Hp),
             self.written.eq(0),
-            self.g_el.eq(0),
+            self.g_el.eq(self.k),  # no row being read
             self.g_sub.eq(0),
+            self.g_row.eq(0),
             self.o_el.eq(0),
+            self.o_row.eq(0),
         ]
 
     # ------------------------------------------------------------ IDLE and CLEAR
@@ -521,18 +539,22 @@ class _SerialBuild:
                 m.d.sync += self.enter(i + 1)
 
     def _mac_phase(self, i, layer, nxt) -> None:
-        """mac: a layer's passes and gate phases, states FILL (named as the phase), RUN, DRAIN, GATE.
+        """mac: a layer's passes and gate phases, states FILL (named as the phase), RUN, DRAIN.
 
-        FILL fetches the first block's vector into the shadow register; RUN issues the passes of a tile
-        row (one column a cycle, fetching the next block meanwhile); DRAIN waits for the row's G * k
-        scratch words; GATE (:meth:`_mac_gate_state`) runs the gate unit over the row, then RUN again or
-        the next phase after the last row.
+        FILL fetches the first block's vector into the shadow register; RUN issues the passes of the tile
+        rows back to back (one column a cycle, fetching the next block meanwhile); the gate phase of a row
+        (:meth:`_gate_engine`) runs during the next row's passes, on the other scratch half. A row's first
+        pass waits while the gate phase of the row two back has not read its half (never at the sizes of
+        the presets: a row's passes take ``S * n_j`` times the ``G * k`` gate reads). DRAIN, after the last
+        row's passes, waits for the last gate phase, then the next phase.
         """
         m, k, kp, S, busy, phase = self.m, self.k, self.kp, self.S, self.busy, self.top.phase
-        pcnt, va, i_s, i_g, c0 = self.pcnt, self.va, self.i_s, self.i_g, self.c0
+        pcnt, va, i_s, i_g, c0, i_row = self.pcnt, self.va, self.i_s, self.i_g, self.c0, self.i_row
         G, n_j = len(self.cfg.layer_gates(layer)), self.nj(layer)
         src_base = self.word_base[self.src_slot(layer)]
-        run, drain, gate = (f"{self.state_name(i)}_{sub}" for sub in ("RUN", "DRAIN", "GATE"))
+        run, drain = (f"{self.state_name(i)}_{sub}" for sub in ("RUN", "DRAIN"))
+        gate_on, done = Signal(name=f"gate{layer}_on"), Signal(name=f"gate{layer}_done")
+        self.gate_jobs.append((layer, gate_on, done))
         with m.State(self.state_name(i)):
             # the first block's vector into the shadow register (kp reads)
             m.d.comb += [busy.eq(1), phase.eq(i + 1), self.w_rd.eq(1)]
@@ -540,37 +562,90 @@ class _SerialBuild:
             with m.If(self.f_n == kp - 1):
                 m.next = run
         with m.State(run):
-            m.d.comb += [
-                busy.eq(1),
-                phase.eq(i + 1),
-                self.issue.eq(1),
-                self.first0.eq(pcnt == 0),
-                self.last0.eq(pcnt == n_j * k - 1),
-                self.v_r.addr.eq(va),
-                self.v_r.en.eq(1),
-            ]
-            # fetch the next block during this one's first kp cycles
-            with m.If(c0 < kp):
-                m.d.comb += self.w_rd.eq(1)
-                self.fetch_step(layer)
-            m.d.sync += [pcnt.eq(pcnt + 1), va.eq(va + 1)]
-            with m.If(pcnt == n_j * k - 1):
-                m.d.sync += [pcnt.eq(0), va.eq(src_base), i_s.eq(i_s + 1)]
-                with m.If(i_s == S - 1):
-                    m.d.sync += [i_s.eq(0), i_g.eq(i_g + 1)]
-                    with m.If(i_g == G - 1):
-                        m.d.sync += i_g.eq(0)
-                        m.next = drain
+            m.d.comb += [busy.eq(1), phase.eq(i + 1), gate_on.eq(1)]
+            hold = Signal(name=f"mac{layer}_hold")
+            m.d.comb += hold.eq((pcnt == 0) & (i_g == 0) & (i_s == 0) & (i_row > self.g_row + 1))
+            with m.If(~hold):
+                m.d.comb += [
+                    self.issue.eq(1),
+                    self.first0.eq(pcnt == 0),
+                    self.last0.eq(pcnt == n_j * k - 1),
+                    self.v_r.addr.eq(va),
+                    self.v_r.en.eq(1),
+                ]
+                # fetch the next block during this one's first kp cycles
+                with m.If(c0 < kp):
+                    m.d.comb += self.w_rd.eq(1)
+                    self.fetch_step(layer)
+                m.d.sync += [pcnt.eq(pcnt + 1), va.eq(va + 1)]
+                with m.If(pcnt == n_j * k - 1):
+                    m.d.sync += [pcnt.eq(0), va.eq(src_base), i_s.eq(i_s + 1)]
+                    with m.If(i_s == S - 1):
+                        m.d.sync += [i_s.eq(0), i_g.eq(i_g + 1)]
+                        with m.If(i_g == G - 1):
+                            m.d.sync += [i_g.eq(0), i_row.eq(i_row + 1)]
+                            with m.If(i_row == self.R - 1):
+                                m.next = drain
         with m.State(drain):
-            m.d.comb += [busy.eq(1), phase.eq(i + 1)]
-            with m.If(self.written == G * k):
-                m.d.sync += [self.written.eq(0), self.g_el.eq(0), self.g_sub.eq(0), self.o_el.eq(0)]
-                m.next = gate
-        self._mac_gate_state(i, layer, gate, run, nxt)
+            m.d.comb += [busy.eq(1), phase.eq(i + 1), gate_on.eq(1)]
+            with m.If(done):
+                m.next = nxt
+                m.d.sync += self.enter(i + 1)
+
+    def _gate_engine(self, layer, gate_on, done) -> None:
+        """The gate phases of a mac phase (active with ``gate_on``: its RUN and DRAIN states), one tile
+        row after the other, each when the row's ``G * k`` scratch words are written: G scratch reads per
+        element (gate g at word ``(row mod 2) * gmax * k + g * k + element``), then the gate unit; new h
+        to slot hn, new c (lstm) to the cell-state memory. ``done`` with the last row's last output."""
+        cfg, m, k, R = self.cfg, self.m, self.k, self.R
+        g_el, g_sub, g_row, o_el, o_row, c_base = self.g_el, self.g_sub, self.g_row, self.o_el, self.o_row, self.c_base
+        written = self.written
+        G = len(cfg.layer_gates(layer))
+        gu = self.gate_units[G]
+        rd = Signal(name=f"gate{layer}_rd")
+        last_sub = Signal(name=f"gate{layer}_last_sub")
+        start = Signal(name=f"gate{layer}_start")
+        v_gate = Signal(name=f"gate{layer}_valid")
+        with m.If(gate_on):
+            m.d.comb += [
+                rd.eq(g_el < k),
+                start.eq(~rd & (g_row < R) & (written >= G * k)),
+                last_sub.eq(rd & (g_sub == G - 1)),
+                self.s_r.en.eq(rd),
+                self.c_r.addr.eq(c_base + g_row * k + g_el),
+                self.c_r.en.eq(last_sub),
+                gu.i_valid.eq(v_gate),
+            ]
+            m.d.sync += v_gate.eq(last_sub)
+            # a row's reads start: take its words from the count (a write may land in the same cycle)
+            with m.If(start):
+                m.d.sync += [g_el.eq(0), g_sub.eq(0), written.eq(written + self.bn.o_valid - G * k)]
+            with m.If(rd):
+                m.d.sync += g_sub.eq(g_sub + 1)
+            with m.If(last_sub):
+                m.d.sync += [g_sub.eq(0), g_el.eq(g_el + 1)]
+                with m.If(g_el == k - 1):
+                    m.d.sync += g_row.eq(g_row + 1)
+            out_pos = o_row * k + o_el
+            m.d.comb += [
+                self.v_w.addr.eq(self.word_base["hn"] + out_pos),
+                self.v_w.data.eq(gu.o_h),
+                self.v_w.en.eq(gu.o_valid),
+            ]
+            if cfg.cell == "lstm":
+                m.d.comb += [self.c_w.addr.eq(c_base + out_pos), self.c_w.data.eq(gu.o_c), self.c_w.en.eq(gu.o_valid)]
+            with m.If(gu.o_valid):
+                m.d.sync += o_el.eq(o_el + 1)
+                with m.If(o_el == k - 1):
+                    m.d.sync += [o_el.eq(0), o_row.eq(o_row + 1)]
+                    with m.If(o_row == R - 1):
+                        m.d.comb += done.eq(1)
 
     def _mac_gate_state(self, i, layer, gate, run, nxt) -> None:
-        """GATE of a mac phase: G scratch reads per element (gate g at word ``g * k + element``), then the
-        gate unit; new h to slot hn, new c (lstm) to the cell-state memory."""
+        """GATE of a mac phase of the FFT build (:class:`~rnnaccel.hw.serial_fft.SerialFFTBuild`, after its
+        DRAIN; the direct build overlaps it with the next row's passes, :meth:`_gate_engine`): G scratch
+        reads per element (gate g at word ``g * k + element``), then the gate unit; new h to slot hn, new c
+        (lstm) to the cell-state memory."""
         cfg, m, k, busy = self.cfg, self.m, self.k, self.busy
         g_el, g_sub, o_el, i_row, c_base = self.g_el, self.g_sub, self.o_el, self.i_row, self.c_base
         G = len(cfg.layer_gates(layer))
