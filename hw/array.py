@@ -40,6 +40,7 @@ from amaranth.lib import data, memory
 
 from ..numeric.config import Config
 from ..layout.image import plans, vector_depth, vector_slots
+from ..layout.runtime import PLAN_FIELDS, param_bits, param_names, param_values
 from .buffers import VectorStore, state_ram_attrs
 from .gates import GateUnit
 from .mvu import CirculantMVU
@@ -49,7 +50,13 @@ __all__ = ["ArrayAccelerator", "array_program"]
 
 
 def array_program(cfg: Config) -> list[tuple]:
-    """Phases of one time step of the array datapath, in order (see the module docstring)."""
+    """Phases of one time step of the array datapath, in order (see the module docstring).
+
+    With run-time dimensions (``cfg.runtime_dims``) the program is the maximum config's and every layer's
+    update gate is preceded by its own ``("wait_out", layer)``: the step ends after the gate phase of layer
+    ``layers - 1`` (a register), and only that layer's wait holds the sequencer."""
+    runtime = cfg.runtime_dims
+    cfg = cfg.at_max()
     ps = plans(cfg)
     by_layer = {}
     for p in ps:
@@ -64,7 +71,9 @@ def array_program(cfg: Config) -> list[tuple]:
             prog += [("mvu", lp[0].index), ("mvu", lp[1].index), ("gate", layer, "reset"), ("mvu", lp[2].index)]
         else:
             prog += [("mvu", p.index) for p in lp]
-        if layer == last:
+        if runtime:
+            prog.append(("wait_out", layer))
+        elif layer == last:
             prog.append(("wait_out",))
         if qrnn2 and layer < last:
             prog.append(("copy", f"h{layer}"))
@@ -125,7 +134,8 @@ class _ArrayBuild:
 
     def __init__(self, acc: ArrayAccelerator):
         self.acc = acc
-        cfg = self.cfg = acc.cfg
+        self.runtime = acc.cfg.runtime_dims
+        cfg = self.cfg = acc.cfg.at_max()  # run-time dimensions: the memories hold the largest model
         self.T, self.Pc = cfg.tile, cfg.pe_cols
         self.H = cfg.hidden_size
         self.Hp = cfg.padded(self.H)
@@ -140,6 +150,7 @@ class _ArrayBuild:
         self.m = Module()
 
     def module(self) -> Module:
+        self.parameters()
         self.blocks()
         self.projection_writes()
         self.walkers()
@@ -147,6 +158,28 @@ class _ArrayBuild:
         self.status_and_store_writes()
         self.sequencer()
         return self.m
+
+    # ------------------------------------------------------------------ run-time dimensions
+    def parameters(self):
+        """Run-time dimensions: one register per :func:`rnnaccel.layout.runtime.param_names` entry, reset to
+        the generating model's layout and written by ``SET_PARAM`` (``prm``). Without them, :meth:`p`
+        gives the model's constants and nothing is built."""
+        self.prm = {}
+        if not self.runtime:
+            return
+        names, bits = param_names(self.cfg), param_bits(self.cfg)
+        init = param_values(self.acc.cfg)
+        self.prm = {n: Signal(bits[n], name=f"prm_{n}", init=init[n]) for n in names}
+
+    def p(self, name, const):
+        """Parameter ``name``: its register with run-time dimensions, else ``const`` (the config's value; also
+        for a parameter the cell does not have, such as a window-1 design's ``x0_half``)."""
+        return self.prm.get(name, const)
+
+    def slot_base(self, name):
+        """First row of vector slot ``name`` (``x0`` is always at row 0)."""
+        base = self.slots[name].base
+        return base if name == "x0" else self.p(f"slot_{name}", base)
 
     # ------------------------------------------------------------------ blocks
     def blocks(self):
@@ -156,6 +189,10 @@ class _ArrayBuild:
             m.submodules.mvu = self.mvu = CirculantMVU(cfg, image=self.acc.image, delta=True)
         else:
             m.submodules.mvu = self.mvu = CirculantMVU(cfg, image=self.acc.image)
+        if self.runtime:
+            for p in self.mvu.plan_list:
+                for f in PLAN_FIELDS:
+                    m.d.comb += getattr(self.mvu, f"plan_{f}")[p.index].eq(self.prm[f"plan{p.index}_{f}"])
         self.in_fifo, self.out_fifo = self.acc._stream_fifos(m)
         # projection memories, T words per row: one per gate (all gates of an element read in one
         # cycle) or, with cfg.stacked_projections, one per side holding gate g at rows g*segs_h...
@@ -267,7 +304,7 @@ class _ArrayBuild:
                 ]
         with m.If(mvu.o_valid):
             m.d.sync += w_row.eq(w_row + 1)
-            with m.If(w_row == segs_h - 1):
+            with m.If(w_row == self.p("segs_h", segs_h) - 1):
                 m.d.sync += [w_row.eq(0), w_gate.eq(w_gate + 1)]
 
     # ------------------------------------------------------------------ walkers
@@ -421,19 +458,24 @@ class _ArrayBuild:
 
     # ------------------------------------------------------------------ sequencer
     def start_walk(self, src, dst, dst_seg0=0):
-        """Issue walker at element 0 of slot ``src``; result walker at segment ``dst_seg0`` of ``dst``."""
-        s, d, Pc = self.slots[src], self.slots[dst], self.Pc
+        """Issue walker at element 0 of slot ``src``; result walker at segment ``dst_seg0`` of ``dst``
+        (with run-time dimensions ``dst_seg0`` is the h slot's second half: ``copy_bank``, ``copy_row{l}``)."""
+        Pc = self.Pc
+        if self.runtime and dst_seg0:
+            o_bank, o_row = self.prm["copy_bank"], self.prm[f"copy_row{dst[1:]}"]
+        else:
+            o_bank, o_row = dst_seg0 % Pc, self.slot_base(dst) + dst_seg0 // Pc
         return [
             self.e_cnt.eq(0),
             self.e_sub.eq(0),
             self.e_lane.eq(0),
             self.e_seg.eq(0),
             self.e_bank.eq(0),
-            self.e_row.eq(s.base),
+            self.e_row.eq(self.slot_base(src)),
             self.o_cnt.eq(0),
             self.o_lane.eq(0),
-            self.o_bank.eq(dst_seg0 % Pc),
-            self.o_row.eq(d.base + dst_seg0 // Pc),
+            self.o_bank.eq(o_bank),
+            self.o_row.eq(o_row),
         ]
 
     def enter(self, i):
@@ -455,7 +497,7 @@ class _ArrayBuild:
                 src, dst = ("x0" if layer == 0 else f"h{layer - 1}"), f"h{layer}"
             else:
                 src, dst = f"h{layer}", f"h{layer}"
-            return self.start_walk(src, dst) + [self.c_base.eq(layer * self.Hp)]
+            return self.start_walk(src, dst) + [self.c_base.eq(self.p(f"c_base{layer}", layer * self.Hp))]
         return []
 
     def state_name(self, i):
@@ -551,8 +593,8 @@ class _ArrayBuild:
                         bank.eq(0),
                         row.eq(0),
                         o_cnt.eq(0),
-                        o_bank.eq(half % Pc),
-                        o_row.eq(half // Pc),
+                        o_bank.eq(self.p("x0_half_bank", half % Pc)),
+                        o_row.eq(self.p("x0_half_row", half // Pc)),
                         cp_v.eq(0),
                     ]
                     m.next = "L_COPY" if qrnn2 else "L_LOAD"
@@ -560,7 +602,7 @@ class _ArrayBuild:
                 with m.State("L_COPY"):
                     issue = Signal(name="ld_cp_issue")
                     m.d.comb += [
-                        issue.eq(cnt < half),
+                        issue.eq(cnt < self.p("x0_half", half)),
                         self.in_aux_en.eq(issue),
                         self.in_aux_addr.eq(Mux(buf, 0, R) + row),
                     ]
@@ -580,7 +622,7 @@ class _ArrayBuild:
                     with m.If(cp_v):
                         m.d.sync += o_cnt.eq(o_cnt + 1)
                         self.next_segment(o_bank, o_row)
-                        with m.If(o_cnt == half - 1):
+                        with m.If(o_cnt == self.p("x0_half", half) - 1):
                             m.d.sync += [cnt.eq(0), lane.eq(0), bank.eq(0), row.eq(0)]
                             m.next = "L_LOAD"
             with m.State("L_LOAD"):
@@ -595,7 +637,7 @@ class _ArrayBuild:
                 with m.If(in_fifo.r_rdy):
                     m.d.sync += cnt.eq(cnt + 1)
                     self.walk(lane, bank, row)
-                    with m.If(cnt == cfg.input_size - 1):
+                    with m.If(cnt == self.p("input_size", cfg.input_size) - 1):
                         m.d.sync += self.xready.eq(1)
                         m.next = "L_IDLE"
         self.ld_idle = lfsm.ongoing("L_IDLE")
@@ -609,16 +651,23 @@ class _ArrayBuild:
         last_mvu = max(i for i, p in enumerate(self.prog) if p[0] == "mvu")
         in_step = Signal(name="in_step")
         post_mvu = Signal(name="post_mvu")
-        m.d.comb += [
-            in_step.eq(Cat(*[fsm.ongoing(self.state_name(i)) for i in range(1, n)]).any()),
-            post_mvu.eq(Cat(*[fsm.ongoing(self.state_name(i)) for i in range(last_mvu + 1, n)]).any()),
-        ]
+        m.d.comb += in_step.eq(Cat(*[fsm.ongoing(self.state_name(i)) for i in range(1, n)]).any())
+        if self.runtime:
+            # the step's last plan is the last of layer ``layers - 1``
+            for layer in range(self.L):
+                last_l = max(
+                    i for i, p in enumerate(self.prog) if p[0] == "mvu" and self.mvu.plan_list[p[1]].layer == layer
+                )
+                with m.If(self.prm["layers"] == layer + 1):
+                    m.d.comb += post_mvu.eq(Cat(*[fsm.ongoing(self.state_name(i)) for i in range(last_l + 1, n)]).any())
+        else:
+            m.d.comb += post_mvu.eq(Cat(*[fsm.ongoing(self.state_name(i)) for i in range(last_mvu + 1, n)]).any())
         with m.If(
             in_step
             & ~self.xready
             & ~self.pre
             & self.ld_idle
-            & (self.in_fifo.level >= self.cfg.input_size)
+            & (self.in_fifo.level >= self.p("input_size", self.cfg.input_size))
             & ~acc.i_cmd.valid
         ):
             m.d.comb += [self.ld_start.eq(1), self.ld_target.eq(~self.xp_par)]
@@ -675,6 +724,14 @@ class _ArrayBuild:
                         ]
                         with m.If(~in_range):
                             m.d.sync += error.eq(1)
+                if self.runtime:
+                    with m.Case(Op.SET_PARAM):
+                        with m.Switch(cmd.sel):
+                            for sel, reg in enumerate(self.prm.values()):
+                                with m.Case(sel):
+                                    m.d.sync += reg.eq(cmd.data[: len(reg)])
+                            with m.Default():
+                                m.d.sync += error.eq(1)
                 acc._common_commands(m, error)
         with m.Elif(self.in_fifo.r_rdy):
             m.d.comb += [self.ld_start.eq(1), self.ld_target.eq(self.xp_par)]
@@ -723,8 +780,7 @@ class _ArrayBuild:
     def phase_copy(self, i, phase):
         """Segments 0..S-1 of the slot -> S..2S-1 (x_t becomes x_{t-1})."""
         m, Pc, T = self.m, self.Pc, self.T
-        s = self.slots[phase[1]]
-        half = s.segments // 2
+        half = self.p("segs_h", self.slots[phase[1]].segments // 2)  # an h slot: [h; h_prev]
         e_cnt, e_bank, e_row = self.e_cnt, self.e_bank, self.e_row
         cp_v = Signal(name=f"copy{i}_v")
         src_bank = Signal(range(Pc), name=f"copy{i}_src_bank")
@@ -779,13 +835,19 @@ class _ArrayBuild:
     def phase_wait_out(self, i, phase):
         """Wait until the output FIFO is empty (the last gate phase pushes H words without looking)."""
         m, out_fifo = self.m, self.out_fifo
-        m.d.comb += self.waiting.eq(out_fifo.level != 0)
-        with m.If(out_fifo.level == 0):
+        if len(phase) > 1:  # run-time dimensions: only the last layer's wait holds
+            empty = (out_fifo.level == 0) | (self.prm["layers"] != phase[1] + 1)
+            m.d.comb += self.waiting.eq(~empty)
+        else:
+            m.d.comb += self.waiting.eq(out_fifo.level != 0)
+            empty = out_fifo.level == 0
+        with m.If(empty):
             self.advance(i)
 
     def phase_gate(self, i, phase):
         """The layer's gate unit over the H elements: issue reads, then write h' (and c', the output)."""
-        m, cfg, L, H = self.m, self.cfg, self.L, self.H
+        m, cfg, L = self.m, self.cfg, self.L
+        H = self.p("hidden_size", self.H)
         layer, ph = phase[1], phase[2]
         gu = self.gate_units[(len(cfg.layer_gates(layer)), ph)]
         e_cnt, e_sub = self.e_cnt, self.e_sub
@@ -840,10 +902,20 @@ class _ArrayBuild:
         if ph == "update" and cfg.cell in ("lstm", "sru", "qrnn"):
             c_w = self.c_w
             m.d.comb += [c_w.addr.eq(self.c_base + self.o_cnt), c_w.data.eq(gu.o_c), c_w.en.eq(gu.o_valid)]
-        if is_last:
+        if self.runtime and ph == "update":
+            # the step's last layer is a register: push its h, then end the step
+            is_last = self.prm["layers"] == layer + 1
+            m.d.comb += [self.out_fifo.w_data.eq(gu.o_h), self.out_fifo.w_en.eq(gu.o_valid & is_last)]
+        elif is_last:
             m.d.comb += [self.out_fifo.w_data.eq(gu.o_h), self.out_fifo.w_en.eq(gu.o_valid)]
         with m.If(gu.o_valid):
             m.d.sync += self.o_cnt.eq(self.o_cnt + 1)
             self.walk(self.o_lane, self.o_bank, self.o_row)
             with m.If(self.o_cnt == H - 1):
-                self.advance(i)
+                if self.runtime and ph == "update" and layer < L - 1:
+                    with m.If(is_last):
+                        m.next = "STEP_DONE"
+                    with m.Else():
+                        self.advance(i)
+                else:
+                    self.advance(i)

@@ -87,6 +87,7 @@ from ..layout.image import (
     weight_bank_depth,
     weight_word_bits,
 )
+from ..layout.runtime import PLAN_FIELDS, param_bits
 from .buffers import state_ram_attrs
 from .datapath import BiasNarrow, Serializer, WeightBank, spram_bank, uses_spram_primitives
 from .pe import ColumnOperand, ProcessingElement, RowReducer, tree_latency
@@ -172,12 +173,16 @@ class CirculantMVU(wiring.Component):
     skip_tiles, skip_macs : Out (delta mode only)
         Units found with a zero delta in this cycle of a delta pass (circulant: column tiles; dense:
         columns), and their multiply-accumulates.
+    plan_wbase, plan_rr, plan_rc, plan_br, plan_bbase, plan_vbase, plan_gap : In (run-time dimensions only)
+        The plan table (:data:`rnnaccel.layout.runtime.PLAN_FIELDS`), one entry per plan of the maximum config,
+        from the accelerator's parameter registers; without run-time dimensions the table is constant.
     delta : bool or None
         Delta-network mode (the module docstring); by default ``cfg.delta_mode``.
     """
 
     def __init__(self, cfg: Config, weights=None, *, image: MemoryImage | None = None, delta: bool | None = None):
         check_cfg_and_weights(cfg, weights, image)
+        cfg = cfg.at_max()  # run-time dimensions: sized for the largest model
         self._cfg = cfg
         self._delta = cfg.delta_mode if delta is None else bool(delta)
         self._weights = weights
@@ -204,6 +209,11 @@ class CirculantMVU(wiring.Component):
                 "skip_tiles": Out(range(cfg.pe_cols * T + 1)),
                 "skip_macs": Out(range(max_macs + 1)),
             }
+        if cfg.runtime_dims:
+            bits = param_bits(cfg)
+            for f in PLAN_FIELDS:
+                width = max(bits[f"plan{p.index}_{f}"] for p in self._plans)
+                members[f"plan_{f}"] = In(data.ArrayLayout(unsigned(width), len(self._plans)))
         super().__init__(
             members
             | {
@@ -349,6 +359,10 @@ class _MVUBuild:
         def table(values, shape):
             return Array(Const(v, shape) for v in values)
 
+        if self.cfg.runtime_dims:  # the plan table is the accelerator's parameter registers
+            self.wbase_t, self.rr_t, self.rc_t, self.br_t = u.plan_wbase, u.plan_rr, u.plan_rc, u.plan_br
+            self.bbase_t, self.vbase_t, self.gap_t = u.plan_bbase, u.plan_vbase, u.plan_gap
+            return
         self.wbase_t = table([p.weight_base for p in plans_], range(u._wdepth + 1))
         self.rr_t = table([p.rounds_r for p in plans_], range(max(p.rounds_r for p in plans_) + 1))
         self.rc_t = table([p.rounds_c for p in plans_], range(max(p.rounds_c for p in plans_) + 1))

@@ -85,7 +85,7 @@ class SequencerBase(wiring.Component):
         The last phase pushes H words back to back without looking at ``w_rdy`` (``wait_out`` made
         room); a SyncFIFOBuffered of depth 2 cannot take two writes in a row, hence the margin.
         """
-        cfg, xs = self._cfg, self._cfg.q_state.width
+        cfg, xs = self._cfg.at_max(), self._cfg.q_state.width  # run-time dimensions: the largest model's
         m.submodules.in_fifo = in_fifo = fifo.SyncFIFOBuffered(width=xs, depth=max(2, cfg.input_size))
         m.submodules.out_fifo = out_fifo = fifo.SyncFIFOBuffered(width=xs, depth=max(3, cfg.hidden_size + 1))
         m.d.comb += [

@@ -20,6 +20,8 @@ new hierarchy and names, the same cycles, results and memory images.
 Verilog and manifest of lstm-small-ice40 and lstm512-ice40 (the serial datapath) re-recorded when the serial
 datapath overlapped each tile row's gate phase with the next row's passes (issue 12: double-buffered scratch,
 the gate phase beside the RUN state): fewer cycles, the same results and memory images.
+C header and manifest of every preset re-recorded when the command set gained ``SET_PARAM`` (opcode 6, issue
+12: run-time dimensions); every Verilog file and memory image unchanged.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from rnnaccel.numeric.config import PRESETS
 
 RECORDED = {
     "gru-small": {
-        "manifest.json": "0805cbe12a22e3d1",
+        "manifest.json": "8ba8ca6acb22fcb3",
         "mem/bias.hex": "a13dbd24c1bb8beb",
         "mem/sigmoid.hex": "ad4dab27f9a17d1a",
         "mem/tanh.hex": "369b43f5cbaff020",
@@ -44,12 +46,12 @@ RECORDED = {
         "mem/weights_p0_q1.hex": "2cf48383df853103",
         "mem/weights_p1_q0.hex": "021fa2668909cbc1",
         "mem/weights_p1_q1.hex": "070ed13ede1bee04",
-        "rnnaccel.h": "a64ab96fa9a7232a",
+        "rnnaccel.h": "47ed80ef895f2f3a",
         "rnnaccel.toml": "e7d2f2a5ca43381a",
         "rnnaccel_top.v": "466cca4131620310",
     },
     "lstm-small": {
-        "manifest.json": "1dfaf05b206b3c14",
+        "manifest.json": "38e8c47273fdae39",
         "mem/bias.hex": "fc97236ac34fa7cd",
         "mem/sigmoid.hex": "ad4dab27f9a17d1a",
         "mem/tanh.hex": "369b43f5cbaff020",
@@ -57,22 +59,22 @@ RECORDED = {
         "mem/weights_p0_q1.hex": "351e93ddd4e64032",
         "mem/weights_p1_q0.hex": "76caa1680da99c69",
         "mem/weights_p1_q1.hex": "d8a71b284f33a3ec",
-        "rnnaccel.h": "6512709efeb54217",
+        "rnnaccel.h": "c2d2aaba157026db",
         "rnnaccel.toml": "4f7dcf8de35af4e4",
         "rnnaccel_top.v": "980b3777ac2b470d",
     },
     "lstm-small-ice40": {
-        "manifest.json": "a8026cfab92cb86b",
+        "manifest.json": "3ef20fbe3c2f85d4",
         "mem/bias.hex": "652948579792e1d7",
         "mem/sigmoid.hex": "ab2a46ac4c80adcc",
         "mem/tanh.hex": "97de3c333dccc67c",
         "mem/weights_p0_q0.hex": "6356055aa968ca4d",
-        "rnnaccel.h": "f37c99c4d0422bfb",
+        "rnnaccel.h": "a722cab69d14c3ed",
         "rnnaccel.toml": "a3cc9e5670e2953f",
         "rnnaccel_top.v": "0327215de0515824",
     },
     "lstm512-ecp5": {
-        "manifest.json": "0fc36183549ce0e5",
+        "manifest.json": "3109b12a120b8ac0",
         "mem/bias.hex": "b1faab39eff40354",
         "mem/sigmoid.hex": "ad4dab27f9a17d1a",
         "mem/tanh.hex": "369b43f5cbaff020",
@@ -84,28 +86,28 @@ RECORDED = {
         "mem/weights_p2_q1.hex": "cde372261159f980",
         "mem/weights_p3_q0.hex": "16bdfacb9b2549b9",
         "mem/weights_p3_q1.hex": "f602c4b9e01434fb",
-        "rnnaccel.h": "38565ffb24bc68fb",
+        "rnnaccel.h": "168bf93f3fd984c5",
         "rnnaccel.toml": "8020ec1ebc153ecd",
         "rnnaccel_top.v": "5e13dcd2292a1a68",
     },
     "lstm512-ice40": {
-        "manifest.json": "b3814dbe6966d613",
+        "manifest.json": "ebd93345f5ed65d9",
         "mem/bias.hex": "060865b400ed0b58",
         "mem/sigmoid.hex": "ab2a46ac4c80adcc",
         "mem/tanh.hex": "97de3c333dccc67c",
         "mem/weights_p0_q0.hex": "9970883207de0463",
-        "rnnaccel.h": "da1fee678b8ce8b9",
+        "rnnaccel.h": "c6974ca1bf77deec",
         "rnnaccel.toml": "a61ef06144e99f50",
         "rnnaccel_top.v": "7bfc62ecf34a171e",
     },
     "tiny": {
-        "manifest.json": "83212139c8aae70b",
+        "manifest.json": "f18a8b26be64e111",
         "mem/bias.hex": "690426cc763aece4",
         "mem/sigmoid.hex": "ad4dab27f9a17d1a",
         "mem/tanh.hex": "369b43f5cbaff020",
         "mem/weights_p0_q0.hex": "ca6ba27c3ae7f890",
         "mem/weights_p0_q1.hex": "78a636f6aae29329",
-        "rnnaccel.h": "b917126c947f629b",
+        "rnnaccel.h": "def0f0960b507647",
         "rnnaccel.toml": "582c95aff2f34a96",
         "rnnaccel_top.v": "317baa9e926b28f8",
     },

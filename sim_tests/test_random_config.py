@@ -56,6 +56,7 @@ _COMMON = dict(
 #: CI budget: about a minute on one core (sizes up to 24, up to 12 steps per session)
 CI = settings(max_examples=5, **_COMMON)  # per cell variant (7 variants: 35 configs)
 CI_RAW = settings(max_examples=60, **_COMMON)
+CI_RUNTIME = settings(max_examples=12, **_COMMON)  # run-time dimensions, any cell variant
 #: the slow tier (``pytest -m slow sim_tests/test_random_config.py``)
 SLOW = settings(max_examples=600, **_COMMON)
 SLOW_RAW = settings(max_examples=600, **_COMMON)
@@ -91,7 +92,7 @@ VARIANT_IDS = [
 
 
 @st.composite
-def valid_fields(draw, variant: dict | None = None) -> dict:
+def valid_fields(draw, variant: dict | None = None, runtime: bool = False) -> dict:
     """Every field of a config the rules accept, drawn from the field space (dependent fields derived).
 
     * ``cell``: lstm, gru, sru, qrnn, rnn; ``gru_reset_after`` true/false; ``qrnn_window`` 1/2;
@@ -115,15 +116,20 @@ def valid_fields(draw, variant: dict | None = None) -> dict:
       and its own session, the streams interleaved at random).
     * ``delta_threshold`` (array, one core; a quarter of the draws): 0, 1 or 3 LSBs of q_state, 0.05 or
       0.3; ``delta_threshold_h`` unset, 0, 2 LSBs or 0.1 (otherwise both left at 0 / unset).
+    * run-time dimensions (array, one core, no delta mode; a quarter of the draws): ``weights_in_rom``
+      false and ``max_input_size``, ``max_hidden_size``, ``max_layers`` each 0 (the model's own) or its
+      size plus 0-8 (layers plus 0-1; whole tiles where the QRNN needs them): the model then runs on the
+      design of its largest config (:func:`check_case`), loading its own layout by ``SET_PARAM``.
     * ``seed`` 0-3, ``name`` "random".
     * ``circulant_mode``: direct, or fft for half the serial configs (k is a power of two >= 4) with
       ``q_spectrum`` 2-32 bits (width + q_state's at most 50; 8 or fewer bits for SPRAM, which must hold a
       bin a word) and q_spectrum.frac + q_state.frac >= q_pre.frac; ``q_spectrum`` the default otherwise.
 
-    ``variant`` fixes the cell (and its variant field) instead of drawing it.
+    ``variant`` fixes the cell (and its variant field) instead of drawing it; ``runtime`` forces run-time
+    dimensions (array, one core).
     """
     cell = variant["cell"] if variant else draw(st.sampled_from(CELLS))
-    datapath = draw(st.sampled_from(DATAPATHS)) if cell in ("lstm", "rnn") else "array"
+    datapath = draw(st.sampled_from(DATAPATHS)) if cell in ("lstm", "rnn") and not runtime else "array"
     f: dict = {
         "cell": cell,
         "datapath": datapath,
@@ -192,15 +198,37 @@ def valid_fields(draw, variant: dict | None = None) -> dict:
     qrnn2 = cell == "qrnn" and f["qrnn_window"] == 2
     f["input_size"] = size(qrnn2)
     f["hidden_size"] = size(qrnn2 and f["num_layers"] > 1)
-    f["cores"] = draw(st.one_of(st.just(1), st.integers(2, 3)))
+    f["cores"] = 1 if runtime else draw(st.one_of(st.just(1), st.integers(2, 3)))
     f["core_mode"] = draw(st.sampled_from(["programs", "layers"]))
     if f["core_mode"] == "layers":
         f["cores"] = min(f["cores"], f["num_layers"])
     # delta mode (array datapath, one core): threshold 0 most of the time, else a few LSBs to a large value
-    if datapath == "array" and f["cores"] == 1 and draw(st.integers(0, 3)) == 0:
+    if datapath == "array" and f["cores"] == 1 and not runtime and draw(st.integers(0, 3)) == 0:
         lsb = 2.0 ** -f["q_state"].frac
         f["delta_threshold"] = draw(st.sampled_from([0.0, lsb, 3 * lsb, 0.05, 0.3]))
         f["delta_threshold_h"] = draw(st.sampled_from([None, 0.0, 2 * lsb, 0.1]))
+    elif datapath == "array" and f["cores"] == 1 and (runtime or draw(st.integers(0, 3)) == 0):
+        # run-time dimensions: a design for larger sizes runs this model
+        f["weights_in_rom"] = False
+        step = tile if qrnn2 else 1
+        grow = st.one_of(st.just(None), st.integers(0, max(1, 8 // step)))
+        g_in, g_hid, g_l = draw(grow), draw(grow), draw(st.one_of(st.just(None), st.integers(0, 1)))
+        if g_in is not None:
+            f["max_input_size"] = f["input_size"] + step * g_in
+        if g_hid is not None:
+            h_step = step if (qrnn2 and (f["num_layers"] > 1 or g_l)) else 1
+            f["max_hidden_size"] = f["hidden_size"] + h_step * g_hid
+        if g_l is not None:
+            f["max_layers"] = f["num_layers"] + g_l
+        if qrnn2 and f.get("max_layers", f["num_layers"]) > 1 and f["hidden_size"] % tile:
+            f["hidden_size"] = tile * max(1, -(-f["hidden_size"] // tile))  # window-2 stacks need whole tiles
+            f.pop("max_hidden_size", None)
+        if cell == "sru" and (g_in is not None or g_hid is not None):
+            # the design's layer 0 has an SRU's s projection exactly when the model's has: grow both alike
+            grown = g_in if g_in is not None else g_hid
+            f["max_input_size"], f["max_hidden_size"] = f["input_size"] + grown, f["hidden_size"] + grown
+        if not any(f.get(k) for k in ("max_input_size", "max_hidden_size", "max_layers")):
+            f["max_layers"] = f["num_layers"]  # limits equal to the model's own: still a run-time design
     f["seed"] = draw(st.integers(0, 3))
     f["name"] = "random"
     return f
@@ -254,6 +282,9 @@ RAW = {
     # delta mode: built on the array datapath with one core; refused by the flow elsewhere
     "delta_threshold": _either(st.sampled_from([0, 0.0, 0.05, 0.25]), -0.1, float("nan"), float("inf"), "0.1", None),
     "delta_threshold_h": _either(st.sampled_from([None, 0, 0.0, 0.1]), -1, float("nan"), "0", True),
+    "max_input_size": _either(st.sampled_from([0, 16, 24, 32]), -1, 3, "24", 24.0, True),
+    "max_hidden_size": _either(st.sampled_from([0, 16, 24, 32]), -4, 2, "16", None),
+    "max_layers": _either(st.sampled_from([0, 2, 3, 4]), -1, 1.5, "2", False),
     "seed": _either(st.integers(0, 3), -1, 1.0, "0"),
     "name": _either(st.just("raw"), 3, None),
 }
@@ -332,8 +363,17 @@ def check_case(cfg: Config, case: dict) -> None:
         return
     weights = random_weights(cfg, seed=case["weight_seed"], scale=case["scale"])
     ops = make_session(cfg, case)
+    # run-time dimensions: on the design of the largest config (its registers reset to that one's layout)
+    hardware = cfg.at_max() if cfg.runtime_dims else None
     got, counters = run_session(
-        cfg, weights, ops, "amaranth", idle=case["idle"], backpressure=case["backpressure"], seed=case["stall_seed"]
+        cfg,
+        weights,
+        ops,
+        "amaranth",
+        idle=case["idle"],
+        backpressure=case["backpressure"],
+        seed=case["stall_seed"],
+        hardware=hardware,
     )
     want = golden_session(cfg, weights, ops)
     runs = [op[1] for op in ops if op[0] == "run"]
@@ -381,7 +421,8 @@ def _describe(cfg: Config) -> str:
     if cfg.cell == "qrnn":
         variant += f"-w{cfg.qrnn_window}"
     cores = f" {cfg.cores} cores ({cfg.core_mode})" if cfg.cores > 1 else ""
-    return f"{variant} {cfg.datapath} {'circulant' if cfg.circulant else 'dense'}{cores}"
+    rt = " run-time dims" if cfg.runtime_dims else ""
+    return f"{variant} {cfg.datapath} {'circulant' if cfg.circulant else 'dense'}{cores}{rt}"
 
 
 def _run_valid(case: dict) -> None:
@@ -397,6 +438,15 @@ def _run_valid(case: dict) -> None:
 @given(data=st.data())
 def test_random_config_bit_exact(variant, data):
     _run_valid(data.draw(valid_fields(variant).flatmap(sim_case), label="case"))
+
+
+@CI_RUNTIME
+@given(case=st.sampled_from(VARIANTS).flatmap(lambda v: valid_fields(v, runtime=True)).flatmap(sim_case))
+def test_random_runtime_dims_bit_exact(case):
+    """Run-time dimensions (issue 12) in every CI run: a model on the design of its largest config, loading
+    its own layout by ``SET_PARAM`` (the general draw gives them to a few configs in a hundred)."""
+    assert Config(**case["fields"]).runtime_dims
+    _run_valid(case)
 
 
 @pytest.mark.slow
@@ -448,7 +498,9 @@ def _normalized(fname: str, raw):
             return QFormat.parse(raw)
         except (TypeError, ValueError):
             return raw
-    if fname in ("sigmoid_range", "tanh_range") and isinstance(raw, int) and not isinstance(raw, bool):
+    # as Config.__post_init__: integers of the float fields become floats
+    floats = ("sigmoid_range", "tanh_range", "delta_threshold", "delta_threshold_h")
+    if fname in floats and isinstance(raw, int) and not isinstance(raw, bool):
         return float(raw)
     return raw
 

@@ -71,6 +71,27 @@ def _model_for_backend(cfg, weights, backend: str):
     return FloatModel(cfg, weights)
 
 
+def _hardware_config(path: str, model):
+    """The design config of ``--hardware`` (a generated folder, a model directory or a TOML file), checked
+    against the model (:func:`rnnaccel.layout.runtime.model_on_design`): a one-line error when it does not fit."""
+    from ..layout.runtime import DoesNotFit, model_on_design
+    from ..numeric.config import Config, ConfigError
+
+    p = Path(path)
+    toml = p / "rnnaccel.toml" if p.is_dir() else p
+    if not toml.is_file():
+        raise CLIError(f"--hardware {path}: no rnnaccel.toml there (give the folder rnnaccel generate wrote)")
+    try:
+        hw = Config.load(toml)
+    except ConfigError as exc:
+        raise CLIError(f"--hardware {toml}: {exc}") from None
+    try:
+        model_on_design(model, hw)
+    except DoesNotFit as exc:
+        raise CLIError(f"the model does not fit the design of {path}: {exc}") from None
+    return hw
+
+
 def cmd_run(args) -> int:
     from ..numeric.golden import InputError
     from ..numeric.model import load_model
@@ -78,6 +99,7 @@ def cmd_run(args) -> int:
     if args.backend not in BACKEND_NAMES:
         raise CLIError(f"unknown backend {args.backend!r} (known: {', '.join(BACKEND_NAMES)})")
     cfg, weights = load_model(args.model)
+    hardware = _hardware_config(args.hardware, cfg) if args.hardware else None
     x = load_inputs(args.inputs)
     if x.ndim not in (2, 3) or x.shape[-1] != cfg.input_size:
         raise CLIError(
@@ -111,7 +133,9 @@ def cmd_run(args) -> int:
         from ..flow.rtl import CocotbFailure
 
         try:
-            y, report = run_backend(cfg, weights, x, args.backend, waves=args.waves, cache_dir=args.cache)
+            y, report = run_backend(
+                cfg, weights, x, args.backend, waves=args.waves, cache_dir=args.cache, hardware=hardware
+            )
         except CocotbFailure as exc:
             raise CLIError(f"{args.backend} simulation failed: {str(exc).splitlines()[0]}") from None
     if args.backend != "float":
@@ -233,6 +257,13 @@ def cmd_generate(args) -> int:
         f"design hash {manifest['design_hash']}; ideal {manifest['ideal_cycles_per_step']} cycles per step; "
         f"weights {manifest['weight_bytes']} bytes ({'ROM' if cfg.weights_in_rom else 'loaded at run time'})"
     )
+    if cfg.runtime_dims:
+        rt = manifest["runtime_dimensions"]
+        print(
+            f"run-time dimensions: runs any {cfg.cell} model with input <= {rt['max_input_size']}, hidden <= "
+            f"{rt['max_hidden_size']}, layers <= {rt['max_layers']} and this design's arithmetic "
+            f"({', '.join(rt['same_as_design'])}): rnnaccel run MODEL --hardware {out}"
+        )
     return 0
 
 
@@ -470,6 +501,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--report", help="JSON report of cycle counts (simulator backends)")
     s.add_argument("--waves", help="waveform file to write (simulator backends)")
     s.add_argument("--cache", help="build cache folder (default ~/.cache/rnnaccel)")
+    s.add_argument(
+        "--hardware",
+        metavar="DIR",
+        help="run on the design generated for another config (DIR/rnnaccel.toml, with max_* fields: run-time "
+        "dimensions); its Verilog is regenerated from that config, byte-identical",
+    )
     s.set_defaults(func=cmd_run)
 
     s = sub.add_parser("generate", help="write the Verilog, memory images, manifest and C header of a model")

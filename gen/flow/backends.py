@@ -54,8 +54,13 @@ def run_session(
     waves: str | None = None,
     progress: bool = False,
     family: str | None = None,
+    hardware: Config | None = None,
 ):
     """Execute a session; returns (outputs, counters) where counters is one dict per ``run`` (None for golden).
+
+    ``hardware``: run on the design generated for that config (run-time dimensions, issue 12) instead of
+    ``cfg``'s own: the session loads ``cfg``'s layout (:func:`rnnaccel.layout.runtime.model_on_design`,
+    which raises :class:`~rnnaccel.layout.runtime.DoesNotFit` when the model does not fit).
 
     ``family`` (RTL simulators only): simulate the Verilog elaborated for an FPGA family, vendor
     primitives included (their models come from Yosys' cell library). A ``layers`` config of several
@@ -70,6 +75,12 @@ def run_session(
             "a programs design runs one model per core: run_programs_session(models, ops, backend), "
             "not an ordinary session"
         )
+    if hardware is not None:
+        from ..layout.runtime import model_on_design
+
+        cfg = model_on_design(cfg, hardware)
+    else:
+        hardware = cfg
     if backend == "golden":
         return golden_session(cfg, weights, ops), None
     stalls = dict(idle=idle, backpressure=backpressure, seed=seed, waves=waves, progress=progress)
@@ -95,7 +106,15 @@ def run_session(
 
         try:
             return run_session_amaranth(
-                cfg, weights, ops, idle=idle, backpressure=backpressure, seed=seed, vcd=waves, progress=tick
+                cfg,
+                weights,
+                ops,
+                idle=idle,
+                backpressure=backpressure,
+                seed=seed,
+                vcd=waves,
+                progress=tick,
+                hardware=None if hardware is cfg else hardware,
             )
         finally:
             if bar is not None:
@@ -103,7 +122,7 @@ def run_session(
     from .rtl import cached_verilog
 
     cache = Path(cache_dir) if cache_dir else default_cache()
-    src = cached_verilog(cfg, weights, cache, family)
+    src = cached_verilog(hardware, weights if hardware.weights_in_rom else None, cache, family)
     if cfg.cores > 1:
         from ..interface.multicore import layer_models
 
@@ -262,18 +281,22 @@ def run_backend(
     waves: str | None = None,
     cache_dir: str | None = None,
     progress: bool = True,
+    hardware: Config | None = None,
 ):
     """Run float inputs (T, input) or (N, T, input) through a backend.
 
     Every sequence starts from the zero state. Returns (raw q_state hidden
-    states of the same leading shape, report dict).
+    states of the same leading shape, report dict). ``hardware``: the design's config when it is not the
+    model's own (run-time dimensions, :func:`run_session`).
     """
     x = np.asarray(x, dtype=np.float64)
     single = x.ndim == 2
     xb = x[None] if single else x
     ops = sessions_for_batch(quantize(xb, cfg.q_state))
     t0 = time.time()
-    outs, counters = run_session(cfg, weights, ops, backend, cache_dir=cache_dir, waves=waves, progress=progress)
+    outs, counters = run_session(
+        cfg, weights, ops, backend, cache_dir=cache_dir, waves=waves, progress=progress, hardware=hardware
+    )
     wall = time.time() - t0
     y = np.stack(outs)
     report = {
@@ -283,6 +306,7 @@ def run_backend(
         "ideal_cycles_per_step": cfg.ideal_cycles_per_step,
         "wall_seconds": round(wall, 3),
         "config_hash": cfg.hash,
+        **({"hardware_hash": hardware.hash} if hardware is not None else {}),
     }
     if counters is not None:
         total = int(counters[-1]["cycles"])

@@ -410,6 +410,19 @@ def generate(cfg: Config, weights, out_dir: str | os.PathLike, progress=print) -
         "dense_weight_bytes": cfg.dense_weight_bytes,
         "rounding": ROUNDING_RULE,
     }
+    if cfg.runtime_dims:  # issue 12: which models the design runs, and its parameter registers
+        from ..layout.runtime import ARITHMETIC_FIELDS, param_bits, param_names, param_values
+
+        hw, bits, reset = cfg.at_max(), param_bits(cfg), param_values(cfg)
+        manifest["runtime_dimensions"] = {
+            "max_input_size": hw.input_size,
+            "max_hidden_size": hw.hidden_size,
+            "max_layers": hw.num_layers,
+            "same_as_design": list(ARITHMETIC_FIELDS),
+            "params": [
+                {"sel": i, "name": n, "bits": bits[n], "reset": reset[n]} for i, n in enumerate(param_names(cfg))
+            ],
+        }
     if cfg.fft_mode:  # direct-mode manifests keep their bytes (sim_tests/test_digests.py)
         manifest["circulant_mode"] = cfg.circulant_mode
         manifest["fft"] = _fft_manifest(cfg)

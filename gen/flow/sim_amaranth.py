@@ -21,6 +21,7 @@ def run_session_amaranth(
     vcd: str | None = None,
     progress=None,
     delta: bool | None = None,
+    hardware: Config | None = None,
 ):
     """Execute ``ops`` on the accelerator of ``cfg.datapath``; returns (outputs, counters).
 
@@ -37,8 +38,14 @@ def run_session_amaranth(
     from .toolchain import require_gateware
 
     check_session(ops)
-    require_gateware(cfg)
-    dut = make_accelerator(cfg, weights if cfg.weights_in_rom else None, delta=delta)
+    if hardware is None:
+        hardware = cfg
+    else:
+        from ..layout.runtime import model_on_design
+
+        cfg = model_on_design(cfg, hardware)
+    require_gateware(hardware)
+    dut = make_accelerator(hardware, weights if hardware.weights_in_rom else None, delta=delta)
     keys = ("cycles", "wait_cycles", "steps") + (("skipped", "skipped_macs") if getattr(dut, "delta", False) else ())
     rng = np.random.default_rng(seed)
     H = cfg.hidden_size

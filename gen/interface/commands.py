@@ -27,6 +27,7 @@ class Op(enum.IntEnum):
     WRITE_C = 3  #: cell state: addr = layer * padded(H) + element, data = q_cell word
     WRITE_WEIGHT = 4  #: sel = weight bank (p * pe_cols + q; pe_rows*pe_cols = bias), addr = word, data = packed word
     CLEAR_COUNTERS = 5  #: zero the cycle, wait and step counters and the error flag
+    SET_PARAM = 6  #: run-time dimensions only: sel = parameter (rnnaccel.layout.runtime.param_names), data = value
 
 
 #: The opcodes by name (for code that speaks in strings, such as session files and the manifest).

@@ -28,6 +28,7 @@ __all__ = [
     "OP",
     "SESSION_OPS",
     "state_commands",
+    "param_commands",
     "weight_commands",
     "check_session",
     "execute",
@@ -65,6 +66,15 @@ def state_commands(cfg: Config, h: np.ndarray | None, c: np.ndarray | None) -> l
             for e, v in enumerate(c[layer]):
                 cmds.append((OP["WRITE_C"], 0, layer * Hp + e, _mask(v, cfg.q_cell.width)))
     return cmds
+
+
+def param_commands(cfg: Config) -> list[tuple[int, int, int, int]]:
+    """``SET_PARAM`` commands loading ``cfg``'s layout into a design with run-time dimensions (none without)."""
+    if not cfg.runtime_dims:
+        return []
+    from ..layout.runtime import param_values
+
+    return [(OP["SET_PARAM"], sel, 0, value) for sel, value in enumerate(param_values(cfg).values())]
 
 
 def weight_commands(cfg: Config, weights) -> list[tuple[int, int, int, int]]:
@@ -155,6 +165,8 @@ class CommandExecutor:
         self.cfg, self.weights = cfg, weights
 
     async def prepare(self) -> None:
+        for cmd in param_commands(self.cfg):
+            await self.command(*cmd)
         if not self.cfg.weights_in_rom:
             for cmd in weight_commands(self.cfg, self.weights):
                 await self.command(*cmd)

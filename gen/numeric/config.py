@@ -112,6 +112,10 @@ _DELTA_FIELDS = ("delta_threshold", "delta_threshold_h")
 #: Multi-core fields (issue 14): written to the TOML (and so hashed) only when they differ from their default.
 _CORE_FIELDS = ("cores", "core_mode")
 
+#: Run-time dimension fields (issue 12): written to the TOML (and so hashed) only when they differ from their
+#: default (0: the model's own size).
+_MAX_FIELDS = ("max_input_size", "max_hidden_size", "max_layers")
+
 
 @dataclass(frozen=True)
 class Config:
@@ -210,6 +214,16 @@ class Config:
         Threshold of the hidden states (the recurrent inputs, the inputs of
         layers after the first, the reset-before GRU's ``r*h``); None (the
         default) takes ``delta_threshold``. Written to the TOML only when set.
+    max_input_size, max_hidden_size, max_layers : int
+        Run-time dimensions (issue 12; :mod:`rnnaccel.layout.runtime`): the
+        largest input, hidden size and layer count the generated design runs.
+        0, the default, is the model's own size; when any is set, the design is
+        generated for these sizes, its layout constants (sizes, plan table,
+        vector slots) become registers that ``SET_PARAM`` commands load, and it
+        runs any model of the same cell and formats up to them (``rnnaccel run
+        MODEL --hardware DIR``). Array datapath, one core, no delta mode,
+        weights written at run time (``weights_in_rom = false``). Written to the
+        TOML only when set.
     seed : int
         Seed for every random choice (weights of ``new``, test data).
     """
@@ -243,6 +257,9 @@ class Config:
     delta_threshold_h: float | None = None
     cores: int = 1
     core_mode: str = "programs"
+    max_input_size: int = 0
+    max_hidden_size: int = 0
+    max_layers: int = 0
     seed: int = 0
     name: str = "custom"
 
@@ -319,6 +336,37 @@ class Config:
                 f"core_mode 'layers' gives each core at least one layer: at most num_layers ({self.num_layers}) cores",
             )
 
+    def _validate_runtime_dims(self):
+        """Rules of the run-time dimension fields (see the class docstring)."""
+        for fname, own in (
+            ("max_input_size", self.input_size),
+            ("max_hidden_size", self.hidden_size),
+            ("max_layers", self.num_layers),
+        ):
+            value = getattr(self, fname)
+            self._check(isinstance(value, int) and not isinstance(value, bool), fname, "must be an integer")
+            self._check(value == 0 or value >= own, fname, f"must be 0 (the model's own) or at least {own}")
+        if not self.runtime_dims:
+            return
+        self._check(self.datapath == "array", "datapath", "run-time dimensions (max_* fields) need 'array'")
+        self._check(self.cores == 1, "cores", "run-time dimensions (max_* fields) are built for one core")
+        self._check(not self.delta_mode, "delta_threshold", "run-time dimensions (max_* fields) need it 0")
+        self._check(
+            not self.weights_in_rom,
+            "weights_in_rom",
+            "a design with run-time dimensions (max_* fields) loads each model's weights: set it false",
+        )
+        top = (self.max_input_size or self.input_size, self.max_hidden_size or self.hidden_size)
+        if top + (self.max_layers or self.num_layers,) != (self.input_size, self.hidden_size, self.num_layers):
+            try:
+                self.at_max()
+            except ConfigError as exc:
+                fname = {"input_size": "max_input_size", "hidden_size": "max_hidden_size", "num_layers": "max_layers"}
+                field = fname.get(exc.field) or next(f for f in _MAX_FIELDS if getattr(self, f))
+                raise ConfigError(
+                    field, getattr(self, field), f"the largest model of the design is not a valid config: {exc.rule}"
+                ) from None
+
     def _validate_delta(self):
         """Rules of the delta-mode thresholds (see the class docstring)."""
         span = 2.0 ** (self.q_state.int_bits + 1)
@@ -387,6 +435,7 @@ class Config:
             self._check(self.lanes <= 64, "lanes", "dense tile size must be at most 64")
         self._check(self.seed >= 0, "seed", "must be 0 or more")
         self._validate_delta()
+        self._validate_runtime_dims()
         self._check(self.weight_ram in ("block", "huge"), "weight_ram", "must be 'block' or 'huge' (iCE40 SPRAM)")
         if self.weight_ram == "huge":
             self._check(
@@ -686,6 +735,26 @@ class Config:
         return self.delta_threshold > 0 or self.delta_threshold_hidden > 0
 
     @property
+    def runtime_dims(self) -> bool:
+        """The design has run-time dimensions: a ``max_*`` field is set (see :meth:`at_max`)."""
+        return bool(self.max_input_size or self.max_hidden_size or self.max_layers)
+
+    def at_max(self) -> "Config":
+        """The config at its largest run-time sizes (the hardware's capacity); itself without ``max_*`` fields."""
+        if not self.runtime_dims:
+            return self
+        return self.replace(
+            input_size=self.max_input_size or self.input_size,
+            hidden_size=self.max_hidden_size or self.hidden_size,
+            num_layers=self.max_layers or self.num_layers,
+        )
+
+    def with_limits_of(self, hardware: "Config") -> "Config":
+        """This model's config carrying ``hardware``'s run-time limits (its ``max_*`` fields, resolved)."""
+        hw = hardware.at_max()
+        return self.replace(max_input_size=hw.input_size, max_hidden_size=hw.hidden_size, max_layers=hw.num_layers)
+
+    @property
     def delta_threshold_raw(self) -> int:
         """The input threshold in raw q_state units, ``floor(delta_threshold * 2**q_state.frac)``.
 
@@ -716,6 +785,8 @@ class Config:
             if f.name in _DELTA_FIELDS and value == f.default:
                 continue
             if f.name in _CORE_FIELDS and value == f.default:
+                continue
+            if f.name in _MAX_FIELDS and value == f.default:
                 continue
             out[f.name] = str(value) if isinstance(value, QFormat) else value
         return out
