@@ -1,40 +1,58 @@
 #!/usr/bin/env python3
-"""Delta-network mode (issue 19) on a real data set: accuracy, skipped work and measured cycles against the threshold.
+"""Delta-network mode (issue 19) on a real data set: the threshold chosen on a validation split, then measured.
 
 The EdgeDRNN comparison: a GRU classifier (hidden 16, 2 layers, dense: k = 1,
-one PE of 8 lanes = 8 multipliers) trained on JapaneseVowels (UCR/UEA, shipped
-in sktime: 12 LPC cepstrum channels, 7 to 29 steps, 270 training and 370 test
-utterances of 9 speakers). Steps, all seeded:
+one PE of 8 lanes = 8 multipliers) on JapaneseVowels (UCR/UEA, shipped in
+sktime: 12 LPC cepstrum channels, 7 to 29 steps, 270 training and 370 test
+utterances of 9 speakers; the class is the speaker). For each seed of
+``--seeds`` (every random choice below takes it):
 
-1. train a float ``torch.nn.GRU`` (2 layers) + ``nn.Linear`` head on the
-   training split (the hidden state at each sequence's last valid step), with
-   :func:`rnnaccel.accuracy.retrain.fit`, and save it (``dense.pt``);
-2. import it exactly (:func:`rnnaccel.models.importers.import_model`, what
-   ``rnnaccel import dense.pt`` runs: k = 1, 16-bit weights, default state
-   formats) onto the array datapath of 1 x 1 PEs of 8 lanes;
-3. for each threshold (inputs and hidden states alike): the integer golden
-   model in delta mode (:class:`rnnaccel.numeric.golden.IntegerModel`) on the
-   whole test split: accuracy, and the share of matrix columns it skipped
-   (:class:`rnnaccel.numeric.delta.WorkStats`, counted over each sequence's
-   valid steps only: padding is not counted);
-4. optionally (``--retrain-epochs N``) retrain the imported model and head with
-   the threshold in the training forward (exact arithmetic: fake-quantized
-   weights and states, the activation tables and delta mode,
-   :func:`rnnaccel.accuracy.retrain.retrain`), then measure it again;
-5. run ``--sim-sequences`` test sequences (a seeded choice) in the Amaranth
-   simulator on the delta gateware (bit-exact against the golden model,
-   checked): cycles per step over all their steps, each sequence from a reset
-   (so its first step, where every input differs from the zero reference, is
-   counted), and over the steps after the first (``steady``); the dense
-   schedule (delta mode off) for reference.
+1. split the 270 training utterances into a training part and a validation
+   part, stratified by class (``--val-fraction`` of each speaker's
+   utterances, 0.2: 6 of each speaker's 30, 54 in all; :func:`split_train_val`);
+2. train a float ``torch.nn.GRU`` (2 layers) + ``nn.Linear`` head on the
+   training part (:func:`rnnaccel.accuracy.retrain.fit`, a fixed number of
+   epochs) and import it exactly (:func:`rnnaccel.models.importers.import_model`,
+   what ``rnnaccel import dense.pt`` runs: k = 1, 16-bit weights, default state
+   formats) onto the array datapath of 1 x 1 PEs of 8 lanes: the **dense
+   model**, whose integer golden model
+   (:class:`rnnaccel.numeric.golden.IntegerModel`) at threshold 0 gives the
+   reference validation accuracy;
+3. for each candidate threshold (inputs and hidden states alike,
+   ``--candidates``): retrain the dense model and head with the threshold in
+   the training forward (exact arithmetic: fake-quantized weights and states,
+   the activation tables and delta mode, :func:`rnnaccel.accuracy.retrain.retrain`)
+   on the training part, keeping the epoch with the best validation accuracy
+   (then loss; epoch 0, the dense model unchanged, counts), and measure its
+   validation accuracy with the golden model in delta mode
+   (``--epoch-select training`` keeps the epoch with the best training
+   accuracy instead, so that the validation part is used once per
+   candidate, for the threshold only);
+4. choose the threshold on validation only (:func:`select_threshold`): the
+   largest candidate whose validation accuracy is within ``--budget`` points
+   (1) of the dense model's; 0 (the dense model) when none is;
+5. only then measure the test split (all 370 utterances, golden model): the
+   accuracy of the dense model at threshold 0 and of the chosen model at the
+   chosen threshold, and the share of matrix columns skipped
+   (:class:`rnnaccel.numeric.delta.WorkStats`, over each sequence's valid steps);
+6. cycles per step: ``--sim-sequences`` test utterances (one seeded choice,
+   ``--sim-seed``, the same for every seed) in the Amaranth simulator on the
+   delta gateware, bit-exact against the golden model (checked), each from a
+   reset (its first step is counted; ``steady`` leaves it out); at threshold
+   0, at the chosen threshold, and the dense schedule (delta mode off).
+
+Then the per-seed table and the summary over seeds: mean and worst test
+accuracy change, the chosen thresholds, skipped share and cycles per step.
+Writes ``OUT/delta_accuracy.json``, and per seed ``OUT/seed<S>/dense.pt`` and
+the chosen model directory ``OUT/seed<S>/chosen/`` (``rnnaccel.toml``,
+``weights.npz``, ``head.npz``).
 
 Input 12 (the data set's channels) unless ``--input-size 16``: the inputs are
 padded with zero channels, which never change and so are always skipped in
 delta mode (the dense schedule pays for them).
 
-    .venv/bin/python scripts/bench_delta_accuracy.py                      # about 4 minutes on one core
-    .venv/bin/python scripts/bench_delta_accuracy.py --retrain-epochs 20  # also delta-aware retraining, ~8 min
-    .venv/bin/python scripts/bench_delta_accuracy.py --quick              # smoke test
+    .venv/bin/python scripts/bench_delta_accuracy.py --sim-sequences 8   # 3 seeds, about 17 min on one core
+    .venv/bin/python scripts/bench_delta_accuracy.py --quick             # smoke test (no meaningful numbers)
 
 Needs torch and sktime (``pip install 'rnnaccel[models,examples]'``) and
 Amaranth. Results: ``docs/delta.md``.
@@ -49,8 +67,11 @@ from pathlib import Path
 
 import numpy as np
 
-THRESHOLDS = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2)
+#: Candidate thresholds (0, the dense model, is always a candidate).
+CANDIDATES = (0.05, 0.08, 0.1, 0.12, 0.14, 0.16, 0.18, 0.2)
 EDGEDRNN_CYCLES = 190
+#: Tolerance of the accuracy comparisons (accuracies are ratios of small integers).
+EPS = 1e-9
 
 
 T_START = time.time()
@@ -58,6 +79,45 @@ T_START = time.time()
 
 def log(msg: str) -> None:
     print(f"[{time.time() - T_START:6.1f}s] {msg}", flush=True)
+
+
+# ----------------------------------------------------------------------------
+# The protocol's two rules
+# ----------------------------------------------------------------------------
+
+
+def split_train_val(y, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train, validation) indices into ``y``, sorted and disjoint, covering every index; stratified by class.
+
+    Each class with n members gives ``round(fraction * n)`` of them (at least
+    1 and at most n - 1 when n >= 2; none when n = 1) to validation, chosen by
+    a permutation seeded with ``seed`` (the classes in sorted order).
+    """
+    if not 0 < fraction < 1:
+        raise ValueError(f"the validation fraction must be between 0 and 1 (exclusive), not {fraction!r}")
+    y = np.asarray(y)
+    rng = np.random.default_rng(seed)
+    val = []
+    for c in np.unique(y):
+        members = np.flatnonzero(y == c)
+        n = len(members)
+        k = 0 if n < 2 else min(max(int(np.floor(fraction * n + 0.5)), 1), n - 1)
+        val.append(rng.permutation(members)[:k])
+    val_index = np.sort(np.concatenate(val)).astype(np.int64)
+    train_index = np.setdiff1d(np.arange(len(y)), val_index).astype(np.int64)
+    return train_index, val_index
+
+
+def select_threshold(val_accuracy: dict[float, float], reference: float, budget: float) -> float:
+    """The largest threshold whose validation accuracy is at least ``reference - budget`` (accuracies and
+    budget as fractions: 1 point = 0.01); 0 (the dense model) when no candidate qualifies."""
+    ok = [t for t, a in val_accuracy.items() if a >= reference - budget - EPS]
+    return float(max(ok, default=0.0))
+
+
+# ----------------------------------------------------------------------------
+# Data, training, measuring
+# ----------------------------------------------------------------------------
 
 
 def load(name: str, input_size: int | None, quick: bool):
@@ -110,6 +170,7 @@ def train_float(Xtr, ytr, Ltr, n_classes, hidden, layers, epochs, lr, batch, see
         rng=np.random.default_rng(seed),
         on_epoch=on_epoch,
     )
+    path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(
         {
             **{f"rnn.{k}": v for k, v in gru.state_dict().items()},
@@ -126,7 +187,7 @@ def measure(cfg, weights, head, X, y, L) -> dict:
 
     m = IntegerModel(cfg, weights, delta=True)
     h = m.run_float(X)
-    acc = float(np.mean(head.predict(last_states(h, L)) == y))
+    correct = int(np.sum(head.predict(last_states(h, L)) == y))
     s = m.stats
     n, t = X.shape[:2]
     cols_per_step = s.cols / (n * t)  # every matrix column of every layer, one sequence and step
@@ -135,7 +196,9 @@ def measure(cfg, weights, head, X, y, L) -> dict:
     macs = np.stack([p["macs"] for p in s.per_step])
     steps = int(valid.sum())
     return {
-        "accuracy": acc,
+        "accuracy": correct / n,
+        "correct": correct,
+        "count": int(n),
         "skip_cols": float(skipped[valid].sum() / (steps * cols_per_step)),
         "macs_per_step": float(macs[valid].sum() / steps),
         "dense_macs_per_step": s.dense_macs_per_step,
@@ -172,24 +235,218 @@ def simulate(cfg, weights, X, L, index, delta: bool) -> dict:
     }
 
 
-def table(rows: list[dict]) -> str:
-    out = [
-        "| model | threshold | test accuracy | vs first row | skipped columns | MACs/step | cycles/step | "
-        "steady cycles/step | vs EdgeDRNN 190 |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for r in rows:
-        cyc = r.get("cycles_per_step")
-        out.append(
-            f"| {r['model']} | {r['threshold']:g} | {100 * r['accuracy']:.2f}% | "
-            f"{100 * (r['accuracy'] - r['ref_accuracy']):+.2f} | {100 * r['skip_cols']:.1f}% | "
-            f"{r['macs_per_step']:.0f} | "
-            + (
-                f"{cyc:.1f} | {r['steady_cycles_per_step']:.1f} | {EDGEDRNN_CYCLES / cyc:.2f}x |"
-                if cyc is not None
-                else "- | - | - |"
+# ----------------------------------------------------------------------------
+# One seed
+# ----------------------------------------------------------------------------
+
+
+def run_seed(seed: int, args, data, sim_index, out: Path) -> dict:
+    """The whole protocol for one seed (module docs, steps 1-6); a JSON-able record."""
+    from rnnaccel.accuracy.evaluate import Head, load_reference, save_head
+    from rnnaccel.accuracy.retrain import retrain, task_data
+    from rnnaccel.models.importers import import_model
+    from rnnaccel.numeric.config import Config
+    from rnnaccel.numeric.model import save_model
+
+    Xtr, ytr, Ltr, Xte, yte, Lte, classes = data
+    tr_i, va_i = split_train_val(ytr, args.val_fraction, seed)
+    log(f"seed {seed}: {len(tr_i)} training, {len(va_i)} validation utterances (stratified by class)")
+    Xa, ya, La = Xtr[tr_i], ytr[tr_i], Ltr[tr_i]
+    Xv, yv, Lv = Xtr[va_i], ytr[va_i], Ltr[va_i]
+
+    sdir = out / f"seed{seed}"
+    log(
+        f"seed {seed}: training the float GRU: {Xtr.shape[2]} -> {args.layers} x {args.hidden} -> {len(classes)}, "
+        f"{args.epochs} epochs"
+    )
+    train_float(
+        Xa, ya, La, len(classes), args.hidden, args.layers, args.epochs, args.lr, args.batch, seed, sdir / "dense.pt"
+    )
+    base = Config(
+        name=f"{args.dataset.lower()}-gru", cell="gru", block_size=1, lanes=8, pe_rows=1, pe_cols=1, seed=seed
+    )
+    imp = import_model(sdir / "dense.pt", base, name=base.name)
+    cfg, weights = imp.cfg, imp.weights
+    ref_head = load_reference(sdir / "dense.pt", cfg).head
+    head = Head(ref_head.W.astype(np.float32), ref_head.b.astype(np.float32), classes)
+
+    dense_val = measure(cfg, weights, head, Xv, yv, Lv)
+    ref = dense_val["accuracy"]
+    log(f"seed {seed}: dense model (golden, threshold 0): validation accuracy {100 * ref:.2f}%")
+
+    train = task_data(Xa, y=ya, lengths=La, classes=classes, source=f"{args.dataset} training part")
+    val = task_data(Xv, y=yv, lengths=Lv, classes=classes, source=f"{args.dataset} validation part")
+    candidates, models = [], {0.0: (cfg, weights, head)}
+    for th in args.candidates:
+        c = cfg.replace(delta_threshold=th)
+        imported_val = measure(c, weights, head, Xv, yv, Lv)
+        rec = {"threshold": th, "imported_val_accuracy": imported_val["accuracy"]}
+        if args.retrain_epochs:
+            res = retrain(
+                c,
+                weights,
+                train,
+                val if args.epoch_select == "validation" else None,
+                head=head,
+                epochs=args.retrain_epochs,
+                lr=args.retrain_lr,
+                batch=args.batch,
+                seed=seed,
+                threads=args.threads,
+                progress=False,
+                log=log,
+                desc=f"seed {seed}: retrain at {th:g}",
             )
+            w, h = res.weights, res.head
+            rec.update(best_epoch=res.best_epoch, epoch_selected_on=res.selected_on, seconds=round(res.seconds, 1))
+            if res.selected_on == "validation":
+                rec["retrain_val_accuracy"] = res.best.accuracy
+        else:
+            w, h = weights, head
+        v = measure(c, w, h, Xv, yv, Lv)
+        rec.update(
+            val_accuracy=v["accuracy"],
+            val_correct=v["correct"],
+            val_skip_cols=v["skip_cols"],
+            val_macs_per_step=v["macs_per_step"],
         )
+        if "retrain_val_accuracy" in rec and abs(rec["retrain_val_accuracy"] - v["accuracy"]) > EPS:
+            log(f"note: retraining scored {rec['retrain_val_accuracy']:.4f}, the golden model {v['accuracy']:.4f}")
+        candidates.append(rec)
+        models[th] = (c, w, h)
+        log(
+            f"seed {seed}: threshold {th:g}: validation accuracy {100 * v['accuracy']:.2f}% "
+            f"(imported {100 * imported_val['accuracy']:.2f}%), skipped {100 * v['skip_cols']:.1f}% of columns"
+        )
+
+    chosen = select_threshold({r["threshold"]: r["val_accuracy"] for r in candidates}, ref, args.budget / 100)
+    log(
+        f"seed {seed}: chosen threshold {chosen:g} (on validation; dense {100 * ref:.2f}%, "
+        f"budget {args.budget:g} points)"
+    )
+
+    # Only now the test split: threshold 0 (the dense model) and the chosen threshold.
+    dense_test = measure(cfg, weights, head, Xte, yte, Lte)
+    c, w, h = models[chosen]
+    chosen_test = measure(c, w, h, Xte, yte, Lte) if chosen else dict(dense_test)
+    change = (chosen_test["correct"] - dense_test["correct"]) / dense_test["count"]
+    log(
+        f"seed {seed}: test accuracy {100 * chosen_test['accuracy']:.2f}% at {chosen:g} against "
+        f"{100 * dense_test['accuracy']:.2f}% at 0 ({100 * change:+.2f} points)"
+    )
+    if chosen:
+        save_model(sdir / "chosen", c, w)
+        save_head(sdir / "chosen", h.W, h.b, h.classes, h.kind)
+
+    sim = {}
+    if len(sim_index):
+        sim["threshold_0"] = simulate(cfg, weights, Xte, Lte, sim_index, delta=True)
+        sim["chosen"] = simulate(c, w, Xte, Lte, sim_index, delta=True) if chosen else dict(sim["threshold_0"])
+        sim["dense_schedule"] = simulate(cfg, weights, Xte, Lte, sim_index, delta=False)
+        log(
+            f"seed {seed}: cycles/step: {sim['chosen']['cycles_per_step']:.1f} at {chosen:g}, "
+            f"{sim['threshold_0']['cycles_per_step']:.1f} at 0, dense schedule "
+            f"{sim['dense_schedule']['cycles_per_step']:.1f}"
+        )
+    cycles = sim["chosen"]["cycles_per_step"] if sim else None
+    return {
+        "seed": seed,
+        "train_index": tr_i.tolist(),
+        "val_index": va_i.tolist(),
+        "dense_val_accuracy": ref,
+        "candidates": candidates,
+        "chosen_threshold": chosen,
+        "test": {"threshold_0": dense_test, "chosen": chosen_test},
+        "test_accuracy_change": change,
+        "sim": sim,
+        "goal_met": None if cycles is None else bool(change >= -args.budget / 100 - EPS and cycles < EDGEDRNN_CYCLES),
+    }
+
+
+# ----------------------------------------------------------------------------
+# Tables
+# ----------------------------------------------------------------------------
+
+
+def summarize(seeds: list[dict]) -> dict:
+    """Mean and worst over seeds."""
+    change = np.array([s["test_accuracy_change"] for s in seeds])
+    skip = np.array([s["test"]["chosen"]["skip_cols"] for s in seeds])
+    out = {
+        "seeds": [s["seed"] for s in seeds],
+        "chosen_thresholds": [s["chosen_threshold"] for s in seeds],
+        "test_accuracy_change_mean": float(change.mean()),
+        "test_accuracy_change_min": float(change.min()),
+        "dense_test_accuracy_mean": float(np.mean([s["test"]["threshold_0"]["accuracy"] for s in seeds])),
+        "chosen_test_accuracy_mean": float(np.mean([s["test"]["chosen"]["accuracy"] for s in seeds])),
+        "skip_cols_mean": float(skip.mean()),
+        "skip_cols_min": float(skip.min()),
+        "cycles_per_step_mean": None,
+        "cycles_per_step_max": None,
+        "goal_met_all": None,
+    }
+    if all(s["sim"] for s in seeds):
+        cyc = np.array([s["sim"]["chosen"]["cycles_per_step"] for s in seeds])
+        out.update(
+            cycles_per_step_mean=float(cyc.mean()),
+            cycles_per_step_max=float(cyc.max()),
+            goal_met_all=all(s["goal_met"] for s in seeds),
+        )
+    return out
+
+
+def candidate_table(s: dict) -> str:
+    out = [
+        f"seed {s['seed']} (validation: {len(s['val_index'])} utterances, dense model "
+        f"{100 * s['dense_val_accuracy']:.2f}%; chosen: {s['chosen_threshold']:g})",
+        "",
+        "| threshold | validation accuracy, imported | validation accuracy, retrained | best epoch | "
+        "skipped columns (validation) | MACs/step (validation) |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in s["candidates"]:
+        mark = "**" if r["threshold"] == s["chosen_threshold"] else ""
+        out.append(
+            f"| {mark}{r['threshold']:g}{mark} | {100 * r['imported_val_accuracy']:.2f}% | "
+            f"{100 * r['val_accuracy']:.2f}% | {r.get('best_epoch', '-')} | {100 * r['val_skip_cols']:.1f}% | "
+            f"{r['val_macs_per_step']:.0f} |"
+        )
+    return "\n".join(out)
+
+
+def seed_table(seeds: list[dict], summary: dict) -> str:
+    out = [
+        "| seed | chosen threshold | test accuracy at 0 | test accuracy at chosen | change (points) | "
+        "skipped columns | MACs/step | cycles/step at 0 | cycles/step at chosen | steady | dense schedule | "
+        "EdgeDRNN 190 / ours |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for s in seeds:
+        d, c, sim = s["test"]["threshold_0"], s["test"]["chosen"], s["sim"]
+        cyc = (
+            f"{sim['threshold_0']['cycles_per_step']:.1f} | {sim['chosen']['cycles_per_step']:.1f} | "
+            f"{sim['chosen']['steady_cycles_per_step']:.1f} | {sim['dense_schedule']['cycles_per_step']:.1f} | "
+            f"{EDGEDRNN_CYCLES / sim['chosen']['cycles_per_step']:.2f}x |"
+            if sim
+            else "- | - | - | - | - |"
+        )
+        out.append(
+            f"| {s['seed']} | {s['chosen_threshold']:g} | {100 * d['accuracy']:.2f}% | {100 * c['accuracy']:.2f}% | "
+            f"{100 * s['test_accuracy_change']:+.2f} | {100 * c['skip_cols']:.1f}% | {c['macs_per_step']:.0f} | " + cyc
+        )
+    m = summary
+    cyc = (
+        f"cycles/step at the chosen threshold: mean {m['cycles_per_step_mean']:.1f}, "
+        f"worst {m['cycles_per_step_max']:.1f}"
+        if m["cycles_per_step_mean"] is not None
+        else "no simulation"
+    )
+    out += [
+        "",
+        f"over seeds {m['seeds']}: chosen thresholds {m['chosen_thresholds']}; test accuracy change mean "
+        f"{100 * m['test_accuracy_change_mean']:+.2f}, worst {100 * m['test_accuracy_change_min']:+.2f} points; "
+        f"skipped columns mean {100 * m['skip_cols_mean']:.1f}%; {cyc}; goal met on every seed: {m['goal_met_all']}",
+    ]
     return "\n".join(out)
 
 
@@ -202,140 +459,72 @@ def main(argv=None) -> int:
     ap.add_argument("--epochs", type=int, default=100, help="float training epochs")
     ap.add_argument("--lr", type=float, default=1e-2)
     ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument(
-        "--thresholds", type=float, nargs="+", default=list(THRESHOLDS), help="the first is the accuracy reference"
-    )
-    ap.add_argument("--retrain-epochs", type=int, default=0, help="delta-aware retraining epochs per threshold > 0")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--val-fraction", type=float, default=0.2, help="of each class's training utterances")
+    ap.add_argument("--budget", type=float, default=1.0, help="validation accuracy loss allowed, points")
+    ap.add_argument("--candidates", type=float, nargs="+", default=list(CANDIDATES), help="thresholds > 0 to try")
+    ap.add_argument("--retrain-epochs", type=int, default=50, help="delta-aware retraining epochs (0: none)")
     ap.add_argument("--retrain-lr", type=float, default=2e-3)
-    ap.add_argument("--retrain-thresholds", type=float, nargs="+", default=None, help="default: all above 0")
+    ap.add_argument(
+        "--epoch-select",
+        choices=("validation", "training"),
+        default="validation",
+        help="the data the retraining epoch is chosen on (accuracy, then loss)",
+    )
     ap.add_argument("--sim-sequences", type=int, default=8, help="test sequences simulated (0: no simulation)")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--sim-seed", type=int, default=0, help="seed of the choice of simulated test sequences")
     ap.add_argument("--out", default="out/delta_accuracy")
     ap.add_argument("--quick", action="store_true", help="smoke test: subsets, few epochs, 2 sequences simulated")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
+    if any(not t > 0 for t in args.candidates):
+        ap.error(f"--candidates must be positive thresholds (0 is always a candidate), not {args.candidates}")
+    args.candidates = sorted(set(args.candidates))
     if args.quick:
         args.epochs, args.sim_sequences = min(args.epochs, 5), min(args.sim_sequences, 2)
         args.retrain_epochs = min(args.retrain_epochs, 1)
 
     import torch
 
-    from rnnaccel.accuracy.evaluate import Head, load_reference
-    from rnnaccel.accuracy.retrain import retrain, task_data
-    from rnnaccel.models.importers import import_model
-    from rnnaccel.numeric.config import Config
-
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    Xtr, ytr, Ltr, Xte, yte, Lte, classes = load(args.dataset, args.input_size, args.quick)
+    data = load(args.dataset, args.input_size, args.quick)
+    Xtr, _, _, Xte, _, Lte, _ = data
     log(
         f"inputs: {Xtr.shape[2]} channels, |x| <= {max(np.abs(Xtr).max(), np.abs(Xte).max()):.2f}; "
         f"{len(Xtr)} training, {len(Xte)} test sequences"
     )
-    log(
-        f"training the float GRU: {Xtr.shape[2]} -> {args.layers} x {args.hidden} -> {len(classes)}, "
-        f"{args.epochs} epochs"
-    )
-    train_float(
-        Xtr,
-        ytr,
-        Ltr,
-        len(classes),
-        args.hidden,
-        args.layers,
-        args.epochs,
-        args.lr,
-        args.batch,
-        args.seed,
-        out / "dense.pt",
-    )
-    base = Config(
-        name=f"{args.dataset.lower()}-gru", cell="gru", block_size=1, lanes=8, pe_rows=1, pe_cols=1, seed=args.seed
-    )
-    imp = import_model(out / "dense.pt", base, name=base.name)
-    cfg, weights = imp.cfg, imp.weights
-    ref_head = load_reference(out / "dense.pt", cfg).head
-    head = Head(ref_head.W.astype(np.float32), ref_head.b.astype(np.float32), classes)
-    log(
-        f"imported: {cfg.cell}, input {cfg.input_size}, hidden {cfg.hidden_size}, {cfg.num_layers} layers, "
-        f"k = {cfg.block_size}, {cfg.pe_rows} x {cfg.pe_cols} PEs of {cfg.lanes} lanes, weights {cfg.q_weight}, "
-        f"states {cfg.q_state}"
-    )
-    from rnnaccel.accuracy.evaluate import classify
-
-    float_acc = float(np.mean(classify(cfg, weights, head, Xte, Lte, "float") == yte))
-    log(f"float test accuracy {100 * float_acc:.2f}%")
-
-    rng = np.random.default_rng(args.seed)
+    rng = np.random.default_rng(args.sim_seed)
     sim_index = np.sort(rng.choice(len(Xte), size=min(args.sim_sequences, len(Xte)), replace=False))
     if args.sim_sequences:
         log(f"simulated test sequences: {sim_index.tolist()} ({int(Lte[sim_index].sum())} steps)")
 
-    rows: list[dict] = []
-    ref_acc = None
-
-    def row(model: str, th: float, c, w, h):
-        nonlocal ref_acc
-        r = {"model": model, "threshold": th, **measure(c, w, h, Xte, yte, Lte)}
-        if ref_acc is None:
-            ref_acc = r["accuracy"]
-        r["ref_accuracy"] = ref_acc
-        if args.sim_sequences:
-            r.update(simulate(c, w, Xte, Lte, sim_index, delta=True))
-        rows.append(r)
-        sim = f", {r['cycles_per_step']:.1f} cycles/step" if "cycles_per_step" in r else ""
-        log(
-            f"{model} threshold {th:g}: accuracy {100 * r['accuracy']:.2f}%, "
-            f"skipped {100 * r['skip_cols']:.1f}% of columns{sim}"
-        )
-
-    for th in args.thresholds:
-        row("imported", th, cfg.replace(delta_threshold=th), weights, head)
-    retrain_th = args.retrain_thresholds or [t for t in args.thresholds if t > 0]
-    if args.retrain_epochs:
-        train = task_data(Xtr, y=ytr, lengths=Ltr, classes=classes, source=f"{args.dataset} training split")
-        for th in retrain_th:
-            c = cfg.replace(delta_threshold=th)
-            res = retrain(
-                c,
-                weights,
-                train,
-                head=head,
-                epochs=args.retrain_epochs,
-                lr=args.retrain_lr,
-                batch=args.batch,
-                seed=args.seed,
-                threads=args.threads,
-                progress=False,
-                log=log,
-                desc=f"retrain at {th:g}",
-            )
-            row(f"retrained at {th:g}", th, c, res.weights, res.head)
-    dense = None
-    if args.sim_sequences:
-        dense = simulate(cfg, weights, Xte, Lte, sim_index, delta=False)
-        log(f"dense schedule (delta off): {dense['cycles_per_step']:.1f} cycles/step")
-
+    seeds = [run_seed(s, args, data, sim_index, out) for s in args.seeds]
+    summary = summarize(seeds)
     print()
-    print(table(rows))
-    if dense:
-        print(
-            f"\ndense schedule (delta mode off): {dense['cycles_per_step']:.1f} cycles/step "
-            f"(steady {dense['steady_cycles_per_step']:.1f}); float model {100 * float_acc:.2f}%"
-        )
+    for s in seeds:
+        print(candidate_table(s))
+        print()
+    print(seed_table(seeds, summary))
     with open(out / "delta_accuracy.json", "w") as fh:
         json.dump(
             {
                 "args": vars(args),
-                "float_accuracy": float_acc,
+                "protocol": {
+                    "split": f"stratified by class, {args.val_fraction:g} of each class's training utterances",
+                    "rule": "largest candidate whose validation accuracy >= the dense model's - budget (0 if none)",
+                    "budget_points": args.budget,
+                    "retraining_epoch_selected_on": args.epoch_select,
+                },
                 "sim_index": sim_index.tolist(),
-                "rows": rows,
-                "dense_schedule": dense,
+                "seeds": seeds,
+                "summary": summary,
             },
             fh,
             indent=2,
         )
+    log(f"wrote {out / 'delta_accuracy.json'}")
     return 0
 
 
