@@ -11,7 +11,8 @@ consecutive samples (``--frame 5``: 5 inputs per step); a plain LSTM on the
 1. train a dense float LSTM classifier in PyTorch and save it (``dense.pt``);
 2. import it exactly (k = 1, 16-bit weights) and check the golden model's accuracy;
 3. for each block size k and weight width: import it projected onto
-   block-circulant weights, then retrain with the hardware's exact arithmetic;
+   block-circulant weights, then retrain with the hardware's exact arithmetic
+   (``--modes direct,fft``: also in the FFT circulant mode for k = 4, 8, 16);
 4. table and plot of accuracy against weight memory;
 5. export the smallest model within ``--tolerance`` points of the dense float
    model, generate its Verilog and simulate it: bit-exact verdict.

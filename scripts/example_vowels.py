@@ -12,12 +12,16 @@ The steps are those of the command line (``rnnaccel import``, ``import -k K``,
 3. for each block size k and weight width: import it projected onto
    block-circulant weights, then retrain with the hardware's exact arithmetic
    (``rnnaccel.accuracy.retrain.retrain``); golden-model test accuracy before and after;
+   with ``--modes direct,fft`` also, for k = 4, 8, 16, the same projection in the FFT
+   circulant mode (weights as fixed-point spectra), retrained with the exact FFT
+   forward: the table's FFT column;
 4. table and plot of accuracy against weight memory;
 5. export the smallest model within ``--tolerance`` points of the dense float
    model, generate its Verilog and simulate it: bit-exact verdict.
 
     .venv/bin/python scripts/example_vowels.py                 # the full run (a few minutes on 2 cores)
     .venv/bin/python scripts/example_vowels.py --quick --out /tmp/v   # smoke test (tiny model, subsets)
+    .venv/bin/python scripts/example_vowels.py --modes direct,fft   # and the FFT column (about twice as long)
 
 Needs the extras ``models`` (torch) and ``examples`` (sktime, matplotlib):
 ``pip install 'rnnaccel[models,examples]'``; the RTL step needs Icarus

@@ -47,7 +47,8 @@ from rnnaccel.accuracy.evaluate import (
     write_json,
 )
 from rnnaccel.numeric.golden import FloatModel, InputError, IntegerModel
-from rnnaccel.numeric.model import ModelError, random_weights, save_model
+from rnnaccel.numeric.fixedpoint import QFormat
+from rnnaccel.numeric.model import ModelError, load_model, random_weights, save_model
 from shared import report
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -400,10 +401,21 @@ def test_parse_ts_small_file(tmp_path):
 # ----------------------------------------------------------------------------
 
 
-def test_example_vowels_quick(tmp_path):
+def test_example_vowels_quick(tmp_path, capsys):
+    """The worked example end to end on subsets, both circulant modes: every k and width retrained in direct
+    mode, k = 4, 8, 16 also in FFT mode (the table's FFT column); torch's training accuracy is the golden
+    model's in both; the selected (direct) model's Verilog is bit-exact in Icarus."""
     t0 = time.time()
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "example_vowels.py"), "--quick", "--out", str(tmp_path / "v")],
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "example_vowels.py"),
+            "--quick",
+            "--modes",
+            "direct,fft",
+            "--out",
+            str(tmp_path / "v"),
+        ],
         capture_output=True,
         text=True,
         timeout=300,
@@ -411,15 +423,51 @@ def test_example_vowels_quick(tmp_path):
     seconds = time.time() - t0
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     res = json.loads((tmp_path / "v" / "results.json").read_text())
-    assert res["quick"] and res["rtl"]["bit_exact"]
+    assert res["quick"] and res["rtl"]["bit_exact"] and res["modes"] == ["direct", "fft"]
     ks = sorted({r["k"] for r in res["rows"] if r["k"] != "dense"})
     assert ks == [1, 2, 4, 8, 16]
     for r in res["rows"][1:]:
-        # the retraining forward pass in torch is the integer model: the same training accuracy
+        # the retraining forward pass in torch is the integer model: the same training accuracy, at the start
+        # (the projected model) and at the kept epoch
         assert r["train_acc_golden"] == r["train_acc_best_epoch"], r
+        assert r["train_acc_start_golden"] == r["train_acc_start"], r
         assert r["weight_bytes"] > 0 and 0 < r["energy_kept"] <= 1
         if r["k"] == 1:
             assert r["energy_kept"] == pytest.approx(1.0)
+        # the FFT column: k a power of two, 4 or more
+        f = r.get("fft")
+        assert (f is not None) == (r["k"] >= 4), r
+        if f is None:
+            continue
+        assert f["train_acc_golden"] == f["train_acc_best_epoch"], f
+        assert f["train_acc_start_golden"] == f["train_acc_start"], f
+        for key in ("projected_golden_acc", "retrained_acc", "retrained_float_acc"):
+            assert 0 <= f[key] <= 1, (key, f)
+        q = QFormat.parse(f["q_spectrum"])
+        assert q.width == r["bits"] and f["weight_bytes"] == r["weight_bytes"]  # spectra: the same storage
+        cfg, _ = load_model(tmp_path / "v" / "models" / f"k{r['k']}_w{r['bits']}_fft")
+        assert cfg.fft_mode and cfg.q_spectrum == q and cfg.block_size == r["k"]
+    table = (tmp_path / "v" / "results.md").read_text()
+    assert "FFT retrained, golden (%)" in table
+    fft16 = next(r["fft"] for r in res["rows"][1:] if r["k"] == 16 and r["bits"] == 8)
+    assert f"| {fft16['q_spectrum']} | {100 * fft16['retrained_acc']:.1f} |" in table
+    # the FFT model evaluated from the command line beside the dense reference: the script's golden accuracy
+    code, out, err = run_cli(
+        [
+            "evaluate",
+            tmp_path / "v" / "models" / "k16_w8_fft",
+            "--data",
+            tmp_path / "v" / "test.npz",
+            "--dense",
+            tmp_path / "v" / "dense.pt",
+            "--json",
+            tmp_path / "e.json",
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    golden = next(r for r in json.loads((tmp_path / "e.json").read_text())["rows"] if r["arithmetic"] == "golden")
+    assert golden["accuracy"] == fft16["retrained_acc"]
     for name in (
         "results.md",
         "accuracy_vs_memory.png",
@@ -433,6 +481,7 @@ def test_example_vowels_quick(tmp_path):
         "train.npz",
         "test.npz",
         "models/k4_w8/head.npz",
+        "models/k16_w8_fft/head.npz",
     ):
         assert (tmp_path / "v" / name).is_file(), name
     assert "verdict: BIT-EXACT" in proc.stdout

@@ -320,7 +320,7 @@ def load_reference(ref: str | Path, like: Config) -> Reference:
     from ..models.importers import build_config, read_model, to_model
 
     dense = read_model(path)
-    base = like.replace(weight_ram="block", weights_in_rom=True)
+    base = like.replace(weight_ram="block", weights_in_rom=True, circulant_mode="direct")  # k = 1: no FFT form
     cfg = build_config(dense, base, block_size=1)
     weights, _ = to_model(dense, cfg)
     notes = list(dense.notes)

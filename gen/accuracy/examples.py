@@ -23,6 +23,16 @@ are the command line's, through the same functions:
    shortest test sequences: bit-exact verdict against the golden model
    (:func:`rnnaccel.accuracy.evaluate.evaluate`).
 
+With ``--modes direct,fft`` step 3 also imports every k that is a power of two,
+4 or more, in the FFT circulant mode (``circulant_mode = "fft"``: weights stored
+as fixed-point spectra in ``q_spectrum``, :mod:`rnnaccel.numeric.fft`), retrains it
+from the same projection with the exact FFT forward and reports the golden
+model's test accuracy in an extra column. The configuration is otherwise the
+direct model's (the 2 x 2 PE grid, the same formats), so the column compares
+the two arithmetics alone. Steps 4 and 5 keep to the direct models: the FFT
+gateware exists only on the serial datapath (``hw/serial_fft.py``), the array
+datapath the examples generate refuses the mode.
+
 The training and test splits are also written as ``train.npz`` and
 ``test.npz`` (X, y, lengths, classes), the files ``rnnaccel retrain --data``
 and ``rnnaccel evaluate --data`` read.
@@ -40,7 +50,18 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["ExampleSpec", "parse_args", "main", "frame_sequences", "markdown_table", "plot_sweep", "save_npz_split"]
+__all__ = [
+    "ExampleSpec",
+    "MODES",
+    "parse_args",
+    "main",
+    "fft_block",
+    "spectrum_format",
+    "frame_sequences",
+    "markdown_table",
+    "plot_sweep",
+    "save_npz_split",
+]
 
 
 @dataclass(frozen=True)
@@ -80,6 +101,12 @@ def parse_args(spec: ExampleSpec, argv=None, doc: str | None = None):
     )
     p.add_argument("--ks", default="1,2,4,8,16", help="block sizes (default 1,2,4,8,16)")
     p.add_argument("--bits", default="8,16", help="weight widths (default 8,16)")
+    p.add_argument(
+        "--modes",
+        default="direct",
+        help="circulant arithmetics (default direct): direct,fft also retrains every k that is a power of two, "
+        "4 or more, in circulant_mode = 'fft' (spectra of the same width as the weights) for the table's FFT column",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--epochs", type=int, help=f"dense training epochs (default {spec.epochs}; 25 with --quick)")
     p.add_argument("--lr", type=float, default=spec.lr, help=f"dense training learning rate (default {spec.lr:g})")
@@ -120,7 +147,34 @@ def parse_args(spec: ExampleSpec, argv=None, doc: str | None = None):
     args.rtl_sequences = args.rtl_sequences or 2
     args.ks = [int(v) for v in args.ks.split(",")]
     args.bits = [int(v) for v in args.bits.split(",")]
+    args.modes = [v.strip() for v in args.modes.split(",") if v.strip()]
+    bad = [m for m in args.modes if m not in MODES]
+    if bad or "direct" not in args.modes:
+        p.error(
+            f"--modes {','.join(args.modes)}: give direct or direct,fft (the FFT column sits beside the direct models, "
+            "which the selection and the RTL step use)"
+        )
     return args
+
+
+#: Circulant arithmetics of ``--modes``.
+MODES = ("direct", "fft")
+
+
+def fft_block(k: int) -> bool:
+    """Whether ``circulant_mode = 'fft'`` takes block size ``k`` (a power of two, 4 or more)."""
+    return k >= 4 and k & (k - 1) == 0
+
+
+def spectrum_format(weights, bits: int):
+    """The ``bits``-bit format holding every part of the circulant matrices' spectra, as ``rnnaccel quantize`` fits
+    ``q_spectrum`` (the largest |real or imaginary part| of :func:`rnnaccel.numeric.fft.weight_spectra`)."""
+    from ..models.quantize import fit_format
+    from ..numeric.fft import weight_spectra
+
+    parts = np.concatenate([np.ravel(weight_spectra(v)) for key, v in weights.items() if key.endswith((".W", ".U"))])
+    q, _ = fit_format(float(parts.min()), float(parts.max()), bits, min_int_bits=None)
+    return q
 
 
 def frame_sequences(X: np.ndarray, lengths: np.ndarray, frame: int) -> tuple[np.ndarray, np.ndarray]:
@@ -329,7 +383,6 @@ class _Example:
         from ..models.importers import import_model
         from ..models.quantize import fit_format
         from .evaluate import classify
-        from .retrain import retrain
 
         args, out, Xte, Lte = self.args, self.out, self.Xte, self.Lte
         t0 = time.time()
@@ -343,6 +396,45 @@ class _Example:
             f"{100 * imp.total_fraction:.1f}% of energy, test accuracy {100 * proj_float:.2f}% float, "
             f"{100 * proj_golden:.2f}% golden"
         )
+        measured, res = self.retrain_point(cfg, w_proj, f"  k={k} {bits}-bit retrain")
+        seconds = time.time() - t0
+        row = {
+            "k": k,
+            "bits": bits,
+            "q_weight": str(cfg.q_weight),
+            "weight_bytes": cfg.weight_bytes,
+            "saved_vs_float32": 1 - cfg.weight_bytes / (4 * cfg.dense_weight_words()),
+            "saved_vs_dense_same_bits": 1 - cfg.weight_bytes / math.ceil(cfg.dense_weight_words() * bits / 8),
+            "energy_kept": imp.total_fraction,
+            "projected_float_acc": proj_float,
+            "projected_golden_acc": proj_golden,
+            **measured,
+            "seconds": round(seconds, 1),
+        }
+        self.rows.append(row)
+        res.save(out / "models" / f"k{k}_w{bits}")
+        self.models[(k, bits)] = (cfg, res.weights, res.head)
+        self.log(
+            f"k={k} {bits}-bit: retrained {args.retrain_epochs} epochs (best epoch {res.best.epoch}, training "
+            f"accuracy {100 * res.best.accuracy:.2f}%): golden test accuracy {100 * measured['retrained_acc']:.2f}% "
+            f"(float {100 * measured['retrained_float_acc']:.2f}%); {seconds:.1f} s"
+        )
+        self.timings[f"k={k} {bits}-bit"] = seconds
+        if "fft" in args.modes and fft_block(k):
+            self.fft_point(k, bits, row, q_weight, res.weights)
+
+    def retrain_point(self, cfg, w_proj, desc: str):
+        """Retrain a projected model with the exact forward: (measurements, :class:`RetrainResult`).
+
+        The golden model's test accuracy, and the checks that what training
+        measured in torch is the golden model's: the training accuracy of the
+        starting model (epoch 0) and of the kept epoch, each against the golden
+        model on the training set.
+        """
+        from .evaluate import classify
+        from .retrain import retrain
+
+        args, Xte, Lte, Xtr, Ltr = self.args, self.Xte, self.Lte, self.Xtr, self.Ltr
         res = retrain(
             cfg,
             w_proj,
@@ -354,41 +446,75 @@ class _Example:
             seed=args.seed,
             threads=args.threads,
             progress=False,
-            desc=f"  k={k} {bits}-bit retrain",
+            desc=desc,
         )
-        golden_acc = self.acc_of(classify(cfg, res.weights, res.head, Xte, Lte, "golden"))
-        # what training measured (torch, exact arithmetic) is the golden model's: the same on the training set
-        train_golden = float(np.mean(classify(cfg, res.weights, res.head, self.Xtr, self.Ltr, "golden") == self.ytr))
-        float_acc = self.acc_of(classify(cfg, res.weights, res.head, Xte, Lte, "float"))
-        seconds = time.time() - t0
         best = res.best
-        self.rows.append(
-            {
-                "k": k,
-                "bits": bits,
-                "q_weight": str(cfg.q_weight),
-                "weight_bytes": cfg.weight_bytes,
-                "saved_vs_float32": 1 - cfg.weight_bytes / (4 * cfg.dense_weight_words()),
-                "saved_vs_dense_same_bits": 1 - cfg.weight_bytes / math.ceil(cfg.dense_weight_words() * bits / 8),
-                "energy_kept": imp.total_fraction,
-                "projected_float_acc": proj_float,
-                "projected_golden_acc": proj_golden,
-                "retrained_acc": golden_acc,
-                "retrained_float_acc": float_acc,
-                "best_epoch": best.epoch,
-                "train_acc_best_epoch": best.accuracy,
-                "train_acc_golden": train_golden,
-                "seconds": round(seconds, 1),
-            }
+        measured = {
+            "retrained_acc": self.acc_of(classify(cfg, res.weights, res.head, Xte, Lte, "golden")),
+            "retrained_float_acc": self.acc_of(classify(cfg, res.weights, res.head, Xte, Lte, "float")),
+            "best_epoch": best.epoch,
+            "train_acc_best_epoch": best.accuracy,
+            "train_acc_golden": float(np.mean(classify(cfg, res.weights, res.head, Xtr, Ltr, "golden") == self.ytr)),
+            "train_acc_start": res.history[0].accuracy,
+            "train_acc_start_golden": float(
+                np.mean(classify(cfg, w_proj, self.dense_head, Xtr, Ltr, "golden") == self.ytr)
+            ),
+        }
+        for when in ("start", "best_epoch"):
+            torch_acc = measured[f"train_acc_{when}"]
+            golden = measured["train_acc_start_golden" if when == "start" else "train_acc_golden"]
+            if torch_acc != golden:
+                self.log(
+                    f"WARNING: {desc.strip()}: training accuracy at the {when.replace('_', ' ')} "
+                    f"{100 * torch_acc:.2f}% in torch, {100 * golden:.2f}% in the golden model"
+                )
+        return measured, res
+
+    def fft_point(self, k: int, bits: int, row: dict, q_weight, direct_weights) -> None:
+        """The same projection in ``circulant_mode = 'fft'``, retrained with the exact FFT forward: ``row["fft"]``.
+
+        ``q_spectrum`` is the ``bits``-bit format holding the spectra of the
+        retrained direct model ``direct_weights`` (what ``rnnaccel quantize``
+        fits to a trained model; the projection's own spectra are several times
+        smaller than the trained ones). The model directory is
+        ``models/k{k}_w{bits}_fft``.
+        """
+        from ..models.importers import import_model
+        from .evaluate import classify
+
+        args, out = self.args, self.out
+        t0 = time.time()
+        imp = import_model(
+            out / "dense.pt",
+            self.base,
+            k,
+            name=f"{self.name.lower()}-k{k}-w{bits}-fft",
+            q_weight=q_weight,
+            circulant_mode="fft",
+            q_spectrum=spectrum_format(direct_weights, bits),
         )
-        res.save(out / "models" / f"k{k}_w{bits}")
-        self.models[(k, bits)] = (cfg, res.weights, res.head)
+        cfg, w_proj = imp.cfg, imp.weights
+        proj_golden = self.acc_of(classify(cfg, w_proj, self.dense_head, self.Xte, self.Lte, "golden"))
         self.log(
-            f"k={k} {bits}-bit: retrained {args.retrain_epochs} epochs (best epoch {best.epoch}, training "
-            f"accuracy {100 * best.accuracy:.2f}%): golden test accuracy {100 * golden_acc:.2f}% "
-            f"(float {100 * float_acc:.2f}%); {seconds:.1f} s"
+            f"k={k} {bits}-bit FFT (spectra {cfg.q_spectrum}): {cfg.weight_bytes} weight bytes; projected: "
+            f"test accuracy {100 * proj_golden:.2f}% golden"
         )
-        self.timings[f"k={k} {bits}-bit"] = seconds
+        measured, res = self.retrain_point(cfg, w_proj, f"  k={k} {bits}-bit FFT retrain")
+        seconds = time.time() - t0
+        row["fft"] = {
+            "q_spectrum": str(cfg.q_spectrum),
+            "weight_bytes": cfg.weight_bytes,
+            "projected_golden_acc": proj_golden,
+            **measured,
+            "seconds": round(seconds, 1),
+        }
+        res.save(out / "models" / f"k{k}_w{bits}_fft")
+        self.log(
+            f"k={k} {bits}-bit FFT: retrained {args.retrain_epochs} epochs (best epoch {res.best.epoch}, training "
+            f"accuracy {100 * res.best.accuracy:.2f}%): golden test accuracy {100 * measured['retrained_acc']:.2f}% "
+            f"(direct {100 * row['retrained_acc']:.2f}%); {seconds:.1f} s"
+        )
+        self.timings[f"k={k} {bits}-bit fft"] = seconds
 
     # ------------------------------------------------------ pick, report
     def pick(self) -> None:
@@ -475,6 +601,7 @@ class _Example:
             "hidden": H,
             "frame": args.frame,
             "inputs_per_step": self.channels,
+            "modes": args.modes,
             "epochs": {"dense": args.epochs, "retrain": args.retrain_epochs},
             "lr": {"dense": args.lr, "retrain": args.retrain_lr},
             "dense_float_acc": dense_acc,
@@ -495,7 +622,7 @@ class _Example:
         (out / "results.md").write_text(
             f"# {self.name}: accuracy vs weight memory\n\n{self.ds.describe()}; LSTM hidden {H}"
             + (f"; frames of {args.frame} samples per step" if args.frame > 1 else "")
-            + f"; seed {args.seed}{'; --quick' if args.quick else ''}.\n\n"
+            + f"; seed {args.seed}{'; --quick' if args.quick else ''}; modes {','.join(args.modes)}.\n\n"
             f"Dense float: {100 * dense_acc:.2f}% (PyTorch {100 * self.torch_acc:.2f}%); exact import (k = 1, "
             f"{exact.cfg.q_weight}): golden {100 * self.exact_golden:.2f}%.\n\n{self.table}\n\nSelected: "
             f"k={best_row['k']}, {best_row['bits']}-bit weights ({self.why}).\n\n```\n{ev_table}\n```\n\n"
@@ -512,27 +639,47 @@ def _pct(x) -> str:
 
 
 def markdown_table(rows, dense_acc) -> str:
-    """One line per (k, bits): weight bytes, savings, accuracy projected and retrained, loss vs dense float."""
-    lines = [
+    """One line per (k, bits): weight bytes, savings, accuracy projected and retrained, loss vs dense float.
+
+    When a row holds an FFT-mode model (``row["fft"]``, ``--modes direct,fft``)
+    three columns follow: its spectrum format, its retrained golden accuracy
+    and the difference from the direct model of the same row.
+    """
+    fft = any(r.get("fft") for r in rows)
+    head = (
         "| k | weight bits | weight bytes | saved vs dense float32 | saved vs dense, same bits | "
         "energy kept | projected, float (%) | projected, golden (%) | retrained, golden (%) | "
-        "loss vs dense float (points) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
+        "loss vs dense float (points) |"
+    )
+    rule = "|---|---|---|---|---|---|---|---|---|---|"
+    if fft:
+        head += " FFT spectra | FFT retrained, golden (%) | FFT vs direct (points) |"
+        rule += "---|---|---|"
+    lines = [head, rule]
     for r in rows:
         if r["k"] == "dense":
-            lines.append(
+            line = (
                 f"| dense float | 32 (float) | {r['weight_bytes']} | - | - | - | {_pct(r['float_acc'])} | - | - | - |"
             )
-            continue
-        loss = 100 * (dense_acc - r["retrained_acc"])
-        mark = " **(selected)**" if r.get("selected") else ""
-        lines.append(
-            f"| {r['k']} | {r['bits']} ({r['q_weight']}) | {r['weight_bytes']}{mark} | "
-            f"{100 * r['saved_vs_float32']:.1f}% | {100 * r['saved_vs_dense_same_bits']:.1f}% | "
-            f"{100 * r['energy_kept']:.1f}% | {_pct(r['projected_float_acc'])} | "
-            f"{_pct(r['projected_golden_acc'])} | {_pct(r['retrained_acc'])} | {loss:+.1f} |"
-        )
+        else:
+            loss = 100 * (dense_acc - r["retrained_acc"])
+            mark = " **(selected)**" if r.get("selected") else ""
+            line = (
+                f"| {r['k']} | {r['bits']} ({r['q_weight']}) | {r['weight_bytes']}{mark} | "
+                f"{100 * r['saved_vs_float32']:.1f}% | {100 * r['saved_vs_dense_same_bits']:.1f}% | "
+                f"{100 * r['energy_kept']:.1f}% | {_pct(r['projected_float_acc'])} | "
+                f"{_pct(r['projected_golden_acc'])} | {_pct(r['retrained_acc'])} | {loss:+.1f} |"
+            )
+        if fft:
+            f = r.get("fft")
+            if f:
+                line += (
+                    f" {f['q_spectrum']} | {_pct(f['retrained_acc'])} | "
+                    f"{100 * (f['retrained_acc'] - r['retrained_acc']):+.1f} |"
+                )
+            else:
+                line += " - | - | - |"
+        lines.append(line)
     return "\n".join(lines)
 
 
@@ -570,6 +717,16 @@ def plot_sweep(rows, dense_acc, path: Path, title: str) -> None:
             edgecolors=color,
             label=f"{bits}-bit, projected, before retraining",
         )
+        fs = [r for r in rs if r.get("fft")]
+        if fs:
+            ax.plot(
+                [r["fft"]["weight_bytes"] for r in fs],
+                [100 * r["fft"]["retrained_acc"] for r in fs],
+                marker="x",
+                ls="--",
+                color=color,
+                label=f"{bits}-bit spectra (FFT mode), retrained (golden)",
+            )
         for r in rs:
             ax.annotate(
                 f"k={r['k']}",
