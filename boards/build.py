@@ -300,6 +300,16 @@ def _build_board(cfg, weights, board, platform, out_dir, *, freq_mhz, baud, prog
         }
     )
     report.update(measured_step_report(cfg, weights, models))
+    if cfg.runtime_dims:  # issue 12: the models this bitstream runs (rnnaccel infer MODEL --hardware DIR)
+        from ..layout.runtime import ARITHMETIC_FIELDS
+
+        hw = cfg.at_max()
+        report["runtime_dimensions"] = {
+            "max_input_size": hw.input_size,
+            "max_hidden_size": hw.hidden_size,
+            "max_layers": hw.num_layers,
+            "runs": f"any {cfg.cell} model up to these sizes with the design's {', '.join(ARITHMETIC_FIELDS)}",
+        }
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     if program:
         program_board(platform, products, board)
@@ -548,6 +558,12 @@ def format_report(report: dict) -> str:
         f"timing {'met' if report['timing_met'] else 'NOT met'}"
     )
     rows.extend(format_critical_path(report.get("critical_path")))
+    rt = report.get("runtime_dimensions")
+    if rt:
+        rows.append(
+            f"run-time dimensions: runs {rt['runs'].removeprefix('any ')} (input <= {rt['max_input_size']}, "
+            f"hidden <= {rt['max_hidden_size']}, layers <= {rt['max_layers']}; rnnaccel infer MODEL --hardware DIR)"
+        )
     measured = report.get("cycles_per_step")
     if report.get("cores", 1) > 1:
         rows.append(f"{report['cores']} cores, {report['core_mode']}")

@@ -382,6 +382,11 @@ class LinkClient:
     retries : int
         Resends after a timeout or a NAK for a bad CRC or a truncated frame
         (never after part of a RUN response arrived).
+    hardware : Config, optional
+        The design's config when the device was built for another one with run-time dimensions
+        (``max_*`` fields, issue 12): the device's hash must be that config's, ``cfg`` (one core) must fit
+        it (:func:`rnnaccel.layout.runtime.model_on_design`, :class:`MismatchError` otherwise), and opening
+        the link loads the model's layout (``SET_PARAM`` records in WRITE_STATE frames).
 
     Raises
     ------
@@ -397,7 +402,19 @@ class LinkClient:
         *,
         timeout: float | None = None,
         retries: int = 2,
+        hardware: Config | None = None,
     ):
+        device_cfg = cfg
+        if hardware is not None:
+            from ..layout.runtime import DoesNotFit, model_on_design
+
+            if not isinstance(cfg, Config) or cfg.cores != 1:
+                raise TypeError("hardware= runs one one-core model: give its Config as cfg")
+            try:
+                cfg = model_on_design(cfg, hardware)
+            except DoesNotFit as exc:
+                raise MismatchError(f"the model does not fit the device's design: {exc}") from None
+            device_cfg = hardware
         cfgs = None
         if isinstance(cfg, (list, tuple)):
             if not cfg or not all(isinstance(c, Config) for c in cfg):
@@ -437,11 +454,16 @@ class LinkClient:
         self._info: Info | None = None
         try:
             info = self.info()
-            if cfg is not None and info.config_hash != cfg.hash:
+            if cfg is not None and info.config_hash != device_cfg.hash:
                 raise MismatchError(
-                    f"the device runs config {info.config_hash}, the model's config is {cfg.hash} "
+                    f"the device runs config {info.config_hash}, the "
+                    f"{'design' if hardware is not None else 'model'}'s config is {device_cfg.hash} "
                     f"(input {info.input_size}, hidden {info.hidden_size} on the device)"
                 )
+            if cfg is not None and cfg.runtime_dims:  # the model's own layout into the design's registers
+                from ..interface.session import param_commands
+
+                self.write_commands(param_commands(cfg))
             if cfg is not None and cfg.cores > 1 and (info.mode, info.n_cores) != (cfg.core_mode, cfg.cores):
                 raise MismatchError(
                     f"the device is a {info.mode} design of {info.n_cores} cores, "
@@ -687,6 +709,9 @@ class LinkClient:
     def _run_geometry(self, core: int | None):
         """(input size, hidden size, word bytes, most steps per frame) of a RUN to ``core``."""
         dev = self.device
+        if core is None and self.cfg is not None and self.cfg.runtime_dims:  # the loaded model's sizes
+            lay = self._layout
+            return self.cfg.input_size, self.cfg.hidden_size, lay.word_bytes, lay.max_steps(dev.buffer_bytes)
         if core is None or dev.mode != "programs" or not 0 <= core < dev.n_cores:
             return dev.input_size, dev.hidden_size, dev.word_bytes, dev.max_steps
         ci = dev.core_infos[core]
@@ -754,7 +779,9 @@ class LinkClient:
         return execute(ops, self)
 
 
-def infer(model_dir, port, x, *, baud: int = DEFAULT_BAUD, raw: bool = False) -> np.ndarray:
+def infer(
+    model_dir, port, x, *, baud: int = DEFAULT_BAUD, raw: bool = False, hardware: Config | None = None
+) -> np.ndarray:
     """Run float inputs through the board: what ``rnnaccel infer DIR --port P --inputs X.npy`` does.
 
     ``x`` is (T, input) or (N, T, input) float; every sequence starts from
@@ -762,7 +789,8 @@ def infer(model_dir, port, x, *, baud: int = DEFAULT_BAUD, raw: bool = False) ->
     weights in ROM, its weights), loads the weights when they are not in ROM,
     and returns the last layer's hidden states, dequantized float32 (raw
     q_state integers with ``raw=True``), like ``rnnaccel run``. ``port`` may
-    also be a transport object.
+    also be a transport object. ``hardware``: the config the board's design was generated for, when it
+    has run-time dimensions and the model is another (smaller) one (:class:`LinkClient`).
 
     Raises
     ------
@@ -785,8 +813,8 @@ def infer(model_dir, port, x, *, baud: int = DEFAULT_BAUD, raw: bool = False) ->
         raise ValueError("inputs contain NaN or infinite values")
     single = x.ndim == 2
     xq = quantize(x[None] if single else x, cfg.q_state)
-    with LinkClient(port, cfg, baud) as dev:
-        if cfg.weights_in_rom:
+    with LinkClient(port, cfg, baud, hardware=hardware) as dev:
+        if dev.cfg.weights_in_rom:
             dev.check_weights(weights)
         else:
             dev.load_weights(weights)

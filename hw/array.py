@@ -729,7 +729,10 @@ class _ArrayBuild:
                         with m.Switch(cmd.sel):
                             for sel, reg in enumerate(self.prm.values()):
                                 with m.Case(sel):
-                                    m.d.sync += reg.eq(cmd.data[: len(reg)])
+                                    with m.If(cmd.data[len(reg) :] == 0):
+                                        m.d.sync += reg.eq(cmd.data[: len(reg)])
+                                    with m.Else():  # wider than the register: refused
+                                        m.d.sync += error.eq(1)
                             with m.Default():
                                 m.d.sync += error.eq(1)
                 acc._common_commands(m, error)

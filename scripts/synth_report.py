@@ -446,13 +446,18 @@ def main(argv=None) -> int:
     )
     ap.add_argument("--fn", default="sigmoid", choices=("sigmoid", "tanh"), help="activation block's function")
     ap.add_argument("--spram", action="store_true", help="pass -spram to synth_ice40")
+    ap.add_argument(
+        "--set", action="append", default=[], metavar="FIELD=VALUE", help="change a config field of the preset"
+    )
     ap.add_argument("--json", type=Path, help="write the results (a list of dicts) here")
     ap.add_argument("--workdir", type=Path, help="keep Verilog, script, log and stats in WORKDIR/<block>_<family>")
     ap.add_argument("--quiet", action="store_true", help="no progress lines")
     args = ap.parse_args(argv)
     blocks = args.blocks or ["mvu"]
     families = args.families or list(FAMILIES)
-    cfg = preset(args.preset)
+    from rnnaccel.cli.common import parse_set
+
+    cfg = preset(args.preset).replace(**parse_set(args.set))
     progress = None if args.quiet else sys.stderr
     results = []
     t0 = time.monotonic()

@@ -19,21 +19,13 @@ import pytest
 from rnnaccel.flow.backends import run_session
 from rnnaccel.interface.session import golden_session, param_commands
 from rnnaccel.layout.runtime import DoesNotFit, model_on_design, param_limits, param_names, param_values
-from rnnaccel.numeric.config import Config, ConfigError
+from rnnaccel.numeric.config import CELL_VARIANTS, Config, ConfigError
 from rnnaccel.numeric.model import random_weights, save_model
 
 from cli_helpers import one_line_error, run_cli
 from sessions import assert_full_session_matches, full_session
 
-VARIANTS = {
-    "lstm": {"cell": "lstm"},
-    "gru-after": {"cell": "gru"},
-    "gru-before": {"cell": "gru", "gru_reset_after": False},
-    "sru": {"cell": "sru"},
-    "qrnn-w1": {"cell": "qrnn", "qrnn_window": 1},
-    "qrnn-w2": {"cell": "qrnn", "qrnn_window": 2},
-    "rnn": {"cell": "rnn"},
-}
+VARIANTS = CELL_VARIANTS
 
 
 def design(variant: str, **changes) -> Config:

@@ -435,11 +435,16 @@ def cmd_build(args) -> int:
 def cmd_infer(args) -> int:
     from ..boards.driver import LinkError, infer
 
+    hardware = None
+    if args.hardware:
+        from ..numeric.model import load_model
+
+        hardware = _hardware_config(args.hardware, load_model(args.model)[0])
     x = load_inputs(args.inputs)
     if x.dtype.kind == "f" and not np.all(np.isfinite(x)):
         raise CLIError(f"{args.inputs}: NaN or infinite values")
     try:
-        y = infer(args.model, args.port, x.astype(np.float64), baud=args.baud, raw=args.raw)
+        y = infer(args.model, args.port, x.astype(np.float64), baud=args.baud, raw=args.raw, hardware=hardware)
     except (LinkError, ValueError) as exc:
         raise CLIError(str(exc).splitlines()[0]) from None
     np.save(args.output, y)
@@ -553,6 +558,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-o", "--output", required=True)
     s.add_argument("--baud", type=int, default=115200)
     s.add_argument("--raw", action="store_true", help="write raw q_state integers")
+    s.add_argument(
+        "--hardware",
+        metavar="DIR",
+        help="the board runs a design with run-time dimensions generated for DIR/rnnaccel.toml (a model "
+        "directory or the generate/build folder): load this model's sizes and weights into it",
+    )
     s.set_defaults(func=cmd_infer)
 
     s = sub.add_parser("presets", help="list the named presets")

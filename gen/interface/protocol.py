@@ -239,12 +239,35 @@ class LinkLayout:
     cfg: Config
 
     @property
+    def hw(self) -> Config:
+        """The design's capacities: ``cfg`` at its largest run-time sizes (itself without ``max_*`` fields)."""
+        return self.cfg.at_max()
+
+    @property
     def word_bytes(self) -> int:
         return _nbytes(self.cfg.q_state.width)
 
     @property
+    def param_bits(self) -> int:
+        """Widest ``SET_PARAM`` value (run-time dimensions; 0 without)."""
+        if not self.cfg.runtime_dims:
+            return 0
+        from ..layout.runtime import param_bits
+
+        return max(param_bits(self.cfg).values())
+
+    @property
+    def params(self) -> int:
+        """``SET_PARAM`` selectors of the design (0 without run-time dimensions)."""
+        if not self.cfg.runtime_dims:
+            return 0
+        from ..layout.runtime import param_names
+
+        return len(param_names(self.cfg))
+
+    @property
     def state_data_bytes(self) -> int:
-        return _nbytes(max(self.cfg.q_state.width, self.cfg.q_cell.width))
+        return _nbytes(max(self.cfg.q_state.width, self.cfg.q_cell.width, self.param_bits))
 
     @property
     def state_record_bytes(self) -> int:
@@ -254,7 +277,7 @@ class LinkLayout:
     def vector_rows(self) -> int:
         from ..layout.image import vector_depth
 
-        return vector_depth(self.cfg)
+        return vector_depth(self.hw)
 
     @property
     def vector_sels(self) -> int:
@@ -262,7 +285,7 @@ class LinkLayout:
 
     @property
     def cell_words(self) -> int:
-        return self.cfg.num_layers * self.cfg.padded(self.cfg.hidden_size)
+        return self.hw.num_layers * self.hw.padded(self.hw.hidden_size)
 
     @property
     def weight_banks(self) -> int:
@@ -280,8 +303,8 @@ class LinkLayout:
     def weight_depth(self, sel: int) -> int:
         """Words of weight bank ``sel`` (or rows of the bias memory)."""
         if sel == self.weight_banks:
-            return bias_rows(self.cfg)
-        return weight_bank_depth(self.cfg)
+            return bias_rows(self.hw)
+        return weight_bank_depth(self.hw)
 
     @property
     def step_bytes(self) -> int:
@@ -292,10 +315,19 @@ class LinkLayout:
     def out_step_bytes(self) -> int:
         return self.cfg.hidden_size * self.word_bytes
 
+    @property
+    def max_step_bytes(self) -> int:
+        """RUN payload bytes per step of the design's largest model (run-time dimensions; else ``step_bytes``)."""
+        return self.hw.input_size * self.word_bytes
+
+    @property
+    def max_out_step_bytes(self) -> int:
+        return self.hw.hidden_size * self.word_bytes
+
     def min_buffer(self) -> int:
         """The smallest payload buffer that can carry every command."""
         return max(
-            self.step_bytes,
+            self.max_step_bytes,
             self.state_record_bytes,
             5 + max(self.weight_bytes(s) for s in range(self.weight_banks + 1)),
         )

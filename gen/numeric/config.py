@@ -25,6 +25,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "CELLS",
+    "CELL_VARIANTS",
     "DATAPATHS",
     "CIRCULANT_MODES",
     "CORE_MODES",
@@ -39,6 +40,17 @@ __all__ = [
 
 #: Cell types and the gates (rows of the stacked projection matrices), in order.
 CELLS = ("lstm", "gru", "sru", "qrnn", "rnn")
+
+#: Every cell variant by name: the fields that select it (benchmarks and tests iterate over these).
+CELL_VARIANTS: dict[str, dict] = {
+    "lstm": {"cell": "lstm"},
+    "gru-after": {"cell": "gru", "gru_reset_after": True},
+    "gru-before": {"cell": "gru", "gru_reset_after": False},
+    "sru": {"cell": "sru"},
+    "qrnn-w1": {"cell": "qrnn", "qrnn_window": 1},
+    "qrnn-w2": {"cell": "qrnn", "qrnn_window": 2},
+    "rnn": {"cell": "rnn"},
+}
 
 #: Datapaths (see :class:`Config`, ``datapath``).
 DATAPATHS = ("array", "serial")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from amaranth.hdl import Array, Const, Module, Mux, Signal, signed
 
 from ...interface.protocol import Error
+from ...layout.runtime import param_names
 from ..sequencer import Op
 
 __all__ = ["K_STATE", "K_WEIGHTS", "K_RUN", "CommandPort", "StreamPort", "PayloadWalker", "per_core", "choose"]
@@ -116,7 +117,13 @@ class PayloadWalker:
             max(lay.state_record_bytes, 5, *(lay.weight_bytes(s) for s in range(lay.weight_banks + 1))) for lay in lays
         )
         rec_bytes = max(rec_bytes, *(r.word_bytes for r in runs))
-        n_in = max(r.cfg.input_size for r in runs)
+        n_in = max(r.hw.input_size for r in runs)
+        # run-time dimensions (one core): the RUN geometry follows the SET_PARAM records the link forwards
+        self._rt = len(runs) == 1 and runs[0].cfg.runtime_dims
+        if self._rt:
+            assert param_names(runs[0].cfg)[:2] == ["input_size", "hidden_size"]
+            self.rt_in = Signal(range(n_in + 1), init=runs[0].cfg.input_size)
+            self.rt_out = Signal(16, init=runs[0].out_step_bytes)
         self.rec = Signal(8 * rec_bytes)
         self.u_cnt = Signal(range(rec_bytes))
         self.u_len = Signal(range(rec_bytes + 1))
@@ -184,10 +191,17 @@ class PayloadWalker:
             wk_bits, wb_bits = lay.weight_bits(0), lay.weight_bits(nb)
             st_data = rec[48 : 48 + 8 * d]
             st_ok = Signal(name=f"st_ok{i}" if len(self._lays) > 1 else "st_ok")
-            m.d.comb += st_ok.eq(
-                (st_is_vec & (st_sel < lay.vector_sels) & (st_addr < lay.vector_rows) & fits_unsigned(st_data, xs, d))
-                | (st_is_c & (st_sel == 0) & (st_addr < lay.cell_words) & fits_unsigned(st_data, cs, d))
-            )
+            st_good = (
+                st_is_vec & (st_sel < lay.vector_sels) & (st_addr < lay.vector_rows) & fits_unsigned(st_data, xs, d)
+            ) | (st_is_c & (st_sel == 0) & (st_addr < lay.cell_words) & fits_unsigned(st_data, cs, d))
+            if lay.params:  # run-time dimensions: SET_PARAM records (the accelerator checks each register's width)
+                st_good |= (
+                    (st_op == Op.SET_PARAM)
+                    & (st_sel < lay.params)
+                    & (st_addr == 0)
+                    & fits_unsigned(st_data, lay.param_bits, d)
+                )
+            m.d.comb += st_ok.eq(st_good)
             wt_ok = Signal(name=f"wt_ok{i}" if len(self._lays) > 1 else "wt_ok")
             m.d.comb += wt_ok.eq(
                 Mux(
@@ -284,6 +298,12 @@ class PayloadWalker:
                     ]
             with m.Default():
                 m.d.comb += [ok.eq(x_ok), issue.eq(1), port.x_data.eq(x_word), accepted.eq(port.x_ready)]
+        if self._rt:  # a forwarded SET_PARAM of the sizes sets the RUN geometry
+            with m.If(self.walk_exec & issue & accepted & (kind == K_STATE) & (st_op == Op.SET_PARAM)):
+                with m.If(st_sel == 0):
+                    m.d.sync += self.rt_in.eq(st_data)
+                with m.If(st_sel == 1):
+                    m.d.sync += self.rt_out.eq(st_data * self._runs[0].word_bytes)
         with m.If(self.walk_exec):
             with m.If(issue):
                 with m.If(kind == K_RUN):
@@ -304,8 +324,11 @@ class PayloadWalker:
     def _advance(self, m):
         """The bookkeeping after a unit: the weight header's row pointer, the RUN step count and response length."""
         runs, slot = self._runs, self._slot
-        n_in = per_core([r.cfg.input_size for r in runs], slot)
-        out_step = per_core([r.out_step_bytes for r in runs], slot)
+        if self._rt:
+            n_in, out_step = self.rt_in, self.rt_out
+        else:
+            n_in = per_core([r.cfg.input_size for r in runs], slot)
+            out_step = per_core([r.out_step_bytes for r in runs], slot)
         hdr_done, w_addr, x_cnt = self.hdr_done, self.w_addr, self.x_cnt
         hd_sel, hd_addr = self._hd[1:]
         with m.Switch(self.kind):
