@@ -73,8 +73,8 @@ def test_layer_groups_and_core_configs():
 
 
 def test_one_core_flow_refuses_several_cores():
-    """generate takes one core (one line); simulation and board builds take several (``multicore=True``)."""
-    with pytest.raises(ConfigError, match="generate takes one core for now"):
+    """The one-core entry points refuse several cores in one line; run_session, generate and build take them."""
+    with pytest.raises(ConfigError, match="this entry point takes one core"):
         require_gateware(TINY.replace(cores=2))
     require_gateware(TINY.replace(cores=2), multicore=True)
 
@@ -324,3 +324,53 @@ def test_programs_verilog_bit_exact(simulator, tmp_path):
     got, counters = run_programs_session(models, ops, simulator, cache_dir=tmp_path, idle=0.2, backpressure=0.3, seed=6)
     _assert_programs_equal(got, programs_golden(models, ops))
     assert counters[0]["core_steps"] == [3, 4] and counters[1]["core_steps"] == [5, 6]
+
+
+# ----------------------------------------------------------------------------- generate (issue 14)
+def test_generate_multicore_layers_and_programs(tmp_path, capsys):
+    """``rnnaccel generate`` of a layers config and of several model directories: the MultiCore's Verilog
+    (byte-identical to what the simulators run, and from run to run), per-core memory images, configs and
+    headers equal to the one-core generate's, and a manifest with the addressed command word."""
+    import json
+
+    from cli_helpers import one_line_error, run_cli
+    from rnnaccel.flow.rtl import accelerator_verilog, programs_verilog
+    from rnnaccel.numeric.model import save_model
+
+    lay = TINY.replace(num_layers=3, cores=2, core_mode="layers", weights_in_rom=False)
+    w = random_weights(lay, seed=4)
+    save_model(tmp_path / "lay", lay, w)
+    code, out, _ = run_cli(["generate", tmp_path / "lay", "-o", tmp_path / "g_lay"], capsys)
+    assert code == 0 and "2 cores (layers" in out
+    g = tmp_path / "g_lay"
+    assert (g / "rnnaccel_top.v").read_text() == accelerator_verilog(lay, w)
+    m = json.loads((g / "manifest.json").read_text())
+    assert m["mode"] == "layers" and [c["core"] for c in m["cores"]] == [0, 1]
+    fields = m["command_fields"]
+    assert set(fields) == {"op", "sel", "addr", "data", "core"}
+    assert fields["core"]["offset"] == 44 + fields["data"]["width"] and fields["data"]["offset"] == 44
+    assert [c["config"]["num_layers"] for c in m["cores"]] == [2, 1]
+    assert Config.load(g / "rnnaccel.toml") == lay
+    for i, (ci, wi) in enumerate(layer_models(lay, w)):
+        save_model(tmp_path / f"one{i}", ci, wi)
+        run_cli(["generate", tmp_path / f"one{i}", "-o", tmp_path / f"g_one{i}"], capsys)
+        for f in sorted((tmp_path / f"g_one{i}" / "mem").iterdir()):
+            assert (g / f"core{i}" / "mem" / f.name).read_bytes() == f.read_bytes(), f
+        assert Config.load(g / f"core{i}" / "rnnaccel.toml") == ci
+        assert (g / f"core{i}" / "rnnaccel.h").is_file()
+    run_cli(["generate", tmp_path / "lay", "-o", tmp_path / "g_lay2"], capsys)
+    assert (tmp_path / "g_lay2" / "rnnaccel_top.v").read_bytes() == (g / "rnnaccel_top.v").read_bytes()
+
+    a, b = TINY, TINY.replace(cell="gru", hidden_size=4)
+    models = [(a, random_weights(a, seed=1)), (b, random_weights(b, seed=2))]
+    for i, (c, wi) in enumerate(models):
+        save_model(tmp_path / f"p{i}", c, wi)
+    code, out, _ = run_cli(["generate", tmp_path / "p0", tmp_path / "p1", "-o", tmp_path / "g_prog"], capsys)
+    assert code == 0 and "2 cores (programs)" in out
+    assert (tmp_path / "g_prog" / "rnnaccel_top.v").read_text() == programs_verilog(models)
+    m = json.loads((tmp_path / "g_prog" / "manifest.json").read_text())
+    assert m["mode"] == "programs" and m["streams"]["o_h"]["words_per_step"] == [8, 4]
+    assert [c["config"]["cell"] for c in m["cores"]] == ["lstm", "gru"]
+    code, _, err = run_cli(["generate", tmp_path / "lay", tmp_path / "p0", "-o", tmp_path / "bad"], capsys)
+    assert code != 0
+    one_line_error(err, "cores = 2", "one-core models")

@@ -248,11 +248,30 @@ def cmd_generate(args) -> int:
     from ..numeric.model import load_model
     from ..flow.rtl import generate
 
-    cfg, weights = load_model(args.model)
     out = Path(args.output)
     if out.exists() and not out.is_dir():
         raise CLIError(f"{out} exists and is not a directory")
-    manifest = generate(cfg, weights, out, progress=lambda msg: print(f"[generate] {msg}"))
+    say = lambda msg: print(f"[generate] {msg}")  # noqa: E731
+    loaded = [load_model(d) for d in args.model]
+    if len(loaded) > 1:  # a multi-programming design: one one-core model per core
+        from ..flow.rtl import generate_multicore
+
+        for d, (c, _) in zip(args.model, loaded):
+            if c.cores != 1:
+                raise CLIError(f"{d}: cores = {c.cores}; a programs design takes one-core models, one per core")
+        manifest = generate_multicore(out, models=loaded, progress=say)
+        print(f"design hash {manifest['design_hash']}; {len(loaded)} cores (programs), one model each")
+        return 0
+    cfg, weights = loaded[0]
+    if cfg.cores > 1 and cfg.core_mode == "programs":
+        raise CLIError(
+            f"{args.model[0]}: a programs design of {cfg.cores} cores runs one model per core: "
+            f"give {cfg.cores} model directories of one core each"
+        )
+    manifest = generate(cfg, weights, out, progress=say)
+    if cfg.cores > 1:
+        print(f"design hash {manifest['design_hash']}; {cfg.cores} cores (layers of one stack)")
+        return 0
     print(
         f"design hash {manifest['design_hash']}; ideal {manifest['ideal_cycles_per_step']} cycles per step; "
         f"weights {manifest['weight_bytes']} bytes ({'ROM' if cfg.weights_in_rom else 'loaded at run time'})"
@@ -515,7 +534,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_run)
 
     s = sub.add_parser("generate", help="write the Verilog, memory images, manifest and C header of a model")
-    s.add_argument("model", help="model directory")
+    s.add_argument(
+        "model",
+        nargs="+",
+        help="model directory (one core, or a layers config of several); several one-core model directories "
+        "make a programs design, one model per core",
+    )
     s.add_argument("-o", "--output", required=True, help="folder for the generated files")
     s.set_defaults(func=cmd_generate)
 

@@ -30,6 +30,7 @@ __all__ = [
     "TOP_NAME",
     "SIMULATORS",
     "programs_verilog",
+    "generate_multicore",
     "cached_programs_verilog",
     "CocotbFailure",
     "write_verilog",
@@ -339,26 +340,108 @@ def generate(cfg: Config, weights, out_dir: str | os.PathLike, progress=print) -
     ``rnnaccel.toml`` (the config), ``mem/weights_p{p}_q{q}.hex``,
     ``mem/bias.hex``, ``mem/sigmoid.hex`` and ``mem/tanh.hex`` (one word per
     line, hexadecimal two's complement; dense banks pack lane 0 in the low bits).
+    A ``layers`` config of several cores goes to :func:`generate_multicore`.
     """
-    from ..numeric import lut
-    from ..hw.accelerator import program
-    from ..hw.mvu import mvu_latency, plan_cycles
-    from ..interface.commands import OP, STATUS_BITS, command_fields
     from ..numeric.model import quantize_weights
-    from ..layout.image import bank_word_bits, bias_word_bits, memory_image, plans
+    from ..layout.image import memory_image
     from .toolchain import require_gateware
 
+    if cfg.cores > 1:
+        return generate_multicore(out_dir, cfg=cfg, weights=weights, progress=progress)
     require_gateware(cfg)
     out = Path(out_dir)
-    (out / "mem").mkdir(parents=True, exist_ok=True)
     qw = quantize_weights(cfg, weights)  # once per design: the gateware and every image take these integers
     image = memory_image(cfg, qw)  # once per design: baked into ROM and written as the hex files
     progress(f"elaborating and converting to Verilog ({cfg.name}, hash {cfg.hash})")
     text = accelerator_verilog(cfg, qw, image=image)
+    out.mkdir(parents=True, exist_ok=True)
     (out / f"{TOP_NAME}.v").write_text(text)
-    cfg.save(out / "rnnaccel.toml")
-
     progress("writing memory images")
+    _core_files(cfg, image, out)
+    manifest, at = _top_manifest(cfg, weights, text, [cfg])
+    manifest.update(_core_manifest(cfg))
+    manifest["streams"]["i_cmd"] = {"payload": "see command_fields", "width": at}
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    (out / "rnnaccel.h").write_text(_c_header(cfg, manifest))
+    progress(f"wrote {out}/ ({len(text.splitlines())} lines of Verilog)")
+    return manifest
+
+
+def generate_multicore(
+    out_dir: str | os.PathLike,
+    *,
+    cfg: Config | None = None,
+    weights=None,
+    models: list[tuple[Config, dict]] | None = None,
+    progress=print,
+) -> dict:
+    """Write a multi-core design's artefacts (issue 14): a ``layers`` config (``cfg``, ``weights``: the stack
+    split over its cores) or a ``programs`` design (``models``: one one-core model per core).
+
+    Files: ``rnnaccel_top.v`` (the :class:`~rnnaccel.hw.multicore.MultiCore`, byte-identical to what the
+    simulators run), ``manifest.json`` (ports, the addressed command word, one entry per core),
+    ``rnnaccel.toml`` (a ``layers`` config), and per core ``core{i}/``: its one-core config, memory images
+    and C header, as :func:`generate` writes them for one core.
+    """
+    from ..interface.commands import OP
+    from ..interface.multicore import core_models, layer_models
+    from ..numeric.model import quantize_weights
+    from ..layout.image import memory_image
+
+    if (cfg is None) == (models is None):
+        raise ValueError("generate_multicore takes a layers config (cfg=, weights=) or programs models (models=)")
+    if cfg is not None:
+        if cfg.cores < 2 or cfg.core_mode != "layers":
+            raise ValueError(
+                f"generate_multicore(cfg=...) needs a layers config of several cores, not {cfg.cores} ({cfg.core_mode})"
+            )
+        cores, mode = layer_models(cfg, weights), "layers"
+        progress(f"elaborating and converting to Verilog ({cfg.name}, {cfg.cores} cores, layers)")
+        text = accelerator_verilog(cfg, weights)
+    else:
+        cores, mode = core_models(models), "programs"
+        progress(f"elaborating and converting to Verilog ({len(cores)} cores, programs)")
+        text = programs_verilog(models)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{TOP_NAME}.v").write_text(text)
+    entries = []
+    for i, (ci, wi) in enumerate(cores):
+        progress(f"core {i}: memory images")
+        sub = out / f"core{i}"
+        image = memory_image(ci, quantize_weights(ci, wi))
+        _core_files(ci, image, sub)
+        entry = {"core": i, "config": ci.to_dict(), "config_hash": ci.hash, **_core_manifest(ci)}
+        header = {**entry, "design_hash": design_hash(ci, wi), "commands": dict(OP)}
+        (sub / "rnnaccel.h").write_text(_c_header(ci, header))
+        entries.append(entry)
+    key, key_w = (cfg, weights) if cfg is not None else cores[0]  # programs: identity fields replaced below
+    manifest, at = _top_manifest(key, key_w, text, [c for c, _ in cores])
+    if cfg is not None:
+        cfg.save(out / "rnnaccel.toml")
+        manifest["design_hash"] = design_hash(cfg, weights)
+    else:
+        manifest.pop("config")
+        manifest.pop("config_hash")
+        manifest["design_hash"] = hashlib.sha256(
+            ("programs" + "".join(design_hash(c, w) for c, w in models)).encode()
+        ).hexdigest()[:16]
+        manifest["streams"]["i_x"]["words_per_step"] = [c.input_size for c, _ in cores]
+        manifest["streams"]["o_h"]["words_per_step"] = [c.hidden_size for c, _ in cores]
+    manifest.update({"mode": mode, "cores": entries})
+    manifest["streams"]["i_cmd"] = {"payload": "see command_fields (core: 0.. or 255 = every core)", "width": at}
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    progress(f"wrote {out}/ ({len(text.splitlines())} lines of Verilog, {len(cores)} cores)")
+    return manifest
+
+
+def _core_files(cfg: Config, image, out: Path) -> None:
+    """One core's memory images (``out/mem/*.hex``) and config (``out/rnnaccel.toml``)."""
+    from ..numeric import lut
+    from ..layout.image import bank_word_bits, bias_word_bits
+
+    (out / "mem").mkdir(parents=True, exist_ok=True)
+    cfg.save(out / "rnnaccel.toml")
     for p in range(cfg.pe_rows):
         for q in range(cfg.pe_cols):
             words = image.weight_banks[p][q]
@@ -367,8 +450,19 @@ def generate(cfg: Config, weights, out_dir: str | os.PathLike, progress=print) -
     for fn in lut.FUNCTIONS:
         (out / "mem" / f"{fn}.hex").write_text(_hex_lines(lut.table(cfg, fn), cfg.q_act.width))
 
+
+def _top_manifest(cfg: Config, weights, text: str, cores: list[Config]) -> tuple[dict, int]:
+    """The manifest's design-level part (identity, ports, streams, the command word) and the command width."""
+    from ..interface.commands import OP, STATUS_BITS, command_fields
+
+    if len(cores) > 1:
+        from ..interface.multicore import multicore_command_fields
+
+        fields = multicore_command_fields(cores)
+    else:
+        fields = command_fields(cfg)
     offsets, at = {}, 0
-    for name, bits in command_fields(cfg).items():
+    for name, bits in fields.items():
         offsets[name] = {"offset": at, "width": bits}
         at += bits
     manifest = {
@@ -387,6 +481,18 @@ def generate(cfg: Config, weights, out_dir: str | os.PathLike, progress=print) -
         "command_fields": offsets,
         "commands": dict(OP),
         "status_bits": dict(STATUS_BITS),
+    }
+    return manifest, at
+
+
+def _core_manifest(cfg: Config) -> dict:
+    """The manifest's part of one core: its program, plans, latency, cycles, weight memory, run-time
+    dimensions and FFT mode."""
+    from ..hw.accelerator import program
+    from ..hw.mvu import mvu_latency, plan_cycles
+    from ..layout.image import plans
+
+    out = {
         "program": [list(p) for p in program(cfg)],
         "datapath": cfg.datapath,
         "plans": [
@@ -414,7 +520,7 @@ def generate(cfg: Config, weights, out_dir: str | os.PathLike, progress=print) -
         from ..layout.runtime import ARITHMETIC_FIELDS, param_bits, param_names, param_values
 
         hw, bits, reset = cfg.at_max(), param_bits(cfg), param_values(cfg)
-        manifest["runtime_dimensions"] = {
+        out["runtime_dimensions"] = {
             "max_input_size": hw.input_size,
             "max_hidden_size": hw.hidden_size,
             "max_layers": hw.num_layers,
@@ -424,13 +530,9 @@ def generate(cfg: Config, weights, out_dir: str | os.PathLike, progress=print) -
             ],
         }
     if cfg.fft_mode:  # direct-mode manifests keep their bytes (sim_tests/test_digests.py)
-        manifest["circulant_mode"] = cfg.circulant_mode
-        manifest["fft"] = _fft_manifest(cfg)
-    manifest["streams"]["i_cmd"] = {"payload": "see command_fields", "width": at}
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    (out / "rnnaccel.h").write_text(_c_header(cfg, manifest))
-    progress(f"wrote {out}/ ({len(text.splitlines())} lines of Verilog)")
-    return manifest
+        out["circulant_mode"] = cfg.circulant_mode
+        out["fft"] = _fft_manifest(cfg)
+    return out
 
 
 # ----------------------------------------------------------------------------

@@ -49,7 +49,7 @@ def require_gateware(cfg, multicore: bool = False) -> None:
     (:mod:`rnnaccel.hw.serial_fft`; SPRAM weight banks need a ``q_spectrum`` of 8 bits or fewer). ``cores > 1``
     (issue 14) is built by :mod:`rnnaccel.hw.multicore`: callers that take a MultiCore pass
     ``multicore=True`` (the Amaranth simulator, Icarus and Verilator, and board builds behind the host
-    link's addressed frames); ``generate`` writes one core. Delta mode (``delta_threshold > 0``,
+    link's addressed frames, ``generate``). Delta mode (``delta_threshold > 0``,
     issue 19) is built on the array datapath, one core.
     """
     from ..numeric.config import ConfigError
@@ -72,8 +72,8 @@ def require_gateware(cfg, multicore: bool = False) -> None:
         raise ConfigError(
             "cores",
             cfg.cores,
-            "multi-core designs are simulated (rnnaccel run, any backend) and built for boards "
-            "(rnnaccel build) but generate takes one core for now",
+            "this entry point takes one core: a multi-core design goes through run_session, generate or "
+            "build (rnnaccel run, generate, build)",
         )
 
 
