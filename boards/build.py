@@ -561,8 +561,8 @@ def format_report(report: dict) -> str:
     rt = report.get("runtime_dimensions")
     if rt:
         rows.append(
-            f"run-time dimensions: runs {rt['runs'].removeprefix('any ')} (input <= {rt['max_input_size']}, "
-            f"hidden <= {rt['max_hidden_size']}, layers <= {rt['max_layers']}; rnnaccel infer MODEL --hardware DIR)"
+            f"run-time dimensions: runs models up to input {rt['max_input_size']}, hidden {rt['max_hidden_size']}, "
+            f"{rt['max_layers']} layers with this design's cell and arithmetic (rnnaccel infer MODEL --hardware DIR)"
         )
     measured = report.get("cycles_per_step")
     if report.get("cores", 1) > 1:

@@ -76,6 +76,7 @@ __all__ = [
     "AmaranthTransport",
     "LinkClient",
     "infer",
+    "infer_programs",
     "programs_design_hash",
 ]
 
@@ -825,3 +826,48 @@ def infer(
     y = np.stack(ys)
     y = y[0] if single else y
     return y.astype(np.int64) if raw else to_float(y, cfg.q_state).astype(np.float32)
+
+
+def infer_programs(model_dirs, port, xs, *, baud: int = DEFAULT_BAUD, raw: bool = False) -> list[np.ndarray]:
+    """:func:`infer` on a multi-programming board: model ``model_dirs[i]`` on core ``i``, inputs ``xs[i]``
+    ((T, input_i) or (N, T, input_i) float each); what ``rnnaccel infer DIR0 DIR1 ... --port P --inputs X0 X1
+    ...`` does. The device's cores must run the models' configs (and, with weights in ROM, their weights:
+    checked for the design as a whole); weights not in ROM are loaded core by core. Every sequence starts from
+    the zero state of its core; returns one array per model, like :func:`infer`."""
+    from ..numeric.model import load_model
+
+    if len(model_dirs) != len(xs):
+        raise ValueError(f"{len(model_dirs)} models but {len(xs)} input sets: give one input set per model")
+    models = [load_model(d) for d in model_dirs]
+    batches = []
+    for i, ((cfg, _), x) in enumerate(zip(models, xs)):
+        if cfg.cores != 1:
+            raise ValueError(f"model {i}: cores = {cfg.cores}; a programs board runs one-core models, one per core")
+        x = np.asarray(x, dtype=np.float64)
+        if x.ndim not in (2, 3) or x.shape[-1] != cfg.input_size:
+            raise ValueError(
+                f"inputs {i} of shape {x.shape}; model {i} needs (T, {cfg.input_size}) or (N, T, {cfg.input_size})"
+            )
+        if not np.all(np.isfinite(x)):
+            raise ValueError(f"inputs {i} contain NaN or infinite values")
+        batches.append((x.ndim == 2, quantize(x[None] if x.ndim == 2 else x, cfg.q_state)))
+    outs = []
+    with LinkClient(port, [c for c, _ in models], baud) as dev:
+        if dev.device.mode != "programs" or dev.n_cores != len(models):
+            raise MismatchError(
+                f"the device is a {dev.device.mode} design of {dev.n_cores} cores, not {len(models)} programs"
+            )
+        if any(c.weights_in_rom for c, _ in models):  # the ROM cores' weights, through the design hash
+            dev.check_weights([w for _, w in models])
+        for core, (cfg, w) in enumerate(models):
+            if not cfg.weights_in_rom:
+                dev.load_weights(w, core=core)
+        for core, ((cfg, _), (single, xq)) in enumerate(zip(models, batches)):
+            ys = []
+            for seq in xq:
+                dev.reset(core)
+                ys.append(dev.run(seq, core=core))
+            y = np.stack(ys)
+            y = y[0] if single else y
+            outs.append(y.astype(np.int64) if raw else to_float(y, cfg.q_state).astype(np.float32))
+    return outs

@@ -296,3 +296,27 @@ def test_one_core_design_takes_addressed_frames_for_core_0():
     with pytest.raises(DeviceError, match="no such core"):
         dev.reset(core=1)
     assert dev.counters()["steps"] == 2
+
+
+def test_infer_several_models_on_a_programs_board(tmp_path):
+    """``rnnaccel infer DIR0 DIR1 --inputs X0 X1 -o Y0 Y1`` (boards.driver.infer_programs): model i on core i,
+    core 1's weights loaded, each sequence from its core's zero state, bit-exact; mismatches in one line."""
+    from rnnaccel.boards.driver import infer_programs
+    from rnnaccel.numeric.model import save_model
+
+    dirs = [save_model(tmp_path / f"m{i}", c, w) for i, (c, w) in enumerate(MODELS)]
+    eng = FrameEngine(
+        PROGRAMS, models=MODELS, timeout_cycles=TIMEOUT, clk_freq=1_000_000, design_hash=programs_design_hash(MODELS)
+    )
+    tr = AmaranthTransport(eng)
+    rng = np.random.default_rng(4)
+    xs = [rng.uniform(-1, 1, size=(2, 3, TINY.input_size)), rng.uniform(-1, 1, size=(2, GRU.input_size))]
+    got = infer_programs(dirs, tr, xs, raw=True)
+    for (cfg, w), x, y in zip(MODELS, xs, got):
+        batch = x if x.ndim == 3 else x[None]
+        want = np.stack([golden_session(cfg, w, [("reset",), ("run", quantize(s, cfg.q_state))])[0] for s in batch])
+        np.testing.assert_array_equal(y, want if x.ndim == 3 else want[0])
+    with pytest.raises(ValueError, match="2 models but 1 input sets"):
+        infer_programs(dirs, tr, xs[:1])
+    with pytest.raises(MismatchError, match="cores run configs"):
+        infer_programs(dirs[::-1], tr, xs[::-1])

@@ -454,20 +454,42 @@ def cmd_build(args) -> int:
 def cmd_infer(args) -> int:
     from ..boards.driver import LinkError, infer
 
-    hardware = None
-    if args.hardware:
-        from ..numeric.model import load_model
+    if not len(args.model) == len(args.inputs) == len(args.output):
+        raise CLIError(
+            f"{len(args.model)} model(s), {len(args.inputs)} --inputs and {len(args.output)} -o: give one input "
+            f"file and one output file per model"
+        )
+    xs = [load_inputs(path) for path in args.inputs]
+    for path, x in zip(args.inputs, xs):
+        if x.dtype.kind == "f" and not np.all(np.isfinite(x)):
+            raise CLIError(f"{path}: NaN or infinite values")
+    if len(args.model) > 1:  # a multi-programming board: model i on core i
+        from ..boards.driver import infer_programs
 
-        hardware = _hardware_config(args.hardware, load_model(args.model)[0])
-    x = load_inputs(args.inputs)
-    if x.dtype.kind == "f" and not np.all(np.isfinite(x)):
-        raise CLIError(f"{args.inputs}: NaN or infinite values")
-    try:
-        y = infer(args.model, args.port, x.astype(np.float64), baud=args.baud, raw=args.raw, hardware=hardware)
-    except (LinkError, ValueError) as exc:
-        raise CLIError(str(exc).splitlines()[0]) from None
-    np.save(args.output, y)
-    print(f"wrote {args.output} {y.shape} ({'raw' if args.raw else 'float32'}, board on {args.port})")
+        if args.hardware:
+            raise CLIError("--hardware takes one model (a design with run-time dimensions has one core)")
+        try:
+            ys = infer_programs(args.model, args.port, [x.astype(np.float64) for x in xs], baud=args.baud, raw=args.raw)
+        except (LinkError, ValueError) as exc:
+            raise CLIError(str(exc).splitlines()[0]) from None
+    else:
+        hardware = None
+        if args.hardware:
+            from ..numeric.model import load_model
+
+            hardware = _hardware_config(args.hardware, load_model(args.model[0])[0])
+        try:
+            ys = [
+                infer(
+                    args.model[0], args.port, xs[0].astype(np.float64), baud=args.baud, raw=args.raw, hardware=hardware
+                )
+            ]
+        except (LinkError, ValueError) as exc:
+            raise CLIError(str(exc).splitlines()[0]) from None
+    for core, (path, y) in enumerate(zip(args.output, ys)):
+        np.save(path, y)
+        where = f"core {core} of the board" if len(ys) > 1 else "board"
+        print(f"wrote {path} {y.shape} ({'raw' if args.raw else 'float32'}, {where} on {args.port})")
     return 0
 
 
@@ -576,10 +598,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_build)
 
     s = sub.add_parser("infer", help="run inputs on a flashed board over its UART host link")
-    s.add_argument("model", help="model directory (the one the bitstream was built from)")
+    s.add_argument(
+        "model",
+        nargs="+",
+        help="model directory (the one the bitstream was built from); several: a programs board, model i on core i",
+    )
     s.add_argument("--port", required=True, help="serial port, e.g. /dev/ttyUSB0")
-    s.add_argument("--inputs", required=True, help=".npy of shape (T, input) or (N, T, input)")
-    s.add_argument("-o", "--output", required=True)
+    s.add_argument(
+        "--inputs", required=True, nargs="+", help=".npy of shape (T, input) or (N, T, input), one per model"
+    )
+    s.add_argument("-o", "--output", required=True, nargs="+", help=".npy to write, one per model")
     s.add_argument("--baud", type=int, default=115200)
     s.add_argument("--raw", action="store_true", help="write raw q_state integers")
     s.add_argument(
