@@ -175,7 +175,7 @@ def _fft_info(cfg: Config) -> list[str]:
     return [
         f"circulant mode: fft (spectra {cfg.q_spectrum}, twiddles Q1.14; spectral accumulator "
         f"{cfg.fft_acc_width} bits, inverse transform {cfg.fft_out_width} bits, frac {cfg.fft_acc_frac}; "
-        f"the gateware is not built yet)"
+        + ("gateware: hw/serial_fft.py)" if cfg.datapath == "serial" else "no gateware on the array datapath)")
     ]
 
 
