@@ -296,7 +296,10 @@ def _build_board(cfg, weights, board, platform, out_dir, *, freq_mhz, baud, prog
             "build_seconds": round(elapsed, 1),
             "bitstream": str((out / "build" / bitstream).resolve()),
             "baud": baud,
-            "ideal_cycles_per_step": cfg.ideal_cycles_per_step,
+            # a programs design: the slowest core's model on its own core (each core runs its own model)
+            "ideal_cycles_per_step": cfg.ideal_cycles_per_step
+            if models is None
+            else max(c.ideal_cycles_per_step for c, _ in models),
         }
     )
     report.update(measured_step_report(cfg, weights, models))
