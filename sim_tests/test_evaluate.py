@@ -468,6 +468,7 @@ def test_example_vowels_quick(tmp_path, capsys):
     assert code == 0, err
     golden = next(r for r in json.loads((tmp_path / "e.json").read_text())["rows"] if r["arithmetic"] == "golden")
     assert golden["accuracy"] == fft16["retrained_acc"]
+    assert f"weights spectra {fft16['q_spectrum']}" in out  # FFT mode names the stored spectra's format
     for name in (
         "results.md",
         "accuracy_vs_memory.png",

@@ -624,7 +624,7 @@ def evaluate(
 
     ys = {}
     for arithmetic, name, what in (
-        ("float-qweights", f"float, Q weights ({cfg.q_weight})", "float with quantized weights"),
+        ("float-qweights", f"float, Q weights ({cfg.weight_format})", "float with quantized weights"),
         ("golden", "golden (integer)", "golden (integer)"),
     ):
         t0 = time.time()
@@ -675,7 +675,8 @@ def _model_info(cfg: Config) -> dict:
         "num_layers": cfg.num_layers,
         "block_size": cfg.block_size,
         "config_hash": cfg.hash,
-        "formats": {q: str(getattr(cfg, q)) for q in ("q_weight", "q_state", "q_cell", "q_pre", "q_act")},
+        "formats": {q: str(getattr(cfg, q)) for q in ("q_weight", "q_state", "q_cell", "q_pre", "q_act")}
+        | ({"q_spectrum": str(cfg.q_spectrum)} if cfg.fft_mode else {}),  # FFT mode stores spectra
         "weight_bytes": cfg.weight_bytes,
         "dense_weight_bytes": cfg.dense_weight_bytes,
         "dense_float32_bytes": 4 * cfg.dense_weight_words(),
@@ -697,6 +698,12 @@ def _sci(x) -> str:
     return "-" if x is None else f"{x:.3g}"
 
 
+def _stored_format(model: dict) -> str:
+    """The format of the stored weight words of a report's model: spectra in FFT mode, else the weights'."""
+    spectrum = model["formats"].get("q_spectrum")
+    return f"spectra {spectrum}" if spectrum else model["formats"]["q_weight"]
+
+
 def format_table(report: dict) -> str:
     """The report as a text table, one line per arithmetic, then the RTL verdict."""
     m = report["model"]
@@ -705,7 +712,7 @@ def format_table(report: dict) -> str:
     regression = report["data"].get("targets", False)
     lines = [
         f"model: {m['num_layers']}-layer {m['cell']}, input {m['input_size']}, hidden {m['hidden_size']}, "
-        f"k={m['block_size']}, weights {m['formats']['q_weight']}: {m['weight_bytes']} bytes "
+        f"k={m['block_size']}, weights {_stored_format(m)}: {m['weight_bytes']} bytes "
         f"(dense float32 {m['dense_float32_bytes']}; {100 * m['saved_vs_dense_float32']:.1f}% saved)",
         f"data: {report['data']['sequences']} sequences, {report['data']['valid_steps']} steps"
         + (
@@ -821,7 +828,7 @@ def plot_report(report: dict, path: str | Path) -> None:
     m = report["model"]
     fig.suptitle(
         f"{m['cell']} {m['input_size']}->{m['hidden_size']}, k={m['block_size']}, weights "
-        f"{m['formats']['q_weight']} ({m['weight_bytes']} B)",
+        f"{_stored_format(m)} ({m['weight_bytes']} B)",
         fontsize=10,
     )
     fig.tight_layout()
