@@ -183,11 +183,11 @@ def _core_cfgs(cfg, models):
 
 def board_design_hash(cfg, weights, models=None, family: str | None = None) -> str:
     """INFO's design hash of a board build: :func:`rnnaccel.flow.rtl.design_hash`, or for a ``programs``
-    design :func:`rnnaccel.boards.driver.programs_design_hash` of its models."""
+    design :func:`rnnaccel.flow.rtl.programs_design_hash` of its models."""
     from ..flow.rtl import design_hash
 
     if models is not None:
-        from .driver import programs_design_hash
+        from ..flow.rtl import programs_design_hash
 
         return programs_design_hash(models, family)
     return design_hash(cfg, weights, family)

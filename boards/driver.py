@@ -39,6 +39,7 @@ from collections import deque
 import numpy as np
 
 from ..numeric.config import Config
+from ..flow.rtl import programs_design_hash  # re-exported: INFO's design hash of a programs design
 from ..numeric.fixedpoint import QFormat, quantize, to_float
 from ..interface import protocol
 from ..interface.session import execute
@@ -118,16 +119,6 @@ def _cmd_name(command: int) -> str:
     if base in Cmd._value2member_map_:
         return Cmd(base).name
     return f"0x{command:02x}"
-
-
-def programs_design_hash(models, family: str | None = None) -> str:
-    """INFO's design hash of a ``programs`` MultiCore: of the cores' own design hashes, in core order."""
-    import hashlib
-
-    from ..flow.rtl import design_hash
-
-    text = "programs:" + ",".join(design_hash(c, w, family) for c, w in models)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 class MismatchError(LinkError):

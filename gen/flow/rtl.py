@@ -31,6 +31,7 @@ __all__ = [
     "SIMULATORS",
     "programs_verilog",
     "generate_multicore",
+    "programs_design_hash",
     "cached_programs_verilog",
     "CocotbFailure",
     "write_verilog",
@@ -138,6 +139,13 @@ def design_hash(cfg: Config, weights, family: str | None = None) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def programs_design_hash(models, family: str | None = None) -> str:
+    """Hash naming a ``programs`` MultiCore (INFO's design hash, the build cache, the manifest): of the cores'
+    own design hashes, in core order."""
+    text = "programs:" + ",".join(design_hash(c, w, family) for c, w in models)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 class TargetFamily:
     """A stand-in platform for elaborating as for an FPGA family (components pick vendor primitives by it)."""
 
@@ -214,8 +222,7 @@ def cached_verilog(cfg: Config, weights, cache_dir: Path, family: str | None = N
 
 def cached_programs_verilog(models: list[tuple[Config, dict]], cache_dir: Path, family: str | None = None) -> Path:
     """:func:`cached_verilog` of a multi-programming design (:func:`programs_verilog`)."""
-    key = hashlib.sha256(("programs" + "".join(design_hash(c, w, family) for c, w in models)).encode())
-    return _cached(Path(cache_dir) / key.hexdigest()[:16], lambda: programs_verilog(models, family))
+    return _cached(Path(cache_dir) / programs_design_hash(models, family), lambda: programs_verilog(models, family))
 
 
 def _cached(folder: Path, make) -> Path:
@@ -423,9 +430,7 @@ def generate_multicore(
     else:
         manifest.pop("config")
         manifest.pop("config_hash")
-        manifest["design_hash"] = hashlib.sha256(
-            ("programs" + "".join(design_hash(c, w) for c, w in models)).encode()
-        ).hexdigest()[:16]
+        manifest["design_hash"] = programs_design_hash(models)  # what the board's INFO reports
         manifest["streams"]["i_x"]["words_per_step"] = [c.input_size for c, _ in cores]
         manifest["streams"]["o_h"]["words_per_step"] = [c.hidden_size for c, _ in cores]
     manifest.update({"mode": mode, "cores": entries})

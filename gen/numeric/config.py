@@ -355,8 +355,8 @@ class Config:
             ("max_hidden_size", self.hidden_size),
             ("max_layers", self.num_layers),
         ):
+            # an integer already (the type rules of _validate run first)
             value = getattr(self, fname)
-            self._check(isinstance(value, int) and not isinstance(value, bool), fname, "must be an integer")
             self._check(value == 0 or value >= own, fname, f"must be 0 (the model's own) or at least {own}")
         if not self.runtime_dims:
             return
