@@ -19,13 +19,24 @@ the config and compiled to one FSM state per phase):
 
 Overlap across steps (the same for every cell): while step t runs, the loader
 takes x_{t+1} into the other input buffer as soon as the FIFO holds all of it
-(and no command is waiting); once the MVU has finished step t's last plan, it
-starts layer 0's input projection of step t+1 (``W x_{t+1}``, which does not
-depend on h_t) into the other XP buffer (XP is double-buffered by step
-parity), so it runs under step t's last gate phase, ``WAIT_OUT`` and
+(and no command is waiting); in the last issue cycle of step t's last plan,
+the MVU starts layer 0's input projection of step t+1 (``W x_{t+1}``, which
+does not depend on h_t) into the other XP buffer (XP is double-buffered by
+step parity), so it runs under step t's last gate phase, ``WAIT_OUT`` and
 ``STEP_DONE``; step t+1 then starts without ``IDLE`` and its ``MVU W`` phase
-only waits for that plan's end. h_{t+1} needs all of U h_t, so the recurrent
-plans and the gate phases of a step stay in order.
+only waits for that plan's end (or, when it is the step's only plan, adopts
+it, so that the next step's run can follow it in turn).
+
+Overlap inside a step: plans are chained (:class:`~rnnaccel.hw.mvu.CirculantMVU`
+takes the next plan in the last issue cycle of the one before, while that one
+drains: plans read vector slots, which only gate phases write), and a gate
+phase whose slot the plan before it does not read runs beside that plan,
+issuing each element once the plan has written its row of the last gate the
+phase reads (a reset-before GRU's reset phase beside ``MVU Urz``; an upper
+layer's SRU/QRNN update beside its input projection). Gate phases that read
+the vector store while the MVU does use a second read port. h_{t+1} needs all
+of U h_t, so a recurrent plan never starts before the gate phase writing its
+source slot has finished (:func:`loop_bound`).
 
 Between steps the sequencer is ``IDLE`` (never with a prefetched input) and
 accepts commands (see :class:`Op`): clear the state, write h or c words
@@ -42,11 +53,35 @@ from ..numeric.config import Config
 from ..layout.image import plans, vector_depth, vector_slots
 from ..layout.runtime import PLAN_FIELDS, param_bits, param_names, param_values
 from .buffers import VectorStore, state_ram_attrs
-from .gates import GateUnit
+from .gates import GateUnit, gate_latency
 from .mvu import CirculantMVU
 from .sequencer import PHASE_CLEAR, PHASE_STEP_DONE, Op, SequencerBase
 
-__all__ = ["ArrayAccelerator", "array_program"]
+__all__ = ["ArrayAccelerator", "array_program", "loop_bound"]
+
+
+def loop_bound(cfg: Config) -> int:
+    """A lower bound of the array datapath's cycles per step from the recurrence (0 without a recurrent matrix).
+
+    h_{t+1} of a layer needs all of U h_t, and U's first row needs all of h_t: from the cycle h_t is
+    complete, the layer's recurrent plans issue their sweeps (one tile cycle a clock, after the start
+    cycle), the last row drains through the MVU (:func:`rnnaccel.hw.mvu.mvu_latency`), then the last
+    element is read (one cycle, ``G`` with stacked projections) and passes the gate unit
+    (:attr:`~rnnaccel.hw.gates.GateUnit.latency`). Everything else (the other gate elements, a reset-before
+    GRU's reset phase, the input projections) may overlap; the bound is the largest over the layers.
+    """
+    from .mvu import mvu_latency
+
+    cfg = cfg.at_max() if cfg.runtime_dims else cfg
+    best = 0
+    for layer in range(cfg.num_layers):
+        rec = [p for p in plans(cfg) if p.layer == layer and p.dst == "hp"]
+        if not rec:
+            continue
+        reads = len(cfg.layer_gates(layer)) if cfg.stacked_projections else 1
+        gate = gate_latency(cfg, "update")
+        best = max(best, 1 + sum(p.sweep_cycles for p in rec) + mvu_latency(cfg) + reads + gate)
+    return best
 
 
 def array_program(cfg: Config) -> list[tuple]:
@@ -147,7 +182,43 @@ class _ArrayBuild:
         self.gmax = max(len(cfg.layer_gates(layer)) for layer in range(self.L))
         self.stacked = cfg.stacked_projections
         self.prog = acc._program
+        self.plan_list = plans(cfg)
+        # gate phases started with their plan (their rows are issued as the plan writes them)
+        self.concurrent = {i for i in range(len(self.prog)) if self.is_concurrent(i)}
+        # ... of which those reading the vector store need a second read port (the MVU has the first)
+        self.second_read = any(self.gate_reads_store(self.prog[i]) for i in self.concurrent)
         self.m = Module()
+
+    def gate_reads_store(self, phase) -> bool:
+        """The gate phase reads a word of the vector store per element (GRU: h; SRU above layer 0: x)."""
+        return self.cfg.cell == "gru" or (self.cfg.cell == "sru" and phase[1] > 0)
+
+    def gate_slots(self, phase) -> tuple[str, str]:
+        """(slot the gate phase reads, slot it writes)."""
+        layer, ph = phase[1], phase[2]
+        if ph == "reset":
+            return f"h{layer}", "rh"
+        if self.cfg.cell == "sru":
+            return ("x0" if layer == 0 else f"h{layer - 1}"), f"h{layer}"
+        return f"h{layer}", f"h{layer}"
+
+    def is_concurrent(self, i) -> bool:
+        """Gate phase ``i`` runs beside the plan just before it: a gate phase right after a plan phase whose
+        plan does not read the slot the gate writes (a reset-before GRU's reset phase beside ``Urz``; a
+        layer's update beside its input projection when nothing recurrent follows), not layer 0's input
+        projection (its run may be the previous step's prefetch), not in delta mode."""
+        prog = self.prog
+        if self.acc.delta or prog[i][0] != "gate" or i == 0 or prog[i - 1][0] != "mvu":
+            return False
+        plan = self.plan_list[prog[i - 1][1]]
+        return plan.index != 0 and plan.src != self.gate_slots(prog[i])[1]
+
+    def need_gates(self, i) -> int:
+        """Concurrent gate phase ``i``: gates of its plan's output before the last one it reads."""
+        plan = self.plan_list[self.prog[i - 1][1]]
+        layer, ph = self.prog[i][1], self.prog[i][2]
+        last = 0 if ph == "reset" else len(self.cfg.layer_gates(layer)) - 1
+        return min(last, plan.gate0 + plan.gates - 1) - plan.gate0
 
     def module(self) -> Module:
         self.parameters()
@@ -184,7 +255,7 @@ class _ArrayBuild:
     # ------------------------------------------------------------------ blocks
     def blocks(self):
         m, cfg, T = self.m, self.cfg, self.T
-        m.submodules.store = self.store = VectorStore(cfg)
+        m.submodules.store = self.store = VectorStore(cfg, second_read=self.second_read)
         if self.acc.delta:
             m.submodules.mvu = self.mvu = CirculantMVU(cfg, image=self.acc.image, delta=True)
         else:
@@ -273,17 +344,43 @@ class _ArrayBuild:
                 self.in_aux_data.append(data.View(data.ArrayLayout(signed(xs), T), rp_aux.data))
 
     def projection_writes(self):
-        """MVU output segments -> XP/HP rows, gate by gate (``w_gate``, ``w_row``)."""
+        """MVU output segments -> XP/HP rows, gate by gate.
+
+        The destination is the output's plan (``mvu.o_plan``: with chaining a plan drains while the next
+        one issues): its first gate and side are constants, its XP buffer (step parity) was kept at its
+        launch (``plan_par``); ``w_gate``/``w_row`` count its segments from its first (``o_seg == 0``)."""
         m, mvu, segs_h = self.m, self.mvu, self.segs_h
+        plist = mvu.plan_list
         self.w_gate = w_gate = Signal(range(self.gmax + 1))
         self.w_row = w_row = Signal(range(segs_h + 1))
-        self.w_dst_hp = w_dst_hp = Signal()
-        self.w_par = w_par = Signal()  # XP buffer of the running plan's step
+        # per input-projection plan, the XP buffers of its (at most two) runs in flight: written at launch
+        # (``par_wp``), read for its outputs (``par_rp``), the read pointer moving on at its ``done``
+        self.plan_par = {}
+        par_of = []
+        for p in plist:
+            if p.dst == "hp":
+                par_of.append(Const(0, 1))
+                continue
+            q = [Signal(name=f"plan{p.index}_par{j}") for j in range(2)]
+            wp, rp = Signal(name=f"plan{p.index}_par_wp"), Signal(name=f"plan{p.index}_par_rp")
+            self.plan_par[p.index] = (q, wp)
+            par_of.append(Array(q)[rp])
+            with m.If(mvu.done & (mvu.o_plan == p.index)):
+                m.d.sync += rp.eq(~rp)
+        o_gate, o_row = Signal.like(w_gate, name="o_gate"), Signal.like(w_row, name="o_row")
+        w_dst_hp, w_par = Signal(name="w_dst_hp"), Signal(name="w_par")
+        first = mvu.o_seg == 0
+        m.d.comb += [
+            o_gate.eq(Mux(first, Array(Const(p.gate0, range(self.gmax + 1)) for p in plist)[mvu.o_plan], w_gate)),
+            o_row.eq(Mux(first, 0, w_row)),
+            w_dst_hp.eq(Array(Const(p.dst == "hp", 1) for p in plist)[mvu.o_plan]),
+            w_par.eq(Array(par_of)[mvu.o_plan]),
+        ]
         xp_w = [mem.write_port() for mem in self.xp_mem]
         hp_w = [mem.write_port() for mem in self.hp_mem]
         if self.stacked:
             w_addr = Signal(range(max(2, self.proj_depth)))
-            m.d.comb += w_addr.eq(w_gate * segs_h + w_row)
+            m.d.comb += w_addr.eq(o_gate * segs_h + o_row)
             m.d.comb += [
                 xp_w[0].addr.eq(w_par * self.proj_depth + w_addr),
                 xp_w[0].data.eq(mvu.o_data.as_value()),
@@ -295,17 +392,17 @@ class _ArrayBuild:
         else:
             for g in range(self.gmax):
                 m.d.comb += [
-                    xp_w[g].addr.eq(w_par * segs_h + w_row),
+                    xp_w[g].addr.eq(w_par * segs_h + o_row),
                     xp_w[g].data.eq(mvu.o_data.as_value()),
-                    xp_w[g].en.eq(mvu.o_valid & ~w_dst_hp & (w_gate == g)),
-                    hp_w[g].addr.eq(w_row),
+                    xp_w[g].en.eq(mvu.o_valid & ~w_dst_hp & (o_gate == g)),
+                    hp_w[g].addr.eq(o_row),
                     hp_w[g].data.eq(mvu.o_data.as_value()),
-                    hp_w[g].en.eq(mvu.o_valid & w_dst_hp & (w_gate == g)),
+                    hp_w[g].en.eq(mvu.o_valid & w_dst_hp & (o_gate == g)),
                 ]
         with m.If(mvu.o_valid):
-            m.d.sync += w_row.eq(w_row + 1)
-            with m.If(w_row == self.p("segs_h", segs_h) - 1):
-                m.d.sync += [w_row.eq(0), w_gate.eq(w_gate + 1)]
+            m.d.sync += [w_row.eq(o_row + 1), w_gate.eq(o_gate)]
+            with m.If(o_row == self.p("segs_h", segs_h) - 1):
+                m.d.sync += [w_row.eq(0), w_gate.eq(o_gate + 1)]
 
     # ------------------------------------------------------------------ walkers
     def walkers(self):
@@ -330,14 +427,20 @@ class _ArrayBuild:
         # vector-store read defaults
         self.vec_rd_addr = [Signal(range(self.vdepth), name=f"vec_rd_addr{q}") for q in range(Pc)]
         self.vec_rd_en = Signal()
+        # the first read port is the MVU's (also while a gate phase runs beside its plan), unless a copy
+        # phase, or a gate phase without a second port, takes it (the MVU does not read then)
+        m.d.comb += [self.vec_rd_addr[q].eq(self.mvu.vec_addr[q]) for q in range(Pc)]
+        m.d.comb += self.vec_rd_en.eq(self.mvu.vec_en)
         store = self.store
         m.d.comb += [store.rd_en.eq(self.vec_rd_en)]
         for q in range(Pc):
             m.d.comb += store.rd_addr[q].eq(self.vec_rd_addr[q])
         self.mvu_src_in, self.mvu_xpar = Signal(name="mvu_src_in"), Signal(name="mvu_xpar")
+        src_in1 = Signal(name="mvu_src_in1")  # the source of the read whose data arrives now
+        m.d.sync += src_in1.eq(self.mvu_src_in)
         m.d.comb += [
             self.in_mvu_addr.eq(self.mvu_xpar * self.R + self.mvu.vec_addr[0]),
-            self.mvu.vec_data.eq(Mux(self.mvu_src_in, Cat(*self.in_mvu_data), store.rd_data.as_value())),
+            self.mvu.vec_data.eq(Mux(src_in1, Cat(*self.in_mvu_data), store.rd_data.as_value())),
         ]
         # per-cycle registered lane/bank of the element read (data arrives next cycle)
         self.rd_lane = Signal(range(T))
@@ -346,7 +449,15 @@ class _ArrayBuild:
         self.rd_word = Signal(signed(self.xs))
         self.x_from_in, rd_from_in = Signal(name="x_from_in"), Signal(name="rd_from_in")
         m.d.sync += rd_from_in.eq(self.x_from_in)
-        vec_word = Array(Array(store.rd_data[q][r] for r in range(T)) for q in range(Pc))[self.rd_bank][self.rd_lane]
+        # the gate phases' reads: the second read port when one runs beside the MVU, else the MVU's
+        if self.second_read:
+            self.g_rd_addr = [Signal(range(self.vdepth), name=f"gate_rd_addr{q}") for q in range(Pc)]
+            self.g_rd_en = Signal(name="gate_rd_en")
+            m.d.comb += [store.rd2_en.eq(self.g_rd_en)] + [store.rd2_addr[q].eq(self.g_rd_addr[q]) for q in range(Pc)]
+            g_data = store.rd2_data
+        else:
+            self.g_rd_addr, self.g_rd_en, g_data = self.vec_rd_addr, self.vec_rd_en, store.rd_data
+        vec_word = Array(Array(g_data[q][r] for r in range(T)) for q in range(Pc))[self.rd_bank][self.rd_lane]
         if self.aux_reads:
             in_words = Array(Array(self.in_aux_data[q][r] for r in range(T)) for q in range(Pc))
             in_word = in_words[self.rd_bank][self.rd_lane]
@@ -544,19 +655,26 @@ class _ArrayBuild:
         self.mvu_start = Signal(name="mvu_start")
         self.mvu_plan = Signal(range(len(self.mvu.plan_list)), name="mvu_plan")
         m.d.comb += [self.mvu.start.eq(self.mvu_start), self.mvu.plan.eq(self.mvu_plan)]
+        # the plan a concurrent gate phase runs beside: its output segments so far, and its end
+        mvu, max_br = self.mvu, max(p.br for p in self.plan_list)
+        self.cc_plan = Signal(range(len(self.plan_list)), name="cc_plan")
+        self.cc_rows = Signal(range(max_br + 1), name="cc_rows")
+        self.cc_done = Signal(name="cc_done")
+        if self.concurrent:
+            with m.If(mvu.o_valid & (mvu.o_plan == self.cc_plan)):
+                m.d.sync += self.cc_rows.eq(self.cc_rows + 1)
+            with m.If(mvu.done & (mvu.o_plan == self.cc_plan)):
+                m.d.sync += self.cc_done.eq(1)
 
     def launch(self, plan, par):
-        """Start the MVU on ``plan``, its projections going to the XP buffer ``par`` (step parity)."""
+        """Start the MVU on ``plan``, its projections going to the XP buffer ``par`` (step parity); only
+        when ``mvu.ready`` (the caller checks it, and drives ``mvu_plan`` whether or not it launches)."""
         m = self.m
-        m.d.comb += [self.mvu_start.eq(1), self.mvu_plan.eq(plan.index)]
-        m.d.sync += [
-            self.w_gate.eq(plan.gate0),
-            self.w_row.eq(0),
-            self.w_dst_hp.eq(plan.dst == "hp"),
-            self.w_par.eq(par),
-            self.mvu_xpar.eq(par),
-            self.mvu_src_in.eq(plan.src == "x0"),
-        ]
+        m.d.comb += self.mvu_start.eq(1)
+        m.d.sync += [self.mvu_xpar.eq(par), self.mvu_src_in.eq(plan.src == "x0")]
+        if plan.index in self.plan_par:
+            q, wp = self.plan_par[plan.index]
+            m.d.sync += [Array(q)[wp].eq(par), wp.eq(~wp)]
 
     def step_done(self):
         """End of a step: count it, flip the step parity; straight into the next step if its input was taken."""
@@ -659,9 +777,9 @@ class _ArrayBuild:
                     i for i, p in enumerate(self.prog) if p[0] == "mvu" and self.mvu.plan_list[p[1]].layer == layer
                 )
                 with m.If(self.prm["layers"] == layer + 1):
-                    m.d.comb += post_mvu.eq(Cat(*[fsm.ongoing(self.state_name(i)) for i in range(last_l + 1, n)]).any())
+                    m.d.comb += post_mvu.eq(self.after_plan(fsm, last_l))
         else:
-            m.d.comb += post_mvu.eq(Cat(*[fsm.ongoing(self.state_name(i)) for i in range(last_mvu + 1, n)]).any())
+            m.d.comb += post_mvu.eq(self.after_plan(fsm, last_mvu))
         with m.If(
             in_step
             & ~self.xready
@@ -672,13 +790,25 @@ class _ArrayBuild:
         ):
             m.d.comb += [self.ld_start.eq(1), self.ld_target.eq(~self.xp_par)]
             m.d.sync += self.pre.eq(1)
-        with m.If(mvu.done & self.w0_pre):
+        # a done of plan 0 is the prefetched run's unless the sequencer waits in plan 0's phase for the run it
+        # launched there (which finishes first)
+        k0 = next(i for i, p in enumerate(self.prog) if p[0] == "mvu" and p[1] == 0)
+        own = fsm.ongoing(self.state_name(k0)) & self.launched
+        with m.If(mvu.done & (mvu.o_plan == 0) & self.w0_pre & ~own):
             m.d.sync += self.pre_done.eq(1)
         w0 = self.mvu.plan_list[0]
         assert w0.layer == 0 and w0.name == "W" and w0.src == "x0"
-        with m.If(post_mvu & self.xready & ~self.w0_pre & ~mvu.busy):
-            self.launch(w0, ~self.xp_par)
-            m.d.sync += [self.w0_pre.eq(1), self.pre_done.eq(0)]
+        with m.If(post_mvu & self.xready & ~self.w0_pre):
+            m.d.comb += self.mvu_plan.eq(w0.index)
+            with m.If(mvu.ready):
+                self.launch(w0, ~self.xp_par)
+                m.d.sync += [self.w0_pre.eq(1), self.pre_done.eq(0)]
+
+    def after_plan(self, fsm, i):
+        """The sequencer is past phase ``i`` (a plan), or in it with the plan started: the MVU may take the
+        next step's input projection as soon as it is ready (chained behind the plan)."""
+        later = [fsm.ongoing(self.state_name(j)) for j in range(i + 1, len(self.prog))]
+        return Cat(*later, fsm.ongoing(self.state_name(i)) & self.launched).any()
 
     def idle(self):
         """Between steps: take commands; start a step when an input word is waiting."""
@@ -813,26 +943,44 @@ class _ArrayBuild:
 
     def phase_mvu(self, i, phase):
         """Start the MVU on the phase's plan (unless it was started during the last step: layer 0's input
-        projection); the vector banks' read ports are the MVU's."""
+        projection); the vector banks' read ports are the MVU's.
+
+        Chaining: when the next phase is another plan (which never reads this one's projections: plans
+        read vector slots, written only by gate phases), the phase ends as soon as its plan is started, and
+        the next plan starts in the last issue cycle of this one (``mvu.ready``) while it drains. A phase
+        before anything else waits for its plan's last segment (``done`` of this plan: earlier ones are
+        out by then, as the MVU finishes plans in order)."""
         m, mvu = self.m, self.mvu
         plan = mvu.plan_list[phase[1]]
         prefetchable = plan.index == 0
-        launch = ~self.launched & ~self.w0_pre if prefetchable else ~self.launched
-        with m.If(launch):
+        chain = i + 1 < len(self.prog) and (self.prog[i + 1][0] == "mvu" or i + 1 in self.concurrent)
+        mine_done = mvu.done & (mvu.o_plan == plan.index)
+        want = ~self.launched & ~self.w0_pre if prefetchable else ~self.launched
+        m.d.comb += self.mvu_plan.eq(plan.index)
+        with m.If(want & mvu.ready):
             self.launch(plan, self.xp_par)
-        m.d.sync += self.launched.eq(1)
-        for q in range(self.Pc):
-            m.d.comb += self.vec_rd_addr[q].eq(mvu.vec_addr[q])
-        m.d.comb += self.vec_rd_en.eq(mvu.vec_en)
+            m.d.sync += self.launched.eq(1)
+            if i + 1 in self.concurrent:
+                m.d.sync += [self.cc_plan.eq(plan.index), self.cc_rows.eq(0), self.cc_done.eq(0)]
+            if chain:
+                self.advance(i)
         if prefetchable:
-            with m.If(self.w0_pre):
-                with m.If(self.pre_done | mvu.done):
+            # launched here (not prefetched): wait for it, the next step's run may already follow it;
+            # prefetched: done already, or wait for that run's done
+            with m.If(self.launched):
+                if not chain:
+                    with m.If(mine_done):
+                        self.advance(i)
+            with m.Elif(self.w0_pre):
+                with m.If(self.pre_done | mine_done | chain):
                     m.d.sync += [self.w0_pre.eq(0), self.pre_done.eq(0)]
                     self.advance(i)
-            with m.Elif(mvu.done):
-                self.advance(i)
-        else:
-            with m.If(mvu.done):
+                with m.Else():
+                    # still running: wait for it as if launched here, so that the next step's run may be
+                    # prefetched behind it (:meth:`after_plan`)
+                    m.d.sync += [self.w0_pre.eq(0), self.launched.eq(1)]
+        elif not chain:
+            with m.If(mine_done):
                 self.advance(i)
 
     def phase_wait_out(self, i, phase):
@@ -855,15 +1003,23 @@ class _ArrayBuild:
         gu = self.gate_units[(len(cfg.layer_gates(layer)), ph)]
         e_cnt, e_sub = self.e_cnt, self.e_sub
         issue = Signal(name=f"gate{i}_issue")
-        m.d.comb += issue.eq(e_cnt < H)
+        if i in self.concurrent:
+            # beside its plan: an element is issued once the plan has written its row of the last gate read
+            k = self.need_gates(i)
+            segs = self.p("segs_h", self.segs_h)
+            need = (segs * k if k else 0) + self.e_seg
+            m.d.comb += issue.eq((e_cnt < H) & (self.cc_done | (self.cc_rows > need)))
+        else:
+            m.d.comb += issue.eq(e_cnt < H)
+        rd_en = self.g_rd_en
         for q in range(self.Pc):
-            m.d.comb += self.vec_rd_addr[q].eq(self.e_row)
+            m.d.comb += self.g_rd_addr[q].eq(self.e_row)
         if cfg.cell == "sru" and layer == 0:
             # x_t is in input buffer xp_par (slot x0's rows from 0)
             m.d.comb += [
                 self.x_from_in.eq(1),
                 self.in_aux_addr.eq(self.xp_par * self.R + self.e_row),
-                self.in_aux_en.eq(self.vec_rd_en),
+                self.in_aux_en.eq(rd_en),
             ]
         v1 = Signal(name=f"gate{i}_v1")
         m.d.comb += gu.i_valid.eq(v1)
@@ -873,7 +1029,7 @@ class _ArrayBuild:
             last = Signal(name=f"gate{i}_last")
             m.d.comb += [
                 last.eq(issue & (e_sub == g_last)),
-                self.vec_rd_en.eq(last),
+                rd_en.eq(last),
                 self.c_r.en.eq(last),
                 self.xp_r[0].en.eq(issue),
                 self.hp_r[0].en.eq(issue),
@@ -885,7 +1041,7 @@ class _ArrayBuild:
                 m.d.sync += [e_sub.eq(0), e_cnt.eq(e_cnt + 1)]
                 self.walk(self.e_lane, self.e_bank, self.e_row, self.e_seg)
         else:
-            m.d.comb += self.vec_rd_en.eq(issue)
+            m.d.comb += rd_en.eq(issue)
             for g in range(self.gmax):
                 m.d.comb += [self.xp_r[g].en.eq(issue), self.hp_r[g].en.eq(issue)]
             m.d.comb += self.c_r.en.eq(issue)

@@ -50,16 +50,28 @@ class VectorStore(wiring.Component):
         One synchronous read port per bank (data one cycle after the address).
     wr_en, wr_bank, wr_row, wr_mask, wr_data : In
         Write of the lanes in ``wr_mask`` of row ``wr_row`` of bank ``wr_bank``.
+    rd2_addr, rd2_en, rd2_data (``second_read=True`` only)
+        A second read port (the gate unit's, while the MVU reads the first): each bank's memory is then
+        built with two read ports (in block RAM, one copy per read port).
     """
 
-    def __init__(self, cfg: Config):
+    def __init__(self, cfg: Config, *, second_read: bool = False):
         if not isinstance(cfg, Config):
             raise TypeError(f"cfg must be a Config, not {cfg!r}")
         self._cfg = cfg
         self._depth = vector_depth(cfg)
+        self._second = bool(second_read)
         T, xs = cfg.tile, cfg.q_state.width
+        second = {}
+        if self._second:
+            second = {
+                "rd2_addr": In(data.ArrayLayout(range(self._depth), cfg.pe_cols)),
+                "rd2_en": In(1),
+                "rd2_data": Out(data.ArrayLayout(data.ArrayLayout(signed(xs), T), cfg.pe_cols)),
+            }
         super().__init__(
-            {
+            second
+            | {
                 "rd_addr": In(data.ArrayLayout(range(self._depth), cfg.pe_cols)),
                 "rd_en": In(1),
                 "rd_data": Out(data.ArrayLayout(data.ArrayLayout(signed(xs), T), cfg.pe_cols)),
@@ -94,4 +106,7 @@ class VectorStore(wiring.Component):
                 wp.data.eq(self.wr_data.as_value()),
                 wp.en.eq(self.wr_mask & (self.wr_en & (self.wr_bank == q)).replicate(T)),
             ]
+            if self._second:
+                rp2 = mem.read_port()
+                m.d.comb += [rp2.addr.eq(self.rd2_addr[q]), rp2.en.eq(self.rd2_en), self.rd2_data[q].eq(rp2.data)]
         return m

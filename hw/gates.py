@@ -26,7 +26,7 @@ from ..numeric.fixedpoint import hw_narrow, hw_saturate
 from .activation import ActivationUnit, _latency
 from .pipeline import Stage
 
-__all__ = ["GateUnit", "PHASES"]
+__all__ = ["GateUnit", "PHASES", "gate_variant", "gate_latency"]
 
 #: Phases of a gate unit: ``update`` (every cell) and ``reset`` (reset-before GRU: r * h).
 PHASES = ("update", "reset")
@@ -37,6 +37,30 @@ def _hw_sum_narrow(terms, q):
     top = max(frac for _, frac in terms)
     total = sum(value << (top - frac) for value, frac in terms)
     return hw_narrow(total, top, q)
+
+
+def gate_variant(cfg: Config, phase: str = "update") -> str:
+    """``lstm``, ``gru_after``, ``gru_before``, ``gru_reset``, ``sru``, ``qrnn`` or ``rnn``: the element-wise
+    computation of ``cfg``'s cell in ``phase`` (the table above)."""
+    if cfg.cell == "gru":
+        if phase == "reset":
+            return "gru_reset"
+        return "gru_after" if cfg.gru_reset_after else "gru_before"
+    return cfg.cell
+
+
+def gate_latency(cfg: Config, phase: str = "update") -> int:
+    """Enabled cycles from ``i_valid`` to ``o_valid`` of the gate unit of ``cfg`` in ``phase``."""
+    a = _latency(cfg)
+    return {
+        "lstm": 2 * a + 5,
+        "gru_after": 2 * a + 5,
+        "gru_before": a + 3,
+        "gru_reset": a + 3,
+        "sru": 2 * a + 4,
+        "qrnn": a + 4,
+        "rnn": a + 2,
+    }[gate_variant(cfg, phase)]
 
 
 class GateUnit(wiring.Component):
@@ -160,26 +184,12 @@ class GateUnit(wiring.Component):
     @property
     def variant(self) -> str:
         """``lstm``, ``gru_after``, ``gru_before``, ``gru_reset``, ``sru``, ``qrnn`` or ``rnn``."""
-        cell = self._cfg.cell
-        if cell == "gru":
-            if self._phase == "reset":
-                return "gru_reset"
-            return "gru_after" if self._cfg.gru_reset_after else "gru_before"
-        return cell
+        return gate_variant(self._cfg, self._phase)
 
     @property
     def latency(self) -> int:
         """Enabled cycles from ``i_valid`` to ``o_valid`` (see the table above)."""
-        a = _latency(self._cfg)
-        return {
-            "lstm": 2 * a + 5,
-            "gru_after": 2 * a + 5,
-            "gru_before": a + 3,
-            "gru_reset": a + 3,
-            "sru": 2 * a + 4,
-            "qrnn": a + 4,
-            "rnn": a + 2,
-        }[self.variant]
+        return gate_latency(self._cfg, self._phase)
 
     def elaborate(self, platform):
         m = Module()

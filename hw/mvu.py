@@ -43,6 +43,12 @@ a plan; the only wait is a gap after a row round shorter than ``pe_rows``
 cycles so the serializer can drain. Cycles of one plan, start to done:
 ``sweep_cycles + gaps + latency`` (:attr:`CirculantMVU.latency`).
 
+Chaining: a plan may start in the last issue cycle of the one before (``ready``), so its sweep
+follows without a bubble while the earlier plan's rows drain; the plan number travels down the
+pipeline beside the row round (the serializer's position tag carries it above the segment), so the
+row count, the bias read, ``done`` and ``o_plan`` follow the plan each segment belongs to. At most
+two plans are in flight; a plan with gaps between its row rounds only starts on an idle MVU.
+
 Delta mode (``delta``, by default ``cfg.delta_mode``; :mod:`rnnaccel.numeric.delta`), generated only
 then: a plan starts with a **delta pass**, one row of the source slot (``pe_cols`` segments) per
 cycle: the source words and the plan's references (memory ``delta_refs``, one row per column round,
@@ -156,10 +162,17 @@ class CirculantMVU(wiring.Component):
     Members
     -------
     start : In(1)
-        Pulse to start plan ``plan`` (ignored while busy).
+        Pulse to start plan ``plan``; taken only with ``ready`` (ignored otherwise).
     plan : In(range(len(plans)))
+    ready : Out(1)
+        A ``start`` is taken in this cycle: nothing in flight, or (chaining) the running plan is in its last
+        issue cycle or draining, no other plan drains, and ``plan`` needs no gap between its row rounds
+        (its first row round then follows the last one's without a bubble). Delta mode: once the running
+        plan has issued its last cycle (the next plan's delta pass runs while it drains).
     busy, done : Out(1)
-        ``done`` pulses in the cycle the last output segment is valid.
+        ``busy``: a plan is in flight. ``done`` pulses in the cycle the last output segment of a plan is valid.
+    o_plan : Out(range(len(plans)))
+        The plan of the output segment (and of ``done``): with chaining two plans can be in flight.
     vec_addr : Out(array of pe_cols rows), vec_en : Out(1), vec_data : In(pe_cols x T words)
         Read ports into the vector banks (synchronous, one cycle latency).
     o_valid, o_seg, o_data : Out
@@ -219,8 +232,10 @@ class CirculantMVU(wiring.Component):
             | {
                 "start": In(1),
                 "plan": In(range(len(self._plans))),
+                "ready": Out(1),
                 "busy": Out(1),
                 "done": Out(1),
+                "o_plan": Out(range(len(self._plans))),
                 "vec_addr": Out(data.ArrayLayout(range(self._vdepth), cfg.pe_cols)),
                 "vec_en": Out(1),
                 "vec_data": In(data.ArrayLayout(data.ArrayLayout(signed(cfg.q_state.width), T), cfg.pe_cols)),
@@ -383,14 +398,24 @@ class _MVUBuild:
         gap = Signal(range(Pr + 1))
         self.issuing = issuing = Signal()
         waiting = Signal()
-        self.draining = draining = Signal()
 
         rr, self.rc = self.rr_t[cur], self.rc_t[cur]
         self.issue = issue = Signal()
         m.d.comb += issue.eq(issuing & ~waiting)
-        m.d.comb += u.busy.eq(issuing | draining)
+        # chaining: plans in flight (started, last segment not out yet); a plan may start in the last issue
+        # cycle of the one before, so its sweep follows without a bubble while that one drains
+        self.inflight = inflight = Signal(range(3), name="inflight")
+        last_issue = Signal(name="last_issue")
+        m.d.comb += last_issue.eq(issue & (t == T - 1) & (J == self.rc - 1) & (I == rr - 1))
+        can_chain = (inflight == 1) & ((~issuing & ~waiting) | last_issue) & (self.gap_t[u.plan] == 0)
+        m.d.comb += [u.ready.eq((inflight == 0) | can_chain), u.busy.eq(inflight != 0)]
+        taken = u.start & u.ready
+        with m.If(taken & ~u.done):
+            m.d.sync += inflight.eq(inflight + 1)
+        with m.Elif(~taken & u.done):
+            m.d.sync += inflight.eq(inflight - 1)
 
-        with m.If(u.start & ~u.busy):
+        with m.If(taken):
             m.d.sync += [
                 cur.eq(u.plan),
                 I.eq(0),
@@ -399,7 +424,6 @@ class _MVUBuild:
                 wa.eq(self.wbase_t[u.plan]),
                 issuing.eq(1),
                 waiting.eq(0),
-                draining.eq(1),
             ]
         with m.Elif(issue):
             m.d.sync += [wa.eq(wa + 1), t.eq(t + 1)]
@@ -495,45 +519,53 @@ class _MVUBuild:
             for q in range(Pc):
                 m.d.comb += tree.i_acc[q].eq(pes[p][q].o_acc)
             rows.append(tree)
-        # the tile row round I travels beside the products and the tree
-        tI = I1
+        # the tile row round I and the plan travel beside the products and the tree (with chaining the
+        # outputs of one plan drain while the next one issues)
+        cur1 = Signal.like(self.cur, name="round_plan1")
+        m.d.sync += cur1.eq(self.cur)
+        tI, tP = I1, cur1
         for i in range(ProcessingElement.LATENCY + u.tree_levels):
             nxt_I = Signal.like(self.I, name=f"round_I{i + 2}")
-            m.d.sync += nxt_I.eq(tI)
-            tI = nxt_I
-        self.rows, self.tI = rows, tI
+            nxt_P = Signal.like(self.cur, name=f"round_plan{i + 2}")
+            m.d.sync += [nxt_I.eq(tI), nxt_P.eq(tP)]
+            tI, tP = nxt_I, nxt_P
+        self.rows, self.tI, self.tP = rows, tI, tP
 
     def serializer(self):
         """Capture every PE row's segment at once, then emit them one per cycle
         (:class:`~rnnaccel.hw.datapath.Serializer`); a row round's segments past the plan's rows are not emitted."""
         m, T, Pr, rows = self.m, self.T, self.Pr, self.rows
         seg = data.ArrayLayout(signed(self.cfg.acc_width), T)
-        m.submodules.serializer = ser = Serializer(Pr, seg, range(self.max_br + Pr + 1))
-        m.d.comb += [ser.i_load.eq(rows[0].o_valid), ser.i_pos.eq(self.tI * Pr)]
+        # the position tag: the segment in the low bits, the plan above (counting up never reaches it)
+        self.pos_bits = pb = (self.max_br + Pr).bit_length()
+        self.tag_shape = unsigned(pb + len(self.cur))
+        m.submodules.serializer = ser = Serializer(Pr, seg, self.tag_shape)
+        pos0 = Signal(pb, name="round_pos")
+        m.d.comb += [pos0.eq(self.tI * Pr), ser.i_load.eq(rows[0].o_valid), ser.i_pos.eq(Cat(pos0, self.tP))]
         m.d.comb += [ser.i_items[p].eq(rows[p].o_sum) for p in range(Pr)]
         self.emit = emit = Signal()
-        m.d.comb += emit.eq(ser.o_valid & (ser.o_pos < self.br_t[self.cur]))
+        self.s_pos, self.s_plan = ser.o_pos[:pb], ser.o_pos[pb:]
+        m.d.comb += emit.eq(ser.o_valid & (self.s_pos < self.br_t[self.s_plan]))
         self.ser = ser
 
     def bias_narrow(self):
         """Bias read, add and narrow to ``q_pre`` (:class:`~rnnaccel.hw.datapath.BiasNarrow`); ``done`` with
         the plan's last segment."""
-        m, u, cfg, T, Pr, cur, ser, emit = self.m, self.u, self.cfg, self.T, self.Pr, self.cur, self.ser, self.emit
+        m, u, cfg, T, ser, emit, pb = self.m, self.u, self.cfg, self.T, self.ser, self.emit, self.pos_bits
         if self.delta:
-            emit, sums, pos = self.delta_accumulate()
+            emit, sums, tag = self.delta_accumulate()
         else:
-            sums, pos = ser.o_item, ser.o_pos
+            sums, tag = ser.o_item, ser.o_pos
         brp = self.bmem.read_port()
-        m.d.comb += [brp.addr.eq(self.bbase_t[cur] + pos), brp.en.eq(emit)]
-        m.submodules.bias_narrow = bn = BiasNarrow(cfg, T, cfg.q_pre.width, range(self.max_br + Pr + 1))
-        m.d.comb += [bn.i_valid.eq(emit), bn.i_sums.eq(sums), bn.i_tag.eq(pos), bn.i_bias.eq(brp.data)]
-        m.d.comb += [u.o_valid.eq(bn.o_valid), u.o_seg.eq(bn.o_tag), u.o_data.eq(bn.o_data)]
+        m.d.comb += [brp.addr.eq(self.bbase_t[tag[pb:]] + tag[:pb]), brp.en.eq(emit)]
+        m.submodules.bias_narrow = bn = BiasNarrow(cfg, T, cfg.q_pre.width, self.tag_shape)
+        m.d.comb += [bn.i_valid.eq(emit), bn.i_sums.eq(sums), bn.i_tag.eq(tag), bn.i_bias.eq(brp.data)]
+        m.d.comb += [u.o_valid.eq(bn.o_valid), u.o_seg.eq(bn.o_tag[:pb]), u.o_plan.eq(bn.o_tag[pb:])]
+        m.d.comb += u.o_data.eq(bn.o_data)
 
         last_seg = Signal()
-        m.d.comb += last_seg.eq(u.o_valid & (u.o_seg == self.br_t[cur] - 1))
+        m.d.comb += last_seg.eq(u.o_valid & (u.o_seg == self.br_t[u.o_plan] - 1))
         m.d.comb += u.done.eq(last_seg)
-        with m.If(last_seg & ~self.issuing):
-            m.d.sync += self.draining.eq(0)
 
     # ------------------------------------------------------------------ delta mode
     def delta_controller(self):
@@ -568,7 +600,6 @@ class _MVUBuild:
         self.I = I = Signal(range(max_rr + 1))
         self.t = t = Signal(range(T))
         self.issuing = issuing = Signal()
-        self.draining = draining = Signal()
         waiting = Signal()
         gap = Signal(range(Pr + 1))
         rr, self.rc = self.rr_t[cur], self.rc_t[cur]
@@ -581,7 +612,17 @@ class _MVUBuild:
         count = Signal(range(max_rc + 1), name="active_count")
         rlen = Signal(range(max_rc * T + 1), name="active_len")  # count * T: a row round's issue cycles
         active = Array(Signal(range(max(2, max_rc)), name=f"active{i}") for i in range(max_rc))
-        m.d.comb += u.busy.eq(issuing | draining | dpass)
+        # chaining: the next plan's delta pass may start once this one has issued its last cycle (its
+        # list and operands are no longer read) while its rows drain; its first row round then comes
+        # at least rounds_c + 3 cycles after this one's last, enough for a serializer of up to 4 rows
+        inflight = Signal(range(3), name="inflight")
+        can_chain = (inflight == 1) & ~issuing & ~waiting & ~dpass & ~dv1 if Pr <= 4 else Const(0)
+        m.d.comb += [u.ready.eq((inflight == 0) | can_chain), u.busy.eq(inflight != 0)]
+        taken = u.start & u.ready
+        with m.If(taken & ~u.done):
+            m.d.sync += inflight.eq(inflight + 1)
+        with m.Elif(~taken & u.done):
+            m.d.sync += inflight.eq(inflight - 1)
         for q in range(Pc):
             m.d.comb += u.vec_addr[q].eq(self.vbase_t[cur] + r)
         m.d.comb += u.vec_en.eq(dpass)
@@ -697,8 +738,8 @@ class _MVUBuild:
             with m.If(rl_now < Pr):
                 m.d.comb += gapv.eq(Pr - rl_now)
 
-        with m.If(u.start & ~u.busy):
-            m.d.sync += [cur.eq(u.plan), r.eq(0), dpass.eq(1), count.eq(0), rlen.eq(0), draining.eq(1)]
+        with m.If(taken):
+            m.d.sync += [cur.eq(u.plan), r.eq(0), dpass.eq(1), count.eq(0), rlen.eq(0)]
             if dense:
                 m.d.sync += first0_t.eq(0)
         with m.If(dpass):
@@ -737,15 +778,15 @@ class _MVUBuild:
     def delta_accumulate(self):
         """Delta mode: the serializer's partial sums plus the stored exact accumulators (read with the
         emit, added and written back one cycle later); returns (valid, sums, position) for the bias stage."""
-        m, u, cfg, T, ser, cur = self.m, self.u, self.cfg, self.T, self.ser, self.cur
+        m, u, cfg, T, ser = self.m, self.u, self.cfg, self.T, self.ser
         aw = cfg.acc_width
         adepth = max(2, u._bdepth)
         accmem = memory.Memory(shape=unsigned(T * aw), depth=adepth, init=[], attrs=state_ram_attrs(T * aw, adepth))
         m.submodules.delta_acc = accmem
         rp, wp = accmem.read_port(), accmem.write_port()
-        m.d.comb += [rp.addr.eq(self.bbase_t[cur] + ser.o_pos), rp.en.eq(self.emit)]
+        m.d.comb += [rp.addr.eq(self.bbase_t[self.s_plan] + self.s_pos), rp.en.eq(self.emit)]
         e_a = Signal(name="acc_valid")
-        pos_a = Signal.like(ser.o_pos, name="acc_pos")
+        pos_a = Signal.like(ser.o_pos, name="acc_pos")  # the tag (plan and segment)
         part = Signal.like(ser.o_item, name="acc_partial")
         m.d.sync += [e_a.eq(self.emit), pos_a.eq(ser.o_pos)]
         with m.If(self.emit):
@@ -756,7 +797,7 @@ class _MVUBuild:
             m.d.comb += total[ln].eq(part[ln] + old[ln])
         clr_acc = u.clr_en & (u.clr_addr < u._bdepth)
         m.d.comb += [
-            wp.addr.eq(Mux(u.clr_en, u.clr_addr, self.bbase_t[cur] + pos_a)),
+            wp.addr.eq(Mux(u.clr_en, u.clr_addr, self.bbase_t[pos_a[self.pos_bits :]] + pos_a[: self.pos_bits])),
             wp.data.eq(Mux(u.clr_en, 0, total.as_value())),
             wp.en.eq(Mux(u.clr_en, clr_acc, e_a)),
         ]

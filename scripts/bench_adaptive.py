@@ -9,10 +9,9 @@ step in simulation (``--steps`` steps after a 2-step warm-up run, seeded random 
 output compared with the model's golden model, bit for bit) against
 
 * the ideal ``MACs / multipliers`` (``Config.ideal_cycles_per_step`` of the model on the design's grid), and
-* the recurrence's loop bound, for cells with a recurrent matrix: every plan but layer 0's input
-  projection start to done (:func:`rnnaccel.hw.mvu.plan_cycles`) plus one gate-phase pass over the hidden
-  elements (``H`` cycles, ``G * H`` with stacked projections), the shortest a step can be when h_{t+1}
-  needs all of U h_t.
+* the recurrence's loop bound, for cells with a recurrent matrix (:func:`rnnaccel.hw.array.loop_bound`):
+  from h_t complete, the recurrent plans' sweeps, the MVU's latency and the gate unit's latency for the
+  last element, the shortest a step can be when h_{t+1} needs all of U h_t.
 
     python scripts/bench_adaptive.py                                  # LSTM grid: 5 x 5 sizes, 1-2 layers
     python scripts/bench_adaptive.py --cells all --sizes 8 16 32 64   # every cell variant
@@ -33,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from rnnaccel.flow.backends import run_session
+from rnnaccel.hw.array import loop_bound
 from rnnaccel.interface.session import golden_session
 from rnnaccel.layout.runtime import DoesNotFit, model_on_design
 from rnnaccel.numeric.config import CELL_VARIANTS, preset
@@ -40,19 +40,6 @@ from rnnaccel.numeric.fixedpoint import quantize
 from rnnaccel.numeric.model import random_weights
 
 VARIANTS = CELL_VARIANTS
-
-
-def loop_bound(run) -> float:
-    """The recurrence's lower bound of a step (0 without a recurrent matrix); see the module docstring."""
-    from rnnaccel.hw.mvu import plan_cycles
-    from rnnaccel.layout.image import plans
-
-    if not run.has_recurrent_matrix:
-        return 0.0
-    gate = sum(
-        run.hidden_size * (len(run.layer_gates(i)) if run.stacked_projections else 1) for i in range(run.num_layers)
-    )
-    return float(sum(plan_cycles(run, p) for p in plans(run) if p.index != 0) + gate)
 
 
 def measure(model, hardware, backend: str, steps: int, seed: int, cache) -> dict:
@@ -67,7 +54,7 @@ def measure(model, hardware, backend: str, steps: int, seed: int, cache) -> dict
     cycles = (counters[1]["cycles"] - counters[0]["cycles"]) / steps
     run = model_on_design(model, hardware)
     ideal = run.ideal_cycles_per_step
-    bound = loop_bound(run)
+    bound = float(loop_bound(run))
     return {
         "input": model.input_size,
         "hidden": model.hidden_size,

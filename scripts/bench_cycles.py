@@ -25,20 +25,14 @@ from pathlib import Path
 
 import numpy as np
 
-from rnnaccel.numeric.config import preset
+from rnnaccel.numeric.config import CELL_VARIANTS, preset
 from rnnaccel.numeric.fixedpoint import quantize
 from rnnaccel.hw.accelerator import make_accelerator, program
+from rnnaccel.hw.array import loop_bound
 from rnnaccel.hw.sequencer import PHASE_CLEAR, PHASE_STEP_DONE
 from rnnaccel.numeric.model import random_weights
 
-VARIANTS = {
-    "lstm": {"cell": "lstm"},
-    "gru (reset-after)": {"cell": "gru"},
-    "gru (reset-before)": {"cell": "gru", "gru_reset_after": False},
-    "sru": {"cell": "sru"},
-    "qrnn (window 2)": {"cell": "qrnn"},
-    "rnn": {"cell": "rnn"},
-}
+VARIANTS = CELL_VARIANTS
 
 
 def profile_steps(cfg, weights, steps: int, seed: int = 0) -> dict:
@@ -146,21 +140,6 @@ def mvu_plans(cfg, weights) -> list[dict]:
     return out
 
 
-def loop_bound(cfg, gate_cycles: float) -> float:
-    """Lower bound of a step from the recurrence (0 for cells without a recurrent matrix: SRU, QRNN).
-
-    h_{t+1} needs all of U h_t: every plan but layer 0's input projection (which the array datapath
-    overlaps with the previous step) runs start to done (:func:`rnnaccel.hw.mvu.plan_cycles`), then
-    the gate phases (``gate_cycles``, measured) write h; the next step's U starts after that.
-    """
-    from rnnaccel.hw.mvu import plan_cycles
-    from rnnaccel.layout.image import plans
-
-    if cfg.cell in ("sru", "qrnn"):
-        return 0.0
-    return sum(plan_cycles(cfg, p) for p in plans(cfg) if p.index != 0) + gate_cycles
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--preset", action="append", help="presets (default: lstm-small gru-small)")
@@ -216,7 +195,7 @@ def main(argv=None) -> int:
         mvu_time = sum(v for k, v in prof["phases_per_step"].items() if k.startswith("mvu"))
         gate_time = sum(v for k, v in prof["phases_per_step"].items() if k.startswith("gate"))
         other = prof["per_step"] - mvu_time - gate_time
-        bound = loop_bound(cfg, gate_time)
+        bound = loop_bound(cfg)
         target = max(cfg.ideal_cycles_per_step, bound)
         print(
             f"   {label:22s} {prof['per_step']:11.1f} {cfg.ideal_cycles_per_step:6d} "

@@ -22,6 +22,10 @@ datapath overlapped each tile row's gate phase with the next row's passes (issue
 the gate phase beside the RUN state): fewer cycles, the same results and memory images.
 C header and manifest of every preset re-recorded when the command set gained ``SET_PARAM`` (opcode 6, issue
 12: run-time dimensions); every Verilog file and memory image unchanged.
+Verilog and manifest of the array-datapath presets (tiny, lstm-small, gru-small, lstm512-ecp5) re-recorded when
+the MVU chained its plans and gate phases started beside their plan (issue 12: the plan number down the MVU
+pipeline, ``ready``/``o_plan``, a second vector-store read port for the phases that need it): fewer cycles,
+the same results and memory images; the serial presets unchanged.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ from rnnaccel.numeric.config import PRESETS
 
 RECORDED = {
     "gru-small": {
-        "manifest.json": "8ba8ca6acb22fcb3",
+        "manifest.json": "cd044146f31bd9be",
         "mem/bias.hex": "a13dbd24c1bb8beb",
         "mem/sigmoid.hex": "ad4dab27f9a17d1a",
         "mem/tanh.hex": "369b43f5cbaff020",
@@ -48,10 +52,10 @@ RECORDED = {
         "mem/weights_p1_q1.hex": "070ed13ede1bee04",
         "rnnaccel.h": "47ed80ef895f2f3a",
         "rnnaccel.toml": "e7d2f2a5ca43381a",
-        "rnnaccel_top.v": "466cca4131620310",
+        "rnnaccel_top.v": "da5063fddf904117",
     },
     "lstm-small": {
-        "manifest.json": "38e8c47273fdae39",
+        "manifest.json": "c3dd0b37fbc69e90",
         "mem/bias.hex": "fc97236ac34fa7cd",
         "mem/sigmoid.hex": "ad4dab27f9a17d1a",
         "mem/tanh.hex": "369b43f5cbaff020",
@@ -61,7 +65,7 @@ RECORDED = {
         "mem/weights_p1_q1.hex": "d8a71b284f33a3ec",
         "rnnaccel.h": "c2d2aaba157026db",
         "rnnaccel.toml": "4f7dcf8de35af4e4",
-        "rnnaccel_top.v": "980b3777ac2b470d",
+        "rnnaccel_top.v": "f220320435dfcc6f",
     },
     "lstm-small-ice40": {
         "manifest.json": "3ef20fbe3c2f85d4",
@@ -74,7 +78,7 @@ RECORDED = {
         "rnnaccel_top.v": "0327215de0515824",
     },
     "lstm512-ecp5": {
-        "manifest.json": "3109b12a120b8ac0",
+        "manifest.json": "8f0ec9afdceded16",
         "mem/bias.hex": "b1faab39eff40354",
         "mem/sigmoid.hex": "ad4dab27f9a17d1a",
         "mem/tanh.hex": "369b43f5cbaff020",
@@ -88,7 +92,7 @@ RECORDED = {
         "mem/weights_p3_q1.hex": "f602c4b9e01434fb",
         "rnnaccel.h": "168bf93f3fd984c5",
         "rnnaccel.toml": "8020ec1ebc153ecd",
-        "rnnaccel_top.v": "5e13dcd2292a1a68",
+        "rnnaccel_top.v": "55d38386f75b0a00",
     },
     "lstm512-ice40": {
         "manifest.json": "ebd93345f5ed65d9",
@@ -101,7 +105,7 @@ RECORDED = {
         "rnnaccel_top.v": "7bfc62ecf34a171e",
     },
     "tiny": {
-        "manifest.json": "f18a8b26be64e111",
+        "manifest.json": "3c2c5ea042a16731",
         "mem/bias.hex": "690426cc763aece4",
         "mem/sigmoid.hex": "ad4dab27f9a17d1a",
         "mem/tanh.hex": "369b43f5cbaff020",
@@ -109,7 +113,7 @@ RECORDED = {
         "mem/weights_p0_q1.hex": "78a636f6aae29329",
         "rnnaccel.h": "def0f0960b507647",
         "rnnaccel.toml": "582c95aff2f34a96",
-        "rnnaccel_top.v": "317baa9e926b28f8",
+        "rnnaccel_top.v": "d3a9e74c0521ee41",
     },
 }
 
