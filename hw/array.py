@@ -72,8 +72,7 @@ def loop_bound(cfg: Config) -> int:
     """
     from .mvu import mvu_latency
 
-    cfg = cfg.at_max() if cfg.runtime_dims else cfg
-    best = 0
+    best = 0  # the model's own sizes (on a run-time-dimension design: the model run, not the largest)
     for layer in range(cfg.num_layers):
         rec = [p for p in plans(cfg) if p.layer == layer and p.dst == "hp"]
         if not rec:

@@ -7,6 +7,9 @@ import pytest
 
 from rnnaccel.interface.session import golden_session
 from rnnaccel.hw.accelerator import program
+from rnnaccel.hw.array import loop_bound
+from rnnaccel.numeric.config import CELL_VARIANTS, preset
+from rnnaccel.numeric.fixedpoint import quantize
 from rnnaccel.numeric.model import random_weights
 from rnnaccel.flow.sim_amaranth import run_session_amaranth
 
@@ -152,3 +155,21 @@ def test_lstm512_ecp5_bit_exact():
     np.testing.assert_array_equal(got[0], want[0])
     assert np.count_nonzero(want[0]) > cfg.hidden_size  # not a trivially zero state
     assert counters[0]["steps"] == 2
+
+
+@pytest.mark.parametrize("variant", sorted(CELL_VARIANTS))
+@pytest.mark.parametrize("shape", ["tiny", "lstm-small"])
+def test_steps_respect_ideal_and_loop_bound(variant, shape):
+    """Chained plans and gate phases beside their plan stay bit-exact, and no step beats the two lower bounds
+    (:func:`rnnaccel.hw.array.loop_bound`, the ideal): a bound the schedule could beat would be wrong."""
+    cfg = preset(shape).replace(**CELL_VARIANTS[variant])
+    weights = random_weights(cfg, seed=3)
+    rng = np.random.default_rng(3)
+    x = quantize(rng.uniform(-1, 1, size=(8, cfg.input_size)), cfg.q_state)
+    ops = [("reset",), ("run", x[:2]), ("run", x[2:])]
+    got, counters = run_session_amaranth(cfg, weights, ops)
+    for g, w in zip(got, golden_session(cfg, weights, ops), strict=True):
+        np.testing.assert_array_equal(g, w)
+    per_step = (counters[1]["cycles"] - counters[0]["cycles"]) / 6
+    assert per_step >= cfg.ideal_cycles_per_step
+    assert per_step >= loop_bound(cfg)
