@@ -386,6 +386,19 @@ class _MVUBuild:
         self.vbase_t = table([slots_base[p.src] for p in plans_], range(u._vdepth + 1))
         self.gap_t = table([u.plan_gaps(p) for p in plans_], range(self.Pr + 1))
 
+    def in_flight(self, inflight, can_chain):
+        """Count the plans in flight (started, last segment not out); ``ready`` when none is, or when
+        ``can_chain``; ``busy`` while one is. Returns the taken ``start``."""
+        m, u = self.m, self.u
+        m.d.comb += [u.ready.eq((inflight == 0) | can_chain), u.busy.eq(inflight != 0)]
+        taken = Signal(name="start_taken")
+        m.d.comb += taken.eq(u.start & u.ready)
+        with m.If(taken & ~u.done):
+            m.d.sync += inflight.eq(inflight + 1)
+        with m.Elif(~taken & u.done):
+            m.d.sync += inflight.eq(inflight - 1)
+        return taken
+
     def controller(self):
         """Row rounds I, column rounds J, tile cycle t; the gap after a short row round."""
         m, u, T, Pr = self.m, self.u, self.T, self.Pr
@@ -404,16 +417,11 @@ class _MVUBuild:
         m.d.comb += issue.eq(issuing & ~waiting)
         # chaining: plans in flight (started, last segment not out yet); a plan may start in the last issue
         # cycle of the one before, so its sweep follows without a bubble while that one drains
-        self.inflight = inflight = Signal(range(3), name="inflight")
+        inflight = Signal(range(3), name="inflight")
         last_issue = Signal(name="last_issue")
         m.d.comb += last_issue.eq(issue & (t == T - 1) & (J == self.rc - 1) & (I == rr - 1))
         can_chain = (inflight == 1) & ((~issuing & ~waiting) | last_issue) & (self.gap_t[u.plan] == 0)
-        m.d.comb += [u.ready.eq((inflight == 0) | can_chain), u.busy.eq(inflight != 0)]
-        taken = u.start & u.ready
-        with m.If(taken & ~u.done):
-            m.d.sync += inflight.eq(inflight + 1)
-        with m.Elif(~taken & u.done):
-            m.d.sync += inflight.eq(inflight - 1)
+        taken = self.in_flight(inflight, can_chain)
 
         with m.If(taken):
             m.d.sync += [
@@ -617,12 +625,7 @@ class _MVUBuild:
         # at least rounds_c + 3 cycles after this one's last, enough for a serializer of up to 4 rows
         inflight = Signal(range(3), name="inflight")
         can_chain = (inflight == 1) & ~issuing & ~waiting & ~dpass & ~dv1 if Pr <= 4 else Const(0)
-        m.d.comb += [u.ready.eq((inflight == 0) | can_chain), u.busy.eq(inflight != 0)]
-        taken = u.start & u.ready
-        with m.If(taken & ~u.done):
-            m.d.sync += inflight.eq(inflight + 1)
-        with m.Elif(~taken & u.done):
-            m.d.sync += inflight.eq(inflight - 1)
+        taken = self.in_flight(inflight, can_chain)
         for q in range(Pc):
             m.d.comb += u.vec_addr[q].eq(self.vbase_t[cur] + r)
         m.d.comb += u.vec_en.eq(dpass)

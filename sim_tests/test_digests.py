@@ -42,7 +42,7 @@ from rnnaccel.numeric.config import PRESETS
 
 RECORDED = {
     "gru-small": {
-        "manifest.json": "cd044146f31bd9be",
+        "manifest.json": "4dbe814ca858c36f",
         "mem/bias.hex": "a13dbd24c1bb8beb",
         "mem/sigmoid.hex": "ad4dab27f9a17d1a",
         "mem/tanh.hex": "369b43f5cbaff020",
@@ -52,10 +52,10 @@ RECORDED = {
         "mem/weights_p1_q1.hex": "070ed13ede1bee04",
         "rnnaccel.h": "47ed80ef895f2f3a",
         "rnnaccel.toml": "e7d2f2a5ca43381a",
-        "rnnaccel_top.v": "da5063fddf904117",
+        "rnnaccel_top.v": "ed9aa2e25bc250e7",
     },
     "lstm-small": {
-        "manifest.json": "c3dd0b37fbc69e90",
+        "manifest.json": "ca60d87302bc95da",
         "mem/bias.hex": "fc97236ac34fa7cd",
         "mem/sigmoid.hex": "ad4dab27f9a17d1a",
         "mem/tanh.hex": "369b43f5cbaff020",
@@ -65,7 +65,7 @@ RECORDED = {
         "mem/weights_p1_q1.hex": "d8a71b284f33a3ec",
         "rnnaccel.h": "c2d2aaba157026db",
         "rnnaccel.toml": "4f7dcf8de35af4e4",
-        "rnnaccel_top.v": "f220320435dfcc6f",
+        "rnnaccel_top.v": "3c45f49ffb5aa641",
     },
     "lstm-small-ice40": {
         "manifest.json": "3ef20fbe3c2f85d4",
@@ -78,7 +78,7 @@ RECORDED = {
         "rnnaccel_top.v": "0327215de0515824",
     },
     "lstm512-ecp5": {
-        "manifest.json": "8f0ec9afdceded16",
+        "manifest.json": "af2c1b0c32631f9e",
         "mem/bias.hex": "b1faab39eff40354",
         "mem/sigmoid.hex": "ad4dab27f9a17d1a",
         "mem/tanh.hex": "369b43f5cbaff020",
@@ -92,7 +92,7 @@ RECORDED = {
         "mem/weights_p3_q1.hex": "f602c4b9e01434fb",
         "rnnaccel.h": "168bf93f3fd984c5",
         "rnnaccel.toml": "8020ec1ebc153ecd",
-        "rnnaccel_top.v": "55d38386f75b0a00",
+        "rnnaccel_top.v": "c74ec1da1f5acbb1",
     },
     "lstm512-ice40": {
         "manifest.json": "ebd93345f5ed65d9",
@@ -105,7 +105,7 @@ RECORDED = {
         "rnnaccel_top.v": "7bfc62ecf34a171e",
     },
     "tiny": {
-        "manifest.json": "3c2c5ea042a16731",
+        "manifest.json": "f2f567be4d6992ba",
         "mem/bias.hex": "690426cc763aece4",
         "mem/sigmoid.hex": "ad4dab27f9a17d1a",
         "mem/tanh.hex": "369b43f5cbaff020",
@@ -113,7 +113,7 @@ RECORDED = {
         "mem/weights_p0_q1.hex": "78a636f6aae29329",
         "rnnaccel.h": "def0f0960b507647",
         "rnnaccel.toml": "582c95aff2f34a96",
-        "rnnaccel_top.v": "d3a9e74c0521ee41",
+        "rnnaccel_top.v": "e424a314dd0e04a4",
     },
 }
 
