@@ -590,7 +590,7 @@ class _ArrayBuild:
 
     def enter(self, i):
         """Statements run on the transition into phase ``i`` (set up its counters)."""
-        prog, cfg = self.prog, self.cfg
+        prog = self.prog
         if i >= len(prog):
             return []
         phase = prog[i]
@@ -600,13 +600,8 @@ class _ArrayBuild:
         if kind == "mvu":
             return [self.launched.eq(0)]
         if kind == "gate":
-            layer, ph = phase[1], phase[2]
-            if ph == "reset":
-                src, dst = f"h{layer}", "rh"
-            elif cfg.cell == "sru":
-                src, dst = ("x0" if layer == 0 else f"h{layer - 1}"), f"h{layer}"
-            else:
-                src, dst = f"h{layer}", f"h{layer}"
+            layer = phase[1]
+            src, dst = self.gate_slots(phase)
             return self.start_walk(src, dst) + [self.c_base.eq(self.p(f"c_base{layer}", layer * self.Hp))]
         return []
 
