@@ -33,8 +33,13 @@ drains: plans read vector slots, which only gate phases write), and a gate
 phase whose slot the plan before it does not read runs beside that plan,
 issuing each element once the plan has written its row of the last gate the
 phase reads (a reset-before GRU's reset phase beside ``MVU Urz``; an upper
-layer's SRU/QRNN update beside its input projection). Gate phases that read
-the vector store while the MVU does use a second read port. h_{t+1} needs all
+layer's SRU/QRNN update beside its input projection). In a stack of LSTM, RNN
+or reset-after GRU layers the program runs layer l+1's recurrent plan ahead of
+layer l's gate phase (:func:`recurrent_ahead`: ``W0, U0, U1, GATE 0, W1, U2,
+GATE 1, ...``): ``U(l+1)`` reads only the previous step's h(l+1), so layer l's
+gate phase runs beside it (the recurrent projections are double-buffered by
+layer parity), and each upper layer's gate phase runs beside its ``W``. Gate
+phases that read the vector store while the MVU does use a second read port. h_{t+1} needs all
 of U h_t, so a recurrent plan never starts before the gate phase writing its
 source slot has finished (:func:`loop_bound`).
 
@@ -57,7 +62,7 @@ from .gates import GateUnit, gate_latency
 from .mvu import CirculantMVU
 from .sequencer import PHASE_CLEAR, PHASE_STEP_DONE, Op, SequencerBase
 
-__all__ = ["ArrayAccelerator", "array_program", "loop_bound"]
+__all__ = ["ArrayAccelerator", "array_program", "loop_bound", "recurrent_ahead"]
 
 
 def loop_bound(cfg: Config) -> int:
@@ -83,13 +88,66 @@ def loop_bound(cfg: Config) -> int:
     return best
 
 
+def gate_slots(cfg: Config, phase) -> tuple[str, str]:
+    """(vector slot gate phase ``phase`` reads, slot it writes)."""
+    layer, ph = phase[1], phase[2]
+    if ph == "reset":
+        return f"h{layer}", "rh"
+    if cfg.cell == "sru":
+        return ("x0" if layer == 0 else f"h{layer - 1}"), f"h{layer}"
+    return f"h{layer}", f"h{layer}"
+
+
+def dep_phase(prog, plan_list, i) -> int:
+    """The plan phase whose output gate phase ``i`` waits for: the last plan of its layer before it (a reset
+    phase: the plan just before it)."""
+    if prog[i][2] == "reset":
+        return i - 1
+    layer = prog[i][1]
+    return max(j for j in range(i) if prog[j][0] == "mvu" and plan_list[prog[j][1]].layer == layer)
+
+
+def is_concurrent(cfg: Config, prog, plan_list, i) -> bool:
+    """Gate phase ``i`` of ``prog`` runs beside the plans before it: a gate phase right after a plan phase,
+    when the plans started after the one it waits for (:func:`dep_phase`; that one too when it is the phase
+    just before) do not read the slot the gate writes (a reset-before GRU's reset phase beside ``MVU Urz``; a
+    layer's update beside its input projection when nothing recurrent follows, or beside the next layer's
+    recurrent plan with :func:`recurrent_ahead`), and that plan is not layer 0's input projection (its run may
+    be the previous step's prefetch). A plan reading the written slot is safe when a later plan has started:
+    the MVU takes the next plan in the last issue cycle of the one before, so its reads are over by then."""
+    if prog[i][0] != "gate" or i == 0 or prog[i - 1][0] != "mvu":
+        return False
+    d = dep_phase(prog, plan_list, i)
+    if prog[d][1] == 0:
+        return False
+    writes = gate_slots(cfg, prog[i])[1]
+    started = range(d + 1 if d < i - 1 else d, i)
+    return all(plan_list[prog[j][1]].src != writes for j in started if prog[j][0] == "mvu")
+
+
+def recurrent_ahead(cfg: Config) -> bool:
+    """The program runs layer l+1's recurrent plan ahead of layer l's gate phase (see :func:`array_program`):
+    a stack of two or more layers of LSTM, RNN or reset-after GRU, without run-time dimensions."""
+    plain = cfg.cell in ("lstm", "rnn") or (cfg.cell == "gru" and cfg.gru_reset_after)
+    return plain and cfg.num_layers >= 2 and not cfg.runtime_dims
+
+
 def array_program(cfg: Config) -> list[tuple]:
     """Phases of one time step of the array datapath, in order (see the module docstring).
 
     With run-time dimensions (``cfg.runtime_dims``) the program is the maximum config's and every layer's
     update gate is preceded by its own ``("wait_out", layer)``: the step ends after the gate phase of layer
-    ``layers - 1`` (a register), and only that layer's wait holds the sequencer."""
+    ``layers - 1`` (a register), and only that layer's wait holds the sequencer.
+
+    With :func:`recurrent_ahead` the plans of a stack run in the order ``W0, U0, U1, gate 0, W1, U2, gate 1,
+    ..., W(L-1), gate L-1``: ``U(l+1) h(l+1)`` reads only the previous step's state, so it runs before
+    layer l's gate phase, which then runs beside it, and layer l's gate phase runs beside ``W l`` (the
+    projection memories of the recurrent side are double-buffered by layer parity).
+
+    The last layer's ``wait_out`` comes before its last plan (unless that is layer 0's input projection), so
+    that its gate phase can run beside that plan."""
     runtime = cfg.runtime_dims
+    ahead = recurrent_ahead(cfg)
     cfg = cfg.at_max()
     ps = plans(cfg)
     by_layer = {}
@@ -102,13 +160,25 @@ def array_program(cfg: Config) -> list[tuple]:
     for layer in range(cfg.num_layers):
         lp = by_layer[layer]
         if cfg.cell == "gru" and not cfg.gru_reset_after:
-            prog += [("mvu", lp[0].index), ("mvu", lp[1].index), ("gate", layer, "reset"), ("mvu", lp[2].index)]
+            phases = [("mvu", lp[0].index), ("mvu", lp[1].index), ("gate", layer, "reset"), ("mvu", lp[2].index)]
+        elif ahead:
+            nxt = by_layer.get(layer + 1)
+            phases = [("mvu", p.index) for p in (lp if layer == 0 else lp[:1])]
+            if nxt:
+                phases.append(("mvu", nxt[1].index))  # U of the next layer, ahead of this gate phase
         else:
-            prog += [("mvu", p.index) for p in lp]
+            phases = [("mvu", p.index) for p in lp]
         if runtime:
-            prog.append(("wait_out", layer))
+            phases.append(("wait_out", layer))
         elif layer == last:
-            prog.append(("wait_out",))
+            # before the layer's last plan when the gate phase may then run beside it (and the wait does not
+            # come between two chained plans), else just before the gate phase
+            k = max(j for j, ph in enumerate(phases) if ph[0] == "mvu")
+            early = prog + phases[:k] + [("wait_out",)] + phases[k:] + [("gate", layer, "update")]
+            chained = k > 0 and phases[k - 1][0] == "mvu"
+            late = chained or not is_concurrent(cfg, early, ps, len(early) - 1)
+            phases.insert(len(phases) if late else k, ("wait_out",))
+        prog += phases
         if qrnn2 and layer < last:
             prog.append(("copy", f"h{layer}"))
         prog.append(("gate", layer, "update"))
@@ -184,6 +254,9 @@ class _ArrayBuild:
         self.plan_list = plans(cfg)
         # gate phases started with their plan (their rows are issued as the plan writes them)
         self.concurrent = {i for i in range(len(self.prog)) if self.is_concurrent(i)}
+        self.dep_phases = {self.dep_phase(i) for i in self.concurrent}
+        # recurrent projections double-buffered by layer parity when the next layer's U runs ahead
+        self.hp_halves = 2 if recurrent_ahead(acc.cfg) else 1
         # ... of which those reading the vector store need a second read port (the MVU has the first)
         self.second_read = any(self.gate_reads_store(self.prog[i]) for i in self.concurrent)
         self.m = Module()
@@ -194,27 +267,17 @@ class _ArrayBuild:
 
     def gate_slots(self, phase) -> tuple[str, str]:
         """(slot the gate phase reads, slot it writes)."""
-        layer, ph = phase[1], phase[2]
-        if ph == "reset":
-            return f"h{layer}", "rh"
-        if self.cfg.cell == "sru":
-            return ("x0" if layer == 0 else f"h{layer - 1}"), f"h{layer}"
-        return f"h{layer}", f"h{layer}"
+        return gate_slots(self.cfg, phase)
+
+    def dep_phase(self, i) -> int:
+        return dep_phase(self.prog, self.plan_list, i)
 
     def is_concurrent(self, i) -> bool:
-        """Gate phase ``i`` runs beside the plan just before it: a gate phase right after a plan phase whose
-        plan does not read the slot the gate writes (a reset-before GRU's reset phase beside ``Urz``; a
-        layer's update beside its input projection when nothing recurrent follows), not layer 0's input
-        projection (its run may be the previous step's prefetch), not in delta mode."""
-        prog = self.prog
-        if self.acc.delta or prog[i][0] != "gate" or i == 0 or prog[i - 1][0] != "mvu":
-            return False
-        plan = self.plan_list[prog[i - 1][1]]
-        return plan.index != 0 and plan.src != self.gate_slots(prog[i])[1]
+        return is_concurrent(self.cfg, self.prog, self.plan_list, i)
 
     def need_gates(self, i) -> int:
         """Concurrent gate phase ``i``: gates of its plan's output before the last one it reads."""
-        plan = self.plan_list[self.prog[i - 1][1]]
+        plan = self.plan_list[self.prog[self.dep_phase(i)][1]]
         layer, ph = self.prog[i][1], self.prog[i][2]
         last = 0 if ph == "reset" else len(self.cfg.layer_gates(layer)) - 1
         return min(last, plan.gate0 + plan.gates - 1) - plan.gate0
@@ -270,14 +333,14 @@ class _ArrayBuild:
         # XP holds two buffers (step parity): the next step's input projection is written while the
         # gate unit reads this step's
         self.n_proj, self.proj_depth = (1, self.gmax * self.segs_h) if self.stacked else (self.gmax, self.segs_h)
-        proj = state_ram_attrs(T * self.pw, self.proj_depth)
+        proj = state_ram_attrs(T * self.pw, self.hp_halves * self.proj_depth)
         xproj = state_ram_attrs(T * self.pw, 2 * self.proj_depth)
         self.xp_mem = [
             memory.Memory(shape=unsigned(T * self.pw), depth=2 * self.proj_depth, init=[], attrs=xproj)
             for _ in range(self.n_proj)
         ]
         self.hp_mem = [
-            memory.Memory(shape=unsigned(T * self.pw), depth=self.proj_depth, init=[], attrs=proj)
+            memory.Memory(shape=unsigned(T * self.pw), depth=self.hp_halves * self.proj_depth, init=[], attrs=proj)
             for _ in range(self.n_proj)
         ]
         for g in range(self.n_proj):
@@ -368,6 +431,10 @@ class _ArrayBuild:
                 m.d.sync += rp.eq(~rp)
         o_gate, o_row = Signal.like(w_gate, name="o_gate"), Signal.like(w_row, name="o_row")
         w_dst_hp, w_par = Signal(name="w_dst_hp"), Signal(name="w_par")
+        # the HP half of the output's layer (0 without double-buffering)
+        hp_base = Signal(range(max(2, self.hp_halves * self.proj_depth)), name="w_hp_base")
+        if self.hp_halves > 1:
+            m.d.comb += hp_base.eq(Array(Const((p.layer % 2) * self.proj_depth) for p in plist)[mvu.o_plan])
         first = mvu.o_seg == 0
         m.d.comb += [
             o_gate.eq(Mux(first, Array(Const(p.gate0, range(self.gmax + 1)) for p in plist)[mvu.o_plan], w_gate)),
@@ -384,7 +451,7 @@ class _ArrayBuild:
                 xp_w[0].addr.eq(w_par * self.proj_depth + w_addr),
                 xp_w[0].data.eq(mvu.o_data.as_value()),
                 xp_w[0].en.eq(mvu.o_valid & ~w_dst_hp),
-                hp_w[0].addr.eq(w_addr),
+                hp_w[0].addr.eq(hp_base + w_addr),
                 hp_w[0].data.eq(mvu.o_data.as_value()),
                 hp_w[0].en.eq(mvu.o_valid & w_dst_hp),
             ]
@@ -394,7 +461,7 @@ class _ArrayBuild:
                     xp_w[g].addr.eq(w_par * segs_h + o_row),
                     xp_w[g].data.eq(mvu.o_data.as_value()),
                     xp_w[g].en.eq(mvu.o_valid & ~w_dst_hp & (o_gate == g)),
-                    hp_w[g].addr.eq(o_row),
+                    hp_w[g].addr.eq(hp_base + o_row),
                     hp_w[g].data.eq(mvu.o_data.as_value()),
                     hp_w[g].en.eq(mvu.o_valid & w_dst_hp & (o_gate == g)),
                 ]
@@ -498,6 +565,8 @@ class _ArrayBuild:
         m, gmax, pw, segs_h = self.m, self.gmax, self.pw, self.segs_h
         xp_r, hp_r, lane_sel = self.xp_r, self.hp_r, self.lane_sel
         self.e_sub = e_sub = Signal(range(max(2, gmax)))
+        # the gate phase's HP half (its layer's parity; set on entry)
+        self.hp_base = Signal(range(max(2, self.hp_halves * self.proj_depth)), name="gate_hp_base")
         rd_sub = Signal.like(e_sub)
         m.d.sync += rd_sub.eq(e_sub)
         if self.stacked:
@@ -520,14 +589,17 @@ class _ArrayBuild:
             m.d.comb += [
                 proj_addr.eq(e_sub * segs_h + self.e_seg),
                 xp_r[0].addr.eq(self.xp_par * self.proj_depth + proj_addr),
-                hp_r[0].addr.eq(proj_addr),
+                hp_r[0].addr.eq(self.hp_base + proj_addr),
             ]
         else:
             for key, gu in self.gate_units.items():
                 for g in range(key[0]):
                     m.d.comb += [gu.i_xp[g].eq(lane_sel(xp_r[g].data, pw)), gu.i_hp[g].eq(lane_sel(hp_r[g].data, pw))]
             for g in range(gmax):
-                m.d.comb += [xp_r[g].addr.eq(self.xp_par * segs_h + self.e_seg), hp_r[g].addr.eq(self.e_seg)]
+                m.d.comb += [
+                    xp_r[g].addr.eq(self.xp_par * segs_h + self.e_seg),
+                    hp_r[g].addr.eq(self.hp_base + self.e_seg),
+                ]
         for gu in self.gate_units.values():
             m.d.comb += [gu.i_c.eq(self.c_r.data), gu.i_h.eq(self.rd_word), gu.i_x.eq(self.rd_word), gu.en.eq(1)]
         self.c_base = Signal(range(self.L * self.Hp + 1))
@@ -602,7 +674,10 @@ class _ArrayBuild:
         if kind == "gate":
             layer = phase[1]
             src, dst = self.gate_slots(phase)
-            return self.start_walk(src, dst) + [self.c_base.eq(self.p(f"c_base{layer}", layer * self.Hp))]
+            enter = self.start_walk(src, dst) + [self.c_base.eq(self.p(f"c_base{layer}", layer * self.Hp))]
+            if self.hp_halves > 1:
+                enter.append(self.hp_base.eq((layer % 2) * self.proj_depth))
+            return enter
         return []
 
     def state_name(self, i):
@@ -954,7 +1029,7 @@ class _ArrayBuild:
         with m.If(want & mvu.ready):
             self.launch(plan, self.xp_par)
             m.d.sync += self.launched.eq(1)
-            if i + 1 in self.concurrent:
+            if i in self.dep_phases:
                 m.d.sync += [self.cc_plan.eq(plan.index), self.cc_rows.eq(0), self.cc_done.eq(0)]
             if chain:
                 self.advance(i)
@@ -1005,9 +1080,13 @@ class _ArrayBuild:
             m.d.comb += issue.eq((e_cnt < H) & (self.cc_done | (self.cc_rows > need)))
         else:
             m.d.comb += issue.eq(e_cnt < H)
-        rd_en = self.g_rd_en
-        for q in range(self.Pc):
-            m.d.comb += self.g_rd_addr[q].eq(self.e_row)
+        # the element's read enable; the vector store's port only for a phase that reads it (else the port stays
+        # the MVU's, which may run beside this phase)
+        rd_en = Signal(name=f"gate{i}_rd")
+        if self.gate_reads_store(phase):
+            m.d.comb += self.g_rd_en.eq(rd_en)
+            for q in range(self.Pc):
+                m.d.comb += self.g_rd_addr[q].eq(self.e_row)
         if cfg.cell == "sru" and layer == 0:
             # x_t is in input buffer xp_par (slot x0's rows from 0)
             m.d.comb += [

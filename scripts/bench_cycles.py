@@ -9,6 +9,7 @@ start to done) against its ideal ``rows * cols / multipliers``.
 
     python scripts/bench_cycles.py                       # lstm-small and gru-small, every cell type
     python scripts/bench_cycles.py --preset tiny --steps 4 --json out/bench.json
+    python scripts/bench_cycles.py --preset lstm-small --layers 2 --steps 16   # the cell types on 2 layers
     python scripts/bench_cycles.py --preset lstm512-ice40 --steps 1   # serial datapath: ~1.5 min in pysim
 
 Nothing here is asserted: the numbers are for the docs and the notes.
@@ -150,6 +151,7 @@ def main(argv=None) -> int:
         action="store_false",
         help="skip every cell type on the first preset's shape (skipped for a serial-datapath preset)",
     )
+    ap.add_argument("--layers", type=int, help="the cell-type table on this many layers (default: the preset's)")
     ap.add_argument("--json", help="write the results here")
     args = ap.parse_args(argv)
     names = args.preset or ["lstm-small", "gru-small"]
@@ -179,9 +181,11 @@ def main(argv=None) -> int:
             print(f"      {ph:24s} {n:8.1f}")
         results["presets"][name] = {"mvu": plans_, "step": prof, "ideal": cfg.ideal_cycles_per_step}
     base = preset(names[0])
+    if args.layers:
+        base = base.replace(num_layers=args.layers)
     variants = VARIANTS if args.variants and base.datapath == "array" else {}
     if variants:
-        print(f"== every cell type on the {names[0]} shape ({args.steps} steps each)")
+        print(f"== every cell type on the {names[0]} shape, {base.num_layers} layer(s) ({args.steps} steps each)")
         print(
             f"   {'cell':22s} {'cycles/step':>11s} {'ideal':>6s} {'util':>6s} {'loop':>6s} {'of max':>6s}"
             f"  beyond the ideal"

@@ -26,6 +26,10 @@ Verilog and manifest of the array-datapath presets (tiny, lstm-small, gru-small,
 the MVU chained its plans and gate phases started beside their plan (issue 12: the plan number down the MVU
 pipeline, ``ready``/``o_plan``, a second vector-store read port for the phases that need it): fewer cycles,
 the same results and memory images; the serial presets unchanged.
+Verilog and manifest of the array-datapath presets re-recorded when a stack of LSTM/RNN/reset-after GRU layers
+ran layer l+1's recurrent plan ahead of layer l's gate phase (issue 12, recurrent projections double-buffered by
+layer parity), and a gate phase that does not read the vector store stopped driving its read port (the
+one-layer presets' Verilog changes by that only): fewer cycles for stacks, the same results and memory images.
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ from rnnaccel.numeric.config import PRESETS
 
 RECORDED = {
     "gru-small": {
-        "manifest.json": "4dbe814ca858c36f",
+        "manifest.json": "fe720a89c12b08d1",
         "mem/bias.hex": "a13dbd24c1bb8beb",
         "mem/sigmoid.hex": "ad4dab27f9a17d1a",
         "mem/tanh.hex": "369b43f5cbaff020",
@@ -52,10 +56,10 @@ RECORDED = {
         "mem/weights_p1_q1.hex": "070ed13ede1bee04",
         "rnnaccel.h": "47ed80ef895f2f3a",
         "rnnaccel.toml": "e7d2f2a5ca43381a",
-        "rnnaccel_top.v": "ed9aa2e25bc250e7",
+        "rnnaccel_top.v": "06f45685ee19b477",
     },
     "lstm-small": {
-        "manifest.json": "ca60d87302bc95da",
+        "manifest.json": "d7e27e5838429900",
         "mem/bias.hex": "fc97236ac34fa7cd",
         "mem/sigmoid.hex": "ad4dab27f9a17d1a",
         "mem/tanh.hex": "369b43f5cbaff020",
@@ -65,7 +69,7 @@ RECORDED = {
         "mem/weights_p1_q1.hex": "d8a71b284f33a3ec",
         "rnnaccel.h": "c2d2aaba157026db",
         "rnnaccel.toml": "4f7dcf8de35af4e4",
-        "rnnaccel_top.v": "3c45f49ffb5aa641",
+        "rnnaccel_top.v": "44ca7fbf1887f2ba",
     },
     "lstm-small-ice40": {
         "manifest.json": "3ef20fbe3c2f85d4",
@@ -78,7 +82,7 @@ RECORDED = {
         "rnnaccel_top.v": "0327215de0515824",
     },
     "lstm512-ecp5": {
-        "manifest.json": "af2c1b0c32631f9e",
+        "manifest.json": "8a178f19683f24b5",
         "mem/bias.hex": "b1faab39eff40354",
         "mem/sigmoid.hex": "ad4dab27f9a17d1a",
         "mem/tanh.hex": "369b43f5cbaff020",
@@ -92,7 +96,7 @@ RECORDED = {
         "mem/weights_p3_q1.hex": "f602c4b9e01434fb",
         "rnnaccel.h": "168bf93f3fd984c5",
         "rnnaccel.toml": "8020ec1ebc153ecd",
-        "rnnaccel_top.v": "c74ec1da1f5acbb1",
+        "rnnaccel_top.v": "99165b9f74b51e89",
     },
     "lstm512-ice40": {
         "manifest.json": "ebd93345f5ed65d9",
@@ -105,7 +109,7 @@ RECORDED = {
         "rnnaccel_top.v": "7bfc62ecf34a171e",
     },
     "tiny": {
-        "manifest.json": "f2f567be4d6992ba",
+        "manifest.json": "bcb7a8909f4f0279",
         "mem/bias.hex": "690426cc763aece4",
         "mem/sigmoid.hex": "ad4dab27f9a17d1a",
         "mem/tanh.hex": "369b43f5cbaff020",
@@ -113,7 +117,7 @@ RECORDED = {
         "mem/weights_p0_q1.hex": "78a636f6aae29329",
         "rnnaccel.h": "def0f0960b507647",
         "rnnaccel.toml": "582c95aff2f34a96",
-        "rnnaccel_top.v": "e424a314dd0e04a4",
+        "rnnaccel_top.v": "13302d39756ff19e",
     },
 }
 
