@@ -127,9 +127,9 @@ def is_concurrent(cfg: Config, prog, plan_list, i) -> bool:
 
 def recurrent_ahead(cfg: Config) -> bool:
     """The program runs layer l+1's recurrent plan ahead of layer l's gate phase (see :func:`array_program`):
-    a stack of two or more layers of LSTM, RNN or reset-after GRU, without run-time dimensions."""
+    a stack of two or more layers (with run-time dimensions: ``max_layers``) of LSTM, RNN or reset-after GRU."""
     plain = cfg.cell in ("lstm", "rnn") or (cfg.cell == "gru" and cfg.gru_reset_after)
-    return plain and cfg.num_layers >= 2 and not cfg.runtime_dims
+    return plain and cfg.at_max().num_layers >= 2
 
 
 def array_program(cfg: Config) -> list[tuple]:
@@ -142,7 +142,9 @@ def array_program(cfg: Config) -> list[tuple]:
     With :func:`recurrent_ahead` the plans of a stack run in the order ``W0, U0, U1, gate 0, W1, U2, gate 1,
     ..., W(L-1), gate L-1``: ``U(l+1) h(l+1)`` reads only the previous step's state, so it runs before
     layer l's gate phase, which then runs beside it, and layer l's gate phase runs beside ``W l`` (the
-    projection memories of the recurrent side are double-buffered by layer parity).
+    projection memories of the recurrent side are double-buffered by layer parity). With run-time dimensions
+    each layer's ``wait_out`` then comes first in the layer's phases, and a plan of a layer the model run does
+    not have is skipped (:meth:`_ArrayBuild.phase_mvu`).
 
     The last layer's ``wait_out`` comes before its last plan (unless that is layer 0's input projection), so
     that its gate phase can run beside that plan."""
@@ -169,7 +171,8 @@ def array_program(cfg: Config) -> list[tuple]:
         else:
             phases = [("mvu", p.index) for p in lp]
         if runtime:
-            phases.append(("wait_out", layer))
+            # (ahead: before the layer's plans, so that nothing comes between the last plan and the gate phase)
+            phases.insert(0 if ahead else len(phases), ("wait_out", layer))
         elif layer == last:
             # before the layer's last plan when the gate phase may then run beside it (and the wait does not
             # come between two chained plans), else just before the gate phase
@@ -1021,6 +1024,21 @@ class _ArrayBuild:
         out by then, as the MVU finishes plans in order)."""
         m, mvu = self.m, self.mvu
         plan = mvu.plan_list[phase[1]]
+        if self.runtime and self.hp_halves > 1 and plan.layer > 0:
+            # run-time dimensions with the recurrent plans ahead: a layer the model run does not have. The
+            # phase still waits until the MVU could take a plan (the running one's last issue cycle): a gate
+            # phase beside it may write the slot the running plan reads (:func:`is_concurrent`)
+            with m.If(self.prm["layers"] <= plan.layer):
+                with m.If(mvu.ready):
+                    self.advance(i)
+            with m.Else():
+                self.run_plan(i, plan)
+        else:
+            self.run_plan(i, plan)
+
+    def run_plan(self, i, plan):
+        """:meth:`phase_mvu` for a plan that runs."""
+        m, mvu = self.m, self.mvu
         prefetchable = plan.index == 0
         chain = i + 1 < len(self.prog) and (self.prog[i + 1][0] == "mvu" or i + 1 in self.concurrent)
         mine_done = mvu.done & (mvu.o_plan == plan.index)

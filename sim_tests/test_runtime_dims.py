@@ -124,6 +124,23 @@ def test_smaller_models_on_one_design_bit_exact(variant):
         assert_full_session_matches(got, golden_session(m, weights, ops), counters)
 
 
+@pytest.mark.parametrize("variant", ["lstm", "gru-after", "rnn"])
+def test_fewer_layers_with_recurrent_plans_ahead(variant):
+    """Regression (found by scripts/bench_adaptive.py): on a two-layer design the recurrent plans run ahead
+    (``U1`` before layer 0's gate phase, which runs beside it); a one-layer model skips ``U1``, and the gate
+    phase must still wait until ``U0`` has issued its last read of h0 (with 8 row rounds here, a gate phase
+    started at once overwrote h0 under ``U0``'s later rounds)."""
+    hw = Config(
+        input_size=8, hidden_size=32, num_layers=1, block_size=4, lanes=4, pe_rows=2, pe_cols=2,
+        weights_in_rom=False, max_layers=2, **VARIANTS[variant],
+    )  # fmt: skip
+    m = model(variant, 8, 32, 1)
+    weights = random_weights(m, seed=3)
+    ops = full_session(m, seed=3)
+    got, counters = run_session(m, weights, ops, "amaranth", hardware=hw)
+    assert_full_session_matches(got, golden_session(m, weights, ops), counters)
+
+
 @pytest.mark.cocotb
 @pytest.mark.parametrize("simulator", ["icarus", "verilator"])
 def test_smaller_model_on_generated_verilog(simulator, tmp_path):
