@@ -193,7 +193,7 @@ def _run_machine(machine, examples, steps):
 @pytest.mark.parametrize("machine", [LinkMachine, RamLinkMachine], ids=["rom", "ram"])
 def test_link_state_machine(machine):
     """CI budget: a fixed set of sequences (derandomized), about half a minute per design."""
-    _run_machine(machine, examples=3, steps=30)
+    _run_machine(machine, examples=4, steps=30)
 
 
 @pytest.mark.slow
