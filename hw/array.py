@@ -146,8 +146,9 @@ def array_program(cfg: Config) -> list[tuple]:
     each layer's ``wait_out`` then comes first in the layer's phases, and a plan of a layer the model run does
     not have is skipped (:meth:`_ArrayBuild.phase_mvu`).
 
-    The last layer's ``wait_out`` comes before its last plan (unless that is layer 0's input projection), so
-    that its gate phase can run beside that plan."""
+    Without run-time dimensions the last layer's ``wait_out`` comes before its last plan when that lets its
+    gate phase run beside the plan (:func:`is_concurrent`) and the wait does not come between two chained
+    plans; else just before the gate phase."""
     runtime = cfg.runtime_dims
     ahead = recurrent_ahead(cfg)
     cfg = cfg.at_max()
@@ -258,8 +259,9 @@ class _ArrayBuild:
         # gate phases started with their plan (their rows are issued as the plan writes them)
         self.concurrent = {i for i in range(len(self.prog)) if self.is_concurrent(i)}
         self.dep_phases = {self.dep_phase(i) for i in self.concurrent}
-        # recurrent projections double-buffered by layer parity when the next layer's U runs ahead
-        self.hp_halves = 2 if recurrent_ahead(acc.cfg) else 1
+        # the next layer's U runs ahead: recurrent projections double-buffered by layer parity
+        self.ahead = recurrent_ahead(acc.cfg)
+        self.hp_halves = 2 if self.ahead else 1
         # ... of which those reading the vector store need a second read port (the MVU has the first)
         self.second_read = any(self.gate_reads_store(self.prog[i]) for i in self.concurrent)
         self.m = Module()
@@ -1024,7 +1026,7 @@ class _ArrayBuild:
         out by then, as the MVU finishes plans in order)."""
         m, mvu = self.m, self.mvu
         plan = mvu.plan_list[phase[1]]
-        if self.runtime and self.hp_halves > 1 and plan.layer > 0:
+        if self.runtime and self.ahead and plan.layer > 0:
             # run-time dimensions with the recurrent plans ahead: a layer the model run does not have. The
             # phase still waits until the MVU could take a plan (the running one's last issue cycle): a gate
             # phase beside it may write the slot the running plan reads (:func:`is_concurrent`)
