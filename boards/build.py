@@ -248,6 +248,11 @@ def _build_board(cfg, weights, board, platform, out_dir, *, freq_mhz, baud, prog
     target = freq_mhz if freq_mhz else default_hz / 1e6
     if models is not None and (cfg.cores, cfg.core_mode) != (len(models), "programs"):
         raise BoardError(f"models given for a design of cores = {cfg.cores}, core_mode = {cfg.core_mode!r}")
+    if cfg.cores > 1 and cfg.core_mode == "helpers":
+        raise BoardError(
+            "core_mode 'helpers' runs in simulation and as Verilog (rnnaccel run, generate); the host link "
+            "does not carry it yet: build a 'layers' or 'programs' design for a board"
+        )
     top = BoardTop(
         cfg,
         weights,

@@ -148,7 +148,14 @@ def array_program(cfg: Config) -> list[tuple]:
 
     Without run-time dimensions the last layer's ``wait_out`` comes before its last plan when that lets its
     gate phase run beside the plan (:func:`is_concurrent`) and the wait does not come between two chained
-    plans; else just before the gate phase."""
+    plans; else just before the gate phase.
+
+    A helper core (``cfg.row_slices > 1``, :mod:`rnnaccel.hw.multicore` ``helpers``) computes its slice of
+    every layer's rows; every layer's gate phase pushes its slice of h into the output FIFO (so each layer's
+    phases start with a ``wait_out``) and is followed by ``GATHER``, which writes the whole h, every core's
+    slice in order, from the exchange stream ``i_hx`` into slot ``h{l}`` before anything reads it: ``W l,
+    U l, wait_out, GATE l, GATHER l``, or with :func:`recurrent_ahead` ``wait_out, W0, U0, U1, GATE 0,
+    GATHER 0, wait_out, W1, U2, GATE 1, GATHER 1, ...`` (``U(l+1)`` runs beside gate phase and exchange)."""
     runtime = cfg.runtime_dims
     ahead = recurrent_ahead(cfg)
     cfg = cfg.at_max()
@@ -162,6 +169,12 @@ def array_program(cfg: Config) -> list[tuple]:
     last = cfg.num_layers - 1
     for layer in range(cfg.num_layers):
         lp = by_layer[layer]
+        if cfg.row_slices > 1 and not ahead:
+            prog += [("mvu", p.index) for p in lp]
+            if qrnn2 and layer < last:
+                prog.append(("copy", f"h{layer}"))
+            prog += [("wait_out",), ("gate", layer, "update"), ("gather", layer)]
+            continue
         if cfg.cell == "gru" and not cfg.gru_reset_after:
             phases = [("mvu", lp[0].index), ("mvu", lp[1].index), ("gate", layer, "reset"), ("mvu", lp[2].index)]
         elif ahead:
@@ -174,6 +187,8 @@ def array_program(cfg: Config) -> list[tuple]:
         if runtime:
             # (ahead: before the layer's plans, so that nothing comes between the last plan and the gate phase)
             phases.insert(0 if ahead else len(phases), ("wait_out", layer))
+        elif cfg.row_slices > 1:
+            phases.insert(0, ("wait_out",))  # a helper core pushes every layer's slice (ahead)
         elif layer == last:
             # before the layer's last plan when the gate phase may then run beside it (and the wait does not
             # come between two chained plans), else just before the gate phase
@@ -186,6 +201,8 @@ def array_program(cfg: Config) -> list[tuple]:
         if qrnn2 and layer < last:
             prog.append(("copy", f"h{layer}"))
         prog.append(("gate", layer, "update"))
+        if cfg.row_slices > 1:
+            prog.append(("gather", layer))
     return prog
 
 
@@ -209,6 +226,10 @@ class ArrayAccelerator(SequencerBase):
         The sequencer's phase: 0 idle, ``i + 1`` while running phase ``i`` of
         :attr:`program`, :data:`PHASE_CLEAR` while clearing the state,
         :data:`PHASE_STEP_DONE` at the end of a step (for profiling and debugging).
+    i_hx : In(stream of q_state words) (a helper core only: ``cfg.row_slices > 1``)
+        The exchange: each layer's whole h, every core's slice in order, taken in the ``GATHER`` phase
+        (:class:`~rnnaccel.hw.multicore.MultiCore`, ``helpers``); ``o_h`` then carries this core's slice of
+        every layer's h.
     skipped, skipped_macs : Out(32) (delta mode only)
         Column units skipped (zero delta: circulant k-segments, dense columns) and their
         multiply-accumulates (:class:`~rnnaccel.hw.mvu.CirculantMVU`).
@@ -245,9 +266,13 @@ class _ArrayBuild:
         self.runtime = acc.cfg.runtime_dims
         cfg = self.cfg = acc.cfg.at_max()  # run-time dimensions: the memories hold the largest model
         self.T, self.Pc = cfg.tile, cfg.pe_cols
-        self.H = cfg.hidden_size
-        self.Hp = cfg.padded(self.H)
-        self.segs_h = self.Hp // self.T
+        # a helper core (row_slices > 1) computes H = its slice of the rows, from segment seg0 of h; the
+        # vector slots and the cell state hold every element (Hp per layer)
+        self.helper = cfg.row_slices > 1
+        self.H = cfg.row_hidden
+        self.Hp = cfg.padded(cfg.hidden_size)
+        self.segs_h = cfg.padded(self.H) // self.T
+        self.seg0 = cfg.row_offset // self.T
         self.xs, self.cs, self.pw = cfg.q_state.width, cfg.q_cell.width, cfg.q_pre.width
         self.L = cfg.num_layers
         self.slots = vector_slots(cfg)
@@ -644,8 +669,8 @@ class _ArrayBuild:
                 m.d.comb += store.wr_data[r].eq(self.wr_word)
 
     # ------------------------------------------------------------------ sequencer
-    def start_walk(self, src, dst, dst_seg0=0):
-        """Issue walker at element 0 of slot ``src``; result walker at segment ``dst_seg0`` of ``dst``
+    def start_walk(self, src, dst, dst_seg0=0, src_seg0=0):
+        """Issue walker at segment ``src_seg0`` of slot ``src``; result walker at segment ``dst_seg0`` of ``dst``
         (with run-time dimensions ``dst_seg0`` is the h slot's second half: ``copy_bank``, ``copy_row{l}``)."""
         Pc = self.Pc
         if self.runtime and dst_seg0:
@@ -657,8 +682,8 @@ class _ArrayBuild:
             self.e_sub.eq(0),
             self.e_lane.eq(0),
             self.e_seg.eq(0),
-            self.e_bank.eq(0),
-            self.e_row.eq(self.slot_base(src)),
+            self.e_bank.eq(src_seg0 % Pc),
+            self.e_row.eq(self.slot_base(src) + src_seg0 // Pc),
             self.o_cnt.eq(0),
             self.o_lane.eq(0),
             self.o_bank.eq(o_bank),
@@ -676,10 +701,14 @@ class _ArrayBuild:
             return self.start_walk(phase[1], phase[1], self.slots[phase[1]].segments // 2)
         if kind == "mvu":
             return [self.launched.eq(0)]
+        if kind == "gather":
+            return self.start_walk(f"h{phase[1]}", f"h{phase[1]}")
         if kind == "gate":
             layer = phase[1]
             src, dst = self.gate_slots(phase)
-            enter = self.start_walk(src, dst) + [self.c_base.eq(self.p(f"c_base{layer}", layer * self.Hp))]
+            # a helper core's elements start at its slice (seg0) in the slots and the cell state
+            enter = self.start_walk(src, dst, self.seg0, self.seg0)
+            enter.append(self.c_base.eq(self.p(f"c_base{layer}", layer * self.Hp + self.seg0 * self.T)))
             if self.hp_halves > 1:
                 enter.append(self.hp_base.eq((layer % 2) * self.proj_depth))
             return enter
@@ -702,6 +731,7 @@ class _ArrayBuild:
             "mvu": self.phase_mvu,
             "wait_out": self.phase_wait_out,
             "gate": self.phase_gate,
+            "gather": self.phase_gather,
         }
         self.overlap_registers()
         with m.FSM(name="seq") as fsm:
@@ -1142,8 +1172,8 @@ class _ArrayBuild:
             with m.If(issue):
                 m.d.sync += e_cnt.eq(e_cnt + 1)
                 self.walk(self.e_lane, self.e_bank, self.e_row, self.e_seg)
-        # results
-        is_last = layer == L - 1 and ph == "update"
+        # results (a helper core pushes its slice of every layer's h: the exchange)
+        is_last = (layer == L - 1 or self.helper) and ph == "update"
         m.d.comb += [
             self.wr_en.eq(gu.o_valid),
             self.wr_bank.eq(self.o_bank),
@@ -1171,3 +1201,21 @@ class _ArrayBuild:
                         self.advance(i)
                 else:
                     self.advance(i)
+
+    def phase_gather(self, i, phase):
+        """A helper core: the whole h of the layer, every core's slice in order, from the exchange stream
+        ``i_hx`` into slot ``h{l}`` (one word a cycle; the core's own slice comes back too)."""
+        m, hx = self.m, self.acc.i_hx
+        m.d.comb += [
+            hx.ready.eq(1),
+            self.wr_en.eq(hx.valid),
+            self.wr_bank.eq(self.o_bank),
+            self.wr_row.eq(self.o_row),
+            self.wr_mask.eq(Const(1, self.T) << self.o_lane),
+            self.wr_word.eq(hx.payload),
+        ]
+        with m.If(hx.valid):
+            m.d.sync += self.o_cnt.eq(self.o_cnt + 1)
+            self.walk(self.o_lane, self.o_bank, self.o_row)
+            with m.If(self.o_cnt == self.cfg.hidden_size - 1):
+                self.advance(i)

@@ -1,4 +1,4 @@
-"""N cores behind one interface (issue 14, Peng et al.): multi-programming and the layer pipeline.
+"""N cores behind one interface (issue 14, Peng et al.): multi-programming, the layer pipeline, helper cores.
 
 Every core is the ordinary accelerator (:func:`rnnaccel.hw.accelerator.make_accelerator`) of a one-core
 config, instantiated N times; :class:`MultiCore` adds only the glue:
@@ -19,6 +19,16 @@ config, instantiated N times; :class:`MultiCore` adds only the glue:
   i's ``o_h`` flows through a FIFO of ``link_depth`` words into core i+1's
   ``i_x``; ``o_h`` is the last core's, tagged N-1. Core i runs its layer
   group of step t while core i-1 runs step t+1.
+* **helpers** (helper cores): every core holds the whole stack and computes
+  its slice of every layer's rows (:meth:`Config.helper_config`). ``i_x``
+  words go to every core at once (``core`` ignored). After each layer's gate
+  phase every core has pushed its slice of h; the exchange forwards core 0's
+  slice, then core 1's, ..., one word a cycle, to every core's ``i_hx`` at
+  once (each core's ``GATHER`` phase writes the whole vector into its store:
+  an all-gather over a shared bus), and the last layer's words also to
+  ``o_h``, tagged N-1 as in ``layers`` mode. ``exchange_cycles`` counts the
+  cycles in which some core is in its ``GATHER`` phase (the exchange's cost,
+  waiting for the slowest core's slice included).
 
 ``status`` is the core's (busy, idle, error) over the whole design: idle when
 every core is idle, no command is pending and every link FIFO is empty.
@@ -31,13 +41,20 @@ per link: writer side, reader side) holds a link's transfer for a cycle.
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..numeric.config import Config
 from ..interface.commands import Op
-from ..interface.multicore import BROADCAST, CORE_BITS, core_models, layer_models, multicore_command_fields
+from ..interface.multicore import (
+    BROADCAST,
+    CORE_BITS,
+    core_models,
+    helper_models,
+    layer_models,
+    multicore_command_fields,
+)
 from .accelerator import make_accelerator
 
 __all__ = ["MultiCore", "make_multicore", "multicore_command_layout"]
@@ -54,6 +71,8 @@ def make_multicore(cfg: Config, weights=None, models=None, **kw) -> "MultiCore":
     ``programs``: ``models`` (one (config, weights) per core, ``cfg.cores`` of them; default ``cfg`` on every core)."""
     if cfg.core_mode == "layers":
         return MultiCore(layer_models(cfg, weights), "layers", **kw)
+    if cfg.core_mode == "helpers":
+        return MultiCore(helper_models(cfg, weights), "helpers", **kw)
     models = models if models is not None else [(cfg, weights)] * cfg.cores
     if len(models) != cfg.cores:
         raise ValueError(f"config has cores = {cfg.cores}, {len(models)} models given")
@@ -68,7 +87,8 @@ class MultiCore(wiring.Component):
     models : list of (Config, weights)
         Each core's one-core config and weights (weights may be None when not in ROM).
     mode : str
-        ``programs`` or ``layers``.
+        ``programs``, ``layers`` or ``helpers`` (each core's config then one row slice of the same model:
+        :func:`rnnaccel.interface.multicore.helper_models`).
     link_depth : int
         Words of the FIFO between two pipeline cores (``layers``); default one step (hidden size), 0 connects
         the cores' streams directly.
@@ -84,9 +104,9 @@ class MultiCore(wiring.Component):
         link_depth: int | None = None,
         link_stalls: bool = False,
     ):
-        if mode not in ("programs", "layers"):
-            raise ValueError(f"MultiCore mode must be 'programs' or 'layers', not {mode!r}")
-        self._models = core_models(models)
+        if mode not in ("programs", "layers", "helpers"):
+            raise ValueError(f"MultiCore mode must be 'programs', 'layers' or 'helpers', not {mode!r}")
+        self._models = core_models(models) if mode != "helpers" else list(models)
         self._mode = mode
         cfgs = [c for c, _ in self._models]
         n = len(cfgs)
@@ -94,6 +114,11 @@ class MultiCore(wiring.Component):
             for a, b in zip(cfgs, cfgs[1:]):
                 if b.input_size != a.hidden_size or b.q_state != a.q_state:
                     raise ValueError("layer pipeline: each core's input must be the previous core's hidden state")
+        if mode == "helpers":
+            same = cfgs[0].replace(row_slice=0, name="")
+            for i, c in enumerate(cfgs):
+                if (c.row_slices, c.row_slice) != (n, i) or c.replace(row_slice=0, name="") != same:
+                    raise ValueError(f"helper cores: core {i} must be row slice {i} of {n} of one model")
         self._link_depth = cfgs[0].hidden_size if link_depth is None else link_depth
         self._link_stalls = link_stalls and mode == "layers" and n > 1
         self._xs = max(c.q_state.width for c in cfgs)
@@ -112,6 +137,8 @@ class MultiCore(wiring.Component):
         }
         if self._link_stalls:
             members["link_stall"] = In(2 * (n - 1))
+        if mode == "helpers":
+            members["exchange_cycles"] = Out(32)
         super().__init__(members)
 
     @property
@@ -192,6 +219,9 @@ class MultiCore(wiring.Component):
         """Inputs to the cores, links between pipeline cores, outputs merged; returns 'every link empty'."""
         n = len(cores)
         word = self.i_x.payload
+        if self._mode == "helpers":
+            self._exchange(m, cores)
+            return Const(1)
         if self._mode == "layers":
             c0 = cores[0]
             m.d.comb += [
@@ -226,6 +256,51 @@ class MultiCore(wiring.Component):
             m.d.sync += bad.eq(1)
         self._merge(m, cores)
         return Const(1)
+
+    def _exchange(self, m: Module, cores) -> None:
+        """helpers: inputs to every core at once; the all-gather of each layer's h slices (see the module
+        docstring), the last layer's also to ``o_h``."""
+        n, cfg = len(cores), self._models[0][0]
+        all_in = Signal(name="x_all_ready")
+        m.d.comb += all_in.eq(Cat(*[c.i_x.ready for c in cores]).all())
+        for core in cores:
+            m.d.comb += [core.i_x.valid.eq(self.i_x.valid & all_in), core.i_x.payload.eq(self.i_x.payload.data)]
+        m.d.comb += [self.i_x.ready.eq(all_in), self.x_ready.eq(all_in.replicate(n))]
+        # the slice being forwarded (its core and word) and the layer it belongs to
+        src = Signal(range(n), name="xc_core")
+        cnt = Signal(range(cfg.row_hidden), name="xc_word")
+        layer = Signal(range(cfg.num_layers), name="xc_layer")
+        last = Signal(name="xc_last_layer")
+        valid, payload = Signal(name="xc_valid"), Signal(signed(self._xs), name="xc_data")
+        m.d.comb += [
+            last.eq(layer == cfg.num_layers - 1),
+            valid.eq(Array(c.o_h.valid for c in cores)[src]),
+            payload.eq(Array(c.o_h.payload for c in cores)[src]),
+        ]
+        with m.If(Cat(*[c.i_hx.ready for c in cores]).any()):
+            m.d.sync += self.exchange_cycles.eq(self.exchange_cycles + 1)
+        with m.If(self.i_cmd.valid & self.i_cmd.ready & (self.i_cmd.payload.op == Op.CLEAR_COUNTERS)):
+            m.d.sync += self.exchange_cycles.eq(0)
+        take = Signal(name="xc_take")
+        sinks = Cat(*[c.i_hx.ready for c in cores]).all() & (self.o_h.ready | ~last)
+        m.d.comb += take.eq(valid & sinks)
+        for i, core in enumerate(cores):
+            m.d.comb += [
+                core.i_hx.valid.eq(take),
+                core.i_hx.payload.eq(payload),
+                core.o_h.ready.eq(take & (src == i)),
+            ]
+        m.d.comb += [
+            self.o_h.valid.eq(valid & last & Cat(*[c.i_hx.ready for c in cores]).all()),
+            self.o_h.payload.data.eq(payload),
+            self.o_h.payload.core.eq(n - 1),
+        ]
+        with m.If(take):
+            m.d.sync += cnt.eq(cnt + 1)
+            with m.If(cnt == cfg.row_hidden - 1):
+                m.d.sync += [cnt.eq(0), src.eq(src + 1)]
+                with m.If(src == n - 1):
+                    m.d.sync += [src.eq(0), layer.eq(Mux(last, 0, layer + 1))]
 
     def _link(self, m: Module, i: int, src, dst):
         """core i's o_h -> FIFO -> core i+1's i_x (with the test stalls); returns 'this link is empty'."""

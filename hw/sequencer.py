@@ -56,6 +56,8 @@ class SequencerBase(wiring.Component):
             # delta mode (issue 19): column units skipped (zero delta: circulant k-segments, dense columns)
             # and their multiply-accumulates
             | ({"skipped": Out(32), "skipped_macs": Out(32)} if delta else {})
+            # a helper core (issue 14, ``row_slices > 1``): the whole h of each layer, from the exchange
+            | ({"i_hx": In(stream.Signature(signed(xs)))} if getattr(cfg, "row_slices", 1) > 1 else {})
         )
 
     @property

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Cycles per step of one core against N cores (issue 14, Peng et al.), in both built modes.
+"""Cycles per step of one core against N cores (issue 14, Peng et al.), in the three modes.
 
 Runs :class:`rnnaccel.hw.multicore.MultiCore` in the Amaranth simulator (cycle-exact with its Verilog) with no
 host stalls, and takes the steady state from the cycle at which each step's last output word leaves
@@ -11,11 +11,16 @@ host stalls, and takes the steady state from the cycle at which each step's last
   models, which favours the single core). N cores: the cycles per round of the concurrent run.
 * **layers** (layer pipeline): a stack of N x ``--layers-per-core`` layers of the preset; one core runs the
   whole stack, N cores one group of layers each.
+* **helpers** (helper cores): one model of the preset's cell and core with ``--helpers-size`` inputs and
+  hidden units (``--helpers-layers`` layers; wide layers are what this mode is for); one core runs it
+  alone, N cores each compute a slice of every layer's rows and exchange their h slices after each layer.
+  The exchange column: cycles per step with some core in its exchange (``GATHER``) phase, measured by the
+  MultiCore's ``exchange_cycles`` counter (part of it runs beside the next step's input projection).
 
 Speed-up = one core / N cores; ideal N (for programs the models' sum over their largest). Peng et al. report
-1.98x (multi-programming) and 1.91x (multithreading) for 2 cores.
+1.98x (multi-programming), 1.91x (multithreading) and 1.88x (helper cores) for 2 cores.
 
-    python scripts/bench_multicore.py                        # lstm-small shape, 2 and 4 cores
+    python scripts/bench_multicore.py                        # lstm-small shape, 2 and 4 cores, all modes
     python scripts/bench_multicore.py --preset tiny --cores 2 --steps 12 --json out/multicore.json
 """
 
@@ -90,6 +95,28 @@ def bench_layers(base, n: int, per_core: int, steps: int, warmup: int) -> dict:
     }
 
 
+def bench_helpers(base, n: int, size: int, layers: int, steps: int, warmup: int) -> dict:
+    model = base.replace(input_size=size, hidden_size=size, num_layers=layers)
+    w = random_weights(model, 7)
+    x = _inputs(model, steps, 0)
+    ops = [("reset",), ("run", x)]
+    _, info1 = run_layers_amaranth(model.replace(cores=1, core_mode="layers"), w, ops)
+    one = steady(info1["runs"][0]["when"][0], size, warmup)
+    _, info = run_layers_amaranth(model.replace(cores=n, core_mode="helpers"), w, ops)
+    multi = steady(info["runs"][0]["when"][n - 1], size, warmup)
+    return {
+        "mode": "helpers",
+        "cores": n,
+        "layers": layers,
+        "size": size,
+        "one_core": one,
+        "n_cores": multi,
+        "exchange": info["runs"][0]["exchange_cycles"] / steps,
+        "speedup": one / multi,
+        "ideal": float(n),
+    }
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--preset", default="lstm-small", help="the core and model shape (default lstm-small)")
@@ -97,8 +124,11 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", type=int, default=16, help="time steps per stream (default 16)")
     ap.add_argument("--warmup", type=int, default=4, help="steps left out of the steady state (default 4)")
     ap.add_argument("--layers-per-core", type=int, default=1, help="layers mode: stack of N x this (default 1)")
-    ap.add_argument("--modes", default="programs,layers")
+    ap.add_argument("--helpers-size", type=int, default=128, help="helpers mode: input and hidden size (default 128)")
+    ap.add_argument("--helpers-layers", type=int, default=1, help="helpers mode: layers (default 1)")
+    ap.add_argument("--modes", default="programs,layers,helpers")
     ap.add_argument("--json", help="write the rows here")
+    ap.add_argument("--plot", help="write a PNG of speed-up against cores per mode here (needs matplotlib)")
     args = ap.parse_args(argv)
     base = preset(args.preset)
     rows = []
@@ -107,6 +137,8 @@ def main(argv=None) -> int:
         for n in (int(c) for c in args.cores.split(",")):
             if mode == "programs":
                 rows.append(bench_programs(base, n, args.steps, args.warmup))
+            elif mode == "helpers":
+                rows.append(bench_helpers(base, n, args.helpers_size, args.helpers_layers, args.steps, args.warmup))
             else:
                 rows.append(bench_layers(base, n, args.layers_per_core, args.steps, args.warmup))
             r = rows[-1]
@@ -117,22 +149,55 @@ def main(argv=None) -> int:
     )
     print(
         f"{'mode':9} {'cores':>5} {'workload':>26} {'1 core':>9} {'N cores':>9} {'speed-up':>9} {'ideal':>6} "
-        f"{'Peng (2 cores)':>14}"
+        f"{'Peng (2 cores)':>14} {'exchange':>9}"
     )
     for r in rows:
-        load = f"{r['cores']} models" if r["mode"] == "programs" else f"{r['layers']}-layer stack"
-        peng = {"programs": "1.98x", "layers": "1.91x"}[r["mode"]] if r["cores"] == 2 else ""
+        load = {
+            "programs": f"{r['cores']} models",
+            "layers": f"{r.get('layers')}-layer stack",
+            "helpers": f"{r.get('layers')}-layer {r.get('size')}x{r.get('size')}",
+        }[r["mode"]]
+        peng = {"programs": "1.98x", "layers": "1.91x", "helpers": "1.88x"}[r["mode"]] if r["cores"] == 2 else ""
+        xc = f"{r['exchange']:.1f}" if "exchange" in r else ""
         print(
             f"{r['mode']:9} {r['cores']:>5} {load:>26} {r['one_core']:>9.1f} {r['n_cores']:>9.1f} "
-            f"{r['speedup']:>8.2f}x {r['ideal']:>5.2f}x {peng:>14}"
+            f"{r['speedup']:>8.2f}x {r['ideal']:>5.2f}x {peng:>14} {xc:>9}"
         )
     print(
-        "cycles per step: programs, one step of every model (one core time-shares them); layers, one step of the stack"
+        "cycles per step: programs, one step of every model (one core time-shares them); layers and helpers, one "
+        "step of the stack; exchange: helpers' cycles per step with some core in its GATHER phase"
     )
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(rows, indent=1))
+    if args.plot:
+        _plot(rows, base, Path(args.plot))
     return 0
+
+
+def _plot(rows, base, path: Path) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib missing: no plot", file=sys.stderr)
+        return
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    top = 1
+    for mode in dict.fromkeys(r["mode"] for r in rows):
+        pts = [(1, 1.0)] + sorted((r["cores"], r["speedup"]) for r in rows if r["mode"] == mode)
+        top = max(top, max(n for n, _ in pts))
+        ax.plot(*zip(*pts), marker="o", label=mode)
+    ax.plot([1, top], [1, top], color="grey", linestyle="--", linewidth=0.8, label="ideal")
+    ax.set_title(f"speed-up over one core ({base.name} cores, cycles per step)")
+    ax.set_xlabel("cores")
+    ax.set_ylabel("speed-up")
+    ax.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
 
 
 if __name__ == "__main__":

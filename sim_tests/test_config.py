@@ -56,6 +56,8 @@ INT_FIELDS = [
     "lanes",
     "table_entries",
     "cores",
+    "row_slices",
+    "row_slice",
     "max_input_size",
     "max_hidden_size",
     "max_layers",
@@ -398,6 +400,8 @@ CHANGES = {
     "delta_threshold_h": 0.02,
     "cores": 2,
     "core_mode": "layers",
+    "row_slices": 2,
+    "row_slice": 1,
     "max_input_size": 32,
     "max_hidden_size": 32,
     "max_layers": 2,
@@ -418,6 +422,8 @@ def test_hash_changes_with_every_field(field):
         changes = {"weight_ram": "huge", "weights_in_rom": False}
     if field == "datapath":
         changes = {"datapath": "serial", "pe_cols": 1, "lanes": 2}
+    if field.startswith("row_slice"):  # a helper core's share: slice 1 of 2
+        changes = {"row_slices": 2, "row_slice": 1} if field == "row_slice" else {"row_slices": 2}
     if field.startswith("max_"):  # run-time dimensions load each model's weights: compare at the same setting
         base = base.replace(weights_in_rom=False)
     changed = base.replace(**changes)

@@ -1,11 +1,14 @@
 """Multi-core designs (issue 14): config fields, MultiCore in the Amaranth simulator against the golden model.
 
-A. ``cores`` / ``core_mode``: one-line ConfigErrors, ``helpers`` refused, TOML bytes unchanged by default.
+A. ``cores`` / ``core_mode``: one-line ConfigErrors, TOML bytes unchanged by default.
 B. programs (multi-programming): 2-3 independent cores with different cells and sizes, streams at once,
    random input idle and output back-pressure, bit-exact against one golden model per core.
 C. layers (layer pipeline): stacks of every cell over 2-3 cores, L = N and L > N, random stalls on the
    host streams and on every link between cores, bit-exact against the stack's ordinary golden model.
 D. a command for a core that does not exist: error bit, nothing changed.
+E. helpers (helper cores): every core a row slice of every layer, the h slices exchanged after each
+   layer; every cell but the reset-before GRU, 2-4 cores, stalls on the host streams, bit-exact against
+   the stack's golden model in the Amaranth simulator and (Icarus) the generated Verilog.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from rnnaccel.flow.sim_multicore import run_layers_amaranth, run_programs_amaran
 from rnnaccel.flow.toolchain import require_gateware
 from rnnaccel.interface.multicore import (
     BROADCAST,
+    helper_models,
     layer_models,
     layer_state_commands,
     layers_golden,
@@ -40,8 +44,14 @@ TINY = preset("tiny")
         ({"cores": 17}, "cores", "between 1 and 16"),
         ({"cores": "2"}, "cores", "integer"),
         ({"core_mode": "threads"}, "core_mode", "must be one of programs, layers, helpers"),
-        ({"core_mode": "helpers", "cores": 2}, "core_mode", "not built yet"),
-        ({"core_mode": "helpers"}, "core_mode", "not built yet"),
+        ({"core_mode": "helpers", "cores": 2, "gru_reset_after": False, "cell": "gru"}, "core_mode", "r*h"),
+        ({"core_mode": "helpers", "cores": 4}, "core_mode", "must be a multiple of 16"),
+        ({"core_mode": "helpers", "cores": 2, "datapath": "serial", "pe_cols": 1}, "core_mode", "'array'"),
+        ({"core_mode": "helpers", "cores": 2, "row_slices": 2}, "row_slices", "leave it 1"),
+        ({"row_slices": 2, "row_slice": 2}, "row_slice", "between 0 and row_slices - 1"),
+        ({"row_slices": 17}, "row_slices", "between 1 and 16"),
+        ({"row_slices": 2, "cores": 2}, "cores", "is one core"),
+        ({"row_slices": 4}, "row_slices", "must be a multiple of 16"),
         ({"core_mode": "layers", "cores": 3, "num_layers": 2}, "cores", "at most num_layers (2)"),
     ],
 )
@@ -77,6 +87,8 @@ def test_one_core_flow_refuses_several_cores():
     with pytest.raises(ConfigError, match="this entry point takes one core"):
         require_gateware(TINY.replace(cores=2))
     require_gateware(TINY.replace(cores=2), multicore=True)
+    with pytest.raises(ConfigError, match="one core of a helpers design"):
+        require_gateware(TINY.replace(row_slices=2, row_slice=1))
 
 
 def test_programs_design_refuses_an_ordinary_session():
@@ -374,3 +386,68 @@ def test_generate_multicore_layers_and_programs(tmp_path, capsys):
     code, _, err = run_cli(["generate", tmp_path / "lay", tmp_path / "p0", "-o", tmp_path / "bad"], capsys)
     assert code != 0
     one_line_error(err, "cores = 2", "one-core models")
+
+
+# ----------------------------------------------------------------------------- E. helpers
+HELPER_CASES = [
+    ("lstm-L1-N2", {"cores": 2}),
+    ("lstm-L2-N2-2x2", {"num_layers": 2, "cores": 2, "pe_rows": 2, "pe_cols": 2}),
+    ("gru-after-L2-N2-x5", {"cell": "gru", "num_layers": 2, "cores": 2, "input_size": 5}),
+    ("sru-L2-N2-proj", {"cell": "sru", "num_layers": 2, "cores": 2, "input_size": 12}),
+    ("sru-L1-N2-highway", {"cell": "sru", "cores": 2}),
+    ("qrnn2-L3-N2-stacked", {"cell": "qrnn", "num_layers": 3, "cores": 2, "stacked_projections": True}),
+    ("qrnn1-L2-N2", {"cell": "qrnn", "qrnn_window": 1, "num_layers": 2, "cores": 2}),
+    ("rnn-L2-N4-h16", {"cell": "rnn", "num_layers": 2, "cores": 4, "hidden_size": 16}),
+    ("lstm-dense-L2-N2", {"num_layers": 2, "cores": 2, "block_size": 1, "lanes": 2, "pe_rows": 2, "pe_cols": 1}),
+    ("gru-N3-h24-ram", {"cell": "gru", "cores": 3, "hidden_size": 24, "weights_in_rom": False}),
+]
+
+
+@pytest.mark.parametrize("name, changes", HELPER_CASES, ids=[c[0] for c in HELPER_CASES])
+def test_helpers_bit_exact_with_stalls(name, changes):
+    cfg = TINY.replace(core_mode="helpers", **changes)
+    w = random_weights(cfg, 6)
+    ops = layers_session(cfg, seed=len(name))
+    got, info = run_layers_amaranth(cfg, w, ops, idle=0.25, backpressure=0.3, seed=8)
+    want = layers_golden(cfg, w, ops)
+    assert len(got) == len(want)
+    for g, ww in zip(got, want):
+        np.testing.assert_array_equal(g, ww)
+    assert info["runs"][-1]["core_steps"] == [11] * cfg.cores  # every core ran every step
+    assert info["runs"][-1]["status"] & 0b110 == 0b010
+
+
+def test_helper_core_configs_and_weights():
+    """Each core: the whole model, its slice of every gate's rows (plans, weight tiles, biases)."""
+    from rnnaccel.layout.image import bias_image, plans, weight_banks
+
+    cfg = TINY.replace(hidden_size=16, cores=2, core_mode="helpers", pe_rows=2)
+    w = random_weights(cfg, 1)
+    cores = helper_models(cfg, w)
+    assert [(c.row_slices, c.row_slice, c.row_hidden, c.row_offset, c.cores) for c, _ in cores] == [
+        (2, 0, 8, 0, 1),
+        (2, 1, 8, 8, 1),
+    ]
+    one = cfg.replace(cores=1, core_mode="programs")
+    for c, _ in cores:
+        assert [(p.rows, p.cols) for p in plans(c)] == [(r // 2, k) for r, k in ((p.rows, p.cols) for p in plans(one))]
+    # the two cores' biases are the whole model's, gate by gate
+    b0, b1, b = (bias_image(c, w).reshape(-1, 8) for c in (cores[0][0], cores[1][0], one))
+    np.testing.assert_array_equal(np.concatenate([b0, b1], axis=1), b.reshape(-1, 16))
+    assert not np.array_equal(weight_banks(cores[0][0], w)[0][0], weight_banks(cores[1][0], w)[0][0])
+    assert "row_slices" not in cfg.to_toml() and "row_slices = 2" in cores[1][0].to_toml()
+
+
+@pytest.mark.cocotb
+def test_helpers_verilog_bit_exact(tmp_path):
+    """Helper cores through the ordinary flow on the generated Verilog (Icarus): run-time weights loaded
+    into each core, an initial state broadcast, random idle and back-pressure."""
+    cfg = TINY.replace(cell="lstm", num_layers=2, hidden_size=16, cores=2, core_mode="helpers", weights_in_rom=False)
+    w = random_weights(cfg, 9)
+    ops = layers_session(cfg, seed=2)
+    got, counters = run_session(cfg, w, ops, "icarus", cache_dir=tmp_path, idle=0.3, backpressure=0.3, seed=4)
+    want = layers_golden(cfg, w, ops)
+    assert len(got) == len(want) == 4
+    for g, ww in zip(got, want):
+        np.testing.assert_array_equal(g, ww)
+    assert [c["steps"] for c in counters] == [4, 6, 8, 11]

@@ -114,8 +114,10 @@ def valid_fields(draw, variant: dict | None = None, runtime: bool = False) -> di
     * ``sigmoid_range``, ``tanh_range``: 0.5-64 (powers of two); ``table_entries`` 4-1024 (powers of
       two) with a table step no finer than the resolution of each table input (q_pre, q_cell).
     * ``cores`` 1 (half the draws), 2 or 3; ``core_mode`` ``layers`` (at most ``num_layers`` cores: the
-      stack split over the cores) or ``programs`` (every core a copy of the config with its own weights
-      and its own session, the streams interleaved at random).
+      stack split over the cores), ``programs`` (every core a copy of the config with its own weights
+      and its own session, the streams interleaved at random) or, on the array datapath without a
+      reset-before GRU, ``helpers`` (every core a slice of every layer's rows; ``hidden_size`` then a
+      multiple of cores x tile up to 24).
     * ``delta_threshold`` (array, one core; a quarter of the draws): 0, 1 or 3 LSBs of q_state, 0.05 or
       0.3; ``delta_threshold_h`` unset, 0, 2 LSBs or 0.1 (otherwise both left at 0 / unset).
     * run-time dimensions (array, one core, no delta mode; a quarter of the draws): ``weights_in_rom``
@@ -201,9 +203,16 @@ def valid_fields(draw, variant: dict | None = None, runtime: bool = False) -> di
     f["input_size"] = size(qrnn2)
     f["hidden_size"] = size(qrnn2 and f["num_layers"] > 1)
     f["cores"] = 1 if runtime else draw(st.one_of(st.just(1), st.integers(2, 3)))
-    f["core_mode"] = draw(st.sampled_from(["programs", "layers"]))
+    modes = ["programs", "layers"]
+    rows_local = not (cell == "gru" and not f["gru_reset_after"])  # the reset-before GRU's r*h needs every r
+    if datapath == "array" and not runtime and rows_local and f["cores"] * tile <= MAX_SIZE:
+        modes.append("helpers")
+    f["core_mode"] = draw(st.sampled_from(modes))
     if f["core_mode"] == "layers":
         f["cores"] = min(f["cores"], f["num_layers"])
+    if f["core_mode"] == "helpers" and f["cores"] > 1:  # each core a slice of whole tiles of every gate
+        share = f["cores"] * tile
+        f["hidden_size"] = share * draw(st.integers(1, max(1, MAX_SIZE // share)))
     # delta mode (array datapath, one core): threshold 0 most of the time, else a few LSBs to a large value
     if datapath == "array" and f["cores"] == 1 and not runtime and draw(st.integers(0, 3)) == 0:
         lsb = 2.0 ** -f["q_state"].frac
@@ -280,7 +289,10 @@ RAW = {
     "datapath": _either(st.sampled_from(DATAPATHS), "systolic", "Serial", None),
     "circulant_mode": _either(st.sampled_from(CIRCULANT_MODES), "FFT", "time", None, 1),
     "cores": _either(st.integers(1, 3), 0, -1, 17, "2", 2.0),
-    "core_mode": _either(st.sampled_from(["programs", "layers"]), "helpers", "threads", None, 2),
+    "core_mode": _either(st.sampled_from(["programs", "layers", "helpers"]), "threads", "Helpers", None, 2),
+    # a helper core's share (set per core by Config.helper_config): only the defaults are a design's own
+    "row_slices": _either(st.just(1), 0, -1, 17, "2", 1.0),
+    "row_slice": _either(st.just(0), -1, 1, "0", None),
     # delta mode: built on the array datapath with one core; refused by the flow elsewhere
     "delta_threshold": _either(st.sampled_from([0, 0.0, 0.05, 0.25]), -0.1, float("nan"), float("inf"), "0.1", None),
     "delta_threshold_h": _either(st.sampled_from([None, 0, 0.0, 0.1]), -1, float("nan"), "0", True),

@@ -270,7 +270,8 @@ def cmd_generate(args) -> int:
         )
     manifest = generate(cfg, weights, out, progress=say)
     if cfg.cores > 1:
-        print(f"design hash {manifest['design_hash']}; {cfg.cores} cores (layers of one stack)")
+        what = "layers of one stack" if cfg.core_mode == "layers" else "helpers: each a slice of every layer's rows"
+        print(f"design hash {manifest['design_hash']}; {cfg.cores} cores ({what})")
         return 0
     print(
         f"design hash {manifest['design_hash']}; ideal {manifest['ideal_cycles_per_step']} cycles per step; "

@@ -124,9 +124,9 @@ def run_session(
     cache = Path(cache_dir) if cache_dir else default_cache()
     src = cached_verilog(hardware, weights if hardware.weights_in_rom else None, cache, family)
     if cfg.cores > 1:
-        from ..interface.multicore import layer_models
+        from ..interface.multicore import stack_models
 
-        job = {"mode": "layers", "models": layer_models(cfg, weights), "stack": cfg, "ops": ops}
+        job = {"mode": cfg.core_mode, "models": stack_models(cfg, weights), "stack": cfg, "ops": ops}
         res = _run_cocotb(
             src, "rnnaccel.flow.cocotb_multicore", {"job": job}, backend, ops, total_steps, **stalls, family=family
         )

@@ -37,7 +37,7 @@ class MultiTB(DUTPins, MultiCommandExecutor):
     def __init__(self, dut, job: dict, idle: float, backpressure: float, seed: int):
         super().__init__(job["models"], job["stack"])
         self._start(dut, idle, backpressure, seed)
-        self.layers = job["mode"] == "layers"
+        self.layers = job["mode"] in ("layers", "helpers")  # one stack: outputs tagged with the last core
         self.cfgs = [c for c, _ in self.models]
         self.xs = max(c.q_state.width for c in self.cfgs)
         self.words_out = 0
@@ -124,7 +124,7 @@ async def replay_multicore_session(dut):
     await tb.reset_pin()
     await tb.prepare()
     result = {}
-    if job["mode"] == "layers":
+    if job["mode"] in ("layers", "helpers"):
         outs = await execute_async(job["ops"], tb)
         for i, out in enumerate(outs):
             result[f"out{i}"] = out

@@ -158,7 +158,7 @@ def accelerator_verilog(cfg: Config, weights, family: str | None = None, *, imag
 
     ``family`` (``ice40``) elaborates vendor primitives where the design uses
     them (SPRAM weight banks); simulating that Verilog needs
-    :func:`primitive_models`. A ``layers`` config of several cores is its
+    :func:`primitive_models`. A ``layers`` or ``helpers`` config of several cores is its
     :class:`~rnnaccel.hw.multicore.MultiCore` (the stack split over the cores). ``image``: the
     memory image (:func:`rnnaccel.layout.image.memory_image`) when the caller has built it already.
     """
@@ -167,7 +167,7 @@ def accelerator_verilog(cfg: Config, weights, family: str | None = None, *, imag
 
     require_gateware(cfg, multicore=True)
     if cfg.cores > 1:
-        if cfg.core_mode != "layers":
+        if cfg.core_mode == "programs":
             raise ValueError("a programs design is several models: programs_verilog(models)")
         from ..hw.multicore import make_multicore
 
@@ -347,7 +347,7 @@ def generate(cfg: Config, weights, out_dir: str | os.PathLike, progress=print) -
     ``rnnaccel.toml`` (the config), ``mem/weights_p{p}_q{q}.hex``,
     ``mem/bias.hex``, ``mem/sigmoid.hex`` and ``mem/tanh.hex`` (one word per
     line, hexadecimal two's complement; dense banks pack lane 0 in the low bits).
-    A ``layers`` config of several cores goes to :func:`generate_multicore`.
+    A ``layers`` or ``helpers`` config of several cores goes to :func:`generate_multicore`.
     """
     from ..numeric.model import quantize_weights
     from ..layout.image import memory_image
@@ -382,28 +382,31 @@ def generate_multicore(
     models: list[tuple[Config, dict]] | None = None,
     progress=print,
 ) -> dict:
-    """Write a multi-core design's artefacts (issue 14): a ``layers`` config (``cfg``, ``weights``: the stack
-    split over its cores) or a ``programs`` design (``models``: one one-core model per core).
+    """Write a multi-core design's artefacts (issue 14): a ``layers`` or ``helpers`` config (``cfg``,
+    ``weights``: the stack over its cores) or a ``programs`` design (``models``: one one-core model per core).
 
     Files: ``rnnaccel_top.v`` (the :class:`~rnnaccel.hw.multicore.MultiCore`, byte-identical to what the
     simulators run), ``manifest.json`` (ports, the addressed command word, one entry per core),
-    ``rnnaccel.toml`` (a ``layers`` config), and per core ``core{i}/``: its one-core config, memory images
+    ``rnnaccel.toml`` (the stack's config), and per core ``core{i}/``: its one-core config, memory images
     and C header, as :func:`generate` writes them for one core.
     """
     from ..interface.commands import OP
-    from ..interface.multicore import core_models, layer_models
+    from ..interface.multicore import core_models, stack_models
     from ..numeric.model import quantize_weights
     from ..layout.image import memory_image
 
     if (cfg is None) == (models is None):
-        raise ValueError("generate_multicore takes a layers config (cfg=, weights=) or programs models (models=)")
+        raise ValueError(
+            "generate_multicore takes a layers or helpers config (cfg=, weights=) or programs models (models=)"
+        )
     if cfg is not None:
-        if cfg.cores < 2 or cfg.core_mode != "layers":
+        if cfg.cores < 2 or cfg.core_mode == "programs":
             raise ValueError(
-                f"generate_multicore(cfg=...) needs a layers config of several cores, not {cfg.cores} ({cfg.core_mode})"
+                f"generate_multicore(cfg=...) needs a layers or helpers config of several cores, not {cfg.cores} "
+                f"({cfg.core_mode})"
             )
-        cores, mode = layer_models(cfg, weights), "layers"
-        progress(f"elaborating and converting to Verilog ({cfg.name}, {cfg.cores} cores, layers)")
+        cores, mode = stack_models(cfg, weights), cfg.core_mode
+        progress(f"elaborating and converting to Verilog ({cfg.name}, {cfg.cores} cores, {mode})")
         text = accelerator_verilog(cfg, weights)
     else:
         cores, mode = core_models(models), "programs"

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..numeric.config import Config
-from ..interface.multicore import MultiCommandExecutor, check_programs_session, execute_programs_async, layer_models
+from ..interface.multicore import MultiCommandExecutor, check_programs_session, execute_programs_async
 from ..interface.session import check_session, execute_async
 
 __all__ = ["run_programs_amaranth", "run_layers_amaranth", "simulate_multicore"]
@@ -30,13 +30,14 @@ def run_programs_amaranth(models: list[tuple[Config, dict]], ops: list[tuple], *
 
 
 def run_layers_amaranth(cfg: Config, weights, ops: list[tuple], *, link_depth: int | None = None, **kw):
-    """An ordinary session (reset, state, run) on the stack ``cfg`` pipelined over ``cfg.cores`` cores."""
+    """An ordinary session (reset, state, run) on the stack ``cfg`` over ``cfg.cores`` cores: pipelined
+    (``core_mode = 'layers'``) or sharing every layer's rows (``'helpers'``)."""
     check_session(ops)
-    from ..hw.multicore import MultiCore
+    from ..hw.multicore import make_multicore
 
-    stalls = kw.get("link_stall", 0.0) > 0
+    stalls = kw.get("link_stall", 0.0) > 0 and cfg.core_mode == "layers"
     return simulate_multicore(
-        lambda: MultiCore(layer_models(cfg, weights), "layers", link_depth=link_depth, link_stalls=stalls),
+        lambda: make_multicore(cfg, weights, link_depth=link_depth, link_stalls=stalls),
         ops,
         stack=cfg,
         **kw,
@@ -67,12 +68,12 @@ def simulate_multicore(
     dut = build()
     models = dut.models
     for cfg, _ in models:
-        require_gateware(cfg)
+        require_gateware(cfg, multicore=True)
     n = dut.n_cores
     rng = np.random.default_rng(seed)
     runs: list[dict] = []
-    layers = dut.mode == "layers"
-    n_stall = 2 * (n - 1) if layers and link_stall > 0 and n > 1 else 0
+    layers = dut.mode in ("layers", "helpers")  # one stack: inputs to the design, outputs tagged N-1
+    n_stall = 2 * (n - 1) if dut.mode == "layers" and link_stall > 0 and n > 1 else 0
 
     class Bench(MultiCommandExecutor):
         def __init__(self, ctx):
@@ -161,6 +162,8 @@ def simulate_multicore(
                     "cycles": ctx.get(dut.cycles),
                     "core_steps": [int(ctx.get(dut.core_steps[i])) for i in range(n)],
                     "status": ctx.get(dut.status),
+                    # helpers: cycles with some core in its exchange (GATHER) phase, since CLEAR_COUNTERS
+                    **({"exchange_cycles": ctx.get(dut.exchange_cycles)} if dut.mode == "helpers" else {}),
                 }
             )
             return {core: np.array(got[core], dtype=np.int64).reshape(shapes[core]) for core in got}

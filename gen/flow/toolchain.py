@@ -49,7 +49,8 @@ def require_gateware(cfg, multicore: bool = False) -> None:
     (:mod:`rnnaccel.hw.serial_fft`; SPRAM weight banks need a ``q_spectrum`` of 8 bits or fewer). ``cores > 1``
     (issue 14) is built by :mod:`rnnaccel.hw.multicore`: callers that take a MultiCore pass
     ``multicore=True`` (the Amaranth simulator, Icarus and Verilator, and board builds behind the host
-    link's addressed frames, ``generate``). Delta mode (``delta_threshold > 0``,
+    link's addressed frames, ``generate``); so do those that take a helper core's config (``row_slices > 1``,
+    one core of a ``helpers`` design, which runs only beside the others). Delta mode (``delta_threshold > 0``,
     issue 19) is built on the array datapath, one core.
     """
     from ..numeric.config import ConfigError
@@ -67,6 +68,13 @@ def require_gateware(cfg, multicore: bool = False) -> None:
             "delta_threshold",
             cfg.delta_threshold,
             "delta mode is built for datapath = 'array' with one core only (the golden model supports it everywhere)",
+        )
+    if cfg.row_slices > 1 and not multicore:
+        raise ConfigError(
+            "row_slices",
+            cfg.row_slices,
+            "is one core of a helpers design (Config.helper_config): run the design's own config "
+            "(cores, core_mode = 'helpers')",
         )
     if cfg.cores > 1 and not multicore:
         raise ConfigError(

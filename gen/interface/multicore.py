@@ -1,6 +1,6 @@
 """Multi-core sessions (issue 14): what a host and :class:`rnnaccel.hw.multicore.MultiCore` agree on.
 
-Two modes (``Config.core_mode``):
+Three modes (``Config.core_mode``):
 
 * ``programs`` (multi-programming): N independent cores, core i holding its
   own model ``models[i] = (cfg_i, weights_i)``. A *programs session* is a
@@ -16,6 +16,12 @@ Two modes (``Config.core_mode``):
   (:func:`layer_models` gives each core's single-core config and weights).
   Sessions are the ordinary ones (:mod:`.session`: reset, state, run) on the
   whole stack; the stack's golden model is the reference.
+
+* ``helpers`` (helper cores): one stack, every core computing a slice of
+  every layer's rows (:func:`helper_models`: the whole weights and
+  ``cfg.helper_config(i)`` each). Sessions are the ordinary ones, as in
+  ``layers``; the initial state goes to every core
+  (:func:`layer_state_commands` broadcasts it: each core holds all of h and c).
 
 The command word is the single core's (:mod:`.commands`) with a ``core``
 field of :data:`CORE_BITS` bits above it; :data:`BROADCAST` sends a command
@@ -37,6 +43,8 @@ __all__ = [
     "CORE_BITS",
     "BROADCAST",
     "layer_models",
+    "helper_models",
+    "stack_models",
     "core_models",
     "check_programs_session",
     "execute_programs",
@@ -73,6 +81,22 @@ def layer_models(cfg: Config, weights) -> list[tuple[Config, dict]]:
         raise ValueError(f"layer_models needs core_mode 'layers', not {cfg.core_mode!r}")
     groups = cfg.core_layer_groups()
     return [(cfg.core_config(i), None if weights is None else _layer_weights(weights, g)) for i, g in enumerate(groups)]
+
+
+def helper_models(cfg: Config, weights) -> list[tuple[Config, dict]]:
+    """Each core's (single-core config, weights) of a ``helpers`` design: row slice i of every layer
+    (:meth:`Config.helper_config`), the whole weights (the layout takes the core's rows)."""
+    if cfg.core_mode != "helpers":
+        raise ValueError(f"helper_models needs core_mode 'helpers', not {cfg.core_mode!r}")
+    return [(cfg.helper_config(i), weights) for i in range(cfg.cores)]
+
+
+def stack_models(cfg: Config, weights) -> list[tuple[Config, dict]]:
+    """The cores of one stack over several cores: :func:`layer_models` (``layers``) or :func:`helper_models`
+    (``helpers``)."""
+    if cfg.core_mode == "helpers":
+        return helper_models(cfg, weights)
+    return layer_models(cfg, weights)
 
 
 def core_models(models: list[tuple[Config, dict]]) -> list[tuple[Config, dict]]:
@@ -157,11 +181,14 @@ def layers_golden(cfg: Config, weights, ops: list[tuple]) -> list[np.ndarray]:
 def layer_state_commands(cfg: Config, h, c) -> list[tuple[int, int, int, int, int]]:
     """(core, op, sel, addr, data) commands writing a stack's initial state into the cores of its layers.
 
-    Each core gets :func:`rnnaccel.interface.session.state_commands` of its layer group, in its own
-    layout. A window-2 QRNN reads x_{t-1}: for a core after the first that is the initial h of the layer
-    before its group, which lives in the core's input store, which no command writes; such a state (a
-    nonzero h at a layer that ends a core's group) is refused with a ValueError.
+    ``helpers``: every core holds the whole state, in the same layout: one set of commands to
+    :data:`BROADCAST`. ``layers``: each core gets :func:`rnnaccel.interface.session.state_commands` of its
+    layer group, in its own layout. A window-2 QRNN reads x_{t-1}: for a core after the first that is the
+    initial h of the layer before its group, which lives in the core's input store, which no command
+    writes; such a state (a nonzero h at a layer that ends a core's group) is refused with a ValueError.
     """
+    if cfg.core_mode == "helpers":
+        return [(BROADCAST, *cmd) for cmd in state_commands(cfg.helper_config(0), h, c)]
     groups = cfg.core_layer_groups()
     h = None if h is None else np.asarray(h, dtype=np.int64).reshape(cfg.num_layers, cfg.hidden_size)
     c = None if c is None else np.asarray(c, dtype=np.int64).reshape(cfg.num_layers, cfg.hidden_size)

@@ -4,7 +4,8 @@ This is where the chessboard division lives, shared by the weight-image
 writer, the hardware address generators and the tests:
 
 * A **matrix plan** is one matrix-vector product the MVU runs: the gate-stacked
-  matrix (rows = gates x padded hidden size) cut into T x T tiles (T = k for
+  matrix (rows = gates x padded hidden size; a helper core's row slice of
+  each gate, ``Config.row_hidden`` from ``row_offset``) cut into T x T tiles (T = k for
   circulant weights, the lane count for dense ones), a grid of ``br x bc``
   tiles swept over the ``pe_rows x pe_cols`` PE grid. Tile (i, j) goes to PE
   (i mod P_r, j mod P_c); the sweep visits row rounds ``I`` (tile rows
@@ -142,7 +143,7 @@ def plans(cfg: Config) -> list[MatrixPlan]:
                 src, dst, gate0 = "rh", "hp", 2
             else:
                 src, dst, gate0 = f"h{layer}", "hp", 0
-            gates = rows // cfg.padded(cfg.hidden_size)
+            gates = rows // cfg.padded(cfg.row_hidden)
             p = MatrixPlan(
                 index=len(out),
                 layer=layer,
@@ -212,9 +213,9 @@ def _dense_padded(cfg: Config, vectors: np.ndarray, rows: int, cols: int) -> np.
 def tile_of(cfg: Config, qweights: Weights, plan: MatrixPlan, i: int, j: int) -> np.ndarray:
     """Words of tile (i, j) of a plan, one row per cycle t: shape (T,) circulant or (T, T) dense [t, lane]."""
     T = cfg.tile
-    hp_tiles = cfg.padded(cfg.hidden_size) // T
+    hp_tiles = cfg.padded(cfg.row_hidden) // T  # a helper core: its slice of each gate's rows
     g = plan.gate0 + i // hp_tiles
-    li = i % hp_tiles
+    li = cfg.row_offset // T + i % hp_tiles
     key = f"layer{plan.layer}.{'W' if plan.name == 'W' else 'U'}"
     vec = qweights[key][g]
     if cfg.circulant:
@@ -292,7 +293,7 @@ def bank_words(cfg: Config, bank: np.ndarray) -> list[int]:
 def bias_image(cfg: Config, weights: Weights) -> np.ndarray:
     """Bias memory: one row of T raw q_pre words per output segment of every plan, shape (rows, T)."""
     qw = quantize_weights(cfg, weights)
-    T, H = cfg.tile, cfg.hidden_size
+    T, H, r0 = cfg.tile, cfg.row_hidden, cfg.row_offset  # a helper core: its slice of the rows
     hp = cfg.padded(H)
     ps = plans(cfg)
     out = np.zeros((sum(p.br for p in ps), T), dtype=np.int64)
@@ -300,7 +301,7 @@ def bias_image(cfg: Config, weights: Weights) -> np.ndarray:
         b = qw[f"layer{plan.layer}.{'b' if plan.name == 'W' else 'c'}"]
         stacked = np.zeros(plan.gates * hp, dtype=np.int64)
         for gi in range(plan.gates):
-            stacked[gi * hp : gi * hp + H] = b[plan.gate0 + gi]
+            stacked[gi * hp : gi * hp + H] = b[plan.gate0 + gi][r0 : r0 + H]
         out[plan.bias_base : plan.bias_base + plan.br] = stacked.reshape(plan.br, T)
     return out
 

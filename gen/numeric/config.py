@@ -29,7 +29,6 @@ __all__ = [
     "DATAPATHS",
     "CIRCULANT_MODES",
     "CORE_MODES",
-    "CORE_MODES_BUILT",
     "MAX_CORES",
     "FIELDS",
     "gate_names",
@@ -58,9 +57,8 @@ DATAPATHS = ("array", "serial")
 #: How a circulant block's product is computed (see :class:`Config`, ``circulant_mode``).
 CIRCULANT_MODES = ("direct", "fft")
 
-#: How several cores share work (see :class:`Config`, ``core_mode``); ``helpers`` is declared, not built.
+#: How several cores share work (see :class:`Config`, ``core_mode``).
 CORE_MODES = ("programs", "layers", "helpers")
-CORE_MODES_BUILT = ("programs", "layers")
 
 #: Most cores of one design.
 MAX_CORES = 16
@@ -122,7 +120,7 @@ _LATE_FIELDS = ("circulant_mode", "q_spectrum")
 _DELTA_FIELDS = ("delta_threshold", "delta_threshold_h")
 
 #: Multi-core fields (issue 14): written to the TOML (and so hashed) only when they differ from their default.
-_CORE_FIELDS = ("cores", "core_mode")
+_CORE_FIELDS = ("cores", "core_mode", "row_slices", "row_slice")
 
 #: Run-time dimension fields (issue 12): written to the TOML (and so hashed) only when they differ from their
 #: default (0: the model's own size).
@@ -204,15 +202,24 @@ class Config:
     cores : int
         Cores of the design (1 to 16; default 1, the single accelerator).
         More than one is built by :class:`rnnaccel.hw.multicore.MultiCore`
-        (the ordinary flow, ``generate``/``run``/boards, refuses it for now).
+        (``run``, ``generate``; board builds for ``programs`` and ``layers``).
     core_mode : str
         How the cores share work. ``programs`` (default): independent cores,
         each running its own model and streams (this config is one core's;
         the others are given beside it). ``layers``: the layers of this
         stack spread over the cores in contiguous groups
-        (:meth:`core_layer_groups`), h streamed core to core. ``helpers``
-        (cores sharing one layer) is declared but not built: refused.
+        (:meth:`core_layer_groups`), h streamed core to core. ``helpers``:
+        the cores share every layer, each computing an equal slice of its
+        rows (:meth:`helper_config`), and exchange their h slices after each
+        layer; array datapath, not the reset-before GRU (its ``r*h`` needs
+        every row's r), ``hidden_size`` a multiple of ``cores`` x the tile.
         Both written to ``rnnaccel.toml`` only when not the default.
+    row_slices, row_slice : int
+        One helper core's share of the rows (set on each core's config by
+        :meth:`helper_config`; users set ``cores`` and ``core_mode``): the
+        core computes rows ``row_slice * H / row_slices`` up to the next
+        slice of every gate of every layer, and holds the whole h. 1 and 0
+        (the default): every row. Written to the TOML only when set.
     delta_threshold : float
         Delta-network mode (issue 19; :mod:`rnnaccel.numeric.delta`): a
         non-negative threshold in the units of the inputs (q_state values).
@@ -269,6 +276,8 @@ class Config:
     delta_threshold_h: float | None = None
     cores: int = 1
     core_mode: str = "programs"
+    row_slices: int = 1
+    row_slice: int = 0
     max_input_size: int = 0
     max_hidden_size: int = 0
     max_layers: int = 0
@@ -336,17 +345,36 @@ class Config:
         """Rules of ``cores`` and ``core_mode`` (see the class docstring)."""
         self._check(1 <= self.cores <= MAX_CORES, "cores", f"must be between 1 and {MAX_CORES}")
         self._check(self.core_mode in CORE_MODES, "core_mode", f"must be one of {', '.join(CORE_MODES)}")
-        self._check(
-            self.core_mode in CORE_MODES_BUILT,
-            "core_mode",
-            "'helpers' (cores sharing one layer's rows) is not built yet: use 'programs' or 'layers'",
-        )
+        self._check(1 <= self.row_slices <= MAX_CORES, "row_slices", f"must be between 1 and {MAX_CORES}")
+        self._check(0 <= self.row_slice < self.row_slices, "row_slice", "must be between 0 and row_slices - 1")
+        if self.core_mode == "helpers" and self.cores > 1:
+            self._check(self.row_slices == 1, "row_slices", "is set per core by core_mode 'helpers': leave it 1")
+            self._validate_helpers("core_mode", self.cores)
+        if self.row_slices > 1:
+            self._check(self.cores == 1, "cores", "a helper core's config (row_slices > 1) is one core")
+            self._validate_helpers("row_slices", self.row_slices)
         if self.core_mode == "layers":
             self._check(
                 self.cores <= self.num_layers,
                 "cores",
                 f"core_mode 'layers' gives each core at least one layer: at most num_layers ({self.num_layers}) cores",
             )
+
+    def _validate_helpers(self, fname: str, n: int):
+        """Rules of cores sharing rows (``core_mode = 'helpers'``, or one of its cores: ``row_slices``)."""
+        self._check(self.datapath == "array", fname, "helper cores (cores sharing rows) are built on datapath 'array'")
+        self._check(
+            not (self.cell == "gru" and not self.gru_reset_after),
+            fname,
+            "helper cores need every gate row-local: the reset-before GRU's r*h needs every row's r "
+            "(use gru_reset_after = true)",
+        )
+        self._check(
+            self.hidden_size % (n * self.tile) == 0,
+            fname,
+            f"{n} helper cores split hidden_size ({self.hidden_size}) into whole tiles of {self.tile}: "
+            f"it must be a multiple of {n * self.tile}",
+        )
 
     def _validate_runtime_dims(self):
         """Rules of the run-time dimension fields (see the class docstring)."""
@@ -362,6 +390,7 @@ class Config:
             return
         self._check(self.datapath == "array", "datapath", "run-time dimensions (max_* fields) need 'array'")
         self._check(self.cores == 1, "cores", "run-time dimensions (max_* fields) are built for one core")
+        self._check(self.row_slices == 1, "row_slices", "run-time dimensions (max_* fields) are built for one core")
         self._check(not self.delta_mode, "delta_threshold", "run-time dimensions (max_* fields) need it 0")
         self._check(
             not self.weights_in_rom,
@@ -546,6 +575,29 @@ class Config:
             name=f"{self.name}.core{core}",
         )
 
+    def helper_config(self, core: int) -> "Config":
+        """The single-core config of core ``core`` in ``core_mode = 'helpers'``: the whole model, computing
+        row slice ``core`` of ``cores`` (``row_slices``, ``row_slice``)."""
+        if self.core_mode != "helpers":
+            raise ValueError(f"helper_config needs core_mode 'helpers', not {self.core_mode!r}")
+        return self.replace(
+            cores=1,
+            core_mode=Config.core_mode,
+            row_slices=self.cores,
+            row_slice=core,
+            name=f"{self.name}.core{core}",
+        )
+
+    @property
+    def row_hidden(self) -> int:
+        """Rows of each gate this core computes: ``hidden_size / row_slices`` (all of them by default)."""
+        return self.hidden_size // self.row_slices
+
+    @property
+    def row_offset(self) -> int:
+        """First row of each gate this core computes (its slice's first hidden element)."""
+        return self.row_slice * self.row_hidden
+
     @property
     def gates(self) -> tuple[str, ...]:
         """Gate names of layer 0 (see :meth:`layer_gates`)."""
@@ -614,12 +666,13 @@ class Config:
         """
         g = len(self.layer_gates(layer))
         hp = self.padded(self.hidden_size)
-        out = [("W", g * hp, self.padded(self.layer_cols(layer)))]
+        rp = self.padded(self.row_hidden)  # a helper core's rows: its slice of each gate
+        out = [("W", g * rp, self.padded(self.layer_cols(layer)))]
         if self.cell == "gru" and not self.gru_reset_after:
             # reset-before: U_n multiplies r*h, which needs r first
-            out += [("Urz", 2 * hp, hp), ("Un", hp, hp)]
+            out += [("Urz", 2 * rp, hp), ("Un", rp, hp)]
         elif self.has_recurrent_matrix:
-            out.append(("U", g * hp, hp))
+            out.append(("U", g * rp, hp))
         return out
 
     @property

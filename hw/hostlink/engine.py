@@ -89,6 +89,8 @@ class FrameEngine(wiring.Component):
         if not isinstance(cfg, Config):
             raise TypeError(f"cfg must be a Config, not {cfg!r}")
         check_design_hash(design_hash)
+        if cfg.cores > 1 and cfg.core_mode == "helpers":
+            raise ValueError("the host link carries one-core, programs and layers designs, not core_mode 'helpers'")
         if cfg.cores > 1:
             self._accel = make_multicore(cfg, weights, models)
             self._mode = cfg.core_mode
