@@ -51,9 +51,8 @@ from ..interface.multicore import (
     BROADCAST,
     CORE_BITS,
     core_models,
-    helper_models,
-    layer_models,
     multicore_command_fields,
+    stack_models,
 )
 from .accelerator import make_accelerator
 
@@ -69,10 +68,8 @@ def multicore_command_layout(cfgs: list[Config]) -> data.StructLayout:
 def make_multicore(cfg: Config, weights=None, models=None, **kw) -> "MultiCore":
     """The MultiCore of ``cfg``: ``layers``: the stack ``(cfg, weights)`` split over ``cfg.cores`` cores;
     ``programs``: ``models`` (one (config, weights) per core, ``cfg.cores`` of them; default ``cfg`` on every core)."""
-    if cfg.core_mode == "layers":
-        return MultiCore(layer_models(cfg, weights), "layers", **kw)
-    if cfg.core_mode == "helpers":
-        return MultiCore(helper_models(cfg, weights), "helpers", **kw)
+    if cfg.core_mode in ("layers", "helpers"):
+        return MultiCore(stack_models(cfg, weights), cfg.core_mode, **kw)
     models = models if models is not None else [(cfg, weights)] * cfg.cores
     if len(models) != cfg.cores:
         raise ValueError(f"config has cores = {cfg.cores}, {len(models)} models given")
@@ -277,12 +274,13 @@ class MultiCore(wiring.Component):
             valid.eq(Array(c.o_h.valid for c in cores)[src]),
             payload.eq(Array(c.o_h.payload for c in cores)[src]),
         ]
-        with m.If(Cat(*[c.i_hx.ready for c in cores]).any()):
+        gathering = Cat(*[c.i_hx.ready for c in cores])  # the cores in their GATHER phase
+        with m.If(gathering.any()):
             m.d.sync += self.exchange_cycles.eq(self.exchange_cycles + 1)
         with m.If(self.i_cmd.valid & self.i_cmd.ready & (self.i_cmd.payload.op == Op.CLEAR_COUNTERS)):
             m.d.sync += self.exchange_cycles.eq(0)
         take = Signal(name="xc_take")
-        sinks = Cat(*[c.i_hx.ready for c in cores]).all() & (self.o_h.ready | ~last)
+        sinks = gathering.all() & (self.o_h.ready | ~last)
         m.d.comb += take.eq(valid & sinks)
         for i, core in enumerate(cores):
             m.d.comb += [
@@ -291,7 +289,7 @@ class MultiCore(wiring.Component):
                 core.o_h.ready.eq(take & (src == i)),
             ]
         m.d.comb += [
-            self.o_h.valid.eq(valid & last & Cat(*[c.i_hx.ready for c in cores]).all()),
+            self.o_h.valid.eq(valid & last & gathering.all()),
             self.o_h.payload.data.eq(payload),
             self.o_h.payload.core.eq(n - 1),
         ]
