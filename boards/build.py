@@ -7,8 +7,8 @@ the device's totals, the achieved Fmax against the target, timing met or not,
 and the worst register-to-register path (:func:`critical_path`: start and end
 point, logic levels, routing hops, delay and the source lines it runs through).
 
-Multi-core designs (issue 14): a ``layers`` config (``cores > 1``) builds its MultiCore behind the host
-link; a ``programs`` design passes ``models`` (one (config, weights) per core) with a ``cfg`` of
+Multi-core designs (issue 14): a ``layers`` or ``helpers`` config (``cores > 1``) builds its MultiCore
+behind the host link; a ``programs`` design passes ``models`` (one (config, weights) per core) with a ``cfg`` of
 ``cores = len(models)``, ``core_mode = 'programs'`` (:func:`programs_config`).
 """
 
@@ -176,8 +176,10 @@ def programs_config(models):
 def _core_cfgs(cfg, models):
     if models is not None:
         return [c for c, _ in models]
-    if cfg.cores > 1 and cfg.core_mode == "layers":
-        return [cfg.core_config(i) for i in range(cfg.cores)]
+    if cfg.cores > 1 and cfg.core_mode in ("layers", "helpers"):
+        from ..interface.multicore import stack_models
+
+        return [c for c, _ in stack_models(cfg, None)]
     return [cfg]
 
 
@@ -248,11 +250,6 @@ def _build_board(cfg, weights, board, platform, out_dir, *, freq_mhz, baud, prog
     target = freq_mhz if freq_mhz else default_hz / 1e6
     if models is not None and (cfg.cores, cfg.core_mode) != (len(models), "programs"):
         raise BoardError(f"models given for a design of cores = {cfg.cores}, core_mode = {cfg.core_mode!r}")
-    if cfg.cores > 1 and cfg.core_mode == "helpers":
-        raise BoardError(
-            "core_mode 'helpers' runs in simulation and as Verilog (rnnaccel run, generate); the host link "
-            "does not carry it yet: build a 'layers' or 'programs' design for a board"
-        )
     top = BoardTop(
         cfg,
         weights,
@@ -455,7 +452,8 @@ def measured_multicore_steps(cfg, weights, models=None, steps: int = 6, limit: i
     """Cycles per step of a MultiCore in the Amaranth simulator, with no host stalls: the steady state from
     the cycle each step's last output word leaves (after the first step). ``layers``: the pipeline's steps;
     ``programs``: every core streams at once, and a round (one step of every model) is the slowest core's
-    interval. None when the simulation would take long or weights are loaded at run time."""
+    interval; ``helpers``: the stack's steps, as ``layers``. None when the simulation would take long or
+    weights are loaded at run time."""
     import numpy as np
 
     from ..flow.sim_multicore import run_layers_amaranth, run_programs_amaranth

@@ -23,7 +23,7 @@ inputs (:func:`rnnaccel.interface.session.golden_session`); :func:`infer` is the
 
 Multi-core designs (issue 14): the commands take an optional ``core``; without
 it a frame goes to the design's default target (the one core, core 0 of a
-``programs`` design, the whole pipeline of a ``layers`` design), with it the
+``programs`` design, the whole stack of a ``layers`` or ``helpers`` design), with it the
 frame is addressed to that core (``docs/hostlink.md``). A ``programs`` session
 (:mod:`rnnaccel.interface.multicore`) runs with :meth:`LinkClient.programs_session`
 or :meth:`LinkClient.run_cores` and returns what
@@ -45,6 +45,7 @@ from ..interface import protocol
 from ..interface.session import execute
 from ..interface.protocol import (
     ACK_FLAG,
+    ALL_CORES,
     CORE_FLAG,
     ERROR_TEXT,
     NAK,
@@ -418,10 +419,10 @@ class LinkClient:
         elif cfg is not None and not isinstance(cfg, Config):
             raise TypeError(f"cfg must be a Config, a list of Configs (one per core) or None, not {cfg!r}")
         elif cfg is not None and cfg.cores > 1:
-            from ..interface.multicore import core_models, layer_models
+            from ..interface.multicore import core_models, stack_models
 
-            if cfg.core_mode == "layers":
-                cfgs = [c for c, _ in layer_models(cfg, None)]
+            if cfg.core_mode in ("layers", "helpers"):
+                cfgs = [c for c, _ in stack_models(cfg, None)]
             else:  # the same model on every core: checked core by core
                 cfgs = [c for c, _ in core_models([(cfg, None)] * cfg.cores)]
                 cfg = None
@@ -570,14 +571,15 @@ class LinkClient:
             raise LinkError(f"{what} needs the model's config: LinkClient(port, cfg=...)")
         if core is None and self._layout is not None:
             return self._layout
-        i = 0 if core is None else int(core)
+        i = 0 if core is None or (core == ALL_CORES and self._stack) else int(core)  # helpers: one layout
         if not 0 <= i < len(self.core_cfgs):
             raise ValueError(f"{what}: core {core!r}, the design has cores 0..{len(self.core_cfgs) - 1}")
         return LinkLayout(self.core_cfgs[i])
 
     @property
-    def _layers(self) -> bool:
-        return self.device.mode == "layers"
+    def _stack(self) -> bool:
+        """One stack over the cores (``layers`` or ``helpers``): state and weights go core by core."""
+        return self.device.mode in ("layers", "helpers")
 
     @property
     def n_cores(self) -> int:
@@ -653,19 +655,18 @@ class LinkClient:
     def set_state(self, h=None, c=None, core: int | None = None) -> None:
         """Reset, then write an initial state: raw integers of shape (layers, hidden); c may be None.
 
-        ``layers`` design without ``core``: the whole stack's state, each core's layers written to it.
+        ``layers`` design without ``core``: the whole stack's state, each core's layers written to it;
+        ``helpers``: the whole state, one set of records to every core at once (``ALL_CORES``).
         """
         from ..interface.session import state_commands
 
-        if core is None and self.core_cfgs is not None and self._layers:
+        if core is None and self.core_cfgs is not None and self._stack:
             from ..interface.multicore import layer_state_commands
 
             cmds = layer_state_commands(self.cfg, h, c)
             self.reset()
-            for i in range(self.n_cores):
-                mine = [cmd[1:] for cmd in cmds if cmd[0] == i]
-                if mine:
-                    self.write_commands(mine, core=i)
+            for target in dict.fromkeys(cmd[0] for cmd in cmds):  # each target core (or BROADCAST), in order
+                self.write_commands([cmd[1:] for cmd in cmds if cmd[0] == target], core=target)
             return
         lay = self._need_cfg("set_state", core)
         self.reset(core)
@@ -673,15 +674,16 @@ class LinkClient:
 
     def load_weights(self, weights, core: int | None = None) -> None:
         """Load every weight bank and the bias memory (designs without weights in ROM) of ``core``; a
-        ``layers`` design without ``core``: the stack's weights, each core's layers to it."""
+        ``layers`` design without ``core``: the stack's weights, each core's layers to it (``helpers``: each
+        core's row slice)."""
         from ..interface.session import weight_commands
         from ..numeric.model import check_weights
 
-        if core is None and self.core_cfgs is not None and self._layers:
-            from ..interface.multicore import layer_models
+        if core is None and self.core_cfgs is not None and self._stack:
+            from ..interface.multicore import stack_models
 
             check_weights(self.cfg, weights)
-            for i, (cfg_i, w_i) in enumerate(layer_models(self.cfg, weights)):
+            for i, (cfg_i, w_i) in enumerate(stack_models(self.cfg, weights)):
                 if not cfg_i.weights_in_rom:
                     self.load_weights(w_i, core=i)
             return

@@ -13,8 +13,8 @@ a PLL pad. LEDs: ``led`` 0 (or
 transmit, where the board has them.
 
 A config of several cores is a MultiCore behind the link (``docs/hostlink.md``, addressed frames): a
-``layers`` config splits its stack over the cores; a ``programs`` design takes ``models``, one
-(config, weights) per core.
+``layers`` config splits its stack over the cores, a ``helpers`` config every layer's rows; a ``programs``
+design takes ``models``, one (config, weights) per core.
 """
 
 from __future__ import annotations

@@ -320,3 +320,30 @@ def test_infer_several_models_on_a_programs_board(tmp_path):
         infer_programs(dirs, tr, xs[:1])
     with pytest.raises(MismatchError, match="cores run configs"):
         infer_programs(dirs[::-1], tr, xs[::-1])
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def test_helpers_session_bit_exact_weights_over_the_link():
+    """A 2-layer tiny LSTM on 2 helper cores, weights loaded over the link (each core its row slice, addressed
+    WRITE_WEIGHTS), the initial state written once to every core (WRITE_STATE to ALL_CORES)."""
+    cfg = TINY.replace(num_layers=2, cores=2, core_mode="helpers", weights_in_rom=False)
+    weights = random_weights(cfg, seed=6)
+    dev, tr = layers_engine(cfg, weights)
+    info = dev.device
+    assert info.mode == "helpers" and dev.n_cores == 2 and info.hidden_size == cfg.hidden_size
+    assert [c.config_hash for c in info.core_infos] == [cfg.helper_config(i).hash for i in range(2)]
+    rng = np.random.default_rng(8)
+    h0, c0 = state(cfg, rng)
+    ops = [("reset",), ("run", seq(cfg, 3, rng)), ("state", h0, c0), ("run", seq(cfg, 2, rng))]
+    got = dev.session(ops)
+    want = golden_session(cfg, weights, ops)
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g, w)
+    assert dev.counters()["steps"] == 5 and dev.counters(0)["steps"] == dev.counters(1)["steps"] == 5
+    # weights need one core: unaddressed WRITE_WEIGHTS on a helpers design is NAK CORE, and nothing changes
+    resp = exchange(tr, encode_frame(Cmd.WRITE_WEIGHTS, bytes(8)))
+    assert resp.error == Error.CORE and resp.request == Cmd.WRITE_WEIGHTS
+    x = seq(cfg, 2, rng)
+    np.testing.assert_array_equal(dev.run(x), golden_session(cfg, weights, ops + [("run", x)])[-1])

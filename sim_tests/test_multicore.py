@@ -439,13 +439,14 @@ def test_helper_core_configs_and_weights():
 
 
 @pytest.mark.cocotb
-def test_helpers_verilog_bit_exact(tmp_path):
-    """Helper cores through the ordinary flow on the generated Verilog (Icarus): run-time weights loaded
-    into each core, an initial state broadcast, random idle and back-pressure."""
+@pytest.mark.parametrize("simulator", ["icarus", "verilator"])
+def test_helpers_verilog_bit_exact(simulator, tmp_path):
+    """Helper cores through the ordinary flow on the generated Verilog: run-time weights loaded into each
+    core, an initial state broadcast, random idle and back-pressure."""
     cfg = TINY.replace(cell="lstm", num_layers=2, hidden_size=16, cores=2, core_mode="helpers", weights_in_rom=False)
     w = random_weights(cfg, 9)
     ops = layers_session(cfg, seed=2)
-    got, counters = run_session(cfg, w, ops, "icarus", cache_dir=tmp_path, idle=0.3, backpressure=0.3, seed=4)
+    got, counters = run_session(cfg, w, ops, simulator, cache_dir=tmp_path, idle=0.3, backpressure=0.3, seed=4)
     want = layers_golden(cfg, w, ops)
     assert len(got) == len(want) == 4
     for g, ww in zip(got, want):

@@ -560,7 +560,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "model",
         nargs="+",
-        help="model directory (one core, or a layers config of several); several one-core model directories "
+        help="model directory (one core, or a layers or helpers config of several); several one-core model directories "
         "make a programs design, one model per core",
     )
     s.add_argument("-o", "--output", required=True, help="folder for the generated files")
@@ -587,7 +587,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "model",
         nargs="+",
-        help="model directory (one core, or a layers config of several); several one-core model "
+        help="model directory (one core, or a layers or helpers config of several); several one-core model "
         "directories make a programs design, one model per core",
     )
     s.add_argument("--board", required=True, help="icebreaker, ulx3s (85F), ulx3s-45f, ... or module:Class")

@@ -89,11 +89,12 @@ TRAILER_BYTES = 2  #: crc_hi, crc_lo
 #: Set in a request's command byte: the first payload byte names the core (an *addressed* frame).
 CORE_FLAG = 0x40
 #: The core byte that names every core: RESET_STATE, CLEAR_COUNTERS, READ_COUNTERS (the design's counters),
-#: PING, INFO, and RUN in ``layers`` mode (not WRITE_STATE, WRITE_WEIGHTS, nor a ``programs`` RUN). Equal to
+#: PING, INFO, RUN in ``layers`` and ``helpers`` mode and WRITE_STATE in ``helpers`` mode (the same state to every
+#: core; not WRITE_WEIGHTS, nor a ``programs`` RUN or a ``programs``/``layers`` WRITE_STATE). Equal to
 #: :data:`rnnaccel.interface.multicore.BROADCAST` (a test checks it).
 ALL_CORES = 0xFF
-#: INFO's mode byte: a one-core design, a ``programs`` MultiCore, a ``layers`` MultiCore.
-MODES = ("single", "programs", "layers")
+#: INFO's mode byte: a one-core design, a ``programs``, ``layers`` or ``helpers`` MultiCore.
+MODES = ("single", "programs", "layers", "helpers")
 
 
 class Cmd(enum.IntEnum):

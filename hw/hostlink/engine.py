@@ -40,6 +40,8 @@ class FrameEngine(wiring.Component):
     A config of several cores (``cfg.cores > 1``) gets a :class:`~rnnaccel.hw.multicore.MultiCore`
     (:func:`~rnnaccel.hw.multicore.make_multicore`): ``layers`` splits the stack ``(cfg, weights)`` over the
     cores and behaves like one core to unaddressed frames (inputs to core 0, outputs from the last);
+    ``helpers`` splits every layer's rows over the cores and behaves like one core too (inputs to every core,
+    the same state record written to every core, weights loaded core by core);
     ``programs`` runs ``models`` (one (config, weights) per core), unaddressed frames going to core 0.
     Addressed frames (``docs/hostlink.md``) name the core.
 
@@ -89,8 +91,6 @@ class FrameEngine(wiring.Component):
         if not isinstance(cfg, Config):
             raise TypeError(f"cfg must be a Config, not {cfg!r}")
         check_design_hash(design_hash)
-        if cfg.cores > 1 and cfg.core_mode == "helpers":
-            raise ValueError("the host link carries one-core, programs and layers designs, not core_mode 'helpers'")
         if cfg.cores > 1:
             self._accel = make_multicore(cfg, weights, models)
             self._mode = cfg.core_mode
@@ -102,8 +102,10 @@ class FrameEngine(wiring.Component):
             self._mode = "single"
             core_cfgs = [cfg]
         self._lays = [LinkLayout(c) for c in core_cfgs]
-        # a RUN's geometry per core: the core's own, or the whole stack's (layers: in at core 0, out at the last)
-        self._runs = [LinkLayout(cfg)] * len(core_cfgs) if self._mode == "layers" else self._lays
+        # a RUN's geometry per core: the core's own, or the whole stack's (layers: in at core 0, out at the last;
+        # helpers: in to every core, out from the exchange)
+        stack = self._mode in ("layers", "helpers")
+        self._runs = [LinkLayout(cfg)] * len(core_cfgs) if stack else self._lays
         layout = self._runs[0]
         min_buffer = max(max(lay.min_buffer() for lay in self._lays), max(r.step_bytes for r in self._runs))
         if buffer_bytes is None:
@@ -116,7 +118,7 @@ class FrameEngine(wiring.Component):
         self._layout = layout
         self._buffer_bytes = buffer_bytes
         self._timeout = timeout_cycles
-        base = cfg if self._mode == "layers" else core_cfgs[0]  # INFO's one-core fields: the default target
+        base = cfg if stack else core_cfgs[0]  # INFO's one-core fields: the default target
         cores = tuple(
             CoreInfo(
                 weights_in_rom=lay.cfg.weights_in_rom,
@@ -174,7 +176,7 @@ class FrameEngine(wiring.Component):
 
     @property
     def mode(self) -> str:
-        """``single``, ``programs`` or ``layers``."""
+        """``single``, ``programs``, ``layers`` or ``helpers``."""
         return self._mode
 
     @property
@@ -300,12 +302,17 @@ class _Control:
         """The frame's core (its core byte, or the default target), registered in DECODE; whether it exists
         for the frame's command."""
         frame, base, n = self._frame, self._base, engine.n_cores
-        default = ALL_CORES if engine.mode == "layers" else 0
+        stack = engine.mode in ("layers", "helpers")
+        default = ALL_CORES if stack else 0
         cur = Signal(8, name="decode_core")
         m.d.comb += cur.eq(Mux(frame.addressed, frame.core, default))
-        one_core = functools.reduce(operator.or_, [base == c for c in (Cmd.WRITE_STATE, Cmd.WRITE_WEIGHTS)])
-        if engine.mode != "layers":
-            one_core = one_core | (base == Cmd.RUN)  # a RUN needs its core's inputs (layers: the pipeline's)
+        # commands that need one core: weights always (each core its own); a state record unless every core
+        # holds the same state (helpers: broadcast); a RUN unless the design is one stack (its inputs)
+        one_core = base == Cmd.WRITE_WEIGHTS
+        if engine.mode != "helpers":
+            one_core = one_core | (base == Cmd.WRITE_STATE)
+        if not stack:
+            one_core = one_core | (base == Cmd.RUN)
         core_ok = Signal(name="core_ok")
         m.d.comb += core_ok.eq((cur < n) | ((cur == ALL_CORES) & ~one_core))
         cur_slot = Signal(range(max(n, 2)), name="decode_slot")
