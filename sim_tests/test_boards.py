@@ -256,9 +256,12 @@ def _check_critical_path(report: dict):
     assert path["logic_levels"] >= 1 and path["routing_hops"] >= 1, path
 
 
+@pytest.mark.slow
 def test_real_bitstream_icebreaker_meets_timing(tmp_path):
     """A real bitstream with the YoWASP tools: the lstm-small model shape (lstm-small-ice40) on the
-    iCEBreaker's iCE40UP5K at its 12 MHz clock (serial datapath), multipliers in DSPs, memories in block RAM."""
+    iCEBreaker's iCE40UP5K at its 12 MHz clock (serial datapath), multipliers in DSPs, memories in block RAM.
+    Slow tier (suite budget): CI builds one design per family, lstm512-ice40 (the same serial datapath, its
+    weights in SPRAM) for the UP5K and tiny for the ECP5."""
     cfg = preset("lstm-small-ice40")
     report = board_build.build_board(cfg, random_weights(cfg), "icebreaker", tmp_path, progress=lambda m: None)
     assert report["timing_met"], report
@@ -284,6 +287,8 @@ def test_real_bitstream_lstm512_fits_the_up5k(tmp_path):
     assert util["spram"]["used"] == 4
     assert util["dsp"]["used"] >= cfg.multipliers
     assert (tmp_path / "build" / "rnnaccel.bin").stat().st_size > 100_000
+    assert report["target_mhz"] == 12.0
+    _check_critical_path(json.loads((tmp_path / "report.json").read_text()))
 
 
 def test_overflow_is_reported_as_a_fit_error(tmp_path):

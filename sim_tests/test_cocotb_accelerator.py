@@ -145,3 +145,17 @@ def test_lstm512_ice40_bit_exact_in_verilator(tmp_path):
     np.testing.assert_array_equal(got[0], golden_session(cfg, weights, ops)[0])
     per_step = counters[-1]["cycles"] / counters[-1]["steps"]
     assert cfg.ideal_cycles_per_step <= per_step < 1.01 * cfg.ideal_cycles_per_step
+
+
+def test_verilator_optimization_flag(monkeypatch):
+    """RNNACCEL_VERILATOR_OPT sets every C++ part of a Verilator build; unset, Verilator's own; garbage is
+    refused in one line (it would reach make's command line)."""
+    from rnnaccel.flow.rtl import VERILATOR_MAKEFLAGS, VERILATOR_OPT_ENV, _verilator_makeflags
+
+    monkeypatch.delenv(VERILATOR_OPT_ENV, raising=False)
+    assert _verilator_makeflags() == VERILATOR_MAKEFLAGS
+    monkeypatch.setenv(VERILATOR_OPT_ENV, "-O0")
+    assert _verilator_makeflags().split()[1:] == ["OPT_FAST=-O0", "OPT_SLOW=-O0", "OPT_GLOBAL=-O0"]
+    monkeypatch.setenv(VERILATOR_OPT_ENV, "-O0 -DX=1")
+    with pytest.raises(ValueError, match="RNNACCEL_VERILATOR_OPT"):
+        _verilator_makeflags()

@@ -603,13 +603,15 @@ def _soak(tmp_path, runs: tuple[int, int, int]) -> None:
 
 
 @pytest.mark.cocotb
-def test_soak_lstm_small_verilator(tmp_path):
-    """CI budget: 600 steps (about 30 s of simulation on one core)."""
+def test_soak_lstm_small_verilator(tmp_path, monkeypatch):
+    """CI budget: 600 steps (about 30 s of simulation on one core), Verilator's own C++ optimization."""
+    monkeypatch.delenv("RNNACCEL_VERILATOR_OPT", raising=False)
     _soak(tmp_path, (210, 180, 210))
 
 
 @pytest.mark.slow
 @pytest.mark.cocotb
-def test_soak_lstm_small_verilator_long(tmp_path):
+def test_soak_lstm_small_verilator_long(tmp_path, monkeypatch):
     """2000 steps."""
+    monkeypatch.delenv("RNNACCEL_VERILATOR_OPT", raising=False)
     _soak(tmp_path, (700, 600, 700))
