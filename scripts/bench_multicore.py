@@ -21,6 +21,8 @@ Speed-up = one core / N cores; ideal N (for programs the models' sum over their 
 1.98x (multi-programming), 1.91x (multithreading) and 1.88x (helper cores) for 2 cores.
 
     python scripts/bench_multicore.py                        # lstm-small shape, 2 and 4 cores, all modes
+    python scripts/bench_multicore.py --steps 12 --warmup 3 --helpers-layers 1,2 --plot docs/multicore.png
+    python scripts/bench_multicore.py --modes "" --merge A.json --merge B.json --plot P.png   # table/plot of runs
     python scripts/bench_multicore.py --preset tiny --cores 2 --steps 12 --json out/multicore.json
 """
 
@@ -125,27 +127,39 @@ def main(argv=None) -> int:
     ap.add_argument("--warmup", type=int, default=4, help="steps left out of the steady state (default 4)")
     ap.add_argument("--layers-per-core", type=int, default=1, help="layers mode: stack of N x this (default 1)")
     ap.add_argument("--helpers-size", type=int, default=128, help="helpers mode: input and hidden size (default 128)")
-    ap.add_argument("--helpers-layers", type=int, default=1, help="helpers mode: layers (default 1)")
+    ap.add_argument(
+        "--helpers-layers",
+        default="1",
+        help="helpers mode: layers, comma-separated for several workloads (default 1; with 2 or more the exchange "
+        "of every layer but the last is on the step's critical path)",
+    )
     ap.add_argument("--modes", default="programs,layers,helpers")
     ap.add_argument("--json", help="write the rows here")
+    ap.add_argument(
+        "--merge", action="append", default=[], help="rows of an earlier run (its --json) to show beside this run's"
+    )
     ap.add_argument("--plot", help="write a PNG of speed-up against cores per mode here (needs matplotlib)")
     args = ap.parse_args(argv)
     base = preset(args.preset)
-    rows = []
+    rows = [r for f in args.merge for r in json.loads(Path(f).read_text())]
     t0 = time.time()
-    for mode in args.modes.split(","):
+    for mode in filter(None, args.modes.split(",")):
         for n in (int(c) for c in args.cores.split(",")):
+            start = len(rows)
             if mode == "programs":
                 rows.append(bench_programs(base, n, args.steps, args.warmup))
             elif mode == "helpers":
-                rows.append(bench_helpers(base, n, args.helpers_size, args.helpers_layers, args.steps, args.warmup))
+                for layers in (int(v) for v in args.helpers_layers.split(",")):
+                    rows.append(bench_helpers(base, n, args.helpers_size, layers, args.steps, args.warmup))
             else:
                 rows.append(bench_layers(base, n, args.layers_per_core, args.steps, args.warmup))
-            r = rows[-1]
+            for r in rows[start:]:
+                r.update(steps=args.steps, warmup=args.warmup)
             print(f"  {mode} x{n}: done ({time.time() - t0:.0f} s)", file=sys.stderr)
     print(
         f"{base.name}: {base.cell} {base.input_size}x{base.hidden_size}, k={base.block_size}, "
-        f"{base.pe_rows}x{base.pe_cols} PEs per core; steady state over steps {args.warmup}..{args.steps - 1}"
+        f"{base.pe_rows}x{base.pe_cols} PEs per core; steady state over steps "
+        + ", ".join(sorted({f"{r.get('warmup', '?')}..{r.get('steps', 0) - 1}" for r in rows}))
     )
     print(
         f"{'mode':9} {'cores':>5} {'workload':>26} {'1 core':>9} {'N cores':>9} {'speed-up':>9} {'ideal':>6} "
@@ -184,17 +198,31 @@ def _plot(rows, base, path: Path) -> None:
     except ImportError:
         print("matplotlib missing: no plot", file=sys.stderr)
         return
-    fig, ax = plt.subplots(figsize=(6, 4.5))
-    top = 1
-    for mode in dict.fromkeys(r["mode"] for r in rows):
-        pts = [(1, 1.0)] + sorted((r["cores"], r["speedup"]) for r in rows if r["mode"] == mode)
-        top = max(top, max(n for n, _ in pts))
-        ax.plot(*zip(*pts), marker="o", label=mode)
-    ax.plot([1, top], [1, top], color="grey", linestyle="--", linewidth=0.8, label="ideal")
-    ax.set_title(f"speed-up over one core ({base.name} cores, cycles per step)")
-    ax.set_xlabel("cores")
+    # one group of bars per workload (mode and, for helpers, layers), one bar per core count; a tick marks ideal
+    groups = list(dict.fromkeys((r["mode"], r.get("layers") if r["mode"] == "helpers" else None) for r in rows))
+    counts = sorted({r["cores"] for r in rows})
+    width = 0.8 / len(counts)
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for j, n in enumerate(counts):
+        xs, ys, ideal = [], [], []
+        for g, key in enumerate(groups):
+            for r in rows:
+                if r["cores"] == n and (r["mode"], r.get("layers") if r["mode"] == "helpers" else None) == key:
+                    xs.append(g + (j - (len(counts) - 1) / 2) * width)
+                    ys.append(r["speedup"])
+                    ideal.append(r["ideal"])
+        bars = ax.bar(xs, ys, width * 0.9, label=f"{n} cores")
+        ax.bar_label(bars, labels=[f"{y:.2f}x" for y in ys], fontsize=8)
+        ax.hlines(ideal, [x - width * 0.45 for x in xs], [x + width * 0.45 for x in xs], colors="black", linewidth=1)
+    names = []
+    for mode, layers in groups:
+        size = next((r["size"] for r in rows if r["mode"] == "helpers"), 0)
+        names.append(mode if layers is None else f"{mode}\n{layers}-layer {size}x{size}")
+    ax.set_xticks(range(len(groups)), names)
+    ax.set_title(f"speed-up over one core ({base.name} cores, cycles per step; black: ideal)")
     ax.set_ylabel("speed-up")
-    ax.legend()
+    ax.set_ylim(0, 1.2 * max(max(r["speedup"], r["ideal"]) for r in rows))
+    ax.legend(loc="upper left", ncols=len(counts))
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
