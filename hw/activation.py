@@ -150,7 +150,7 @@ class ActivationUnit(_Activation):
 
     @property
     def latency(self) -> int:
-        """Enabled cycles from ``i_valid`` to ``o_valid``: 5 with interpolation, 3 without."""
+        """Enabled cycles from ``i_valid`` to ``o_valid``: 6 with interpolation, 3 without."""
         return _latency(self._cfg)
 
     def elaborate(self, platform):
@@ -202,8 +202,10 @@ class ActivationUnit(_Activation):
                 product = delta3 * rem3
             prod4 = p.reg(product, name="prod4")
             word4 = p.reg(word3, name="word4")
-            neg_out, valid_out = p.reg(neg3, name="neg4"), p.reg(valid3, name="valid4")
-            pos = word4 + hw_round_shift(prod4, shift)
+            neg4, valid4 = p.reg(neg3, name="neg4"), p.reg(valid3, name="valid4")
+            # stage 5: the rounded interpolation, registered (the add and the saturation below were one path)
+            pos = p.reg(word4 + hw_round_shift(prod4, shift), name="pos5")
+            neg_out, valid_out = p.reg(neg4, name="neg5"), p.reg(valid4, name="valid5")
         else:
             # stage 2: ROM read
             neg_out, valid_out = p.reg(neg1, name="neg2"), p.reg(valid1, name="valid2")
@@ -225,8 +227,8 @@ class ActivationUnit(_Activation):
 
 
 def _latency(cfg: Config) -> int:
-    # input/address register, ROM read, [delta, product,] output register
-    return 5 if cfg.interpolate else 3
+    # input/address register, ROM read, [delta, product, rounded sum,] output register
+    return 6 if cfg.interpolate else 3
 
 
 class ActivationStream(_Activation):

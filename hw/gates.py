@@ -49,37 +49,49 @@ def gate_variant(cfg: Config, phase: str = "update") -> str:
     return cfg.cell
 
 
+#: Enabled cycles of the gate unit's input register: every input (projections, states, valid) is registered
+#: once before any arithmetic, so the memories that feed it end at a register instead of running through
+#: the pre-activation add and saturation (issue 15: that path limited the ECP5 presets).
+INPUT_LATENCY = 1
+
+
 def gate_latency(cfg: Config, phase: str = "update") -> int:
-    """Enabled cycles from ``i_valid`` to ``o_valid`` of the gate unit of ``cfg`` in ``phase``."""
+    """Enabled cycles from ``i_valid`` to ``o_valid`` of the gate unit of ``cfg`` in ``phase``: the input
+    register (:data:`INPUT_LATENCY`) and the cell's arithmetic (the table of :class:`GateUnit`)."""
     a = _latency(cfg)
-    return {
-        "lstm": 2 * a + 5,
-        "gru_after": 2 * a + 5,
-        "gru_before": a + 3,
-        "gru_reset": a + 3,
-        "sru": 2 * a + 4,
-        "qrnn": a + 4,
-        "rnn": a + 2,
-    }[gate_variant(cfg, phase)]
+    return (
+        INPUT_LATENCY
+        + {
+            "lstm": 2 * a + 5,
+            "gru_after": 2 * a + 5,
+            "gru_before": a + 3,
+            "gru_reset": a + 3,
+            "sru": 2 * a + 4,
+            "qrnn": a + 4,
+            "rnn": a + 2,
+        }[gate_variant(cfg, phase)]
+    )
 
 
 class GateUnit(wiring.Component):
     """Pipelined element-wise update of one RNN cell, bit-exact with the golden model.
 
     One element per enabled cycle. For each cell (A is the activation
-    latency, 5 with interpolation and 3 without, so 5 in the default config;
-    ``hw`` is the SRU highway, ``x`` when G = 3 and the fourth projection when G = 4):
+    latency, 6 with interpolation and 3 without, so 6 in the default config;
+    ``hw`` is the SRU highway, ``x`` when G = 3 and the fourth projection when G = 4). Every input is
+    registered first (:data:`INPUT_LATENCY`, one cycle), then the arithmetic takes the latency in the
+    table; :attr:`latency` is their sum (the default column: 1 + the table's):
 
     =======================  ===============================================  =======  =======
-    cell / variant           computes                                         latency  default
+    cell / variant           computes                                         table    default
     =======================  ===============================================  =======  =======
-    LSTM                     c' = f c + i g; h' = o tanh(c')                  2A + 5   15
-    GRU reset-after          n = tanh(xp_n + r hp_n); h' = (1-z) n + z h      2A + 5   15
-    GRU reset-before update  n = tanh(xp_n + hp_n); h' = (1-z) n + z h        A + 3    8
-    GRU reset-before reset   rh = r h                                         A + 3    8
-    SRU (G = 3 or 4)         c' = f c + (1-f) x~; h' = r tanh(c') + (1-r) hw  2A + 4   14
-    QRNN                     c' = f c + (1-f) z; h' = o c'                    A + 4    9
-    RNN                      h' = tanh(xp + hp)                               A + 2    7
+    LSTM                     c' = f c + i g; h' = o tanh(c')                  2A + 5   18
+    GRU reset-after          n = tanh(xp_n + r hp_n); h' = (1-z) n + z h      2A + 5   18
+    GRU reset-before update  n = tanh(xp_n + hp_n); h' = (1-z) n + z h        A + 3    10
+    GRU reset-before reset   rh = r h                                         A + 3    10
+    SRU (G = 3 or 4)         c' = f c + (1-f) x~; h' = r tanh(c') + (1-r) hw  2A + 4   17
+    QRNN                     c' = f c + (1-f) z; h' = o c'                    A + 4    11
+    RNN                      h' = tanh(xp + hp)                               A + 2    9
     =======================  ===============================================  =======  =======
 
     Parameters
@@ -197,8 +209,10 @@ class GateUnit(wiring.Component):
         fa, fp, fc, fx = cfg.q_act.frac, cfg.q_pre.frac, cfg.q_cell.frac, cfg.q_state.frac
         a_lat = _latency(cfg)
         p = Stage(m, self.en)
-        xp = [self.i_xp[g] for g in range(len(self._gates))]
-        hp = [self.i_hp[g] for g in range(len(self._gates))]
+        # the input register (INPUT_LATENCY); the table's cycle numbers t below count from its output
+        xp = [p.reg(self.i_xp[g], name=f"in_xp{g}") for g in range(len(self._gates))]
+        hp = [p.reg(self.i_hp[g], name=f"in_hp{g}") for g in range(len(self._gates))]
+        i_c, i_h, i_x = (p.reg(v, name=n) for v, n in ((self.i_c, "in_c"), (self.i_h, "in_h"), (self.i_x, "in_x")))
 
         def act(name, fn, value, q_in):
             unit = ActivationUnit(cfg, fn, q_in.width, q_in.frac)
@@ -218,7 +232,7 @@ class GateUnit(wiring.Component):
             f = act("sig_f", "sigmoid", pre[1], cfg.q_pre)
             g = act("tanh_g", "tanh", pre[2], cfg.q_pre)
             o = act("sig_o", "sigmoid", pre[3], cfg.q_pre)
-            c = p.delay(self.i_c, 1 + a_lat, name="c")
+            c = p.delay(i_c, 1 + a_lat, name="c")
             fc_prod = p.reg(f * c, name="fc_prod")  # t = 2 + A
             ig_prod = p.reg(i * g, name="ig_prod")
             c_new = p.reg(
@@ -240,20 +254,20 @@ class GateUnit(wiring.Component):
             n_pre = p.reg(_hw_sum_narrow([(xp_n, fp), (rh_prod, fa + fp)], cfg.q_pre), name="n_pre")  # t = 3 + A
             n = act("tanh_n", "tanh", n_pre, cfg.q_pre)  # t = 3 + 2A
             z_d = p.delay(z, 2 + a_lat, name="z")
-            h_d = p.delay(self.i_h, 3 + 2 * a_lat, name="h")
+            h_d = p.delay(i_h, 3 + 2 * a_lat, name="h")
             h_out = self._gru_mix(p, z_d, n, h_d)  # out: 5 + 2A
 
         elif variant == "gru_before":
             pre_z, pre_n = pre_add(1, "pre_z"), pre_add(2, "pre_n")  # t = 1
             z = act("sig_z", "sigmoid", pre_z, cfg.q_pre)  # t = 1 + A
             n = act("tanh_n", "tanh", pre_n, cfg.q_pre)
-            h_d = p.delay(self.i_h, 1 + a_lat, name="h")
+            h_d = p.delay(i_h, 1 + a_lat, name="h")
             h_out = self._gru_mix(p, z, n, h_d)  # out: 3 + A
 
         elif variant == "gru_reset":
             pre_r = pre_add(0, "pre_r")  # t = 1
             r = act("sig_r", "sigmoid", pre_r, cfg.q_pre)  # t = 1 + A
-            h_d = p.delay(self.i_h, 1 + a_lat, name="h")
+            h_d = p.delay(i_h, 1 + a_lat, name="h")
             rh_prod = p.reg(r * h_d, name="rh_prod")  # t = 2 + A
             h_out = hw_narrow(rh_prod, fa + fx, cfg.q_state)  # out: 3 + A
 
@@ -261,7 +275,7 @@ class GateUnit(wiring.Component):
             f = act("sig_f", "sigmoid", xp[1], cfg.q_pre)  # t = A
             r = act("sig_r", "sigmoid", xp[2], cfg.q_pre)
             xt = p.delay(xp[0], a_lat, name="xt")
-            c = p.delay(self.i_c, a_lat, name="c")
+            c = p.delay(i_c, a_lat, name="c")
             fc_prod = p.reg(f * c, name="fc_prod")  # t = 1 + A
             fx_prod = p.reg(f * xt, name="fxt_prod")
             xt_d = p.delay(xt, 1, name="xt_late")
@@ -272,7 +286,7 @@ class GateUnit(wiring.Component):
             if len(self._gates) == 4:
                 highway, hw_frac = xp[3], fp
             else:
-                highway, hw_frac = self.i_x, fx
+                highway, hw_frac = i_x, fx
             hw = p.delay(highway, 2 + 2 * a_lat, name="highway")
             r_d = p.delay(r, 2 + a_lat, name="r")
             rt_prod = p.reg(r_d * tc, name="rtc_prod")  # t = 3 + 2A
@@ -287,7 +301,7 @@ class GateUnit(wiring.Component):
             z = act("tanh_z", "tanh", xp[0], cfg.q_pre)  # t = A
             f = act("sig_f", "sigmoid", xp[1], cfg.q_pre)
             o = act("sig_o", "sigmoid", xp[2], cfg.q_pre)
-            c = p.delay(self.i_c, a_lat, name="c")
+            c = p.delay(i_c, a_lat, name="c")
             fc_prod = p.reg(f * c, name="fc_prod")  # t = 1 + A
             fz_prod = p.reg(f * z, name="fz_prod")
             z_d = p.delay(z, 1, name="z")

@@ -4,7 +4,7 @@ Structure (Gemmini-style hierarchy, built by loops; blocks in :mod:`rnnaccel.hw.
 the serial datapath, :mod:`rnnaccel.hw.datapath`):
 
 * :class:`~rnnaccel.hw.pe.ProcessingElement` ``pe_{p}_{q}``: one PE, T
-  multiplier lanes with T accumulators (latency 2: product, accumulate),
+  multiplier lanes with T accumulators (latency 3 here: operand register, product, accumulate),
   reading its own weight bank ``pe_{p}_{q}_weights`` (a :class:`~rnnaccel.hw.datapath.WeightBank`);
 * the ``pe_rows x pe_cols`` grid of PEs;
 * :class:`~rnnaccel.hw.pe.ColumnOperand` ``col_{q}``: one input register per
@@ -30,8 +30,9 @@ Pipeline, cycles after an issue cycle (stage 0: weight and vector addresses):
 stage                 cycle  block
 ====================  =====  ==============================================
 memory read           1      weight banks, vector banks; ``ColumnOperand``
-product               2      ``ProcessingElement`` (first of its 2 cycles)
-accumulate            3      ``ProcessingElement``
+operand register      2      ``ProcessingElement`` (first of its 3 cycles)
+product               3      ``ProcessingElement``
+accumulate            4      ``ProcessingElement``
 adder tree            +L     ``RowReducer``, L = ceil(log2(pe_cols))
 result capture        +1     serializer buffer (all PE rows at once)
 serializer            +P_r   one output segment per cycle
@@ -109,17 +110,22 @@ __all__ = [
 ]
 
 
+#: Cycles of a PE in the MVU: operand register, product, accumulate (:class:`~rnnaccel.hw.pe.ProcessingElement`
+#: with ``input_register``: the memories' read data ends at a register, not at the multiplier's output).
+PE_LATENCY = ProcessingElement.LATENCY + 1
+
+
 def mvu_latency(cfg: Config, delta: bool | None = None) -> int:
     """Cycles from the MVU's last issue cycle to ``done``.
 
-    memory read (1) + PE (:attr:`ProcessingElement.LATENCY`: product and
-    accumulate, 2) + adder tree (:func:`~rnnaccel.hw.pe.tree_latency` of
+    memory read (1) + PE (:data:`PE_LATENCY`: operand register, product and
+    accumulate, 3) + adder tree (:func:`~rnnaccel.hw.pe.tree_latency` of
     ``pe_cols``: ceil(log2(pe_cols))) + result capture (1) + serializer (up to
     pe_rows) + bias read (1) + narrow (1); in delta mode (``delta``, by default ``cfg.delta_mode``)
     one more: the accumulator read and add.
     """
     extra = 1 if (cfg.delta_mode if delta is None else delta) else 0
-    return 1 + ProcessingElement.LATENCY + tree_latency(cfg.pe_cols) + 1 + cfg.pe_rows + 2 + extra
+    return 1 + PE_LATENCY + tree_latency(cfg.pe_cols) + 1 + cfg.pe_rows + 2 + extra
 
 
 def delta_pass_cycles(cfg: Config, plan: MatrixPlan, delta: bool | None = None) -> int:
@@ -505,7 +511,9 @@ class _MVUBuild:
         pes = [[None] * Pc for _ in range(Pr)]
         for p in range(Pr):
             for q in range(Pc):
-                pe = ProcessingElement(cfg, x_width=cfg.q_state.width + 1) if self.delta else ProcessingElement(cfg)
+                xw_pe = cfg.q_state.width + 1 if self.delta else None
+                pe = ProcessingElement(cfg, x_width=xw_pe, input_register=True)
+                assert pe.latency == PE_LATENCY
                 m.submodules[f"pe_{p}_{q}"] = pe
                 m.d.comb += [
                     pe.en.eq(1),
@@ -532,7 +540,7 @@ class _MVUBuild:
         cur1 = Signal.like(self.cur, name="round_plan1")
         m.d.sync += cur1.eq(self.cur)
         tI, tP = I1, cur1
-        for i in range(ProcessingElement.LATENCY + u.tree_levels):
+        for i in range(PE_LATENCY + u.tree_levels):
             nxt_I = Signal.like(self.I, name=f"round_I{i + 2}")
             nxt_P = Signal.like(self.cur, name=f"round_plan{i + 2}")
             m.d.sync += [nxt_I.eq(tI), nxt_P.eq(tP)]

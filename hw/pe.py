@@ -104,6 +104,10 @@ class ProcessingElement(_TileComponent):
     x_width : int or None
         Bits of an operand, ``q_state.width`` by default (delta mode: ``q_state.width + 1``, a
         difference of two q_state words).
+    input_register : bool
+        Register the operands (and their control) before the multiply: one more cycle of latency
+        (:attr:`latency`), and the path from the memories that feed ``i_w`` / ``i_x`` ends at a register
+        instead of running through the multiplier (the array MVU's critical path on the ECP5).
 
     Members
     -------
@@ -136,7 +140,7 @@ class ProcessingElement(_TileComponent):
         If ``cfg`` is not a :class:`~rnnaccel.numeric.config.Config`.
     """
 
-    #: Enabled cycles from an operand pair to ``o_acc`` including its product.
+    #: Enabled cycles from an operand pair to ``o_acc`` including its product (without the input register).
     LATENCY = 2
 
     def __init__(
@@ -147,8 +151,10 @@ class ProcessingElement(_TileComponent):
         per_lane_weights=None,
         broadcast_x: bool = False,
         x_width: int | None = None,
+        input_register: bool = False,
     ):
         self._cfg = _check_cfg(cfg)
+        self._input_register = bool(input_register)
         self._x_width = cfg.q_state.width if x_width is None else x_width
         if lanes is not None and (not isinstance(lanes, int) or isinstance(lanes, bool) or lanes < 1):
             raise ValueError(f"lanes must be an int of 1 or more, not {lanes!r}")
@@ -174,6 +180,11 @@ class ProcessingElement(_TileComponent):
         )
 
     @property
+    def latency(self) -> int:
+        """:attr:`LATENCY`, plus one with the input register."""
+        return self.LATENCY + self._input_register
+
+    @property
     def per_lane_weights(self) -> bool:
         """``i_w`` holds one weight per lane (else one for all)."""
         return self._per_lane_w
@@ -195,12 +206,20 @@ class ProcessingElement(_TileComponent):
         p_first = Signal(name="prod_first")
         p_last = Signal(name="prod_last")
 
+        ins = (self.i_valid, self.i_first, self.i_last, self.i_w, self.i_x)
+        if self._input_register:
+            # stage 0: the operands and their control, registered (held with en like every stage)
+            regs = [Signal(v.shape(), name=f"in_{n}") for n, v in zip(("valid", "first", "last", "w", "x"), ins)]
+            with m.If(self.en):
+                m.d.sync += [r.eq(v) for r, v in zip(regs, ins)]
+            ins = regs
+        i_valid, i_first, i_last, i_w, i_x = ins
         with m.If(self.en):
             # stage 1: products (one DSP per lane) and the control that travels with them
-            m.d.sync += [p_valid.eq(self.i_valid), p_first.eq(self.i_first), p_last.eq(self.i_last)]
+            m.d.sync += [p_valid.eq(i_valid), p_first.eq(i_first), p_last.eq(i_last)]
             for r in range(T):
-                w = self.i_w[r] if self._per_lane_w else self.i_w
-                x = self.i_x if self._broadcast_x else self.i_x[r]
+                w = i_w[r] if self._per_lane_w else i_w
+                x = i_x if self._broadcast_x else i_x[r]
                 m.d.sync += prod[r].eq(w * x)
             # stage 2: accumulate
             m.d.sync += [self.o_valid.eq(p_valid), self.o_last.eq(p_valid & p_last)]

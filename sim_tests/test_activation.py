@@ -127,7 +127,7 @@ def test_default_random(fn, interpolate):
 
 
 def test_latency_values():
-    assert ActivationUnit(Config(), "sigmoid", 16, 11).latency == 5
+    assert ActivationUnit(Config(), "sigmoid", 16, 11).latency == 6
     assert ActivationUnit(Config(interpolate=False), "tanh", 16, 11).latency == 3
 
 

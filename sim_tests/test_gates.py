@@ -32,16 +32,17 @@ VARIANTS = {
     "rnn": (dict(cell="rnn"), "update", 0),
 }
 
-#: Latencies for the default config (interpolating tables, activation latency 5).
+#: Latencies for the default config (interpolating tables, activation latency 6), with the one-cycle input
+#: register (hw/gates.py INPUT_LATENCY).
 DEFAULT_LATENCY = {
-    "lstm": 15,
-    "gru-after": 15,
-    "gru-before": 8,
-    "gru-before-reset": 8,
-    "sru-g3": 14,
-    "sru-g4": 14,
-    "qrnn": 9,
-    "rnn": 7,
+    "lstm": 18,
+    "gru-after": 18,
+    "gru-before": 10,
+    "gru-before-reset": 10,
+    "sru-g3": 17,
+    "sru-g4": 17,
+    "qrnn": 11,
+    "rnn": 9,
 }
 
 

@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 from rnnaccel.numeric.circulant import circulant_index
 from rnnaccel.numeric.config import preset
-from rnnaccel.hw.mvu import CirculantMVU, mvu_latency
+from rnnaccel.hw.mvu import PE_LATENCY, CirculantMVU, mvu_latency
 from rnnaccel.hw.pe import ColumnOperand, ProcessingElement, RowReducer, tree_latency
 from rnnaccel.layout.image import plans
 from rnnaccel.numeric.model import random_weights
@@ -144,10 +144,11 @@ def test_pe_accumulator_does_not_overflow_at_full_range():
     assert got.tolist() == [[n * w * x[0]] * T]
 
 
+@pytest.mark.parametrize("input_register", [False, True], ids=["plain", "inreg"])
 @pytest.mark.parametrize("block_size,lanes", [(4, 4), (1, 3)], ids=["circ4", "dense3"])
-def test_pe_latency_measured(block_size, lanes):
+def test_pe_latency_measured(block_size, lanes, input_register):
     cfg = tile_cfg(block_size, lanes)
-    dut = ProcessingElement(cfg)
+    dut = ProcessingElement(cfg, input_register=input_register)
     T = cfg.tile
     seen = {}
 
@@ -167,7 +168,7 @@ def test_pe_latency_measured(block_size, lanes):
             ctx.set(dut.i_valid, 0)
 
     simulate(dut, bench)
-    assert seen["cycle"] == dut.latency == ProcessingElement.LATENCY == 2
+    assert seen["cycle"] == dut.latency == ProcessingElement.LATENCY + input_register == 2 + input_register
     ws = [-3] * T if dut.circulant else [-3 - r for r in range(T)]
     assert seen["acc"] == [ws[r] * (5 + r) for r in range(T)]
 
@@ -293,7 +294,7 @@ def test_mvu_hierarchy_and_latency():
     assert "bias" in names
     assert mvu.tree_levels == tree_latency(3) == 2
     # memory read + PE + tree + capture + serializer + bias read + narrow
-    assert mvu.latency == mvu_latency(cfg) == 1 + ProcessingElement.LATENCY + 2 + 1 + 2 + 2
+    assert mvu.latency == mvu_latency(cfg) == 1 + PE_LATENCY + 2 + 1 + 2 + 2 and PE_LATENCY == 3
 
 
 Q_FORMATS = [
