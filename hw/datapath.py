@@ -170,7 +170,8 @@ class Serializer(wiring.Component):
 
 
 class BiasNarrow(wiring.Component):
-    """Bias add and narrowing to ``q_pre`` of ``n`` accumulator sums (one or T), two cycles.
+    """Bias add and narrowing to ``q_pre`` of ``n`` accumulator sums (one or T), two cycles (three with the
+    bias register).
 
     Cycle 0 (``i_valid``): the sums and ``i_tag`` are registered while the caller reads the bias word
     (its read port addressed in the same cycle). Cycle 1: the bias word arrives on ``i_bias`` (``n``
@@ -191,13 +192,20 @@ class BiasNarrow(wiring.Component):
         Width and fraction bits of the sums: ``cfg.acc_width`` and ``cfg.acc_frac`` by default; the FFT
         datapath passes ``cfg.fft_out_width`` and ``cfg.fft_acc_frac`` (the inverse transform's output,
         :func:`rnnaccel.numeric.golden.fft_projection`).
+    bias_register : bool
+        Register the bias word (and the sums beside it) when it arrives, and add and narrow a cycle later:
+        :attr:`latency` 3 instead of 2, and the memory's read data ends at a register (the array MVU's
+        worst path on the ECP5 after issue 15's other registers).
     """
 
-    #: Cycles from ``i_valid`` to ``o_valid``.
+    #: Cycles from ``i_valid`` to ``o_valid`` (without the bias register).
     LATENCY = 2
 
-    def __init__(self, cfg: Config, n: int, bias_bits: int, tag_shape, *, acc_width=None, acc_frac=None):
+    def __init__(
+        self, cfg: Config, n: int, bias_bits: int, tag_shape, *, acc_width=None, acc_frac=None, bias_register=False
+    ):
         self._cfg, self._n, self._bias_bits, self._tag_shape = cfg, n, bias_bits, tag_shape
+        self._bias_register = bool(bias_register)
         self._acc_width = cfg.acc_width if acc_width is None else acc_width
         self._acc_frac = cfg.acc_frac if acc_frac is None else acc_frac
         super().__init__(
@@ -212,6 +220,11 @@ class BiasNarrow(wiring.Component):
             }
         )
 
+    @property
+    def latency(self) -> int:
+        """:attr:`LATENCY`, plus one with the bias register."""
+        return self.LATENCY + self._bias_register
+
     def elaborate(self, platform):
         cfg, n, bb = self._cfg, self._n, self._bias_bits
         m = Module()
@@ -219,12 +232,24 @@ class BiasNarrow(wiring.Component):
         tag1 = Signal(self._tag_shape, name="tag1")
         acc_width, acc_frac = self._acc_width, self._acc_frac
         sum1 = [Signal(signed(acc_width), name=f"sum{r}") for r in range(n)]
-        m.d.sync += [e1.eq(self.i_valid), tag1.eq(self.i_tag), self.o_valid.eq(e1), self.o_tag.eq(tag1)]
+        m.d.sync += [e1.eq(self.i_valid), tag1.eq(self.i_tag)]
         with m.If(self.i_valid):
             m.d.sync += [sum1[r].eq(self.i_sums[r]) for r in range(n)]
+        bias = self.i_bias
+        if self._bias_register:
+            # cycle 1: the bias word arrives and is registered with the sums; the add is a cycle later
+            e2 = Signal(name="valid2")
+            tag2 = Signal(self._tag_shape, name="tag2")
+            sum2 = [Signal(signed(acc_width), name=f"sum2_{r}") for r in range(n)]
+            bias = Signal.like(self.i_bias, name="bias2")
+            m.d.sync += [e2.eq(e1), tag2.eq(tag1)]
+            with m.If(e1):
+                m.d.sync += [bias.eq(self.i_bias)] + [sum2[r].eq(sum1[r]) for r in range(n)]
+            e1, tag1, sum1 = e2, tag2, sum2
+        m.d.sync += [self.o_valid.eq(e1), self.o_tag.eq(tag1)]
         shift = acc_frac - cfg.q_pre.frac
         with m.If(e1):
             for r in range(n):
-                b = self.i_bias[r * bb : (r + 1) * bb].as_signed()
+                b = bias[r * bb : (r + 1) * bb].as_signed()
                 m.d.sync += self.o_data[r].eq(hw_narrow(sum1[r] + (b << shift), acc_frac, cfg.q_pre))
         return m

@@ -36,7 +36,7 @@ accumulate            4      ``ProcessingElement``
 adder tree            +L     ``RowReducer``, L = ceil(log2(pe_cols))
 result capture        +1     serializer buffer (all PE rows at once)
 serializer            +P_r   one output segment per cycle
-bias read, narrow     +2     bias memory, :func:`rnnaccel.numeric.fixedpoint.hw_narrow`
+bias read, narrow     +3     bias memory, bias register, :func:`rnnaccel.numeric.fixedpoint.hw_narrow`
 ====================  =====  ==============================================
 
 Timing: the controller issues one tile cycle per clock with no stalls inside
@@ -113,6 +113,9 @@ __all__ = [
 #: Cycles of a PE in the MVU: operand register, product, accumulate (:class:`~rnnaccel.hw.pe.ProcessingElement`
 #: with ``input_register``: the memories' read data ends at a register, not at the multiplier's output).
 PE_LATENCY = ProcessingElement.LATENCY + 1
+#: Cycles of the MVU's bias add and narrowing: bias read, the bias word registered, add and narrow
+#: (:class:`~rnnaccel.hw.datapath.BiasNarrow` with ``bias_register``).
+BIAS_LATENCY = BiasNarrow.LATENCY + 1
 
 
 def mvu_latency(cfg: Config, delta: bool | None = None) -> int:
@@ -121,11 +124,11 @@ def mvu_latency(cfg: Config, delta: bool | None = None) -> int:
     memory read (1) + PE (:data:`PE_LATENCY`: operand register, product and
     accumulate, 3) + adder tree (:func:`~rnnaccel.hw.pe.tree_latency` of
     ``pe_cols``: ceil(log2(pe_cols))) + result capture (1) + serializer (up to
-    pe_rows) + bias read (1) + narrow (1); in delta mode (``delta``, by default ``cfg.delta_mode``)
+    pe_rows) + bias read (1) + bias register (1) + narrow (1); in delta mode (``delta``, by default ``cfg.delta_mode``)
     one more: the accumulator read and add.
     """
     extra = 1 if (cfg.delta_mode if delta is None else delta) else 0
-    return 1 + PE_LATENCY + tree_latency(cfg.pe_cols) + 1 + cfg.pe_rows + 2 + extra
+    return 1 + PE_LATENCY + tree_latency(cfg.pe_cols) + 1 + cfg.pe_rows + BIAS_LATENCY + extra
 
 
 def delta_pass_cycles(cfg: Config, plan: MatrixPlan, delta: bool | None = None) -> int:
@@ -574,7 +577,8 @@ class _MVUBuild:
             sums, tag = ser.o_item, ser.o_pos
         brp = self.bmem.read_port()
         m.d.comb += [brp.addr.eq(self.bbase_t[tag[pb:]] + tag[:pb]), brp.en.eq(emit)]
-        m.submodules.bias_narrow = bn = BiasNarrow(cfg, T, cfg.q_pre.width, self.tag_shape)
+        m.submodules.bias_narrow = bn = BiasNarrow(cfg, T, cfg.q_pre.width, self.tag_shape, bias_register=True)
+        assert bn.latency == BIAS_LATENCY
         m.d.comb += [bn.i_valid.eq(emit), bn.i_sums.eq(sums), bn.i_tag.eq(tag), bn.i_bias.eq(brp.data)]
         m.d.comb += [u.o_valid.eq(bn.o_valid), u.o_seg.eq(bn.o_tag[:pb]), u.o_plan.eq(bn.o_tag[pb:])]
         m.d.comb += u.o_data.eq(bn.o_data)

@@ -94,11 +94,16 @@ def test_serializer_emits_items_in_order():
     assert seen == [(1, -20, 7), (2, -19, 8), (3, -18, 9), (6, 30, 20), (7, 31, 21), (8, 32, 22)]
 
 
-@pytest.mark.parametrize("n,fused", [(4, False), (1, True)], ids=["array-T4", "serial-fused"])
-def test_bias_narrow_is_the_golden_narrowing(n, fused):
+@pytest.mark.parametrize(
+    "n,fused,breg",
+    [(4, False, True), (4, False, False), (1, True, False)],
+    ids=["array-T4", "T4-plain", "serial-fused"],
+)
+def test_bias_narrow_is_the_golden_narrowing(n, fused, breg):
     cfg = preset("tiny") if not fused else SERIAL
     bb = cfg.bias_width if fused else cfg.q_pre.width
-    dut = BiasNarrow(cfg, n, bb, range(64))
+    dut = BiasNarrow(cfg, n, bb, range(64), bias_register=breg)
+    assert dut.latency == 2 + breg
     rng = np.random.default_rng(n)
     lim = 1 << (cfg.acc_width - 3)
     sums = rng.integers(-lim, lim, size=(20, n))
@@ -108,7 +113,7 @@ def test_bias_narrow_is_the_golden_narrowing(n, fused):
     got = {}
 
     async def bench(ctx):
-        for c in range(len(sums) + 2):
+        for c in range(len(sums) + dut.latency):
             ctx.set(dut.i_valid, c < len(sums) and c % 3 != 2)
             if c < len(sums):
                 ctx.set(dut.i_sums, sums[c].tolist())

@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 from rnnaccel.numeric.circulant import circulant_index
 from rnnaccel.numeric.config import preset
-from rnnaccel.hw.mvu import PE_LATENCY, CirculantMVU, mvu_latency
+from rnnaccel.hw.mvu import BIAS_LATENCY, PE_LATENCY, CirculantMVU, mvu_latency
 from rnnaccel.hw.pe import ColumnOperand, ProcessingElement, RowReducer, tree_latency
 from rnnaccel.layout.image import plans
 from rnnaccel.numeric.model import random_weights
@@ -294,7 +294,8 @@ def test_mvu_hierarchy_and_latency():
     assert "bias" in names
     assert mvu.tree_levels == tree_latency(3) == 2
     # memory read + PE + tree + capture + serializer + bias read + narrow
-    assert mvu.latency == mvu_latency(cfg) == 1 + PE_LATENCY + 2 + 1 + 2 + 2 and PE_LATENCY == 3
+    assert mvu.latency == mvu_latency(cfg) == 1 + PE_LATENCY + 2 + 1 + 2 + BIAS_LATENCY
+    assert (PE_LATENCY, BIAS_LATENCY) == (3, 3)
 
 
 Q_FORMATS = [
