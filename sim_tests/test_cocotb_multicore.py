@@ -52,8 +52,15 @@ def _case(mode):
     return dut, inputs, want
 
 
-@pytest.mark.parametrize("mode", ["programs", "layers"])
-@pytest.mark.parametrize("simulator", ["icarus", "verilator"])
+@pytest.mark.parametrize(
+    "simulator,mode",
+    [
+        ("icarus", "programs"),
+        ("icarus", "layers"),
+        pytest.param("verilator", "programs", marks=pytest.mark.slow),  # suite budget
+        ("verilator", "layers"),
+    ],
+)
 def test_multicore_verilog(simulator, mode, tmp_path):
     dut, inputs, want = _case(mode)
     cmd_layout = dut.i_cmd.payload.shape()

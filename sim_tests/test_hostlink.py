@@ -524,9 +524,8 @@ def test_runtime_dims_two_models_through_one_link(tmp_path):
         y = infer(model, tr, x, raw=True, hardware=hw)
         want = np.stack([golden_session(m, weights, [("reset",), ("run", quantize(s, m.q_state))])[0] for s in x])
         np.testing.assert_array_equal(y, want)
-        # the state commands go by the model's own layout too
+        # the state commands go by the model's own layout too (the weights infer loaded are still there)
         with LinkClient(tr, m, hardware=hw) as dev:
-            dev.load_weights(weights)
             h0 = np.random.default_rng(7).integers(-900, 900, size=(n_layers, n_hid))
             c0 = np.random.default_rng(8).integers(-900, 900, size=(n_layers, n_hid))
             ops = [("state", h0, c0), ("run", quantize(x[0], m.q_state))]
