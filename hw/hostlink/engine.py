@@ -288,9 +288,26 @@ class _Control:
         self._run_max = per_core([r.max_steps(self._cap) * r.step_bytes for r in runs], cur_slot)
         self._rom = per_core([int(lay.cfg.weights_in_rom) for lay in lays], cur_slot)
 
+        # the frame's checks in the order of ``docs/hostlink.md``: the first that fails is the NAK code, 0 if none
+        # does. Registered as the frame arrives, so DECODE starts from a flip-flop (timing: the checks' compare
+        # chain no longer feeds the enables of every register DECODE writes)
+        check = Signal(4, name="frame_check")
+        self._check = check_r = Signal(4, name="frame_check_r")
+        rules = [
+            (frame.timeout, Error.TIMEOUT),
+            (~frame.crc_ok, Error.CRC),
+            (~known, Error.COMMAND),
+            ((frame.length > self._cap) | (self._no_payload & (frame.length != 0)) | frame.no_core, Error.LENGTH),
+            (~self._core_ok, Error.CORE),
+            ((base == Cmd.WRITE_WEIGHTS) & self._rom, Error.ROM),
+            ((base == Cmd.RUN) & ((frame.length == 0) | (frame.length > self._run_max)), Error.LENGTH),
+        ]
+        m.d.comb += check.eq(functools.reduce(lambda rest, rule: Mux(rule[0], rule[1], rest), reversed(rules), 0))
+
         with m.FSM(name="engine"):
             with m.State("IDLE"):
                 with m.If(rcv.o_frame.valid):
+                    m.d.sync += check_r.eq(check)
                     m.next = "DECODE"
             with m.State("DECODE"):
                 self._decode()
@@ -336,23 +353,11 @@ class _Control:
 
     def _decode(self):
         """DECODE: NAK a bad frame (in the order of ``docs/hostlink.md``), else start its command."""
-        m, frame, walker, cap, base = self._m, self._frame, self._walker, self._cap, self._base
+        m, frame, walker, base = self._m, self._frame, self._walker, self._base
         m.d.sync += [self._err_before.eq(self._acc_error), walker.resp_len.eq(0), walker.walk_exec.eq(0)]
         m.d.sync += self._set_core
-        with m.If(frame.timeout):
-            self._nak(Error.TIMEOUT)
-        with m.Elif(~frame.crc_ok):
-            self._nak(Error.CRC)
-        with m.Elif(~self._known):
-            self._nak(Error.COMMAND)
-        with m.Elif((frame.length > cap) | (self._no_payload & (frame.length != 0)) | frame.no_core):
-            self._nak(Error.LENGTH)
-        with m.Elif(~self._core_ok):
-            self._nak(Error.CORE)
-        with m.Elif((base == Cmd.WRITE_WEIGHTS) & self._rom):
-            self._nak(Error.ROM)
-        with m.Elif((base == Cmd.RUN) & ((frame.length == 0) | (frame.length > self._run_max))):
-            self._nak(Error.LENGTH)
+        with m.If(self._check != 0):
+            self._nak(self._check)
         with m.Else():
             with m.Switch(base):
                 with m.Case(Cmd.PING):

@@ -62,7 +62,10 @@ class FrameTransmitter(wiring.Component):
         m = Module()
         cmd = Signal(8)
         length = Signal(16)
-        count = Signal(16)
+        taken = Signal(16)  # payload bytes taken from i_payload
+        more = Signal()  # taken < length (registered: the compare is off the handshake's path)
+        held = Signal(8)
+        full = Signal()
         m.submodules.crc = crc = CRC.create()  # over cmd .. payload; sent high byte first
         out = self.o_byte
         sent = Signal()
@@ -81,7 +84,7 @@ class FrameTransmitter(wiring.Component):
             with m.State("IDLE"):
                 with m.If(self.start):
                     m.d.comb += crc.start.eq(1)
-                    m.d.sync += [cmd.eq(self.cmd), length.eq(self.length), count.eq(0)]
+                    m.d.sync += [cmd.eq(self.cmd), length.eq(self.length), taken.eq(0), more.eq(self.length != 0)]
                     m.next = "SYNC"
             with m.State("SYNC"):
                 send(SYNC, "CMD", covered=False)
@@ -97,17 +100,23 @@ class FrameTransmitter(wiring.Component):
                     with m.Else():
                         m.next = "PAYLOAD"
             with m.State("PAYLOAD"):
+                # the payload passes a register (``held``), so the CRC and the UART start from a flip-flop, not
+                # from the payload sources (the buffer's block RAM, the INFO table, the output serializer): the
+                # register takes the next byte while the one it holds leaves, ``length`` bytes in all
+                inp = self.i_payload
                 m.d.comb += [
                     self.busy.eq(1),
-                    out.valid.eq(self.i_payload.valid),
-                    out.payload.eq(self.i_payload.payload),
-                    self.i_payload.ready.eq(out.ready),
+                    out.valid.eq(full),
+                    out.payload.eq(held),
+                    inp.ready.eq(more & (~full | out.ready)),
+                    crc.valid.eq(sent),
                 ]
-                m.d.comb += crc.valid.eq(sent)
-                with m.If(sent):
-                    m.d.sync += count.eq(count + 1)
-                    with m.If(count + 1 == length):
-                        m.next = "CRC0"
+                with m.If(inp.valid & inp.ready):
+                    m.d.sync += [held.eq(inp.payload), full.eq(1), taken.eq(taken + 1), more.eq(taken + 1 != length)]
+                with m.Elif(sent):
+                    m.d.sync += full.eq(0)
+                with m.If(sent & ~more):  # the register held the last byte
+                    m.next = "CRC0"
             with m.State("CRC0"):  # the CRC register took the last byte a cycle ago
                 send(crc.crc[8:], "CRC1", covered=False)
             with m.State("CRC1"):

@@ -138,6 +138,8 @@ class PayloadWalker:
         self.w_addr = Signal(25)
         self.x_cnt = Signal(range(max(2, n_in)))
         self.resp_len = Signal(16)
+        self._ok_r = Signal()  # the unit in rec is in range (registered in W_CHECK)
+        self._u_last = Signal.like(self.u_cnt)  # u_len - 1 (registered in W_LEN)
 
         self._unit_length(m)
         self._decode_units(m)
@@ -146,9 +148,15 @@ class PayloadWalker:
                 with m.If(self.walk_go):
                     m.d.comb += reader.rd_restart.eq(1)
                     m.d.sync += [self.u_cnt.eq(0), self.hdr_done.eq(0), self.x_cnt.eq(0)]
-                    m.next = "W_READ"
+                    m.next = "W_LEN"
+            with m.State("W_LEN"):  # the unit's length, registered (timing: kind/w_sel -> u_len -> the byte count)
+                m.d.sync += self._u_last.eq(self.u_len - 1)
+                m.next = "W_READ"
             with m.State("W_READ"):
                 self._read_state(m)
+            with m.State("W_CHECK"):  # the unit's range check, registered (timing: rec -> compares -> enables)
+                m.d.sync += self._ok_r.eq(self._unit_ok(m))
+                m.next = "W_ACT"
             with m.State("W_ACT"):
                 self._act_state(m)
             with m.State("W_DONE"):
@@ -242,9 +250,9 @@ class PayloadWalker:
         m.d.comb += reader.walk_take.eq(1)
         with m.If(reader.b_valid):
             m.d.sync += self.rec.word_select(u_cnt, 8).eq(reader.data)
-            with m.If(u_cnt == self.u_len - 1):
+            with m.If(u_cnt == self._u_last):
                 m.d.sync += u_cnt.eq(0)
-                m.next = "W_ACT"
+                m.next = "W_CHECK"
             with m.Else():
                 m.d.sync += u_cnt.eq(u_cnt + 1)
         with m.Elif(reader.exhausted):
@@ -262,20 +270,30 @@ class PayloadWalker:
                 m.d.sync += self.walk_code.eq(Error.LENGTH)
                 m.next = "W_FAIL"
 
+    def _unit_ok(self, m):
+        """Whether the unit in ``rec`` is in range for its kind (combinational)."""
+        ok = Signal(name="unit_ok")
+        with m.Switch(self.kind):
+            with m.Case(K_STATE):
+                m.d.comb += ok.eq(self._st[0])
+            with m.Case(K_WEIGHTS):
+                m.d.comb += ok.eq(Mux(self.hdr_done, self._wt_ok, self._hd[0]))
+            with m.Default():
+                m.d.comb += ok.eq(self._x[0])
+        return ok
+
     def _act_state(self, m):
         """W_ACT: check the unit (check pass) or issue it to the accelerator (execute pass), then advance."""
         port, cmd, kind, hdr_done = self._port, self._cmd, self.kind, self.hdr_done
-        st_ok, st_op, st_sel, st_addr, st_data = self._st
-        hd_ok = self._hd[0]
-        x_ok, x_word = self._x
-        ok = Signal()
+        _, st_op, st_sel, st_addr, st_data = self._st
+        x_word = self._x[1]
+        ok = self._ok_r
         issue = Signal()  # this unit becomes an accelerator command / input word
         accepted = Signal()  # ... and the accelerator took it (or nothing to take)
         advance = Signal()
         with m.Switch(kind):
             with m.Case(K_STATE):
                 m.d.comb += [
-                    ok.eq(st_ok),
                     issue.eq(1),
                     cmd.op.eq(st_op),
                     cmd.sel.eq(st_sel),
@@ -285,10 +303,9 @@ class PayloadWalker:
                 m.d.comb += accepted.eq(cmd.ready)
             with m.Case(K_WEIGHTS):
                 with m.If(~hdr_done):
-                    m.d.comb += [ok.eq(hd_ok), issue.eq(0), accepted.eq(1)]
+                    m.d.comb += [issue.eq(0), accepted.eq(1)]
                 with m.Else():
                     m.d.comb += [
-                        ok.eq(self._wt_ok),
                         issue.eq(1),
                         cmd.op.eq(Op.WRITE_WEIGHT),
                         cmd.sel.eq(self.w_sel),
@@ -297,7 +314,7 @@ class PayloadWalker:
                         accepted.eq(cmd.ready),
                     ]
             with m.Default():
-                m.d.comb += [ok.eq(x_ok), issue.eq(1), port.x_data.eq(x_word), accepted.eq(port.x_ready)]
+                m.d.comb += [issue.eq(1), port.x_data.eq(x_word), accepted.eq(port.x_ready)]
         if self._rt:  # a forwarded SET_PARAM of the sizes sets the RUN geometry
             with m.If(self.walk_exec & issue & accepted & (kind == K_STATE) & (st_op == Op.SET_PARAM)):
                 with m.If(st_sel == 0):
@@ -318,7 +335,7 @@ class PayloadWalker:
                 m.d.sync += self.walk_code.eq(Error.RANGE)
                 m.next = "W_FAIL"
         with m.If(advance):
-            m.next = "W_READ"
+            m.next = "W_LEN"
             self._advance(m)
 
     def _advance(self, m):
