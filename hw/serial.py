@@ -370,6 +370,11 @@ class _SerialBuild:
         o_row = Signal(range(self.R + 1), name="gate_out_row")
         self.g_el, self.g_sub, self.c_base, self.o_el = g_el, g_sub, c_base, o_el
         self.g_row, self.o_row = g_row, o_row
+        # mac_lead = row - gate_row in a mac phase, kept as a register (timing: the issue's hold compares it
+        # with 2 instead of comparing the two row counters through an adder); phase entry clears it
+        self.lead = lead = Signal(range(self.R + 2), name="mac_lead")
+        self.i_row_inc, self.g_row_inc = Signal(name="mac_row_inc"), Signal(name="gate_row_inc")
+        m.d.sync += lead.eq(lead + self.i_row_inc - self.g_row_inc)
 
     # ------------------------------------------------------------ status, counters, phase entry
     def _status(self) -> None:
@@ -417,6 +422,7 @@ class _SerialBuild:
             self.g_el.eq(self.k),  # no row being read
             self.g_sub.eq(0),
             self.g_row.eq(0),
+            self.lead.eq(0),
             self.o_el.eq(0),
             self.o_row.eq(0),
         ]
@@ -564,7 +570,7 @@ class _SerialBuild:
         with m.State(run):
             m.d.comb += [busy.eq(1), phase.eq(i + 1), gate_on.eq(1)]
             hold = Signal(name=f"mac{layer}_hold")
-            m.d.comb += hold.eq((pcnt == 0) & (i_g == 0) & (i_s == 0) & (i_row > self.g_row + 1))
+            m.d.comb += hold.eq((pcnt == 0) & (i_g == 0) & (i_s == 0) & (self.lead >= 2))  # row > gate_row + 1
             with m.If(~hold):
                 m.d.comb += [
                     self.issue.eq(1),
@@ -584,6 +590,7 @@ class _SerialBuild:
                         m.d.sync += [i_s.eq(0), i_g.eq(i_g + 1)]
                         with m.If(i_g == G - 1):
                             m.d.sync += [i_g.eq(0), i_row.eq(i_row + 1)]
+                            m.d.comb += self.i_row_inc.eq(1)
                             with m.If(i_row == self.R - 1):
                                 m.next = drain
         with m.State(drain):
@@ -626,6 +633,7 @@ class _SerialBuild:
                 m.d.sync += [g_sub.eq(0), g_el.eq(g_el + 1)]
                 with m.If(g_el == k - 1):
                     m.d.sync += g_row.eq(g_row + 1)
+                    m.d.comb += self.g_row_inc.eq(1)
             out_pos = o_row * k + o_el
             m.d.comb += [
                 self.v_w.addr.eq(self.word_base["hn"] + out_pos),
