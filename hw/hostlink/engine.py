@@ -268,7 +268,8 @@ class _Control:
         self._reader, self._cmd, self._walker, self._resp = reader, cmd, walker, resp
         self._cfg, self._cap = engine.cfg, engine.buffer_bytes
         self._frame = frame = rcv.o_frame.payload
-        self._acc_idle = acc.status[STATUS_BITS["idle"]]
+        # idle: the accelerator, and no command waiting in the command port's register
+        self._acc_idle = acc.status[STATUS_BITS["idle"]] & ~cmd.pending
         self._acc_error = acc.status[STATUS_BITS["error"]]
         err_before = Signal()
         nak_led = Signal()

@@ -69,6 +69,7 @@ class FrameReceiver(wiring.Component):
         cmd = Signal(8)
         length = Signal(16)
         count = Signal(16)
+        last = Signal()  # the next payload byte is the last (registered: count + 1 == length, off the enables)
         timer = Signal(range(self._timeout + 1))
         crc_ok = Signal()
         timed_out = Signal()
@@ -132,7 +133,7 @@ class FrameReceiver(wiring.Component):
             with m.State("LEN1"):
 
                 def step():
-                    m.d.sync += [length[8:].eq(byte), count.eq(0)]
+                    m.d.sync += [length[8:].eq(byte), count.eq(0), last.eq(Cat(length[:8], byte) == 1)]
                     with m.If(Cat(length[:8], byte) == 0):
                         m.d.sync += no_core.eq(addressed)
                         m.next = "CRC0"
@@ -145,7 +146,7 @@ class FrameReceiver(wiring.Component):
             with m.State("CORE"):  # an addressed frame's core byte: kept aside, not counted in the length
 
                 def step():
-                    m.d.sync += [core.eq(byte), length.eq(length - 1)]
+                    m.d.sync += [core.eq(byte), length.eq(length - 1), last.eq(length == 2)]
                     with m.If(length == 1):
                         m.next = "CRC0"
                     with m.Else():
@@ -156,8 +157,8 @@ class FrameReceiver(wiring.Component):
 
                 def step():
                     m.d.comb += self.wr_en.eq(count < cap)
-                    m.d.sync += count.eq(count + 1)
-                    with m.If(count + 1 == length):
+                    m.d.sync += [count.eq(count + 1), last.eq(count + 2 == length)]
+                    with m.If(last):
                         m.next = "CRC0"
 
                 in_frame(step)

@@ -54,6 +54,10 @@ class CommandPort:
     """The accelerator's ``i_cmd`` stream as signals any driver may set (the walker, the engine's own commands).
     For a :class:`~rnnaccel.hw.multicore.MultiCore`, ``core`` drives the command's core field.
 
+    A command passes a register on its way (timing: the walker's decode no longer reaches the weight memories'
+    write enables in the same cycle); ``ready`` takes the next while the register's command leaves, and
+    ``pending`` is high while one waits in it (the engine waits for it before it calls the accelerator idle).
+
     Emits into ``m`` when made.
     """
 
@@ -63,17 +67,26 @@ class CommandPort:
         cmd_sel = Signal(16)
         cmd_addr = Signal(24)
         cmd_data = Signal(len(acc.i_cmd.payload.data))
-        m.d.comb += [
-            acc.i_cmd.valid.eq(cmd_valid),
-            acc.i_cmd.payload.op.eq(cmd_op),
-            acc.i_cmd.payload.sel.eq(cmd_sel),
-            acc.i_cmd.payload.addr.eq(cmd_addr),
-            acc.i_cmd.payload.data.eq(cmd_data),
+        full = Signal(name="cmd_full")
+        fields = [
+            (acc.i_cmd.payload.op, cmd_op),
+            (acc.i_cmd.payload.sel, cmd_sel),
+            (acc.i_cmd.payload.addr, cmd_addr),
+            (acc.i_cmd.payload.data, cmd_data),
         ]
         if core is not None:
-            m.d.comb += acc.i_cmd.payload.core.eq(core)
+            fields.append((acc.i_cmd.payload.core, core))
+        held = [Signal.like(dst, name=f"cmd_held_{i}") for i, (dst, _) in enumerate(fields)]
+        ready = Signal(name="cmd_ready")
+        m.d.comb += [acc.i_cmd.valid.eq(full), ready.eq(~full | acc.i_cmd.ready)]
+        m.d.comb += [dst.eq(h) for (dst, _), h in zip(fields, held)]
+        with m.If(cmd_valid & ready):
+            m.d.sync += [h.eq(src) for (_, src), h in zip(fields, held)]
+            m.d.sync += full.eq(1)
+        with m.Elif(acc.i_cmd.ready):
+            m.d.sync += full.eq(0)
         self.valid, self.op, self.sel, self.addr, self.data = cmd_valid, cmd_op, cmd_sel, cmd_addr, cmd_data
-        self.ready = acc.i_cmd.ready
+        self.ready, self.pending = ready, full
 
 
 def fits_unsigned(value, width, nbytes):
