@@ -164,17 +164,7 @@ class _SerialBuild:
         with m.FSM(name="seq"):
             self._idle_state()
             self._clear_state()
-            for i, phase in enumerate(self.prog):
-                nxt = self.state_name(i + 1) if i + 1 < len(self.prog) else "STEP_DONE"
-                kind = phase[0]
-                if kind == "load":
-                    self._load_phase(i, nxt)
-                elif kind == "wait_out":
-                    self._wait_out_phase(i, nxt)
-                elif kind == "copy":
-                    self._copy_phase(i, phase[1], nxt)
-                else:
-                    self._mac_phase(i, phase[1], nxt)
+            self._program_states()
             self.top._step_done(m, self.busy)
         for job in self.gate_jobs:
             self._gate_engine(*job)
@@ -389,6 +379,31 @@ class _SerialBuild:
         self.busy, self.waiting, self.error, self.clearing = busy, waiting, error, clearing
         self.e_cnt, self.cp_v, self.cp_a = e_cnt, cp_v, cp_a
 
+    def _program_states(self) -> None:
+        """The states of the program's phases, each behind its entry state (``entry_name``), which runs the
+        phase's :meth:`enter` statements (timing: the counters and walkers a phase sets up are loaded in a
+        state of their own, not under the compares that end the phase before; one cycle per phase)."""
+        m = self.m
+        for i, phase in enumerate(self.prog):
+            with m.State(self.entry_name(i)):
+                m.d.comb += [self.busy.eq(1), self.top.phase.eq(i + 1)]
+                m.d.sync += self.enter(i)
+                m.next = self.state_name(i)
+            nxt = self.entry_name(i + 1)
+            kind = phase[0]
+            if kind == "load":
+                self._load_phase(i, nxt)
+            elif kind == "wait_out":
+                self._wait_out_phase(i, nxt)
+            elif kind == "copy":
+                self._copy_phase(i, phase[1], nxt)
+            else:
+                self._mac_phase(i, phase[1], nxt)
+
+    def entry_name(self, i):
+        """The entry state of phase i (``STEP_DONE`` after the last)."""
+        return f"E{self.state_name(i)}" if i < len(self.prog) else "STEP_DONE"
+
     def state_name(self, i):
         """The FSM state of phase i (a mac phase's first state, FILL; the others add a suffix)."""
         return f"P{i}_{'_'.join(str(a) for a in self.prog[i])}"
@@ -476,8 +491,7 @@ class _SerialBuild:
                                 m.d.sync += error.eq(1)
                     top._common_commands(m, error)
             with m.Elif(self.in_fifo.r_rdy):
-                m.next = self.state_name(0)
-                m.d.sync += self.enter(0)
+                m.next = self.entry_name(0)
 
     def _clear_state(self) -> None:
         """CLEAR: zero the vector and cell-state memories, a word of each a cycle."""
@@ -513,7 +527,6 @@ class _SerialBuild:
                 m.d.sync += e_cnt.eq(e_cnt + 1)
                 with m.If(e_cnt == self.cfg.input_size - 1):
                     m.next = nxt
-                    m.d.sync += self.enter(i + 1)
 
     def _wait_out_phase(self, i, nxt) -> None:
         """wait_out: until the output FIFO is empty (room for the last layer's copy to push H words)."""
@@ -522,7 +535,6 @@ class _SerialBuild:
             m.d.comb += [self.busy.eq(1), self.top.phase.eq(i + 1), self.waiting.eq(out_fifo.level != 0)]
             with m.If(out_fifo.level == 0):
                 m.next = nxt
-                m.d.sync += self.enter(i + 1)
 
     def _copy_phase(self, i, layer, nxt) -> None:
         """copy: slot hn to the layer's h slot (and, for the last layer, to the output stream)."""
@@ -542,7 +554,6 @@ class _SerialBuild:
                 m.d.comb += [self.out_fifo.w_data.eq(v_r.data), self.out_fifo.w_en.eq(cp_v)]
             with m.If(cp_v & ~rd):
                 m.next = nxt
-                m.d.sync += self.enter(i + 1)
 
     def _mac_phase(self, i, layer, nxt) -> None:
         """mac: a layer's passes and gate phases, states FILL (named as the phase), RUN, DRAIN.
@@ -597,7 +608,6 @@ class _SerialBuild:
             m.d.comb += [busy.eq(1), phase.eq(i + 1), gate_on.eq(1)]
             with m.If(done):
                 m.next = nxt
-                m.d.sync += self.enter(i + 1)
 
     def _gate_engine(self, layer, gate_on, done) -> None:
         """The gate phases of a mac phase (active with ``gate_on``: its RUN and DRAIN states), one tile
@@ -690,6 +700,5 @@ class _SerialBuild:
                     m.d.sync += i_row.eq(i_row + 1)
                     with m.If(i_row == self.R - 1):
                         m.next = nxt
-                        m.d.sync += self.enter(i + 1)
                     with m.Else():
                         m.next = run

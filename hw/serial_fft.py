@@ -79,17 +79,7 @@ class SerialFFTBuild(_SerialBuild):
         with m.FSM(name="seq"):
             self._idle_state()
             self._clear_state()
-            for i, phase in enumerate(self.prog):
-                nxt = self.state_name(i + 1) if i + 1 < len(self.prog) else "STEP_DONE"
-                kind = phase[0]
-                if kind == "load":
-                    self._load_phase(i, nxt)
-                elif kind == "wait_out":
-                    self._wait_out_phase(i, nxt)
-                elif kind == "copy":
-                    self._copy_phase(i, phase[1], nxt)
-                else:
-                    self._mac_phase(i, phase[1], nxt)
+            self._program_states()
             self.top._step_done(m, self.busy)
         return m
 
