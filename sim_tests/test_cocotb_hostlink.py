@@ -34,7 +34,9 @@ def _session(cfg, seed):
     return [("reset",), ("run", seq(3)), ("state", h0, c0), ("run", seq(2))]
 
 
-@pytest.mark.parametrize("simulator", ["icarus", "verilator"])
+# suite budget: CI runs the board-level Verilog in Verilator; the slow tier in Icarus too (every host-link block
+# also runs in Icarus in CI through the multi-core link test)
+@pytest.mark.parametrize("simulator", [pytest.param("icarus", marks=pytest.mark.slow), "verilator"])
 def test_host_link_through_uart_pins(simulator, tmp_path):
     """One build, two cocotb tests: the driver's session (bit-exact against the golden model), then a seeded
     program of requests and damaged traffic (``link_model.random_program``), every answer byte for byte as the
