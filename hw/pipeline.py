@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from amaranth.hdl import Module, Shape, Signal, Value
 
-__all__ = ["Stage"]
+__all__ = ["Stage", "stream_register"]
 
 
 class Stage:
@@ -67,3 +67,39 @@ class Stage:
         for k in range(1, cycles + 1):
             value = self.reg(value, name=f"{name}_d{k}")
         return value
+
+
+def stream_register(m: Module, valid, payloads, out_ready, *, take=1, name: str):
+    """A one-entry register on a valid/ready stream, added to ``m``: its output starts from flip-flops, and it
+    takes the next element while the one it holds leaves (full throughput, no skid buffer: ``ready`` still
+    depends on ``out_ready``).
+
+    Parameters
+    ----------
+    m : Module
+    valid : Value
+        The upstream element is valid.
+    payloads : list of Value
+        The upstream element's fields.
+    out_ready : Value
+        Downstream takes the held element this cycle (when ``full``).
+    take : Value
+        Gates ``ready`` (the register takes nothing while it is low).
+    name : str
+        Prefix of the registers' names.
+
+    Returns
+    -------
+    (ready, full, held)
+        Upstream's ready, downstream's valid, and the held fields (one register per payload).
+    """
+    full = Signal(name=f"{name}_full")
+    held = [Signal(Value.cast(v).shape(), name=f"{name}_held{i}") for i, v in enumerate(payloads)]
+    ready = Signal(name=f"{name}_ready")
+    m.d.comb += ready.eq(take & (~full | out_ready))
+    with m.If(valid & ready):
+        m.d.sync += [h.eq(v) for h, v in zip(held, payloads)]
+        m.d.sync += full.eq(1)
+    with m.Elif(out_ready):
+        m.d.sync += full.eq(0)
+    return ready, full, held

@@ -9,6 +9,7 @@ from amaranth.lib.wiring import In, Out
 
 from ...interface import protocol
 from ...interface.protocol import CRC, SYNC
+from ..pipeline import stream_register
 
 __all__ = [
     "FrameTransmitter",
@@ -64,8 +65,7 @@ class FrameTransmitter(wiring.Component):
         length = Signal(16)
         taken = Signal(16)  # payload bytes taken from i_payload
         more = Signal()  # taken < length (registered: the compare is off the handshake's path)
-        held = Signal(8)
-        full = Signal()
+        in_payload = Signal()
         m.submodules.crc = crc = CRC.create()  # over cmd .. payload; sent high byte first
         out = self.o_byte
         sent = Signal()
@@ -80,6 +80,12 @@ class FrameTransmitter(wiring.Component):
                 if nxt is not None:
                     m.next = nxt
 
+        # the payload passes a register, so the CRC and the UART start from a flip-flop, not from the payload
+        # sources (the buffer's block RAM, the INFO table, the output serializer); ``length`` bytes in all
+        inp = self.i_payload
+        pl_ready, full, (held,) = stream_register(
+            m, inp.valid, [inp.payload], in_payload & out.ready, take=in_payload & more, name="tx_payload"
+        )
         with m.FSM(name="tx"):
             with m.State("IDLE"):
                 with m.If(self.start):
@@ -100,21 +106,16 @@ class FrameTransmitter(wiring.Component):
                     with m.Else():
                         m.next = "PAYLOAD"
             with m.State("PAYLOAD"):
-                # the payload passes a register (``held``), so the CRC and the UART start from a flip-flop, not
-                # from the payload sources (the buffer's block RAM, the INFO table, the output serializer): the
-                # register takes the next byte while the one it holds leaves, ``length`` bytes in all
-                inp = self.i_payload
                 m.d.comb += [
                     self.busy.eq(1),
+                    in_payload.eq(1),
                     out.valid.eq(full),
                     out.payload.eq(held),
-                    inp.ready.eq(more & (~full | out.ready)),
+                    inp.ready.eq(pl_ready),
                     crc.valid.eq(sent),
                 ]
-                with m.If(inp.valid & inp.ready):
-                    m.d.sync += [held.eq(inp.payload), full.eq(1), taken.eq(taken + 1), more.eq(taken + 1 != length)]
-                with m.Elif(sent):
-                    m.d.sync += full.eq(0)
+                with m.If(inp.valid & pl_ready):
+                    m.d.sync += [taken.eq(taken + 1), more.eq(taken + 1 != length)]
                 with m.If(sent & ~more):  # the register held the last byte
                     m.next = "CRC0"
             with m.State("CRC0"):  # the CRC register took the last byte a cycle ago

@@ -7,6 +7,7 @@ from amaranth.hdl import Array, Const, Module, Mux, Signal, signed
 
 from ...interface.protocol import Error
 from ...layout.runtime import param_names
+from ..pipeline import stream_register
 from ..sequencer import Op
 
 __all__ = ["K_STATE", "K_WEIGHTS", "K_RUN", "CommandPort", "StreamPort", "PayloadWalker", "per_core", "choose"]
@@ -67,24 +68,13 @@ class CommandPort:
         cmd_sel = Signal(16)
         cmd_addr = Signal(24)
         cmd_data = Signal(len(acc.i_cmd.payload.data))
-        full = Signal(name="cmd_full")
-        fields = [
-            (acc.i_cmd.payload.op, cmd_op),
-            (acc.i_cmd.payload.sel, cmd_sel),
-            (acc.i_cmd.payload.addr, cmd_addr),
-            (acc.i_cmd.payload.data, cmd_data),
-        ]
+        pl = acc.i_cmd.payload
+        fields = [(pl.op, cmd_op), (pl.sel, cmd_sel), (pl.addr, cmd_addr), (pl.data, cmd_data)]
         if core is not None:
-            fields.append((acc.i_cmd.payload.core, core))
-        held = [Signal.like(dst, name=f"cmd_held_{i}") for i, (dst, _) in enumerate(fields)]
-        ready = Signal(name="cmd_ready")
-        m.d.comb += [acc.i_cmd.valid.eq(full), ready.eq(~full | acc.i_cmd.ready)]
+            fields.append((pl.core, core))
+        ready, full, held = stream_register(m, cmd_valid, [src for _, src in fields], acc.i_cmd.ready, name="cmd")
+        m.d.comb += acc.i_cmd.valid.eq(full)
         m.d.comb += [dst.eq(h) for (dst, _), h in zip(fields, held)]
-        with m.If(cmd_valid & ready):
-            m.d.sync += [h.eq(src) for (_, src), h in zip(fields, held)]
-            m.d.sync += full.eq(1)
-        with m.Elif(acc.i_cmd.ready):
-            m.d.sync += full.eq(0)
         self.valid, self.op, self.sel, self.addr, self.data = cmd_valid, cmd_op, cmd_sel, cmd_addr, cmd_data
         self.ready, self.pending = ready, full
 
