@@ -67,47 +67,6 @@ DOCS = Path(__file__).resolve().parents[1] / "docs" / "boards.md"
 # ---------------------------------------------------------------------------- measuring
 
 
-def step_cycles(cfg, weights, steps: int, seed: int = 0, on_step=None) -> list[int]:
-    """Compute cycles of each of ``steps`` time steps in the Amaranth simulator (host stalls not counted)."""
-    from amaranth.sim import Simulator
-
-    from rnnaccel.hw.accelerator import make_accelerator
-    from rnnaccel.numeric.fixedpoint import quantize
-
-    dut = make_accelerator(cfg, weights if cfg.weights_in_rom else None)
-    rng = np.random.default_rng(seed)
-    words = [int(v) for v in quantize(rng.uniform(-1, 1, size=(steps, cfg.input_size)), cfg.q_state).reshape(-1)]
-    at_step_end: list[int] = []
-
-    async def bench(ctx):
-        ctx.set(dut.i_cmd.payload, {"op": 1, "sel": 0, "addr": 0, "data": 0})  # RESET_STATE, not counted
-        ctx.set(dut.i_cmd.valid, 1)
-        await ctx.tick()
-        ctx.set(dut.i_cmd.valid, 0)
-        while ctx.get(dut.phase) != 0:
-            await ctx.tick()
-        base = ctx.get(dut.cycles)
-        ctx.set(dut.o_h.ready, 1)
-        i, done = 0, ctx.get(dut.steps)
-        while len(at_step_end) < steps:
-            ctx.set(dut.i_x.valid, int(i < len(words)))
-            ctx.set(dut.i_x.payload, words[i] if i < len(words) else 0)
-            fire = i < len(words) and ctx.get(dut.i_x.ready)
-            await ctx.tick()
-            i += int(bool(fire))
-            if ctx.get(dut.steps) != done:
-                done = ctx.get(dut.steps)
-                at_step_end.append(ctx.get(dut.cycles) - base)
-                if on_step:
-                    on_step(len(at_step_end))
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
-    return [b - a for a, b in zip([0] + at_step_end[:-1], at_step_end)]
-
-
 def cpu_times(cfg, seq_len: int, threads: int, repeats: int, seed: int = 0) -> dict:
     """Microseconds per step of the same model in float PyTorch on this CPU, batch 1: whole sequence, per call
     (the fastest of ``repeats`` runs; the medians too)."""
@@ -435,6 +394,7 @@ def main(argv=None) -> int:
 
     from rnnaccel.boards.build import build_board_cached
     from rnnaccel.flow.backends import default_cache
+    from rnnaccel.flow.sim_amaranth import step_cycles
     from rnnaccel.numeric.config import preset
     from rnnaccel.numeric.model import random_weights
 

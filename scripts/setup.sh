@@ -8,7 +8,7 @@
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$here"
-extras="${RNNACCEL_EXTRAS:-sim,boards,models,plot,dev,examples}"
+extras="${RNNACCEL_EXTRAS:-sim,boards,models,plot,explore,dev,examples}"
 venv="${RNNACCEL_VENV:-$here/.venv}"
 py="${PYTHON:-python3}"
 

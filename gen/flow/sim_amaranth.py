@@ -7,7 +7,7 @@ import numpy as np
 from ..numeric.config import Config
 from ..interface.session import CommandExecutor, check_session, execute_async
 
-__all__ = ["run_session_amaranth"]
+__all__ = ["run_session_amaranth", "step_cycles"]
 
 
 def run_session_amaranth(
@@ -127,3 +127,55 @@ def run_session_amaranth(
     else:
         sim.run()
     return outs, counters
+
+
+def step_cycles(cfg: Config, weights, steps: int, seed: int = 0, on_step=None) -> list[int]:
+    """Compute cycles of each of ``steps`` seeded random time steps in the Amaranth simulator (cycle for cycle
+    the generated design), host stalls not counted: the input stream always valid, the output always ready.
+
+    The array datapath's first step of a sequence is longer than the rest (a step's gate phase overlaps the
+    next step's input projection, which the first step cannot), so the last entry is the steady state.
+    Designs whose weights are loaded at run time are simulated with their weights unloaded (zeros): the
+    schedule does not depend on the data (a delta-mode design's does: it runs here on random inputs).
+    ``on_step(n)`` is called after each step.
+    """
+    from amaranth.sim import Simulator
+
+    from ..hw.accelerator import make_accelerator
+    from ..interface.commands import Op
+    from ..numeric.fixedpoint import quantize
+    from .toolchain import require_gateware
+
+    require_gateware(cfg)
+    dut = make_accelerator(cfg, weights if cfg.weights_in_rom else None)
+    rng = np.random.default_rng(seed)
+    words = [int(v) for v in quantize(rng.uniform(-1, 1, size=(steps, cfg.input_size)), cfg.q_state).reshape(-1)]
+    at_step_end: list[int] = []
+
+    async def bench(ctx):
+        ctx.set(dut.i_cmd.payload, {"op": Op.RESET_STATE, "sel": 0, "addr": 0, "data": 0})  # not counted
+        ctx.set(dut.i_cmd.valid, 1)
+        await ctx.tick()
+        ctx.set(dut.i_cmd.valid, 0)
+        while ctx.get(dut.phase) != 0:
+            await ctx.tick()
+        base = ctx.get(dut.cycles)
+        ctx.set(dut.o_h.ready, 1)
+        i, done = 0, ctx.get(dut.steps)
+        while len(at_step_end) < steps:
+            ctx.set(dut.i_x.valid, int(i < len(words)))
+            ctx.set(dut.i_x.payload, words[i] if i < len(words) else 0)
+            fire = i < len(words) and ctx.get(dut.i_x.ready)
+            await ctx.tick()
+            i += int(bool(fire))
+            if ctx.get(dut.steps) != done:
+                done = ctx.get(dut.steps)
+                at_step_end.append(ctx.get(dut.cycles) - base)
+                if on_step:
+                    on_step(len(at_step_end))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    return [b - a for a, b in zip([0] + at_step_end[:-1], at_step_end)]

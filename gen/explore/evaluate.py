@@ -1,0 +1,127 @@
+"""One task of a sweep, run in a worker process (local pool or Dask worker): simulate, build, one table row.
+
+:func:`evaluate_task` never raises for a problem of the point itself: a design that does not fit the board
+is a ``nofit`` row, a tool that fails is a ``failed`` row whose ``message`` is the failing tool's last line,
+so one bad point does not stop a sweep. Its row holds every :data:`~rnnaccel.explore.spec.RESULT_COLUMNS`
+entry the task measured (the others are empty).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from typing import Any
+
+from .points import Task, point_label, point_text
+
+__all__ = ["evaluate_task", "report_fields", "failure_status", "base_row"]
+
+
+def base_row(task_key: str, index: int, point: dict[str, Any], board: str | None) -> dict[str, Any]:
+    """The columns every row has: key, point (JSON and one column per axis), label, board."""
+    return {
+        "key": task_key,
+        "index": index,
+        "point": point_text(point),
+        **point,
+        "label": point_label(point),
+        "board": board or "",
+    }
+
+
+def report_fields(report: dict) -> dict[str, Any]:
+    """The table's build columns from a ``report.json`` (:func:`rnnaccel.boards.build.build_board`)."""
+    util = report.get("utilization", {})
+
+    def used(kind):
+        return util.get(kind, {}).get("used", 0)
+
+    def avail(kind):
+        return util.get(kind, {}).get("available", 0)
+
+    path = report.get("critical_path") or {}
+    crit = ""
+    if path:
+        crit = f"{path.get('delay_ns', 0):.2f} ns: {path.get('start', '?')} -> {path.get('end', '?')}"
+    return {
+        "target_mhz": report.get("target_mhz"),
+        "fmax_mhz": report.get("fmax_mhz"),
+        "timing_met": bool(report.get("timing_met")),
+        "logic": used("logic"),
+        "logic_available": avail("logic"),
+        "ff": used("ff") if "ff" in util else None,
+        "dsp": used("dsp"),
+        "dsp_available": avail("dsp"),
+        "bram": used("bram"),
+        "bram_available": avail("bram"),
+        "spram": used("spram") if "spram" in util else None,
+        "critical_path": crit,
+    }
+
+
+def failure_status(exc: BaseException) -> tuple[str, str]:
+    """(status, message) of a build that raised: ``nofit`` when nextpnr found the design too large for the
+    device, else ``failed``; the message is the error's last non-empty line (the tool's own, when the
+    error carries its log)."""
+    text = str(exc).strip() or type(exc).__name__
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    if "does not fit" in lines[0]:
+        return "nofit", lines[0][:300]
+    return "failed", (lines[-1] if len(lines) > 1 else lines[0])[:300]
+
+
+def evaluate_task(task: Task) -> dict[str, Any]:
+    """Measure ``task``: cycles per step in the Amaranth simulator (steady state: the last of ``steps``),
+    then the board build (through the build cache ``task.build_cache``); one row."""
+    t0 = time.time()
+    cfg = task.cfg
+    row = base_row(task.key, task.index, task.point, task.board)
+    row.update(
+        {
+            "status": "ok",
+            "message": "",
+            "design_hash": task.design_hash,
+            "ideal_cycles_per_step": cfg.ideal_cycles_per_step,
+            "multipliers": cfg.multipliers,
+            "weight_bytes": cfg.weight_bytes,
+            "worker": f"{socket.gethostname()}:{os.getpid()}",
+        }
+    )
+    cycles = None
+    try:
+        if task.cycles:
+            if cfg.ideal_cycles_per_step > task.max_ideal_cycles:
+                row["message"] = f"not simulated: {cfg.ideal_cycles_per_step} ideal cycles per step (max_ideal_cycles)"
+            else:
+                from ..flow.sim_amaranth import step_cycles
+
+                per_step = step_cycles(cfg, task.weights, task.steps)
+                cycles = per_step[-1]
+                row["first_step_cycles"] = per_step[0]
+        if task.board:
+            from ..boards.build import build_board_cached
+
+            report, folder = build_board_cached(
+                cfg,
+                task.weights,
+                task.board,
+                task.build_cache,
+                freq_mhz=task.freq_mhz,
+                progress=lambda _msg: None,
+            )
+            row.update(report_fields(report))
+            row["build_dir"] = str(folder)
+            if cycles is None and report.get("cycles_per_step"):
+                cycles = report["cycles_per_step"]
+    except Exception as exc:  # noqa: BLE001 - any failure of the point becomes its row
+        row["status"], row["message"] = failure_status(exc)
+    if cycles is not None:
+        row["cycles_per_step"] = cycles
+        row["mac_utilization"] = round(cfg.ideal_cycles_per_step / cycles, 4) if cycles else None
+        if row.get("fmax_mhz"):
+            row["us_per_step_fmax"] = round(cycles / row["fmax_mhz"], 4)
+        if row.get("target_mhz"):
+            row["us_per_step_target"] = round(cycles / row["target_mhz"], 4)
+    row["seconds"] = round(time.time() - t0, 2)
+    return row

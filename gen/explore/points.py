@@ -1,0 +1,168 @@
+"""A sweep's points as designs: each point's config and weights, its label, and the tasks (point x board).
+
+:func:`make_tasks` runs in the process that drives the sweep: it builds every point's config (a point the
+config rules refuse becomes an ``invalid`` row, with the rule, and is not run), its weights, and one
+:class:`Task` per board (one without a board when the spec builds nothing). A task's ``key`` names what
+it measures (the design hash: config, ROM weights, target family, generator code; the board and clock;
+the simulated steps), so a repeated point is recognised in the results table and not run again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..numeric.config import Config, ConfigError, preset
+from ..numeric.model import ModelError, Weights, check_weights, random_weights
+from .spec import SweepSpec
+
+__all__ = ["Task", "Invalid", "make_tasks", "point_label", "point_text", "BaseModel"]
+
+
+@dataclass
+class Task:
+    """One measurement: a point's design on one board (``board`` None: simulation only)."""
+
+    key: str
+    index: int  # the point's position in the spec's order
+    point: dict[str, Any]
+    cfg: Config
+    weights: Weights
+    board: str | None
+    freq_mhz: float | None
+    cycles: bool
+    steps: int
+    max_ideal_cycles: int
+    design_hash: str
+    build_cache: str | None = None  # the folder builds go to (``<build key>/`` each)
+
+
+@dataclass
+class Invalid:
+    """A point the config rules refuse (or whose weights cannot be made): a row, never run."""
+
+    key: str
+    index: int
+    point: dict[str, Any]
+    message: str
+
+
+def point_text(point: dict[str, Any]) -> str:
+    """The point as JSON (the table's ``point`` column): stable, sorted by axis order."""
+    return json.dumps(point, separators=(",", ":"))
+
+
+def point_label(point: dict[str, Any]) -> str:
+    """A short label for tables and plots: ``lanes=4 block_size=8``."""
+    return " ".join(f"{k}={v}" for k, v in point.items())
+
+
+class BaseModel:
+    """The spec's base, loaded once: the base config and what gives a point its weights."""
+
+    def __init__(self, spec: SweepSpec):
+        self.spec = spec
+        self.dense = None
+        self.weights: Weights | None = None
+        if spec.base_kind == "preset":
+            cfg = preset(spec.base)
+        elif spec.base_kind == "model":
+            from ..numeric.model import load_model
+
+            cfg, self.weights = load_model(spec.base)
+        else:
+            from ..models.importers import build_config, read_model
+
+            self.dense = read_model(spec.base)
+            cfg = build_config(self.dense, preset("tiny"), None)
+        if spec.fixed:
+            cfg = cfg.replace(**spec.fixed)
+        self.cfg = cfg
+
+    def design(self, point: dict[str, Any]) -> tuple[Config, Weights]:
+        """The point's config and weights (:class:`ConfigError` / :class:`ModelError` when refused)."""
+        cfg = self.cfg.replace(**point) if point else self.cfg
+        kind = self.spec.base_kind
+        if kind == "preset":
+            return cfg, random_weights(cfg)
+        if kind == "import":
+            from ..models.importers import to_model
+
+            return cfg, to_model(self.dense, cfg)[0]
+        return cfg, self._model_weights(cfg)
+
+    def _model_weights(self, cfg: Config) -> Weights:
+        """A model directory's weights on the point's config: as stored when the shapes agree, else the
+        stored model expanded to dense and projected onto the point's block size."""
+        base = self.cfg
+        shape = ("cell", "input_size", "hidden_size", "num_layers", "gru_reset_after")
+        changed = [f for f in shape if getattr(cfg, f) != getattr(base, f)]
+        if changed:
+            raise ModelError(f"{changed[0]} comes from the base model directory; it cannot be swept")
+        if cfg.block_size == base.block_size:
+            check_weights(cfg, self.weights)
+            return self.weights
+        from ..models.importers import IMPORT_CELLS, DenseLayer, DenseModel, to_model
+        from ..numeric.circulant import expand
+
+        if cfg.cell not in IMPORT_CELLS:
+            raise ModelError(f"block_size of a {cfg.cell} model directory cannot be swept (it is not re-projected)")
+        layers = []
+        for layer in range(base.num_layers):
+            w = self.weights
+            h, c = base.hidden_size, base.layer_cols(layer)
+            dense_w = np.stack([expand(v)[:h, :c] for v in np.asarray(w[f"layer{layer}.W"], np.float64)])
+            dense_u = np.stack([expand(v)[:h, :h] for v in np.asarray(w[f"layer{layer}.U"], np.float64)])
+            layers.append(DenseLayer(W=dense_w, U=dense_u, b=w[f"layer{layer}.b"], c=w[f"layer{layer}.c"]))
+        dense = DenseModel(base.cell, base.input_size, base.hidden_size, layers, base.gru_reset_after)
+        return to_model(dense, cfg)[0]
+
+
+def _key(*parts) -> str:
+    return hashlib.sha256("|".join(str(p) for p in parts).encode()).hexdigest()[:16]
+
+
+def make_tasks(spec: SweepSpec, build_cache: str | None = None) -> tuple[list[Task], list[Invalid]]:
+    """Every point's tasks (point x board, in the spec's order) and the points that cannot be designs."""
+    from ..flow.rtl import design_hash
+
+    base = BaseModel(spec)
+    families = {}
+    if spec.boards:
+        from ..boards.platforms import family_of, get_platform
+
+        families = {b: family_of(get_platform(b)) for b in spec.boards}
+    tasks, invalid = [], []
+    for index, point in enumerate(spec.points()):
+        try:
+            cfg, weights = base.design(point)
+        except (ConfigError, ModelError, ValueError, TypeError) as exc:
+            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            invalid.append(Invalid(_key("invalid", spec.base, point_text(point)), index, point, message))
+            continue
+        for board in spec.boards or (None,):
+            family = families.get(board)
+            dh = design_hash(cfg, weights, family)
+            freq = spec.freq.get(board) if board else None
+            key = _key(dh, board or "-", freq or 0, spec.cycles, spec.steps, spec.max_ideal_cycles)
+            tasks.append(
+                Task(
+                    key=key,
+                    index=index,
+                    point=point,
+                    cfg=cfg,
+                    weights=weights,
+                    board=board,
+                    freq_mhz=freq,
+                    cycles=spec.cycles,
+                    steps=spec.steps,
+                    max_ideal_cycles=spec.max_ideal_cycles,
+                    design_hash=dh,
+                    build_cache=build_cache,
+                )
+            )
+    return tasks, invalid

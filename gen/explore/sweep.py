@@ -1,0 +1,184 @@
+"""Run a sweep: its tasks on a local process pool or a Dask cluster, the table kept as results come in.
+
+:func:`run_sweep` makes the tasks (:func:`rnnaccel.explore.points.make_tasks`), leaves out those the
+results folder already holds (so a sweep that was killed resumes where it stopped, and a point run
+before is not run again), runs the rest on an executor and appends each row to ``results.csv`` the moment
+it arrives. When it ends (or is interrupted) it writes ``results.parquet`` and the Pareto table and plots.
+
+Executors: a local :class:`concurrent.futures.ProcessPoolExecutor` of ``jobs`` workers (spawned processes:
+each imports rnnaccel afresh), or a Dask ``distributed`` cluster: ``dask="tcp://HOST:8786"`` (a running
+scheduler; its workers need ``pip install rnnaccel[boards]`` and, for the build cache to be shared, a
+``build_cache`` they can all reach) or ``dask="local:N"`` (a ``LocalCluster`` of N one-thread worker
+processes on this machine).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .evaluate import base_row, evaluate_task
+from .pareto import write_pareto
+from .points import Task, make_tasks, point_label
+from .spec import SweepSpec
+from .table import ResultsTable
+
+__all__ = ["run_sweep", "SweepResult", "SweepError"]
+
+
+class SweepError(RuntimeError):
+    """A sweep that cannot start (an executor that cannot be reached, a folder holding another sweep)."""
+
+
+@dataclass
+class SweepResult:
+    """What a :func:`run_sweep` call did."""
+
+    folder: Path
+    tasks: int  # measurements of the spec (points x boards), invalid points not included
+    invalid: int
+    reused: int  # found in the table, not run
+    ran: int
+    counts: dict[str, int] = field(default_factory=dict)  # status -> rows of the whole table
+    interrupted: bool = False
+    seconds: float = 0.0
+    files: list[Path] = field(default_factory=list)
+    rows: list[dict] = field(default_factory=list)
+
+
+def _local(tasks: list[Task], jobs: int) -> tuple[int, Iterator]:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    def results():
+        pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"))
+        try:
+            futures = {pool.submit(evaluate_task, t): t for t in tasks}
+            for fut in as_completed(futures):
+                yield futures[fut], fut.result
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    return jobs, results()
+
+
+def _dask(tasks: list[Task], address: str) -> tuple[int, Iterator]:
+    try:
+        from distributed import Client, LocalCluster, as_completed
+    except ImportError:
+        raise SweepError("--dask needs the dask distributed package: pip install 'rnnaccel[explore]'") from None
+    cluster = None
+    try:
+        if address.startswith("local:"):
+            n = int(address.split(":", 1)[1])
+            if n < 1:
+                raise ValueError
+            cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None)
+            client = Client(cluster)
+        else:
+            client = Client(address, timeout="30s")
+    except ValueError:
+        raise SweepError(f"--dask {address!r}: give a scheduler address (tcp://HOST:PORT) or local:N") from None
+    except OSError as exc:
+        raise SweepError(f"--dask {address!r}: cannot reach the scheduler ({exc})") from None
+    workers = sum(client.nthreads().values()) or 1
+
+    def results():
+        try:
+            futures = {client.submit(evaluate_task, t, key=f"rnnaccel-{t.key}", pure=False): t for t in tasks}
+            for fut in as_completed(list(futures)):
+                yield futures[fut], fut.result
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+
+    return workers, results()
+
+
+def run_sweep(
+    spec: SweepSpec,
+    out: str | Path,
+    *,
+    jobs: int = 1,
+    dask: str | None = None,
+    restart: bool = False,
+    build_cache: str | Path | None = None,
+    limit: int | None = None,
+    progress: bool = True,
+    echo: Callable[[str], None] = print,
+    plots: bool = True,
+) -> SweepResult:
+    """Run ``spec`` into folder ``out`` (see the module docstring); ``limit``: run at most that many new tasks
+    this time (the rest on the next call)."""
+    t0 = time.time()
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    table = ResultsTable(folder, spec.columns(), restart=restart)
+    cache = str(Path(build_cache).resolve() if build_cache else (folder / "builds").resolve())
+    tasks, invalid = make_tasks(spec, build_cache=cache)
+    done = table.done()
+    for bad in invalid:
+        if bad.key not in done:
+            table.add({**base_row(bad.key, bad.index, bad.point, None), "status": "invalid", "message": bad.message})
+    todo = [t for t in tasks if t.key not in done]
+    reused = len(tasks) - len(todo)
+    if limit is not None:
+        todo = todo[:limit]
+    result = SweepResult(folder=folder, tasks=len(tasks), invalid=len(invalid), reused=reused, ran=0)
+    if todo:
+        workers, stream = _dask(todo, dask) if dask else _local(todo, max(1, jobs))
+        bar = _bar(len(todo), progress)
+        failed = 0
+        try:
+            for task, get in stream:
+                try:
+                    row = get()
+                except Exception as exc:  # noqa: BLE001 - the worker itself died: a failed row, retried next time
+                    row = {**base_row(task.key, task.index, task.point, task.board), "status": "failed",
+                           "message": f"worker error: {type(exc).__name__}: {exc}"[:300]}  # fmt: skip
+                table.add(row)
+                result.ran += 1
+                if row["status"] == "failed":
+                    failed += 1
+                    _write(
+                        bar,
+                        echo,
+                        f"failed: {point_label(task.point)} on {task.board or 'simulation'}: {row['message']}",
+                    )
+                if bar is not None:
+                    bar.set_postfix_str(f"running {min(workers, len(todo) - result.ran)}, failed {failed}")
+                    bar.update(1)
+        except KeyboardInterrupt:
+            result.interrupted = True
+            _write(bar, echo, f"interrupted: {result.ran} of {len(todo)} new points done; run again to resume")
+        finally:
+            if bar is not None:
+                bar.close()
+            stream.close()
+    result.rows = table.ordered()
+    for r in result.rows:
+        result.counts[r["status"]] = result.counts.get(r["status"], 0) + 1
+    parquet = table.write_parquet()
+    result.files = [table.path] + ([parquet] if parquet else []) + write_pareto(folder, result.rows, plots=plots)
+    result.seconds = time.time() - t0
+    return result
+
+
+def _bar(total: int, enabled: bool):
+    if not enabled:
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, desc="sweep", unit="point", disable=None)
+
+
+def _write(bar, echo, text: str) -> None:
+    if bar is not None:
+        bar.write(text)
+    else:
+        echo(text)

@@ -1,0 +1,335 @@
+"""``rnnaccel sweep`` (issue 18): specs, points, the results table and its resumption, executors, Pareto fronts.
+
+Cycles per step in a sweep come from the Amaranth simulator; each test checks them against a direct
+:func:`rnnaccel.flow.sim_amaranth.step_cycles` run of the same config. Real builds are not run here (the board
+tests build one bitstream per family); the build columns are checked on a made-up report.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rnnaccel.explore.evaluate import evaluate_task, failure_status, report_fields
+from rnnaccel.explore.pareto import fronts, non_dominated
+from rnnaccel.explore.points import BaseModel, make_tasks
+from rnnaccel.explore.spec import SweepSpecError, load_spec, parse_spec
+from rnnaccel.explore.sweep import run_sweep
+from rnnaccel.explore.table import ResultsTable, TableError
+from rnnaccel.flow.sim_amaranth import step_cycles
+from rnnaccel.numeric.circulant import expand, project
+from rnnaccel.numeric.config import preset
+from rnnaccel.numeric.model import random_weights, save_model
+
+from cli_helpers import one_line_error
+from cli_helpers import run_cli as run
+
+#: Two tiny LSTM designs (8x8, k = 4 and k = 8), simulation only: about a second each.
+TINY = {"base": {"preset": "tiny"}, "axes": {"block_size,lanes": [[4, 4], [8, 8]]}, "run": {"steps": 3}}
+
+
+def _rows(folder: Path) -> list[dict]:
+    with open(folder / "results.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+# ---------------------------------------------------------------------------- spec
+
+
+def test_spec_expands_axes_in_order_with_linked_fields():
+    spec = parse_spec({"base": {"preset": "tiny", "set": {"seed": 5}},
+                       "axes": {"pe_cols": [1, 2], "block_size,lanes": [[4, 4], [8, 8]]}})  # fmt: skip
+    assert spec.fields == ["pe_cols", "block_size", "lanes"]
+    assert spec.points() == [
+        {"pe_cols": 1, "block_size": 4, "lanes": 4},
+        {"pe_cols": 1, "block_size": 8, "lanes": 8},
+        {"pe_cols": 2, "block_size": 4, "lanes": 4},
+        {"pe_cols": 2, "block_size": 8, "lanes": 8},
+    ]
+    cols = spec.columns()
+    assert cols[cols.index("point") + 1 : cols.index("point") + 4] == ["pe_cols", "block_size", "lanes"]
+    assert spec.boards == () and spec.cycles and spec.steps == 3
+    assert BaseModel(spec).cfg.seed == 5
+
+
+@pytest.mark.parametrize(
+    "data, needle",
+    [
+        ({"axes": {"lanes": [1]}}, "[base] is missing"),
+        ({"base": {"preset": "tiny", "model": "x"}, "axes": {"lanes": [1]}}, "exactly one of"),
+        ({"base": {"preset": "nope"}, "axes": {"lanes": [1]}}, "unknown preset 'nope'"),
+        ({"base": {"model": "no/such/dir"}, "axes": {"lanes": [1]}}, "no such model directory"),
+        ({"base": {"preset": "tiny"}}, "[axes] is missing"),
+        ({"base": {"preset": "tiny"}, "axes": {"lane": [1]}}, "'lane' is not a config field"),
+        ({"base": {"preset": "tiny"}, "axes": {"lanes": []}}, "non-empty list"),
+        ({"base": {"preset": "tiny"}, "axes": {"lanes": [1, 1]}}, "lists a value twice"),
+        ({"base": {"preset": "tiny"}, "axes": {"lanes": [1], "block_size,lanes": [[4, 4]]}}, "on two axes"),
+        ({"base": {"preset": "tiny"}, "axes": {"block_size,lanes": [4, 8]}}, "each value is a list of 2"),
+        ({"base": {"preset": "tiny", "set": {"x": 1}}, "axes": {"lanes": [1]}}, "'x' is not a config field"),
+        ({"base": {"preset": "tiny"}, "axes": {"lanes": [1]}, "run": {"board": ["x"]}}, "no key 'board'"),
+        ({"base": {"preset": "tiny"}, "axes": {"lanes": [1]}, "run": {"boards": ["zx81"]}}, "unknown board 'zx81'"),
+        (
+            {
+                "base": {"preset": "tiny"},
+                "axes": {"lanes": [1]},
+                "run": {"boards": ["ulx3s"], "freq": {"icebreaker": 24}},
+            },
+            "not in boards",
+        ),  # fmt: skip
+        ({"base": {"preset": "tiny"}, "axes": {"lanes": [1]}, "run": {"steps": 0}}, "steps must be"),
+        ({"base": {"preset": "tiny"}, "axes": {"lanes": [1]}, "run": {"cycles": False}}, "measures nothing"),
+        ({"base": {"preset": "tiny"}, "axes": {"lanes": [1]}, "other": {}}, "unknown table [other]"),
+    ],
+)
+def test_spec_errors_name_the_problem(data, needle):
+    with pytest.raises(SweepSpecError) as exc:
+        parse_spec(data, source="s.toml")
+    assert needle in str(exc.value) and str(exc.value).startswith("s.toml: ")
+
+
+def test_load_spec_reads_toml_and_resolves_paths(tmp_path):
+    save_model(tmp_path / "m", preset("tiny"), random_weights(preset("tiny")))
+    (tmp_path / "s.toml").write_text('[base]\nmodel = "m"\n[axes]\npe_cols = [1, 2]\n')
+    spec = load_spec(tmp_path / "s.toml")
+    assert spec.base_kind == "model" and spec.base == str((tmp_path / "m").resolve())
+    (tmp_path / "bad.toml").write_text("[base\n")
+    with pytest.raises(SweepSpecError, match="not valid TOML"):
+        load_spec(tmp_path / "bad.toml")
+
+
+# ---------------------------------------------------------------------------- points and weights
+
+
+def test_model_directory_base_reprojects_a_swept_block_size(tmp_path):
+    cfg4 = preset("tiny")
+    w4 = random_weights(cfg4)
+    save_model(tmp_path / "m", cfg4, w4)
+    spec = parse_spec({"base": {"model": str(tmp_path / "m")}, "axes": {"block_size,lanes": [[4, 4], [8, 8]]}})
+    base = BaseModel(spec)
+    cfg, w = base.design({"block_size": 4, "lanes": 4})
+    assert cfg == cfg4 and all(np.array_equal(w[k], w4[k]) for k in w4)  # stored weights, as they are
+    cfg8, w8 = base.design({"block_size": 8, "lanes": 8})
+    dense = expand(np.asarray(w4["layer0.U"][0], np.float64))[:8, :8]
+    np.testing.assert_allclose(w8["layer0.U"][0], project(dense, 8), rtol=1e-6)
+    with pytest.raises(ValueError, match="hidden_size comes from the base model"):
+        base.design({"hidden_size": 16})
+
+
+def test_invalid_points_become_rows_and_valid_ones_tasks(tmp_path):
+    spec = parse_spec({"base": {"preset": "tiny"}, "axes": {"lanes": [4, 3]}})
+    tasks, invalid = make_tasks(spec)
+    assert [t.point for t in tasks] == [{"lanes": 4}] and [b.point for b in invalid] == [{"lanes": 3}]
+    assert "config field 'lanes' = 3" in invalid[0].message
+    # the same design on another run has the same key; another design has another
+    again, _ = make_tasks(spec)
+    assert again[0].key == tasks[0].key and again[0].design_hash == tasks[0].design_hash
+    other, _ = make_tasks(parse_spec({"base": {"preset": "tiny", "set": {"seed": 9}}, "axes": {"lanes": [4]}}))
+    assert other[0].key != tasks[0].key
+
+
+# ---------------------------------------------------------------------------- running, the table, resuming
+
+
+def _expected_cycles(point):
+    cfg = preset("tiny").replace(**point)
+    return cfg, step_cycles(cfg, random_weights(cfg), 3)
+
+
+def test_sweep_measures_cycles_and_resumes(tmp_path):
+    spec = parse_spec(TINY)
+    out = tmp_path / "out"
+    res = run_sweep(spec, out, jobs=2, progress=False, plots=False)
+    assert (res.tasks, res.ran, res.reused, res.invalid, res.counts) == (2, 2, 0, 0, {"ok": 2})
+    by_k = {r["block_size"]: r for r in res.rows}
+    for k in (4, 8):
+        cfg, per_step = _expected_cycles({"block_size": k, "lanes": k})
+        row = by_k[k]
+        assert row["cycles_per_step"] == per_step[-1] and row["first_step_cycles"] == per_step[0]
+        assert row["ideal_cycles_per_step"] == cfg.ideal_cycles_per_step
+        assert row["mac_utilization"] == round(cfg.ideal_cycles_per_step / per_step[-1], 4)
+        assert row["weight_bytes"] == cfg.weight_bytes and row["multipliers"] == cfg.multipliers
+    # the same sweep again: nothing runs
+    res2 = run_sweep(spec, out, jobs=2, progress=False, plots=False)
+    assert (res2.ran, res2.reused) == (0, 2)
+    # a sweep killed while writing its second row: the cut line is dropped and only that point runs again
+    lines = (out / "results.csv").read_text().splitlines(keepends=True)
+    (out / "results.csv").write_text("".join(lines[:2]) + lines[2][:30])
+    res3 = run_sweep(spec, out, jobs=1, progress=False, plots=False)
+    assert (res3.ran, res3.reused) == (1, 1)
+    assert sorted(r["status"] for r in _rows(out)) == ["ok", "ok"]
+    # the Parquet file holds the same rows
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(out / "results.parquet").to_pylist()
+    assert [(r["block_size"], r["cycles_per_step"]) for r in table] == [
+        (r["block_size"], r["cycles_per_step"]) for r in res3.rows
+    ]
+    assert (out / "pareto.csv").exists()
+
+
+def test_sweep_limit_runs_part_and_the_rest_later(tmp_path):
+    spec = parse_spec(TINY)
+    res = run_sweep(spec, tmp_path, limit=1, progress=False, plots=False)
+    assert (res.ran, res.counts) == (1, {"ok": 1})
+    res = run_sweep(spec, tmp_path, progress=False, plots=False)
+    assert (res.ran, res.reused, res.counts) == (1, 1, {"ok": 2})
+
+
+def test_table_of_another_sweep_is_refused(tmp_path):
+    run_sweep(parse_spec(TINY), tmp_path, limit=0, progress=False, plots=False)
+    other = parse_spec({"base": {"preset": "tiny"}, "axes": {"pe_cols": [1]}})
+    with pytest.raises(TableError, match="other columns"):
+        ResultsTable(tmp_path, other.columns())
+    res = run_sweep(other, tmp_path, restart=True, progress=False, plots=False)
+    assert res.counts == {"ok": 1}
+
+
+def test_sweep_on_a_dask_local_cluster_gives_the_same_rows(tmp_path):
+    pytest.importorskip("distributed")
+    spec = parse_spec(TINY)
+    res = run_sweep(spec, tmp_path, dask="local:2", progress=False, plots=False)
+    assert res.counts == {"ok": 2}
+    for row in res.rows:
+        _, per_step = _expected_cycles({"block_size": row["block_size"], "lanes": row["lanes"]})
+        assert row["cycles_per_step"] == per_step[-1]
+    assert len({r["worker"] for r in res.rows}) >= 1
+
+
+def test_killed_sweep_resumes_without_redoing_points(tmp_path):
+    """The CLI killed (SIGKILL) after its first row: the next run does only the points not in the table."""
+    spec = tmp_path / "s.toml"
+    spec.write_text('[base]\npreset = "tiny"\n[axes]\npe_cols = [1, 2]\npe_rows = [1, 2]\n')
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "rnnaccel.cli", "sweep", str(spec), "-o", str(out), "--no-plots"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if (out / "results.csv").exists() and len(_rows(out)) >= 1:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the sweep ended before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done_before = {r["key"] for r in _rows(out) if r["status"] == "ok"}
+    assert 1 <= len(done_before) < 4
+    res = run_sweep(load_spec(spec), out, progress=False, plots=False)
+    assert res.reused == len(done_before) and res.ran == 4 - len(done_before)
+    assert res.counts == {"ok": 4} and len({r["key"] for r in _rows(out)}) == 4
+
+
+# ---------------------------------------------------------------------------- builds (made-up report), failures
+
+
+def test_build_columns_and_time_per_step_from_a_report(tmp_path, monkeypatch):
+    spec = parse_spec({"base": {"preset": "tiny"}, "axes": {"lanes": [4]}, "run": {"boards": ["icebreaker"]}})
+    (task,), _ = make_tasks(spec, build_cache=str(tmp_path))
+    report = {
+        "utilization": {
+            "logic": {"used": 3000, "available": 5280},
+            "dsp": {"used": 4, "available": 8},
+            "bram": {"used": 10, "available": 30},
+            "spram": {"used": 0, "available": 4},
+        },  # fmt: skip
+        "fmax_mhz": 40.0,
+        "target_mhz": 12.0,
+        "timing_met": True,
+        "critical_path": {"delay_ns": 25.0, "start": "a", "end": "b"},
+        "cycles_per_step": 90.0,
+    }
+    import rnnaccel.boards.build as build
+
+    monkeypatch.setattr(build, "build_board_cached", lambda *a, **k: (report, tmp_path / "b"))
+    row = evaluate_task(task)
+    _, per_step = _expected_cycles({"lanes": 4})
+    assert row["status"] == "ok" and row["cycles_per_step"] == per_step[-1]  # the simulated steady state
+    assert (row["logic"], row["dsp"], row["bram"], row["spram"], row["ff"]) == (3000, 4, 10, 0, None)
+    assert row["us_per_step_fmax"] == round(per_step[-1] / 40.0, 4)
+    assert row["us_per_step_target"] == round(per_step[-1] / 12.0, 4)
+    assert row["critical_path"] == "25.00 ns: a -> b"
+
+    def no_fit(*a, **k):
+        raise build.BoardError("the design does not fit the icebreaker (iCE40UP5K): 6000 ICESTORM_LC of 5280. Use ...")
+
+    monkeypatch.setattr(build, "build_board_cached", no_fit)
+    row = evaluate_task(task)
+    assert row["status"] == "nofit" and "6000 ICESTORM_LC of 5280" in row["message"]
+    assert report_fields({})["logic"] == 0
+
+
+def test_failure_status_takes_the_tools_last_line():
+    exc = RuntimeError("the icebreaker build failed (CalledProcessError: ...); logs in x\nInfo: a\nERROR: no route\n")
+    assert failure_status(exc) == ("failed", "ERROR: no route")
+    assert failure_status(ValueError("one line")) == ("failed", "one line")
+
+
+# ---------------------------------------------------------------------------- Pareto fronts
+
+
+def test_non_dominated_keeps_exactly_the_front():
+    rows = [
+        {"t": 10, "a": 1, "id": "slow-small"},
+        {"t": 5, "a": 2, "id": "mid"},
+        {"t": 6, "a": 3, "id": "dominated by mid"},
+        {"t": 1, "a": 9, "id": "fast-big"},
+        {"t": 5, "a": 2, "id": "mid twin"},
+    ]
+    assert [r["id"] for r in non_dominated(rows, ["t", "a"])] == ["slow-small", "mid", "fast-big", "mid twin"]
+
+
+def test_fronts_per_board_use_build_measures_when_built():
+    def row(board, us, logic, dsp, bram, label, status="ok"):
+        return {"board": board, "status": status, "cycles_per_step": us * 10, "us_per_step_fmax": us,
+                "logic": logic, "dsp": dsp, "bram": bram, "label": label}  # fmt: skip
+
+    rows = [
+        row("icebreaker", 10, 1000, 2, 5, "a"),
+        row("icebreaker", 5, 2000, 4, 5, "b"),
+        row("icebreaker", 12, 1200, 2, 6, "c"),
+        row("icebreaker", 1, 100, 1, 1, "broken", status="failed"),
+        row("ulx3s", 1, 9000, 20, 30, "d"),
+    ]
+    f = fronts(rows)
+    assert [r["label"] for r in f["icebreaker"]["all"]] == ["b", "a"]
+    assert [r["label"] for r in f["icebreaker"]["time-logic"]] == ["a", "b"]
+    assert [r["label"] for r in f["ulx3s"]["all"]] == ["d"]
+
+
+# ---------------------------------------------------------------------------- CLI
+
+
+def test_cli_sweep_prints_the_front_and_writes_the_files(tmp_path, capsys):
+    spec = tmp_path / "s.toml"
+    spec.write_text('[base]\npreset = "tiny"\n[axes]\n"block_size,lanes" = [[4, 4], [8, 8]]\n')
+    code, out, err = run(["sweep", spec, "-o", tmp_path / "out"], capsys)
+    assert code == 0, err
+    assert "2 points" in out and "2 run now" in out and "Pareto front, simulation only" in out
+    for name in ("results.csv", "results.parquet", "pareto.csv", "pareto_sim.png"):
+        assert (tmp_path / "out" / name).exists(), name
+    code, out, _ = run(["sweep", spec, "-o", tmp_path / "out", "--no-plots"], capsys)
+    assert code == 0 and "0 run now, 2 from earlier runs" in out
+
+
+def test_cli_sweep_errors_are_one_line(tmp_path, capsys):
+    code, _, err = run(["sweep", tmp_path / "missing.toml", "-o", tmp_path / "o"], capsys)
+    assert code == 2
+    one_line_error(err, "does not exist")
+    spec = tmp_path / "s.toml"
+    spec.write_text('[base]\npreset = "tiny"\n[axes]\nlanes = "4"\n')
+    code, _, err = run(["sweep", spec, "-o", tmp_path / "o"], capsys)
+    assert code == 2
+    one_line_error(err, "non-empty list")
+    spec.write_text('[base]\npreset = "tiny"\n[axes]\nlanes = [4]\n')
+    code, _, err = run(["sweep", spec, "-o", tmp_path / "o", "--jobs", "0"], capsys)
+    assert code == 2
+    one_line_error(err, "--jobs")
+    code, _, err = run(["sweep", spec, "-o", tmp_path / "o", "--dask", "local:x"], capsys)
+    assert code == 2
+    one_line_error(err, "local:N")
