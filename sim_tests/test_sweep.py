@@ -333,3 +333,140 @@ def test_cli_sweep_errors_are_one_line(tmp_path, capsys):
     code, _, err = run(["sweep", spec, "-o", tmp_path / "o", "--dask", "local:x"], capsys)
     assert code == 2
     one_line_error(err, "local:N")
+
+
+# ---------------------------------------------------------------------------- rnnaccel fit
+
+
+def test_fit_candidates_keep_the_arithmetic():
+    from rnnaccel.explore.fit import candidates
+    from rnnaccel.layout.runtime import ARITHMETIC_FIELDS
+
+    base = preset("tiny")
+    points = candidates(base, "ice40")
+    cfgs = [base.replace(**p) for p in points]
+    assert len({c.hash for c in cfgs}) == len(cfgs)
+    assert any(c == base for c in cfgs), "the model's own design is a candidate"
+    assert {c.datapath for c in cfgs} == {"array", "serial"}
+    assert {c.lanes for c in cfgs if c.datapath == "serial"} == {1, 2, 4}
+    for c in cfgs:
+        assert all(getattr(c, f) == getattr(base, f) for f in ARITHMETIC_FIELDS)
+    varied = candidates(base, "ice40", {"interpolate": [False, True]})
+    assert len(varied) == 2 * len(points)
+
+
+def _fake_build(cfg, weights, board, cache_dir, *, freq_mhz=None, progress=None, **_):
+    """A stand-in for nextpnr: logic grows with the multipliers, Fmax falls a little with them; over 5280 cells
+    does not fit (the real flow is measured by the fit itself, docs/sweep.md)."""
+    from rnnaccel.boards.platforms import BoardError
+
+    logic = 900 + 330 * cfg.multipliers + (400 if cfg.datapath == "array" else 0)
+    if logic > 5280:
+        raise BoardError(f"the design does not fit the icebreaker (iCE40UP5K): {logic} ICESTORM_LC of 5280.")
+    fmax = 36.0 - 0.5 * cfg.multipliers
+    target = freq_mhz or 12.0
+    report = {
+        "utilization": {
+            "logic": {"used": logic, "available": 5280},
+            "dsp": {"used": cfg.multipliers, "available": 8},
+            "bram": {"used": 6, "available": 30},
+        },  # fmt: skip
+        "fmax_mhz": fmax,
+        "target_mhz": target,
+        "timing_met": fmax >= target,
+    }
+    return report, Path(cache_dir) / f"{cfg.hash}-{target:g}"
+
+
+def test_fit_picks_the_fastest_fitting_design(tmp_path, monkeypatch, capsys):
+    import rnnaccel.boards.build as build
+    from rnnaccel.explore.fit import fit_model, write_fit
+    from rnnaccel.numeric.model import load_model
+
+    monkeypatch.setattr(build, "build_board_cached", _fake_build)
+    base = preset("tiny")
+    save_model(tmp_path / "m", base, random_weights(base))
+    res = fit_model(tmp_path / "m", "icebreaker", tmp_path / "work", jobs=0, progress=False, echo=lambda _m: None)
+    # brute force over the simulated candidates: every one within 8 DSPs, built by the fake
+    sim = [r for r in _rows(tmp_path / "work" / "simulation") if r["status"] == "ok"]
+    best = None
+    for r in sim:
+        cfg = base.replace(**{f: _value(r[f]) for f in ("datapath", "pe_rows", "pe_cols", "lanes",
+                                                         "stacked_projections", "weight_ram")})  # fmt: skip
+        if cfg.multipliers > 8 or 900 + 330 * cfg.multipliers + (400 if cfg.datapath == "array" else 0) > 5280:
+            continue
+        t = int(r["cycles_per_step"]) / (36.0 - 0.5 * cfg.multipliers)
+        best = min(best or (t, r["label"]), (t, r["label"]))
+    assert res.chosen["label"] == best[1] and res.chosen["us_per_step_fmax"] == pytest.approx(best[0], abs=1e-3)
+    assert any("MAC multipliers > 8 DSPs" in p for p in res.pruned)
+    assert res.freq_mhz == int(res.chosen["fmax_mhz"] * 0.95 * 2) / 2 and res.confirm["timing_met"]
+    path = write_fit(res, tmp_path / "m", tmp_path / "out", "icebreaker")
+    cfg, w = load_model(tmp_path / "out")
+    assert cfg == res.cfg and all(np.array_equal(w[k], v) for k, v in load_model(tmp_path / "m")[1].items())
+    assert '"freq_mhz"' in path.read_text()
+
+
+def _value(text):
+    return {"True": True, "False": False}.get(text, int(text) if text.isdigit() else text)
+
+
+def test_cli_fit_errors_are_one_line(tmp_path, capsys):
+    code, _, err = run(["fit", tmp_path / "nothing", "--board", "icebreaker", "-o", tmp_path / "o"], capsys)
+    assert code == 2
+    one_line_error(err, "not a model directory")
+    save_model(tmp_path / "m", preset("tiny"), random_weights(preset("tiny")))
+    code, _, err = run(["fit", tmp_path / "m", "--board", "zx81", "-o", tmp_path / "o"], capsys)
+    assert code == 2
+    one_line_error(err, "unknown board 'zx81'")
+    code, _, err = run(
+        ["fit", tmp_path / "m", "--board", "icebreaker", "-o", tmp_path / "o", "--vary", "nope=1"], capsys
+    )
+    assert code == 2
+    one_line_error(err, "--vary nope")
+    code, _, err = run(["fit", tmp_path / "m", "--board", "icebreaker", "-o", tmp_path / "m"], capsys)
+    assert code == 2
+    one_line_error(err, "already holds a model")
+
+
+# ---------------------------------------------------------------------------- accuracy on a data set
+
+
+def _classifier_model(folder: Path) -> tuple[Path, Path]:
+    """A tiny LSTM with a random 3-class head, and 24 sequences labelled by its own golden model (the base
+    design scores 100%)."""
+    from rnnaccel.accuracy.evaluate import classify, load_head, save_head
+
+    cfg = preset("tiny")
+    weights = random_weights(cfg)
+    save_model(folder / "m", cfg, weights)
+    rng = np.random.default_rng(1)
+    save_head(folder / "m", rng.normal(size=(3, cfg.hidden_size)), rng.normal(size=3) * 0.1)
+    X = rng.uniform(-1, 1, size=(24, 6, cfg.input_size))
+    lengths = np.full(24, 6)
+    y = classify(cfg, weights, load_head(folder / "m"), X, lengths)
+    np.savez(folder / "d.npz", X=X, y=y)
+    return folder / "m", folder / "d.npz"
+
+
+def test_sweep_measures_golden_accuracy_per_point(tmp_path):
+    from rnnaccel.accuracy.evaluate import classify, load_head
+
+    model, data = _classifier_model(tmp_path)
+    spec = parse_spec(
+        {
+            "base": {"model": str(model)},
+            "axes": {"table_entries,interpolate": [[256, True], [16, False]]},
+            "run": {"data": str(data), "cycles": False},
+        },  # fmt: skip
+    )
+    res = run_sweep(spec, tmp_path / "out", jobs=0, progress=False, plots=False)
+    assert res.counts == {"ok": 2}
+    d = np.load(data)
+    base = BaseModel(spec)
+    for row in res.rows:
+        cfg, w = base.design({"table_entries": row["table_entries"], "interpolate": row["interpolate"]})
+        want = float(np.mean(classify(cfg, w, load_head(model), d["X"], np.full(24, 6)) == d["y"]))
+        assert row["accuracy"] == pytest.approx(want, abs=1e-6) and row["cycles_per_step"] is None
+    assert [r["accuracy"] for r in res.rows if r["table_entries"] == 256] == [1.0]  # tiny's own arithmetic
+    with pytest.raises(SweepSpecError, match="head.npz"):
+        parse_spec({"base": {"preset": "tiny"}, "axes": {"lanes": [4]}, "run": {"data": str(data)}})

@@ -625,12 +625,14 @@ def build_parser() -> argparse.ArgumentParser:
     from .evaluate import add_parser as add_evaluate_parser
     from .importing import add_parser as add_import_parser
     from .retrain import add_parser as add_retrain_parser
+    from .sweep import add_fit_parser
     from .sweep import add_parser as add_sweep_parser
 
     add_import_parser(sub)
     add_retrain_parser(sub)
     add_evaluate_parser(sub)
     add_sweep_parser(sub)
+    add_fit_parser(sub)
     s = sub.add_parser("quantize", help="choose Q formats from the weights and calibration inputs")
     s.add_argument("model", help="model directory")
     s.add_argument("-o", "--output", required=True, help="model directory to write with the chosen formats")

@@ -13,9 +13,11 @@ import socket
 import time
 from typing import Any
 
+import numpy as np
+
 from .points import Task, point_label, point_text
 
-__all__ = ["evaluate_task", "report_fields", "failure_status", "base_row"]
+__all__ = ["evaluate_task", "report_fields", "failure_status", "base_row", "accuracy_fields"]
 
 
 def base_row(task_key: str, index: int, point: dict[str, Any], board: str | None) -> dict[str, Any]:
@@ -71,6 +73,19 @@ def failure_status(exc: BaseException) -> tuple[str, str]:
     return "failed", (lines[-1] if len(lines) > 1 else lines[0])[:300]
 
 
+def accuracy_fields(task: Task) -> dict[str, Any]:
+    """The point's golden integer model on the spec's data with the base's head: ``accuracy`` (labels) or
+    ``mse`` (per-step targets), as ``rnnaccel evaluate`` computes them."""
+    from ..accuracy.evaluate import classify, hidden_states, readout_mse, valid_mask
+
+    d, head = task.data, task.head
+    if d.y is not None:
+        pred = classify(task.cfg, task.weights, head, d.X, d.lengths)
+        return {"accuracy": round(float(np.mean(pred == d.y)), 6)}
+    y = hidden_states(task.cfg, task.weights, d.X)
+    return {"mse": float(readout_mse(head, y, d.Y, valid_mask(d.lengths, d.X.shape[1])))}
+
+
 def evaluate_task(task: Task) -> dict[str, Any]:
     """Measure ``task``: cycles per step in the Amaranth simulator (steady state: the last of ``steps``),
     then the board build (through the build cache ``task.build_cache``); one row."""
@@ -90,6 +105,8 @@ def evaluate_task(task: Task) -> dict[str, Any]:
     )
     cycles = None
     try:
+        if task.data is not None:
+            row.update(accuracy_fields(task))
         if task.cycles:
             if cfg.ideal_cycles_per_step > task.max_ideal_cycles:
                 row["message"] = f"not simulated: {cfg.ideal_cycles_per_step} ideal cycles per step (max_ideal_cycles)"

@@ -4,6 +4,7 @@ Time per step is minimised against each resource: with builds, microseconds per 
 cells / LUTs, DSPs and block RAM; without (simulation only), cycles per step against multipliers and weight
 bytes. A row is on a front when no other row of its board is at least as good on both axes and better on
 one. The ``all`` front is the same over every objective at once (the points no other point beats on all).
+With a data set (``[run] data``) the golden model's accuracy (maximised) or readout MSE joins the objectives.
 Only ``ok`` rows with the measures present take part.
 """
 
@@ -22,17 +23,24 @@ _LABELS = {
     "bram": "block RAM",
     "multipliers": "multipliers",
     "weight_bytes": "weight bytes",
+    "accuracy": "accuracy (golden model)",
+    "mse": "readout MSE (golden model)",
 }
 
 
+def _value(row: dict, key: str):
+    return -row[key[1:]] if key.startswith("-") else row[key]
+
+
 def non_dominated(rows: list[dict], keys: list[str]) -> list[dict]:
-    """The rows no other row dominates on ``keys`` (all minimised); equal rows are all kept."""
+    """The rows no other row dominates on ``keys`` (minimised; ``-name``: ``name`` maximised); equal rows are
+    all kept."""
     out = []
     for a in rows:
-        va = [a[k] for k in keys]
+        va = [_value(a, k) for k in keys]
         beaten = False
         for b in rows:
-            vb = [b[k] for k in keys]
+            vb = [_value(b, k) for k in keys]
             if all(x <= y for x, y in zip(vb, va)) and any(x < y for x, y in zip(vb, va)):
                 beaten = True
                 break
@@ -43,11 +51,16 @@ def non_dominated(rows: list[dict], keys: list[str]) -> list[dict]:
 
 def objectives(rows: list[dict]) -> tuple[str, list[str]]:
     """(time column, resource columns): the build's when every ok row of the set has a build, else the
-    simulation's."""
+    simulation's; then ``-accuracy`` (maximised) or ``mse`` when every row has it."""
     built = rows and all(r.get("us_per_step_fmax") is not None for r in rows)
+    quality = []
+    if rows and all(r.get("accuracy") is not None for r in rows):
+        quality = ["-accuracy"]
+    elif rows and all(r.get("mse") is not None for r in rows):
+        quality = ["mse"]
     if built:
-        return "us_per_step_fmax", ["logic", "dsp", "bram"]
-    return "cycles_per_step", ["multipliers", "weight_bytes"]
+        return "us_per_step_fmax", ["logic", "dsp", "bram", *quality]
+    return "cycles_per_step", ["multipliers", "weight_bytes", *quality]
 
 
 def _usable(rows: list[dict]) -> list[dict]:
@@ -62,11 +75,11 @@ def fronts(rows: list[dict]) -> dict[str, dict[str, list[dict]]]:
         if not mine:
             continue
         time_key, resources = objectives(mine)
-        mine = [r for r in mine if all(r.get(k) is not None for k in [time_key, *resources])]
+        mine = [r for r in mine if all(r.get(k.lstrip("-")) is not None for k in [time_key, *resources])]
         board_fronts = {"all": sorted(non_dominated(mine, [time_key, *resources]), key=lambda r: r[time_key])}
         for res in resources:
-            board_fronts[f"time-{res}"] = sorted(
-                non_dominated(mine, [time_key, res]), key=lambda r: (r[res], r[time_key])
+            board_fronts[f"time-{res.lstrip('-')}"] = sorted(
+                non_dominated(mine, [time_key, res]), key=lambda r: (_value(r, res), r[time_key])
             )
         out[board] = board_fronts
     return out
@@ -80,7 +93,7 @@ def write_pareto(folder: str | Path, rows: list[dict], plots: bool = True) -> li
     all_fronts = fronts(rows)
     path = folder / "pareto.csv"
     cols = ["board", "front", "rank", "label", "key", "cycles_per_step", "us_per_step_fmax", "fmax_mhz",
-            "logic", "dsp", "bram", "multipliers", "weight_bytes"]  # fmt: skip
+            "logic", "dsp", "bram", "multipliers", "weight_bytes", "accuracy", "mse"]  # fmt: skip
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(cols)
@@ -102,7 +115,7 @@ def write_pareto(folder: str | Path, rows: list[dict], plots: bool = True) -> li
         mine = _usable([r for r in rows if (r.get("board") or "") == board])
         time_key, resources = objectives(mine)
         fig, axes = plt.subplots(1, len(resources), figsize=(5.5 * len(resources), 4.5), squeeze=False)
-        for ax, res in zip(axes[0], resources):
+        for ax, res in zip(axes[0], (r.lstrip("-") for r in resources)):
             pts = [r for r in mine if r.get(res) is not None and r.get(time_key) is not None]
             ax.scatter([r[res] for r in pts], [r[time_key] for r in pts], s=14, color="0.7", label="points")
             front = board_fronts.get(f"time-{res}", [])

@@ -39,6 +39,8 @@ class Task:
     max_ideal_cycles: int
     design_hash: str
     build_cache: str | None = None  # the folder builds go to (``<build key>/`` each)
+    data: Any = None  # the spec's data set (:class:`rnnaccel.accuracy.retrain.TaskData`) and ...
+    head: Any = None  # ... the base's head (:class:`rnnaccel.accuracy.evaluate.Head`): accuracy / MSE
 
 
 @dataclass
@@ -122,6 +124,14 @@ class BaseModel:
         return to_model(dense, cfg)[0]
 
 
+def hash_head(head) -> str:
+    """A short hash of a head's arrays (its accuracy depends on them)."""
+    h = hashlib.sha256()
+    for arr in (head.W, head.b):
+        h.update(np.ascontiguousarray(np.asarray(arr, np.float64)).tobytes())
+    return h.hexdigest()[:16]
+
+
 def _key(*parts) -> str:
     return hashlib.sha256("|".join(str(p) for p in parts).encode()).hexdigest()[:16]
 
@@ -136,6 +146,15 @@ def make_tasks(spec: SweepSpec, build_cache: str | None = None) -> tuple[list[Ta
         from ..boards.platforms import family_of, get_platform
 
         families = {b: family_of(get_platform(b)) for b in spec.boards}
+    data = head = None
+    data_key = ""
+    if spec.data:
+        from ..accuracy.evaluate import load_head
+        from ..accuracy.retrain import load_task_data
+
+        data = load_task_data(spec.data, base.cfg.input_size)
+        head = load_head(spec.base, base.cfg.hidden_size)
+        data_key = hashlib.sha256(open(spec.data, "rb").read()).hexdigest()[:16] + str(hash_head(head))
     tasks, invalid = [], []
     for index, point in enumerate(spec.points()):
         try:
@@ -148,7 +167,7 @@ def make_tasks(spec: SweepSpec, build_cache: str | None = None) -> tuple[list[Ta
             family = families.get(board)
             dh = design_hash(cfg, weights, family)
             freq = spec.freq.get(board) if board else None
-            key = _key(dh, board or "-", freq or 0, spec.cycles, spec.steps, spec.max_ideal_cycles)
+            key = _key(dh, board or "-", freq or 0, spec.cycles, spec.steps, spec.max_ideal_cycles, data_key)
             tasks.append(
                 Task(
                     key=key,
@@ -163,6 +182,8 @@ def make_tasks(spec: SweepSpec, build_cache: str | None = None) -> tuple[list[Ta
                     max_ideal_cycles=spec.max_ideal_cycles,
                     design_hash=dh,
                     build_cache=build_cache,
+                    data=data,
+                    head=head,
                 )
             )
     return tasks, invalid

@@ -16,6 +16,7 @@ A spec names one base, the config fields to vary and what to measure::
     cycles = true                   # cycles per step from the Amaranth simulator (default true)
     steps = 3                       # time steps simulated; the last one (the steady state) is reported
     max_ideal_cycles = 20000        # points whose ideal cycles per step exceed this are not simulated
+    data = "test.npz"               # optional: each point's accuracy (golden integer model, the base's head.npz)
 
 Relative paths are taken from the spec file's folder. Weights of a point: a preset base gets seeded random
 weights of the point's config (what ``rnnaccel new`` writes); a model directory keeps its weights, and when
@@ -52,6 +53,8 @@ RESULT_COLUMNS = (
     "first_step_cycles",
     "ideal_cycles_per_step",
     "mac_utilization",
+    "accuracy",
+    "mse",
     "multipliers",
     "weight_bytes",
     "target_mhz",
@@ -73,7 +76,7 @@ RESULT_COLUMNS = (
     "worker",
 )
 
-_RUN_KEYS = {"boards", "freq", "cycles", "steps", "max_ideal_cycles"}
+_RUN_KEYS = {"boards", "freq", "cycles", "steps", "max_ideal_cycles", "data"}
 
 
 class SweepSpecError(ValueError):
@@ -93,6 +96,7 @@ class SweepSpec:
     cycles: bool = True
     steps: int = 3
     max_ideal_cycles: int = 20000
+    data: str | None = None  # an .npz of sequences and labels (or targets): each point's golden accuracy
     source: str = ""
 
     @property
@@ -232,8 +236,18 @@ def parse_spec(data: dict, folder: str | Path = ".", source: str = "spec") -> Sw
     limit = run.get("max_ideal_cycles", 20000)
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
         _fail(source, f"[run] max_ideal_cycles must be a positive integer, not {limit!r}")
-    if not boards and not cycles:
-        _fail(source, "[run] measures nothing: give boards to build, or cycles = true")
+    data_path = run.get("data")
+    if data_path is not None:
+        if not isinstance(data_path, str) or not data_path:
+            _fail(source, "[run] data must be the path of an .npz (X and y or Y)")
+        dp = Path(data_path) if Path(data_path).is_absolute() else Path(folder) / data_path
+        if not dp.is_file():
+            _fail(source, f"[run] data {data_path!r}: no such file")
+        if kind != "model" or not (Path(value) / "head.npz").is_file():
+            _fail(source, "[run] data needs a model directory base with a head.npz (rnnaccel retrain writes one)")
+        data_path = str(dp.resolve())
+    if not boards and not cycles and data_path is None:
+        _fail(source, "[run] measures nothing: give boards to build, cycles = true or data")
     return SweepSpec(
         base_kind=kind,
         base=value,
@@ -244,5 +258,6 @@ def parse_spec(data: dict, folder: str | Path = ".", source: str = "spec") -> Sw
         cycles=cycles,
         steps=steps,
         max_ideal_cycles=limit,
+        data=data_path,
         source=source,
     )

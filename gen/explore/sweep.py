@@ -64,6 +64,28 @@ def _local(tasks: list[Task], jobs: int) -> tuple[int, Iterator]:
     return jobs, results()
 
 
+def _inline(tasks: list[Task]) -> tuple[int, Iterator]:
+    """Every task in this process, one after the other (``jobs = 0``: for debugging and tests)."""
+
+    def results():
+        for t in tasks:
+            try:
+                row = evaluate_task(t)
+            except Exception as exc:  # noqa: BLE001 - re-raised by the getter, as a pool's future would
+                yield t, _raiser(exc)
+                continue
+            yield t, lambda row=row: row
+
+    return 1, results()
+
+
+def _raiser(exc: BaseException):
+    def get():
+        raise exc
+
+    return get
+
+
 def _dask(tasks: list[Task], address: str) -> tuple[int, Iterator]:
     try:
         from distributed import Client, LocalCluster, as_completed
@@ -111,8 +133,8 @@ def run_sweep(
     echo: Callable[[str], None] = print,
     plots: bool = True,
 ) -> SweepResult:
-    """Run ``spec`` into folder ``out`` (see the module docstring); ``limit``: run at most that many new tasks
-    this time (the rest on the next call)."""
+    """Run ``spec`` into folder ``out`` (see the module docstring); ``jobs = 0`` runs the tasks in this process;
+    ``limit``: run at most that many new tasks this time (the rest on the next call)."""
     t0 = time.time()
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
@@ -129,7 +151,12 @@ def run_sweep(
         todo = todo[:limit]
     result = SweepResult(folder=folder, tasks=len(tasks), invalid=len(invalid), reused=reused, ran=0)
     if todo:
-        workers, stream = _dask(todo, dask) if dask else _local(todo, max(1, jobs))
+        if dask:
+            workers, stream = _dask(todo, dask)
+        elif jobs == 0:
+            workers, stream = _inline(todo)
+        else:
+            workers, stream = _local(todo, jobs)
         bar = _bar(len(todo), progress)
         failed = 0
         try:
