@@ -140,7 +140,8 @@ def test_serial_datapath_verilog_bit_exact(simulator, changes, family, tmp_path)
 @pytest.mark.cocotb
 def test_lstm512_ice40_bit_exact_in_verilator(tmp_path):
     """The full lstm512-ice40 preset, elaborated for iCE40 (its 128 KiB of weights in SB_SPRAM256KA models,
-    loaded through the command port), two steps in Verilator: bit-exact, and the cycle count of a step."""
+    loaded through the command port), two steps in Verilator: bit-exact, and the cycle count of a step (the
+    analytic cycle model's)."""
     from rnnaccel.numeric.config import preset
 
     cfg = preset("lstm512-ice40")
@@ -152,6 +153,9 @@ def test_lstm512_ice40_bit_exact_in_verilator(tmp_path):
     per_step = counters[-1]["cycles"] / counters[-1]["steps"]
     report(f"lstm512-ice40 in Verilator: {per_step:.1f} cycles per step (ideal {cfg.ideal_cycles_per_step})")
     assert cfg.ideal_cycles_per_step <= per_step < 1.01 * cfg.ideal_cycles_per_step
+    from rnnaccel.hw.cycle_model import cycles_per_step
+
+    assert per_step == cycles_per_step(cfg)  # the analytic model (525414 when last measured)
 
 
 def test_verilator_optimization_flag(monkeypatch):

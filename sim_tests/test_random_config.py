@@ -7,7 +7,8 @@
   ``layers`` and ``programs`` modes), seeded random weights
   and a random session (reset, runs carrying the state, an initial state; random input stalls and
   output back-pressure), runs it in the Amaranth simulator and compares every output word with the
-  golden model. A fixed-seed budget runs in CI; ``-m slow`` runs 600 examples.
+  golden model; where the analytic cycle model applies (:mod:`rnnaccel.hw.cycle_model`), the cycle counter
+  equals its cycles per step times the steps. A fixed-seed budget runs in CI; ``-m slow`` runs 600 examples.
 * :func:`test_raw_fields_valid_or_one_line_error`: raw field combinations (a valid draw with up to three
   fields replaced by arbitrary values, wrong types and unknown fields included): either the config
   constructs, and then it simulates bit-exact, or it raises :class:`ConfigError` with a one-line
@@ -33,6 +34,7 @@ from hypothesis import HealthCheck, event, given, note, settings
 from hypothesis import strategies as st
 
 from rnnaccel.flow.backends import run_programs_session, run_session
+from rnnaccel.hw.cycle_model import cycles_per_step
 from rnnaccel.numeric.config import CELLS, CIRCULANT_MODES, DATAPATHS, Config, ConfigError, preset
 from rnnaccel.numeric.fixedpoint import QFormat, quantize
 from rnnaccel.interface.multicore import programs_golden
@@ -398,6 +400,11 @@ def check_case(cfg: Config, case: dict) -> None:
         np.testing.assert_array_equal(g, w, err_msg=f"run {i} of the session")
         done += len(x)
         assert counters[i]["steps"] == done, f"run {i}: step counter {counters[i]['steps']}, expected {done}"
+        # the analytic cycle model (issue 18) where it applies: every step of a modelled design costs the same
+        # counted cycles (stalls are waiting cycles, a reset is not counted)
+        model = None if hardware is not None else cycles_per_step(cfg)
+        if model is not None:
+            assert counters[i]["cycles"] == model * done, f"run {i}: {counters[i]['cycles']} cycles, model {model}/step"
 
 
 def check_programs_case(cfg: Config, case: dict) -> None:

@@ -470,3 +470,21 @@ def test_sweep_measures_golden_accuracy_per_point(tmp_path):
     assert [r["accuracy"] for r in res.rows if r["table_entries"] == 256] == [1.0]  # tiny's own arithmetic
     with pytest.raises(SweepSpecError, match="head.npz"):
         parse_spec({"base": {"preset": "tiny"}, "axes": {"lanes": [4]}, "run": {"data": str(data)}})
+
+
+def test_cycle_model_in_the_table(tmp_path):
+    """A serial point's row has the analytic model's cycles beside the simulated ones (equal); a point too
+    large to simulate takes the model's."""
+    spec = parse_spec(
+        {"base": {"preset": "lstm-small-ice40"}, "axes": {"lanes": [2, 4]}, "run": {"max_ideal_cycles": 3000}}
+    )
+    res = run_sweep(spec, tmp_path, jobs=0, progress=False, plots=False)
+    by_lanes = {r["lanes"]: r for r in res.rows}
+    assert by_lanes[4]["cycles_from"] == "simulation" and by_lanes[2]["cycles_from"] == "model"
+    assert by_lanes[4]["cycles_per_step"] == by_lanes[4]["model_cycles_per_step"] == 2162  # docs/boards.md
+    cfg2 = preset("lstm-small-ice40").replace(lanes=2)
+    assert (
+        by_lanes[2]["cycles_per_step"]
+        == by_lanes[2]["model_cycles_per_step"]
+        == step_cycles(cfg2, random_weights(cfg2), 2)[-1]
+    )

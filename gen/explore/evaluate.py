@@ -103,18 +103,24 @@ def evaluate_task(task: Task) -> dict[str, Any]:
             "worker": f"{socket.gethostname()}:{os.getpid()}",
         }
     )
-    cycles = None
+    from ..hw.cycle_model import cycles_per_step
+
+    model = cycles_per_step(cfg)
+    row["model_cycles_per_step"] = model
+    cycles, source = None, None
     try:
         if task.data is not None:
             row.update(accuracy_fields(task))
         if task.cycles:
             if cfg.ideal_cycles_per_step > task.max_ideal_cycles:
                 row["message"] = f"not simulated: {cfg.ideal_cycles_per_step} ideal cycles per step (max_ideal_cycles)"
+                if model is not None:
+                    cycles, source = model, "model"
             else:
                 from ..flow.sim_amaranth import step_cycles
 
                 per_step = step_cycles(cfg, task.weights, task.steps)
-                cycles = per_step[-1]
+                cycles, source = per_step[-1], "simulation"
                 row["first_step_cycles"] = per_step[0]
         if task.board:
             from ..boards.build import build_board_cached
@@ -129,12 +135,16 @@ def evaluate_task(task: Task) -> dict[str, Any]:
             )
             row.update(report_fields(report))
             row["build_dir"] = str(folder)
+            if cycles is None and model is not None:
+                cycles, source = model, "model"
             if cycles is None and report.get("cycles_per_step"):
-                cycles = report["cycles_per_step"]
+                cycles, source = report["cycles_per_step"], "build report"
     except Exception as exc:  # noqa: BLE001 - any failure of the point becomes its row
         row["status"], row["message"] = failure_status(exc)
+    if cycles is None and model is not None and not task.cycles:
+        cycles, source = model, "model"
     if cycles is not None:
-        row["cycles_per_step"] = cycles
+        row["cycles_per_step"], row["cycles_from"] = cycles, source
         row["mac_utilization"] = round(cfg.ideal_cycles_per_step / cycles, 4) if cycles else None
         if row.get("fmax_mhz"):
             row["us_per_step_fmax"] = round(cycles / row["fmax_mhz"], 4)

@@ -276,7 +276,9 @@ def fit_model(
             "their projections round differently, so the design's golden model (its config) is the reference"
         )
     if estimated:
-        result.notes.append(f"{len(estimated)} candidates were ranked by ideal cycles (too large to simulate)")
+        result.notes.append(
+            f"{len(estimated)} candidates were ranked by their ideal cycles (too large to simulate, no cycle model)"
+        )
     if confirm:
         _confirm(result, cfg, model_dir, board, work, build_cache, echo)
     return result

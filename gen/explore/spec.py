@@ -50,6 +50,8 @@ RESULT_COLUMNS = (
     "message",
     "design_hash",
     "cycles_per_step",
+    "cycles_from",
+    "model_cycles_per_step",
     "first_step_cycles",
     "ideal_cycles_per_step",
     "mac_utilization",

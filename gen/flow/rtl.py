@@ -134,16 +134,26 @@ def weights_hash(weights) -> str:
 _CODE_FINGERPRINT: str | None = None
 
 
+#: The packages whose source makes a design (with rnnaccel.hw): what the gateware imports and the Verilog
+#: flow. The layers above (accuracy, explore, cli) are left out, so editing them keeps build caches and a
+#: sweep's finished points; a board build's key adds the board top's own files
+#: (:func:`rnnaccel.boards.build.build_key`).
+DESIGN_PACKAGES = ("numeric", "models", "layout", "interface", "flow")
+
+
 def code_fingerprint() -> str:
-    """Hash of the generator's own source (rnnaccel and rnnaccel.hw), so build caches follow code changes."""
+    """Hash of the generator's own source that makes a design (rnnaccel.hw and :data:`DESIGN_PACKAGES`), so build
+    caches follow code changes."""
     global _CODE_FINGERPRINT
     if _CODE_FINGERPRINT is None:
         from .. import hw
 
+        gen = Path(__file__).parents[1]
         h = hashlib.sha256()
-        for folder in (Path(__file__).parents[1], Path(hw.__file__).parent):
+        folders = [(gen, gen / name) for name in DESIGN_PACKAGES] + [(Path(hw.__file__).parent,) * 2]
+        for root, folder in folders:
             for path in sorted(folder.rglob("*.py")):
-                h.update(path.relative_to(folder).as_posix().encode())
+                h.update(path.relative_to(root).as_posix().encode())
                 h.update(path.read_bytes())
         _CODE_FINGERPRINT = h.hexdigest()[:16]
     return _CODE_FINGERPRINT
