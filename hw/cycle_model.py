@@ -1,53 +1,72 @@
 """Cycles per time step computed from the schedule, without simulating (issue 18's analytic cycle model).
 
 :func:`cycles_per_step` follows a design's sequencer phase by phase with the latencies its blocks expose
-(:attr:`~rnnaccel.hw.pe.ProcessingElement.LATENCY`, :attr:`~rnnaccel.hw.datapath.BiasNarrow.LATENCY`,
-:func:`~rnnaccel.hw.gates.gate_latency`, ...): the counted cycles of a steady-state step (the accelerator's
-``cycles`` counter: busy, not waiting on a stream) with the input always there and the output always taken.
-It returns None for a design it does not model yet; :data:`MODELLED` says which.
+(:data:`~rnnaccel.hw.mvu.PE_LATENCY`, :data:`~rnnaccel.hw.mvu.BIAS_LATENCY`, :func:`~rnnaccel.hw.gates.gate_latency`,
+...): the counted cycles of a steady-state step (the accelerator's ``cycles`` counter: busy, not waiting on a
+stream) with the input always there and the output always taken, as :func:`rnnaccel.flow.sim_amaranth.step_cycles`
+measures them. It returns None for a design it does not model; :func:`modelled` says which.
 
-Modelled: the **serial datapath** (direct circulant mode, one core, any cell it takes). Per step: the entry
-state of each phase (one cycle), ``load`` (``input_size``), each layer's mac phase (``FILL``: the first
-block's ``k / pack`` weight words; ``RUN``: ``G * (k / lanes) * n_j * k`` issue cycles per tile row, a row's
-first pass held while the lanes are two rows ahead of the gate phase; ``DRAIN``: the last pass through the
-lanes, the serializer and the bias add into the scratch memory, the row's ``G * k`` gate reads and the gate
-unit), ``wait_out`` (one), each layer's ``copy`` (``H + 1``) and ``STEP_DONE`` (one).
+**Serial datapath** (direct circulant mode): every step is the same. The entry state of each phase (one cycle),
+``load`` (``input_size``), each layer's mac phase (``FILL``: the first block's ``k / pack`` weight words; ``RUN``:
+``G * (k / lanes) * n_j * k`` issue cycles per tile row, a row's first pass held while the lanes are two rows
+ahead of the gate reads; ``DRAIN``: the last pass through the lanes, the serializer and the bias add into the
+scratch memory, the row's ``G * k`` gate reads and the gate unit), ``wait_out`` (one), each layer's ``copy``
+(``H + 1``) and ``STEP_DONE`` (one).
 
-Not modelled yet: the array datapath (its overlapped schedule: the prefetched input projection, chained
-plans, gate phases beside plans), the FFT mode, multi-core designs and delta mode (data-dependent).
+**Array datapath**: an event model of one sequencer (:func:`array_steps`). The MVU takes a plan when it is idle,
+or in the last issue cycle of the one plan in flight (chaining; not for a plan with gaps); a plan issues
+``rounds_r * rounds_c * T`` cycles with ``plan_gaps`` idle cycles after each row round but the last, and emits
+each row round's segments one a cycle, :func:`mvu_output_delay` cycles after the round's last issue. A plan
+phase ends in its launch cycle when the next phase is a plan or a gate phase beside it, else with its plan's
+last segment; a gate phase issues one element a cycle (G cycles with stacked projections), beside its plan
+only once that plan has written the element's segment of the last gate it reads, and ends with the gate
+unit's last output; the loader takes the next step's input from the first cycle of phase 1, and the next
+step's input projection (plan 0) starts once the step's last plan has started, the input is loaded and the
+MVU is ready. A step may alternate between two lengths (an SRU whose input projection is the step's only
+plan); :func:`cycles_per_step` gives their mean. Not modelled: steps shorter than the loader's work plus four
+cycles (``input_size``, and for a window-2 QRNN the copy of x_t: the input FIFO's refill then paces the
+loader), run-time dimensions, delta mode (data-dependent), helper cores and multi-core designs, the FFT mode.
 """
 
 from __future__ import annotations
 
 from ..numeric.config import Config
-from ..layout.image import bank_packing, serial_col_blocks
+from ..layout.image import bank_packing, plans, serial_col_blocks, vector_slots
+from .array import array_program, dep_phase, is_concurrent
 from .datapath import BiasNarrow
 from .gates import gate_latency
-from .pe import ProcessingElement
+from .mvu import BIAS_LATENCY, PE_LATENCY, plan_gaps
+from .pe import ProcessingElement, tree_latency
 
-__all__ = ["cycles_per_step", "MODELLED", "modelled"]
+__all__ = ["cycles_per_step", "array_steps", "modelled", "mvu_output_delay"]
 
-#: What :func:`cycles_per_step` covers (the rest returns None).
-MODELLED = "serial datapath, direct circulant mode, one core"
+
+def mvu_output_delay(cfg: Config) -> int:
+    """Cycles from a row round's last issue to its first output segment (``o_valid``): the PE (operand register,
+    product, accumulate), the adder tree, the serializer's capture and first item, the bias read, register and
+    narrowing."""
+    return PE_LATENCY + tree_latency(cfg.pe_cols) + 1 + 1 + BIAS_LATENCY
 
 
 def modelled(cfg: Config) -> bool:
-    """``cfg`` is a design :func:`cycles_per_step` models."""
-    return (
-        cfg.datapath == "serial"
-        and not cfg.fft_mode
-        and cfg.cores == 1
-        and not cfg.runtime_dims
-        and not cfg.delta_mode
-        and cfg.row_slices == 1
-    )
+    """``cfg`` is a design the model covers (an array design may still get None: a step too short, see above)."""
+    common = cfg.cores == 1 and not cfg.runtime_dims and not cfg.delta_mode and cfg.row_slices == 1
+    return common and not cfg.fft_mode and cfg.datapath in ("serial", "array")
 
 
-def cycles_per_step(cfg: Config) -> int | None:
-    """Counted cycles of one steady-state time step of ``cfg``'s design (None when not :func:`modelled`)."""
+def cycles_per_step(cfg: Config) -> int | float | None:
+    """Counted cycles of a steady-state time step of ``cfg``'s design (the mean of two alternating lengths; an
+    ``int`` when every step is the same), or None when the design is not modelled."""
     if not modelled(cfg):
         return None
-    return _serial(cfg)
+    if cfg.datapath == "serial":
+        return _serial(cfg)
+    steps = array_steps(cfg, 9)  # steps 1 to 8
+    if steps is None:
+        return None
+    steady = steps[2:]  # six steps: a period of one or two
+    mean = sum(steady) / len(steady)
+    return int(mean) if mean == int(mean) else round(mean, 2)
 
 
 def _serial_mac(cfg: Config, layer: int) -> int:
@@ -88,3 +107,107 @@ def _serial(cfg: Config) -> int:
     total += 2  # wait_out (entry and one cycle)
     total += 1  # STEP_DONE
     return total
+
+
+class _MVU:
+    """The MVU's plans in flight: their start, last issue and output segment cycles."""
+
+    def __init__(self, cfg: Config):
+        self.cfg = cfg
+        self.plans = plans(cfg)
+        self.runs: list[tuple[int, int, int, list[int]]] = []  # (plan, start, last issue, segment cycles)
+        self.delay = mvu_output_delay(cfg)
+
+    def ready(self, c: int, idx: int) -> bool:
+        """A start of plan ``idx`` is taken in cycle ``c``: nothing in flight, or one plan in flight whose last
+        issue cycle has come and a plan without gaps (in flight: started before ``c``, last segment not before)."""
+        inflight = [r for r in self.runs if r[1] < c and r[3][-1] >= c]
+        if not inflight:
+            return True
+        return len(inflight) == 1 and c >= inflight[0][2] and plan_gaps(self.cfg, self.plans[idx]) == 0
+
+    def start(self, idx: int, c: int) -> tuple[int, int, int, list[int]]:
+        """Launch plan ``idx`` in the first cycle from ``c`` the MVU takes it; the run."""
+        while not self.ready(c, idx):
+            c += 1
+        cfg, p = self.cfg, self.plans[idx]
+        rnd, gap = p.rounds_c * cfg.tile, plan_gaps(cfg, p)
+        ends = [c + (i + 1) * rnd + i * gap for i in range(p.rounds_r)]  # each round's last issue cycle
+        segs = [ends[j // cfg.pe_rows] + self.delay + j % cfg.pe_rows for j in range(p.br)]
+        run = (idx, c, ends[-1], segs)
+        self.runs.append(run)
+        return run
+
+
+def array_steps(cfg: Config, steps: int) -> list[int] | None:
+    """Counted cycles of steps 1 .. ``steps`` - 1 (from the second step on; the first, which cannot overlap a step
+    before it, is left out) of an array design; None when not modelled (see the module docstring)."""
+    if cfg.datapath != "array" or not modelled(cfg):
+        return None
+    prog = array_program(cfg)
+    pl = plans(cfg)
+    H, T, I = cfg.hidden_size, cfg.tile, cfg.input_size
+    segs_h = cfg.padded(H) // T
+    concurrent = {i for i in range(len(prog)) if is_concurrent(cfg, prog, pl, i)}
+    last_mvu = max(i for i, p in enumerate(prog) if p[0] == "mvu")
+    mvu = _MVU(cfg)
+    # the loader's cycles for a step's input: a window-2 QRNN first copies x_t into the x_(t-1) half (a segment
+    # a cycle, then one more), then the input words, one a cycle
+    qrnn2 = cfg.cell == "qrnn" and cfg.qrnn_window == 2
+    load = I + (vector_slots(cfg)["x0"].segments // 2 + 1 if qrnn2 else 0)
+    c = 0  # entry of the first step's load phase; the loader started in IDLE's last cycle
+    xready = c + load
+    pre_run = None  # the next step's input projection, started during this step
+    step_done = []
+    for _ in range(steps):
+        runs: dict[int, tuple] = {}
+        post_mvu = loader = None
+        for i, ph in enumerate(prog):
+            entry, kind = c, ph[0]
+            if i == 1:
+                loader = entry  # the loader takes the next step's input from phase 1's first cycle
+            if kind == "load":
+                end = max(entry, xready)
+            elif kind == "mvu":
+                idx = ph[1]
+                chain = i + 1 < len(prog) and (prog[i + 1][0] == "mvu" or (i + 1) in concurrent)
+                if idx == 0 and pre_run is not None:  # started during the step before
+                    run, pre_run = pre_run, None
+                    end = entry if chain else max(entry, run[3][-1])
+                    started = entry + 1
+                else:
+                    run = mvu.start(idx, entry)
+                    end = run[1] if chain else run[3][-1]
+                    started = run[1] + 1
+                runs[idx] = run
+                if i == last_mvu:
+                    post_mvu = started
+            elif kind == "wait_out":
+                end = entry  # the output FIFO drained long before
+            elif kind == "copy":
+                end = entry + vector_slots(cfg)[ph[1]].segments // 2
+            elif kind == "gate":
+                layer, sub = ph[1], ph[2]
+                reads = (1 if sub == "reset" else len(cfg.layer_gates(layer))) if cfg.stacked_projections else 1
+                if i in concurrent:
+                    run = runs[prog[dep_phase(prog, pl, i)][1]]
+                    plan = pl[run[0]]
+                    last = 0 if sub == "reset" else len(cfg.layer_gates(layer)) - 1
+                    k = min(last, plan.gate0 + plan.gates - 1) - plan.gate0
+                    t = entry
+                    for e in range(H):  # an element issues once its segment of gate k is out (a cycle later)
+                        t = max(t, run[3][segs_h * k + e // T] + 1) + reads
+                    last_read = t - 1
+                else:
+                    last_read = entry + H * reads - 1
+                end = last_read + 1 + gate_latency(cfg, sub)
+            else:  # gather: a helper core's exchange (not modelled)
+                return None
+            c = end + 1
+        step_done.append(c)  # STEP_DONE, then straight into the next step (its input was taken)
+        xready = loader + 1 + load
+        if step_done[-1] - loader < load + 4:
+            return None  # the input FIFO's refill paces the loader: not modelled
+        pre_run = mvu.start(0, max(post_mvu, xready))
+        c += 1
+    return [b - a for a, b in zip(step_done, step_done[1:])]

@@ -1,8 +1,15 @@
 """The analytic cycle model (:mod:`rnnaccel.hw.cycle_model`, issue 18) against the Amaranth simulator.
 
-The random-config test checks it on every serial config it draws; these are the corner cases by hand: lanes
-from 1 to k, block sizes 4 to 16, SPRAM packing, stacks, sizes that are not multiples of k, and small RNN
-layers whose tile rows are shorter than their gate phases (the issue holds the lanes: lead of two rows).
+Serial datapath: the random-config test checks it on every serial config it draws (cycles = model x steps, for
+every run of its sessions); here the corner cases by hand: lanes from 1 to k, block sizes 4 to 16, SPRAM
+packing, stacks, sizes that are not multiples of k, and small RNN layers whose tile rows are shorter than their
+gate phases (the issue holds the lanes: lead of two rows).
+
+Array datapath: :func:`test_array_model_on_the_random_config_draw` takes the random-config test's own draw
+(:func:`test_random_config.valid_fields`, every cell variant) and compares every steady-state step (steps 2 to 8,
+one after the other: an SRU alternates between two lengths) with the simulator; a config the model declines
+(:func:`~rnnaccel.hw.cycle_model.array_steps` None: a step shorter than the input FIFO's refill) is a hypothesis
+event (``--hypothesis-show-statistics`` shows how many), not compared.
 """
 
 from __future__ import annotations
@@ -10,7 +17,11 @@ from __future__ import annotations
 import pytest
 
 from rnnaccel.flow.sim_amaranth import step_cycles
-from rnnaccel.hw.cycle_model import cycles_per_step, modelled
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from rnnaccel.hw.cycle_model import array_steps, cycles_per_step, modelled
+from rnnaccel.numeric.config import Config
 from rnnaccel.numeric.config import preset
 from rnnaccel.numeric.fixedpoint import QFormat
 from rnnaccel.numeric.model import random_weights
@@ -42,5 +53,58 @@ def test_serial_model_equals_simulation(changes):
 
 
 def test_unmodelled_designs_return_none():
-    for cfg in (preset("lstm-small"), preset("tiny"), BASE.replace(circulant_mode="fft", q_spectrum=QFormat(12, 6))):
+    fft = BASE.replace(circulant_mode="fft", q_spectrum=QFormat(12, 6))
+    delta = preset("tiny").replace(delta_threshold=0.01)
+    for cfg in (fft, delta, preset("lstm-small").replace(cores=2, core_mode="layers", num_layers=2)):
         assert not modelled(cfg) and cycles_per_step(cfg) is None
+
+
+ARRAY_CASES = {
+    "lstm-small": ("lstm-small", {}),
+    "lstm-small 1 PE": ("lstm-small", dict(pe_rows=1, pe_cols=1)),
+    "gru-small": ("gru-small", {}),
+    "gru reset-before": ("tiny", dict(cell="gru", gru_reset_after=False)),
+    "sru (alternates)": ("tiny", dict(cell="sru")),
+    "qrnn window 2": ("tiny", dict(cell="qrnn")),
+    "2-layer lstm (recurrent ahead)": ("tiny", dict(num_layers=2)),
+    "stacked projections": ("tiny", dict(stacked_projections=True)),
+}
+
+
+@pytest.mark.parametrize("name, changes", ARRAY_CASES.values(), ids=ARRAY_CASES.keys())
+def test_array_model_equals_simulation(name, changes):
+    cfg = preset(name).replace(**changes)
+    sim = step_cycles(cfg, random_weights(cfg), 6)
+    assert array_steps(cfg, 6) == sim[1:]
+    assert cycles_per_step(cfg) == pytest.approx(sum(sim[2:]) / 4)
+
+
+#: the random-config test's own draw (its module is a sibling in sim_tests)
+_DRAW = settings(max_examples=4, deadline=None, derandomize=True, database=None,
+                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])  # fmt: skip
+
+
+def _variants():
+    from test_random_config import VARIANT_IDS, VARIANTS
+
+    return list(zip(VARIANTS, VARIANT_IDS))
+
+
+@pytest.mark.parametrize("variant", [v for v, _ in _variants()], ids=[i for _, i in _variants()])
+@_DRAW
+@given(data=st.data())
+def test_array_model_on_the_random_config_draw(variant, data):
+    from test_random_config import valid_fields
+
+    fields = data.draw(valid_fields(variant), label="fields")
+    cfg = Config(**fields)
+    if cfg.datapath != "array" or not modelled(cfg):
+        event("not an array design the model covers")
+        return
+    model = array_steps(cfg, 8)
+    if model is None:
+        event("declined: step shorter than the input FIFO's refill")
+        return
+    event("compared")
+    sim = step_cycles(cfg, random_weights(cfg), 8)
+    assert model == sim[1:], cfg.to_toml()

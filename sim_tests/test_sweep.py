@@ -25,6 +25,7 @@ from rnnaccel.explore.spec import SweepSpecError, load_spec, parse_spec
 from rnnaccel.explore.sweep import run_sweep
 from rnnaccel.explore.table import ResultsTable, TableError
 from rnnaccel.flow.sim_amaranth import step_cycles
+from rnnaccel.hw.cycle_model import cycles_per_step
 from rnnaccel.numeric.circulant import expand, project
 from rnnaccel.numeric.config import preset
 from rnnaccel.numeric.model import random_weights, save_model
@@ -466,7 +467,9 @@ def test_sweep_measures_golden_accuracy_per_point(tmp_path):
     for row in res.rows:
         cfg, w = base.design({"table_entries": row["table_entries"], "interpolate": row["interpolate"]})
         want = float(np.mean(classify(cfg, w, load_head(model), d["X"], np.full(24, 6)) == d["y"]))
-        assert row["accuracy"] == pytest.approx(want, abs=1e-6) and row["cycles_per_step"] is None
+        assert row["accuracy"] == pytest.approx(want, abs=1e-6)
+        # not simulated (cycles = false): the analytic model's figure
+        assert row["cycles_from"] == "model" and row["cycles_per_step"] == cycles_per_step(cfg)
     assert [r["accuracy"] for r in res.rows if r["table_entries"] == 256] == [1.0]  # tiny's own arithmetic
     with pytest.raises(SweepSpecError, match="head.npz"):
         parse_spec({"base": {"preset": "tiny"}, "axes": {"lanes": [4]}, "run": {"data": str(data)}})

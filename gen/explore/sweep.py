@@ -175,9 +175,17 @@ def run_sweep(
                         echo,
                         f"failed: {point_label(task.point)} on {task.board or 'simulation'}: {row['message']}",
                     )
-                if bar is not None:
-                    bar.set_postfix_str(f"running {min(workers, len(todo) - result.ran)}, failed {failed}")
+                running = min(workers, len(todo) - result.ran)
+                if bar is not None and not bar.disable:
+                    bar.set_postfix_str(f"running {running}, failed {failed}")
                     bar.update(1)
+                elif progress:  # no terminal (a log file, CI): one line a point
+                    left = (time.time() - t0) / result.ran * (len(todo) - result.ran)
+                    echo(
+                        f"[{result.ran}/{len(todo)}] {point_label(task.point)}"
+                        f"{' on ' + task.board if task.board else ''}: {_summary(row)}; {running} running, "
+                        f"{failed} failed, about {left / 60:.0f} min left"
+                    )
         except KeyboardInterrupt:
             result.interrupted = True
             _write(bar, echo, f"interrupted: {result.ran} of {len(todo)} new points done; run again to resume")
@@ -192,6 +200,17 @@ def run_sweep(
     result.files = [table.path] + ([parquet] if parquet else []) + write_pareto(folder, result.rows, plots=plots)
     result.seconds = time.time() - t0
     return result
+
+
+def _summary(row: dict) -> str:
+    if row["status"] != "ok":
+        return f"{row['status']} ({row.get('message') or ''})"[:160]
+    parts = [f"{row['cycles_per_step']} cycles" if row.get("cycles_per_step") is not None else "no cycles"]
+    if row.get("fmax_mhz") is not None:
+        parts.append(f"{row['fmax_mhz']} MHz, {row['logic']} logic, {row['dsp']} DSP, {row['bram']} BRAM")
+    if row.get("accuracy") is not None:
+        parts.append(f"accuracy {row['accuracy']:.2%}")
+    return ", ".join(parts)
 
 
 def _bar(total: int, enabled: bool):
