@@ -400,9 +400,10 @@ def check_case(cfg: Config, case: dict) -> None:
         np.testing.assert_array_equal(g, w, err_msg=f"run {i} of the session")
         done += len(x)
         assert counters[i]["steps"] == done, f"run {i}: step counter {counters[i]['steps']}, expected {done}"
-        # the analytic cycle model (issue 18) where it applies: every step of a modelled design costs the same
-        # counted cycles (stalls are waiting cycles, a reset is not counted)
-        model = None if hardware is not None else cycles_per_step(cfg)
+        # the analytic cycle model (issue 18) on the serial datapath: every step costs the same counted cycles
+        # (stalls are waiting cycles, a reset is not counted); the array's first step of a run is longer and its
+        # prefetch follows the input stalls (test_cycle_model compares its steady state instead)
+        model = None if hardware is not None or cfg.datapath != "serial" else cycles_per_step(cfg)
         if model is not None:
             assert counters[i]["cycles"] == model * done, f"run {i}: {counters[i]['cycles']} cycles, model {model}/step"
 
