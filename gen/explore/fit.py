@@ -28,6 +28,7 @@ Steps:
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from collections.abc import Callable
@@ -105,7 +106,7 @@ def candidates(cfg: Config, family: str, vary: dict[str, list] | None = None) ->
                     "weight_ram": ram,
                 }  # fmt: skip
             )
-    extra = [dict(zip(vary, values)) for values in _product(vary)] if vary else [{}]
+    extra = [dict(zip(vary, values)) for values in itertools.product(*vary.values())] if vary else [{}]
     out, seen = [], set()
     for d in designs:
         for e in extra:
@@ -119,12 +120,6 @@ def candidates(cfg: Config, family: str, vary: dict[str, list] | None = None) ->
                 seen.add(c.hash)
                 out.append(point)
     return out
-
-
-def _product(vary: dict[str, list]):
-    import itertools
-
-    return itertools.product(*vary.values())
 
 
 def device_dsps(board: str) -> int | None:
