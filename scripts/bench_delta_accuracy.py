@@ -28,9 +28,16 @@ utterances of 9 speakers; the class is the speaker). For each seed of
    (``--epoch-select training`` keeps the epoch with the best training
    accuracy instead, so that the validation part is used once per
    candidate, for the threshold only);
-4. choose the threshold on validation only (:func:`select_threshold`): the
+4. choose the threshold on validation only, by one of two rules
+   (``--rule``): *accuracy* (:func:`select_threshold`, the default): the
    largest candidate whose validation accuracy is within ``--budget`` points
-   (1) of the dense model's; 0 (the dense model) when none is;
+   (1) of the dense model's, 0 (the dense model) when none is; *speed*
+   (:func:`select_by_speed`): the smallest candidate whose cycles per step on
+   ``--val-sim-sequences`` validation sequences (a seeded choice per seed) in
+   the Amaranth simulator are below ``--cycle-target`` (180: EdgeDRNN's 190
+   less a margin for the test sequences being other sequences), candidates
+   tried in ascending order and the larger ones not retrained; the accuracy
+   cost is then whatever the test split shows;
 5. only then measure the test split (all 370 utterances, golden model): the
    accuracy of the dense model at threshold 0 and of the chosen model at the
    chosen threshold, and the share of matrix columns skipped
@@ -69,6 +76,8 @@ import numpy as np
 
 #: Candidate thresholds (0, the dense model, is always a candidate).
 CANDIDATES = (0.05, 0.08, 0.1, 0.12, 0.14, 0.16, 0.18, 0.2)
+#: The speed rule's grid, tried in ascending order (finer where the 190-cycle line was expected: 0.06-0.08).
+SPEED_CANDIDATES = (0.03, 0.04, 0.05, 0.06, 0.07, 0.08, 0.09, 0.1, 0.12, 0.14, 0.16, 0.18, 0.2)
 EDGEDRNN_CYCLES = 190
 #: Tolerance of the accuracy comparisons (accuracies are ratios of small integers).
 EPS = 1e-9
@@ -106,6 +115,13 @@ def split_train_val(y, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarr
     val_index = np.sort(np.concatenate(val)).astype(np.int64)
     train_index = np.setdiff1d(np.arange(len(y)), val_index).astype(np.int64)
     return train_index, val_index
+
+
+def select_by_speed(val_cycles: dict[float, float], target: float) -> float:
+    """The smallest threshold whose cycles per step on the validation sequences are below ``target``; 0 (the
+    dense model, which then misses the target) when no candidate reaches it."""
+    ok = [t for t, c in val_cycles.items() if c < target]
+    return float(min(ok, default=0.0))
 
 
 def select_threshold(val_accuracy: dict[float, float], reference: float, budget: float) -> float:
@@ -253,6 +269,11 @@ def run_seed(seed: int, args, data, sim_index, out: Path) -> dict:
     log(f"seed {seed}: {len(tr_i)} training, {len(va_i)} validation utterances (stratified by class)")
     Xa, ya, La = Xtr[tr_i], ytr[tr_i], Ltr[tr_i]
     Xv, yv, Lv = Xtr[va_i], ytr[va_i], Ltr[va_i]
+    val_sim_index = np.array([], dtype=np.int64)
+    if args.rule == "speed":  # the validation sequences whose simulated cycles choose the threshold
+        rng = np.random.default_rng([args.sim_seed, seed])
+        val_sim_index = np.sort(rng.choice(len(va_i), size=min(args.val_sim_sequences, len(va_i)), replace=False))
+        log(f"seed {seed}: simulated validation sequences: {va_i[val_sim_index].tolist()} (training-split indices)")
 
     sdir = out / f"seed{seed}"
     log(
@@ -312,18 +333,26 @@ def run_seed(seed: int, args, data, sim_index, out: Path) -> dict:
         )
         if "retrain_val_accuracy" in rec and abs(rec["retrain_val_accuracy"] - v["accuracy"]) > EPS:
             log(f"note: retraining scored {rec['retrain_val_accuracy']:.4f}, the golden model {v['accuracy']:.4f}")
+        if args.rule == "speed":
+            vs = simulate(c, w, Xv, Lv, val_sim_index, delta=True)
+            rec.update(val_cycles_per_step=vs["cycles_per_step"], val_sim_steps=vs["sim_steps"])
         candidates.append(rec)
         models[th] = (c, w, h)
         log(
             f"seed {seed}: threshold {th:g}: validation accuracy {100 * v['accuracy']:.2f}% "
             f"(imported {100 * imported_val['accuracy']:.2f}%), skipped {100 * v['skip_cols']:.1f}% of columns"
+            + (f", {rec['val_cycles_per_step']:.1f} cycles/step" if "val_cycles_per_step" in rec else "")
         )
+        if args.rule == "speed" and rec["val_cycles_per_step"] < args.cycle_target:
+            break  # the smallest threshold that is fast enough: the larger ones are not tried
 
-    chosen = select_threshold({r["threshold"]: r["val_accuracy"] for r in candidates}, ref, args.budget / 100)
-    log(
-        f"seed {seed}: chosen threshold {chosen:g} (on validation; dense {100 * ref:.2f}%, "
-        f"budget {args.budget:g} points)"
-    )
+    if args.rule == "speed":
+        chosen = select_by_speed({r["threshold"]: r["val_cycles_per_step"] for r in candidates}, args.cycle_target)
+        how = f"the smallest under {args.cycle_target:g} cycles/step on {len(val_sim_index)} validation sequences"
+    else:
+        chosen = select_threshold({r["threshold"]: r["val_accuracy"] for r in candidates}, ref, args.budget / 100)
+        how = f"dense {100 * ref:.2f}%, budget {args.budget:g} points"
+    log(f"seed {seed}: chosen threshold {chosen:g} (on validation; {how})")
 
     # Only now the test split: threshold 0 (the dense model) and the chosen threshold.
     dense_test = measure(cfg, weights, head, Xte, yte, Lte)
@@ -353,6 +382,7 @@ def run_seed(seed: int, args, data, sim_index, out: Path) -> dict:
         "seed": seed,
         "train_index": tr_i.tolist(),
         "val_index": va_i.tolist(),
+        "val_sim_index": va_i[val_sim_index].tolist(),
         "dense_val_accuracy": ref,
         "candidates": candidates,
         "chosen_threshold": chosen,
@@ -401,15 +431,16 @@ def candidate_table(s: dict) -> str:
         f"{100 * s['dense_val_accuracy']:.2f}%; chosen: {s['chosen_threshold']:g})",
         "",
         "| threshold | validation accuracy, imported | validation accuracy, retrained | best epoch | "
-        "skipped columns (validation) | MACs/step (validation) |",
-        "|---:|---:|---:|---:|---:|---:|",
+        "skipped columns (validation) | MACs/step (validation) | cycles/step (validation, simulated) |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in s["candidates"]:
+        cyc = f"{r['val_cycles_per_step']:.1f}" if "val_cycles_per_step" in r else "-"
         mark = "**" if r["threshold"] == s["chosen_threshold"] else ""
         out.append(
             f"| {mark}{r['threshold']:g}{mark} | {100 * r['imported_val_accuracy']:.2f}% | "
             f"{100 * r['val_accuracy']:.2f}% | {r.get('best_epoch', '-')} | {100 * r['val_skip_cols']:.1f}% | "
-            f"{r['val_macs_per_step']:.0f} |"
+            f"{r['val_macs_per_step']:.0f} | {cyc} |"
         )
     return "\n".join(out)
 
@@ -462,7 +493,17 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--val-fraction", type=float, default=0.2, help="of each class's training utterances")
     ap.add_argument("--budget", type=float, default=1.0, help="validation accuracy loss allowed, points")
-    ap.add_argument("--candidates", type=float, nargs="+", default=list(CANDIDATES), help="thresholds > 0 to try")
+    ap.add_argument(
+        "--rule",
+        choices=("accuracy", "speed"),
+        default="accuracy",
+        help="accuracy: the largest candidate within --budget of the dense model's validation accuracy; speed: "
+        "the smallest candidate under --cycle-target cycles/step on --val-sim-sequences simulated validation "
+        "sequences (candidates tried in ascending order, stopping there)",
+    )
+    ap.add_argument("--cycle-target", type=float, default=180.0, help="cycles/step the speed rule asks for")
+    ap.add_argument("--val-sim-sequences", type=int, default=8, help="validation sequences simulated (speed rule)")
+    ap.add_argument("--candidates", type=float, nargs="+", default=None, help="thresholds > 0 to try")
     ap.add_argument("--retrain-epochs", type=int, default=50, help="delta-aware retraining epochs (0: none)")
     ap.add_argument("--retrain-lr", type=float, default=2e-3)
     ap.add_argument(
@@ -477,12 +518,17 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="smoke test: subsets, few epochs, 2 sequences simulated")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
+    if args.candidates is None:
+        args.candidates = list(CANDIDATES if args.rule == "accuracy" else SPEED_CANDIDATES)
+    if args.rule == "speed" and args.val_sim_sequences < 1:
+        ap.error("--rule speed simulates validation sequences: --val-sim-sequences must be at least 1")
     if any(not t > 0 for t in args.candidates):
         ap.error(f"--candidates must be positive thresholds (0 is always a candidate), not {args.candidates}")
     args.candidates = sorted(set(args.candidates))
     if args.quick:
         args.epochs, args.sim_sequences = min(args.epochs, 5), min(args.sim_sequences, 2)
         args.retrain_epochs = min(args.retrain_epochs, 1)
+        args.val_sim_sequences = min(args.val_sim_sequences, 2)
 
     import torch
 
@@ -513,7 +559,12 @@ def main(argv=None) -> int:
                 "args": vars(args),
                 "protocol": {
                     "split": f"stratified by class, {args.val_fraction:g} of each class's training utterances",
-                    "rule": "largest candidate whose validation accuracy >= the dense model's - budget (0 if none)",
+                    "rule": (
+                        "largest candidate whose validation accuracy >= the dense model's - budget (0 if none)"
+                        if args.rule == "accuracy"
+                        else f"smallest candidate under {args.cycle_target:g} cycles/step on "
+                        f"{args.val_sim_sequences} simulated validation sequences (0 if none)"
+                    ),
                     "budget_points": args.budget,
                     "retraining_epoch_selected_on": args.epoch_select,
                 },

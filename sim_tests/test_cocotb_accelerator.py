@@ -153,7 +153,7 @@ def test_lstm512_ice40_bit_exact_in_verilator(tmp_path):
     per_step = counters[-1]["cycles"] / counters[-1]["steps"]
     report(f"lstm512-ice40 in Verilator: {per_step:.1f} cycles per step (ideal {cfg.ideal_cycles_per_step})")
     assert cfg.ideal_cycles_per_step <= per_step < 1.01 * cfg.ideal_cycles_per_step
-    from rnnaccel.hw.cycle_model import cycles_per_step
+    from rnnaccel.explore.cycle_model import cycles_per_step
 
     assert per_step == cycles_per_step(cfg)  # the analytic model (525414 when last measured)
 

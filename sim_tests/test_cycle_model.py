@@ -1,4 +1,4 @@
-"""The analytic cycle model (:mod:`rnnaccel.hw.cycle_model`, issue 18) against the Amaranth simulator.
+"""The analytic cycle model (:mod:`rnnaccel.explore.cycle_model`, issue 18) against the Amaranth simulator.
 
 Serial datapath: the random-config test checks it on every serial config it draws (cycles = model x steps, for
 every run of its sessions); here the corner cases by hand: lanes from 1 to k, block sizes 4 to 16, SPRAM
@@ -8,7 +8,7 @@ gate phases (the issue holds the lanes: lead of two rows).
 Array datapath: :func:`test_array_model_on_the_random_config_draw` takes the random-config test's own draw
 (:func:`test_random_config.valid_fields`, every cell variant) and compares every steady-state step (steps 2 to 8,
 one after the other: an SRU alternates between two lengths) with the simulator; a config the model declines
-(:func:`~rnnaccel.hw.cycle_model.array_steps` None: a step shorter than the input FIFO's refill) is a hypothesis
+(:func:`~rnnaccel.explore.cycle_model.array_steps` None: a step shorter than the input FIFO's refill) is a hypothesis
 event (``--hypothesis-show-statistics`` shows how many), not compared.
 """
 
@@ -20,7 +20,7 @@ from rnnaccel.flow.sim_amaranth import step_cycles
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from rnnaccel.hw.cycle_model import array_steps, cycles_per_step, modelled
+from rnnaccel.explore.cycle_model import array_steps, cycles_per_step, modelled
 from rnnaccel.numeric.config import Config
 from rnnaccel.numeric.config import preset
 from rnnaccel.numeric.fixedpoint import QFormat

@@ -7,7 +7,7 @@
   ``layers`` and ``programs`` modes), seeded random weights
   and a random session (reset, runs carrying the state, an initial state; random input stalls and
   output back-pressure), runs it in the Amaranth simulator and compares every output word with the
-  golden model; where the analytic cycle model applies (:mod:`rnnaccel.hw.cycle_model`), the cycle counter
+  golden model; where the analytic cycle model applies (:mod:`rnnaccel.explore.cycle_model`), the cycle counter
   equals its cycles per step times the steps. A fixed-seed budget runs in CI; ``-m slow`` runs 600 examples.
 * :func:`test_raw_fields_valid_or_one_line_error`: raw field combinations (a valid draw with up to three
   fields replaced by arbitrary values, wrong types and unknown fields included): either the config
@@ -34,7 +34,7 @@ from hypothesis import HealthCheck, event, given, note, settings
 from hypothesis import strategies as st
 
 from rnnaccel.flow.backends import run_programs_session, run_session
-from rnnaccel.hw.cycle_model import cycles_per_step
+from rnnaccel.explore.cycle_model import cycles_per_step
 from rnnaccel.numeric.config import CELLS, CIRCULANT_MODES, DATAPATHS, Config, ConfigError, preset
 from rnnaccel.numeric.fixedpoint import QFormat, quantize
 from rnnaccel.interface.multicore import programs_golden

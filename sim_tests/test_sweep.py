@@ -25,7 +25,7 @@ from rnnaccel.explore.spec import SweepSpecError, load_spec, parse_spec
 from rnnaccel.explore.sweep import run_sweep
 from rnnaccel.explore.table import ResultsTable, TableError
 from rnnaccel.flow.sim_amaranth import step_cycles
-from rnnaccel.hw.cycle_model import cycles_per_step
+from rnnaccel.explore.cycle_model import cycles_per_step
 from rnnaccel.numeric.circulant import expand, project
 from rnnaccel.numeric.config import preset
 from rnnaccel.numeric.model import random_weights, save_model

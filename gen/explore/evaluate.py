@@ -104,7 +104,7 @@ def evaluate_task(task: Task) -> dict[str, Any]:
             "worker": f"{socket.gethostname()}:{os.getpid()}",
         }
     )
-    from ..hw.cycle_model import cycles_per_step
+    from .cycle_model import cycles_per_step
 
     model = cycles_per_step(cfg)
     row["model_cycles_per_step"] = model

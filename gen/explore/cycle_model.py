@@ -32,11 +32,11 @@ from __future__ import annotations
 
 from ..numeric.config import Config
 from ..layout.image import bank_packing, plans, serial_col_blocks, vector_slots
-from .array import array_program, dep_phase, is_concurrent
-from .datapath import BiasNarrow
-from .gates import gate_latency
-from .mvu import BIAS_LATENCY, PE_LATENCY, plan_gaps
-from .pe import ProcessingElement, tree_latency
+from ..hw.array import array_program, dep_phase, is_concurrent
+from ..hw.datapath import BiasNarrow
+from ..hw.gates import gate_latency
+from ..hw.mvu import BIAS_LATENCY, PE_LATENCY, plan_gaps
+from ..hw.pe import ProcessingElement, tree_latency
 
 __all__ = ["cycles_per_step", "array_steps", "modelled", "mvu_output_delay"]
 
