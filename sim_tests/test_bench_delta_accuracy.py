@@ -107,3 +107,27 @@ def test_bench_delta_accuracy_deterministic(bench, tmp_path):
     assert cand["epoch_selected_on"] == "training" and "retrain_val_accuracy" not in cand
     assert runs[0]["protocol"]["retraining_epoch_selected_on"] == "training"
     assert runs[0] == runs[1]
+
+
+def test_select_by_speed_rule(bench):
+    cyc = {0.05: 240.0, 0.08: 179.9, 0.1: 181.0, 0.2: 150.0}
+    assert bench.select_by_speed(cyc, target=180) == 0.08  # the smallest under the target, not the fastest
+    assert bench.select_by_speed(cyc, target=150) == 0.0  # "below": 150.0 does not pass 150
+    assert bench.select_by_speed({}, target=180) == 0.0
+
+
+@pytest.mark.parametrize("target, tried, chosen", [(1000.0, [0.05], 0.05), (1.0, [0.05, 0.2], 0.0)])
+def test_bench_delta_accuracy_speed_rule(bench, tmp_path, target, tried, chosen):
+    """The speed rule simulates the validation sequences of each candidate in ascending order and stops at the
+    first under the target (the larger candidates are not retrained); none under it chooses the dense model."""
+    argv = ["--quick", "--rule", "speed", "--sim-sequences", "0", "--val-sim-sequences", "1", "--seeds", "0"]
+    argv += ["--candidates", "0.2", "0.05", "--cycle-target", str(target), "--out", str(tmp_path)]
+    assert bench.main(argv) == 0
+    report = json.loads((tmp_path / "delta_accuracy.json").read_text())
+    (s,) = report["seeds"]
+    assert [c["threshold"] for c in s["candidates"]] == tried
+    for c in s["candidates"]:
+        assert c["val_sim_steps"] > 0 and 0 < c["val_cycles_per_step"] < 1000  # measured, and below 1000
+    assert s["chosen_threshold"] == chosen
+    assert len(s["val_sim_index"]) == 1 and s["val_sim_index"][0] in s["val_index"]
+    assert report["protocol"]["rule"].startswith("smallest candidate under")
