@@ -203,26 +203,80 @@ def test_sweep_on_a_dask_local_cluster_gives_the_same_rows(tmp_path):
     assert len({r["worker"] for r in res.rows}) >= 1
 
 
-def test_killed_sweep_resumes_without_redoing_points(tmp_path):
-    """The CLI killed (SIGKILL) after its first row: the next run does only the points not in the table."""
+def _tagged(tag: str) -> list[int]:
+    """Processes whose environment carries ``RNNACCEL_TEST_TAG=tag`` (a sweep started by a test and its workers
+    and tools, which inherit the environment)."""
+    found = []
+    for env in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if f"RNNACCEL_TEST_TAG={tag}".encode() in env.read_bytes().split(b"\0"):
+                found.append(int(env.parent.name))
+        except OSError:  # gone, or not ours to read
+            pass
+    return found
+
+
+def _start_sweep(tmp_path, jobs: int):
+    """The CLI on four tiny points, stopped once its first row is in; (process, output folder, tag)."""
     spec = tmp_path / "s.toml"
     spec.write_text('[base]\npreset = "tiny"\n[axes]\npe_cols = [1, 2]\npe_rows = [1, 2]\n')
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "rnnaccel.cli", "sweep", str(spec), "-o", str(out), "--no-plots"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    tag = f"{os.getpid()}-{tmp_path.name}"
+    cmd = [sys.executable, "-m", "rnnaccel.cli", "sweep", str(spec), "-o", str(out), "--no-plots", "-j", str(jobs)]
+    with open(tmp_path / "log.txt", "w") as log:  # a file, not a pipe: orphans holding a pipe would block a read
+        proc = subprocess.Popen(
+            cmd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, "RNNACCEL_TEST_TAG": tag},
+        )
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
         if (out / "results.csv").exists() and len(_rows(out)) >= 1:
             break
         time.sleep(0.05)
     assert proc.poll() is None, "the sweep ended before it could be killed"
-    os.killpg(proc.pid, signal.SIGKILL)
+    return proc, spec, out, tag
+
+
+def _wait_gone(tag: str, seconds: float = 15.0) -> list[int]:
+    deadline = time.time() + seconds
+    while (left := _tagged(tag)) and time.time() < deadline:
+        time.sleep(0.1)
+    return left
+
+
+def test_killed_sweep_resumes_without_redoing_points(tmp_path):
+    """The CLI killed (SIGKILL, its own process only) after its first row: its workers stop by themselves (no
+    orphaned runs), and the next run does only the points not in the table."""
+    proc, spec, out, tag = _start_sweep(tmp_path, jobs=2)
+    assert len(_tagged(tag)) >= 3  # the CLI and its two workers
+    proc.kill()
     proc.wait()
+    left = _wait_gone(tag)
+    for pid in left:  # the assertion below fails; do not leave them running
+        os.kill(pid, signal.SIGKILL)
+    assert left == [], "worker processes outlived the killed sweep"
     done_before = {r["key"] for r in _rows(out) if r["status"] == "ok"}
     assert 1 <= len(done_before) < 4
     res = run_sweep(load_spec(spec), out, progress=False, plots=False)
     assert res.reused == len(done_before) and res.ran == 4 - len(done_before)
     assert res.counts == {"ok": 4} and len({r["key"] for r in _rows(out)}) == 4
+
+
+def test_sigterm_ends_a_sweep_like_ctrl_c(tmp_path):
+    """SIGTERM to the CLI: it says it was interrupted, stops its workers, keeps the table and writes the Parquet."""
+    proc, spec, out, tag = _start_sweep(tmp_path, jobs=1)
+    proc.terminate()
+    assert proc.wait(timeout=60) == 130
+    printed = (tmp_path / "log.txt").read_text()
+    assert "interrupted: run the same command again to resume" in printed, printed
+    left = _wait_gone(tag)
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    assert left == [], "worker processes outlived the stopped sweep"
+    assert (out / "results.parquet").is_file() and 1 <= len(_rows(out)) < 4
 
 
 # ---------------------------------------------------------------------------- builds (made-up report), failures

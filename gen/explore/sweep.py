@@ -14,6 +14,9 @@ processes on this machine).
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -48,20 +51,67 @@ class SweepResult:
     rows: list[dict] = field(default_factory=list)
 
 
+def _worker_init(parent: int) -> None:
+    """A local worker leads a process group of its own (its yosys and nextpnr runs join it), so that the sweep
+    can stop the whole group; a watchdog thread kills the group when the sweep process is gone (killed by
+    SIGKILL, say), instead of leaving orphaned builds running."""
+    os.setpgrp()
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os.killpg(0, signal.SIGKILL)
+
+    threading.Thread(target=watch, name="rnnaccel-sweep-watchdog", daemon=True).start()
+
+
+def _stop_workers(workers) -> None:
+    """Kill the process groups of ``workers`` (multiprocessing processes started with :func:`_worker_init`)."""
+    for proc in workers:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
 def _local(tasks: list[Task], jobs: int) -> tuple[int, Iterator]:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     def results():
-        pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"))
+        before = set(multiprocessing.active_children())
+        pool = ProcessPoolExecutor(
+            max_workers=jobs,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_worker_init,
+            initargs=(os.getpid(),),
+        )
+        finished = False
         try:
             futures = {pool.submit(evaluate_task, t): t for t in tasks}
             for fut in as_completed(futures):
                 yield futures[fut], fut.result
+            finished = True
         finally:
-            pool.shutdown(wait=False, cancel_futures=True)
+            if not finished:  # interrupted (Ctrl-C, SIGTERM) or an error: the running builds are stopped too
+                _stop_workers(set(multiprocessing.active_children()) - before)
+            pool.shutdown(wait=finished, cancel_futures=True)
 
     return jobs, results()
+
+
+def _sigterm_interrupts() -> Callable[[], None]:
+    """Make SIGTERM (``kill``, a batch system's time limit) end a sweep like Ctrl-C: the table is kept, the
+    Parquet file and the Pareto fronts are written, the workers are stopped. Only from the main thread;
+    returns the function that restores the previous handler."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    return lambda: signal.signal(signal.SIGTERM, previous)
 
 
 def _inline(tasks: list[Task]) -> tuple[int, Iterator]:
@@ -159,6 +209,7 @@ def run_sweep(
             workers, stream = _local(todo, jobs)
         bar = _bar(len(todo), progress)
         failed = 0
+        restore_sigterm = _sigterm_interrupts()
         try:
             for task, get in stream:
                 try:
@@ -193,6 +244,7 @@ def run_sweep(
             if bar is not None:
                 bar.close()
             stream.close()
+            restore_sigterm()
     result.rows = table.ordered()
     for r in result.rows:
         result.counts[r["status"]] = result.counts.get(r["status"], 0) + 1
