@@ -59,6 +59,7 @@ padded with zero channels, which never change and so are always skipped in
 delta mode (the dense schedule pays for them).
 
     .venv/bin/python scripts/bench_delta_accuracy.py --sim-sequences 8   # 3 seeds, about 17 min on one core
+    .venv/bin/python scripts/bench_delta_accuracy.py --rule speed --seeds 0 1 2 3 4   # about 1 hour
     .venv/bin/python scripts/bench_delta_accuracy.py --quick             # smoke test (no meaningful numbers)
 
 Needs torch and sktime (``pip install 'rnnaccel[models,examples]'``) and
