@@ -184,6 +184,29 @@ def test_sweep_limit_runs_part_and_the_rest_later(tmp_path):
     assert (res.ran, res.reused, res.counts) == (1, 1, {"ok": 2})
 
 
+def test_rows_of_other_generator_code_are_set_aside(tmp_path):
+    """A row whose key the sweep no longer makes (the generator code changed: the design hash did) leaves
+    results.csv for results.superseded.csv, kept whole; its point runs again and the outputs hold only rows
+    of this run's code."""
+    spec = parse_spec(TINY)
+    run_sweep(spec, tmp_path, limit=1, progress=False, plots=False)
+    (row,) = _rows(tmp_path)
+    text = (tmp_path / "results.csv").read_text()
+    (tmp_path / "results.csv").write_text(text.replace(row["key"], "00000000deadbeef"))
+    res = run_sweep(spec, tmp_path, progress=False, plots=False)
+    assert (res.superseded, res.reused, res.ran, res.counts) == (1, 0, 2, {"ok": 2})
+    assert "00000000deadbeef" not in {r["key"] for r in _rows(tmp_path)} and len(_rows(tmp_path)) == 2
+    with open(tmp_path / "results.superseded.csv", newline="") as f:
+        (old,) = list(csv.DictReader(f))
+    assert old["key"] == "00000000deadbeef" and old["cycles_per_step"] == str(row["cycles_per_step"])
+    import pyarrow.parquet as pq
+
+    assert sorted(r["key"] for r in pq.read_table(tmp_path / "results.parquet").to_pylist()) == sorted(
+        r["key"] for r in _rows(tmp_path)
+    )
+    assert run_sweep(spec, tmp_path, progress=False, plots=False).superseded == 0
+
+
 def test_table_of_another_sweep_is_refused(tmp_path):
     run_sweep(parse_spec(TINY), tmp_path, limit=0, progress=False, plots=False)
     other = parse_spec({"base": {"preset": "tiny"}, "axes": {"pe_cols": [1]}})

@@ -44,6 +44,7 @@ class SweepResult:
     invalid: int
     reused: int  # found in the table, not run
     ran: int
+    superseded: int = 0  # rows of other generator code or settings, moved to results.superseded.csv
     counts: dict[str, int] = field(default_factory=dict)  # status -> rows of the whole table
     interrupted: bool = False
     seconds: float = 0.0
@@ -191,6 +192,12 @@ def run_sweep(
     table = ResultsTable(folder, spec.columns(), restart=restart)
     cache = str(Path(build_cache).resolve() if build_cache else (folder / "builds").resolve())
     tasks, invalid = make_tasks(spec, build_cache=cache)
+    superseded = table.retire({t.key for t in tasks} | {b.key for b in invalid})
+    if superseded:
+        echo(
+            f"{superseded} rows of an earlier run measured other generator code or settings: moved to "
+            f"{table.folder / 'results.superseded.csv'}; their points run again"
+        )
     done = table.done()
     for bad in invalid:
         if bad.key not in done:
@@ -199,7 +206,9 @@ def run_sweep(
     reused = len(tasks) - len(todo)
     if limit is not None:
         todo = todo[:limit]
-    result = SweepResult(folder=folder, tasks=len(tasks), invalid=len(invalid), reused=reused, ran=0)
+    result = SweepResult(
+        folder=folder, tasks=len(tasks), invalid=len(invalid), reused=reused, ran=0, superseded=superseded
+    )
     if todo:
         if dask:
             workers, stream = _dask(todo, dask)

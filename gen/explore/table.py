@@ -76,14 +76,8 @@ class ResultsTable:
                     self.rows[row["key"]] = row
                 else:
                     dropped += 1
-        if dropped:  # rewrite the file with the whole rows only (a new file, then renamed over the old)
-            tmp = self.path.with_suffix(".csv.tmp")
-            with open(tmp, "w", newline="") as f:
-                w = csv.writer(f)
-                w.writerow(self.columns)
-                for row in self.rows.values():
-                    w.writerow(["" if row[c] is None else row[c] for c in self.columns])
-            os.replace(tmp, self.path)
+        if dropped:  # rewrite the file with the whole rows only
+            self._rewrite()
 
     def done(self, retry_failed: bool = True) -> set[str]:
         """Keys not to run again: final rows (and failed ones too unless ``retry_failed``)."""
@@ -101,6 +95,38 @@ class ResultsTable:
             csv.writer(f).writerow(["" if full[c] is None else full[c] for c in self.columns])
             f.flush()
             os.fsync(f.fileno())
+
+    def retire(self, keys: set[str]) -> int:
+        """Move the rows whose key is not in ``keys`` (measured by other generator code, other settings: the
+        sweep no longer makes them) out of ``results.csv`` into ``results.superseded.csv``, appended there, so
+        that the table, the Parquet file and the fronts hold this sweep's rows only; the number moved."""
+        old = [k for k in self.rows if k not in keys]
+        if not old:
+            return 0
+        aside = self.folder / "results.superseded.csv"
+        new_file = not aside.exists()
+        with open(aside, "a", newline="") as f:
+            w = csv.writer(f)
+            if new_file:
+                w.writerow(self.columns)
+            for k in old:
+                w.writerow(["" if self.rows[k][c] is None else self.rows[k][c] for c in self.columns])
+            f.flush()
+            os.fsync(f.fileno())
+        for k in old:
+            del self.rows[k]
+        self._rewrite()
+        return len(old)
+
+    def _rewrite(self) -> None:
+        """The CSV rewritten from the rows held (a new file, then renamed over the old)."""
+        tmp = self.path.with_suffix(".csv.tmp")
+        with open(tmp, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(self.columns)
+            for row in self.rows.values():
+                w.writerow(["" if row[c] is None else row[c] for c in self.columns])
+        os.replace(tmp, self.path)
 
     def ordered(self) -> list[dict]:
         """The rows in the spec's order (point, then board)."""
