@@ -551,6 +551,51 @@ def test_sweep_measures_golden_accuracy_per_point(tmp_path):
         parse_spec({"base": {"preset": "tiny"}, "axes": {"lanes": [4]}, "run": {"data": str(data)}})
 
 
+def test_sweep_retrains_each_point_before_measuring_it(tmp_path):
+    """[run] retrain: each point is retrained on its own arithmetic (here 16 table entries, no interpolation,
+    which costs the tiny classifier accuracy) and its row measures the retrained model, which is written to
+    OUT/models/<key>/; the same sweep again reuses every row."""
+    from rnnaccel.accuracy.evaluate import classify, load_head
+    from rnnaccel.accuracy.retrain import load_task_data, retrain
+    from rnnaccel.numeric.model import load_model
+
+    model, data = _classifier_model(tmp_path)
+    run = {"data": str(data), "cycles": False, "retrain": {"data": str(data), "epochs": 2, "lr": 0.01, "seed": 3}}
+    spec = parse_spec({"base": {"model": str(model)}, "axes": {"table_entries,interpolate": [[16, False]]},
+                       "run": run})  # fmt: skip
+    assert spec.columns()[-3:] == ["retrain_best_epoch", "retrain_seconds", "model_dir"]
+    res = run_sweep(spec, tmp_path / "out", jobs=0, progress=False, plots=False)
+    assert res.counts == {"ok": 1}, res.rows
+    (row,) = res.rows
+    d = np.load(data)
+    cfg, w = BaseModel(spec).design({"table_entries": 16, "interpolate": False})
+    want = retrain(cfg, w, load_task_data(data, cfg.input_size), None, head=load_head(model), epochs=2, lr=0.01,
+                   batch=32, seed=3, threads=1, progress=False)  # fmt: skip
+    assert row["retrain_best_epoch"] == want.best_epoch
+    saved = Path(row["model_dir"])
+    assert saved == (tmp_path / "out" / "models" / row["key"]).resolve()
+    cfg2, w2 = load_model(saved)
+    for name in w2:
+        assert np.array_equal(np.asarray(w2[name]), np.asarray(want.weights[name])), name
+    acc = float(np.mean(classify(cfg2, w2, load_head(saved), d["X"], np.full(24, 6)) == d["y"]))
+    assert row["accuracy"] == pytest.approx(acc, abs=1e-6)
+    # the same point without retraining is another row (another key), measured on the imported weights
+    plain = parse_spec({"base": {"model": str(model)},
+                        "axes": {"table_entries,interpolate": [[16, False]]},
+                        "run": {"data": str(data), "cycles": False}})  # fmt: skip
+    (plain_row,) = run_sweep(plain, tmp_path / "plain", jobs=0, progress=False, plots=False).rows
+    assert plain_row["key"] != row["key"]
+    plain_pred = classify(cfg, w, load_head(model), d["X"], np.full(24, 6))
+    assert plain_row["accuracy"] == pytest.approx(float(np.mean(plain_pred == d["y"])), abs=1e-6)
+    assert run_sweep(spec, tmp_path / "out", jobs=0, progress=False, plots=False).reused == 1
+    with pytest.raises(SweepSpecError, match="retrain needs data"):
+        parse_spec({"base": {"model": str(model)}, "axes": {"lanes": [4]},
+                    "run": {"retrain": {"data": str(data)}}})  # fmt: skip
+    with pytest.raises(SweepSpecError, match="retrain.epochs"):
+        parse_spec({"base": {"model": str(model)}, "axes": {"lanes": [4]},
+                    "run": {"data": str(data), "retrain": {"data": str(data), "epochs": 0}}})  # fmt: skip
+
+
 def test_cycle_model_in_the_table(tmp_path):
     """A serial point's row has the analytic model's cycles beside the simulated ones (equal); a point too
     large to simulate takes the model's."""

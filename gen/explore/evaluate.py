@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import socket
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -86,6 +87,47 @@ def accuracy_fields(task: Task) -> dict[str, Any]:
     return {"mse": float(readout_mse(head, y, d.Y, valid_mask(d.lengths, d.X.shape[1])))}
 
 
+def _retrained(task: Task, row: dict[str, Any]) -> Task:
+    """``task`` with its weights and head retrained on the spec's training set (exact arithmetic, the epoch of
+    best training accuracy), the model directory written to ``models_dir/<key>/``; fills the row's retraining
+    columns and its design hash (the weights may be in the design)."""
+    from dataclasses import replace
+
+    from ..accuracy.evaluate import save_head
+    from ..accuracy.retrain import retrain
+    from ..flow.rtl import design_hash
+    from ..numeric.model import save_model
+
+    r = task.retrain
+    res = retrain(
+        task.cfg,
+        task.weights,
+        task.train,
+        None,
+        head=task.head,
+        epochs=r["epochs"],
+        lr=r["lr"],
+        batch=r["batch"],
+        seed=r["seed"],
+        threads=1,
+        progress=False,
+    )
+    folder = None
+    if task.models_dir:
+        folder = Path(task.models_dir) / task.key
+        save_model(folder, res.cfg, res.weights)
+        h = res.head
+        save_head(folder, h.W, h.b, h.classes, h.kind)
+    dh = design_hash(res.cfg, res.weights, task.family)
+    row.update(
+        retrain_best_epoch=res.best_epoch,
+        retrain_seconds=round(res.seconds, 1),
+        model_dir=str(folder) if folder else None,
+        design_hash=dh,
+    )
+    return replace(task, cfg=res.cfg, weights=res.weights, head=res.head, design_hash=dh)
+
+
 def evaluate_task(task: Task) -> dict[str, Any]:
     """Measure ``task``: cycles per step in the Amaranth simulator (steady state: the mean of the steps after the
     first),
@@ -106,6 +148,14 @@ def evaluate_task(task: Task) -> dict[str, Any]:
     )
     from .cycle_model import cycles_per_step
 
+    try:
+        if task.retrain:  # every measurement below uses the retrained weights (and head)
+            task = _retrained(task, row)
+            cfg = task.cfg
+    except Exception as exc:  # noqa: BLE001 - a point that cannot be retrained is a failed row, not a dead sweep
+        row.update(status="failed", message=f"retrain: {type(exc).__name__}: {exc}".splitlines()[0][:300])
+        row["seconds"] = round(time.time() - t0, 1)
+        return row
     model = cycles_per_step(cfg)
     row["model_cycles_per_step"] = model
     cycles, source = None, None

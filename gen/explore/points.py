@@ -41,6 +41,10 @@ class Task:
     build_cache: str | None = None  # the folder builds go to (``<build key>/`` each)
     data: Any = None  # the spec's data set (:class:`rnnaccel.accuracy.retrain.TaskData`) and ...
     head: Any = None  # ... the base's head (:class:`rnnaccel.accuracy.evaluate.Head`): accuracy / MSE
+    retrain: dict[str, Any] | None = None  # the spec's retraining settings, with ...
+    train: Any = None  # ... the training set (:class:`rnnaccel.accuracy.retrain.TaskData`)
+    family: str | None = None  # the board's FPGA family (a retrained design's hash is made in the worker)
+    models_dir: str | None = None  # where a retrained point's model directory goes (``<key>/``)
 
 
 @dataclass
@@ -136,8 +140,11 @@ def _key(*parts) -> str:
     return hashlib.sha256("|".join(str(p) for p in parts).encode()).hexdigest()[:16]
 
 
-def make_tasks(spec: SweepSpec, build_cache: str | None = None) -> tuple[list[Task], list[Invalid]]:
-    """Every point's tasks (point x board, in the spec's order) and the points that cannot be designs."""
+def make_tasks(
+    spec: SweepSpec, build_cache: str | None = None, models_dir: str | None = None
+) -> tuple[list[Task], list[Invalid]]:
+    """Every point's tasks (point x board, in the spec's order) and the points that cannot be designs;
+    ``models_dir``: where retrained points' model directories go (with ``[run] retrain``)."""
     from ..flow.rtl import design_hash
 
     base = BaseModel(spec)
@@ -155,6 +162,13 @@ def make_tasks(spec: SweepSpec, build_cache: str | None = None) -> tuple[list[Ta
         data = load_task_data(spec.data, base.cfg.input_size)
         head = load_head(spec.base, base.cfg.hidden_size)
         data_key = hashlib.sha256(open(spec.data, "rb").read()).hexdigest()[:16] + str(hash_head(head))
+    train = None
+    if spec.retrain:
+        from ..accuracy.retrain import load_task_data
+
+        train = load_task_data(spec.retrain["data"], base.cfg.input_size)
+        settings = json.dumps({k: v for k, v in spec.retrain.items() if k != "data"}, sort_keys=True)
+        data_key += "retrain" + hashlib.sha256(open(spec.retrain["data"], "rb").read()).hexdigest()[:16] + settings
     tasks, invalid = [], []
     for index, point in enumerate(spec.points()):
         try:
@@ -184,6 +198,10 @@ def make_tasks(spec: SweepSpec, build_cache: str | None = None) -> tuple[list[Ta
                     build_cache=build_cache,
                     data=data,
                     head=head,
+                    retrain=spec.retrain,
+                    train=train,
+                    family=family,
+                    models_dir=models_dir,
                 )
             )
     return tasks, invalid

@@ -17,6 +17,13 @@ A spec names one base, the config fields to vary and what to measure::
     steps = 3                       # time steps simulated; the last one (the steady state) is reported
     max_ideal_cycles = 20000        # points whose ideal cycles per step exceed this are not simulated
     data = "test.npz"               # optional: each point's accuracy (golden integer model, the base's head.npz)
+    retrain = { data = "train.npz", epochs = 20 }   # optional: retrain each point first (with data)
+
+``retrain`` (needs ``data``): each point's weights and head are retrained on its own arithmetic before they are
+measured (:func:`rnnaccel.accuracy.retrain.retrain`, exact arithmetic, what ``rnnaccel retrain`` runs; keys
+``data`` (required), ``epochs`` (20), ``lr`` (0.002), ``batch`` (32), ``seed`` (0); the epoch with the best
+training accuracy is kept), and the simulation and the builds use the retrained weights; each point's
+retrained model directory is written to ``OUT/models/<row key>/``.
 
 Relative paths are taken from the spec file's folder. Weights of a point: a preset base gets seeded random
 weights of the point's config (what ``rnnaccel new`` writes); a model directory keeps its weights, and when
@@ -78,7 +85,10 @@ RESULT_COLUMNS = (
     "worker",
 )
 
-_RUN_KEYS = {"boards", "freq", "cycles", "steps", "max_ideal_cycles", "data"}
+_RUN_KEYS = {"boards", "freq", "cycles", "steps", "max_ideal_cycles", "data", "retrain"}
+_RETRAIN_KEYS = {"data": None, "epochs": 20, "lr": 2e-3, "batch": 32, "seed": 0}
+#: Columns a sweep with ``retrain`` adds after :data:`RESULT_COLUMNS`.
+RETRAIN_COLUMNS = ["retrain_best_epoch", "retrain_seconds", "model_dir"]
 
 
 class SweepSpecError(ValueError):
@@ -99,6 +109,7 @@ class SweepSpec:
     steps: int = 3
     max_ideal_cycles: int = 20000
     data: str | None = None  # an .npz of sequences and labels (or targets): each point's golden accuracy
+    retrain: dict[str, Any] | None = None  # the retraining settings (data: an absolute path), or None
     source: str = ""
 
     @property
@@ -120,7 +131,7 @@ class SweepSpec:
 
     def columns(self) -> list[str]:
         """The results table's columns: :data:`RESULT_COLUMNS` with the axes' fields after ``point``."""
-        cols = list(RESULT_COLUMNS)
+        cols = list(RESULT_COLUMNS) + (RETRAIN_COLUMNS if self.retrain else [])
         at = cols.index("point") + 1
         return cols[:at] + self.fields + cols[at:]
 
@@ -248,6 +259,31 @@ def parse_spec(data: dict, folder: str | Path = ".", source: str = "spec") -> Sw
         if kind != "model" or not (Path(value) / "head.npz").is_file():
             _fail(source, "[run] data needs a model directory base with a head.npz (rnnaccel retrain writes one)")
         data_path = str(dp.resolve())
+    retrain = run.get("retrain")
+    if retrain is not None:
+        if not isinstance(retrain, dict):
+            _fail(source, '[run] retrain must be a table: retrain = { data = "train.npz", epochs = 20 }')
+        bad = sorted(set(retrain) - set(_RETRAIN_KEYS))
+        if bad:
+            _fail(source, f"[run] retrain has no key {bad[0]!r} (keys: {', '.join(_RETRAIN_KEYS)})")
+        if data_path is None:
+            _fail(source, "[run] retrain needs data (the set each retrained point is measured on)")
+        retrain = {**_RETRAIN_KEYS, **retrain}
+        tp = retrain["data"]
+        if not isinstance(tp, str) or not tp:
+            _fail(source, "[run] retrain.data must be the path of an .npz of training sequences")
+        tp = Path(tp) if Path(tp).is_absolute() else Path(folder) / tp
+        if not tp.is_file():
+            _fail(source, f"[run] retrain.data {retrain['data']!r}: no such file")
+        retrain["data"] = str(tp.resolve())
+        for name, ok in (("epochs", lambda v: isinstance(v, int) and 1 <= v <= 10000),
+                         ("batch", lambda v: isinstance(v, int) and v >= 1),
+                         ("seed", lambda v: isinstance(v, int) and v >= 0),
+                         ("lr", lambda v: isinstance(v, (int, float)) and 0 < v < 1)):  # fmt: skip
+            v = retrain[name]
+            if isinstance(v, bool) or not ok(v):
+                _fail(source, f"[run] retrain.{name} cannot be {v!r}")
+        retrain["lr"] = float(retrain["lr"])
     if not boards and not cycles and data_path is None:
         _fail(source, "[run] measures nothing: give boards to build, cycles = true or data")
     return SweepSpec(
@@ -261,5 +297,6 @@ def parse_spec(data: dict, folder: str | Path = ".", source: str = "spec") -> Sw
         steps=steps,
         max_ideal_cycles=limit,
         data=data_path,
+        retrain=retrain,
         source=source,
     )

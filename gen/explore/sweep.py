@@ -191,7 +191,7 @@ def run_sweep(
     folder.mkdir(parents=True, exist_ok=True)
     table = ResultsTable(folder, spec.columns(), restart=restart)
     cache = str(Path(build_cache).resolve() if build_cache else (folder / "builds").resolve())
-    tasks, invalid = make_tasks(spec, build_cache=cache)
+    tasks, invalid = make_tasks(spec, build_cache=cache, models_dir=str((folder / "models").resolve()))
     superseded = table.retire({t.key for t in tasks} | {b.key for b in invalid})
     if superseded:
         echo(
