@@ -476,6 +476,9 @@ def test_fit_picks_the_fastest_fitting_design(tmp_path, monkeypatch, capsys):
         best = min(best or (t, r["label"]), (t, r["label"]))
     assert res.chosen["label"] == best[1] and res.chosen["us_per_step_fmax"] == pytest.approx(best[0], abs=1e-3)
     assert any("MAC multipliers > 8 DSPs" in p for p in res.pruned)
+    # the build table collects every round's rows (each round is a sweep of its own candidates)
+    assert len(_rows(tmp_path / "work" / "builds-table")) == res.built >= 2
+    assert not (tmp_path / "work" / "builds-table" / "results.superseded.csv").exists()
     assert res.freq_mhz == int(res.chosen["fmax_mhz"] * 0.95 * 2) / 2 and res.confirm["timing_met"]
     path = write_fit(res, tmp_path / "m", tmp_path / "out", "icebreaker")
     cfg, w = load_model(tmp_path / "out")

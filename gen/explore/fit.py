@@ -229,7 +229,7 @@ def fit_model(
         if not batch:
             continue
         res = run_sweep(spec(batch, (board,)), work / "builds-table", jobs=jobs, dask=dask, progress=progress,
-                        build_cache=build_cache or work / "builds", plots=False)  # fmt: skip
+                        build_cache=build_cache or work / "builds", plots=False, set_aside=False)  # fmt: skip
         labels = {point_label(p) for p in batch}
         for r in res.rows:
             if r["label"] not in labels:

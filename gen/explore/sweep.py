@@ -183,16 +183,19 @@ def run_sweep(
     progress: bool = True,
     echo: Callable[[str], None] = print,
     plots: bool = True,
+    set_aside: bool = True,
 ) -> SweepResult:
     """Run ``spec`` into folder ``out`` (see the module docstring); ``jobs = 0`` runs the tasks in this process;
-    ``limit``: run at most that many new tasks this time (the rest on the next call)."""
+    ``limit``: run at most that many new tasks this time (the rest on the next call); ``set_aside``: move rows
+    this spec does not make to ``results.superseded.csv`` (off for a folder that collects several specs' rows,
+    as ``fit``'s build table does)."""
     t0 = time.time()
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     table = ResultsTable(folder, spec.columns(), restart=restart)
     cache = str(Path(build_cache).resolve() if build_cache else (folder / "builds").resolve())
     tasks, invalid = make_tasks(spec, build_cache=cache, models_dir=str((folder / "models").resolve()))
-    superseded = table.retire({t.key for t in tasks} | {b.key for b in invalid})
+    superseded = table.retire({t.key for t in tasks} | {b.key for b in invalid}) if set_aside else 0
     if superseded:
         echo(
             f"{superseded} rows of an earlier run measured other generator code or settings: moved to "
