@@ -11,6 +11,7 @@ Only ``ok`` rows with the measures present take part.
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 __all__ = ["non_dominated", "objectives", "fronts", "write_pareto"]
@@ -85,6 +86,20 @@ def fronts(rows: list[dict]) -> dict[str, dict[str, list[dict]]]:
     return out
 
 
+_UNITS = {"us_per_step_fmax": "us/step", "cycles_per_step": "cycles/step"}
+
+
+def _point(row: dict) -> dict:
+    """The row's swept fields (its ``point`` column: JSON in a table read back, a dict in a fresh row)."""
+    p = row.get("point")
+    if isinstance(p, str):
+        try:
+            p = json.loads(p)
+        except ValueError:
+            return {}
+    return p if isinstance(p, dict) else {}
+
+
 def write_pareto(folder: str | Path, rows: list[dict], plots: bool = True) -> list[Path]:
     """``pareto.csv`` (board, front, rank, label, key and the objectives) and, with matplotlib, one PNG per board
     (a panel per resource: every ok point, the front joined and labelled). Returns the files written."""
@@ -114,6 +129,14 @@ def write_pareto(folder: str | Path, rows: list[dict], plots: bool = True) -> li
     for board, board_fronts in all_fronts.items():
         mine = _usable([r for r in rows if (r.get("board") or "") == board])
         time_key, resources = objectives(mine)
+        # the front's points numbered by time per step (the same number in every panel), listed under the
+        # panels with the fields that differ between this board's points
+        on_front = {r["key"]: r for res in resources for r in board_fronts.get(f"time-{res.lstrip('-')}", [])}
+        numbered = sorted(on_front.values(), key=lambda r: (r[time_key], r.get("label") or ""))
+        number = {r["key"]: i + 1 for i, r in enumerate(numbered)}
+        points = {r["key"]: _point(r) for r in mine}
+        varying = [f for f in dict.fromkeys(f for p in points.values() for f in p)
+                   if len({repr(p.get(f)) for p in points.values()}) > 1]  # fmt: skip
         fig, axes = plt.subplots(1, len(resources), figsize=(5.5 * len(resources), 4.5), squeeze=False)
         for ax, res in zip(axes[0], (r.lstrip("-") for r in resources)):
             pts = [r for r in mine if r.get(res) is not None and r.get(time_key) is not None]
@@ -122,7 +145,7 @@ def write_pareto(folder: str | Path, rows: list[dict], plots: bool = True) -> li
             ax.step([r[res] for r in front], [r[time_key] for r in front], where="post", color="C0", lw=1.2)
             ax.scatter([r[res] for r in front], [r[time_key] for r in front], s=24, color="C0", label="Pareto front")
             for r in front:
-                ax.annotate(r.get("label") or "", (r[res], r[time_key]), fontsize=6, xytext=(3, 3),
+                ax.annotate(str(number[r["key"]]), (r[res], r[time_key]), fontsize=7, xytext=(3, 3),
                             textcoords="offset points")  # fmt: skip
             ax.set_xlabel(_LABELS.get(res, res))
             ax.set_ylabel(_LABELS.get(time_key, time_key))
@@ -131,8 +154,13 @@ def write_pareto(folder: str | Path, rows: list[dict], plots: bool = True) -> li
         axes[0][0].legend(fontsize=7)
         fig.suptitle(f"rnnaccel sweep: {board or 'simulation only'} ({len(mine)} points)")
         fig.tight_layout()
+        lines = []
+        for r in numbered:
+            fields = " ".join(f"{f}={points[r['key']].get(f)}" for f in varying) or r.get("label", "")
+            lines.append(f"{number[r['key']]}: {fields}  ({r[time_key]:.4g} {_UNITS.get(time_key, '')})")
+        fig.text(0.01, 0.0, "Pareto front:\n" + "\n".join(lines), fontsize=7, va="top", family="monospace")
         png = folder / f"pareto_{board or 'sim'}.png"
-        fig.savefig(png, dpi=110)
+        fig.savefig(png, dpi=110, bbox_inches="tight")
         plt.close(fig)
         written.append(png)
     return written
