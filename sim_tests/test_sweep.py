@@ -615,3 +615,23 @@ def test_cycle_model_in_the_table(tmp_path):
         == by_lanes[2]["model_cycles_per_step"]
         == step_cycles(cfg2, random_weights(cfg2), 2)[-1]
     )
+
+
+def test_fit_stops_when_its_sweep_is_interrupted(tmp_path, monkeypatch):
+    """Ctrl-C or SIGTERM during fit's simulation sweep ends the fit (the CLI: exit 130), not a ranking of the
+    candidates simulated so far followed by builds."""
+    import rnnaccel.explore.fit as fit
+    from rnnaccel.explore.sweep import SweepResult
+
+    calls = []
+
+    def interrupted(spec, out, **kw):
+        calls.append(spec.boards)
+        return SweepResult(folder=Path(out), tasks=1, invalid=0, reused=0, ran=0, interrupted=True)
+
+    monkeypatch.setattr(fit, "run_sweep", interrupted)
+    base = preset("tiny")
+    save_model(tmp_path / "m", base, random_weights(base))
+    with pytest.raises(KeyboardInterrupt):
+        fit.fit_model(tmp_path / "m", "icebreaker", tmp_path / "work", jobs=0, progress=False, echo=lambda _m: None)
+    assert calls == [()]  # the simulation sweep only: no build round started

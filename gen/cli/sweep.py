@@ -199,7 +199,7 @@ def cmd_fit(args) -> int:
 
     from .common import CLIError
     from ..explore.fit import FitError, fit_model, write_fit
-    from ..explore.sweep import SweepError
+    from ..explore.sweep import SweepError, sigterm_interrupts
     from ..numeric.config import FIELDS
     from ..numeric.model import CONFIG_FILE
 
@@ -223,6 +223,7 @@ def cmd_fit(args) -> int:
     except BoardError as exc:
         raise CLIError(str(exc)) from None
     work = Path(args.work) if args.work else out / "fit-work"
+    restore_sigterm = sigterm_interrupts()  # SIGTERM stops the whole fit like Ctrl-C, between its sweeps too
     try:
         res = fit_model(
             args.model,
@@ -238,6 +239,8 @@ def cmd_fit(args) -> int:
         )
     except (FitError, SweepError) as exc:
         raise CLIError(str(exc)) from None
+    finally:
+        restore_sigterm()
     path = write_fit(res, args.model, out, args.board)
     c = res.chosen
     print(

@@ -188,6 +188,7 @@ def fit_model(
     echo(f"fit: {len(points)} candidate designs of {base.name} ({base.cell}, {base.input_size}x{base.hidden_size}, "
          f"k={base.block_size}) for {board}")  # fmt: skip
     sim = run_sweep(spec(points, ()), work / "simulation", jobs=jobs, dask=dask, progress=progress, plots=False)
+    _stop_if_interrupted(sim)
     rows = {r["label"]: r for r in sim.rows if r["status"] == "ok"}
     estimated = []
     for p in points:
@@ -230,6 +231,7 @@ def fit_model(
             continue
         res = run_sweep(spec(batch, (board,)), work / "builds-table", jobs=jobs, dask=dask, progress=progress,
                         build_cache=build_cache or work / "builds", plots=False, set_aside=False)  # fmt: skip
+        _stop_if_interrupted(res)
         labels = {point_label(p) for p in batch}
         for r in res.rows:
             if r["label"] not in labels:
@@ -277,6 +279,13 @@ def fit_model(
     if confirm:
         _confirm(result, cfg, model_dir, board, work, build_cache, echo)
     return result
+
+
+def _stop_if_interrupted(res) -> None:
+    """A sweep of the fit stopped by Ctrl-C or SIGTERM stops the fit (the sweep kept its rows: a second run
+    resumes); ranking and building on a part of the candidates would choose from the wrong set."""
+    if res.interrupted:
+        raise KeyboardInterrupt
 
 
 def _status(rows: list[dict], label: str) -> str:

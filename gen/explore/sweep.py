@@ -28,7 +28,7 @@ from .points import Task, make_tasks, point_label
 from .spec import SweepSpec
 from .table import ResultsTable
 
-__all__ = ["run_sweep", "SweepResult", "SweepError"]
+__all__ = ["run_sweep", "SweepResult", "SweepError", "sigterm_interrupts"]
 
 
 class SweepError(RuntimeError):
@@ -101,7 +101,7 @@ def _local(tasks: list[Task], jobs: int) -> tuple[int, Iterator]:
     return jobs, results()
 
 
-def _sigterm_interrupts() -> Callable[[], None]:
+def sigterm_interrupts() -> Callable[[], None]:
     """Make SIGTERM (``kill``, a batch system's time limit) end a sweep like Ctrl-C: the table is kept, the
     Parquet file and the Pareto fronts are written, the workers are stopped. Only from the main thread;
     returns the function that restores the previous handler."""
@@ -221,7 +221,7 @@ def run_sweep(
             workers, stream = _local(todo, jobs)
         bar = _bar(len(todo), progress)
         failed = 0
-        restore_sigterm = _sigterm_interrupts()
+        restore_sigterm = sigterm_interrupts()
         try:
             for task, get in stream:
                 try:
