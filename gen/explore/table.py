@@ -92,7 +92,7 @@ class ResultsTable:
         full = {c: row.get(c) for c in self.columns}
         self.rows[full["key"]] = full
         with open(self.path, "a", newline="") as f:
-            csv.writer(f).writerow(["" if full[c] is None else full[c] for c in self.columns])
+            csv.writer(f).writerow(self._cells(full))
             f.flush()
             os.fsync(f.fileno())
 
@@ -110,7 +110,7 @@ class ResultsTable:
             if new_file:
                 w.writerow(self.columns)
             for k in old:
-                w.writerow(["" if self.rows[k][c] is None else self.rows[k][c] for c in self.columns])
+                w.writerow(self._cells(self.rows[k]))
             f.flush()
             os.fsync(f.fileno())
         for k in old:
@@ -125,8 +125,12 @@ class ResultsTable:
             w = csv.writer(f)
             w.writerow(self.columns)
             for row in self.rows.values():
-                w.writerow(["" if row[c] is None else row[c] for c in self.columns])
+                w.writerow(self._cells(row))
         os.replace(tmp, self.path)
+
+    def _cells(self, row: dict) -> list:
+        """``row`` as a CSV line's cells, in the table's column order (None: empty)."""
+        return ["" if row[c] is None else row[c] for c in self.columns]
 
     def ordered(self) -> list[dict]:
         """The rows in the spec's order (point, then board)."""
