@@ -305,6 +305,19 @@ def _build_board(cfg, weights, board, platform, out_dir, *, freq_mhz, baud, prog
         }
     )
     report.update(measured_step_report(cfg, weights, models))
+    flash = None
+    if cfg.weight_source == "flash":  # issue 13: the weight stream goes into the flash, behind the bitstream
+        from ..layout.image import memory_image, weight_stream_bytes, weight_stream_step_words
+        from .flash import default_flash_offset
+
+        flash = (weight_stream_bytes(cfg, memory_image(cfg, weights)), default_flash_offset(platform))
+        (out / "weights_flash.bin").write_bytes(flash[0])
+        report["flash_image"] = {
+            "file": str((out / "weights_flash.bin").resolve()),
+            "offset": flash[1],
+            "bytes": len(flash[0]),
+            "words_per_step": weight_stream_step_words(cfg),
+        }
     if cfg.runtime_dims:  # issue 12: the models this bitstream runs (rnnaccel infer MODEL --hardware DIR)
         from ..layout.runtime import ARITHMETIC_FIELDS
 
@@ -318,6 +331,11 @@ def _build_board(cfg, weights, board, platform, out_dir, *, freq_mhz, baud, prog
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     if program:
         program_board(platform, products, board)
+        if flash is not None:
+            from .flash import write_flash_image
+
+            progress(f"writing the weight stream ({len(flash[0])} bytes) into the flash at {flash[1]:#x}")
+            write_flash_image(board, flash[0], flash[1], bitstream=out / "build" / bitstream)
     return report
 
 

@@ -61,8 +61,10 @@ class BoardTop(Elaboratable):
         pll: PLL | None = None,
         baud: int = 115200,
         design_hash: str | None = None,
+        flash_offset: int | None = None,
     ):
         self.cfg = cfg
+        self.flash_offset = flash_offset
         self.models = models
         self.design_hash = design_hash
         self.weights = weights
@@ -99,6 +101,16 @@ class BoardTop(Elaboratable):
             clk_hz = default_hz
             self.achieved_mhz = default_hz / 1e6
         uart = platform.request("uart", 0, dir={"rx": "-", "tx": "-"})
+        stream = {}
+        if self.cfg.weight_source == "flash":  # the weights from the board's flash, behind the bitstream
+            from ..hw.flash import FlashSource
+            from ..layout.image import weight_stream_word_bits
+            from .flash import default_flash_offset
+
+            offset = default_flash_offset(platform) if self.flash_offset is None else self.flash_offset
+            # the reader's init waits are converted at the clock (an upper bound of it is enough)
+            source = FlashSource(weight_stream_word_bits(self.cfg), clk_hz=clk_hz)
+            stream = {"weight_source": source, "weight_base": offset}
         link = HostLink(
             self.cfg,
             clk_hz,
@@ -106,6 +118,7 @@ class BoardTop(Elaboratable):
             weights=self.weights if self.cfg.weights_in_rom else None,
             models=self.models,
             **({"design_hash": self.design_hash} if self.design_hash else {}),
+            **stream,
         )
         m.submodules.link = link
         m.submodules.uart_rx = rx = io.Buffer("i", uart.rx)

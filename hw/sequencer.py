@@ -21,7 +21,27 @@ from ..layout.image import MemoryImage, memory_image
 from ..interface.commands import PHASE_CLEAR, PHASE_STEP_DONE, STATUS_BITS, Op, command_fields
 from . import check_cfg_and_weights
 
-__all__ = ["Op", "command_layout", "STATUS_BITS", "PHASE_CLEAR", "PHASE_STEP_DONE", "SequencerBase"]
+__all__ = [
+    "Op",
+    "command_layout",
+    "weight_stream_members",
+    "STATUS_BITS",
+    "PHASE_CLEAR",
+    "PHASE_STEP_DONE",
+    "SequencerBase",
+]
+
+
+def weight_stream_members(cfg: Config) -> dict:
+    """The members of an accelerator whose weights arrive as a stream (``weight_source = 'flash'``): ``o_wstart``
+    (a read request, the :class:`~rnnaccel.hw.flash.FlashReader`'s ``start``) and ``i_w`` (the words)."""
+    from ..layout.image import weight_stream_word_bits
+    from .flash import start_layout
+
+    return {
+        "o_wstart": Out(stream.Signature(start_layout())),
+        "i_w": In(stream.Signature(unsigned(weight_stream_word_bits(cfg)))),
+    }
 
 
 def command_layout(cfg: Config) -> data.StructLayout:
@@ -58,6 +78,9 @@ class SequencerBase(wiring.Component):
             | ({"skipped": Out(32), "skipped_macs": Out(32)} if delta else {})
             # a helper core (issue 14, ``row_slices > 1``): the whole h of each layer, from the exchange
             | ({"i_hx": In(stream.Signature(signed(xs)))} if getattr(cfg, "row_slices", 1) > 1 else {})
+            # weights from a stream (issue 13, ``weight_source = 'flash'``): a read request per time step to the
+            # source (a byte address and a word count, :func:`rnnaccel.hw.flash.start_layout`) and its words
+            | (weight_stream_members(cfg) if getattr(cfg, "weight_source", "onchip") != "onchip" else {})
         )
 
     @property

@@ -59,6 +59,8 @@ from ..layout.image import (
     vector_depth,
     vector_slots,
     weight_bank_depth,
+    weight_stream_layer_words,
+    weight_stream_step_words,
 )
 from .datapath import BiasNarrow, Serializer, WeightBank
 from .gates import GateUnit
@@ -86,11 +88,22 @@ class SerialAccelerator(SequencerBase):
         if isinstance(cfg, Config) and cfg.datapath != "serial":
             raise ValueError(f"SerialAccelerator needs datapath = 'serial', not {cfg.datapath!r}")
         super().__init__(cfg, weights, serial_program(cfg) if isinstance(cfg, Config) else [], image=image)
+        if self.stream_words and self.stream_words >= 1 << len(self.o_wstart.payload.count):
+            raise ValueError(
+                f"a time step reads {self.stream_words} weight words, more than a stream request counts "
+                f"({(1 << len(self.o_wstart.payload.count)) - 1})"
+            )
 
     @property
     def weight_depth(self) -> int:
         """Memory words of the weight bank (after SPRAM packing)."""
         return weight_bank_depth(self._cfg)
+
+    @property
+    def stream_words(self) -> int:
+        """Words one time step takes from the weight stream (``weight_source = 'flash'``; 0 with on-chip weights):
+        the read count of its request on ``o_wstart``."""
+        return 0 if self._cfg.weight_source == "onchip" else weight_stream_step_words(self._cfg)
 
     def elaborate(self, platform):
         """The module: a :class:`_SerialBuild` emits it block by block (in FFT mode
@@ -130,6 +143,7 @@ class _SerialBuild:
         self.vwords = self.vrows * k
         self.gmax = max(len(cfg.layer_gates(layer)) for layer in range(self.L))
         self.bases = serial_layer_bases(cfg)
+        self.streamed = cfg.weight_source != "onchip"  # weights from i_w, no bank (issue 13)
         self.wdepth = top.weight_depth
         self.bdepth = bias_rows(cfg)
         self.mem_word = bank_word_bits(cfg)
@@ -153,9 +167,15 @@ class _SerialBuild:
         which runs beside the FSM's RUN and DRAIN states)."""
         self.gate_jobs = []
         self._memories()
-        self._weight_bank()
+        if self.streamed:
+            self._weight_request()
+        else:
+            self._weight_bank()
         self._gate_units()
-        self._weight_fetch()
+        if self.streamed:
+            self._weight_stream()
+        else:
+            self._weight_fetch()
         self._lanes()
         self._serializer()
         self._gate_inputs()
@@ -210,6 +230,20 @@ class _SerialBuild:
         self.w_sel, self.w_waddr, self.w_wdata = bank.wr_en, bank.wr_addr, bank.wr_data
         self.bank = bank
 
+    def _weight_request(self) -> None:
+        """Streamed weights: the time step's read request on ``o_wstart`` (address 0, the step's
+        :attr:`SerialAccelerator.stream_words`), raised when a step starts (IDLE) and held until taken."""
+        m, top = self.m, self.top
+        pending = Signal(name="wstart_pending")
+        m.d.comb += [
+            top.o_wstart.valid.eq(pending),
+            top.o_wstart.payload.addr.eq(0),
+            top.o_wstart.payload.count.eq(top.stream_words),
+        ]
+        with m.If(top.o_wstart.ready):
+            m.d.sync += pending.eq(0)
+        self.wstart_pending = pending
+
     def _gate_units(self) -> None:
         """The gate units, one per distinct gate count (``gate_units[G]``)."""
         cfg = self.cfg
@@ -246,6 +280,42 @@ class _SerialBuild:
         m.d.comb += self.w_addr.eq(f_ba + off)
         self.shadow = shadow
         self.f_n, self.f_j, self.f_s, self.f_rb, self.f_ba = f_n, f_j, f_s, f_rb, f_ba
+
+    def _weight_stream(self) -> None:
+        """Streamed weights: ``i_w``'s words (``pack`` weights a word, in the fetch walker's order:
+        :func:`rnnaccel.layout.image.weight_stream_addresses`) are taken while the phase wants them
+        (``weight_want``), the next block's vector is not complete (``fetch_count < kp``, or the block before is
+        handed to the lanes this cycle: ``weight_handoff``, a block's first issue) and the layer has words left
+        (``fetch_left``). A word taken is registered (``weight_word``) and shifted into the shadow register a
+        cycle later, as a bank read is: the lanes' rotating register loads the shadow the cycle after a block's
+        first issue, before the next block's first word arrives, so the next block's words are taken from the
+        first issue on and a stream of a word a cycle keeps up with the lanes."""
+        m, k, pack, kp, ws = self.m, self.k, self.pack, self.kp, self.ws
+        top = self.top
+        shadow = [Signal(signed(ws), name=f"shadow{t}") for t in range(k)]
+        most = max(weight_stream_layer_words(self.cfg, layer) for layer in range(self.L))
+        f_cnt = Signal(range(kp + 1), name="fetch_count")
+        f_left = Signal(range(most + 1), name="fetch_left")
+        want, handoff, take = Signal(name="weight_want"), Signal(name="weight_handoff"), Signal(name="weight_take")
+        m.d.comb += [
+            top.i_w.ready.eq(want & ((f_cnt != kp) | handoff) & (f_left != 0)),
+            take.eq(top.i_w.valid & top.i_w.ready),
+        ]
+        w_valid = Signal(name="weight_valid")
+        w_word = Signal.like(top.i_w.payload, name="weight_word")
+        m.d.sync += w_valid.eq(take)
+        with m.If(take):
+            m.d.sync += [w_word.eq(top.i_w.payload), f_left.eq(f_left - 1)]
+        with m.If(w_valid):
+            for t in range(k - pack):
+                m.d.sync += shadow[t].eq(shadow[t + pack])
+            for q in range(pack):
+                m.d.sync += shadow[k - pack + q].eq(w_word[q * ws : (q + 1) * ws].as_signed())
+        with m.If(handoff):
+            m.d.sync += f_cnt.eq(take)
+        with m.Elif(take):
+            m.d.sync += f_cnt.eq(f_cnt + 1)
+        self.shadow, self.f_cnt, self.f_left, self.w_want, self.w_handoff = shadow, f_cnt, f_left, want, handoff
 
     def fetch_step(self, layer):
         """One fetch read this cycle (``w_rd`` set by the caller); advance the walker."""
@@ -419,13 +489,19 @@ class _SerialBuild:
         layer = prog[i][1]
         wb, bb = self.bases[layer]
         pack = self.pack
+        if self.streamed:
+            fetch = [self.f_cnt.eq(0), self.f_left.eq(weight_stream_layer_words(self.cfg, layer))]
+        else:
+            fetch = [
+                self.f_n.eq(0),
+                self.f_j.eq(0),
+                self.f_s.eq(0),
+                self.f_rb.eq(wb // pack),
+                self.f_ba.eq(wb // pack),
+            ]
         return [
             self.e_cnt.eq(0),
-            self.f_n.eq(0),
-            self.f_j.eq(0),
-            self.f_s.eq(0),
-            self.f_rb.eq(wb // pack),
-            self.f_ba.eq(wb // pack),
+            *fetch,
             self.i_row.eq(0),
             self.i_g.eq(0),
             self.i_s.eq(0),
@@ -492,6 +568,8 @@ class _SerialBuild:
                     top._common_commands(m, error)
             with m.Elif(self.in_fifo.r_rdy):
                 m.next = self.entry_name(0)
+                if self.streamed:
+                    m.d.sync += self.wstart_pending.eq(1)
 
     def _clear_state(self) -> None:
         """CLEAR: zero the vector and cell-state memories, a word of each a cycle."""
@@ -573,15 +651,29 @@ class _SerialBuild:
         gate_on, done = Signal(name=f"gate{layer}_on"), Signal(name=f"gate{layer}_done")
         self.gate_jobs.append((layer, gate_on, done))
         with m.State(self.state_name(i)):
-            # the first block's vector into the shadow register (kp reads)
-            m.d.comb += [busy.eq(1), phase.eq(i + 1), self.w_rd.eq(1)]
-            self.fetch_step(layer)
-            with m.If(self.f_n == kp - 1):
-                m.next = run
+            # the first block's vector into the shadow register (kp reads, or kp stream words)
+            m.d.comb += [busy.eq(1), phase.eq(i + 1)]
+            if self.streamed:
+                m.d.comb += self.w_want.eq(1)
+                with m.If(self.f_cnt == kp):
+                    m.next = run
+            else:
+                m.d.comb += self.w_rd.eq(1)
+                self.fetch_step(layer)
+                with m.If(self.f_n == kp - 1):
+                    m.next = run
         with m.State(run):
             m.d.comb += [busy.eq(1), phase.eq(i + 1), gate_on.eq(1)]
             hold = Signal(name=f"mac{layer}_hold")
-            m.d.comb += hold.eq((pcnt == 0) & (i_g == 0) & (i_s == 0) & (self.lead >= 2))  # row > gate_row + 1
+            lead_hold = (pcnt == 0) & (i_g == 0) & (i_s == 0) & (self.lead >= 2)  # row > gate_row + 1
+            if self.streamed:
+                # a block's first column waits for its vector (counted in ``cycles``: the step's own time, not
+                # the host's); the stream fills the register meanwhile
+                starved = Signal(name=f"mac{layer}_starved")
+                m.d.comb += [starved.eq((c0 == 0) & (self.f_cnt != kp)), hold.eq(lead_hold | starved)]
+                m.d.comb += [self.w_want.eq(1), self.w_handoff.eq(~hold & (c0 == 0))]
+            else:
+                m.d.comb += hold.eq(lead_hold)
             with m.If(~hold):
                 m.d.comb += [
                     self.issue.eq(1),
@@ -590,10 +682,11 @@ class _SerialBuild:
                     self.v_r.addr.eq(va),
                     self.v_r.en.eq(1),
                 ]
-                # fetch the next block during this one's first kp cycles
-                with m.If(c0 < kp):
-                    m.d.comb += self.w_rd.eq(1)
-                    self.fetch_step(layer)
+                if not self.streamed:  # streamed: weight_handoff at c0 == 0
+                    # fetch the next block during this one's first kp cycles
+                    with m.If(c0 < kp):
+                        m.d.comb += self.w_rd.eq(1)
+                        self.fetch_step(layer)
                 m.d.sync += [pcnt.eq(pcnt + 1), va.eq(va + 1)]
                 with m.If(pcnt == n_j * k - 1):
                     m.d.sync += [pcnt.eq(0), va.eq(src_base), i_s.eq(i_s + 1)]

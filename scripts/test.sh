@@ -15,4 +15,4 @@ bash "$here/scripts/lint_imports.sh"
 if [ $# -eq 0 ]; then
     set -- -m "not slow"
 fi
-exec "$here/.venv/bin/python" -m pytest -n 2 --dist worksteal --durations=15 "$@"
+exec "$here/.venv/bin/python" -m pytest -n 2 --dist load --durations=15 "$@"

@@ -55,6 +55,33 @@ def test_board_top_elaborates_without_toolchain(board, freq, name, tmp_path):
         assert top.achieved_mhz == platform.default_clk_frequency / 1e6
 
 
+@pytest.mark.parametrize("board", ["icebreaker", "ulx3s"])
+def test_streamed_weights_board_top(board):
+    """weight_source = 'flash': the accelerator's stream comes from the flash reader on the board's flash pins (the
+    pins in the constraints, no simulated flash in the design)."""
+    cfg = preset("lstm-small-ice40").replace(weight_source="flash")
+    platform = get_platform(board)
+    plan = platform.build(BoardTop(cfg, random_weights(cfg)), name="rnnaccel", do_build=False)
+    il, constraints = plan.files["rnnaccel.il"], plan.files.get("rnnaccel.pcf") or plan.files.get("rnnaccel.lpf")
+    assert "spi_flash" in constraints
+    assert ".weight_source.reader" in il  # the FlashSource's reader, in place of the simulated flash
+    assert "\\image" not in il  # the simulated flash's memory (the stream image) is not built
+    if board == "ulx3s":
+        assert "USRMCLK" in il  # the ECP5's configuration clock pin
+
+
+@pytest.mark.slow  # suite budget (about 2 minutes); the figures are in the closing note of issue 13
+def test_real_bitstream_streamed_weights_icebreaker(tmp_path):
+    """lstm-small-ice40 with its weights streamed from the flash: fits the iCE40UP5K and meets 12 MHz; the stream
+    image is written beside the bitstream with its offset."""
+    cfg = preset("lstm-small-ice40").replace(weight_source="flash")
+    report = board_build.build_board(cfg, random_weights(cfg), "icebreaker", tmp_path, progress=lambda m: None)
+    assert report["timing_met"], report
+    assert report["utilization"]["spram"]["used"] == 0
+    image = report["flash_image"]
+    assert image["offset"] == 0x100000 and Path(image["file"]).stat().st_size == image["bytes"] > 0
+
+
 def test_runtime_weights_board_top(tmp_path):
     cfg = preset("tiny").replace(weights_in_rom=False)
     plan = get_platform("icebreaker").build(BoardTop(cfg, None), name="rnnaccel", do_build=False)

@@ -16,8 +16,8 @@
 * :func:`test_soak_lstm_small_verilator`: 600 steps of ``lstm-small`` in Verilator (cocotb), random
   idle cycles and back-pressure, bit-exact and every output counted (the slow tier runs 2000 steps).
 
-CI budgets (the suite's time): 5 valid configs per cell variant, 30 raw-field draws, 12 run-time-dimension
-configs, 600 soak steps; ``-m slow`` runs 600 of each draw and 2000 soak steps.
+CI budgets (the suite's time): 5 valid configs per cell variant, 20 raw-field draws, 12 run-time-dimension
+configs, 4 streamed-weight configs, 600 soak steps; ``-m slow`` runs 600 of each draw and 2000 soak steps.
 
 The draw (exact ranges) is documented at :func:`valid_fields`; a failure prints the config as TOML
 (hypothesis ``note``) so it can be replayed with :func:`check_case`.
@@ -59,8 +59,9 @@ _COMMON = dict(
 )
 #: CI budget: about a minute on one core (sizes up to 24, up to 12 steps per session)
 CI = settings(max_examples=5, **_COMMON)  # per cell variant (7 variants: 35 configs)
-CI_RAW = settings(max_examples=30, **_COMMON)  # the slow tier draws 600
+CI_RAW = settings(max_examples=20, **_COMMON)  # the slow tier draws 600
 CI_RUNTIME = settings(max_examples=12, **_COMMON)  # run-time dimensions, any cell variant
+CI_STREAMED = settings(max_examples=4, **_COMMON)  # weights streamed from the flash (serial: lstm and rnn)
 #: the slow tier (``pytest -m slow sim_tests/test_random_config.py``)
 SLOW = settings(max_examples=600, **_COMMON)
 SLOW_RAW = settings(max_examples=600, **_COMMON)
@@ -89,6 +90,8 @@ VARIANTS = [
     {"cell": "qrnn", "qrnn_window": 2},
     {"cell": "rnn"},
 ]
+#: the variants of the serial datapath (streamed weights)
+STREAMED_VARIANTS = [{"cell": "lstm"}, {"cell": "rnn"}]
 VARIANT_IDS = [
     "-".join(str(v) for v in variant.values()).replace("True", "after").replace("False", "before")
     for variant in VARIANTS
@@ -96,7 +99,7 @@ VARIANT_IDS = [
 
 
 @st.composite
-def valid_fields(draw, variant: dict | None = None, runtime: bool = False) -> dict:
+def valid_fields(draw, variant: dict | None = None, runtime: bool = False, streamed: bool = False) -> dict:
     """Every field of a config the rules accept, drawn from the field space (dependent fields derived).
 
     * ``cell``: lstm, gru, sru, qrnn, rnn; ``gru_reset_after`` true/false; ``qrnn_window`` 1/2;
@@ -126,16 +129,22 @@ def valid_fields(draw, variant: dict | None = None, runtime: bool = False) -> di
       false and ``max_input_size``, ``max_hidden_size``, ``max_layers`` each 0 (the model's own) or its
       size plus 0-8 (layers plus 0-1; whole tiles where the QRNN needs them): the model then runs on the
       design of its largest config (:func:`check_case`), loading its own layout by ``SET_PARAM``.
+    * ``weight_source`` (serial, direct mode, one core, weights in ROM, at most 4 row groups: ``lanes >= k / 4``;
+      half of those draws): flash (the weights streamed from the simulated flash, :mod:`rnnaccel.hw.weight_source`),
+      else onchip.
     * ``seed`` 0-3, ``name`` "random".
     * ``circulant_mode``: direct, or fft for half the serial configs (k is a power of two >= 4) with
       ``q_spectrum`` 2-32 bits (width + q_state's at most 50; 8 or fewer bits for SPRAM, which must hold a
       bin a word) and q_spectrum.frac + q_state.frac >= q_pre.frac; ``q_spectrum`` the default otherwise.
 
     ``variant`` fixes the cell (and its variant field) instead of drawing it; ``runtime`` forces run-time
-    dimensions (array, one core).
+    dimensions (array, one core); ``streamed`` forces streamed weights (serial, direct mode, one core, weights in
+    ROM; ``variant`` lstm or rnn) and sizes up to 12.
     """
     cell = variant["cell"] if variant else draw(st.sampled_from(CELLS))
     datapath = draw(st.sampled_from(DATAPATHS)) if cell in ("lstm", "rnn") and not runtime else "array"
+    if streamed:
+        datapath = "serial"
     f: dict = {
         "cell": cell,
         "datapath": datapath,
@@ -143,7 +152,7 @@ def valid_fields(draw, variant: dict | None = None, runtime: bool = False) -> di
         "qrnn_window": draw(st.sampled_from([1, 2])),
         "num_layers": draw(st.integers(1, 3)),
         "stacked_projections": draw(st.booleans()),
-        "weights_in_rom": draw(st.booleans()),
+        "weights_in_rom": True if streamed else draw(st.booleans()),
         "interpolate": draw(st.booleans()),
     }
     f.update(variant or {})
@@ -159,7 +168,7 @@ def valid_fields(draw, variant: dict | None = None, runtime: bool = False) -> di
     lo = max(0, pre_width - 1 - acc_frac)  # q_pre.frac <= acc_frac
     pre_int = draw(st.integers(lo, max(lo, min(6, pre_width - 1))))
     f["q_pre"] = QFormat(pre_width, pre_width - 1 - pre_int)
-    fft = datapath == "serial" and draw(st.booleans())
+    fft = datapath == "serial" and not streamed and draw(st.booleans())
     if fft:  # q_spectrum: q_pre aligns to the spectral accumulator, which stays inside 62 bits
         need = f["q_pre"].frac - f["q_state"].frac
         qs_width = draw(st.integers(max(2, need - 2), min(MAX_Q_WIDTH, MAX_PRODUCT - f["q_state"].width)))
@@ -190,21 +199,24 @@ def valid_fields(draw, variant: dict | None = None, runtime: bool = False) -> di
     f["weight_ram"] = draw(st.sampled_from(["block", "huge"])) if huge_ok else "block"
     if datapath == "serial":
         pack = 16 // qw_width if f["weight_ram"] == "huge" else 1
-        f["lanes"] = draw(st.sampled_from(_pow2_dividing(k, pack)))
+        # streamed weights repeat a block's vector once per row group (k / lanes): at most 4 keep sessions short
+        f["lanes"] = draw(st.sampled_from([n for n in _pow2_dividing(k, pack) if not streamed or n >= k // 4]))
     else:
         f["lanes"] = k if k > 1 else draw(st.integers(1, 8))
     tile = k if k > 1 else f["lanes"]
 
     # shape
+    top = MAX_SIZE // 2 if streamed else MAX_SIZE  # suite budget: a streamed step is several times longer
+
     def size(whole_tiles: bool) -> int:
         if whole_tiles:
-            return tile * draw(st.integers(1, max(1, MAX_SIZE // tile)))
-        return draw(st.integers(1, MAX_SIZE))
+            return tile * draw(st.integers(1, max(1, top // tile)))
+        return draw(st.integers(1, top))
 
     qrnn2 = cell == "qrnn" and f["qrnn_window"] == 2
     f["input_size"] = size(qrnn2)
     f["hidden_size"] = size(qrnn2 and f["num_layers"] > 1)
-    f["cores"] = 1 if runtime else draw(st.one_of(st.just(1), st.integers(2, 3)))
+    f["cores"] = 1 if runtime or streamed else draw(st.one_of(st.just(1), st.integers(2, 3)))
     modes = ["programs", "layers"]
     rows_local = not (cell == "gru" and not f["gru_reset_after"])  # the reset-before GRU's r*h needs every r
     if datapath == "array" and not runtime and rows_local and f["cores"] * tile <= MAX_SIZE:
@@ -242,6 +254,10 @@ def valid_fields(draw, variant: dict | None = None, runtime: bool = False) -> di
             f["max_input_size"], f["max_hidden_size"] = f["input_size"] + grown, f["hidden_size"] + grown
         if not any(f.get(k) for k in ("max_input_size", "max_hidden_size", "max_layers")):
             f["max_layers"] = f["num_layers"]  # limits equal to the model's own: still a run-time design
+    # weights streamed from the flash (issue 13): serial datapath, direct mode, one core, weights fixed
+    stream_ok = datapath == "serial" and not fft and f["cores"] == 1 and f["weights_in_rom"] and f["lanes"] >= k // 4
+    if streamed or (stream_ok and draw(st.booleans())):
+        f["weight_source"] = "flash"
     f["seed"] = draw(st.integers(0, 3))
     f["name"] = "random"
     return f
@@ -301,6 +317,7 @@ RAW = {
     "max_input_size": _either(st.sampled_from([0, 16, 24, 32]), -1, 3, "24", 24.0, True),
     "max_hidden_size": _either(st.sampled_from([0, 16, 24, 32]), -4, 2, "16", None),
     "max_layers": _either(st.sampled_from([0, 2, 3, 4]), -1, 1.5, "2", False),
+    "weight_source": _either(st.sampled_from(["onchip", "flash"]), "spi", "Flash", None, 1),
     "seed": _either(st.integers(0, 3), -1, 1.0, "0"),
     "name": _either(st.just("raw"), 3, None),
 }
@@ -404,8 +421,15 @@ def check_case(cfg: Config, case: dict) -> None:
         # (stalls are waiting cycles, a reset is not counted); the array's first step of a run is longer and its
         # prefetch follows the input stalls (test_cycle_model compares its steady state instead)
         model = None if hardware is not None or cfg.datapath != "serial" else cycles_per_step(cfg)
-        if model is not None:
+        if model is not None and cfg.weight_source == "onchip":
             assert counters[i]["cycles"] == model * done, f"run {i}: {counters[i]['cycles']} cycles, model {model}/step"
+        elif model is not None:
+            # streamed weights: a step's flash request is raised when the step starts, so a wait for input in its
+            # load (a waiting cycle, not counted) lets the stream run ahead: at most a counted cycle less per wait
+            cycles, waits = counters[i]["cycles"], counters[i]["wait_cycles"]
+            assert model * done - waits <= cycles <= model * done, (
+                f"run {i}: {cycles} cycles, {waits} waits, model {model}"
+            )
 
 
 def check_programs_case(cfg: Config, case: dict) -> None:
@@ -468,6 +492,15 @@ def test_random_runtime_dims_bit_exact(case):
     """Run-time dimensions (issue 12) in every CI run: a model on the design of its largest config, loading
     its own layout by ``SET_PARAM`` (the general draw gives them to a few configs in a hundred)."""
     assert Config(**case["fields"]).runtime_dims
+    _run_valid(case)
+
+
+@CI_STREAMED
+@given(case=st.sampled_from(STREAMED_VARIANTS).flatmap(lambda v: valid_fields(v, streamed=True)).flatmap(sim_case))
+def test_random_streamed_weights_bit_exact(case):
+    """Weights streamed from the simulated flash (issue 13) in every CI run (the general draw gives them to about
+    one serial config in eight)."""
+    assert Config(**case["fields"]).weight_source == "flash"
     _run_valid(case)
 
 

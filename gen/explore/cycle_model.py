@@ -11,7 +11,9 @@ measures them. It returns None for a design it does not model; :func:`modelled` 
 ``G * (k / lanes) * n_j * k`` issue cycles per tile row, a row's first pass held while the lanes are two rows
 ahead of the gate reads; ``DRAIN``: the last pass through the lanes, the serializer and the bias add into the
 scratch memory, the row's ``G * k`` gate reads and the gate unit), ``wait_out`` (one), each layer's ``copy``
-(``H + 1``) and ``STEP_DONE`` (one).
+(``H + 1``) and ``STEP_DONE`` (one). With streamed weights (``weight_source = 'flash'``) a cycle-by-cycle model
+of the simulated flash and the datapath's takes (:class:`_WeightStream`) decides when FILL ends and when each
+block's first column issues (once its vector is in); the rest is the same.
 
 **Array datapath**: an event model of one sequencer (:func:`array_steps`). The MVU takes a plan when it is idle,
 or in the last issue cycle of the one plan in flight (chaining; not for a plan with gaps); a plan issues
@@ -54,13 +56,15 @@ def modelled(cfg: Config) -> bool:
     return common and not cfg.fft_mode and cfg.datapath in ("serial", "array")
 
 
-def cycles_per_step(cfg: Config) -> int | float | None:
+def cycles_per_step(cfg: Config, weight_timing: dict | None = None) -> int | float | None:
     """Counted cycles of a steady-state time step of ``cfg``'s design (the mean of two alternating lengths; an
-    ``int`` when every step is the same), or None when the design is not modelled."""
+    ``int`` when every step is the same), or None when the design is not modelled. ``weight_timing``: the
+    ``bytes_per_cycle`` / ``latency`` of the weight stream's source (streamed weights; default the board flash's,
+    :func:`rnnaccel.hw.weight_source.flash_model_timing`)."""
     if not modelled(cfg):
         return None
     if cfg.datapath == "serial":
-        return _serial(cfg)
+        return _serial(cfg, weight_timing)
     steps = array_steps(cfg, 9)  # steps 1 to 8
     if steps is None:
         return None
@@ -69,44 +73,129 @@ def cycles_per_step(cfg: Config) -> int | float | None:
     return int(mean) if mean == int(mean) else round(mean, 2)
 
 
-def _serial_mac(cfg: Config, layer: int) -> int:
-    """Cycles of a serial mac phase's RUN and DRAIN states: row by row, the issue (held while the lanes are
-    two tile rows ahead of the gate reads), the last pass's sums into scratch, the gate reads, the gate unit."""
+def _serial_mac(cfg: Config, layer: int, start: int = 0, block_start=None) -> int:
+    """The cycle after a serial mac phase's RUN and DRAIN states, RUN starting in cycle ``start``: row by row,
+    the issue (held while the lanes are two tile rows ahead of the gate reads), the last pass's sums into scratch,
+    the gate reads, the gate unit. ``block_start(c)``: the cycle a block whose first column could issue in cycle
+    ``c`` does (streamed weights: once its vector is in; default ``c``)."""
     k, lanes = cfg.block_size, cfg.lanes
     groups = k // lanes
     gates = len(cfg.layer_gates(layer))
     rows = cfg.padded(cfg.hidden_size) // k
-    passes = gates * groups * serial_col_blocks(cfg, layer) * k  # issue cycles of one tile row
+    blocks = gates * groups * serial_col_blocks(cfg, layer)  # blocks of one tile row, k issue cycles each
     # from a pass's last issue to its last scratch write: the vector read (1), the lanes, the serializer's
     # lanes items after its load, the bias add and narrowing
     to_scratch = 1 + ProcessingElement.LATENCY + lanes + BiasNarrow.LATENCY
     reads = gates * k
-    issue_end: list[int] = []
     reads_end: list[int] = []
-    t = 0  # the first issue cycle of row 0
+    t = start  # the first issue cycle of row 0
     for r in range(rows):
         if r >= 2:
             t = max(t, reads_end[r - 2] + 1)  # lead >= 2: wait for the gate reads of row r - 2
-        last = t + passes - 1
-        issue_end.append(last)
+        if block_start is None:
+            t += blocks * k
+        else:
+            for _ in range(blocks):
+                t = block_start(t) + k
+        last = t - 1
         written = last + to_scratch + 1  # the write count shows the row's last word
-        start = written if r == 0 else max(written, reads_end[r - 1] + 1)
-        reads_end.append(start + reads)  # reads run from start + 1
-        t = last + 1
+        first = written if r == 0 else max(written, reads_end[r - 1] + 1)
+        reads_end.append(first + reads)  # reads run from first + 1
     done = reads_end[-1] + 1 + gate_latency(cfg, "update")
-    return done + 1  # RUN from cycle 0 to the cycle DRAIN sees done
+    return done + 1  # the cycle after DRAIN sees done
 
 
-def _serial(cfg: Config) -> int:
+def _serial(cfg: Config, weight_timing: dict | None = None) -> int:
     k = cfg.block_size
     fill = k // bank_packing(cfg)
-    total = 1 + cfg.input_size  # load
+    stream = _WeightStream(cfg, weight_timing) if cfg.weight_source != "onchip" else None
+    t = 1 + cfg.input_size  # load (its entry cycle 0 raises the step's weight request)
     for layer in range(cfg.num_layers):
-        total += 1 + fill + _serial_mac(cfg, layer)  # entry, FILL, RUN + DRAIN
-        total += 1 + cfg.hidden_size + 1  # copy
-    total += 2  # wait_out (entry and one cycle)
-    total += 1  # STEP_DONE
-    return total
+        t += 1  # entry
+        if stream is None:
+            t = _serial_mac(cfg, layer, t + fill)  # FILL, RUN + DRAIN
+        else:
+            # FILL takes the first block's words; RUN starts the second cycle after the last (FILL sees them all)
+            blocks = stream.blocks(layer)
+            run = stream.fetch(t) + 2
+            t = _serial_mac(cfg, layer, run, blocks)
+        t += 1 + cfg.hidden_size + 1  # copy
+    t += 2  # wait_out (entry and one cycle)
+    return t + 1  # STEP_DONE
+
+
+class _WeightStream:
+    """The weight stream of a serial design with ``weight_source = 'flash'`` in the simulation, cycle by cycle:
+    the flash model (:func:`rnnaccel.hw.weight_source.flash_model_timing`: a request accepted in the step's cycle 0,
+    ``latency`` cycles, then ``bytes_per_cycle`` while its two-word FIFO has room; a word written is taken from the
+    next cycle) and the datapath, which takes a block's ``k / pack`` words from the previous block's first issue
+    on (FILL: from its first cycle)."""
+
+    def __init__(self, cfg: Config, timing: dict | None = None):
+        from fractions import Fraction
+
+        from ..hw.weight_source import flash_model_timing
+        from ..layout.image import weight_stream_word_bits
+
+        timing = {**flash_model_timing(), **(timing or {})}
+        word = weight_stream_word_bits(cfg) // 8
+        rate = min(Fraction(timing["bytes_per_cycle"]), Fraction(word))
+        self.num, self.need = rate.numerator, rate.denominator * word  # a word's credit in 1/den bytes
+        self.kp = cfg.block_size // bank_packing(cfg)
+        self.cfg = cfg
+        self.cycle = 0  # the producer's next cycle
+        self.wait = timing["latency"] + 1  # cycle 0 accepts the request, then the latency
+        self.credit = 0
+        self.level = 0  # words in the FIFO
+        self.arrive: list[int] = []  # cycle each word in the FIFO becomes readable
+
+    def _run_to(self, end: int, ready_from: int | None = None, want: int = 0) -> int:
+        """Advance the producer to cycle ``end`` (exclusive) with the datapath not taking; or, with
+        ``ready_from``, from there taking words until ``want`` are taken: the cycle of the last take."""
+        taken, last = 0, None
+        while True:
+            c = self.cycle
+            if ready_from is None and c >= end:
+                return -1
+            take = ready_from is not None and c >= ready_from and taken < want and bool(self.arrive)
+            take = take and self.arrive[0] <= c
+            full = self.level >= 2
+            if self.wait:
+                self.wait -= 1
+            elif not full:
+                self.credit += self.num
+                if self.credit >= self.need:
+                    self.credit -= self.need
+                    self.level += 1
+                    self.arrive.append(c + 1)
+            if take:
+                self.level -= 1
+                self.arrive.pop(0)
+                taken += 1
+                last = c
+            self.cycle = c + 1
+            if ready_from is not None and taken == want:
+                return last
+
+    def fetch(self, start: int) -> int:
+        """The cycle the datapath takes the last of a block's words, taking from cycle ``start`` on."""
+        return self._run_to(start, start, self.kp)
+
+    def blocks(self, layer: int):
+        """``block_start`` of :func:`_serial_mac` for a layer whose first block's words FILL took."""
+        from ..layout.image import weight_stream_layer_words
+
+        left = [weight_stream_layer_words(self.cfg, layer) // self.kp - 1]  # blocks still to fetch
+        ready = [None]  # the cycle the next block's vector is complete (None: FILL's, already there)
+
+        def block_start(c: int) -> int:
+            s = c if ready[0] is None else max(c, ready[0])
+            if left[0]:
+                ready[0] = self.fetch(s) + 1  # the next block's words, from this issue on
+                left[0] -= 1
+            return s
+
+        return block_start
 
 
 class _MVU:

@@ -129,7 +129,7 @@ def run_session_amaranth(
     return outs, counters
 
 
-def step_cycles(cfg: Config, weights, steps: int, seed: int = 0, on_step=None) -> list[int]:
+def step_cycles(cfg: Config, weights, steps: int, seed: int = 0, on_step=None, weight_timing=None) -> list[int]:
     """Compute cycles of each of ``steps`` seeded random time steps in the Amaranth simulator (cycle for cycle
     the generated design), host stalls not counted: the input stream always valid, the output always ready.
 
@@ -137,7 +137,8 @@ def step_cycles(cfg: Config, weights, steps: int, seed: int = 0, on_step=None) -
     next step's input projection, which the first step cannot), so the last entry is the steady state.
     Designs whose weights are loaded at run time are simulated with their weights unloaded (zeros): the
     schedule does not depend on the data (a delta-mode design's does: it runs here on random inputs).
-    ``on_step(n)`` is called after each step.
+    ``on_step(n)`` is called after each step. ``weight_timing``: the simulated flash's ``bytes_per_cycle`` /
+    ``latency`` for a design with streamed weights (default: the board flash's).
     """
     from amaranth.sim import Simulator
 
@@ -147,7 +148,7 @@ def step_cycles(cfg: Config, weights, steps: int, seed: int = 0, on_step=None) -
     from .toolchain import require_gateware
 
     require_gateware(cfg)
-    dut = make_accelerator(cfg, weights if cfg.weights_in_rom else None)
+    dut = make_accelerator(cfg, weights if cfg.weights_in_rom else None, weight_timing=weight_timing)
     rng = np.random.default_rng(seed)
     words = [int(v) for v in quantize(rng.uniform(-1, 1, size=(steps, cfg.input_size)), cfg.q_state).reshape(-1)]
     at_step_end: list[int] = []

@@ -76,6 +76,11 @@ __all__ = [
     "serial_weight_image",
     "serial_layer_bases",
     "serial_weight_address",
+    "weight_stream_layer_words",
+    "weight_stream_step_words",
+    "weight_stream_addresses",
+    "weight_stream_word_bits",
+    "weight_stream_bytes",
     "MemoryImage",
     "memory_image",
     "DatapathLayout",
@@ -371,6 +376,57 @@ def serial_weight_address(cfg: Config, layer: int, i: int, g: int, s: int, j: in
     G = len(cfg.layer_gates(layer))
     base = serial_layer_bases(cfg)[layer][0] // pack
     return base + ((i * G + g) * nj + j) * kp + (s * cfg.lanes // pack + n) % kp
+
+
+def weight_stream_layer_words(cfg: Config, layer: int) -> int:
+    """Words a layer of the serial datapath takes from its weight stream per time step (``weight_source =
+    'flash'``): every block's defining vector once per row group, ``G * R * S * nj * kp`` words."""
+    k, pack = cfg.block_size, bank_packing(cfg)
+    G, R, S = len(cfg.layer_gates(layer)), cfg.padded(cfg.hidden_size) // k, k // cfg.lanes
+    return G * R * S * serial_col_blocks(cfg, layer) * (k // pack)
+
+
+def weight_stream_step_words(cfg: Config) -> int:
+    """Words one time step takes from the weight stream (every layer's :func:`weight_stream_layer_words`)."""
+    return sum(weight_stream_layer_words(cfg, layer) for layer in range(cfg.num_layers))
+
+
+def weight_stream_addresses(cfg: Config) -> np.ndarray:
+    """The weight-bank words of one time step in the order the serial datapath uses them (layers, tile rows,
+    gates, row groups, column blocks, the block's words from the row group's first: the fetch walker's
+    :func:`serial_weight_address` order). A stream of these words replaces the bank (``weight_source =
+    'flash'``); a block is in it once per row group (``block_size / lanes`` times), so ``lanes = block_size``
+    streams each weight once."""
+    k, pack = cfg.block_size, bank_packing(cfg)
+    kp, S = k // pack, k // cfg.lanes
+    parts = []
+    for layer in range(cfg.num_layers):
+        G, R, nj = len(cfg.layer_gates(layer)), cfg.padded(cfg.hidden_size) // k, serial_col_blocks(cfg, layer)
+        i, g, s, j, n = np.meshgrid(
+            np.arange(R), np.arange(G), np.arange(S), np.arange(nj), np.arange(kp), indexing="ij"
+        )
+        base = serial_layer_bases(cfg)[layer][0] // pack
+        addr = base + ((i * G + g) * nj + j) * kp + (s * cfg.lanes // pack + n) % kp
+        parts.append(addr.ravel())
+    return np.concatenate(parts)
+
+
+def weight_stream_word_bits(cfg: Config) -> int:
+    """Bits of a weight-stream word: a weight-bank word rounded up to whole bytes (the stream is bytes)."""
+    return ceil_div(bank_word_bits(cfg), 8) * 8
+
+
+def weight_stream_bytes(cfg: Config, image: "MemoryImage") -> bytes:
+    """One time step's weight stream (``weight_source = 'flash'``) as bytes: the bank words of ``image`` in
+    :func:`weight_stream_addresses` order, each little endian in :func:`weight_stream_word_bits` bits (the
+    image a flash holds behind the bitstream and the simulation's flash model serves)."""
+    bank = np.asarray(image.weight_banks[0][0], dtype=np.uint64)
+    words = bank[weight_stream_addresses(cfg)]
+    nbytes = weight_stream_word_bits(cfg) // 8
+    out = np.zeros((words.size, nbytes), dtype=np.uint8)
+    for b in range(nbytes):
+        out[:, b] = (words >> np.uint64(8 * b)) & np.uint64(0xFF)
+    return out.tobytes()
 
 
 def _serial_bias(cfg: Config, qw: Weights) -> np.ndarray:

@@ -30,6 +30,7 @@ __all__ = [
     "CIRCULANT_MODES",
     "CORE_MODES",
     "MAX_CORES",
+    "WEIGHT_SOURCES",
     "FIELDS",
     "gate_names",
     "PRESETS",
@@ -62,6 +63,9 @@ CORE_MODES = ("programs", "layers", "helpers")
 
 #: Most cores of one design.
 MAX_CORES = 16
+
+#: Where the weights come from (see :class:`Config`, ``weight_source``).
+WEIGHT_SOURCES = ("onchip", "flash")
 
 
 def ceil_div(a: int, b: int) -> int:
@@ -125,6 +129,9 @@ _CORE_FIELDS = ("cores", "core_mode", "row_slices", "row_slice")
 #: Run-time dimension fields (issue 12): written to the TOML (and so hashed) only when they differ from their
 #: default (0: the model's own size).
 _MAX_FIELDS = ("max_input_size", "max_hidden_size", "max_layers")
+
+#: Weight-stream fields (issue 13): written to the TOML (and so hashed) only when they differ from their default.
+_STREAM_FIELDS = ("weight_source",)
 
 
 @dataclass(frozen=True)
@@ -243,6 +250,20 @@ class Config:
         MODEL --hardware DIR``). Array datapath, one core, no delta mode,
         weights written at run time (``weights_in_rom = false``). Written to the
         TOML only when set.
+    weight_source : str
+        Where the datapath reads its weights (issue 13). ``onchip`` (the
+        default): weight banks in block RAM or SPRAM. ``flash``: no weight
+        bank; the weights arrive as a word stream from an external source
+        in the order the datapath uses them (:func:`rnnaccel.layout.image.weight_stream_words`),
+        requested once per time step: the board's quad-SPI flash
+        (:class:`rnnaccel.hw.flash.FlashSource`) on a board, a model of it with
+        the same bandwidth and latency (:class:`rnnaccel.hw.flash_model.MemoryModelSource`)
+        in simulation. The model is then bounded by the flash, not by the
+        chip's memory, and a step waits for its weights at the flash's rate.
+        Serial datapath, direct mode, one core, weights fixed at generation
+        (``weights_in_rom = true``: the stream image is written into the flash
+        beside the bitstream), ``weight_ram = block``. Written to the TOML only
+        when not the default.
     seed : int
         Seed for every random choice (weights of ``new``, test data).
     """
@@ -281,6 +302,7 @@ class Config:
     max_input_size: int = 0
     max_hidden_size: int = 0
     max_layers: int = 0
+    weight_source: str = "onchip"
     seed: int = 0
     name: str = "custom"
 
@@ -408,6 +430,24 @@ class Config:
                     field, getattr(self, field), f"the largest model of the design is not a valid config: {exc.rule}"
                 ) from None
 
+    def _validate_weight_source(self):
+        """Rules of ``weight_source`` (see the class docstring)."""
+        self._check(
+            self.weight_source in WEIGHT_SOURCES, "weight_source", f"must be one of {', '.join(WEIGHT_SOURCES)}"
+        )
+        if self.weight_source == "onchip":
+            return
+        why = f"weight_source {self.weight_source!r}"
+        self._check(self.datapath == "serial", "datapath", f"{why} streams weights into datapath 'serial' only")
+        self._check(not self.fft_mode, "circulant_mode", f"{why} is built for circulant_mode 'direct'")
+        self._check(self.cores == 1, "cores", f"{why} is built for one core")
+        self._check(
+            self.weights_in_rom,
+            "weights_in_rom",
+            f"{why}: the weights are fixed when the design is generated (written into the flash): set it true",
+        )
+        self._check(self.weight_ram == "block", "weight_ram", f"{why} builds no weight bank: leave it 'block'")
+
     def _validate_delta(self):
         """Rules of the delta-mode thresholds (see the class docstring)."""
         span = 2.0 ** (self.q_state.int_bits + 1)
@@ -477,6 +517,7 @@ class Config:
         self._check(self.seed >= 0, "seed", "must be 0 or more")
         self._validate_delta()
         self._validate_runtime_dims()
+        self._validate_weight_source()
         self._check(self.weight_ram in ("block", "huge"), "weight_ram", "must be 'block' or 'huge' (iCE40 SPRAM)")
         if self.weight_ram == "huge":
             self._check(
@@ -852,6 +893,8 @@ class Config:
             if f.name in _CORE_FIELDS and value == f.default:
                 continue
             if f.name in _MAX_FIELDS and value == f.default:
+                continue
+            if f.name in _STREAM_FIELDS and value == f.default:
                 continue
             out[f.name] = str(value) if isinstance(value, QFormat) else value
         return out

@@ -61,6 +61,10 @@ class FrameEngine(wiring.Component):
     design_hash : str
         Reported by INFO: the flow's name for the built design (:func:`rnnaccel.flow.rtl.design_hash`, 16 hex
         digits; :data:`UNKNOWN_DESIGN` when not given). The gateware does not compute it.
+    weight_source, weight_base :
+        Streamed weights (``weight_source = 'flash'``): the source of the stream (a
+        :class:`~rnnaccel.hw.flash.FlashSource` on a board; default the simulated flash) and the stream's byte
+        address in it (:func:`rnnaccel.hw.accelerator.make_accelerator`'s ``source`` and ``source_base``).
 
     Members
     -------
@@ -87,6 +91,8 @@ class FrameEngine(wiring.Component):
         clk_freq: int = 0,
         baud: int = 0,
         design_hash: str = UNKNOWN_DESIGN,
+        weight_source=None,
+        weight_base: int = 0,
     ):
         if not isinstance(cfg, Config):
             raise TypeError(f"cfg must be a Config, not {cfg!r}")
@@ -98,7 +104,8 @@ class FrameEngine(wiring.Component):
         else:
             if models is not None:
                 raise ValueError("models are for a programs design of several cores (cfg.cores > 1)")
-            self._accel = make_accelerator(cfg, weights if cfg.weights_in_rom else None)
+            fed = {"source": weight_source, "source_base": weight_base} if cfg.weight_source != "onchip" else {}
+            self._accel = make_accelerator(cfg, weights if cfg.weights_in_rom else None, **fed)
             self._mode = "single"
             core_cfgs = [cfg]
         self._lays = [LinkLayout(c) for c in core_cfgs]

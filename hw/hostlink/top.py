@@ -41,6 +41,8 @@ class HostLink(wiring.Component):
         Cycles an activity LED stays lit after activity (default ``clk_freq / 20``).
     design_hash : str
         Passed to :class:`FrameEngine` (INFO's design hash).
+    weight_source, weight_base :
+        Passed to :class:`FrameEngine` (streamed weights: their source and its byte address).
 
     Members
     -------
@@ -69,6 +71,8 @@ class HostLink(wiring.Component):
         timeout_cycles: int | None = None,
         led_hold: int | None = None,
         design_hash: str = UNKNOWN_DESIGN,
+        weight_source=None,
+        weight_base: int = 0,
     ):
         if not isinstance(cfg, Config):
             raise TypeError(f"cfg must be a Config, not {cfg!r}")
@@ -95,6 +99,8 @@ class HostLink(wiring.Component):
             clk_freq=int(round(clk_freq)),
             baud=int(round(baud)),
             design_hash=design_hash,
+            weight_source=weight_source,
+            weight_base=weight_base,
         )
         super().__init__(
             {
