@@ -26,6 +26,7 @@ from .platforms import BoardError, device_totals, get_platform, toolchain_env
 
 __all__ = [
     "build_board",
+    "BuildTimeout",
     "programs_config",
     "board_design_hash",
     "measured_cycles_per_step",
@@ -195,6 +196,61 @@ def board_design_hash(cfg, weights, models=None, family: str | None = None) -> s
     return design_hash(cfg, weights, family)
 
 
+class BuildTimeout(BoardError):
+    """A build that ran past its time limit (its tools were stopped)."""
+
+
+def _process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (from ``/proc``; just ``pid`` where there is none), parents first."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(stat.parent.name))
+    tree, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        tree.append(p)
+        todo += children.get(p, [])
+    return tree
+
+
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _execute(plan, build_dir: Path, timeout: float | None):
+    """Run the build plan's script in ``build_dir`` as Amaranth's ``execute_local`` does (in this process group,
+    so a Ctrl-C, or a sweep stopping its worker's group, stops the tools too), but after ``timeout`` seconds
+    kill the script and the tools it started and raise :class:`BuildTimeout`. ``None``: no limit."""
+    from amaranth.build.run import LocalBuildProducts
+
+    folder = plan.extract(str(build_dir))
+    proc = subprocess.Popen(["sh", f"{plan.script}.sh"], cwd=folder)
+    try:
+        code = proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        tree = _process_tree(proc.pid)
+        for pid in tree:
+            try:
+                os.kill(pid, 9)
+            except ProcessLookupError:
+                pass
+        proc.wait()
+        deadline = time.time() + 10  # until each is gone (or a zombie: its resources are freed)
+        while time.time() < deadline and any(_running(pid) for pid in tree):
+            time.sleep(0.05)
+        raise BuildTimeout(f"the build ran past its time limit of {timeout:g} s and was stopped") from None
+    if code:
+        raise subprocess.CalledProcessError(code, ["sh", f"{plan.script}.sh"])
+    return LocalBuildProducts(folder)
+
+
 def _run_with_progress(fn, label: str, progress):
     t0 = time.time()
     return run_polling(fn, lambda: progress(f"{label}: {time.time() - t0:.0f} s"), 10)
@@ -211,9 +267,11 @@ def build_board(
     program: bool = False,
     progress=print,
     models=None,
+    timeout: float | None = None,
 ) -> dict:
     """Build the bitstream of ``cfg``/``weights`` (or of a ``programs`` design's ``models``) for ``board``;
-    write and return ``report.json``'s dict."""
+    write and return ``report.json``'s dict. ``timeout``: seconds the tools may take (synthesis, place and route,
+    packing) before they are stopped and :class:`BuildTimeout` is raised; None, no limit."""
     platform = get_platform(board)
     env = toolchain_env()
     saved = {k: os.environ.get(k) for k in env}
@@ -230,6 +288,7 @@ def build_board(
             program=program,
             progress=progress,
             models=models,
+            timeout=timeout,
         )
     finally:
         for k, v in saved.items():
@@ -239,7 +298,7 @@ def build_board(
                 os.environ[k] = v
 
 
-def _build_board(cfg, weights, board, platform, out_dir, *, freq_mhz, baud, program, progress, models) -> dict:
+def _build_board(cfg, weights, board, platform, out_dir, *, freq_mhz, baud, program, progress, models, timeout) -> dict:
     from .pll import plan_pll
     from .top import BoardTop
 
@@ -265,10 +324,12 @@ def _build_board(cfg, weights, board, platform, out_dir, *, freq_mhz, baud, prog
     def run():
         plan = platform.build(top, name="rnnaccel", do_build=False, synth_opts=synth_opts, nextpnr_opts=nextpnr_opts)
         plan.files["rnnaccel.il"] = rename_bracket_identifiers(plan.files["rnnaccel.il"])
-        return plan.execute_local(str(out / "build"))
+        return _execute(plan, out / "build", timeout)
 
     try:
         products = _run_with_progress(run, "synthesis and place-and-route", progress)
+    except BuildTimeout as exc:
+        raise BuildTimeout(f"the {board} build: {exc}; logs in {out / 'build'}") from None
     except Exception as exc:
         log_path = out / "build" / "rnnaccel.tim"
         over = overflowing_resources(log_path)
@@ -421,8 +482,10 @@ def build_board_cached(
     rebuild: bool = False,
     progress=print,
     models=None,
+    timeout: float | None = None,
 ) -> tuple[dict, Path]:
-    """:func:`build_board` into ``cache_dir/<build_key>/``, or that folder's ``report.json`` when it holds one.
+    """:func:`build_board` into ``cache_dir/<build_key>/``, or that folder's ``report.json`` when it holds one
+    (``timeout``: :func:`build_board`'s, for a build that runs).
 
     Returns the report and the folder (the bitstream is in its ``build/``).
     """
@@ -431,9 +494,10 @@ def build_board_cached(
     if saved.exists() and not rebuild:
         progress(f"reusing the build in {folder}/")
         return json.loads(saved.read_text()), folder
-    return build_board(
-        cfg, weights, board, folder, freq_mhz=freq_mhz, baud=baud, progress=progress, models=models
-    ), folder
+    report = build_board(
+        cfg, weights, board, folder, freq_mhz=freq_mhz, baud=baud, progress=progress, models=models, timeout=timeout
+    )
+    return report, folder
 
 
 _UTIL_LINE = re.compile(r"^Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+\d+%", re.M)

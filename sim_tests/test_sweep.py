@@ -86,6 +86,8 @@ def test_spec_expands_axes_in_order_with_linked_fields():
             "not in boards",
         ),  # fmt: skip
         ({"base": {"preset": "tiny"}, "axes": {"lanes": [1]}, "run": {"steps": 0}}, "steps must be"),
+        ({"base": {"preset": "tiny"}, "axes": {"lanes": [1]}, "run": {"build_timeout": 0}}, "build_timeout must be"),
+        ({"base": {"preset": "tiny"}, "axes": {"lanes": [1]}, "run": {"build_timeout": "1h"}}, "build_timeout must"),
         ({"base": {"preset": "tiny"}, "axes": {"lanes": [1]}, "run": {"cycles": False}}, "measures nothing"),
         ({"base": {"preset": "tiny"}, "axes": {"lanes": [1]}, "other": {}}, "unknown table [other]"),
     ],
@@ -341,6 +343,32 @@ def test_build_columns_and_time_per_step_from_a_report(tmp_path, monkeypatch):
     assert report_fields({})["logic"] == 0
 
 
+def test_build_timeout_stops_the_tools(tmp_path):
+    """A real build given 3 s (yosys alone takes longer): BuildTimeout, no tool of it left running, and the
+    sweep's task carries the spec's limit to the build and makes the timeout a failed row."""
+    import rnnaccel.boards.build as build
+
+    cfg = preset("tiny")
+    with pytest.raises(build.BuildTimeout, match="time limit of 3 s"):
+        build.build_board(cfg, random_weights(cfg), "icebreaker", tmp_path / "b", progress=lambda m: None, timeout=3)
+    folder = str((tmp_path / "b" / "build").resolve())
+    left = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if os.readlink(proc / "cwd") == folder:
+                left.append(proc.name)
+        except OSError:
+            pass
+    assert left == [], "a tool of the stopped build is still running"
+    spec = parse_spec(
+        {"base": {"preset": "tiny"}, "axes": {"lanes": [4]}, "run": {"boards": ["icebreaker"], "build_timeout": 3}}
+    )
+    (task,), _ = make_tasks(spec, build_cache=str(tmp_path / "cache"))
+    assert task.build_timeout == 3.0
+    row = evaluate_task(task)
+    assert row["status"] == "failed" and "time limit of 3 s" in row["message"]
+
+
 def test_failure_status_takes_the_tools_last_line():
     exc = RuntimeError("the icebreaker build failed (CalledProcessError: ...); logs in x\nInfo: a\nERROR: no route\n")
     assert failure_status(exc) == ("failed", "ERROR: no route")
@@ -506,6 +534,11 @@ def test_cli_fit_errors_are_one_line(tmp_path, capsys):
     code, _, err = run(["fit", tmp_path / "m", "--board", "icebreaker", "-o", tmp_path / "m"], capsys)
     assert code == 2
     one_line_error(err, "already holds a model")
+    code, _, err = run(
+        ["fit", tmp_path / "m", "--board", "icebreaker", "-o", tmp_path / "o", "--build-timeout", "0"], capsys
+    )
+    assert code == 2
+    one_line_error(err, "--build-timeout must be a positive number")
 
 
 # ---------------------------------------------------------------------------- accuracy on a data set

@@ -174,6 +174,12 @@ def add_fit_parser(subparsers) -> argparse.ArgumentParser:
     s.add_argument("--no-confirm", action="store_true", help="skip the build at the PLL clock")
     s.add_argument("--data", metavar="D.npz", help="measure each candidate's golden accuracy (the model's head.npz)")
     s.add_argument("--min-accuracy", type=float, metavar="A", help="drop candidates below this accuracy (0..1)")
+    s.add_argument(
+        "--build-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="stop a build after this long (a candidate that does not route can take hours); the next is built",
+    )
     s.add_argument("--force", action="store_true", help="overwrite a model directory at OUT")
     s.set_defaults(func=cmd_fit)
     return s
@@ -222,6 +228,8 @@ def cmd_fit(args) -> int:
         get_platform(args.board)
     except BoardError as exc:
         raise CLIError(str(exc)) from None
+    if args.build_timeout is not None and not args.build_timeout > 0:
+        raise CLIError(f"--build-timeout must be a positive number of seconds, not {args.build_timeout:g}")
     work = Path(args.work) if args.work else out / "fit-work"
     restore_sigterm = sigterm_interrupts()  # SIGTERM stops the whole fit like Ctrl-C, between its sweeps too
     try:
@@ -236,6 +244,7 @@ def cmd_fit(args) -> int:
             confirm=not args.no_confirm,
             data=args.data,
             min_accuracy=args.min_accuracy,
+            build_timeout=args.build_timeout,
         )
     except (FitError, SweepError) as exc:
         raise CLIError(str(exc)) from None

@@ -187,6 +187,7 @@ def evaluate_task(task: Task) -> dict[str, Any]:
                 task.build_cache,
                 freq_mhz=task.freq_mhz,
                 progress=lambda _msg: None,
+                timeout=task.build_timeout,
             )
             row.update(report_fields(report))
             row["build_dir"] = str(folder)

@@ -142,12 +142,14 @@ def fit_model(
     build_cache: str | Path | None = None,
     data: str | Path | None = None,
     min_accuracy: float | None = None,
+    build_timeout: float | None = None,
     echo: Callable[[str], None] = print,
     progress: bool = True,
 ) -> FitResult:
     """Search (see the module docstring); ``work`` holds the sweep's table and builds (resumable). With ``data``
     (an .npz the model's ``head.npz`` classifies) every candidate's golden accuracy is measured and those below
-    ``min_accuracy`` are dropped."""
+    ``min_accuracy`` are dropped. ``build_timeout``: seconds a build may take; a build stopped at the limit is a
+    failed candidate (the next one is built), as one that does not route."""
     from ..boards.platforms import family_of, get_platform
     from ..numeric.model import load_model
 
@@ -180,6 +182,7 @@ def fit_model(
             cycles=True,
             steps=3,
             max_ideal_cycles=20000,
+            build_timeout=build_timeout,
             data=data if not boards else None,
             source="fit",
         )

@@ -45,6 +45,7 @@ class Task:
     train: Any = None  # ... the training set (:class:`rnnaccel.accuracy.retrain.TaskData`)
     family: str | None = None  # the board's FPGA family (a retrained design's hash is made in the worker)
     models_dir: str | None = None  # where a retrained point's model directory goes (``<key>/``)
+    build_timeout: float | None = None  # seconds a build may take (the spec's; not part of the key)
 
 
 @dataclass
@@ -202,6 +203,7 @@ def make_tasks(
                     train=train,
                     family=family,
                     models_dir=models_dir,
+                    build_timeout=spec.build_timeout,
                 )
             )
     return tasks, invalid

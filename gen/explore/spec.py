@@ -16,6 +16,7 @@ A spec names one base, the config fields to vary and what to measure::
     cycles = true                   # cycles per step from the Amaranth simulator (default true)
     steps = 3                       # time steps simulated; the last one (the steady state) is reported
     max_ideal_cycles = 20000        # points whose ideal cycles per step exceed this are not simulated
+    build_timeout = 1800            # optional: seconds a build may take; then its tools are stopped (a failed row)
     data = "test.npz"               # optional: each point's accuracy (golden integer model, the base's head.npz)
     retrain = { data = "train.npz", epochs = 20 }   # optional: retrain each point first (with data)
 
@@ -85,7 +86,7 @@ RESULT_COLUMNS = (
     "worker",
 )
 
-_RUN_KEYS = {"boards", "freq", "cycles", "steps", "max_ideal_cycles", "data", "retrain"}
+_RUN_KEYS = {"boards", "freq", "cycles", "steps", "max_ideal_cycles", "build_timeout", "data", "retrain"}
 _RETRAIN_KEYS = {"data": None, "epochs": 20, "lr": 2e-3, "batch": 32, "seed": 0}
 #: Columns a sweep with ``retrain`` adds after :data:`RESULT_COLUMNS`.
 RETRAIN_COLUMNS = ["retrain_best_epoch", "retrain_seconds", "model_dir"]
@@ -108,6 +109,7 @@ class SweepSpec:
     cycles: bool = True
     steps: int = 3
     max_ideal_cycles: int = 20000
+    build_timeout: float | None = None  # seconds a build may take (None: no limit); not part of a row's key
     data: str | None = None  # an .npz of sequences and labels (or targets): each point's golden accuracy
     retrain: dict[str, Any] | None = None  # the retraining settings (data: an absolute path), or None
     source: str = ""
@@ -249,6 +251,9 @@ def parse_spec(data: dict, folder: str | Path = ".", source: str = "spec") -> Sw
     limit = run.get("max_ideal_cycles", 20000)
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
         _fail(source, f"[run] max_ideal_cycles must be a positive integer, not {limit!r}")
+    timeout = run.get("build_timeout")
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0):
+        _fail(source, f"[run] build_timeout must be a positive number of seconds, not {timeout!r}")
     data_path = run.get("data")
     if data_path is not None:
         if not isinstance(data_path, str) or not data_path:
@@ -296,6 +301,7 @@ def parse_spec(data: dict, folder: str | Path = ".", source: str = "spec") -> Sw
         cycles=cycles,
         steps=steps,
         max_ideal_cycles=limit,
+        build_timeout=None if timeout is None else float(timeout),
         data=data_path,
         retrain=retrain,
         source=source,
