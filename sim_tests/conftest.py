@@ -13,7 +13,6 @@ os.environ.setdefault("RNNACCEL_VERILATOR_OPT", "-O0")
 #: neither worker is left with a two-minute build after the other has run out of work. Only the order changes.
 HEAVY = {
     "test_random_config.py::test_raw_fields_valid_or_one_line_error": 166,
-    "test_boards.py::test_real_bitstream_ulx3s_meets_timing": 155,
     "test_boards.py::test_real_bitstream_lstm512_fits_the_up5k": 150,
     "test_random_config.py::test_soak_lstm_small_verilator": 88,
     "test_random_config.py::test_random_config_bit_exact[rnn]": 88,

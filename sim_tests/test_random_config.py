@@ -16,7 +16,7 @@
 * :func:`test_soak_lstm_small_verilator`: 600 steps of ``lstm-small`` in Verilator (cocotb), random
   idle cycles and back-pressure, bit-exact and every output counted (the slow tier runs 2000 steps).
 
-CI budgets (the suite's time): 5 valid configs per cell variant, 20 raw-field draws, 12 run-time-dimension
+CI budgets (the suite's time): 4 valid configs per cell variant, 20 raw-field draws, 8 run-time-dimension
 configs, 4 streamed-weight configs, 600 soak steps; ``-m slow`` runs 600 of each draw and 2000 soak steps.
 
 The draw (exact ranges) is documented at :func:`valid_fields`; a failure prints the config as TOML
@@ -58,9 +58,9 @@ _COMMON = dict(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 #: CI budget: about a minute on one core (sizes up to 24, up to 12 steps per session)
-CI = settings(max_examples=5, **_COMMON)  # per cell variant (7 variants: 35 configs)
+CI = settings(max_examples=4, **_COMMON)  # per cell variant (7 variants: 28 configs)
 CI_RAW = settings(max_examples=20, **_COMMON)  # the slow tier draws 600
-CI_RUNTIME = settings(max_examples=12, **_COMMON)  # run-time dimensions, any cell variant
+CI_RUNTIME = settings(max_examples=8, **_COMMON)  # run-time dimensions, any cell variant
 CI_STREAMED = settings(max_examples=4, **_COMMON)  # weights streamed from the flash (serial: lstm and rnn)
 #: the slow tier (``pytest -m slow sim_tests/test_random_config.py``)
 SLOW = settings(max_examples=600, **_COMMON)
