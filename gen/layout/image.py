@@ -402,12 +402,8 @@ def weight_stream_addresses(cfg: Config) -> np.ndarray:
     parts = []
     for layer in range(cfg.num_layers):
         G, R, nj = len(cfg.layer_gates(layer)), cfg.padded(cfg.hidden_size) // k, serial_col_blocks(cfg, layer)
-        i, g, s, j, n = np.meshgrid(
-            np.arange(R), np.arange(G), np.arange(S), np.arange(nj), np.arange(kp), indexing="ij"
-        )
-        base = serial_layer_bases(cfg)[layer][0] // pack
-        addr = base + ((i * G + g) * nj + j) * kp + (s * cfg.lanes // pack + n) % kp
-        parts.append(addr.ravel())
+        grid = np.meshgrid(np.arange(R), np.arange(G), np.arange(S), np.arange(nj), np.arange(kp), indexing="ij")
+        parts.append(np.asarray(serial_weight_address(cfg, layer, *grid)).ravel())  # elementwise on the grid
     return np.concatenate(parts)
 
 
