@@ -31,6 +31,11 @@ Schedule of one layer (layout in :mod:`rnnaccel.layout.image`, "serial"):
 * after the last row's gate phase, ``hn`` is copied to the layer's h slot (and,
   for the last layer, pushed to the output stream).
 
+SRU and QRNN (no recurrent product) pass over the input columns alone; the
+SRU's highway ``x_t`` is read beside the passes on a second vector read port,
+and a window-2 QRNN's ``shift`` phases keep ``x_{t-1}`` behind ``x_t``
+(:func:`serial_program`).
+
 Cycles per layer and step: about ``G * Hp * cols / lanes`` (the multiplies)
 plus, once per layer, the last row's pipeline drain and gate phase (``G * k``
 reads and the gate unit's latency).
@@ -72,11 +77,18 @@ __all__ = ["SerialAccelerator", "serial_program"]
 
 def serial_program(cfg: Config) -> list[tuple]:
     """Phases of one time step (``phase`` reports ``index + 1``)."""
-    prog: list[tuple] = [("load",)]
+    # a window-2 QRNN reads [x_t; x_{t-1}] from one slot: a shift phase first moves the slot's x_{t-1} half
+    # (the words a layer's input holds) behind it, before the load (layer 0) or the copy (a layer's h, the
+    # next layer's input) overwrites it
+    window = cfg.cell == "qrnn" and cfg.qrnn_window == 2
+    prog: list[tuple] = [("shift", "x0")] if window else []
+    prog.append(("load",))
     for layer in range(cfg.num_layers):
         prog.append(("mac", layer))
         if layer == cfg.num_layers - 1:
             prog.append(("wait_out",))
+        elif window:
+            prog.append(("shift", f"h{layer}"))
         prog.append(("copy", layer))
     return prog
 
@@ -215,6 +227,9 @@ class _SerialBuild:
         c_r, c_w = cmem.read_port(), cmem.write_port()
         s_r, s_w = smem.read_port(), smem.write_port()
         b_r = bmem.read_port()
+        # the SRU highway x_t (G = 3: input size = hidden size): read beside the passes, a port of its own
+        self.highway = cfg.cell == "sru" and any(len(cfg.layer_gates(lyr)) == 3 for lyr in range(self.L))
+        self.v_x = vmem.read_port() if self.highway else None
         self.in_fifo, self.out_fifo, self.bmem = in_fifo, out_fifo, bmem
         self.v_r, self.v_w, self.c_r, self.c_w, self.s_r, self.s_w, self.b_r = v_r, v_w, c_r, c_w, s_r, s_w, b_r
 
@@ -425,7 +440,8 @@ class _SerialBuild:
             for g in range(g_n):
                 pre = s_r.data if g == g_n - 1 else Mux(rd_sub == g, s_r.data, col[g])
                 m.d.comb += [gu.i_xp[g].eq(pre), gu.i_hp[g].eq(0)]
-            m.d.comb += [gu.i_c.eq(self.c_r.data), gu.i_h.eq(0), gu.i_x.eq(0), gu.en.eq(1)]
+            i_x = self.v_x.data if self.highway else 0
+            m.d.comb += [gu.i_c.eq(self.c_r.data), gu.i_h.eq(0), gu.i_x.eq(i_x), gu.en.eq(1)]
         o_el = Signal(range(k + 1), name="gate_out_element")
         o_row = Signal(range(self.R + 1), name="gate_out_row")
         self.g_el, self.g_sub, self.c_base, self.o_el = g_el, g_sub, c_base, o_el
@@ -467,6 +483,8 @@ class _SerialBuild:
                 self._wait_out_phase(i, nxt)
             elif kind == "copy":
                 self._copy_phase(i, phase[1], nxt)
+            elif kind == "shift":
+                self._shift_phase(i, phase[1], nxt)
             else:
                 self._mac_phase(i, phase[1], nxt)
 
@@ -484,7 +502,7 @@ class _SerialBuild:
         if i >= len(prog):
             return []
         kind = prog[i][0]
-        if kind in ("load", "copy", "wait_out"):
+        if kind in ("load", "copy", "wait_out", "shift"):
             return [self.e_cnt.eq(0), self.cp_v.eq(0)]
         layer = prog[i][1]
         wb, bb = self.bases[layer]
@@ -616,19 +634,30 @@ class _SerialBuild:
 
     def _copy_phase(self, i, layer, nxt) -> None:
         """copy: slot hn to the layer's h slot (and, for the last layer, to the output stream)."""
-        m, e_cnt, cp_v, cp_a, word_base = self.m, self.e_cnt, self.cp_v, self.cp_a, self.word_base
+        src, dst = self.word_base["hn"], self.word_base[f"h{layer}"]
+        self._move(i, f"copy{layer}", src, dst, self.H, layer == self.L - 1, nxt)
+
+    def _shift_phase(self, i, slot, nxt) -> None:
+        """shift (window-2 QRNN): a slot's first ``n`` words (x_t, or a layer's h_t) to words ``n ..`` (x_{t-1}
+        of the next step's [x_t; x_{t-1}]); ``n`` the input size of the layer reading the slot."""
+        n = self.cfg.input_size if slot == "x0" else self.H
+        base = self.word_base[slot]
+        self._move(i, f"shift_{slot}", base, base + n, n, False, nxt)
+
+    def _move(self, i, name, src, dst, n, push, nxt) -> None:
+        """Phase i: vector words ``src ..`` to ``dst ..`` (``n`` of them; ``push``: to the output stream too),
+        element e read in a cycle and written the next."""
+        m, e_cnt, cp_v, cp_a = self.m, self.e_cnt, self.cp_v, self.cp_a
         v_r, v_w = self.v_r, self.v_w
-        last_layer = layer == self.L - 1
         with m.State(self.state_name(i)):
-            # hn -> h{layer} (and the output stream): read element e, write it a cycle later
             m.d.comb += [self.busy.eq(1), self.top.phase.eq(i + 1)]
-            rd = Signal(name=f"copy{layer}_rd")
-            m.d.comb += [rd.eq(e_cnt < self.H), v_r.addr.eq(word_base["hn"] + e_cnt), v_r.en.eq(rd)]
-            m.d.sync += [cp_v.eq(rd), cp_a.eq(word_base[f"h{layer}"] + e_cnt)]
+            rd = Signal(name=f"{name}_rd")
+            m.d.comb += [rd.eq(e_cnt < n), v_r.addr.eq(src + e_cnt), v_r.en.eq(rd)]
+            m.d.sync += [cp_v.eq(rd), cp_a.eq(dst + e_cnt)]
             with m.If(rd):
                 m.d.sync += e_cnt.eq(e_cnt + 1)
             m.d.comb += [v_w.addr.eq(cp_a), v_w.data.eq(v_r.data), v_w.en.eq(cp_v)]
-            if last_layer:
+            if push:
                 m.d.comb += [self.out_fifo.w_data.eq(v_r.data), self.out_fifo.w_en.eq(cp_v)]
             with m.If(cp_v & ~rd):
                 m.next = nxt
@@ -726,6 +755,9 @@ class _SerialBuild:
                 self.c_r.en.eq(last_sub),
                 gu.i_valid.eq(v_gate),
             ]
+            if self.highway and G == 3:  # the element's x_t, the layer's input word, read with its c
+                x_base = self.word_base[self.src_slot(layer)]
+                m.d.comb += [self.v_x.addr.eq(x_base + g_row * k + g_el), self.v_x.en.eq(last_sub)]
             m.d.sync += v_gate.eq(last_sub)
             # a row's reads start: take its words from the count (a write may land in the same cycle)
             with m.If(start):
@@ -743,7 +775,7 @@ class _SerialBuild:
                 self.v_w.data.eq(gu.o_h),
                 self.v_w.en.eq(gu.o_valid),
             ]
-            if cfg.cell == "lstm":
+            if cfg.cell != "rnn":  # lstm, sru, qrnn: a cell state
                 m.d.comb += [self.c_w.addr.eq(c_base + out_pos), self.c_w.data.eq(gu.o_c), self.c_w.en.eq(gu.o_valid)]
             with m.If(gu.o_valid):
                 m.d.sync += o_el.eq(o_el + 1)
@@ -785,7 +817,7 @@ class _SerialBuild:
                 self.v_w.data.eq(gu.o_h),
                 self.v_w.en.eq(gu.o_valid),
             ]
-            if cfg.cell == "lstm":
+            if cfg.cell != "rnn":  # lstm, sru, qrnn: a cell state
                 m.d.comb += [self.c_w.addr.eq(c_base + out_pos), self.c_w.data.eq(gu.o_c), self.c_w.en.eq(gu.o_valid)]
             with m.If(gu.o_valid):
                 m.d.sync += o_el.eq(o_el + 1)

@@ -51,6 +51,17 @@ E2E_CASES = [
         "tiny",
         {"cell": "rnn", "num_layers": 2, "block_size": 8, "lanes": 8, "pe_cols": 1, "hidden_size": 12},
     ),
+    # the serial datapath's window-2 QRNN (its shift phases) and SRU (the highway's second vector read port)
+    (
+        "qrnn-w2-2layer-serial-k4-L2",
+        "tiny",
+        {"cell": "qrnn", "datapath": "serial", "lanes": 2, "pe_cols": 1, "num_layers": 2, "hidden_size": 8},
+    ),
+    (
+        "sru-2layer-serial-k4-L1",
+        "tiny",
+        {"cell": "sru", "datapath": "serial", "lanes": 1, "pe_cols": 1, "num_layers": 2, "input_size": 8},
+    ),
 ]
 
 

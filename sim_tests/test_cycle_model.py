@@ -41,6 +41,9 @@ CASES = {
     "3-layer rnn, 5 x 12": dict(cell="rnn", num_layers=3, input_size=5, hidden_size=12, lanes=1),
     "rnn 4 x 4 (holds)": dict(cell="rnn", input_size=4, hidden_size=4),
     "2-layer lstm 8 x 8": dict(num_layers=2, input_size=8, hidden_size=8),
+    "2-layer sru 8 x 8 (highway x)": dict(cell="sru", num_layers=2, input_size=8, hidden_size=8),
+    "sru 12 x 8 (s projection)": dict(cell="sru", input_size=12, hidden_size=8),
+    "2-layer qrnn window 2 (shifts)": dict(cell="qrnn", qrnn_window=2, num_layers=2, input_size=8, hidden_size=8),
 }
 
 

@@ -35,7 +35,7 @@ from hypothesis import strategies as st
 
 from rnnaccel.flow.backends import run_programs_session, run_session
 from rnnaccel.explore.cycle_model import cycles_per_step
-from rnnaccel.numeric.config import CELLS, CIRCULANT_MODES, DATAPATHS, Config, ConfigError, preset
+from rnnaccel.numeric.config import CELLS, CIRCULANT_MODES, DATAPATHS, SERIAL_CELLS, Config, ConfigError, preset
 from rnnaccel.numeric.fixedpoint import QFormat, quantize
 from rnnaccel.interface.multicore import programs_golden
 from rnnaccel.interface.session import golden_session
@@ -91,7 +91,7 @@ VARIANTS = [
     {"cell": "rnn"},
 ]
 #: the variants of the serial datapath (streamed weights)
-STREAMED_VARIANTS = [{"cell": "lstm"}, {"cell": "rnn"}]
+STREAMED_VARIANTS = [v for v in VARIANTS if v["cell"] in SERIAL_CELLS]
 VARIANT_IDS = [
     "-".join(str(v) for v in variant.values()).replace("True", "after").replace("False", "before")
     for variant in VARIANTS
@@ -106,7 +106,7 @@ def valid_fields(draw, variant: dict | None = None, runtime: bool = False, strea
       ``num_layers`` 1-3.
     * ``input_size``, ``hidden_size``: 1-24; a window-2 QRNN takes whole tiles for the input (and the
       hidden size with 2+ layers): a multiple of the tile up to 24, or one tile when it is wider.
-    * ``datapath``: array, or serial (lstm and rnn only).
+    * ``datapath``: array, or serial (lstm, rnn, sru and qrnn).
     * array: ``block_size`` 1 (a third of draws), 2-8 or 9-32; ``lanes`` = k when k > 1, 1-8 for dense
       weights (the tile); ``pe_rows``, ``pe_cols`` 1-3.
     * serial: ``block_size`` 4, 8, 16, 32; ``lanes`` a power of two dividing k (with SPRAM a multiple
@@ -133,16 +133,16 @@ def valid_fields(draw, variant: dict | None = None, runtime: bool = False, strea
       half of those draws): flash (the weights streamed from the simulated flash, :mod:`rnnaccel.hw.weight_source`),
       else onchip.
     * ``seed`` 0-3, ``name`` "random".
-    * ``circulant_mode``: direct, or fft for half the serial configs (k is a power of two >= 4) with
+    * ``circulant_mode``: direct, or fft for half the serial lstm and rnn configs (k is a power of two >= 4) with
       ``q_spectrum`` 2-32 bits (width + q_state's at most 50; 8 or fewer bits for SPRAM, which must hold a
       bin a word) and q_spectrum.frac + q_state.frac >= q_pre.frac; ``q_spectrum`` the default otherwise.
 
     ``variant`` fixes the cell (and its variant field) instead of drawing it; ``runtime`` forces run-time
     dimensions (array, one core); ``streamed`` forces streamed weights (serial, direct mode, one core, weights in
-    ROM; ``variant`` lstm or rnn) and sizes up to 12.
+    ROM; ``variant`` a serial cell) and sizes up to 12.
     """
     cell = variant["cell"] if variant else draw(st.sampled_from(CELLS))
-    datapath = draw(st.sampled_from(DATAPATHS)) if cell in ("lstm", "rnn") and not runtime else "array"
+    datapath = draw(st.sampled_from(DATAPATHS)) if cell in SERIAL_CELLS and not runtime else "array"
     if streamed:
         datapath = "serial"
     f: dict = {
@@ -168,7 +168,7 @@ def valid_fields(draw, variant: dict | None = None, runtime: bool = False, strea
     lo = max(0, pre_width - 1 - acc_frac)  # q_pre.frac <= acc_frac
     pre_int = draw(st.integers(lo, max(lo, min(6, pre_width - 1))))
     f["q_pre"] = QFormat(pre_width, pre_width - 1 - pre_int)
-    fft = datapath == "serial" and not streamed and draw(st.booleans())
+    fft = datapath == "serial" and cell in ("lstm", "rnn") and not streamed and draw(st.booleans())
     if fft:  # q_spectrum: q_pre aligns to the spectral accumulator, which stays inside 62 bits
         need = f["q_pre"].frac - f["q_state"].frac
         qs_width = draw(st.integers(max(2, need - 2), min(MAX_Q_WIDTH, MAX_PRODUCT - f["q_state"].width)))

@@ -33,6 +33,12 @@ SERIAL_CASES = [
     ("lstm-k4-L4-odd", {"lanes": 4, "input_size": 5, "hidden_size": 6}),
     ("lstm-2layer-k8-L2", {"block_size": 8, "input_size": 20, "hidden_size": 12, "num_layers": 2}),
     ("rnn-2layer-k8-L4", {"cell": "rnn", "block_size": 8, "lanes": 4, "hidden_size": 12, "num_layers": 2}),
+    # SRU and QRNN: the input projection alone; the SRU's x highway (input = hidden) on a second vector read
+    # port, its fourth projection (the scaled highway) on layer 0 otherwise; a window-2 QRNN's shift phases
+    ("sru-2layer-k4-L2", {"cell": "sru", "input_size": 8, "hidden_size": 8, "num_layers": 2}),
+    ("sru-s-2layer-k8-L4", {"cell": "sru", "block_size": 8, "lanes": 4, "hidden_size": 12, "num_layers": 2}),
+    ("qrnn-w2-2layer-k4-L2", {"cell": "qrnn", "qrnn_window": 2, "input_size": 8, "hidden_size": 8, "num_layers": 2}),
+    ("qrnn-w1-k8-L8", {"cell": "qrnn", "qrnn_window": 1, "block_size": 8, "lanes": 8}),
     ("lstm-spram-q8", {"weights_in_rom": False, "weight_ram": "huge"}),
     (
         "lstm-spram-q4-2layer",
@@ -50,7 +56,7 @@ def _cfg(changes):
     "changes,field",
     [
         ({"cell": "gru"}, "cell"),
-        ({"cell": "sru"}, "cell"),
+        ({"cell": "sru", "circulant_mode": "fft"}, "cell"),
         ({"block_size": 2, "lanes": 2}, "block_size"),
         ({"block_size": 1, "lanes": 1}, "block_size"),
         ({"block_size": 12, "lanes": 4}, "block_size"),
@@ -122,7 +128,7 @@ def test_integer_model_uses_fused_projection():
 @pytest.mark.parametrize("case_id,changes", SERIAL_CASES, ids=[c[0] for c in SERIAL_CASES])
 def test_weight_image_read_as_the_lanes_read_it(case_id, changes):
     """Replay the lanes' reads (address walker, rotation, packing) in Python: the fused products equal the
-    dense [W | U] the golden model multiplies."""
+    dense [W | U] the golden model multiplies (W alone for SRU and QRNN)."""
     cfg = _cfg(changes)
     w = random_weights(cfg, seed=9)
     qw = quantize_weights(cfg, w)
@@ -132,12 +138,9 @@ def test_weight_image_read_as_the_lanes_read_it(case_id, changes):
     for layer in range(cfg.num_layers):
         G = len(cfg.layer_gates(layer))
         nj = serial_col_blocks(cfg, layer)
+        mats = ["W", "U"] if cfg.has_recurrent_matrix else ["W"]
         dense = np.concatenate(
-            [
-                np.stack([expand(qw[f"layer{layer}.W"][g]) for g in range(G)]),
-                np.stack([expand(qw[f"layer{layer}.U"][g]) for g in range(G)]),
-            ],
-            axis=2,
+            [np.stack([expand(qw[f"layer{layer}.{name}"][g]) for g in range(G)]) for name in mats], axis=2
         )
         for i in range(Hp // k):
             for g in range(G):

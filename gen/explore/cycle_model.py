@@ -109,8 +109,12 @@ def _serial(cfg: Config, weight_timing: dict | None = None) -> int:
     k = cfg.block_size
     fill = k // bank_packing(cfg)
     stream = _WeightStream(cfg, weight_timing) if cfg.weight_source != "onchip" else None
-    t = 1 + cfg.input_size  # load (its entry cycle 0 raises the step's weight request)
+    window = cfg.cell == "qrnn" and cfg.qrnn_window == 2
+    shift_x = 1 + cfg.input_size + 1 if window else 0  # shift x0 (entry, reads, the last write)
+    t = shift_x + 1 + cfg.input_size  # load (the step's first entry cycle raises its weight request)
     for layer in range(cfg.num_layers):
+        if window and layer:
+            t += 1 + cfg.hidden_size + 1  # the previous layer's shift of its h slot, before its copy
         t += 1  # entry
         if stream is None:
             t = _serial_mac(cfg, layer, t + fill)  # FILL, RUN + DRAIN

@@ -349,7 +349,8 @@ def serial_layer_bases(cfg: Config) -> list[tuple[int, int]]:
 
 
 def serial_col_blocks(cfg: Config, layer: int) -> int:
-    """Column blocks of a layer's fused [W | U] rows (input blocks, then hidden-state blocks)."""
+    """Column blocks of a layer's fused [W | U] rows (input blocks, then hidden-state blocks; SRU and QRNN:
+    input blocks only)."""
     return sum(c for _, _, c in cfg.matrices(layer)) // cfg.block_size
 
 
@@ -358,7 +359,8 @@ def serial_weight_image(cfg: Config, weights: Weights) -> np.ndarray:
     qw = quantize_weights(cfg, weights)
     parts = []
     for layer in range(cfg.num_layers):
-        fused = np.concatenate([qw[f"layer{layer}.W"], qw[f"layer{layer}.U"]], axis=2)  # (G, R, NJ, k)
+        mats = [qw[f"layer{layer}.W"]] + ([qw[f"layer{layer}.U"]] if cfg.has_recurrent_matrix else [])
+        fused = np.concatenate(mats, axis=2)  # (G, R, NJ, k)
         parts.append(np.asarray(fused, dtype=np.int64).transpose(1, 0, 2, 3).ravel())  # i, g, j, t
     return np.concatenate(parts)
 
@@ -429,7 +431,9 @@ def _serial_bias(cfg: Config, qw: Weights) -> np.ndarray:
     H, Hp = cfg.hidden_size, cfg.padded(cfg.hidden_size)
     parts = []
     for layer in range(cfg.num_layers):
-        b = np.asarray(qw[f"layer{layer}.b"], dtype=np.int64) + np.asarray(qw[f"layer{layer}.c"], dtype=np.int64)
+        b = np.asarray(qw[f"layer{layer}.b"], dtype=np.int64)
+        if cfg.has_recurrent_matrix:  # the fused bias b + c (SRU and QRNN have b alone)
+            b = b + np.asarray(qw[f"layer{layer}.c"], dtype=np.int64)
         rows = np.zeros((b.shape[0], Hp), dtype=np.int64)
         rows[:, :H] = b
         parts.append(rows.ravel())

@@ -25,7 +25,7 @@ Two switches bring training closer to the accelerator:
   quantized to ``q_pre``, or ``q_cell`` for LSTM/SRU's ``tanh(c)``), with the
   true function's derivative backward.
 
-On the serial datapath (``datapath = "serial"``, LSTM and RNN) the input and
+On the serial datapath (``datapath = "serial"``; LSTM and RNN, the cells with a recurrent product) the input and
 recurrent projections are accumulated together and narrowed once, as
 :func:`rnnaccel.numeric.golden.fused_projection` does.
 

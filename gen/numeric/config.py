@@ -54,6 +54,8 @@ CELL_VARIANTS: dict[str, dict] = {
 
 #: Datapaths (see :class:`Config`, ``datapath``).
 DATAPATHS = ("array", "serial")
+#: Cells the serial datapath runs
+SERIAL_CELLS = ("lstm", "rnn", "sru", "qrnn")
 
 #: How a circulant block's product is computed (see :class:`Config`, ``circulant_mode``).
 CIRCULANT_MODES = ("direct", "fft")
@@ -195,9 +197,12 @@ class Config:
         ``block_size``), every memory one word wide, and the input and
         recurrent products of a gate accumulated in one pass over [x; h]
         (*fused projections*: one narrowing of ``W x + U h + b + c``, so the
-        golden model rounds once where the array rounds twice). LSTM and RNN
-        only. The setting for models whose weights fill a small FPGA's
-        memory, such as ``lstm512-ice40`` (see docs/architecture.md).
+        golden model rounds once where the array rounds twice). LSTM, RNN,
+        SRU and QRNN (SRU and QRNN have no recurrent product: one pass over
+        x, the SRU highway read beside the gate phase, a window-2 QRNN's
+        x_{t-1} kept behind x_t); circulant_mode 'fft' for LSTM and RNN.
+        The setting for models whose weights fill a small FPGA's memory,
+        such as ``lstm512-ice40`` (see docs/architecture.md).
     circulant_mode : str
         ``direct`` (default): a k x k circulant block times a segment is k^2
         multiply-accumulates of the defining vector (time domain). ``fft``:
@@ -324,10 +329,17 @@ class Config:
     def _validate_serial(self):
         """Rules of ``datapath = 'serial'`` (see the class docstring)."""
         self._check(
-            self.cell in ("lstm", "rnn"),
+            self.cell in SERIAL_CELLS,
             "cell",
-            "datapath 'serial' fuses the input and recurrent projections: only lstm and rnn have that form",
+            f"datapath 'serial' runs {', '.join(SERIAL_CELLS)} (one fused projection per gate; not the GRU, whose "
+            f"candidate takes its recurrent projection apart)",
         )
+        if self.fft_mode:
+            self._check(
+                self.has_recurrent_matrix,
+                "cell",
+                "datapath 'serial' with circulant_mode 'fft' is built for lstm and rnn",
+            )
         self._check(
             self.block_size >= 4 and _is_pow2(self.block_size),
             "block_size",
@@ -668,8 +680,9 @@ class Config:
 
     @property
     def fused_projections(self) -> bool:
-        """One accumulation of ``W x + U h`` per gate (``datapath = 'serial'``), narrowed once."""
-        return self.datapath == "serial"
+        """One accumulation of ``W x + U h`` per gate (``datapath = 'serial'``), narrowed once (a cell without
+        a recurrent matrix, SRU or QRNN, has ``W x`` alone: its projection is the same either way)."""
+        return self.datapath == "serial" and self.has_recurrent_matrix
 
     @property
     def fft_mode(self) -> bool:
