@@ -139,8 +139,9 @@ class SequencerBase(wiring.Component):
         with m.Default():
             m.d.sync += error.eq(1)
 
-    def _step_done(self, m: Module, busy) -> None:
+    def _step_done(self, m: Module, busy, count=1) -> None:
+        """STEP_DONE: ``steps`` counts ``count`` (a batch's steps, ``time_steps > 1``), then IDLE."""
         with m.State("STEP_DONE"):
             m.d.comb += [busy.eq(1), self.phase.eq(PHASE_STEP_DONE)]
-            m.d.sync += self.steps.eq(self.steps + 1)
+            m.d.sync += self.steps.eq(self.steps + count)
             m.next = "IDLE"

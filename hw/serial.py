@@ -50,7 +50,7 @@ broadcast), the serializer and the bias add and narrow (:class:`rnnaccel.hw.data
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import memory
 
 from ..numeric.config import Config
@@ -80,6 +80,10 @@ def serial_program(cfg: Config) -> list[tuple]:
     # a window-2 QRNN reads [x_t; x_{t-1}] from one slot: a shift phase first moves the slot's x_{t-1} half
     # (the words a layer's input holds) behind it, before the load (layer 0) or the copy (a layer's h, the
     # next layer's input) overwrites it
+    if cfg.time_steps > 1:
+        # a batch of up to T steps: its inputs, each layer's passes and gate phases for every step of the
+        # batch, then the last layer's outputs, step by step (SRU and QRNN: no layer reads its own h)
+        return [("load",)] + [("mac", layer) for layer in range(cfg.num_layers)] + [("push",)]
     window = cfg.cell == "qrnn" and cfg.qrnn_window == 2
     prog: list[tuple] = [("shift", "x0")] if window else []
     prog.append(("load",))
@@ -156,6 +160,10 @@ class _SerialBuild:
         self.gmax = max(len(cfg.layer_gates(layer)) for layer in range(self.L))
         self.bases = serial_layer_bases(cfg)
         self.streamed = cfg.weight_source != "onchip"  # weights from i_w, no bank (issue 13)
+        self.T = cfg.time_steps  # steps per batch (issue 13): > 1 runs each pass once per step of the batch
+        self.batched = self.T > 1
+        self.njmax = max(self.nj(layer) for layer in range(self.L))
+        self.highway = False
         self.wdepth = top.weight_depth
         self.bdepth = bias_rows(cfg)
         self.mem_word = bank_word_bits(cfg)
@@ -184,7 +192,9 @@ class _SerialBuild:
         else:
             self._weight_bank()
         self._gate_units()
-        if self.streamed:
+        if self.batched:
+            self._weight_fill()
+        elif self.streamed:
             self._weight_stream()
         else:
             self._weight_fetch()
@@ -197,7 +207,7 @@ class _SerialBuild:
             self._idle_state()
             self._clear_state()
             self._program_states()
-            self.top._step_done(m, self.busy)
+            self.top._step_done(m, self.busy, self.batch if self.batched else 1)
         for job in self.gate_jobs:
             self._gate_engine(*job)
         return m
@@ -215,7 +225,7 @@ class _SerialBuild:
             shape=signed(self.cs), depth=self.L * self.Hp, init=[], attrs=block
         )
         m.submodules.scratch = smem = memory.Memory(
-            shape=signed(self.pw), depth=2 * self.gmax * self.k, init=[], attrs=block
+            shape=signed(self.pw), depth=2 * self.T * self.gmax * self.k, init=[], attrs=block
         )
         m.submodules.bias = bmem = memory.Memory(
             shape=unsigned(cfg.bias_width),
@@ -230,6 +240,13 @@ class _SerialBuild:
         # the SRU highway x_t (G = 3: input size = hidden size): read beside the passes, a port of its own
         self.highway = cfg.cell == "sru" and any(len(cfg.layer_gates(lyr)) == 3 for lyr in range(self.L))
         self.v_x = vmem.read_port() if self.highway else None
+        if self.batched:
+            # the pass buffer: two halves of a pass's blocks, a block's k weights a word (the rotating register
+            # loads a word at a block's first column)
+            m.submodules.pass_buffer = pmem = memory.Memory(
+                shape=unsigned(self.k * self.ws), depth=2 * self.njmax, init=[], attrs=block
+            )
+            self.p_r, self.p_w = pmem.read_port(), pmem.write_port()
         self.in_fifo, self.out_fifo, self.bmem = in_fifo, out_fifo, bmem
         self.v_r, self.v_w, self.c_r, self.c_w, self.s_r, self.s_w, self.b_r = v_r, v_w, c_r, c_w, s_r, s_w, b_r
 
@@ -332,6 +349,52 @@ class _SerialBuild:
             m.d.sync += f_cnt.eq(f_cnt + 1)
         self.shadow, self.f_cnt, self.f_left, self.w_want, self.w_handoff = shadow, f_cnt, f_left, want, handoff
 
+    def _weight_fill(self) -> None:
+        """Batched steps (``time_steps > 1``): ``i_w``'s words gathered into a block's vector (``shadow``, ``kp``
+        words, ``fill_count`` of them in) and written to the pass buffer, a block a word, at
+        ``fill_half * njmax + fill_block``; a pass's last block marks its half full (``pass_full``), and the
+        lanes mark it free after the pass's last step. A complete vector is written once its half is free; a
+        word is taken when the vector has room or is written in the same cycle (the write reads the vector
+        before the word shifts in), while the phase wants words (``weight_want``) and the layer has words left."""
+        m, k, pack, kp, ws, top, njmax = self.m, self.k, self.pack, self.kp, self.ws, self.top, self.njmax
+        shadow = [Signal(signed(ws), name=f"shadow{t}") for t in range(k)]
+        most = max(weight_stream_layer_words(self.cfg, layer) for layer in range(self.L))
+        f_cnt = Signal(range(kp + 1), name="fill_count")
+        f_left = Signal(range(most + 1), name="fetch_left")
+        f_j = Signal(range(njmax), name="fill_block")
+        f_nj = Signal(range(njmax + 1), name="fill_blocks")  # the layer's blocks per pass
+        f_half = Signal(name="fill_half")
+        full = [Signal(name=f"pass_full{h}") for h in range(2)]
+        want, take, wr = Signal(name="weight_want"), Signal(name="weight_take"), Signal(name="fill_write")
+        free = ~Mux(f_half, full[1], full[0])
+        m.d.comb += [
+            wr.eq((f_cnt == kp) & free),
+            top.i_w.ready.eq(want & ((f_cnt != kp) | free) & (f_left != 0)),
+            take.eq(top.i_w.valid & top.i_w.ready),
+        ]
+        with m.If(take):
+            m.d.sync += f_left.eq(f_left - 1)
+            for t in range(k - pack):
+                m.d.sync += shadow[t].eq(shadow[t + pack])
+            for q in range(pack):
+                m.d.sync += shadow[k - pack + q].eq(top.i_w.payload[q * ws : (q + 1) * ws].as_signed())
+        m.d.sync += f_cnt.eq(Mux(wr, 0, f_cnt) + take)
+        m.d.comb += [
+            self.p_w.addr.eq(f_half * njmax + f_j),
+            self.p_w.data.eq(Cat(*(w.as_unsigned() for w in shadow))),
+            self.p_w.en.eq(wr),
+        ]
+        with m.If(wr):
+            m.d.sync += f_j.eq(f_j + 1)
+            with m.If(f_j == f_nj - 1):
+                m.d.sync += [f_j.eq(0), f_half.eq(~f_half)]
+                with m.If(f_half):
+                    m.d.sync += full[1].eq(1)
+                with m.Else():
+                    m.d.sync += full[0].eq(1)
+        self.shadow, self.f_cnt, self.f_left, self.w_want = shadow, f_cnt, f_left, want
+        self.f_j, self.f_nj, self.f_half, self.pass_full = f_j, f_nj, f_half, full
+
     def fetch_step(self, layer):
         """One fetch read this cycle (``w_rd`` set by the caller); advance the walker."""
         m, kp, S = self.m, self.kp, self.S
@@ -368,7 +431,19 @@ class _SerialBuild:
         m.d.sync += [v1.eq(issue), first1.eq(first0), last1.eq(last0), load1.eq(issue & (c0 == 0))]
         m.submodules.weight_rot = rot = ColumnOperand(self.cfg, width=self.ws)
         m.d.comb += [rot.i_valid.eq(v1), rot.i_load.eq(load1)]
-        m.d.comb += [rot.i_seg[t].eq(shadow[t]) for t in range(k)]
+        i_t = l_half = None
+        if self.batched:
+            i_t = Signal(range(self.T), name="step")  # the step of the batch a pass runs for
+            l_half = Signal(name="pass_half")  # the pass buffer half the lanes read
+            # the block's vector from the pass buffer, read at its first column's issue (stage 0)
+            p_r, ws = self.p_r, self.ws
+            m.d.comb += [
+                p_r.addr.eq(l_half * self.njmax + (pcnt >> (k.bit_length() - 1))),
+                p_r.en.eq(issue & (c0 == 0)),
+            ]
+            m.d.comb += [rot.i_seg[t].eq(p_r.data[t * ws : (t + 1) * ws].as_signed()) for t in range(k)]
+        else:
+            m.d.comb += [rot.i_seg[t].eq(shadow[t]) for t in range(k)]
 
         # stages 2 and 3: products (one DSP per lane) and accumulators
         m.submodules.lanes = pe = ProcessingElement(self.cfg, lanes=Ln, per_lane_weights=True, broadcast_x=True)
@@ -379,11 +454,15 @@ class _SerialBuild:
         pend_g = Signal.like(i_g)
         pend_s = Signal.like(i_s)
         pend_row = Signal.like(i_row)
+        pend_t = Signal.like(i_t) if self.batched else None
         with m.If(issue & last0):
             m.d.sync += [pend_g.eq(i_g), pend_s.eq(i_s), pend_row.eq(i_row)]
+            if self.batched:
+                m.d.sync += pend_t.eq(i_t)
         self.i_row, self.i_g, self.i_s, self.pcnt, self.va, self.issue = i_row, i_g, i_s, pcnt, va, issue
         self.first0, self.last0, self.c0 = first0, last0, c0
         self.pe, self.pend_g, self.pend_s, self.pend_row = pe, pend_g, pend_s, pend_row
+        self.i_t, self.l_half, self.pend_t = i_t, l_half, pend_t
 
     # ------------------------------------------------------------ serializer, bias, narrow -> scratch
     def _serializer(self) -> None:
@@ -396,21 +475,28 @@ class _SerialBuild:
         m.submodules.serializer = ser = Serializer(Ln, signed(self.acc_w), range(k + 1))
         ser_g = Signal.like(self.i_g)
         ser_row = Signal.like(self.i_row)  # the pass's tile row (the lanes may be a row ahead of the gates)
+        ser_t = Signal.like(self.i_t) if self.batched else None  # the pass's step of the batch
         m.d.comb += [ser.i_load.eq(pe.o_last), ser.i_pos.eq(self.pend_s * Ln)]
         m.d.comb += [ser.i_items[lane].eq(pe.o_acc[lane]) for lane in range(Ln)]
         with m.If(pe.o_last):
             m.d.sync += [ser_g.eq(self.pend_g), ser_row.eq(self.pend_row)]
+            if self.batched:
+                m.d.sync += ser_t.eq(self.pend_t)
+        half = self.T * gmax * k  # a scratch half: a tile row's G * k pre-activations of every step
         ser_pos = ser.o_pos  # row inside the tile row
         bias_base = Signal(range(self.bdepth + 1))  # this layer's first bias word
         m.d.comb += [b_r.addr.eq(bias_base + ser_g * Hp + ser_row * k + ser_pos), b_r.en.eq(ser.o_valid)]
-        m.submodules.bias_narrow = bn = BiasNarrow(cfg, 1, cfg.bias_width, range(2 * gmax * k))
+        m.submodules.bias_narrow = bn = BiasNarrow(cfg, 1, cfg.bias_width, range(2 * half))
+        tag = ser_row[0] * half + ser_g * k + ser_pos
+        if self.batched:
+            tag = tag + ser_t * (gmax * k)
         m.d.comb += [
             bn.i_valid.eq(ser.o_valid),
             bn.i_sums[0].eq(ser.o_item),
-            bn.i_tag.eq(ser_row[0] * (gmax * k) + ser_g * k + ser_pos),
+            bn.i_tag.eq(tag),
             bn.i_bias.eq(b_r.data),
         ]
-        written = Signal(range(2 * gmax * k + 1), name="scratch_written")
+        written = Signal(range(2 * half + 1), name="scratch_written")
         m.d.comb += [s_w.addr.eq(bn.o_tag), s_w.data.eq(bn.o_data[0]), s_w.en.eq(bn.o_valid)]
         with m.If(bn.o_valid):
             m.d.sync += written.eq(written + 1)
@@ -430,7 +516,14 @@ class _SerialBuild:
         g_row = Signal(range(self.R + 1), name="gate_row")
         rd_sub = Signal.like(g_sub)
         m.d.sync += rd_sub.eq(g_sub)
-        m.d.comb += s_r.addr.eq(g_row[0] * (gmax * k) + g_sub * k + g_el)
+        half = self.T * gmax * k
+        s_addr = g_row[0] * half + g_sub * k + g_el
+        if self.batched:
+            self.g_t, self.o_t = Signal(range(self.T), name="gate_step"), Signal(range(self.T), name="gate_out_step")
+            # elements in the gate unit (a step's reads of a row start once the step before is written: its c)
+            self.g_flight = Signal(range(2 * k + 64), name="gate_in_flight")
+            s_addr = s_addr + self.g_t * (gmax * k)
+        m.d.comb += s_r.addr.eq(s_addr)
         col = [Signal(signed(pw), name=f"gate_pre{g}") for g in range(gmax - 1)]
         for g in range(gmax - 1):
             with m.If(rd_sub == g):
@@ -464,6 +557,11 @@ class _SerialBuild:
         cp_a = Signal(range(self.vwords + 1))
         self.busy, self.waiting, self.error, self.clearing = busy, waiting, error, clearing
         self.e_cnt, self.cp_v, self.cp_a = e_cnt, cp_v, cp_a
+        if self.batched:
+            # the batch's steps (the load counts them) and the step a load or push phase is at
+            self.batch = Signal(range(self.T + 1), name="batch")
+            self.b_t = Signal(range(self.T), name="batch_step")
+            self.b_base = Signal(range(self.vwords + 1), name="batch_base")
 
     def _program_states(self) -> None:
         """The states of the program's phases, each behind its entry state (``entry_name``), which runs the
@@ -485,6 +583,8 @@ class _SerialBuild:
                 self._copy_phase(i, phase[1], nxt)
             elif kind == "shift":
                 self._shift_phase(i, phase[1], nxt)
+            elif kind == "push":
+                self._push_phase(i, nxt)
             else:
                 self._mac_phase(i, phase[1], nxt)
 
@@ -502,12 +602,28 @@ class _SerialBuild:
         if i >= len(prog):
             return []
         kind = prog[i][0]
-        if kind in ("load", "copy", "wait_out", "shift"):
-            return [self.e_cnt.eq(0), self.cp_v.eq(0)]
+        if kind in ("load", "copy", "wait_out", "shift", "push"):
+            batch = [self.b_t.eq(0), self.b_base.eq(0)] if self.batched else []
+            return [self.e_cnt.eq(0), self.cp_v.eq(0), *batch]
         layer = prog[i][1]
         wb, bb = self.bases[layer]
         pack = self.pack
-        if self.streamed:
+        if self.batched:
+            fetch = [
+                self.f_cnt.eq(0),
+                self.f_left.eq(weight_stream_layer_words(self.cfg, layer)),
+                self.f_j.eq(0),
+                self.f_nj.eq(self.nj(layer)),
+                self.f_half.eq(0),
+                self.pass_full[0].eq(0),
+                self.pass_full[1].eq(0),
+                self.l_half.eq(0),
+                self.i_t.eq(0),
+                self.g_t.eq(0),
+                self.o_t.eq(0),
+                self.g_flight.eq(0),
+            ]
+        elif self.streamed:
             fetch = [self.f_cnt.eq(0), self.f_left.eq(weight_stream_layer_words(self.cfg, layer))]
         else:
             fetch = [
@@ -610,19 +726,33 @@ class _SerialBuild:
     def _load_phase(self, i, nxt) -> None:
         """load: the step's inputs from the input FIFO into slot x0."""
         m, e_cnt, v_w, in_fifo = self.m, self.e_cnt, self.v_w, self.in_fifo
+        base = self.word_base["x0"] + (self.b_base if self.batched else 0)
         with m.State(self.state_name(i)):
             m.d.comb += [self.busy.eq(1), self.top.phase.eq(i + 1)]
             m.d.comb += [
                 in_fifo.r_en.eq(1),
                 self.waiting.eq(~in_fifo.r_rdy),
-                v_w.addr.eq(self.word_base["x0"] + e_cnt),
+                v_w.addr.eq(base + e_cnt),
                 v_w.data.eq(in_fifo.r_data.as_signed()),
                 v_w.en.eq(in_fifo.r_rdy),
             ]
             with m.If(in_fifo.r_rdy):
                 m.d.sync += e_cnt.eq(e_cnt + 1)
                 with m.If(e_cnt == self.cfg.input_size - 1):
-                    m.next = nxt
+                    if self.batched:
+                        # batched: the next step joins the batch when its first word is already in the FIFO
+                        b_t = self.b_t
+                        m.d.sync += self.batch.eq(b_t + 1)
+                        with m.If((b_t != self.T - 1) & (in_fifo.level >= 2)):
+                            m.d.sync += [
+                                e_cnt.eq(0),
+                                b_t.eq(b_t + 1),
+                                self.b_base.eq(self.b_base + self.nj(0) * self.k),
+                            ]
+                        with m.Else():
+                            m.next = nxt
+                    else:
+                        m.next = nxt
 
     def _wait_out_phase(self, i, nxt) -> None:
         """wait_out: until the output FIFO is empty (room for the last layer's copy to push H words)."""
@@ -643,6 +773,31 @@ class _SerialBuild:
         n = self.cfg.input_size if slot == "x0" else self.H
         base = self.word_base[slot]
         self._move(i, f"shift_{slot}", base, base + n, n, False, nxt)
+
+    def _push_phase(self, i, nxt) -> None:
+        """push (batched steps): the last layer's h of each step of the batch to the output stream, a step's H
+        words once the output FIFO is empty (it holds one step), read in a cycle and pushed the next."""
+        m, e_cnt, cp_v, b_t, b_base, out_fifo = self.m, self.e_cnt, self.cp_v, self.b_t, self.b_base, self.out_fifo
+        wait, push = self.state_name(i), f"{self.state_name(i)}_OUT"
+        with m.State(wait):
+            m.d.comb += [self.busy.eq(1), self.top.phase.eq(i + 1), self.waiting.eq(out_fifo.level != 0)]
+            with m.If(out_fifo.level == 0):
+                m.next = push
+        with m.State(push):
+            m.d.comb += [self.busy.eq(1), self.top.phase.eq(i + 1)]
+            rd = Signal(name="push_rd")
+            src = self.word_base[f"h{self.L - 1}"]
+            m.d.comb += [rd.eq(e_cnt < self.H), self.v_r.addr.eq(src + b_base + e_cnt), self.v_r.en.eq(rd)]
+            m.d.sync += cp_v.eq(rd)
+            with m.If(rd):
+                m.d.sync += e_cnt.eq(e_cnt + 1)
+            m.d.comb += [out_fifo.w_data.eq(self.v_r.data), out_fifo.w_en.eq(cp_v)]
+            with m.If(cp_v & ~rd):
+                m.d.sync += [e_cnt.eq(0), b_t.eq(b_t + 1), b_base.eq(b_base + self.Hp)]
+                with m.If(b_t == self.batch - 1):
+                    m.next = nxt
+                with m.Else():
+                    m.next = wait
 
     def _move(self, i, name, src, dst, n, push, nxt) -> None:
         """Phase i: vector words ``src ..`` to ``dst ..`` (``n`` of them; ``push``: to the output stream too),
@@ -682,7 +837,10 @@ class _SerialBuild:
         with m.State(self.state_name(i)):
             # the first block's vector into the shadow register (kp reads, or kp stream words)
             m.d.comb += [busy.eq(1), phase.eq(i + 1)]
-            if self.streamed:
+            if self.batched:  # the pass buffer: RUN waits for a pass's blocks
+                m.d.comb += self.w_want.eq(1)
+                m.next = run
+            elif self.streamed:
                 m.d.comb += self.w_want.eq(1)
                 with m.If(self.f_cnt == kp):
                     m.next = run
@@ -695,7 +853,14 @@ class _SerialBuild:
             m.d.comb += [busy.eq(1), phase.eq(i + 1), gate_on.eq(1)]
             hold = Signal(name=f"mac{layer}_hold")
             lead_hold = (pcnt == 0) & (i_g == 0) & (i_s == 0) & (self.lead >= 2)  # row > gate_row + 1
-            if self.streamed:
+            if self.batched:
+                # a pass's first step waits for its blocks in the pass buffer (counted in ``cycles``)
+                i_t, l_half, full = self.i_t, self.l_half, self.pass_full
+                first = (pcnt == 0) & (i_t == 0)
+                starved = Signal(name=f"mac{layer}_starved")
+                m.d.comb += [starved.eq(first & ~Mux(l_half, full[1], full[0])), hold.eq((lead_hold & first) | starved)]
+                m.d.comb += self.w_want.eq(1)
+            elif self.streamed:
                 # a block's first column waits for its vector (counted in ``cycles``: the step's own time, not
                 # the host's); the stream fills the register meanwhile
                 starved = Signal(name=f"mac{layer}_starved")
@@ -717,7 +882,23 @@ class _SerialBuild:
                         m.d.comb += self.w_rd.eq(1)
                         self.fetch_step(layer)
                 m.d.sync += [pcnt.eq(pcnt + 1), va.eq(va + 1)]
-                with m.If(pcnt == n_j * k - 1):
+                if self.batched:
+                    # the pass again for the batch's next step (its input follows in the slot); after the last,
+                    # the pass buffer half is free and the walker moves on
+                    with m.If(pcnt == n_j * k - 1):
+                        m.d.sync += pcnt.eq(0)
+                        with m.If(i_t != self.batch - 1):
+                            m.d.sync += i_t.eq(i_t + 1)
+                        with m.Else():
+                            m.d.sync += [i_t.eq(0), va.eq(src_base), l_half.eq(~l_half)]
+                            with m.If(l_half):
+                                m.d.sync += full[1].eq(0)
+                            with m.Else():
+                                m.d.sync += full[0].eq(0)
+                    advance = (pcnt == n_j * k - 1) & (i_t == self.batch - 1)
+                else:
+                    advance = pcnt == n_j * k - 1
+                with m.If(advance):
                     m.d.sync += [pcnt.eq(0), va.eq(src_base), i_s.eq(i_s + 1)]
                     with m.If(i_s == S - 1):
                         m.d.sync += [i_s.eq(0), i_g.eq(i_g + 1)]
@@ -735,7 +916,12 @@ class _SerialBuild:
         """The gate phases of a mac phase (active with ``gate_on``: its RUN and DRAIN states), one tile
         row after the other, each when the row's ``G * k`` scratch words are written: G scratch reads per
         element (gate g at word ``(row mod 2) * gmax * k + g * k + element``), then the gate unit; new h
-        to slot hn, new c (lstm) to the cell-state memory. ``done`` with the last row's last output."""
+        to slot hn, new c (lstm, sru, qrnn) to the cell-state memory. ``done`` with the last row's last output.
+
+        Batched steps (``time_steps > 1``): a row's gate phase starts once the ``batch * G * k`` words of all
+        its steps are written and runs step by step (step t's words at ``t * gmax * k`` in the row's half), a
+        step's reads once the step before has left the gate unit (its c is written); new h to the layer's h
+        slot, step t's vector at ``t * Hp``."""
         cfg, m, k, R = self.cfg, self.m, self.k, self.R
         g_el, g_sub, g_row, o_el, o_row, c_base = self.g_el, self.g_sub, self.g_row, self.o_el, self.o_row, self.c_base
         written = self.written
@@ -745,10 +931,17 @@ class _SerialBuild:
         last_sub = Signal(name=f"gate{layer}_last_sub")
         start = Signal(name=f"gate{layer}_start")
         v_gate = Signal(name=f"gate{layer}_valid")
+        batched = self.batched
+        if batched:
+            g_t, o_t, flight = self.g_t, self.o_t, self.g_flight
+            row_words = self.batch * (G * k)
+            ready = Mux(g_t == 0, written >= row_words, flight == 0)
+        else:
+            row_words, ready = G * k, written >= G * k
         with m.If(gate_on):
             m.d.comb += [
                 rd.eq(g_el < k),
-                start.eq(~rd & (g_row < R) & (written >= G * k)),
+                start.eq(~rd & (g_row < R) & ready),
                 last_sub.eq(rd & (g_sub == G - 1)),
                 self.s_r.en.eq(rd),
                 self.c_r.addr.eq(c_base + g_row * k + g_el),
@@ -756,33 +949,61 @@ class _SerialBuild:
                 gu.i_valid.eq(v_gate),
             ]
             if self.highway and G == 3:  # the element's x_t, the layer's input word, read with its c
-                x_base = self.word_base[self.src_slot(layer)]
-                m.d.comb += [self.v_x.addr.eq(x_base + g_row * k + g_el), self.v_x.en.eq(last_sub)]
+                x_addr = self.word_base[self.src_slot(layer)] + g_row * k + g_el
+                if batched:
+                    x_addr = x_addr + g_t * (self.nj(layer) * k)
+                m.d.comb += [self.v_x.addr.eq(x_addr), self.v_x.en.eq(last_sub)]
             m.d.sync += v_gate.eq(last_sub)
             # a row's reads start: take its words from the count (a write may land in the same cycle)
             with m.If(start):
-                m.d.sync += [g_el.eq(0), g_sub.eq(0), written.eq(written + self.bn.o_valid - G * k)]
+                m.d.sync += [g_el.eq(0), g_sub.eq(0)]
+                if batched:
+                    with m.If(g_t == 0):
+                        m.d.sync += written.eq(written + self.bn.o_valid - row_words)
+                else:
+                    m.d.sync += written.eq(written + self.bn.o_valid - row_words)
             with m.If(rd):
                 m.d.sync += g_sub.eq(g_sub + 1)
             with m.If(last_sub):
                 m.d.sync += [g_sub.eq(0), g_el.eq(g_el + 1)]
                 with m.If(g_el == k - 1):
-                    m.d.sync += g_row.eq(g_row + 1)
-                    m.d.comb += self.g_row_inc.eq(1)
+                    if batched:
+                        with m.If(g_t == self.batch - 1):
+                            m.d.sync += [g_t.eq(0), g_row.eq(g_row + 1)]
+                            m.d.comb += self.g_row_inc.eq(1)
+                        with m.Else():
+                            m.d.sync += g_t.eq(g_t + 1)
+                    else:
+                        m.d.sync += g_row.eq(g_row + 1)
+                        m.d.comb += self.g_row_inc.eq(1)
             out_pos = o_row * k + o_el
+            if batched:
+                m.d.sync += flight.eq(flight + last_sub - gu.o_valid)
+                h_addr = self.word_base[f"h{layer}"] + o_t * self.Hp + out_pos
+            else:
+                h_addr = self.word_base["hn"] + out_pos
+            # batched: h goes straight to the slot the next layer reads, so the padding rows stay zero
+            h_en = gu.o_valid & (out_pos < self.H) if batched and self.H != self.Hp else gu.o_valid
             m.d.comb += [
-                self.v_w.addr.eq(self.word_base["hn"] + out_pos),
+                self.v_w.addr.eq(h_addr),
                 self.v_w.data.eq(gu.o_h),
-                self.v_w.en.eq(gu.o_valid),
+                self.v_w.en.eq(h_en),
             ]
             if cfg.cell != "rnn":  # lstm, sru, qrnn: a cell state
                 m.d.comb += [self.c_w.addr.eq(c_base + out_pos), self.c_w.data.eq(gu.o_c), self.c_w.en.eq(gu.o_valid)]
             with m.If(gu.o_valid):
                 m.d.sync += o_el.eq(o_el + 1)
                 with m.If(o_el == k - 1):
-                    m.d.sync += [o_el.eq(0), o_row.eq(o_row + 1)]
-                    with m.If(o_row == R - 1):
-                        m.d.comb += done.eq(1)
+                    if batched:
+                        m.d.sync += [o_el.eq(0), o_t.eq(o_t + 1)]
+                        with m.If(o_t == self.batch - 1):
+                            m.d.sync += [o_t.eq(0), o_row.eq(o_row + 1)]
+                            with m.If(o_row == R - 1):
+                                m.d.comb += done.eq(1)
+                    else:
+                        m.d.sync += [o_el.eq(0), o_row.eq(o_row + 1)]
+                        with m.If(o_row == R - 1):
+                            m.d.comb += done.eq(1)
 
     def _mac_gate_state(self, i, layer, gate, run, nxt) -> None:
         """GATE of a mac phase of the FFT build (:class:`~rnnaccel.hw.serial_fft.SerialFFTBuild`, after its

@@ -28,7 +28,7 @@ SMALL = Config(q_pre="Q3.8", q_cell="Q4.7", q_state="Q3.8", q_act="Q1.14", table
         pytest.param("icarus", "sigmoid", id="icarus-sigmoid"),
         pytest.param("icarus", "tanh", id="icarus-tanh"),
         pytest.param("verilator", "sigmoid", id="verilator-sigmoid", marks=pytest.mark.slow),
-        pytest.param("verilator", "tanh", id="verilator-tanh"),
+        pytest.param("verilator", "tanh", id="verilator-tanh", marks=pytest.mark.slow),
     ],
 )
 def test_activation_stream(simulator, fn, tmp_path):

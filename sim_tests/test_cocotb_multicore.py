@@ -57,8 +57,9 @@ def _case(mode):
     [
         ("icarus", "programs"),
         ("icarus", "layers"),
-        pytest.param("verilator", "programs", marks=pytest.mark.slow),  # suite budget
-        ("verilator", "layers"),
+        # suite budget: Verilator in the slow tier (CI runs the multi-core host link in Icarus and Verilator)
+        pytest.param("verilator", "programs", marks=pytest.mark.slow),
+        pytest.param("verilator", "layers", marks=pytest.mark.slow),
     ],
 )
 def test_multicore_verilog(simulator, mode, tmp_path):

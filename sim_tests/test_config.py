@@ -61,6 +61,7 @@ INT_FIELDS = [
     "max_input_size",
     "max_hidden_size",
     "max_layers",
+    "time_steps",
     "seed",
 ]
 BOOL_FIELDS = ["gru_reset_after", "interpolate", "weights_in_rom", "stacked_projections"]
@@ -407,6 +408,7 @@ CHANGES = {
     "max_hidden_size": 32,
     "max_layers": 2,
     "weight_source": "flash",
+    "time_steps": 4,
 }
 
 
@@ -428,6 +430,8 @@ def test_hash_changes_with_every_field(field):
         changes = {"row_slices": 2, "row_slice": 1} if field == "row_slice" else {"row_slices": 2}
     if field == "weight_source":  # the serial datapath, weights fixed at generation
         base = base.replace(datapath="serial", pe_cols=1, lanes=2)
+    if field == "time_steps":  # a serial SRU streaming its weights
+        base = base.replace(cell="sru", datapath="serial", pe_cols=1, lanes=2, weight_source="flash")
     if field.startswith("max_"):  # run-time dimensions load each model's weights: compare at the same setting
         base = base.replace(weights_in_rom=False)
     changed = base.replace(**changes)

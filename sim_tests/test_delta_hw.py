@@ -216,7 +216,7 @@ def test_delta_all_cells_runtime_weights_slow(case_id, changes, stacked):
 
 
 @pytest.mark.cocotb
-@pytest.mark.parametrize("simulator", ["icarus", "verilator"])
+@pytest.mark.parametrize("simulator", ["icarus", pytest.param("verilator", marks=pytest.mark.slow)])  # suite budget
 def test_delta_cocotb(simulator, tmp_path):
     """The generated Verilog of a delta-mode GRU in Icarus and Verilator: bit-exact, the skipped counter."""
     from rnnaccel.flow.backends import run_session

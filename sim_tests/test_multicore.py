@@ -439,7 +439,7 @@ def test_helper_core_configs_and_weights():
 
 
 @pytest.mark.cocotb
-@pytest.mark.parametrize("simulator", ["icarus", "verilator"])
+@pytest.mark.parametrize("simulator", ["icarus", pytest.param("verilator", marks=pytest.mark.slow)])  # suite budget
 def test_helpers_verilog_bit_exact(simulator, tmp_path):
     """Helper cores through the ordinary flow on the generated Verilog: run-time weights loaded into each
     core, an initial state broadcast, random idle and back-pressure."""

@@ -142,7 +142,7 @@ def test_fewer_layers_with_recurrent_plans_ahead(variant):
 
 
 @pytest.mark.cocotb
-@pytest.mark.parametrize("simulator", ["icarus", "verilator"])
+@pytest.mark.parametrize("simulator", ["icarus", pytest.param("verilator", marks=pytest.mark.slow)])  # suite budget
 def test_smaller_model_on_generated_verilog(simulator, tmp_path):
     hw = design("gru-before")
     m = model("gru-before", 8, 20, 2)

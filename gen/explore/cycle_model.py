@@ -27,7 +27,8 @@ step's input projection (plan 0) starts once the step's last plan has started, t
 MVU is ready. A step may alternate between two lengths (an SRU whose input projection is the step's only
 plan); :func:`cycles_per_step` gives their mean. Not modelled: steps shorter than the loader's work plus four
 cycles (``input_size``, and for a window-2 QRNN the copy of x_t: the input FIFO's refill then paces the
-loader), run-time dimensions, delta mode (data-dependent), helper cores and multi-core designs, the FFT mode.
+loader), run-time dimensions, delta mode (data-dependent), helper cores and multi-core designs, the FFT mode,
+batched steps (``time_steps > 1``: simulate them, :func:`rnnaccel.flow.sim_amaranth.step_cycles`).
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ def mvu_output_delay(cfg: Config) -> int:
 def modelled(cfg: Config) -> bool:
     """``cfg`` is a design the model covers (an array design may still get None: a step too short, see above)."""
     common = cfg.cores == 1 and not cfg.runtime_dims and not cfg.delta_mode and cfg.row_slices == 1
+    common = common and cfg.time_steps == 1  # batched steps (the pass buffer's fill and drain) are not modelled
     return common and not cfg.fft_mode and cfg.datapath in ("serial", "array")
 
 

@@ -138,7 +138,9 @@ def step_cycles(cfg: Config, weights, steps: int, seed: int = 0, on_step=None, w
     Designs whose weights are loaded at run time are simulated with their weights unloaded (zeros): the
     schedule does not depend on the data (a delta-mode design's does: it runs here on random inputs).
     ``on_step(n)`` is called after each step. ``weight_timing``: the simulated flash's ``bytes_per_cycle`` /
-    ``latency`` for a design with streamed weights (default: the board flash's).
+    ``latency`` for a design with streamed weights (default: the board flash's). Batched steps (``time_steps >
+    1``) end together: each step of a batch gets the batch's cycles over its steps (a float when they do not
+    divide), and ``steps`` is best a multiple of ``time_steps`` (the last batch holds what is left).
     """
     from amaranth.sim import Simulator
 
@@ -170,8 +172,11 @@ def step_cycles(cfg: Config, weights, steps: int, seed: int = 0, on_step=None, w
             await ctx.tick()
             i += int(bool(fire))
             if ctx.get(dut.steps) != done:
+                # a batch of n steps (time_steps > 1) ends together: each of its steps gets 1/n of its cycles
+                n, prev = ctx.get(dut.steps) - done, at_step_end[-1] if at_step_end else 0
                 done = ctx.get(dut.steps)
-                at_step_end.append(ctx.get(dut.cycles) - base)
+                total = ctx.get(dut.cycles) - base
+                at_step_end.extend(prev + (total - prev) * (j + 1) / n for j in range(n))
                 if on_step:
                     on_step(len(at_step_end))
 
@@ -179,4 +184,5 @@ def step_cycles(cfg: Config, weights, steps: int, seed: int = 0, on_step=None, w
     sim.add_clock(1e-8)
     sim.add_testbench(bench)
     sim.run()
-    return [b - a for a, b in zip([0] + at_step_end[:-1], at_step_end)]
+    per = [b - a for a, b in zip([0] + at_step_end[:-1], at_step_end)]
+    return [int(v) if v == int(v) else v for v in per][:steps]

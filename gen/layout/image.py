@@ -182,13 +182,15 @@ class VectorSlot:
 
 
 def vector_slots(cfg: Config) -> dict[str, VectorSlot]:
-    """Slots of the vector banks: layer-0 input, each layer's hidden state, GRU's r*h."""
+    """Slots of the vector banks: layer-0 input, each layer's hidden state, GRU's r*h (``time_steps`` > 1: the
+    input and hidden-state slots hold a vector per step of a batch)."""
     T = cfg.tile
     win = cfg.qrnn_window if cfg.cell == "qrnn" else 1
-    sizes = {"x0": cfg.padded(cfg.layer_cols(0))}
+    steps = cfg.time_steps  # a batch of T steps (serial, issue 13): step t's vector at t * the one-step size
+    sizes = {"x0": cfg.padded(cfg.layer_cols(0)) * steps}
     for layer in range(cfg.num_layers):
         # a window-2 QRNN layer's h slot also holds h_{t-1} for the next layer
-        sizes[f"h{layer}"] = cfg.padded(cfg.hidden_size) * win
+        sizes[f"h{layer}"] = cfg.padded(cfg.hidden_size) * win * steps
     if cfg.cell == "gru" and not cfg.gru_reset_after:
         sizes["rh"] = cfg.padded(cfg.hidden_size)
     for name in layout_of(cfg).extra_slots:

@@ -133,7 +133,7 @@ _CORE_FIELDS = ("cores", "core_mode", "row_slices", "row_slice")
 _MAX_FIELDS = ("max_input_size", "max_hidden_size", "max_layers")
 
 #: Weight-stream fields (issue 13): written to the TOML (and so hashed) only when they differ from their default.
-_STREAM_FIELDS = ("weight_source",)
+_STREAM_FIELDS = ("weight_source", "time_steps")
 
 
 @dataclass(frozen=True)
@@ -269,6 +269,19 @@ class Config:
         (``weights_in_rom = true``: the stream image is written into the flash
         beside the bitstream), ``weight_ram = block``. Written to the TOML only
         when not the default.
+    time_steps : int
+        Time steps per weight fetch (T, issue 13; Sung and Park). With T > 1
+        a batch of up to T steps (as many as the input stream holds when it
+        starts, so a sequence of any length, split across calls, runs) fetches
+        every weight once: each pass over a weight row runs once per step of
+        the batch, from a double-buffered pass buffer the stream fills while
+        the previous row's passes run. Results do not change (integer
+        accumulation is exact); a batch's first output comes after all of its
+        inputs. For cells without a recurrent product (SRU, window-1 QRNN),
+        whose every projection depends on x only; serial datapath with
+        streamed weights (``weight_source = 'flash'``: on-chip weights are
+        read a word a cycle, so batching gains nothing). 1 to 64; written to
+        the TOML only when not 1.
     seed : int
         Seed for every random choice (weights of ``new``, test data).
     """
@@ -308,6 +321,7 @@ class Config:
     max_hidden_size: int = 0
     max_layers: int = 0
     weight_source: str = "onchip"
+    time_steps: int = 1
     seed: int = 0
     name: str = "custom"
 
@@ -460,6 +474,25 @@ class Config:
         )
         self._check(self.weight_ram == "block", "weight_ram", f"{why} builds no weight bank: leave it 'block'")
 
+    def _validate_time_steps(self):
+        """Rules of ``time_steps`` (see the class docstring)."""
+        self._check(1 <= self.time_steps <= 64, "time_steps", "must be 1 to 64")
+        if self.time_steps == 1:
+            return
+        why = f"time_steps {self.time_steps}"
+        self._check(
+            self.weight_source != "onchip",
+            "weight_source",
+            f"{why} batches the steps of streamed weights: set weight_source = 'flash' (on-chip weights are read "
+            f"a word a cycle, batching would gain nothing)",
+        )
+        self._check(
+            self.cell == "sru" or (self.cell == "qrnn" and self.qrnn_window == 1),
+            "cell",
+            f"{why} is built for the cells whose projections all depend on x: sru and a window-1 qrnn (the "
+            f"recurrent half of lstm, gru and rnn cannot be batched, and their input half is not built yet)",
+        )
+
     def _validate_delta(self):
         """Rules of the delta-mode thresholds (see the class docstring)."""
         span = 2.0 ** (self.q_state.int_bits + 1)
@@ -530,6 +563,7 @@ class Config:
         self._validate_delta()
         self._validate_runtime_dims()
         self._validate_weight_source()
+        self._validate_time_steps()
         self._check(self.weight_ram in ("block", "huge"), "weight_ram", "must be 'block' or 'huge' (iCE40 SPRAM)")
         if self.weight_ram == "huge":
             self._check(
