@@ -16,8 +16,8 @@ on-chip design's cycles (T = 1, the same lanes) and the bound ``max(stream, T * 
 cost: a batch's first output comes after the whole batch (about T times its per-step cycles after its last
 input), printed as ``first out``.
 
-    python scripts/bench_time_steps.py                      # about 2 minutes
-    python scripts/bench_time_steps.py --plot out/time_steps.png --json out/time_steps.json
+    python scripts/bench_time_steps.py                      # about 10 minutes
+    python scripts/bench_time_steps.py --plot docs/time_steps.png --json out/time_steps.json
 
 Nothing here is asserted: the numbers are for the docs and the notes.
 """
