@@ -215,7 +215,11 @@ def _info_text(cfg: Config) -> str:
             f"PE grid {cfg.pe_rows}x{cfg.pe_cols}, {cfg.lanes} lanes/PE, {cfg.multipliers} multipliers; tile {cfg.tile}"
             if cfg.datapath == "array"
             else f"serial datapath: {cfg.lanes} lanes on {cfg.block_size}-blocks, one-word memories, "
-            f"fused projections (W x + U h + b + c, narrowed once)"
+            + (
+                "fused projections (W x + U h + b + c, narrowed once)"
+                if cfg.fused_projections
+                else "input projections (W x + b, narrowed once)"
+            )
         ),
         f"formats: weight {cfg.q_weight}, state {cfg.q_state}, cell {cfg.q_cell}, pre {cfg.q_pre}, "
         f"act {cfg.q_act}, accumulator {cfg.acc_width} bits (frac {cfg.acc_frac})",
@@ -231,6 +235,12 @@ def _info_text(cfg: Config) -> str:
         f"weight memory: {cfg.weight_words()} words = {cfg.weight_bytes} bytes "
         f"(dense: {cfg.dense_weight_words()} words = {cfg.dense_weight_bytes} bytes; {saved:.1f}% saved)"
     )
+    if cfg.weight_source != "onchip":
+        lines.append(
+            f"weights from the {cfg.weight_source}: streamed once per "
+            + (f"batch of up to {cfg.time_steps} time steps" if cfg.time_steps > 1 else "time step")
+            + " (rnnaccel build writes weights_flash.bin; scripts/bench_time_steps.py)"
+        )
     lines.append(f"ideal cycles per step: {cfg.ideal_cycles_per_step}")
     lines += _multiply_info(cfg)
     for fn in lut.FUNCTIONS:
