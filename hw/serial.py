@@ -80,11 +80,19 @@ def serial_program(cfg: Config) -> list[tuple]:
     # a window-2 QRNN reads [x_t; x_{t-1}] from one slot: a shift phase first moves the slot's x_{t-1} half
     # (the words a layer's input holds) behind it, before the load (layer 0) or the copy (a layer's h, the
     # next layer's input) overwrites it
+    window = cfg.cell == "qrnn" and cfg.qrnn_window == 2
     if cfg.time_steps > 1:
         # a batch of up to T steps: its inputs, each layer's passes and gate phases for every step of the
-        # batch, then the last layer's outputs, step by step (SRU and QRNN: no layer reads its own h)
-        return [("load",)] + [("mac", layer) for layer in range(cfg.num_layers)] + [("push",)]
-    window = cfg.cell == "qrnn" and cfg.qrnn_window == 2
+        # batch, then the last layer's outputs, step by step (SRU and QRNN: no layer reads its own h). A
+        # window-2 QRNN's step t reads [x_t; x_{t-1}] from its own vector: ``carry`` copies the previous
+        # batch's last x (or h) behind step 0's before the load (or the layer) overwrites it, ``chain`` each
+        # step's behind the next one's
+        prog = [("carry", "x0"), ("load",), ("chain", "x0")] if window else [("load",)]
+        for layer in range(cfg.num_layers):
+            feeds = window and layer < cfg.num_layers - 1  # its h is the next layer's window
+            prog += ([("carry", f"h{layer}")] if feeds else []) + [("mac", layer)]
+            prog += [("chain", f"h{layer}")] if feeds else []
+        return prog + [("push",)]
     prog: list[tuple] = [("shift", "x0")] if window else []
     prog.append(("load",))
     for layer in range(cfg.num_layers):
@@ -163,6 +171,9 @@ class _SerialBuild:
         self.T = cfg.time_steps  # steps per batch (issue 13): > 1 runs each pass once per step of the batch
         self.batched = self.T > 1
         self.njmax = max(self.nj(layer) for layer in range(self.L))
+        win = cfg.qrnn_window if cfg.cell == "qrnn" else 1
+        # batched: a step's vector in a slot (x0: the layer-0 columns; h: the hidden state, twice in a window)
+        self.stride = {"x0": self.nj(0) * k} | {f"h{layer}": self.Hp * win for layer in range(self.L)}
         self.highway = False
         self.wdepth = top.weight_depth
         self.bdepth = bias_rows(cfg)
@@ -562,6 +573,7 @@ class _SerialBuild:
             self.batch = Signal(range(self.T + 1), name="batch")
             self.b_t = Signal(range(self.T), name="batch_step")
             self.b_base = Signal(range(self.vwords + 1), name="batch_base")
+            self.prev_batch = Signal(range(self.T + 1), name="prev_batch")  # the batch before (window carry)
 
     def _program_states(self) -> None:
         """The states of the program's phases, each behind its entry state (``entry_name``), which runs the
@@ -585,6 +597,8 @@ class _SerialBuild:
                 self._shift_phase(i, phase[1], nxt)
             elif kind == "push":
                 self._push_phase(i, nxt)
+            elif kind in ("carry", "chain"):
+                self._window_phase(i, kind, phase[1], nxt)
             else:
                 self._mac_phase(i, phase[1], nxt)
 
@@ -602,7 +616,7 @@ class _SerialBuild:
         if i >= len(prog):
             return []
         kind = prog[i][0]
-        if kind in ("load", "copy", "wait_out", "shift", "push"):
+        if kind in ("load", "copy", "wait_out", "shift", "push", "carry", "chain"):
             batch = [self.b_t.eq(0), self.b_base.eq(0)] if self.batched else []
             return [self.e_cnt.eq(0), self.cp_v.eq(0), *batch]
         layer = prog[i][1]
@@ -719,6 +733,8 @@ class _SerialBuild:
                 c_w.en.eq(e_cnt < LHp),
             ]
             m.d.sync += e_cnt.eq(e_cnt + 1)
+            if self.batched:
+                m.d.sync += self.prev_batch.eq(0)  # no step before: the window's x_{t-1} is zero
             with m.If(e_cnt >= max(vwords, LHp) - 1):
                 m.next = "IDLE"
 
@@ -747,7 +763,7 @@ class _SerialBuild:
                             m.d.sync += [
                                 e_cnt.eq(0),
                                 b_t.eq(b_t + 1),
-                                self.b_base.eq(self.b_base + self.nj(0) * self.k),
+                                self.b_base.eq(self.b_base + self.stride["x0"]),
                             ]
                         with m.Else():
                             m.next = nxt
@@ -793,11 +809,46 @@ class _SerialBuild:
                 m.d.sync += e_cnt.eq(e_cnt + 1)
             m.d.comb += [out_fifo.w_data.eq(self.v_r.data), out_fifo.w_en.eq(cp_v)]
             with m.If(cp_v & ~rd):
-                m.d.sync += [e_cnt.eq(0), b_t.eq(b_t + 1), b_base.eq(b_base + self.Hp)]
+                m.d.sync += [e_cnt.eq(0), b_t.eq(b_t + 1), b_base.eq(b_base + self.stride[f"h{self.L - 1}"])]
                 with m.If(b_t == self.batch - 1):
+                    m.d.sync += self.prev_batch.eq(self.batch)
                     m.next = nxt
                 with m.Else():
                     m.next = wait
+
+    def _window_phase(self, i, kind, slot, nxt) -> None:
+        """carry / chain (batched window-2 QRNN): a step's first ``n`` words of ``slot`` (x_t, or a layer's h_t)
+        to words ``n ..`` of the next step's vector (its x_{t-1} half). ``carry``: the previous batch's last step
+        to step 0 (before the load or the layer writes step 0); ``chain``: step t - 1 to step t, t = 1 .. batch - 1.
+        Element e read in a cycle and written the next, as :meth:`_move`."""
+        m, e_cnt, cp_v, cp_a, b_t, b_base = self.m, self.e_cnt, self.cp_v, self.cp_a, self.b_t, self.b_base
+        v_r, v_w = self.v_r, self.v_w
+        n = self.cfg.input_size if slot == "x0" else self.H
+        base, stride = self.word_base[slot], self.stride[slot]
+        with m.State(self.state_name(i)):
+            m.d.comb += [self.busy.eq(1), self.top.phase.eq(i + 1)]
+            if kind == "carry":
+                # b_base: the previous batch's last step (none after a reset: every word is zero then)
+                src = base + Mux(self.prev_batch == 0, 0, (self.prev_batch - 1) * stride)
+                dst = base + n
+            else:
+                src, dst = base + b_base, base + b_base + stride + n
+            rd = Signal(name=f"{kind}_{slot}_rd")
+            more = (self.batch > 1) if kind == "chain" else 1
+            m.d.comb += [rd.eq((e_cnt < n) & more), v_r.addr.eq(src + e_cnt), v_r.en.eq(rd)]
+            m.d.sync += [cp_v.eq(rd), cp_a.eq(dst + e_cnt)]
+            with m.If(rd):
+                m.d.sync += e_cnt.eq(e_cnt + 1)
+            m.d.comb += [v_w.addr.eq(cp_a), v_w.data.eq(v_r.data), v_w.en.eq(cp_v)]
+            with m.If(~rd & ~cp_v):
+                if kind == "carry":
+                    m.next = nxt
+                else:
+                    # the next pair of steps, or done after steps batch - 2 -> batch - 1
+                    with m.If(b_t + 2 >= self.batch):
+                        m.next = nxt
+                    with m.Else():
+                        m.d.sync += [e_cnt.eq(0), b_t.eq(b_t + 1), b_base.eq(b_base + stride)]
 
     def _move(self, i, name, src, dst, n, push, nxt) -> None:
         """Phase i: vector words ``src ..`` to ``dst ..`` (``n`` of them; ``push``: to the output stream too),
@@ -979,7 +1030,7 @@ class _SerialBuild:
             out_pos = o_row * k + o_el
             if batched:
                 m.d.sync += flight.eq(flight + last_sub - gu.o_valid)
-                h_addr = self.word_base[f"h{layer}"] + o_t * self.Hp + out_pos
+                h_addr = self.word_base[f"h{layer}"] + o_t * self.stride[f"h{layer}"] + out_pos
             else:
                 h_addr = self.word_base["hn"] + out_pos
             # batched: h goes straight to the slot the next layer reads, so the padding rows stay zero

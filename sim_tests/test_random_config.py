@@ -131,7 +131,7 @@ def valid_fields(draw, variant: dict | None = None, runtime: bool = False, strea
       design of its largest config (:func:`check_case`), loading its own layout by ``SET_PARAM``.
     * ``weight_source`` (serial, direct mode, one core, weights in ROM, at most 4 row groups: ``lanes >= k / 4``;
       half of those draws): flash (the weights streamed from the simulated flash, :mod:`rnnaccel.hw.weight_source`),
-      else onchip; with it, ``time_steps`` (an SRU or a window-1 QRNN, half of those draws): 2, 3, 4 or 16.
+      else onchip; with it, ``time_steps`` (an SRU or a QRNN, half of those draws): 2, 3, 4 or 16.
     * ``seed`` 0-3, ``name`` "random".
     * ``circulant_mode``: direct, or fft for half the serial lstm and rnn configs (k is a power of two >= 4) with
       ``q_spectrum`` 2-32 bits (width + q_state's at most 50; 8 or fewer bits for SPRAM, which must hold a
@@ -259,7 +259,7 @@ def valid_fields(draw, variant: dict | None = None, runtime: bool = False, strea
     if streamed or (stream_ok and draw(st.booleans())):
         f["weight_source"] = "flash"
         # batched steps (issue 13): the cells whose projections all depend on x, half of those draws
-        if (cell == "sru" or (cell == "qrnn" and f["qrnn_window"] == 1)) and draw(st.booleans()):
+        if cell in ("sru", "qrnn") and draw(st.booleans()):
             f["time_steps"] = draw(st.sampled_from([2, 3, 4, 16]))
     f["seed"] = draw(st.integers(0, 3))
     f["name"] = "random"

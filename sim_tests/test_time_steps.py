@@ -25,14 +25,17 @@ BASE = preset("tiny").replace(
     cell="sru", datapath="serial", lanes=2, pe_cols=1, weight_source="flash", weights_in_rom=True, name="batched"
 )
 
-#: (changes on BASE): the SRU with its x highway (input = hidden) and with its s projection (padded sizes), a
-#: window-1 QRNN; 1 to 3 layers; batches of 2, 3, 4, 5 and 16
+#: (changes on BASE): the SRU with its x highway (input = hidden) and with its s projection (padded sizes), the
+#: QRNN with windows 1 and 2; 1 to 3 layers; batches of 2, 3, 4, 5 and 16
 CASES = {
     "sru-T4": dict(time_steps=4),
     "sru-T3-2layer": dict(time_steps=3, num_layers=2),
     "sru-s-T5-2layer-odd": dict(time_steps=5, input_size=5, hidden_size=6, num_layers=2, lanes=4),
     "qrnn1-T16-k8-L8": dict(cell="qrnn", qrnn_window=1, time_steps=16, block_size=8, lanes=8, hidden_size=12),
     "qrnn1-T2-3layer-L1": dict(cell="qrnn", qrnn_window=1, time_steps=2, lanes=1, num_layers=3, input_size=7),
+    # a window-2 QRNN: [x_t; x_{t-1}] (h for layer 2+) carried across batches and chained inside one
+    "qrnn2-T4-2layer": dict(cell="qrnn", qrnn_window=2, time_steps=4, num_layers=2, input_size=12),
+    "qrnn2-T3-3layer-L4": dict(cell="qrnn", qrnn_window=2, time_steps=3, num_layers=3, lanes=4, hidden_size=4),
 }
 
 
@@ -55,7 +58,6 @@ def _long_session(cfg, seed):
         ({"time_steps": 4, "weight_source": "onchip"}, "weight_source"),
         ({"time_steps": 4, "cell": "lstm"}, "cell"),
         ({"time_steps": 4, "cell": "rnn"}, "cell"),
-        ({"time_steps": 4, "cell": "qrnn", "qrnn_window": 2}, "cell"),
     ],
 )
 def test_time_steps_rules(changes, field):

@@ -277,8 +277,8 @@ class Config:
         the batch, from a double-buffered pass buffer the stream fills while
         the previous row's passes run. Results do not change (integer
         accumulation is exact); a batch's first output comes after all of its
-        inputs. For cells without a recurrent product (SRU, window-1 QRNN),
-        whose every projection depends on x only; serial datapath with
+        inputs. For cells without a recurrent product (SRU, QRNN), whose
+        every projection depends on x only; serial datapath with
         streamed weights (``weight_source = 'flash'``: on-chip weights are
         read a word a cycle, so batching gains nothing). 1 to 64; written to
         the TOML only when not 1.
@@ -487,10 +487,10 @@ class Config:
             f"a word a cycle, batching would gain nothing)",
         )
         self._check(
-            self.cell == "sru" or (self.cell == "qrnn" and self.qrnn_window == 1),
+            not self.has_recurrent_matrix,
             "cell",
-            f"{why} is built for the cells whose projections all depend on x: sru and a window-1 qrnn (the "
-            f"recurrent half of lstm, gru and rnn cannot be batched, and their input half is not built yet)",
+            f"{why} is built for the cells whose projections all depend on x: sru and qrnn (the recurrent half "
+            f"of lstm, gru and rnn cannot be batched, and their input half is not built yet)",
         )
 
     def _validate_delta(self):
