@@ -72,7 +72,11 @@ from .gates import GateUnit
 from .pe import ColumnOperand, ProcessingElement
 from .sequencer import PHASE_CLEAR, Op, SequencerBase
 
-__all__ = ["SerialAccelerator", "serial_program"]
+__all__ = ["SerialAccelerator", "serial_program", "BATCH_GAP"]
+
+#: Batched steps: cycles the load waits after a step's last input word for the next step's first word before it
+#: closes the batch (the host link's walker gives a 16-bit word every two cycles)
+BATCH_GAP = 32
 
 
 def serial_program(cfg: Config) -> list[tuple]:
@@ -740,33 +744,47 @@ class _SerialBuild:
 
     # ------------------------------------------------------------ phases
     def _load_phase(self, i, nxt) -> None:
-        """load: the step's inputs from the input FIFO into slot x0."""
+        """load: the step's inputs from the input FIFO into slot x0.
+
+        Batched steps: the step's inputs into its own vector of x0; after its last word the next step joins
+        the batch if its first word is in the FIFO, or arrives within :data:`BATCH_GAP` cycles (a host that
+        feeds slower than a word a cycle, such as the host link's walker, still fills its batches; the gap
+        counts as waiting), up to T steps."""
         m, e_cnt, v_w, in_fifo = self.m, self.e_cnt, self.v_w, self.in_fifo
         base = self.word_base["x0"] + (self.b_base if self.batched else 0)
+        between = Signal(name="batch_between") if self.batched else None  # waiting for the next step's first word
         with m.State(self.state_name(i)):
             m.d.comb += [self.busy.eq(1), self.top.phase.eq(i + 1)]
+            take = in_fifo.r_rdy & ~between if self.batched else in_fifo.r_rdy
             m.d.comb += [
-                in_fifo.r_en.eq(1),
+                in_fifo.r_en.eq(~between if self.batched else 1),
                 self.waiting.eq(~in_fifo.r_rdy),
                 v_w.addr.eq(base + e_cnt),
                 v_w.data.eq(in_fifo.r_data.as_signed()),
-                v_w.en.eq(in_fifo.r_rdy),
+                v_w.en.eq(take),
             ]
-            with m.If(in_fifo.r_rdy):
+            if self.batched:
+                b_t, gap = self.b_t, Signal(range(BATCH_GAP + 1), name="batch_gap")
+                next_step = [e_cnt.eq(0), b_t.eq(b_t + 1), self.b_base.eq(self.b_base + self.stride["x0"])]
+                with m.If(between):
+                    with m.If(in_fifo.r_rdy):
+                        m.d.sync += [between.eq(0), *next_step]
+                    with m.Elif(gap == BATCH_GAP - 1):
+                        m.d.sync += between.eq(0)
+                        m.next = nxt
+                    with m.Else():
+                        m.d.sync += gap.eq(gap + 1)
+            with m.If(take):
                 m.d.sync += e_cnt.eq(e_cnt + 1)
                 with m.If(e_cnt == self.cfg.input_size - 1):
                     if self.batched:
-                        # batched: the next step joins the batch when its first word is already in the FIFO
-                        b_t = self.b_t
                         m.d.sync += self.batch.eq(b_t + 1)
-                        with m.If((b_t != self.T - 1) & (in_fifo.level >= 2)):
-                            m.d.sync += [
-                                e_cnt.eq(0),
-                                b_t.eq(b_t + 1),
-                                self.b_base.eq(self.b_base + self.stride["x0"]),
-                            ]
-                        with m.Else():
+                        with m.If(b_t == self.T - 1):
                             m.next = nxt
+                        with m.Elif(in_fifo.level >= 2):  # the next step's first word is there
+                            m.d.sync += next_step
+                        with m.Else():
+                            m.d.sync += [between.eq(1), gap.eq(0)]
                     else:
                         m.next = nxt
 

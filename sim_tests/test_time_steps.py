@@ -114,3 +114,28 @@ def test_full_batches_share_one_weight_fetch():
     four = step_cycles(cfg.replace(time_steps=4), weights, 8)
     assert len(four) == 8 and len(set(four)) == 1, four  # two whole batches, the same length
     assert four[0] < one[-1]
+
+
+def test_host_link_run_fills_its_batches():
+    """A RUN through the host link's frame engine (its walker feeds a 16-bit word every two cycles, slower than the
+    load): bit-exact, and the batches fill (the load waits up to ``BATCH_GAP`` cycles for the next step), so a
+    weight-bound design spends far fewer counted cycles than with T = 1."""
+    from rnnaccel.boards.driver import AmaranthTransport, LinkClient
+    from rnnaccel.flow.rtl import design_hash
+    from rnnaccel.hw.hostlink import FrameEngine
+
+    cfg1 = BASE.replace(input_size=16, hidden_size=16, lanes=4)
+    weights = random_weights(cfg1, seed=3)
+    rng = np.random.default_rng(1)
+    ops = [("reset",), ("run", quantize(rng.uniform(-1, 1, size=(12, cfg1.input_size)), cfg1.q_state))]
+    cycles = {}
+    for T in (1, 4):
+        cfg = cfg1.replace(time_steps=T)
+        eng = FrameEngine(cfg, weights, timeout_cycles=4000, clk_freq=1_000_000, design_hash=design_hash(cfg, weights))
+        dev = LinkClient(AmaranthTransport(eng), cfg)
+        got = dev.session(ops)
+        np.testing.assert_array_equal(got[0], golden_session(cfg, weights, ops)[0])
+        counters = dev.counters()
+        assert counters["steps"] == 12 and not counters["error"]
+        cycles[T] = counters["cycles"]
+    assert cycles[4] < 0.5 * cycles[1], cycles

@@ -271,8 +271,9 @@ class Config:
         when not the default.
     time_steps : int
         Time steps per weight fetch (T, issue 13; Sung and Park). With T > 1
-        a batch of up to T steps (as many as the input stream holds when it
-        starts, so a sequence of any length, split across calls, runs) fetches
+        a batch of up to T steps (as many as the input stream delivers with
+        gaps of at most 32 cycles between steps, so a sequence of any length,
+        split across calls, runs) fetches
         every weight once: each pass over a weight row runs once per step of
         the batch, from a double-buffered pass buffer the stream fills while
         the previous row's passes run. Results do not change (integer
