@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from rnnaccel.explore.cycle_model import cycles_per_step
 from rnnaccel.flow.backends import run_session
 from rnnaccel.flow.sim_amaranth import run_session_amaranth, step_cycles
 from rnnaccel.interface.session import golden_session
@@ -139,3 +140,14 @@ def test_host_link_run_fills_its_batches():
         assert counters["steps"] == 12 and not counters["error"]
         cycles[T] = counters["cycles"]
     assert cycles[4] < 0.5 * cycles[1], cycles
+
+
+@pytest.mark.parametrize("timing", [None, {"bytes_per_cycle": 1, "latency": 3}], ids=["flash", "1"])
+@pytest.mark.parametrize("name", ["sru-T3-2layer", "sru-s-T5-2layer-odd", "qrnn1-T16-k8-L8", "qrnn2-T3-3layer-L4"])
+def test_cycle_model_equals_simulation(name, timing):
+    """The analytic model of a full batch (issue 18's cycle model) against the simulator's full batches."""
+    cfg = BASE.replace(**CASES[name])
+    T = cfg.time_steps
+    sim = step_cycles(cfg, random_weights(cfg, seed=1), 2 * T, weight_timing=timing)
+    assert len(set(sim)) == 1, sim  # two full batches of the same length
+    assert round(sim[-1], 2) == cycles_per_step(cfg, timing)

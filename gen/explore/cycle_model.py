@@ -27,8 +27,14 @@ step's input projection (plan 0) starts once the step's last plan has started, t
 MVU is ready. A step may alternate between two lengths (an SRU whose input projection is the step's only
 plan); :func:`cycles_per_step` gives their mean. Not modelled: steps shorter than the loader's work plus four
 cycles (``input_size``, and for a window-2 QRNN the copy of x_t: the input FIFO's refill then paces the
-loader), run-time dimensions, delta mode (data-dependent), helper cores and multi-core designs, the FFT mode,
-batched steps (``time_steps > 1``: simulate them, :func:`rnnaccel.flow.sim_amaranth.step_cycles`).
+loader), run-time dimensions, delta mode (data-dependent), helper cores and multi-core designs, the FFT mode.
+
+**Batched steps** (``time_steps = T > 1``, serial): a whole batch of T steps, cycle by cycle (:func:`_batched`):
+the flash model and the pass buffer's fill (a block's words gathered, written into a free half), the lanes (a
+pass's first step waits for its half; a tile row's first pass for the gate reads of the row two back), the scratch
+writes, the gate phase step by step (a step once the one before has left the gate unit), then the push; the
+figure is the batch's counted cycles over T (the input always there: batches are full; not modelled for an input
+of fewer than 3 words, whose FIFO may not hold the next step's first word at a step's end).
 """
 
 from __future__ import annotations
@@ -54,7 +60,6 @@ def mvu_output_delay(cfg: Config) -> int:
 def modelled(cfg: Config) -> bool:
     """``cfg`` is a design the model covers (an array design may still get None: a step too short, see above)."""
     common = cfg.cores == 1 and not cfg.runtime_dims and not cfg.delta_mode and cfg.row_slices == 1
-    common = common and cfg.time_steps == 1  # batched steps (the pass buffer's fill and drain) are not modelled
     return common and not cfg.fft_mode and cfg.datapath in ("serial", "array")
 
 
@@ -66,6 +71,8 @@ def cycles_per_step(cfg: Config, weight_timing: dict | None = None) -> int | flo
     if not modelled(cfg):
         return None
     if cfg.datapath == "serial":
+        if cfg.time_steps > 1:
+            return _batched(cfg, weight_timing)
         return _serial(cfg, weight_timing)
     steps = array_steps(cfg, 9)  # steps 1 to 8
     if steps is None:
@@ -155,6 +162,24 @@ class _WeightStream:
         self.level = 0  # words in the FIFO
         self.arrive: list[int] = []  # cycle each word in the FIFO becomes readable
 
+    def tick(self, ready: bool) -> bool:
+        """Cycle ``self.cycle`` with the datapath's ``ready``: whether it takes a word."""
+        c = self.cycle
+        take = ready and bool(self.arrive) and self.arrive[0] <= c
+        if self.wait:
+            self.wait -= 1
+        elif self.level < 2:
+            self.credit += self.num
+            if self.credit >= self.need:
+                self.credit -= self.need
+                self.level += 1
+                self.arrive.append(c + 1)
+        if take:
+            self.level -= 1
+            self.arrive.pop(0)
+        self.cycle = c + 1
+        return take
+
     def _run_to(self, end: int, ready_from: int | None = None, want: int = 0) -> int:
         """Advance the producer to cycle ``end`` (exclusive) with the datapath not taking; or, with
         ``ready_from``, from there taking words until ``want`` are taken: the cycle of the last take."""
@@ -202,6 +227,127 @@ class _WeightStream:
             return s
 
         return block_start
+
+
+def _batched(cfg: Config, weight_timing: dict | None = None) -> int | float | None:
+    """Counted cycles of a step of a full batch (``time_steps > 1``): the batch's over T (see the module docstring)."""
+    from ..hw.serial import serial_program
+
+    if cfg.input_size < 3:
+        return None
+    n, H = cfg.time_steps, cfg.hidden_size
+    stream = _WeightStream(cfg, weight_timing)  # the batch's request is taken in its cycle 0
+    c = 0  # the entry cycle of the phase
+    for phase in serial_program(cfg):
+        kind = phase[0]
+        if kind == "load":
+            c += 1 + n * cfg.input_size
+        elif kind in ("carry", "chain"):
+            words = cfg.input_size if phase[1] == "x0" else H
+            c += words + 3 if kind == "carry" else 1 + (n - 1) * (words + 2)
+        elif kind == "mac":
+            while stream.cycle < c + 1:  # no words taken outside the mac phases' FILL, RUN and DRAIN states
+                stream.tick(False)
+            c = _batched_mac(cfg, phase[1], c + 1, stream)
+        else:  # push: a step's H words, the output FIFO empty before each (a counted cycle), then STEP_DONE
+            total = c + 1 + n * (H + 2) + 1
+    return int(total / n) if total % n == 0 else round(total / n, 2)
+
+
+def _batched_mac(cfg: Config, layer: int, fill: int, stream: "_WeightStream") -> int:
+    """A batched mac phase from its FILL cycle, register by register as :class:`rnnaccel.hw.serial.SerialAccelerator`
+    builds it: the next phase's entry cycle."""
+    from ..layout.image import weight_stream_layer_words
+
+    k, lanes, n = cfg.block_size, cfg.lanes, cfg.time_steps
+    kp = k // bank_packing(cfg)
+    G, S, R = len(cfg.layer_gates(layer)), k // lanes, cfg.padded(cfg.hidden_size) // k
+    nj = serial_col_blocks(cfg, layer)
+    lat = gate_latency(cfg, "update")
+    to_scratch = 1 + ProcessingElement.LATENCY + lanes + BiasNarrow.LATENCY
+    row_words, outputs = n * G * k, R * n * k
+    # the fill: words in the vector, words left, block, half, the halves' full flags
+    f_cnt, f_left, f_j, f_half, full = 0, weight_stream_layer_words(cfg, layer), 0, 0, [False, False]
+    # the lanes: pass half, step, gate, group, row, column; lead = row - gate row
+    l_half = i_t = i_g = i_s = i_row = pcnt = lead = 0
+    run = False  # FILL, then RUN (and DRAIN once the last pass issued)
+    issuing = True
+    writes: dict[int, int] = {}  # scratch writes per cycle
+    valid_out: dict[int, int] = {}  # gate unit outputs per cycle
+    written = g_sub = g_row = g_t = flight = done = 0
+    g_el = k
+    c = fill
+    while True:
+        # the fill (FILL, RUN and DRAIN want words)
+        free = not full[f_half]
+        wr = f_cnt == kp and free
+        take = stream.tick((f_cnt != kp or free) and f_left != 0)
+        # the lanes (RUN)
+        row_inc = g_row_inc = False
+        clear = None
+        if run and issuing:
+            first = pcnt == 0 and i_t == 0
+            hold = (first and i_g == 0 and i_s == 0 and lead >= 2) or (first and not full[l_half])
+            if not hold:
+                if pcnt == nj * k - 1:
+                    pcnt = 0
+                    for j in range(lanes):  # the serializer's items, the rep's sums narrowed into scratch
+                        t = c + to_scratch - (lanes - 1) + j
+                        writes[t] = writes.get(t, 0) + 1
+                    if i_t != n - 1:
+                        i_t += 1
+                    else:
+                        i_t, clear, l_half = 0, l_half, 1 - l_half
+                        i_s += 1
+                        if i_s == S:
+                            i_s, i_g = 0, i_g + 1
+                            if i_g == G:
+                                i_g, i_row, row_inc = 0, i_row + 1, True
+                                if i_row == R:
+                                    issuing = False  # DRAIN from the next cycle
+                else:
+                    pcnt += 1
+        # the gate phase (RUN and DRAIN)
+        o_valid = valid_out.pop(c, 0)
+        bn_valid = writes.pop(c, 0)
+        start_take = 0
+        last_sub = False
+        if run:
+            rd = g_el < k
+            ready = written >= row_words if g_t == 0 else flight == 0
+            start = not rd and g_row < R and ready
+            last_sub = rd and g_sub == G - 1
+            if start:
+                g_el, g_sub = 0, 0
+                start_take = row_words if g_t == 0 else 0
+            elif rd:
+                g_sub += 1
+            if last_sub:
+                valid_out[c + 1 + lat] = 1
+                g_sub, g_el = 0, g_el + 1
+                if g_el == k:
+                    if g_t == n - 1:
+                        g_t, g_row, g_row_inc = 0, g_row + 1, True
+                    else:
+                        g_t += 1
+            done += o_valid
+            if done == outputs:
+                return c + 1
+        written += bn_valid - start_take
+        flight += int(last_sub) - o_valid
+        lead += int(row_inc) - int(g_row_inc)
+        # the fill's registers (after the lanes' clear: different halves)
+        if take:
+            f_left -= 1
+        f_cnt = (0 if wr else f_cnt) + int(take)
+        if clear is not None:
+            full[clear] = False
+        if wr:
+            f_j += 1
+            if f_j == nj:
+                f_j, full[f_half], f_half = 0, True, 1 - f_half
+        run = True
+        c += 1
 
 
 class _MVU:

@@ -153,7 +153,8 @@ def step_cycles(cfg: Config, weights, steps: int, seed: int = 0, on_step=None, w
     dut = make_accelerator(cfg, weights if cfg.weights_in_rom else None, weight_timing=weight_timing)
     rng = np.random.default_rng(seed)
     words = [int(v) for v in quantize(rng.uniform(-1, 1, size=(steps, cfg.input_size)), cfg.q_state).reshape(-1)]
-    at_step_end: list[int] = []
+    per: list[int | float] = []  # each step's cycles (a batch's steps: the batch's over its steps)
+    last = [0]  # the counter at the last step's end
 
     async def bench(ctx):
         ctx.set(dut.i_cmd.payload, {"op": Op.RESET_STATE, "sel": 0, "addr": 0, "data": 0})  # not counted
@@ -165,7 +166,7 @@ def step_cycles(cfg: Config, weights, steps: int, seed: int = 0, on_step=None, w
         base = ctx.get(dut.cycles)
         ctx.set(dut.o_h.ready, 1)
         i, done = 0, ctx.get(dut.steps)
-        while len(at_step_end) < steps:
+        while len(per) < steps:
             ctx.set(dut.i_x.valid, int(i < len(words)))
             ctx.set(dut.i_x.payload, words[i] if i < len(words) else 0)
             fire = i < len(words) and ctx.get(dut.i_x.ready)
@@ -173,16 +174,17 @@ def step_cycles(cfg: Config, weights, steps: int, seed: int = 0, on_step=None, w
             i += int(bool(fire))
             if ctx.get(dut.steps) != done:
                 # a batch of n steps (time_steps > 1) ends together: each of its steps gets 1/n of its cycles
-                n, prev = ctx.get(dut.steps) - done, at_step_end[-1] if at_step_end else 0
+                n = ctx.get(dut.steps) - done
                 done = ctx.get(dut.steps)
                 total = ctx.get(dut.cycles) - base
-                at_step_end.extend(prev + (total - prev) * (j + 1) / n for j in range(n))
+                each = (total - last[0]) / n
+                per.extend([int(each) if each == int(each) else each] * n)
+                last[0] = total
                 if on_step:
-                    on_step(len(at_step_end))
+                    on_step(len(per))
 
     sim = Simulator(dut)
     sim.add_clock(1e-8)
     sim.add_testbench(bench)
     sim.run()
-    per = [b - a for a, b in zip([0] + at_step_end[:-1], at_step_end)]
-    return [int(v) if v == int(v) else v for v in per][:steps]
+    return per[:steps]
