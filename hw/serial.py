@@ -36,6 +36,12 @@ SRU's highway ``x_t`` is read beside the passes on a second vector read port,
 and a window-2 QRNN's ``shift`` phases keep ``x_{t-1}`` behind ``x_t``
 (:func:`serial_program`).
 
+Batched steps (``time_steps = T > 1``, SRU and QRNN with streamed weights, issue 13): a batch of up to T
+steps (:data:`BATCH_GAP`) runs each pass once per step of the batch from a two-half pass buffer that the weight
+stream fills (:meth:`_SerialBuild._weight_fill`), so each weight is fetched once per batch; the gate phase runs
+step by step, h goes to the step's own vector, a ``push`` phase sends the batch's outputs
+(docs/architecture.md, "Several time steps per weight fetch").
+
 Cycles per layer and step: about ``G * Hp * cols / lanes`` (the multiplies)
 plus, once per layer, the last row's pipeline drain and gate phase (``G * k``
 reads and the gate unit's latency).
