@@ -188,23 +188,8 @@ class _WeightStream:
             c = self.cycle
             if ready_from is None and c >= end:
                 return -1
-            take = ready_from is not None and c >= ready_from and taken < want and bool(self.arrive)
-            take = take and self.arrive[0] <= c
-            full = self.level >= 2
-            if self.wait:
-                self.wait -= 1
-            elif not full:
-                self.credit += self.num
-                if self.credit >= self.need:
-                    self.credit -= self.need
-                    self.level += 1
-                    self.arrive.append(c + 1)
-            if take:
-                self.level -= 1
-                self.arrive.pop(0)
-                taken += 1
-                last = c
-            self.cycle = c + 1
+            if self.tick(ready_from is not None and c >= ready_from and taken < want):
+                taken, last = taken + 1, c
             if ready_from is not None and taken == want:
                 return last
 
