@@ -55,7 +55,7 @@ from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigne
 from amaranth.lib import data, memory
 
 from ..numeric.config import Config
-from ..layout.image import plans, vector_depth, vector_slots
+from ..layout.image import h_double_buffered, plans, vector_depth, vector_slots
 from ..layout.runtime import PLAN_FIELDS, param_bits, param_names, param_values
 from .buffers import VectorStore, state_ram_attrs
 from .gates import GateUnit, gate_latency
@@ -89,10 +89,13 @@ def loop_bound(cfg: Config) -> int:
 
 
 def gate_slots(cfg: Config, phase) -> tuple[str, str]:
-    """(vector slot gate phase ``phase`` reads, slot it writes)."""
+    """(vector slot gate phase ``phase`` reads, slot it writes). With :func:`~rnnaccel.layout.image.h_double_buffered`
+    the update phase writes ``h0b``, the slot that is not h_t's this step (the names swap rows by step parity)."""
     layer, ph = phase[1], phase[2]
     if ph == "reset":
         return f"h{layer}", "rh"
+    if h_double_buffered(cfg):
+        return "h0", "h0b"
     if cfg.cell == "sru":
         return ("x0" if layer == 0 else f"h{layer - 1}"), f"h{layer}"
     return f"h{layer}", f"h{layer}"
@@ -147,8 +150,9 @@ def array_program(cfg: Config) -> list[tuple]:
     not have is skipped (:meth:`_ArrayBuild.phase_mvu`).
 
     Without run-time dimensions the last layer's ``wait_out`` comes before its last plan when that lets its
-    gate phase run beside the plan (:func:`is_concurrent`) and the wait does not come between two chained
-    plans; else just before the gate phase.
+    gate phase run beside the plan (:func:`is_concurrent`), or before the layer's first plan when the last one
+    is chained behind another (the wait does not come between two chained plans); else just before the gate
+    phase.
 
     A helper core (``cfg.row_slices > 1``, :mod:`rnnaccel.hw.multicore` ``helpers``) computes its slice of
     every layer's rows; every layer's gate phase pushes its slice of h into the output FIFO (so each layer's
@@ -195,8 +199,11 @@ def array_program(cfg: Config) -> list[tuple]:
             k = max(j for j, ph in enumerate(phases) if ph[0] == "mvu")
             early = prog + phases[:k] + [("wait_out",)] + phases[k:] + [("gate", layer, "update")]
             chained = k > 0 and phases[k - 1][0] == "mvu"
-            late = chained or not is_concurrent(cfg, early, ps, len(early) - 1)
-            phases.insert(len(phases) if late else k, ("wait_out",))
+            if not is_concurrent(cfg, early, ps, len(early) - 1):
+                phases.append(("wait_out",))
+            else:
+                # chained plans (a double-buffered h: W0, U0): the wait goes before the layer's first plan
+                phases.insert(0 if chained else k, ("wait_out",))
         prog += phases
         if qrnn2 and layer < last:
             prog.append(("copy", f"h{layer}"))
@@ -289,6 +296,9 @@ class _ArrayBuild:
         self.hp_halves = 2 if self.ahead else 1
         # ... of which those reading the vector store need a second read port (the MVU has the first)
         self.second_read = any(self.gate_reads_store(self.prog[i]) for i in self.concurrent)
+        # h0 double-buffered by step parity: slot name h0 (h_t) is at slot h0b's rows when ``h_par`` is set
+        self.h_double = h_double_buffered(cfg)
+        self.h_par = Signal(name="h_par")
         self.m = Module()
 
     def gate_reads_store(self, phase) -> bool:
@@ -342,6 +352,9 @@ class _ArrayBuild:
     def slot_base(self, name):
         """First row of vector slot ``name`` (``x0`` is always at row 0)."""
         base = self.slots[name].base
+        if self.h_double and name in ("h0", "h0b"):
+            swap = self.h_par if name == "h0" else ~self.h_par
+            return Mux(swap, self.slots["h0b"].base, self.slots["h0"].base)
         return base if name == "x0" else self.p(f"slot_{name}", base)
 
     # ------------------------------------------------------------------ blocks
@@ -352,6 +365,8 @@ class _ArrayBuild:
             m.submodules.mvu = self.mvu = CirculantMVU(cfg, image=self.acc.image, delta=True)
         else:
             m.submodules.mvu = self.mvu = CirculantMVU(cfg, image=self.acc.image)
+        if self.h_double:
+            m.d.comb += self.mvu.vec_alt.eq(self.h_par)
         if self.runtime:
             for p in self.mvu.plan_list:
                 for f in PLAN_FIELDS:
@@ -786,6 +801,8 @@ class _ArrayBuild:
         with m.State("STEP_DONE"):
             m.d.comb += [self.busy.eq(1), self.acc.phase.eq(PHASE_STEP_DONE)]
             m.d.sync += [self.acc.steps.eq(self.acc.steps + 1), self.xp_par.eq(~self.xp_par), self.pre.eq(0)]
+            if self.h_double:
+                m.d.sync += self.h_par.eq(~self.h_par)  # the h written this step is h_t of the next
             with m.If(self.pre):
                 m.next = self.state_name(0)
                 m.d.sync += self.enter(0)

@@ -91,6 +91,7 @@ from ..layout.image import (
     plans,
     vector_depth,
     vector_slots,
+    h_double_buffered,
     weight_bank_depth,
     weight_word_bits,
 )
@@ -231,6 +232,8 @@ class CirculantMVU(wiring.Component):
                 "skip_tiles": Out(range(cfg.pe_cols * T + 1)),
                 "skip_macs": Out(range(max_macs + 1)),
             }
+        if h_double_buffered(cfg):
+            members["vec_alt"] = In(1)  # h0 is in slot h0b this step (the accelerator's step parity)
         if cfg.runtime_dims:
             bits = param_bits(cfg)
             for f in PLAN_FIELDS:
@@ -380,6 +383,8 @@ class _MVUBuild:
         for name, slot in vector_slots(self.cfg).items():
             slots_base[name] = slot.base
 
+        self.vbase = lambda cur: self.vbase_t[cur]
+
         def table(values, shape):
             return Array(Const(v, shape) for v in values)
 
@@ -393,6 +398,10 @@ class _MVUBuild:
         self.br_t = table([p.br for p in plans_], range(self.max_br + 1))
         self.bbase_t = table([p.bias_base for p in plans_], range(u._bdepth + 1))
         self.vbase_t = table([slots_base[p.src] for p in plans_], range(u._vdepth + 1))
+        if h_double_buffered(self.cfg):
+            # h0 double-buffered by step parity: a plan reading h0 reads slot h0b when ``vec_alt``
+            alt = table([slots_base["h0b" if p.src == "h0" else p.src] for p in plans_], range(u._vdepth + 1))
+            self.vbase = lambda cur: Mux(u.vec_alt, alt[cur], self.vbase_t[cur])
         self.gap_t = table([u.plan_gaps(p) for p in plans_], range(self.Pr + 1))
 
     def in_flight(self, inflight, can_chain):
@@ -469,7 +478,7 @@ class _MVUBuild:
             self.last0 = last0 = Signal()
             m.d.comb += [first0.eq((J == 0) & (t == 0)), last0.eq((J == self.rc - 1) & (t == T - 1))]
             for q in range(Pc):
-                m.d.comb += u.vec_addr[q].eq(self.vbase_t[self.cur] + J)
+                m.d.comb += u.vec_addr[q].eq(self.vbase(self.cur) + J)
             m.d.comb += u.vec_en.eq(issue & (t == 0))
         shift = (u._pack - 1).bit_length()
         sub = Signal(range(u._pack), name="weight_sub")  # which packed word, one cycle after the read
@@ -639,7 +648,7 @@ class _MVUBuild:
         can_chain = (inflight == 1) & ~issuing & ~waiting & ~dpass & ~dv1 if Pr <= 4 else Const(0)
         taken = self.in_flight(inflight, can_chain)
         for q in range(Pc):
-            m.d.comb += u.vec_addr[q].eq(self.vbase_t[cur] + r)
+            m.d.comb += u.vec_addr[q].eq(self.vbase(cur) + r)
         m.d.comb += u.vec_en.eq(dpass)
         m.d.sync += [dv1.eq(dpass), dr1.eq(r)]
 

@@ -30,6 +30,7 @@ from rnnaccel.numeric.config import CELL_VARIANTS, preset
 from rnnaccel.numeric.fixedpoint import quantize
 from rnnaccel.hw.accelerator import make_accelerator, program
 from rnnaccel.hw.array import loop_bound
+from rnnaccel.explore.cycle_model import cycles_per_step
 from rnnaccel.hw.sequencer import PHASE_CLEAR, PHASE_STEP_DONE
 from rnnaccel.numeric.model import random_weights
 
@@ -58,7 +59,10 @@ def profile_steps(cfg, weights, steps: int, seed: int = 0) -> dict:
             await ctx.tick()
         got, i = 0, 0
         ctx.set(dut.o_h.ready, 1)
+        first = None  # the cycle counter when the first step is done (it cannot overlap a step before it)
         while got < steps * cfg.hidden_size or ctx.get(dut.phase) != 0:
+            if first is None and ctx.get(dut.steps) >= 1:
+                first = ctx.get(dut.cycles)
             if i < len(words):
                 ctx.set(dut.i_x.valid, 1)
                 ctx.set(dut.i_x.payload, words[i])
@@ -74,6 +78,7 @@ def profile_steps(cfg, weights, steps: int, seed: int = 0) -> dict:
             if fire_in:
                 i += 1
         result.update(cycles=ctx.get(dut.cycles), wait=ctx.get(dut.wait_cycles), steps=ctx.get(dut.steps))
+        result["steady"] = (result["cycles"] - first) / (result["steps"] - 1) if result["steps"] > 1 else None
 
     sim = Simulator(dut)
     sim.add_clock(1e-8)
@@ -173,9 +178,11 @@ def main(argv=None) -> int:
                 f"sweep {p['sweep']}, measured start-to-done {p['measured']} (+{p['overhead']} latency/gaps)"
             )
         prof = profile_steps(cfg, w, args.steps)
+        steady = prof["steady"]
         print(
-            f"   step: {prof['per_step']:.1f} cycles (ideal {cfg.ideal_cycles_per_step}, "
-            f"utilization {100 * cfg.ideal_cycles_per_step / prof['per_step']:.1f}%)"
+            f"   step: {prof['per_step']:.1f} cycles over all {prof['steps']} steps; steady state (after the first) "
+            + (f"{steady:.1f} (utilization {100 * cfg.ideal_cycles_per_step / steady:.1f}%)" if steady else "-")
+            + f"; cycle model {cycles_per_step(cfg)}; ideal {cfg.ideal_cycles_per_step}"
         )
         for ph, n in prof["phases_per_step"].items():
             print(f"      {ph:24s} {n:8.1f}")
@@ -187,8 +194,12 @@ def main(argv=None) -> int:
     if variants:
         print(f"== every cell type on the {names[0]} shape, {base.num_layers} layer(s) ({args.steps} steps each)")
         print(
-            f"   {'cell':22s} {'cycles/step':>11s} {'ideal':>6s} {'util':>6s} {'loop':>6s} {'of max':>6s}"
-            f"  beyond the ideal"
+            "   steady state: the steps after the first (which cannot overlap a step before it); util = ideal /"
+            " steady; of max = max(ideal, loop bound) / steady; model = the analytic cycle model"
+        )
+        print(
+            f"   {'cell':22s} {'all steps':>9s} {'steady':>7s} {'model':>6s} {'ideal':>6s} {'util':>6s} {'loop':>6s}"
+            f" {'of max':>6s}  beyond the ideal (per step over all steps)"
         )
     for label, changes in variants.items():
         cfg = base.replace(**changes)
@@ -201,15 +212,18 @@ def main(argv=None) -> int:
         other = prof["per_step"] - mvu_time - gate_time
         bound = loop_bound(cfg)
         target = max(cfg.ideal_cycles_per_step, bound)
+        steady = prof["steady"] or prof["per_step"]
+        model = cycles_per_step(cfg)
         print(
-            f"   {label:22s} {prof['per_step']:11.1f} {cfg.ideal_cycles_per_step:6d} "
-            f"{100 * cfg.ideal_cycles_per_step / prof['per_step']:5.1f}% {bound:6.0f} "
-            f"{100 * target / prof['per_step']:5.1f}%  +{extra:.0f}: MVU phases beyond the sweep "
+            f"   {label:22s} {prof['per_step']:9.1f} {steady:7.1f} {model if model is not None else '-':>6} "
+            f"{cfg.ideal_cycles_per_step:6d} {100 * cfg.ideal_cycles_per_step / steady:5.1f}% {bound:6.0f} "
+            f"{100 * target / steady:5.1f}%  +{extra:.0f}: MVU phases beyond the sweep "
             f"{mvu_time - mvu_sweep:.0f} (negative: hidden under the gate phase), gate phases {gate_time:.0f}, "
             f"load/copy/wait/step {other:.0f}"
         )
         results["variants"][label] = {
             "step": prof,
+            "model": model,
             "ideal": cfg.ideal_cycles_per_step,
             "mvu_sweep": mvu_sweep,
             "loop_bound": bound,

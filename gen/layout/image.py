@@ -64,6 +64,7 @@ __all__ = [
     "plans",
     "VectorSlot",
     "vector_slots",
+    "h_double_buffered",
     "weight_banks",
     "bias_image",
     "bias_words",
@@ -181,9 +182,19 @@ class VectorSlot:
     base: int  #: first row in every vector bank
 
 
+def h_double_buffered(cfg: Config) -> bool:
+    """The array datapath keeps a one-layer LSTM, RNN or reset-after GRU's h twice (slots ``h0`` and ``h0b``), by
+    step parity: the update phase writes h_{t+1} into one while ``U`` still reads h_t from the other, so the
+    phase runs beside ``U`` instead of after it (issue 12). Not with run-time dimensions or a helper core's row
+    slice (their slot addressing stays single)."""
+    plain = cfg.cell in ("lstm", "rnn") or (cfg.cell == "gru" and cfg.gru_reset_after)
+    single = cfg.num_layers == 1 and not cfg.runtime_dims and cfg.row_slices == 1
+    return cfg.datapath == "array" and plain and single
+
+
 def vector_slots(cfg: Config) -> dict[str, VectorSlot]:
     """Slots of the vector banks: layer-0 input, each layer's hidden state, GRU's r*h (``time_steps`` > 1: the
-    input and hidden-state slots hold a vector per step of a batch)."""
+    input and hidden-state slots hold a vector per step of a batch); ``h0b`` when :func:`h_double_buffered`."""
     T = cfg.tile
     win = cfg.qrnn_window if cfg.cell == "qrnn" else 1
     steps = cfg.time_steps  # a batch of T steps (serial, issue 13): step t's vector at t * the one-step size
@@ -191,6 +202,8 @@ def vector_slots(cfg: Config) -> dict[str, VectorSlot]:
     for layer in range(cfg.num_layers):
         # a window-2 QRNN layer's h slot also holds h_{t-1} for the next layer
         sizes[f"h{layer}"] = cfg.padded(cfg.hidden_size) * win * steps
+    if h_double_buffered(cfg):
+        sizes["h0b"] = cfg.padded(cfg.hidden_size)
     if cfg.cell == "gru" and not cfg.gru_reset_after:
         sizes["rh"] = cfg.padded(cfg.hidden_size)
     for name in layout_of(cfg).extra_slots:
