@@ -90,7 +90,8 @@ def loop_bound(cfg: Config) -> int:
 
 def gate_slots(cfg: Config, phase) -> tuple[str, str]:
     """(vector slot gate phase ``phase`` reads, slot it writes). With :func:`~rnnaccel.layout.image.h_double_buffered`
-    the update phase writes ``h0b``, the slot that is not h_t's this step (the names swap rows by step parity)."""
+    the update phase writes ``h0b``, the slot that is not h_t's this step (the names swap rows by step parity, for
+    the MVU, the gate phases and the host's writes alike)."""
     layer, ph = phase[1], phase[2]
     if ph == "reset":
         return f"h{layer}", "rh"
@@ -115,14 +116,13 @@ def is_concurrent(cfg: Config, prog, plan_list, i) -> bool:
     when the plans started after the one it waits for (:func:`dep_phase`; that one too when it is the phase
     just before) do not read the slot the gate writes (a reset-before GRU's reset phase beside ``MVU Urz``; a
     layer's update beside its input projection when nothing recurrent follows, or beside the next layer's
-    recurrent plan with :func:`recurrent_ahead`), and that plan is not layer 0's input projection (its run may
-    be the previous step's prefetch). A plan reading the written slot is safe when a later plan has started:
-    the MVU takes the next plan in the last issue cycle of the one before, so its reads are over by then."""
+    recurrent plan with :func:`recurrent_ahead`; layer 0's update beside its input projection, whose run may be
+    the previous step's prefetch: its rows are counted per XP buffer). A plan reading the written slot is safe
+    when a later plan has started: the MVU takes the next plan in the last issue cycle of the one before, so its
+    reads are over by then."""
     if prog[i][0] != "gate" or i == 0 or prog[i - 1][0] != "mvu":
         return False
     d = dep_phase(prog, plan_list, i)
-    if prog[d][1] == 0:
-        return False
     writes = gate_slots(cfg, prog[i])[1]
     started = range(d + 1 if d < i - 1 else d, i)
     return all(plan_list[prog[j][1]].src != writes for j in started if prog[j][0] == "mvu")
@@ -204,9 +204,12 @@ def array_program(cfg: Config) -> list[tuple]:
             else:
                 # chained plans (a double-buffered h: W0, U0): the wait goes before the layer's first plan
                 phases.insert(0 if chained else k, ("wait_out",))
-        prog += phases
         if qrnn2 and layer < last:
+            # h_{t-1} of a window-2 layer that feeds the next: its h (still h_{t-1}, which the next layer's
+            # input projection read in the step before) into the slot's second half before the layer's plans,
+            # so that its update phase may run beside its input projection
             prog.append(("copy", f"h{layer}"))
+        prog += phases
         prog.append(("gate", layer, "update"))
         if cfg.row_slices > 1:
             prog.append(("gather", layer))
@@ -290,7 +293,10 @@ class _ArrayBuild:
         self.plan_list = plans(cfg)
         # gate phases started with their plan (their rows are issued as the plan writes them)
         self.concurrent = {i for i in range(len(self.prog)) if self.is_concurrent(i)}
-        self.dep_phases = {self.dep_phase(i) for i in self.concurrent}
+        # the plans they wait for: layer 0's input projection (plan 0, maybe prefetched in the step before) is
+        # followed by its rows per XP buffer (``x_rows``), any other by the cc_* registers armed at its launch
+        self.dep_phases = {self.dep_phase(i) for i in self.concurrent if self.prog[self.dep_phase(i)][1] != 0}
+        self.beside_w0 = any(self.prog[self.dep_phase(i)][1] == 0 for i in self.concurrent)
         # the next layer's U runs ahead: recurrent projections double-buffered by layer parity
         self.ahead = recurrent_ahead(acc.cfg)
         self.hp_halves = 2 if self.ahead else 1
@@ -356,6 +362,21 @@ class _ArrayBuild:
             swap = self.h_par if name == "h0" else ~self.h_par
             return Mux(swap, self.slots["h0b"].base, self.slots["h0"].base)
         return base if name == "x0" else self.p(f"slot_{name}", base)
+
+    def host_row(self, addr):
+        """The vector-store row a host's ``WRITE_VEC`` at row ``addr`` writes: with a double-buffered h, a row of
+        slot h0 or h0b (adjacent, h0b behind h0) is taken by name, so that a host writing h0 writes this step's
+        h_t whatever the step parity."""
+        if not self.h_double:
+            return addr
+        h0, h0b = self.slots["h0"], self.slots["h0b"]
+        rows = h0b.base - h0.base
+        assert rows == -(-h0b.segments // self.Pc)  # h0b right behind h0, the same size
+        row = Signal.like(addr, name="host_row")
+        self.m.d.comb += row.eq(addr)
+        with self.m.If(self.h_par & (addr >= h0.base) & (addr < h0b.base + rows)):
+            self.m.d.comb += row.eq(Mux(addr < h0b.base, addr + rows, addr - rows))
+        return row
 
     # ------------------------------------------------------------------ blocks
     def blocks(self):
@@ -475,7 +496,8 @@ class _ArrayBuild:
             with m.If(mvu.done & (mvu.o_plan == p.index)):
                 m.d.sync += rp.eq(~rp)
         o_gate, o_row = Signal.like(w_gate, name="o_gate"), Signal.like(w_row, name="o_row")
-        w_dst_hp, w_par = Signal(name="w_dst_hp"), Signal(name="w_par")
+        self.w_par = w_par = Signal(name="w_par")
+        w_dst_hp = Signal(name="w_dst_hp")
         # the HP half of the output's layer (0 without double-buffering)
         hp_base = Signal(range(max(2, self.hp_halves * self.proj_depth)), name="w_hp_base")
         if self.hp_halves > 1:
@@ -779,11 +801,19 @@ class _ArrayBuild:
         self.cc_plan = Signal(range(len(self.plan_list)), name="cc_plan")
         self.cc_rows = Signal(range(max_br + 1), name="cc_rows")
         self.cc_done = Signal(name="cc_done")
-        if self.concurrent:
+        if self.dep_phases:
             with m.If(mvu.o_valid & (mvu.o_plan == self.cc_plan)):
                 m.d.sync += self.cc_rows.eq(self.cc_rows + 1)
             with m.If(mvu.done & (mvu.o_plan == self.cc_plan)):
                 m.d.sync += self.cc_done.eq(1)
+        # layer 0's input projection: its output segments so far in each XP buffer (reset when a run of it is
+        # launched into the buffer, :meth:`launch`; the runs of two steps may be in flight, one per buffer)
+        w0 = self.plan_list[0]
+        self.x_rows = [Signal(range(w0.br + 1), name=f"x_rows{b}") for b in range(2)]
+        if self.beside_w0:
+            for b in range(2):
+                with m.If(mvu.o_valid & (mvu.o_plan == 0) & (self.w_par == b)):
+                    m.d.sync += self.x_rows[b].eq(self.x_rows[b] + 1)
 
     def launch(self, plan, par):
         """Start the MVU on ``plan``, its projections going to the XP buffer ``par`` (step parity); only
@@ -791,6 +821,8 @@ class _ArrayBuild:
         m = self.m
         m.d.comb += self.mvu_start.eq(1)
         m.d.sync += [self.mvu_xpar.eq(par), self.mvu_src_in.eq(plan.src == "x0")]
+        if plan.index == 0 and self.beside_w0:
+            m.d.sync += Array(self.x_rows)[par].eq(0)
         if plan.index in self.plan_par:
             q, wp = self.plan_par[plan.index]
             m.d.sync += [Array(q)[wp].eq(par), wp.eq(~wp)]
@@ -946,7 +978,11 @@ class _ArrayBuild:
                     m.d.sync += [self.e_cnt.eq(0), self.e_bank.eq(0), self.e_row.eq(0)]
                     m.next = "CLEAR"
                 with m.Case(Op.WRITE_VEC):
-                    m.d.comb += [self.wr_en.eq(1), self.wr_row.eq(cmd.addr), self.wr_word.eq(cmd.data[:xs])]
+                    m.d.comb += [
+                        self.wr_en.eq(1),
+                        self.wr_row.eq(self.host_row(cmd.addr)),
+                        self.wr_word.eq(cmd.data[:xs]),
+                    ]
                     # sel = bank * T + lane, decoded by a small table (T need not be a power of two)
                     sel_bank = Array(Const(i // T, range(Pc)) for i in range(Pc * T))
                     sel_lane = Array(Const(1 << (i % T), T) for i in range(Pc * T))
@@ -1144,7 +1180,10 @@ class _ArrayBuild:
             k = self.need_gates(i)
             segs = self.p("segs_h", self.segs_h)
             need = (segs * k if k else 0) + self.e_seg
-            m.d.comb += issue.eq((e_cnt < H) & (self.cc_done | (self.cc_rows > need)))
+            if self.prog[self.dep_phase(i)][1] == 0:  # the step's input projection: its rows in XP buffer xp_par
+                m.d.comb += issue.eq((e_cnt < H) & (Array(self.x_rows)[self.xp_par] > need))
+            else:
+                m.d.comb += issue.eq((e_cnt < H) & (self.cc_done | (self.cc_rows > need)))
         else:
             m.d.comb += issue.eq(e_cnt < H)
         # the element's read enable; the vector store's port only for a phase that reads it (else the port stays

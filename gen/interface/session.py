@@ -55,13 +55,11 @@ def state_commands(cfg: Config, h: np.ndarray | None, c: np.ndarray | None) -> l
     if h is not None:
         h = np.asarray(h, dtype=np.int64).reshape(cfg.num_layers, cfg.hidden_size)
         for layer in range(cfg.num_layers):
-            # a double-buffered h (slot h0b: which one holds h_t follows the step parity) is written in both
-            names = [f"h{layer}"] + ([f"h{layer}b"] if f"h{layer}b" in slots else [])
-            for s in (slots[name] for name in names):
-                for e, v in enumerate(h[layer]):
-                    seg = e // T
-                    bank, row, lane = seg % Pc, s.base + seg // Pc, e % T
-                    cmds.append((OP["WRITE_VEC"], bank * T + lane, row, _mask(v, cfg.q_state.width)))
+            s = slots[f"h{layer}"]
+            for e, v in enumerate(h[layer]):
+                seg = e // T
+                bank, row, lane = seg % Pc, s.base + seg // Pc, e % T
+                cmds.append((OP["WRITE_VEC"], bank * T + lane, row, _mask(v, cfg.q_state.width)))
     if c is not None:
         c = np.asarray(c, dtype=np.int64).reshape(cfg.num_layers, cfg.hidden_size)
         for layer in range(cfg.num_layers):

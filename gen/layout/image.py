@@ -185,8 +185,9 @@ class VectorSlot:
 def h_double_buffered(cfg: Config) -> bool:
     """The array datapath keeps a one-layer LSTM, RNN or reset-after GRU's h twice (slots ``h0`` and ``h0b``), by
     step parity: the update phase writes h_{t+1} into one while ``U`` still reads h_t from the other, so the
-    phase runs beside ``U`` instead of after it (issue 12). Not with run-time dimensions or a helper core's row
-    slice (their slot addressing stays single)."""
+    phase runs beside ``U`` instead of after it (issue 12). ``h0b`` follows ``h0``; the hardware swaps the two
+    names' rows by step parity for its own reads and writes and for the host's (a host writes h_t to slot h0).
+    Not with run-time dimensions or a helper core's row slice (their slot addressing stays single)."""
     plain = cfg.cell in ("lstm", "rnn") or (cfg.cell == "gru" and cfg.gru_reset_after)
     single = cfg.num_layers == 1 and not cfg.runtime_dims and cfg.row_slices == 1
     return cfg.datapath == "array" and plain and single
