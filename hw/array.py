@@ -139,15 +139,14 @@ def array_program(cfg: Config) -> list[tuple]:
     """Phases of one time step of the array datapath, in order (see the module docstring).
 
     With run-time dimensions (``cfg.runtime_dims``) the program is the maximum config's and every layer's
-    update gate is preceded by its own ``("wait_out", layer)``: the step ends after the gate phase of layer
+    phases start with its own ``("wait_out", layer)``: the step ends after the gate phase of layer
     ``layers - 1`` (a register), and only that layer's wait holds the sequencer.
 
     With :func:`recurrent_ahead` the plans of a stack run in the order ``W0, U0, U1, gate 0, W1, U2, gate 1,
     ..., W(L-1), gate L-1``: ``U(l+1) h(l+1)`` reads only the previous step's state, so it runs before
     layer l's gate phase, which then runs beside it, and layer l's gate phase runs beside ``W l`` (the
     projection memories of the recurrent side are double-buffered by layer parity). With run-time dimensions
-    each layer's ``wait_out`` then comes first in the layer's phases, and a plan of a layer the model run does
-    not have is skipped (:meth:`_ArrayBuild.phase_mvu`).
+    a plan of a layer the model run does not have is then skipped (:meth:`_ArrayBuild.phase_mvu`).
 
     Without run-time dimensions the last layer's ``wait_out`` comes before its last plan when that lets its
     gate phase run beside the plan (:func:`is_concurrent`), or before the layer's first plan when the last one
@@ -189,8 +188,9 @@ def array_program(cfg: Config) -> list[tuple]:
         else:
             phases = [("mvu", p.index) for p in lp]
         if runtime:
-            # (ahead: before the layer's plans, so that nothing comes between the last plan and the gate phase)
-            phases.insert(0 if ahead else len(phases), ("wait_out", layer))
+            # before the layer's plans, so that nothing comes between the last plan and the gate phase (which may
+            # then run beside it)
+            phases.insert(0, ("wait_out", layer))
         elif cfg.row_slices > 1:
             phases.insert(0, ("wait_out",))  # a helper core pushes every layer's slice (ahead)
         elif layer == last:
