@@ -62,29 +62,40 @@ from .gates import GateUnit, gate_latency
 from .mvu import CirculantMVU
 from .sequencer import PHASE_CLEAR, PHASE_STEP_DONE, Op, SequencerBase
 
-__all__ = ["ArrayAccelerator", "array_program", "loop_bound", "recurrent_ahead"]
+__all__ = ["ArrayAccelerator", "array_program", "chains", "loop_bound", "recurrent_ahead"]
 
 
 def loop_bound(cfg: Config) -> int:
     """A lower bound of the array datapath's cycles per step from the recurrence (0 without a recurrent matrix).
 
     h_{t+1} of a layer needs all of U h_t, and U's first row needs all of h_t: from the cycle h_t is
-    complete, the layer's recurrent plans issue their sweeps (one tile cycle a clock, after the start
+    complete, the layer's recurrent plan issues its sweep (one tile cycle a clock, after the start
     cycle), the last row drains through the MVU (:func:`rnnaccel.hw.mvu.mvu_latency`), then the last
     element is read (one cycle, ``G`` with stacked projections) and passes the gate unit
-    (:attr:`~rnnaccel.hw.gates.GateUnit.latency`). Everything else (the other gate elements, a reset-before
-    GRU's reset phase, the input projections) may overlap; the bound is the largest over the layers.
+    (:attr:`~rnnaccel.hw.gates.GateUnit.latency`). A reset-before GRU's loop goes through the MVU and the gate
+    unit twice: ``Un`` (its first row needs all of r * h) starts after both ``Urz``'s sweep (the MVU) and the
+    reset phase's last element (r * h: ``Urz``'s last row of r, its first gate, through the MVU and the gate
+    unit), then the update as above. Everything else (the other gate
+    elements, the input projections) may overlap; the bound is the largest over the layers.
     """
-    from .mvu import mvu_latency
+    from .mvu import mvu_latency, plan_gaps
 
     best = 0  # the model's own sizes (on a run-time-dimension design: the model run, not the largest)
+    T, Pr = cfg.tile, cfg.pe_rows
     for layer in range(cfg.num_layers):
         rec = [p for p in plans(cfg) if p.layer == layer and p.dst == "hp"]
         if not rec:
             continue
         reads = len(cfg.layer_gates(layer)) if cfg.stacked_projections else 1
-        gate = gate_latency(cfg, "update")
-        best = max(best, 1 + sum(p.sweep_cycles for p in rec) + mvu_latency(cfg) + reads + gate)
+        last, before = rec[-1], 0
+        if last.name == "Un":
+            # Un starts once the MVU has issued Urz and r * h is complete
+            urz = rec[0]
+            j = cfg.padded(cfg.row_hidden) // T - 1  # the last tile row of r, in row round j // Pr
+            issue = (j // Pr + 1) * urz.rounds_c * T + (j // Pr) * plan_gaps(cfg, urz)
+            out = issue + mvu_latency(cfg) - Pr + j % Pr  # the segment's place in its round's serialization
+            before = max(urz.sweep_cycles, out + 1 + gate_latency(cfg, "reset"))
+        best = max(best, 1 + before + last.sweep_cycles + mvu_latency(cfg) + reads + gate_latency(cfg, "update"))
     return best
 
 
@@ -112,20 +123,33 @@ def dep_phase(prog, plan_list, i) -> int:
 
 
 def is_concurrent(cfg: Config, prog, plan_list, i) -> bool:
-    """Gate phase ``i`` of ``prog`` runs beside the plans before it: a gate phase right after a plan phase,
-    when the plans started after the one it waits for (:func:`dep_phase`; that one too when it is the phase
-    just before) do not read the slot the gate writes (a reset-before GRU's reset phase beside ``MVU Urz``; a
-    layer's update beside its input projection when nothing recurrent follows, or beside the next layer's
-    recurrent plan with :func:`recurrent_ahead`; layer 0's update beside its input projection, whose run may be
-    the previous step's prefetch: its rows are counted per XP buffer). A plan reading the written slot is safe
-    when a later plan has started: the MVU takes the next plan in the last issue cycle of the one before, so its
-    reads are over by then."""
-    if prog[i][0] != "gate" or i == 0 or prog[i - 1][0] != "mvu":
+    """Gate phase ``i`` of ``prog`` runs beside the plans before it: a gate phase right after a plan phase (or
+    after a ``wait_out`` right after one), when the plan it waits for (:func:`dep_phase`), or the plans started
+    after it if there are any, do not read the slot the gate writes (a reset-before GRU's reset phase beside
+    ``MVU Urz``; a layer's update beside its input projection when nothing recurrent follows, or beside the
+    next layer's recurrent plan with :func:`recurrent_ahead`; layer 0's update beside its input projection,
+    whose run may be the previous step's prefetch: its rows are counted per XP buffer). A plan reading the
+    written slot is safe when a later plan has started: the MVU takes the next plan in the last issue cycle of
+    the one before, so its reads are over by then."""
+    if prog[i][0] != "gate" or i == 0:
+        return False
+    j = i - 1 if prog[i - 1][0] != "wait_out" or i < 2 else i - 2
+    if prog[j][0] != "mvu":
         return False
     d = dep_phase(prog, plan_list, i)
     writes = gate_slots(cfg, prog[i])[1]
-    started = range(d + 1 if d < i - 1 else d, i)
-    return all(plan_list[prog[j][1]].src != writes for j in started if prog[j][0] == "mvu")
+    later = [j for j in range(d + 1, i) if prog[j][0] == "mvu"]
+    return all(plan_list[prog[j][1]].src != writes for j in (later or [d]))
+
+
+def chains(prog, concurrent, i) -> bool:
+    """Plan phase ``i`` ends as soon as its plan is started: the next phase is another plan, or a gate phase
+    beside it (maybe behind a ``wait_out``)."""
+    nxt = prog[i + 1 : i + 3]
+    if not nxt:
+        return False
+    beside = (i + 1 in concurrent) or (nxt[0][0] == "wait_out" and i + 2 in concurrent)
+    return nxt[0][0] == "mvu" or beside
 
 
 def recurrent_ahead(cfg: Config) -> bool:
@@ -139,7 +163,7 @@ def array_program(cfg: Config) -> list[tuple]:
     """Phases of one time step of the array datapath, in order (see the module docstring).
 
     With run-time dimensions (``cfg.runtime_dims``) the program is the maximum config's and every layer's
-    phases start with its own ``("wait_out", layer)``: the step ends after the gate phase of layer
+    update gate is preceded by its own ``("wait_out", layer)``: the step ends after the gate phase of layer
     ``layers - 1`` (a register), and only that layer's wait holds the sequencer.
 
     With :func:`recurrent_ahead` the plans of a stack run in the order ``W0, U0, U1, gate 0, W1, U2, gate 1,
@@ -148,10 +172,9 @@ def array_program(cfg: Config) -> list[tuple]:
     projection memories of the recurrent side are double-buffered by layer parity). With run-time dimensions
     a plan of a layer the model run does not have is then skipped (:meth:`_ArrayBuild.phase_mvu`).
 
-    Without run-time dimensions the last layer's ``wait_out`` comes before its last plan when that lets its
-    gate phase run beside the plan (:func:`is_concurrent`), or before the layer's first plan when the last one
-    is chained behind another (the wait does not come between two chained plans); else just before the gate
-    phase.
+    Without run-time dimensions the last layer's update gate is preceded by ``wait_out``; a gate phase behind
+    a ``wait_out`` behind a plan still runs beside that plan (:func:`is_concurrent`, :func:`chains`), so the
+    output FIFO drains while the plans run.
 
     A helper core (``cfg.row_slices > 1``, :mod:`rnnaccel.hw.multicore` ``helpers``) computes its slice of
     every layer's rows; every layer's gate phase pushes its slice of h into the output FIFO (so each layer's
@@ -188,22 +211,11 @@ def array_program(cfg: Config) -> list[tuple]:
         else:
             phases = [("mvu", p.index) for p in lp]
         if runtime:
-            # before the layer's plans, so that nothing comes between the last plan and the gate phase (which may
-            # then run beside it)
-            phases.insert(0, ("wait_out", layer))
+            phases.append(("wait_out", layer))  # each layer's: only the model run's last layer waits
         elif cfg.row_slices > 1:
             phases.insert(0, ("wait_out",))  # a helper core pushes every layer's slice (ahead)
         elif layer == last:
-            # before the layer's last plan when the gate phase may then run beside it (and the wait does not
-            # come between two chained plans), else just before the gate phase
-            k = max(j for j, ph in enumerate(phases) if ph[0] == "mvu")
-            early = prog + phases[:k] + [("wait_out",)] + phases[k:] + [("gate", layer, "update")]
-            chained = k > 0 and phases[k - 1][0] == "mvu"
-            if not is_concurrent(cfg, early, ps, len(early) - 1):
-                phases.append(("wait_out",))
-            else:
-                # chained plans (a double-buffered h: W0, U0): the wait goes before the layer's first plan
-                phases.insert(0 if chained else k, ("wait_out",))
+            phases.append(("wait_out",))  # just before the gate phase, which may still run beside the last plan
         if qrnn2 and layer < last:
             # h_{t-1} of a window-2 layer that feeds the next: its h (still h_{t-1}, which the next layer's
             # input projection read in the step before) into the slot's second half before the layer's plans,
@@ -1125,7 +1137,7 @@ class _ArrayBuild:
         """:meth:`phase_mvu` for a plan that runs."""
         m, mvu = self.m, self.mvu
         prefetchable = plan.index == 0
-        chain = i + 1 < len(self.prog) and (self.prog[i + 1][0] == "mvu" or i + 1 in self.concurrent)
+        chain = chains(self.prog, self.concurrent, i)
         mine_done = mvu.done & (mvu.o_plan == plan.index)
         want = ~self.launched & ~self.w0_pre if prefetchable else ~self.launched
         m.d.comb += self.mvu_plan.eq(plan.index)

@@ -41,7 +41,7 @@ from __future__ import annotations
 
 from ..numeric.config import Config
 from ..layout.image import bank_packing, plans, serial_col_blocks, vector_slots
-from ..hw.array import array_program, dep_phase, is_concurrent
+from ..hw.array import array_program, chains, dep_phase, is_concurrent
 from ..hw.datapath import BiasNarrow
 from ..hw.gates import gate_latency
 from ..hw.mvu import BIAS_LATENCY, PE_LATENCY, plan_gaps
@@ -396,7 +396,7 @@ def array_steps(cfg: Config, steps: int) -> list[int] | None:
                 end = max(entry, xready)
             elif kind == "mvu":
                 idx = ph[1]
-                chain = i + 1 < len(prog) and (prog[i + 1][0] == "mvu" or (i + 1) in concurrent)
+                chain = chains(prog, concurrent, i)
                 if idx == 0 and pre_run is not None:  # started during the step before
                     run, pre_run = pre_run, None
                     end = entry if chain else max(entry, run[3][-1])
