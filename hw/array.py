@@ -22,8 +22,8 @@ takes x_{t+1} into the other input buffer as soon as the FIFO holds all of it
 (and no command is waiting); in the last issue cycle of step t's last plan,
 the MVU starts layer 0's input projection of step t+1 (``W x_{t+1}``, which
 does not depend on h_t) into the other XP buffer (XP is double-buffered by
-step parity), so it runs under step t's last gate phase, ``WAIT_OUT`` and
-``STEP_DONE``; step t+1 then starts without ``IDLE`` and its ``MVU W`` phase
+step parity), so it runs under step t's last gate phase; step t+1 then starts
+without ``IDLE`` (and without its ``LOAD`` phase when its input is in) and its ``MVU W`` phase
 only waits for that plan's end (or, when it is the step's only plan, adopts
 it, so that the next step's run can follow it in turn).
 
@@ -60,9 +60,9 @@ from ..layout.runtime import PLAN_FIELDS, param_bits, param_names, param_values
 from .buffers import VectorStore, state_ram_attrs
 from .gates import GateUnit, gate_latency
 from .mvu import CirculantMVU
-from .sequencer import PHASE_CLEAR, PHASE_STEP_DONE, Op, SequencerBase
+from .sequencer import PHASE_CLEAR, Op, SequencerBase
 
-__all__ = ["ArrayAccelerator", "array_program", "chains", "loop_bound", "recurrent_ahead"]
+__all__ = ["ArrayAccelerator", "adopt_w0", "array_program", "chains", "loop_bound", "recurrent_ahead"]
 
 
 def loop_bound(cfg: Config) -> int:
@@ -150,6 +150,12 @@ def chains(prog, concurrent, i) -> bool:
         return False
     beside = (i + 1 in concurrent) or (nxt[0][0] == "wait_out" and i + 2 in concurrent)
     return nxt[0][0] == "mvu" or beside
+
+
+def adopt_w0(prog, concurrent) -> bool:
+    """A step whose input is in and whose input projection (plan 0) was launched during the step before starts
+    at phase 2: phase 1 runs plan 0 and ends at once (:func:`chains`), so it would only adopt the run."""
+    return len(prog) > 2 and prog[1] == ("mvu", 0) and chains(prog, concurrent, 1)
 
 
 def recurrent_ahead(cfg: Config) -> bool:
@@ -246,8 +252,8 @@ class ArrayAccelerator(SequencerBase):
         input words or output space, and completed time steps.
     phase : Out(8)
         The sequencer's phase: 0 idle, ``i + 1`` while running phase ``i`` of
-        :attr:`program`, :data:`PHASE_CLEAR` while clearing the state,
-        :data:`PHASE_STEP_DONE` at the end of a step (for profiling and debugging).
+        :attr:`program`, :data:`PHASE_CLEAR` while clearing the state (for profiling and debugging; the step
+        ends in the last cycle of its last phase).
     i_hx : In(stream of q_state words) (a helper core only: ``cfg.row_slices > 1``)
         The exchange: each layer's whole h, every core's slice in order, taken in the ``GATHER`` phase
         (:class:`~rnnaccel.hw.multicore.MultiCore`, ``helpers``); ``o_h`` then carries this core's slice of
@@ -278,9 +284,9 @@ class _ArrayBuild:
     The blocks (vector store, MVU, projection and cell-state memories, the input
     store, gate units), the MVU-to-projection writes, the element walkers, the
     gate units' inputs, the vector-store write mux, then the sequencer FSM (the
-    ``IDLE`` command decode, ``CLEAR``, one state per phase of the program,
-    ``STEP_DONE``), the loader FSM and the prefetch of the next step's input
-    projection, which run beside it.
+    ``IDLE`` command decode, ``CLEAR``, one state per phase of the program;
+    :meth:`end_step` ends a step in its last phase's last cycle), the loader FSM and the prefetch of the next
+    step's input projection, which run beside it.
     """
 
     def __init__(self, acc: ArrayAccelerator):
@@ -308,6 +314,8 @@ class _ArrayBuild:
         # the plans they wait for: layer 0's input projection (plan 0, maybe prefetched in the step before) is
         # followed by its rows per XP buffer (``x_rows``), any other by the cc_* registers armed at its launch
         self.dep_phases = {self.dep_phase(i) for i in self.concurrent if self.prog[self.dep_phase(i)][1] != 0}
+        # phase 1 is layer 0's input projection, chained: a step whose input projection was prefetched skips it
+        self.adopt_w0 = adopt_w0(self.prog, self.concurrent)
         self.beside_w0 = any(self.prog[self.dep_phase(i)][1] == 0 for i in self.concurrent)
         # the next layer's U runs ahead: recurrent projections double-buffered by layer parity
         self.ahead = recurrent_ahead(acc.cfg)
@@ -404,7 +412,9 @@ class _ArrayBuild:
             for p in self.mvu.plan_list:
                 for f in PLAN_FIELDS:
                     m.d.comb += getattr(self.mvu, f"plan_{f}")[p.index].eq(self.prm[f"plan{p.index}_{f}"])
-        self.in_fifo, self.out_fifo = self.acc._stream_fifos(m)
+        # the output FIFO holds a step's outputs and two words more: the previous step's last two outputs may
+        # still be in it when the next step's wait_out comes right after the step's end (:meth:`phase_wait_out`)
+        self.in_fifo, self.out_fifo = self.acc._stream_fifos(m, out_slack=2)
         # projection memories, T words per row: one per gate (all gates of an element read in one
         # cycle) or, with cfg.stacked_projections, one per side holding gate g at rows g*segs_h...
         # (read over G cycles per element)
@@ -767,9 +777,12 @@ class _ArrayBuild:
         return f"P{i}_{'_'.join(str(a) for a in self.prog[i])}"
 
     def advance(self, i):
-        """Leave phase ``i`` for the next one (or ``STEP_DONE``)."""
-        self.m.next = self.state_name(i + 1) if i + 1 < len(self.prog) else "STEP_DONE"
-        self.m.d.sync += self.enter(i + 1)
+        """Leave phase ``i`` for the next one (or end the step: :meth:`end_step`)."""
+        if i + 1 < len(self.prog):
+            self.m.next = self.state_name(i + 1)
+            self.m.d.sync += self.enter(i + 1)
+        else:
+            self.end_step()
 
     def sequencer(self):
         m = self.m
@@ -792,7 +805,6 @@ class _ArrayBuild:
                 with m.State(self.state_name(i)):
                     m.d.comb += [self.busy.eq(1), self.acc.phase.eq(i + 1)]
                     handlers[phase[0]](i, phase)
-            self.step_done()
         self.loader()
         self.prefetch(fsm)
 
@@ -839,19 +851,33 @@ class _ArrayBuild:
             q, wp = self.plan_par[plan.index]
             m.d.sync += [Array(q)[wp].eq(par), wp.eq(~wp)]
 
-    def step_done(self):
-        """End of a step: count it, flip the step parity; straight into the next step if its input was taken."""
+    def end_step(self):
+        """End of a step, in the last cycle of its last phase: count it, flip the step parities; then straight into
+        the next step's phase after ``load`` when its input is in already (after its input projection's phase
+        too when :func:`adopt_w0` and that plan was launched), into ``load`` when it was taken, else ``IDLE``."""
         m = self.m
-        with m.State("STEP_DONE"):
-            m.d.comb += [self.busy.eq(1), self.acc.phase.eq(PHASE_STEP_DONE)]
-            m.d.sync += [self.acc.steps.eq(self.acc.steps + 1), self.xp_par.eq(~self.xp_par), self.pre.eq(0)]
-            if self.h_double:
-                m.d.sync += self.h_par.eq(~self.h_par)  # the h written this step is h_t of the next
-            with m.If(self.pre):
-                m.next = self.state_name(0)
-                m.d.sync += self.enter(0)
-            with m.Else():
-                m.next = "IDLE"
+        m.d.sync += [self.acc.steps.eq(self.acc.steps + 1), self.xp_par.eq(~self.xp_par), self.pre.eq(0)]
+        if self.h_double:
+            m.d.sync += self.h_par.eq(~self.h_par)  # the h written this step is h_t of the next
+        with m.If(self.pre & self.xready):
+            m.d.sync += self.xready.eq(0)  # what the load phase would do
+            if self.adopt_w0:
+                # the next step's input projection is running (or done), and its phase would only adopt it
+                with m.If(self.w0_pre):
+                    m.d.sync += [self.w0_pre.eq(0), self.pre_done.eq(0)]
+                    m.next = self.state_name(2)
+                    m.d.sync += self.enter(2)
+                with m.Else():
+                    m.next = self.state_name(1)
+                    m.d.sync += self.enter(1)
+            else:
+                m.next = self.state_name(1)
+                m.d.sync += self.enter(1)
+        with m.Elif(self.pre):
+            m.next = self.state_name(0)
+            m.d.sync += self.enter(0)
+        with m.Else():
+            m.next = "IDLE"
 
     def loader(self):
         """Input words from the FIFO into input buffer ``ld_target``; a window-2 QRNN first copies x_t
@@ -1168,15 +1194,14 @@ class _ArrayBuild:
                 self.advance(i)
 
     def phase_wait_out(self, i, phase):
-        """Wait until the output FIFO is empty (the last gate phase pushes H words without looking)."""
+        """Wait until the output FIFO has room for the gate phase's H words and one more (it pushes them without
+        looking; SyncFIFOBuffered's margin): with its depth of H + 3, two words of the step before may remain."""
         m, out_fifo = self.m, self.out_fifo
+        room = out_fifo.level + self.p("hidden_size", self.H) <= out_fifo.depth - 1
         if len(phase) > 1:  # run-time dimensions: only the last layer's wait holds
-            empty = (out_fifo.level == 0) | (self.prm["layers"] != phase[1] + 1)
-            m.d.comb += self.waiting.eq(~empty)
-        else:
-            m.d.comb += self.waiting.eq(out_fifo.level != 0)
-            empty = out_fifo.level == 0
-        with m.If(empty):
+            room = room | (self.prm["layers"] != phase[1] + 1)
+        m.d.comb += self.waiting.eq(~room)
+        with m.If(room):
             self.advance(i)
 
     def phase_gate(self, i, phase):
@@ -1264,7 +1289,7 @@ class _ArrayBuild:
             with m.If(self.o_cnt == H - 1):
                 if self.runtime and ph == "update" and layer < L - 1:
                     with m.If(is_last):
-                        m.next = "STEP_DONE"
+                        self.end_step()
                     with m.Else():
                         self.advance(i)
                 else:

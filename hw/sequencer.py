@@ -104,15 +104,17 @@ class SequencerBase(wiring.Component):
             self._image = memory_image(self._cfg, self._weights)
         return self._image
 
-    def _stream_fifos(self, m: Module):
-        """The input FIFO (one step of inputs) and the output FIFO (one step of outputs), on the streams.
+    def _stream_fifos(self, m: Module, out_slack: int = 0):
+        """The input FIFO (one step of inputs) and the output FIFO (one step of outputs and ``out_slack`` words
+        more), on the streams.
 
         The last phase pushes H words back to back without looking at ``w_rdy`` (``wait_out`` made
         room); a SyncFIFOBuffered of depth 2 cannot take two writes in a row, hence the margin.
         """
         cfg, xs = self._cfg.at_max(), self._cfg.q_state.width  # run-time dimensions: the largest model's
         m.submodules.in_fifo = in_fifo = fifo.SyncFIFOBuffered(width=xs, depth=max(2, cfg.input_size))
-        m.submodules.out_fifo = out_fifo = fifo.SyncFIFOBuffered(width=xs, depth=max(3, cfg.hidden_size + 1))
+        out_depth = max(3, cfg.hidden_size + 1 + out_slack)
+        m.submodules.out_fifo = out_fifo = fifo.SyncFIFOBuffered(width=xs, depth=out_depth)
         m.d.comb += [
             in_fifo.w_data.eq(self.i_x.payload),
             in_fifo.w_en.eq(self.i_x.valid),

@@ -41,8 +41,9 @@ same cycles, results and memory images. Re-recorded again when each phase got an
 Verilog and manifest of the array presets re-recorded when a one-layer LSTM / RNN / reset-after GRU kept h twice
 by step parity (issue 12: slot ``h0b``, the update phase beside ``U``; lstm512-ecp5's Verilog changes by the
 parity register and the MVU's second address table; a host's writes to h0 or h0b taken by name; the last
-layer's wait_out just before its gate phase, which still runs beside the plan): fewer cycles, the same results
-and memory images.
+layer's wait_out just before its gate phase, which still runs beside the plan; no STEP_DONE state: a step ends
+in its last phase and the next starts past its load and its adopted input projection; an output FIFO two words
+deeper): fewer cycles, the same results and memory images.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ from rnnaccel.numeric.config import PRESETS
 
 RECORDED = {
     "gru-small": {
-        "manifest.json": "d667ef5aac2a40e5",
+        "manifest.json": "46ce3dd9c4d58ec6",
         "mem/bias.hex": "a13dbd24c1bb8beb",
         "mem/sigmoid.hex": "ad4dab27f9a17d1a",
         "mem/tanh.hex": "369b43f5cbaff020",
@@ -69,10 +70,10 @@ RECORDED = {
         "mem/weights_p1_q1.hex": "070ed13ede1bee04",
         "rnnaccel.h": "47ed80ef895f2f3a",
         "rnnaccel.toml": "e7d2f2a5ca43381a",
-        "rnnaccel_top.v": "44b220e37f83c2a0",
+        "rnnaccel_top.v": "31ba82216afda514",
     },
     "lstm-small": {
-        "manifest.json": "f51174cab9d0667c",
+        "manifest.json": "9d576b0c9b646c8e",
         "mem/bias.hex": "fc97236ac34fa7cd",
         "mem/sigmoid.hex": "ad4dab27f9a17d1a",
         "mem/tanh.hex": "369b43f5cbaff020",
@@ -82,7 +83,7 @@ RECORDED = {
         "mem/weights_p1_q1.hex": "d8a71b284f33a3ec",
         "rnnaccel.h": "c2d2aaba157026db",
         "rnnaccel.toml": "4f7dcf8de35af4e4",
-        "rnnaccel_top.v": "930cb40cca7883c3",
+        "rnnaccel_top.v": "b5a1e1bae13c9a98",
     },
     "lstm-small-ice40": {
         "manifest.json": "ea7c49d9d0c6ade0",
@@ -95,7 +96,7 @@ RECORDED = {
         "rnnaccel_top.v": "3dfbf99499a8913e",
     },
     "lstm512-ecp5": {
-        "manifest.json": "725e3d07bf23e803",
+        "manifest.json": "9c488460dcaebac8",
         "mem/bias.hex": "b1faab39eff40354",
         "mem/sigmoid.hex": "ad4dab27f9a17d1a",
         "mem/tanh.hex": "369b43f5cbaff020",
@@ -109,7 +110,7 @@ RECORDED = {
         "mem/weights_p3_q1.hex": "f602c4b9e01434fb",
         "rnnaccel.h": "168bf93f3fd984c5",
         "rnnaccel.toml": "8020ec1ebc153ecd",
-        "rnnaccel_top.v": "d0f8dfa6074f52a4",
+        "rnnaccel_top.v": "2e3f883a910e8202",
     },
     "lstm512-ice40": {
         "manifest.json": "aa576c97f0654169",
@@ -122,7 +123,7 @@ RECORDED = {
         "rnnaccel_top.v": "bf30ca7ba383ce89",
     },
     "tiny": {
-        "manifest.json": "421b46af66866efc",
+        "manifest.json": "c1a5252c77dc885d",
         "mem/bias.hex": "690426cc763aece4",
         "mem/sigmoid.hex": "ad4dab27f9a17d1a",
         "mem/tanh.hex": "369b43f5cbaff020",
@@ -130,7 +131,7 @@ RECORDED = {
         "mem/weights_p0_q1.hex": "78a636f6aae29329",
         "rnnaccel.h": "def0f0960b507647",
         "rnnaccel.toml": "582c95aff2f34a96",
-        "rnnaccel_top.v": "077fea9aabb8de8c",
+        "rnnaccel_top.v": "6eb5845fdb3e62fa",
     },
 }
 

@@ -22,12 +22,15 @@ each row round's segments one a cycle, :func:`mvu_output_delay` cycles after the
 phase ends in its launch cycle when the next phase is a plan or a gate phase beside it, else with its plan's
 last segment; a gate phase issues one element a cycle (G cycles with stacked projections), beside its plan
 only once that plan has written the element's segment of the last gate it reads, and ends with the gate
-unit's last output; the loader takes the next step's input from the first cycle of phase 1, and the next
-step's input projection (plan 0) starts once the step's last plan has started, the input is loaded and the
-MVU is ready. A step may alternate between two lengths (an SRU whose input projection is the step's only
-plan); :func:`cycles_per_step` gives their mean. Not modelled: steps shorter than the loader's work plus four
-cycles (``input_size``, and for a window-2 QRNN the copy of x_t: the input FIFO's refill then paces the
-loader), run-time dimensions, delta mode (data-dependent), helper cores and multi-core designs, the FFT mode.
+unit's last output; the step ends in its last phase's last cycle, and the next step starts at its phase
+after ``load`` when its input is loaded by then (else at ``load``, a cycle later; past its input projection's
+phase too when that plan was prefetched: :func:`~rnnaccel.hw.array.adopt_w0`); the loader takes the next
+step's input from the first cycle of phase 1, and the next step's input projection (plan 0) starts once the
+step's last plan has started, the input is loaded and the MVU is ready. A step may alternate between two
+lengths (an SRU whose input projection is the step's only plan); :func:`cycles_per_step` gives their mean.
+Not modelled: steps shorter than the loader's work plus four cycles (``input_size``, and for a window-2 QRNN
+the copy of x_t: the input FIFO's refill then paces the loader), run-time dimensions, delta mode
+(data-dependent), helper cores and multi-core designs, the FFT mode.
 
 **Batched steps** (``time_steps = T > 1``, serial): a whole batch of T steps, cycle by cycle (:func:`_batched`):
 the flash model and the pass buffer's fill (a block's words gathered, written into a free half), the lanes (a
@@ -41,7 +44,7 @@ from __future__ import annotations
 
 from ..numeric.config import Config
 from ..layout.image import bank_packing, plans, serial_col_blocks, vector_slots
-from ..hw.array import array_program, chains, dep_phase, is_concurrent
+from ..hw.array import adopt_w0, array_program, chains, dep_phase, is_concurrent
 from ..hw.datapath import BiasNarrow
 from ..hw.gates import gate_latency
 from ..hw.mvu import BIAS_LATENCY, PE_LATENCY, plan_gaps
@@ -376,6 +379,7 @@ def array_steps(cfg: Config, steps: int) -> list[int] | None:
     segs_h = cfg.padded(H) // T
     concurrent = {i for i in range(len(prog)) if is_concurrent(cfg, prog, pl, i)}
     last_mvu = max(i for i, p in enumerate(prog) if p[0] == "mvu")
+    adopt = adopt_w0(prog, concurrent)
     mvu = _MVU(cfg)
     # the loader's cycles for a step's input: a window-2 QRNN first copies x_t into the x_(t-1) half (a segment
     # a cycle, then one more), then the input words, one a cycle
@@ -385,10 +389,18 @@ def array_steps(cfg: Config, steps: int) -> list[int] | None:
     xready = c + load
     pre_run = None  # the next step's input projection, started during this step
     step_done = []
+    first = 0  # the step's first phase: 1 when its input was in by the last cycle of the step before (2: below)
     for _ in range(steps):
         runs: dict[int, tuple] = {}
         post_mvu = loader = None
+        if first == 2:  # phase 1 skipped: it would have adopted the prefetched input projection
+            runs[0], pre_run = pre_run, None
+            loader = c
+            if last_mvu == 1:
+                post_mvu = c
         for i, ph in enumerate(prog):
+            if i < first:
+                continue
             entry, kind = c, ph[0]
             if i == 1:
                 loader = entry  # the loader takes the next step's input from phase 1's first cycle
@@ -430,10 +442,12 @@ def array_steps(cfg: Config, steps: int) -> list[int] | None:
             else:  # gather: a helper core's exchange (not modelled)
                 return None
             c = end + 1
-        step_done.append(c)  # STEP_DONE, then straight into the next step (its input was taken)
+        step_done.append(c)  # the step ended in cycle c - 1; straight into the next (its input was taken)
         xready = loader + 1 + load
         if step_done[-1] - loader < load + 4:
             return None  # the input FIFO's refill paces the loader: not modelled
         pre_run = mvu.start(0, max(post_mvu, xready))
-        c += 1
+        first = 1 if xready <= c - 1 else 0  # the step ends in cycle c - 1
+        if first and adopt and pre_run[1] <= c - 2:  # its launch is seen (w0_pre) in the step's last cycle
+            first = 2
     return [b - a for a, b in zip(step_done, step_done[1:])]
