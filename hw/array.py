@@ -62,7 +62,7 @@ from .gates import GateUnit, gate_latency
 from .mvu import CirculantMVU
 from .sequencer import PHASE_CLEAR, Op, SequencerBase
 
-__all__ = ["ArrayAccelerator", "adopt_w0", "array_program", "chains", "loop_bound", "recurrent_ahead"]
+__all__ = ["ArrayAccelerator", "adopt_w0", "array_program", "chains", "launches_early", "loop_bound", "recurrent_ahead"]
 
 
 def loop_bound(cfg: Config) -> int:
@@ -156,6 +156,16 @@ def adopt_w0(prog, concurrent) -> bool:
     """A step whose input is in and whose input projection (plan 0) was launched during the step before starts
     at phase 2: phase 1 runs plan 0 and ends at once (:func:`chains`), so it would only adopt the run."""
     return len(prog) > 2 and prog[1] == ("mvu", 0) and chains(prog, concurrent, 1)
+
+
+def launches_early(prog, j) -> bool:
+    """Plan phase ``j`` is launched from the last cycle of the phase before it when the MVU takes the plan then:
+    a plan other than layer 0's input projection (prefetched, :func:`adopt_w0`) after a gate phase, or as the
+    step's phase 2 after an adopted input projection (not with run-time dimensions, whose plans of missing
+    layers are skipped). Its source slot is complete: the gate phase's last write lands before the first read."""
+    if not 0 < j < len(prog) or prog[j][0] != "mvu" or prog[j][1] == 0:
+        return False
+    return prog[j - 1][0] == "gate" or j == 2
 
 
 def recurrent_ahead(cfg: Config) -> bool:
@@ -777,12 +787,40 @@ class _ArrayBuild:
         return f"P{i}_{'_'.join(str(a) for a in self.prog[i])}"
 
     def advance(self, i):
-        """Leave phase ``i`` for the next one (or end the step: :meth:`end_step`)."""
-        if i + 1 < len(self.prog):
+        """Leave phase ``i`` for the next one (or end the step: :meth:`end_step`); from a gate phase into a plan
+        phase through :meth:`enter_plan`."""
+        if i + 1 >= len(self.prog):
+            self.end_step()
+        elif self.prog[i][0] == "gate" and self.early_launch(i + 1):
+            self.enter_plan(i + 1, self.xp_par)
+        else:
             self.m.next = self.state_name(i + 1)
             self.m.d.sync += self.enter(i + 1)
-        else:
-            self.end_step()
+
+    def early_launch(self, j) -> bool:
+        """Plan phase ``j`` may be launched from the last cycle of the phase before it (:func:`launches_early`)."""
+        return not self.runtime and launches_early(self.prog, j)
+
+    def enter_plan(self, j, par):
+        """Enter plan phase ``j`` from the last cycle of the phase before it, launching its plan in that cycle when
+        the MVU takes it (its projections into XP buffer ``par``): a chained phase is then skipped, another
+        entered as launched; else entered as usual."""
+        m, mvu = self.m, self.mvu
+        plan = self.plan_list[self.prog[j][1]]
+        m.d.comb += self.mvu_plan.eq(plan.index)
+        with m.If(mvu.ready):
+            self.launch(plan, par)
+            if j in self.dep_phases:
+                m.d.sync += [self.cc_plan.eq(plan.index), self.cc_rows.eq(0), self.cc_done.eq(0)]
+            if chains(self.prog, self.concurrent, j):
+                m.next = self.state_name(j + 1)
+                m.d.sync += self.enter(j + 1)
+            else:
+                m.next = self.state_name(j)
+                m.d.sync += self.enter(j) + [self.launched.eq(1)]
+        with m.Else():
+            m.next = self.state_name(j)
+            m.d.sync += self.enter(j)
 
     def sequencer(self):
         m = self.m
@@ -865,8 +903,11 @@ class _ArrayBuild:
                 # the next step's input projection is running (or done), and its phase would only adopt it
                 with m.If(self.w0_pre):
                     m.d.sync += [self.w0_pre.eq(0), self.pre_done.eq(0)]
-                    m.next = self.state_name(2)
-                    m.d.sync += self.enter(2)
+                    if self.early_launch(2):
+                        self.enter_plan(2, ~self.xp_par)  # the next step's parity
+                    else:
+                        m.next = self.state_name(2)
+                        m.d.sync += self.enter(2)
                 with m.Else():
                     m.next = self.state_name(1)
                     m.d.sync += self.enter(1)

@@ -43,7 +43,8 @@ by step parity (issue 12: slot ``h0b``, the update phase beside ``U``; lstm512-e
 parity register and the MVU's second address table; a host's writes to h0 or h0b taken by name; the last
 layer's wait_out just before its gate phase, which still runs beside the plan; no STEP_DONE state: a step ends
 in its last phase and the next starts past its load and its adopted input projection; an output FIFO two words
-deeper): fewer cycles, the same results and memory images.
+deeper; a plan after a gate phase launched from that phase's last cycle): fewer cycles, the same results and
+memory images.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ from rnnaccel.numeric.config import PRESETS
 
 RECORDED = {
     "gru-small": {
-        "manifest.json": "46ce3dd9c4d58ec6",
+        "manifest.json": "2d6c4ddcd77fa964",
         "mem/bias.hex": "a13dbd24c1bb8beb",
         "mem/sigmoid.hex": "ad4dab27f9a17d1a",
         "mem/tanh.hex": "369b43f5cbaff020",
@@ -70,10 +71,10 @@ RECORDED = {
         "mem/weights_p1_q1.hex": "070ed13ede1bee04",
         "rnnaccel.h": "47ed80ef895f2f3a",
         "rnnaccel.toml": "e7d2f2a5ca43381a",
-        "rnnaccel_top.v": "31ba82216afda514",
+        "rnnaccel_top.v": "7f9f0485d33677bf",
     },
     "lstm-small": {
-        "manifest.json": "9d576b0c9b646c8e",
+        "manifest.json": "9f2cf9278c4f7e56",
         "mem/bias.hex": "fc97236ac34fa7cd",
         "mem/sigmoid.hex": "ad4dab27f9a17d1a",
         "mem/tanh.hex": "369b43f5cbaff020",
@@ -83,7 +84,7 @@ RECORDED = {
         "mem/weights_p1_q1.hex": "d8a71b284f33a3ec",
         "rnnaccel.h": "c2d2aaba157026db",
         "rnnaccel.toml": "4f7dcf8de35af4e4",
-        "rnnaccel_top.v": "b5a1e1bae13c9a98",
+        "rnnaccel_top.v": "5fbc75444f8ab2de",
     },
     "lstm-small-ice40": {
         "manifest.json": "ea7c49d9d0c6ade0",
@@ -96,7 +97,7 @@ RECORDED = {
         "rnnaccel_top.v": "3dfbf99499a8913e",
     },
     "lstm512-ecp5": {
-        "manifest.json": "9c488460dcaebac8",
+        "manifest.json": "82716074fde3fc83",
         "mem/bias.hex": "b1faab39eff40354",
         "mem/sigmoid.hex": "ad4dab27f9a17d1a",
         "mem/tanh.hex": "369b43f5cbaff020",
@@ -110,7 +111,7 @@ RECORDED = {
         "mem/weights_p3_q1.hex": "f602c4b9e01434fb",
         "rnnaccel.h": "168bf93f3fd984c5",
         "rnnaccel.toml": "8020ec1ebc153ecd",
-        "rnnaccel_top.v": "2e3f883a910e8202",
+        "rnnaccel_top.v": "55f1d37e8294f864",
     },
     "lstm512-ice40": {
         "manifest.json": "aa576c97f0654169",
@@ -123,7 +124,7 @@ RECORDED = {
         "rnnaccel_top.v": "bf30ca7ba383ce89",
     },
     "tiny": {
-        "manifest.json": "c1a5252c77dc885d",
+        "manifest.json": "4dc46619bba1c7e7",
         "mem/bias.hex": "690426cc763aece4",
         "mem/sigmoid.hex": "ad4dab27f9a17d1a",
         "mem/tanh.hex": "369b43f5cbaff020",
@@ -131,7 +132,7 @@ RECORDED = {
         "mem/weights_p0_q1.hex": "78a636f6aae29329",
         "rnnaccel.h": "def0f0960b507647",
         "rnnaccel.toml": "582c95aff2f34a96",
-        "rnnaccel_top.v": "6eb5845fdb3e62fa",
+        "rnnaccel_top.v": "09fbb451064b2c8a",
     },
 }
 

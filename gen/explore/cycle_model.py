@@ -44,7 +44,7 @@ from __future__ import annotations
 
 from ..numeric.config import Config
 from ..layout.image import bank_packing, plans, serial_col_blocks, vector_slots
-from ..hw.array import adopt_w0, array_program, chains, dep_phase, is_concurrent
+from ..hw.array import adopt_w0, array_program, chains, dep_phase, is_concurrent, launches_early
 from ..hw.datapath import BiasNarrow
 from ..hw.gates import gate_latency
 from ..hw.mvu import BIAS_LATENCY, PE_LATENCY, plan_gaps
@@ -414,7 +414,9 @@ def array_steps(cfg: Config, steps: int) -> list[int] | None:
                     end = entry if chain else max(entry, run[3][-1])
                     started = entry + 1
                 else:
-                    run = mvu.start(idx, entry)
+                    # launched from the phase before's last cycle when the MVU takes it then (launches_early)
+                    early = launches_early(prog, i) and (prog[i - 1][0] == "gate" or (i == 2 and first == 2))
+                    run = mvu.start(idx, entry - 1 if early else entry)
                     end = run[1] if chain else run[3][-1]
                     started = run[1] + 1
                 runs[idx] = run
