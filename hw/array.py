@@ -335,6 +335,9 @@ class _ArrayBuild:
         # h0 double-buffered by step parity: slot name h0 (h_t) is at slot h0b's rows when ``h_par`` is set
         self.h_double = h_double_buffered(cfg)
         self.h_par = Signal(name="h_par")
+        # a step's end enters phases 1 to 3 of the next in the cycle h_par flips: none may be a gate phase, whose
+        # entry takes its slots' rows from h_par
+        assert not (self.h_double and any(ph[0] == "gate" for ph in self.prog[1:4])), self.prog
         self.m = Module()
 
     def gate_reads_store(self, phase) -> bool:
