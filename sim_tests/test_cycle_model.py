@@ -9,7 +9,8 @@ Array datapath: :func:`test_array_model_on_the_random_config_draw` takes the ran
 (:func:`test_random_config.valid_fields`, every cell variant) and compares every steady-state step (steps 2 to 8,
 one after the other: an SRU alternates between two lengths) with the simulator; a config the model declines
 (:func:`~rnnaccel.explore.cycle_model.array_steps` None: a step shorter than the input FIFO's refill) is a hypothesis
-event (``--hypothesis-show-statistics`` shows how many), not compared.
+event (``--hypothesis-show-statistics`` shows how many), not compared. Models run on a design with run-time
+dimensions: :func:`test_array_model_with_runtime_dimensions_equals_simulation`.
 """
 
 from __future__ import annotations
@@ -80,6 +81,31 @@ def test_array_model_equals_simulation(name, changes):
     sim = step_cycles(cfg, random_weights(cfg), 6)
     assert array_steps(cfg, 6) == sim[1:]
     assert cycles_per_step(cfg) == pytest.approx(sum(sim[2:]) / 4)
+
+
+#: run-time dimensions: (cell fields, the model's input, hidden, layers) run on a design for up to 32 x 32 x 2
+RUNTIME_CASES = {
+    "lstm 16x16x1 (ahead plan skipped)": (dict(cell="lstm"), 16, 16, 1),
+    "lstm 8x16x2": (dict(cell="lstm"), 8, 16, 2),
+    "gru reset-before 16x8x1": (dict(cell="gru", gru_reset_after=False), 16, 8, 1),
+    "sru 16x16x1 (alternates)": (dict(cell="sru"), 16, 16, 1),
+    "qrnn window 2 8x16x2": (dict(cell="qrnn", qrnn_window=2), 8, 16, 2),
+    "rnn 32x32x2": (dict(cell="rnn"), 32, 32, 2),
+}
+
+
+@pytest.mark.parametrize("fields, n_in, n_hid, layers", RUNTIME_CASES.values(), ids=RUNTIME_CASES.keys())
+def test_array_model_with_runtime_dimensions_equals_simulation(fields, n_in, n_hid, layers):
+    """A model run on a larger design (its own layout, the design's program): the step ends with the run's last
+    layer, a recurrent plan ahead of a layer the run does not have is skipped."""
+    from rnnaccel.layout.runtime import model_on_design
+
+    base = preset("lstm-small")
+    design = base.replace(**fields, weights_in_rom=False, max_input_size=32, max_hidden_size=32, max_layers=2)
+    run = model_on_design(base.replace(**fields, input_size=n_in, hidden_size=n_hid, num_layers=layers), design)
+    assert modelled(run)
+    sim = step_cycles(run, random_weights(run), 6)
+    assert array_steps(run, 6) == sim[1:]
 
 
 #: the random-config test's own draw (its module is a sibling in sim_tests)

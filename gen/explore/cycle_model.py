@@ -28,9 +28,11 @@ phase too when that plan was prefetched: :func:`~rnnaccel.hw.array.adopt_w0`); t
 step's input from the first cycle of phase 1, and the next step's input projection (plan 0) starts once the
 step's last plan has started, the input is loaded and the MVU is ready. A step may alternate between two
 lengths (an SRU whose input projection is the step's only plan); :func:`cycles_per_step` gives their mean.
-Not modelled: steps shorter than the loader's work plus four cycles (``input_size``, and for a window-2 QRNN
-the copy of x_t: the input FIFO's refill then paces the loader), run-time dimensions, delta mode
-(data-dependent), helper cores and multi-core designs, the FFT mode.
+A model run on a design with run-time dimensions follows the design's program with its own layout: the step
+ends with its last layer's update, a recurrent plan ahead of a layer it does not have is skipped once the MVU
+is ready. Not modelled: steps shorter than the loader's work plus four cycles (``input_size``, and for a
+window-2 QRNN the copy of x_t: the input FIFO's refill then paces the loader), run-time dimensions on the
+serial datapath (not built), delta mode (data-dependent), helper cores and multi-core designs, the FFT mode.
 
 **Batched steps** (``time_steps = T > 1``, serial): a whole batch of T steps, cycle by cycle (:func:`_batched`):
 the flash model and the pass buffer's fill (a block's words gathered, written into a free half), the lanes (a
@@ -62,8 +64,9 @@ def mvu_output_delay(cfg: Config) -> int:
 
 def modelled(cfg: Config) -> bool:
     """``cfg`` is a design the model covers (an array design may still get None: a step too short, see above)."""
-    common = cfg.cores == 1 and not cfg.runtime_dims and not cfg.delta_mode and cfg.row_slices == 1
-    return common and not cfg.fft_mode and cfg.datapath in ("serial", "array")
+    common = cfg.cores == 1 and not cfg.delta_mode and cfg.row_slices == 1 and not cfg.fft_mode
+    # run-time dimensions (array only): a model run on the design of its max_* fields
+    return common and (cfg.datapath == "array" or (cfg.datapath == "serial" and not cfg.runtime_dims))
 
 
 def cycles_per_step(cfg: Config, weight_timing: dict | None = None) -> int | float | None:
@@ -373,12 +376,17 @@ def array_steps(cfg: Config, steps: int) -> list[int] | None:
     before it, is left out) of an array design; None when not modelled (see the module docstring)."""
     if cfg.datapath != "array" or not modelled(cfg):
         return None
+    # with run-time dimensions the program and its plan numbers are the design's (the max_* config's), the
+    # timing the model run's own layout (plans of its layers keep their numbers); the step ends with the update
+    # phase of the run's last layer, and an ahead plan of a layer it does not have is skipped once the MVU is
+    # ready (hw/array.py: phase_mvu); no plan is launched early (launches_early)
+    runtime, hw = cfg.runtime_dims, cfg.at_max()
     prog = array_program(cfg)
-    pl = plans(cfg)
-    H, T, I = cfg.hidden_size, cfg.tile, cfg.input_size
+    hw_pl, pl = plans(hw), plans(cfg)
+    H, T, I, L = cfg.hidden_size, cfg.tile, cfg.input_size, cfg.num_layers
     segs_h = cfg.padded(H) // T
-    concurrent = {i for i in range(len(prog)) if is_concurrent(cfg, prog, pl, i)}
-    last_mvu = max(i for i, p in enumerate(prog) if p[0] == "mvu")
+    concurrent = {i for i in range(len(prog)) if is_concurrent(hw, prog, hw_pl, i)}
+    last_mvu = max(i for i, p in enumerate(prog) if p[0] == "mvu" and hw_pl[p[1]].layer < L)
     adopt = adopt_w0(prog, concurrent)
     mvu = _MVU(cfg)
     # the loader's cycles for a step's input: a window-2 QRNN first copies x_t into the x_(t-1) half (a segment
@@ -406,6 +414,10 @@ def array_steps(cfg: Config, steps: int) -> list[int] | None:
                 loader = entry  # the loader takes the next step's input from phase 1's first cycle
             if kind == "load":
                 end = max(entry, xready)
+            elif kind == "mvu" and hw_pl[ph[1]].layer >= L:  # a layer the run does not have: skipped
+                end = entry
+                while not mvu.ready(end, 0):  # the MVU's ready, for the plan number it sees (0)
+                    end += 1
             elif kind == "mvu":
                 idx = ph[1]
                 chain = chains(prog, concurrent, i)
@@ -415,7 +427,8 @@ def array_steps(cfg: Config, steps: int) -> list[int] | None:
                     started = entry + 1
                 else:
                     # launched from the phase before's last cycle when the MVU takes it then (launches_early)
-                    early = launches_early(prog, i) and (prog[i - 1][0] == "gate" or (i == 2 and first == 2))
+                    early = not runtime and launches_early(prog, i)
+                    early = early and (prog[i - 1][0] == "gate" or (i == 2 and first == 2))
                     run = mvu.start(idx, entry - 1 if early else entry)
                     end = run[1] if chain else run[3][-1]
                     started = run[1] + 1
@@ -430,7 +443,7 @@ def array_steps(cfg: Config, steps: int) -> list[int] | None:
                 layer, sub = ph[1], ph[2]
                 reads = (1 if sub == "reset" else len(cfg.layer_gates(layer))) if cfg.stacked_projections else 1
                 if i in concurrent:
-                    run = runs[prog[dep_phase(prog, pl, i)][1]]
+                    run = runs[prog[dep_phase(prog, hw_pl, i)][1]]
                     plan = pl[run[0]]
                     last = 0 if sub == "reset" else len(cfg.layer_gates(layer)) - 1
                     k = min(last, plan.gate0 + plan.gates - 1) - plan.gate0
@@ -444,6 +457,8 @@ def array_steps(cfg: Config, steps: int) -> list[int] | None:
             else:  # gather: a helper core's exchange (not modelled)
                 return None
             c = end + 1
+            if kind == "gate" and ph[2] == "update" and ph[1] == L - 1:
+                break  # the run's last layer: the step ends (the design may have more)
         step_done.append(c)  # the step ended in cycle c - 1; straight into the next (its input was taken)
         xready = loader + 1 + load
         if step_done[-1] - loader < load + 4:
