@@ -111,10 +111,14 @@ def test_info(model, capsys):
     # serial datapath: 4 lanes, so each 2048 x 512 matrix takes 2048 * 512 / 4 cycles
     assert "serial datapath: 4 lanes" in out and out.count("262144 cycles") == 2
     assert "fused projections" in out and "weights from" not in out
+    # the steady state from the cycle model, the simulator's figure (sim_tests/test_cycle_model.py)
+    assert "cycles per step, steady state (cycle model): 525414 (99.8% of the ideal)" in out
     # a serial SRU streaming its weights in batches of 4 steps
     sets = ["--set", "cell=sru", "--set", "weight_source=flash", "--set", "time_steps=4"]
     code, out, _ = run(["info", "--preset", "lstm-small-ice40", *sets], capsys)
     assert code == 0 and "input projections (W x + b" in out and "batch of up to 4 time steps" in out
+    code, out, _ = run(["info", "--preset", "lstm-small", "--set", "cores=2", "--set", "core_mode=helpers"], capsys)
+    assert code == 0 and "cycles per step: not modelled for this design" in out
 
 
 def test_generate_is_byte_identical(model, tmp_path, capsys):

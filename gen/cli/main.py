@@ -201,6 +201,27 @@ def _multiply_info(cfg: Config) -> list[str]:
     return lines
 
 
+def _cycle_info(cfg: Config) -> list[str]:
+    """The steady-state cycles per step from the analytic cycle model (and the array datapath's loop bound)."""
+    from ..explore.cycle_model import cycles_per_step, modelled
+
+    ideal = cfg.ideal_cycles_per_step
+    if not modelled(cfg) or (cfg.time_steps > 1 and ideal * cfg.time_steps > 200_000):
+        # (a batch is modelled cycle by cycle in Python: a large one would take long)
+        return ["cycles per step: not modelled for this design (measure: rnnaccel run ... --report R.json)"]
+    model = cycles_per_step(cfg)
+    if model is None:
+        return ["cycles per step: not modelled (a step shorter than the input FIFO's refill; rnnaccel run --report)"]
+    line = f"cycles per step, steady state (cycle model): {model} ({100 * ideal / model:.1f}% of the ideal)"
+    if cfg.datapath == "array":
+        from ..hw.array import loop_bound
+
+        bound = loop_bound(cfg)
+        if bound:
+            line += f"; the recurrence bounds a step from below at {bound}"
+    return [line]
+
+
 def _info_text(cfg: Config) -> str:
     from ..numeric import lut
 
@@ -242,6 +263,7 @@ def _info_text(cfg: Config) -> str:
             + " (rnnaccel build writes weights_flash.bin; scripts/bench_time_steps.py)"
         )
     lines.append(f"ideal cycles per step: {cfg.ideal_cycles_per_step}")
+    lines += _cycle_info(cfg)
     lines += _multiply_info(cfg)
     for fn in lut.FUNCTIONS:
         err = lut.table_error(cfg, fn)
