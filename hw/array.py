@@ -789,6 +789,11 @@ class _ArrayBuild:
     def state_name(self, i):
         return f"P{i}_{'_'.join(str(a) for a in self.prog[i])}"
 
+    def goto(self, j):
+        """Into phase ``j`` next cycle, its :meth:`enter` statements with it."""
+        self.m.next = self.state_name(j)
+        self.m.d.sync += self.enter(j)
+
     def advance(self, i):
         """Leave phase ``i`` for the next one (or end the step: :meth:`end_step`); from a gate phase into a plan
         phase through :meth:`enter_plan`."""
@@ -797,8 +802,7 @@ class _ArrayBuild:
         elif self.prog[i][0] == "gate" and self.early_launch(i + 1):
             self.enter_plan(i + 1, self.xp_par)
         else:
-            self.m.next = self.state_name(i + 1)
-            self.m.d.sync += self.enter(i + 1)
+            self.goto(i + 1)
 
     def early_launch(self, j) -> bool:
         """Plan phase ``j`` may be launched from the last cycle of the phase before it (:func:`launches_early`)."""
@@ -816,14 +820,12 @@ class _ArrayBuild:
             if j in self.dep_phases:
                 m.d.sync += [self.cc_plan.eq(plan.index), self.cc_rows.eq(0), self.cc_done.eq(0)]
             if chains(self.prog, self.concurrent, j):
-                m.next = self.state_name(j + 1)
-                m.d.sync += self.enter(j + 1)
+                self.goto(j + 1)
             else:
-                m.next = self.state_name(j)
-                m.d.sync += self.enter(j) + [self.launched.eq(1)]
+                self.goto(j)
+                m.d.sync += self.launched.eq(1)  # after enter(j), which clears it
         with m.Else():
-            m.next = self.state_name(j)
-            m.d.sync += self.enter(j)
+            self.goto(j)
 
     def sequencer(self):
         m = self.m
@@ -873,9 +875,9 @@ class _ArrayBuild:
                 m.d.sync += self.cc_done.eq(1)
         # layer 0's input projection: its output segments so far in each XP buffer (reset when a run of it is
         # launched into the buffer, :meth:`launch`; the runs of two steps may be in flight, one per buffer)
-        w0 = self.plan_list[0]
-        self.x_rows = [Signal(range(w0.br + 1), name=f"x_rows{b}") for b in range(2)]
         if self.beside_w0:
+            w0 = self.plan_list[0]
+            self.x_rows = [Signal(range(w0.br + 1), name=f"x_rows{b}") for b in range(2)]
             for b in range(2):
                 with m.If(mvu.o_valid & (mvu.o_plan == 0) & (self.w_par == b)):
                     m.d.sync += self.x_rows[b].eq(self.x_rows[b] + 1)
@@ -909,17 +911,13 @@ class _ArrayBuild:
                     if self.early_launch(2):
                         self.enter_plan(2, ~self.xp_par)  # the next step's parity
                     else:
-                        m.next = self.state_name(2)
-                        m.d.sync += self.enter(2)
+                        self.goto(2)
                 with m.Else():
-                    m.next = self.state_name(1)
-                    m.d.sync += self.enter(1)
+                    self.goto(1)
             else:
-                m.next = self.state_name(1)
-                m.d.sync += self.enter(1)
+                self.goto(1)
         with m.Elif(self.pre):
-            m.next = self.state_name(0)
-            m.d.sync += self.enter(0)
+            self.goto(0)
         with m.Else():
             m.next = "IDLE"
 
@@ -1107,8 +1105,7 @@ class _ArrayBuild:
                 acc._common_commands(m, error)
         with m.Elif(self.in_fifo.r_rdy):
             m.d.comb += [self.ld_start.eq(1), self.ld_target.eq(self.xp_par)]
-            m.next = self.state_name(0)
-            m.d.sync += self.enter(0)
+            self.goto(0)
 
     def clear(self):
         """Zero every vector row of every bank, and the cell state."""
@@ -1262,9 +1259,10 @@ class _ArrayBuild:
             segs = self.p("segs_h", self.segs_h)
             need = (segs * k if k else 0) + self.e_seg
             if self.prog[self.dep_phase(i)][1] == 0:  # the step's input projection: its rows in XP buffer xp_par
-                m.d.comb += issue.eq((e_cnt < H) & (Array(self.x_rows)[self.xp_par] > need))
+                written = Array(self.x_rows)[self.xp_par] > need
             else:
-                m.d.comb += issue.eq((e_cnt < H) & (self.cc_done | (self.cc_rows > need)))
+                written = self.cc_done | (self.cc_rows > need)
+            m.d.comb += issue.eq((e_cnt < H) & written)
         else:
             m.d.comb += issue.eq(e_cnt < H)
         # the element's read enable; the vector store's port only for a phase that reads it (else the port stays
