@@ -62,7 +62,16 @@ from .gates import GateUnit, gate_latency
 from .mvu import CirculantMVU
 from .sequencer import PHASE_CLEAR, Op, SequencerBase
 
-__all__ = ["ArrayAccelerator", "adopt_w0", "array_program", "chains", "launches_early", "loop_bound", "recurrent_ahead"]
+__all__ = [
+    "ArrayAccelerator",
+    "adopt_w0",
+    "array_program",
+    "chains",
+    "input_buffers",
+    "launches_early",
+    "loop_bound",
+    "recurrent_ahead",
+]
 
 
 def loop_bound(cfg: Config) -> int:
@@ -173,6 +182,19 @@ def recurrent_ahead(cfg: Config) -> bool:
     a stack of two or more layers (with run-time dimensions: ``max_layers``) of LSTM, RNN or reset-after GRU."""
     plain = cfg.cell in ("lstm", "rnn") or (cfg.cell == "gru" and cfg.gru_reset_after)
     return plain and cfg.at_max().num_layers >= 2
+
+
+def input_buffers(cfg: Config) -> int:
+    """Input vectors the input store holds: three for a cell without a recurrent matrix (SRU, QRNN), two
+    otherwise.
+
+    With two, x_{t+1} is loaded while step t runs and ``W x_{t+1}`` follows once it is in; on a one-layer SRU
+    or QRNN, whose step is little more than that projection, the load (a word a cycle) then sits between the
+    MVU's runs. With a third buffer the loader takes x_{t+2} during step t (into the buffer x_{t-1} used, free
+    once step t starts: an SRU's gate phase reads x_t until the step ends), so ``W x_{t+2}`` starts as soon as
+    step t+1 does and the MVU runs the input projections back to back. A cell with a recurrent matrix waits
+    for h_t anyway (:func:`loop_bound`), so it keeps two."""
+    return 3 if cfg.cell in ("sru", "qrnn") else 2
 
 
 def array_program(cfg: Config) -> list[tuple]:
@@ -463,23 +485,27 @@ class _ArrayBuild:
                     m.submodules[f"gate_{key[0]}_{ph}"] = gu
 
     def input_store(self):
-        """The MVU's input-vector store: slot ``x0``'s layout twice (buffer b at rows ``b * R``).
+        """The MVU's input-vector store: slot ``x0``'s layout :func:`input_buffers` times (buffer b at rows
+        ``b * R``).
 
         Its own write port (the loader, ``CLEAR``) and two read ports: one for the MVU's input
         projection of layer 0, one for the loader's window-2 copy or the SRU gate phase of layer 0.
-        Step t reads buffer ``xp_par``; the next input is loaded into the other while step t runs.
+        Step t reads buffer ``xb`` (``xp_par`` with two buffers); the loader fills the buffers in turn.
         """
         m, T, Pc, xs = self.m, self.T, self.Pc, self.xs
         x0 = self.slots["x0"]
         assert x0.base == 0
         self.R = R = max(1, -(-x0.segments // Pc))
+        self.NB = NB = input_buffers(self.cfg)
         self.xp_par = Signal(name="xp_par")
+        self.xb = self.xp_par if NB == 2 else Signal(range(NB), name="x_buf")
         self.in_wr_en, self.in_wr_full = Signal(name="in_wr_en"), Signal(name="in_wr_full")
-        self.in_wr_bank, self.in_wr_row = Signal(range(Pc), name="in_wr_bank"), Signal(range(2 * R), name="in_wr_row")
+        self.in_wr_bank = Signal(range(Pc), name="in_wr_bank")
+        self.in_wr_row = Signal(range(NB * R), name="in_wr_row")
         self.in_wr_mask, self.in_wr_word = Signal(T, name="in_wr_mask"), Signal(signed(xs), name="in_wr_word")
         self.in_wr_seg = Signal(T * xs, name="in_wr_seg")
-        self.in_aux_addr, self.in_aux_en = Signal(range(2 * R), name="in_aux_addr"), Signal(name="in_aux_en")
-        self.in_mvu_addr = Signal(range(2 * R), name="in_mvu_addr")
+        self.in_aux_addr, self.in_aux_en = Signal(range(NB * R), name="in_aux_addr"), Signal(name="in_aux_en")
+        self.in_mvu_addr = Signal(range(NB * R), name="in_mvu_addr")
         self.in_mvu_data, self.in_aux_data = [], []
         # the second read port: the window-2 QRNN's copy of x_t, the SRU gate's highway input x_t
         self.aux_reads = self.cfg.cell == "sru" or (self.cfg.cell == "qrnn" and self.cfg.qrnn_window == 2)
@@ -489,7 +515,8 @@ class _ArrayBuild:
         with m.Else():
             m.d.comb += wdata.eq(self.in_wr_word.replicate(T))
         for q in range(Pc):
-            mem = memory.Memory(shape=unsigned(T * xs), depth=2 * R, init=[], attrs=state_ram_attrs(T * xs, 2 * R))
+            attrs = state_ram_attrs(T * xs, NB * R)
+            mem = memory.Memory(shape=unsigned(T * xs), depth=NB * R, init=[], attrs=attrs)
             m.submodules[f"xin{q}"] = mem
             wp = mem.write_port(granularity=xs)
             m.d.comb += [
@@ -505,6 +532,18 @@ class _ArrayBuild:
                 rp_aux = mem.read_port()
                 m.d.comb += [rp_aux.addr.eq(self.in_aux_addr), rp_aux.en.eq(self.in_aux_en)]
                 self.in_aux_data.append(data.View(data.ArrayLayout(signed(xs), T), rp_aux.data))
+
+    def xb_next(self, b):
+        """The input buffer after ``b`` (the loader fills them in turn)."""
+        return ~b if self.NB == 2 else Mux(b == self.NB - 1, 0, b + 1)
+
+    def xb_prev(self, b):
+        """The input buffer before ``b``."""
+        return ~b if self.NB == 2 else Mux(b == 0, self.NB - 1, b - 1)
+
+    def xb_row(self, b):
+        """Input buffer ``b``'s first row."""
+        return Mux(b, self.R, 0) if self.NB == 2 else b * self.R
 
     def projection_writes(self):
         """MVU output segments -> XP/HP rows, gate by gate.
@@ -603,7 +642,7 @@ class _ArrayBuild:
         m.d.comb += [store.rd_en.eq(self.vec_rd_en)]
         for q in range(Pc):
             m.d.comb += store.rd_addr[q].eq(self.vec_rd_addr[q])
-        self.mvu_src_in, self.mvu_xpar = Signal(name="mvu_src_in"), Signal(name="mvu_xpar")
+        self.mvu_src_in, self.mvu_xpar = Signal(name="mvu_src_in"), Signal(range(self.NB), name="mvu_xpar")
         src_in1 = Signal(name="mvu_src_in1")  # the source of the read whose data arrives now
         m.d.sync += src_in1.eq(self.mvu_src_in)
         m.d.comb += [
@@ -800,7 +839,7 @@ class _ArrayBuild:
         if i + 1 >= len(self.prog):
             self.end_step()
         elif self.prog[i][0] == "gate" and self.early_launch(i + 1):
-            self.enter_plan(i + 1, self.xp_par)
+            self.enter_plan(i + 1)
         else:
             self.goto(i + 1)
 
@@ -808,15 +847,15 @@ class _ArrayBuild:
         """Plan phase ``j`` may be launched from the last cycle of the phase before it (:func:`launches_early`)."""
         return not self.runtime and launches_early(self.prog, j)
 
-    def enter_plan(self, j, par):
+    def enter_plan(self, j, ahead=False):
         """Enter plan phase ``j`` from the last cycle of the phase before it, launching its plan in that cycle when
-        the MVU takes it (its projections into XP buffer ``par``): a chained phase is then skipped, another
-        entered as launched; else entered as usual."""
+        the MVU takes it (a plan of the next step when ``ahead``: :meth:`launch`): a chained phase is then
+        skipped, another entered as launched; else entered as usual."""
         m, mvu = self.m, self.mvu
         plan = self.plan_list[self.prog[j][1]]
         m.d.comb += self.mvu_plan.eq(plan.index)
         with m.If(mvu.ready):
-            self.launch(plan, par)
+            self.launch(plan, ahead)
             if j in self.dep_phases:
                 m.d.sync += [self.cc_plan.eq(plan.index), self.cc_rows.eq(0), self.cc_done.eq(0)]
             if chains(self.prog, self.concurrent, j):
@@ -858,7 +897,12 @@ class _ArrayBuild:
         self.pre = Signal(name="pre")  # the next step's input was taken during this step
         self.w0_pre = Signal(name="w0_pre")  # layer 0's input projection of the next step was started
         self.pre_done = Signal(name="pre_done")  # ... and is done
-        self.ld_start, self.ld_target = Signal(name="ld_start"), Signal(name="ld_target")
+        self.ld_start, self.ld_target = Signal(name="ld_start"), Signal(range(self.NB), name="ld_target")
+        if self.NB > 2:
+            # the input after the next one: taken during this step into buffer xb + 2, loaded; the loader works on it
+            self.pre2, self.xready2 = Signal(name="pre2"), Signal(name="xready2")
+            self.ld_lvl2 = Signal(name="ld_lvl2")
+        self.ending = Signal(name="step_ending")  # the step's last cycle (:meth:`end_step`)
         self.ld_loading = Signal(name="ld_loading")
         self.mvu_start = Signal(name="mvu_start")
         self.mvu_plan = Signal(range(len(self.mvu.plan_list)), name="mvu_plan")
@@ -882,12 +926,15 @@ class _ArrayBuild:
                 with m.If(mvu.o_valid & (mvu.o_plan == 0) & (self.w_par == b)):
                     m.d.sync += self.x_rows[b].eq(self.x_rows[b] + 1)
 
-    def launch(self, plan, par):
-        """Start the MVU on ``plan``, its projections going to the XP buffer ``par`` (step parity); only
-        when ``mvu.ready`` (the caller checks it, and drives ``mvu_plan`` whether or not it launches)."""
+    def launch(self, plan, ahead=False):
+        """Start the MVU on ``plan`` of this step, or of the next when ``ahead``: its projections go to that
+        step's XP buffer (step parity), an input projection reads that step's input buffer; only when
+        ``mvu.ready`` (the caller checks it, and drives ``mvu_plan`` whether or not it launches)."""
         m = self.m
+        par = ~self.xp_par if ahead else self.xp_par
         m.d.comb += self.mvu_start.eq(1)
-        m.d.sync += [self.mvu_xpar.eq(par), self.mvu_src_in.eq(plan.src == "x0")]
+        xbuf = par if self.NB == 2 else (self.xb_next(self.xb) if ahead else self.xb)
+        m.d.sync += [self.mvu_xpar.eq(xbuf), self.mvu_src_in.eq(plan.src == "x0")]
         if plan.index == 0 and self.beside_w0:
             m.d.sync += Array(self.x_rows)[par].eq(0)
         if plan.index in self.plan_par:
@@ -900,16 +947,28 @@ class _ArrayBuild:
         too when :func:`adopt_w0` and that plan was launched), into ``load`` when it was taken, else ``IDLE``."""
         m = self.m
         m.d.sync += [self.acc.steps.eq(self.acc.steps + 1), self.xp_par.eq(~self.xp_par), self.pre.eq(0)]
+        m.d.comb += self.ending.eq(1)
+        if self.NB > 2:
+            # the next step's input becomes the step's own, the one after it the next (:meth:`loader` sets
+            # ``xready`` itself when it finishes that one now)
+            m.d.sync += [
+                self.xb.eq(self.xb_next(self.xb)),
+                self.pre.eq(self.pre2),
+                self.pre2.eq(0),
+                self.xready2.eq(0),
+                self.ld_lvl2.eq(0),
+            ]
         if self.h_double:
             m.d.sync += self.h_par.eq(~self.h_par)  # the h written this step is h_t of the next
         with m.If(self.pre & self.xready):
-            m.d.sync += self.xready.eq(0)  # what the load phase would do
+            # what the load phase would do (the input after it, when it is in, is the next step's)
+            m.d.sync += self.xready.eq(self.xready2 if self.NB > 2 else 0)
             if self.adopt_w0:
                 # the next step's input projection is running (or done), and its phase would only adopt it
                 with m.If(self.w0_pre):
                     m.d.sync += [self.w0_pre.eq(0), self.pre_done.eq(0)]
                     if self.early_launch(2):
-                        self.enter_plan(2, ~self.xp_par)  # the next step's parity
+                        self.enter_plan(2, ahead=True)  # the next step's plan
                     else:
                         self.goto(2)
                 with m.Else():
@@ -926,7 +985,7 @@ class _ArrayBuild:
         (the other buffer's first half) into its second half. Sets ``xready`` when done."""
         m, cfg, T, Pc, R, in_fifo = self.m, self.cfg, self.T, self.Pc, self.R, self.in_fifo
         half = self.slots["x0"].segments // 2
-        buf = Signal(name="ld_buf")
+        buf = Signal(range(self.NB), name="ld_buf")
         cnt = Signal(range(max(cfg.input_size, half) + 1), name="ld_cnt")
         lane, bank = Signal(range(T), name="ld_lane"), Signal(range(Pc), name="ld_bank")
         row = Signal(range(R + 1), name="ld_row")
@@ -955,7 +1014,7 @@ class _ArrayBuild:
                     m.d.comb += [
                         issue.eq(cnt < self.p("x0_half", half)),
                         self.in_aux_en.eq(issue),
-                        self.in_aux_addr.eq(Mux(buf, 0, R) + row),
+                        self.in_aux_addr.eq(self.xb_row(self.xb_prev(buf)) + row),
                     ]
                     m.d.sync += [cp_v.eq(issue), src_bank.eq(bank)]
                     with m.If(issue):
@@ -965,7 +1024,7 @@ class _ArrayBuild:
                     m.d.comb += [
                         self.in_wr_en.eq(cp_v),
                         self.in_wr_bank.eq(o_bank),
-                        self.in_wr_row.eq(Mux(buf, R, 0) + o_row),
+                        self.in_wr_row.eq(self.xb_row(buf) + o_row),
                         self.in_wr_mask.eq((1 << T) - 1),
                         self.in_wr_full.eq(1),
                         self.in_wr_seg.eq(rd_seg),
@@ -981,7 +1040,7 @@ class _ArrayBuild:
                 m.d.comb += [
                     self.in_wr_en.eq(in_fifo.r_rdy),
                     self.in_wr_bank.eq(bank),
-                    self.in_wr_row.eq(Mux(buf, R, 0) + row),
+                    self.in_wr_row.eq(self.xb_row(buf) + row),
                     self.in_wr_mask.eq(Const(1, T) << lane),
                     self.in_wr_word.eq(in_fifo.r_data.as_signed()),
                 ]
@@ -989,7 +1048,13 @@ class _ArrayBuild:
                     m.d.sync += cnt.eq(cnt + 1)
                     self.walk(lane, bank, row)
                     with m.If(cnt == self.p("input_size", cfg.input_size) - 1):
-                        m.d.sync += self.xready.eq(1)
+                        if self.NB > 2:
+                            with m.If(self.ld_lvl2 & ~self.ending):
+                                m.d.sync += [self.xready2.eq(1), self.ld_lvl2.eq(0)]
+                            with m.Else():
+                                m.d.sync += self.xready.eq(1)
+                        else:
+                            m.d.sync += self.xready.eq(1)
                         m.next = "L_IDLE"
         self.ld_idle = lfsm.ongoing("L_IDLE")
 
@@ -1013,16 +1078,32 @@ class _ArrayBuild:
                     m.d.comb += post_mvu.eq(self.after_plan(fsm, last_l))
         else:
             m.d.comb += post_mvu.eq(self.after_plan(fsm, last_mvu))
+        # not in the step's last cycle: the step ends by what ``pre`` was (:meth:`end_step`), so an input taken
+        # then would be marked as the next step's while the next step waits for its own in ``load``
+        in_step_on = in_step & ~self.ending
         with m.If(
-            in_step
+            in_step_on
             & ~self.xready
             & ~self.pre
             & self.ld_idle
             & (self.in_fifo.level >= self.p("input_size", self.cfg.input_size))
             & ~acc.i_cmd.valid
         ):
-            m.d.comb += [self.ld_start.eq(1), self.ld_target.eq(~self.xp_par)]
+            m.d.comb += [self.ld_start.eq(1), self.ld_target.eq(self.xb_next(self.xb))]
             m.d.sync += self.pre.eq(1)
+        if self.NB > 2:
+            # the input after it, once that one is in (its buffer, x_{t-1}'s, is free from the step's start)
+            with m.If(
+                in_step_on
+                & self.pre
+                & self.xready
+                & ~self.pre2
+                & self.ld_idle
+                & (self.in_fifo.level >= self.p("input_size", self.cfg.input_size))
+                & ~acc.i_cmd.valid
+            ):
+                m.d.comb += [self.ld_start.eq(1), self.ld_target.eq(self.xb_next(self.xb_next(self.xb)))]
+                m.d.sync += [self.pre2.eq(1), self.ld_lvl2.eq(1)]
         # a done of plan 0 is the prefetched run's unless the sequencer waits in plan 0's phase for the run it
         # launched there (which finishes first)
         k0 = next(i for i, p in enumerate(self.prog) if p[0] == "mvu" and p[1] == 0)
@@ -1034,7 +1115,7 @@ class _ArrayBuild:
         with m.If(post_mvu & self.xready & ~self.w0_pre):
             m.d.comb += self.mvu_plan.eq(w0.index)
             with m.If(mvu.ready):
-                self.launch(w0, ~self.xp_par)
+                self.launch(w0, ahead=True)
                 m.d.sync += [self.w0_pre.eq(1), self.pre_done.eq(0)]
 
     def after_plan(self, fsm, i):
@@ -1104,7 +1185,7 @@ class _ArrayBuild:
                                 m.d.sync += error.eq(1)
                 acc._common_commands(m, error)
         with m.Elif(self.in_fifo.r_rdy):
-            m.d.comb += [self.ld_start.eq(1), self.ld_target.eq(self.xp_par)]
+            m.d.comb += [self.ld_start.eq(1), self.ld_target.eq(self.xb)]
             self.goto(0)
 
     def clear(self):
@@ -1121,7 +1202,7 @@ class _ArrayBuild:
         ]
         m.d.comb += [self.c_w.addr.eq(self.e_cnt), self.c_w.data.eq(0), self.c_w.en.eq(self.e_cnt < L * Hp)]
         m.d.comb += [
-            self.in_wr_en.eq(self.e_row < 2 * self.R),
+            self.in_wr_en.eq(self.e_row < self.NB * self.R),
             self.in_wr_bank.eq(self.e_bank),
             self.in_wr_row.eq(self.e_row),
             self.in_wr_mask.eq((1 << T) - 1),
@@ -1130,7 +1211,7 @@ class _ArrayBuild:
         ]
         m.d.sync += self.e_cnt.eq(self.e_cnt + 1)
         self.next_segment(self.e_bank, self.e_row)
-        last = max(self.vdepth * self.Pc, 2 * self.R * self.Pc, L * Hp)
+        last = max(self.vdepth * self.Pc, self.NB * self.R * self.Pc, L * Hp)
         if self.acc.delta:
             # delta mode: the references and the exact accumulators too (the golden model's reset)
             last = max(last, self.mvu.delta_clear_depth)
@@ -1209,7 +1290,7 @@ class _ArrayBuild:
         want = ~self.launched & ~self.w0_pre if prefetchable else ~self.launched
         m.d.comb += self.mvu_plan.eq(plan.index)
         with m.If(want & mvu.ready):
-            self.launch(plan, self.xp_par)
+            self.launch(plan)
             m.d.sync += self.launched.eq(1)
             if i in self.dep_phases:
                 m.d.sync += [self.cc_plan.eq(plan.index), self.cc_rows.eq(0), self.cc_done.eq(0)]
@@ -1276,7 +1357,7 @@ class _ArrayBuild:
             # x_t is in input buffer xp_par (slot x0's rows from 0)
             m.d.comb += [
                 self.x_from_in.eq(1),
-                self.in_aux_addr.eq(self.xp_par * self.R + self.e_row),
+                self.in_aux_addr.eq(self.xb * self.R + self.e_row),
                 self.in_aux_en.eq(rd_en),
             ]
         v1 = Signal(name=f"gate{i}_v1")

@@ -38,6 +38,24 @@ def test_session_bit_exact_with_stalls(case_id, name, changes, stacked):
     assert not np.array_equal(fresh[0], want[1])
 
 
+@pytest.mark.parametrize("cell", ["lstm", "gru", "qrnn"])
+def test_input_paced_at_the_step_never_hangs(cell):
+    """An input stream about as fast as the steps (a host link's pace): the FIFO may fill up with the next
+    input in a step's last cycle. Before the fix the loader then took it as the next step's prefetched input
+    while that step waited in ``load`` for its own: a hang (one of these twelve sessions for each cell).
+    Bit-exact, every step."""
+    cfg = case_config("tiny", {"cell": cell})
+    weights = random_weights(cfg, seed=3)
+    for f in (1.0, 1.2, 1.4):
+        idle = 1 - cfg.input_size / (f * cfg.ideal_cycles_per_step)  # a vector's words over about a step
+        for seed in range(4):
+            rng = np.random.default_rng(seed)
+            ops = [("reset",), ("run", quantize(rng.uniform(-1, 1, size=(24, cfg.input_size)), cfg.q_state))]
+            got, counters = run_session_amaranth(cfg, weights, ops, idle=idle, seed=seed)
+            np.testing.assert_array_equal(got[0], golden_session(cfg, weights, ops)[0])
+            assert counters[0]["steps"] == 24
+
+
 @pytest.mark.parametrize("case_id,name,changes", E2E_CASES, ids=[c[0] for c in E2E_CASES])
 def test_stacked_projections_lengthen_only_the_gate_phase(case_id, name, changes):
     """Stacked projections read the G gates of an element over G cycles: (G - 1) H more cycles per

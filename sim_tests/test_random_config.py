@@ -348,7 +348,8 @@ def raw_fields(draw) -> tuple[dict, list]:
 def sim_case(draw, fields) -> dict:
     """Weights, a session and stalls for a config: seeded weights (scale 0.5-8, large ones saturate), inputs
     of three kinds (moderate, anywhere in q_state, the extremes only), runs of 1-3 steps, a reset and an
-    initial state in a random order after a first run, input idle and output back-pressure 0-0.6."""
+    initial state in a random order after a first run, input idle and output back-pressure 0-0.6, or the input
+    paced at about a vector per step (:func:`input_idle`)."""
     return {
         "fields": fields,
         "weight_seed": draw(st.integers(0, 2**16)),
@@ -357,10 +358,18 @@ def sim_case(draw, fields) -> dict:
         "inputs": draw(st.sampled_from(["moderate", "full", "extremes"])),
         "steps": draw(st.lists(st.integers(1, MAX_STEPS), min_size=4, max_size=4)),
         "order": draw(st.permutations(["run", "reset", "state"])),
-        "idle": draw(st.sampled_from([0.0, 0.2, 0.6])),
+        "idle": draw(st.sampled_from([0.0, 0.2, 0.6, "paced"])),
         "backpressure": draw(st.sampled_from([0.0, 0.3, 0.6])),
         "stall_seed": draw(st.integers(0, 255)),
     }
+
+
+def input_idle(cfg: Config, case: dict) -> float:
+    """The drawn input idle probability; "paced": a vector's words over about one step's ideal cycles (the
+    next input then fills the FIFO near the end of a step)."""
+    if case["idle"] == "paced":
+        return min(0.95, max(0.0, 1 - cfg.input_size / cfg.ideal_cycles_per_step))
+    return case["idle"]
 
 
 def make_session(cfg: Config, case: dict) -> list[tuple]:
@@ -407,7 +416,7 @@ def check_case(cfg: Config, case: dict) -> None:
         weights,
         ops,
         "amaranth",
-        idle=case["idle"],
+        idle=input_idle(cfg, case),
         backpressure=case["backpressure"],
         seed=case["stall_seed"],
         hardware=hardware,
@@ -454,7 +463,7 @@ def check_programs_case(cfg: Config, case: dict) -> None:
         else:
             ops += [(kind, core, *op[1:]) for core, op in enumerate(per_core)]
     got, counters = run_programs_session(
-        models, ops, "amaranth", idle=case["idle"], backpressure=case["backpressure"], seed=case["stall_seed"]
+        models, ops, "amaranth", idle=input_idle(cfg, case), backpressure=case["backpressure"], seed=case["stall_seed"]
     )
     want = programs_golden(models, ops)
     assert len(got) == len(want) == len(counters)

@@ -28,10 +28,15 @@ phase too when that plan was prefetched: :func:`~rnnaccel.hw.array.adopt_w0`); t
 step's input from the first cycle of phase 1, and the next step's input projection (plan 0) starts once the
 step's last plan has started, the input is loaded and the MVU is ready. A step may alternate between two
 lengths (an SRU whose input projection is the step's only plan); :func:`cycles_per_step` gives their mean.
+With three input buffers (SRU, QRNN: :func:`~rnnaccel.hw.array.input_buffers`) the loader goes on with the
+input after the next once that one is in, never in a step's last cycle; its starts follow the input FIFO
+(depth ``input_size``, an always-valid stream): the next input is all in a load plus two cycles after a load
+started from a full FIFO, and x_1 ``2 input_size - 2`` cycles after x_0 (whose words arrive as it is read).
 A model run on a design with run-time dimensions follows the design's program with its own layout: the step
 ends with its last layer's update, a recurrent plan ahead of a layer it does not have is skipped once the MVU
-is ready. Not modelled: steps shorter than the loader's work plus four cycles (``input_size``, and for a
-window-2 QRNN the copy of x_t: the input FIFO's refill then paces the loader), run-time dimensions on the
+is ready. Not modelled: with two input buffers, steps shorter than the loader's work plus four cycles
+(``input_size``: the input FIFO's refill then paces the loader); with three, a next input not taken during the
+step (the sequencer would go through ``IDLE``); run-time dimensions on the
 serial datapath (not built), delta mode (data-dependent), helper cores and multi-core designs, the FFT mode.
 
 **Batched steps** (``time_steps = T > 1``, serial): a whole batch of T steps, cycle by cycle (:func:`_batched`):
@@ -46,7 +51,7 @@ from __future__ import annotations
 
 from ..numeric.config import Config
 from ..layout.image import bank_packing, plans, serial_col_blocks, vector_slots
-from ..hw.array import adopt_w0, array_program, chains, dep_phase, is_concurrent, launches_early
+from ..hw.array import adopt_w0, array_program, chains, dep_phase, input_buffers, is_concurrent, launches_early
 from ..hw.datapath import BiasNarrow
 from ..hw.gates import gate_latency
 from ..hw.mvu import BIAS_LATENCY, PE_LATENCY, plan_gaps
@@ -395,6 +400,12 @@ def array_steps(cfg: Config, steps: int) -> list[int] | None:
     load = I + (vector_slots(cfg)["x0"].segments // 2 + 1 if qrnn2 else 0)
     c = 0  # entry of the first step's load phase; the loader started in IDLE's last cycle
     xready = c + load
+    # the loader's starts, input by input (x_k's at starts[k]); with three input buffers it takes x_{t+2} during
+    # step t once x_{t+1} is in. The stream is always valid: the FIFO (depth I) holds the next input's words a
+    # load plus two cycles after the last load started from a full FIFO, and x_1's 2I - 2 cycles after x_0's
+    # (the stream's first words arrive while x_0 is read)
+    ahead = input_buffers(cfg) - 1
+    starts, readies = [c - 1], [xready]
     pre_run = None  # the next step's input projection, started during this step
     step_done = []
     first = 0  # the step's first phase: 1 when its input was in by the last cycle of the step before (2: below)
@@ -460,9 +471,23 @@ def array_steps(cfg: Config, steps: int) -> list[int] | None:
             if kind == "gate" and ph[2] == "update" and ph[1] == L - 1:
                 break  # the run's last layer: the step ends (the design may have more)
         step_done.append(c)  # the step ended in cycle c - 1; straight into the next (its input was taken)
-        xready = loader + 1 + load
-        if step_done[-1] - loader < load + 4:
-            return None  # the input FIFO's refill paces the loader: not modelled
+        if ahead == 1:
+            xready = loader + 1 + load
+            if step_done[-1] - loader < load + 4:
+                return None  # the input FIFO's refill paces the loader: not modelled
+        else:
+            # the inputs the loader takes during this step (never in its last cycle), in order
+            t = len(step_done) - 1
+            while len(starts) <= t + ahead:
+                k = len(starts)
+                s = max(loader, readies[k - 1], starts[k - 1] + (2 * I - 2 if k == 1 else load + 2))
+                if s >= c - 1:
+                    break
+                starts.append(s)
+                readies.append(s + 1 + load)
+            if len(starts) <= t + 1:
+                return None  # the next step's input is not taken during this one (IDLE): not modelled
+            xready = readies[t + 1]
         pre_run = mvu.start(0, max(post_mvu, xready))
         first = 1 if xready <= c - 1 else 0  # the step ends in cycle c - 1
         if first and adopt and pre_run[1] <= c - 2:  # its launch is seen (w0_pre) in the step's last cycle

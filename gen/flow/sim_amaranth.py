@@ -46,6 +46,9 @@ def run_session_amaranth(
         cfg = model_on_design(cfg, hardware)
     require_gateware(hardware)
     dut = make_accelerator(hardware, weights if hardware.weights_in_rom else None, delta=delta)
+    # a stream that neither takes nor gives a word for this long is stuck (far beyond any step's cycles, a
+    # flash-fed one's included): an error instead of a simulation that never ends
+    stuck_after = 50 * cfg.ideal_cycles_per_step + 100_000
     keys = ("cycles", "wait_cycles", "steps") + (("skipped", "skipped_macs") if getattr(dut, "delta", False) else ())
     rng = np.random.default_rng(seed)
     H = cfg.hidden_size
@@ -79,9 +82,14 @@ def run_session_amaranth(
             words = [int(v) for v in x.reshape(-1)]
             got: list[int] = []
             need = x.shape[0] * H
-            i = 0
+            i = quiet = 0
             ctx.set(dut.o_h.ready, 0)
             while len(got) < need:
+                if quiet > stuck_after:
+                    raise AssertionError(
+                        f"run of {x.shape[0]} steps stuck: no input word taken and no output word given for "
+                        f"{quiet} cycles ({i} of {len(words)} input words taken, {len(got)} of {need} output words)"
+                    )
                 # drive input
                 if i < len(words) and not (idle and rng.random() < idle):
                     ctx.set(dut.i_x.valid, 1)
@@ -99,6 +107,7 @@ def run_session_amaranth(
                 await ctx.tick()
                 if in_fire:
                     i += 1
+                quiet = 0 if in_fire or out_fire else quiet + 1
             ctx.set(dut.i_x.valid, 0)
             ctx.set(dut.o_h.ready, 0)
             await self.wait_idle()
