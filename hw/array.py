@@ -69,6 +69,7 @@ __all__ = [
     "chains",
     "input_buffers",
     "launches_early",
+    "projects_two_ahead",
     "loop_bound",
     "recurrent_ahead",
 ]
@@ -195,6 +196,18 @@ def input_buffers(cfg: Config) -> int:
     step t+1 does and the MVU runs the input projections back to back. A cell with a recurrent matrix waits
     for h_t anyway (:func:`loop_bound`), so it keeps two."""
     return 3 if cfg.cell in ("sru", "qrnn") else 2
+
+
+def projects_two_ahead(cfg: Config, prog) -> bool:
+    """Step t also starts ``W x_{t+2}``, into its own XP buffer, once its gate phase has issued its last
+    element (the phase reads XP only when it issues) and ``W x_{t+1}`` has started: a one-layer SRU or QRNN
+    whose step is layer 0's input projection and the gate phase beside it (three input buffers, no run-time
+    dimensions). The gate unit's latency then no longer sits between the MVU's runs; the run is adopted as the
+    next step's prefetched one when the step ends."""
+    plans_ = [p for p in prog if p[0] == "mvu"]
+    gates = [p for p in prog if p[0] == "gate"]
+    shape = len(gates) == 1 and prog == [("load",), ("mvu", 0), ("wait_out",), gates[0]]
+    return input_buffers(cfg) == 3 and not cfg.runtime_dims and plans_ == [("mvu", 0)] and shape
 
 
 def array_program(cfg: Config) -> list[tuple]:
@@ -348,6 +361,7 @@ class _ArrayBuild:
         self.dep_phases = {self.dep_phase(i) for i in self.concurrent if self.prog[self.dep_phase(i)][1] != 0}
         # phase 1 is layer 0's input projection, chained: a step whose input projection was prefetched skips it
         self.adopt_w0 = adopt_w0(self.prog, self.concurrent)
+        self.two_ahead = self.adopt_w0 and projects_two_ahead(self.cfg, self.prog)
         self.beside_w0 = any(self.prog[self.dep_phase(i)][1] == 0 for i in self.concurrent)
         # the next layer's U runs ahead: recurrent projections double-buffered by layer parity
         self.ahead = recurrent_ahead(acc.cfg)
@@ -449,7 +463,10 @@ class _ArrayBuild:
                     m.d.comb += getattr(self.mvu, f"plan_{f}")[p.index].eq(self.prm[f"plan{p.index}_{f}"])
         # the output FIFO holds a step's outputs and two words more: the previous step's last two outputs may
         # still be in it when the next step's wait_out comes right after the step's end (:meth:`phase_wait_out`)
-        self.in_fifo, self.out_fifo = self.acc._stream_fifos(m, out_slack=2)
+        # a step of a two-ahead design may enter its gate phase from the last cycle of the step before, past its
+        # wait_out (:meth:`end_step`): a word more of room
+        slack = 3 if self.two_ahead else 2
+        self.in_fifo, self.out_fifo = self.acc._stream_fifos(m, out_slack=slack)
         # projection memories, T words per row: one per gate (all gates of an element read in one
         # cycle) or, with cfg.stacked_projections, one per side holding gate g at rows g*segs_h...
         # (read over G cycles per element)
@@ -847,7 +864,7 @@ class _ArrayBuild:
         """Plan phase ``j`` may be launched from the last cycle of the phase before it (:func:`launches_early`)."""
         return not self.runtime and launches_early(self.prog, j)
 
-    def enter_plan(self, j, ahead=False):
+    def enter_plan(self, j, ahead=0):
         """Enter plan phase ``j`` from the last cycle of the phase before it, launching its plan in that cycle when
         the MVU takes it (a plan of the next step when ``ahead``: :meth:`launch`): a chained phase is then
         skipped, another entered as launched; else entered as usual."""
@@ -897,11 +914,16 @@ class _ArrayBuild:
         self.pre = Signal(name="pre")  # the next step's input was taken during this step
         self.w0_pre = Signal(name="w0_pre")  # layer 0's input projection of the next step was started
         self.pre_done = Signal(name="pre_done")  # ... and is done
+        # the step after the next's, started during this step (:func:`projects_two_ahead`), and done
+        self.w0_pre2, self.pre_done2 = Signal(name="w0_pre2"), Signal(name="pre_done2")
         self.ld_start, self.ld_target = Signal(name="ld_start"), Signal(range(self.NB), name="ld_target")
         if self.NB > 2:
             # the input after the next one: taken during this step into buffer xb + 2, loaded; the loader works on it
             self.pre2, self.xready2 = Signal(name="pre2"), Signal(name="xready2")
-            self.ld_lvl2 = Signal(name="ld_lvl2")
+            # and the one after that, taken into this step's own buffer once the step's gate phase has issued
+            # its last element (:func:`projects_two_ahead` designs: nothing reads the buffer after that)
+            self.pre3, self.xready3 = Signal(name="pre3"), Signal(name="xready3")
+            self.ld_lvl = Signal(range(4), name="ld_lvl")  # how far ahead the loader's input is (0: the next)
         self.ending = Signal(name="step_ending")  # the step's last cycle (:meth:`end_step`)
         self.ld_loading = Signal(name="ld_loading")
         self.mvu_start = Signal(name="mvu_start")
@@ -926,14 +948,16 @@ class _ArrayBuild:
                 with m.If(mvu.o_valid & (mvu.o_plan == 0) & (self.w_par == b)):
                     m.d.sync += self.x_rows[b].eq(self.x_rows[b] + 1)
 
-    def launch(self, plan, ahead=False):
-        """Start the MVU on ``plan`` of this step, or of the next when ``ahead``: its projections go to that
-        step's XP buffer (step parity), an input projection reads that step's input buffer; only when
+    def launch(self, plan, ahead=0):
+        """Start the MVU on ``plan`` of this step, or of the ``ahead``-th step after it: its projections go to
+        that step's XP buffer (step parity), an input projection reads that step's input buffer; only when
         ``mvu.ready`` (the caller checks it, and drives ``mvu_plan`` whether or not it launches)."""
         m = self.m
-        par = ~self.xp_par if ahead else self.xp_par
+        par = ~self.xp_par if ahead % 2 else self.xp_par
         m.d.comb += self.mvu_start.eq(1)
-        xbuf = par if self.NB == 2 else (self.xb_next(self.xb) if ahead else self.xb)
+        xbuf = self.xb
+        for _ in range(ahead):
+            xbuf = self.xb_next(xbuf)
         m.d.sync += [self.mvu_xpar.eq(xbuf), self.mvu_src_in.eq(plan.src == "x0")]
         if plan.index == 0 and self.beside_w0:
             m.d.sync += Array(self.x_rows)[par].eq(0)
@@ -954,9 +978,11 @@ class _ArrayBuild:
             m.d.sync += [
                 self.xb.eq(self.xb_next(self.xb)),
                 self.pre.eq(self.pre2),
-                self.pre2.eq(0),
-                self.xready2.eq(0),
-                self.ld_lvl2.eq(0),
+                self.pre2.eq(self.pre3),
+                self.pre3.eq(0),
+                self.xready2.eq(self.xready3),
+                self.xready3.eq(0),
+                self.ld_lvl.eq(Mux(self.ld_lvl > 1, self.ld_lvl - 1, 0)),
             ]
         if self.h_double:
             m.d.sync += self.h_par.eq(~self.h_par)  # the h written this step is h_t of the next
@@ -967,8 +993,24 @@ class _ArrayBuild:
                 # the next step's input projection is running (or done), and its phase would only adopt it
                 with m.If(self.w0_pre):
                     m.d.sync += [self.w0_pre.eq(0), self.pre_done.eq(0)]
+                    if self.two_ahead:
+                        # the run of the step after it (if started) becomes the next step's prefetched run
+                        m.d.sync += [
+                            self.w0_pre.eq(self.w0_pre2),
+                            self.pre_done.eq(self.pre_done2),
+                            self.w0_pre2.eq(0),
+                            self.pre_done2.eq(0),
+                        ]
                     if self.early_launch(2):
-                        self.enter_plan(2, ahead=True)  # the next step's plan
+                        self.enter_plan(2, ahead=1)  # the next step's plan
+                    elif self.two_ahead:
+                        # past wait_out when the output FIFO has room for the gate phase's words already (a
+                        # word more than wait_out asks: this cycle's push is not in its level yet)
+                        out_fifo = self.out_fifo
+                        with m.If(out_fifo.level + self.H <= out_fifo.depth - 2):
+                            self.goto(3)
+                        with m.Else():
+                            self.goto(2)
                     else:
                         self.goto(2)
                 with m.Else():
@@ -1049,8 +1091,13 @@ class _ArrayBuild:
                     self.walk(lane, bank, row)
                     with m.If(cnt == self.p("input_size", cfg.input_size) - 1):
                         if self.NB > 2:
-                            with m.If(self.ld_lvl2 & ~self.ending):
-                                m.d.sync += [self.xready2.eq(1), self.ld_lvl2.eq(0)]
+                            # its level after this cycle's shift, when the step ends now
+                            lvl = Mux(self.ending & (self.ld_lvl > 1), self.ld_lvl - 1, self.ld_lvl)
+                            m.d.sync += self.ld_lvl.eq(0)
+                            with m.If(lvl == 3):
+                                m.d.sync += self.xready3.eq(1)
+                            with m.Elif(lvl == 2):
+                                m.d.sync += self.xready2.eq(1)
                             with m.Else():
                                 m.d.sync += self.xready.eq(1)
                         else:
@@ -1103,20 +1150,57 @@ class _ArrayBuild:
                 & ~acc.i_cmd.valid
             ):
                 m.d.comb += [self.ld_start.eq(1), self.ld_target.eq(self.xb_next(self.xb_next(self.xb)))]
-                m.d.sync += [self.pre2.eq(1), self.ld_lvl2.eq(1)]
+                m.d.sync += [self.pre2.eq(1), self.ld_lvl.eq(2)]
+        if self.two_ahead:
+            # the step's gate phase (its last phase) has issued its last element
+            self.issued = fsm.ongoing(self.state_name(len(self.prog) - 1)) & (self.e_cnt == self.H)
+            with m.If(
+                in_step_on
+                & self.pre2
+                & self.xready2
+                & ~self.pre3
+                & self.issued
+                & self.ld_idle
+                & (self.in_fifo.level >= self.p("input_size", self.cfg.input_size))
+                & ~acc.i_cmd.valid
+            ):
+                m.d.comb += [self.ld_start.eq(1), self.ld_target.eq(self.xb)]
+                m.d.sync += [self.pre3.eq(1), self.ld_lvl.eq(3)]
         # a done of plan 0 is the prefetched run's unless the sequencer waits in plan 0's phase for the run it
         # launched there (which finishes first)
         k0 = next(i for i, p in enumerate(self.prog) if p[0] == "mvu" and p[1] == 0)
         own = fsm.ongoing(self.state_name(k0)) & self.launched
-        with m.If(mvu.done & (mvu.o_plan == 0) & self.w0_pre & ~own):
-            m.d.sync += self.pre_done.eq(1)
+        if self.two_ahead:
+            # runs finish in order: the next step's first, then the one after it's (which becomes the next
+            # step's when this step ends, adopting the first)
+            with m.If(mvu.done & (mvu.o_plan == 0) & ~own):
+                with m.If(self.w0_pre & ~self.pre_done):
+                    with m.If(~self.ending):
+                        m.d.sync += self.pre_done.eq(1)
+                with m.Elif(self.w0_pre2):
+                    with m.If(self.ending):
+                        m.d.sync += self.pre_done.eq(1)
+                    with m.Else():
+                        m.d.sync += self.pre_done2.eq(1)
+        else:
+            with m.If(mvu.done & (mvu.o_plan == 0) & self.w0_pre & ~own):
+                m.d.sync += self.pre_done.eq(1)
         w0 = self.mvu.plan_list[0]
         assert w0.layer == 0 and w0.name == "W" and w0.src == "x0"
         with m.If(post_mvu & self.xready & ~self.w0_pre):
             m.d.comb += self.mvu_plan.eq(w0.index)
             with m.If(mvu.ready):
-                self.launch(w0, ahead=True)
+                self.launch(w0, ahead=1)
                 m.d.sync += [self.w0_pre.eq(1), self.pre_done.eq(0)]
+        if self.two_ahead:
+            # the step after the next's, into this step's XP buffer, once the gate phase has issued its last
+            # element (it reads XP only then) and its input is in (not in the step's last cycle: the run would
+            # be the next step's, :meth:`end_step` shifting the flags by what was started before)
+            with m.If(self.issued & ~self.ending & self.w0_pre & ~self.w0_pre2 & self.xready2):
+                m.d.comb += self.mvu_plan.eq(w0.index)
+                with m.If(mvu.ready):
+                    self.launch(w0, ahead=2)
+                    m.d.sync += [self.w0_pre2.eq(1), self.pre_done2.eq(0)]
 
     def after_plan(self, fsm, i):
         """The sequencer is past phase ``i`` (a plan), or in it with the plan started: the MVU may take the

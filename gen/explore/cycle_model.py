@@ -32,6 +32,9 @@ With three input buffers (SRU, QRNN: :func:`~rnnaccel.hw.array.input_buffers`) t
 input after the next once that one is in, never in a step's last cycle; its starts follow the input FIFO
 (depth ``input_size``, an always-valid stream): the next input is all in a load plus two cycles after a load
 started from a full FIFO, and x_1 ``2 input_size - 2`` cycles after x_0 (whose words arrive as it is read).
+A one-layer SRU / QRNN (:func:`~rnnaccel.hw.array.projects_two_ahead`) also starts the input projection of the
+step after the next, and takes the input after that, from the cycle after its gate phase's last issue, and its
+next step starts in the gate phase (the output FIFO has room: an always-ready output stream).
 A model run on a design with run-time dimensions follows the design's program with its own layout: the step
 ends with its last layer's update, a recurrent plan ahead of a layer it does not have is skipped once the MVU
 is ready. Not modelled: with two input buffers, steps shorter than the loader's work plus four cycles
@@ -51,7 +54,16 @@ from __future__ import annotations
 
 from ..numeric.config import Config
 from ..layout.image import bank_packing, plans, serial_col_blocks, vector_slots
-from ..hw.array import adopt_w0, array_program, chains, dep_phase, input_buffers, is_concurrent, launches_early
+from ..hw.array import (
+    adopt_w0,
+    array_program,
+    chains,
+    dep_phase,
+    input_buffers,
+    is_concurrent,
+    launches_early,
+    projects_two_ahead,
+)
 from ..hw.datapath import BiasNarrow
 from ..hw.gates import gate_latency
 from ..hw.mvu import BIAS_LATENCY, PE_LATENCY, plan_gaps
@@ -406,13 +418,19 @@ def array_steps(cfg: Config, steps: int) -> list[int] | None:
     # (the stream's first words arrive while x_0 is read)
     ahead = input_buffers(cfg) - 1
     starts, readies = [c - 1], [xready]
+    # a one-layer SRU / QRNN also starts the input projection of the step after the next (and takes the input
+    # after that into its own buffer) once its gate phase has issued its last element, and enters the next
+    # step's gate phase past wait_out
+    two = adopt and projects_two_ahead(hw, prog)
     pre_run = None  # the next step's input projection, started during this step
+    pre_run2 = None  # the one of the step after it
     step_done = []
     first = 0  # the step's first phase: 1 when its input was in by the last cycle of the step before (2: below)
     for _ in range(steps):
         runs: dict[int, tuple] = {}
         post_mvu = loader = None
-        if first == 2:  # phase 1 skipped: it would have adopted the prefetched input projection
+        issued = None  # the first cycle after the step's last gate issue (a two-ahead design's)
+        if first >= 2:  # phase 1 skipped: it would have adopted the prefetched input projection
             runs[0], pre_run = pre_run, None
             loader = c
             if last_mvu == 1:
@@ -464,6 +482,7 @@ def array_steps(cfg: Config, steps: int) -> list[int] | None:
                     last_read = t - 1
                 else:
                     last_read = entry + H * reads - 1
+                issued = last_read + 1
                 end = last_read + 1 + gate_latency(cfg, sub)
             else:  # gather: a helper core's exchange (not modelled)
                 return None
@@ -478,9 +497,11 @@ def array_steps(cfg: Config, steps: int) -> list[int] | None:
         else:
             # the inputs the loader takes during this step (never in its last cycle), in order
             t = len(step_done) - 1
-            while len(starts) <= t + ahead:
+            while len(starts) <= t + ahead + two:
                 k = len(starts)
                 s = max(loader, readies[k - 1], starts[k - 1] + (2 * I - 2 if k == 1 else load + 2))
+                if k == t + 3:  # into this step's own buffer, once its gate phase has issued its last element
+                    s = max(s, issued)
                 if s >= c - 1:
                     break
                 starts.append(s)
@@ -488,8 +509,18 @@ def array_steps(cfg: Config, steps: int) -> list[int] | None:
             if len(starts) <= t + 1:
                 return None  # the next step's input is not taken during this one (IDLE): not modelled
             xready = readies[t + 1]
-        pre_run = mvu.start(0, max(post_mvu, xready))
+        if pre_run2 is not None:  # started during the step before
+            pre_run, pre_run2 = pre_run2, None
+        else:
+            pre_run = mvu.start(0, max(post_mvu, xready))
+        if two and len(readies) > t + 2:
+            # the step after the next's: its input in, this step's gate phase issued, the next step's run started
+            when = max(issued, readies[t + 2], pre_run[1] + 1)
+            while not mvu.ready(when, 0):
+                when += 1
+            if when <= c - 2:  # not in the step's last cycle
+                pre_run2 = mvu.start(0, when)
         first = 1 if xready <= c - 1 else 0  # the step ends in cycle c - 1
         if first and adopt and pre_run[1] <= c - 2:  # its launch is seen (w0_pre) in the step's last cycle
-            first = 2
+            first = 3 if two else 2  # a two-ahead design's step enters its gate phase (the output FIFO drained)
     return [b - a for a, b in zip(step_done, step_done[1:])]
