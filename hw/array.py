@@ -3,11 +3,11 @@
 Dataflow of one time step (the sequencer's *program*, built in Python from
 the config and compiled to one FSM state per phase):
 
-1. ``LOAD``: wait until the loader has the step's input in input buffer
-   ``xp_par`` (the input store: slot ``x0``'s layout twice, its own write
-   port). The loader takes ``input_size`` words from the input FIFO (a
-   window-2 QRNN first copies x_{t-1}, the other buffer's first half, into
-   the second half).
+1. ``LOAD``: wait until the loader has the step's input in its input buffer
+   (the input store: slot ``x0``'s layout twice, three times for SRU and
+   QRNN, :func:`input_buffers`; its own write port). The loader takes
+   ``input_size`` words from the input FIFO (a window-2 QRNN first copies
+   x_{t-1}, the previous buffer's first half, into the second half).
 2. For each layer: ``MVU W`` (input projections into the XP memories), then
    for LSTM/GRU/RNN ``MVU U`` (recurrent projections into HP); a reset-before
    GRU runs ``MVU Urz``, a ``GATE reset`` phase writing r*h into slot ``rh``,
@@ -18,14 +18,16 @@ the config and compiled to one FSM state per phase):
    first waits until that FIFO is empty: ``WAIT_OUT``).
 
 Overlap across steps (the same for every cell): while step t runs, the loader
-takes x_{t+1} into the other input buffer as soon as the FIFO holds all of it
-(and no command is waiting); in the last issue cycle of step t's last plan,
+takes x_{t+1} into the next input buffer as soon as the FIFO holds all of it
+(and no command is waiting; never in the step's last cycle), and with three
+buffers x_{t+2} after it; in the last issue cycle of step t's last plan,
 the MVU starts layer 0's input projection of step t+1 (``W x_{t+1}``, which
 does not depend on h_t) into the other XP buffer (XP is double-buffered by
 step parity), so it runs under step t's last gate phase; step t+1 then starts
 without ``IDLE`` (and without its ``LOAD`` phase when its input is in) and its ``MVU W`` phase
 only waits for that plan's end (or, when it is the step's only plan, adopts
-it, so that the next step's run can follow it in turn).
+it, so that the next step's run can follow it in turn). A one-layer SRU or
+QRNN runs two steps ahead (:func:`projects_two_ahead`).
 
 Overlap inside a step: plans are chained (:class:`~rnnaccel.hw.mvu.CirculantMVU`
 takes the next plan in the last issue cycle of the one before, while that one
@@ -69,8 +71,8 @@ __all__ = [
     "chains",
     "input_buffers",
     "launches_early",
-    "projects_two_ahead",
     "loop_bound",
+    "projects_two_ahead",
     "recurrent_ahead",
 ]
 
@@ -659,6 +661,7 @@ class _ArrayBuild:
         m.d.comb += [store.rd_en.eq(self.vec_rd_en)]
         for q in range(Pc):
             m.d.comb += store.rd_addr[q].eq(self.vec_rd_addr[q])
+        # the run's input buffer (with two buffers, its step parity; the name is kept from then)
         self.mvu_src_in, self.mvu_xpar = Signal(name="mvu_src_in"), Signal(range(self.NB), name="mvu_xpar")
         src_in1 = Signal(name="mvu_src_in1")  # the source of the read whose data arrives now
         m.d.sync += src_in1.eq(self.mvu_src_in)
