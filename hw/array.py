@@ -552,9 +552,11 @@ class _ArrayBuild:
                 m.d.comb += [rp_aux.addr.eq(self.in_aux_addr), rp_aux.en.eq(self.in_aux_en)]
                 self.in_aux_data.append(data.View(data.ArrayLayout(signed(xs), T), rp_aux.data))
 
-    def xb_next(self, b):
-        """The input buffer after ``b`` (the loader fills them in turn)."""
-        return ~b if self.NB == 2 else Mux(b == self.NB - 1, 0, b + 1)
+    def xb_next(self, b, k=1):
+        """The input buffer ``k`` after ``b`` (the loader fills them in turn)."""
+        for _ in range(k):
+            b = ~b if self.NB == 2 else Mux(b == self.NB - 1, 0, b + 1)
+        return b
 
     def xb_prev(self, b):
         """The input buffer before ``b``."""
@@ -958,10 +960,7 @@ class _ArrayBuild:
         m = self.m
         par = ~self.xp_par if ahead % 2 else self.xp_par
         m.d.comb += self.mvu_start.eq(1)
-        xbuf = self.xb
-        for _ in range(ahead):
-            xbuf = self.xb_next(xbuf)
-        m.d.sync += [self.mvu_xpar.eq(xbuf), self.mvu_src_in.eq(plan.src == "x0")]
+        m.d.sync += [self.mvu_xpar.eq(self.xb_next(self.xb, ahead)), self.mvu_src_in.eq(plan.src == "x0")]
         if plan.index == 0 and self.beside_w0:
             m.d.sync += Array(self.x_rows)[par].eq(0)
         if plan.index in self.plan_par:
@@ -1130,43 +1129,29 @@ class _ArrayBuild:
             m.d.comb += post_mvu.eq(self.after_plan(fsm, last_mvu))
         # not in the step's last cycle: the step ends by what ``pre`` was (:meth:`end_step`), so an input taken
         # then would be marked as the next step's while the next step waits for its own in ``load``
-        in_step_on = in_step & ~self.ending
-        with m.If(
-            in_step_on
-            & ~self.xready
-            & ~self.pre
+        # the loader may take an input: in the step but not in its last cycle (the step ends by what ``pre`` was,
+        # :meth:`end_step`, so an input taken then would be marked as the next step's while the next step waits
+        # for its own in ``load``), idle, the FIFO holding all of it, no command waiting
+        can_take = (
+            in_step
+            & ~self.ending
             & self.ld_idle
             & (self.in_fifo.level >= self.p("input_size", self.cfg.input_size))
             & ~acc.i_cmd.valid
-        ):
+        )
+        with m.If(can_take & ~self.xready & ~self.pre):
             m.d.comb += [self.ld_start.eq(1), self.ld_target.eq(self.xb_next(self.xb))]
             m.d.sync += self.pre.eq(1)
         if self.NB > 2:
             # the input after it, once that one is in (its buffer, x_{t-1}'s, is free from the step's start)
-            with m.If(
-                in_step_on
-                & self.pre
-                & self.xready
-                & ~self.pre2
-                & self.ld_idle
-                & (self.in_fifo.level >= self.p("input_size", self.cfg.input_size))
-                & ~acc.i_cmd.valid
-            ):
-                m.d.comb += [self.ld_start.eq(1), self.ld_target.eq(self.xb_next(self.xb_next(self.xb)))]
+            with m.If(can_take & self.pre & self.xready & ~self.pre2):
+                m.d.comb += [self.ld_start.eq(1), self.ld_target.eq(self.xb_next(self.xb, 2))]
                 m.d.sync += [self.pre2.eq(1), self.ld_lvl.eq(2)]
         if self.two_ahead:
-            # the step's gate phase (its last phase) has issued its last element
+            # and the one after that into the step's own buffer, once the step's gate phase (its last phase) has
+            # issued its last element
             self.issued = fsm.ongoing(self.state_name(len(self.prog) - 1)) & (self.e_cnt == self.H)
-            with m.If(
-                in_step_on
-                & self.pre2
-                & self.xready2
-                & ~self.pre3
-                & self.issued
-                & self.ld_idle
-                & (self.in_fifo.level >= self.p("input_size", self.cfg.input_size))
-                & ~acc.i_cmd.valid
-            ):
+            with m.If(can_take & self.pre2 & self.xready2 & ~self.pre3 & self.issued):
                 m.d.comb += [self.ld_start.eq(1), self.ld_target.eq(self.xb)]
                 m.d.sync += [self.pre3.eq(1), self.ld_lvl.eq(3)]
         # a done of plan 0 is the prefetched run's unless the sequencer waits in plan 0's phase for the run it

@@ -375,10 +375,15 @@ class _MVU:
             return True
         return len(inflight) == 1 and c >= inflight[0][2] and plan_gaps(self.cfg, self.plans[idx]) == 0
 
-    def start(self, idx: int, c: int) -> tuple[int, int, int, list[int]]:
-        """Launch plan ``idx`` in the first cycle from ``c`` the MVU takes it; the run."""
+    def takes(self, idx: int, c: int) -> int:
+        """The first cycle from ``c`` in which the MVU takes a start of plan ``idx``."""
         while not self.ready(c, idx):
             c += 1
+        return c
+
+    def start(self, idx: int, c: int) -> tuple[int, int, int, list[int]]:
+        """Launch plan ``idx`` in the first cycle from ``c`` the MVU takes it; the run."""
+        c = self.takes(idx, c)
         cfg, p = self.cfg, self.plans[idx]
         rnd, gap = p.rounds_c * cfg.tile, plan_gaps(cfg, p)
         ends = [c + (i + 1) * rnd + i * gap for i in range(p.rounds_r)]  # each round's last issue cycle
@@ -444,9 +449,7 @@ def array_steps(cfg: Config, steps: int) -> list[int] | None:
             if kind == "load":
                 end = max(entry, xready)
             elif kind == "mvu" and hw_pl[ph[1]].layer >= L:  # a layer the run does not have: skipped
-                end = entry
-                while not mvu.ready(end, 0):  # the MVU's ready, for the plan number it sees (0)
-                    end += 1
+                end = mvu.takes(0, entry)  # the MVU's ready, for the plan number it sees (0)
             elif kind == "mvu":
                 idx = ph[1]
                 chain = chains(prog, concurrent, i)
@@ -515,9 +518,7 @@ def array_steps(cfg: Config, steps: int) -> list[int] | None:
             pre_run = mvu.start(0, max(post_mvu, xready))
         if two and len(readies) > t + 2:
             # the step after the next's: its input in, this step's gate phase issued, the next step's run started
-            when = max(issued, readies[t + 2], pre_run[1] + 1)
-            while not mvu.ready(when, 0):
-                when += 1
+            when = mvu.takes(0, max(issued, readies[t + 2], pre_run[1] + 1))
             if when <= c - 2:  # not in the step's last cycle
                 pre_run2 = mvu.start(0, when)
         first = 1 if xready <= c - 1 else 0  # the step ends in cycle c - 1
