@@ -23,13 +23,65 @@ from.
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.hdl import ClockSignal, Const, Instance, Module, Mux, ResetSignal, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..numeric.config import Config
 
-__all__ = ["ProcessingElement", "ColumnOperand", "RowReducer", "tree_latency"]
+__all__ = ["ProcessingElement", "ColumnOperand", "RowReducer", "tree_latency", "uses_ecp5_dsp_registers"]
+
+#: Operand bits of one ECP5 MULT18X18D port.
+ECP5_MULT_WIDTH = 18
+
+
+def uses_ecp5_dsp_registers(platform, *widths: int) -> bool:
+    """A registered product becomes a MULT18X18D with its own output register: on an ECP5 platform, operands
+    of at most 18 bits.
+
+    Yosys maps ``*`` to a MULT18X18D with no registers and leaves the product register in the fabric, so
+    every product pays the routing from the DSP back out to that register (with the way in, the array MVU's
+    worst path on the ULX3S once the other paths were registered). Elsewhere (simulation, generic Verilog)
+    the product register is a plain Amaranth register.
+    """
+    family = str(getattr(platform, "family", "")).lower()
+    return family == "ecp5" and all(w <= ECP5_MULT_WIDTH for w in widths)
+
+
+def _ecp5_registered_multiply(m: Module, name: str, a, b, en, width: int):
+    """``a * b`` into the output register of a MULT18X18D, clocked by ``sync`` with enable ``en`` (one enabled
+    cycle of latency, like a product register in the fabric). Returns the product's low ``width`` bits, signed.
+
+    The operands come from fabric registers, not the DSP's input registers: a block RAM output (5.8 ns clock to
+    output without its own output register) routed straight into a DSP input register was the worse path."""
+    sa, sb = Signal(signed(ECP5_MULT_WIDTH), name=f"{name}_a"), Signal(signed(ECP5_MULT_WIDTH), name=f"{name}_b")
+    p = Signal(2 * ECP5_MULT_WIDTH, name=f"{name}_p")
+    m.d.comb += [sa.eq(a), sb.eq(b)]  # sign-extended to the port
+    m.submodules[name] = Instance(
+        "MULT18X18D",
+        p_REG_OUTPUT_CLK="CLK0",
+        p_REG_OUTPUT_CE="CE0",
+        p_REG_OUTPUT_RST="RST0",
+        p_REG_INPUTA_CLK="NONE",
+        p_REG_INPUTB_CLK="NONE",
+        p_REG_INPUTC_CLK="NONE",
+        p_REG_PIPELINE_CLK="NONE",
+        p_RESETMODE="SYNC",
+        **{f"i_A{i}": sa[i] for i in range(ECP5_MULT_WIDTH)},
+        **{f"i_B{i}": sb[i] for i in range(ECP5_MULT_WIDTH)},
+        **{f"i_C{i}": Const(0, 1) for i in range(ECP5_MULT_WIDTH)},
+        i_SIGNEDA=Const(1, 1),
+        i_SIGNEDB=Const(1, 1),
+        i_SOURCEA=Const(0, 1),
+        i_SOURCEB=Const(0, 1),
+        i_CLK0=ClockSignal("sync"),
+        i_CE0=en,
+        i_RST0=ResetSignal("sync"),
+        **{f"i_{port}{i}": Const(0, 1) for port in ("CLK", "RST") for i in (1, 2, 3)},
+        **{f"i_CE{i}": Const(1, 1) for i in (1, 2, 3)},
+        **{f"o_P{i}": p[i] for i in range(2 * ECP5_MULT_WIDTH)},
+    )
+    return p[:width].as_signed()
 
 
 def tree_latency(n_inputs: int) -> int:
@@ -108,6 +160,8 @@ class ProcessingElement(_TileComponent):
         Register the operands (and their control) before the multiply: one more cycle of latency
         (:attr:`latency`), and the path from the memories that feed ``i_w`` / ``i_x`` ends at a register
         instead of running through the multiplier (the array MVU's critical path on the ECP5).
+        On an ECP5 platform (:func:`uses_ecp5_dsp_registers`) each lane's product register is its
+        MULT18X18D's output register; the results and the latency are the same.
 
     Members
     -------
@@ -214,21 +268,28 @@ class ProcessingElement(_TileComponent):
                 m.d.sync += [r.eq(v) for r, v in zip(regs, ins)]
             ins = regs
         i_valid, i_first, i_last, i_w, i_x = ins
+        operands = [(i_w[r] if self._per_lane_w else i_w, i_x if self._broadcast_x else i_x[r]) for r in range(T)]
+        dsp = uses_ecp5_dsp_registers(platform, ws, xs)
+        if dsp:  # stage 1's product registers are the DSPs' own output registers
+            for r, (w, x) in enumerate(operands):
+                m.d.comb += prod[r].eq(_ecp5_registered_multiply(m, f"mult{r}", w, x, self.en, ws + xs))
         with m.If(self.en):
-            # stage 1: products (one DSP per lane) and the control that travels with them
+            # stage 1: products (one DSP per lane) and the control that travels with them; stage 2 accumulates
             m.d.sync += [p_valid.eq(i_valid), p_first.eq(i_first), p_last.eq(i_last)]
-            for r in range(T):
-                w = i_w[r] if self._per_lane_w else i_w
-                x = i_x if self._broadcast_x else i_x[r]
-                m.d.sync += prod[r].eq(w * x)
-            # stage 2: accumulate
-            m.d.sync += [self.o_valid.eq(p_valid), self.o_last.eq(p_valid & p_last)]
-            with m.If(p_valid):
-                for r in range(T):
-                    m.d.sync += acc[r].eq(Mux(p_first, prod[r], acc[r] + prod[r]))
+            if not dsp:
+                for r, (w, x) in enumerate(operands):
+                    m.d.sync += prod[r].eq(w * x)
+            self._accumulate(m, prod, acc, p_valid, p_first, p_last)
         for r in range(T):
             m.d.comb += self.o_acc[r].eq(acc[r])
         return m
+
+    def _accumulate(self, m, prod, acc, p_valid, p_first, p_last):
+        """Stage 2 (in an enabled cycle): the products into the accumulators."""
+        m.d.sync += [self.o_valid.eq(p_valid), self.o_last.eq(p_valid & p_last)]
+        with m.If(p_valid):
+            for a, p in zip(acc, prod):
+                m.d.sync += a.eq(Mux(p_first, p, a + p))
 
 
 class ColumnOperand(_TileComponent):

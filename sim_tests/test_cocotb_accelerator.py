@@ -9,6 +9,8 @@ CI runs every case in Icarus and a representative subset in Verilator (its C++ b
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -81,6 +83,32 @@ def test_spram_weight_banks_as_on_ice40(simulator, tmp_path):
         np.testing.assert_array_equal(g, w)
     text = next(tmp_path.rglob("rnnaccel_top.v")).read_text()
     assert text.count("SB_SPRAM256KA") >= cfg.pe_rows * cfg.pe_cols
+
+
+@pytest.mark.cocotb
+@pytest.mark.parametrize(
+    "simulator,name,changes",
+    [
+        ("icarus", "tiny", {"cell": "gru", "weights_in_rom": False}),
+        ("verilator", "tiny", {"cell": "lstm", "pe_rows": 2, "block_size": 2, "lanes": 2, "hidden_size": 6}),
+        ("icarus", "tiny", {"cell": "sru", "datapath": "serial", "lanes": 2, "pe_cols": 1}),
+    ],
+)
+def test_dsp_registers_as_on_ecp5(simulator, name, changes, tmp_path):
+    """The PEs' products in the output registers of MULT18X18D primitives (the Verilog elaborated for ECP5,
+    simulated with rnnaccel's model of the primitive), array and serial datapaths: bit-exact, one
+    primitive per lane."""
+    cfg = case_config(name, changes)
+    weights = random_weights(cfg, seed=8)
+    ops = full_session(cfg, seed=4)
+    got, counters = run_session(
+        cfg, weights, ops, simulator, cache_dir=tmp_path, family="ecp5", idle=0.2, backpressure=0.2, seed=2
+    )
+    assert_full_session_matches(got, golden_session(cfg, weights, ops), counters)
+    text = next(tmp_path.rglob("rnnaccel_top.v")).read_text()
+    lanes = cfg.lanes if cfg.datapath == "serial" else cfg.pe_rows * cfg.pe_cols * cfg.tile
+    assert len(re.findall(r"^\s*MULT18X18D\b", text, re.M)) == lanes
+    assert "REG_OUTPUT_CLK" in text
 
 
 _ONE_PE_STACKED = {"pe_rows": 1, "pe_cols": 1, "stacked_projections": True, "table_entries": 512, "interpolate": False}

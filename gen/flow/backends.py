@@ -203,11 +203,12 @@ def _run_cocotb(
     or a multi-core ``job``); returns the result file's arrays."""
     import pickle
 
-    from .rtl import primitive_models, run_cocotb
+    from .rtl import primitive_models, primitives_used, run_cocotb
 
     sources = [src]
-    if family:
-        sources.append(primitive_models(family, ["SB_SPRAM256KA"], src.parent / "primitives.v"))
+    used = primitives_used(family, Path(src).read_text()) if family else []
+    if used:
+        sources.append(primitive_models(family, used, src.parent / "primitives.v"))
     build_dir = src.parent / simulator
     rebuild = not (build_dir / "results.xml").exists() or bool(waves)
     with tempfile.TemporaryDirectory(prefix="rnnaccel-run-") as tmp:

