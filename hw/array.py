@@ -58,7 +58,7 @@ from amaranth.lib import data, memory
 
 from ..numeric.config import Config
 from ..layout.image import h_double_buffered, plans, vector_depth, vector_slots
-from ..layout.runtime import PLAN_FIELDS, param_bits, param_names, param_values
+from ..layout.runtime import PLAN_FIELDS
 from .buffers import VectorStore, state_ram_attrs
 from .gates import GateUnit, gate_latency
 from .mvu import CirculantMVU
@@ -414,12 +414,7 @@ class _ArrayBuild:
         """Run-time dimensions: one register per :func:`rnnaccel.layout.runtime.param_names` entry, reset to
         the generating model's layout and written by ``SET_PARAM`` (``prm``). Without them, :meth:`p`
         gives the model's constants and nothing is built."""
-        self.prm = {}
-        if not self.runtime:
-            return
-        names, bits = param_names(self.cfg), param_bits(self.cfg)
-        init = param_values(self.acc.cfg)
-        self.prm = {n: Signal(bits[n], name=f"prm_{n}", init=init[n]) for n in names}
+        self.prm = self.acc._parameter_registers()
 
     def p(self, name, const):
         """Parameter ``name``: its register with run-time dimensions, else ``const`` (the config's value; also
@@ -1244,17 +1239,7 @@ class _ArrayBuild:
                         ]
                         with m.If(~in_range):
                             m.d.sync += error.eq(1)
-                if self.runtime:
-                    with m.Case(Op.SET_PARAM):
-                        with m.Switch(cmd.sel):
-                            for sel, reg in enumerate(self.prm.values()):
-                                with m.Case(sel):
-                                    with m.If(cmd.data[len(reg) :] == 0):
-                                        m.d.sync += reg.eq(cmd.data[: len(reg)])
-                                    with m.Else():  # wider than the register: refused
-                                        m.d.sync += error.eq(1)
-                            with m.Default():
-                                m.d.sync += error.eq(1)
+                acc._set_param_command(m, self.prm, cmd, error)
                 acc._common_commands(m, error)
         with m.Elif(self.in_fifo.r_rdy):
             m.d.comb += [self.ld_start.eq(1), self.ld_target.eq(self.xb)]

@@ -12,12 +12,13 @@ serial one (:mod:`.serial`) build their phase FSMs on it;
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, signed, unsigned
+from amaranth.hdl import Module, Signal, signed, unsigned
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..numeric.config import Config
 from ..layout.image import MemoryImage, memory_image
+from ..layout.runtime import param_bits, param_names, param_values
 from ..interface.commands import PHASE_CLEAR, PHASE_STEP_DONE, STATUS_BITS, Op, command_fields
 from . import check_cfg_and_weights
 
@@ -131,6 +132,33 @@ class SequencerBase(wiring.Component):
             m.d.sync += self.cycles.eq(self.cycles + 1)
         with m.If(busy & waiting):
             m.d.sync += self.wait_cycles.eq(self.wait_cycles + 1)
+
+    def _parameter_registers(self) -> dict:
+        """Run-time dimensions: one register per :func:`rnnaccel.layout.runtime.param_names` entry (by name),
+        reset to the generating model's layout and written by ``SET_PARAM`` (:meth:`_set_param_command`);
+        empty without them (the datapath then uses the model's constants)."""
+        cfg = self._cfg
+        if not cfg.runtime_dims:
+            return {}
+        names, bits, init = param_names(cfg), param_bits(cfg), param_values(cfg)
+        return {n: Signal(bits[n], name=f"prm_{n}", init=init[n]) for n in names}
+
+    @staticmethod
+    def _set_param_command(m: Module, prm: dict, cmd, error) -> None:
+        """The ``SET_PARAM`` case of the command ``Switch`` (run-time dimensions only): register ``sel`` takes
+        ``data``; an unknown ``sel`` or a value wider than its register sets ``error``."""
+        if not prm:
+            return
+        with m.Case(Op.SET_PARAM):
+            with m.Switch(cmd.sel):
+                for sel, reg in enumerate(prm.values()):
+                    with m.Case(sel):
+                        with m.If(cmd.data[len(reg) :] == 0):
+                            m.d.sync += reg.eq(cmd.data[: len(reg)])
+                        with m.Else():  # wider than the register: refused
+                            m.d.sync += error.eq(1)
+                with m.Default():
+                    m.d.sync += error.eq(1)
 
     def _common_commands(self, m: Module, error) -> None:
         """CLEAR_COUNTERS and unknown opcodes: the last cases of the command ``Switch``."""

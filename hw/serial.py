@@ -56,7 +56,7 @@ broadcast), the serializer and the bias add and narrow (:class:`rnnaccel.hw.data
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import memory
 
 from ..numeric.config import Config
@@ -103,12 +103,19 @@ def serial_program(cfg: Config) -> list[tuple]:
             prog += ([("carry", f"h{layer}")] if feeds else []) + [("mac", layer)]
             prog += [("chain", f"h{layer}")] if feeds else []
         return prog + [("push",)]
+    # run-time dimensions: the largest model's program; every layer has its own wait_out, which holds only in the
+    # model's last layer (``layers`` - 1), whose copy pushes the outputs and ends the step
+    runtime = cfg.runtime_dims
+    cfg = cfg.at_max()
     prog: list[tuple] = [("shift", "x0")] if window else []
     prog.append(("load",))
     for layer in range(cfg.num_layers):
         prog.append(("mac", layer))
+        if runtime:
+            prog.append(("wait_out", layer))
         if layer == cfg.num_layers - 1:
-            prog.append(("wait_out",))
+            if not runtime:
+                prog.append(("wait_out",))
         elif window:
             prog.append(("shift", f"h{layer}"))
         prog.append(("copy", layer))
@@ -130,8 +137,8 @@ class SerialAccelerator(SequencerBase):
 
     @property
     def weight_depth(self) -> int:
-        """Memory words of the weight bank (after SPRAM packing)."""
-        return weight_bank_depth(self._cfg)
+        """Memory words of the weight bank (after SPRAM packing; the largest model's with run-time dimensions)."""
+        return weight_bank_depth(self._cfg.at_max())
 
     @property
     def stream_words(self) -> int:
@@ -159,7 +166,10 @@ class _SerialBuild:
     """
 
     def __init__(self, top: SerialAccelerator, platform):
-        cfg = top.cfg
+        # run-time dimensions (issue 12): the memories, counters and program are the largest model's; the
+        # layout constants that depend on the model's shape are registers (:meth:`p`)
+        self.runtime = top.cfg.runtime_dims
+        cfg = top.cfg.at_max()
         self.top, self.cfg, self.platform = top, cfg, platform
         self.image = top.image
         self.prog = top._program
@@ -191,7 +201,24 @@ class _SerialBuild:
         self.bias_bits = bias_word_bits(cfg)  # a bias-memory word (cfg.bias_width; a pair in FFT mode)
         # first word of each vector slot (a layer reads its h contiguous after its src_slot)
         self.word_base = {name: slot.base * k for name, slot in vector_slots(cfg).items()}
+        self.prm = top._parameter_registers()
         self.m = Module()
+
+    def p(self, name, const):
+        """Parameter ``name`` (:func:`rnnaccel.layout.runtime.param_names`): its register with run-time
+        dimensions, else ``const``, the model's constant."""
+        return self.prm.get(name, const)
+
+    def slot_word(self, name):
+        """First word of vector slot ``name`` (``x0`` is always at word 0)."""
+        base = self.word_base[name]
+        return base if name == "x0" else self.p(f"slot_{name}", base)
+
+    def is_last_layer(self, layer):
+        """``layer`` is the model's last (a register compare with run-time dimensions)."""
+        if self.runtime:
+            return self.prm["layers"] == layer + 1
+        return layer == self.L - 1
 
     def nj(self, layer):
         """Column blocks of a layer's fused [input; h] columns."""
@@ -421,13 +448,15 @@ class _SerialBuild:
         m, kp, S = self.m, self.kp, self.S
         f_n, f_j, f_s, f_rb, f_ba = self.f_n, self.f_j, self.f_s, self.f_rb, self.f_ba
         n_j = self.nj(layer)
+        nj_last = self.p(f"nj_last{layer}", n_j - 1)
+        row_words = self.p(f"row_words{layer}", n_j * kp)
         m.d.sync += f_n.eq(f_n + 1)
         with m.If(f_n == kp - 1):
             m.d.sync += [f_n.eq(0), f_j.eq(f_j + 1), f_ba.eq(f_ba + kp)]
-            with m.If(f_j == n_j - 1):
+            with m.If(f_j == nj_last):
                 m.d.sync += [f_j.eq(0), f_s.eq(f_s + 1), f_ba.eq(f_rb)]
                 with m.If(f_s == S - 1):
-                    m.d.sync += [f_s.eq(0), f_rb.eq(f_rb + n_j * kp), f_ba.eq(f_rb + n_j * kp)]
+                    m.d.sync += [f_s.eq(0), f_rb.eq(f_rb + row_words), f_ba.eq(f_rb + row_words)]
 
     # ------------------------------------------------------------ issue walker and lanes
     def _lanes(self) -> None:
@@ -506,7 +535,12 @@ class _SerialBuild:
         half = self.T * gmax * k  # a scratch half: a tile row's G * k pre-activations of every step
         ser_pos = ser.o_pos  # row inside the tile row
         bias_base = Signal(range(self.bdepth + 1))  # this layer's first bias word
-        m.d.comb += [b_r.addr.eq(bias_base + ser_g * Hp + ser_row * k + ser_pos), b_r.en.eq(ser.o_valid)]
+        if self.runtime:  # g * hp for the gate of the pass (gmax <= 4: shifts and an add, no multiplier)
+            hp = self.prm["hp"]
+            g_off = Array([Const(0, 1), hp, hp << 1, (hp << 1) + hp][:gmax])[ser_g]
+        else:
+            g_off = ser_g * Hp
+        m.d.comb += [b_r.addr.eq(bias_base + g_off + ser_row * k + ser_pos), b_r.en.eq(ser.o_valid)]
         m.submodules.bias_narrow = bn = BiasNarrow(cfg, 1, cfg.bias_width, range(2 * half))
         tag = ser_row[0] * half + ser_g * k + ser_pos
         if self.batched:
@@ -650,13 +684,8 @@ class _SerialBuild:
         elif self.streamed:
             fetch = [self.f_cnt.eq(0), self.f_left.eq(weight_stream_layer_words(self.cfg, layer))]
         else:
-            fetch = [
-                self.f_n.eq(0),
-                self.f_j.eq(0),
-                self.f_s.eq(0),
-                self.f_rb.eq(wb // pack),
-                self.f_ba.eq(wb // pack),
-            ]
+            wbase = self.p(f"wbase{layer}", wb // pack)
+            fetch = [self.f_n.eq(0), self.f_j.eq(0), self.f_s.eq(0), self.f_rb.eq(wbase), self.f_ba.eq(wbase)]
         return [
             self.e_cnt.eq(0),
             *fetch,
@@ -664,9 +693,9 @@ class _SerialBuild:
             self.i_g.eq(0),
             self.i_s.eq(0),
             self.pcnt.eq(0),
-            self.va.eq(self.word_base[self.src_slot(layer)]),
-            self.bias_base.eq(bb),
-            self.c_base.eq(layer * self.Hp),
+            self.va.eq(self.slot_word(self.src_slot(layer))),
+            self.bias_base.eq(self.p(f"bbase{layer}", bb)),
+            self.c_base.eq(self.p(f"c_base{layer}", layer * self.Hp)),
             self.written.eq(0),
             self.g_el.eq(self.k),  # no row being read
             self.g_sub.eq(0),
@@ -723,6 +752,7 @@ class _SerialBuild:
                             ]
                             with m.If(~(to_w | to_b)):
                                 m.d.sync += error.eq(1)
+                    top._set_param_command(m, self.prm, cmd, error)
                     top._common_commands(m, error)
             with m.Elif(self.in_fifo.r_rdy):
                 m.next = self.entry_name(0)
@@ -782,7 +812,7 @@ class _SerialBuild:
                         m.d.sync += gap.eq(gap + 1)
             with m.If(take):
                 m.d.sync += e_cnt.eq(e_cnt + 1)
-                with m.If(e_cnt == self.cfg.input_size - 1):
+                with m.If(e_cnt == self.p("input_size", self.cfg.input_size) - 1):
                     if self.batched:
                         m.d.sync += self.batch.eq(b_t + 1)
                         with m.If(b_t == self.T - 1):
@@ -795,23 +825,32 @@ class _SerialBuild:
                         m.next = nxt
 
     def _wait_out_phase(self, i, nxt) -> None:
-        """wait_out: until the output FIFO is empty (room for the last layer's copy to push H words)."""
+        """wait_out: until the output FIFO is empty (room for the last layer's copy to push H words). With
+        run-time dimensions every layer has one (``("wait_out", layer)``), which holds in the model's last layer
+        only."""
         m, out_fifo = self.m, self.out_fifo
         with m.State(self.state_name(i)):
-            m.d.comb += [self.busy.eq(1), self.top.phase.eq(i + 1), self.waiting.eq(out_fifo.level != 0)]
-            with m.If(out_fifo.level == 0):
+            wait, go = out_fifo.level != 0, out_fifo.level == 0
+            if len(self.prog[i]) > 1:
+                holds = self.is_last_layer(self.prog[i][1])
+                wait, go = holds & wait, ~holds | go
+            m.d.comb += [self.busy.eq(1), self.top.phase.eq(i + 1), self.waiting.eq(wait)]
+            with m.If(go):
                 m.next = nxt
 
     def _copy_phase(self, i, layer, nxt) -> None:
-        """copy: slot hn to the layer's h slot (and, for the last layer, to the output stream)."""
-        src, dst = self.word_base["hn"], self.word_base[f"h{layer}"]
-        self._move(i, f"copy{layer}", src, dst, self.H, layer == self.L - 1, nxt)
+        """copy: slot hn to the layer's h slot (and, for the model's last layer, to the output stream; with
+        run-time dimensions the step then ends)."""
+        src, dst = self.slot_word("hn"), self.slot_word(f"h{layer}")
+        last = self.is_last_layer(layer)
+        end = last if self.runtime and layer < self.L - 1 else None
+        self._move(i, f"copy{layer}", src, dst, self.p("hidden_size", self.H), last, nxt, end=end)
 
     def _shift_phase(self, i, slot, nxt) -> None:
         """shift (window-2 QRNN): a slot's first ``n`` words (x_t, or a layer's h_t) to words ``n ..`` (x_{t-1}
         of the next step's [x_t; x_{t-1}]); ``n`` the input size of the layer reading the slot."""
-        n = self.cfg.input_size if slot == "x0" else self.H
-        base = self.word_base[slot]
+        n = self.p("input_size", self.cfg.input_size) if slot == "x0" else self.p("hidden_size", self.H)
+        base = self.slot_word(slot)
         self._move(i, f"shift_{slot}", base, base + n, n, False, nxt)
 
     def _push_phase(self, i, nxt) -> None:
@@ -874,9 +913,10 @@ class _SerialBuild:
                     with m.Else():
                         m.d.sync += [e_cnt.eq(0), b_t.eq(b_t + 1), b_base.eq(b_base + stride)]
 
-    def _move(self, i, name, src, dst, n, push, nxt) -> None:
+    def _move(self, i, name, src, dst, n, push, nxt, *, end=None) -> None:
         """Phase i: vector words ``src ..`` to ``dst ..`` (``n`` of them; ``push``: to the output stream too),
-        element e read in a cycle and written the next."""
+        element e read in a cycle and written the next; then phase ``nxt``, or the step's end when ``end``
+        (a signal) is set."""
         m, e_cnt, cp_v, cp_a = self.m, self.e_cnt, self.cp_v, self.cp_a
         v_r, v_w = self.v_r, self.v_w
         with m.State(self.state_name(i)):
@@ -887,10 +927,17 @@ class _SerialBuild:
             with m.If(rd):
                 m.d.sync += e_cnt.eq(e_cnt + 1)
             m.d.comb += [v_w.addr.eq(cp_a), v_w.data.eq(v_r.data), v_w.en.eq(cp_v)]
-            if push:
-                m.d.comb += [self.out_fifo.w_data.eq(v_r.data), self.out_fifo.w_en.eq(cp_v)]
+            if push is not False:  # True, or a signal (run-time dimensions: the model's last layer)
+                w_en = cp_v if push is True else cp_v & push
+                m.d.comb += [self.out_fifo.w_data.eq(v_r.data), self.out_fifo.w_en.eq(w_en)]
             with m.If(cp_v & ~rd):
-                m.next = nxt
+                if end is None:
+                    m.next = nxt
+                else:
+                    with m.If(end):
+                        m.next = self.entry_name(len(self.prog))
+                    with m.Else():
+                        m.next = nxt
 
     def _mac_phase(self, i, layer, nxt) -> None:
         """mac: a layer's passes and gate phases, states FILL (named as the phase), RUN, DRAIN.
@@ -905,7 +952,9 @@ class _SerialBuild:
         m, k, kp, S, busy, phase = self.m, self.k, self.kp, self.S, self.busy, self.top.phase
         pcnt, va, i_s, i_g, c0, i_row = self.pcnt, self.va, self.i_s, self.i_g, self.c0, self.i_row
         G, n_j = len(self.cfg.layer_gates(layer)), self.nj(layer)
-        src_base = self.word_base[self.src_slot(layer)]
+        src_base = self.slot_word(self.src_slot(layer))
+        pass_last = self.p(f"pass_last{layer}", n_j * k - 1)  # a pass's last column
+        rows = self.p("rows", self.R)
         run, drain = (f"{self.state_name(i)}_{sub}" for sub in ("RUN", "DRAIN"))
         gate_on, done = Signal(name=f"gate{layer}_on"), Signal(name=f"gate{layer}_done")
         self.gate_jobs.append((layer, gate_on, done))
@@ -947,7 +996,7 @@ class _SerialBuild:
                 m.d.comb += [
                     self.issue.eq(1),
                     self.first0.eq(pcnt == 0),
-                    self.last0.eq(pcnt == n_j * k - 1),
+                    self.last0.eq(pcnt == pass_last),
                     self.v_r.addr.eq(va),
                     self.v_r.en.eq(1),
                 ]
@@ -960,7 +1009,7 @@ class _SerialBuild:
                 if self.batched:
                     # the pass again for the batch's next step (its input follows in the slot); after the last,
                     # the pass buffer half is free and the walker moves on
-                    with m.If(pcnt == n_j * k - 1):
+                    with m.If(pcnt == pass_last):
                         m.d.sync += pcnt.eq(0)
                         with m.If(i_t != self.batch - 1):
                             m.d.sync += i_t.eq(i_t + 1)
@@ -970,9 +1019,9 @@ class _SerialBuild:
                                 m.d.sync += full[1].eq(0)
                             with m.Else():
                                 m.d.sync += full[0].eq(0)
-                    advance = (pcnt == n_j * k - 1) & (i_t == self.batch - 1)
+                    advance = (pcnt == pass_last) & (i_t == self.batch - 1)
                 else:
-                    advance = pcnt == n_j * k - 1
+                    advance = pcnt == pass_last
                 with m.If(advance):
                     m.d.sync += [pcnt.eq(0), va.eq(src_base), i_s.eq(i_s + 1)]
                     with m.If(i_s == S - 1):
@@ -980,7 +1029,7 @@ class _SerialBuild:
                         with m.If(i_g == G - 1):
                             m.d.sync += [i_g.eq(0), i_row.eq(i_row + 1)]
                             m.d.comb += self.i_row_inc.eq(1)
-                            with m.If(i_row == self.R - 1):
+                            with m.If(i_row == rows - 1):
                                 m.next = drain
         with m.State(drain):
             m.d.comb += [busy.eq(1), phase.eq(i + 1), gate_on.eq(1)]
@@ -997,7 +1046,8 @@ class _SerialBuild:
         its steps are written and runs step by step (step t's words at ``t * gmax * k`` in the row's half), a
         step's reads once the step before has left the gate unit (its c is written); new h to the layer's h
         slot, step t's vector at ``t * Hp``."""
-        cfg, m, k, R = self.cfg, self.m, self.k, self.R
+        cfg, m, k = self.cfg, self.m, self.k
+        R = self.p("rows", self.R)
         g_el, g_sub, g_row, o_el, o_row, c_base = self.g_el, self.g_sub, self.g_row, self.o_el, self.o_row, self.c_base
         written = self.written
         G = len(cfg.layer_gates(layer))
@@ -1024,7 +1074,7 @@ class _SerialBuild:
                 gu.i_valid.eq(v_gate),
             ]
             if self.highway and G == 3:  # the element's x_t, the layer's input word, read with its c
-                x_addr = self.word_base[self.src_slot(layer)] + g_row * k + g_el
+                x_addr = self.slot_word(self.src_slot(layer)) + g_row * k + g_el
                 if batched:
                     x_addr = x_addr + g_t * (self.nj(layer) * k)
                 m.d.comb += [self.v_x.addr.eq(x_addr), self.v_x.en.eq(last_sub)]
@@ -1056,7 +1106,7 @@ class _SerialBuild:
                 m.d.sync += flight.eq(flight + last_sub - gu.o_valid)
                 h_addr = self.word_base[f"h{layer}"] + o_t * self.stride[f"h{layer}"] + out_pos
             else:
-                h_addr = self.word_base["hn"] + out_pos
+                h_addr = self.slot_word("hn") + out_pos
             # batched: h goes straight to the slot the next layer reads, so the padding rows stay zero
             h_en = gu.o_valid & (out_pos < self.H) if batched and self.H != self.Hp else gu.o_valid
             m.d.comb += [

@@ -506,18 +506,21 @@ def test_spram_weights_through_the_link_with_reload(changes):
     dev.check_weights(wb)
 
 
-def test_runtime_dims_two_models_through_one_link(tmp_path):
+@pytest.mark.parametrize("datapath", ["array", "serial"])
+def test_runtime_dims_two_models_through_one_link(tmp_path, datapath):
     """Run-time dimensions (issue 12) on the board path: one FrameEngine built for a design with max_* fields;
     two other models (smaller, another layer count) inferred through it one after the other, each loading its
-    layout (SET_PARAM records) and weights, bit-exact; a model that does not fit, or a wrong design, refused."""
+    layout (SET_PARAM records) and weights, bit-exact; a model that does not fit, or a wrong design, refused.
+    Both datapaths (the serial one: the iCE40 presets')."""
     from rnnaccel.layout.runtime import model_on_design
     from rnnaccel.numeric.config import Config
 
-    hw = CFG.replace(weights_in_rom=False, max_input_size=12, max_hidden_size=16, max_layers=2)
+    base = CFG if datapath == "array" else CFG.replace(datapath="serial", lanes=2, pe_rows=1, pe_cols=1)
+    hw = base.replace(weights_in_rom=False, max_input_size=12, max_hidden_size=16, max_layers=2)
     eng = FrameEngine(hw, None, timeout_cycles=TIMEOUT, clk_freq=1_000_000, design_hash=design_hash(hw, None))
     tr = AmaranthTransport(eng)
     for i, (n_in, n_hid, n_layers) in enumerate([(4, 12, 2), (12, 16, 1), (8, 8, 1)]):
-        m = CFG.replace(input_size=n_in, hidden_size=n_hid, num_layers=n_layers)
+        m = base.replace(input_size=n_in, hidden_size=n_hid, num_layers=n_layers)
         weights = random_weights(m, seed=20 + i)
         model = save_model(tmp_path / f"m{i}", m, weights)
         x = np.random.default_rng(i).uniform(-1, 1, size=(2, 3, n_in))
@@ -531,9 +534,9 @@ def test_runtime_dims_two_models_through_one_link(tmp_path):
             ops = [("state", h0, c0), ("run", quantize(x[0], m.q_state))]
             run = model_on_design(m, hw)
             np.testing.assert_array_equal(dev.session(ops)[0], golden_session(run, weights, ops)[0])
-    too_big = CFG.replace(hidden_size=20)
+    too_big = base.replace(hidden_size=20)
     with pytest.raises(MismatchError, match="hidden_size = 20 exceeds the design's max_hidden_size = 16"):
         LinkClient(tr, too_big, hardware=hw)
     other = Config(**{**hw.to_dict(), "max_layers": 3})
     with pytest.raises(MismatchError, match="the device runs config"):
-        LinkClient(tr, CFG, hardware=other)
+        LinkClient(tr, base, hardware=other)

@@ -125,7 +125,8 @@ def valid_fields(draw, variant: dict | None = None, runtime: bool = False, strea
       multiple of cores x tile up to 24).
     * ``delta_threshold`` (array, one core; a quarter of the draws): 0, 1 or 3 LSBs of q_state, 0.05 or
       0.3; ``delta_threshold_h`` unset, 0, 2 LSBs or 0.1 (otherwise both left at 0 / unset).
-    * run-time dimensions (array, one core, no delta mode; a quarter of the draws): ``weights_in_rom``
+    * run-time dimensions (one core, no delta mode; serial: direct mode, on-chip weights; a quarter of the
+      draws): ``weights_in_rom``
       false and ``max_input_size``, ``max_hidden_size``, ``max_layers`` each 0 (the model's own) or its
       size plus 0-8 (layers plus 0-1; whole tiles where the QRNN needs them): the model then runs on the
       design of its largest config (:func:`check_case`), loading its own layout by ``SET_PARAM``.
@@ -138,11 +139,11 @@ def valid_fields(draw, variant: dict | None = None, runtime: bool = False, strea
       bin a word) and q_spectrum.frac + q_state.frac >= q_pre.frac; ``q_spectrum`` the default otherwise.
 
     ``variant`` fixes the cell (and its variant field) instead of drawing it; ``runtime`` forces run-time
-    dimensions (array, one core); ``streamed`` forces streamed weights (serial, direct mode, one core, weights in
-    ROM; ``variant`` a serial cell) and sizes up to 12.
+    dimensions (one core; either datapath); ``streamed`` forces streamed weights (serial, direct mode, one core,
+    weights in ROM; ``variant`` a serial cell) and sizes up to 12.
     """
     cell = variant["cell"] if variant else draw(st.sampled_from(CELLS))
-    datapath = draw(st.sampled_from(DATAPATHS)) if cell in SERIAL_CELLS and not runtime else "array"
+    datapath = draw(st.sampled_from(DATAPATHS)) if cell in SERIAL_CELLS else "array"
     if streamed:
         datapath = "serial"
     f: dict = {
@@ -168,7 +169,7 @@ def valid_fields(draw, variant: dict | None = None, runtime: bool = False, strea
     lo = max(0, pre_width - 1 - acc_frac)  # q_pre.frac <= acc_frac
     pre_int = draw(st.integers(lo, max(lo, min(6, pre_width - 1))))
     f["q_pre"] = QFormat(pre_width, pre_width - 1 - pre_int)
-    fft = datapath == "serial" and cell in ("lstm", "rnn") and not streamed and draw(st.booleans())
+    fft = datapath == "serial" and cell in ("lstm", "rnn") and not streamed and not runtime and draw(st.booleans())
     if fft:  # q_spectrum: q_pre aligns to the spectral accumulator, which stays inside 62 bits
         need = f["q_pre"].frac - f["q_state"].frac
         qs_width = draw(st.integers(max(2, need - 2), min(MAX_Q_WIDTH, MAX_PRODUCT - f["q_state"].width)))
@@ -232,7 +233,7 @@ def valid_fields(draw, variant: dict | None = None, runtime: bool = False, strea
         lsb = 2.0 ** -f["q_state"].frac
         f["delta_threshold"] = draw(st.sampled_from([0.0, lsb, 3 * lsb, 0.05, 0.3]))
         f["delta_threshold_h"] = draw(st.sampled_from([None, 0.0, 2 * lsb, 0.1]))
-    elif datapath == "array" and f["cores"] == 1 and (runtime or draw(st.integers(0, 3)) == 0):
+    elif f["cores"] == 1 and not fft and not streamed and (runtime or draw(st.integers(0, 3)) == 0):
         # run-time dimensions: a design for larger sizes runs this model
         f["weights_in_rom"] = False
         step = tile if qrnn2 else 1

@@ -20,6 +20,7 @@ from rnnaccel.flow.backends import run_session
 from rnnaccel.interface.session import golden_session, param_commands
 from rnnaccel.layout.runtime import DoesNotFit, model_on_design, param_limits, param_names, param_values
 from rnnaccel.numeric.config import CELL_VARIANTS, Config, ConfigError
+from rnnaccel.numeric.fixedpoint import QFormat
 from rnnaccel.numeric.model import random_weights, save_model
 
 from cli_helpers import one_line_error, run_cli
@@ -57,8 +58,12 @@ def test_config_rules_one_line():
         Config(max_hidden_size=8, weights_in_rom=False)
     with pytest.raises(ConfigError, match="'weights_in_rom' = True: a design with run-time dimensions"):
         Config(max_hidden_size=32)
-    with pytest.raises(ConfigError, match="'datapath' = 'serial'"):
-        Config(datapath="serial", block_size=4, lanes=4, pe_cols=1, max_layers=2, weights_in_rom=False)
+    serial = dict(datapath="serial", block_size=4, lanes=4, pe_cols=1, max_layers=2, weights_in_rom=False)
+    assert Config(**serial).runtime_dims  # the serial datapath has them too (direct mode, on-chip weights)
+    with pytest.raises(ConfigError, match="'circulant_mode' = 'fft': run-time dimensions .* 'direct' only"):
+        Config(**serial, circulant_mode="fft")
+    with pytest.raises(ConfigError, match="'cores' = 2: run-time dimensions"):
+        Config(**{**serial, "datapath": "array", "pe_cols": 2}, cores=2, num_layers=2)
     with pytest.raises(ConfigError, match="'max_input_size' = 10: the largest model .* multiple of the tile"):
         Config(cell="qrnn", input_size=8, hidden_size=8, max_input_size=10, weights_in_rom=False)
     cfg = Config(max_hidden_size=32, weights_in_rom=False)
@@ -150,6 +155,68 @@ def test_smaller_model_on_generated_verilog(simulator, tmp_path):
     ops = full_session(m, seed=5)
     got, counters = run_session(
         m, weights, ops, simulator, cache_dir=tmp_path, idle=0.25, backpressure=0.3, seed=2, hardware=hw
+    )
+    assert_full_session_matches(got, golden_session(m, weights, ops), counters)
+
+
+# ------------------------------------------------------------------ serial datapath
+SERIAL_VARIANTS = [v for v in sorted(VARIANTS) if VARIANTS[v]["cell"] != "gru"]  # the serial datapath's cells
+
+
+def serial_design(variant: str, **changes) -> Config:
+    """A serial design (k = 4, 4 lanes unless changed) generated for a 12x12 one-layer model, able to run up to
+    20 x 24 x 2."""
+    fields = dict(datapath="serial", lanes=4, pe_rows=1, pe_cols=1)
+    return design(variant, **{**fields, **changes})
+
+
+def serial_model(variant: str, input_size: int, hidden_size: int, num_layers: int) -> Config:
+    return model(variant, input_size, hidden_size, num_layers, datapath="serial", lanes=4, pe_rows=1, pe_cols=1)
+
+
+def test_serial_parameters():
+    """The serial datapath's parameters: per layer its bases and column blocks, each slot's first word."""
+    hw = serial_design("lstm")
+    names = param_names(hw)
+    assert names[:5] == ["input_size", "hidden_size", "layers", "rows", "hp"]
+    assert "nj_last1" in names and "slot_hn" in names and not any(n.startswith("plan") for n in names)
+    v = param_values(model_on_design(serial_model("lstm", 8, 20, 2), hw), hw)
+    # 20 hidden -> 20 padded (k = 4): 5 tile rows; layer 0 reads [x; h] = 2 + 5 blocks, layer 1 [h0; h1] 5 + 5
+    assert (v["rows"], v["hp"], v["nj_last0"], v["nj_last1"], v["pass_last1"]) == (5, 20, 6, 9, 39)
+    assert (v["c_base1"], v["bbase1"]) == (20, 4 * 20)
+    # a gate's row group reads n_j blocks of k words: layer 0 is 5 rows x 4 gates x 7 blocks x 4
+    assert v["row_words0"] == 7 * 4 and v["wbase1"] == 5 * 4 * 7 * 4
+    limits = param_limits(hw)
+    assert all(0 <= v[n] <= limits[n] for n in v)
+    assert param_values(model_on_design(serial_model("lstm", 4, 4, 1), hw), hw)["nj_last1"] == 0  # no layer 1
+
+
+@pytest.mark.parametrize("variant", SERIAL_VARIANTS)
+def test_smaller_models_on_one_serial_design_bit_exact(variant):
+    """The serial datapath with run-time dimensions: smaller models (and the largest) on one design, bit-exact."""
+    hw = serial_design(variant)
+    for i, (n_in, n_hid, n_layers) in enumerate(SHAPES):
+        if variant == "sru":
+            n_in = n_hid
+        if variant == "qrnn-w2" and n_layers > 1:
+            n_hid = 4 * -(-n_hid // 4)
+        m = serial_model(variant, n_in, n_hid, n_layers)
+        weights = random_weights(m, seed=20 + i)
+        ops = full_session(m, seed=i)
+        got, counters = run_session(m, weights, ops, "amaranth", idle=0.2, backpressure=0.3, seed=i, hardware=hw)
+        assert_full_session_matches(got, golden_session(m, weights, ops), counters)
+
+
+@pytest.mark.cocotb
+@pytest.mark.parametrize("simulator", ["verilator", pytest.param("icarus", marks=pytest.mark.slow)])  # suite budget
+def test_smaller_model_on_serial_verilog(simulator, tmp_path):
+    spram = dict(weight_ram="huge", q_weight=QFormat(8, 6), lanes=2)  # two weights a word: 2 lanes at k = 4
+    hw = serial_design("qrnn-w2", **spram)
+    m = serial_model("qrnn-w2", 8, 20, 2).replace(**spram, weights_in_rom=False)
+    weights = random_weights(m, seed=4)
+    ops = full_session(m, seed=6)
+    got, counters = run_session(
+        m, weights, ops, simulator, cache_dir=tmp_path, idle=0.25, backpressure=0.3, seed=3, hardware=hw
     )
     assert_full_session_matches(got, golden_session(m, weights, ops), counters)
 

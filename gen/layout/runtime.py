@@ -22,16 +22,35 @@ Parameters (array datapath), in ``sel`` order:
 * per plan p of the maximum: ``plan{p}_wbase``, ``_rr``, ``_rc``, ``_br``, ``_bbase``, ``_vbase``,
   ``_gap``: the fields of :class:`~rnnaccel.layout.image.MatrixPlan` the MVU dispatches on.
 
+Parameters (serial datapath, :mod:`rnnaccel.hw.serial`), in ``sel`` order:
+
+* ``input_size``, ``hidden_size``, ``layers`` as above; ``rows`` (tile rows, ``padded(H) / k``) and ``hp``
+  (``padded(H)``: a gate's bias rows);
+* per layer l of the maximum: ``wbase{l}`` (its first packed weight word), ``bbase{l}`` (its first bias word),
+  ``c_base{l}``, ``nj_last{l}`` (its column blocks less one), ``pass_last{l}`` (a pass's last column,
+  ``n_j * k - 1``), ``row_words{l}`` (the packed weight words of a gate's row group, ``n_j * k / pack``);
+* per vector slot but ``x0``: ``slot_{name}``, its first word.
+
 Values of layers a smaller model does not have are 0 (never read).
 """
 
 from __future__ import annotations
 
 from ..numeric.config import Config, ceil_div
-from .image import bias_rows, plans, vector_depth, vector_slots, weight_bank_depth
+from .image import (
+    bank_packing,
+    bias_rows,
+    plans,
+    serial_col_blocks,
+    serial_layer_bases,
+    vector_depth,
+    vector_slots,
+    weight_bank_depth,
+)
 
 __all__ = [
     "PLAN_FIELDS",
+    "SERIAL_LAYER_FIELDS",
     "ARITHMETIC_FIELDS",
     "DoesNotFit",
     "param_names",
@@ -74,9 +93,17 @@ def _qrnn2(cfg: Config) -> bool:
     return cfg.cell == "qrnn" and cfg.qrnn_window == 2
 
 
+#: Per-layer parameters of the serial datapath, in order.
+SERIAL_LAYER_FIELDS = ("wbase", "bbase", "c_base", "nj_last", "pass_last", "row_words")
+
+
 def param_names(cfg: Config) -> list[str]:
     """The design's parameters in ``sel`` order (from the maximum config: same list for every model it runs)."""
     hw = cfg.at_max()
+    if hw.datapath == "serial":
+        names = ["input_size", "hidden_size", "layers", "rows", "hp"]
+        names += [f"{f}{layer}" for layer in range(hw.num_layers) for f in SERIAL_LAYER_FIELDS]
+        return names + [f"slot_{name}" for name in vector_slots(hw) if name != "x0"]
     names = ["input_size", "hidden_size", "layers", "segs_h"]
     if _qrnn2(hw):
         names += ["x0_half", "x0_half_bank", "x0_half_row", "copy_bank"]
@@ -100,6 +127,9 @@ def param_values(model: Config, hardware: Config | None = None) -> dict[str, int
     model's own limits). Layers and plans the model does not have are 0."""
     hw_cfg = hardware if hardware is not None else model
     out = dict.fromkeys(param_names(hw_cfg), 0)
+    if model.datapath == "serial":
+        out.update(_serial_values(model))
+        return _known(out, hw_cfg)
     T, Pc = model.tile, model.pe_cols
     Hp = model.padded(model.hidden_size)
     slots = vector_slots(model)
@@ -120,9 +150,32 @@ def param_values(model: Config, hardware: Config | None = None) -> dict[str, int
             (p.weight_base, p.rounds_r, p.rounds_c, p.br, p.bias_base, slots[p.src].base, _mvu_gap(model, p.rounds_c)),
         ):
             out[f"plan{p.index}_{f}"] = v
+    return _known(out, hw_cfg)
+
+
+def _known(out: dict[str, int], hw_cfg: Config) -> dict[str, int]:
     unknown = sorted(set(out) - set(param_names(hw_cfg)))
     if unknown:  # a layout the hardware has no register for (a slot or plan it does not have)
         raise DoesNotFit(f"the design has no parameter {unknown[0]!r} (the model's layout differs from the design's)")
+    return out
+
+
+def _serial_values(model: Config) -> dict[str, int]:
+    """The serial datapath's parameters of ``model``'s own layout (:mod:`rnnaccel.hw.serial`): the tile rows
+    and padded hidden size; per layer its packed weight base, bias base, first cell-state word, column blocks
+    less one, a pass's last column (``n_j * k - 1``) and a tile row's packed weight words per gate and row
+    group (``n_j * k / pack``); each vector slot's first **word**."""
+    k, pack = model.block_size, bank_packing(model)
+    Hp = model.padded(model.hidden_size)
+    out = dict(input_size=model.input_size, hidden_size=model.hidden_size, layers=model.num_layers)
+    out.update(rows=Hp // k, hp=Hp)
+    for layer, (wb, bb) in enumerate(serial_layer_bases(model)):
+        nj = serial_col_blocks(model, layer)
+        values = (wb // pack, bb, layer * Hp, nj - 1, nj * k - 1, nj * (k // pack))
+        out.update({f"{f}{layer}": v for f, v in zip(SERIAL_LAYER_FIELDS, values)})
+    for name, slot in vector_slots(model).items():
+        if name != "x0":
+            out[f"slot_{name}"] = slot.base * k
     return out
 
 

@@ -252,9 +252,10 @@ class Config:
         generated for these sizes, its layout constants (sizes, plan table,
         vector slots) become registers that ``SET_PARAM`` commands load, and it
         runs any model of the same cell and formats up to them (``rnnaccel run
-        MODEL --hardware DIR``). Array datapath, one core, no delta mode,
-        weights written at run time (``weights_in_rom = false``). Written to the
-        TOML only when set.
+        MODEL --hardware DIR``). One core, no delta mode, weights written at
+        run time (``weights_in_rom = false``); on the serial datapath direct
+        mode, on-chip weights and ``time_steps = 1``. Written to the TOML only
+        when set.
     weight_source : str
         Where the datapath reads its weights (issue 13). ``onchip`` (the
         default): weight banks in block RAM or SPRAM. ``flash``: no weight
@@ -437,7 +438,11 @@ class Config:
             self._check(value == 0 or value >= own, fname, f"must be 0 (the model's own) or at least {own}")
         if not self.runtime_dims:
             return
-        self._check(self.datapath == "array", "datapath", "run-time dimensions (max_* fields) need 'array'")
+        if self.datapath == "serial":
+            rule = "run-time dimensions (max_* fields) on datapath 'serial' are built"
+            self._check(self.circulant_mode == "direct", "circulant_mode", f"{rule} for 'direct' only")
+            self._check(self.weight_source == "onchip", "weight_source", f"{rule} for 'onchip' weights only")
+            self._check(self.time_steps == 1, "time_steps", f"{rule} for 1 only")
         self._check(self.cores == 1, "cores", "run-time dimensions (max_* fields) are built for one core")
         self._check(self.row_slices == 1, "row_slices", "run-time dimensions (max_* fields) are built for one core")
         self._check(not self.delta_mode, "delta_threshold", "run-time dimensions (max_* fields) need it 0")
