@@ -76,7 +76,7 @@ def _ecp5_registered_multiply(m: Module, name: str, a, b, en, width: int):
         i_SOURCEB=Const(0, 1),
         i_CLK0=ClockSignal("sync"),
         i_CE0=en,
-        i_RST0=ResetSignal("sync"),
+        i_RST0=ResetSignal("sync", allow_reset_less=True),
         **{f"i_{port}{i}": Const(0, 1) for port in ("CLK", "RST") for i in (1, 2, 3)},
         **{f"i_CE{i}": Const(1, 1) for i in (1, 2, 3)},
         **{f"o_P{i}": p[i] for i in range(2 * ECP5_MULT_WIDTH)},
