@@ -52,6 +52,20 @@ def model(variant: str, input_size: int, hidden_size: int, num_layers: int, **ch
     return Config(**{**shape, **VARIANTS[variant], **changes})
 
 
+SERIAL_VARIANTS = [v for v in sorted(VARIANTS) if VARIANTS[v]["cell"] != "gru"]  # the serial datapath's cells
+
+
+def serial_design(variant: str, **changes) -> Config:
+    """A serial design (k = 4, 4 lanes unless changed) generated for a 12x12 one-layer model, able to run up to
+    20 x 24 x 2."""
+    fields = dict(datapath="serial", lanes=4, pe_rows=1, pe_cols=1)
+    return design(variant, **{**fields, **changes})
+
+
+def serial_model(variant: str, input_size: int, hidden_size: int, num_layers: int) -> Config:
+    return model(variant, input_size, hidden_size, num_layers, datapath="serial", lanes=4, pe_rows=1, pe_cols=1)
+
+
 # ------------------------------------------------------------------ rules
 def test_config_rules_one_line():
     with pytest.raises(ConfigError, match="'max_hidden_size' = 8: must be 0 .* or at least 16"):
@@ -114,16 +128,20 @@ def test_parameters_within_their_registers():
 SHAPES = [(12, 12, 1), (8, 20, 2), (20, 24, 2), (4, 4, 1)]
 
 
-@pytest.mark.parametrize("variant", sorted(VARIANTS))
-def test_smaller_models_on_one_design_bit_exact(variant):
-    hw = design(variant)
+@pytest.mark.parametrize(
+    "datapath,variant", [("array", v) for v in sorted(VARIANTS)] + [("serial", v) for v in SERIAL_VARIANTS]
+)
+def test_smaller_models_on_one_design_bit_exact(datapath, variant):
+    """Smaller models (and the largest) on one design, both datapaths (the serial one's cells), bit-exact."""
+    make_design, make, seed = (design, model, 10) if datapath == "array" else (serial_design, serial_model, 20)
+    hw = make_design(variant)
     for i, (n_in, n_hid, n_layers) in enumerate(SHAPES):
         if variant == "sru":
             n_in = n_hid  # no s projection: the design has none
         if variant == "qrnn-w2" and n_layers > 1:
             n_hid = 4 * -(-n_hid // 4)
-        m = model(variant, n_in, n_hid, n_layers)
-        weights = random_weights(m, seed=10 + i)
+        m = make(variant, n_in, n_hid, n_layers)
+        weights = random_weights(m, seed=seed + i)
         ops = full_session(m, seed=i)
         got, counters = run_session(m, weights, ops, "amaranth", idle=0.2, backpressure=0.3, seed=i, hardware=hw)
         assert_full_session_matches(got, golden_session(m, weights, ops), counters)
@@ -160,20 +178,6 @@ def test_smaller_model_on_generated_verilog(simulator, tmp_path):
 
 
 # ------------------------------------------------------------------ serial datapath
-SERIAL_VARIANTS = [v for v in sorted(VARIANTS) if VARIANTS[v]["cell"] != "gru"]  # the serial datapath's cells
-
-
-def serial_design(variant: str, **changes) -> Config:
-    """A serial design (k = 4, 4 lanes unless changed) generated for a 12x12 one-layer model, able to run up to
-    20 x 24 x 2."""
-    fields = dict(datapath="serial", lanes=4, pe_rows=1, pe_cols=1)
-    return design(variant, **{**fields, **changes})
-
-
-def serial_model(variant: str, input_size: int, hidden_size: int, num_layers: int) -> Config:
-    return model(variant, input_size, hidden_size, num_layers, datapath="serial", lanes=4, pe_rows=1, pe_cols=1)
-
-
 def test_serial_parameters():
     """The serial datapath's parameters: per layer its bases and column blocks, each slot's first word."""
     hw = serial_design("lstm")
@@ -189,22 +193,6 @@ def test_serial_parameters():
     limits = param_limits(hw)
     assert all(0 <= v[n] <= limits[n] for n in v)
     assert param_values(model_on_design(serial_model("lstm", 4, 4, 1), hw), hw)["nj_last1"] == 0  # no layer 1
-
-
-@pytest.mark.parametrize("variant", SERIAL_VARIANTS)
-def test_smaller_models_on_one_serial_design_bit_exact(variant):
-    """The serial datapath with run-time dimensions: smaller models (and the largest) on one design, bit-exact."""
-    hw = serial_design(variant)
-    for i, (n_in, n_hid, n_layers) in enumerate(SHAPES):
-        if variant == "sru":
-            n_in = n_hid
-        if variant == "qrnn-w2" and n_layers > 1:
-            n_hid = 4 * -(-n_hid // 4)
-        m = serial_model(variant, n_in, n_hid, n_layers)
-        weights = random_weights(m, seed=20 + i)
-        ops = full_session(m, seed=i)
-        got, counters = run_session(m, weights, ops, "amaranth", idle=0.2, backpressure=0.3, seed=i, hardware=hw)
-        assert_full_session_matches(got, golden_session(m, weights, ops), counters)
 
 
 @pytest.mark.cocotb
