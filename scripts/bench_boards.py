@@ -19,7 +19,8 @@ For each board preset (default: all of :data:`BOARD_PRESETS`), in one run:
 3. **the CPU**: the same model in float PyTorch (``torch.nn.LSTM`` / ``GRU`` / ``RNN`` of the preset's
    sizes and layers, batch 1, ``torch.set_num_threads(--threads)``, default every core this process
    may use): a whole ``--seq-len`` sequence (default 64) in one call, and one call per step carrying
-   the state; the fastest of ``--repeats`` runs (default 20) after a warm-up, in microseconds per step
+   the state; the fastest of ``--repeats`` runs (default 20) after a warm-up, in microseconds per step; once per
+   model, shared by the presets of the same model
    (the fastest, because on a shared machine it is the closest to an unloaded CPU; the medians and the
    load average go to ``--json`` and the docs' data).
 
@@ -434,11 +435,16 @@ def main(argv=None) -> int:
                 saved.write_text(json.dumps(cycles[name]) + "\n")
             progress.say(f"{name}: cycles of each step {cycles[name]} (ideal {cfg.ideal_cycles_per_step})")
             progress.done()
-        rows = []
+        rows, cpu_of = [], {}
         for name in names:
             cfg = preset(name)
             progress.stage(f"{name}: PyTorch on the CPU, {args.threads} thread(s)")
-            cpu = cpu_times(cfg, args.seq_len, args.threads, args.repeats)
+            # one measurement per model: presets of the same model (lstm512-ice40, lstm512-ecp5) share it, so the
+            # table compares both boards with the same CPU figure (two runs minutes apart differed by up to 2x)
+            shape = (cfg.cell, cfg.input_size, cfg.hidden_size, cfg.num_layers)
+            if shape not in cpu_of:
+                cpu_of[shape] = cpu_times(cfg, args.seq_len, args.threads, args.repeats)
+            cpu = cpu_of[shape]
             rows.append(make_row(name, BOARD_PRESETS[name][0], reports[name], cycles[name], cpu, versions))
             progress.done()
     finally:
