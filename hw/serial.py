@@ -827,16 +827,24 @@ class _SerialBuild:
     def _wait_out_phase(self, i, nxt) -> None:
         """wait_out: until the output FIFO is empty (room for the last layer's copy to push H words). With
         run-time dimensions every layer has one (``("wait_out", layer)``), which holds in the model's last layer
-        only."""
+        only; there a window-2 QRNN's shift of the layer's h (for a next layer the model does not have) is
+        skipped."""
         m, out_fifo = self.m, self.out_fifo
         with m.State(self.state_name(i)):
             wait, go = out_fifo.level != 0, out_fifo.level == 0
+            holds = None
             if len(self.prog[i]) > 1:
                 holds = self.is_last_layer(self.prog[i][1])
                 wait, go = holds & wait, ~holds | go
             m.d.comb += [self.busy.eq(1), self.top.phase.eq(i + 1), self.waiting.eq(wait)]
             with m.If(go):
-                m.next = nxt
+                if holds is not None and i + 1 < len(self.prog) and self.prog[i + 1][0] == "shift":
+                    with m.If(holds):
+                        m.next = self.entry_name(i + 2)  # the copy
+                    with m.Else():
+                        m.next = nxt
+                else:
+                    m.next = nxt
 
     def _copy_phase(self, i, layer, nxt) -> None:
         """copy: slot hn to the layer's h slot (and, for the model's last layer, to the output stream; with

@@ -57,6 +57,29 @@ def test_serial_model_equals_simulation(changes):
     assert cycles_per_step(cfg) == sim[-1]
 
 
+SERIAL_RUNTIME_CASES = {
+    "lstm 8x16x2 on 16x16x2": (dict(cell="lstm"), 8, 16, 2),
+    "lstm 16x8x1 on 16x16x2 (one layer of two)": (dict(cell="lstm"), 16, 8, 1),
+    "qrnn window 2 8x8x1 on 16x16x2 (the shift skipped)": (dict(cell="qrnn", qrnn_window=2), 8, 8, 1),
+    "qrnn window 2 8x16x2 on 16x16x2": (dict(cell="qrnn", qrnn_window=2), 8, 16, 2),
+    "sru 12x12x1 on 16x16x2": (dict(cell="sru"), 12, 12, 1),
+}
+
+
+@pytest.mark.parametrize("fields, n_in, n_hid, layers", SERIAL_RUNTIME_CASES.values(), ids=SERIAL_RUNTIME_CASES.keys())
+def test_serial_model_with_runtime_dimensions_equals_simulation(fields, n_in, n_hid, layers):
+    """A model run on a larger serial design: every layer's own wait_out, the step ending with the run's last
+    layer (a window-2 QRNN's last layer skips the shift for a next layer it does not have)."""
+    from rnnaccel.layout.runtime import model_on_design
+
+    sizes = dict(max_input_size=16, max_hidden_size=16, max_layers=2)
+    design = BASE.replace(**fields, input_size=12, hidden_size=12, num_layers=1, weights_in_rom=False, **sizes)
+    run = model_on_design(BASE.replace(**fields, input_size=n_in, hidden_size=n_hid, num_layers=layers), design)
+    assert modelled(run)
+    sim = step_cycles(run, random_weights(run), 2)
+    assert cycles_per_step(run) == sim[-1]
+
+
 def test_unmodelled_designs_return_none():
     fft = BASE.replace(circulant_mode="fft", q_spectrum=QFormat(12, 6))
     delta = preset("tiny").replace(delta_threshold=0.01)

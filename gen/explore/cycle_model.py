@@ -81,9 +81,8 @@ def mvu_output_delay(cfg: Config) -> int:
 
 def modelled(cfg: Config) -> bool:
     """``cfg`` is a design the model covers (an array design may still get None: a step too short, see above)."""
-    common = cfg.cores == 1 and not cfg.delta_mode and cfg.row_slices == 1 and not cfg.fft_mode
-    # run-time dimensions (array only): a model run on the design of its max_* fields
-    return common and (cfg.datapath == "array" or (cfg.datapath == "serial" and not cfg.runtime_dims))
+    # run-time dimensions: a model run on the design of its max_* fields (either datapath)
+    return cfg.cores == 1 and not cfg.delta_mode and cfg.row_slices == 1 and not cfg.fft_mode
 
 
 def cycles_per_step(cfg: Config, weight_timing: dict | None = None) -> int | float | None:
@@ -155,8 +154,11 @@ def _serial(cfg: Config, weight_timing: dict | None = None) -> int:
             blocks = stream.blocks(layer)
             run = stream.fetch(t) + 2
             t = _serial_mac(cfg, layer, run, blocks)
+        if cfg.runtime_dims:
+            t += 2  # run-time dimensions: every layer's own wait_out (entry and one cycle)
         t += 1 + cfg.hidden_size + 1  # copy
-    t += 2  # wait_out (entry and one cycle)
+    if not cfg.runtime_dims:
+        t += 2  # wait_out (entry and one cycle), before the last layer's copy
     return t + 1  # STEP_DONE
 
 
