@@ -323,11 +323,13 @@ def synth_report(
     try:
         (wd / "design.v").write_text(verilog_text)
         synth = _SYNTH[family].format(top=top_name, opts="".join(" " + o for o in options))
-        cells = {"ice40": "+/ice40/cells_sim.v", "ecp5": "+/ecp5/cells_sim.v"}[family]
+        # vendor primitives instantiated by the design: SB_SPRAM256KA (Yosys' simulation models), MULT18X18D (its
+        # black boxes: Yosys has no model of it)
+        libs = {"ice40": ["+/ice40/cells_sim.v"], "ecp5": ["+/ecp5/cells_sim.v", "+/ecp5/cells_bb.v"]}[family]
         script = "\n".join(
             [
                 "read_verilog design.v",
-                f"read_verilog -lib {cells}",  # vendor primitives instantiated by the design (e.g. SB_SPRAM256KA)
+                *(f"read_verilog -lib {lib}" for lib in libs),
                 f"hierarchy -check -top {top_name}",
                 f"{synth} -run :map_ram",
                 "tee -q -o coarse_stat.json stat -json",
