@@ -279,17 +279,13 @@ class ProcessingElement(_TileComponent):
             if not dsp:
                 for r, (w, x) in enumerate(operands):
                     m.d.sync += prod[r].eq(w * x)
-            self._accumulate(m, prod, acc, p_valid, p_first, p_last)
+            m.d.sync += [self.o_valid.eq(p_valid), self.o_last.eq(p_valid & p_last)]
+            with m.If(p_valid):
+                for a, p in zip(acc, prod):
+                    m.d.sync += a.eq(Mux(p_first, p, a + p))
         for r in range(T):
             m.d.comb += self.o_acc[r].eq(acc[r])
         return m
-
-    def _accumulate(self, m, prod, acc, p_valid, p_first, p_last):
-        """Stage 2 (in an enabled cycle): the products into the accumulators."""
-        m.d.sync += [self.o_valid.eq(p_valid), self.o_last.eq(p_valid & p_last)]
-        with m.If(p_valid):
-            for a, p in zip(acc, prod):
-                m.d.sync += a.eq(Mux(p_first, p, a + p))
 
 
 class ColumnOperand(_TileComponent):
