@@ -235,6 +235,7 @@ class _SerialBuild:
         which runs beside the FSM's RUN and DRAIN states)."""
         self.gate_jobs = []
         self._memories()
+        self._out_empty()
         if self.streamed:
             self._weight_request()
         else:
@@ -259,6 +260,13 @@ class _SerialBuild:
         for job in self.gate_jobs:
             self._gate_engine(*job)
         return m
+
+    def _out_empty(self) -> None:
+        """``out_empty``: the output FIFO is empty, registered (timing: the FIFO level's add and compare no
+        longer feed the sequencer's state enables). Never early: an empty FIFO cannot be read, so it stays
+        empty unless written in that cycle; one cycle late when it drains just then (a phase waiting for it)."""
+        self.out_empty = Signal(init=1, name="out_empty")
+        self.m.d.sync += self.out_empty.eq((self.out_fifo.level == 0) & ~self.out_fifo.w_en)
 
     # ------------------------------------------------------------ memories and FIFOs
     def _memories(self) -> None:
@@ -829,9 +837,9 @@ class _SerialBuild:
         run-time dimensions every layer has one (``("wait_out", layer)``), which holds in the model's last layer
         only; there a window-2 QRNN's shift of the layer's h (for a next layer the model does not have) is
         skipped."""
-        m, out_fifo = self.m, self.out_fifo
+        m = self.m
         with m.State(self.state_name(i)):
-            wait, go = out_fifo.level != 0, out_fifo.level == 0
+            wait, go = ~self.out_empty, self.out_empty
             holds = None
             if len(self.prog[i]) > 1:
                 holds = self.is_last_layer(self.prog[i][1])
@@ -867,8 +875,8 @@ class _SerialBuild:
         m, e_cnt, cp_v, b_t, b_base, out_fifo = self.m, self.e_cnt, self.cp_v, self.b_t, self.b_base, self.out_fifo
         wait, push = self.state_name(i), f"{self.state_name(i)}_OUT"
         with m.State(wait):
-            m.d.comb += [self.busy.eq(1), self.top.phase.eq(i + 1), self.waiting.eq(out_fifo.level != 0)]
-            with m.If(out_fifo.level == 0):
+            m.d.comb += [self.busy.eq(1), self.top.phase.eq(i + 1), self.waiting.eq(~self.out_empty)]
+            with m.If(self.out_empty):
                 m.next = push
         with m.State(push):
             m.d.comb += [self.busy.eq(1), self.top.phase.eq(i + 1)]

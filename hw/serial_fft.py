@@ -68,6 +68,7 @@ class SerialFFTBuild(_SerialBuild):
         """The module: memories, weight bank, gate units, transforms and MAC, the inverse's output to
         scratch, the gate inputs, status; then the sequencer FSM (as :class:`_SerialBuild`)."""
         self._memories()
+        self._out_empty()
         self._weight_bank()
         self._gate_units()
         self._transforms()

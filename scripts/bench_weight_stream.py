@@ -47,16 +47,8 @@ DESIGNS = [
 
 BANDWIDTHS = [Fraction(1, 8), Fraction(1, 4), Fraction(1, 2), Fraction(1), Fraction(2)]
 
-#: a model larger than the iCE40UP5K's on-chip memory (``--large``)
-LARGE = preset("lstm512-ice40").replace(
-    input_size=448,
-    hidden_size=448,
-    block_size=8,
-    weights_in_rom=True,
-    weight_ram="block",
-    weight_source="flash",
-    name="lstm448-flash",
-)
+#: a model larger than the iCE40UP5K's on-chip memory (``--large``): the lstm448-flash-ice40 preset
+LARGE = preset("lstm448-flash-ice40")
 UP5K_ONCHIP_BYTES = 4 * 32 * 1024 + 30 * 512  # four SPRAMs and thirty 4-kbit EBRs
 
 

@@ -53,6 +53,11 @@ buffer at the same time.
 Verilog and manifest of the array presets re-recorded when the loader's three start conditions were written with
 one shared term (in the step, not its last cycle, loader idle, the input in the FIFO, no command): the same
 logic, its AND terms grouped differently in the netlist; the same cycles, results and memory images.
+Verilog and manifest of every preset re-recorded when saturation became an overflow test on the bits above the
+target's sign instead of two compares (``numeric.fixedpoint.hw_saturate``: the same values, no carry chains),
+and the host link's receiver and payload reader registered their timeout and end compares (issue 15); the serial
+presets' also by ``out_empty`` (the output FIFO's emptiness, registered). lstm448-flash-ice40 recorded when it
+was added (issue 13).
 """
 
 from __future__ import annotations
@@ -69,7 +74,7 @@ from rnnaccel.numeric.config import PRESETS
 
 RECORDED = {
     "gru-small": {
-        "manifest.json": "210692b7a9fbf640",
+        "manifest.json": "5e75a3475a169f31",
         "mem/bias.hex": "a13dbd24c1bb8beb",
         "mem/sigmoid.hex": "ad4dab27f9a17d1a",
         "mem/tanh.hex": "369b43f5cbaff020",
@@ -79,10 +84,10 @@ RECORDED = {
         "mem/weights_p1_q1.hex": "070ed13ede1bee04",
         "rnnaccel.h": "47ed80ef895f2f3a",
         "rnnaccel.toml": "e7d2f2a5ca43381a",
-        "rnnaccel_top.v": "50617f8b32882460",
+        "rnnaccel_top.v": "f4925678f7f8ade6",
     },
     "lstm-small": {
-        "manifest.json": "1130263787edbf06",
+        "manifest.json": "7ac3502657bd8f60",
         "mem/bias.hex": "fc97236ac34fa7cd",
         "mem/sigmoid.hex": "ad4dab27f9a17d1a",
         "mem/tanh.hex": "369b43f5cbaff020",
@@ -92,20 +97,30 @@ RECORDED = {
         "mem/weights_p1_q1.hex": "d8a71b284f33a3ec",
         "rnnaccel.h": "c2d2aaba157026db",
         "rnnaccel.toml": "4f7dcf8de35af4e4",
-        "rnnaccel_top.v": "2e1997346142c283",
+        "rnnaccel_top.v": "e3b5c9658a58f187",
     },
     "lstm-small-ice40": {
-        "manifest.json": "ea7c49d9d0c6ade0",
+        "manifest.json": "91c4fa1fc6470a2b",
         "mem/bias.hex": "652948579792e1d7",
         "mem/sigmoid.hex": "ab2a46ac4c80adcc",
         "mem/tanh.hex": "97de3c333dccc67c",
         "mem/weights_p0_q0.hex": "6356055aa968ca4d",
         "rnnaccel.h": "a722cab69d14c3ed",
         "rnnaccel.toml": "a3cc9e5670e2953f",
-        "rnnaccel_top.v": "3dfbf99499a8913e",
+        "rnnaccel_top.v": "c9a4f1b62c9ec60e",
+    },
+    "lstm448-flash-ice40": {
+        "manifest.json": "9c7dbd4117935379",
+        "mem/bias.hex": "e119f06810725f78",
+        "mem/sigmoid.hex": "ab2a46ac4c80adcc",
+        "mem/tanh.hex": "97de3c333dccc67c",
+        "mem/weights_p0_q0.hex": "2119dee191fb82da",
+        "rnnaccel.h": "839f4e288307f254",
+        "rnnaccel.toml": "a11b21f611a16e4b",
+        "rnnaccel_top.v": "85284d385068ffa7",
     },
     "lstm512-ecp5": {
-        "manifest.json": "8167ca2b54cf43d1",
+        "manifest.json": "68bc8c36ae5fdf20",
         "mem/bias.hex": "b1faab39eff40354",
         "mem/sigmoid.hex": "ad4dab27f9a17d1a",
         "mem/tanh.hex": "369b43f5cbaff020",
@@ -119,20 +134,20 @@ RECORDED = {
         "mem/weights_p3_q1.hex": "f602c4b9e01434fb",
         "rnnaccel.h": "168bf93f3fd984c5",
         "rnnaccel.toml": "8020ec1ebc153ecd",
-        "rnnaccel_top.v": "1afd3fba3a1f7b86",
+        "rnnaccel_top.v": "17afc0d63989702b",
     },
     "lstm512-ice40": {
-        "manifest.json": "aa576c97f0654169",
+        "manifest.json": "8ed8eaf8104b059c",
         "mem/bias.hex": "060865b400ed0b58",
         "mem/sigmoid.hex": "ab2a46ac4c80adcc",
         "mem/tanh.hex": "97de3c333dccc67c",
         "mem/weights_p0_q0.hex": "9970883207de0463",
         "rnnaccel.h": "c6974ca1bf77deec",
         "rnnaccel.toml": "a61ef06144e99f50",
-        "rnnaccel_top.v": "bf30ca7ba383ce89",
+        "rnnaccel_top.v": "7fe737436a10ea67",
     },
     "tiny": {
-        "manifest.json": "c67433535b08f8c3",
+        "manifest.json": "455acede870975c8",
         "mem/bias.hex": "690426cc763aece4",
         "mem/sigmoid.hex": "ad4dab27f9a17d1a",
         "mem/tanh.hex": "369b43f5cbaff020",
@@ -140,7 +155,7 @@ RECORDED = {
         "mem/weights_p0_q1.hex": "78a636f6aae29329",
         "rnnaccel.h": "def0f0960b507647",
         "rnnaccel.toml": "582c95aff2f34a96",
-        "rnnaccel_top.v": "2b9d69a402a5e1aa",
+        "rnnaccel_top.v": "89d679bd80a768cf",
     },
 }
 

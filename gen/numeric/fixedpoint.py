@@ -201,13 +201,27 @@ def hw_round_shift(value, shift: int):
 
 
 def hw_saturate(value, q: QFormat):
-    """Amaranth expression of shape ``signed(q.width)``: ``value`` clamped to ``q``."""
-    from amaranth.hdl import Mux, Value
+    """Amaranth expression of shape ``signed(q.width)``: ``value`` clamped to ``q``.
+
+    Built as an overflow test on the bits above the target's sign (they must all equal it), not as two
+    magnitude compares: a compare against a constant is a carry chain as wide as ``value``, and on the
+    narrowing paths it came right after the rounding add's carry chain (issue 15, the iCE40's gate unit).
+    """
+    from amaranth.hdl import Cat, Const, Mux, Value
 
     value = Value.cast(value)
-    lo, hi = q.min_raw, q.max_raw
-    clamped = Mux(value > hi, hi, Mux(value < lo, lo, value))
-    return clamped.as_signed()[: q.width].as_signed() if len(clamped) > q.width else clamped.as_signed()
+    w, width = q.width, len(value)
+    lo, hi = Const(q.min_raw, w), Const(q.max_raw, w)
+    if value.shape().signed:
+        if width <= w:  # fits: sign-extend
+            return Cat(value, value[-1].replicate(w - width)).as_signed()
+        top = value[w - 1 :]
+        fits = top.all() | ~top.any()
+        return Mux(fits, value[:w], Mux(value[-1], lo, hi)).as_signed()[:w].as_signed()
+    if width < w:  # fits: zero-extend
+        return Cat(value, Const(0, w - width)).as_signed()
+    over = value[w - 1 :].any()
+    return Mux(over, hi, value[:w]).as_signed()[:w].as_signed()
 
 
 def hw_narrow(value, from_frac: int, q: QFormat):

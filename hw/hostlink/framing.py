@@ -79,6 +79,9 @@ class FrameReceiver(wiring.Component):
         m.d.comb += addressed.eq((cmd & CORE_FLAG) != 0)
         byte = self.i_byte.payload
         take = Signal()
+        # the inter-byte timeout, one cycle ahead: ``expire`` is set in the cycle where ``timer`` reaches
+        # ``timeout - 1`` with no byte taken, from a compare registered the cycle before
+        expire = Signal(name="rx_expire")
         m.d.comb += [
             take.eq(self.i_byte.valid & self.i_byte.ready),
             self.o_frame.payload.cmd.eq(cmd),
@@ -101,11 +104,11 @@ class FrameReceiver(wiring.Component):
             m.d.comb += [self.i_byte.ready.eq(1), self.active.eq(1)]
             m.d.comb += crc.valid.eq(take)
             with m.If(take):
-                m.d.sync += timer.eq(0)
+                m.d.sync += [timer.eq(0), expire.eq(self._timeout == 1)]
                 on_byte()
             with m.Else():
-                m.d.sync += timer.eq(timer + 1)
-                with m.If(timer == self._timeout - 1):
+                m.d.sync += [timer.eq(timer + 1), expire.eq(timer == self._timeout - 2)]
+                with m.If(expire):
                     m.d.sync += [timed_out.eq(1), complete.eq(0)]
                     m.next = "HOLD"
 
@@ -115,6 +118,7 @@ class FrameReceiver(wiring.Component):
                 with m.If(take & (byte == SYNC)):
                     m.d.comb += crc.start.eq(1)
                     m.d.sync += [cmd.eq(0), length.eq(0), timer.eq(0), core.eq(0), no_core.eq(0)]
+                    m.d.sync += expire.eq(self._timeout == 1)
                     m.next = "CMD"
             with m.State("CMD"):
 
@@ -215,12 +219,16 @@ class PayloadReader:
         m.d.comb += b_ready.eq(Mux(walking, walk_take, echo_take))
         rd_restart = Signal()
         exhausted = Signal()
-        m.d.comb += [rp.addr.eq(rd_ptr), rp.en.eq(~b_valid | b_ready), exhausted.eq(~b_valid & (rd_ptr >= length))]
+        # more == (rd_ptr < length), kept as a register (timing: the 17-bit compare fed the walker's enables;
+        # now it only feeds this flip-flop). Both consumers restart the reader before they read, and the
+        # frame's length holds until the frame is released.
+        more = Signal()
+        m.d.comb += [rp.addr.eq(rd_ptr), rp.en.eq(~b_valid | b_ready), exhausted.eq(~b_valid & ~more)]
         with m.If(rd_restart):
-            m.d.sync += [rd_ptr.eq(0), b_valid.eq(0)]
+            m.d.sync += [rd_ptr.eq(0), b_valid.eq(0), more.eq(length != 0)]
         with m.Elif(rp.en):
-            with m.If(rd_ptr < length):
-                m.d.sync += [rd_ptr.eq(rd_ptr + 1), b_valid.eq(1)]
+            with m.If(more):
+                m.d.sync += [rd_ptr.eq(rd_ptr + 1), b_valid.eq(1), more.eq(rd_ptr + 1 < length)]
             with m.Else():
                 m.d.sync += b_valid.eq(0)
         self.b_valid, self.data = b_valid, rp.data
