@@ -512,6 +512,20 @@ def test_fit_picks_the_fastest_fitting_design(tmp_path, monkeypatch, capsys):
     cfg, w = load_model(tmp_path / "out")
     assert cfg == res.cfg and all(np.array_equal(w[k], v) for k, v in load_model(tmp_path / "m")[1].items())
     assert '"freq_mhz"' in path.read_text()
+    # a routing margin: at most half the DSPs on MAC multipliers (the same work folder: nothing simulated again)
+    half = fit_model(
+        tmp_path / "m", "icebreaker", tmp_path / "work", jobs=0, progress=False, echo=lambda _m: None,
+        max_dsp_share=0.5, confirm=False,
+    )  # fmt: skip
+    assert (
+        half.cfg.multipliers
+        <= 4
+        < max(
+            base.replace(**{f: _value(r[f]) for f in ("datapath", "pe_rows", "pe_cols", "lanes")}).multipliers
+            for r in sim
+        )
+    )
+    assert any("MAC multipliers > 0.5 of 8 DSPs" in p for p in half.pruned)
 
 
 def _value(text):
@@ -539,6 +553,11 @@ def test_cli_fit_errors_are_one_line(tmp_path, capsys):
     )
     assert code == 2
     one_line_error(err, "--build-timeout must be a positive number")
+    code, _, err = run(
+        ["fit", tmp_path / "m", "--board", "icebreaker", "-o", tmp_path / "o", "--max-dsp-share", "0"], capsys
+    )
+    assert code == 2
+    one_line_error(err, "max_dsp_share must be in (0, 1]")
 
 
 # ---------------------------------------------------------------------------- accuracy on a data set

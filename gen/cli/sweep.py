@@ -180,6 +180,14 @@ def add_fit_parser(subparsers) -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="stop a build after this long (a candidate that does not route can take hours); the next is built",
     )
+    s.add_argument(
+        "--max-dsp-share",
+        type=float,
+        default=1.0,
+        metavar="F",
+        help="drop designs whose MAC multipliers take more than this share of the device's DSPs (a routing "
+        "margin; default 1)",
+    )
     s.add_argument("--force", action="store_true", help="overwrite a model directory at OUT")
     s.set_defaults(func=cmd_fit)
     return s
@@ -245,6 +253,7 @@ def cmd_fit(args) -> int:
             data=args.data,
             min_accuracy=args.min_accuracy,
             build_timeout=args.build_timeout,
+            max_dsp_share=args.max_dsp_share,
         )
     except (FitError, SweepError) as exc:
         raise CLIError(str(exc)) from None
