@@ -340,7 +340,7 @@ def _build_board(cfg, weights, board, platform, out_dir, *, freq_mhz, baud, prog
             ) from None
         log = _tail(log_path) or _tail(out / "build" / "rnnaccel.rpt")
         raise BoardError(
-            f"the {board} build failed ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "
+            f"the {board} build failed ({type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200]}); "
             f"logs in {out / 'build'}\n{log}"
         ) from None
     elapsed = time.time() - t0
