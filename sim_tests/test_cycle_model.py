@@ -12,6 +12,10 @@ one after the other: a step may alternate between two lengths) with the simulato
 FIFO's refill) is a hypothesis
 event (``--hypothesis-show-statistics`` shows how many), not compared. Models run on a design with run-time
 dimensions: :func:`test_array_model_with_runtime_dimensions_equals_simulation`.
+
+Batched steps (``time_steps`` > 1): :func:`test_batched_model_on_the_random_config_draw` takes the random-config
+test's streamed draw with T forced and compares two full batches (the random-config sessions' batches follow
+their stalls, so that test does not compare them).
 """
 
 from __future__ import annotations
@@ -166,3 +170,37 @@ def test_array_model_on_the_random_config_draw(variant, data):
     event("compared")
     sim = step_cycles(cfg, random_weights(cfg), 8)
     assert model == sim[1:], cfg.to_toml()
+
+
+_BATCHED_VARIANTS = [{"cell": "sru"}, {"cell": "qrnn", "qrnn_window": 1}, {"cell": "qrnn", "qrnn_window": 2}]
+
+
+@pytest.mark.parametrize("variant", _BATCHED_VARIANTS, ids=["sru", "qrnn-1", "qrnn-2"])
+@settings(max_examples=3, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])  # fmt: skip
+@given(data=st.data())
+def test_batched_model_on_the_random_config_draw(variant, data):
+    """Batched steps (``time_steps`` > 1, weights streamed from the simulated flash) on the random-config test's
+    own streamed draw, T forced: the model's full batch equals the simulator's, step for step, over two full
+    batches with the input always there (the random-config sessions' batches follow their stalls and run
+    lengths, so that test leaves batched configs to this one)."""
+    from test_random_config import valid_fields
+
+    from rnnaccel.numeric.config import ConfigError
+
+    fields = data.draw(valid_fields(variant, streamed=True), label="fields")
+    fields["time_steps"] = data.draw(st.sampled_from([2, 3, 4, 16]), label="time_steps")
+    try:
+        cfg = Config(**fields)
+    except ConfigError as exc:
+        event(f"refused: {str(exc).split(':')[0]}")
+        return
+    model = cycles_per_step(cfg)
+    if model is None:
+        event("declined by the model")
+        return
+    event("compared")
+    T = cfg.time_steps
+    sim = step_cycles(cfg, random_weights(cfg, seed=1), 2 * T)
+    assert sim[T:] == [sim[-1]] * T, sim  # the second batch: every step the same share
+    assert round(sim[-1], 2) == model, cfg.to_toml()
