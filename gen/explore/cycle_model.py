@@ -39,8 +39,9 @@ A model run on a design with run-time dimensions follows the design's program wi
 ends with its last layer's update, a recurrent plan ahead of a layer it does not have is skipped once the MVU
 is ready. Not modelled: with two input buffers, steps shorter than the loader's work plus four cycles
 (``input_size``: the input FIFO's refill then paces the loader); with three, a next input not taken during the
-step (the sequencer would go through ``IDLE``); run-time dimensions on the
-serial datapath (not built), delta mode (data-dependent), helper cores and multi-core designs, the FFT mode.
+step (the sequencer would go through ``IDLE``); delta mode (data-dependent), helper cores and multi-core
+designs, the FFT mode. (A serial design with run-time dimensions is modelled: the fixed step plus two cycles per
+layer before the model's last.)
 
 **Batched steps** (``time_steps = T > 1``, serial): a whole batch of T steps, cycle by cycle (:func:`_batched`):
 the flash model and the pass buffer's fill (a block's words gathered, written into a free half), the lanes (a
