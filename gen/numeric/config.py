@@ -1046,24 +1046,6 @@ PRESETS: dict[str, Config] = {
         table_entries=512,
         interpolate=False,
     ),
-    # a model larger than the chip (issue 13): a 448x448 LSTM, k = 8, 196 KiB of 8-bit weights against the
-    # UP5K's 143 KiB of on-chip memory, streamed from the iCEBreaker's SPI flash (quad I/O) once per step by the
-    # serial datapath of lstm512-ice40; the weights are part of the flash image written behind the bitstream
-    "lstm448-flash-ice40": _DEFAULT.replace(
-        name="lstm448-flash-ice40",
-        input_size=448,
-        hidden_size=448,
-        block_size=8,
-        lanes=4,
-        pe_rows=1,
-        pe_cols=1,
-        q_weight=QFormat(8, 7),
-        weights_in_rom=True,
-        weight_source="flash",
-        datapath="serial",
-        table_entries=512,
-        interpolate=False,
-    ),
     # the same 512x512 LSTM (k = 16, 8-bit weights) on the ULX3S-85F (ECP5): the array datapath with 4x2 PEs of
     # 16 lanes (128 multipliers + 6 in the gate unit, of 156), weights in ROM in block RAM, stacked projection
     # memories (per-gate ones spread 64 wide EBRs over the die and did not route); 3x3 and 3x2 PEs did not
@@ -1080,6 +1062,19 @@ PRESETS: dict[str, Config] = {
         stacked_projections=True,
     ),
 }
+
+# a model larger than the chip (issue 13): a 448x448 LSTM, k = 8, 196 KiB of 8-bit weights against the UP5K's
+# 143 KiB of on-chip memory, streamed from the iCEBreaker's SPI flash (quad I/O) once per step by lstm512-ice40's
+# serial datapath; the weights are part of the flash image written behind the bitstream
+PRESETS["lstm448-flash-ice40"] = PRESETS["lstm512-ice40"].replace(
+    name="lstm448-flash-ice40",
+    input_size=448,
+    hidden_size=448,
+    block_size=8,
+    weights_in_rom=True,
+    weight_ram="block",
+    weight_source="flash",
+)
 
 
 def preset(name: str) -> Config:
