@@ -176,8 +176,7 @@ _BATCHED_VARIANTS = [{"cell": "sru"}, {"cell": "qrnn", "qrnn_window": 1}, {"cell
 
 
 @pytest.mark.parametrize("variant", _BATCHED_VARIANTS, ids=["sru", "qrnn-1", "qrnn-2"])
-@settings(max_examples=3, deadline=None, derandomize=True, database=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])  # fmt: skip
+@settings(_DRAW, max_examples=3)
 @given(data=st.data())
 def test_batched_model_on_the_random_config_draw(variant, data):
     """Batched steps (``time_steps`` > 1, weights streamed from the simulated flash) on the random-config test's

@@ -215,11 +215,9 @@ def fit_model(
         if min_accuracy is not None and r.get("accuracy") is not None and r["accuracy"] < min_accuracy:
             pruned.append(f"{label}: accuracy {r['accuracy']:.4f} < {min_accuracy}")
             continue
-        if dsps is not None and r["multipliers"] > dsps:
-            pruned.append(f"{label}: {r['multipliers']} MAC multipliers > {dsps} DSPs")
-            continue
         if dsps is not None and r["multipliers"] > max_dsp_share * dsps:
-            pruned.append(f"{label}: {r['multipliers']} MAC multipliers > {max_dsp_share:g} of {dsps} DSPs")
+            share = f"{dsps}" if r["multipliers"] > dsps else f"{max_dsp_share:g} of {dsps}"
+            pruned.append(f"{label}: {r['multipliers']} MAC multipliers > {share} DSPs")
             continue
         cycles = r.get("cycles_per_step") or r["ideal_cycles_per_step"]
         ranked.append((cycles, r["ideal_cycles_per_step"], label, p))
